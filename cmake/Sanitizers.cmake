@@ -1,0 +1,12 @@
+# AddressSanitizer / UBSan for every target when asked (-DGIZ_ASAN=ON -DGIZ_UBSAN=ON).
+set(GIZ_SAN_FLAGS "")
+if(GIZ_ASAN)
+  list(APPEND GIZ_SAN_FLAGS -fsanitize=address -fno-omit-frame-pointer)
+endif()
+if(GIZ_UBSAN)
+  list(APPEND GIZ_SAN_FLAGS -fsanitize=undefined -fno-sanitize-recover=undefined)
+endif()
+if(GIZ_SAN_FLAGS)
+  add_compile_options(${GIZ_SAN_FLAGS})
+  add_link_options(${GIZ_SAN_FLAGS})
+endif()

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The gizcloud store: one SQLite database file shared by the GService and the
+ * broker plugin (two processes, one connection each, WAL mode, busy timeout).
+ * Schema migrations (schema/NNN_*.sql, compiled in) are applied at open; a
+ * database whose schema_version is newer than this build is refused.
+ *
+ * A struct giz_store is one connection with its prepared statements; it is
+ * not thread-safe: use one per thread. Secrets (passcodes, passwords,
+ * tokens) are stored only as salted/keyed hashes, never in clear.
+ *
+ * All functions return GIZ_OK or a negative enum giz_err. On GIZ_ERR_DB the
+ * SQLite error has been logged (sqlite3_errstr + sqlite3_errmsg) and is also
+ * available from giz_store_errmsg(). List functions call `cb` once per row
+ * with a pointer valid only during the call; a non-zero return from `cb`
+ * stops the iteration (the list function then returns GIZ_OK).
+ */
+#ifndef GIZ_STORE_H
+#define GIZ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "giz/error.h"
+
+struct giz_store;
+
+/* Fixed string sizes (including NUL). */
+#define GIZ_PK_SIZE 33      /* product key / secret: 32 hex */
+#define GIZ_DID_SIZE 23     /* DID: 22 base62 */
+#define GIZ_MAC_SIZE 13     /* 12 hex, stored uppercase */
+#define GIZ_VER_SIZE 33     /* soft/hard version strings */
+#define GIZ_NAME_SIZE 129
+#define GIZ_UID_SIZE 33     /* user id: 32 hex */
+#define GIZ_CLIENTID_SIZE 24 /* "usr" + 20 base62 */
+#define GIZ_TOKEN_SIZE 33   /* user token: 32 hex */
+#define GIZ_URL_SIZE 513
+#define GIZ_PATH_SIZE 1024
+#define GIZ_MAX_PASSCODE 32 /* bytes; the store refuses longer passcodes */
+
+/* Opens (creating if needed) the database at `path` and applies pending
+ * migrations. On GIZ_ERR_SCHEMA_NEWER / GIZ_ERR_DB, `err` explains.
+ * The caller owns *out and frees it with giz_store_close(). */
+int giz_store_open(const char *path, struct giz_store **out, struct giz_error *err);
+/* Finalizes statements and closes the connection. Accepts NULL. */
+void giz_store_close(struct giz_store *s);
+/* Text of the last SQLite error on this connection (static until next call). */
+const char *giz_store_errmsg(struct giz_store *s);
+/* Schema version this build applies, and the one found in the open database. */
+int giz_store_schema_version_latest(void);
+int giz_store_schema_version(struct giz_store *s);
+
+/* Explicit transactions for batching (BEGIN IMMEDIATE / COMMIT / ROLLBACK). */
+int giz_store_begin(struct giz_store *s);
+int giz_store_commit(struct giz_store *s);
+int giz_store_rollback(struct giz_store *s);
+
+/* Online copy of the whole database into `dest_path` (SQLite backup API). */
+int giz_store_backup(struct giz_store *s, const char *dest_path);
+
+/* ---- products ------------------------------------------------------------ */
+struct giz_product {
+    char product_key[GIZ_PK_SIZE];
+    char product_secret[GIZ_PK_SIZE]; /* needed in clear for the AES "safe" variants */
+    char name[GIZ_NAME_SIZE];
+    int64_t created_at;
+};
+typedef int (*giz_store_product_cb)(const struct giz_product *p, void *ud);
+
+/* Creates a product with a fresh random key and secret; fills *out. */
+int giz_store_product_create(struct giz_store *s, const char *name, struct giz_product *out);
+int giz_store_product_get(struct giz_store *s, const char *product_key, struct giz_product *out);
+int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *ud);
+
+/* ---- devices ------------------------------------------------------------- */
+enum giz_device_status { GIZ_DEVICE_DISABLED = 0, GIZ_DEVICE_ACTIVE = 1 };
+
+struct giz_device {
+    char did[GIZ_DID_SIZE];
+    char product_key[GIZ_PK_SIZE];
+    char mac[GIZ_MAC_SIZE];
+    int status;                       /* enum giz_device_status */
+    char wifi_soft_version[GIZ_VER_SIZE], wifi_hard_version[GIZ_VER_SIZE];
+    char mcu_soft_version[GIZ_VER_SIZE], mcu_hard_version[GIZ_VER_SIZE];
+    bool online;
+    int64_t last_seen;                /* unix seconds, 0 = never */
+    int64_t created_at;
+};
+typedef int (*giz_store_device_cb)(const struct giz_device *d, void *ud);
+
+/* Registers a device. `mac` is 12 hex chars (any case; stored uppercase),
+ * `passcode` 1..GIZ_MAX_PASSCODE printable ASCII.
+ * Re-registration rule: an active device with the same product key and MAC
+ * whose passcode matches gets its existing DID back (*created = false);
+ * otherwise a new random DID is issued (*created = true) and any older DID
+ * stays active until the firmware unregisters it with its old passcode.
+ * GIZ_ERR_NOT_FOUND: unknown product key. GIZ_ERR_INVAL: bad mac/passcode. */
+int giz_store_device_register(struct giz_store *s, const char *product_key, const char *mac,
+                              const char *passcode, struct giz_device *out, bool *created);
+/* Disables `did` if `passcode` matches; in the same transaction queues a
+ * GIZ_OUTBOX_DEVICE_DISABLED event for the plugin (which kicks the session).
+ * GIZ_ERR_NOT_FOUND, GIZ_ERR_AUTH (wrong passcode), GIZ_ERR_DISABLED (already). */
+int giz_store_device_unregister(struct giz_store *s, const char *did, const char *passcode);
+int giz_store_device_get(struct giz_store *s, const char *did, struct giz_device *out);
+/* Verifies a device login. GIZ_OK (fills *out), GIZ_ERR_NOT_FOUND,
+ * GIZ_ERR_DISABLED, GIZ_ERR_AUTH. Constant-time hash compare. */
+int giz_store_device_auth(struct giz_store *s, const char *did, const char *passcode,
+                          struct giz_device *out);
+/* Lists devices, optionally of one product (NULL = all), ordered by creation,
+ * at most `limit` rows (0 = no limit) after skipping `offset`. */
+int giz_store_device_list(struct giz_store *s, const char *product_key, bool online_only,
+                          unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud);
+/* Counts devices (all, or of one product; online_only to count online ones). */
+int giz_store_device_count(struct giz_store *s, const char *product_key, bool online_only,
+                           int64_t *count);
+/* Records the firmware versions a device reported in an OTA check. type 1 WiFi, 2 MCU. */
+int giz_store_device_set_versions(struct giz_store *s, const char *did, int type,
+                                  const char *soft_version, const char *hard_version);
+/* Presence, written by the plugin. */
+int giz_store_device_set_online(struct giz_store *s, const char *did, bool online, int64_t now);
+/* Marks every device offline (plugin start-up: nothing is connected yet). */
+int giz_store_device_all_offline(struct giz_store *s);
+
+/* ---- firmware ------------------------------------------------------------ */
+struct giz_firmware {
+    int64_t id;                        /* also the v4.0 "firmware id" (fid) */
+    char product_key[GIZ_PK_SIZE];
+    int type;                          /* 1 WiFi, 2 MCU */
+    char soft_version[GIZ_VER_SIZE];
+    char hard_version[GIZ_VER_SIZE];   /* "" = any hard version */
+    char url[GIZ_URL_SIZE];            /* external URL, or "" when hosted here */
+    char file_path[GIZ_PATH_SIZE];     /* hosted file, or "" */
+    char md5[33];                      /* "" if unknown (external URL) */
+    char filename[GIZ_NAME_SIZE];
+    int64_t size;                      /* bytes, -1 if unknown */
+    int64_t created_at;
+};
+typedef int (*giz_store_firmware_cb)(const struct giz_firmware *f, void *ud);
+
+/* Inserts `fw` (id and created_at are assigned and written back). */
+int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw);
+int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware *out);
+/* The newest firmware for (product, type) applicable to `hard_version`
+ * (rows with an empty hard_version apply to all; NULL = any). GIZ_ERR_NOT_FOUND if none. */
+int giz_store_firmware_latest(struct giz_store *s, const char *product_key, int type,
+                              const char *hard_version, struct giz_firmware *out);
+int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_store_firmware_cb cb,
+                            void *ud);
+
+/* ---- app users, sessions, bindings -------------------------------------- */
+struct giz_session {
+    char uid[GIZ_UID_SIZE];
+    char token[GIZ_TOKEN_SIZE];        /* in clear only in the login answer; stored hashed */
+    char mqtt_client_id[GIZ_CLIENTID_SIZE];
+    char appid[GIZ_PK_SIZE];           /* "" if none given */
+    int64_t expire_at;
+};
+
+/* Creates a user; `password` hashed with PBKDF2. GIZ_ERR_EXISTS if taken.
+ * uid_out gets the new 32-hex uid. */
+int giz_store_user_create(struct giz_store *s, const char *username, const char *password,
+                          char uid_out[GIZ_UID_SIZE]);
+/* Checks the password and creates a session valid `ttl_s` seconds with a new
+ * random token and MQTT client id ("usr" + 20 base62). GIZ_ERR_AUTH on a wrong
+ * username or password (same error for both). `appid` may be NULL. */
+int giz_store_user_login(struct giz_store *s, const char *username, const char *password,
+                         const char *appid, int64_t ttl_s, int64_t now, struct giz_session *out);
+/* Looks a session up by its token (keyed hash). Fills *out except out->token.
+ * GIZ_ERR_AUTH unknown token, GIZ_ERR_EXPIRED past expire_at. */
+int giz_store_session_by_token(struct giz_store *s, const char *token, int64_t now,
+                               struct giz_session *out);
+
+struct giz_binding {
+    char uid[GIZ_UID_SIZE];
+    char did[GIZ_DID_SIZE];
+    char product_key[GIZ_PK_SIZE];
+    bool online;
+    int64_t created_at;
+};
+typedef int (*giz_store_binding_cb)(const struct giz_binding *b, void *ud);
+
+/* Binds `did` to `uid` after checking the device passcode; idempotent.
+ * Queues a GIZ_OUTBOX_BINDING event. GIZ_ERR_NOT_FOUND, GIZ_ERR_AUTH, GIZ_ERR_DISABLED. */
+int giz_store_binding_add(struct giz_store *s, const char *uid, const char *did,
+                          const char *passcode);
+/* Unbinds; queues GIZ_OUTBOX_BINDING. GIZ_ERR_NOT_FOUND if not bound. */
+int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *did);
+int giz_store_binding_list_by_user(struct giz_store *s, const char *uid, giz_store_binding_cb cb,
+                                   void *ud);
+int giz_store_binding_list_by_device(struct giz_store *s, const char *did,
+                                     giz_store_binding_cb cb, void *ud);
+/* GIZ_OK if bound, GIZ_ERR_NOT_FOUND if not. */
+int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *did);
+
+/* ---- device logs (0x0012) ------------------------------------------------ */
+struct giz_device_log {
+    int64_t id;
+    char did[GIZ_DID_SIZE];
+    int level;                         /* 1 error, 2 warn, 3 info */
+    const char *tags, *source, *content; /* NUL-terminated, valid during callback */
+    int64_t ts;
+};
+typedef int (*giz_store_log_cb)(const struct giz_device_log *l, void *ud);
+
+/* Stores one log record (texts given with lengths; need not be NUL-terminated). */
+int giz_store_log_insert(struct giz_store *s, const char *did, int level, const char *tags,
+                         size_t tags_len, const char *source, size_t source_len,
+                         const char *content, size_t content_len, int64_t ts);
+/* Newest first, at most `limit` (0 = 100), only ids < before_id if before_id > 0. */
+int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
+                       giz_store_log_cb cb, void *ud);
+/* Keeps at most `keep` newest records per device. */
+int giz_store_log_prune(struct giz_store *s, unsigned keep);
+
+/* ---- outbox: GService -> plugin ------------------------------------------ */
+enum giz_outbox_kind {
+    GIZ_OUTBOX_OTA_PUSH = 1,        /* did or product_key (+fw_type); fid/url for v4.0 */
+    GIZ_OUTBOX_DEVICE_DISABLED = 2, /* did: drop cached credentials, kick the session */
+    GIZ_OUTBOX_BINDING = 3          /* uid + did: binding added or removed */
+};
+struct giz_outbox_item {
+    int64_t id;
+    int kind;                           /* enum giz_outbox_kind */
+    char did[GIZ_DID_SIZE];             /* "" if product-wide */
+    char product_key[GIZ_PK_SIZE];      /* "" if one DID */
+    char uid[GIZ_UID_SIZE];
+    int fw_type;                        /* 1 WiFi, 2 MCU, 0 = both/unknown */
+    int ota_version;                    /* 40 -> 0x020E, 41 -> 0x0211 */
+    int64_t fid;
+    char url[GIZ_URL_SIZE];
+    int64_t created_at;
+};
+typedef int (*giz_store_outbox_cb)(const struct giz_outbox_item *it, void *ud);
+
+/* Appends an item (id, created_at assigned; *id_out optional). */
+int giz_store_outbox_push(struct giz_store *s, const struct giz_outbox_item *it, int64_t *id_out);
+/* Items with id > after_id, oldest first, at most `max`. */
+int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
+                           giz_store_outbox_cb cb, void *ud);
+/* Largest id present (0 if empty). */
+int giz_store_outbox_last_id(struct giz_store *s, int64_t *id);
+/* Deletes items created before `older_than` (unix seconds). */
+int giz_store_outbox_prune(struct giz_store *s, int64_t older_than);
+
+#endif

@@ -1,0 +1,2 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/* placeholder: being written */
