@@ -1,0 +1,287 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""Integration-test harness: starts the real GService and the real mosquitto
+loading the built plugin on free loopback ports with a temporary data folder,
+and stops them (checking they exited cleanly) at the end.
+
+Used by every tests/integration/test_*.py. Environment (set by CTest):
+GIZ_BUILD_DIR, GIZ_SOURCE_DIR, GIZ_ASAN=1 when the build is sanitized.
+GIZ_VALGRIND=1 runs the GService under valgrind (slow; for leak hunting).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BUILD = os.environ.get("GIZ_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SOURCE = os.environ.get("GIZ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+ASAN = os.environ.get("GIZ_ASAN", "0") in ("1", "ON", "TRUE", "true")
+GSERVICE = os.path.join(BUILD, "gservice", "giz-gservice")
+PLUGIN = os.path.join(BUILD, "plugin", "giz_plugin.so")
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def free_port():
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=20.0):
+    """Waits until 127.0.0.1:port accepts a TCP connection; fails if `proc` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d" % (proc.returncode, port))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
+
+
+def sanitizer_env(env):
+    """Environment for processes of a sanitized build. mosquitto itself is not
+    instrumented: the ASan runtime is preloaded so the plugin can load."""
+    env = dict(env)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1:exitcode=23")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=24")
+    return env
+
+
+def asan_runtime():
+    out = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+class Failure(Exception):
+    pass
+
+
+class Checker:
+    """Counts checks; every test ends with checker.done() which exits 1 on any failure
+    or when nothing was checked."""
+
+    def __init__(self, name):
+        self.name = name
+        self.checks = 0
+        self.failures = 0
+
+    def ok(self, cond, what):
+        self.checks += 1
+        if not cond:
+            self.failures += 1
+            print("FAIL: %s" % what, flush=True)
+        return cond
+
+    def eq(self, got, want, what):
+        return self.ok(got == want, "%s: got %r, want %r" % (what, got, want))
+
+    def done(self):
+        print("%s: %d checks, %d failures" % (self.name, self.checks, self.failures), flush=True)
+        sys.exit(1 if self.failures or self.checks == 0 else 0)
+
+
+class Cloud:
+    """The cloud under test. Use as a context manager:
+
+        with Cloud(broker=True) as cloud:
+            cloud.http("POST", "/admin/products", {"name": "x"}, admin=True)
+    """
+
+    def __init__(self, gservice=True, broker=True, plugin_opts=None, gservice_args=None,
+                 gservice_env=None):
+        self.want_gservice = gservice
+        self.want_broker = broker
+        self.plugin_opts = dict(plugin_opts or {})
+        self.gservice_args = list(gservice_args or [])
+        self.gservice_env = dict(gservice_env or {})
+        self.dir = tempfile.mkdtemp(prefix="gizit-")
+        os.chmod(self.dir, 0o755)
+        self.db_path = os.path.join(self.dir, "gizcloud.db")
+        self.http_port = free_port()
+        self.mqtt_port = free_port()
+        self.admin_token = ADMIN_TOKEN
+        self.procs = []
+        self.gservice = None
+        self.broker = None
+        self.logs = {}
+
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self):
+        try:
+            if self.want_gservice:
+                self.start_gservice()
+            if self.want_broker:
+                self.start_broker()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def _spawn(self, name, argv, env):
+        log = open(os.path.join(self.dir, name + ".log"), "wb")
+        self.logs[name] = log.name
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        self.procs.append((name, p))
+        return p
+
+    def start_gservice(self):
+        env = dict(os.environ)
+        env.update({
+            "GIZ_HTTP_PORT": str(self.http_port),
+            "GIZ_DATA_DIR": self.dir,
+            "GIZ_DB_PATH": self.db_path,
+            "GIZ_ADMIN_TOKEN": self.admin_token,
+            "GIZ_M2M_HOST": "127.0.0.1",
+            "GIZ_M2M_PORT": str(self.mqtt_port),
+            "GIZ_PUBLIC_URL": "http://127.0.0.1:%d" % self.http_port,
+        })
+        env.update(self.gservice_env)
+        if ASAN:
+            env = sanitizer_env(env)
+        argv = [GSERVICE] + self.gservice_args
+        if os.environ.get("GIZ_VALGRIND") == "1":
+            argv = ["valgrind", "--leak-check=full", "--error-exitcode=25"] + argv
+        self.gservice = self._spawn("gservice", argv, env)
+        wait_port(self.http_port, self.gservice, timeout=60 if os.environ.get("GIZ_VALGRIND") else 20)
+
+    def broker_conf(self):
+        """The mosquitto.conf used by the test: mosquitto itself listens only on a
+        unix socket; the plugin's front listener owns the public MQTT port."""
+        sock = os.path.join(self.dir, "mosquitto.sock")
+        lines = [
+            "per_listener_settings false",
+            "allow_anonymous false",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "listener 0 %s" % sock,
+            "plugin %s" % PLUGIN,
+            "plugin_opt_db_path %s" % self.db_path,
+            "plugin_opt_listen 127.0.0.1:%d" % self.mqtt_port,
+            "plugin_opt_broker_socket %s" % sock,
+        ]
+        for k, v in self.plugin_opts.items():
+            lines.append("plugin_opt_%s %s" % (k, v))
+        return "\n".join(lines) + "\n"
+
+    def start_broker(self, conf_text=None):
+        conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(conf_text if conf_text is not None else self.broker_conf())
+        env = dict(os.environ)
+        if ASAN:
+            env = sanitizer_env(env)
+            env["LD_PRELOAD"] = asan_runtime()
+            # mosquitto itself is not ours; its exit-time allocations are not our leaks.
+            env["ASAN_OPTIONS"] = "detect_leaks=0:exitcode=23"
+        self.broker = self._spawn("mosquitto", ["mosquitto", "-c", conf], env)
+        wait_port(self.mqtt_port, self.broker)
+        return self.broker
+
+    def stop(self):
+        """SIGTERM everything; returns {name: returncode}. A process killed by a
+        signal or an ASan/UBSan exit code is reported on stdout."""
+        codes = {}
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                    print("%s did not stop on SIGTERM" % name, flush=True)
+            codes[name] = p.returncode
+        self.procs = []
+        self.exit_codes = codes
+        if os.environ.get("GIZ_KEEP_TMP") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return codes
+
+    def log_text(self, name):
+        try:
+            with open(self.logs[name], "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (KeyError, OSError):
+            return ""
+
+    # -- HTTP --------------------------------------------------------------
+    def http(self, method, path, body=None, admin=False, headers=None, form=None, raw=None,
+             timeout=10):
+        """One HTTP request to the GService. `body` (dict/list) is sent as JSON,
+        `form` (str) as application/x-www-form-urlencoded, `raw` (bytes) as is.
+        Returns (status, headers dict, body bytes)."""
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        h = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif form is not None:
+            data = form.encode()
+            h.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif raw is not None:
+            data = raw
+        if admin:
+            h["Authorization"] = "Bearer " + self.admin_token
+        req = urllib.request.Request(url, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, method, path, body=None, admin=False, headers=None):
+        status, _, data = self.http(method, path, body=body, admin=admin, headers=headers)
+        try:
+            return status, json.loads(data.decode() or "null")
+        except ValueError:
+            return status, {"_raw": data.decode("utf-8", "replace")}
+
+    def raw_http(self, request_bytes, timeout=5):
+        """Sends exact request bytes (as firmware would) and returns the whole answer."""
+        with socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout) as s:
+            s.sendall(request_bytes)
+            chunks = []
+            while True:
+                try:
+                    c = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not c:
+                    break
+                chunks.append(c)
+            return b"".join(chunks)
+
+    # -- convenience -------------------------------------------------------
+    def create_product(self, name="test product"):
+        status, p = self.json("POST", "/admin/products", {"name": name}, admin=True)
+        if status != 201:
+            raise Failure("create product: %s %r" % (status, p))
+        return p
+
+    def register_device(self, product_key, mac, passcode):
+        status, _, body = self.http("POST", "/dev/devices",
+                                    form="passcode=%s&mac=%s&product_key=%s" % (passcode, mac, product_key))
+        text = body.decode()
+        if status != 201 or not text.startswith("did="):
+            raise Failure("register: %s %r" % (status, text))
+        return text[4:26]
