@@ -1,0 +1,16 @@
+#!/bin/sh
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+# The one command that installs, builds and runs every test (README, .ci/run):
+# dependencies from Debian, a build with -Werror + AddressSanitizer + UBSan in
+# build-test/, the source checks, then all CTest entries (unit, decoder-corpus
+# replays, integration against real mosquitto + plugin + GService).
+# GIZ_TEST_BUILD_DIR overrides the build folder; extra args go to ctest.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+BUILD="${GIZ_TEST_BUILD_DIR:-build-test}"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DGIZ_WERROR=ON -DGIZ_ASAN=ON -DGIZ_UBSAN=ON
+cmake --build "$BUILD" -j"$(nproc)"
+./scripts/checksrc.sh
+cd "$BUILD"
+ctest --output-on-failure -j2 "$@"
