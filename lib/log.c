@@ -7,6 +7,7 @@
  * bare message to mosquitto_log_printf. Messages longer than the line buffer
  * are truncated (marked with "...").
  */
+#define _POSIX_C_SOURCE 200809L
 #include "giz/log.h"
 
 #include <errno.h>

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Small helpers shared by gizctl and gizsim: strict number parsing, whole-file
+ * reading, URL splitting, wall-clock and monotonic time, raising the file
+ * descriptor limit, and a bounded latency sample set with percentiles.
+ */
+#ifndef GIZ_TOOLS_UTIL_H
+#define GIZ_TOOLS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a whole decimal (or 0x-hex) string into [min,max]. Returns 0 on
+ * success, -1 on junk, empty input or out-of-range values. */
+int util__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+/* Parses a whole floating-point string into [min,max]; 0 or -1. */
+int util__parse_double(const char *s, double min, double max, double *out);
+
+/* Reads a whole file (at most `max` bytes) into a malloc'd buffer with a NUL
+ * appended (not counted in *len). Returns 0, or -1 with errno set (EFBIG when
+ * over max). Caller frees *out. */
+int util__read_file(const char *path, size_t max, uint8_t **out, size_t *len);
+
+/* Splits "http://host[:port][/prefix]" into host (cap bytes), port (default 80)
+ * and a path prefix without trailing slash (may be ""). Returns 0 or -1. */
+int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t *port,
+                         char *prefix, size_t prefix_cap);
+
+/* Milliseconds from a monotonic clock (arbitrary origin). */
+double util__now_ms(void);
+/* Writes the current UTC time as "2026-11-26T09:30:00.123Z" into out (cap >= 32). */
+void util__iso_now(char *out, size_t cap);
+
+/* Raises RLIMIT_NOFILE's soft limit to at least `want` (capped by the hard
+ * limit). Returns the soft limit in effect afterwards. */
+unsigned long util__raise_nofile(unsigned long want);
+
+/* A latency sample set: keeps every sample up to `cap`, then a uniform
+ * reservoir sample; count/min/max/sum are exact. */
+struct util_samples {
+    double *v;
+    size_t n, cap;
+    uint64_t count;
+    double min, max, sum;
+    uint64_t rng;
+};
+/* Allocates room for cap samples. Returns 0 or -1 (ENOMEM). */
+int util__samples_init(struct util_samples *s, size_t cap);
+void util__samples_add(struct util_samples *s, double value);
+/* Sorts the kept samples (once; adding afterwards is allowed) and returns the
+ * p-th percentile (0..100, nearest rank), or 0 when empty. */
+double util__samples_pct(struct util_samples *s, double p);
+void util__samples_free(struct util_samples *s);
+
+/* xorshift64* step; state must be non-zero. */
+uint64_t util__rand(uint64_t *state);
+
+#endif
