@@ -212,7 +212,7 @@ void util__samples_add(struct util_samples *s, double value)
     }
 }
 
-static int util__cmp_double(const void *a, const void *b)
+static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -224,7 +224,7 @@ double util__samples_pct(struct util_samples *s, double p)
 
     if (s->v == NULL || s->n == 0)
         return 0.0;
-    qsort(s->v, s->n, sizeof *s->v, util__cmp_double);
+    qsort(s->v, s->n, sizeof *s->v, cmp_double);
     rank = (size_t)ceil(p / 100.0 * (double)s->n);
     if (rank < 1)
         rank = 1;

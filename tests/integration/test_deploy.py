@@ -130,7 +130,7 @@ if ready:
 
 # --- stop with SIGINT ---------------------------------------------------------
 if proc.poll() is None:
-    os.killpg(proc.pid, signal.SIGINT) if False else proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
     try:
         rc = proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
