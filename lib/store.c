@@ -1,2 +1,1509 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
-/* placeholder: being written */
+/*
+ * The gizcloud store on SQLite: one connection per struct giz_store, shared
+ * on disk by the GService and the broker plugin (WAL, synchronous=NORMAL,
+ * foreign keys, 5 s busy timeout). Opening applies the compiled-in
+ * migrations one transaction each and refuses databases stamped newer than
+ * this build. Every statement is prepared once at open with bound parameters
+ * and used as bind -> step -> reset; every SQLite failure is logged with
+ * sqlite3_errstr() and sqlite3_errmsg(). Writes spanning several statements
+ * run in BEGIN IMMEDIATE (or a savepoint inside a caller's transaction), so a
+ * failure leaves nothing half-written; expensive PBKDF2 work is done before
+ * taking the write lock wherever the result allows it.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "giz/store.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "giz/crypto.h"
+#include "giz/log.h"
+#include "schema_gen.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define TOKEN_KEY_LEN 32
+#define MAX_CANDIDATES 16
+#define MAX_LOG_TEXT (1u << 20)
+#define MAX_USERNAME 128
+#define MAX_PASSWORD 1024
+
+#define DEVICE_COLS                                                                           \
+    "did, product_key, mac, status, wifi_soft_version, wifi_hard_version, mcu_soft_version, " \
+    "mcu_hard_version, online, last_seen, created_at"
+#define FW_COLS                                                                              \
+    "id, product_key, type, soft_version, hard_version, url, file_path, md5, filename, size, " \
+    "created_at"
+#define OUTBOX_COLS \
+    "id, kind, did, product_key, uid, fw_type, ota_version, fid, url, created_at"
+#define BINDING_SELECT                                                                        \
+    "SELECT b.uid, b.did, d.product_key, d.online, b.created_at FROM bindings b "             \
+    "JOIN devices d ON d.did = b.did "
+
+/* Every statement the store runs, prepared once at open. */
+#define STORE_STMTS(X)                                                                        \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                               \
+    X(COMMIT, "COMMIT")                                                                       \
+    X(ROLLBACK, "ROLLBACK")                                                                   \
+    X(SAVEPOINT, "SAVEPOINT giz_op")                                                          \
+    X(RELEASE, "RELEASE giz_op")                                                              \
+    X(ROLLBACK_TO, "ROLLBACK TO giz_op")                                                      \
+    X(META_GET, "SELECT value FROM meta WHERE key = ?1")                                      \
+    X(META_INSERT, "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)")                  \
+    X(PRODUCT_INSERT, "INSERT INTO products(product_key, product_secret, name, created_at) "  \
+                      "VALUES (?1, ?2, ?3, ?4)")                                              \
+    X(PRODUCT_GET, "SELECT product_key, product_secret, name, created_at FROM products "      \
+                   "WHERE product_key = ?1")                                                  \
+    X(PRODUCT_LIST, "SELECT product_key, product_secret, name, created_at FROM products "     \
+                    "ORDER BY rowid")                                                         \
+    X(DEVICE_CANDIDATES, "SELECT did, passcode_hash FROM devices WHERE product_key = ?1 "     \
+                         "AND mac = ?2 AND status = 1 ORDER BY rowid")                        \
+    X(DEVICE_INSERT, "INSERT INTO devices(did, product_key, mac, passcode_hash, status, "     \
+                     "created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)")                            \
+    X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash FROM devices WHERE did = ?1")        \
+    X(DEVICE_DISABLE, "UPDATE devices SET status = 0, online = 0, disabled_at = ?2 "          \
+                      "WHERE did = ?1 AND status = 1")                                        \
+    X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE (?1 IS NULL OR "                \
+                   "product_key = ?1) AND (?2 = 0 OR online = 1) ORDER BY rowid "             \
+                   "LIMIT ?3 OFFSET ?4")                                                      \
+    X(DEVICE_COUNT, "SELECT count(*) FROM devices WHERE (?1 IS NULL OR product_key = ?1) "    \
+                    "AND (?2 = 0 OR online = 1)")                                             \
+    X(DEVICE_SET_WIFI, "UPDATE devices SET wifi_soft_version = ?2, wifi_hard_version = ?3 "   \
+                       "WHERE did = ?1")                                                      \
+    X(DEVICE_SET_MCU, "UPDATE devices SET mcu_soft_version = ?2, mcu_hard_version = ?3 "      \
+                      "WHERE did = ?1")                                                       \
+    X(DEVICE_SET_ONLINE, "UPDATE devices SET online = ?2, last_seen = ?3 WHERE did = ?1")     \
+    X(DEVICE_ALL_OFFLINE, "UPDATE devices SET online = 0 WHERE online <> 0")                  \
+    X(FW_INSERT, "INSERT INTO firmware(product_key, type, soft_version, hard_version, url, "   \
+                 "file_path, md5, filename, size, created_at) "                               \
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")                          \
+    X(FW_GET, "SELECT " FW_COLS " FROM firmware WHERE id = ?1")                               \
+    X(FW_LATEST, "SELECT " FW_COLS " FROM firmware WHERE product_key = ?1 AND type = ?2 "     \
+                 "AND (hard_version = '' OR ?3 IS NULL OR hard_version = ?3) "                \
+                 "ORDER BY id DESC LIMIT 1")                                                  \
+    X(FW_LIST, "SELECT " FW_COLS " FROM firmware WHERE ?1 IS NULL OR product_key = ?1 "       \
+               "ORDER BY id")                                                                 \
+    X(USER_INSERT, "INSERT INTO users(uid, username, password_hash, created_at) "             \
+                   "VALUES (?1, ?2, ?3, ?4)")                                                 \
+    X(USER_BY_NAME, "SELECT uid, password_hash FROM users WHERE username = ?1")               \
+    X(USER_EXISTS, "SELECT 1 FROM users WHERE uid = ?1")                                      \
+    X(SESSION_INSERT, "INSERT INTO sessions(token_digest, uid, mqtt_client_id, appid, "       \
+                      "expire_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")               \
+    X(SESSION_PRUNE_USER, "DELETE FROM sessions WHERE uid = ?1 AND expire_at <= ?2")          \
+    X(SESSION_GET, "SELECT uid, mqtt_client_id, appid, expire_at FROM sessions "              \
+                   "WHERE token_digest = ?1")                                                 \
+    X(BINDING_INSERT, "INSERT OR IGNORE INTO bindings(uid, did, created_at) "                 \
+                      "VALUES (?1, ?2, ?3)")                                                  \
+    X(BINDING_DELETE, "DELETE FROM bindings WHERE uid = ?1 AND did = ?2")                     \
+    X(BINDING_BY_USER, BINDING_SELECT "WHERE b.uid = ?1 ORDER BY b.created_at, b.did")        \
+    X(BINDING_BY_DEVICE, BINDING_SELECT "WHERE b.did = ?1 ORDER BY b.created_at, b.uid")      \
+    X(BINDING_EXISTS, "SELECT 1 FROM bindings WHERE uid = ?1 AND did = ?2")                   \
+    X(LOG_INSERT, "INSERT INTO device_logs(did, level, tags, source, content, ts) "           \
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                          \
+    X(LOG_LIST, "SELECT id, did, level, tags, source, content, ts FROM device_logs "          \
+                "WHERE did = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3")                       \
+    X(LOG_PRUNE, "DELETE FROM device_logs WHERE id IN (SELECT id FROM (SELECT id, "           \
+                 "row_number() OVER (PARTITION BY did ORDER BY id DESC) AS rn "               \
+                 "FROM device_logs) WHERE rn > ?1)")                                          \
+    X(OUTBOX_INSERT, "INSERT INTO outbox(kind, did, product_key, uid, fw_type, ota_version, " \
+                     "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")     \
+    X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")  \
+    X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                 \
+    X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")
+
+enum store_stmt_id {
+#define STORE__STMT_ENUM(name, sql) ST_##name,
+    STORE_STMTS(STORE__STMT_ENUM)
+#undef STORE__STMT_ENUM
+        ST__COUNT
+};
+
+static const char *const store_stmt_sql[ST__COUNT] = {
+#define STORE__STMT_SQL(name, sql) sql,
+    STORE_STMTS(STORE__STMT_SQL)
+#undef STORE__STMT_SQL
+};
+
+struct giz_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+    int bind_rc;      /* first failed bind since the last reset */
+    int last_rc;      /* extended code of the last failed step */
+    int schema_version;
+    uint8_t token_key[TOKEN_KEY_LEN];
+    char errmsg[256];
+};
+
+enum txn_kind { TXN_TOP = 1, TXN_SAVEPOINT = 2 };
+
+/* A well-formed PBKDF2 string nobody's password matches, verified when a
+ * username is unknown so that both failures cost the same. */
+static const char dummy_password_hash[] =
+    "pbkdf2-sha256$20000$00000000000000000000000000000000$"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void set_err(struct giz_error *err, int code, const char *text)
+{
+    if (!err) return;
+    err->code = code;
+    err->offset = 0;
+    size_t n = text ? strlen(text) : 0;
+    if (n >= sizeof err->text) n = sizeof err->text - 1;
+    if (n) memcpy(err->text, text, n);
+    err->text[n] = '\0';
+}
+
+/* Logs an SQLite failure and records it for giz_store_errmsg(). Returns
+ * GIZ_ERR_NOMEM for SQLITE_NOMEM, GIZ_ERR_DB otherwise. */
+static int db_err(struct giz_store *s, int rc, const char *what)
+{
+    snprintf(s->errmsg, sizeof s->errmsg, "%s: %s (%s)", what, sqlite3_errstr(rc),
+             sqlite3_errmsg(s->db));
+    giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+    return (rc & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
+}
+
+static void st_reset(struct giz_store *s, sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    s->bind_rc = SQLITE_OK;
+}
+
+static void b_note(struct giz_store *s, int rc)
+{
+    if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) s->bind_rc = rc;
+}
+
+static void b_text(struct giz_store *s, sqlite3_stmt *st, int i, const char *v)
+{
+    b_note(s, v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i));
+}
+
+static void b_textn(struct giz_store *s, sqlite3_stmt *st, int i, const char *v, size_t n)
+{
+    b_note(s, sqlite3_bind_text(st, i, n ? v : "", (int)n, SQLITE_STATIC));
+}
+
+static void b_int(struct giz_store *s, sqlite3_stmt *st, int i, int64_t v)
+{
+    b_note(s, sqlite3_bind_int64(st, i, v));
+}
+
+/* Steps st after checking the binds; returns the SQLite code. */
+static int st_step(struct giz_store *s, sqlite3_stmt *st)
+{
+    int rc = s->bind_rc != SQLITE_OK ? s->bind_rc : sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) s->last_rc = rc;
+    return rc;
+}
+
+/* Runs a statement expected to produce no rows, then resets it. */
+static int st_exec(struct giz_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = st_step(s, st), ret = GIZ_OK;
+    if (rc != SQLITE_DONE) ret = db_err(s, rc, what);
+    st_reset(s, st);
+    return ret;
+}
+
+static void col_text(sqlite3_stmt *st, int i, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(buf, t, n);
+    buf[n] = '\0';
+}
+
+static bool fits(const char *v, size_t cap)
+{
+    return v && memchr(v, '\0', cap) != NULL;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+/* Starts a write transaction: BEGIN IMMEDIATE, or a savepoint when the
+ * caller already opened one with giz_store_begin(). */
+static int txn_open(struct giz_store *s, int *kind)
+{
+    if (sqlite3_get_autocommit(s->db)) {
+        *kind = TXN_TOP;
+        return st_exec(s, s->st[ST_BEGIN], "BEGIN IMMEDIATE");
+    }
+    *kind = TXN_SAVEPOINT;
+    return st_exec(s, s->st[ST_SAVEPOINT], "SAVEPOINT");
+}
+
+static void txn_abort(struct giz_store *s, int kind)
+{
+    if (sqlite3_get_autocommit(s->db)) return; /* SQLite already rolled back */
+    if (kind == TXN_TOP) {
+        st_exec(s, s->st[ST_ROLLBACK], "ROLLBACK");
+    } else {
+        st_exec(s, s->st[ST_ROLLBACK_TO], "ROLLBACK TO");
+        st_exec(s, s->st[ST_RELEASE], "RELEASE");
+    }
+}
+
+/* Commits (rc == GIZ_OK) or rolls back; returns rc or the commit error. */
+static int txn_close(struct giz_store *s, int kind, int rc)
+{
+    if (rc == GIZ_OK) {
+        rc = st_exec(s, s->st[kind == TXN_TOP ? ST_COMMIT : ST_RELEASE],
+                     kind == TXN_TOP ? "COMMIT" : "RELEASE");
+        if (rc == GIZ_OK) return GIZ_OK;
+    }
+    txn_abort(s, kind);
+    return rc;
+}
+
+int giz_store_begin(struct giz_store *s)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    if (!sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    return st_exec(s, s->st[ST_BEGIN], "BEGIN IMMEDIATE");
+}
+
+int giz_store_commit(struct giz_store *s)
+{
+    int rc;
+    if (!s) return GIZ_ERR_INVAL;
+    if (sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    rc = st_exec(s, s->st[ST_COMMIT], "COMMIT");
+    if (rc) txn_abort(s, TXN_TOP);
+    return rc;
+}
+
+int giz_store_rollback(struct giz_store *s)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    if (sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    return st_exec(s, s->st[ST_ROLLBACK], "ROLLBACK");
+}
+
+/* ---- open / migrations ----------------------------------------------------- */
+
+static int journal_cb(void *ud, int ncol, char **vals, char **names)
+{
+    (void)names;
+    if (ncol > 0 && vals[0]) snprintf(ud, 16, "%s", vals[0]);
+    return 0;
+}
+
+/* Reads the highest applied schema version (0 for a new database). */
+static int read_version(struct giz_store *s, int *version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, ret = GIZ_OK;
+
+    *version = 0;
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                            "AND name = 'schema_version'",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) goto fail;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) goto fail;
+    if (sqlite3_column_int(st, 0) == 0) goto cleanup;
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st,
+                            NULL);
+    if (rc != SQLITE_OK) goto fail;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) goto fail;
+    *version = sqlite3_column_int(st, 0);
+    goto cleanup;
+fail:
+    ret = db_err(s, rc, "reading schema_version");
+cleanup:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int exec_sql(struct giz_store *s, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? GIZ_OK : db_err(s, rc, what);
+}
+
+static int newer_error(int found, int latest, struct giz_error *err)
+{
+    char text[96];
+    snprintf(text, sizeof text,
+             "database schema version %d is newer than this build (%d); upgrade gizcloud", found,
+             latest);
+    giz_log(GIZ_LOG_ERR, "store: %s", text);
+    set_err(err, GIZ_ERR_SCHEMA_NEWER, text);
+    return GIZ_ERR_SCHEMA_NEWER;
+}
+
+/* Applies one migration in its own BEGIN IMMEDIATE transaction unless
+ * another process applied it first. */
+static int apply_migration(struct giz_store *s, const struct giz__migration *m, int latest,
+                           struct giz_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    char what[96];
+    int version = 0, rc;
+
+    rc = exec_sql(s, "BEGIN IMMEDIATE", "BEGIN IMMEDIATE (migration)");
+    if (rc) return rc;
+    rc = exec_sql(s,
+                  "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+                  "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                  "creating schema_version");
+    if (rc) goto cleanup;
+    rc = read_version(s, &version);
+    if (rc) goto cleanup;
+    if (version > latest) {
+        rc = newer_error(version, latest, err);
+        goto cleanup;
+    }
+    if (m->version <= version) goto cleanup;
+    snprintf(what, sizeof what, "applying migration %s", m->name);
+    rc = exec_sql(s, m->sql, what);
+    if (rc) goto cleanup;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO schema_version(version, name, applied_at) "
+                           "VALUES (?1, ?2, ?3)",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int(st, 1, m->version) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, now_s()) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_err(s, sqlite3_errcode(s->db), "stamping schema_version");
+        goto cleanup;
+    }
+    giz_log(GIZ_LOG_INFO, "store: applied migration %s", m->name);
+cleanup:
+    sqlite3_finalize(st);
+    if (rc == GIZ_OK) rc = exec_sql(s, "COMMIT", "COMMIT (migration)");
+    if (rc && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc && rc != GIZ_ERR_SCHEMA_NEWER) {
+        char text[96];
+        snprintf(text, sizeof text, "migration %s failed: %s", m->name, sqlite3_errmsg(s->db));
+        set_err(err, rc, text);
+    }
+    return rc;
+}
+
+static int migrate(struct giz_store *s, struct giz_error *err)
+{
+    int latest = giz_store_schema_version_latest(), version = 0, rc;
+
+    rc = read_version(s, &version);
+    if (rc) {
+        set_err(err, rc, s->errmsg);
+        return rc;
+    }
+    if (version > latest) return newer_error(version, latest, err);
+    for (unsigned i = 0; i < giz__schema_migration_count && version < latest; i++) {
+        if (giz__schema_migrations[i].version <= version) continue;
+        rc = apply_migration(s, &giz__schema_migrations[i], latest, err);
+        if (rc) return rc;
+    }
+    rc = read_version(s, &s->schema_version);
+    if (rc) set_err(err, rc, s->errmsg);
+    return rc;
+}
+
+/* Loads meta('token_key'), creating it with 32 random bytes on first use. */
+static int load_token_key(struct giz_store *s)
+{
+    sqlite3_stmt *get = s->st[ST_META_GET], *ins = s->st[ST_META_INSERT];
+    uint8_t fresh[TOKEN_KEY_LEN];
+    int rc = GIZ_OK, src, kind;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        b_text(s, get, 1, "token_key");
+        src = st_step(s, get);
+        if (src == SQLITE_ROW && sqlite3_column_bytes(get, 0) == TOKEN_KEY_LEN) {
+            memcpy(s->token_key, sqlite3_column_blob(get, 0), TOKEN_KEY_LEN);
+            st_reset(s, get);
+            return GIZ_OK;
+        }
+        if (src == SQLITE_ROW) {
+            st_reset(s, get);
+            snprintf(s->errmsg, sizeof s->errmsg, "meta token_key has the wrong size");
+            giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+            return GIZ_ERR_DB;
+        }
+        if (src != SQLITE_DONE) {
+            rc = db_err(s, src, "reading token key");
+            st_reset(s, get);
+            return rc;
+        }
+        st_reset(s, get);
+        if (attempt > 0) break;
+        rc = giz_random_bytes(fresh, sizeof fresh);
+        if (rc) return rc;
+        rc = txn_open(s, &kind);
+        if (rc) return rc;
+        b_text(s, ins, 1, "token_key");
+        b_note(s, sqlite3_bind_blob(ins, 2, fresh, (int)sizeof fresh, SQLITE_TRANSIENT));
+        rc = txn_close(s, kind, st_exec(s, ins, "storing token key"));
+        if (rc) return rc;
+    }
+    snprintf(s->errmsg, sizeof s->errmsg, "token key missing after insert");
+    return GIZ_ERR_DB;
+}
+
+int giz_store_schema_version_latest(void)
+{
+    int latest = 0;
+    for (unsigned i = 0; i < giz__schema_migration_count; i++)
+        if (giz__schema_migrations[i].version > latest) latest = giz__schema_migrations[i].version;
+    return latest;
+}
+
+int giz_store_schema_version(struct giz_store *s)
+{
+    return s ? s->schema_version : 0;
+}
+
+int giz_store_open(const char *path, struct giz_store **out, struct giz_error *err)
+{
+    struct giz_store *s = NULL;
+    char mode[16] = "";
+    int rc, src;
+
+    if (out) *out = NULL;
+    if (!path || !out) {
+        set_err(err, GIZ_ERR_INVAL, "no database path");
+        return GIZ_ERR_INVAL;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        set_err(err, GIZ_ERR_NOMEM, "out of memory");
+        return GIZ_ERR_NOMEM;
+    }
+    src = sqlite3_open_v2(path, &s->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        char text[96];
+        snprintf(text, sizeof text, "cannot open %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+        giz_log(GIZ_LOG_ERR, "store: %s", text);
+        rc = (src & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
+        set_err(err, rc, text);
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    src = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", journal_cb, mode, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_err(s, src, "setting journal_mode");
+        set_err(err, rc, s->errmsg);
+        goto cleanup;
+    }
+    if (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)
+        giz_log(GIZ_LOG_WARN, "store: journal_mode is %s, not wal", mode);
+    rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+                  "setting pragmas");
+    if (rc) {
+        set_err(err, rc, s->errmsg);
+        goto cleanup;
+    }
+    rc = migrate(s, err);
+    if (rc) goto cleanup;
+    for (int i = 0; i < ST__COUNT; i++) {
+        src = sqlite3_prepare_v3(s->db, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                                 NULL);
+        if (src != SQLITE_OK) {
+            rc = db_err(s, src, "preparing statement");
+            set_err(err, rc, s->errmsg);
+            goto cleanup;
+        }
+    }
+    rc = load_token_key(s);
+    if (rc) set_err(err, rc, s->errmsg[0] ? s->errmsg : "cannot create token key");
+cleanup:
+    if (rc) {
+        giz_store_close(s);
+        s = NULL;
+    } else {
+        set_err(err, GIZ_OK, "");
+    }
+    *out = s;
+    return rc;
+}
+
+void giz_store_close(struct giz_store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
+    if (s->db) {
+        if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (sqlite3_close(s->db) != SQLITE_OK)
+            giz_log(GIZ_LOG_ERR, "store: close: %s", sqlite3_errmsg(s->db));
+    }
+    memset(s->token_key, 0, sizeof s->token_key);
+    free(s);
+}
+
+const char *giz_store_errmsg(struct giz_store *s)
+{
+    if (!s) return "no store";
+    return s->errmsg;
+}
+
+int giz_store_backup(struct giz_store *s, const char *dest_path)
+{
+    sqlite3 *dst = NULL;
+    sqlite3_backup *bk;
+    int src, rc = GIZ_OK;
+
+    if (!s || !dest_path) return GIZ_ERR_INVAL;
+    src = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(s->errmsg, sizeof s->errmsg, "backup: cannot open %s: %s", dest_path,
+                 dst ? sqlite3_errmsg(dst) : sqlite3_errstr(src));
+        giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+        rc = GIZ_ERR_DB;
+        goto cleanup;
+    }
+    bk = sqlite3_backup_init(dst, "main", s->db, "main");
+    if (!bk) {
+        snprintf(s->errmsg, sizeof s->errmsg, "backup: %s", sqlite3_errmsg(dst));
+        giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+        rc = GIZ_ERR_DB;
+        goto cleanup;
+    }
+    /* Bounded retries: the other process may hold a lock for a moment. */
+    for (int tries = 0; tries < 100; tries++) {
+        src = sqlite3_backup_step(bk, -1);
+        if (src != SQLITE_BUSY && src != SQLITE_LOCKED) break;
+        sqlite3_sleep(50);
+    }
+    sqlite3_backup_finish(bk);
+    if (src != SQLITE_DONE) {
+        snprintf(s->errmsg, sizeof s->errmsg, "backup to %s: %s (%s)", dest_path,
+                 sqlite3_errstr(src), sqlite3_errmsg(dst));
+        giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+        rc = (src & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
+    }
+cleanup:
+    sqlite3_close(dst);
+    return rc;
+}
+
+/* ---- products ------------------------------------------------------------ */
+
+static void read_product(sqlite3_stmt *st, struct giz_product *p)
+{
+    memset(p, 0, sizeof *p);
+    col_text(st, 0, p->product_key, sizeof p->product_key);
+    col_text(st, 1, p->product_secret, sizeof p->product_secret);
+    col_text(st, 2, p->name, sizeof p->name);
+    p->created_at = sqlite3_column_int64(st, 3);
+}
+
+int giz_store_product_create(struct giz_store *s, const char *name, struct giz_product *out)
+{
+    struct giz_product p;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !name || !out || name[0] == '\0' || strlen(name) >= GIZ_NAME_SIZE)
+        return GIZ_ERR_INVAL;
+    memset(&p, 0, sizeof p);
+    rc = giz_random_hex(p.product_key, sizeof p.product_key, 16);
+    if (rc == GIZ_OK) rc = giz_random_hex(p.product_secret, sizeof p.product_secret, 16);
+    if (rc) return rc;
+    memcpy(p.name, name, strlen(name) + 1);
+    p.created_at = now_s();
+    st = s->st[ST_PRODUCT_INSERT];
+    b_text(s, st, 1, p.product_key);
+    b_text(s, st, 2, p.product_secret);
+    b_text(s, st, 3, p.name);
+    b_int(s, st, 4, p.created_at);
+    rc = st_exec(s, st, "inserting product");
+    if (rc == GIZ_OK) *out = p;
+    return rc;
+}
+
+int giz_store_product_get(struct giz_store *s, const char *product_key, struct giz_product *out)
+{
+    sqlite3_stmt *st;
+    int rc, src;
+
+    if (!s || !product_key || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_PRODUCT_GET];
+    b_text(s, st, 1, product_key);
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        read_product(st, out);
+        rc = GIZ_OK;
+    } else {
+        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : db_err(s, src, "reading product");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+/* Refuses re-entrant use of a list statement from inside its own callback. */
+static int list_guard(struct giz_store *s, sqlite3_stmt *st)
+{
+    if (!sqlite3_stmt_busy(st)) return GIZ_OK;
+    snprintf(s->errmsg, sizeof s->errmsg, "list function called from its own callback");
+    giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
+    return GIZ_ERR_INVAL;
+}
+
+int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *ud)
+{
+    struct giz_product p;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_PRODUCT_LIST];
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        read_product(st, &p);
+        if (cb(&p, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing products");
+    st_reset(s, st);
+    return rc;
+}
+
+/* ---- devices ------------------------------------------------------------- */
+
+/* Checks 12 hex digits and writes them uppercase into out. */
+static bool normalize_mac(const char *mac, char out[GIZ_MAC_SIZE])
+{
+    if (!mac || strlen(mac) != 12) return false;
+    for (int i = 0; i < 12; i++) {
+        if (!isxdigit((unsigned char)mac[i])) return false;
+        out[i] = (char)toupper((unsigned char)mac[i]);
+    }
+    out[12] = '\0';
+    return true;
+}
+
+/* 1..GIZ_MAX_PASSCODE printable ASCII, no space, no '&'. */
+static bool passcode_ok(const char *passcode)
+{
+    size_t n;
+    if (!passcode) return false;
+    n = strnlen(passcode, GIZ_MAX_PASSCODE + 1);
+    if (n == 0 || n > GIZ_MAX_PASSCODE) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)passcode[i];
+        if (c < 0x21 || c > 0x7e || c == '&') return false;
+    }
+    return true;
+}
+
+static void read_device(sqlite3_stmt *st, struct giz_device *d)
+{
+    memset(d, 0, sizeof *d);
+    col_text(st, 0, d->did, sizeof d->did);
+    col_text(st, 1, d->product_key, sizeof d->product_key);
+    col_text(st, 2, d->mac, sizeof d->mac);
+    d->status = sqlite3_column_int(st, 3);
+    col_text(st, 4, d->wifi_soft_version, sizeof d->wifi_soft_version);
+    col_text(st, 5, d->wifi_hard_version, sizeof d->wifi_hard_version);
+    col_text(st, 6, d->mcu_soft_version, sizeof d->mcu_soft_version);
+    col_text(st, 7, d->mcu_hard_version, sizeof d->mcu_hard_version);
+    d->online = sqlite3_column_int(st, 8) != 0;
+    d->last_seen = sqlite3_column_int64(st, 9);
+    d->created_at = sqlite3_column_int64(st, 10);
+}
+
+/* Reads one device and (if hash != NULL) its passcode hash. */
+static int device_read(struct giz_store *s, const char *did, struct giz_device *out, char *hash,
+                       size_t hash_cap)
+{
+    sqlite3_stmt *st = s->st[ST_DEVICE_GET];
+    int rc, src;
+
+    if (strlen(did) >= GIZ_DID_SIZE) return GIZ_ERR_NOT_FOUND;
+    b_text(s, st, 1, did);
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        read_device(st, out);
+        if (hash) col_text(st, 11, hash, hash_cap);
+        rc = GIZ_OK;
+    } else {
+        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : db_err(s, src, "reading device");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+struct candidate {
+    char did[GIZ_DID_SIZE];
+    char hash[GIZ_HASH_STR_MAX];
+};
+
+/* Collects up to `max` active devices with this product key and MAC whose
+ * DID is not in skip[0..nskip). */
+static int collect_candidates(struct giz_store *s, const char *pk, const char *mac,
+                              const struct candidate *skip, unsigned nskip, struct candidate *out,
+                              unsigned max, unsigned *n)
+{
+    sqlite3_stmt *st = s->st[ST_DEVICE_CANDIDATES];
+    int rc = GIZ_OK, src = SQLITE_DONE;
+
+    *n = 0;
+    b_text(s, st, 1, pk);
+    b_text(s, st, 2, mac);
+    while (*n < max && (src = st_step(s, st)) == SQLITE_ROW) {
+        const char *did = (const char *)sqlite3_column_text(st, 0);
+        bool seen = false;
+        for (unsigned i = 0; did && i < nskip; i++)
+            if (strcmp(skip[i].did, did) == 0) seen = true;
+        if (seen || !did) continue;
+        col_text(st, 0, out[*n].did, sizeof out[*n].did);
+        col_text(st, 1, out[*n].hash, sizeof out[*n].hash);
+        (*n)++;
+    }
+    if (*n < max && src != SQLITE_DONE) rc = db_err(s, src, "finding devices by mac");
+    st_reset(s, st);
+    return rc;
+}
+
+/* Index of the first candidate whose hash matches passcode, or -1. */
+static int match_candidate(const struct candidate *c, unsigned n, const char *passcode)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (giz_secret_verify(passcode, c[i].hash) == GIZ_OK) return (int)i;
+    return -1;
+}
+
+int giz_store_device_register(struct giz_store *s, const char *product_key, const char *mac,
+                              const char *passcode, struct giz_device *out, bool *created)
+{
+    struct candidate checked[MAX_CANDIDATES], fresh[MAX_CANDIDATES];
+    struct giz_product prod;
+    char mac_norm[GIZ_MAC_SIZE], hash[GIZ_HASH_STR_MAX], did[GIZ_DID_SIZE];
+    unsigned nchecked = 0, nfresh = 0;
+    int rc, kind, hit;
+    sqlite3_stmt *st;
+    int64_t now = now_s();
+
+    if (!s || !product_key || !out || !created) return GIZ_ERR_INVAL;
+    *created = false;
+    if (!normalize_mac(mac, mac_norm) || !passcode_ok(passcode)) return GIZ_ERR_INVAL;
+    rc = giz_store_product_get(s, product_key, &prod);
+    if (rc) return rc;
+
+    /* Outside the write lock: does an active device already own this passcode? */
+    rc = collect_candidates(s, product_key, mac_norm, NULL, 0, checked, MAX_CANDIDATES, &nchecked);
+    if (rc) return rc;
+    hit = match_candidate(checked, nchecked, passcode);
+    if (hit >= 0) return device_read(s, checked[hit].did, out, NULL, 0);
+
+    rc = giz_secret_hash(passcode, GIZ_PASSCODE_ITERATIONS, hash, sizeof hash);
+    if (rc) return rc;
+    rc = txn_open(s, &kind);
+    if (rc) return rc;
+    /* Devices registered by the other process meanwhile (rare). */
+    rc = collect_candidates(s, product_key, mac_norm, checked, nchecked, fresh, MAX_CANDIDATES,
+                            &nfresh);
+    if (rc) goto cleanup;
+    hit = match_candidate(fresh, nfresh, passcode);
+    if (hit >= 0) {
+        memcpy(did, fresh[hit].did, sizeof did);
+        txn_abort(s, kind);
+        return device_read(s, did, out, NULL, 0);
+    }
+    st = s->st[ST_DEVICE_INSERT];
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int src;
+        rc = giz_random_base62(did, sizeof did, GIZ_DID_SIZE - 1);
+        if (rc) goto cleanup;
+        b_text(s, st, 1, did);
+        b_text(s, st, 2, product_key);
+        b_text(s, st, 3, mac_norm);
+        b_text(s, st, 4, hash);
+        b_int(s, st, 5, now);
+        src = st_step(s, st);
+        if (src == SQLITE_DONE) {
+            rc = GIZ_OK;
+        } else if (src == SQLITE_CONSTRAINT_PRIMARYKEY && attempt < 3) {
+            rc = GIZ_ERR_EXISTS; /* DID collision: draw again */
+        } else {
+            rc = db_err(s, src, "inserting device");
+        }
+        st_reset(s, st);
+        if (rc != GIZ_ERR_EXISTS) break;
+    }
+cleanup:
+    rc = txn_close(s, kind, rc);
+    if (rc == GIZ_OK) {
+        rc = device_read(s, did, out, NULL, 0);
+        if (rc == GIZ_OK) *created = true;
+    }
+    return rc;
+}
+
+/* Inserts an outbox row (used alone and inside transactions). */
+static int outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, int64_t now,
+                         int64_t *id_out)
+{
+    sqlite3_stmt *st = s->st[ST_OUTBOX_INSERT];
+    int rc;
+
+    b_int(s, st, 1, it->kind);
+    b_text(s, st, 2, it->did);
+    b_text(s, st, 3, it->product_key);
+    b_text(s, st, 4, it->uid);
+    b_int(s, st, 5, it->fw_type);
+    b_int(s, st, 6, it->ota_version);
+    b_int(s, st, 7, it->fid);
+    b_text(s, st, 8, it->url);
+    b_int(s, st, 9, now);
+    rc = st_exec(s, st, "inserting outbox item");
+    if (rc == GIZ_OK && id_out) *id_out = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int verify_device(struct giz_store *s, const char *did, const char *passcode,
+                         struct giz_device *dev)
+{
+    char hash[GIZ_HASH_STR_MAX];
+    int rc = device_read(s, did, dev, hash, sizeof hash);
+    if (rc) return rc;
+    if (dev->status != GIZ_DEVICE_ACTIVE) return GIZ_ERR_DISABLED;
+    if (!passcode_ok(passcode)) return GIZ_ERR_AUTH;
+    rc = giz_secret_verify(passcode, hash);
+    if (rc == GIZ_ERR_INVAL) {
+        giz_log(GIZ_LOG_ERR, "store: device %s has a malformed passcode hash", did);
+        rc = GIZ_ERR_AUTH;
+    }
+    return rc;
+}
+
+int giz_store_device_unregister(struct giz_store *s, const char *did, const char *passcode)
+{
+    struct giz_device dev;
+    struct giz_outbox_item it;
+    sqlite3_stmt *st;
+    int rc, kind;
+    int64_t now = now_s();
+
+    if (!s || !did) return GIZ_ERR_INVAL;
+    rc = verify_device(s, did, passcode, &dev);
+    if (rc) return rc;
+    rc = txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_DEVICE_DISABLE];
+    b_text(s, st, 1, did);
+    b_int(s, st, 2, now);
+    rc = st_exec(s, st, "disabling device");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_DISABLED; /* raced */
+    if (rc == GIZ_OK) {
+        memset(&it, 0, sizeof it);
+        it.kind = GIZ_OUTBOX_DEVICE_DISABLED;
+        memcpy(it.did, dev.did, sizeof it.did);
+        memcpy(it.product_key, dev.product_key, sizeof it.product_key);
+        rc = outbox_insert(s, &it, now, NULL);
+    }
+    return txn_close(s, kind, rc);
+}
+
+int giz_store_device_get(struct giz_store *s, const char *did, struct giz_device *out)
+{
+    if (!s || !did || !out) return GIZ_ERR_INVAL;
+    return device_read(s, did, out, NULL, 0);
+}
+
+int giz_store_device_auth(struct giz_store *s, const char *did, const char *passcode,
+                          struct giz_device *out)
+{
+    struct giz_device dev;
+    int rc;
+
+    if (!s || !did) return GIZ_ERR_INVAL;
+    rc = verify_device(s, did, passcode, &dev);
+    if (rc == GIZ_OK && out) *out = dev;
+    return rc;
+}
+
+int giz_store_device_list(struct giz_store *s, const char *product_key, bool online_only,
+                          unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud)
+{
+    struct giz_device d;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_DEVICE_LIST];
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    b_text(s, st, 1, product_key);
+    b_int(s, st, 2, online_only);
+    b_int(s, st, 3, limit ? (int64_t)limit : -1);
+    b_int(s, st, 4, offset);
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        read_device(st, &d);
+        if (cb(&d, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing devices");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_device_count(struct giz_store *s, const char *product_key, bool online_only,
+                           int64_t *count)
+{
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !count) return GIZ_ERR_INVAL;
+    *count = 0;
+    st = s->st[ST_DEVICE_COUNT];
+    b_text(s, st, 1, product_key);
+    b_int(s, st, 2, online_only);
+    src = st_step(s, st);
+    if (src == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        rc = db_err(s, src, "counting devices");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_device_set_versions(struct giz_store *s, const char *did, int type,
+                                  const char *soft_version, const char *hard_version)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !did || (type != 1 && type != 2)) return GIZ_ERR_INVAL;
+    if (!soft_version) soft_version = "";
+    if (!hard_version) hard_version = "";
+    if (strlen(soft_version) >= GIZ_VER_SIZE || strlen(hard_version) >= GIZ_VER_SIZE)
+        return GIZ_ERR_INVAL;
+    st = s->st[type == 1 ? ST_DEVICE_SET_WIFI : ST_DEVICE_SET_MCU];
+    b_text(s, st, 1, did);
+    b_text(s, st, 2, soft_version);
+    b_text(s, st, 3, hard_version);
+    rc = st_exec(s, st, "updating device versions");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    return rc;
+}
+
+int giz_store_device_set_online(struct giz_store *s, const char *did, bool online, int64_t now)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !did) return GIZ_ERR_INVAL;
+    st = s->st[ST_DEVICE_SET_ONLINE];
+    b_text(s, st, 1, did);
+    b_int(s, st, 2, online ? 1 : 0);
+    b_int(s, st, 3, now);
+    rc = st_exec(s, st, "updating presence");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    return rc;
+}
+
+int giz_store_device_all_offline(struct giz_store *s)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    return st_exec(s, s->st[ST_DEVICE_ALL_OFFLINE], "marking devices offline");
+}
+
+/* ---- firmware ------------------------------------------------------------ */
+
+static void read_firmware(sqlite3_stmt *st, struct giz_firmware *f)
+{
+    memset(f, 0, sizeof *f);
+    f->id = sqlite3_column_int64(st, 0);
+    col_text(st, 1, f->product_key, sizeof f->product_key);
+    f->type = sqlite3_column_int(st, 2);
+    col_text(st, 3, f->soft_version, sizeof f->soft_version);
+    col_text(st, 4, f->hard_version, sizeof f->hard_version);
+    col_text(st, 5, f->url, sizeof f->url);
+    col_text(st, 6, f->file_path, sizeof f->file_path);
+    col_text(st, 7, f->md5, sizeof f->md5);
+    col_text(st, 8, f->filename, sizeof f->filename);
+    f->size = sqlite3_column_int64(st, 9);
+    f->created_at = sqlite3_column_int64(st, 10);
+}
+
+int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
+{
+    sqlite3_stmt *st;
+    int rc, src;
+    int64_t now = now_s();
+
+    if (!s || !fw || (fw->type != 1 && fw->type != 2)) return GIZ_ERR_INVAL;
+    if (!fits(fw->product_key, sizeof fw->product_key) ||
+        !fits(fw->soft_version, sizeof fw->soft_version) || fw->soft_version[0] == '\0' ||
+        !fits(fw->hard_version, sizeof fw->hard_version) || !fits(fw->url, sizeof fw->url) ||
+        !fits(fw->file_path, sizeof fw->file_path) || !fits(fw->md5, sizeof fw->md5) ||
+        !fits(fw->filename, sizeof fw->filename))
+        return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_INSERT];
+    b_text(s, st, 1, fw->product_key);
+    b_int(s, st, 2, fw->type);
+    b_text(s, st, 3, fw->soft_version);
+    b_text(s, st, 4, fw->hard_version);
+    b_text(s, st, 5, fw->url);
+    b_text(s, st, 6, fw->file_path);
+    b_text(s, st, 7, fw->md5);
+    b_text(s, st, 8, fw->filename);
+    b_int(s, st, 9, fw->size);
+    b_int(s, st, 10, now);
+    src = st_step(s, st);
+    if (src == SQLITE_DONE) {
+        fw->id = sqlite3_last_insert_rowid(s->db);
+        fw->created_at = now;
+        rc = GIZ_OK;
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        rc = GIZ_ERR_NOT_FOUND; /* unknown product key */
+    } else {
+        rc = db_err(s, src, "inserting firmware");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+static int firmware_one(struct giz_store *s, sqlite3_stmt *st, struct giz_firmware *out)
+{
+    int rc, src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        read_firmware(st, out);
+        rc = GIZ_OK;
+    } else {
+        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : db_err(s, src, "reading firmware");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_GET];
+    b_int(s, st, 1, id);
+    return firmware_one(s, st, out);
+}
+
+int giz_store_firmware_latest(struct giz_store *s, const char *product_key, int type,
+                              const char *hard_version, struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !product_key || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_LATEST];
+    b_text(s, st, 1, product_key);
+    b_int(s, st, 2, type);
+    b_text(s, st, 3, hard_version);
+    return firmware_one(s, st, out);
+}
+
+int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_store_firmware_cb cb,
+                            void *ud)
+{
+    struct giz_firmware f;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_LIST];
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    b_text(s, st, 1, product_key);
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        read_firmware(st, &f);
+        if (cb(&f, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing firmware");
+    st_reset(s, st);
+    return rc;
+}
+
+/* ---- users, sessions, bindings -------------------------------------------- */
+
+static bool text_ok(const char *v, size_t max)
+{
+    return v && v[0] != '\0' && strnlen(v, max + 1) <= max;
+}
+
+int giz_store_user_create(struct giz_store *s, const char *username, const char *password,
+                          char uid_out[GIZ_UID_SIZE])
+{
+    char uid[GIZ_UID_SIZE], hash[GIZ_HASH_STR_MAX];
+    sqlite3_stmt *st;
+    int rc, src;
+
+    if (!s || !uid_out || !text_ok(username, MAX_USERNAME) || !text_ok(password, MAX_PASSWORD))
+        return GIZ_ERR_INVAL;
+    rc = giz_random_hex(uid, sizeof uid, 16);
+    if (rc == GIZ_OK) rc = giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
+    if (rc) return rc;
+    st = s->st[ST_USER_INSERT];
+    b_text(s, st, 1, uid);
+    b_text(s, st, 2, username);
+    b_text(s, st, 3, hash);
+    b_int(s, st, 4, now_s());
+    src = st_step(s, st);
+    if (src == SQLITE_DONE) {
+        memcpy(uid_out, uid, sizeof uid);
+        rc = GIZ_OK;
+    } else if (src == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = GIZ_ERR_EXISTS;
+    } else {
+        rc = db_err(s, src, "inserting user");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_user_login(struct giz_store *s, const char *username, const char *password,
+                         const char *appid, int64_t ttl_s, int64_t now, struct giz_session *out)
+{
+    struct giz_session sess;
+    char hash[GIZ_HASH_STR_MAX], digest[65];
+    sqlite3_stmt *st;
+    int rc, src, kind;
+    bool found = false;
+
+    if (!s || !out || !username || !password || ttl_s <= 0 || now > INT64_MAX - ttl_s)
+        return GIZ_ERR_INVAL;
+    if (appid && strlen(appid) >= GIZ_PK_SIZE) return GIZ_ERR_INVAL;
+    memset(&sess, 0, sizeof sess);
+    if (strnlen(username, MAX_USERNAME + 1) <= MAX_USERNAME) {
+        st = s->st[ST_USER_BY_NAME];
+        b_text(s, st, 1, username);
+        src = st_step(s, st);
+        if (src == SQLITE_ROW) {
+            col_text(st, 0, sess.uid, sizeof sess.uid);
+            col_text(st, 1, hash, sizeof hash);
+            found = true;
+        } else if (src != SQLITE_DONE) {
+            rc = db_err(s, src, "reading user");
+            st_reset(s, st);
+            return rc;
+        }
+        st_reset(s, st);
+    }
+    rc = giz_secret_verify(password, found ? hash : dummy_password_hash);
+    if (!found || rc != GIZ_OK) return GIZ_ERR_AUTH;
+
+    memcpy(sess.mqtt_client_id, "usr", 3);
+    rc = giz_random_hex(sess.token, sizeof sess.token, 16);
+    if (rc == GIZ_OK) rc = giz_random_base62(sess.mqtt_client_id + 3, sizeof sess.mqtt_client_id - 3, 20);
+    if (rc == GIZ_OK)
+        rc = giz_token_digest(s->token_key, sizeof s->token_key, sess.token, digest, sizeof digest);
+    if (rc) return rc;
+    if (appid) memcpy(sess.appid, appid, strlen(appid) + 1);
+    sess.expire_at = now + ttl_s;
+
+    rc = txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_SESSION_PRUNE_USER];
+    b_text(s, st, 1, sess.uid);
+    b_int(s, st, 2, now);
+    rc = st_exec(s, st, "pruning expired sessions");
+    if (rc == GIZ_OK) {
+        st = s->st[ST_SESSION_INSERT];
+        b_text(s, st, 1, digest);
+        b_text(s, st, 2, sess.uid);
+        b_text(s, st, 3, sess.mqtt_client_id);
+        b_text(s, st, 4, sess.appid);
+        b_int(s, st, 5, sess.expire_at);
+        b_int(s, st, 6, now);
+        rc = st_exec(s, st, "inserting session");
+    }
+    rc = txn_close(s, kind, rc);
+    if (rc == GIZ_OK) *out = sess;
+    memset(&sess, 0, sizeof sess);
+    return rc;
+}
+
+int giz_store_session_by_token(struct giz_store *s, const char *token, int64_t now,
+                               struct giz_session *out)
+{
+    char digest[65];
+    sqlite3_stmt *st;
+    int rc, src;
+
+    if (!s || !token || !out) return GIZ_ERR_INVAL;
+    if (token[0] == '\0' || strnlen(token, 256) >= 256) return GIZ_ERR_AUTH;
+    rc = giz_token_digest(s->token_key, sizeof s->token_key, token, digest, sizeof digest);
+    if (rc) return rc;
+    st = s->st[ST_SESSION_GET];
+    b_text(s, st, 1, digest);
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        col_text(st, 0, out->uid, sizeof out->uid);
+        col_text(st, 1, out->mqtt_client_id, sizeof out->mqtt_client_id);
+        col_text(st, 2, out->appid, sizeof out->appid);
+        out->expire_at = sqlite3_column_int64(st, 3);
+        rc = now >= out->expire_at ? GIZ_ERR_EXPIRED : GIZ_OK;
+    } else {
+        rc = src == SQLITE_DONE ? GIZ_ERR_AUTH : db_err(s, src, "reading session");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+static int row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc, src = st_step(s, st);
+    if (src == SQLITE_ROW)
+        rc = GIZ_OK;
+    else
+        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : db_err(s, src, what);
+    st_reset(s, st);
+    return rc;
+}
+
+static int binding_event(struct giz_store *s, const char *uid, const struct giz_device *dev,
+                         int64_t now)
+{
+    struct giz_outbox_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = GIZ_OUTBOX_BINDING;
+    memcpy(it.did, dev->did, sizeof it.did);
+    memcpy(it.product_key, dev->product_key, sizeof it.product_key);
+    memcpy(it.uid, uid, strlen(uid) + 1);
+    return outbox_insert(s, &it, now, NULL);
+}
+
+int giz_store_binding_add(struct giz_store *s, const char *uid, const char *did,
+                          const char *passcode)
+{
+    struct giz_device dev;
+    sqlite3_stmt *st;
+    int rc, kind;
+    int64_t now = now_s();
+
+    if (!s || !uid || !did) return GIZ_ERR_INVAL;
+    if (strlen(uid) >= GIZ_UID_SIZE) return GIZ_ERR_NOT_FOUND;
+    rc = verify_device(s, did, passcode, &dev);
+    if (rc) return rc;
+    rc = txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_USER_EXISTS];
+    b_text(s, st, 1, uid);
+    rc = row_exists(s, st, "reading user");
+    if (rc == GIZ_OK) {
+        st = s->st[ST_BINDING_INSERT];
+        b_text(s, st, 1, uid);
+        b_text(s, st, 2, did);
+        b_int(s, st, 3, now);
+        rc = st_exec(s, st, "inserting binding");
+    }
+    if (rc == GIZ_OK) rc = binding_event(s, uid, &dev, now);
+    return txn_close(s, kind, rc);
+}
+
+int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *did)
+{
+    struct giz_device dev;
+    sqlite3_stmt *st;
+    int rc, kind;
+    int64_t now = now_s();
+
+    if (!s || !uid || !did) return GIZ_ERR_INVAL;
+    if (strlen(uid) >= GIZ_UID_SIZE || strlen(did) >= GIZ_DID_SIZE) return GIZ_ERR_NOT_FOUND;
+    rc = txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_BINDING_DELETE];
+    b_text(s, st, 1, uid);
+    b_text(s, st, 2, did);
+    rc = st_exec(s, st, "deleting binding");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK) rc = device_read(s, did, &dev, NULL, 0);
+    if (rc == GIZ_OK) rc = binding_event(s, uid, &dev, now);
+    return txn_close(s, kind, rc);
+}
+
+static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
+                        giz_store_binding_cb cb, void *ud)
+{
+    struct giz_binding b;
+    int rc = GIZ_OK, src;
+
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    b_text(s, st, 1, key);
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        memset(&b, 0, sizeof b);
+        col_text(st, 0, b.uid, sizeof b.uid);
+        col_text(st, 1, b.did, sizeof b.did);
+        col_text(st, 2, b.product_key, sizeof b.product_key);
+        b.online = sqlite3_column_int(st, 3) != 0;
+        b.created_at = sqlite3_column_int64(st, 4);
+        if (cb(&b, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing bindings");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_binding_list_by_user(struct giz_store *s, const char *uid, giz_store_binding_cb cb,
+                                   void *ud)
+{
+    if (!s || !uid || !cb) return GIZ_ERR_INVAL;
+    return binding_list(s, s->st[ST_BINDING_BY_USER], uid, cb, ud);
+}
+
+int giz_store_binding_list_by_device(struct giz_store *s, const char *did,
+                                     giz_store_binding_cb cb, void *ud)
+{
+    if (!s || !did || !cb) return GIZ_ERR_INVAL;
+    return binding_list(s, s->st[ST_BINDING_BY_DEVICE], did, cb, ud);
+}
+
+int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *did)
+{
+    sqlite3_stmt *st;
+    if (!s || !uid || !did) return GIZ_ERR_INVAL;
+    st = s->st[ST_BINDING_EXISTS];
+    b_text(s, st, 1, uid);
+    b_text(s, st, 2, did);
+    return row_exists(s, st, "reading binding");
+}
+
+/* ---- device logs ----------------------------------------------------------- */
+
+int giz_store_log_insert(struct giz_store *s, const char *did, int level, const char *tags,
+                         size_t tags_len, const char *source, size_t source_len,
+                         const char *content, size_t content_len, int64_t ts)
+{
+    sqlite3_stmt *st;
+
+    if (!s || !did || strlen(did) >= GIZ_DID_SIZE || level < 1 || level > 3) return GIZ_ERR_INVAL;
+    if ((!tags && tags_len) || (!source && source_len) || (!content && content_len))
+        return GIZ_ERR_INVAL;
+    if (tags_len > MAX_LOG_TEXT || source_len > MAX_LOG_TEXT || content_len > MAX_LOG_TEXT)
+        return GIZ_ERR_OVERSIZE;
+    st = s->st[ST_LOG_INSERT];
+    b_text(s, st, 1, did);
+    b_int(s, st, 2, level);
+    b_textn(s, st, 3, tags, tags_len);
+    b_textn(s, st, 4, source, source_len);
+    b_textn(s, st, 5, content, content_len);
+    b_int(s, st, 6, ts);
+    return st_exec(s, st, "inserting device log");
+}
+
+int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
+                       giz_store_log_cb cb, void *ud)
+{
+    struct giz_device_log l;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !did || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_LOG_LIST];
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    b_text(s, st, 1, did);
+    b_int(s, st, 2, before_id > 0 ? before_id : INT64_MAX);
+    b_int(s, st, 3, limit ? limit : 100);
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        memset(&l, 0, sizeof l);
+        l.id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, l.did, sizeof l.did);
+        l.level = sqlite3_column_int(st, 2);
+        l.tags = (const char *)sqlite3_column_text(st, 3);
+        l.source = (const char *)sqlite3_column_text(st, 4);
+        l.content = (const char *)sqlite3_column_text(st, 5);
+        l.ts = sqlite3_column_int64(st, 6);
+        if (!l.tags || !l.source || !l.content) {
+            src = SQLITE_NOMEM;
+            break;
+        }
+        if (cb(&l, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing device logs");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_log_prune(struct giz_store *s, unsigned keep)
+{
+    sqlite3_stmt *st;
+    if (!s) return GIZ_ERR_INVAL;
+    st = s->st[ST_LOG_PRUNE];
+    b_int(s, st, 1, keep);
+    return st_exec(s, st, "pruning device logs");
+}
+
+/* ---- outbox --------------------------------------------------------------- */
+
+int giz_store_outbox_push(struct giz_store *s, const struct giz_outbox_item *it, int64_t *id_out)
+{
+    if (!s || !it || it->kind < GIZ_OUTBOX_OTA_PUSH || it->kind > GIZ_OUTBOX_BINDING)
+        return GIZ_ERR_INVAL;
+    if (!fits(it->did, sizeof it->did) || !fits(it->product_key, sizeof it->product_key) ||
+        !fits(it->uid, sizeof it->uid) || !fits(it->url, sizeof it->url))
+        return GIZ_ERR_INVAL;
+    return outbox_insert(s, it, now_s(), id_out);
+}
+
+int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
+                           giz_store_outbox_cb cb, void *ud)
+{
+    struct giz_outbox_item it;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_OUTBOX_FETCH];
+    if (list_guard(s, st)) return GIZ_ERR_INVAL;
+    b_int(s, st, 1, after_id);
+    b_int(s, st, 2, max ? (int64_t)max : -1);
+    while ((src = st_step(s, st)) == SQLITE_ROW) {
+        memset(&it, 0, sizeof it);
+        it.id = sqlite3_column_int64(st, 0);
+        it.kind = sqlite3_column_int(st, 1);
+        col_text(st, 2, it.did, sizeof it.did);
+        col_text(st, 3, it.product_key, sizeof it.product_key);
+        col_text(st, 4, it.uid, sizeof it.uid);
+        it.fw_type = sqlite3_column_int(st, 5);
+        it.ota_version = sqlite3_column_int(st, 6);
+        it.fid = sqlite3_column_int64(st, 7);
+        col_text(st, 8, it.url, sizeof it.url);
+        it.created_at = sqlite3_column_int64(st, 9);
+        if (cb(&it, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "fetching outbox");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_outbox_last_id(struct giz_store *s, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !id) return GIZ_ERR_INVAL;
+    *id = 0;
+    st = s->st[ST_OUTBOX_LAST];
+    src = st_step(s, st);
+    if (src == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else
+        rc = db_err(s, src, "reading outbox last id");
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_outbox_prune(struct giz_store *s, int64_t older_than)
+{
+    sqlite3_stmt *st;
+    if (!s) return GIZ_ERR_INVAL;
+    st = s->st[ST_OUTBOX_PRUNE];
+    b_int(s, st, 1, older_than);
+    return st_exec(s, st, "pruning outbox");
+}
