@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Unit tests of the logger: the exact stderr line format (captured by
+ * pointing fd 2 at a temp file), level filtering, level names, the sink
+ * override, truncation of long messages, and whole lines when several
+ * threads log at once.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "giz/log.h"
+#include "test.h"
+
+#define THREADS 4
+#define PER_THREAD 500
+
+static char capture_path[256];
+static int saved_stderr = -1;
+
+static void capture_start(void)
+{
+    FILE *f = fopen(capture_path, "w");
+    if (f) fclose(f);
+    fflush(stderr);
+    saved_stderr = dup(2);
+    f = fopen(capture_path, "a");
+    if (f) {
+        dup2(fileno(f), 2);
+        fclose(f);
+    }
+}
+
+/* Restores stderr and returns the captured bytes (caller frees). */
+static char *capture_end(size_t *len)
+{
+    char *buf = NULL;
+    long size;
+    FILE *f;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    *len = 0;
+    f = fopen(capture_path, "rb");
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)size + 1);
+        if (buf) {
+            *len = fread(buf, 1, (size_t)size, f);
+            buf[*len] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ " */
+static bool is_timestamp(const char *p)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ ";
+    for (size_t i = 0; i < sizeof shape - 1; i++) {
+        if (shape[i] == 'd') {
+            if (p[i] < '0' || p[i] > '9') return false;
+        } else if (p[i] != shape[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void test_format(void)
+{
+    size_t len;
+    char *out;
+
+    giz_log_init("gservice", GIZ_LOG_INFO);
+    capture_start();
+    giz_log(GIZ_LOG_INFO, "hello %s %d", "world", 42);
+    giz_log(GIZ_LOG_ERR, "bad thing");
+    giz_log(GIZ_LOG_WARN, "multi\nline\rtext");
+    giz_log(GIZ_LOG_DEBUG, "hidden at info");
+    out = capture_end(&len);
+    ASSERT_TRUE(out != NULL);
+    if (!out) return;
+    {
+        char *l1 = out, *l2 = l1 ? strchr(l1, '\n') : NULL, *l3;
+        ASSERT_TRUE(l2 != NULL);
+        if (!l2) goto done;
+        *l2++ = '\0';
+        l3 = strchr(l2, '\n');
+        ASSERT_TRUE(l3 != NULL);
+        if (!l3) goto done;
+        *l3++ = '\0';
+        ASSERT_TRUE(is_timestamp(l1));
+        ASSERT_STREQ(l1 + 21, "gservice info: hello world 42");
+        ASSERT_TRUE(is_timestamp(l2));
+        ASSERT_STREQ(l2 + 21, "gservice error: bad thing");
+        ASSERT_TRUE(is_timestamp(l3));
+        ASSERT_STREQ(l3 + 21, "gservice warn: multi line text\n");
+    }
+done:
+    ASSERT_TRUE(strstr(out, "hidden") == NULL);
+    free(out);
+
+    giz_log_init("plugin", GIZ_LOG_DEBUG);
+    capture_start();
+    giz_log(GIZ_LOG_DEBUG, "now visible");
+    out = capture_end(&len);
+    ASSERT_TRUE(out && strstr(out, " plugin debug: now visible\n") != NULL);
+    free(out);
+
+    giz_log_init(NULL, GIZ_LOG_ERR);
+    capture_start();
+    giz_log(GIZ_LOG_WARN, "filtered");
+    giz_log(GIZ_LOG_ERR, "kept");
+    out = capture_end(&len);
+    ASSERT_TRUE(out && strstr(out, " plugin error: kept\n") != NULL);
+    ASSERT_TRUE(out && strstr(out, "filtered") == NULL);
+    free(out);
+}
+
+static void test_truncation(void)
+{
+    char *big = malloc(5000), *out;
+    size_t len;
+    if (!big) return;
+    memset(big, 'x', 4999);
+    big[4999] = '\0';
+    giz_log_init("t", GIZ_LOG_INFO);
+    capture_start();
+    giz_log(GIZ_LOG_INFO, "%s", big);
+    out = capture_end(&len);
+    ASSERT_TRUE(out != NULL);
+    if (out) {
+        ASSERT_TRUE(len > 1000 && len < 1200);
+        ASSERT_EQ(out[len - 1], '\n');
+        ASSERT_TRUE(strstr(out, "...\n") != NULL);
+        ASSERT_EQ(strchr(out, '\n') - out, (long)len - 1); /* one line */
+    }
+    free(out);
+    free(big);
+}
+
+struct sink_rec {
+    int calls;
+    enum giz_log_lvl lvl;
+    char line[256];
+};
+
+static void rec_sink(enum giz_log_lvl lvl, const char *line, void *ud)
+{
+    struct sink_rec *r = ud;
+    r->calls++;
+    r->lvl = lvl;
+    snprintf(r->line, sizeof r->line, "%s", line);
+}
+
+static void test_sink(void)
+{
+    struct sink_rec r;
+    size_t len;
+    char *out;
+
+    memset(&r, 0, sizeof r);
+    giz_log_init("plugin", GIZ_LOG_INFO);
+    giz_log_set_sink(rec_sink, &r);
+    capture_start();
+    giz_log(GIZ_LOG_WARN, "to the sink %d", 7);
+    giz_log(GIZ_LOG_DEBUG, "filtered before the sink");
+    out = capture_end(&len);
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_EQ(r.lvl, GIZ_LOG_WARN);
+    ASSERT_STREQ(r.line, "to the sink 7");
+    ASSERT_EQ(len, 0); /* nothing on stderr */
+    free(out);
+    giz_log_set_sink(NULL, NULL);
+    capture_start();
+    giz_log(GIZ_LOG_INFO, "back on stderr");
+    out = capture_end(&len);
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_TRUE(out && strstr(out, "plugin info: back on stderr\n") != NULL);
+    free(out);
+}
+
+static void test_parse(void)
+{
+    ASSERT_EQ(giz_log_level_parse("error"), GIZ_LOG_ERR);
+    ASSERT_EQ(giz_log_level_parse("warn"), GIZ_LOG_WARN);
+    ASSERT_EQ(giz_log_level_parse("info"), GIZ_LOG_INFO);
+    ASSERT_EQ(giz_log_level_parse("debug"), GIZ_LOG_DEBUG);
+    ASSERT_EQ(giz_log_level_parse("verbose"), -1);
+    ASSERT_EQ(giz_log_level_parse(""), -1);
+    ASSERT_EQ(giz_log_level_parse(NULL), -1);
+}
+
+static void *log_thread(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < PER_THREAD; i++)
+        giz_log(GIZ_LOG_INFO, "thread %ld message %d %s", id, i,
+                "padding-padding-padding-padding-padding-padding-padding-padding");
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    pthread_t th[THREADS];
+    int counts[THREADS] = {0}, bad = 0, lines = 0;
+    size_t len;
+    char *out, *line, *next;
+
+    giz_log_init("mt", GIZ_LOG_INFO);
+    capture_start();
+    for (long i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, log_thread, (void *)i);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    out = capture_end(&len);
+    ASSERT_TRUE(out != NULL);
+    if (!out) return;
+    for (line = out; *line; line = next) {
+        long id = -1;
+        int n = -1;
+        char tail[80];
+        next = strchr(line, '\n');
+        if (!next) {
+            bad++; /* unterminated last line */
+            break;
+        }
+        *next++ = '\0';
+        lines++;
+        if (!is_timestamp(line) ||
+            sscanf(line + 21, "mt info: thread %ld message %d %79s", &id, &n, tail) != 3 ||
+            id < 0 || id >= THREADS || strcmp(tail, "padding-padding-padding-padding-padding-"
+                                                    "padding-padding-padding") != 0) {
+            bad++;
+            continue;
+        }
+        counts[id]++;
+    }
+    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(lines, THREADS * PER_THREAD);
+    for (int i = 0; i < THREADS; i++) ASSERT_EQ(counts[i], PER_THREAD);
+    free(out);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(capture_path, sizeof capture_path, "%s/giz_log_test_%ld.txt",
+             tmp && *tmp ? tmp : "/tmp", (long)getpid());
+    test_parse();
+    test_format();
+    test_truncation();
+    test_sink();
+    test_threads();
+    unlink(capture_path);
+    return TEST_EXIT();
+}
