@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * MOSQ_EVT_BASIC_AUTH: who may connect.
+ *
+ * Devices: client id == username == DID (22 base62), password = passcode,
+ * checked with giz_store_device_auth (PBKDF2, constant-time). Verified
+ * credentials are cached in memory as HMAC-SHA256(process-random key,
+ * passcode) with the product key, so a reconnect storm does not run PBKDF2
+ * and SQLite for every login; an entry lives auth_cache_ttl seconds and is
+ * dropped at once on a DEVICE_DISABLED outbox event (unregister), which also
+ * kicks the live session. A wrong passcode never matches the cache and is
+ * re-checked against the store.
+ *
+ * Apps: username = uid (32 hex) or "2$<appid>$<uid>", password = the user
+ * token from /app/login, client id = that session's mqtt_client_id; the
+ * session must exist and not be expired.
+ *
+ * Everything else is refused with CONNACK "not authorised". Log lines carry
+ * identifiers and the real peer address, never the secret.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "giz/crypto.h"
+#include "plugin.h"
+
+static bool is_base62(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)s[i])) return false;
+    }
+    return true;
+}
+
+static bool is_did(const char *s)
+{
+    return strlen(s) == GIZ_DID_LEN && is_base62(s, GIZ_DID_LEN);
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)s[i])) return false;
+    }
+    return true;
+}
+
+/* Splits an app username into uid (and appid, "" if absent). true if well formed. */
+static bool parse_app_username(const char *username, char uid[GIZ_UID_SIZE],
+                               char appid[GIZ_PK_SIZE])
+{
+    const char *u = username;
+    appid[0] = '\0';
+    if (username[0] == '2' && username[1] == '$') {
+        const char *a = username + 2;
+        const char *sep = strchr(a, '$');
+        if (sep == NULL) return false;
+        size_t alen = (size_t)(sep - a);
+        if (alen >= GIZ_PK_SIZE) return false;
+        memcpy(appid, a, alen);
+        appid[alen] = '\0';
+        u = sep + 1;
+    }
+    if (strlen(u) != GIZ_UID_SIZE - 1 || !is_hex(u, GIZ_UID_SIZE - 1)) return false;
+    memcpy(uid, u, GIZ_UID_SIZE);
+    return true;
+}
+
+static void peer_of(struct gizp *g, struct mosquitto *ctx, const char *client_id, char *out,
+                    size_t cap)
+{
+    if (g->front != NULL) {
+        handoff__peer_get(&g->handoff, client_id, out, cap);
+    } else {
+        const char *a = mosquitto_client_address(ctx);
+        snprintf(out, cap, "%s", a != NULL ? a : "?");
+    }
+}
+
+static int refuse(struct gizp *g, struct mosquitto *ctx, const char *client_id, const char *who,
+                  const char *why)
+{
+    char peer[GIZP_HOST_SIZE + 8];
+    peer_of(g, ctx, client_id, peer, sizeof(peer));
+    g->logins_refused++;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: login refused for %s from %s: %s", who, peer, why);
+    return MOSQ_ERR_AUTH;
+}
+
+void auth__forget(struct gizp *g, const char *did)
+{
+    free(map__sget(&g->creds, did) != NULL ? map__remove(&g->creds, did, strlen(did)) : NULL);
+}
+
+/* Remembers a verified passcode digest for did (best effort). */
+static void cache_put(struct gizp *g, const char *did, const char *digest,
+                      const char *product_key)
+{
+    struct cred *c = map__sget(&g->creds, did);
+    if (g->cfg.auth_cache_ttl == 0) return;
+    if (c == NULL) {
+        void *old = NULL;
+        if (g->creds.count >= g->cfg.auth_cache_max) return;
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) return;
+        if (map__put(&g->creds, did, strlen(did), c, &old) != 0) {
+            free(c);
+            return;
+        }
+    }
+    snprintf(c->digest, sizeof(c->digest), "%s", digest);
+    snprintf(c->product_key, sizeof(c->product_key), "%s", product_key);
+    c->verified_at = plugin__now_ms() / 1000;
+}
+
+static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
+                        const char *client_id, const char *passcode)
+{
+    char digest[65];
+    char product_key[GIZ_PK_SIZE] = "";
+    char who[64];
+    struct cred *c;
+    struct giz_device dev;
+    size_t plen = strlen(passcode);
+    bool ok = false;
+
+    snprintf(who, sizeof(who), "device %s", did);
+    if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
+    if (plen == 0 || plen > GIZ_MAX_PASSCODE) return refuse(g, ctx, client_id, who, "bad passcode length");
+    if (giz_token_digest(g->cache_key, sizeof(g->cache_key), passcode, digest, sizeof(digest)) !=
+        GIZ_OK)
+        return refuse(g, ctx, client_id, who, "digest failed");
+
+    c = map__sget(&g->creds, did);
+    if (c != NULL && plugin__now_ms() / 1000 - c->verified_at < (int64_t)g->cfg.auth_cache_ttl &&
+        giz_consttime_eq(c->digest, digest, 64)) {
+        snprintf(product_key, sizeof(product_key), "%s", c->product_key);
+        g->cache_hits++;
+        ok = true;
+    } else {
+        int rc = giz_store_device_auth(g->store, did, passcode, &dev);
+        if (rc == GIZ_OK) {
+            snprintf(product_key, sizeof(product_key), "%s", dev.product_key);
+            cache_put(g, did, digest, product_key);
+            ok = true;
+        } else {
+            if (rc == GIZ_ERR_NOT_FOUND || rc == GIZ_ERR_DISABLED) auth__forget(g, did);
+            return refuse(g, ctx, client_id, who,
+                          rc == GIZ_ERR_NOT_FOUND  ? "unknown DID"
+                          : rc == GIZ_ERR_DISABLED ? "device disabled"
+                          : rc == GIZ_ERR_AUTH     ? "wrong passcode"
+                                                   : giz_strerror(rc));
+        }
+    }
+    if (ok && presence__device_online(g, ctx, did, product_key) != 0)
+        return refuse(g, ctx, client_id, who, "out of memory");
+    g->logins_ok++;
+    if (g->cfg.log_level >= GIZ_LOG_INFO) {
+        char peer[GIZP_HOST_SIZE + 8];
+        peer_of(g, ctx, client_id, peer, sizeof(peer));
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s (product %s) logged in from %s", did,
+                             product_key, peer);
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int app_login(struct gizp *g, struct mosquitto *ctx, const char *username,
+                     const char *client_id, const char *token)
+{
+    char uid[GIZ_UID_SIZE];
+    char appid[GIZ_PK_SIZE];
+    char who[96];
+    struct giz_session sess;
+    int rc;
+
+    if (!parse_app_username(username, uid, appid)) {
+        snprintf(who, sizeof(who), "client %.40s", client_id);
+        return refuse(g, ctx, client_id, who, "username is neither a DID nor an app user");
+    }
+    snprintf(who, sizeof(who), "app %.40s (uid %s)", client_id, uid);
+    if (strlen(token) == 0 || strlen(token) > 128) return refuse(g, ctx, client_id, who, "bad token");
+    rc = giz_store_session_by_token(g->store, token, plugin__unix_now(), &sess);
+    if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND) return refuse(g, ctx, client_id, who, "unknown token");
+    if (rc == GIZ_ERR_EXPIRED) return refuse(g, ctx, client_id, who, "token expired");
+    if (rc != GIZ_OK) return refuse(g, ctx, client_id, who, giz_strerror(rc));
+    if (strcmp(sess.uid, uid) != 0) return refuse(g, ctx, client_id, who, "token of another user");
+    if (strcmp(sess.mqtt_client_id, client_id) != 0)
+        return refuse(g, ctx, client_id, who, "client id is not the session's mqtt_client_id");
+    if (appid[0] != '\0' && sess.appid[0] != '\0' && strcmp(appid, sess.appid) != 0)
+        return refuse(g, ctx, client_id, who, "appid differs from the session's");
+    if (presence__app_online(g, ctx, client_id, uid) != 0)
+        return refuse(g, ctx, client_id, who, "out of memory or database error");
+    g->logins_ok++;
+    if (g->cfg.log_level >= GIZ_LOG_INFO) {
+        char peer[GIZP_HOST_SIZE + 8];
+        peer_of(g, ctx, client_id, peer, sizeof(peer));
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: %s logged in from %s", who, peer);
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+int auth__basic_cb(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_basic_auth *ed = event_data;
+    struct gizp *g = userdata;
+    const char *client_id = mosquitto_client_id(ed->client);
+    (void)event;
+    if (client_id == NULL || client_id[0] == '\0')
+        return refuse(g, ed->client, NULL, "a client", "empty client id");
+    if (ed->username == NULL || ed->password == NULL) {
+        char who[64];
+        snprintf(who, sizeof(who), "client %.40s", client_id);
+        return refuse(g, ed->client, client_id, who, "no username or password");
+    }
+    if (is_did(ed->username)) return device_login(g, ed->client, ed->username, client_id, ed->password);
+    return app_login(g, ed->client, ed->username, client_id, ed->password);
+}

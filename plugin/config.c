@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The plugin's options: every `plugin_opt_<name> <value>` line of
+ * mosquitto.conf arrives here as (name, value). Each one is validated at
+ * start-up; an unknown name, a malformed value or a missing database path
+ * makes mosquitto_plugin_init fail, so the broker refuses to start with a
+ * clear log line instead of running half-configured (fail closed).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include "plugin.h"
+
+/* Parses a decimal unsigned integer in [min, max]; the whole string must be used. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end = NULL;
+    if (s == NULL || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* A duration: "<n>" seconds or "<n>ms"; result in milliseconds in [min_ms, max_ms]. */
+static int parse_duration_ms(const char *s, unsigned long min_ms, unsigned long max_ms,
+                             unsigned long *out)
+{
+    char buf[32];
+    size_t n = strlen(s);
+    unsigned long v;
+    if (n == 0 || n >= sizeof(buf)) return -1;
+    memcpy(buf, s, n + 1);
+    unsigned long mult = 1000;
+    if (n > 2 && strcmp(buf + n - 2, "ms") == 0) {
+        buf[n - 2] = '\0';
+        mult = 1;
+    } else if (n > 1 && buf[n - 1] == 's') {
+        buf[n - 1] = '\0';
+    }
+    if (parse_uint(buf, 0, ULONG_MAX / 1000u, &v) != 0) return -1;
+    v *= mult;
+    if (v < min_ms || v > max_ms) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" with a numeric address. */
+static int parse_listen(const char *s, struct gizp_listen *out)
+{
+    const char *colon;
+    const char *host = s;
+    size_t host_len;
+    unsigned long port;
+    unsigned char tmp[16];
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':') return -1;
+        host = s + 1;
+        host_len = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) return -1;
+        host_len = (size_t)(colon - s);
+    }
+    if (host_len == 0 || host_len >= sizeof(out->host)) return -1;
+    memcpy(out->host, host, host_len);
+    out->host[host_len] = '\0';
+    if (parse_uint(colon + 1, 1, 65535, &port) != 0) return -1;
+    out->port = (int)port;
+    if (inet_pton(AF_INET, out->host, tmp) != 1 && inet_pton(AF_INET6, out->host, tmp) != 1)
+        return -1;
+    return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n == 0 || n >= cap) return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+enum opt_id {
+    OPT_DB_PATH, OPT_LISTEN, OPT_BROKER_SOCKET, OPT_PING_MAX, OPT_PING_WINDOW,
+    OPT_KEEPALIVE_MAX, OPT_MAX_PACKET, OPT_POLL_MS, OPT_AUTH_CACHE_TTL, OPT_AUTH_CACHE_MAX,
+    OPT_STATS_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_QUEUE_MAX, OPT_TLS_LISTEN, OPT_TLS_CERT,
+    OPT_TLS_KEY, OPT__COUNT
+};
+
+static const struct {
+    const char *name;
+    const char *help;
+} opt_table[OPT__COUNT] = {
+    [OPT_DB_PATH] = {"db_path", "path of the gizcloud SQLite database (required)"},
+    [OPT_LISTEN] = {"listen", "host:port of the front MQTT listener (repeatable)"},
+    [OPT_BROKER_SOCKET] = {"broker_socket", "mosquitto's own unix-socket listener path"},
+    [OPT_PING_MAX] = {"ping_max", "PINGREQs allowed per window, 1..1000000"},
+    [OPT_PING_WINDOW] = {"ping_window", "window, seconds or <n>ms, 100ms..1 day"},
+    [OPT_KEEPALIVE_MAX] = {"keepalive_max", "keepalive clamp in seconds, 1..65535"},
+    [OPT_MAX_PACKET] = {"max_packet", "largest client packet in bytes, 1024..268435455"},
+    [OPT_POLL_MS] = {"poll_ms", "outbox poll / DB batch period, 10..5000 ms"},
+    [OPT_AUTH_CACHE_TTL] = {"auth_cache_ttl", "seconds, 0..86400 (0 = no cache)"},
+    [OPT_AUTH_CACHE_MAX] = {"auth_cache_max", "entries, 0..10000000"},
+    [OPT_STATS_INTERVAL] = {"stats_interval", "seconds between stats lines, 0 = off"},
+    [OPT_LOG_LEVEL] = {"log_level", "error|warn|info|debug"},
+    [OPT_LOG_QUEUE_MAX] = {"log_queue_max", "device log records buffered per batch"},
+    [OPT_TLS_LISTEN] = {"tls_listen", "TLS front listener (not implemented)"},
+    [OPT_TLS_CERT] = {"tls_cert", "TLS certificate (not implemented)"},
+    [OPT_TLS_KEY] = {"tls_key", "TLS key (not implemented)"},
+};
+
+static int find_opt(const char *key)
+{
+    for (int i = 0; i < OPT__COUNT; i++) {
+        if (strcmp(opt_table[i].name, key) == 0) return i;
+    }
+    return -1;
+}
+
+static void set_defaults(struct gizp_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->ping_max = 180;
+    cfg->ping_window_ms = 180000;
+    cfg->keepalive_max = 600;
+    cfg->max_packet = 300u * 1024u;
+    cfg->poll_ms = 50;
+    cfg->auth_cache_ttl = 600;
+    cfg->auth_cache_max = 200000;
+    cfg->stats_interval = 300;
+    cfg->log_level = GIZ_LOG_INFO;
+    cfg->log_max = 10000;
+}
+
+/* Applies one option; returns 0 or -1 (the caller logs). */
+static int apply_opt(struct gizp_config *cfg, int id, const char *value)
+{
+    unsigned long v = 0;
+    switch (id) {
+    case OPT_DB_PATH:
+        return copy_str(cfg->db_path, sizeof(cfg->db_path), value);
+    case OPT_LISTEN:
+        if (cfg->listen_count >= GIZP_MAX_LISTEN) return -1;
+        if (parse_listen(value, &cfg->listen[cfg->listen_count]) != 0) return -1;
+        cfg->listen_count++;
+        return 0;
+    case OPT_BROKER_SOCKET:
+        return copy_str(cfg->broker_socket, sizeof(cfg->broker_socket), value);
+    case OPT_PING_MAX:
+        if (parse_uint(value, 1, 1000000, &v) != 0) return -1;
+        cfg->ping_max = (unsigned)v;
+        return 0;
+    case OPT_PING_WINDOW:
+        if (parse_duration_ms(value, 100, 86400000, &v) != 0) return -1;
+        cfg->ping_window_ms = (unsigned)v;
+        return 0;
+    case OPT_KEEPALIVE_MAX:
+        if (parse_uint(value, 1, 65535, &v) != 0) return -1;
+        cfg->keepalive_max = (unsigned)v;
+        return 0;
+    case OPT_MAX_PACKET:
+        if (parse_uint(value, 1024, 268435455, &v) != 0) return -1;
+        cfg->max_packet = (size_t)v;
+        return 0;
+    case OPT_POLL_MS:
+        if (parse_uint(value, 10, 5000, &v) != 0) return -1;
+        cfg->poll_ms = (unsigned)v;
+        return 0;
+    case OPT_AUTH_CACHE_TTL:
+        if (parse_uint(value, 0, 86400, &v) != 0) return -1;
+        cfg->auth_cache_ttl = (unsigned)v;
+        return 0;
+    case OPT_AUTH_CACHE_MAX:
+        if (parse_uint(value, 0, 10000000, &v) != 0) return -1;
+        cfg->auth_cache_max = (unsigned)v;
+        return 0;
+    case OPT_STATS_INTERVAL:
+        if (parse_uint(value, 0, 86400, &v) != 0) return -1;
+        cfg->stats_interval = (unsigned)v;
+        return 0;
+    case OPT_LOG_LEVEL: {
+        int lvl = giz_log_level_parse(value);
+        if (lvl < 0) return -1;
+        cfg->log_level = lvl;
+        return 0;
+    }
+    case OPT_LOG_QUEUE_MAX:
+        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        cfg->log_max = (unsigned)v;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int count)
+{
+    int errors = 0;
+    bool seen[OPT__COUNT] = {false};
+    set_defaults(cfg);
+    for (int i = 0; i < count; i++) {
+        const char *key = opts[i].key != NULL ? opts[i].key : "";
+        const char *value = opts[i].value != NULL ? opts[i].value : "";
+        int id = find_opt(key);
+        if (id < 0) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: unknown option plugin_opt_%s", key);
+            errors++;
+            continue;
+        }
+        if (id == OPT_TLS_LISTEN || id == OPT_TLS_CERT || id == OPT_TLS_KEY) {
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "giz: plugin_opt_%s: TLS termination is not implemented in this "
+                                 "build; use mosquitto's own TLS listener or a TLS proxy",
+                                 key);
+            errors++;
+            continue;
+        }
+        if (seen[id] && id != OPT_LISTEN) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_%s given twice", key);
+            errors++;
+            continue;
+        }
+        seen[id] = true;
+        if (apply_opt(cfg, id, value) != 0) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: bad value for plugin_opt_%s: \"%s\" (%s)",
+                                 key, value, opt_table[id].help);
+            errors++;
+        }
+    }
+    if (cfg->db_path[0] == '\0') {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_db_path is required (%s)",
+                             opt_table[OPT_DB_PATH].help);
+        errors++;
+    }
+    if (cfg->listen_count > 0 && cfg->broker_socket[0] == '\0') {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "giz: plugin_opt_listen needs plugin_opt_broker_socket (the path of "
+                             "a `listener 0 <path>` line)");
+        errors++;
+    }
+    if (cfg->listen_count == 0 && cfg->broker_socket[0] != '\0') {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "giz: plugin_opt_broker_socket given without plugin_opt_listen");
+        errors++;
+    }
+    return errors == 0 ? 0 : -1;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * A small chained hash map keyed by byte strings, used for the plugin's
+ * tables (credential cache, clients by context pointer, DIDs, apps, peer
+ * addresses). Keys come from the network (client ids, DIDs), so buckets are
+ * chosen with SipHash-2-4 under a per-map random key: a client cannot
+ * predict collisions and slow the broker's thread down.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "giz/crypto.h"
+#include "plugin.h"
+
+#define MAP_INITIAL_BUCKETS 64u
+
+static uint64_t rotl64(uint64_t x, unsigned b)
+{
+    return (x << b) | (x >> (64u - b));
+}
+
+static uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8u * i);
+    return v;
+}
+
+#define SIP_ROUND(v0, v1, v2, v3)                                                          \
+    do {                                                                                   \
+        v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);                     \
+        v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                           \
+        v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                           \
+        v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);                      \
+    } while (0)
+
+/* SipHash-2-4 of in[0..len) under key (k0, k1). */
+static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len)
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    size_t full = len - (len % 8u);
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = load_le64(in + i);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t)(len & 0xffu) << 56;
+    for (size_t i = 0; i < len % 8u; i++) last |= (uint64_t)in[full + i] << (8u * i);
+    v3 ^= last;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xffu;
+    for (int i = 0; i < 4; i++) SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+int map__init(struct map *m)
+{
+    uint64_t key[2];
+    memset(m, 0, sizeof(*m));
+    if (giz_random_bytes(key, sizeof(key)) != GIZ_OK) return -1;
+    m->buckets = calloc(MAP_INITIAL_BUCKETS, sizeof(*m->buckets));
+    if (m->buckets == NULL) return -1;
+    m->nbuckets = MAP_INITIAL_BUCKETS;
+    m->k0 = key[0];
+    m->k1 = key[1];
+    return 0;
+}
+
+void map__free(struct map *m, void (*free_value)(void *))
+{
+    if (m == NULL || m->buckets == NULL) return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct map_entry *e = m->buckets[i];
+        while (e != NULL) {
+            struct map_entry *next = e->next;
+            if (free_value != NULL) free_value(e->value);
+            free(e);
+            e = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = NULL;
+    m->nbuckets = 0;
+    m->count = 0;
+}
+
+static struct map_entry **map_slot(const struct map *m, const void *key, size_t klen,
+                                   uint64_t hash)
+{
+    struct map_entry **pe = &m->buckets[hash & (m->nbuckets - 1u)];
+    while (*pe != NULL) {
+        if ((*pe)->hash == hash && (*pe)->klen == klen && memcmp((*pe)->key, key, klen) == 0) break;
+        pe = &(*pe)->next;
+    }
+    return pe;
+}
+
+void *map__get(const struct map *m, const void *key, size_t klen)
+{
+    if (m->buckets == NULL) return NULL;
+    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    struct map_entry **pe = map_slot(m, key, klen, hash);
+    return *pe != NULL ? (*pe)->value : NULL;
+}
+
+void *map__sget(const struct map *m, const char *key)
+{
+    return map__get(m, key, strlen(key));
+}
+
+/* Doubles the bucket array; on ENOMEM the map simply stays denser. */
+static void map_grow(struct map *m)
+{
+    size_t n = m->nbuckets * 2u;
+    struct map_entry **b = calloc(n, sizeof(*b));
+    if (b == NULL) return;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct map_entry *e = m->buckets[i];
+        while (e != NULL) {
+            struct map_entry *next = e->next;
+            e->next = b[e->hash & (n - 1u)];
+            b[e->hash & (n - 1u)] = e;
+            e = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+}
+
+int map__put(struct map *m, const void *key, size_t klen, void *value, void **old)
+{
+    if (old != NULL) *old = NULL;
+    if (m->buckets == NULL) return -1;
+    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    struct map_entry **pe = map_slot(m, key, klen, hash);
+    if (*pe != NULL) {
+        if (old != NULL) *old = (*pe)->value;
+        (*pe)->value = value;
+        return 0;
+    }
+    struct map_entry *e = malloc(sizeof(*e) + klen + 1u);
+    if (e == NULL) return -1;
+    e->next = NULL;
+    e->hash = hash;
+    e->value = value;
+    e->klen = klen;
+    memcpy(e->key, key, klen);
+    e->key[klen] = '\0';
+    *pe = e;
+    m->count++;
+    if (m->count > m->nbuckets - m->nbuckets / 4u) map_grow(m);
+    return 0;
+}
+
+void *map__remove(struct map *m, const void *key, size_t klen)
+{
+    if (m->buckets == NULL) return NULL;
+    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    struct map_entry **pe = map_slot(m, key, klen, hash);
+    struct map_entry *e = *pe;
+    if (e == NULL) return NULL;
+    void *value = e->value;
+    *pe = e->next;
+    free(e);
+    m->count--;
+    return value;
+}
+
+void map__foreach(const struct map *m, map_foreach_cb cb, void *ud)
+{
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        for (struct map_entry *e = m->buckets[i]; e != NULL; e = e->next) {
+            if (cb(e->key, e->klen, e->value, ud) != 0) return;
+        }
+    }
+}

@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The front listener: an MQTT-aware TCP relay inside the plugin, on its own
+ * libuv loop and thread, in front of mosquitto's unix-socket listener. It
+ * exists because mosquitto 2.0's plugin API shows neither PINGREQ nor a way
+ * to change a client's keepalive (plugin/DESIGN.md).
+ *
+ * Client -> broker bytes are framed with giz_mqtt_frame and forwarded only
+ * as whole packets. On the way it
+ *   - rewrites the CONNECT keepalive in place to min(k, keepalive_max), and
+ *     0 ("never") to keepalive_max, for MQTT 3.1 and 3.1.1;
+ *   - counts PINGREQ per connection in a sliding window kept as a ring of
+ *     PING_BUCKETS + 1 buckets of window/PING_BUCKETS each (so the count
+ *     covers the last window .. window + window/18, never less than the
+ *     window), and closes the connection on the (ping_max + 1)-th, with a
+ *     log line naming the real peer and client id;
+ *   - closes a connection announcing a packet larger than max_packet, or
+ *     that has not completed CONNECT after CONNECT_TIMEOUT_MS;
+ *   - records client id -> real peer address for the main thread's logs.
+ * Broker -> client bytes are forwarded as they come, except toward devices
+ * (username == client id), which get one write per MQTT packet because
+ * firmware treats one recv() as one packet. Each direction stops reading
+ * when the other side's write queue exceeds WQ_HIGH and resumes below WQ_LOW.
+ *
+ * This thread never calls mosquitto and never touches the store; it talks
+ * to the main thread only through handoff.c (log lines, peer map).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "giz/mqtt.h"
+#include "plugin.h"
+
+#define PING_BUCKETS 18u              /* window / PING_BUCKETS = bucket width */
+#define PING_RING (PING_BUCKETS + 1u) /* the ring spans window + one bucket */
+#define READ_BUF 65536u
+#define WQ_HIGH (1024u * 1024u)
+#define WQ_LOW (256u * 1024u)
+#define CONNECT_TIMEOUT_MS 30000u
+#define SWEEP_MS 5000u
+#define LISTEN_BACKLOG 4096
+#define CLIENT_ID_MAX 64u
+#define PEER_SIZE (GIZP_HOST_SIZE + 8)
+
+struct fconn {
+    struct front *f;
+    struct fconn *prev, *next;
+    uv_tcp_t client;
+    uv_pipe_t broker;
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    int open_handles;
+    bool closing, broker_connected, shutting_down;
+    bool client_paused, broker_paused;
+    bool connect_seen, is_device, peer_recorded;
+    uint64_t serial;
+    uint64_t accepted_at;
+    char peer[PEER_SIZE];
+    char client_id[CLIENT_ID_MAX + 1];
+    size_t client_id_len;
+    uint8_t *cbuf; /* client -> broker: bytes of an incomplete packet */
+    size_t clen, ccap;
+    uint8_t *bbuf; /* broker -> device: bytes of an incomplete packet */
+    size_t blen, bcap;
+    uint32_t buckets[PING_RING];
+    unsigned cur_bucket;
+    uint64_t bucket_t0;
+};
+
+struct wreq {
+    uv_write_t req;
+    struct fconn *c;
+    bool to_broker;
+    size_t len;
+    uint8_t data[];
+};
+
+struct front {
+    struct gizp *g;
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t sweep;
+    uv_tcp_t listeners[GIZP_MAX_LISTEN];
+    unsigned nlisten;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool go, stop;
+    struct fconn *conns;
+    uint64_t next_serial;
+    atomic_ullong stat_conns, stat_accepted, stat_ping_closed;
+    /* Config copies (read-only after start). */
+    unsigned ping_max, window_ms, keepalive_max;
+    size_t max_packet;
+    char broker_socket[GIZP_SOCK_SIZE];
+    uint8_t readbuf[READ_BUF];
+};
+
+static void conn_close(struct fconn *c);
+static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct fconn *c = h->data;
+    (void)suggested;
+    /* One read at a time per loop: the shared buffer is consumed (copied)
+     * before the next alloc. */
+    *buf = uv_buf_init((char *)c->f->readbuf, READ_BUF);
+}
+
+static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *data, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 1024u;
+        while (ncap < *len + n) ncap *= 2u;
+        uint8_t *nb = realloc(*buf, ncap);
+        if (nb == NULL) return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+/* Drops the first n bytes of a buffer; frees it when it becomes empty and large. */
+static void buf_consume(uint8_t **buf, size_t *len, size_t *cap, size_t n)
+{
+    if (n == 0) return;
+    memmove(*buf, *buf + n, *len - n);
+    *len -= n;
+    if (*len == 0 && *cap > 65536u) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+    }
+}
+
+static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[64];
+    snprintf(out, cap, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        if (uv_ip4_name(a, ip, sizeof(ip)) == 0) snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        if (uv_ip6_name(a, ip, sizeof(ip)) == 0)
+            snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    }
+}
+
+/* Printable copy of a client id for log lines. */
+static const char *cid_for_log(const struct fconn *c)
+{
+    return c->client_id_len > 0 ? c->client_id : "(no CONNECT yet)";
+}
+
+/* ---- writes and backpressure ------------------------------------------------ */
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct fconn *c = w->c;
+    bool to_broker = w->to_broker;
+    free(w);
+    if (status < 0) {
+        if (status != UV_ECANCELED) conn_close(c);
+        return;
+    }
+    if (c->closing) return;
+    if (to_broker && c->client_paused &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->broker) < WQ_LOW) {
+        c->client_paused = false;
+        uv_read_start((uv_stream_t *)&c->client, alloc_cb, client_read_cb);
+    } else if (!to_broker && c->broker_paused &&
+               uv_stream_get_write_queue_size((uv_stream_t *)&c->client) < WQ_LOW) {
+        c->broker_paused = false;
+        uv_read_start((uv_stream_t *)&c->broker, alloc_cb, broker_read_cb);
+    }
+}
+
+/* Queues a copy of data[0..n) toward the broker (to_broker) or the client.
+ * Returns 0 or -1 (the connection is then being closed). */
+static int send_copy(struct fconn *c, bool to_broker, const uint8_t *data, size_t n)
+{
+    struct wreq *w;
+    uv_buf_t b;
+    uv_stream_t *dst = to_broker ? (uv_stream_t *)&c->broker : (uv_stream_t *)&c->client;
+    if (n == 0) return 0;
+    w = malloc(sizeof(*w) + n);
+    if (w == NULL) {
+        conn_close(c);
+        return -1;
+    }
+    w->c = c;
+    w->to_broker = to_broker;
+    w->len = n;
+    memcpy(w->data, data, n);
+    b = uv_buf_init((char *)w->data, (unsigned)n);
+    if (uv_write(&w->req, dst, &b, 1, write_cb) != 0) {
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    if (uv_stream_get_write_queue_size(dst) > WQ_HIGH) {
+        if (to_broker && !c->client_paused) {
+            c->client_paused = true;
+            uv_read_stop((uv_stream_t *)&c->client);
+        } else if (!to_broker && !c->broker_paused) {
+            c->broker_paused = true;
+            uv_read_stop((uv_stream_t *)&c->broker);
+        }
+    }
+    return 0;
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+static void close_cb(uv_handle_t *h)
+{
+    struct fconn *c = h->data;
+    if (--c->open_handles > 0) return;
+    struct front *f = c->f;
+    if (c->prev != NULL) c->prev->next = c->next;
+    else f->conns = c->next;
+    if (c->next != NULL) c->next->prev = c->prev;
+    free(c->cbuf);
+    free(c->bbuf);
+    free(c);
+    atomic_fetch_sub(&f->stat_conns, 1u);
+}
+
+static void conn_close(struct fconn *c)
+{
+    if (c->closing) return;
+    c->closing = true;
+    if (c->peer_recorded)
+        handoff__peer_forget(&c->f->g->handoff, c->client_id, c->client_id_len, c->serial);
+    uv_close((uv_handle_t *)&c->client, close_cb);
+    uv_close((uv_handle_t *)&c->broker, close_cb);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct fconn *c = req->data;
+    (void)status;
+    conn_close(c);
+}
+
+/* One side said EOF: flush what we owe the other side, then close both. */
+static void half_close(struct fconn *c, bool toward_broker)
+{
+    uv_stream_t *dst = toward_broker ? (uv_stream_t *)&c->broker : (uv_stream_t *)&c->client;
+    if (c->closing || c->shutting_down) {
+        conn_close(c);
+        return;
+    }
+    c->shutting_down = true;
+    uv_read_stop((uv_stream_t *)&c->client);
+    uv_read_stop((uv_stream_t *)&c->broker);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, dst, shutdown_cb) != 0) conn_close(c);
+}
+
+/* ---- client -> broker ----------------------------------------------------------- */
+
+static bool ping_allowed(struct fconn *c)
+{
+    struct front *f = c->f;
+    uint64_t now = uv_now(&f->loop);
+    uint64_t width = f->window_ms / PING_BUCKETS;
+    uint32_t total = 0;
+    if (width == 0) width = 1;
+    if (now - c->bucket_t0 >= (uint64_t)PING_RING * width) {
+        memset(c->buckets, 0, sizeof(c->buckets));
+        c->bucket_t0 = now;
+    }
+    while (now - c->bucket_t0 >= width) {
+        c->cur_bucket = (c->cur_bucket + 1u) % PING_RING;
+        c->buckets[c->cur_bucket] = 0;
+        c->bucket_t0 += width;
+    }
+    c->buckets[c->cur_bucket]++;
+    for (unsigned i = 0; i < PING_RING; i++) total += c->buckets[i];
+    return total <= f->ping_max;
+}
+
+static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
+{
+    struct front *f = c->f;
+    struct giz_mqtt_connect cp;
+    struct giz_error err;
+    memset(&err, 0, sizeof(err));
+    c->connect_seen = true;
+    if (giz_mqtt_connect_parse(pkt, len, &cp, &err) != GIZ_OK) return; /* broker decides */
+    if (cp.keepalive == 0 || cp.keepalive > f->keepalive_max) {
+        uint16_t ka = (uint16_t)f->keepalive_max;
+        if (cp.keepalive_offset + 2u <= len) {
+            pkt[cp.keepalive_offset] = (uint8_t)(ka >> 8);
+            pkt[cp.keepalive_offset + 1u] = (uint8_t)(ka & 0xffu);
+        }
+    }
+    c->client_id_len = cp.client_id.len < CLIENT_ID_MAX ? cp.client_id.len : CLIENT_ID_MAX;
+    memcpy(c->client_id, cp.client_id.ptr, c->client_id_len);
+    c->client_id[c->client_id_len] = '\0';
+    c->is_device = cp.has_username && cp.username.len == cp.client_id.len &&
+                   cp.client_id.len > 0 &&
+                   memcmp(cp.username.ptr, cp.client_id.ptr, cp.client_id.len) == 0;
+    if (cp.client_id.len > 0 && cp.client_id.len <= CLIENT_ID_MAX &&
+        memchr(c->client_id, '\0', c->client_id_len) == NULL) {
+        handoff__peer_set(&f->g->handoff, c->client_id, c->client_id_len, c->serial, c->peer);
+        c->peer_recorded = true;
+    }
+}
+
+/* Frames and inspects what the client sent; forwards every complete packet. */
+static void client_data(struct fconn *c, const uint8_t *data, size_t n)
+{
+    struct front *f = c->f;
+    size_t off = 0;
+    if (buf_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        size_t pkt_len = 0;
+        struct giz_error err;
+        memset(&err, 0, sizeof(err));
+        int rc = giz_mqtt_frame(c->cbuf + off, c->clen - off, f->max_packet, &pkt_len, &err);
+        if (rc == GIZ_ERR_TRUNCATED) break;
+        if (rc != GIZ_OK) {
+            giz_log(GIZ_LOG_WARN, "front: closing %s (client %s): %s", c->peer, cid_for_log(c),
+                    rc == GIZ_ERR_OVERSIZE ? "packet larger than plugin_opt_max_packet"
+                                           : "malformed MQTT length");
+            conn_close(c);
+            return;
+        }
+        uint8_t *pkt = c->cbuf + off;
+        unsigned type = pkt[0] >> 4;
+        if (type == GIZ_MQTT_CONNECT && !c->connect_seen) {
+            on_connect_packet(c, pkt, pkt_len);
+        } else if (type == GIZ_MQTT_PINGREQ && !ping_allowed(c)) {
+            atomic_fetch_add(&f->stat_ping_closed, 1u);
+            giz_log(GIZ_LOG_WARN,
+                    "front: closing %s (client %s): more than %u PINGREQ within %u ms",
+                    c->peer, cid_for_log(c), f->ping_max, f->window_ms);
+            /* Forward what came before the offending ping, then close. */
+            if (send_copy(c, true, c->cbuf, off) == 0) half_close(c, true);
+            return;
+        }
+        off += pkt_len;
+    }
+    if (off > 0) {
+        if (send_copy(c, true, c->cbuf, off) != 0) return;
+        buf_consume(&c->cbuf, &c->clen, &c->ccap, off);
+    }
+}
+
+static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct fconn *c = s->data;
+    if (c->closing) return;
+    if (nread < 0) {
+        if (nread == UV_EOF) half_close(c, true);
+        else conn_close(c);
+        return;
+    }
+    if (nread > 0) client_data(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- broker -> client ------------------------------------------------------------- */
+
+static void device_data(struct fconn *c, const uint8_t *data, size_t n)
+{
+    size_t off = 0;
+    if (buf_append(&c->bbuf, &c->blen, &c->bcap, data, n) != 0) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        size_t pkt_len = 0;
+        struct giz_error err;
+        int rc = giz_mqtt_frame(c->bbuf + off, c->blen - off, GIZ_VARINT_MAX + 5u, &pkt_len, &err);
+        if (rc == GIZ_ERR_TRUNCATED) break;
+        if (rc != GIZ_OK) {
+            /* Cannot happen with mosquitto; stop framing and relay raw. */
+            c->is_device = false;
+            if (send_copy(c, false, c->bbuf + off, c->blen - off) == 0) {
+                c->blen = 0;
+            }
+            return;
+        }
+        if (send_copy(c, false, c->bbuf + off, pkt_len) != 0) return;
+        off += pkt_len;
+    }
+    buf_consume(&c->bbuf, &c->blen, &c->bcap, off);
+}
+
+static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct fconn *c = s->data;
+    if (c->closing) return;
+    if (nread < 0) {
+        if (nread == UV_EOF) half_close(c, false);
+        else conn_close(c);
+        return;
+    }
+    if (nread == 0) return;
+    if (c->is_device) device_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    else send_copy(c, false, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+/* ---- accept ---------------------------------------------------------------------- */
+
+static void broker_connect_cb(uv_connect_t *req, int status)
+{
+    struct fconn *c = req->data;
+    if (c->closing) return;
+    if (status < 0) {
+        giz_log(GIZ_LOG_ERR, "front: cannot reach mosquitto at %s: %s; closing %s",
+                c->f->broker_socket, uv_strerror(status), c->peer);
+        conn_close(c);
+        return;
+    }
+    c->broker_connected = true;
+    if (uv_read_start((uv_stream_t *)&c->client, alloc_cb, client_read_cb) != 0 ||
+        uv_read_start((uv_stream_t *)&c->broker, alloc_cb, broker_read_cb) != 0)
+        conn_close(c);
+}
+
+static void accept_cb(uv_stream_t *server, int status)
+{
+    struct front *f = server->data;
+    struct fconn *c;
+    if (status < 0) return;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) return;
+    c->f = f;
+    c->client.data = c;
+    c->broker.data = c;
+    c->connect_req.data = c;
+    if (uv_tcp_init(&f->loop, &c->client) != 0) {
+        free(c);
+        return;
+    }
+    c->open_handles = 1;
+    c->next = f->conns;
+    if (f->conns != NULL) f->conns->prev = c;
+    f->conns = c;
+    atomic_fetch_add(&f->stat_conns, 1u);
+    atomic_fetch_add(&f->stat_accepted, 1u);
+    if (uv_pipe_init(&f->loop, &c->broker, 0) != 0) {
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->client, close_cb);
+        return;
+    }
+    c->open_handles = 2;
+    c->serial = ++f->next_serial;
+    c->accepted_at = uv_now(&f->loop);
+    c->bucket_t0 = c->accepted_at;
+    if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->client, 1);
+    peer_name(&c->client, c->peer, sizeof(c->peer));
+    uv_pipe_connect(&c->connect_req, &c->broker, f->broker_socket, broker_connect_cb);
+}
+
+/* Closes connections that never completed their CONNECT. */
+static void sweep_cb(uv_timer_t *t)
+{
+    struct front *f = t->data;
+    uint64_t now = uv_now(&f->loop);
+    struct fconn *c = f->conns;
+    while (c != NULL) {
+        struct fconn *next = c->next;
+        if (!c->connect_seen && !c->closing && now - c->accepted_at > CONNECT_TIMEOUT_MS) {
+            giz_log(GIZ_LOG_INFO, "front: closing %s: no CONNECT within %u ms", c->peer,
+                    CONNECT_TIMEOUT_MS);
+            conn_close(c);
+        }
+        c = next;
+    }
+}
+
+/* ---- thread ---------------------------------------------------------------------- */
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void stop_everything(struct front *f)
+{
+    struct fconn *c = f->conns;
+    while (c != NULL) {
+        struct fconn *next = c->next;
+        conn_close(c);
+        c = next;
+    }
+    for (unsigned i = 0; i < f->nlisten; i++) {
+        if (!uv_is_closing((uv_handle_t *)&f->listeners[i]))
+            uv_close((uv_handle_t *)&f->listeners[i], NULL);
+    }
+    if (!uv_is_closing((uv_handle_t *)&f->sweep)) uv_close((uv_handle_t *)&f->sweep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&f->async)) uv_close((uv_handle_t *)&f->async, NULL);
+}
+
+static void async_cb(uv_async_t *a)
+{
+    struct front *f = a->data;
+    bool stop;
+    pthread_mutex_lock(&f->lock);
+    stop = f->stop;
+    pthread_mutex_unlock(&f->lock);
+    if (stop) stop_everything(f);
+}
+
+static void *front_thread(void *arg)
+{
+    struct front *f = arg;
+    bool stop;
+    pthread_mutex_lock(&f->lock);
+    while (!f->go && !f->stop) pthread_cond_wait(&f->cond, &f->lock);
+    stop = f->stop;
+    pthread_mutex_unlock(&f->lock);
+    if (stop) stop_everything(f);
+    else uv_timer_start(&f->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static int listen_one(struct front *f, const struct gizp_listen *l, uv_tcp_t *tcp)
+{
+    struct sockaddr_storage ss;
+    int rc;
+    if (strchr(l->host, ':') != NULL) rc = uv_ip6_addr(l->host, l->port, (struct sockaddr_in6 *)&ss);
+    else rc = uv_ip4_addr(l->host, l->port, (struct sockaddr_in *)&ss);
+    if (rc == 0) rc = uv_tcp_init(&f->loop, tcp);
+    if (rc != 0) goto fail;
+    tcp->data = f;
+    f->nlisten++;
+    rc = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG, accept_cb);
+    if (rc != 0) goto fail;
+    return 0;
+fail:
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot listen on %s port %d: %s", l->host, l->port,
+                         uv_strerror(rc));
+    return -1;
+}
+
+/* Closes every handle of a loop that never ran, then the loop. */
+static void loop_teardown(struct front *f)
+{
+    uv_walk(&f->loop, close_walk_cb, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+}
+
+int ping__start(struct gizp *g, struct front **out)
+{
+    struct front *f = calloc(1, sizeof(*f));
+    sigset_t all, old;
+    *out = NULL;
+    if (f == NULL) return -1;
+    f->g = g;
+    f->ping_max = g->cfg.ping_max;
+    f->window_ms = g->cfg.ping_window_ms;
+    f->keepalive_max = g->cfg.keepalive_max;
+    f->max_packet = g->cfg.max_packet;
+    snprintf(f->broker_socket, sizeof(f->broker_socket), "%s", g->cfg.broker_socket);
+    atomic_init(&f->stat_conns, 0u);
+    atomic_init(&f->stat_accepted, 0u);
+    atomic_init(&f->stat_ping_closed, 0u);
+    if (uv_loop_init(&f->loop) != 0) {
+        free(f);
+        return -1;
+    }
+    if (pthread_mutex_init(&f->lock, NULL) != 0) {
+        uv_loop_close(&f->loop);
+        free(f);
+        return -1;
+    }
+    pthread_cond_init(&f->cond, NULL);
+    f->async.data = f;
+    f->sweep.data = f;
+    if (uv_async_init(&f->loop, &f->async, async_cb) != 0 || uv_timer_init(&f->loop, &f->sweep) != 0)
+        goto fail;
+    for (unsigned i = 0; i < g->cfg.listen_count; i++) {
+        if (listen_one(f, &g->cfg.listen[i], &f->listeners[i]) != 0) goto fail;
+    }
+    /* The thread must not take mosquitto's signals (SIGINT/TERM/HUP...). */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&f->thread, NULL, front_thread, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) goto fail;
+    f->thread_started = true;
+    *out = f;
+    return 0;
+fail:
+    loop_teardown(f);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
+    free(f);
+    return -1;
+}
+
+void ping__go(struct front *f)
+{
+    if (f == NULL) return;
+    pthread_mutex_lock(&f->lock);
+    f->go = true;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+void ping__stop(struct front *f)
+{
+    bool running;
+    if (f == NULL) return;
+    pthread_mutex_lock(&f->lock);
+    f->stop = true;
+    running = f->go;
+    pthread_cond_signal(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    if (running) uv_async_send(&f->async);
+    if (f->thread_started) pthread_join(f->thread, NULL);
+    /* Anything still open (cannot normally happen) is closed here. */
+    uv_walk(&f->loop, close_walk_cb, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&f->loop);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
+    free(f);
+}
+
+void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted)
+{
+    if (f == NULL) return;
+    *conns = atomic_load(&f->stat_conns);
+    *pings_closed = atomic_load(&f->stat_ping_closed);
+    *accepted = atomic_load(&f->stat_accepted);
+}

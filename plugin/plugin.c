@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Entry points of giz_plugin.so for mosquitto 2.0 (plugin interface 5):
+ * version check, init (options, store, front listener, callback table) and
+ * cleanup, plus the TICK dispatcher and the log sink. The plugin's whole
+ * state is one heap context (struct gizp) handed to mosquitto as userdata;
+ * there are no file-static globals. Only mosquitto_plugin_version/init/
+ * cleanup are exported (everything else is built with hidden visibility).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "giz/crypto.h"
+#include "plugin.h"
+
+#define GIZP_EXPORT __attribute__((visibility("default")))
+
+int64_t plugin__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t plugin__unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+bool plugin__rate_ok(struct rate_limit *rl, unsigned max_per_10s, const char *what)
+{
+    int64_t now = plugin__now_ms();
+    if (now - rl->window_start >= 10000) {
+        if (rl->suppressed > 0)
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: %u more %s not logged", rl->suppressed,
+                                 what);
+        rl->window_start = now;
+        rl->count = 0;
+        rl->suppressed = 0;
+    }
+    if (rl->count < max_per_10s) {
+        rl->count++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}
+
+/* giz_log sink: straight to mosquitto's log on the main thread, through the
+ * handoff queue from any other thread. */
+static void log_sink_cb(enum giz_log_lvl lvl, const char *line, void *ud)
+{
+    struct gizp *g = ud;
+    if (pthread_equal(pthread_self(), g->main_thread)) {
+        int mlvl = lvl == GIZ_LOG_ERR    ? MOSQ_LOG_ERR
+                   : lvl == GIZ_LOG_WARN ? MOSQ_LOG_WARNING
+                   : lvl == GIZ_LOG_INFO ? MOSQ_LOG_NOTICE
+                                         : MOSQ_LOG_DEBUG;
+        mosquitto_log_printf(mlvl, "giz: %s", line);
+    } else {
+        handoff__log(&g->handoff, (int)lvl, line);
+    }
+}
+
+static void log_stats(struct gizp *g, int64_t now)
+{
+    double secs = (double)(now - g->last_stats_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(g->ticks - g->ticks_at_stats) / secs : 0.0;
+    uint64_t fconns = 0, fping = 0, faccepted = 0;
+    ping__stats(g->front, &fconns, &fping, &faccepted);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "giz: stats: %.1f TICK/s, %zu clients, %zu DIDs tracked, %zu apps, "
+                         "logins ok %llu refused %llu (cache hits %llu), front conns %llu "
+                         "accepted %llu ping-closed %llu",
+                         rate, g->clients.count, g->dids.count, g->apps.count,
+                         (unsigned long long)g->logins_ok, (unsigned long long)g->logins_refused,
+                         (unsigned long long)g->cache_hits, (unsigned long long)fconns,
+                         (unsigned long long)faccepted, (unsigned long long)fping);
+    g->last_stats_ms = now;
+    g->ticks_at_stats = g->ticks;
+}
+
+/* MOSQ_EVT_TICK: fires once per broker loop iteration (about 10/s idle, more
+ * under load), so the real work is throttled to every poll_ms. */
+static int tick_cb(int event, void *event_data, void *userdata)
+{
+    struct gizp *g = userdata;
+    (void)event;
+    (void)event_data;
+    g->ticks++;
+    handoff__drain(&g->handoff);
+    if (!g->front_started) {
+        /* The broker's loop is running, so its unix-socket listener exists. */
+        if (g->front != NULL) ping__go(g->front);
+        g->front_started = true;
+    }
+    int64_t now = plugin__now_ms();
+    if (now - g->last_poll_ms >= (int64_t)g->cfg.poll_ms) {
+        g->last_poll_ms = now;
+        push__poll_outbox(g);
+        presence__flush(g);
+    }
+    if (g->cfg.stats_interval > 0 && now - g->last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
+        log_stats(g, now);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static const struct {
+    int event;
+    MOSQ_FUNC_generic_callback cb;
+} callback_table[] = {
+    {MOSQ_EVT_BASIC_AUTH, auth__basic_cb},
+    {MOSQ_EVT_ACL_CHECK, acl__check_cb},
+    {MOSQ_EVT_MESSAGE, push__message_cb},
+    {MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
+    {MOSQ_EVT_TICK, tick_cb},
+};
+#define CALLBACK_COUNT (sizeof(callback_table) / sizeof(callback_table[0]))
+
+static void context_free(struct gizp *g)
+{
+    if (g == NULL) return;
+    ping__stop(g->front);
+    g->front = NULL;
+    presence__free(g);
+    map__free(&g->creds, free);
+    if (g->store != NULL) {
+        giz_store_device_all_offline(g->store);
+        giz_store_close(g->store);
+    }
+    handoff__drain(&g->handoff);
+    handoff__free(&g->handoff);
+    giz_log_set_sink(NULL, NULL);
+    free(g);
+}
+
+GIZP_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+    for (int i = 0; i < supported_version_count; i++) {
+        if (supported_versions[i] == 5) return 5;
+    }
+    return -1;
+}
+
+GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                                      struct mosquitto_opt *options, int option_count)
+{
+    struct gizp *g = calloc(1, sizeof(*g));
+    struct giz_error err = {0};
+    int rc;
+    size_t registered = 0;
+    if (g == NULL) return MOSQ_ERR_NOMEM;
+    g->pid = identifier;
+    g->main_thread = pthread_self();
+    if (config__parse(&g->cfg, options, option_count) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: refusing to start: bad plugin options");
+        free(g);
+        return MOSQ_ERR_INVAL;
+    }
+    if (handoff__init(&g->handoff) != 0) {
+        free(g);
+        return MOSQ_ERR_NOMEM;
+    }
+    giz_log_init("giz", (enum giz_log_lvl)g->cfg.log_level);
+    giz_log_set_sink(log_sink_cb, g);
+    if (map__init(&g->creds) != 0 || map__init(&g->clients) != 0 || map__init(&g->dids) != 0 ||
+        map__init(&g->apps) != 0 || giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
+        rc = MOSQ_ERR_NOMEM;
+        goto fail;
+    }
+    rc = giz_store_open(g->cfg.db_path, &g->store, &err);
+    if (rc != GIZ_OK) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot open database %s: %s (%s)", g->cfg.db_path,
+                             giz_strerror(rc), err.text);
+        g->store = NULL;
+        rc = MOSQ_ERR_INVAL;
+        goto fail;
+    }
+    if (giz_store_outbox_last_id(g->store, &g->outbox_last_id) != GIZ_OK ||
+        giz_store_device_all_offline(g->store) != GIZ_OK) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_path,
+                             giz_store_errmsg(g->store));
+        rc = MOSQ_ERR_INVAL;
+        goto fail;
+    }
+    g->start_ms = g->last_stats_ms = plugin__now_ms();
+    if (g->cfg.listen_count > 0) {
+        if (ping__start(g, &g->front) != 0) {
+            rc = MOSQ_ERR_INVAL;
+            goto fail;
+        }
+    } else {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: no plugin_opt_listen: PINGREQ limit and keepalive clamp are "
+                             "off (clients connect to mosquitto directly)");
+    }
+    for (registered = 0; registered < CALLBACK_COUNT; registered++) {
+        rc = mosquitto_callback_register(identifier, callback_table[registered].event,
+                                         callback_table[registered].cb, NULL, g);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot register callback for event %d",
+                                 callback_table[registered].event);
+            goto fail;
+        }
+    }
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "giz: plugin ready: db %s, %u front listener(s), ping limit %u per %u ms, "
+                         "keepalive max %u s, outbox after id %lld",
+                         g->cfg.db_path, g->cfg.listen_count, g->cfg.ping_max,
+                         g->cfg.ping_window_ms, g->cfg.keepalive_max,
+                         (long long)g->outbox_last_id);
+    *userdata = g;
+    return MOSQ_ERR_SUCCESS;
+
+fail:
+    while (registered > 0) {
+        registered--;
+        mosquitto_callback_unregister(identifier, callback_table[registered].event,
+                                      callback_table[registered].cb, NULL);
+    }
+    context_free(g);
+    return rc;
+}
+
+GIZP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options,
+                                         int option_count)
+{
+    struct gizp *g = userdata;
+    (void)options;
+    (void)option_count;
+    if (g == NULL) return MOSQ_ERR_SUCCESS;
+    for (size_t i = 0; i < CALLBACK_COUNT; i++) {
+        mosquitto_callback_unregister(g->pid, callback_table[i].event, callback_table[i].cb, NULL);
+    }
+    int64_t now = plugin__now_ms();
+    double secs = (double)(now - g->start_ms) / 1000.0;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: stopping: %llu TICKs in %.1f s (%.1f/s)",
+                         (unsigned long long)g->ticks, secs,
+                         secs > 0 ? (double)g->ticks / secs : 0.0);
+    presence__flush(g);
+    context_free(g);
+    return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Private header of giz_plugin.so, the mosquitto 2.0 plugin: the one heap
+ * context every callback receives as userdata, and the internal functions
+ * the plugin's files share (module__verb). Split by banners, one per file.
+ *
+ * Thread model (see plugin/DESIGN.md): everything except ping.c runs on
+ * mosquitto's main thread, inside its callbacks. ping.c runs the front
+ * listener on its own libuv thread; it never calls a mosquitto function and
+ * never touches the store; it talks to the main thread only through the
+ * locked handoff queue and peer-address map of handoff.c.
+ */
+#ifndef GIZ_PLUGIN_PRIVATE_H
+#define GIZ_PLUGIN_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "giz/log.h"
+#include "giz/proto.h"
+#include "giz/store.h"
+
+struct front;
+struct gizp;
+
+/* ==== map.c: string/bytes-keyed hash map (SipHash-2-4, random seed) ===== */
+struct map_entry {
+    struct map_entry *next;
+    uint64_t hash;
+    void *value;
+    size_t klen;
+    unsigned char key[]; /* klen bytes, then a NUL */
+};
+struct map {
+    struct map_entry **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+    uint64_t k0, k1; /* SipHash key */
+};
+/* Every map callback returns 0 to continue, non-zero to stop. It must not
+ * change the map it iterates. */
+typedef int (*map_foreach_cb)(const void *key, size_t klen, void *value, void *ud);
+
+/* Initialises an empty map with a fresh random hash key. 0 or -1 (ENOMEM/RNG). */
+int map__init(struct map *m);
+/* Frees the map's own memory; calls free_value(value) on each value if given. */
+void map__free(struct map *m, void (*free_value)(void *));
+/* Returns the value stored under key, or NULL. */
+void *map__get(const struct map *m, const void *key, size_t klen);
+/* Stores value under key (replacing: *old gets the previous value or NULL).
+ * Returns 0, or -1 on ENOMEM (the map is unchanged). */
+int map__put(struct map *m, const void *key, size_t klen, void *value, void **old);
+/* Removes key; returns its value or NULL if absent. */
+void *map__remove(struct map *m, const void *key, size_t klen);
+/* Calls cb for each entry in unspecified order. */
+void map__foreach(const struct map *m, map_foreach_cb cb, void *ud);
+/* Convenience for NUL-terminated string keys. */
+void *map__sget(const struct map *m, const char *key);
+
+/* ==== config.c: plugin_opt_* parsing and validation ===================== */
+#define GIZP_MAX_LISTEN 8
+#define GIZP_HOST_SIZE 64
+#define GIZP_SOCK_SIZE 108 /* sizeof(sockaddr_un.sun_path) */
+
+struct gizp_listen {
+    char host[GIZP_HOST_SIZE]; /* numeric IPv4 or IPv6 address */
+    int port;
+};
+
+struct gizp_config {
+    char db_path[GIZ_PATH_SIZE];
+    struct gizp_listen listen[GIZP_MAX_LISTEN];
+    unsigned listen_count;
+    char broker_socket[GIZP_SOCK_SIZE];
+    unsigned ping_max;       /* PINGREQs allowed per window (181st closes) */
+    unsigned ping_window_ms; /* window length */
+    unsigned keepalive_max;  /* CONNECT keepalive clamp, seconds */
+    size_t max_packet;       /* client -> broker packet size cap, bytes */
+    unsigned poll_ms;        /* outbox poll + DB batch period on TICK */
+    unsigned auth_cache_ttl; /* seconds a verified passcode stays cached; 0 = no cache */
+    unsigned auth_cache_max; /* entries */
+    unsigned stats_interval; /* seconds between stats log lines; 0 = never */
+    unsigned log_max;        /* queued device log records per batch before dropping */
+    int log_level;           /* enum giz_log_lvl */
+};
+
+/* Fills cfg from the broker's option array. Returns 0, or -1 after logging
+ * one clear line per problem (unknown option, bad value, missing db_path). */
+int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int count);
+
+/* ==== handoff.c: helper thread -> main thread ============================ */
+struct handoff_item {
+    struct handoff_item *next;
+    int level;    /* enum giz_log_lvl */
+    char text[];  /* a log line */
+};
+
+struct handoff {
+    pthread_mutex_t lock;
+    struct handoff_item *head, *tail;
+    unsigned queued;
+    atomic_uint pending; /* lock-free "anything to drain?" */
+    unsigned dropped;    /* lines dropped because the queue was full */
+    /* client id -> real peer address ("1.2.3.4:5678"), written by ping.c at
+     * CONNECT, read by auth.c for log lines. */
+    pthread_mutex_t peer_lock;
+    struct map peers;
+};
+
+int handoff__init(struct handoff *h);
+void handoff__free(struct handoff *h);
+/* Queues a log line (any thread). Drops it if the queue is over its cap. */
+void handoff__log(struct handoff *h, int level, const char *text);
+/* Main thread: sends every queued line to mosquitto's log. */
+void handoff__drain(struct handoff *h);
+/* Any thread: records/forgets the peer address of a client id for conn
+ * `serial`. forget only removes the entry if it still belongs to `serial`. */
+void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial,
+                       const char *addr);
+void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
+                          uint64_t serial);
+/* Copies the peer address of client_id into out (cap bytes); "?" if unknown. */
+void handoff__peer_get(struct handoff *h, const char *client_id, char *out, size_t cap);
+
+/* ==== presence.c: who is online, app counts, batched DB writes ========== */
+/* Per-DID state: exists while the device is connected or an online app is
+ * bound to it. */
+struct did_state {
+    char did[GIZ_DID_SIZE];
+    char product_key[GIZ_PK_SIZE]; /* "" until the device itself connects */
+    unsigned device_conns;         /* live contexts authenticated as this DID */
+    unsigned app_count;            /* distinct online app client ids bound to it */
+};
+
+/* An online app client id (all its live contexts share one record). */
+struct app_state {
+    char client_id[GIZ_CLIENTID_SIZE];
+    char uid[GIZ_UID_SIZE];
+    unsigned conns;
+    char (*dids)[GIZ_DID_SIZE]; /* sorted bound DIDs */
+    size_t ndids, cap;
+};
+
+enum client_kind { CLIENT_DEVICE = 1, CLIENT_APP = 2 };
+
+/* One authenticated mosquitto context, keyed by its pointer. */
+struct client {
+    struct mosquitto *ctx;
+    enum client_kind kind;
+    struct did_state *dev;  /* CLIENT_DEVICE */
+    struct app_state *app;  /* CLIENT_APP */
+};
+
+/* Pending DB writes, flushed in one transaction by presence__flush(). */
+struct pending_online {
+    char did[GIZ_DID_SIZE];
+    bool online;
+    int64_t at;
+};
+struct pending_log {
+    char did[GIZ_DID_SIZE];
+    int level;
+    int64_t ts;
+    size_t tags_len, source_len, content_len;
+    char *text; /* tags, source, content back to back */
+};
+
+/* Marks ctx online as device `did` of `product_key`. 0 or -1 (ENOMEM). */
+int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
+                            const char *product_key);
+/* Marks ctx online as app `client_id` of user `uid` (loads its bindings on
+ * the first live context of that client id). 0 or -1. */
+int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
+                         const char *uid);
+/* The context's record, or NULL if ctx is not an authenticated client. */
+struct client *presence__client(struct gizp *g, const struct mosquitto *ctx);
+/* The DID's state, or NULL. */
+struct did_state *presence__did(struct gizp *g, const char *did);
+/* true if app is bound to did (binary search in its cached list). */
+bool presence__app_bound(const struct app_state *app, const char *did, size_t did_len);
+/* Re-reads whether uid is bound to did and updates every online app of uid
+ * and the DID's count (pushing 0x0210 on change). */
+void presence__binding_changed(struct gizp *g, const char *uid, const char *did);
+/* Queues a device log record (copies the texts). */
+void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
+                       size_t tags_len, const void *source, size_t source_len,
+                       const void *content, size_t content_len);
+/* Writes queued presence changes and logs in one transaction. */
+void presence__flush(struct gizp *g);
+/* MOSQ_EVT_DISCONNECT. */
+int presence__disconnect_cb(int event, void *event_data, void *userdata);
+/* Frees all presence state (cleanup). */
+void presence__free(struct gizp *g);
+
+/* ==== auth.c: BASIC_AUTH and the credential cache ======================== */
+struct cred {
+    char digest[65];               /* HMAC-SHA256(cache_key, passcode), hex */
+    char product_key[GIZ_PK_SIZE];
+    int64_t verified_at;           /* monotonic seconds */
+};
+int auth__basic_cb(int event, void *event_data, void *userdata);
+/* Drops the cached credentials of did (unregister, disable). */
+void auth__forget(struct gizp *g, const char *did);
+
+/* ==== acl.c ============================================================== */
+int acl__check_cb(int event, void *event_data, void *userdata);
+
+/* ==== push.c: outbox, 0x0210/0x0211/0x020E, MESSAGE ====================== */
+/* Sends bare 0x0210 with the DID's current app count, if the device is online. */
+void push__app_count(struct gizp *g, struct did_state *ds);
+/* Reads new outbox items and acts on them. */
+void push__poll_outbox(struct gizp *g);
+int push__message_cb(int event, void *event_data, void *userdata);
+
+/* ==== ping.c: the front listener (helper thread) ======================== */
+/* Binds every listen address (errors returned, so init fails closed) and
+ * starts the helper thread; connections are accepted only after
+ * ping__go() (first TICK: mosquitto's own listener exists by then). */
+int ping__start(struct gizp *g, struct front **out);
+void ping__go(struct front *f);
+/* Stops the thread, closes every connection, frees f. Accepts NULL. */
+void ping__stop(struct front *f);
+/* Stats for log lines (approximate, read without locks). */
+void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted);
+
+/* ==== plugin.c: the context =============================================== */
+struct rate_limit {
+    int64_t window_start; /* monotonic ms */
+    unsigned count;
+    unsigned suppressed;
+};
+
+struct gizp {
+    mosquitto_plugin_id_t *pid;
+    struct gizp_config cfg;
+    struct giz_store *store;
+    pthread_t main_thread;
+    uint8_t cache_key[32];
+
+    struct map creds;   /* DID -> struct cred */
+    struct map clients; /* struct mosquitto * -> struct client */
+    struct map dids;    /* DID -> struct did_state */
+    struct map apps;    /* app client id -> struct app_state */
+
+    struct pending_online *pend_online;
+    size_t pend_online_n, pend_online_cap;
+    struct pending_log *pend_log;
+    size_t pend_log_n, pend_log_cap;
+    unsigned log_dropped;
+
+    int64_t outbox_last_id;
+    int64_t last_poll_ms, last_stats_ms, start_ms;
+    uint64_t ticks, ticks_at_stats;
+    uint64_t logins_ok, logins_refused, cache_hits;
+    bool front_started;
+
+    struct rate_limit rl_payload; /* malformed payload log lines */
+    struct handoff handoff;
+    struct front *front;
+};
+
+/* Monotonic clock in milliseconds / seconds; wall clock in unix seconds. */
+int64_t plugin__now_ms(void);
+int64_t plugin__unix_now(void);
+/* true if a line may be logged now under rl (max per 10 s); a summary of
+ * suppressed lines is logged when the window rolls over. */
+bool plugin__rate_ok(struct rate_limit *rl, unsigned max_per_10s, const char *what);
+
+#endif
