@@ -4,7 +4,6 @@
  * strict number parsing, file reading, URL splitting, clocks, the file
  * descriptor limit and bounded latency sample sets.
  */
-#define _POSIX_C_SOURCE 200809L
 #include "util.h"
 
 #include <errno.h>
@@ -170,6 +169,19 @@ unsigned long util__raise_nofile(unsigned long want)
         (void)getrlimit(RLIMIT_NOFILE, &rl);
     }
     return (unsigned long)rl.rlim_cur;
+}
+
+int util__copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    int rc = 0;
+    if (n >= cap) {
+        n = cap - 1;
+        rc = -1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return rc;
 }
 
 uint64_t util__rand(uint64_t *state)

@@ -53,6 +53,10 @@ void util__samples_add(struct util_samples *s, double value);
 double util__samples_pct(struct util_samples *s, double p);
 void util__samples_free(struct util_samples *s);
 
+/* Copies the NUL-terminated src into dst[0..cap) (cap > 0), truncating.
+ * Returns 0, or -1 when src did not fit (dst then holds the truncated text). */
+int util__copy(char *dst, size_t cap, const char *src);
+
 /* xorshift64* step; state must be non-zero. */
 uint64_t util__rand(uint64_t *state);
 

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * gizctl operator commands on the admin API (bearer GIZ_ADMIN_TOKEN):
+ * products, devices with online state and last seen time, firmware
+ * registration and upload, OTA push, and a device's stored logs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "giz/form.h"
+#include "util.h"
+
+/* Percent-encodes v for a query string into out. */
+static const char *q(const char *v, char *out, size_t cap)
+{
+    if (giz_form_encode_value(v, out, cap) != GIZ_OK)
+        snprintf(out, cap, "%s", "");
+    return out;
+}
+
+/* "2026-11-26T09:30:00Z (12s ago)" for a unix time, or the text as is. */
+static const char *when(const cJSON *obj, const char *key, char *buf, size_t cap)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsNumber(v) && v->valuedouble > 0) {
+        time_t t = (time_t)v->valuedouble;
+        struct tm tm;
+        char iso[32];
+        long ago = (long)(time(NULL) - t);
+        gmtime_r(&t, &tm);
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (ago >= 0)
+            snprintf(buf, cap, "%s (%lds ago)", iso, ago);
+        else
+            snprintf(buf, cap, "%s", iso);
+        return buf;
+    }
+    if (cJSON_IsNumber(v))
+        return "never";
+    return ctl__jtext(obj, key, buf, cap);
+}
+
+int ctl__cmd_product_create(struct ctl *ctl, const struct ctl_args *a)
+{
+    cJSON *body = cJSON_CreateObject(), *out = NULL;
+    int rc;
+
+    cJSON_AddStringToObject(body, "name", a->pos[0]);
+    rc = ctl__http_json(ctl, "POST", "/admin/products", body, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK) {
+        if (ctl->json)
+            ctl__print_json(out);
+        else
+            printf("product_key=%s\nproduct_secret=%s\nname=%s\n", ctl__jstr(out, "product_key"),
+                   ctl__jstr(out, "product_secret"), ctl__jstr(out, "name"));
+    }
+    cJSON_Delete(body);
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_product_list(struct ctl *ctl, const struct ctl_args *a)
+{
+    cJSON *out = NULL;
+    const cJSON *item;
+    int rc;
+
+    (void)a;
+    rc = ctl__http_json(ctl, "GET", "/admin/products", NULL, CTL_AUTH_ADMIN, &out);
+    if (rc != CTL_OK)
+        return rc;
+    if (ctl->json) {
+        ctl__print_json(out);
+    } else {
+        printf("%-32s  %s\n", "PRODUCT KEY", "NAME");
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "products"))
+            printf("%-32s  %s\n", ctl__jstr(item, "product_key"), ctl__jstr(item, "name"));
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
+{
+    cJSON *out = NULL;
+    const cJSON *item;
+    char path[256], enc[128];
+    const char *pk = ctl__opt(a, "product");
+    bool only_online = ctl__flag(a, "online");
+    int rc, shown = 0, online = 0;
+
+    if (pk != NULL)
+        snprintf(path, sizeof path, "/admin/devices?product_key=%s", q(pk, enc, sizeof enc));
+    else
+        snprintf(path, sizeof path, "/admin/devices");
+    rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc != CTL_OK)
+        return rc;
+    if (only_online) {
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(out, "devices");
+        for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
+            const cJSON *d = cJSON_GetArrayItem(list, i);
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "online")))
+                cJSON_DeleteItemFromArray(list, i);
+        }
+    }
+    if (ctl->json) {
+        ctl__print_json(out);
+    } else {
+        printf("%-22s  %-32s  %-12s  %-6s  %s\n", "DID", "PRODUCT KEY", "MAC", "ONLINE",
+               "LAST SEEN");
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
+            char seen[64];
+            bool on = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "online"));
+            printf("%-22s  %-32s  %-12s  %-6s  %s\n", ctl__jstr(item, "did"),
+                   ctl__jstr(item, "product_key"), ctl__jstr(item, "mac"), on ? "yes" : "no",
+                   when(item, "last_seen", seen, sizeof seen));
+            shown++;
+            online += on;
+        }
+        printf("%d device(s), %d online\n", shown, online);
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a)
+{
+    cJSON *out = NULL;
+    const cJSON *item;
+    char path[256], enc[128];
+    int rc;
+
+    snprintf(path, sizeof path, "/admin/devices/%s", q(a->pos[0], enc, sizeof enc));
+    rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc != CTL_OK)
+        return rc;
+    if (ctl->json) {
+        ctl__print_json(out);
+    } else {
+        cJSON_ArrayForEach(item, out) {
+            char buf[512];
+            if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0)
+                printf("%-16s %s\n", item->string, when(out, item->string, buf, sizeof buf));
+            else
+                printf("%-16s %s\n", item->string, ctl__jtext(out, item->string, buf, sizeof buf));
+        }
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+/* Checks and reads --type (default 1). */
+static int fw_type(const struct ctl_args *a, int *type)
+{
+    const char *t = ctl__opt(a, "type");
+    unsigned long v = 1;
+    if (t != NULL && util__parse_ulong(t, 1, 2, &v) != 0)
+        return ctl__fail(CTL_USAGE, "--type must be 1 (WiFi module) or 2 (MCU), not \"%s\"", t);
+    *type = (int)v;
+    return CTL_OK;
+}
+
+static void print_firmware(const struct ctl *ctl, const cJSON *out)
+{
+    if (ctl->json) {
+        ctl__print_json(out);
+    } else {
+        char id[64];
+        printf("id=%s\ndownload_url=%s\nmd5=%s\n", ctl__jtext(out, "id", id, sizeof id),
+               ctl__jstr(out, "download_url"), ctl__jstr(out, "md5"));
+    }
+}
+
+int ctl__cmd_firmware_register(struct ctl *ctl, const struct ctl_args *a)
+{
+    const char *pk = ctl__opt(a, "product"), *sv = ctl__opt(a, "soft-version");
+    const char *hv = ctl__opt(a, "hard-version"), *url = ctl__opt(a, "url");
+    cJSON *body = NULL, *out = NULL;
+    int type, rc;
+
+    if (pk == NULL || sv == NULL || url == NULL)
+        return ctl__fail(CTL_USAGE, "firmware register needs --product PK, --soft-version VER "
+                                    "and --url URL (or use `firmware upload FILE`)");
+    rc = fw_type(a, &type);
+    if (rc != CTL_OK)
+        return rc;
+    body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "product_key", pk);
+    cJSON_AddNumberToObject(body, "type", type);
+    cJSON_AddStringToObject(body, "soft_version", sv);
+    if (hv != NULL)
+        cJSON_AddStringToObject(body, "hard_version", hv);
+    cJSON_AddStringToObject(body, "url", url);
+    rc = ctl__http_json(ctl, "POST", "/admin/firmware", body, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK)
+        print_firmware(ctl, out);
+    cJSON_Delete(body);
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a)
+{
+    const char *pk = ctl__opt(a, "product"), *sv = ctl__opt(a, "soft-version");
+    const char *hv = ctl__opt(a, "hard-version");
+    const char *file = a->pos[0], *base;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    cJSON *out = NULL;
+    char path[1024], e1[128], e2[128], e3[128], e4[256];
+    int type, rc;
+
+    if (pk == NULL || sv == NULL)
+        return ctl__fail(CTL_USAGE, "firmware upload needs --product PK and --soft-version VER");
+    if (ctl__opt(a, "url") != NULL)
+        return ctl__fail(CTL_USAGE, "--url is for `firmware register`; upload hosts the file");
+    rc = fw_type(a, &type);
+    if (rc != CTL_OK)
+        return rc;
+    if (util__read_file(file, 64u << 20, &data, &len) != 0)
+        return ctl__fail(CTL_LOCAL, "cannot read %s (at most 64 MiB)", file);
+    base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    snprintf(path, sizeof path,
+             "/admin/firmware?product_key=%s&type=%d&soft_version=%s%s%s&filename=%s",
+             q(pk, e1, sizeof e1), type, q(sv, e2, sizeof e2), hv ? "&hard_version=" : "",
+             hv ? q(hv, e3, sizeof e3) : "", q(base, e4, sizeof e4));
+    rc = ctl__http_raw(ctl, "POST", path, "application/octet-stream", data, len, CTL_AUTH_ADMIN,
+                       &out);
+    if (rc == CTL_OK)
+        print_firmware(ctl, out);
+    free(data);
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
+{
+    const char *did = ctl__opt(a, "did"), *pk = ctl__opt(a, "product");
+    cJSON *body = NULL, *out = NULL;
+    int type, rc;
+
+    if ((did == NULL) == (pk == NULL))
+        return ctl__fail(CTL_USAGE, "ota push needs exactly one of --did DID or --product PK");
+    rc = fw_type(a, &type);
+    if (rc != CTL_OK)
+        return rc;
+    body = cJSON_CreateObject();
+    if (did != NULL) {
+        cJSON_AddStringToObject(body, "did", did);
+        if (ctl__opt(a, "type") != NULL)
+            cJSON_AddNumberToObject(body, "type", type);
+    } else {
+        cJSON_AddStringToObject(body, "product_key", pk);
+        cJSON_AddNumberToObject(body, "type", type);
+    }
+    rc = ctl__http_json(ctl, "POST", "/admin/ota/push", body, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK) {
+        if (ctl->json) {
+            ctl__print_json(out);
+        } else {
+            char n[32];
+            printf("pushed to %s online device(s)\n", ctl__jtext(out, "targets", n, sizeof n));
+        }
+    }
+    cJSON_Delete(body);
+    cJSON_Delete(out);
+    return rc;
+}
+
+static void print_log(const struct ctl *ctl, const cJSON *rec)
+{
+    static const char *const names[] = {"?", "error", "warn", "info"};
+    char ts[64], lvl[16];
+    const cJSON *l;
+
+    if (ctl->json) {
+        ctl__print_json(rec);
+        return;
+    }
+    l = cJSON_GetObjectItemCaseSensitive(rec, "level");
+    if (cJSON_IsNumber(l) && l->valueint >= 1 && l->valueint <= 3)
+        snprintf(lvl, sizeof lvl, "%s", names[l->valueint]);
+    else
+        ctl__jtext(rec, "level", lvl, sizeof lvl);
+    if (cJSON_GetObjectItemCaseSensitive(rec, "ts"))
+        when(rec, "ts", ts, sizeof ts);
+    else if (cJSON_GetObjectItemCaseSensitive(rec, "received_at"))
+        when(rec, "received_at", ts, sizeof ts);
+    else
+        when(rec, "created_at", ts, sizeof ts);
+    printf("%s %-5s [%s] %s: %s\n", ts, lvl, ctl__jstr(rec, "tags"), ctl__jstr(rec, "source"),
+           ctl__jstr(rec, "content"));
+}
+
+int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
+{
+    char path[256], enc[128];
+    const char *nstr = ctl__opt(a, "lines"), *istr = ctl__opt(a, "interval");
+    const char *cstr = ctl__opt(a, "count");
+    unsigned long lines = 0, want = 0;
+    double interval = 2.0;
+    bool follow = ctl__flag(a, "follow");
+    int seen = 0, printed_new = 0, rc;
+
+    if (nstr != NULL && util__parse_ulong(nstr, 0, 1000000, &lines) != 0)
+        return ctl__fail(CTL_USAGE, "--lines wants a number");
+    if (istr != NULL && util__parse_double(istr, 0.05, 3600, &interval) != 0)
+        return ctl__fail(CTL_USAGE, "--interval wants seconds");
+    if (cstr != NULL && util__parse_ulong(cstr, 1, 100000000, &want) != 0)
+        return ctl__fail(CTL_USAGE, "--count wants a number");
+    snprintf(path, sizeof path, "/admin/devices/%s/logs", q(a->pos[0], enc, sizeof enc));
+    for (bool first = true;; first = false) {
+        cJSON *out = NULL;
+        const cJSON *list;
+        int n, start;
+        rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
+        if (rc != CTL_OK)
+            return rc;
+        list = cJSON_GetObjectItemCaseSensitive(out, "logs");
+        n = cJSON_GetArraySize(list);
+        start = first ? 0 : seen;
+        if (first && lines > 0 && (unsigned long)n > lines)
+            start = n - (int)lines;
+        if (n < seen) /* the store rotated; print what is there now */
+            start = 0;
+        if (first && ctl->json && !follow) {
+            cJSON *arr = cJSON_CreateArray();
+            for (int i = start; i < n; i++)
+                cJSON_AddItemReferenceToArray(arr, cJSON_GetArrayItem(list, i));
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "logs", arr);
+            ctl__print_json(o);
+            cJSON_Delete(o);
+        } else {
+            for (int i = start; i < n; i++) {
+                print_log(ctl, cJSON_GetArrayItem(list, i));
+                if (!first && ++printed_new >= (int)want && want > 0)
+                    break;
+            }
+        }
+        fflush(stdout);
+        seen = n;
+        cJSON_Delete(out);
+        if (!follow || (want > 0 && printed_new >= (int)want))
+            break;
+        {
+            struct timespec ts = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return CTL_OK;
+}

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * MQTT client connection on libuv (see mqttc_uv.h). Reads land in one shared
+ * 64 KiB buffer and whole packets are handed out from it directly; only the
+ * tail of a packet that spans reads is copied into a per-connection buffer.
+ * Writes try uv_try_write first and queue a copy of what is left.
+ */
+#include "mqttc_uv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t mqttc_readbuf[65536];
+
+struct mqttc_write {
+    uv_write_t req;
+    struct mqttc *c;
+    size_t len;
+    uint8_t data[];
+};
+
+const char *mqttc__reason_name(int reason)
+{
+    switch (reason) {
+    case MQTTC_BY_US: return "closed";
+    case MQTTC_CONNECT_FAILED: return "connect_failed";
+    case MQTTC_PEER_CLOSED: return "peer_closed";
+    case MQTTC_IO_ERROR: return "io_error";
+    case MQTTC_BAD_STREAM: return "bad_stream";
+    default: return "unknown";
+    }
+}
+
+void mqttc__init(struct mqttc *c, const struct mqttc_cbs *cbs, void *ud, uint32_t max_packet)
+{
+    memset(c, 0, sizeof *c);
+    c->cbs = cbs;
+    c->ud = ud;
+    c->max_packet = max_packet ? max_packet : (1u << 20);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct mqttc *c = h->data;
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = c->pending_cap = 0;
+    c->state = MQTTC_IDLE;
+    c->cbs->closed_cb(c, c->close_reason);
+}
+
+static void close_with(struct mqttc *c, int reason)
+{
+    if (c->state == MQTTC_IDLE || c->state == MQTTC_CLOSING)
+        return;
+    c->state = MQTTC_CLOSING;
+    c->close_reason = (uint8_t)reason;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void mqttc__close(struct mqttc *c)
+{
+    close_with(c, MQTTC_BY_US);
+}
+
+size_t mqttc__queued(const struct mqttc *c)
+{
+    return c->state == MQTTC_OPEN ? c->tcp.write_queue_size : 0;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct mqttc_write *w = (struct mqttc_write *)req;
+    struct mqttc *c = w->c;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        close_with(c, MQTTC_IO_ERROR);
+}
+
+int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
+{
+    uv_buf_t b;
+    int n;
+    struct mqttc_write *w;
+
+    if (c->state != MQTTC_OPEN && c->state != MQTTC_CONNECTING)
+        return -1;
+    if (c->state == MQTTC_CONNECTING)
+        return -1;
+    b = uv_buf_init((char *)(uintptr_t)pkt, (unsigned)len);
+    n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n >= 0 && (size_t)n == len)
+        return 0;
+    if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
+        close_with(c, MQTTC_IO_ERROR);
+        return -1;
+    }
+    if (n < 0)
+        n = 0;
+    w = malloc(sizeof *w + len - (size_t)n);
+    if (w == NULL) {
+        close_with(c, MQTTC_IO_ERROR);
+        return -1;
+    }
+    w->c = c;
+    w->len = len - (size_t)n;
+    memcpy(w->data, pkt + n, w->len);
+    b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        free(w);
+        close_with(c, MQTTC_IO_ERROR);
+        return -1;
+    }
+    return 0;
+}
+
+int mqttc__publish(struct mqttc *c, const char *topic, const uint8_t *payload, size_t len)
+{
+    uint8_t stack[2048];
+    uint8_t *buf = stack;
+    size_t cap = sizeof stack, out = 0;
+    int rc;
+
+    if (len + strlen(topic) + 16 > cap) {
+        cap = len + strlen(topic) + 16;
+        buf = malloc(cap);
+        if (buf == NULL)
+            return -1;
+    }
+    rc = giz_mqtt_encode_publish(topic, payload, len, 0, 0, buf, cap, &out);
+    rc = rc == GIZ_OK ? mqttc__send(c, buf, out) : -1;
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+int mqttc__subscribe(struct mqttc *c, uint16_t packet_id, const char *topic)
+{
+    uint8_t buf[512];
+    size_t out = 0;
+    if (giz_mqtt_encode_subscribe(packet_id, topic, 0, buf, sizeof buf, &out) != GIZ_OK)
+        return -1;
+    return mqttc__send(c, buf, out);
+}
+
+int mqttc__ping(struct mqttc *c)
+{
+    uint8_t buf[2];
+    size_t out = 0;
+    if (giz_mqtt_encode_simple(GIZ_MQTT_PINGREQ, buf, sizeof buf, &out) != GIZ_OK)
+        return -1;
+    return mqttc__send(c, buf, out);
+}
+
+int mqttc__disconnect(struct mqttc *c)
+{
+    uint8_t buf[2];
+    size_t out = 0;
+    if (giz_mqtt_encode_simple(GIZ_MQTT_DISCONNECT, buf, sizeof buf, &out) != GIZ_OK)
+        return -1;
+    return mqttc__send(c, buf, out);
+}
+
+/* Hands out every whole packet of data[0..len); returns how many bytes were
+ * consumed, or -1 when the stream is bad (the connection is then closing). */
+static long deliver(struct mqttc *c, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len && c->state == MQTTC_OPEN) {
+        size_t pkt_len = 0;
+        int rc = giz_mqtt_frame(data + off, len - off, c->max_packet, &pkt_len, NULL);
+        if (rc == GIZ_ERR_TRUNCATED)
+            break;
+        if (rc != GIZ_OK) {
+            close_with(c, MQTTC_BAD_STREAM);
+            return -1;
+        }
+        c->cbs->packet_cb(c, data + off, pkt_len);
+        off += pkt_len;
+    }
+    return (long)off;
+}
+
+static int keep_tail(struct mqttc *c, const uint8_t *data, size_t len)
+{
+    if (len > c->pending_cap) {
+        uint32_t ncap = c->pending_cap ? c->pending_cap : 256;
+        uint8_t *nb;
+        while (ncap < len)
+            ncap *= 2;
+        nb = realloc(c->pending, ncap);
+        if (nb == NULL)
+            return -1;
+        c->pending = nb;
+        c->pending_cap = ncap;
+    }
+    memmove(c->pending, data, len);
+    c->pending_len = (uint32_t)len;
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init((char *)mqttc_readbuf, sizeof mqttc_readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct mqttc *c = s->data;
+    const uint8_t *data = (const uint8_t *)buf->base;
+    size_t len = nread > 0 ? (size_t)nread : 0;
+    long used;
+
+    if (nread < 0) {
+        close_with(c, nread == UV_EOF ? MQTTC_PEER_CLOSED : MQTTC_IO_ERROR);
+        return;
+    }
+    if (len == 0 || c->state != MQTTC_OPEN)
+        return;
+    if (c->pending_len > 0) {
+        /* Complete the split packet first, from the pending buffer. */
+        size_t total = c->pending_len + len;
+        if (total > c->pending_cap) {
+            uint32_t ncap = c->pending_cap;
+            uint8_t *nb;
+            if (total > c->max_packet + 8u + sizeof mqttc_readbuf) {
+                close_with(c, MQTTC_BAD_STREAM);
+                return;
+            }
+            while (ncap < total)
+                ncap *= 2;
+            nb = realloc(c->pending, ncap);
+            if (nb == NULL) {
+                close_with(c, MQTTC_IO_ERROR);
+                return;
+            }
+            c->pending = nb;
+            c->pending_cap = ncap;
+        }
+        memcpy(c->pending + c->pending_len, data, len);
+        c->pending_len = (uint32_t)total;
+        used = deliver(c, c->pending, total);
+        if (used < 0 || c->state != MQTTC_OPEN)
+            return;
+        if ((size_t)used < total)
+            memmove(c->pending, c->pending + used, total - (size_t)used);
+        c->pending_len = (uint32_t)(total - (size_t)used);
+        return;
+    }
+    used = deliver(c, data, len);
+    if (used < 0 || c->state != MQTTC_OPEN)
+        return;
+    if ((size_t)used < len && keep_tail(c, data + used, len - (size_t)used) != 0)
+        close_with(c, MQTTC_IO_ERROR);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct mqttc *c = req->data;
+    uint8_t buf[512];
+    size_t out = 0;
+
+    if (c->state != MQTTC_CONNECTING)
+        return; /* closed meanwhile */
+    if (status < 0) {
+        close_with(c, MQTTC_CONNECT_FAILED);
+        return;
+    }
+    c->state = MQTTC_OPEN;
+    if (giz_mqtt_encode_connect(&c->opts, buf, sizeof buf, &out) != GIZ_OK ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0 ||
+        mqttc__send(c, buf, out) != 0) {
+        close_with(c, MQTTC_IO_ERROR);
+        return;
+    }
+    c->cbs->connected_cb(c);
+}
+
+int mqttc__connect(struct mqttc *c, uv_loop_t *loop, const struct sockaddr *addr,
+                   const struct giz_mqtt_connect_opts *opts)
+{
+    int rc;
+
+    if (c->state != MQTTC_IDLE)
+        return UV_EBUSY;
+    rc = uv_tcp_init(loop, &c->tcp);
+    if (rc != 0)
+        return rc;
+    c->tcp.data = c;
+    c->connect_req.data = c;
+    c->opts = *opts;
+    c->pending_len = 0;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->state = MQTTC_CONNECTING;
+    rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
+    if (rc != 0) {
+        /* Close the handle; report through closed_cb like any failed connect. */
+        close_with(c, MQTTC_CONNECT_FAILED);
+        return 0;
+    }
+    return 0;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * An MQTT 3.1/3.1.1 client connection on a libuv loop, built on the framing
+ * and encoders of lib/mqtt.c. It owns the TCP handle, frames the incoming
+ * stream into whole packets (handing each to packet_cb) and writes every
+ * outgoing packet with its own write call (firmware reads one packet per
+ * recv(); the tools keep the same shape). The struct is meant to be embedded
+ * in preallocated per-connection state: it allocates only for a partial
+ * packet that spans reads and for writes the kernel did not take at once.
+ */
+#ifndef GIZ_TOOLS_MQTTC_UV_H
+#define GIZ_TOOLS_MQTTC_UV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "giz/mqtt.h"
+
+enum mqttc_state { MQTTC_IDLE = 0, MQTTC_CONNECTING, MQTTC_OPEN, MQTTC_CLOSING };
+
+/* Why a connection ended (argument of closed_cb). */
+enum mqttc_reason {
+    MQTTC_BY_US = 0,         /* mqttc__close() */
+    MQTTC_CONNECT_FAILED,    /* TCP connect failed */
+    MQTTC_PEER_CLOSED,       /* EOF from the peer */
+    MQTTC_IO_ERROR,          /* read/write error */
+    MQTTC_BAD_STREAM         /* unframeable bytes or oversize packet */
+};
+const char *mqttc__reason_name(int reason);
+
+struct mqttc;
+
+struct mqttc_cbs {
+    /* TCP connected and CONNECT written (status 0). On failure closed_cb
+     * follows with MQTTC_CONNECT_FAILED instead; this is not called. */
+    void (*connected_cb)(struct mqttc *c);
+    /* One complete packet; pkt[0] >> 4 is its type. Valid during the call. */
+    void (*packet_cb)(struct mqttc *c, const uint8_t *pkt, size_t len);
+    /* The handle is closed and the struct may be reused (mqttc__connect again). */
+    void (*closed_cb)(struct mqttc *c, int reason);
+};
+
+struct mqttc {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    const struct mqttc_cbs *cbs;
+    void *ud;                  /* the owner's pointer */
+    uint8_t *pending;          /* bytes of a packet split across reads */
+    uint32_t pending_len, pending_cap;
+    uint32_t max_packet;
+    uint8_t state;             /* enum mqttc_state */
+    uint8_t close_reason;
+    struct giz_mqtt_connect_opts opts; /* strings owned by the caller, read at connect time */
+};
+
+/* Prepares an idle connection (no handle yet). */
+void mqttc__init(struct mqttc *c, const struct mqttc_cbs *cbs, void *ud, uint32_t max_packet);
+
+/* Starts a TCP connection to addr and, once connected, sends CONNECT built
+ * from `opts` (its strings must stay valid until connected_cb/closed_cb).
+ * Returns 0 (a connect that fails later, even at once, is reported through
+ * closed_cb with MQTTC_CONNECT_FAILED), or a negative libuv error when no
+ * TCP handle could be made (state stays IDLE, no callback), or UV_EBUSY
+ * when the connection is not idle. */
+int mqttc__connect(struct mqttc *c, uv_loop_t *loop, const struct sockaddr *addr,
+                   const struct giz_mqtt_connect_opts *opts);
+
+/* Writes one already-encoded packet. Returns 0, or -1 when the connection is
+ * not open or the write failed (the connection is then being closed). */
+int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len);
+/* Encodes and sends a QoS 0 PUBLISH / a SUBSCRIBE / a PINGREQ / DISCONNECT. */
+int mqttc__publish(struct mqttc *c, const char *topic, const uint8_t *payload, size_t len);
+int mqttc__subscribe(struct mqttc *c, uint16_t packet_id, const char *topic);
+int mqttc__ping(struct mqttc *c);
+int mqttc__disconnect(struct mqttc *c);
+
+/* Closes the connection (no-op unless CONNECTING/OPEN); closed_cb follows
+ * with MQTTC_BY_US. */
+void mqttc__close(struct mqttc *c);
+
+/* Bytes written but not yet taken by the kernel. */
+size_t mqttc__queued(const struct mqttc *c);
+
+#endif
