@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Configuration of giz-gservice: defaults, then GIZ_* environment variables,
+ * then command-line flags (flags win). Also the M2M routing function that
+ * tells devices and apps which broker serves a DID.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "giz/log.h"
+#include "gservice.h"
+
+static void usage(FILE *out)
+{
+    fputs(
+        "usage: giz-gservice [options]\n"
+        "\n"
+        "The gizcloud HTTP service: device API (register, provision, OTA), firmware\n"
+        "hosting, admin API and app API. Each option can also be given in the\n"
+        "environment variable shown; flags win over the environment.\n"
+        "\n"
+        "  --port N            GIZ_HTTP_PORT      HTTP port [8080]\n"
+        "  --bind ADDR         GIZ_BIND_ADDR      listen address (IPv4) [127.0.0.1]\n"
+        "  --data-dir DIR      GIZ_DATA_DIR       data folder [./var]; firmware in DIR/firmware\n"
+        "  --db PATH           GIZ_DB_PATH        SQLite database [$GIZ_DATA_DIR/gizcloud.db]\n"
+        "                      GIZ_ADMIN_TOKEN    admin API bearer token (required; environment only)\n"
+        "  --m2m-host HOST     GIZ_M2M_HOST       broker host handed to devices [127.0.0.1]\n"
+        "  --m2m-port N        GIZ_M2M_PORT       broker MQTT port [1883]\n"
+        "  --m2m-tls-port N    GIZ_M2M_TLS_PORT   broker MQTTS port for apps (port_s) [8883; 0 = none]\n"
+        "  --public-url URL    GIZ_PUBLIC_URL     base of firmware download URLs\n"
+        "                                         [http://<GIZ_M2M_HOST>:<GIZ_HTTP_PORT>]\n"
+        "  --https-port N      GIZ_HTTPS_PORT     also serve HTTPS on this port [0 = off]\n"
+        "  --tls-cert FILE     GIZ_TLS_CERT       PEM certificate (chain) for HTTPS\n"
+        "  --tls-key FILE      GIZ_TLS_KEY        PEM private key for HTTPS\n"
+        "  --log-level LVL     GIZ_LOG_LEVEL      error|warn|info|debug [info]\n"
+        "  --threads N         GIZ_HTTP_THREADS   HTTP worker threads [2]\n"
+        "  --max-body BYTES    GIZ_MAX_BODY       request body cap (non-upload) [65536]\n"
+        "  --max-upload BYTES  GIZ_MAX_UPLOAD     firmware upload cap [16777216]\n"
+        "  --token-ttl SECS    GIZ_TOKEN_TTL      app user token lifetime [604800]\n"
+        "  --help                                 this text\n",
+        out);
+}
+
+static int parse_u64(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "giz-gservice: %s: '%s' is not a number in [%llu, %llu]\n", name, text,
+                (unsigned long long)min, (unsigned long long)max);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int copy_str(const char *name, const char *text, char *out, size_t cap)
+{
+    size_t n = strlen(text);
+    if (n >= cap) {
+        fprintf(stderr, "giz-gservice: %s: value longer than %zu bytes\n", name, cap - 1);
+        return -1;
+    }
+    memcpy(out, text, n + 1);
+    return 0;
+}
+
+/* One setting: its flag, its environment variable, how to store it. */
+enum opt_kind { OPT_STR, OPT_PORT, OPT_PORT0, OPT_SIZE, OPT_U64, OPT_I64, OPT_LEVEL };
+struct opt {
+    const char *flag;
+    const char *env;
+    enum opt_kind kind;
+    size_t offset;
+    size_t size; /* string capacity or integer width */
+    uint64_t min, max;
+};
+
+#define OFF(f) offsetof(struct gs_config, f)
+#define SZ(f) sizeof(((struct gs_config *)0)->f)
+static const struct opt opts[] = {
+    {"--port", "GIZ_HTTP_PORT", OPT_PORT, OFF(http_port), SZ(http_port), 1, 65535},
+    {"--bind", "GIZ_BIND_ADDR", OPT_STR, OFF(bind_addr), SZ(bind_addr), 0, 0},
+    {"--data-dir", "GIZ_DATA_DIR", OPT_STR, OFF(data_dir), SZ(data_dir), 0, 0},
+    {"--db", "GIZ_DB_PATH", OPT_STR, OFF(db_path), SZ(db_path), 0, 0},
+    {NULL, "GIZ_ADMIN_TOKEN", OPT_STR, OFF(admin_token), SZ(admin_token), 0, 0},
+    {"--m2m-host", "GIZ_M2M_HOST", OPT_STR, OFF(m2m_host), SZ(m2m_host), 0, 0},
+    {"--m2m-port", "GIZ_M2M_PORT", OPT_PORT, OFF(m2m_port), SZ(m2m_port), 1, 65535},
+    {"--m2m-tls-port", "GIZ_M2M_TLS_PORT", OPT_PORT0, OFF(m2m_tls_port), SZ(m2m_tls_port), 0,
+     65535},
+    {"--public-url", "GIZ_PUBLIC_URL", OPT_STR, OFF(public_url), SZ(public_url), 0, 0},
+    {"--https-port", "GIZ_HTTPS_PORT", OPT_PORT0, OFF(https_port), SZ(https_port), 0, 65535},
+    {"--tls-cert", "GIZ_TLS_CERT", OPT_STR, OFF(tls_cert), SZ(tls_cert), 0, 0},
+    {"--tls-key", "GIZ_TLS_KEY", OPT_STR, OFF(tls_key), SZ(tls_key), 0, 0},
+    {"--log-level", "GIZ_LOG_LEVEL", OPT_LEVEL, OFF(log_level), SZ(log_level), 0, 0},
+    {"--threads", "GIZ_HTTP_THREADS", OPT_PORT, OFF(threads), SZ(threads), 1, 64},
+    {"--max-body", "GIZ_MAX_BODY", OPT_SIZE, OFF(max_body), SZ(max_body), 1024, 16u << 20},
+    {"--max-upload", "GIZ_MAX_UPLOAD", OPT_U64, OFF(max_upload), SZ(max_upload), 1,
+     (uint64_t)1 << 32},
+    {"--token-ttl", "GIZ_TOKEN_TTL", OPT_I64, OFF(token_ttl), SZ(token_ttl), 60,
+     (uint64_t)366 * 24 * 3600},
+};
+#undef OFF
+#undef SZ
+
+static int apply(struct gs_config *cfg, const struct opt *o, const char *value)
+{
+    char *base = (char *)cfg + o->offset;
+    const char *name = o->flag ? o->flag : o->env;
+    uint64_t v = 0;
+    switch (o->kind) {
+    case OPT_STR:
+        return copy_str(name, value, base, o->size);
+    case OPT_PORT:
+    case OPT_PORT0:
+        if (parse_u64(name, value, o->min, o->max, &v) != 0)
+            return -1;
+        *(unsigned *)(void *)base = (unsigned)v;
+        return 0;
+    case OPT_SIZE:
+        if (parse_u64(name, value, o->min, o->max, &v) != 0)
+            return -1;
+        *(size_t *)(void *)base = (size_t)v;
+        return 0;
+    case OPT_U64:
+        if (parse_u64(name, value, o->min, o->max, &v) != 0)
+            return -1;
+        *(uint64_t *)(void *)base = v;
+        return 0;
+    case OPT_I64:
+        if (parse_u64(name, value, o->min, o->max, &v) != 0)
+            return -1;
+        *(int64_t *)(void *)base = (int64_t)v;
+        return 0;
+    case OPT_LEVEL: {
+        int lvl = giz_log_level_parse(value);
+        if (lvl < 0) {
+            fprintf(stderr, "giz-gservice: %s: '%s' is not error|warn|info|debug\n", name, value);
+            return -1;
+        }
+        cfg->log_level = lvl;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* Makes `path` absolute (relative to the working directory). */
+static int absolutize(const char *name, char *path, size_t cap)
+{
+    if (path[0] == '/')
+        return 0;
+    char cwd[GIZ_PATH_SIZE];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        fprintf(stderr, "giz-gservice: getcwd: %s\n", strerror(errno));
+        return -1;
+    }
+    const char *rel = path;
+    if (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    char tmp[GIZ_PATH_SIZE];
+    int n = snprintf(tmp, sizeof tmp, "%s/%s", cwd, rel);
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= sizeof tmp) {
+        fprintf(stderr, "giz-gservice: %s: path too long\n", name);
+        return -1;
+    }
+    memcpy(path, tmp, (size_t)n + 1);
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[GIZ_PATH_SIZE];
+    size_t n = strlen(path);
+    if (n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char saved = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+                return -1;
+            tmp[i] = saved;
+        }
+    }
+    return 0;
+}
+
+int gs_config_load(struct gs_config *cfg, int argc, char **argv)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->http_port = 8080;
+    memcpy(cfg->bind_addr, "127.0.0.1", sizeof "127.0.0.1");
+    memcpy(cfg->data_dir, "./var", sizeof "./var");
+    memcpy(cfg->m2m_host, "127.0.0.1", sizeof "127.0.0.1");
+    cfg->m2m_port = 1883;
+    cfg->m2m_tls_port = 8883;
+    cfg->log_level = GIZ_LOG_INFO;
+    cfg->threads = 2;
+    cfg->max_body = GS_DEFAULT_MAX_BODY;
+    cfg->max_upload = GS_DEFAULT_MAX_UPLOAD;
+    cfg->token_ttl = GS_DEFAULT_TOKEN_TTL;
+
+    const size_t n_opts = sizeof opts / sizeof opts[0];
+    for (size_t i = 0; i < n_opts; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v != NULL && v[0] != '\0' && apply(cfg, &opts[i], v) != 0)
+            return -1;
+    }
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        const struct opt *o = NULL;
+        const char *value = NULL;
+        for (size_t i = 0; i < n_opts && o == NULL; i++) {
+            if (opts[i].flag == NULL)
+                continue;
+            size_t fl = strlen(opts[i].flag);
+            if (strncmp(argv[a], opts[i].flag, fl) == 0 && argv[a][fl] == '=') {
+                o = &opts[i];
+                value = argv[a] + fl + 1;
+            } else if (strcmp(argv[a], opts[i].flag) == 0) {
+                o = &opts[i];
+                if (a + 1 >= argc) {
+                    fprintf(stderr, "giz-gservice: %s needs a value\n", argv[a]);
+                    return -1;
+                }
+                value = argv[++a];
+            }
+        }
+        if (o == NULL) {
+            fprintf(stderr, "giz-gservice: unknown option '%s' (try --help)\n", argv[a]);
+            return -1;
+        }
+        if (apply(cfg, o, value) != 0)
+            return -1;
+    }
+
+    if (cfg->admin_token[0] == '\0') {
+        fprintf(stderr, "giz-gservice: GIZ_ADMIN_TOKEN is not set; refusing to start without an "
+                        "admin token (set it in the environment)\n");
+        return -1;
+    }
+    if (absolutize("GIZ_DATA_DIR", cfg->data_dir, sizeof cfg->data_dir) != 0)
+        return -1;
+    if (cfg->db_path[0] == '\0') {
+        int n = snprintf(cfg->db_path, sizeof cfg->db_path, "%s/gizcloud.db", cfg->data_dir);
+        if (n < 0 || (size_t)n >= sizeof cfg->db_path) {
+            fprintf(stderr, "giz-gservice: GIZ_DB_PATH: path too long\n");
+            return -1;
+        }
+    }
+    int n = snprintf(cfg->firmware_dir, sizeof cfg->firmware_dir, "%s/firmware", cfg->data_dir);
+    if (n < 0 || (size_t)n >= sizeof cfg->firmware_dir) {
+        fprintf(stderr, "giz-gservice: GIZ_DATA_DIR: path too long\n");
+        return -1;
+    }
+    if (mkdir_p(cfg->firmware_dir) != 0) {
+        fprintf(stderr, "giz-gservice: cannot create %s: %s\n", cfg->firmware_dir, strerror(errno));
+        return -1;
+    }
+    if (cfg->public_url[0] == '\0') {
+        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s:%u", cfg->m2m_host,
+                     cfg->http_port);
+        if (n < 0 || (size_t)n >= sizeof cfg->public_url) {
+            fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL: too long\n");
+            return -1;
+        }
+    }
+    size_t ul = strlen(cfg->public_url);
+    while (ul > 0 && cfg->public_url[ul - 1] == '/')
+        cfg->public_url[--ul] = '\0';
+    if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0) {
+        fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL must start with http:// (firmware has no "
+                        "TLS) or https://\n");
+        return -1;
+    }
+    if (cfg->https_port != 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+        fprintf(stderr, "giz-gservice: GIZ_HTTPS_PORT needs GIZ_TLS_CERT and GIZ_TLS_KEY\n");
+        return -1;
+    }
+    return 0;
+}
+
+void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out)
+{
+    (void)did; /* one broker today; shard on the DID here later */
+    out->host = cfg->m2m_host;
+    out->port = cfg->m2m_port;
+    out->port_s = cfg->m2m_tls_port;
+}

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Private header of giz-gservice, the HTTP half of gizcloud: configuration,
+ * the server context, the per-request state shared by the libmicrohttpd glue
+ * (http.c) and the route handlers (route_*.c), the response helpers, the
+ * store pool and the metrics. Nothing here is used outside gservice/.
+ */
+#ifndef GSERVICE_H
+#define GSERVICE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include <microhttpd.h>
+
+#include "giz/store.h"
+
+struct cJSON;
+
+/* ======================================================================
+ * Configuration (config.c)
+ * ====================================================================== */
+
+#define GS_DEFAULT_MAX_BODY (64u * 1024u)
+#define GS_DEFAULT_MAX_UPLOAD (16u * 1024u * 1024u)
+#define GS_DEFAULT_TOKEN_TTL (7 * 24 * 3600)
+#define GS_HOST_SIZE 256
+
+struct gs_config {
+    unsigned http_port;
+    char bind_addr[64];
+    char data_dir[GIZ_PATH_SIZE];     /* absolute after gs_config_finish() */
+    char db_path[GIZ_PATH_SIZE];
+    char firmware_dir[GIZ_PATH_SIZE]; /* data_dir + "/firmware" */
+    char admin_token[256];            /* never logged */
+    char m2m_host[GS_HOST_SIZE];
+    unsigned m2m_port;
+    unsigned m2m_tls_port;            /* 0 = none */
+    char public_url[GIZ_URL_SIZE];    /* no trailing slash */
+    unsigned https_port;              /* 0 = no HTTPS listener */
+    char tls_cert[GIZ_PATH_SIZE];
+    char tls_key[GIZ_PATH_SIZE];
+    int log_level;                    /* enum giz_log_lvl */
+    unsigned threads;
+    size_t max_body;
+    uint64_t max_upload;
+    int64_t token_ttl;
+};
+
+/* Fills `cfg` from defaults, then the environment, then argv (flags win).
+ * Returns 0 to run, 1 when --help was printed (exit 0), -1 on a bad value or
+ * a missing GIZ_ADMIN_TOKEN (a message has been printed to stderr). */
+int gs_config_load(struct gs_config *cfg, int argc, char **argv);
+
+/* Where a device (or an app, for a device) finds its M2M broker. Every
+ * answer that hands out a broker address goes through here, so sharding
+ * DIDs over several brokers is a change to this one function. */
+struct gs_m2m_route {
+    const char *host; /* static for the process lifetime */
+    unsigned port;
+    unsigned port_s;  /* TLS port, 0 = none */
+};
+void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out);
+
+/* ======================================================================
+ * Store pool (http.c): giz_store handles are not thread-safe, so every
+ * request borrows one for its duration.
+ * ====================================================================== */
+
+#define GS_POOL_MAX 16
+
+struct gs_store_pool {
+    pthread_mutex_t mu;
+    char path[GIZ_PATH_SIZE];
+    struct giz_store *idle[GS_POOL_MAX];
+    unsigned n_idle;
+};
+
+/* Borrows a connection (opening one if none is idle). NULL on failure
+ * (logged). Give it back with gs_store_release(). */
+struct giz_store *gs_store_acquire(struct gs_store_pool *pool);
+/* Returns a connection to the pool (closes it if the pool is full). NULL ok. */
+void gs_store_release(struct gs_store_pool *pool, struct giz_store *st);
+
+/* ======================================================================
+ * Routes and metrics
+ * ====================================================================== */
+
+/* Route ids; GS_ROUTE_NONE is "no path matched". Names in gs_route_name(). */
+enum gs_route_id {
+    GS_ROUTE_NONE = 0,
+    GS_ROUTE_HEALTHZ,
+    GS_ROUTE_METRICS,
+    GS_ROUTE_DEV_DEVICES,       /* POST register, DELETE unregister */
+    GS_ROUTE_DEV_PROVISION,     /* GET /dev/devices/<did> */
+    GS_ROUTE_DEV_SAFE,          /* POST/GET /dev/<pk>/device */
+    GS_ROUTE_OTA_CHECK,         /* POST /dev/ota/v4.1/update_and_check/<did> */
+    GS_ROUTE_OTA_TARGET_FID,    /* GET /dev/ota/target_fid */
+    GS_ROUTE_OTA_LATEST,        /* GET /dev/ota/v4.1/latest */
+    GS_ROUTE_OTA_DOWNLOAD,      /* GET /dev/ota[/v4.1]/download/<id> */
+    GS_ROUTE_ADMIN_PRODUCTS,
+    GS_ROUTE_ADMIN_DEVICES,
+    GS_ROUTE_ADMIN_DEVICE,
+    GS_ROUTE_ADMIN_DEVICE_LOGS,
+    GS_ROUTE_ADMIN_FIRMWARE,
+    GS_ROUTE_ADMIN_OTA_PUSH,
+    GS_ROUTE_APP_USERS,
+    GS_ROUTE_APP_LOGIN,
+    GS_ROUTE_APP_BINDINGS,
+    GS_ROUTE_COUNT
+};
+const char *gs_route_name(enum gs_route_id id);
+
+#define GS_HIST_BUCKETS 14 /* + Inf */
+
+struct gs_metrics {
+    /* requests[route][status slot] */
+    atomic_uint_fast64_t requests[GS_ROUTE_COUNT][16];
+    atomic_uint_fast64_t latency_bucket[GS_ROUTE_COUNT][GS_HIST_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_us[GS_ROUTE_COUNT];
+    atomic_uint_fast64_t latency_count[GS_ROUTE_COUNT];
+    atomic_uint_fast64_t bytes_out;
+    atomic_uint_fast64_t ota_pushes;
+    atomic_uint_fast64_t firmware_uploads;
+    int64_t started_at;
+};
+
+/* Records one finished request (thread-safe, lock-free). */
+void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned status,
+                        uint64_t duration_us, uint64_t bytes);
+
+/* ======================================================================
+ * Server and request
+ * ====================================================================== */
+
+struct gs_server {
+    struct gs_config cfg;
+    struct gs_store_pool pool;
+    struct gs_metrics metrics;
+    uint8_t token_key[32];           /* random, for comparing the admin token */
+    char admin_token_digest[65];
+    struct MHD_Daemon *http;
+    struct MHD_Daemon *https;
+    char *tls_cert_pem, *tls_key_pem;
+};
+
+enum gs_method {
+    GS_M_OTHER = 0,
+    GS_M_GET = 1 << 0,
+    GS_M_HEAD = 1 << 1,
+    GS_M_POST = 1 << 2,
+    GS_M_PUT = 1 << 3,
+    GS_M_DELETE = 1 << 4,
+    GS_M_OPTIONS = 1 << 5,
+    GS_M_PATCH = 1 << 6
+};
+
+struct gs_upload; /* route_firmware.c */
+
+#define GS_PARAM_SIZE 64
+
+/* One HTTP request, from the request line to the completion callback. */
+struct gs_request {
+    struct gs_server *srv;
+    struct MHD_Connection *conn; /* valid while a handler runs */
+    uint64_t start_us;
+    char *raw_uri;               /* request target as sent (heap) */
+    size_t path_len;             /* raw_uri[0..path_len) is the path */
+    const char *query;           /* after '?', or "" */
+    size_t query_len;
+    int method;                  /* enum gs_method */
+    char method_name[12];
+    enum gs_route_id route;
+    char param[2][GS_PARAM_SIZE];/* captured path segments */
+    bool started, responded, streaming, queue_failed;
+    /* buffered body (non-upload requests) */
+    char *body;
+    size_t body_len, body_cap;
+    bool body_too_large;
+    uint64_t body_discarded;
+    /* firmware upload state (streaming requests) */
+    struct gs_upload *upload;
+    /* outcome */
+    unsigned status;
+    uint64_t resp_bytes;
+    char peer[64];
+};
+
+/* Route handlers. Each answers exactly once through a gs_respond_* call. */
+typedef void (*gs_handler_fn)(struct gs_request *rq);
+
+void gs_route_dev_devices(struct gs_request *rq);
+void gs_route_dev_provision(struct gs_request *rq);
+void gs_route_dev_safe(struct gs_request *rq);
+void gs_route_ota_check(struct gs_request *rq);
+void gs_route_ota_target_fid(struct gs_request *rq);
+void gs_route_ota_latest(struct gs_request *rq);
+void gs_route_ota_download(struct gs_request *rq);
+void gs_route_admin_products(struct gs_request *rq);
+void gs_route_admin_devices(struct gs_request *rq);
+void gs_route_admin_device(struct gs_request *rq);
+void gs_route_admin_device_logs(struct gs_request *rq);
+void gs_route_admin_firmware(struct gs_request *rq);
+void gs_route_admin_ota_push(struct gs_request *rq);
+void gs_route_app_users(struct gs_request *rq);
+void gs_route_app_login(struct gs_request *rq);
+void gs_route_app_bindings(struct gs_request *rq);
+void gs_route_healthz(struct gs_request *rq);
+void gs_route_metrics(struct gs_request *rq);
+
+/* Firmware uploads (route_firmware.c), streamed to a temporary file.
+ * gs_firmware_upload_begin is called once the headers are in, for
+ * POST /admin/firmware with a non-JSON body; returns false after having
+ * answered (bad metadata, no space). gs_firmware_upload_data consumes body
+ * bytes; returns false to abort (answered or will answer at the end).
+ * gs_firmware_upload_free removes a leftover temporary file. */
+bool gs_firmware_upload_begin(struct gs_request *rq);
+bool gs_firmware_upload_data(struct gs_request *rq, const char *data, size_t len);
+void gs_firmware_upload_free(struct gs_upload *up);
+
+/* ======================================================================
+ * HTTP helpers (http.c)
+ * ====================================================================== */
+
+/* Starts the HTTP (and optional HTTPS) daemons. 0 or -1 (logged). */
+int gs_http_start(struct gs_server *srv);
+/* Stops accepting, finishes and frees everything. Accepts a half-started server. */
+void gs_http_stop(struct gs_server *srv);
+
+/* Value of request header `name` (case-insensitive) or NULL. */
+const char *gs_header(struct gs_request *rq, const char *name);
+/* Query parameter `key`, %-decoded into out. Returns giz_form_get() codes. */
+int gs_query_get(struct gs_request *rq, const char *key, char *out, size_t cap);
+
+/* Responses. Each queues exactly one answer and records its status; the
+ * first call wins, later calls are ignored (and logged as a bug). */
+void gs_respond_buf(struct gs_request *rq, unsigned status, const char *content_type,
+                    const void *data, size_t len);
+/* Form-encoded device answer built from a printf format. */
+void gs_respond_form(struct gs_request *rq, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Device error: "error_code=<code>&error_message=<message>" (message is sent
+ * as is: firmware strstr()s it, so it must not be %-encoded). */
+void gs_respond_form_error(struct gs_request *rq, unsigned status, int code, const char *message);
+/* JSON answer; takes ownership of `json` (freed here, NULL gives a 500). */
+void gs_respond_json(struct gs_request *rq, unsigned status, struct cJSON *json);
+/* JSON error {"error": code, "message": message}. */
+void gs_respond_error(struct gs_request *rq, unsigned status, const char *code,
+                      const char *message);
+/* App error in the Gizwits open-API form: {"error": "<n>", "message",
+ * "error_code": n, "error_message"}. */
+void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message);
+/* Queues a prepared response (takes ownership of `resp`). */
+void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response *resp,
+                    uint64_t body_bytes);
+
+/* Parses the buffered body as a JSON object. Returns NULL after answering
+ * 400 (invalid JSON / not an object); the caller frees with cJSON_Delete. */
+struct cJSON *gs_body_json(struct gs_request *rq);
+/* Checks "Authorization: Bearer <GIZ_ADMIN_TOKEN>" in constant time. */
+bool gs_admin_authorized(struct gs_request *rq);
+
+/* Input checks shared by the routes. */
+bool gs_valid_did(const char *s);
+bool gs_valid_product_key(const char *s);          /* 32 hex; lowercases in place */
+bool gs_valid_mac(const char *s);                  /* 12 hex */
+bool gs_valid_version(const char *s, bool allow_empty); /* [0-9A-Za-z._-]{1,32} */
+
+/* Download URL of hosted firmware `id` for OTA v4.1 (v41 = true) or v4.0. */
+void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
+                     char *out, size_t cap);
+
+/* Current time. */
+uint64_t gs_now_us(void);    /* monotonic microseconds */
+int64_t gs_unix_now(void);   /* wall-clock seconds */
+
+/* Gizwits open-API error codes used in answers. */
+enum gs_giz_code {
+    GS_E_PRODUCT_KEY_INVALID = 9002,
+    GS_E_APPID_INVALID = 9003,
+    GS_E_TOKEN_INVALID = 9004,
+    GS_E_TOKEN_EXPIRED = 9006,
+    GS_E_SERVER_ERROR = 9008,
+    GS_E_DEVICE_NOT_FOUND = 9014,
+    GS_E_FORM_INVALID = 9015,
+    GS_E_DID_PASSCODE_INVALID = 9016,
+    GS_E_DEVICE_NOT_BOUND = 9017,
+    GS_E_USERNAME_UNAVAILABLE = 9019,
+    GS_E_USERNAME_PASSWORD_ERROR = 9020,
+    GS_E_DEVICE_DISABLED = 9023,
+    GS_E_OTA_NO_RULE = 9500,
+    GS_E_OTA_NOT_IN_EFFECT = 9502
+};
+
+#endif

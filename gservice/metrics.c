@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Operational endpoints of giz-gservice: lock-free request counters and a
+ * latency histogram per route, rendered by GET /metrics in the Prometheus
+ * text exposition format (with device gauges read from the store), and
+ * GET /healthz, which answers 200 only when the store can be queried.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "giz/log.h"
+#include "gservice.h"
+
+/* Status codes with their own counter; anything else goes to slot 0. */
+static const unsigned status_slots[16] = {0,   200, 201, 202, 206, 302, 400, 401,
+                                          403, 404, 405, 409, 413, 416, 500, 503};
+
+/* Upper bounds of the latency buckets, microseconds. */
+static const uint64_t bucket_us[GS_HIST_BUCKETS] = {100,    250,    500,    1000,   2500,
+                                                    5000,   10000,  25000,  50000,  100000,
+                                                    250000, 500000, 1000000, 5000000};
+
+static unsigned status_slot(unsigned status)
+{
+    for (unsigned i = 1; i < 16; i++)
+        if (status_slots[i] == status)
+            return i;
+    return 0;
+}
+
+void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned status,
+                        uint64_t duration_us, uint64_t bytes)
+{
+    if ((int)route < 0 || route >= GS_ROUTE_COUNT)
+        route = GS_ROUTE_NONE;
+    atomic_fetch_add_explicit(&m->requests[route][status_slot(status)], 1, memory_order_relaxed);
+    unsigned b = 0;
+    while (b < GS_HIST_BUCKETS && duration_us > bucket_us[b])
+        b++;
+    atomic_fetch_add_explicit(&m->latency_bucket[route][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_sum_us[route], duration_us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->latency_count[route], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->bytes_out, bytes, memory_order_relaxed);
+}
+
+/* A growable text buffer for the exposition. */
+struct text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t ncap = t->cap * 2 + (size_t)n;
+        char *nb = realloc(t->buf, ncap);
+        if (nb == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->buf = nb;
+        t->cap = ncap;
+    }
+}
+
+static uint64_t ld(atomic_uint_fast64_t *v)
+{
+    return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void gs_route_metrics(struct gs_request *rq)
+{
+    struct gs_metrics *m = &rq->srv->metrics;
+    struct text t = {.buf = malloc(8192), .cap = 8192};
+    if (t.buf == NULL) {
+        gs_respond_error(rq, 500, "server_error", "out of memory");
+        return;
+    }
+    t.buf[0] = '\0';
+
+    put(&t, "# HELP gizcloud_http_requests_total HTTP requests by route and status.\n"
+            "# TYPE gizcloud_http_requests_total counter\n");
+    for (unsigned r = 0; r < GS_ROUTE_COUNT; r++)
+        for (unsigned s = 0; s < 16; s++) {
+            uint64_t v = ld(&m->requests[r][s]);
+            if (v == 0)
+                continue;
+            if (s == 0)
+                put(&t, "gizcloud_http_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
+                    gs_route_name((enum gs_route_id)r), v);
+            else
+                put(&t, "gizcloud_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                    gs_route_name((enum gs_route_id)r), status_slots[s], v);
+        }
+
+    put(&t, "# HELP gizcloud_http_request_duration_seconds Time from request line to answer "
+            "completion.\n"
+            "# TYPE gizcloud_http_request_duration_seconds histogram\n");
+    for (unsigned r = 0; r < GS_ROUTE_COUNT; r++) {
+        uint64_t count = ld(&m->latency_count[r]);
+        if (count == 0)
+            continue;
+        const char *name = gs_route_name((enum gs_route_id)r);
+        uint64_t cum = 0;
+        for (unsigned b = 0; b < GS_HIST_BUCKETS; b++) {
+            cum += ld(&m->latency_bucket[r][b]);
+            put(&t,
+                "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
+                "\n",
+                name, (double)bucket_us[b] / 1e6, cum);
+        }
+        cum += ld(&m->latency_bucket[r][GS_HIST_BUCKETS]);
+        put(&t, "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64
+                "\n",
+            name, cum);
+        put(&t, "gizcloud_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
+            (double)ld(&m->latency_sum_us[r]) / 1e6);
+        put(&t, "gizcloud_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", name,
+            count);
+    }
+
+    put(&t, "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
+            "# TYPE gizcloud_http_response_bytes_total counter\n"
+            "gizcloud_http_response_bytes_total %" PRIu64 "\n",
+        ld(&m->bytes_out));
+    put(&t, "# HELP gizcloud_ota_pushes_total OTA pushes handed to the broker outbox.\n"
+            "# TYPE gizcloud_ota_pushes_total counter\n"
+            "gizcloud_ota_pushes_total %" PRIu64 "\n",
+        ld(&m->ota_pushes));
+    put(&t, "# HELP gizcloud_firmware_uploads_total Firmware files stored.\n"
+            "# TYPE gizcloud_firmware_uploads_total counter\n"
+            "gizcloud_firmware_uploads_total %" PRIu64 "\n",
+        ld(&m->firmware_uploads));
+
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    int64_t all = -1, online = -1;
+    if (st != NULL) {
+        if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK)
+            all = -1;
+        if (giz_store_device_count(st, NULL, true, &online) != GIZ_OK)
+            online = -1;
+        gs_store_release(&rq->srv->pool, st);
+    }
+    if (all >= 0)
+        put(&t, "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
+                "# TYPE gizcloud_devices_registered gauge\n"
+                "gizcloud_devices_registered %" PRId64 "\n",
+            all);
+    if (online >= 0)
+        put(&t, "# HELP gizcloud_devices_online Devices the broker reports online.\n"
+                "# TYPE gizcloud_devices_online gauge\n"
+                "gizcloud_devices_online %" PRId64 "\n",
+            online);
+    put(&t, "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
+            "# TYPE gizcloud_start_time_seconds gauge\n"
+            "gizcloud_start_time_seconds %" PRId64 "\n",
+        m->started_at);
+
+    if (t.failed)
+        gs_respond_error(rq, 500, "server_error", "out of memory");
+    else
+        gs_respond_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len);
+    free(t.buf);
+}
+
+void gs_route_healthz(struct gs_request *rq)
+{
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    int version = st ? giz_store_schema_version(st) : -1;
+    gs_store_release(&rq->srv->pool, st);
+    cJSON *j = cJSON_CreateObject();
+    if (version <= 0) {
+        cJSON_Delete(j);
+        gs_respond_error(rq, 503, "store_unavailable", "the database cannot be read");
+        return;
+    }
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddNumberToObject(j, "schema_version", version);
+    gs_respond_json(rq, 200, j);
+}

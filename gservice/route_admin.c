@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Operator (admin) API, JSON with "Authorization: Bearer <GIZ_ADMIN_TOKEN>"
+ * (checked in http.c before the body is read): products, devices, device
+ * logs and OTA pushes. An OTA push is one row in the store's outbox, which
+ * the broker plugin drains and turns into 0x0211 (v4.1) or 0x020E (v4.0)
+ * messages to the online target devices.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "giz/log.h"
+#include "gservice.h"
+
+static void store_error(struct gs_request *rq, int rc)
+{
+    giz_log(GIZ_LOG_ERR, "%s: store: %s", gs_route_name(rq->route), giz_strerror(rc));
+    gs_respond_error(rq, 500, "server_error", giz_strerror(rc));
+}
+
+/* Reads an unsigned query parameter; `*out` keeps its default if absent.
+ * Answers 400 and returns false if present but not a number <= max. */
+static bool query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out)
+{
+    char buf[24];
+    int rc = gs_query_get(rq, key, buf, sizeof buf);
+    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && buf[0] == '\0'))
+        return true;
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = rc == GIZ_OK ? strtoul(buf, &end, 10) : 0;
+    if (rc != GIZ_OK || errno != 0 || *end != '\0' || buf[0] == '-' || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be a number up to %u", key, max);
+        gs_respond_error(rq, 400, "bad_request", msg);
+        return false;
+    }
+    *out = (unsigned)v;
+    return true;
+}
+
+/* ---- products ------------------------------------------------------------ */
+
+static cJSON *product_json(const struct giz_product *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    cJSON_AddStringToObject(o, "product_key", p->product_key);
+    cJSON_AddStringToObject(o, "product_secret", p->product_secret);
+    cJSON_AddStringToObject(o, "name", p->name);
+    cJSON_AddNumberToObject(o, "created_at", (double)p->created_at);
+    return o;
+}
+
+static int product_list_cb(const struct giz_product *p, void *ud)
+{
+    cJSON *o = product_json(p);
+    if (o == NULL)
+        return 1;
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+void gs_route_admin_products(struct gs_request *rq)
+{
+    struct giz_store *st = NULL;
+    cJSON *body = NULL;
+    if (rq->method == GS_M_POST) {
+        body = gs_body_json(rq);
+        if (body == NULL)
+            return;
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
+        if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
+            strlen(name->valuestring) >= GIZ_NAME_SIZE) {
+            gs_respond_error(rq, 400, "bad_request", "name must be a string of 1-128 bytes");
+            goto out;
+        }
+        st = gs_store_acquire(&rq->srv->pool);
+        if (st == NULL) {
+            store_error(rq, GIZ_ERR_DB);
+            goto out;
+        }
+        struct giz_product p;
+        int rc = giz_store_product_create(st, name->valuestring, &p);
+        if (rc != GIZ_OK) {
+            store_error(rq, rc);
+            goto out;
+        }
+        giz_log(GIZ_LOG_INFO, "product %s created", p.product_key);
+        gs_respond_json(rq, 201, product_json(&p));
+        goto out;
+    }
+    st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        goto out;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "products");
+    int rc = arr ? giz_store_product_list(st, product_list_cb, arr) : GIZ_ERR_NOMEM;
+    if (rc != GIZ_OK) {
+        cJSON_Delete(j);
+        store_error(rq, rc);
+        goto out;
+    }
+    gs_respond_json(rq, 200, j);
+out:
+    gs_store_release(&rq->srv->pool, st);
+    cJSON_Delete(body);
+}
+
+/* ---- devices ------------------------------------------------------------- */
+
+static cJSON *device_json(const struct giz_device *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    cJSON_AddStringToObject(o, "did", d->did);
+    cJSON_AddStringToObject(o, "product_key", d->product_key);
+    cJSON_AddStringToObject(o, "mac", d->mac);
+    cJSON_AddStringToObject(o, "status", d->status == GIZ_DEVICE_ACTIVE ? "active" : "disabled");
+    cJSON_AddBoolToObject(o, "online", d->online);
+    cJSON_AddNumberToObject(o, "last_seen", (double)d->last_seen);
+    cJSON_AddNumberToObject(o, "created_at", (double)d->created_at);
+    cJSON_AddStringToObject(o, "wifi_soft_version", d->wifi_soft_version);
+    cJSON_AddStringToObject(o, "wifi_hard_version", d->wifi_hard_version);
+    cJSON_AddStringToObject(o, "mcu_soft_version", d->mcu_soft_version);
+    cJSON_AddStringToObject(o, "mcu_hard_version", d->mcu_hard_version);
+    return o;
+}
+
+static int device_list_cb(const struct giz_device *d, void *ud)
+{
+    cJSON *o = device_json(d);
+    if (o == NULL)
+        return 1;
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+void gs_route_admin_devices(struct gs_request *rq)
+{
+    char pk[GIZ_PK_SIZE], online_s[8];
+    unsigned limit = 1000, offset = 0;
+    int rc = gs_query_get(rq, "product_key", pk, sizeof pk);
+    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && pk[0] == '\0')) {
+        pk[0] = '\0';
+    } else if (rc != GIZ_OK || !gs_valid_product_key(pk)) {
+        gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+        return;
+    }
+    bool online_only = gs_query_get(rq, "online", online_s, sizeof online_s) == GIZ_OK &&
+                       (strcmp(online_s, "1") == 0 || strcmp(online_s, "true") == 0);
+    if (!query_uint(rq, "limit", 10000, &limit) || !query_uint(rq, "offset", UINT32_MAX, &offset))
+        return;
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "devices");
+    int64_t total = 0;
+    rc = arr ? giz_store_device_list(st, pk[0] ? pk : NULL, online_only, limit, offset,
+                                     device_list_cb, arr)
+             : GIZ_ERR_NOMEM;
+    if (rc == GIZ_OK)
+        rc = giz_store_device_count(st, pk[0] ? pk : NULL, online_only, &total);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc != GIZ_OK) {
+        cJSON_Delete(j);
+        store_error(rq, rc);
+        return;
+    }
+    cJSON_AddNumberToObject(j, "total", (double)total);
+    gs_respond_json(rq, 200, j);
+}
+
+void gs_route_admin_device(struct gs_request *rq)
+{
+    if (!gs_valid_did(rq->param[0])) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        return;
+    }
+    struct giz_device d;
+    int rc = giz_store_device_get(st, rq->param[0], &d);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_NOT_FOUND)
+        gs_respond_error(rq, 404, "not_found", "no such device");
+    else if (rc != GIZ_OK)
+        store_error(rq, rc);
+    else
+        gs_respond_json(rq, 200, device_json(&d));
+}
+
+static int log_list_cb(const struct giz_device_log *l, void *ud)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return 1;
+    cJSON_AddNumberToObject(o, "id", (double)l->id);
+    cJSON_AddNumberToObject(o, "level", l->level);
+    cJSON_AddStringToObject(o, "tags", l->tags ? l->tags : "");
+    cJSON_AddStringToObject(o, "source", l->source ? l->source : "");
+    cJSON_AddStringToObject(o, "content", l->content ? l->content : "");
+    cJSON_AddNumberToObject(o, "ts", (double)l->ts);
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+void gs_route_admin_device_logs(struct gs_request *rq)
+{
+    unsigned limit = 100, before = 0;
+    if (!gs_valid_did(rq->param[0])) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return;
+    }
+    if (!query_uint(rq, "limit", 1000, &limit) || !query_uint(rq, "before", UINT32_MAX, &before))
+        return;
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        return;
+    }
+    struct giz_device d;
+    cJSON *j = NULL;
+    int rc = giz_store_device_get(st, rq->param[0], &d);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        goto out;
+    }
+    j = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(j, "logs");
+    if (rc == GIZ_OK)
+        rc = arr ? giz_store_log_list(st, rq->param[0], limit, (int64_t)before, log_list_cb, arr)
+                 : GIZ_ERR_NOMEM;
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        goto out;
+    }
+    cJSON_AddStringToObject(j, "did", rq->param[0]);
+    gs_respond_json(rq, 200, j);
+    j = NULL;
+out:
+    cJSON_Delete(j);
+    gs_store_release(&rq->srv->pool, st);
+}
+
+/* ---- OTA push -------------------------------------------------------------- */
+
+void gs_route_admin_ota_push(struct gs_request *rq)
+{
+    cJSON *body = gs_body_json(rq);
+    if (body == NULL)
+        return;
+    struct giz_store *st = NULL;
+    struct giz_outbox_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = GIZ_OUTBOX_OTA_PUSH;
+    it.ota_version = 41;
+    const cJSON *did = cJSON_GetObjectItemCaseSensitive(body, "did");
+    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(body, "product_key");
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(body, "type");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(body, "ota_version");
+    if ((did == NULL) == (pk == NULL)) {
+        gs_respond_error(rq, 400, "bad_request", "give either \"did\" or \"product_key\"");
+        goto out;
+    }
+    if (type != NULL && !(cJSON_IsNumber(type) && (type->valuedouble == 1 || type->valuedouble == 2))) {
+        gs_respond_error(rq, 400, "bad_request", "type must be 1 (WiFi) or 2 (MCU)");
+        goto out;
+    }
+    it.fw_type = type ? (int)type->valuedouble : 0;
+    if (ver != NULL && !(cJSON_IsNumber(ver) && (ver->valuedouble == 40 || ver->valuedouble == 41))) {
+        gs_respond_error(rq, 400, "bad_request", "ota_version must be 40 or 41");
+        goto out;
+    }
+    it.ota_version = ver ? (int)ver->valuedouble : 41;
+    if (pk != NULL && it.fw_type == 0) {
+        gs_respond_error(rq, 400, "bad_request", "a product-wide push needs \"type\" (1 or 2)");
+        goto out;
+    }
+    st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        goto out;
+    }
+    int64_t targets = 0;
+    char product_key[GIZ_PK_SIZE];
+    int rc;
+    if (did != NULL) {
+        struct giz_device d;
+        if (!cJSON_IsString(did) || !gs_valid_did(did->valuestring)) {
+            gs_respond_error(rq, 400, "bad_request", "did must be 22 base62 characters");
+            goto out;
+        }
+        rc = giz_store_device_get(st, did->valuestring, &d);
+        if (rc == GIZ_ERR_NOT_FOUND) {
+            gs_respond_error(rq, 404, "not_found", "no such device");
+            goto out;
+        }
+        if (rc != GIZ_OK) {
+            store_error(rq, rc);
+            goto out;
+        }
+        memcpy(it.did, d.did, sizeof it.did);
+        memcpy(product_key, d.product_key, sizeof product_key);
+        targets = (d.online && d.status == GIZ_DEVICE_ACTIVE) ? 1 : 0;
+    } else {
+        struct giz_product p;
+        if (!cJSON_IsString(pk) || strlen(pk->valuestring) >= GIZ_PK_SIZE) {
+            gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+            goto out;
+        }
+        memcpy(product_key, pk->valuestring, strlen(pk->valuestring) + 1);
+        if (!gs_valid_product_key(product_key)) {
+            gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+            goto out;
+        }
+        rc = giz_store_product_get(st, product_key, &p);
+        if (rc == GIZ_ERR_NOT_FOUND) {
+            gs_respond_error(rq, 404, "not_found", "no such product");
+            goto out;
+        }
+        if (rc == GIZ_OK)
+            rc = giz_store_device_count(st, product_key, true, &targets);
+        if (rc != GIZ_OK) {
+            store_error(rq, rc);
+            goto out;
+        }
+        memcpy(it.product_key, product_key, sizeof it.product_key);
+    }
+    struct giz_firmware fw;
+    int fw_type = it.fw_type ? it.fw_type : 1;
+    rc = giz_store_firmware_latest(st, product_key, fw_type, NULL, &fw);
+    if (rc == GIZ_ERR_NOT_FOUND && it.fw_type == 0)
+        rc = giz_store_firmware_latest(st, product_key, 2, NULL, &fw);
+    if (rc == GIZ_ERR_NOT_FOUND && it.ota_version == 40) {
+        gs_respond_error(rq, 409, "no_firmware",
+                         "OTA v4.0 pushes need a firmware for this product and type");
+        goto out;
+    }
+    if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
+        store_error(rq, rc);
+        goto out;
+    }
+    if (rc == GIZ_OK && it.ota_version == 40) {
+        it.fid = fw.id;
+        if (it.fw_type == 0)
+            it.fw_type = fw.type;
+        gs_firmware_url(rq->srv, &fw, false, it.url, sizeof it.url);
+    }
+    int64_t id = 0;
+    rc = giz_store_outbox_push(st, &it, &id);
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        goto out;
+    }
+    atomic_fetch_add_explicit(&rq->srv->metrics.ota_pushes, 1, memory_order_relaxed);
+    giz_log(GIZ_LOG_INFO, "ota push %" PRId64 ": %s%s type %d v%d, %" PRId64 " online target(s)",
+            id, it.did[0] ? "device " : "product ", it.did[0] ? it.did : it.product_key,
+            it.fw_type, it.ota_version, targets);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "targets", (double)targets);
+    cJSON_AddNumberToObject(j, "push_id", (double)id);
+    cJSON_AddNumberToObject(j, "ota_version", it.ota_version);
+    gs_respond_json(rq, 202, j);
+out:
+    gs_store_release(&rq->srv->pool, st);
+    cJSON_Delete(body);
+}

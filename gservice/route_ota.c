@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * OTA endpoints of the device API: the v4.1 check
+ * (POST /dev/ota/v4.1/update_and_check/<DID>), the MCU query
+ * (GET /dev/ota/v4.1/latest), the v4.0 target firmware id
+ * (GET /dev/ota/target_fid) and the firmware download itself
+ * (GET /dev/ota/v4.1/download/<id>, GET /dev/ota/download/<id>), streamed
+ * from disk with Range support and the headers firmware reads
+ * (Content-Length, Firmware-MD5, Soft-Version, Firmware-Version,
+ * Content-Disposition filename).
+ *
+ * "No update" answers are 400 with the public cloud's texts, which firmware
+ * finds with strstr(): 9500 "Don't have a push rule id on device" when the
+ * product has no firmware of that type, 9502 "push rule not in effect or
+ * device already upgrade" when the device already runs the latest version.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "giz/form.h"
+#include "giz/log.h"
+#include "gservice.h"
+
+#define MSG_NO_RULE "Don't have a push rule id on device"
+#define MSG_NOT_IN_EFFECT "push rule not in effect or device already upgrade"
+
+/* Reads one field from a form (body or query). Answers 400 and returns false
+ * on a missing required field, oversize or bad encoding. */
+static bool field(struct gs_request *rq, const char *src, size_t len, const char *key,
+                  char *out, size_t cap, bool required)
+{
+    size_t n = 0;
+    int rc = giz_form_get(src, len, key, out, cap, &n);
+    if (rc == GIZ_OK)
+        return true;
+    char msg[96];
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        out[0] = '\0';
+        if (!required)
+            return true;
+        snprintf(msg, sizeof msg, "%s is missing", key);
+    } else if (rc == GIZ_ERR_OVERSIZE) {
+        snprintf(msg, sizeof msg, "%s is too long", key);
+    } else {
+        snprintf(msg, sizeof msg, "%s is badly encoded", key);
+    }
+    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, msg);
+    return false;
+}
+
+static bool src_ok(struct gs_request *rq, const char *src, size_t len)
+{
+    struct giz_error err = {0};
+    if (len == 0 || giz_form_validate(src, len, &err) == GIZ_OK)
+        return true;
+    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "malformed form");
+    return false;
+}
+
+/* Parses type=1|2; answers 400 otherwise. */
+static bool fw_type(struct gs_request *rq, const char *text, int *type)
+{
+    if (strcmp(text, "1") == 0 || strcmp(text, "2") == 0) {
+        *type = text[0] - '0';
+        return true;
+    }
+    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "type must be 1 (WiFi) or 2 (MCU)");
+    return false;
+}
+
+static bool versions_ok(struct gs_request *rq, const char *soft, const char *hard)
+{
+    if (!gs_valid_version(soft, false) || !gs_valid_version(hard, true)) {
+        gs_respond_form_error(rq, 400, GS_E_FORM_INVALID,
+                              "soft_version/hard_version must be [0-9A-Za-z._-]{1,32}");
+        return false;
+    }
+    return true;
+}
+
+/* Answers a v4.1 check for (product, type, versions): update or 9500/9502. */
+static void answer_v41(struct gs_request *rq, struct giz_store *st, const char *product_key,
+                       int type, const char *soft, const char *hard)
+{
+    struct giz_firmware fw;
+    int rc = giz_store_firmware_latest(st, product_key, type, hard[0] ? hard : NULL, &fw);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_form_error(rq, 400, GS_E_OTA_NO_RULE, MSG_NO_RULE);
+        return;
+    }
+    if (rc != GIZ_OK) {
+        giz_log(GIZ_LOG_ERR, "firmware lookup for %s: %s", product_key, giz_strerror(rc));
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    if (strcmp(soft, fw.soft_version) >= 0) {
+        gs_respond_form_error(rq, 400, GS_E_OTA_NOT_IN_EFFECT, MSG_NOT_IN_EFFECT);
+        return;
+    }
+    char url[GIZ_URL_SIZE + 64];
+    gs_firmware_url(rq->srv, &fw, true, url, sizeof url);
+    /* firmware reads soft_ver= up to the end of the line: CRLF-terminated */
+    gs_respond_form(rq, 200, "soft_ver=%s&download_url=%s\r\n", fw.soft_version, url);
+}
+
+void gs_route_ota_check(struct gs_request *rq)
+{
+    char passcode[GIZ_MAX_PASSCODE + 1], type_s[8], hard[GIZ_VER_SIZE], soft[GIZ_VER_SIZE];
+    const char *b = rq->body;
+    size_t bl = rq->body_len;
+    int type = 0;
+    if (!src_ok(rq, b, bl) || !field(rq, b, bl, "passcode", passcode, sizeof passcode, true) ||
+        !field(rq, b, bl, "type", type_s, sizeof type_s, true) ||
+        !field(rq, b, bl, "hard_version", hard, sizeof hard, false) ||
+        !field(rq, b, bl, "soft_version", soft, sizeof soft, true) ||
+        !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
+        return;
+    const char *did = rq->param[0];
+    if (!gs_valid_did(did)) {
+        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    struct giz_device dev;
+    int rc = giz_store_device_auth(st, did, passcode, &dev);
+    switch (rc) {
+    case GIZ_OK:
+        break;
+    case GIZ_ERR_NOT_FOUND:
+        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+        goto out;
+    case GIZ_ERR_DISABLED:
+        gs_respond_form_error(rq, 403, GS_E_DEVICE_DISABLED, "device disabled");
+        goto out;
+    case GIZ_ERR_AUTH:
+        gs_respond_form_error(rq, 403, GS_E_DID_PASSCODE_INVALID, "did or passcode invalid");
+        goto out;
+    default:
+        giz_log(GIZ_LOG_ERR, "ota check %s: %s", did, giz_strerror(rc));
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        goto out;
+    }
+    rc = giz_store_device_set_versions(st, did, type, soft, hard);
+    if (rc != GIZ_OK)
+        giz_log(GIZ_LOG_WARN, "ota check %s: versions not recorded: %s", did, giz_strerror(rc));
+    answer_v41(rq, st, dev.product_key, type, soft, hard);
+out:
+    gs_store_release(&rq->srv->pool, st);
+}
+
+void gs_route_ota_latest(struct gs_request *rq)
+{
+    char pk[GIZ_PK_SIZE], type_s[8], hard[GIZ_VER_SIZE], soft[GIZ_VER_SIZE];
+    const char *q = rq->query;
+    size_t ql = rq->query_len;
+    int type = 0;
+    if (!src_ok(rq, q, ql) || !field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
+        !field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
+        !field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
+        !field(rq, q, ql, "soft_version", soft, sizeof soft, true) ||
+        !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
+        return;
+    if (!gs_valid_product_key(pk)) {
+        gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    struct giz_product prod;
+    int rc = giz_store_product_get(st, pk, &prod);
+    if (rc == GIZ_OK)
+        answer_v41(rq, st, pk, type, soft, hard);
+    else if (rc == GIZ_ERR_NOT_FOUND)
+        gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
+    else
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    gs_store_release(&rq->srv->pool, st);
+}
+
+void gs_route_ota_target_fid(struct gs_request *rq)
+{
+    char did[GIZ_DID_SIZE], pk[GIZ_PK_SIZE], type_s[8], hard[GIZ_VER_SIZE], soft[GIZ_VER_SIZE];
+    char fid_s[24];
+    const char *q = rq->query;
+    size_t ql = rq->query_len;
+    int type = 0;
+    if (!src_ok(rq, q, ql) || !field(rq, q, ql, "did", did, sizeof did, true) ||
+        !field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
+        !field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
+        !field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
+        !field(rq, q, ql, "soft_version", soft, sizeof soft, false) ||
+        !field(rq, q, ql, "current_fid", fid_s, sizeof fid_s, false) ||
+        !fw_type(rq, type_s, &type))
+        return;
+    if (!gs_valid_version(soft, true) || !gs_valid_version(hard, true)) {
+        gs_respond_form_error(rq, 400, GS_E_FORM_INVALID,
+                              "soft_version/hard_version must be [0-9A-Za-z._-]{0,32}");
+        return;
+    }
+    int64_t current_fid = 0;
+    if (fid_s[0] != '\0') {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(fid_s, &end, 10);
+        if (errno != 0 || *end != '\0' || v < 0) {
+            gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "current_fid must be a number");
+            return;
+        }
+        current_fid = v;
+    }
+    if (!gs_valid_product_key(pk)) {
+        gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
+        return;
+    }
+    if (!gs_valid_did(did)) {
+        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    struct giz_device dev;
+    struct giz_firmware fw;
+    int rc = giz_store_device_get(st, did, &dev);
+    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && strcmp(dev.product_key, pk) != 0)) {
+        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+        goto out;
+    }
+    if (rc == GIZ_OK && dev.status != GIZ_DEVICE_ACTIVE) {
+        gs_respond_form_error(rq, 403, GS_E_DEVICE_DISABLED, "device disabled");
+        goto out;
+    }
+    if (rc == GIZ_OK)
+        rc = giz_store_firmware_latest(st, pk, type, hard[0] ? hard : NULL, &fw);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_form_error(rq, 400, GS_E_OTA_NO_RULE, MSG_NO_RULE);
+        goto out;
+    }
+    if (rc != GIZ_OK) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        goto out;
+    }
+    if (fw.id == current_fid || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
+        gs_respond_form_error(rq, 400, GS_E_OTA_NOT_IN_EFFECT, MSG_NOT_IN_EFFECT);
+        goto out;
+    }
+    char url[GIZ_URL_SIZE + 64];
+    gs_firmware_url(rq->srv, &fw, false, url, sizeof url);
+    /* firmware reads download_url up to the next '&': more fields follow */
+    gs_respond_form(rq, 200, "target_fid=%" PRId64 "&download_url=%s&soft_ver=%s&md5=%s", fw.id,
+                    url, fw.soft_version, fw.md5);
+out:
+    gs_store_release(&rq->srv->pool, st);
+}
+
+/* ---- download ----------------------------------------------------------- */
+
+/* Parses a Range header against a file of `size` bytes.
+ * Returns 1 with [*start, *start + *len) for one satisfiable range, 0 to
+ * ignore the header (absent, not bytes, several ranges, malformed: the whole
+ * file is sent, as RFC 9110 allows), -1 when unsatisfiable (416). */
+static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len)
+{
+    if (h == NULL)
+        return 0;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "bytes=", 6) != 0)
+        return 0;
+    h += 6;
+    if (strchr(h, ',') != NULL)
+        return 0;
+    while (*h == ' ')
+        h++;
+    char *end = NULL;
+    if (*h == '-') {
+        if (h[1] < '0' || h[1] > '9')
+            return 0;
+        errno = 0;
+        unsigned long long n = strtoull(h + 1, &end, 10);
+        while (*end == ' ')
+            end++;
+        if (errno != 0 || *end != '\0')
+            return 0;
+        if (n == 0 || size == 0)
+            return -1;
+        if (n > size)
+            n = size;
+        *start = size - n;
+        *len = n;
+        return 1;
+    }
+    if (*h < '0' || *h > '9')
+        return 0;
+    errno = 0;
+    unsigned long long a = strtoull(h, &end, 10);
+    if (errno != 0 || *end != '-')
+        return 0;
+    h = end + 1;
+    unsigned long long b = size ? size - 1 : 0;
+    if (*h >= '0' && *h <= '9') {
+        errno = 0;
+        b = strtoull(h, &end, 10);
+        if (errno != 0)
+            return 0;
+        h = end;
+    }
+    while (*h == ' ')
+        h++;
+    if (*h != '\0' || b < a)
+        return 0;
+    if (a >= size)
+        return -1;
+    if (b >= size)
+        b = size - 1;
+    *start = a;
+    *len = b - a + 1;
+    return 1;
+}
+
+void gs_route_ota_download(struct gs_request *rq)
+{
+    char *end = NULL;
+    errno = 0;
+    long long id = strtoll(rq->param[0], &end, 10);
+    if (rq->param[0][0] < '0' || rq->param[0][0] > '9' || errno != 0 || *end != '\0') {
+        gs_respond_form_error(rq, 404, GS_E_FORM_INVALID, "no such firmware");
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    struct giz_firmware fw;
+    int rc = giz_store_firmware_get(st, id, &fw);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_form_error(rq, 404, GS_E_FORM_INVALID, "no such firmware");
+        return;
+    }
+    if (rc != GIZ_OK) {
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    if (fw.file_path[0] == '\0') {
+        /* registered external URL: send the client there */
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp != NULL)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, fw.url);
+        gs_respond_mhd(rq, MHD_HTTP_FOUND, resp, 0);
+        return;
+    }
+    int fd = open(fw.file_path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        giz_log(GIZ_LOG_ERR, "firmware %lld: cannot open %s: %s", id, fw.file_path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "firmware file unavailable");
+        return;
+    }
+    uint64_t size = (uint64_t)sb.st_size, start = 0, len = size;
+    char cr[96];
+    int r = parse_range(gs_header(rq, MHD_HTTP_HEADER_RANGE), size, &start, &len);
+    if (r < 0) {
+        close(fd);
+        snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
+        static const char msg[] = "error_code=9015&error_message=range not satisfiable";
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            sizeof msg - 1, (void *)(uintptr_t)msg, MHD_RESPMEM_PERSISTENT);
+        if (resp != NULL) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "application/x-www-form-urlencoded");
+        }
+        gs_respond_mhd(rq, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, sizeof msg - 1);
+        return;
+    }
+    /* MHD owns fd from here (closed when the response is destroyed) */
+    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+    if (resp == NULL) {
+        close(fd);
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+        return;
+    }
+    char disp[GIZ_NAME_SIZE + 48];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", fw.filename);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(resp, "Firmware-MD5", fw.md5);
+    MHD_add_response_header(resp, "Soft-Version", fw.soft_version);
+    MHD_add_response_header(resp, "Firmware-Version", fw.soft_version);
+    if (fw.hard_version[0] != '\0')
+        MHD_add_response_header(resp, "Hard-Version", fw.hard_version);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+    unsigned status = MHD_HTTP_OK;
+    if (r > 0) {
+        snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1,
+                 size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        status = MHD_HTTP_PARTIAL_CONTENT;
+    }
+    gs_respond_mhd(rq, status, resp, rq->method == GS_M_HEAD ? 0 : len);
+}
