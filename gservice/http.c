@@ -785,7 +785,6 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log_cb, srv};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, srv};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, srv};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4000, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
@@ -798,6 +797,7 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, access_cb, srv,
+                                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv,
                                             MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (d == NULL)
         giz_log(GIZ_LOG_ERR, "cannot listen on %s port %u (%s)", srv->cfg.bind_addr, port,

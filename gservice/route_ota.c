@@ -256,7 +256,8 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         goto out;
     }
-    if (fw.id == current_fid || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
+    /* current_fid 1 means "none" to firmware, so it never matches by itself */
+    if ((current_fid > 1 && fw.id == current_fid) || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
         gs_respond_form_error(rq, 400, GS_E_OTA_NOT_IN_EFFECT, MSG_NOT_IN_EFFECT);
         goto out;
     }
@@ -313,20 +314,24 @@ static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *
     if (errno != 0 || *end != '-')
         return 0;
     h = end + 1;
-    unsigned long long b = size ? size - 1 : 0;
+    unsigned long long b = 0;
+    bool open_ended = true;
     if (*h >= '0' && *h <= '9') {
         errno = 0;
         b = strtoull(h, &end, 10);
         if (errno != 0)
             return 0;
         h = end;
+        open_ended = false;
     }
     while (*h == ' ')
         h++;
-    if (*h != '\0' || b < a)
+    if (*h != '\0' || (!open_ended && b < a))
         return 0;
     if (a >= size)
         return -1;
+    if (open_ended)
+        b = size - 1;
     if (b >= size)
         b = size - 1;
     *start = a;
