@@ -161,9 +161,16 @@ class Cloud:
 
     def broker_conf(self):
         """The mosquitto.conf used by the test: mosquitto itself listens only on a
-        unix socket; the plugin's front listener owns the public MQTT port."""
+        unix socket; the plugin's front listener owns the public MQTT port.
+        plugin_opts values may be lists (repeatable options such as listen).
+        As root, mosquitto would drop to user `mosquitto` before loading the
+        plugin and could then neither bind the socket in our temp folder nor
+        write the database the GService created: `user root` keeps it as is."""
         sock = os.path.join(self.dir, "mosquitto.sock")
-        lines = [
+        lines = []
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            lines.append("user root")
+        lines += [
             "per_listener_settings false",
             "allow_anonymous false",
             "persistence false",
@@ -179,7 +186,8 @@ class Cloud:
             "plugin_opt_broker_socket %s" % sock,
         ]
         for k, v in self.plugin_opts.items():
-            lines.append("plugin_opt_%s %s" % (k, v))
+            for one in (v if isinstance(v, (list, tuple)) else [v]):
+                lines.append("plugin_opt_%s %s" % (k, one))
         return "\n".join(lines) + "\n"
 
     def start_broker(self, conf_text=None):
