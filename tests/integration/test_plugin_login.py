@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""Plugin login: every refusal (CONNACK 5) and the accepted forms, against the real
+mosquitto + plugin and the real GService (devices registered, users created and
+logged in through its HTTP API). Also: the official GAgent's MQTT 3.1 CONNECT bytes
+are accepted, the credential cache never accepts a wrong passcode and is dropped on
+unregister, secrets never reach the log, and a broken plugin configuration stops
+mosquitto (fail closed)."""
+import os
+import sqlite3
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from plugin_mqtt import RawClient, new_device, new_user, bind, wait_for  # noqa: E402
+
+ck = harness.Checker("plugin_login")
+
+
+def connack(cloud, client_id, username, password, level=4):
+    c = RawClient(cloud.mqtt_port)
+    try:
+        return c.connect(client_id, username, password, keepalive=60, level=level)
+    finally:
+        c.close()
+
+
+def gagent_connect(did, passcode):
+    """The CONNECT captured from the official Linux GAgent: MQTT 3.1, flags C2, keepalive 120."""
+    body = (b"\x00\x06MQIsdp\x03\xc2\x00\x78" + struct.pack(">H", len(did)) + did.encode()
+            + struct.pack(">H", len(did)) + did.encode() + struct.pack(">H", len(passcode)) + passcode.encode())
+    return bytes([0x10, len(body)]) + body
+
+
+with harness.Cloud(broker=True) as cloud:
+    pk = cloud.create_product()["product_key"]
+    did, pc = new_device(cloud, pk, "0aeb9953f9")
+    did2, pc2 = new_device(cloud, pk, "ABCDEF1234")
+    alice = new_user(cloud, "alice")
+    bob = new_user(cloud, "bob")
+    bind(cloud, alice, did, pc)
+
+    # -- devices ----------------------------------------------------------
+    ck.eq(connack(cloud, did, did, pc), 0, "device login (3.1.1)")
+    ck.eq(connack(cloud, did, did, pc, level=3), 0, "device login (MQTT 3.1)")
+    ck.eq(connack(cloud, did, did, pc), 0, "device login again (cached)")
+    ck.eq(connack(cloud, did, did, "wrongpass1"), 5, "wrong passcode refused even with a cached login")
+    ck.eq(connack(cloud, did, did, pc2), 5, "another device's passcode refused")
+    ck.eq(connack(cloud, "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA", pc), 5, "unknown DID refused")
+    ck.eq(connack(cloud, did2, did, pc), 5, "client id != username refused")
+    ck.eq(connack(cloud, did, None, None), 5, "no username refused")
+    ck.eq(connack(cloud, did, did, None), 5, "username without password refused")
+    ck.eq(connack(cloud, did, did, ""), 5, "empty passcode refused")
+    ck.eq(connack(cloud, did, did, "x" * 40), 5, "over-long passcode refused")
+
+    # The GAgent's exact bytes: 10 48 | 00 06 MQIsdp 03 | C2 | 00 78 | DID | DID | passcode.
+    g = RawClient(cloud.mqtt_port)
+    pkt = gagent_connect(did2, pc2)
+    ck.eq(pkt[:2], b"\x10\x48", "GAgent CONNECT header as captured")
+    g.send(pkt)
+    p = g.read_packet()
+    ck.eq(p and (p[0], p[2]), (2, b"\x00\x00"), "GAgent MQTT 3.1 CONNECT accepted")
+    g.close()
+
+    # -- apps ---------------------------------------------------------------
+    cid, uid, token = alice["mqtt_client_id"], alice["uid"], alice["token"]
+    ck.eq(connack(cloud, cid, uid, token), 0, "app login with uid")
+    ck.eq(connack(cloud, cid, "2$someappid$" + uid, token), 0, "app login with 2$<appid>$<uid>")
+    ck.eq(connack(cloud, cid, uid, "0" * 32), 5, "unknown token refused")
+    ck.eq(connack(cloud, cid, bob["uid"], token), 5, "token of another user refused")
+    ck.eq(connack(cloud, bob["mqtt_client_id"], uid, token), 5, "client id of another session refused")
+    ck.eq(connack(cloud, "usrAAAAAAAAAAAAAAAAAAAA", uid, token), 5, "client id != session's refused")
+    ck.eq(connack(cloud, cid, "not-a-user", token), 5, "username neither DID nor uid refused")
+    ck.eq(connack(cloud, cid, "2$x", token), 5, "malformed 2$ username refused")
+
+    # Expired session: age bob's session in the shared database.
+    db = sqlite3.connect(cloud.db_path, timeout=10)
+    db.execute("UPDATE sessions SET expire_at = 1 WHERE mqtt_client_id = ?", (bob["mqtt_client_id"],))
+    db.commit()
+    db.close()
+    ck.eq(connack(cloud, bob["mqtt_client_id"], bob["uid"], bob["token"]), 5, "expired token refused")
+
+    # -- unregister disables the DID (cached credentials dropped) --------------
+    status, _, body = cloud.http("DELETE", "/dev/devices", form="did=%s&passcode=%s" % (did2, pc2))
+    ck.eq(status, 200, "unregister answer")
+    ck.ok(wait_for(lambda: connack(cloud, did2, did2, pc2) == 5, timeout=5),
+          "unregistered (disabled) DID refused although it was cached")
+
+    # -- the log: reasons, real addresses, no secrets ----------------------------
+    log = cloud.log_text("mosquitto")
+    for why in ("wrong passcode", "unknown DID", "client id != username", "no username or password",
+                "unknown token", "token of another user", "client id is not the session's mqtt_client_id",
+                "token expired", "device disabled"):
+        ck.ok(why in log, "log names refusal reason %r" % why)
+    ck.ok("logged in from 127.0.0.1:" in log, "log shows the real peer address")
+    for secret in (pc, pc2, token, bob["token"], "wrongpass1"):
+        ck.ok(secret not in log, "secret %s... not in the broker log" % secret[:3])
+
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto (with the plugin) exits cleanly on SIGTERM")
+
+# -- fail closed: broken configurations stop mosquitto ---------------------------
+BAD = [
+    ("unknown option", {"no_such_option": "1"}, "unknown option plugin_opt_no_such_option"),
+    ("malformed value", {"ping_max": "lots"}, "bad value for plugin_opt_ping_max"),
+    ("malformed listen", {"listen": "nowhere"}, "bad value for plugin_opt_listen"),
+    ("TLS not built", {"tls_listen": "127.0.0.1:1"}, "TLS termination is not implemented"),
+]
+for what, opts, expect in BAD:
+    cloud = harness.Cloud(gservice=False, broker=False, plugin_opts=opts)
+    try:
+        conf = os.path.join(cloud.dir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(cloud.broker_conf())
+        env = dict(os.environ)
+        if harness.ASAN:
+            env["LD_PRELOAD"] = harness.asan_runtime()
+            env["ASAN_OPTIONS"] = "detect_leaks=0"
+        p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, timeout=30, env=env)
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        ck.ok(p.returncode != 0, "%s: mosquitto refuses to start (rc %s)" % (what, p.returncode))
+        ck.ok(expect in out, "%s: clear message %r" % (what, expect))
+    finally:
+        cloud.stop()
+
+# Missing database path: a conf without plugin_opt_db_path.
+cloud = harness.Cloud(gservice=False, broker=False)
+try:
+    conf = os.path.join(cloud.dir, "mosquitto.conf")
+    text = "\n".join(l for l in cloud.broker_conf().splitlines() if "db_path" not in l) + "\n"
+    with open(conf, "w") as f:
+        f.write(text)
+    env = dict(os.environ)
+    if harness.ASAN:
+        env["LD_PRELOAD"] = harness.asan_runtime()
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, timeout=30, env=env)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    ck.ok(p.returncode != 0 and "plugin_opt_db_path is required" in out, "missing db_path: refuses to start")
+finally:
+    cloud.stop()
+
+ck.done()
