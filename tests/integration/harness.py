@@ -293,3 +293,47 @@ class Cloud:
         if status != 201 or not text.startswith("did="):
             raise Failure("register: %s %r" % (status, text))
         return text[4:26]
+
+    def firmware_exchange(self, request_bytes, timeout=10):
+        """Sends exact request bytes as Gizwits firmware does and reads the answer
+        the way firmware does: ONE recv() of at most 1024 bytes. Returns
+        (status, headers dict with lowercase names, body bytes, raw bytes)."""
+        with socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout) as s:
+            s.sendall(request_bytes)
+            raw = s.recv(1024)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        try:
+            status = int(lines[0].split(" ")[1])
+        except (IndexError, ValueError):
+            status = 0
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, body, raw
+
+    def upload_firmware(self, product_key, fw_type, soft_version, data, hard_version="",
+                        filename="fw.bin"):
+        """Uploads a firmware file as a raw body (metadata in the query string);
+        returns the JSON answer. Raises Failure unless 201."""
+        q = "product_key=%s&type=%d&soft_version=%s&hard_version=%s&filename=%s" % (
+            product_key, fw_type, soft_version, hard_version, filename)
+        status, _, body = self.http("POST", "/admin/firmware?" + q, raw=data, admin=True,
+                                    headers={"Content-Type": "application/octet-stream"})
+        if status != 201:
+            raise Failure("upload firmware: %s %r" % (status, body[:200]))
+        return json.loads(body.decode())
+
+    def app_login(self, username, password, create=True, appid=None):
+        """Creates (optionally) and logs in an app user; returns the login JSON."""
+        if create:
+            status, r = self.json("POST", "/app/users", {"username": username, "password": password})
+            if status != 201:
+                raise Failure("create user: %s %r" % (status, r))
+        h = {"X-Gizwits-Application-Id": appid} if appid else None
+        status, r = self.json("POST", "/app/login", {"username": username, "password": password},
+                              headers=h)
+        if status != 200:
+            raise Failure("login: %s %r" % (status, r))
+        return r
