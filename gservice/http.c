@@ -633,6 +633,12 @@ static void request_begin(struct gs_request *rq, const char *method)
         respond_405(rq, allow);
         return;
     }
+    struct giz_error qerr = {0};
+    if (rq->query_len > 0 && giz_form_validate(rq->query, rq->query_len, &qerr) != GIZ_OK) {
+        respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "malformed query string (bad %-encoding)");
+        return;
+    }
     if (is_admin_route(r->id) && !gs_admin_authorized(rq)) {
         gs_respond_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                          "missing or wrong admin token (Authorization: Bearer <token>)");
