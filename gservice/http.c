@@ -355,6 +355,9 @@ void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response 
     rq->responded = true;
     rq->status = status;
     rq->resp_bytes = body_bytes;
+    /* counted when queued, so a client that has its answer sees it counted */
+    gs_metrics_observe(&rq->srv->metrics, rq->route, resp ? status : 500,
+                       gs_now_us() - rq->start_us, body_bytes);
     if (resp == NULL) {
         rq->status = 500;
         rq->queue_failed = true;
@@ -579,7 +582,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     giz_log(GIZ_LOG_INFO, "%s %s %u %" PRIu64 "B %" PRIu64 "us %s%s",
             rq->method_name[0] ? rq->method_name : "-", path, rq->status, rq->resp_bytes, dur,
             rq->peer, how);
-    gs_metrics_observe(&srv->metrics, rq->route, rq->status, dur, rq->resp_bytes);
+    if (!rq->responded) /* answered by libmicrohttpd itself (e.g. 431), or aborted */
+        gs_metrics_observe(&srv->metrics, rq->route, rq->status, dur, rq->resp_bytes);
     request_free(rq);
 }
 

@@ -113,8 +113,8 @@ void gs_route_metrics(struct gs_request *rq)
                     gs_route_name((enum gs_route_id)r), status_slots[s], v);
         }
 
-    put(&t, "# HELP gizcloud_http_request_duration_seconds Time from request line to answer "
-            "completion.\n"
+    put(&t, "# HELP gizcloud_http_request_duration_seconds Time from request line to queued "
+            "answer.\n"
             "# TYPE gizcloud_http_request_duration_seconds histogram\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++) {
         uint64_t count = ld(&m->latency_count[r]);
