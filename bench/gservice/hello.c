@@ -2,17 +2,19 @@
 /*
  * Benchmark baseline for giz-gservice: the smallest useful libmicrohttpd
  * server, configured like the GService (internal epoll thread pool of N
- * threads, same connection limits), answering every request with a fixed
- * provision-sized form body. bench/gservice/run.sh compares against it.
+ * threads, same connection limits), answering GETs 200 with a fixed
+ * provision-sized form body and POSTs 201 with a register-sized one. bench/gservice/run.sh compares against it.
  * Usage: giz-bench-hello PORT [THREADS]; stops on SIGTERM/SIGINT.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
 
+static const char did_body[] = "did=GdzuSRncfDPGHGo2LxwgM2";
 static const char body[] =
     "host=127.0.0.1&port=1883&server_ts=1764150000&log_host=127.0.0.1&log_port=1883&biz_log=0&"
     "sys_log=0";
@@ -23,7 +25,6 @@ static enum MHD_Result hello_cb(void *cls, struct MHD_Connection *conn, const ch
 {
     (void)cls;
     (void)url;
-    (void)method;
     (void)version;
     (void)upload_data;
     if (*con_cls == NULL) {
@@ -34,10 +35,13 @@ static enum MHD_Result hello_cb(void *cls, struct MHD_Connection *conn, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        sizeof body - 1, (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
+    bool post = strcmp(method, "POST") == 0;
+    const char *text = post ? did_body : body;
+    size_t len = post ? sizeof did_body - 1 : sizeof body - 1;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-www-form-urlencoded");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    enum MHD_Result ret = MHD_queue_response(conn, post ? MHD_HTTP_CREATED : MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
 }
