@@ -1,1 +1,786 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * gizsim: a fleet of simulated Gizwits devices (and optional apps) on one
+ * libuv loop, used to exercise gizcloud and as its load generator. This file
+ * holds the options, the run's lifecycle (ramp-up, periodic tick, progress
+ * line, stop on duration / signal / --until-ready), the shared HTTP slot
+ * queue and the DID/passcode state file; the device and app behaviour live
+ * in sim_device.c and sim_app.c, the reports in sim_report.c.
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "giz/crypto.h"
+#include "giz/log.h"
+#include "httpc.h"
+#include "sim.h"
+
+#define TICK_MS 100
+
+static const char usage_text[] =
+    "Usage: gizsim [OPTIONS]\n"
+    "\n"
+    "Simulates N Gizwits devices (and M apps) against a gizcloud on one libuv loop:\n"
+    "register, provision, OTA check, MQTT login, heartbeat, subscriptions, answers to\n"
+    "0x0090/0x0093/0x0010, logs, 0x020F, OTA pushes, reconnect back-off.\n"
+    "\n"
+    "Fleet:\n"
+    "  -n, --devices N          devices to simulate (default 10)\n"
+    "  -p, --product-key PK     product of the devices (env GIZ_PRODUCT_KEY)\n"
+    "      --create-product NAME  create a product first (needs the admin token)\n"
+    "  -s, --state FILE         reuse DIDs/passcodes saved there; save new ones (mode 0600)\n"
+    "  -r, --rate N             device starts per second during ramp-up (default 200)\n"
+    "  -d, --duration S         stop after S seconds (default: run until Ctrl-C)\n"
+    "      --until-ready        stop as soon as every device (and app) is ready\n"
+    "      --heartbeat S        PINGREQ interval (default 50)\n"
+    "      --keepalive S        CONNECT keepalive (default 120)\n"
+    "      --mqtt-version 3|4   3 = MQIsdp like the firmware (default), 4 = MQTT 3.1.1\n"
+    "      --backoff-scale F    multiply the reconnect back-off (5 s + 10 s per failed try)\n"
+    "      --connect-timeout S  CONNACK + SUBACKs deadline (default 30)\n"
+    "      --no-http            skip register/provision/OTA (needs --mqtt-port; random DIDs)\n"
+    "      --no-ota             skip the OTA check at boot\n"
+    "      --no-app-count       do not send 0x020F after login\n"
+    "      --ota-type 1|2       OTA check type (default 1)\n"
+    "      --soft-version V     soft version reported in the OTA check (default 04020020)\n"
+    "      --hard-version V     hard version (default 00000001)\n"
+    "      --http-concurrency N HTTP requests in flight at most (default 64)\n"
+    "      --http-timeout S     per HTTP request (default 10)\n"
+    "      --report-rate N      0x0091 reports per second from the whole fleet (default 0)\n"
+    "      --report-size B      bytes per report (default 8)\n"
+    "      --log-interval S     0x0012 period per level while enabled (default 5)\n"
+    "Apps:\n"
+    "      --apps M             simulated apps (default 0); they start once all devices are up\n"
+    "      --app-devices K      devices each app binds (default 1)\n"
+    "      --app-interval S     one command per app every S seconds (default 1)\n"
+    "      --app-plain          send 0x0090 (device answers 0x0091) instead of 0x0093 + ACK\n"
+    "      --app-payload B      command payload bytes (default 16)\n"
+    "Misbehaving devices (the first N of the fleet):\n"
+    "      --ping-flood N       N devices send 100 PINGREQ/s\n"
+    "      --malformed N        N devices send bad payloads (10/s, 7 kinds in turn)\n"
+    "      --wrong-topic N      N devices publish to topics they may not use (10/s)\n"
+    "Where:\n"
+    "      --http URL           GService (env GIZ_HTTP_URL or GIZ_HOST + GIZ_HTTP_PORT;\n"
+    "                           default http://127.0.0.1:8080)\n"
+    "      --mqtt-host HOST     override the provisioned M2M host (env GIZ_MQTT_HOST)\n"
+    "      --mqtt-port PORT     override the provisioned M2M port (env GIZ_MQTT_PORT)\n"
+    "      --admin-token T      for --create-product (env GIZ_ADMIN_TOKEN)\n"
+    "Output:\n"
+    "  -j, --json FILE          write the JSON report there at the end (\"-\" = stdout);\n"
+    "                           SIGUSR1 writes it at once too\n"
+    "      --progress S         progress line period on stderr (default 1; 0 = off)\n"
+    "  -q, --quiet              no progress line\n"
+    "  -h, --help\n"
+    "\n"
+    "stderr gets a line \"gizsim: all N devices connected\" once every device is up.\n"
+    "Exit codes: 0 done, 1 usage, 2 cloud refused (e.g. product creation),\n"
+    "3 cloud unreachable at start, 6 local error (state/report file).\n";
+
+enum {
+    OPT_APPS = 256, OPT_APP_DEVICES, OPT_APP_INTERVAL, OPT_APP_PLAIN, OPT_APP_PAYLOAD, OPT_HTTP,
+    OPT_MQTT_HOST, OPT_MQTT_PORT, OPT_CREATE_PRODUCT, OPT_ADMIN_TOKEN, OPT_UNTIL_READY,
+    OPT_HEARTBEAT, OPT_KEEPALIVE, OPT_MQTT_VERSION, OPT_BACKOFF, OPT_CONNECT_TIMEOUT, OPT_NO_HTTP,
+    OPT_NO_OTA, OPT_NO_APP_COUNT, OPT_OTA_TYPE, OPT_SOFT, OPT_HARD, OPT_HTTP_CONC,
+    OPT_HTTP_TIMEOUT, OPT_REPORT_RATE, OPT_REPORT_SIZE, OPT_LOG_INTERVAL, OPT_PING_FLOOD,
+    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS
+};
+
+static const struct option long_opts[] = {
+    {"devices", required_argument, NULL, 'n'},
+    {"product-key", required_argument, NULL, 'p'},
+    {"state", required_argument, NULL, 's'},
+    {"rate", required_argument, NULL, 'r'},
+    {"duration", required_argument, NULL, 'd'},
+    {"json", required_argument, NULL, 'j'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"apps", required_argument, NULL, OPT_APPS},
+    {"app-devices", required_argument, NULL, OPT_APP_DEVICES},
+    {"app-interval", required_argument, NULL, OPT_APP_INTERVAL},
+    {"app-plain", no_argument, NULL, OPT_APP_PLAIN},
+    {"app-payload", required_argument, NULL, OPT_APP_PAYLOAD},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"mqtt-host", required_argument, NULL, OPT_MQTT_HOST},
+    {"mqtt-port", required_argument, NULL, OPT_MQTT_PORT},
+    {"create-product", required_argument, NULL, OPT_CREATE_PRODUCT},
+    {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
+    {"until-ready", no_argument, NULL, OPT_UNTIL_READY},
+    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"mqtt-version", required_argument, NULL, OPT_MQTT_VERSION},
+    {"backoff-scale", required_argument, NULL, OPT_BACKOFF},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"no-http", no_argument, NULL, OPT_NO_HTTP},
+    {"no-ota", no_argument, NULL, OPT_NO_OTA},
+    {"no-app-count", no_argument, NULL, OPT_NO_APP_COUNT},
+    {"ota-type", required_argument, NULL, OPT_OTA_TYPE},
+    {"soft-version", required_argument, NULL, OPT_SOFT},
+    {"hard-version", required_argument, NULL, OPT_HARD},
+    {"http-concurrency", required_argument, NULL, OPT_HTTP_CONC},
+    {"http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
+    {"report-rate", required_argument, NULL, OPT_REPORT_RATE},
+    {"report-size", required_argument, NULL, OPT_REPORT_SIZE},
+    {"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
+    {"ping-flood", required_argument, NULL, OPT_PING_FLOOD},
+    {"malformed", required_argument, NULL, OPT_MALFORMED},
+    {"wrong-topic", required_argument, NULL, OPT_WRONG_TOPIC},
+    {"progress", required_argument, NULL, OPT_PROGRESS},
+    {NULL, 0, NULL, 0}};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("gizsim: ", stderr);
+    fprintf(stderr, "%s \"%s\"", fmt, arg ? arg : "");
+    fputs("; see gizsim --help\n", stderr);
+    return 1;
+}
+
+static int num_opt(const char *arg, unsigned long min, unsigned long max, unsigned long *out,
+                   const char *what)
+{
+    if (util__parse_ulong(arg, min, max, out) != 0)
+        return usage_error(what, arg);
+    return 0;
+}
+
+static int dbl_opt(const char *arg, double min, double max, double *out, const char *what)
+{
+    if (util__parse_double(arg, min, max, out) != 0)
+        return usage_error(what, arg);
+    return 0;
+}
+
+static int parse_args(struct sim_opts *o, int argc, char **argv)
+{
+    const char *env, *create = NULL;
+    char env_url[300] = "";
+    unsigned long v;
+    int c;
+
+    memset(o, 0, sizeof *o);
+    o->devices = 10;
+    o->app_devices = 1;
+    o->app_interval_s = 1.0;
+    o->app_payload = 16;
+    o->rate = 200;
+    o->heartbeat_s = 50;
+    o->keepalive = 120;
+    o->mqtt_level = 3;
+    o->backoff_scale = 1.0;
+    o->connect_timeout_s = 30;
+    o->ota_type = 1;
+    (void)util__copy(o->soft_version, sizeof o->soft_version, "04020020");
+    (void)util__copy(o->hard_version, sizeof o->hard_version, "00000001");
+    o->http_concurrency = 64;
+    o->http_timeout_ms = 10000;
+    o->report_size = 8;
+    o->log_interval_s = 5;
+    o->progress_s = 1;
+    if ((env = getenv("GIZ_HTTP_URL")) != NULL && env[0]) {
+        (void)util__copy(o->http_url, sizeof o->http_url, env);
+    } else if (getenv("GIZ_HTTP_PORT") || getenv("GIZ_HOST")) {
+        const char *h = getenv("GIZ_HOST"), *p = getenv("GIZ_HTTP_PORT");
+        snprintf(env_url, sizeof env_url, "http://%s:%s", h && h[0] ? h : "127.0.0.1",
+                 p && p[0] ? p : "8080");
+        (void)util__copy(o->http_url, sizeof o->http_url, env_url);
+    } else {
+        (void)util__copy(o->http_url, sizeof o->http_url, "http://127.0.0.1:8080");
+    }
+    if ((env = getenv("GIZ_MQTT_HOST")) != NULL)
+        (void)util__copy(o->mqtt_host, sizeof o->mqtt_host, env);
+    if ((env = getenv("GIZ_MQTT_PORT")) != NULL && env[0] &&
+        util__parse_ulong(env, 1, 65535, &v) == 0)
+        o->mqtt_port = (uint16_t)v;
+    if ((env = getenv("GIZ_PRODUCT_KEY")) != NULL)
+        (void)util__copy(o->product_key, sizeof o->product_key, env);
+    if ((env = getenv("GIZ_ADMIN_TOKEN")) != NULL)
+        (void)util__copy(o->admin_token, sizeof o->admin_token, env);
+
+    while ((c = getopt_long(argc, argv, "n:p:s:r:d:j:qh", long_opts, NULL)) != -1) {
+        double dv;
+        switch (c) {
+        case 'n':
+            if (num_opt(optarg, 1, 1000000, &v, "--devices wants 1..1000000, not"))
+                return 1;
+            o->devices = (unsigned)v;
+            break;
+        case 'p': (void)util__copy(o->product_key, sizeof o->product_key, optarg); break;
+        case 's': o->state_path = optarg; break;
+        case 'r':
+            if (dbl_opt(optarg, 0.01, 1e7, &o->rate, "--rate wants starts per second, not"))
+                return 1;
+            break;
+        case 'd':
+            if (dbl_opt(optarg, 0, 1e8, &o->duration_s, "--duration wants seconds, not"))
+                return 1;
+            break;
+        case 'j': o->json_path = optarg; break;
+        case 'q': o->quiet = true; break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case OPT_APPS:
+            if (num_opt(optarg, 0, 100000, &v, "--apps wants 0..100000, not"))
+                return 1;
+            o->apps = (unsigned)v;
+            break;
+        case OPT_APP_DEVICES:
+            if (num_opt(optarg, 1, 1000, &v, "--app-devices wants 1..1000, not"))
+                return 1;
+            o->app_devices = (unsigned)v;
+            break;
+        case OPT_APP_INTERVAL:
+            if (dbl_opt(optarg, 0.0001, 1e6, &o->app_interval_s, "--app-interval wants seconds, not"))
+                return 1;
+            break;
+        case OPT_APP_PLAIN: o->app_plain = true; break;
+        case OPT_APP_PAYLOAD:
+            if (num_opt(optarg, 4, 1024, &v, "--app-payload wants 4..1024 bytes, not"))
+                return 1;
+            o->app_payload = (unsigned)v;
+            break;
+        case OPT_HTTP: (void)util__copy(o->http_url, sizeof o->http_url, optarg); break;
+        case OPT_MQTT_HOST: (void)util__copy(o->mqtt_host, sizeof o->mqtt_host, optarg); break;
+        case OPT_MQTT_PORT:
+            if (num_opt(optarg, 1, 65535, &v, "--mqtt-port wants 1..65535, not"))
+                return 1;
+            o->mqtt_port = (uint16_t)v;
+            break;
+        case OPT_CREATE_PRODUCT: create = optarg; break;
+        case OPT_ADMIN_TOKEN: (void)util__copy(o->admin_token, sizeof o->admin_token, optarg); break;
+        case OPT_UNTIL_READY: o->until_ready = true; break;
+        case OPT_HEARTBEAT:
+            if (dbl_opt(optarg, 0.001, 86400, &o->heartbeat_s, "--heartbeat wants seconds, not"))
+                return 1;
+            break;
+        case OPT_KEEPALIVE:
+            if (num_opt(optarg, 0, 65535, &v, "--keepalive wants 0..65535, not"))
+                return 1;
+            o->keepalive = (uint16_t)v;
+            break;
+        case OPT_MQTT_VERSION:
+            if (num_opt(optarg, 3, 4, &v, "--mqtt-version wants 3 or 4, not"))
+                return 1;
+            o->mqtt_level = (uint8_t)v;
+            break;
+        case OPT_BACKOFF:
+            if (dbl_opt(optarg, 0, 1000, &o->backoff_scale, "--backoff-scale wants a factor, not"))
+                return 1;
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            if (dbl_opt(optarg, 0.01, 3600, &o->connect_timeout_s, "--connect-timeout wants seconds, not"))
+                return 1;
+            break;
+        case OPT_NO_HTTP: o->no_http = true; break;
+        case OPT_NO_OTA: o->no_ota = true; break;
+        case OPT_NO_APP_COUNT: o->no_app_count = true; break;
+        case OPT_OTA_TYPE:
+            if (num_opt(optarg, 1, 2, &v, "--ota-type wants 1 or 2, not"))
+                return 1;
+            o->ota_type = (int)v;
+            break;
+        case OPT_SOFT: (void)util__copy(o->soft_version, sizeof o->soft_version, optarg); break;
+        case OPT_HARD: (void)util__copy(o->hard_version, sizeof o->hard_version, optarg); break;
+        case OPT_HTTP_CONC:
+            if (num_opt(optarg, 1, 10000, &v, "--http-concurrency wants 1..10000, not"))
+                return 1;
+            o->http_concurrency = (unsigned)v;
+            break;
+        case OPT_HTTP_TIMEOUT:
+            if (dbl_opt(optarg, 0.01, 3600, &dv, "--http-timeout wants seconds, not"))
+                return 1;
+            o->http_timeout_ms = (unsigned)(dv * 1000);
+            break;
+        case OPT_REPORT_RATE:
+            if (dbl_opt(optarg, 0, 1e8, &o->report_rate, "--report-rate wants messages per second, not"))
+                return 1;
+            break;
+        case OPT_REPORT_SIZE:
+            if (num_opt(optarg, 0, 1024, &v, "--report-size wants 0..1024 bytes, not"))
+                return 1;
+            o->report_size = (unsigned)v;
+            break;
+        case OPT_LOG_INTERVAL:
+            if (dbl_opt(optarg, 0, 86400, &o->log_interval_s, "--log-interval wants seconds, not"))
+                return 1;
+            break;
+        case OPT_PING_FLOOD:
+        case OPT_MALFORMED:
+        case OPT_WRONG_TOPIC:
+            if (num_opt(optarg, 0, 1000000, &v, "misbehaving device count wants a number, not"))
+                return 1;
+            if (c == OPT_PING_FLOOD)
+                o->ping_flood = (unsigned)v;
+            else if (c == OPT_MALFORMED)
+                o->malformed = (unsigned)v;
+            else
+                o->wrong_topic = (unsigned)v;
+            break;
+        case OPT_PROGRESS:
+            if (dbl_opt(optarg, 0, 3600, &o->progress_s, "--progress wants seconds, not"))
+                return 1;
+            break;
+        default:
+            fputs("gizsim: see gizsim --help\n", stderr);
+            return 1;
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument", argv[optind]);
+    if (util__parse_http_url(o->http_url, o->http_host, sizeof o->http_host, &o->http_port,
+                             o->http_prefix, sizeof o->http_prefix) != 0)
+        return usage_error("--http wants http://HOST[:PORT], not", o->http_url);
+    if (o->no_http && o->mqtt_port == 0)
+        return usage_error("--no-http needs --mqtt-port (nothing to provision from)", "");
+    if (o->no_http && o->apps > 0)
+        return usage_error("--apps needs the GService (drop --no-http)", "");
+    o->create_product = create;
+    return 0;
+}
+
+/* ---- shared helpers for the other files -------------------------------------------------- */
+
+void sim__error(struct sim *s, enum sim_err kind)
+{
+    s->st.errors[kind]++;
+}
+
+void sim__http_acquire(struct sim *s, struct sim_device *d)
+{
+    if (s->http_inflight < s->o.http_concurrency) {
+        s->http_inflight++;
+        sim__dev_http_go(d);
+        return;
+    }
+    if (d->http_queued || s->hq_len >= s->o.devices)
+        return;
+    d->http_queued = 1;
+    s->http_queue[(s->hq_head + s->hq_len) % s->o.devices] = d->idx;
+    s->hq_len++;
+}
+
+void sim__http_release(struct sim *s)
+{
+    if (s->http_inflight > 0)
+        s->http_inflight--;
+    while (!s->stopping && s->hq_len > 0 && s->http_inflight < s->o.http_concurrency) {
+        struct sim_device *d = &s->devs[s->http_queue[s->hq_head]];
+        s->hq_head = (s->hq_head + 1) % s->o.devices;
+        s->hq_len--;
+        if (d->phase == DEV_STOPPED) {
+            d->http_queued = 0;
+            continue;
+        }
+        s->http_inflight++;
+        sim__dev_http_go(d);
+    }
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
+        return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
+        return 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL)
+        return -1;
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int sim__set_m2m(struct sim *s, const char *host, uint16_t port)
+{
+    if (s->o.mqtt_port != 0)
+        return 0; /* overridden on the command line */
+    if (s->mqtt_addr_set)
+        return 0; /* the first answer wins; gizcloud gives every device the same */
+    if (resolve(host, port, &s->mqtt_addr) != 0)
+        return -1;
+    (void)util__copy(s->m2m_host, sizeof s->m2m_host, host);
+    s->m2m_port = port;
+    s->mqtt_addr_set = true;
+    return 0;
+}
+
+/* ---- state file ------------------------------------------------------------------------------ */
+
+static int load_state(struct sim *s)
+{
+    FILE *f = fopen(s->o.state_path, "r");
+    char line[256];
+    uint32_t i = 0;
+
+    if (f == NULL)
+        return errno == ENOENT ? 0 : -1;
+    while (i < s->o.devices && fgets(line, sizeof line, f) != NULL) {
+        char did[64], pc[64], mac[64], pk[96];
+        if (line[0] == '#')
+            continue;
+        if (sscanf(line, "%63s %63s %63s %95s", did, pc, mac, pk) != 4 ||
+            strlen(did) != GIZ_DID_LEN || strlen(pc) >= sizeof s->devs[i].passcode ||
+            strlen(mac) != 12)
+            continue;
+        if (s->o.product_key[0] == '\0')
+            (void)util__copy(s->o.product_key, sizeof s->o.product_key, pk);
+        if (strcmp(pk, s->o.product_key) != 0)
+            continue;
+        struct sim_device *d = &s->devs[i++];
+        (void)util__copy(d->did, sizeof d->did, did);
+        (void)util__copy(d->passcode, sizeof d->passcode, pc);
+        (void)util__copy(d->mac, sizeof d->mac, mac);
+        s->st.reused++;
+    }
+    fclose(f);
+    return 0;
+}
+
+static int save_state(struct sim *s)
+{
+    char tmp[1100];
+    FILE *f;
+    int fd;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->o.state_path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        return -1;
+    }
+    fprintf(f, "# gizsim state: did passcode mac product_key (keep private)\n");
+    for (uint32_t i = 0; i < s->o.devices; i++)
+        if (s->devs[i].did[0])
+            fprintf(f, "%s %s %s %s\n", s->devs[i].did, s->devs[i].passcode, s->devs[i].mac,
+                    s->o.product_key);
+    if (fclose(f) != 0 || rename(tmp, s->o.state_path) != 0)
+        return -1;
+    s->state_dirty = false;
+    return 0;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------------- */
+
+static void stop_run(struct sim *s);
+
+void sim__check_ready(struct sim *s)
+{
+    double now = util__now_ms();
+    if (!s->all_ready_said && s->st.connected_ever >= s->o.devices) {
+        s->all_ready_said = true;
+        s->t_all_ready = now;
+        fprintf(stderr, "gizsim: all %u devices connected after %.2f s\n", s->o.devices,
+                (now - s->t0) / 1000.0);
+        if (s->o.state_path != NULL && s->state_dirty && save_state(s) != 0)
+            fprintf(stderr, "gizsim: cannot write state file %s: %s\n", s->o.state_path,
+                    strerror(errno));
+        if (s->o.apps > 0 && !s->apps_started) {
+            s->apps_started = true;
+            for (uint32_t i = 0; i < s->o.apps; i++)
+                sim__app_start(&s->apps[i]);
+        }
+    }
+    if (s->apps_started && s->st.app_ready_now == s->o.apps && s->o.apps > 0) {
+        static bool said;
+        if (!said) {
+            said = true;
+            fprintf(stderr, "gizsim: all %u apps ready after %.2f s\n", s->o.apps,
+                    (now - s->t0) / 1000.0);
+        }
+    }
+    if (s->o.until_ready && s->all_ready_said &&
+        (s->o.apps == 0 || s->st.app_ready_now == s->o.apps))
+        stop_run(s);
+}
+
+static void on_ramp(uv_timer_t *t)
+{
+    struct sim *s = t->data;
+    double elapsed = (util__now_ms() - s->t0) / 1000.0;
+    double target_d = s->o.rate * elapsed + 1.0;
+    uint32_t target = target_d >= (double)s->o.devices ? s->o.devices : (uint32_t)target_d;
+
+    while (s->started < target && !s->stopping)
+        sim__dev_start(&s->devs[s->started++]);
+    if (s->started >= s->o.devices) {
+        uv_timer_stop(t);
+        s->t_ramp_done = util__now_ms();
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct sim *s = t->data;
+    double now = util__now_ms();
+    bool need_scan = s->st.log_level_sets > 0 || s->o.ping_flood || s->o.malformed ||
+                     s->o.wrong_topic;
+
+    if (need_scan)
+        for (uint32_t i = 0; i < s->o.devices; i++)
+            sim__dev_tick(&s->devs[i], now);
+    if (s->o.report_rate > 0 && s->st.ready_now > 0) {
+        uint32_t scanned = 0;
+        s->report_credit += s->o.report_rate * TICK_MS / 1000.0;
+        if (s->report_credit > s->o.report_rate)
+            s->report_credit = s->o.report_rate; /* do not pile up more than 1 s */
+        while (s->report_credit >= 1.0 && scanned < s->o.devices) {
+            struct sim_device *d = &s->devs[s->report_cursor];
+            s->report_cursor = (s->report_cursor + 1) % s->o.devices;
+            if (sim__dev_report(d)) {
+                s->report_credit -= 1.0;
+                scanned = 0;
+            } else {
+                scanned++;
+            }
+        }
+    }
+}
+
+static void on_progress(uv_timer_t *t)
+{
+    struct sim *s = t->data;
+    sim__progress(s, util__now_ms());
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    stop_run(t->data);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct sim *s = h->data;
+    if (signum == SIGUSR1) {
+        if (s->o.json_path != NULL)
+            (void)sim__write_json(s, s->o.json_path);
+        return;
+    }
+    stop_run(s);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void stop_run(struct sim *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    s->st.ready_at_stop = s->st.ready_now;
+    s->st.app_ready_at_stop = s->st.app_ready_now;
+    s->t_stop = util__now_ms();
+    close_handle((uv_handle_t *)&s->ramp_timer);
+    close_handle((uv_handle_t *)&s->tick_timer);
+    close_handle((uv_handle_t *)&s->progress_timer);
+    close_handle((uv_handle_t *)&s->stop_timer);
+    close_handle((uv_handle_t *)&s->sig_int);
+    close_handle((uv_handle_t *)&s->sig_term);
+    close_handle((uv_handle_t *)&s->sig_usr1);
+    if (!s->o.quiet && s->o.progress_s > 0)
+        sim__progress(s, s->t_stop);
+    for (uint32_t i = 0; i < s->o.apps; i++)
+        sim__app_stop(&s->apps[i]);
+    for (uint32_t i = 0; i < s->o.devices; i++)
+        sim__dev_stop(&s->devs[i]);
+}
+
+/* Creates a product over the admin API (blocking, before the loop starts). */
+static int create_product(struct sim *s, const char *name)
+{
+    struct httpc_resp r;
+    char headers[400], path[200], *text;
+    cJSON *req, *ans;
+    const cJSON *pk;
+    int rc;
+
+    if (s->o.admin_token[0] == '\0') {
+        fprintf(stderr, "gizsim: --create-product needs --admin-token or GIZ_ADMIN_TOKEN\n");
+        return 1;
+    }
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", s->o.admin_token);
+    req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "name", name);
+    text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (text == NULL)
+        return 6;
+    snprintf(path, sizeof path, "%s/admin/products", s->o.http_prefix);
+    rc = httpc__request(s->o.http_host, s->o.http_port, "POST", path, "application/json", headers,
+                        text, strlen(text), 10000, 1u << 20, &r);
+    free(text);
+    if (rc != HTTPC_OK) {
+        fprintf(stderr, "gizsim: cannot reach the GService at %s: %s\n", s->o.http_url,
+                httpc__strerror(rc));
+        return 3;
+    }
+    ans = cJSON_ParseWithLength(r.body, r.body_len);
+    pk = cJSON_GetObjectItemCaseSensitive(ans, "product_key");
+    if (r.status != 201 || !cJSON_IsString(pk)) {
+        fprintf(stderr, "gizsim: product creation refused (%d): %.200s\n", r.status, r.body);
+        cJSON_Delete(ans);
+        httpc__resp_free(&r);
+        return 2;
+    }
+    (void)util__copy(s->o.product_key, sizeof s->o.product_key, pk->valuestring);
+    cJSON_Delete(ans);
+    httpc__resp_free(&r);
+    fprintf(stderr, "gizsim: created product %s\n", s->o.product_key);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct sim sim;
+    struct sim *s = &sim;
+    uv_loop_t loop;
+    unsigned long fds;
+    int rc;
+    const char *create;
+
+    signal(SIGPIPE, SIG_IGN);
+    giz_log_init("gizsim", GIZ_LOG_WARN);
+    rc = parse_args(&s->o, argc, argv);
+    if (rc != 0)
+        return rc;
+    create = s->o.create_product;
+    if (giz_random_bytes(s->run_tag, sizeof s->run_tag) != GIZ_OK)
+        return 6;
+    memcpy(&s->rng, s->run_tag, sizeof s->rng);
+    s->rng |= 1;
+    (void)giz_hex_encode(s->run_tag, sizeof s->run_tag, s->run_hex, sizeof s->run_hex);
+
+    if (!s->o.no_http && resolve(s->o.http_host, s->o.http_port, &s->http_addr) != 0) {
+        fprintf(stderr, "gizsim: GService host %s does not resolve\n", s->o.http_host);
+        return 3;
+    }
+    if (create != NULL && (rc = create_product(s, create)) != 0)
+        return rc;
+    if (s->o.mqtt_port != 0) {
+        const char *h = s->o.mqtt_host[0] ? s->o.mqtt_host : s->o.http_host;
+        if (resolve(h, s->o.mqtt_port, &s->mqtt_addr) != 0) {
+            fprintf(stderr, "gizsim: MQTT host %s does not resolve\n", h);
+            return 3;
+        }
+        (void)util__copy(s->m2m_host, sizeof s->m2m_host, h);
+        s->m2m_port = s->o.mqtt_port;
+        s->mqtt_addr_set = true;
+    }
+
+    fds = util__raise_nofile(s->o.devices + s->o.apps + s->o.http_concurrency + 64);
+    if (fds < s->o.devices + s->o.apps + 32)
+        fprintf(stderr, "gizsim: warning: only %lu file descriptors allowed (ulimit -n); "
+                        "%u connections will not all fit\n",
+                fds, s->o.devices + s->o.apps);
+
+    uv_loop_init(&loop);
+    s->loop = &loop;
+    s->devs = calloc(s->o.devices, sizeof *s->devs);
+    s->apps = s->o.apps ? calloc(s->o.apps, sizeof *s->apps) : NULL;
+    s->http_queue = calloc(s->o.devices, sizeof *s->http_queue);
+    if (s->devs == NULL || (s->o.apps && s->apps == NULL) || s->http_queue == NULL ||
+        util__samples_init(&s->rtt, 200000) != 0 || util__samples_init(&s->connect_ms, 200000) != 0 ||
+        util__samples_init(&s->http_ms, 200000) != 0) {
+        fprintf(stderr, "gizsim: out of memory for %u devices\n", s->o.devices);
+        return 6;
+    }
+    for (uint32_t i = 0; i < s->o.devices; i++)
+        sim__dev_init(s, &s->devs[i], i);
+    for (uint32_t i = 0; i < s->o.apps; i++)
+        sim__app_init(s, &s->apps[i], i);
+    if (s->o.state_path != NULL && load_state(s) != 0) {
+        fprintf(stderr, "gizsim: cannot read state file %s: %s\n", s->o.state_path,
+                strerror(errno));
+        return 6;
+    }
+    if (s->o.product_key[0] == '\0') {
+        fprintf(stderr, "gizsim: no product key: give --product-key PK (or GIZ_PRODUCT_KEY), "
+                        "--create-product NAME, or a --state file\n");
+        return 1;
+    }
+    if (s->o.no_http) {
+        for (uint32_t i = 0; i < s->o.devices; i++)
+            if (!s->devs[i].did[0]) {
+                if (giz_random_base62(s->devs[i].did, sizeof s->devs[i].did, GIZ_DID_LEN) != GIZ_OK)
+                    return 6;
+                s->state_dirty = true;
+            }
+    }
+    for (uint32_t i = 0; i < s->o.devices; i++) {
+        struct sim_device *d = &s->devs[i];
+        if (i < s->o.ping_flood)
+            d->misbehave |= SIM_MIS_PING_FLOOD;
+        if (i < s->o.malformed)
+            d->misbehave |= SIM_MIS_MALFORMED;
+        if (i < s->o.wrong_topic)
+            d->misbehave |= SIM_MIS_WRONG_TOPIC;
+    }
+
+    s->t0 = util__now_ms();
+    s->last_progress = s->t0;
+    uv_timer_init(&loop, &s->ramp_timer);
+    uv_timer_init(&loop, &s->tick_timer);
+    uv_timer_init(&loop, &s->progress_timer);
+    uv_timer_init(&loop, &s->stop_timer);
+    s->ramp_timer.data = s->tick_timer.data = s->progress_timer.data = s->stop_timer.data = s;
+    uv_signal_init(&loop, &s->sig_int);
+    uv_signal_init(&loop, &s->sig_term);
+    uv_signal_init(&loop, &s->sig_usr1);
+    s->sig_int.data = s->sig_term.data = s->sig_usr1.data = s;
+    uv_signal_start(&s->sig_int, on_signal, SIGINT);
+    uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_usr1, on_signal, SIGUSR1);
+    uv_timer_start(&s->ramp_timer, on_ramp, 0, 10);
+    uv_timer_start(&s->tick_timer, on_tick, TICK_MS, TICK_MS);
+    if (!s->o.quiet && s->o.progress_s > 0) {
+        uint64_t ms = (uint64_t)(s->o.progress_s * 1000);
+        uv_timer_start(&s->progress_timer, on_progress, ms, ms);
+    }
+    if (s->o.duration_s > 0)
+        uv_timer_start(&s->stop_timer, on_stop_timer, (uint64_t)(s->o.duration_s * 1000), 0);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (!s->stopping)
+        stop_run(s);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    rc = 0;
+    sim__summary(s);
+    if (s->o.json_path != NULL && sim__write_json(s, s->o.json_path) != 0) {
+        fprintf(stderr, "gizsim: cannot write the report to %s: %s\n", s->o.json_path,
+                strerror(errno));
+        rc = 6;
+    }
+    if (s->o.state_path != NULL && s->state_dirty && save_state(s) != 0) {
+        fprintf(stderr, "gizsim: cannot write state file %s: %s\n", s->o.state_path,
+                strerror(errno));
+        rc = 6;
+    }
+    (void)uv_loop_close(&loop);
+    free(s->devs);
+    free(s->apps);
+    free(s->http_queue);
+    util__samples_free(&s->rtt);
+    util__samples_free(&s->connect_ms);
+    util__samples_free(&s->http_ms);
+    return rc;
+}

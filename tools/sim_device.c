@@ -1,1 +1,688 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * One simulated device, as the official firmware behaves: register (POST
+ * /dev/devices) unless its DID is known, provision (GET /dev/devices/<DID>),
+ * OTA v4.1 check, MQTT login (client id = username = DID, password =
+ * passcode), three SUBSCRIBEs each awaiting its SUBACK, 0x020F on
+ * cli2ser_req, PINGREQ every heartbeat (3 missed PINGRESPs = reconnect),
+ * answers to 0x0090 / 0x0093 / 0x0010, 0x0012 logs at the enabled levels,
+ * OTA re-check on 0x0211 / 0x020E, and reconnect back-off of 5 s + 10 s per
+ * failed try (scaled), re-provisioning every 10 failures. Optional
+ * misbehaviour: ping floods, malformed payloads, publishes to wrong topics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "giz/form.h"
+#include "giz/proto.h"
+#include "sim.h"
+
+/* Encoding scratch for outgoing payloads; the loop is single-threaded. */
+static uint8_t dev_payload_buf[70u * 1024u];
+
+static void dev_connected_cb(struct mqttc *c);
+static void dev_packet_cb(struct mqttc *c, const uint8_t *pkt, size_t len);
+static void dev_closed_cb(struct mqttc *c, int reason);
+static const struct mqttc_cbs dev_cbs = {dev_connected_cb, dev_packet_cb, dev_closed_cb};
+
+static void mqtt_connect(struct sim_device *d);
+static void schedule_backoff(struct sim_device *d);
+
+void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
+{
+    static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    memset(d, 0, sizeof *d);
+    d->sim = s;
+    d->idx = idx;
+    mqttc__init(&d->mq, &dev_cbs, d, 70u * 1024u);
+    uv_timer_init(s->loop, &d->timer);
+    d->timer.data = d;
+    /* MAC: 3 bytes of the run tag (unicast), then the device index. */
+    snprintf(d->mac, sizeof d->mac, "%02X%02X%02X%06X", s->run_tag[0] & 0xFEu, s->run_tag[1],
+             s->run_tag[2], (unsigned)(idx & 0xFFFFFFu));
+    for (int i = 0; i < 10; i++)
+        d->passcode[i] = alphabet[util__rand(&s->rng) % (sizeof alphabet - 1)];
+    d->passcode[10] = '\0';
+}
+
+/* ---- sending -------------------------------------------------------------------- */
+
+static void dev_publish_raw(struct sim_device *d, const char *topic, const uint8_t *p, size_t n)
+{
+    if (mqttc__publish(&d->mq, topic, p, n) == 0)
+        d->sim->st.pub_out++;
+}
+
+static void dev_publish_msg(struct sim_device *d, const char *topic, const struct giz_msg *m)
+{
+    size_t len = 0;
+    if (giz_msg_encode(m, dev_payload_buf, sizeof dev_payload_buf, &len) != GIZ_OK) {
+        sim__error(d->sim, SIM_ERR_NOMEM);
+        return;
+    }
+    dev_publish_raw(d, topic, dev_payload_buf, len);
+}
+
+static void emit_logs(struct sim_device *d)
+{
+    static const char *const names[] = {"", "error", "warn", "info"};
+    static const uint16_t bits[] = {0, GIZ_LOGBIT_ERROR, GIZ_LOGBIT_WARN, GIZ_LOGBIT_INFO};
+    char topic[64], content[96];
+    struct giz_msg m;
+
+    snprintf(topic, sizeof topic, "dev2app/%s", d->did);
+    for (uint8_t lvl = 1; lvl <= 3; lvl++) {
+        if (!(d->log_bits & bits[lvl]))
+            continue;
+        int n = snprintf(content, sizeof content, "gizsim device %u %s log #%u", (unsigned)d->idx,
+                         names[lvl], (unsigned)++d->log_seq);
+        memset(&m, 0, sizeof m);
+        m.cmd = GIZ_CMD_LOG;
+        m.u.log.level = lvl;
+        m.u.log.tags.ptr = (const uint8_t *)"gizsim";
+        m.u.log.tags.len = 6;
+        m.u.log.source.ptr = (const uint8_t *)"sim";
+        m.u.log.source.len = 3;
+        m.u.log.content.ptr = (const uint8_t *)content;
+        m.u.log.content.len = n > 0 ? (size_t)n : 0;
+        dev_publish_msg(d, topic, &m);
+        d->sim->st.logs_sent++;
+    }
+}
+
+bool sim__dev_report(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    char topic[64];
+    uint8_t data[1024];
+    struct giz_msg m;
+    size_t n = s->o.report_size < sizeof data ? s->o.report_size : sizeof data;
+
+    if (d->phase != DEV_READY || mqttc__queued(&d->mq) > 65536)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i + d->idx);
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_BIZ_REPLY;
+    m.u.biz.data.ptr = data;
+    m.u.biz.data.len = n;
+    snprintf(topic, sizeof topic, "dev2app/%s", d->did);
+    dev_publish_msg(d, topic, &m);
+    s->st.reports_sent++;
+    return true;
+}
+
+/* Malformed payloads, in turn. */
+static void send_malformed(struct sim_device *d)
+{
+    static const uint8_t bad_header[] = {0x00, 0x00, 0x00, 0x04, 0x03, 0x00, 0x00, 0x91};
+    static const uint8_t truncated[] = {0x00, 0x00, 0x00, 0x03, 0x10, 0x00, 0x00, 0x91, 0x01};
+    static const uint8_t long_varint[] = {0x00, 0x00, 0x00, 0x03, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    static const uint8_t bad_flags[] = {0x00, 0x00, 0x00, 0x03, 0x04, 0x01, 0x00, 0x91, 0x01};
+    static const uint8_t unknown_cmd[] = {0x00, 0x00, 0x00, 0x03, 0x03, 0x00, 0x77, 0x77};
+    static const uint8_t bad_utf8_log[] = {0x00, 0x00, 0x00, 0x03, 0x0c, 0x00, 0x00, 0x12, 0x01,
+                                           0x00, 0x01, 'x', 0x00, 0x01, 'y', 0x00, 0x01, 0xff};
+    char topic[64];
+    snprintf(topic, sizeof topic, "dev2app/%s", d->did);
+    switch (d->mis_seq++ % 7) {
+    case 0: dev_publish_raw(d, topic, bad_header, sizeof bad_header); break;
+    case 1: dev_publish_raw(d, topic, truncated, sizeof truncated); break;
+    case 2: dev_publish_raw(d, topic, long_varint, sizeof long_varint); break;
+    case 3: dev_publish_raw(d, topic, bad_flags, sizeof bad_flags); break;
+    case 4: dev_publish_raw(d, topic, unknown_cmd, sizeof unknown_cmd); break;
+    case 5: dev_publish_raw(d, topic, bad_utf8_log, sizeof bad_utf8_log); break;
+    default: {
+        /* oversize: a 0x0091 whose business message is 66 000 bytes (> 65535) */
+        size_t n = 66000;
+        memset(dev_payload_buf, 0x5a, n + 8);
+        memcpy(dev_payload_buf, "\x00\x00\x00\x03", 4);
+        size_t used = giz_varint_encode((uint32_t)(n + 3), dev_payload_buf + 4, 4);
+        dev_payload_buf[4 + used] = 0x00;
+        dev_payload_buf[5 + used] = 0x00;
+        dev_payload_buf[6 + used] = 0x91;
+        dev_publish_raw(d, topic, dev_payload_buf, 7 + used + n);
+    }
+    }
+    d->sim->st.malformed_sent++;
+}
+
+static void send_wrong_topic(struct sim_device *d)
+{
+    static const uint8_t biz[] = {0x00, 0x00, 0x00, 0x03, 0x04, 0x00, 0x00, 0x91, 0x01};
+    struct sim *s = d->sim;
+    char topic[96];
+    const struct sim_device *other = &s->devs[(d->idx + 1) % s->o.devices];
+
+    switch (d->mis_seq++ % 5) {
+    case 0: snprintf(topic, sizeof topic, "dev2app/%s", other->did[0] ? other->did : "XXXXXXXXXXXXXXXXXXXXXX"); break;
+    case 1: snprintf(topic, sizeof topic, "app2dev/%s/usrSPOOFED", d->did); break;
+    case 2: snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did); break;
+    case 3: snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key); break;
+    default: snprintf(topic, sizeof topic, "gizsim/wrong/%s", d->did); break;
+    }
+    dev_publish_raw(d, topic, biz, sizeof biz);
+    s->st.wrong_topic_sent++;
+}
+
+void sim__dev_tick(struct sim_device *d, double now)
+{
+    struct sim *s = d->sim;
+    if (d->phase != DEV_READY)
+        return;
+    if (d->log_bits & (GIZ_LOGBIT_ERROR | GIZ_LOGBIT_WARN | GIZ_LOGBIT_INFO) && now >= d->t_log &&
+        s->o.log_interval_s > 0) {
+        emit_logs(d);
+        d->t_log = now + s->o.log_interval_s * 1000.0;
+    }
+    if (d->misbehave & SIM_MIS_PING_FLOOD) {
+        for (int i = 0; i < 10 && d->mq.state == MQTTC_OPEN; i++)
+            if (mqttc__ping(&d->mq) == 0)
+                s->st.flood_pings++;
+    }
+    if ((d->misbehave & SIM_MIS_MALFORMED) && d->mq.state == MQTTC_OPEN)
+        send_malformed(d);
+    if ((d->misbehave & SIM_MIS_WRONG_TOPIC) && d->mq.state == MQTTC_OPEN)
+        send_wrong_topic(d);
+}
+
+/* ---- HTTP: register, provision, OTA check ----------------------------------------- */
+
+static void dev_http_done(int rc, const struct httpc_resp *r, void *ud);
+
+void sim__dev_start(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    if (s->stopping)
+        return;
+    if (s->o.no_http) {
+        if (!s->mqtt_addr_set) {
+            sim__error(s, SIM_ERR_MQTT_CONNECT);
+            return;
+        }
+        mqtt_connect(d);
+        return;
+    }
+    d->phase = DEV_HTTP;
+    d->http_op = d->did[0] ? HOP_PROVISION : HOP_REGISTER;
+    d->ota_after = 1;
+    sim__http_acquire(s, d);
+}
+
+/* Starts an OTA re-check while connected (after a push). */
+static void ota_recheck(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    if (s->o.no_http || d->http != NULL || d->http_queued || d->phase == DEV_HTTP)
+        return;
+    d->http_op = HOP_OTA;
+    d->ota_after = 0;
+    sim__http_acquire(s, d);
+}
+
+void sim__dev_http_go(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    char path[320], body[256], v1[64], v2[64];
+    const char *method = "GET", *ctype = NULL;
+    size_t blen = 0;
+
+    d->http_queued = 0;
+    if (s->stopping || d->phase == DEV_STOPPED) {
+        sim__http_release(s);
+        return;
+    }
+    switch (d->http_op) {
+    case HOP_REGISTER:
+        method = "POST";
+        ctype = "application/x-www-form-urlencoded";
+        snprintf(path, sizeof path, "%s/dev/devices", s->o.http_prefix);
+        blen = (size_t)snprintf(body, sizeof body, "passcode=%s&mac=%s&product_key=%s",
+                                d->passcode, d->mac, s->o.product_key);
+        break;
+    case HOP_PROVISION:
+        snprintf(path, sizeof path, "%s/dev/devices/%s", s->o.http_prefix, d->did);
+        break;
+    default:
+        method = "POST";
+        ctype = "application/x-www-form-urlencoded";
+        snprintf(path, sizeof path, "%s/dev/ota/v4.1/update_and_check/%s", s->o.http_prefix,
+                 d->did);
+        if (giz_form_encode_value(s->o.hard_version, v1, sizeof v1) != GIZ_OK ||
+            giz_form_encode_value(s->o.soft_version, v2, sizeof v2) != GIZ_OK)
+            v1[0] = v2[0] = '\0';
+        blen = (size_t)snprintf(body, sizeof body,
+                                "passcode=%s&type=%d&hard_version=%s&soft_version=%s", d->passcode,
+                                s->o.ota_type, v1, v2);
+        break;
+    }
+    d->t_start = util__now_ms();
+    d->http = http_uv__start(s->loop, (const struct sockaddr *)&s->http_addr, "api.gizwits.com",
+                             s->o.http_port, method, path, ctype, NULL, ctype ? body : NULL, blen,
+                             s->o.http_timeout_ms, dev_http_done, d);
+    if (d->http == NULL) {
+        sim__http_release(s);
+        sim__error(s, SIM_ERR_HTTP_CONNECT);
+        if (d->http_op != HOP_OTA || d->ota_after)
+            schedule_backoff(d);
+    }
+}
+
+/* Copies the value of `key` of a form body. */
+static bool form_value(const struct httpc_resp *r, const char *key, char *out, size_t cap)
+{
+    size_t n = 0;
+    return giz_form_get(r->body, r->body_len, key, out, cap, &n) == GIZ_OK && n > 0;
+}
+
+static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
+{
+    struct sim_device *d = ud;
+    struct sim *s = d->sim;
+    bool boot = d->http_op != HOP_OTA || d->ota_after;
+    char host[256], port[16];
+    unsigned long pv;
+
+    d->http = NULL;
+    util__samples_add(&s->http_ms, util__now_ms() - d->t_start);
+    if (s->stopping || d->phase == DEV_STOPPED) {
+        sim__http_release(s);
+        return;
+    }
+    if (rc != HTTPC_OK) {
+        sim__http_release(s);
+        sim__error(s, rc == HTTPC_ERR_TIMEOUT   ? SIM_ERR_HTTP_TIMEOUT
+                      : rc == HTTPC_ERR_CONNECT ? SIM_ERR_HTTP_CONNECT
+                                                : SIM_ERR_HTTP_IO);
+        if (boot)
+            schedule_backoff(d);
+        return;
+    }
+    switch (d->http_op) {
+    case HOP_REGISTER:
+        if (r->status != 201 || r->body_len < 4 + GIZ_DID_LEN || strncmp(r->body, "did=", 4) != 0) {
+            sim__http_release(s);
+            sim__error(s, SIM_ERR_REGISTER_REFUSED);
+            schedule_backoff(d);
+            return;
+        }
+        memcpy(d->did, r->body + 4, GIZ_DID_LEN);
+        d->did[GIZ_DID_LEN] = '\0';
+        s->st.registered++;
+        s->state_dirty = true;
+        d->http_op = HOP_PROVISION;
+        sim__dev_http_go(d); /* keeps the slot */
+        return;
+    case HOP_PROVISION:
+        if (r->status != 200) {
+            sim__http_release(s);
+            sim__error(s, SIM_ERR_PROVISION_REFUSED);
+            schedule_backoff(d);
+            return;
+        }
+        if (!form_value(r, "host", host, sizeof host) || !form_value(r, "port", port, sizeof port) ||
+            util__parse_ulong(port, 1, 65535, &pv) != 0 || sim__set_m2m(s, host, (uint16_t)pv) != 0) {
+            sim__http_release(s);
+            sim__error(s, SIM_ERR_PROVISION_BAD);
+            schedule_backoff(d);
+            return;
+        }
+        s->st.provisioned++;
+        if (!s->o.no_ota && d->ota_after == 1) {
+            d->http_op = HOP_OTA;
+            sim__dev_http_go(d);
+            return;
+        }
+        sim__http_release(s);
+        d->http_op = HOP_NONE;
+        mqtt_connect(d);
+        return;
+    default:
+        sim__http_release(s);
+        s->st.ota_checks++;
+        d->ota_checks++;
+        if (r->status == 200 && strstr(r->body, "soft_ver=") != NULL)
+            s->st.ota_offered++;
+        else if (r->status == 200 || (r->status >= 400 && r->status < 500 &&
+                                      (strstr(r->body, "9500") || strstr(r->body, "9502") ||
+                                       strstr(r->body, "push rule"))))
+            ; /* no update for this device: the normal answer */
+        else
+            sim__error(s, SIM_ERR_OTA_STATUS);
+        d->http_op = HOP_NONE;
+        if (d->ota_after) {
+            d->ota_after = 0;
+            mqtt_connect(d);
+        }
+        return;
+    }
+}
+
+/* ---- MQTT ---------------------------------------------------------------------------- */
+
+static void on_login_timeout(uv_timer_t *t)
+{
+    struct sim_device *d = t->data;
+    sim__error(d->sim, SIM_ERR_LOGIN_TIMEOUT);
+    mqttc__close(&d->mq);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct sim_device *d = t->data;
+    struct sim *s = d->sim;
+    if (d->phase != DEV_READY)
+        return;
+    if (d->missed_pongs >= 3) {
+        sim__error(s, SIM_ERR_PING_TIMEOUT);
+        mqttc__close(&d->mq);
+        return;
+    }
+    d->missed_pongs++;
+    if (mqttc__ping(&d->mq) == 0)
+        s->st.pings_sent++;
+}
+
+static void on_backoff_done(uv_timer_t *t)
+{
+    struct sim_device *d = t->data;
+    struct sim *s = d->sim;
+    if (s->stopping || d->phase == DEV_STOPPED)
+        return;
+    if (!s->o.no_http && (!d->did[0] || !s->mqtt_addr_set || !d->ever_ready)) {
+        sim__dev_start(d); /* the boot chain never completed: start over */
+    } else if (!s->o.no_http && d->failures % 10 == 0 && d->http == NULL && !d->http_queued) {
+        d->phase = DEV_HTTP;
+        d->http_op = HOP_PROVISION;
+        d->ota_after = 2; /* provision, then straight to MQTT */
+        sim__http_acquire(s, d);
+    } else {
+        mqtt_connect(d);
+    }
+}
+
+static void schedule_backoff(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    double secs, ms;
+
+    if (s->stopping || d->phase == DEV_STOPPED)
+        return;
+    d->failures++;
+    secs = 5.0 + 10.0 * (double)(d->failures - 1);
+    ms = secs * 1000.0 * s->o.backoff_scale;
+    if (ms < 1)
+        ms = 1;
+    d->phase = DEV_BACKOFF;
+    uv_timer_stop(&d->timer);
+    uv_timer_start(&d->timer, on_backoff_done, (uint64_t)ms, 0);
+}
+
+static void mqtt_connect(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    struct giz_mqtt_connect_opts o;
+    int rc;
+
+    if (s->stopping)
+        return;
+    memset(&o, 0, sizeof o);
+    o.client_id = d->did;
+    o.username = d->did;
+    o.password = d->passcode;
+    o.keepalive = s->o.keepalive;
+    o.protocol_level = s->o.mqtt_level;
+    o.clean_session = true;
+    d->phase = DEV_CONNECTING;
+    d->sub_step = 0;
+    d->missed_pongs = 0;
+    d->t_start = util__now_ms();
+    s->st.mqtt_attempts++;
+    if (d->attempts++ > 0)
+        s->st.reconnects++;
+    rc = mqttc__connect(&d->mq, s->loop, (const struct sockaddr *)&s->mqtt_addr, &o);
+    if (rc != 0) {
+        sim__error(s, SIM_ERR_MQTT_CONNECT);
+        schedule_backoff(d);
+        return;
+    }
+    uv_timer_stop(&d->timer);
+    uv_timer_start(&d->timer, on_login_timeout, (uint64_t)(s->o.connect_timeout_s * 1000.0), 0);
+}
+
+static void dev_connected_cb(struct mqttc *c)
+{
+    (void)c; /* CONNECT is on its way; CONNACK decides */
+}
+
+static void subscribe_step(struct sim_device *d)
+{
+    char topic[96];
+    struct sim *s = d->sim;
+    switch (d->sub_step) {
+    case 0: snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key); break;
+    case 1: snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did); break;
+    default: snprintf(topic, sizeof topic, "app2dev/%s/#", d->did); break;
+    }
+    (void)mqttc__subscribe(&d->mq, (uint16_t)(d->sub_step + 1), topic);
+}
+
+static void become_ready(struct sim_device *d)
+{
+    static const uint8_t req[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x0F};
+    struct sim *s = d->sim;
+    uint64_t hb = (uint64_t)(s->o.heartbeat_s * 1000.0);
+
+    d->phase = DEV_READY;
+    d->failures = 0;
+    s->st.ready_now++;
+    if (!d->ever_ready) {
+        d->ever_ready = 1;
+        s->st.connected_ever++;
+    }
+    util__samples_add(&s->connect_ms, util__now_ms() - d->t_start);
+    uv_timer_stop(&d->timer);
+    uv_timer_start(&d->timer, on_heartbeat, hb ? hb : 1, hb ? hb : 1);
+    if (!s->o.no_app_count) {
+        dev_publish_raw(d, "cli2ser_req", req, sizeof req);
+        s->st.app_count_req++;
+    }
+    if (d->log_bits)
+        d->t_log = 0;
+    sim__check_ready(s);
+}
+
+static void reply_to_app(struct sim_device *d, const char *app_cid, const struct giz_msg *m)
+{
+    char topic[96];
+    snprintf(topic, sizeof topic, "dev2app/%s/%s", d->did, app_cid);
+    dev_publish_msg(d, topic, m);
+}
+
+static void handle_app2dev(struct sim_device *d, const char *cid, const struct giz_mqtt_publish *p)
+{
+    struct sim *s = d->sim;
+    struct giz_msg in, out;
+
+    if (cid[0] == '\0' || strlen(cid) > 23 || strchr(cid, '/') != NULL) {
+        sim__error(s, SIM_ERR_BAD_TOPIC);
+        return;
+    }
+    if (giz_msg_decode(p->payload.ptr, p->payload.len, &in, NULL) != GIZ_OK) {
+        sim__error(s, SIM_ERR_BAD_PAYLOAD);
+        return;
+    }
+    memset(&out, 0, sizeof out);
+    switch (in.cmd) {
+    case GIZ_CMD_BIZ:
+        s->st.biz_in++;
+        out.cmd = GIZ_CMD_BIZ_REPLY;
+        out.u.biz.data = in.u.biz.data;
+        reply_to_app(d, cid, &out);
+        s->st.biz_replies++;
+        break;
+    case GIZ_CMD_BIZ_SN:
+        s->st.biz_in++;
+        out.cmd = GIZ_CMD_BIZ_SN_ACK;
+        out.u.biz_sn.sn = in.u.biz_sn.sn;
+        out.u.biz_sn.data = in.u.biz_sn.data;
+        reply_to_app(d, cid, &out);
+        s->st.acks_sent++;
+        break;
+    case GIZ_CMD_LOG_LEVEL_SET:
+        s->st.log_level_sets++;
+        d->log_bits = in.u.log_level.bits;
+        out.cmd = GIZ_CMD_LOG_LEVEL_ACK;
+        reply_to_app(d, cid, &out);
+        emit_logs(d); /* the first records at once */
+        d->t_log = util__now_ms() + s->o.log_interval_s * 1000.0;
+        break;
+    default:
+        sim__error(s, SIM_ERR_BAD_PAYLOAD);
+        break;
+    }
+}
+
+static void handle_publish(struct sim_device *d, const struct giz_mqtt_publish *p)
+{
+    struct sim *s = d->sim;
+    char topic[160];
+    size_t dl = strlen(d->did);
+    struct giz_msg m;
+
+    s->st.pub_in++;
+    if (p->topic.len >= sizeof topic) {
+        sim__error(s, SIM_ERR_BAD_TOPIC);
+        return;
+    }
+    memcpy(topic, p->topic.ptr, p->topic.len);
+    topic[p->topic.len] = '\0';
+    if (strncmp(topic, "app2dev/", 8) == 0 && strncmp(topic + 8, d->did, dl) == 0 &&
+        topic[8 + dl] == '/') {
+        handle_app2dev(d, topic + 9 + dl, p);
+    } else if (strncmp(topic, "app2dev/", 8) == 0 && strcmp(topic + 8, d->did) == 0) {
+        handle_app2dev(d, "", p);
+    } else if (strncmp(topic, "ser2cli_res/", 12) == 0 && strcmp(topic + 12, d->did) == 0) {
+        if (giz_msg_decode(p->payload.ptr, p->payload.len, &m, NULL) != GIZ_OK) {
+            sim__error(s, SIM_ERR_BAD_PAYLOAD);
+            return;
+        }
+        switch (m.cmd) {
+        case GIZ_CMD_APP_COUNT:
+            s->st.app_count_msgs++;
+            d->app_count_msgs++;
+            d->app_count = m.u.app_count.count;
+            break;
+        case GIZ_CMD_OTA_PUSH_V41:
+        case GIZ_CMD_OTA_PUSH_V40:
+            s->st.ota_pushes_seen++;
+            if (m.cmd == GIZ_CMD_OTA_PUSH_V41)
+                s->st.ota_v41++;
+            else
+                s->st.ota_v40++;
+            d->ota_pushes++;
+            ota_recheck(d);
+            break;
+        default:
+            sim__error(s, SIM_ERR_BAD_PAYLOAD);
+        }
+    } else if (strncmp(topic, "ser2cli_noti/", 13) == 0) {
+        s->st.noti_msgs++;
+    } else {
+        sim__error(s, SIM_ERR_BAD_TOPIC);
+    }
+}
+
+static void dev_packet_cb(struct mqttc *c, const uint8_t *pkt, size_t len)
+{
+    struct sim_device *d = c->ud;
+    struct sim *s = d->sim;
+    uint8_t type = pkt[0] >> 4;
+
+    switch (type) {
+    case GIZ_MQTT_CONNACK: {
+        uint8_t code = 0xff;
+        if (d->phase != DEV_CONNECTING || giz_mqtt_connack_parse(pkt, len, &code, NULL) != GIZ_OK ||
+            code != 0) {
+            sim__error(s, SIM_ERR_CONNACK_REFUSED);
+            mqttc__close(c);
+            return;
+        }
+        subscribe_step(d);
+        break;
+    }
+    case GIZ_MQTT_SUBACK: {
+        uint16_t id = 0;
+        uint8_t granted = 0x80;
+        if (d->phase != DEV_CONNECTING ||
+            giz_mqtt_suback_parse(pkt, len, &id, &granted, NULL) != GIZ_OK || granted == 0x80 ||
+            id != d->sub_step + 1) {
+            sim__error(s, SIM_ERR_SUBACK_REFUSED);
+            mqttc__close(c);
+            return;
+        }
+        if (++d->sub_step < 3)
+            subscribe_step(d);
+        else
+            become_ready(d);
+        break;
+    }
+    case GIZ_MQTT_PUBLISH: {
+        struct giz_mqtt_publish p;
+        if (giz_mqtt_publish_parse(pkt, len, &p, NULL) != GIZ_OK) {
+            sim__error(s, SIM_ERR_BAD_STREAM);
+            return;
+        }
+        handle_publish(d, &p);
+        break;
+    }
+    case GIZ_MQTT_PINGRESP:
+        d->missed_pongs = 0;
+        s->st.pongs++;
+        break;
+    default:
+        break;
+    }
+}
+
+static void dev_closed_cb(struct mqttc *c, int reason)
+{
+    struct sim_device *d = c->ud;
+    struct sim *s = d->sim;
+
+    if (d->phase == DEV_READY) {
+        s->st.ready_now--;
+        s->st.disconnects++;
+    }
+    switch (reason) {
+    case MQTTC_CONNECT_FAILED: sim__error(s, SIM_ERR_MQTT_CONNECT); break;
+    case MQTTC_PEER_CLOSED: sim__error(s, SIM_ERR_PEER_CLOSED); break;
+    case MQTTC_IO_ERROR: sim__error(s, SIM_ERR_IO_ERROR); break;
+    case MQTTC_BAD_STREAM: sim__error(s, SIM_ERR_BAD_STREAM); break;
+    default: break;
+    }
+    if (s->stopping || d->phase == DEV_STOPPED) {
+        d->phase = DEV_STOPPED;
+        return;
+    }
+    uv_timer_stop(&d->timer);
+    schedule_backoff(d);
+}
+
+void sim__dev_stop(struct sim_device *d)
+{
+    uint8_t was = d->phase;
+    d->phase = DEV_STOPPED;
+    if (was == DEV_READY)
+        d->sim->st.ready_now--;
+    if (d->http != NULL) {
+        http_uv__cancel(d->http);
+        d->http = NULL;
+    }
+    uv_timer_stop(&d->timer);
+    if (!uv_is_closing((uv_handle_t *)&d->timer))
+        uv_close((uv_handle_t *)&d->timer, NULL);
+    if (d->mq.state == MQTTC_OPEN)
+        (void)mqttc__disconnect(&d->mq);
+    mqttc__close(&d->mq);
+}

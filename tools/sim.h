@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * gizsim's private header: options, the preallocated per-device and per-app
+ * state, the run-wide counters and error kinds, and the functions the
+ * simulator files share (gizsim.c main loop, sim_device.c device state
+ * machine, sim_app.c simulated apps, sim_report.c summary and JSON report).
+ */
+#ifndef GIZ_TOOLS_SIM_H
+#define GIZ_TOOLS_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http_uv.h"
+#include "mqttc_uv.h"
+#include "util.h"
+
+/* ---- options ---------------------------------------------------------------- */
+struct sim_opts {
+    unsigned devices;
+    unsigned apps;
+    unsigned app_devices;       /* devices bound per app */
+    char http_url[300];
+    char http_host[256];
+    uint16_t http_port;
+    char http_prefix[128];
+    char mqtt_host[256];        /* "" = from provision */
+    uint16_t mqtt_port;         /* 0 = from provision */
+    char product_key[64];
+    char admin_token[256];      /* only for --create-product */
+    const char *state_path;
+    const char *json_path;
+    const char *create_product; /* --create-product NAME */
+    double rate;                /* device starts per second */
+    double duration_s;          /* 0 = until SIGINT / --until-ready */
+    bool until_ready;           /* stop once every device (and app) is ready */
+    double heartbeat_s;
+    uint16_t keepalive;
+    uint8_t mqtt_level;         /* 3 = MQIsdp (firmware), 4 = MQTT */
+    double backoff_scale;
+    double connect_timeout_s;
+    bool no_http, no_ota, no_app_count;
+    int ota_type;
+    char soft_version[24], hard_version[32];
+    unsigned http_concurrency;
+    unsigned http_timeout_ms;
+    double report_rate;         /* device 0x0091 reports per second, whole fleet */
+    unsigned report_size;
+    double log_interval_s;      /* 0x0012 period per device with log bits on */
+    double app_interval_s;      /* command period per app */
+    bool app_plain;             /* apps send 0x0090 (reply 0x0091) instead of 0x0093 */
+    unsigned app_payload;
+    unsigned ping_flood, malformed, wrong_topic; /* how many devices misbehave */
+    bool quiet;
+    double progress_s;
+};
+
+/* ---- error kinds -------------------------------------------------------------- */
+#define SIM_ERRORS(X)                                                          \
+    X(HTTP_CONNECT, "http_connect")                                            \
+    X(HTTP_TIMEOUT, "http_timeout")                                            \
+    X(HTTP_IO, "http_io")                                                      \
+    X(REGISTER_REFUSED, "register_refused")                                    \
+    X(PROVISION_REFUSED, "provision_refused")                                  \
+    X(PROVISION_BAD, "provision_bad_answer")                                   \
+    X(OTA_STATUS, "ota_check_failed")                                          \
+    X(MQTT_CONNECT, "mqtt_connect")                                            \
+    X(CONNACK_REFUSED, "connack_refused")                                      \
+    X(LOGIN_TIMEOUT, "login_timeout")                                          \
+    X(SUBACK_REFUSED, "suback_refused")                                        \
+    X(PING_TIMEOUT, "ping_timeout")                                            \
+    X(PEER_CLOSED, "peer_closed")                                              \
+    X(IO_ERROR, "io_error")                                                    \
+    X(BAD_STREAM, "bad_stream")                                                \
+    X(BAD_PAYLOAD, "bad_payload_in")                                           \
+    X(BAD_TOPIC, "unexpected_topic")                                           \
+    X(APP_HTTP, "app_http")                                                    \
+    X(APP_BIND, "app_bind")                                                    \
+    X(APP_MQTT, "app_mqtt")                                                    \
+    X(APP_ACK_LOST, "app_ack_lost")                                            \
+    X(NOMEM, "out_of_memory")
+
+enum sim_err {
+#define SIM__ERR_ENUM(id, name) SIM_ERR_##id,
+    SIM_ERRORS(SIM__ERR_ENUM)
+#undef SIM__ERR_ENUM
+    SIM_ERR_COUNT
+};
+
+/* ---- counters ------------------------------------------------------------------- */
+struct sim_stats {
+    uint64_t registered, reused, provisioned, ota_checks, ota_offered;
+    uint64_t ota_pushes_seen, ota_v41, ota_v40;
+    uint64_t mqtt_attempts, connected_ever, ready_now, ready_at_stop, reconnects, disconnects;
+    uint64_t app_count_msgs, noti_msgs, app_count_req;
+    uint64_t biz_in, biz_replies, acks_sent, log_level_sets, logs_sent;
+    uint64_t pings_sent, pongs, reports_sent;
+    uint64_t flood_pings, malformed_sent, wrong_topic_sent;
+    uint64_t pub_in, pub_out;
+    /* apps */
+    uint64_t app_users, app_logins, app_bound, app_ready_now, app_ready_at_stop, app_cmds, app_acks, app_replies,
+        app_logs, app_other;
+    uint64_t errors[SIM_ERR_COUNT];
+};
+
+/* ---- devices ------------------------------------------------------------------------ */
+enum dev_phase {
+    DEV_IDLE = 0,     /* not started */
+    DEV_HTTP,         /* register / provision / OTA check before MQTT */
+    DEV_CONNECTING,   /* TCP + CONNACK + 3 SUBACKs */
+    DEV_READY,        /* logged in and subscribed */
+    DEV_BACKOFF,      /* waiting to reconnect */
+    DEV_STOPPED
+};
+enum dev_http_op { HOP_NONE = 0, HOP_REGISTER, HOP_PROVISION, HOP_OTA };
+
+#define SIM_MIS_PING_FLOOD 0x01u
+#define SIM_MIS_MALFORMED 0x02u
+#define SIM_MIS_WRONG_TOPIC 0x04u
+
+struct sim;
+
+struct sim_device {
+    struct sim *sim;
+    struct mqttc mq;
+    uv_timer_t timer;           /* login timeout / heartbeat / back-off */
+    struct http_uv_req *http;
+    double t_start;             /* when this connection attempt began (ms) */
+    double t_log;               /* next 0x0012 due (ms) */
+    uint32_t idx;
+    uint32_t failures;          /* consecutive failed attempts */
+    uint32_t ota_checks, ota_pushes, app_count_msgs, attempts;
+    uint32_t log_seq, mis_seq;
+    uint16_t log_bits;
+    uint16_t app_count;
+    uint8_t phase;              /* enum dev_phase */
+    uint8_t http_op;            /* enum dev_http_op */
+    uint8_t http_queued;
+    uint8_t sub_step;           /* SUBACKs received in this attempt */
+    uint8_t missed_pongs;
+    uint8_t misbehave;
+    uint8_t ever_ready;
+    uint8_t ota_after;          /* 1: go on to MQTT after the OTA check */
+    char did[24];
+    char passcode[17];
+    char mac[13];
+};
+
+/* ---- apps ------------------------------------------------------------------------------ */
+enum app_phase { APP_IDLE = 0, APP_HTTP, APP_CONNECTING, APP_READY, APP_BACKOFF, APP_STOPPED };
+enum app_http_op { AOP_NONE = 0, AOP_CREATE, AOP_LOGIN, AOP_BIND };
+#define SIM_APP_RING 64
+
+struct sim_app {
+    struct sim *sim;
+    struct mqttc mq;
+    uv_timer_t timer;
+    struct http_uv_req *http;
+    uint32_t idx;
+    uint32_t first_dev, ndevs, next_dev;
+    uint32_t subs_pending;
+    uint32_t sn;
+    uint32_t ring_sn[SIM_APP_RING];
+    double ring_t[SIM_APP_RING];
+    uint8_t phase, http_op;
+    char username[48];
+    char password[24];
+    char uid[64];
+    char token[160];
+    char client_id[40];
+};
+
+/* ---- the run ------------------------------------------------------------------------------ */
+struct sim {
+    struct sim_opts o;
+    uv_loop_t *loop;
+    struct sim_device *devs;
+    struct sim_app *apps;
+    struct sim_stats st;
+    struct util_samples rtt, connect_ms, http_ms;
+    struct sockaddr_storage http_addr;
+    struct sockaddr_storage mqtt_addr;
+    bool mqtt_addr_set;
+    char m2m_host[256];
+    uint16_t m2m_port;
+    uv_timer_t ramp_timer, tick_timer, progress_timer, stop_timer;
+    uv_signal_t sig_int, sig_term, sig_usr1;
+    uint32_t started;           /* devices started by the ramp */
+    uint32_t *http_queue;       /* FIFO of device indices waiting for an HTTP slot */
+    uint32_t hq_head, hq_len;
+    unsigned http_inflight;
+    uint32_t report_cursor;
+    double report_credit;
+    double t0, t_ramp_done, t_all_ready, t_stop;
+    bool apps_started, stopping, all_ready_said, state_dirty;
+    uint64_t last_in, last_out;
+    double last_progress;
+    double peak_in_rate, peak_out_rate;
+    uint64_t rng;
+    uint8_t run_tag[8];         /* distinguishes users / MACs of this run */
+    char run_hex[17];
+};
+
+/* ---- gizsim.c ---------------------------------------------------------------------------- */
+/* Counts one error of `kind`. */
+void sim__error(struct sim *s, enum sim_err kind);
+/* Asks for an HTTP slot for device d; sim_device.c's sim__dev_http_go is
+ * called once one is free (maybe at once). */
+void sim__http_acquire(struct sim *s, struct sim_device *d);
+/* Returns a slot taken by a device (call when its request finished). */
+void sim__http_release(struct sim *s);
+/* Checks whether everything is ready (stops with --until-ready, starts apps). */
+void sim__check_ready(struct sim *s);
+/* Resolves the M2M host/port of a provision answer once. 0 or -1. */
+int sim__set_m2m(struct sim *s, const char *host, uint16_t port);
+
+/* ---- sim_device.c ------------------------------------------------------------------------ */
+void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx);
+void sim__dev_start(struct sim_device *d);
+void sim__dev_http_go(struct sim_device *d);
+/* Periodic work (logs, floods, malformed traffic), called by the tick timer. */
+void sim__dev_tick(struct sim_device *d, double now);
+/* Sends one 0x0091 report on dev2app/<DID>; returns false when not ready. */
+bool sim__dev_report(struct sim_device *d);
+void sim__dev_stop(struct sim_device *d);
+
+/* ---- sim_app.c ------------------------------------------------------------------------------ */
+void sim__app_init(struct sim *s, struct sim_app *a, uint32_t idx);
+void sim__app_start(struct sim_app *a);
+void sim__app_stop(struct sim_app *a);
+
+/* ---- sim_report.c ----------------------------------------------------------------------------- */
+const char *sim__err_name(enum sim_err kind);
+/* Prints the one-line progress (stderr). */
+void sim__progress(struct sim *s, double now);
+/* Prints the human summary to stderr. */
+void sim__summary(struct sim *s);
+/* Writes the JSON report to path ("-" = stdout). Returns 0 or -1. */
+int sim__write_json(struct sim *s, const char *path);
+
+#endif
