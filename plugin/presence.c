@@ -223,7 +223,7 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
         app->ndids = 0;
         snprintf(app->uid, sizeof(app->uid), "%s", uid);
         if (giz_store_binding_list_by_user(g->store, uid, binding_cb, app) != GIZ_OK) return -1;
-        qsort(app->dids, app->ndids, sizeof(*app->dids), did_cmp);
+        if (app->ndids > 1) qsort(app->dids, app->ndids, sizeof(*app->dids), did_cmp);
         app_count_all(g, app, +1);
     }
     if (app == NULL) {
@@ -238,7 +238,7 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
             app_free(app);
             return -1;
         }
-        qsort(app->dids, app->ndids, sizeof(*app->dids), did_cmp);
+        if (app->ndids > 1) qsort(app->dids, app->ndids, sizeof(*app->dids), did_cmp);
         app_count_all(g, app, +1);
     }
     c = calloc(1, sizeof(*c));
