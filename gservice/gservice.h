@@ -265,7 +265,7 @@ bool gs_admin_authorized(struct gs_request *rq);
 
 /* Input checks shared by the routes. */
 bool gs_valid_did(const char *s);
-bool gs_valid_product_key(const char *s);          /* 32 hex; lowercases in place */
+bool gs_valid_product_key(char *s);                /* 32 hex; lowercases s in place */
 bool gs_valid_mac(const char *s);                  /* 12 hex */
 bool gs_valid_version(const char *s, bool allow_empty); /* [0-9A-Za-z._-]{1,32} */
 

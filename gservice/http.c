@@ -244,16 +244,14 @@ bool gs_valid_did(const char *s)
     return n == GIZ_DID_SIZE - 1;
 }
 
-bool gs_valid_product_key(const char *s)
+bool gs_valid_product_key(char *s)
 {
-    /* cast: lowercasing in place is part of the documented contract */
-    char *w = (char *)(uintptr_t)s;
     size_t n = 0;
     for (; s[n] != '\0'; n++) {
         if (n >= GIZ_PK_SIZE - 1 || !is_hex(s[n]))
             return false;
-        if (w[n] >= 'A' && w[n] <= 'F')
-            w[n] = (char)(w[n] - 'A' + 'a');
+        if (s[n] >= 'A' && s[n] <= 'F')
+            s[n] = (char)(s[n] - 'A' + 'a');
     }
     return n == GIZ_PK_SIZE - 1;
 }
