@@ -55,6 +55,8 @@ static int decode_value(const char *s, size_t n, char *out, size_t cap, size_t *
                 return GIZ_ERR_INVAL;
             c = (char)(hi << 4 | lo);
             i += 2;
+        } else if (c == '\0') {
+            return GIZ_ERR_INVAL; /* a raw NUL would silently cut the C string */
         }
         if (o + 1 >= cap)
             return GIZ_ERR_OVERSIZE;
@@ -67,7 +69,8 @@ static int decode_value(const char *s, size_t n, char *out, size_t cap, size_t *
 }
 
 /* Finds the first `key` and decodes its value; see form.h. A pair without
- * '=' ("k") has an empty value. NULL arguments are GIZ_ERR_INVAL, cap 0 is
+ * '=' ("k") has an empty value. A NUL byte in the value, raw or as %00,
+ * is GIZ_ERR_INVAL. NULL arguments are GIZ_ERR_INVAL, cap 0 is
  * GIZ_ERR_OVERSIZE. */
 int giz_form_get(const char *body, size_t len, const char *key, char *out, size_t cap,
                  size_t *out_len)

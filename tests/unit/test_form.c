@@ -72,6 +72,9 @@ static void test_get(void)
     ASSERT_EQ(get("r=%zz", "r", v, sizeof v, &n), GIZ_ERR_INVAL);
     ASSERT_EQ(get("r=a%00b", "r", v, sizeof v, &n), GIZ_ERR_INVAL);
     ASSERT_EQ(get("r=%", "r", v, sizeof v, &n), GIZ_ERR_INVAL);
+    /* a raw NUL inside len is refused too (found by fuzz_form) */
+    ASSERT_EQ(giz_form_get("r=a\0b&s=1", 9, "r", v, sizeof v, &n), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_form_get("r=a\0b&s=1", 9, "s", v, sizeof v, &n), GIZ_OK);
 
     /* firmware-style answer ending in CRLF: the value stops there */
     ASSERT_EQ(get("soft_ver=04020021&download_url=http://h/dev/ota/v4.1/download/7\r\n",
