@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""GService -> plugin -> device, end to end: OTA pushes from POST /admin/ota/push
+(one DID; a whole product; v4.1 bare 0x0211 and v4.0 bare 0x020E with fid and URL)
+reach exactly the online targets; pushes queued before the broker started are stale
+and never delivered; presence (online, last_seen) is visible in the admin API; an
+unregistered (disabled) device's live session is closed; 0x0012 logs a device
+publishes are stored and still delivered to its apps."""
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from plugin_mqtt import app_paho, bind, device_client, new_device, new_user, wait_for  # noqa: E402
+
+ck = harness.Checker("plugin_push")
+
+
+def ota41(ftype, did):
+    return b"\x00\x00\x00\x03\x02\x11" + bytes([ftype]) + struct.pack(">H", len(did)) + did.encode()
+
+
+def online(cloud, did):
+    status, d = cloud.json("GET", "/admin/devices/" + did, admin=True)
+    return status == 200 and d.get("online") is True
+
+
+def offline(cloud, did):
+    status, d = cloud.json("GET", "/admin/devices/" + did, admin=True)
+    return status == 200 and d.get("online") is False and d.get("last_seen", 0) > 0
+
+
+def log_record(level, tags, source, content):
+    body = (bytes([level]) + struct.pack(">H", len(tags)) + tags + struct.pack(">H", len(source)) + source
+            + struct.pack(">H", len(content)) + content)
+    rest = b"\x00\x00\x12" + body  # flags + cmd + body
+    assert len(rest) < 128
+    return b"\x00\x00\x00\x03" + bytes([len(rest)]) + rest
+
+
+cloud = harness.Cloud(broker=False)
+with cloud:
+    pk = cloud.create_product()["product_key"]
+    pk_other = cloud.create_product("other")["product_key"]
+    d1, pc1 = new_device(cloud, pk, "pass000001")
+    d2, pc2 = new_device(cloud, pk, "pass000002")
+    d3, pc3 = new_device(cloud, pk, "pass000003")
+    d4, pc4 = new_device(cloud, pk_other, "pass000004")
+
+    # A push queued while no broker runs is stale by the time the plugin starts.
+    status, body = cloud.json("POST", "/admin/ota/push", {"product_key": pk, "type": 1}, admin=True)
+    ck.eq(status, 202, "push before the broker runs accepted")
+    cloud.start_broker()
+
+    devs = {}
+    for did, pc in ((d1, pc1), (d2, pc2), (d4, pc4)):
+        devs[did] = device_client(cloud, did, pc)
+        ck.eq(devs[did].subscribe("ser2cli_res/" + did), 0, "device subscribes")
+    ck.eq(devs[d1].read_publish(0.7), None, "stale push from before start-up not delivered")
+
+    # -- presence in the admin API ---------------------------------------------
+    ck.ok(wait_for(lambda: online(cloud, d1) and online(cloud, d2) and online(cloud, d4)),
+          "connected devices are online in GET /admin/devices/<DID>")
+    ck.ok(not online(cloud, d3), "never-connected device is offline")
+
+    # -- OTA v4.1 to one DID ------------------------------------------------------
+    t0 = time.monotonic()
+    status, body = cloud.json("POST", "/admin/ota/push", {"did": d1}, admin=True)
+    ck.eq((status, body.get("targets")), (202, 1), "push to one online DID: 202, 1 target")
+    got = devs[d1].read_publish(3)
+    latency = time.monotonic() - t0
+    ck.eq(got, ("ser2cli_res/" + d1, ota41(1, d1)), "device gets bare 0x0211 type 1 + its DID")
+    print("OTA push latency (POST to device receipt): %.0f ms" % (latency * 1000), flush=True)
+    ck.eq(devs[d2].read_publish(0.3), None, "other device of the product gets nothing")
+
+    # -- OTA v4.1 to a product (MCU) ----------------------------------------------
+    status, body = cloud.json("POST", "/admin/ota/push", {"product_key": pk, "type": 2}, admin=True)
+    ck.eq((status, body.get("targets")), (202, 2), "product push: 2 online targets")
+    ck.eq(devs[d1].read_publish(3), ("ser2cli_res/" + d1, ota41(2, d1)), "device 1 gets 0x0211 type 2")
+    ck.eq(devs[d2].read_publish(3), ("ser2cli_res/" + d2, ota41(2, d2)), "device 2 gets 0x0211 type 2")
+    ck.eq(devs[d4].read_publish(0.5), None, "device of another product gets nothing")
+
+    # -- OTA v4.0 (0x020E with fid and URL) -------------------------------------------
+    status, fw = cloud.json("POST", "/admin/firmware", {
+        "product_key": pk, "type": 1, "soft_version": "04020099",
+        "url": "http://127.0.0.1:9/dev/ota/download/fw.bin"}, admin=True)
+    ck.eq(status, 201, "firmware registered")
+    status, body = cloud.json("POST", "/admin/ota/push", {"did": d2, "type": 1, "ota_version": 40}, admin=True)
+    ck.eq((status, body.get("targets")), (202, 1), "v4.0 push accepted")
+    got = devs[d2].read_publish(3)
+    ok = got is not None and got[0] == "ser2cli_res/" + d2
+    payload = got[1] if ok else b""
+    ck.ok(ok and payload[:7] == b"\x00\x00\x00\x03\x02\x0e\x01", "bare 0x020E type 1")
+    if len(payload) >= 13:
+        fid = struct.unpack(">I", payload[7:11])[0]
+        ulen = struct.unpack(">H", payload[11:13])[0]
+        url = payload[13:]
+        ck.eq(fid, fw.get("id"), "0x020E carries the firmware id")
+        ck.eq(ulen, len(url), "0x020E URL length matches")
+        ck.ok(b"/dev/ota/download" in url, "0x020E URL is a download URL (%r)" % url)
+    else:
+        ck.ok(False, "0x020E too short: %r" % payload)
+
+    # -- offline target: dropped ----------------------------------------------------------
+    status, body = cloud.json("POST", "/admin/ota/push", {"did": d3}, admin=True)
+    ck.eq((status, body.get("targets")), (202, 0), "push to an offline DID: 0 targets")
+    time.sleep(0.3)
+    dev3 = device_client(cloud, d3, pc3)
+    ck.eq(dev3.subscribe("ser2cli_res/" + d3), 0, "device 3 subscribes")
+    ck.eq(dev3.read_publish(0.5), None, "a push for an offline device is not delivered later")
+    dev3.close()
+    ck.ok(wait_for(lambda: offline(cloud, d3)), "device 3 offline again, last_seen recorded")
+
+    # -- 0x0012 device logs --------------------------------------------------------------------
+    alice = new_user(cloud, "alice")
+    bind(cloud, alice, d1, pc1)
+    app = app_paho(cloud, alice)
+    ck.eq(list(app.subscribe("dev2app/" + d1) or []), [0], "app subscribes dev2app/<DID>")
+    rec = log_record(2, b"wifi,net", b"gagent", "reconnect after 3 missed PINGRESPs, rssi=-71 \u00b0".encode())
+    devs[d1].publish("dev2app/" + d1, rec)
+    devs[d1].publish("dev2app/" + d1, log_record(9, b"", b"x", b"bad level"))  # invalid: not stored
+    msgs = app.drain(1.0)
+    ck.ok(("dev2app/" + d1, rec) in msgs, "0x0012 still delivered to the app")
+    ck.eq(len(msgs), 2, "malformed 0x0012 is delivered untouched too")
+
+    def logs():
+        status, body = cloud.json("GET", "/admin/devices/%s/logs" % d1, admin=True)
+        return body.get("logs", []) if status == 200 else []
+    ck.ok(wait_for(lambda: len(logs()) >= 1), "log record stored")
+    lg = logs()
+    ck.eq(len(lg), 1, "exactly the valid record stored")
+    if lg:
+        ck.eq((lg[0]["level"], lg[0]["tags"], lg[0]["source"]), (2, "wifi,net", "gagent"), "log fields")
+        ck.ok(lg[0]["content"].startswith("reconnect after 3"), "log content")
+    app.close()
+
+    # -- unregister kicks the live session -----------------------------------------------------
+    status, _, _ = cloud.http("DELETE", "/dev/devices", form="did=%s&passcode=%s" % (d2, pc2))
+    ck.eq(status, 200, "device 2 unregistered")
+    ck.ok(devs[d2].wait_closed(5), "disabled device's live session closed")
+    ck.ok("device %s disabled, live session closed" % d2 in cloud.log_text("mosquitto"), "kick logged")
+    ck.ok(wait_for(lambda: offline(cloud, d2)), "disabled device offline in the admin API")
+
+    # -- disconnect -> offline ----------------------------------------------------------------
+    devs[d1].send(b"\xe0\x00")
+    devs[d1].close()
+    ck.ok(wait_for(lambda: offline(cloud, d1)), "disconnected device offline, last_seen kept")
+    devs[d4].close()
+
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly")
+ck.done()
