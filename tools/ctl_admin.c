@@ -298,59 +298,88 @@ static void print_log(const struct ctl *ctl, const cJSON *rec)
            ctl__jstr(rec, "content"));
 }
 
+/* Sort key of a log record: its id (the store's order), else its time. */
+static double log_key(const cJSON *rec)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "id");
+    if (!cJSON_IsNumber(v))
+        v = cJSON_GetObjectItemCaseSensitive(rec, "ts");
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int cmp_log(const void *a, const void *b)
+{
+    double x = log_key(*(const cJSON *const *)a), y = log_key(*(const cJSON *const *)b);
+    return (x > y) - (x < y);
+}
+
 int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
 {
-    char path[256], enc[128];
+    char path[320], enc[128];
     const char *nstr = ctl__opt(a, "lines"), *istr = ctl__opt(a, "interval");
     const char *cstr = ctl__opt(a, "count");
-    unsigned long lines = 0, want = 0;
-    double interval = 2.0;
+    unsigned long lines = 100, want = 0;
+    double interval = 2.0, last_key = -1;
     bool follow = ctl__flag(a, "follow");
-    int seen = 0, printed_new = 0, rc;
+    unsigned long printed_new = 0;
+    int rc = CTL_OK;
 
-    if (nstr != NULL && util__parse_ulong(nstr, 0, 1000000, &lines) != 0)
-        return ctl__fail(CTL_USAGE, "--lines wants a number");
+    if (nstr != NULL && util__parse_ulong(nstr, 1, 1000, &lines) != 0)
+        return ctl__fail(CTL_USAGE, "--lines wants a number 1..1000");
     if (istr != NULL && util__parse_double(istr, 0.05, 3600, &interval) != 0)
         return ctl__fail(CTL_USAGE, "--interval wants seconds");
     if (cstr != NULL && util__parse_ulong(cstr, 1, 100000000, &want) != 0)
         return ctl__fail(CTL_USAGE, "--count wants a number");
-    snprintf(path, sizeof path, "/admin/devices/%s/logs", q(a->pos[0], enc, sizeof enc));
     for (bool first = true;; first = false) {
         cJSON *out = NULL;
-        const cJSON *list;
-        int n, start;
+        const cJSON **recs = NULL;
+        const cJSON *item;
+        int n = 0;
+
+        /* The GService answers newest first, at most `limit` records. */
+        snprintf(path, sizeof path, "/admin/devices/%s/logs?limit=%lu",
+                 q(a->pos[0], enc, sizeof enc), first ? lines : 1000UL);
         rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
         if (rc != CTL_OK)
             return rc;
-        list = cJSON_GetObjectItemCaseSensitive(out, "logs");
-        n = cJSON_GetArraySize(list);
-        start = first ? 0 : seen;
-        if (first && lines > 0 && (unsigned long)n > lines)
-            start = n - (int)lines;
-        if (n < seen) /* the store rotated; print what is there now */
-            start = 0;
+        recs = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(out, "logs")) + 1,
+                      sizeof *recs);
+        if (recs == NULL) {
+            cJSON_Delete(out);
+            return ctl__fail(CTL_LOCAL, "out of memory");
+        }
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "logs"))
+            recs[n++] = item;
+        qsort(recs, (size_t)n, sizeof *recs, cmp_log);
         if (first && ctl->json && !follow) {
-            cJSON *arr = cJSON_CreateArray();
-            for (int i = start; i < n; i++)
-                cJSON_AddItemReferenceToArray(arr, cJSON_GetArrayItem(list, i));
-            cJSON *o = cJSON_CreateObject();
+            cJSON *arr = cJSON_CreateArray(), *o = cJSON_CreateObject();
+            for (int i = 0; i < n; i++)
+                cJSON_AddItemReferenceToArray(arr, (cJSON *)(uintptr_t)recs[i]);
+            cJSON_AddStringToObject(o, "did", a->pos[0]);
             cJSON_AddItemToObject(o, "logs", arr);
             ctl__print_json(o);
             cJSON_Delete(o);
         } else {
-            for (int i = start; i < n; i++) {
-                print_log(ctl, cJSON_GetArrayItem(list, i));
-                if (!first && ++printed_new >= (int)want && want > 0)
+            for (int i = 0; i < n; i++) {
+                if (log_key(recs[i]) <= last_key)
+                    continue;
+                print_log(ctl, recs[i]);
+                if (!first)
+                    printed_new++;
+                if (want > 0 && printed_new >= want)
                     break;
             }
         }
+        if (n > 0 && log_key(recs[n - 1]) > last_key)
+            last_key = log_key(recs[n - 1]);
         fflush(stdout);
-        seen = n;
+        free(recs);
         cJSON_Delete(out);
-        if (!follow || (want > 0 && printed_new >= (int)want))
+        if (!follow || (want > 0 && printed_new >= want))
             break;
         {
-            struct timespec ts = {(time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9)};
+            struct timespec ts = {(time_t)interval,
+                                  (long)((interval - (double)(time_t)interval) * 1e9)};
             nanosleep(&ts, NULL);
         }
     }

@@ -33,7 +33,7 @@ static const struct ctl_opt opts_ota_push[] = {
     {"type", 't', "1|2", "firmware type for a product push (default 1)"},
     {0}};
 static const struct ctl_opt opts_logs[] = {
-    {"lines", 'n', "N", "show only the last N records (default all)"},
+    {"lines", 'n', "N", "show the last N records (default 100, at most 1000)"},
     {"follow", 'f', NULL, "keep polling and print new records as they are stored"},
     {"interval", 0, "SECONDS", "poll interval with --follow (default 2)"},
     {"count", 0, "N", "with --follow: exit after N new records"},

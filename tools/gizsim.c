@@ -532,6 +532,8 @@ static void on_tick(uv_timer_t *t)
     bool need_scan = s->st.log_level_sets > 0 || s->o.ping_flood || s->o.malformed ||
                      s->o.wrong_topic;
 
+    if (++s->ticks % (1000 / TICK_MS) == 0)
+        sim__rates(s, now);
     if (need_scan)
         for (uint32_t i = 0; i < s->o.devices; i++)
             sim__dev_tick(&s->devs[i], now);

@@ -196,7 +196,8 @@ struct sim {
     bool apps_started, stopping, all_ready_said, state_dirty;
     uint64_t last_in, last_out;
     double last_progress;
-    double peak_in_rate, peak_out_rate;
+    double peak_in_rate, peak_out_rate, in_rate, out_rate;
+    uint32_t ticks;
     uint64_t rng;
     uint8_t run_tag[8];         /* distinguishes users / MACs of this run */
     char run_hex[17];
@@ -232,6 +233,8 @@ void sim__app_stop(struct sim_app *a);
 
 /* ---- sim_report.c ----------------------------------------------------------------------------- */
 const char *sim__err_name(enum sim_err kind);
+/* Updates the current and peak publish rates (called once a second). */
+void sim__rates(struct sim *s, double now);
 /* Prints the one-line progress (stderr). */
 void sim__progress(struct sim *s, double now);
 /* Prints the human summary to stderr. */

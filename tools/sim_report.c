@@ -38,30 +38,32 @@ static double elapsed_s(const struct sim *s)
     return (end - s->t0) / 1000.0;
 }
 
-void sim__progress(struct sim *s, double now)
+void sim__rates(struct sim *s, double now)
 {
     double dt = (now - s->last_progress) / 1000.0;
-    double in_rate = 0, out_rate = 0;
-    bool tty = isatty(STDERR_FILENO);
+    if (dt < 0.05)
+        return;
+    s->in_rate = (double)(s->st.pub_in - s->last_in) / dt;
+    s->out_rate = (double)(s->st.pub_out - s->last_out) / dt;
+    if (s->in_rate > s->peak_in_rate)
+        s->peak_in_rate = s->in_rate;
+    if (s->out_rate > s->peak_out_rate)
+        s->peak_out_rate = s->out_rate;
+    s->last_in = s->st.pub_in;
+    s->last_out = s->st.pub_out;
+    s->last_progress = now;
+}
 
-    if (dt > 0.05) {
-        in_rate = (double)(s->st.pub_in - s->last_in) / dt;
-        out_rate = (double)(s->st.pub_out - s->last_out) / dt;
-        if (in_rate > s->peak_in_rate)
-            s->peak_in_rate = in_rate;
-        if (out_rate > s->peak_out_rate)
-            s->peak_out_rate = out_rate;
-        s->last_in = s->st.pub_in;
-        s->last_out = s->st.pub_out;
-        s->last_progress = now;
-    }
+void sim__progress(struct sim *s, double now)
+{
+    bool tty = isatty(STDERR_FILENO);
     fprintf(stderr,
             "%sgizsim %6.1fs  devices %llu/%u up (reg %llu, ota %llu)  http %u+%u  apps %llu/%u  "
             "in %.0f/s out %.0f/s  acks %llu  errors %llu%s",
             tty ? "\r" : "", (now - s->t0) / 1000.0, (unsigned long long)s->st.ready_now,
             s->o.devices, (unsigned long long)s->st.registered,
             (unsigned long long)s->st.ota_checks, s->http_inflight, (unsigned)s->hq_len,
-            (unsigned long long)s->st.app_ready_now, s->o.apps, in_rate, out_rate,
+            (unsigned long long)s->st.app_ready_now, s->o.apps, s->in_rate, s->out_rate,
             (unsigned long long)(s->st.app_acks + s->st.app_replies),
             (unsigned long long)errors_total(s), tty ? "   " : "\n");
     fflush(stderr);
