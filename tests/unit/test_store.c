@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -819,6 +820,157 @@ cleanup:
     giz_store_close(b);
 }
 
+/* Two processes open one new file at the same moment (racing to apply the
+ * migration), then write concurrently: the child flips presence in batched
+ * transactions and pushes outbox items while the parent registers devices.
+ * Neither may see a busy/locked error; all writes must land. */
+static void test_two_processes(void)
+{
+    enum { NDEV = 60, NBATCH = 30, PER_BATCH = 20 };
+    char path[320];
+    struct giz_store *s;
+    struct giz_product p;
+    struct giz_device d;
+    bool created;
+    int status = -1, ok = 0;
+    int64_t count = -1, last = -1;
+    pid_t pid;
+
+    snprintf(path, sizeof path, "%s/procs.db", dir);
+    fflush(stderr);
+    pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        /* Child: open (maybe applying the migration), then write batches. */
+        struct giz_store *c = NULL;
+        struct giz_error err;
+        struct giz_outbox_item it;
+        int fails = 0;
+        if (giz_store_open(path, &c, &err) != GIZ_OK) _exit(2);
+        memset(&it, 0, sizeof it);
+        it.kind = GIZ_OUTBOX_OTA_PUSH;
+        for (int b = 0; b < NBATCH; b++) {
+            if (giz_store_begin(c) != GIZ_OK) {
+                fails++;
+                continue;
+            }
+            for (int i = 0; i < PER_BATCH; i++) {
+                /* Unknown DIDs: the UPDATE still takes the write lock. */
+                if (giz_store_device_set_online(c, "nosuchdidnosuchdid0000", true, i) !=
+                    GIZ_ERR_NOT_FOUND)
+                    fails++;
+            }
+            if (giz_store_outbox_push(c, &it, NULL) != GIZ_OK) fails++;
+            if (giz_store_commit(c) != GIZ_OK) fails++;
+            if (giz_store_device_all_offline(c) != GIZ_OK) fails++;
+        }
+        giz_store_close(c);
+        _exit(fails ? 1 : 0);
+    }
+    s = open_ok(path);
+    if (s) {
+        ASSERT_EQ(giz_store_product_create(s, "procs", &p), GIZ_OK);
+        for (int i = 0; i < NDEV; i++) {
+            char mac[13];
+            snprintf(mac, sizeof mac, "%012X", 0xC0000000u + (unsigned)i);
+            ok += giz_store_device_register(s, p.product_key, mac, "PROCPASS", &d, &created) ==
+                  GIZ_OK;
+        }
+        ASSERT_EQ(ok, NDEV);
+    }
+    if (pid > 0) {
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    if (s) {
+        ASSERT_EQ(giz_store_device_count(s, p.product_key, false, &count), GIZ_OK);
+        ASSERT_EQ(count, NDEV);
+        ASSERT_EQ(giz_store_outbox_last_id(s, &last), GIZ_OK);
+        ASSERT_EQ(last, NBATCH);
+        giz_store_close(s);
+    }
+    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM schema_version"),
+              giz_store_schema_version_latest());
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Prints rough per-call costs (information only: nothing is asserted on
+ * time). Correctness of each call is still checked. */
+static void bench(void)
+{
+    enum { NREG = 400, NAUTH = 400, NONLINE = 2000 };
+    char path[320], hash[GIZ_HASH_STR_MAX], (*dids)[GIZ_DID_SIZE];
+    struct giz_store *s;
+    struct giz_product p;
+    struct giz_device d;
+    bool created;
+    double t0, t1;
+    int ok = 0;
+
+    snprintf(path, sizeof path, "%s/bench.db", dir);
+    s = open_ok(path);
+    dids = calloc(NREG, sizeof *dids);
+    if (!s || !dids) goto cleanup;
+    ASSERT_EQ(giz_store_product_create(s, "bench", &p), GIZ_OK);
+
+    t0 = mono_s();
+    for (int i = 0; i < NAUTH; i++) ok += giz_secret_hash("BENCHPASS", GIZ_PASSCODE_ITERATIONS, hash,
+                                                          sizeof hash) == GIZ_OK;
+    t1 = mono_s();
+    ASSERT_EQ(ok, NAUTH);
+    fprintf(stderr, "bench: giz_secret_hash(%u iterations): %.1f us/call\n",
+            GIZ_PASSCODE_ITERATIONS, (t1 - t0) / NAUTH * 1e6);
+
+    ok = 0;
+    t0 = mono_s();
+    for (int i = 0; i < NREG; i++) {
+        char mac[13];
+        snprintf(mac, sizeof mac, "%012X", 0xB0000000u + (unsigned)i);
+        ok += giz_store_device_register(s, p.product_key, mac, "BENCHPASS", &d, &created) == GIZ_OK;
+        memcpy(dids[i], d.did, GIZ_DID_SIZE);
+    }
+    t1 = mono_s();
+    ASSERT_EQ(ok, NREG);
+    fprintf(stderr, "bench: giz_store_device_register (new): %.1f us/call, %.0f/s\n",
+            (t1 - t0) / NREG * 1e6, NREG / (t1 - t0));
+
+    ok = 0;
+    t0 = mono_s();
+    for (int i = 0; i < NAUTH; i++)
+        ok += giz_store_device_auth(s, dids[i % NREG], "BENCHPASS", &d) == GIZ_OK;
+    t1 = mono_s();
+    ASSERT_EQ(ok, NAUTH);
+    fprintf(stderr, "bench: giz_store_device_auth: %.1f us/call, %.0f/s\n",
+            (t1 - t0) / NAUTH * 1e6, NAUTH / (t1 - t0));
+
+    ok = 0;
+    t0 = mono_s();
+    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
+    for (int i = 0; i < NONLINE; i++)
+        ok += giz_store_device_set_online(s, dids[i % NREG], (i / NREG) % 2 == 0, i) == GIZ_OK;
+    ASSERT_EQ(giz_store_commit(s), GIZ_OK);
+    t1 = mono_s();
+    ASSERT_EQ(ok, NONLINE);
+    fprintf(stderr, "bench: giz_store_device_set_online batched: %.2f us/call\n",
+            (t1 - t0) / NONLINE * 1e6);
+
+    ok = 0;
+    t0 = mono_s();
+    for (int i = 0; i < NAUTH; i++) ok += giz_store_device_get(s, dids[i % NREG], &d) == GIZ_OK;
+    t1 = mono_s();
+    ASSERT_EQ(ok, NAUTH);
+    fprintf(stderr, "bench: giz_store_device_get: %.2f us/call\n", (t1 - t0) / NAUTH * 1e6);
+cleanup:
+    free(dids);
+    giz_store_close(s);
+}
+
 static void rm_dir(void)
 {
     char cmd[300];
@@ -857,6 +1009,8 @@ int main(void)
     }
     test_no_clear_secrets();
     test_two_connections();
+    test_two_processes();
+    bench();
     rm_dir();
     return TEST_EXIT();
 }
