@@ -92,7 +92,7 @@ enum opt_id {
     OPT_DB_PATH, OPT_LISTEN, OPT_BROKER_SOCKET, OPT_PING_MAX, OPT_PING_WINDOW,
     OPT_KEEPALIVE_MAX, OPT_MAX_PACKET, OPT_POLL_MS, OPT_AUTH_CACHE_TTL, OPT_AUTH_CACHE_MAX,
     OPT_STATS_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_QUEUE_MAX, OPT_TLS_LISTEN, OPT_TLS_CERT,
-    OPT_TLS_KEY, OPT__COUNT
+    OPT_TLS_KEY, OPT_CONNECT_TIMEOUT, OPT__COUNT
 };
 
 static const struct {
@@ -115,6 +115,7 @@ static const struct {
     [OPT_TLS_LISTEN] = {"tls_listen", "TLS front listener (not implemented)"},
     [OPT_TLS_CERT] = {"tls_cert", "TLS certificate (not implemented)"},
     [OPT_TLS_KEY] = {"tls_key", "TLS key (not implemented)"},
+    [OPT_CONNECT_TIMEOUT] = {"connect_timeout", "close front connections without CONNECT after, 1..3600 s"},
 };
 
 static int find_opt(const char *key)
@@ -138,6 +139,7 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->stats_interval = 300;
     cfg->log_level = GIZ_LOG_INFO;
     cfg->log_max = 10000;
+    cfg->connect_timeout_ms = 30000;
 }
 
 /* Applies one option; returns 0 or -1 (the caller logs). */
@@ -192,6 +194,10 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         cfg->log_level = lvl;
         return 0;
     }
+    case OPT_CONNECT_TIMEOUT:
+        if (parse_duration_ms(value, 1000, 3600000, &v) != 0) return -1;
+        cfg->connect_timeout_ms = (unsigned)v;
+        return 0;
     case OPT_LOG_QUEUE_MAX:
         if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
         cfg->log_max = (unsigned)v;

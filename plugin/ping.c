@@ -15,7 +15,7 @@
  *     window), and closes the connection on the (ping_max + 1)-th, with a
  *     log line naming the real peer and client id;
  *   - closes a connection announcing a packet larger than max_packet, or
- *     that has not completed CONNECT after CONNECT_TIMEOUT_MS;
+ *     that has not completed CONNECT after connect_timeout;
  *   - records client id -> real peer address for the main thread's logs.
  * Broker -> client bytes are forwarded as they come, except toward devices
  * (username == client id), which get one write per MQTT packet because
@@ -40,8 +40,7 @@
 #define READ_BUF 65536u
 #define WQ_HIGH (1024u * 1024u)
 #define WQ_LOW (256u * 1024u)
-#define CONNECT_TIMEOUT_MS 30000u
-#define SWEEP_MS 5000u
+#define SWEEP_MAX_MS 5000u
 #define LISTEN_BACKLOG 4096
 #define CLIENT_ID_MAX 64u
 #define PEER_SIZE (GIZP_HOST_SIZE + 8)
@@ -95,7 +94,7 @@ struct front {
     uint64_t next_serial;
     atomic_ullong stat_conns, stat_accepted, stat_ping_closed;
     /* Config copies (read-only after start). */
-    unsigned ping_max, window_ms, keepalive_max;
+    unsigned ping_max, window_ms, keepalive_max, connect_timeout_ms;
     size_t max_packet;
     char broker_socket[GIZP_SOCK_SIZE];
     uint8_t readbuf[READ_BUF];
@@ -487,9 +486,9 @@ static void sweep_cb(uv_timer_t *t)
     struct fconn *c = f->conns;
     while (c != NULL) {
         struct fconn *next = c->next;
-        if (!c->connect_seen && !c->closing && now - c->accepted_at > CONNECT_TIMEOUT_MS) {
+        if (!c->connect_seen && !c->closing && now - c->accepted_at > f->connect_timeout_ms) {
             giz_log(GIZ_LOG_INFO, "front: closing %s: no CONNECT within %u ms", c->peer,
-                    CONNECT_TIMEOUT_MS);
+                    f->connect_timeout_ms);
             conn_close(c);
         }
         c = next;
@@ -539,7 +538,11 @@ static void *front_thread(void *arg)
     stop = f->stop;
     pthread_mutex_unlock(&f->lock);
     if (stop) stop_everything(f);
-    else uv_timer_start(&f->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    else {
+        uint64_t every = f->connect_timeout_ms / 2u;
+        if (every > SWEEP_MAX_MS) every = SWEEP_MAX_MS;
+        uv_timer_start(&f->sweep, sweep_cb, every, every);
+    }
     uv_run(&f->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -582,6 +585,7 @@ int ping__start(struct gizp *g, struct front **out)
     f->ping_max = g->cfg.ping_max;
     f->window_ms = g->cfg.ping_window_ms;
     f->keepalive_max = g->cfg.keepalive_max;
+    f->connect_timeout_ms = g->cfg.connect_timeout_ms;
     f->max_packet = g->cfg.max_packet;
     snprintf(f->broker_socket, sizeof(f->broker_socket), "%s", g->cfg.broker_socket);
     atomic_init(&f->stat_conns, 0u);

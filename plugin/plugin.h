@@ -88,6 +88,7 @@ struct gizp_config {
     unsigned auth_cache_max; /* entries */
     unsigned stats_interval; /* seconds between stats log lines; 0 = never */
     unsigned log_max;        /* queued device log records per batch before dropping */
+    unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
     int log_level;           /* enum giz_log_lvl */
 };
 

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""The plugin's front listener (the public MQTT port, relaying to mosquitto's unix
+socket): 180 PINGREQs within the window keep the connection, the 181st closes it
+(with a log line naming the real peer address and the DID), and the window slides;
+the CONNECT keepalive is clamped to plugin_opt_keepalive_max (700 and 0 become the
+maximum, MQTT 3.1 and 3.1.1; shown by what mosquitto logs it saw, and by the idle
+disconnect after 1.5 x a shortened maximum); oversize and malformed packets close
+only the offending connection; the broker logs real client addresses."""
+import os
+import re
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from plugin_mqtt import (APP_COUNT_REQ, PINGREQ, RawClient, app_count_payload, connect_packet,  # noqa: E402
+                         device_client, new_device, publish_packet, wait_for)
+
+ck = harness.Checker("plugin_front")
+
+
+def pings(c, n, split=False):
+    """Sends n PINGREQs (one write, or byte by byte) and returns how many PINGRESPs came back."""
+    if split:
+        for _ in range(n):
+            c.send(PINGREQ[:1])
+            c.send(PINGREQ[1:])
+    else:
+        c.send(PINGREQ * n)
+    got = 0
+    while got < n:
+        p = c.read_packet(3)
+        if p is None:
+            break
+        if p[0] == 13:
+            got += 1
+    return got
+
+
+def alive(c):
+    """True if the connection still answers a 0x020F with a 0x0210."""
+    try:
+        c.publish("cli2ser_req", APP_COUNT_REQ)
+    except OSError:
+        return False
+    p = c.read_publish(3)
+    return p is not None and p[1][:6] == app_count_payload(0)[:6]
+
+
+# ---------------------------------------------------------------------------
+# PINGREQ limit (window shortened to 4 s so the sliding part runs quickly; the
+# 180 / 181 boundary is the production one).
+with harness.Cloud(broker=True, plugin_opts={"ping_window": "4s"}) as cloud:
+    pk = cloud.create_product()["product_key"]
+    did, pc = new_device(cloud, pk)
+
+    c = device_client(cloud, did, pc)
+    port = c.sock.getsockname()[1]
+    ck.eq(pings(c, 180), 180, "180 PINGREQs answered")
+    ck.ok(alive(c), "connection alive after 180 PINGREQs in the window")
+    c.send(PINGREQ)
+    ck.ok(c.wait_closed(5), "the 181st PINGREQ closes the connection")
+    log = cloud.log_text("mosquitto")
+    ck.ok(re.search(r"closing 127\.0\.0\.1:%d \(client %s\): more than 180 PINGREQ" % (port, did), log),
+          "log line names the real peer address and the DID")
+
+    # Split writes (one byte at a time) are framed the same way.
+    c = device_client(cloud, did, pc)
+    ck.eq(pings(c, 180, split=True), 180, "180 byte-by-byte PINGREQs answered")
+    ck.ok(alive(c), "alive after 180 split PINGREQs")
+    c.send(PINGREQ[:1])
+    c.send(PINGREQ[1:])
+    ck.ok(c.wait_closed(5), "181st split PINGREQ closes the connection")
+
+    # The window slides: 180, wait out the window, 180 more are fine; then one more is not.
+    c = device_client(cloud, did, pc)
+    ck.eq(pings(c, 180), 180, "first 180 answered")
+    time.sleep(4.6)
+    ck.eq(pings(c, 180), 180, "180 more after the window passed answered")
+    ck.ok(alive(c), "alive: old PINGREQs left the window")
+    c.send(PINGREQ)
+    ck.ok(c.wait_closed(5), "181st within the new window closes")
+
+    # Other connections are unaffected.
+    c2 = device_client(cloud, did, pc)
+    ck.ok(alive(c2), "a new connection works")
+    c2.close()
+
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (ping cloud)")
+
+# ---------------------------------------------------------------------------
+# Keepalive clamp (max shortened to 2 s), oversize and malformed packets.
+with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet": "4096",
+                                             "connect_timeout": "2s"}) as cloud:
+    pk = cloud.create_product()["product_key"]
+    did, pc = new_device(cloud, pk)
+
+    def saw_keepalive(cid, k):
+        return re.search(r"as %s \(p\d, c\d, k%d," % (cid, k), cloud.log_text("mosquitto")) is not None
+
+    for level in (4, 3):
+        c = RawClient(cloud.mqtt_port)
+        ck.eq(c.connect(did, did, pc, keepalive=700, level=level), 0, "keepalive 700 accepted (level %d)" % level)
+        ck.ok(wait_for(lambda: saw_keepalive(did, 2)), "broker saw keepalive 2 for 700 (level %d)" % level)
+        t0 = time.monotonic()
+        closed = c.wait_closed(15)
+        idle = time.monotonic() - t0
+        ck.ok(closed, "idle client with keepalive 700 disconnected by the broker (level %d)" % level)
+        print("idle disconnect after %.1f s (keepalive clamped to 2 s; 1.5 x 2 = 3 s)" % idle, flush=True)
+        c.close()
+
+    c = RawClient(cloud.mqtt_port)
+    ck.eq(c.connect(did, did, pc, keepalive=0), 0, "keepalive 0 accepted")
+    ck.ok(wait_for(lambda: len(re.findall(r"as %s \(p\d, c\d, k2," % did, cloud.log_text("mosquitto"))) >= 3),
+          "keepalive 0 (never) clamped to the maximum too")
+    c.close()
+    c = RawClient(cloud.mqtt_port)
+    ck.eq(c.connect(did, did, pc, keepalive=1), 0, "keepalive 1 accepted")
+    ck.ok(wait_for(lambda: saw_keepalive(did, 1)), "keepalive below the maximum left alone")
+    c.close()
+
+    # Oversize: a 5000-byte PUBLISH with max_packet 4096 closes that connection.
+    c = device_client(cloud, did, pc)
+    c.send(publish_packet("dev2app/" + did, b"x" * 5000))
+    ck.ok(c.wait_closed(5), "oversize packet closes the connection")
+    ck.ok("packet larger than plugin_opt_max_packet" in cloud.log_text("mosquitto"), "oversize logged")
+
+    MALFORMED = [
+        ("5-byte remaining length", b"\x30\xff\xff\xff\xff\x01"),
+        ("CONNACK from a client", b"\x20\x02\x00\x00"),
+        ("PUBLISH before CONNECT", publish_packet("dev2app/x", b"hi")),
+        ("CONNECT with a bad protocol name", b"\x10\x0c\x00\x04MQTX\x04\x02\x00\x3c\x00\x00"),
+        ("CONNECT with protocol level 9", b"\x10\x0c\x00\x04MQTT\x09\x02\x00\x3c\x00\x00"),
+        ("CONNECT with a lying string length", b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x40"),
+        ("CONNECT with reserved flag set", b"\x10\x0c\x00\x04MQTT\x04\x03\x00\x3c\x00\x00"),
+        ("truncated CONNECT then EOF", connect_packet(did, did, pc)[:9]),
+        ("garbage", bytes(range(256))),
+    ]
+    for what, data in MALFORMED:
+        m = RawClient(cloud.mqtt_port)
+        try:
+            m.send(data)
+            if what.startswith("truncated"):
+                m.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        closed = m.wait_closed(5)
+        ck.ok(closed, "%s: connection closed" % what)
+        m.close()
+
+    # After a connected client sends a second CONNECT, or a PUBLISH whose topic length lies.
+    for what, data in (("second CONNECT", connect_packet(did, did, pc)),
+                       ("PUBLISH with a lying topic length", b"\x30\x05\x00\x40abc")):
+        c = device_client(cloud, did, pc)
+        c.send(data)
+        ck.ok(c.wait_closed(5), "%s closes the connection" % what)
+
+    # A connection that never sends CONNECT (or only part of one) is closed after connect_timeout.
+    silent = RawClient(cloud.mqtt_port)
+    partial = RawClient(cloud.mqtt_port)
+    partial.send(connect_packet(did, did, pc)[:5])
+    ck.ok(silent.wait_closed(10), "silent connection closed after connect_timeout")
+    ck.ok(partial.wait_closed(10), "half a CONNECT closed after connect_timeout")
+    ck.ok("no CONNECT within 2000 ms" in cloud.log_text("mosquitto"), "connect timeout logged")
+    silent.close()
+    partial.close()
+
+    # 200 connections of random bytes at once (some look like the start of a long
+    # packet and are closed by connect_timeout).
+    rnd = []
+    for i in range(200):
+        try:
+            r = RawClient(cloud.mqtt_port)
+            r.send(os.urandom(64 + i))
+            rnd.append(r)
+        except OSError:
+            pass
+    ck.eq(len(rnd), 200, "200 garbage connections opened")
+    ck.eq(sum(1 for r in rnd if r.wait_closed(10)), 200, "all garbage connections closed")
+    for r in rnd:
+        r.close()
+
+    c = device_client(cloud, did, pc)
+    ck.ok(alive(c), "broker and front listener fine after malformed traffic")
+    port = c.sock.getsockname()[1]
+    ck.ok("logged in from 127.0.0.1:%d" % port in cloud.log_text("mosquitto"),
+          "broker log shows the client's real address and port")
+    c.close()
+
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (keepalive cloud)")
+ck.done()
