@@ -108,6 +108,20 @@ static int tick_cb(int event, void *event_data, void *userdata)
     return MOSQ_ERR_SUCCESS;
 }
 
+/* MOSQ_EVT_RELOAD (SIGHUP): options are not re-read by 2.0.11; drop the
+ * credential cache so every device re-verifies against the store. */
+static int reload_cb(int event, void *event_data, void *userdata)
+{
+    struct gizp *g = userdata;
+    (void)event;
+    (void)event_data;
+    size_t n = g->creds.count;
+    map__free(&g->creds, free);
+    if (map__init(&g->creds) != 0) return MOSQ_ERR_NOMEM;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: reload: %zu cached device credentials dropped", n);
+    return MOSQ_ERR_SUCCESS;
+}
+
 static const struct {
     int event;
     MOSQ_FUNC_generic_callback cb;
@@ -117,6 +131,7 @@ static const struct {
     {MOSQ_EVT_MESSAGE, push__message_cb},
     {MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
     {MOSQ_EVT_TICK, tick_cb},
+    {MOSQ_EVT_RELOAD, reload_cb},
 };
 #define CALLBACK_COUNT (sizeof(callback_table) / sizeof(callback_table[0]))
 

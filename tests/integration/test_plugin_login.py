@@ -6,6 +6,7 @@ are accepted, the credential cache never accepts a wrong passcode and is dropped
 unregister, secrets never reach the log, and a broken plugin configuration stops
 mosquitto (fail closed)."""
 import os
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -86,6 +87,12 @@ with harness.Cloud(broker=True) as cloud:
     ck.eq(status, 200, "unregister answer")
     ck.ok(wait_for(lambda: connack(cloud, did2, did2, pc2) == 5, timeout=5),
           "unregistered (disabled) DID refused although it was cached")
+
+    # -- SIGHUP drops the credential cache; logins keep working --------------------
+    cloud.broker.send_signal(signal.SIGHUP)
+    ck.ok(wait_for(lambda: "cached device credentials dropped" in cloud.log_text("mosquitto")),
+          "reload drops the credential cache")
+    ck.eq(connack(cloud, did, did, pc), 0, "device login after reload")
 
     # -- the log: reasons, real addresses, no secrets ----------------------------
     log = cloud.log_text("mosquitto")
