@@ -486,11 +486,12 @@ void sim__check_ready(struct sim *s)
     if (!s->all_ready_said && s->st.connected_ever >= s->o.devices) {
         s->all_ready_said = true;
         s->t_all_ready = now;
-        fprintf(stderr, "gizsim: all %u devices connected after %.2f s\n", s->o.devices,
-                (now - s->t0) / 1000.0);
+        /* State first: scripts may read it as soon as they see the line. */
         if (s->o.state_path != NULL && s->state_dirty && save_state(s) != 0)
             fprintf(stderr, "gizsim: cannot write state file %s: %s\n", s->o.state_path,
                     strerror(errno));
+        fprintf(stderr, "gizsim: all %u devices connected after %.2f s\n", s->o.devices,
+                (now - s->t0) / 1000.0);
         if (s->o.apps > 0 && !s->apps_started) {
             s->apps_started = true;
             for (uint32_t i = 0; i < s->o.apps; i++)
@@ -650,21 +651,13 @@ static int create_product(struct sim *s, const char *name)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Allocates the fleet, loads the state file and checks what the run needs.
+ * Returns 0 or an exit code; on failure nothing is registered on the loop. */
+static int setup(struct sim *s)
 {
-    static struct sim sim;
-    struct sim *s = &sim;
-    uv_loop_t loop;
     unsigned long fds;
     int rc;
-    const char *create;
 
-    signal(SIGPIPE, SIG_IGN);
-    giz_log_init("gizsim", GIZ_LOG_WARN);
-    rc = parse_args(&s->o, argc, argv);
-    if (rc != 0)
-        return rc;
-    create = s->o.create_product;
     if (giz_random_bytes(s->run_tag, sizeof s->run_tag) != GIZ_OK)
         return 6;
     memcpy(&s->rng, s->run_tag, sizeof s->rng);
@@ -675,7 +668,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gizsim: GService host %s does not resolve\n", s->o.http_host);
         return 3;
     }
-    if (create != NULL && (rc = create_product(s, create)) != 0)
+    if (s->o.create_product != NULL && (rc = create_product(s, s->o.create_product)) != 0)
         return rc;
     if (s->o.mqtt_port != 0) {
         const char *h = s->o.mqtt_host[0] ? s->o.mqtt_host : s->o.http_host;
@@ -687,28 +680,22 @@ int main(int argc, char **argv)
         s->m2m_port = s->o.mqtt_port;
         s->mqtt_addr_set = true;
     }
-
     fds = util__raise_nofile(s->o.devices + s->o.apps + s->o.http_concurrency + 64);
     if (fds < s->o.devices + s->o.apps + 32)
         fprintf(stderr, "gizsim: warning: only %lu file descriptors allowed (ulimit -n); "
                         "%u connections will not all fit\n",
                 fds, s->o.devices + s->o.apps);
 
-    uv_loop_init(&loop);
-    s->loop = &loop;
     s->devs = calloc(s->o.devices, sizeof *s->devs);
     s->apps = s->o.apps ? calloc(s->o.apps, sizeof *s->apps) : NULL;
     s->http_queue = calloc(s->o.devices, sizeof *s->http_queue);
     if (s->devs == NULL || (s->o.apps && s->apps == NULL) || s->http_queue == NULL ||
-        util__samples_init(&s->rtt, 200000) != 0 || util__samples_init(&s->connect_ms, 200000) != 0 ||
+        util__samples_init(&s->rtt, 200000) != 0 ||
+        util__samples_init(&s->connect_ms, 200000) != 0 ||
         util__samples_init(&s->http_ms, 200000) != 0) {
         fprintf(stderr, "gizsim: out of memory for %u devices\n", s->o.devices);
         return 6;
     }
-    for (uint32_t i = 0; i < s->o.devices; i++)
-        sim__dev_init(s, &s->devs[i], i);
-    for (uint32_t i = 0; i < s->o.apps; i++)
-        sim__app_init(s, &s->apps[i], i);
     if (s->o.state_path != NULL && load_state(s) != 0) {
         fprintf(stderr, "gizsim: cannot read state file %s: %s\n", s->o.state_path,
                 strerror(errno));
@@ -719,16 +706,13 @@ int main(int argc, char **argv)
                         "--create-product NAME, or a --state file\n");
         return 1;
     }
-    if (s->o.no_http) {
-        for (uint32_t i = 0; i < s->o.devices; i++)
-            if (!s->devs[i].did[0]) {
-                if (giz_random_base62(s->devs[i].did, sizeof s->devs[i].did, GIZ_DID_LEN) != GIZ_OK)
-                    return 6;
-                s->state_dirty = true;
-            }
-    }
     for (uint32_t i = 0; i < s->o.devices; i++) {
         struct sim_device *d = &s->devs[i];
+        if (s->o.no_http && !d->did[0]) {
+            if (giz_random_base62(d->did, sizeof d->did, GIZ_DID_LEN) != GIZ_OK)
+                return 6;
+            s->state_dirty = true;
+        }
         if (i < s->o.ping_flood)
             d->misbehave |= SIM_MIS_PING_FLOOD;
         if (i < s->o.malformed)
@@ -736,6 +720,31 @@ int main(int argc, char **argv)
         if (i < s->o.wrong_topic)
             d->misbehave |= SIM_MIS_WRONG_TOPIC;
     }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct sim sim;
+    struct sim *s = &sim;
+    uv_loop_t loop;
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    giz_log_init("gizsim", GIZ_LOG_WARN);
+    rc = parse_args(&s->o, argc, argv);
+    if (rc != 0)
+        return rc;
+    rc = setup(s);
+    if (rc != 0)
+        goto cleanup;
+
+    uv_loop_init(&loop);
+    s->loop = &loop;
+    for (uint32_t i = 0; i < s->o.devices; i++)
+        sim__dev_init(s, &s->devs[i], i);
+    for (uint32_t i = 0; i < s->o.apps; i++)
+        sim__app_init(s, &s->apps[i], i);
 
     s->t0 = util__now_ms();
     s->last_progress = s->t0;
@@ -764,8 +773,8 @@ int main(int argc, char **argv)
     if (!s->stopping)
         stop_run(s);
     uv_run(&loop, UV_RUN_DEFAULT);
+    (void)uv_loop_close(&loop);
 
-    rc = 0;
     sim__summary(s);
     if (s->o.json_path != NULL && sim__write_json(s, s->o.json_path) != 0) {
         fprintf(stderr, "gizsim: cannot write the report to %s: %s\n", s->o.json_path,
@@ -777,7 +786,7 @@ int main(int argc, char **argv)
                 strerror(errno));
         rc = 6;
     }
-    (void)uv_loop_close(&loop);
+cleanup:
     free(s->devs);
     free(s->apps);
     free(s->http_queue);

@@ -141,7 +141,8 @@ struct sim_device {
     uint8_t missed_pongs;
     uint8_t misbehave;
     uint8_t ever_ready;
-    uint8_t ota_after;          /* 1: go on to MQTT after the OTA check */
+    uint8_t ota_after;          /* 1: boot chain (OTA then MQTT), 2: provision then MQTT */
+    uint8_t ota_pending;        /* a push arrived while a request was running */
     char did[24];
     char passcode[17];
     char mac[13];

@@ -32,8 +32,15 @@ static void schedule_backoff(struct sim_device *d);
 void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
 {
     static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    /* Identity loaded from the state file (and misbehaviour flags) survive. */
+    char did[sizeof d->did], passcode[sizeof d->passcode], mac[sizeof d->mac];
+    uint8_t misbehave = d->misbehave;
+    memcpy(did, d->did, sizeof did);
+    memcpy(passcode, d->passcode, sizeof passcode);
+    memcpy(mac, d->mac, sizeof mac);
     memset(d, 0, sizeof *d);
     d->sim = s;
+    d->misbehave = misbehave;
     d->idx = idx;
     mqttc__init(&d->mq, &dev_cbs, d, 70u * 1024u);
     uv_timer_init(s->loop, &d->timer);
@@ -44,6 +51,11 @@ void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
     for (int i = 0; i < 10; i++)
         d->passcode[i] = alphabet[util__rand(&s->rng) % (sizeof alphabet - 1)];
     d->passcode[10] = '\0';
+    memcpy(d->did, did, sizeof did);
+    if (passcode[0] != '\0')
+        memcpy(d->passcode, passcode, sizeof passcode);
+    if (mac[0] != '\0')
+        memcpy(d->mac, mac, sizeof mac);
 }
 
 /* ---- sending -------------------------------------------------------------------- */
@@ -213,8 +225,13 @@ void sim__dev_start(struct sim_device *d)
 static void ota_recheck(struct sim_device *d)
 {
     struct sim *s = d->sim;
-    if (s->o.no_http || d->http != NULL || d->http_queued || d->phase == DEV_HTTP)
+    if (s->o.no_http)
         return;
+    if (d->http != NULL || d->http_queued || d->phase == DEV_HTTP) {
+        d->ota_pending = 1; /* check again once the running request is done */
+        return;
+    }
+    d->ota_pending = 0;
     d->http_op = HOP_OTA;
     d->ota_after = 0;
     sim__http_acquire(s, d);
@@ -353,6 +370,8 @@ static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
         if (d->ota_after) {
             d->ota_after = 0;
             mqtt_connect(d);
+        } else if (d->ota_pending) {
+            ota_recheck(d);
         }
         return;
     }
