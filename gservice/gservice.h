@@ -35,7 +35,7 @@ struct gs_config {
     char data_dir[GIZ_PATH_SIZE];     /* absolute after gs_config_finish() */
     char db_path[GIZ_PATH_SIZE];
     char firmware_dir[GIZ_PATH_SIZE]; /* data_dir + "/firmware" */
-    char admin_token[256];            /* never logged */
+    char admin_token[256];            /* never logged; wiped once its digest is made */
     char m2m_host[GS_HOST_SIZE];
     unsigned m2m_port;
     unsigned m2m_tls_port;            /* 0 = none */

@@ -58,6 +58,8 @@ int main(int argc, char **argv)
     }
     if (strlen(srv->cfg.admin_token) < 16)
         giz_log(GIZ_LOG_WARN, "GIZ_ADMIN_TOKEN is shorter than 16 characters");
+    /* only the keyed digest is needed from here on */
+    explicit_bzero(srv->cfg.admin_token, sizeof srv->cfg.admin_token);
     srv->metrics.started_at = gs_unix_now();
 
     if (gs_http_start(srv) != 0) {

@@ -192,6 +192,13 @@ def main():
                                   headers={"Content-Type": FORM_CT})
         c.eq(status, 413, "register with a 70 KiB body")
         c.ok(b.startswith(b"error_code="), "oversize body answered as a form error")
+        big = b"a" * (70 * 1024)
+        chunked = (b"POST /dev/devices HTTP/1.1\r\nHost:x\r\nTransfer-Encoding: chunked\r\n"
+                   b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n" +
+                   b"%x\r\n" % len(big) + big + b"\r\n0\r\n\r\n")
+        ans = cloud.raw_http(chunked)
+        c.ok(ans.startswith(b"HTTP/1.1 413 ") and b"error_code=" in ans,
+             "chunked 70 KiB body: 413 form error (%r)" % ans[:60])
         status, h, b = cloud.http("PUT", "/dev/devices", form="a=b")
         c.eq(status, 405, "PUT /dev/devices")
         c.eq(h.get("Allow"), "POST, DELETE", "405 Allow header")
