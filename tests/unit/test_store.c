@@ -7,6 +7,7 @@
  * in clear, and two connections sharing one file.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -900,6 +901,58 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct bench_thread {
+    const char *path;
+    const char *product_key;
+    unsigned base, n, ok;
+};
+
+static void *bench_register_thread(void *arg)
+{
+    struct bench_thread *bt = arg;
+    struct giz_store *s = NULL;
+    struct giz_error err;
+    struct giz_device d;
+    bool created;
+    if (giz_store_open(bt->path, &s, &err) != GIZ_OK) return NULL;
+    for (unsigned i = 0; i < bt->n; i++) {
+        char mac[13];
+        snprintf(mac, sizeof mac, "%012X", bt->base + i);
+        bt->ok += giz_store_device_register(s, bt->product_key, mac, "BENCHPASS", &d, &created) ==
+                  GIZ_OK;
+    }
+    giz_store_close(s);
+    return NULL;
+}
+
+/* Registers from two threads, one connection each, as the GService's
+ * connection pool does. */
+static void bench_threads(const char *path, const char *product_key)
+{
+    enum { NT = 2, PER = 200 };
+    pthread_t th[NT];
+    struct bench_thread bt[NT];
+    double t0 = mono_s(), t1;
+    unsigned ok = 0;
+
+    for (int i = 0; i < NT; i++) {
+        bt[i].path = path;
+        bt[i].product_key = product_key;
+        bt[i].base = 0xD0000000u + (unsigned)i * 0x100000u;
+        bt[i].n = PER;
+        bt[i].ok = 0;
+        pthread_create(&th[i], NULL, bench_register_thread, &bt[i]);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        ok += bt[i].ok;
+    }
+    t1 = mono_s();
+    ASSERT_EQ(ok, NT * PER);
+    fprintf(stderr, "bench: giz_store_device_register, %d threads: %.0f/s total\n", NT,
+            NT * PER / (t1 - t0));
+}
+
 /* Prints rough per-call costs (information only: nothing is asserted on
  * time). Correctness of each call is still checked. */
 static void bench(void)
@@ -966,6 +1019,7 @@ static void bench(void)
     t1 = mono_s();
     ASSERT_EQ(ok, NAUTH);
     fprintf(stderr, "bench: giz_store_device_get: %.2f us/call\n", (t1 - t0) / NAUTH * 1e6);
+    bench_threads(path, p.product_key);
 cleanup:
     free(dids);
     giz_store_close(s);
