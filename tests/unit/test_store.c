@@ -1025,6 +1025,51 @@ cleanup:
     giz_store_close(s);
 }
 
+struct log_capture {
+    int lines;
+    char last[512];
+};
+
+static void capture_sink(enum giz_log_lvl lvl, const char *line, void *ud)
+{
+    struct log_capture *lc = ud;
+    (void)lvl;
+    lc->lines++;
+    snprintf(lc->last, sizeof lc->last, "%s", line);
+}
+
+/* A real SQLite failure (table dropped behind the store's back) comes back
+ * as GIZ_ERR_DB with SQLite's own words in the log and in errmsg. */
+static void test_db_error_reporting(void)
+{
+    char path[320];
+    struct giz_store *s;
+    struct log_capture lc;
+
+    snprintf(path, sizeof path, "%s/errors.db", dir);
+    s = open_ok(path);
+    if (!s) return;
+    ASSERT_STREQ(giz_store_errmsg(s), "");
+    ASSERT_EQ(raw_exec(path, "DROP TABLE device_logs"), SQLITE_OK);
+    memset(&lc, 0, sizeof lc);
+    giz_log_set_sink(capture_sink, &lc);
+    ASSERT_EQ(giz_store_log_insert(s, "ERRDEVICE0000000000001", 1, "t", 1, "s", 1, "c", 1, 1),
+              GIZ_ERR_DB);
+    giz_log_set_sink(NULL, NULL);
+    ASSERT_TRUE(strstr(giz_store_errmsg(s), "no such table: device_logs") != NULL);
+    ASSERT_TRUE(strstr(giz_store_errmsg(s), "inserting device log") != NULL);
+    ASSERT_EQ(lc.lines, 1);
+    ASSERT_TRUE(strstr(lc.last, "no such table: device_logs") != NULL);
+    ASSERT_TRUE(strstr(lc.last, "SQL logic error") != NULL || strstr(lc.last, "error") != NULL);
+    fprintf(stderr, "logged: %s\n", lc.last);
+    /* The connection stays usable for everything else. */
+    {
+        struct giz_product p;
+        ASSERT_EQ(giz_store_product_create(s, "after error", &p), GIZ_OK);
+    }
+    giz_store_close(s);
+}
+
 static void rm_dir(void)
 {
     char cmd[300];
@@ -1064,6 +1109,7 @@ int main(void)
     test_no_clear_secrets();
     test_two_connections();
     test_two_processes();
+    test_db_error_reporting();
     bench();
     rm_dir();
     return TEST_EXIT();
