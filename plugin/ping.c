@@ -190,14 +190,28 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
-/* Queues a copy of data[0..n) toward the broker (to_broker) or the client.
- * Returns 0 or -1 (the connection is then being closed). */
+/* Sends data[0..n) toward the broker (to_broker) or the client: written
+ * at once with uv_try_write when nothing is queued (no copy, no allocation),
+ * otherwise the unwritten rest is copied into a write request. Returns 0 or
+ * -1 (the connection is then being closed). */
 static int send_copy(struct fconn *c, bool to_broker, const uint8_t *data, size_t n)
 {
     struct wreq *w;
     uv_buf_t b;
     uv_stream_t *dst = to_broker ? (uv_stream_t *)&c->broker : (uv_stream_t *)&c->client;
     if (n == 0) return 0;
+    if (uv_stream_get_write_queue_size(dst) == 0) {
+        b = uv_buf_init((char *)(uintptr_t)data, (unsigned)n);
+        int wrote = uv_try_write(dst, &b, 1);
+        if (wrote == (int)n) return 0;
+        if (wrote > 0) {
+            data += wrote;
+            n -= (size_t)wrote;
+        } else if (wrote != UV_EAGAIN) {
+            conn_close(c);
+            return -1;
+        }
+    }
     w = malloc(sizeof(*w) + n);
     if (w == NULL) {
         conn_close(c);
@@ -324,29 +338,27 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
     }
 }
 
-/* Frames and inspects what the client sent; forwards every complete packet. */
-static void client_data(struct fconn *c, const uint8_t *data, size_t n)
+/* Frames and inspects buf[0..len) (modifying a CONNECT in place), forwards
+ * every complete packet and returns how many bytes that was; -1 if the
+ * connection is being closed. */
+static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
 {
     struct front *f = c->f;
+    struct giz_error err;
     size_t off = 0;
-    if (buf_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
-        conn_close(c);
-        return;
-    }
+    memset(&err, 0, sizeof(err));
     for (;;) {
         size_t pkt_len = 0;
-        struct giz_error err;
-        memset(&err, 0, sizeof(err));
-        int rc = giz_mqtt_frame(c->cbuf + off, c->clen - off, f->max_packet, &pkt_len, &err);
+        int rc = giz_mqtt_frame(buf + off, len - off, f->max_packet, &pkt_len, &err);
         if (rc == GIZ_ERR_TRUNCATED) break;
         if (rc != GIZ_OK) {
             giz_log(GIZ_LOG_WARN, "front: closing %s (client %s): %s", c->peer, cid_for_log(c),
                     rc == GIZ_ERR_OVERSIZE ? "packet larger than plugin_opt_max_packet"
                                            : "malformed MQTT length");
             conn_close(c);
-            return;
+            return -1;
         }
-        uint8_t *pkt = c->cbuf + off;
+        uint8_t *pkt = buf + off;
         unsigned type = pkt[0] >> 4;
         if (type == GIZ_MQTT_CONNECT && !c->connect_seen) {
             on_connect_packet(c, pkt, pkt_len);
@@ -356,15 +368,34 @@ static void client_data(struct fconn *c, const uint8_t *data, size_t n)
                     "front: closing %s (client %s): more than %u PINGREQ within %u ms",
                     c->peer, cid_for_log(c), f->ping_max, f->window_ms);
             /* Forward what came before the offending ping, then close. */
-            if (send_copy(c, true, c->cbuf, off) == 0) half_close(c, true);
-            return;
+            if (send_copy(c, true, buf, off) == 0) half_close(c, true);
+            return -1;
         }
         off += pkt_len;
     }
-    if (off > 0) {
-        if (send_copy(c, true, c->cbuf, off) != 0) return;
-        buf_consume(&c->cbuf, &c->clen, &c->ccap, off);
+    if (send_copy(c, true, buf, off) != 0) return -1;
+    return (ssize_t)off;
+}
+
+/* Client bytes arrived (in the loop's read buffer, ours to modify). Complete
+ * packets go straight from it; only an incomplete tail is kept in cbuf. */
+static void client_data(struct fconn *c, uint8_t *data, size_t n)
+{
+    ssize_t used;
+    if (c->clen == 0) {
+        used = client_packets(c, data, n);
+        if (used < 0) return;
+        if ((size_t)used < n &&
+            buf_append(&c->cbuf, &c->clen, &c->ccap, data + used, n - (size_t)used) != 0)
+            conn_close(c);
+        return;
     }
+    if (buf_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
+        conn_close(c);
+        return;
+    }
+    used = client_packets(c, c->cbuf, c->clen);
+    if (used > 0) buf_consume(&c->cbuf, &c->clen, &c->ccap, (size_t)used);
 }
 
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -376,7 +407,7 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else conn_close(c);
         return;
     }
-    if (nread > 0) client_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (nread > 0) client_data(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- broker -> client ------------------------------------------------------------- */

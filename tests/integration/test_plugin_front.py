@@ -61,8 +61,8 @@ with harness.Cloud(broker=True, plugin_opts={"ping_window": "4s"}) as cloud:
     ck.ok(alive(c), "connection alive after 180 PINGREQs in the window")
     c.send(PINGREQ)
     ck.ok(c.wait_closed(5), "the 181st PINGREQ closes the connection")
-    log = cloud.log_text("mosquitto")
-    ck.ok(re.search(r"closing 127\.0\.0\.1:%d \(client %s\): more than 180 PINGREQ" % (port, did), log),
+    ck.ok(wait_for(lambda: re.search(r"closing 127\.0\.0\.1:%d \(client %s\): more than 180 PINGREQ"
+                                     % (port, did), cloud.log_text("mosquitto"))),
           "log line names the real peer address and the DID")
 
     # Split writes (one byte at a time) are framed the same way.
@@ -124,7 +124,8 @@ with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet":
     c = device_client(cloud, did, pc)
     c.send(publish_packet("dev2app/" + did, b"x" * 5000))
     ck.ok(c.wait_closed(5), "oversize packet closes the connection")
-    ck.ok("packet larger than plugin_opt_max_packet" in cloud.log_text("mosquitto"), "oversize logged")
+    ck.ok(wait_for(lambda: "packet larger than plugin_opt_max_packet" in cloud.log_text("mosquitto")),
+          "oversize logged")
 
     MALFORMED = [
         ("5-byte remaining length", b"\x30\xff\xff\xff\xff\x01"),
@@ -162,7 +163,7 @@ with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet":
     partial.send(connect_packet(did, did, pc)[:5])
     ck.ok(silent.wait_closed(10), "silent connection closed after connect_timeout")
     ck.ok(partial.wait_closed(10), "half a CONNECT closed after connect_timeout")
-    ck.ok("no CONNECT within 2000 ms" in cloud.log_text("mosquitto"), "connect timeout logged")
+    ck.ok(wait_for(lambda: "no CONNECT within 2000 ms" in cloud.log_text("mosquitto")), "connect timeout logged")
     silent.close()
     partial.close()
 

@@ -1,0 +1,216 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""Broker benchmark (not a test): what the plugin and its front listener cost.
+
+In one run, on this machine, each against a fresh broker:
+  messages/s  QoS 0, 16-byte payloads, mosquitto_pub --repeat -> mosquitto_sub -C:
+     bare      stock mosquitto, anonymous, TCP listener
+     plugin    mosquitto + giz_plugin, clients straight to mosquitto's TCP listener
+               (login, ACL WRITE/READ and MESSAGE callbacks, no front listener)
+     front     mosquitto + giz_plugin + front listener (production layout)
+  logins/s    sequential CONNECT -> CONNACK -> DISCONNECT from one client:
+     bare      anonymous
+     dynsec    mosquitto's stock dynamic-security plugin (one client with a password)
+     plugin    device login, credential cache on (the reconnect-storm path)
+     nocache   device login, cache off (PBKDF2 + SQLite every time)
+     front     device login through the front listener, cache on
+  memory      broker RSS per idle logged-in connection, bare vs front
+and prints the ratios. Uses the integration harness (real GService for fixtures).
+
+Run:  /usr/bin/python3 bench/broker/bench_broker.py [--messages N] [--logins N] [--idle N]
+with GIZ_BUILD_DIR pointing at a (preferably non-sanitized) build.
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+import harness  # noqa: E402
+from plugin_mqtt import RawClient, bind, connect_packet, new_device, new_user  # noqa: E402
+
+DYNSEC = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+PAYLOAD = "0123456789abcdef"
+
+
+def conf_lines(cloud, mode, extra_opts=None):
+    """mosquitto.conf text for one scenario."""
+    lines = []
+    if os.geteuid() == 0:
+        lines.append("user root")
+    lines += ["per_listener_settings false", "persistence false", "log_dest stderr", "log_type error",
+              "log_type warning", "max_queued_messages 0"]
+    if mode == "bare":
+        lines += ["allow_anonymous true", "listener %d 127.0.0.1" % cloud.mqtt_port]
+    elif mode == "dynsec":
+        lines += ["allow_anonymous false", "listener %d 127.0.0.1" % cloud.mqtt_port,
+                  "plugin " + DYNSEC, "plugin_opt_config_file " + os.path.join(cloud.dir, "dynsec.json")]
+    elif mode == "plugin":
+        lines += ["allow_anonymous false", "listener %d 127.0.0.1" % cloud.mqtt_port,
+                  "plugin " + harness.PLUGIN, "plugin_opt_db_path " + cloud.db_path,
+                  "plugin_opt_log_level warn"]
+    elif mode == "front":
+        sock = os.path.join(cloud.dir, "mosquitto.sock")
+        lines += ["allow_anonymous false", "listener 0 " + sock, "plugin " + harness.PLUGIN,
+                  "plugin_opt_db_path " + cloud.db_path, "plugin_opt_listen 127.0.0.1:%d" % cloud.mqtt_port,
+                  "plugin_opt_broker_socket " + sock, "plugin_opt_log_level warn"]
+    for k, v in (extra_opts or {}).items():
+        lines.append("plugin_opt_%s %s" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+def restart_broker(cloud, mode, extra_opts=None):
+    if cloud.broker is not None and cloud.broker.poll() is None:
+        cloud.broker.terminate()
+        cloud.broker.wait(15)
+        cloud.procs = [(n, p) for n, p in cloud.procs if p is not cloud.broker]
+    cloud.mqtt_port = harness.free_port()
+    return cloud.start_broker(conf_lines(cloud, mode, extra_opts))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def throughput(cloud, n, pub_auth, sub_auth, topic):
+    """Messages/s from one mosquitto_pub --repeat to one mosquitto_sub -C n."""
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(cloud.mqtt_port), "-t", topic,
+                            "-C", str(n), "-W", "120", "-q", "0"] + sub_auth,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.7)
+    t0 = time.monotonic()
+    pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(cloud.mqtt_port), "-t", topic,
+                          "-m", PAYLOAD, "--repeat", str(n), "-q", "0"] + pub_auth,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sub.wait(130)
+    dt = time.monotonic() - t0
+    if pub.returncode != 0 or sub.returncode != 0:
+        print("  (pub rc %s %r, sub rc %s %r)" % (pub.returncode, pub.stderr[-200:], sub.returncode,
+                                              sub.stderr.read()[-200:]), flush=True)
+        return 0.0
+    return n / dt
+
+
+def logins(cloud, n, client_id, username, password):
+    """Sequential CONNECT/CONNACK/DISCONNECT per second; counts only accepted ones."""
+    pkt = connect_packet(client_id, username, password, keepalive=60)
+    ok = 0
+    t0 = time.monotonic()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", cloud.mqtt_port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(pkt)
+        ack = b""
+        while len(ack) < 4:
+            chunk = s.recv(4 - len(ack))
+            if not chunk:
+                break
+            ack += chunk
+        if ack[:2] == b"\x20\x02" and ack[3:4] == b"\x00":
+            ok += 1
+        s.sendall(b"\xe0\x00")
+        s.close()
+    dt = time.monotonic() - t0
+    return ok / dt, ok
+
+
+def idle_rss(cloud, clients):
+    """Broker RSS growth per idle logged-in connection (KiB)."""
+    time.sleep(0.5)
+    base = rss_kib(cloud.broker.pid)
+    conns = []
+    for cid, user, pw in clients:
+        c = RawClient(cloud.mqtt_port)
+        if c.connect(cid, user, pw, keepalive=600) == 0:
+            conns.append(c)
+    time.sleep(1.0)
+    grown = rss_kib(cloud.broker.pid) - base
+    n = len(conns)
+    for c in conns:
+        c.close()
+    return (grown / n if n else 0.0), n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=200000)
+    ap.add_argument("--logins", type=int, default=2000)
+    ap.add_argument("--idle", type=int, default=1000)
+    args = ap.parse_args()
+    res = {}
+    with harness.Cloud(broker=False) as cloud:
+        pk = cloud.create_product()["product_key"]
+        did, pc = new_device(cloud, pk)
+        alice = new_user(cloud, "alice")
+        bind(cloud, alice, did, pc)
+        topic = "dev2app/" + did
+        dev_auth = ["-i", did, "-u", did, "-P", pc]
+        app_auth = ["-i", alice["mqtt_client_id"], "-u", alice["uid"], "-P", alice["token"]]
+        print("fixtures: DID %s, app %s" % (did, alice["mqtt_client_id"]), flush=True)
+
+        # dynamic-security config with one password client
+        dynsec_json = os.path.join(cloud.dir, "dynsec.json")
+        have_dynsec = os.path.exists(DYNSEC)
+        if have_dynsec:
+            subprocess.run(["mosquitto_ctrl", "dynsec", "init", dynsec_json, "benchuser", "benchpass123"],
+                           check=True, capture_output=True)
+
+        # -- messages/s -------------------------------------------------------------
+        for mode in ("bare", "plugin", "front"):
+            restart_broker(cloud, mode)
+            if mode == "bare":
+                r = throughput(cloud, args.messages, [], [], topic)
+            else:
+                r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
+            res["msg_" + mode] = r
+            print("messages/s %-7s %9.0f" % (mode, r), flush=True)
+
+        # -- logins/s ----------------------------------------------------------------
+        restart_broker(cloud, "bare")
+        res["login_bare"], _ = logins(cloud, args.logins, "benchclient", None, None)
+        if have_dynsec:
+            restart_broker(cloud, "dynsec")
+            res["login_dynsec"], _ = logins(cloud, args.logins, "benchclient", "benchuser", "benchpass123")
+        restart_broker(cloud, "plugin")
+        res["login_plugin"], _ = logins(cloud, args.logins, did, did, pc)
+        restart_broker(cloud, "plugin", {"auth_cache_ttl": "0"})
+        res["login_nocache"], _ = logins(cloud, args.logins, did, did, pc)
+        restart_broker(cloud, "front")
+        res["login_front"], _ = logins(cloud, args.logins, did, did, pc)
+        for k in ("bare", "dynsec", "plugin", "nocache", "front"):
+            if "login_" + k in res:
+                print("logins/s   %-7s %9.0f" % (k, res["login_" + k]), flush=True)
+
+        # -- memory per idle connection -------------------------------------------------
+        if args.idle > 0:
+            devices = []
+            for i in range(args.idle):
+                d, p = new_device(cloud, pk, "idlepass%02d" % (i % 100))
+                devices.append((d, d, p))
+            restart_broker(cloud, "bare")
+            res["rss_bare"], n1 = idle_rss(cloud, [("idle%05d" % i, None, None) for i in range(args.idle)])
+            restart_broker(cloud, "front")
+            res["rss_front"], n2 = idle_rss(cloud, devices)
+            print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns)"
+                  % (res["rss_bare"], n1, res["rss_front"], n2), flush=True)
+
+    print("\nratios:")
+    if res.get("msg_bare"):
+        print("  messages/s  plugin/bare %.2f   front/bare %.2f   front/plugin %.2f" % (
+            res["msg_plugin"] / res["msg_bare"], res["msg_front"] / res["msg_bare"],
+            res["msg_front"] / res["msg_plugin"] if res["msg_plugin"] else 0))
+    if res.get("login_dynsec"):
+        print("  logins/s    plugin/dynsec %.2f   front/dynsec %.2f   nocache/dynsec %.2f   dynsec/bare %.2f" % (
+            res["login_plugin"] / res["login_dynsec"], res["login_front"] / res["login_dynsec"],
+            res["login_nocache"] / res["login_dynsec"], res["login_dynsec"] / res["login_bare"]))
+    print("  logins/s    front/bare %.2f" % (res["login_front"] / res["login_bare"]))
+
+
+if __name__ == "__main__":
+    main()
