@@ -64,7 +64,7 @@ static int fixed_header(const uint8_t *pkt, size_t len, unsigned type, unsigned 
     if (rc == GIZ_ERR_TRUNCATED)
         return giz_error_set(err, rc, len, "packet ends in the remaining length");
     if (rc != GIZ_OK)
-        return giz_error_set(err, rc, 1, "remaining length longer than 4 bytes");
+        return giz_error_set(err, GIZ_ERR_BAD_PACKET, 1, "remaining length longer than 4 bytes");
     if ((size_t)rem > len - 1 - used)
         return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "packet shorter than announced");
     if ((size_t)rem < len - 1 - used)

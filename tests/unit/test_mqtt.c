@@ -175,6 +175,10 @@ static void test_frame(void)
     ASSERT_EQ(giz_mqtt_frame(five, sizeof five, 0, &plen, &e), GIZ_ERR_BAD_VARINT);
     ASSERT_EQ(e.offset, 1);
     ASSERT_EQ(giz_mqtt_frame(five, 4, 0, &plen, &e), GIZ_ERR_TRUNCATED);
+    /* the parsers call it a malformed packet */
+    struct giz_mqtt_publish pub;
+    ASSERT_EQ(giz_mqtt_publish_parse(five, sizeof five, &pub, &e), GIZ_ERR_BAD_PACKET);
+    ASSERT_EQ(e.offset, 1);
     /* biggest remaining length: FF FF FF 7F, over any sane limit */
     static const uint8_t big[] = {0x30, 0xFF, 0xFF, 0xFF, 0x7F};
     ASSERT_EQ(giz_mqtt_frame(big, sizeof big, 1 << 20, &plen, &e), GIZ_ERR_OVERSIZE);
