@@ -173,8 +173,7 @@ int giz_secret_verify(const char *secret, const char *stored)
     return rc;
 }
 
-int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, char *out,
-                     size_t cap)
+int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, char *out, size_t cap)
 {
     uint8_t mac[EVP_MAX_MD_SIZE];
     unsigned mac_len = 0;
@@ -197,8 +196,8 @@ bool giz_consttime_eq(const void *a, const void *b, size_t n)
     return CRYPTO_memcmp(a, b, n) == 0;
 }
 
-static int aes_run(int enc, const uint8_t key[16], const uint8_t *in, size_t in_len,
-                   uint8_t *out, size_t *out_len)
+static int aes_run(int enc, const uint8_t key[16], const uint8_t *in, size_t in_len, uint8_t *out,
+                   size_t *out_len)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n1 = 0, n2 = 0, rc = GIZ_ERR_CRYPTO;

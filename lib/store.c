@@ -34,87 +34,86 @@
 #define MAX_USERNAME 128
 #define MAX_PASSWORD 1024
 
-#define DEVICE_COLS                                                                           \
-    "did, product_key, mac, status, wifi_soft_version, wifi_hard_version, mcu_soft_version, " \
+#define DEVICE_COLS                                                                                \
+    "did, product_key, mac, status, wifi_soft_version, wifi_hard_version, mcu_soft_version, "      \
     "mcu_hard_version, online, last_seen, created_at"
-#define FW_COLS                                                                              \
-    "id, product_key, type, soft_version, hard_version, url, file_path, md5, filename, size, " \
+#define FW_COLS                                                                                    \
+    "id, product_key, type, soft_version, hard_version, url, file_path, md5, filename, size, "     \
     "created_at"
-#define OUTBOX_COLS \
-    "id, kind, did, product_key, uid, fw_type, ota_version, fid, url, created_at"
-#define BINDING_SELECT                                                                        \
-    "SELECT b.uid, b.did, d.product_key, d.online, b.created_at FROM bindings b "             \
+#define OUTBOX_COLS "id, kind, did, product_key, uid, fw_type, ota_version, fid, url, created_at"
+#define BINDING_SELECT                                                                             \
+    "SELECT b.uid, b.did, d.product_key, d.online, b.created_at FROM bindings b "                  \
     "JOIN devices d ON d.did = b.did "
 
 /* Every statement the store runs, prepared once at open. */
-#define STORE_STMTS(X)                                                                        \
-    X(BEGIN, "BEGIN IMMEDIATE")                                                               \
-    X(COMMIT, "COMMIT")                                                                       \
-    X(ROLLBACK, "ROLLBACK")                                                                   \
-    X(SAVEPOINT, "SAVEPOINT giz_op")                                                          \
-    X(RELEASE, "RELEASE giz_op")                                                              \
-    X(ROLLBACK_TO, "ROLLBACK TO giz_op")                                                      \
-    X(META_GET, "SELECT value FROM meta WHERE key = ?1")                                      \
-    X(META_INSERT, "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)")                  \
-    X(PRODUCT_INSERT, "INSERT INTO products(product_key, product_secret, name, created_at) "  \
-                      "VALUES (?1, ?2, ?3, ?4)")                                              \
-    X(PRODUCT_GET, "SELECT product_key, product_secret, name, created_at FROM products "      \
-                   "WHERE product_key = ?1")                                                  \
-    X(PRODUCT_LIST, "SELECT product_key, product_secret, name, created_at FROM products "     \
-                    "ORDER BY rowid")                                                         \
-    X(DEVICE_CANDIDATES, "SELECT did, passcode_hash FROM devices WHERE product_key = ?1 "     \
-                         "AND mac = ?2 AND status = 1 ORDER BY rowid")                        \
-    X(DEVICE_INSERT, "INSERT INTO devices(did, product_key, mac, passcode_hash, status, "     \
-                     "created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)")                            \
-    X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash FROM devices WHERE did = ?1")        \
-    X(DEVICE_DISABLE, "UPDATE devices SET status = 0, online = 0, disabled_at = ?2 "          \
-                      "WHERE did = ?1 AND status = 1")                                        \
-    X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE (?1 IS NULL OR "                \
-                   "product_key = ?1) AND (?2 = 0 OR online = 1) ORDER BY rowid "             \
-                   "LIMIT ?3 OFFSET ?4")                                                      \
-    X(DEVICE_COUNT, "SELECT count(*) FROM devices WHERE (?1 IS NULL OR product_key = ?1) "    \
-                    "AND (?2 = 0 OR online = 1)")                                             \
-    X(DEVICE_SET_WIFI, "UPDATE devices SET wifi_soft_version = ?2, wifi_hard_version = ?3 "   \
-                       "WHERE did = ?1")                                                      \
-    X(DEVICE_SET_MCU, "UPDATE devices SET mcu_soft_version = ?2, mcu_hard_version = ?3 "      \
-                      "WHERE did = ?1")                                                       \
-    X(DEVICE_SET_ONLINE, "UPDATE devices SET online = ?2, last_seen = ?3 WHERE did = ?1")     \
-    X(DEVICE_ALL_OFFLINE, "UPDATE devices SET online = 0 WHERE online <> 0")                  \
-    X(FW_INSERT, "INSERT INTO firmware(product_key, type, soft_version, hard_version, url, "   \
-                 "file_path, md5, filename, size, created_at) "                               \
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")                          \
-    X(FW_GET, "SELECT " FW_COLS " FROM firmware WHERE id = ?1")                               \
-    X(FW_LATEST, "SELECT " FW_COLS " FROM firmware WHERE product_key = ?1 AND type = ?2 "     \
-                 "AND (hard_version = '' OR ?3 IS NULL OR hard_version = ?3) "                \
-                 "ORDER BY id DESC LIMIT 1")                                                  \
-    X(FW_LIST, "SELECT " FW_COLS " FROM firmware WHERE ?1 IS NULL OR product_key = ?1 "       \
-               "ORDER BY id")                                                                 \
-    X(USER_INSERT, "INSERT INTO users(uid, username, password_hash, created_at) "             \
-                   "VALUES (?1, ?2, ?3, ?4)")                                                 \
-    X(USER_BY_NAME, "SELECT uid, password_hash FROM users WHERE username = ?1")               \
-    X(USER_EXISTS, "SELECT 1 FROM users WHERE uid = ?1")                                      \
-    X(SESSION_INSERT, "INSERT INTO sessions(token_digest, uid, mqtt_client_id, appid, "       \
-                      "expire_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")               \
-    X(SESSION_PRUNE_USER, "DELETE FROM sessions WHERE uid = ?1 AND expire_at <= ?2")          \
-    X(SESSION_GET, "SELECT uid, mqtt_client_id, appid, expire_at FROM sessions "              \
-                   "WHERE token_digest = ?1")                                                 \
-    X(BINDING_INSERT, "INSERT OR IGNORE INTO bindings(uid, did, created_at) "                 \
-                      "VALUES (?1, ?2, ?3)")                                                  \
-    X(BINDING_DELETE, "DELETE FROM bindings WHERE uid = ?1 AND did = ?2")                     \
-    X(BINDING_BY_USER, BINDING_SELECT "WHERE b.uid = ?1 ORDER BY b.created_at, b.did")        \
-    X(BINDING_BY_DEVICE, BINDING_SELECT "WHERE b.did = ?1 ORDER BY b.created_at, b.uid")      \
-    X(BINDING_EXISTS, "SELECT 1 FROM bindings WHERE uid = ?1 AND did = ?2")                   \
-    X(LOG_INSERT, "INSERT INTO device_logs(did, level, tags, source, content, ts) "           \
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                          \
-    X(LOG_LIST, "SELECT id, did, level, tags, source, content, ts FROM device_logs "          \
-                "WHERE did = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3")                       \
-    X(LOG_PRUNE, "DELETE FROM device_logs WHERE id IN (SELECT id FROM (SELECT id, "           \
-                 "row_number() OVER (PARTITION BY did ORDER BY id DESC) AS rn "               \
-                 "FROM device_logs) WHERE rn > ?1)")                                          \
-    X(OUTBOX_INSERT, "INSERT INTO outbox(kind, did, product_key, uid, fw_type, ota_version, " \
-                     "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")     \
-    X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")  \
-    X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                 \
+#define STORE_STMTS(X)                                                                             \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                                    \
+    X(COMMIT, "COMMIT")                                                                            \
+    X(ROLLBACK, "ROLLBACK")                                                                        \
+    X(SAVEPOINT, "SAVEPOINT giz_op")                                                               \
+    X(RELEASE, "RELEASE giz_op")                                                                   \
+    X(ROLLBACK_TO, "ROLLBACK TO giz_op")                                                           \
+    X(META_GET, "SELECT value FROM meta WHERE key = ?1")                                           \
+    X(META_INSERT, "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)")                       \
+    X(PRODUCT_INSERT, "INSERT INTO products(product_key, product_secret, name, created_at) "       \
+                      "VALUES (?1, ?2, ?3, ?4)")                                                   \
+    X(PRODUCT_GET, "SELECT product_key, product_secret, name, created_at FROM products "           \
+                   "WHERE product_key = ?1")                                                       \
+    X(PRODUCT_LIST, "SELECT product_key, product_secret, name, created_at FROM products "          \
+                    "ORDER BY rowid")                                                              \
+    X(DEVICE_CANDIDATES, "SELECT did, passcode_hash FROM devices WHERE product_key = ?1 "          \
+                         "AND mac = ?2 AND status = 1 ORDER BY rowid")                             \
+    X(DEVICE_INSERT, "INSERT INTO devices(did, product_key, mac, passcode_hash, status, "          \
+                     "created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)")                                 \
+    X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash FROM devices WHERE did = ?1")             \
+    X(DEVICE_DISABLE, "UPDATE devices SET status = 0, online = 0, disabled_at = ?2 "               \
+                      "WHERE did = ?1 AND status = 1")                                             \
+    X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE (?1 IS NULL OR "                     \
+                   "product_key = ?1) AND (?2 = 0 OR online = 1) ORDER BY rowid "                  \
+                   "LIMIT ?3 OFFSET ?4")                                                           \
+    X(DEVICE_COUNT, "SELECT count(*) FROM devices WHERE (?1 IS NULL OR product_key = ?1) "         \
+                    "AND (?2 = 0 OR online = 1)")                                                  \
+    X(DEVICE_SET_WIFI, "UPDATE devices SET wifi_soft_version = ?2, wifi_hard_version = ?3 "        \
+                       "WHERE did = ?1")                                                           \
+    X(DEVICE_SET_MCU, "UPDATE devices SET mcu_soft_version = ?2, mcu_hard_version = ?3 "           \
+                      "WHERE did = ?1")                                                            \
+    X(DEVICE_SET_ONLINE, "UPDATE devices SET online = ?2, last_seen = ?3 WHERE did = ?1")          \
+    X(DEVICE_ALL_OFFLINE, "UPDATE devices SET online = 0 WHERE online <> 0")                       \
+    X(FW_INSERT, "INSERT INTO firmware(product_key, type, soft_version, hard_version, url, "       \
+                 "file_path, md5, filename, size, created_at) "                                    \
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")                               \
+    X(FW_GET, "SELECT " FW_COLS " FROM firmware WHERE id = ?1")                                    \
+    X(FW_LATEST, "SELECT " FW_COLS " FROM firmware WHERE product_key = ?1 AND type = ?2 "          \
+                 "AND (hard_version = '' OR ?3 IS NULL OR hard_version = ?3) "                     \
+                 "ORDER BY id DESC LIMIT 1")                                                       \
+    X(FW_LIST, "SELECT " FW_COLS " FROM firmware WHERE ?1 IS NULL OR product_key = ?1 "            \
+               "ORDER BY id")                                                                      \
+    X(USER_INSERT, "INSERT INTO users(uid, username, password_hash, created_at) "                  \
+                   "VALUES (?1, ?2, ?3, ?4)")                                                      \
+    X(USER_BY_NAME, "SELECT uid, password_hash FROM users WHERE username = ?1")                    \
+    X(USER_EXISTS, "SELECT 1 FROM users WHERE uid = ?1")                                           \
+    X(SESSION_INSERT, "INSERT INTO sessions(token_digest, uid, mqtt_client_id, appid, "            \
+                      "expire_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                    \
+    X(SESSION_PRUNE_USER, "DELETE FROM sessions WHERE uid = ?1 AND expire_at <= ?2")               \
+    X(SESSION_GET, "SELECT uid, mqtt_client_id, appid, expire_at FROM sessions "                   \
+                   "WHERE token_digest = ?1")                                                      \
+    X(BINDING_INSERT, "INSERT OR IGNORE INTO bindings(uid, did, created_at) "                      \
+                      "VALUES (?1, ?2, ?3)")                                                       \
+    X(BINDING_DELETE, "DELETE FROM bindings WHERE uid = ?1 AND did = ?2")                          \
+    X(BINDING_BY_USER, BINDING_SELECT "WHERE b.uid = ?1 ORDER BY b.created_at, b.did")             \
+    X(BINDING_BY_DEVICE, BINDING_SELECT "WHERE b.did = ?1 ORDER BY b.created_at, b.uid")           \
+    X(BINDING_EXISTS, "SELECT 1 FROM bindings WHERE uid = ?1 AND did = ?2")                        \
+    X(LOG_INSERT, "INSERT INTO device_logs(did, level, tags, source, content, ts) "                \
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                               \
+    X(LOG_LIST, "SELECT id, did, level, tags, source, content, ts FROM device_logs "               \
+                "WHERE did = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3")                            \
+    X(LOG_PRUNE, "DELETE FROM device_logs WHERE id IN (SELECT id FROM (SELECT id, "                \
+                 "row_number() OVER (PARTITION BY did ORDER BY id DESC) AS rn "                    \
+                 "FROM device_logs) WHERE rn > ?1)")                                               \
+    X(OUTBOX_INSERT, "INSERT INTO outbox(kind, did, product_key, uid, fw_type, ota_version, "      \
+                     "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")          \
+    X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")       \
+    X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                      \
     X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")
 
 enum store_stmt_id {
@@ -133,20 +132,14 @@ static const char *const store_stmt_sql[ST__COUNT] = {
 struct giz_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST__COUNT];
-    int bind_rc;      /* first failed bind since the last reset */
-    int last_rc;      /* extended code of the last failed step */
+    int bind_rc; /* first failed bind since the last reset */
+    int last_rc; /* extended code of the last failed step */
     int schema_version;
     uint8_t token_key[TOKEN_KEY_LEN];
     char errmsg[256];
 };
 
 enum txn_kind { TXN_TOP = 1, TXN_SAVEPOINT = 2 };
-
-/* A well-formed PBKDF2 string nobody's password matches, verified when a
- * username is unknown so that both failures cost the same. */
-static const char dummy_password_hash[] =
-    "pbkdf2-sha256$20000$00000000000000000000000000000000$"
-    "0000000000000000000000000000000000000000000000000000000000000000";
 
 static int64_t now_s(void)
 {
@@ -510,8 +503,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
     }
     if (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)
         giz_log(GIZ_LOG_WARN, "store: journal_mode is %s, not wal", mode);
-    rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
-                  "setting pragmas");
+    rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", "setting pragmas");
     if (rc) {
         set_err(err, rc, s->errmsg);
         goto cleanup;
@@ -543,7 +535,8 @@ cleanup:
 void giz_store_close(struct giz_store *s)
 {
     if (!s) return;
-    for (int i = 0; i < ST__COUNT; i++) sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(s->st[i]);
     if (s->db) {
         if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         if (sqlite3_close(s->db) != SQLITE_OK)
@@ -1194,12 +1187,18 @@ int giz_store_user_login(struct giz_store *s, const char *username, const char *
         }
         st_reset(s, st);
     }
-    rc = giz_secret_verify(password, found ? hash : dummy_password_hash);
-    if (!found || rc != GIZ_OK) return GIZ_ERR_AUTH;
+    if (!found) {
+        /* Same PBKDF2 work as a wrong password, so timing does not reveal
+         * whether the username exists. */
+        giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
+        return GIZ_ERR_AUTH;
+    }
+    if (giz_secret_verify(password, hash) != GIZ_OK) return GIZ_ERR_AUTH;
 
     memcpy(sess.mqtt_client_id, "usr", 3);
     rc = giz_random_hex(sess.token, sizeof sess.token, 16);
-    if (rc == GIZ_OK) rc = giz_random_base62(sess.mqtt_client_id + 3, sizeof sess.mqtt_client_id - 3, 20);
+    if (rc == GIZ_OK)
+        rc = giz_random_base62(sess.mqtt_client_id + 3, sizeof sess.mqtt_client_id - 3, 20);
     if (rc == GIZ_OK)
         rc = giz_token_digest(s->token_key, sizeof s->token_key, sess.token, digest, sizeof digest);
     if (rc) return rc;
@@ -1357,8 +1356,8 @@ int giz_store_binding_list_by_user(struct giz_store *s, const char *uid, giz_sto
     return binding_list(s, s->st[ST_BINDING_BY_USER], uid, cb, ud);
 }
 
-int giz_store_binding_list_by_device(struct giz_store *s, const char *did,
-                                     giz_store_binding_cb cb, void *ud)
+int giz_store_binding_list_by_device(struct giz_store *s, const char *did, giz_store_binding_cb cb,
+                                     void *ud)
 {
     if (!s || !did || !cb) return GIZ_ERR_INVAL;
     return binding_list(s, s->st[ST_BINDING_BY_DEVICE], did, cb, ud);

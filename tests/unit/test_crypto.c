@@ -51,8 +51,9 @@ static void test_pbkdf2_vectors(void)
                  "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43");
     check_pbkdf2("password", "salt", 4096,
                  "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
-    check_pbkdf2("passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096,
-                 "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
+    check_pbkdf2(
+        "passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096,
+        "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
 }
 
 static void test_secret_hash(void)
@@ -79,9 +80,11 @@ static void test_secret_hash(void)
     ASSERT_EQ(giz_secret_verify("x", ""), GIZ_ERR_INVAL);
     ASSERT_EQ(giz_secret_verify("x", "plain"), GIZ_ERR_INVAL);
     ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$"), GIZ_ERR_INVAL);
-    ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$0$00$" "00000000000000000000000000000000"),
+    ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$0$00$"
+                                     "00000000000000000000000000000000"),
               GIZ_ERR_INVAL);
-    ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$-5$00$" "00000000000000000000000000000000"),
+    ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$-5$00$"
+                                     "00000000000000000000000000000000"),
               GIZ_ERR_INVAL);
     ASSERT_EQ(giz_secret_verify("x", "pbkdf2-sha256$99999999999$00$"
                                      "00000000000000000000000000000000"),
@@ -172,7 +175,11 @@ static void test_aes(void)
 
 static void test_md5(void)
 {
-    static const char *const in[] = {"", "a", "abc", "message digest", "abcdefghijklmnopqrstuvwxyz",
+    static const char *const in[] = {"",
+                                     "a",
+                                     "abc",
+                                     "message digest",
+                                     "abcdefghijklmnopqrstuvwxyz",
                                      "1234567890123456789012345678901234567890"
                                      "1234567890123456789012345678901234567890"};
     static const char *const out[] = {
@@ -203,8 +210,7 @@ static void test_md5(void)
 
 static void test_hex_random(void)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     uint8_t bin[8];
     char hex[17], b62[23], tiny[4];
     size_t n = 0;
@@ -247,8 +253,10 @@ static void test_hex_random(void)
         for (int k = 0; k < 62; k++) {
             if (seen[k] < min) min = seen[k];
             if (seen[k] > max) max = seen[k];
-            if (k < 8) head += seen[k];
-            else rest += seen[k];
+            if (k < 8)
+                head += seen[k];
+            else
+                rest += seen[k];
         }
         /* Expected 709.7 each; bounds are > 7 sigma away. */
         ASSERT_TRUE(min > 500);

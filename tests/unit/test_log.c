@@ -216,8 +216,10 @@ static void test_threads(void)
 
     giz_log_init("mt", GIZ_LOG_INFO);
     capture_start();
-    for (long i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, log_thread, (void *)i);
-    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (long i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, log_thread, (void *)i);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
     out = capture_end(&len);
     ASSERT_TRUE(out != NULL);
     if (!out) return;
@@ -234,8 +236,9 @@ static void test_threads(void)
         lines++;
         if (!is_timestamp(line) ||
             sscanf(line + 21, "mt info: thread %ld message %d %79s", &id, &n, tail) != 3 ||
-            id < 0 || id >= THREADS || strcmp(tail, "padding-padding-padding-padding-padding-"
-                                                    "padding-padding-padding") != 0) {
+            id < 0 || id >= THREADS ||
+            strcmp(tail, "padding-padding-padding-padding-padding-"
+                         "padding-padding-padding") != 0) {
             bad++;
             continue;
         }
@@ -243,7 +246,8 @@ static void test_threads(void)
     }
     ASSERT_EQ(bad, 0);
     ASSERT_EQ(lines, THREADS * PER_THREAD);
-    for (int i = 0; i < THREADS; i++) ASSERT_EQ(counts[i], PER_THREAD);
+    for (int i = 0; i < THREADS; i++)
+        ASSERT_EQ(counts[i], PER_THREAD);
     free(out);
 }
 

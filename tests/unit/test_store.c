@@ -90,8 +90,8 @@ static void test_migrations(void)
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version WHERE version = 1 AND "
                               "name = '001_init.sql' AND applied_at > 0"),
               1);
-    ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
-              1);
+    ASSERT_EQ(
+        raw_int(dbpath, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM meta WHERE key = 'token_key' AND "
                               "length(value) = 32"),
               1);
@@ -162,7 +162,8 @@ static void test_open_errors(void)
     FILE *f = fopen(path, "wb");
     ASSERT_TRUE(f != NULL);
     if (f) {
-        for (int i = 0; i < 512; i++) fputs("this is not sqlite ", f);
+        for (int i = 0; i < 512; i++)
+            fputs("this is not sqlite ", f);
         fclose(f);
     }
     ASSERT_EQ(giz_store_open(path, &s, &err), GIZ_ERR_DB);
@@ -316,8 +317,7 @@ static void test_devices(struct giz_store *s)
     ASSERT_EQ(giz_store_device_set_versions(s, d1.did, 3, "1.2", "H1"), GIZ_ERR_INVAL);
     ASSERT_EQ(giz_store_device_set_versions(s, "nosuchdidnosuchdid0000", 1, "1", "1"),
               GIZ_ERR_NOT_FOUND);
-    ASSERT_EQ(giz_store_device_set_versions(s, d1.did, 1, "012345678901234567890123456789012",
-                                            "x"),
+    ASSERT_EQ(giz_store_device_set_versions(s, d1.did, 1, "012345678901234567890123456789012", "x"),
               GIZ_ERR_INVAL);
     ASSERT_EQ(giz_store_device_get(s, d1.did, &got), GIZ_OK);
     ASSERT_STREQ(got.wifi_soft_version, "04020020");
@@ -621,8 +621,8 @@ static void test_logs(struct giz_store *s)
     for (int i = 0; i < 10; i++) {
         int n = snprintf(content, sizeof content, "line %d'\"", i);
         /* tags given with a length: trailing garbage must not be stored */
-        ASSERT_EQ(giz_store_log_insert(s, did, 1 + i % 3, "tagXXX", 3, "src", 3, content,
-                                       (size_t)n, 100 + i),
+        ASSERT_EQ(giz_store_log_insert(s, did, 1 + i % 3, "tagXXX", 3, "src", 3, content, (size_t)n,
+                                       100 + i),
                   GIZ_OK);
     }
     ASSERT_EQ(giz_store_log_insert(s, other, 3, NULL, 0, NULL, 0, "x", 1, 5), GIZ_OK);
@@ -774,9 +774,9 @@ static void test_no_clear_secrets(void)
     s = open_ok(path);
     if (!s) return;
     ASSERT_EQ(giz_store_product_create(s, "sec", &p), GIZ_OK);
-    ASSERT_EQ(giz_store_device_register(s, p.product_key, "a1b2c3d4e5f6", "Zq7PasscodeX9",
-                                        &d, &created),
-              GIZ_OK);
+    ASSERT_EQ(
+        giz_store_device_register(s, p.product_key, "a1b2c3d4e5f6", "Zq7PasscodeX9", &d, &created),
+        GIZ_OK);
     ASSERT_EQ(giz_store_user_create(s, "carol", "Hunter2Password", uid), GIZ_OK);
     ASSERT_EQ(giz_store_user_login(s, "carol", "Hunter2Password", NULL, 60, 1, &sess), GIZ_OK);
     /* Checkpoint so everything is in the main file too. */
@@ -945,8 +945,8 @@ static void *bench_register_thread(void *arg)
     for (unsigned i = 0; i < bt->n; i++) {
         char mac[13];
         snprintf(mac, sizeof mac, "%012X", bt->base + i);
-        bt->ok += giz_store_device_register(s, bt->product_key, mac, "BENCHPASS", &d, &created) ==
-                  GIZ_OK;
+        bt->ok +=
+            giz_store_device_register(s, bt->product_key, mac, "BENCHPASS", &d, &created) == GIZ_OK;
     }
     giz_store_close(s);
     return NULL;
@@ -1000,8 +1000,8 @@ static void bench(void)
     ASSERT_EQ(giz_store_product_create(s, "bench", &p), GIZ_OK);
 
     t0 = mono_s();
-    for (int i = 0; i < NAUTH; i++) ok += giz_secret_hash("BENCHPASS", GIZ_PASSCODE_ITERATIONS, hash,
-                                                          sizeof hash) == GIZ_OK;
+    for (int i = 0; i < NAUTH; i++)
+        ok += giz_secret_hash("BENCHPASS", GIZ_PASSCODE_ITERATIONS, hash, sizeof hash) == GIZ_OK;
     t1 = mono_s();
     ASSERT_EQ(ok, NAUTH);
     fprintf(stderr, "bench: giz_secret_hash(%u iterations): %.1f us/call\n",
@@ -1026,8 +1026,8 @@ static void bench(void)
         ok += giz_store_device_auth(s, dids[i % NREG], "BENCHPASS", &d) == GIZ_OK;
     t1 = mono_s();
     ASSERT_EQ(ok, NAUTH);
-    fprintf(stderr, "bench: giz_store_device_auth: %.1f us/call, %.0f/s\n",
-            (t1 - t0) / NAUTH * 1e6, NAUTH / (t1 - t0));
+    fprintf(stderr, "bench: giz_store_device_auth: %.1f us/call, %.0f/s\n", (t1 - t0) / NAUTH * 1e6,
+            NAUTH / (t1 - t0));
 
     ok = 0;
     t0 = mono_s();
@@ -1042,7 +1042,8 @@ static void bench(void)
 
     ok = 0;
     t0 = mono_s();
-    for (int i = 0; i < NAUTH; i++) ok += giz_store_device_get(s, dids[i % NREG], &d) == GIZ_OK;
+    for (int i = 0; i < NAUTH; i++)
+        ok += giz_store_device_get(s, dids[i % NREG], &d) == GIZ_OK;
     t1 = mono_s();
     ASSERT_EQ(ok, NAUTH);
     fprintf(stderr, "bench: giz_store_device_get: %.2f us/call\n", (t1 - t0) / NAUTH * 1e6);

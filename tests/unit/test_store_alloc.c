@@ -26,10 +26,10 @@
 #define MAX_RUNS 100000
 
 static sqlite3_mem_methods real_mem;
-static long fail_at;   /* 0 = disarmed */
-static long alloc_no;  /* allocations seen since arming */
-static int injected;   /* a failure was injected in this run */
-static long live;      /* outstanding SQLite allocations */
+static long fail_at;  /* 0 = disarmed */
+static long alloc_no; /* allocations seen since arming */
+static int injected;  /* a failure was injected in this run */
+static long live;     /* outstanding SQLite allocations */
 
 static void *count_malloc(int n)
 {
@@ -61,14 +61,25 @@ static void *count_realloc(void *p, int n)
     return q;
 }
 
-static int count_size(void *p) { return real_mem.xSize(p); }
-static int count_roundup(int n) { return real_mem.xRoundup(n); }
-static int count_init(void *ud) { return real_mem.xInit(ud); }
-static void count_shutdown(void *ud) { real_mem.xShutdown(ud); }
+static int count_size(void *p)
+{
+    return real_mem.xSize(p);
+}
+static int count_roundup(int n)
+{
+    return real_mem.xRoundup(n);
+}
+static int count_init(void *ud)
+{
+    return real_mem.xInit(ud);
+}
+static void count_shutdown(void *ud)
+{
+    real_mem.xShutdown(ud);
+}
 
-static const sqlite3_mem_methods count_mem = {count_malloc,  count_free,     count_realloc,
-                                              count_size,    count_roundup,  count_init,
-                                              count_shutdown, NULL};
+static const sqlite3_mem_methods count_mem = {count_malloc,  count_free, count_realloc,  count_size,
+                                              count_roundup, count_init, count_shutdown, NULL};
 
 static int log_lines;
 static void quiet_sink(enum giz_log_lvl lvl, const char *line, void *ud)
@@ -165,8 +176,10 @@ static int run_ops(const char *path, int *step_out)
     step++;
     if ((rc = giz_store_begin(s)) != GIZ_OK) goto cleanup;
     rc = giz_store_device_set_online(s, d.did, true, 5);
-    if (rc == GIZ_OK) rc = giz_store_commit(s);
-    else giz_store_rollback(s);
+    if (rc == GIZ_OK)
+        rc = giz_store_commit(s);
+    else
+        giz_store_rollback(s);
     if (rc) goto cleanup;
     step++;
 cleanup:
@@ -245,8 +258,8 @@ static void phase(const char *name, int fresh)
             rc = run_ops(run_path, &step);
         }
         fail_at = 0;
-        if (live != base_live) TEST_FAIL_("N=%ld: %ld SQLite allocations not freed", n,
-                                          live - base_live);
+        if (live != base_live)
+            TEST_FAIL_("N=%ld: %ld SQLite allocations not freed", n, live - base_live);
         if (rc != GIZ_OK && !valid_code(rc))
             TEST_FAIL_("N=%ld: unexpected code %d at step %d", n, rc, step);
         if (rc != GIZ_OK && !injected)
@@ -260,7 +273,8 @@ static void phase(const char *name, int fresh)
     fprintf(stderr, "%s: %ld runs, %ld failed with an error code, last run complete\n", name, n,
             failed_runs);
     fprintf(stderr, "%s: runs by steps completed:", name);
-    for (int i = 0; i < 10; i++) fprintf(stderr, " %d", step_hist[i]);
+    for (int i = 0; i < 10; i++)
+        fprintf(stderr, " %d", step_hist[i]);
     fprintf(stderr, "\n");
 }
 
