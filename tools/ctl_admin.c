@@ -181,7 +181,7 @@ int ctl__cmd_firmware_register(struct ctl *ctl, const struct ctl_args *a)
     const char *pk = ctl__opt(a, "product"), *sv = ctl__opt(a, "soft-version");
     const char *hv = ctl__opt(a, "hard-version"), *url = ctl__opt(a, "url");
     cJSON *body = NULL, *out = NULL;
-    int type, rc;
+    int type = 1, rc;
 
     if (pk == NULL || sv == NULL || url == NULL)
         return ctl__fail(CTL_USAGE, "firmware register needs --product PK, --soft-version VER "
@@ -213,7 +213,7 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a)
     size_t len = 0;
     cJSON *out = NULL;
     char path[1024], e1[128], e2[128], e3[128], e4[256];
-    int type, rc;
+    int type = 1, rc;
 
     if (pk == NULL || sv == NULL)
         return ctl__fail(CTL_USAGE, "firmware upload needs --product PK and --soft-version VER");
@@ -243,7 +243,7 @@ int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
 {
     const char *did = ctl__opt(a, "did"), *pk = ctl__opt(a, "product");
     cJSON *body = NULL, *out = NULL;
-    int type, rc;
+    int type = 1, rc;
 
     if ((did == NULL) == (pk == NULL))
         return ctl__fail(CTL_USAGE, "ota push needs exactly one of --did DID or --product PK");

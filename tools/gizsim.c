@@ -64,6 +64,8 @@ static const char usage_text[] =
     "      --app-devices K      devices each app binds (default 1)\n"
     "      --app-interval S     one command per app every S seconds (default 1)\n"
     "      --app-plain          send 0x0090 (device answers 0x0091) instead of 0x0093 + ACK\n"
+    "      --app-window W       closed loop: at most W (1..64) commands in flight per app,\n"
+    "                           the next one sent as soon as an answer arrives\n"
     "      --app-payload B      command payload bytes (default 16)\n"
     "Misbehaving devices (the first N of the fleet):\n"
     "      --ping-flood N       N devices send 100 PINGREQ/s\n"
@@ -92,7 +94,7 @@ enum {
     OPT_HEARTBEAT, OPT_KEEPALIVE, OPT_MQTT_VERSION, OPT_BACKOFF, OPT_CONNECT_TIMEOUT, OPT_NO_HTTP,
     OPT_NO_OTA, OPT_NO_APP_COUNT, OPT_OTA_TYPE, OPT_SOFT, OPT_HARD, OPT_HTTP_CONC,
     OPT_HTTP_TIMEOUT, OPT_REPORT_RATE, OPT_REPORT_SIZE, OPT_LOG_INTERVAL, OPT_PING_FLOOD,
-    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS
+    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +110,7 @@ static const struct option long_opts[] = {
     {"app-devices", required_argument, NULL, OPT_APP_DEVICES},
     {"app-interval", required_argument, NULL, OPT_APP_INTERVAL},
     {"app-plain", no_argument, NULL, OPT_APP_PLAIN},
+    {"app-window", required_argument, NULL, OPT_APP_WINDOW},
     {"app-payload", required_argument, NULL, OPT_APP_PAYLOAD},
     {"http", required_argument, NULL, OPT_HTTP},
     {"mqtt-host", required_argument, NULL, OPT_MQTT_HOST},
@@ -242,6 +245,11 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
                 return 1;
             break;
         case OPT_APP_PLAIN: o->app_plain = true; break;
+        case OPT_APP_WINDOW:
+            if (num_opt(optarg, 1, 64, &v, "--app-window wants 1..64, not"))
+                return 1;
+            o->app_window = (unsigned)v;
+            break;
         case OPT_APP_PAYLOAD:
             if (num_opt(optarg, 4, 1024, &v, "--app-payload wants 4..1024 bytes, not"))
                 return 1;

@@ -50,6 +50,7 @@ struct sim_opts {
     double log_interval_s;      /* 0x0012 period per device with log bits on */
     double app_interval_s;      /* command period per app */
     bool app_plain;             /* apps send 0x0090 (reply 0x0091) instead of 0x0093 */
+    unsigned app_window;        /* >0: closed loop, at most this many in flight per app */
     unsigned app_payload;
     unsigned ping_flood, malformed, wrong_topic; /* how many devices misbehave */
     bool quiet;
@@ -162,6 +163,7 @@ struct sim_app {
     uint32_t first_dev, ndevs, next_dev;
     uint32_t subs_pending;
     uint32_t sn;
+    uint32_t inflight;          /* commands awaiting their answer */
     uint32_t ring_sn[SIM_APP_RING];
     double ring_t[SIM_APP_RING];
     uint8_t phase, http_op;

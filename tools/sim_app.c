@@ -70,9 +70,9 @@ static void app_backoff(struct sim_app *a)
 
 /* ---- commands ---------------------------------------------------------------------- */
 
-static void on_send_tick(uv_timer_t *t)
+/* Sends one command to the next device. Returns false when nothing was sent. */
+static bool send_one(struct sim_app *a)
 {
-    struct sim_app *a = t->data;
     struct sim *s = a->sim;
     struct sim_device *d;
     struct giz_msg m;
@@ -81,7 +81,9 @@ static void on_send_tick(uv_timer_t *t)
     char topic[96];
 
     if (a->phase != APP_READY || a->ndevs == 0 || mqttc__queued(&a->mq) > 65536)
-        return;
+        return false;
+    if (s->o.app_window > 0 && a->inflight >= s->o.app_window)
+        return false;
     d = app_dev(a, a->next_dev++ % a->ndevs);
     if (plen < 4)
         plen = 4;
@@ -106,17 +108,43 @@ static void on_send_tick(uv_timer_t *t)
         m.u.biz_sn.data.len = plen;
     }
     if (giz_msg_encode(&m, buf, sizeof buf, &len) != GIZ_OK)
-        return;
+        return false;
     slot = a->sn % SIM_APP_RING;
-    if (a->ring_sn[slot] != 0 && a->ring_t[slot] >= 0)
+    if (a->ring_sn[slot] != 0 && a->ring_t[slot] >= 0) {
         sim__error(s, SIM_ERR_APP_ACK_LOST);
+        a->inflight--;
+    }
     a->ring_sn[slot] = a->sn;
     a->ring_t[slot] = util__now_ms();
+    a->inflight++;
     snprintf(topic, sizeof topic, "app2dev/%s/%s", d->did, a->client_id);
-    if (mqttc__publish(&a->mq, topic, buf, len) == 0) {
-        s->st.app_cmds++;
-        s->st.pub_out++;
+    if (mqttc__publish(&a->mq, topic, buf, len) != 0)
+        return false;
+    s->st.app_cmds++;
+    s->st.pub_out++;
+    return true;
+}
+
+static void on_send_tick(uv_timer_t *t)
+{
+    struct sim_app *a = t->data;
+    struct sim *s = a->sim;
+
+    if (s->o.app_window == 0) {
+        (void)send_one(a);
+        return;
     }
+    /* Closed loop: 10 s without an answer counts as lost and frees the slot;
+     * then fill the window. */
+    double now = util__now_ms();
+    for (size_t i = 0; i < SIM_APP_RING; i++)
+        if (a->ring_sn[i] != 0 && a->ring_t[i] >= 0 && now - a->ring_t[i] > 10000.0) {
+            a->ring_t[i] = -1;
+            a->inflight--;
+            sim__error(s, SIM_ERR_APP_ACK_LOST);
+        }
+    while (a->inflight < s->o.app_window && send_one(a))
+        ;
 }
 
 static void settle(struct sim_app *a, uint32_t sn, bool ack)
@@ -127,6 +155,10 @@ static void settle(struct sim_app *a, uint32_t sn, bool ack)
         return;
     util__samples_add(&s->rtt, util__now_ms() - a->ring_t[slot]);
     a->ring_t[slot] = -1;
+    a->inflight--;
+    /* Closed loop: answer with the next command at once. */
+    if (s->o.app_window > 0)
+        (void)send_one(a);
     if (ack)
         s->st.app_acks++;
     else
