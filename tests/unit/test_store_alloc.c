@@ -199,17 +199,27 @@ static void check_db(const char *path, long n)
         return;
     }
     giz_store_close(s);
-    if (raw_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") !=
-        1)
-        TEST_FAIL_("N=%ld: integrity_check failed", n);
-    if (raw_int(path, "SELECT (SELECT count(*) FROM bindings) = "
-                      "(SELECT count(*) FROM outbox WHERE kind = 3)") != 1)
-        TEST_FAIL_("N=%ld: binding without its outbox event (or the reverse)", n);
-    if (raw_int(path, "SELECT (SELECT count(*) FROM devices WHERE status = 0) = "
-                      "(SELECT count(*) FROM outbox WHERE kind = 2)") != 1)
-        TEST_FAIL_("N=%ld: disabled device without its outbox event (or the reverse)", n);
-    if (raw_int(path, "SELECT count(*) FROM meta WHERE key = 'token_key'") != 1)
-        TEST_FAIL_("N=%ld: token key missing", n);
+    test__checks++;
+    /* One bit per invariant, all on one fresh connection. */
+    if (raw_int(path, "SELECT (SELECT count(*) FROM pragma_integrity_check "
+                      "WHERE integrity_check = 'ok') "
+                      "| (((SELECT count(*) FROM bindings) = "
+                      "(SELECT count(*) FROM outbox WHERE kind = 3)) << 1) "
+                      "| (((SELECT count(*) FROM devices WHERE status = 0) = "
+                      "(SELECT count(*) FROM outbox WHERE kind = 2)) << 2) "
+                      "| (((SELECT count(*) FROM meta WHERE key = 'token_key') = 1) << 3)") != 15) {
+        if (raw_int(path, "SELECT count(*) FROM pragma_integrity_check "
+                          "WHERE integrity_check = 'ok'") != 1)
+            TEST_FAIL_("N=%ld: integrity_check failed", n);
+        if (raw_int(path, "SELECT (SELECT count(*) FROM bindings) = "
+                          "(SELECT count(*) FROM outbox WHERE kind = 3)") != 1)
+            TEST_FAIL_("N=%ld: binding without its outbox event (or the reverse)", n);
+        if (raw_int(path, "SELECT (SELECT count(*) FROM devices WHERE status = 0) = "
+                          "(SELECT count(*) FROM outbox WHERE kind = 2)") != 1)
+            TEST_FAIL_("N=%ld: disabled device without its outbox event (or the reverse)", n);
+        if (raw_int(path, "SELECT count(*) FROM meta WHERE key = 'token_key'") != 1)
+            TEST_FAIL_("N=%ld: token key missing", n);
+    }
 }
 
 static void make_template(void)
