@@ -83,9 +83,7 @@ int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
     int n;
     struct mqttc_write *w;
 
-    if (c->state != MQTTC_OPEN && c->state != MQTTC_CONNECTING)
-        return -1;
-    if (c->state == MQTTC_CONNECTING)
+    if (c->state != MQTTC_OPEN)
         return -1;
     b = uv_buf_init((char *)(uintptr_t)pkt, (unsigned)len);
     n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);

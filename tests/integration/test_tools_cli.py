@@ -255,6 +255,41 @@ def main():
                              "--admin-token", "x", "--timeout", "0.5")
         ck.eq(rc, 4, "silent GService gives exit 4 (timeout)")
 
+    # -- gizctl's HTTP client: chunked and close-delimited answers -----------------------
+    body = b'{"products":[{"product_key":"00112233445566778899aabbccddeeff","name":"chunky"}]}'
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7))
+               + b"0\r\nX-Trailer: 1\r\n\r\n")
+    close_delimited = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + body
+    truncated = b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + body
+    for name, answer, want_rc in (("chunked", chunked, 0), ("close-delimited", close_delimited, 0),
+                                  ("truncated", truncated, 3)):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+
+        def serve(sock=srv, data=answer):
+            conn, _ = sock.accept()
+            with conn:
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    part = conn.recv(4096)
+                    if not part:
+                        break
+                    req += part
+                for i in range(0, len(data), 5):  # dribble the answer in small pieces
+                    conn.sendall(data[i:i + 5])
+            sock.close()
+
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        rc, out, err = ctl.run("product", "list", "--http", "http://127.0.0.1:%d" % srv.getsockname()[1],
+                               "--admin-token", "x", "--timeout", "10")
+        th.join(timeout=10)
+        ck.eq(rc, want_rc, "%s answer: exit code" % name)
+        if want_rc == 0:
+            ck.ok("chunky" in out and "00112233445566778899aabbccddeeff" in out, "%s answer parsed" % name)
+
     # -- gizsim: help and argument errors ------------------------------------------------
     p = subprocess.run([GIZSIM, "--help"], capture_output=True, text=True, env=tool_env())
     ck.eq(p.returncode, 0, "gizsim --help exits 0")
