@@ -118,8 +118,11 @@ static bool send_one(struct sim_app *a)
     a->ring_t[slot] = util__now_ms();
     a->inflight++;
     snprintf(topic, sizeof topic, "app2dev/%s/%s", d->did, a->client_id);
-    if (mqttc__publish(&a->mq, topic, buf, len) != 0)
+    if (mqttc__publish(&a->mq, topic, buf, len) != 0) {
+        a->ring_t[slot] = -1; /* never sent: not in flight */
+        a->inflight--;
         return false;
+    }
     s->st.app_cmds++;
     s->st.pub_out++;
     return true;

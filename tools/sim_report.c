@@ -202,6 +202,12 @@ int sim__write_json(struct sim *s, const char *path)
     add_u64(c, "apps_ready", s->stopping ? st->app_ready_at_stop : st->app_ready_now);
     add_u64(c, "app_commands", st->app_cmds);
     add_u64(c, "app_acks", st->app_acks);
+    {
+        uint64_t inflight = 0;
+        for (uint32_t i = 0; i < s->o.apps; i++)
+            inflight += s->apps[i].inflight;
+        add_u64(c, "app_in_flight", inflight); /* sent, neither answered nor lost (yet) */
+    }
     add_u64(c, "app_replies", st->app_replies);
     add_u64(c, "app_logs_seen", st->app_logs);
     add_u64(c, "app_other_msgs", st->app_other);
