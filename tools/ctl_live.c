@@ -223,16 +223,21 @@ static void arm_timeout(struct live *lv, uint64_t ms, uv_timer_cb cb)
 static void on_timeout(uv_timer_t *t)
 {
     struct live *lv = t->data;
-    const char *what = "the broker";
+    const char *what, *hint = "";
     switch (lv->phase) {
-    case PH_CONNECTING: what = "CONNACK from the broker"; break;
+    case PH_CONNECTING:
+        what = "CONNACK from the broker";
+        hint = " (is --mqtt-host/--mqtt-port an MQTT broker?)";
+        break;
     case PH_SUBSCRIBING: what = "SUBACK from the broker"; break;
     default:
-        what = lv->mode == LIVE_ACK         ? "the device's 0x0094 ACK (is it online and bound?)"
-               : lv->mode == LIVE_LOG_LEVEL ? "the device's 0x0011 (is it online and bound?)"
-                                            : "the device's 0x0091 reply (is it online?)";
+        hint = " (is the device online? `gizctl device show DID`)";
+        what = lv->mode == LIVE_ACK         ? "0x0094 ACK from the device"
+               : lv->mode == LIVE_LOG_LEVEL ? "0x0011 from the device"
+                                            : "0x0091 reply from the device";
     }
-    finish(lv, ctl__fail(CTL_TIMEOUT, "no %s within %.1f s", what, lv->ctl->timeout_ms / 1000.0));
+    finish(lv, ctl__fail(CTL_TIMEOUT, "no %s within %.1f s%s", what,
+                         lv->ctl->timeout_ms / 1000.0, hint));
 }
 
 static void on_watch_end(uv_timer_t *t)
