@@ -495,7 +495,18 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    src = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", journal_cb, mode, NULL);
+    /* Converting a new file to WAL needs an exclusive lock; when two
+     * processes open a new file at once SQLite may answer SQLITE_BUSY at
+     * once (deadlock avoidance, no busy handler), or leave the old mode.
+     * Retry for up to the busy timeout. */
+    for (int waited = 0;; waited += 10) {
+        mode[0] = '\0';
+        src = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", journal_cb, mode, NULL);
+        if (src == SQLITE_OK && (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0)) break;
+        if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED) break;
+        if (waited >= STORE_BUSY_TIMEOUT_MS) break;
+        sqlite3_sleep(10);
+    }
     if (src != SQLITE_OK) {
         rc = db_err(s, src, "setting journal_mode");
         set_err(err, rc, s->errmsg);

@@ -921,6 +921,61 @@ static void test_two_processes(void)
               giz_store_schema_version_latest());
 }
 
+/* Several processes released at the same instant open one brand-new file:
+ * exactly one converts it to WAL and applies the migrations, the others
+ * wait; none may fail (SQLite answers the WAL conversion race with an
+ * immediate SQLITE_BUSY that the store must retry). */
+static void test_open_race(void)
+{
+    enum { ROUNDS = 15, NPROC = 5, PRODUCTS = 5 };
+    int bad = 0;
+
+    for (int r = 0; r < ROUNDS; r++) {
+        char path[320];
+        int gate[2];
+        pid_t pids[NPROC];
+
+        snprintf(path, sizeof path, "%s/race%d.db", dir, r);
+        if (pipe(gate) != 0) {
+            ASSERT_TRUE(0);
+            return;
+        }
+        fflush(stderr);
+        for (int i = 0; i < NPROC; i++) {
+            pids[i] = fork();
+            if (pids[i] == 0) {
+                struct giz_store *c = NULL;
+                struct giz_error err;
+                struct giz_product p;
+                char b;
+                close(gate[1]);
+                if (read(gate[0], &b, 1) < 0) _exit(3); /* EOF = go */
+                if (giz_store_open(path, &c, &err) != GIZ_OK) {
+                    fprintf(stderr, "race child: %s\n", err.text);
+                    _exit(1);
+                }
+                for (int k = 0; k < PRODUCTS; k++)
+                    if (giz_store_product_create(c, "race", &p) != GIZ_OK) _exit(2);
+                giz_store_close(c);
+                _exit(0);
+            }
+        }
+        close(gate[0]);
+        close(gate[1]); /* releases every child at once */
+        for (int i = 0; i < NPROC; i++) {
+            int status = -1;
+            if (pids[i] < 0 || waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+                WEXITSTATUS(status) != 0)
+                bad++;
+        }
+        if (raw_int(path, "SELECT count(*) FROM products") != NPROC * PRODUCTS) bad++;
+        if (raw_int(path, "SELECT count(*) FROM schema_version") !=
+            giz_store_schema_version_latest())
+            bad++;
+    }
+    ASSERT_EQ(bad, 0);
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -1138,6 +1193,7 @@ int main(void)
     test_no_clear_secrets();
     test_two_connections();
     test_two_processes();
+    test_open_race();
     test_db_error_reporting();
     bench();
     rm_dir();
