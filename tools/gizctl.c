@@ -5,6 +5,7 @@
  * parser shared by every command (global options anywhere, per-command
  * options, positional arguments), --help texts and exit codes.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,7 @@ int main(int argc, char **argv)
 
     memset(&ctl, 0, sizeof ctl);
     memset(&args, 0, sizeof args);
+    signal(SIGPIPE, SIG_IGN); /* a broker closing on us is an error code, not a kill */
     giz_log_init("gizctl", GIZ_LOG_WARN);
 
     /* First pass: find the command words (first one or two non-options). */
