@@ -125,5 +125,19 @@ with harness.Cloud(broker=True) as cloud:
     status, _ = cloud.json("GET", "/admin/products", admin=True)
     ck.eq(status, 200, "GService answers after the abuse")
 
+    # -- --create-product, and a refused admin token -----------------------------------------
+    rc, rep, err = run_sim(["--http", http, "--create-product", "made by gizsim", "--admin-token",
+                            cloud.admin_token, "-n", 2, "--until-ready", "--no-ota"])
+    ck.eq(rc, 0, "gizsim --create-product exits 0")
+    made = rep["config"]["product_key"] if rep else ""
+    ck.eq(len(made), 32, "the created product key is used")
+    ck.ok(rep is not None and rep["counts"]["connected"] == 2 and rep["counts"]["ota_checks"] == 0,
+          "devices of the new product connect, no OTA check with --no-ota")
+    status, products = cloud.json("GET", "/admin/products", admin=True)
+    ck.ok(any(p.get("product_key") == made and p.get("name") == "made by gizsim"
+              for p in products.get("products", [])), "the cloud lists the created product")
+    rc, rep, err = run_sim(["--http", http, "--create-product", "x", "--admin-token", "wrong", "-n", 1])
+    ck.eq(rc, 2, "gizsim with a refused admin token exits 2")
+
 ck.eq({k: v for k, v in cloud.exit_codes.items() if v != 0}, {}, "cloud processes exited cleanly")
 ck.done()
