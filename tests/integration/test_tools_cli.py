@@ -8,6 +8,7 @@ only, 0x0210 / 0x0211 counted, and the JSON report.
 
 Also the helpers the other test_tools_*.py files import (a gizsim process with
 its stderr collected, gizctl runs, SIGUSR1 report snapshots)."""
+import atexit
 import json
 import os
 import queue
@@ -92,6 +93,12 @@ class Sim:
                                   stderr=subprocess.PIPE, text=True, env=tool_env())
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
+        atexit.register(self._kill)  # a failing test must not leave a simulator behind
+
+    def _kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
 
     def _read(self):
         for line in self.p.stderr:
