@@ -404,6 +404,84 @@ static void test_devices(struct giz_store *s)
     ASSERT_TRUE(strcmp(got.did, d1.did) != 0);
 }
 
+struct reenter {
+    struct giz_store *s;
+    int inner_rc, calls;
+};
+
+static int reenter_cb(const struct giz_product *p, void *ud)
+{
+    struct reenter *r = ud;
+    struct giz_product got;
+    r->calls++;
+    /* Another statement is fine; the same list is refused. */
+    if (giz_store_product_get(r->s, p->product_key, &got) != GIZ_OK)
+        r->inner_rc = -1000;
+    else
+        r->inner_rc = giz_store_product_list(r->s, product_cb, NULL);
+    return 1;
+}
+
+/* Multi-statement operations inside a caller's transaction use a savepoint:
+ * a failing one leaves nothing behind and does not end the caller's
+ * transaction. */
+static void test_nested(struct giz_store *s)
+{
+    struct giz_product p;
+    struct giz_device d, d2;
+    struct reenter r;
+    bool created;
+    int64_t last0 = -1, last1 = -1, count = -1;
+    char uid[GIZ_UID_SIZE];
+
+    ASSERT_EQ(giz_store_product_create(s, "nested", &p), GIZ_OK);
+    ASSERT_EQ(giz_store_user_create(s, "nested-user", "nested-pw", uid), GIZ_OK);
+    ASSERT_EQ(giz_store_outbox_last_id(s, &last0), GIZ_OK);
+    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
+    ASSERT_EQ(giz_store_device_register(s, p.product_key, "0f0e0d0c0b0a", "NESTPASS", &d, &created),
+              GIZ_OK);
+    ASSERT_TRUE(created);
+    /* Unknown user: the savepoint is rolled back, the transaction goes on. */
+    ASSERT_EQ(giz_store_binding_add(s, "ffffffffffffffffffffffffffffffff", d.did, "NESTPASS"),
+              GIZ_ERR_NOT_FOUND);
+    ASSERT_EQ(giz_store_binding_add(s, uid, d.did, "NESTPASS"), GIZ_OK);
+    ASSERT_EQ(giz_store_device_unregister(s, d.did, "NESTPASS"), GIZ_OK);
+    ASSERT_EQ(giz_store_commit(s), GIZ_OK);
+    {
+        struct collect c;
+        memset(&c, 0, sizeof c);
+        ASSERT_EQ(giz_store_outbox_fetch(s, last0, 0, outbox_cb, &c), GIZ_OK);
+        ASSERT_EQ(c.n, 2); /* one binding + one disable event, none from the failed bind */
+        ASSERT_EQ(giz_store_outbox_last_id(s, &last1), GIZ_OK);
+        ASSERT_EQ(last1, c.nums[1]);
+    }
+    ASSERT_EQ(giz_store_binding_exists(s, uid, d.did), GIZ_OK);
+
+    /* Rolling the caller's transaction back removes what the operations did. */
+    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
+    ASSERT_EQ(
+        giz_store_device_register(s, p.product_key, "0f0e0d0c0b0b", "NESTPASS", &d2, &created),
+        GIZ_OK);
+    ASSERT_EQ(giz_store_rollback(s), GIZ_OK);
+    ASSERT_EQ(giz_store_device_get(s, d2.did, &d), GIZ_ERR_NOT_FOUND);
+    ASSERT_EQ(giz_store_device_count(s, p.product_key, false, &count), GIZ_OK);
+    ASSERT_EQ(count, 1);
+
+    /* Callbacks may use the store, but not re-enter the same list. */
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    ASSERT_EQ(giz_store_product_list(s, reenter_cb, &r), GIZ_OK);
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_EQ(r.inner_rc, GIZ_ERR_INVAL);
+    /* And the list works again afterwards. */
+    {
+        struct collect c;
+        memset(&c, 0, sizeof c);
+        ASSERT_EQ(giz_store_product_list(s, product_cb, &c), GIZ_OK);
+        ASSERT_TRUE(c.n > 1);
+    }
+}
+
 static int binding_cb(const struct giz_binding *b, void *ud)
 {
     struct collect *c = ud;
@@ -1185,6 +1263,7 @@ int main(void)
         test_firmware(s);
         test_logs(s);
         test_outbox(s);
+        test_nested(s);
         giz_store_close(s);
         ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM pragma_integrity_check "
                                   "WHERE integrity_check = 'ok'"),
