@@ -411,7 +411,8 @@ static bool json_str(const cJSON *obj, const char *key, char *out, size_t cap)
 
 static bool url_ok(const char *u)
 {
-    if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+    size_t n = strlen(u);
+    if (!(n > 7 && memcmp(u, "http://", 7) == 0) && !(n > 8 && memcmp(u, "https://", 8) == 0))
         return false;
     for (const char *p = u; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '&' || *p == '"')

@@ -30,6 +30,6 @@ int giz_log_level_parse(const char *name);
 
 /* Thread-safe: one write(2) per line on the stderr sink. */
 void giz_log(enum giz_log_lvl lvl, const char *fmt, ...) GIZ_PRINTF(2, 3);
-void giz_logv(enum giz_log_lvl lvl, const char *fmt, va_list ap);
+void giz_logv(enum giz_log_lvl lvl, const char *fmt, va_list ap) GIZ_PRINTF(2, 0);
 
 #endif
