@@ -86,9 +86,25 @@ void gs_route_admin_products(struct gs_request *rq)
             store_error(rq, GIZ_ERR_DB);
             goto out;
         }
+        /* Optional: the key (and secret) existing firmware already holds. */
+        const cJSON *pk = cJSON_GetObjectItemCaseSensitive(body, "product_key");
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(body, "product_secret");
+        if ((pk && !cJSON_IsString(pk)) || (ps && !cJSON_IsString(ps)) || (ps && !pk)) {
+            gs_respond_error(rq, 400, "bad_request",
+                             "product_key and product_secret must be strings; a secret needs a key");
+            goto out;
+        }
         struct giz_product p;
-        int rc = giz_store_product_create(st, name->valuestring, &p);
-        if (rc != GIZ_OK) {
+        int rc = giz_store_product_import(st, name->valuestring, pk ? pk->valuestring : NULL,
+                                          ps ? ps->valuestring : NULL, &p);
+        if (rc == GIZ_ERR_INVAL) {
+            gs_respond_error(rq, 400, "bad_request",
+                             "product_key and product_secret must be 32 hex digits");
+            goto out;
+        } else if (rc == GIZ_ERR_EXISTS) {
+            gs_respond_error(rq, 409, "exists", "a product with this product_key exists");
+            goto out;
+        } else if (rc != GIZ_OK) {
             store_error(rq, rc);
             goto out;
         }

@@ -614,26 +614,67 @@ static void read_product(sqlite3_stmt *st, struct giz_product *p)
     p->created_at = sqlite3_column_int64(st, 3);
 }
 
+/* Inserts a filled product row; GIZ_ERR_EXISTS if the key is taken. */
+static int product_insert(struct giz_store *s, const struct giz_product *p)
+{
+    sqlite3_stmt *st = s->st[ST_PRODUCT_INSERT];
+    int rc = GIZ_OK, src;
+
+    b_text(s, st, 1, p->product_key);
+    b_text(s, st, 2, p->product_secret);
+    b_text(s, st, 3, p->name);
+    b_int(s, st, 4, p->created_at);
+    src = st_step(s, st);
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY)
+        rc = GIZ_ERR_EXISTS;
+    else if (src != SQLITE_DONE)
+        rc = db_err(s, src, "inserting product");
+    st_reset(s, st);
+    return rc;
+}
+
+/* Copies a 32-hex-digit key into out (lowercased); false if malformed. */
+static bool product_key_norm(const char *in, char out[GIZ_PK_SIZE])
+{
+    if (!in || strlen(in) != GIZ_PK_SIZE - 1) return false;
+    for (size_t i = 0; i < GIZ_PK_SIZE - 1; i++) {
+        char c = in[i];
+        if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        out[i] = c;
+    }
+    out[GIZ_PK_SIZE - 1] = '\0';
+    return true;
+}
+
 int giz_store_product_create(struct giz_store *s, const char *name, struct giz_product *out)
 {
+    return giz_store_product_import(s, name, NULL, NULL, out);
+}
+
+int giz_store_product_import(struct giz_store *s, const char *name, const char *product_key,
+                             const char *product_secret, struct giz_product *out)
+{
     struct giz_product p;
-    sqlite3_stmt *st;
-    int rc;
+    int rc = GIZ_OK;
 
     if (!s || !name || !out || name[0] == '\0' || strlen(name) >= GIZ_NAME_SIZE)
         return GIZ_ERR_INVAL;
     memset(&p, 0, sizeof p);
-    rc = giz_random_hex(p.product_key, sizeof p.product_key, 16);
-    if (rc == GIZ_OK) rc = giz_random_hex(p.product_secret, sizeof p.product_secret, 16);
+    if (product_key) {
+        if (!product_key_norm(product_key, p.product_key)) return GIZ_ERR_INVAL;
+    } else {
+        rc = giz_random_hex(p.product_key, sizeof p.product_key, 16);
+    }
+    if (rc == GIZ_OK && product_secret) {
+        if (!product_key_norm(product_secret, p.product_secret)) return GIZ_ERR_INVAL;
+    } else if (rc == GIZ_OK) {
+        rc = giz_random_hex(p.product_secret, sizeof p.product_secret, 16);
+    }
     if (rc) return rc;
     memcpy(p.name, name, strlen(name) + 1);
     p.created_at = now_s();
-    st = s->st[ST_PRODUCT_INSERT];
-    b_text(s, st, 1, p.product_key);
-    b_text(s, st, 2, p.product_secret);
-    b_text(s, st, 3, p.name);
-    b_int(s, st, 4, p.created_at);
-    rc = st_exec(s, st, "inserting product");
+    rc = product_insert(s, &p);
     if (rc == GIZ_OK) *out = p;
     return rc;
 }

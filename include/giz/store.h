@@ -70,6 +70,12 @@ typedef int (*giz_store_product_cb)(const struct giz_product *p, void *ud);
 
 /* Creates a product with a fresh random key and secret; fills *out. */
 int giz_store_product_create(struct giz_store *s, const char *name, struct giz_product *out);
+/* Creates a product with a key (and optionally a secret) it already has —
+ * the product key baked into existing firmware from the public cloud. Keys
+ * are 32 hex digits (stored lowercase); NULL generates one. GIZ_ERR_EXISTS
+ * if the key is taken, GIZ_ERR_INVAL if malformed. */
+int giz_store_product_import(struct giz_store *s, const char *name, const char *product_key,
+                             const char *product_secret, struct giz_product *out);
 int giz_store_product_get(struct giz_store *s, const char *product_key, struct giz_product *out);
 int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *ud);
 

@@ -53,6 +53,19 @@ def main():
         c.eq(st, 200, "list products")
         c.eq(sorted(x["product_key"] for x in lst.get("products", [])), sorted([pk, p2["product_key"]]),
              "both products listed")
+        # importing the product key existing firmware holds (from the public cloud)
+        legacy = "0AEB9953F97C49D6BE32C46487E59400"
+        st, imp = cloud.json("POST", "/admin/products", {"name": "legacy", "product_key": legacy}, admin=True)
+        c.eq((st, imp.get("product_key")), (201, legacy.lower()), "import an existing product key")
+        st, e = cloud.json("POST", "/admin/products", {"name": "dup", "product_key": legacy.lower()}, admin=True)
+        c.eq((st, e.get("error")), (409, "exists"), "importing a taken key: 409")
+        for bad in ({"name": "x", "product_key": "12"}, {"name": "x", "product_key": 5},
+                    {"name": "x", "product_secret": "22222222222222222222222222222222"},
+                    {"name": "x", "product_key": "1" * 32, "product_secret": "zz"}):
+            st, e = cloud.json("POST", "/admin/products", bad, admin=True)
+            c.eq((st, e.get("error")), (400, "bad_request"), "import refused: %r" % (bad,))
+        st, got = cloud.json("GET", "/admin/products", admin=True)
+        c.ok(legacy.lower() in [x["product_key"] for x in got.get("products", [])], "imported product listed")
         bad_bodies = [(b"{not json", "invalid JSON"), (b"[1,2]", "JSON array"), (b"", "empty body"),
                       (b'{"name": 5}', "name not a string"), (b'{"name": ""}', "empty name"),
                       (b'{"nome": "x"}', "missing name"),

@@ -221,6 +221,29 @@ static void test_products(struct giz_store *s)
     c.stop_after = 1;
     ASSERT_EQ(giz_store_product_list(s, product_cb, &c), GIZ_OK);
     ASSERT_EQ(c.n, 1);
+
+    /* Import: the key existing firmware holds, lowercased; secret generated or given. */
+    struct giz_product imp;
+    ASSERT_EQ(giz_store_product_import(s, "legacy", "0AEB9953F97C49D6BE32C46487E59400", NULL, &imp),
+              GIZ_OK);
+    ASSERT_STREQ(imp.product_key, "0aeb9953f97c49d6be32c46487e59400");
+    ASSERT_EQ(strlen(imp.product_secret), 32);
+    ASSERT_EQ(giz_store_product_get(s, "0aeb9953f97c49d6be32c46487e59400", &got), GIZ_OK);
+    ASSERT_STREQ(got.product_secret, imp.product_secret);
+    ASSERT_EQ(giz_store_product_import(s, "again", "0aeb9953f97c49d6be32c46487e59400", NULL, &got),
+              GIZ_ERR_EXISTS);
+    ASSERT_EQ(giz_store_product_import(s, "s", "11111111111111111111111111111111",
+                                       "22222222222222222222222222222222", &got),
+              GIZ_OK);
+    ASSERT_STREQ(got.product_secret, "22222222222222222222222222222222");
+    ASSERT_EQ(giz_store_product_import(s, "short", "0aeb", NULL, &got), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_product_import(s, "nothex", "0aeb9953f97c49d6be32c46487e5940g", NULL, &got),
+              GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_product_import(s, "badsecret", "33333333333333333333333333333333", "x",
+                                       &got),
+              GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_product_get(s, "33333333333333333333333333333333", &got),
+              GIZ_ERR_NOT_FOUND);
 }
 
 static int device_cb(const struct giz_device *d, void *ud)
