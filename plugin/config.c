@@ -112,9 +112,9 @@ static const struct {
     [OPT_STATS_INTERVAL] = {"stats_interval", "seconds between stats lines, 0 = off"},
     [OPT_LOG_LEVEL] = {"log_level", "error|warn|info|debug"},
     [OPT_LOG_QUEUE_MAX] = {"log_queue_max", "device log records buffered per batch"},
-    [OPT_TLS_LISTEN] = {"tls_listen", "TLS front listener (not implemented)"},
-    [OPT_TLS_CERT] = {"tls_cert", "TLS certificate (not implemented)"},
-    [OPT_TLS_KEY] = {"tls_key", "TLS key (not implemented)"},
+    [OPT_TLS_LISTEN] = {"tls_listen", "host:port of the TLS front listener (repeatable)"},
+    [OPT_TLS_CERT] = {"tls_cert", "PEM certificate chain file for tls_listen"},
+    [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout", "close front connections without CONNECT after, 1..3600 s"},
 };
 
@@ -154,6 +154,15 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         if (parse_listen(value, &cfg->listen[cfg->listen_count]) != 0) return -1;
         cfg->listen_count++;
         return 0;
+    case OPT_TLS_LISTEN:
+        if (cfg->tls_listen_count >= GIZP_MAX_LISTEN) return -1;
+        if (parse_listen(value, &cfg->tls_listen[cfg->tls_listen_count]) != 0) return -1;
+        cfg->tls_listen_count++;
+        return 0;
+    case OPT_TLS_CERT:
+        return copy_str(cfg->tls_cert, sizeof(cfg->tls_cert), value);
+    case OPT_TLS_KEY:
+        return copy_str(cfg->tls_key, sizeof(cfg->tls_key), value);
     case OPT_BROKER_SOCKET:
         return copy_str(cfg->broker_socket, sizeof(cfg->broker_socket), value);
     case OPT_PING_MAX:
@@ -221,15 +230,7 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
             errors++;
             continue;
         }
-        if (id == OPT_TLS_LISTEN || id == OPT_TLS_CERT || id == OPT_TLS_KEY) {
-            mosquitto_log_printf(MOSQ_LOG_ERR,
-                                 "giz: plugin_opt_%s: TLS termination is not implemented in this "
-                                 "build; use mosquitto's own TLS listener or a TLS proxy",
-                                 key);
-            errors++;
-            continue;
-        }
-        if (seen[id] && id != OPT_LISTEN) {
+        if (seen[id] && id != OPT_LISTEN && id != OPT_TLS_LISTEN) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_%s given twice", key);
             errors++;
             continue;
@@ -246,15 +247,25 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
                              opt_table[OPT_DB_PATH].help);
         errors++;
     }
-    if (cfg->listen_count > 0 && cfg->broker_socket[0] == '\0') {
+    if (cfg->listen_count + cfg->tls_listen_count > 0 && cfg->broker_socket[0] == '\0') {
         mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "giz: plugin_opt_listen needs plugin_opt_broker_socket (the path of "
-                             "a `listener 0 <path>` line)");
+                             "giz: plugin_opt_listen/tls_listen need plugin_opt_broker_socket "
+                             "(the path of a `listener 0 <path>` line)");
         errors++;
     }
-    if (cfg->listen_count == 0 && cfg->broker_socket[0] != '\0') {
+    if (cfg->listen_count + cfg->tls_listen_count == 0 && cfg->broker_socket[0] != '\0') {
         mosquitto_log_printf(MOSQ_LOG_ERR,
                              "giz: plugin_opt_broker_socket given without plugin_opt_listen");
+        errors++;
+    }
+    if (cfg->tls_listen_count > 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "giz: plugin_opt_tls_listen needs plugin_opt_tls_cert and plugin_opt_tls_key");
+        errors++;
+    }
+    if (cfg->tls_listen_count == 0 && (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "giz: plugin_opt_tls_cert/tls_key given without plugin_opt_tls_listen");
         errors++;
     }
     return errors == 0 ? 0 : -1;

@@ -22,6 +22,12 @@
  * firmware treats one recv() as one packet. Each direction stops reading
  * when the other side's write queue exceeds WQ_HIGH and resumes below WQ_LOW.
  *
+ * TLS (plugin_opt_tls_listen): the same relay behind an OpenSSL server
+ * session driven through memory BIOs, so libuv keeps owning the socket:
+ * ciphertext read -> BIO -> SSL_read -> the plaintext path above;
+ * plaintext toward the client -> SSL_write -> BIO -> socket (one TLS record
+ * and one write per MQTT packet toward devices).
+ *
  * This thread never calls mosquitto and never touches the store; it talks
  * to the main thread only through handoff.c (log lines, peer map).
  */
@@ -30,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "giz/mqtt.h"
@@ -56,6 +64,7 @@ struct fconn {
     bool closing, broker_connected, shutting_down;
     bool client_paused, broker_paused;
     bool connect_seen, is_device, peer_recorded;
+    SSL *ssl; /* NULL on plain connections */
     uint64_t serial;
     uint64_t accepted_at;
     char peer[PEER_SIZE];
@@ -78,13 +87,20 @@ struct wreq {
     uint8_t data[];
 };
 
+struct flistener {
+    uv_tcp_t tcp;
+    struct front *f;
+    bool tls;
+};
+
 struct front {
     struct gizp *g;
     uv_loop_t loop;
     uv_async_t async;
     uv_timer_t sweep;
-    uv_tcp_t listeners[GIZP_MAX_LISTEN];
+    struct flistener listeners[2 * GIZP_MAX_LISTEN];
     unsigned nlisten;
+    SSL_CTX *ssl_ctx;
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
@@ -98,6 +114,7 @@ struct front {
     size_t max_packet;
     char broker_socket[GIZP_SOCK_SIZE];
     uint8_t readbuf[READ_BUF];
+    uint8_t plainbuf[READ_BUF]; /* TLS: decrypted client bytes */
 };
 
 static void conn_close(struct fconn *c);
@@ -239,6 +256,38 @@ static int send_copy(struct fconn *c, bool to_broker, const uint8_t *data, size_
     return 0;
 }
 
+/* ---- TLS ------------------------------------------------------------------------- */
+
+/* Sends whatever OpenSSL has queued in the write BIO (records, alerts). */
+static int tls_flush(struct fconn *c)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    uint8_t buf[16384 + 512];
+    while (BIO_ctrl_pending(wbio) > 0) {
+        int n = BIO_read(wbio, buf, (int)sizeof(buf));
+        if (n <= 0) break;
+        if (send_copy(c, false, buf, (size_t)n) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Plaintext toward the client: encrypted on TLS connections. */
+static int to_client(struct fconn *c, const uint8_t *data, size_t n)
+{
+    if (c->ssl == NULL) return send_copy(c, false, data, n);
+    while (n > 0) {
+        int chunk = n > 16384u ? 16384 : (int)n;
+        int w = SSL_write(c->ssl, data, chunk);
+        if (w <= 0) {
+            conn_close(c);
+            return -1;
+        }
+        data += w;
+        n -= (size_t)w;
+    }
+    return tls_flush(c);
+}
+
 /* ---- closing ------------------------------------------------------------------ */
 
 static void close_cb(uv_handle_t *h)
@@ -251,6 +300,7 @@ static void close_cb(uv_handle_t *h)
     if (c->next != NULL) c->next->prev = c->prev;
     free(c->cbuf);
     free(c->bbuf);
+    SSL_free(c->ssl);
     free(c);
     atomic_fetch_sub(&f->stat_conns, 1u);
 }
@@ -281,6 +331,10 @@ static void half_close(struct fconn *c, bool toward_broker)
         return;
     }
     c->shutting_down = true;
+    if (!toward_broker && c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+        SSL_shutdown(c->ssl);
+        if (tls_flush(c) != 0) return;
+    }
     uv_read_stop((uv_stream_t *)&c->client);
     uv_read_stop((uv_stream_t *)&c->broker);
     c->shutdown_req.data = c;
@@ -407,7 +461,38 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else conn_close(c);
         return;
     }
-    if (nread > 0) client_data(c, (uint8_t *)buf->base, (size_t)nread);
+    if (nread == 0) return;
+    if (c->ssl == NULL) {
+        client_data(c, (uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    if (BIO_write(SSL_get_rbio(c->ssl), buf->base, (int)nread) != (int)nread) {
+        conn_close(c);
+        return;
+    }
+    for (;;) {
+        int n = SSL_read(c->ssl, c->f->plainbuf, (int)sizeof(c->f->plainbuf));
+        if (n > 0) {
+            client_data(c, c->f->plainbuf, (size_t)n);
+            if (c->closing || c->shutting_down) return;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, n);
+        if (tls_flush(c) != 0) return; /* handshake records, alerts */
+        if (e == SSL_ERROR_WANT_READ) return;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            half_close(c, true);
+        } else {
+            unsigned long code = ERR_get_error();
+            char why[160];
+            ERR_error_string_n(code, why, sizeof(why));
+            ERR_clear_error();
+            giz_log(GIZ_LOG_INFO, "front: TLS error from %s: %s", c->peer,
+                    code != 0 ? why : "connection not TLS or closed");
+            conn_close(c);
+        }
+        return;
+    }
 }
 
 /* ---- broker -> client ------------------------------------------------------------- */
@@ -427,12 +512,12 @@ static void device_data(struct fconn *c, const uint8_t *data, size_t n)
         if (rc != GIZ_OK) {
             /* Cannot happen with mosquitto; stop framing and relay raw. */
             c->is_device = false;
-            if (send_copy(c, false, c->bbuf + off, c->blen - off) == 0) {
+            if (to_client(c, c->bbuf + off, c->blen - off) == 0) {
                 c->blen = 0;
             }
             return;
         }
-        if (send_copy(c, false, c->bbuf + off, pkt_len) != 0) return;
+        if (to_client(c, c->bbuf + off, pkt_len) != 0) return;
         off += pkt_len;
     }
     buf_consume(&c->bbuf, &c->blen, &c->bcap, off);
@@ -449,7 +534,7 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     if (c->is_device) device_data(c, (const uint8_t *)buf->base, (size_t)nread);
-    else send_copy(c, false, (const uint8_t *)buf->base, (size_t)nread);
+    else to_client(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- accept ---------------------------------------------------------------------- */
@@ -472,7 +557,8 @@ static void broker_connect_cb(uv_connect_t *req, int status)
 
 static void accept_cb(uv_stream_t *server, int status)
 {
-    struct front *f = server->data;
+    struct flistener *l = server->data;
+    struct front *f = l->f;
     struct fconn *c;
     if (status < 0) return;
     c = calloc(1, sizeof(*c));
@@ -506,6 +592,19 @@ static void accept_cb(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->client, 1);
     peer_name(&c->client, c->peer, sizeof(c->peer));
+    if (l->tls) {
+        BIO *rbio = BIO_new(BIO_s_mem());
+        BIO *wbio = BIO_new(BIO_s_mem());
+        c->ssl = SSL_new(f->ssl_ctx);
+        if (c->ssl == NULL || rbio == NULL || wbio == NULL) {
+            BIO_free(rbio);
+            BIO_free(wbio);
+            conn_close(c);
+            return;
+        }
+        SSL_set_bio(c->ssl, rbio, wbio);
+        SSL_set_accept_state(c->ssl);
+    }
     uv_pipe_connect(&c->connect_req, &c->broker, f->broker_socket, broker_connect_cb);
 }
 
@@ -543,8 +642,8 @@ static void stop_everything(struct front *f)
         c = next;
     }
     for (unsigned i = 0; i < f->nlisten; i++) {
-        if (!uv_is_closing((uv_handle_t *)&f->listeners[i]))
-            uv_close((uv_handle_t *)&f->listeners[i], NULL);
+        if (!uv_is_closing((uv_handle_t *)&f->listeners[i].tcp))
+            uv_close((uv_handle_t *)&f->listeners[i].tcp, NULL);
     }
     if (!uv_is_closing((uv_handle_t *)&f->sweep)) uv_close((uv_handle_t *)&f->sweep, NULL);
     if (!uv_is_closing((uv_handle_t *)&f->async)) uv_close((uv_handle_t *)&f->async, NULL);
@@ -578,24 +677,52 @@ static void *front_thread(void *arg)
     return NULL;
 }
 
-static int listen_one(struct front *f, const struct gizp_listen *l, uv_tcp_t *tcp)
+static int listen_one(struct front *f, const struct gizp_listen *l, bool tls)
 {
     struct sockaddr_storage ss;
+    struct flistener *fl = &f->listeners[f->nlisten];
+    uv_tcp_t *tcp = &fl->tcp;
     int rc;
+    fl->f = f;
+    fl->tls = tls;
     if (strchr(l->host, ':') != NULL) rc = uv_ip6_addr(l->host, l->port, (struct sockaddr_in6 *)&ss);
     else rc = uv_ip4_addr(l->host, l->port, (struct sockaddr_in *)&ss);
     if (rc == 0) rc = uv_tcp_init(&f->loop, tcp);
     if (rc != 0) goto fail;
-    tcp->data = f;
+    tcp->data = fl;
     f->nlisten++;
     rc = uv_tcp_bind(tcp, (const struct sockaddr *)&ss, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)tcp, LISTEN_BACKLOG, accept_cb);
     if (rc != 0) goto fail;
     return 0;
 fail:
-    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot listen on %s port %d: %s", l->host, l->port,
-                         uv_strerror(rc));
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot listen%s on %s port %d: %s", tls ? " (TLS)" : "",
+                         l->host, l->port, uv_strerror(rc));
     return -1;
+}
+
+/* The server context: TLS 1.2+, certificate chain and key from PEM files,
+ * checked to match. Logs and returns NULL on any problem (init then fails). */
+static SSL_CTX *tls_ctx_new(const char *cert, const char *key)
+{
+    char why[200] = "";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Idle connections give their record buffers back. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) goto fail;
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) goto fail;
+    if (SSL_CTX_check_private_key(ctx) != 1) goto fail;
+    return ctx;
+fail:
+    ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+    ERR_clear_error();
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: TLS setup failed (cert %s, key %s): %s", cert, key, why);
+    SSL_CTX_free(ctx);
+    return NULL;
 }
 
 /* Closes every handle of a loop that never ran, then the loop. */
@@ -636,8 +763,15 @@ int ping__start(struct gizp *g, struct front **out)
     f->sweep.data = f;
     if (uv_async_init(&f->loop, &f->async, async_cb) != 0 || uv_timer_init(&f->loop, &f->sweep) != 0)
         goto fail;
+    if (g->cfg.tls_listen_count > 0) {
+        f->ssl_ctx = tls_ctx_new(g->cfg.tls_cert, g->cfg.tls_key);
+        if (f->ssl_ctx == NULL) goto fail;
+    }
     for (unsigned i = 0; i < g->cfg.listen_count; i++) {
-        if (listen_one(f, &g->cfg.listen[i], &f->listeners[i]) != 0) goto fail;
+        if (listen_one(f, &g->cfg.listen[i], false) != 0) goto fail;
+    }
+    for (unsigned i = 0; i < g->cfg.tls_listen_count; i++) {
+        if (listen_one(f, &g->cfg.tls_listen[i], true) != 0) goto fail;
     }
     /* The thread must not take mosquitto's signals (SIGINT/TERM/HUP...). */
     sigfillset(&all);
@@ -650,6 +784,7 @@ int ping__start(struct gizp *g, struct front **out)
     return 0;
 fail:
     loop_teardown(f);
+    SSL_CTX_free(f->ssl_ctx);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cond);
     free(f);
@@ -680,6 +815,7 @@ void ping__stop(struct front *f)
     uv_walk(&f->loop, close_walk_cb, NULL);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     uv_loop_close(&f->loop);
+    SSL_CTX_free(f->ssl_ctx);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cond);
     free(f);

@@ -203,7 +203,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         goto fail;
     }
     g->start_ms = g->last_stats_ms = plugin__now_ms();
-    if (g->cfg.listen_count > 0) {
+    if (g->cfg.listen_count + g->cfg.tls_listen_count > 0) {
         if (ping__start(g, &g->front) != 0) {
             rc = MOSQ_ERR_INVAL;
             goto fail;
@@ -223,9 +223,10 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         }
     }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "giz: plugin ready: db %s, %u front listener(s), ping limit %u per %u ms, "
+                         "giz: plugin ready: db %s, %u front listener(s) + %u TLS, ping limit %u per %u ms, "
                          "keepalive max %u s, outbox after id %lld",
-                         g->cfg.db_path, g->cfg.listen_count, g->cfg.ping_max,
+                         g->cfg.db_path, g->cfg.listen_count, g->cfg.tls_listen_count,
+                         g->cfg.ping_max,
                          g->cfg.ping_window_ms, g->cfg.keepalive_max,
                          (long long)g->outbox_last_id);
     *userdata = g;

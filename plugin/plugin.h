@@ -78,6 +78,10 @@ struct gizp_config {
     char db_path[GIZ_PATH_SIZE];
     struct gizp_listen listen[GIZP_MAX_LISTEN];
     unsigned listen_count;
+    struct gizp_listen tls_listen[GIZP_MAX_LISTEN];
+    unsigned tls_listen_count;
+    char tls_cert[GIZ_PATH_SIZE];
+    char tls_key[GIZ_PATH_SIZE];
     char broker_socket[GIZP_SOCK_SIZE];
     unsigned ping_max;       /* PINGREQs allowed per window (181st closes) */
     unsigned ping_window_ms; /* window length */

@@ -7,6 +7,7 @@ wrapper that collects deliveries, and the fixtures every plugin test needs
 the real GService's HTTP API."""
 import queue
 import socket
+import ssl
 import struct
 import time
 
@@ -71,11 +72,13 @@ DISCONNECT = b"\xe0\x00"
 
 
 class RawClient:
-    """One TCP connection speaking raw MQTT bytes."""
+    """One TCP connection speaking raw MQTT bytes (over TLS if ssl_context is given)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, ssl_context=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         self.buf = b""
         self.closed = False
 
@@ -88,7 +91,7 @@ class RawClient:
             chunk = self.sock.recv(65536)
         except socket.timeout:
             return False
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
             chunk = b""
         if not chunk:
             self.closed = True
@@ -194,7 +197,7 @@ class RawClient:
 class Paho:
     """A paho client (MQTT 3.1.1) that records every delivery in a queue."""
 
-    def __init__(self, port, client_id, username=None, password=None, keepalive=60):
+    def __init__(self, port, client_id, username=None, password=None, keepalive=60, ca_file=None):
         self.msgs = queue.Queue()
         self.rc = None
         self.subacks = queue.Queue()
@@ -207,6 +210,8 @@ class Paho:
         self.c.on_disconnect = self._on_disconnect
         self.disconnected = False
         self.connected = queue.Queue()
+        if ca_file is not None:
+            self.c.tls_set(ca_certs=ca_file)
         self.c.connect("127.0.0.1", port, keepalive)
         self.c.loop_start()
         try:

@@ -111,7 +111,8 @@ BAD = [
     ("unknown option", {"no_such_option": "1"}, "unknown option plugin_opt_no_such_option"),
     ("malformed value", {"ping_max": "lots"}, "bad value for plugin_opt_ping_max"),
     ("malformed listen", {"listen": "nowhere"}, "bad value for plugin_opt_listen"),
-    ("TLS not built", {"tls_listen": "127.0.0.1:1"}, "TLS termination is not implemented"),
+    ("keepalive_max out of range", {"keepalive_max": "70000"}, "bad value for plugin_opt_keepalive_max"),
+    ("option given twice", {"ping_max": ["10", "20"]}, "plugin_opt_ping_max given twice"),
 ]
 for what, opts, expect in BAD:
     cloud = harness.Cloud(gservice=False, broker=False, plugin_opts=opts)
