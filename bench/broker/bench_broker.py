@@ -7,12 +7,14 @@ In one run, on this machine, each against a fresh broker:
      plugin    mosquitto + giz_plugin, clients straight to mosquitto's TCP listener
                (login, ACL WRITE/READ and MESSAGE callbacks, no front listener)
      front     mosquitto + giz_plugin + front listener (production layout)
+     tls       the same through the front listener's TLS port (both clients TLS)
   logins/s    sequential CONNECT -> CONNACK -> DISCONNECT from one client:
      bare      anonymous
      dynsec    mosquitto's stock dynamic-security plugin (one client with a password)
      plugin    device login, credential cache on (the reconnect-storm path)
      nocache   device login, cache off (PBKDF2 + SQLite every time)
      front     device login through the front listener, cache on
+     tls       the same over TLS (full handshake per login, ECDSA P-256)
   memory      broker RSS per idle logged-in connection, bare vs front
 and prints the ratios. Uses the integration harness (real GService for fixtures).
 
@@ -22,6 +24,7 @@ with GIZ_BUILD_DIR pointing at a (preferably non-sanitized) build.
 import argparse
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -56,6 +59,9 @@ def conf_lines(cloud, mode, extra_opts=None):
         lines += ["allow_anonymous false", "listener 0 " + sock, "plugin " + harness.PLUGIN,
                   "plugin_opt_db_path " + cloud.db_path, "plugin_opt_listen 127.0.0.1:%d" % cloud.mqtt_port,
                   "plugin_opt_broker_socket " + sock, "plugin_opt_log_level warn"]
+    if mode == "front" and getattr(cloud, "tls_port", None):
+        lines += ["plugin_opt_tls_listen 127.0.0.1:%d" % cloud.tls_port,
+                  "plugin_opt_tls_cert " + cloud.tls_cert, "plugin_opt_tls_key " + cloud.tls_key]
     for k, v in (extra_opts or {}).items():
         lines.append("plugin_opt_%s %s" % (k, v))
     return "\n".join(lines) + "\n"
@@ -78,14 +84,15 @@ def rss_kib(pid):
     return 0
 
 
-def throughput(cloud, n, pub_auth, sub_auth, topic):
+def throughput(cloud, n, pub_auth, sub_auth, topic, port=None):
     """Messages/s from one mosquitto_pub --repeat to one mosquitto_sub -C n."""
-    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(cloud.mqtt_port), "-t", topic,
+    port = port or cloud.mqtt_port
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
                             "-C", str(n), "-W", "120", "-q", "0"] + sub_auth,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.7)
     t0 = time.monotonic()
-    pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(cloud.mqtt_port), "-t", topic,
+    pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
                           "-m", PAYLOAD, "--repeat", str(n), "-q", "0"] + pub_auth,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sub.wait(130)
@@ -97,14 +104,17 @@ def throughput(cloud, n, pub_auth, sub_auth, topic):
     return n / dt
 
 
-def logins(cloud, n, client_id, username, password):
+def logins(cloud, n, client_id, username, password, port=None, ctx=None):
     """Sequential CONNECT/CONNACK/DISCONNECT per second; counts only accepted ones."""
     pkt = connect_packet(client_id, username, password, keepalive=60)
+    port = port or cloud.mqtt_port
     ok = 0
     t0 = time.monotonic()
     for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", cloud.mqtt_port))
+        s = socket.create_connection(("127.0.0.1", port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ctx is not None:
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
         s.sendall(pkt)
         ack = b""
         while len(ack) < 4:
@@ -118,6 +128,32 @@ def logins(cloud, n, client_id, username, password):
         s.close()
     dt = time.monotonic() - t0
     return ok / dt, ok
+
+
+def _login_worker(args):
+    port, n, cid, user, pw = args
+    pkt = connect_packet(cid, user, pw, keepalive=60)
+    ok = 0
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(pkt)
+        ack = s.recv(4)
+        if ack[:2] == b"\x20\x02" and ack[3:4] == b"\x00":
+            ok += 1
+        s.sendall(b"\xe0\x00")
+        s.close()
+    return ok
+
+
+def logins_parallel(cloud, n, procs, ids, user_of, pw_of):
+    """Logins/s with `procs` client processes at once, each using its own client id."""
+    import multiprocessing
+    jobs = [(cloud.mqtt_port, n // procs, ids[i], user_of(ids[i]), pw_of(ids[i])) for i in range(procs)]
+    t0 = time.monotonic()
+    with multiprocessing.Pool(procs) as pool:
+        ok = sum(pool.map(_login_worker, jobs))
+    return ok / (time.monotonic() - t0)
 
 
 def idle_rss(cloud, clients):
@@ -161,11 +197,25 @@ def main():
             subprocess.run(["mosquitto_ctrl", "dynsec", "init", dynsec_json, "benchuser", "benchpass123"],
                            check=True, capture_output=True)
 
+        # TLS material for the front listener's TLS port
+        cloud.tls_port = harness.free_port()
+        cloud.tls_cert = os.path.join(cloud.dir, "cert.pem")
+        cloud.tls_key = os.path.join(cloud.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-keyout", cloud.tls_key, "-out", cloud.tls_cert, "-days", "2", "-nodes",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        ctx = ssl.create_default_context(cafile=cloud.tls_cert)
+        tls_args = ["--cafile", cloud.tls_cert]
+
         # -- messages/s -------------------------------------------------------------
-        for mode in ("bare", "plugin", "front"):
-            restart_broker(cloud, mode)
+        for mode in ("bare", "plugin", "front", "tls"):
+            restart_broker(cloud, "front" if mode == "tls" else mode)
             if mode == "bare":
                 r = throughput(cloud, args.messages, [], [], topic)
+            elif mode == "tls":
+                r = throughput(cloud, args.messages, dev_auth + tls_args, app_auth + tls_args, topic,
+                               port=cloud.tls_port)
             else:
                 r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
             res["msg_" + mode] = r
@@ -183,9 +233,27 @@ def main():
         res["login_nocache"], _ = logins(cloud, args.logins, did, did, pc)
         restart_broker(cloud, "front")
         res["login_front"], _ = logins(cloud, args.logins, did, did, pc)
-        for k in ("bare", "dynsec", "plugin", "nocache", "front"):
+        res["login_tls"], _ = logins(cloud, max(args.logins // 4, 1), did, did, pc, port=cloud.tls_port, ctx=ctx)
+        for k in ("bare", "dynsec", "plugin", "nocache", "front", "tls"):
             if "login_" + k in res:
                 print("logins/s   %-7s %9.0f" % (k, res["login_" + k]), flush=True)
+
+        # -- logins/s, 4 client processes with distinct ids --------------------------------
+        P = 4
+        devs = [new_device(cloud, pk, "parpass%03d" % i) for i in range(P)]
+        pw = dict(devs)
+        ids = [d for d, _ in devs]
+        if have_dynsec:
+            restart_broker(cloud, "dynsec")
+            res["plogin_dynsec"] = logins_parallel(cloud, args.logins, P, ["bench%d" % i for i in range(P)],
+                                                   lambda c: "benchuser", lambda c: "benchpass123")
+        restart_broker(cloud, "plugin")
+        res["plogin_plugin"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
+        restart_broker(cloud, "front")
+        res["plogin_front"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
+        for k in ("dynsec", "plugin", "front"):
+            if "plogin_" + k in res:
+                print("logins/s x%d %-7s %9.0f" % (P, k, res["plogin_" + k]), flush=True)
 
         # -- memory per idle connection -------------------------------------------------
         if args.idle > 0:
@@ -205,11 +273,15 @@ def main():
         print("  messages/s  plugin/bare %.2f   front/bare %.2f   front/plugin %.2f" % (
             res["msg_plugin"] / res["msg_bare"], res["msg_front"] / res["msg_bare"],
             res["msg_front"] / res["msg_plugin"] if res["msg_plugin"] else 0))
+        print("  messages/s  tls/front %.2f" % (res["msg_tls"] / res["msg_front"] if res["msg_front"] else 0))
     if res.get("login_dynsec"):
         print("  logins/s    plugin/dynsec %.2f   front/dynsec %.2f   nocache/dynsec %.2f   dynsec/bare %.2f" % (
             res["login_plugin"] / res["login_dynsec"], res["login_front"] / res["login_dynsec"],
             res["login_nocache"] / res["login_dynsec"], res["login_dynsec"] / res["login_bare"]))
     print("  logins/s    front/bare %.2f" % (res["login_front"] / res["login_bare"]))
+    if res.get("plogin_dynsec"):
+        print("  logins/s x4 plugin/dynsec %.2f   front/dynsec %.2f" % (
+            res["plogin_plugin"] / res["plogin_dynsec"], res["plogin_front"] / res["plogin_dynsec"]))
 
 
 if __name__ == "__main__":
