@@ -190,7 +190,7 @@ static int app_login(struct gizp *g, struct mosquitto *ctx, const char *username
         return refuse(g, ctx, client_id, who, "client id is not the session's mqtt_client_id");
     if (appid[0] != '\0' && sess.appid[0] != '\0' && strcmp(appid, sess.appid) != 0)
         return refuse(g, ctx, client_id, who, "appid differs from the session's");
-    if (presence__app_online(g, ctx, client_id, uid) != 0)
+    if (presence__app_online(g, ctx, client_id, uid, sess.expire_at) != 0)
         return refuse(g, ctx, client_id, who, "out of memory or database error");
     g->logins_ok++;
     if (g->cfg.log_level >= GIZ_LOG_INFO) {

@@ -103,6 +103,10 @@ static int tick_cb(int event, void *event_data, void *userdata)
         push__poll_outbox(g);
         presence__flush(g);
     }
+    if (now - g->last_expiry_ms >= 1000) {
+        g->last_expiry_ms = now;
+        presence__expire_apps(g);
+    }
     if (g->cfg.stats_interval > 0 && now - g->last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
         log_stats(g, now);
     return MOSQ_ERR_SUCCESS;

@@ -148,6 +148,7 @@ struct did_state {
 struct app_state {
     char client_id[GIZ_CLIENTID_SIZE];
     char uid[GIZ_UID_SIZE];
+    int64_t expire_at;          /* unix seconds; the session is kicked after it */
     unsigned conns;
     char (*dids)[GIZ_DID_SIZE]; /* sorted bound DIDs */
     size_t ndids, cap;
@@ -180,10 +181,13 @@ struct pending_log {
 /* Marks ctx online as device `did` of `product_key`. 0 or -1 (ENOMEM). */
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
                             const char *product_key);
-/* Marks ctx online as app `client_id` of user `uid` (loads its bindings on
- * the first live context of that client id). 0 or -1. */
+/* Marks ctx online as app `client_id` of user `uid` whose session ends at
+ * expire_at (loads its bindings on the first live context of that client
+ * id). 0 or -1. */
 int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
-                         const char *uid);
+                         const char *uid, int64_t expire_at);
+/* Kicks app sessions whose token has expired (called about once a second). */
+void presence__expire_apps(struct gizp *g);
 /* The context's record, or NULL if ctx is not an authenticated client. */
 struct client *presence__client(struct gizp *g, const struct mosquitto *ctx);
 /* The DID's state, or NULL. */
@@ -261,7 +265,7 @@ struct gizp {
     unsigned log_dropped;
 
     int64_t outbox_last_id;
-    int64_t last_poll_ms, last_stats_ms, start_ms;
+    int64_t last_poll_ms, last_stats_ms, start_ms, last_expiry_ms;
     uint64_t ticks, ticks_at_stats;
     uint64_t logins_ok, logins_refused, cache_hits;
     bool front_started;

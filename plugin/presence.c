@@ -210,7 +210,7 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
 }
 
 int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
-                         const char *uid)
+                         const char *uid, int64_t expire_at)
 {
     struct client *c;
     struct app_state *app;
@@ -250,6 +250,7 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
         goto fail;
     }
     app->conns++;
+    app->expire_at = expire_at;
     return 0;
 fail:
     if (app->conns == 0) {
@@ -266,6 +267,47 @@ int presence__disconnect_cb(int event, void *event_data, void *userdata)
     (void)event;
     client_offline(userdata, ed->client);
     return MOSQ_ERR_SUCCESS;
+}
+
+/* ---- session expiry -------------------------------------------------------- */
+
+struct expiry_walk {
+    int64_t now;
+    char (*ids)[GIZ_CLIENTID_SIZE];
+    size_t n, cap;
+};
+
+static int expiry_walk_cb(const void *key, size_t klen, void *value, void *ud)
+{
+    struct expiry_walk *w = ud;
+    struct app_state *app = value;
+    (void)key;
+    (void)klen;
+    if (app->expire_at <= 0 || app->expire_at > w->now) return 0;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2u : 16u;
+        char(*ids)[GIZ_CLIENTID_SIZE] = realloc(w->ids, cap * sizeof(*ids));
+        if (ids == NULL) return 1;
+        w->ids = ids;
+        w->cap = cap;
+    }
+    memcpy(w->ids[w->n++], app->client_id, GIZ_CLIENTID_SIZE);
+    return 0;
+}
+
+void presence__expire_apps(struct gizp *g)
+{
+    struct expiry_walk w = {plugin__unix_now(), NULL, 0, 0};
+    if (g->apps.count == 0) return;
+    map__foreach(&g->apps, expiry_walk_cb, &w);
+    /* Kicked after the walk: each kick re-enters presence__disconnect_cb. */
+    for (size_t i = 0; i < w.n; i++) {
+        if (w.ids[i][0] == '\0') continue;
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: app %s: session expired, disconnecting",
+                             w.ids[i]);
+        mosquitto_kick_client_by_clientid(w.ids[i], false);
+    }
+    free(w.ids);
 }
 
 /* ---- bindings ------------------------------------------------------------ */

@@ -11,6 +11,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -81,6 +82,21 @@ with harness.Cloud(broker=True) as cloud:
     db.commit()
     db.close()
     ck.eq(connack(cloud, bob["mqtt_client_id"], bob["uid"], bob["token"]), 5, "expired token refused")
+
+    # A session that expires while connected is disconnected.
+    dave = new_user(cloud, "dave")
+    db = sqlite3.connect(cloud.db_path, timeout=10)
+    db.execute("UPDATE sessions SET expire_at = ? WHERE mqtt_client_id = ?",
+               (int(time.time()) + 2, dave["mqtt_client_id"]))
+    db.commit()
+    db.close()
+    live = RawClient(cloud.mqtt_port)
+    ck.eq(live.connect(dave["mqtt_client_id"], dave["uid"], dave["token"], keepalive=60), 0,
+          "app login shortly before its session expires")
+    ck.ok(live.wait_closed(10), "app disconnected once its session expired")
+    live.close()
+    ck.ok(wait_for(lambda: "app %s: session expired" % dave["mqtt_client_id"] in cloud.log_text("mosquitto")),
+          "session expiry logged")
 
     # -- unregister disables the DID (cached credentials dropped) --------------
     status, _, body = cloud.http("DELETE", "/dev/devices", form="did=%s&passcode=%s" % (did2, pc2))
