@@ -245,6 +245,14 @@ void gs_respond_form(struct gs_request *rq, unsigned status, const char *fmt, ..
 /* Device error: "error_code=<code>&error_message=<message>" (message is sent
  * as is: firmware strstr()s it, so it must not be %-encoded). */
 void gs_respond_form_error(struct gs_request *rq, unsigned status, int code, const char *message);
+/* Reads form field `key` from src[0..len) (a body or a query string) into
+ * out[0..cap). Returns true on success, or when the field is absent and not
+ * `required` (out = ""). Otherwise answers 400 (missing / too long / badly
+ * encoded, naming the field) and returns false. */
+bool gs_form_field(struct gs_request *rq, const char *src, size_t len, const char *key, char *out,
+                   size_t cap, bool required);
+/* True if src[0..len) is empty or a well-formed form; otherwise answers 400. */
+bool gs_form_ok(struct gs_request *rq, const char *src, size_t len);
 /* JSON answer; takes ownership of `json` (freed here, NULL gives a 500). */
 void gs_respond_json(struct gs_request *rq, unsigned status, struct cJSON *json);
 /* JSON error {"error": code, "message": message}. */

@@ -402,6 +402,37 @@ void gs_respond_form_error(struct gs_request *rq, unsigned status, int code, con
     gs_respond_form(rq, status, "error_code=%d&error_message=%s", code, message);
 }
 
+bool gs_form_field(struct gs_request *rq, const char *src, size_t len, const char *key, char *out,
+                   size_t cap, bool required)
+{
+    size_t n = 0;
+    int rc = giz_form_get(src, len, key, out, cap, &n);
+    if (rc == GIZ_OK)
+        return true;
+    char msg[96];
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        out[0] = '\0';
+        if (!required)
+            return true;
+        snprintf(msg, sizeof msg, "%s is missing", key);
+    } else if (rc == GIZ_ERR_OVERSIZE) {
+        snprintf(msg, sizeof msg, "%s is too long", key);
+    } else {
+        snprintf(msg, sizeof msg, "%s is badly encoded", key);
+    }
+    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, msg);
+    return false;
+}
+
+bool gs_form_ok(struct gs_request *rq, const char *src, size_t len)
+{
+    struct giz_error err = {0};
+    if (len == 0 || giz_form_validate(src, len, &err) == GIZ_OK)
+        return true;
+    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "malformed form");
+    return false;
+}
+
 #define JSON_CT "application/json"
 
 void gs_respond_json(struct gs_request *rq, unsigned status, struct cJSON *json)

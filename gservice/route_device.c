@@ -19,39 +19,6 @@
 /* Hex-encoded ciphertexts the safe variants accept (plaintexts are < 128 bytes). */
 #define SAFE_HEX_MAX 512
 
-/* Reads one form field. On failure answers 400 and returns false. */
-static bool form_field(struct gs_request *rq, const char *body, size_t len, const char *key,
-                       char *out, size_t cap, bool required)
-{
-    size_t n = 0;
-    int rc = giz_form_get(body, len, key, out, cap, &n);
-    if (rc == GIZ_OK)
-        return true;
-    char msg[96];
-    if (rc == GIZ_ERR_NOT_FOUND) {
-        out[0] = '\0';
-        if (!required)
-            return true;
-        snprintf(msg, sizeof msg, "%s is missing", key);
-    } else if (rc == GIZ_ERR_OVERSIZE) {
-        snprintf(msg, sizeof msg, "%s is too long", key);
-    } else {
-        snprintf(msg, sizeof msg, "%s is badly encoded", key);
-    }
-    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, msg);
-    return false;
-}
-
-/* Checks that a body is a well-formed form; answers 400 if not. */
-static bool form_ok(struct gs_request *rq, const char *body, size_t len)
-{
-    struct giz_error err = {0};
-    if (len == 0 || giz_form_validate(body, len, &err) == GIZ_OK)
-        return true;
-    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "malformed form body");
-    return false;
-}
-
 static bool passcode_ok(const char *pc)
 {
     size_t n = strlen(pc);
@@ -108,10 +75,10 @@ static bool do_register(struct gs_request *rq, const char *product_key, const ch
 static void dev_register(struct gs_request *rq)
 {
     char passcode[GIZ_MAX_PASSCODE + 1], mac[GIZ_MAC_SIZE], pk[GIZ_PK_SIZE], did[GIZ_DID_SIZE];
-    if (!form_ok(rq, rq->body, rq->body_len) ||
-        !form_field(rq, rq->body, rq->body_len, "passcode", passcode, sizeof passcode, true) ||
-        !form_field(rq, rq->body, rq->body_len, "mac", mac, sizeof mac, true) ||
-        !form_field(rq, rq->body, rq->body_len, "product_key", pk, sizeof pk, true))
+    if (!gs_form_ok(rq, rq->body, rq->body_len) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "passcode", passcode, sizeof passcode, true) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "mac", mac, sizeof mac, true) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "product_key", pk, sizeof pk, true))
         return;
     if (!gs_valid_product_key(pk)) {
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
@@ -124,9 +91,9 @@ static void dev_register(struct gs_request *rq)
 static void dev_unregister(struct gs_request *rq)
 {
     char did[GIZ_DID_SIZE], passcode[GIZ_MAX_PASSCODE + 1];
-    if (!form_ok(rq, rq->body, rq->body_len) ||
-        !form_field(rq, rq->body, rq->body_len, "did", did, sizeof did, true) ||
-        !form_field(rq, rq->body, rq->body_len, "passcode", passcode, sizeof passcode, true))
+    if (!gs_form_ok(rq, rq->body, rq->body_len) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "did", did, sizeof did, true) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "passcode", passcode, sizeof passcode, true))
         return;
     if (!gs_valid_did(did)) {
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "did must be 22 base62 characters");
@@ -304,14 +271,14 @@ static void safe_register(struct gs_request *rq, const char *pk, const uint8_t k
 {
     char data[SAFE_HEX_MAX + 1], plain[SAFE_HEX_MAX / 2 + 1];
     char passcode[GIZ_MAX_PASSCODE + 1], mac[GIZ_MAC_SIZE], did[GIZ_DID_SIZE];
-    if (!form_ok(rq, rq->body, rq->body_len) ||
-        !form_field(rq, rq->body, rq->body_len, "data", data, sizeof data, true) ||
+    if (!gs_form_ok(rq, rq->body, rq->body_len) ||
+        !gs_form_field(rq, rq->body, rq->body_len, "data", data, sizeof data, true) ||
         !safe_decrypt(rq, key, data, plain, sizeof plain))
         return;
     size_t plen = strlen(plain);
-    if (!form_ok(rq, plain, plen) ||
-        !form_field(rq, plain, plen, "mac", mac, sizeof mac, true) ||
-        !form_field(rq, plain, plen, "passcode", passcode, sizeof passcode, true))
+    if (!gs_form_ok(rq, plain, plen) ||
+        !gs_form_field(rq, plain, plen, "mac", mac, sizeof mac, true) ||
+        !gs_form_field(rq, plain, plen, "passcode", passcode, sizeof passcode, true))
         return;
     if (!do_register(rq, pk, mac, passcode, did))
         return;

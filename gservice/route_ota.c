@@ -31,39 +31,6 @@
 #define MSG_NO_RULE "Don't have a push rule id on device"
 #define MSG_NOT_IN_EFFECT "push rule not in effect or device already upgrade"
 
-/* Reads one field from a form (body or query). Answers 400 and returns false
- * on a missing required field, oversize or bad encoding. */
-static bool field(struct gs_request *rq, const char *src, size_t len, const char *key,
-                  char *out, size_t cap, bool required)
-{
-    size_t n = 0;
-    int rc = giz_form_get(src, len, key, out, cap, &n);
-    if (rc == GIZ_OK)
-        return true;
-    char msg[96];
-    if (rc == GIZ_ERR_NOT_FOUND) {
-        out[0] = '\0';
-        if (!required)
-            return true;
-        snprintf(msg, sizeof msg, "%s is missing", key);
-    } else if (rc == GIZ_ERR_OVERSIZE) {
-        snprintf(msg, sizeof msg, "%s is too long", key);
-    } else {
-        snprintf(msg, sizeof msg, "%s is badly encoded", key);
-    }
-    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, msg);
-    return false;
-}
-
-static bool src_ok(struct gs_request *rq, const char *src, size_t len)
-{
-    struct giz_error err = {0};
-    if (len == 0 || giz_form_validate(src, len, &err) == GIZ_OK)
-        return true;
-    gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "malformed form");
-    return false;
-}
-
 /* Parses type=1|2; answers 400 otherwise. */
 static bool fw_type(struct gs_request *rq, const char *text, int *type)
 {
@@ -116,10 +83,10 @@ void gs_route_ota_check(struct gs_request *rq)
     const char *b = rq->body;
     size_t bl = rq->body_len;
     int type = 0;
-    if (!src_ok(rq, b, bl) || !field(rq, b, bl, "passcode", passcode, sizeof passcode, true) ||
-        !field(rq, b, bl, "type", type_s, sizeof type_s, true) ||
-        !field(rq, b, bl, "hard_version", hard, sizeof hard, false) ||
-        !field(rq, b, bl, "soft_version", soft, sizeof soft, true) ||
+    if (!gs_form_ok(rq, b, bl) || !gs_form_field(rq, b, bl, "passcode", passcode, sizeof passcode, true) ||
+        !gs_form_field(rq, b, bl, "type", type_s, sizeof type_s, true) ||
+        !gs_form_field(rq, b, bl, "hard_version", hard, sizeof hard, false) ||
+        !gs_form_field(rq, b, bl, "soft_version", soft, sizeof soft, true) ||
         !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
         return;
     const char *did = rq->param[0];
@@ -165,10 +132,10 @@ void gs_route_ota_latest(struct gs_request *rq)
     const char *q = rq->query;
     size_t ql = rq->query_len;
     int type = 0;
-    if (!src_ok(rq, q, ql) || !field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
-        !field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
-        !field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
-        !field(rq, q, ql, "soft_version", soft, sizeof soft, true) ||
+    if (!gs_form_ok(rq, q, ql) || !gs_form_field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
+        !gs_form_field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
+        !gs_form_field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
+        !gs_form_field(rq, q, ql, "soft_version", soft, sizeof soft, true) ||
         !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
         return;
     if (!gs_valid_product_key(pk)) {
@@ -198,12 +165,12 @@ void gs_route_ota_target_fid(struct gs_request *rq)
     const char *q = rq->query;
     size_t ql = rq->query_len;
     int type = 0;
-    if (!src_ok(rq, q, ql) || !field(rq, q, ql, "did", did, sizeof did, true) ||
-        !field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
-        !field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
-        !field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
-        !field(rq, q, ql, "soft_version", soft, sizeof soft, false) ||
-        !field(rq, q, ql, "current_fid", fid_s, sizeof fid_s, false) ||
+    if (!gs_form_ok(rq, q, ql) || !gs_form_field(rq, q, ql, "did", did, sizeof did, true) ||
+        !gs_form_field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
+        !gs_form_field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
+        !gs_form_field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
+        !gs_form_field(rq, q, ql, "soft_version", soft, sizeof soft, false) ||
+        !gs_form_field(rq, q, ql, "current_fid", fid_s, sizeof fid_s, false) ||
         !fw_type(rq, type_s, &type))
         return;
     if (!gs_valid_version(soft, true) || !gs_valid_version(hard, true)) {
