@@ -10,40 +10,8 @@
 
 #include "fuzz.h"
 #include "giz/proto.h"
+#include "proto_eq.h"
 
-static bool view_eq(struct giz_view a, struct giz_view b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
-}
-
-static bool msg_eq(const struct giz_msg *a, const struct giz_msg *b)
-{
-    if (a->cmd != b->cmd)
-        return false;
-    switch (a->cmd) {
-    case GIZ_CMD_BIZ:
-    case GIZ_CMD_BIZ_REPLY:
-        return view_eq(a->u.biz.data, b->u.biz.data);
-    case GIZ_CMD_BIZ_SN:
-    case GIZ_CMD_BIZ_SN_ACK:
-        return a->u.biz_sn.sn == b->u.biz_sn.sn && view_eq(a->u.biz_sn.data, b->u.biz_sn.data);
-    case GIZ_CMD_LOG_LEVEL_SET:
-        return a->u.log_level.bits == b->u.log_level.bits;
-    case GIZ_CMD_LOG:
-        return a->u.log.level == b->u.log.level && view_eq(a->u.log.tags, b->u.log.tags) &&
-               view_eq(a->u.log.source, b->u.log.source) &&
-               view_eq(a->u.log.content, b->u.log.content);
-    case GIZ_CMD_OTA_PUSH_V40:
-        return a->u.ota40.type == b->u.ota40.type && a->u.ota40.fid == b->u.ota40.fid &&
-               view_eq(a->u.ota40.url, b->u.ota40.url);
-    case GIZ_CMD_OTA_PUSH_V41:
-        return a->u.ota41.type == b->u.ota41.type && view_eq(a->u.ota41.did, b->u.ota41.did);
-    case GIZ_CMD_APP_COUNT:
-        return a->u.app_count.count == b->u.app_count.count;
-    default:
-        return true;
-    }
-}
 
 static void check_views(const struct giz_msg *m, const uint8_t *data, size_t size)
 {
