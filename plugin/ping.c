@@ -31,10 +31,15 @@
  * This thread never calls mosquitto and never touches the store; it talks
  * to the main thread only through handoff.c (log lines, peer map).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -58,7 +63,8 @@ struct fconn {
     struct fconn *prev, *next;
     uv_tcp_t client;
     uv_pipe_t broker;
-    uv_connect_t connect_req;
+    int pending_fd;                 /* unix socket still connecting to mosquitto, or -1 */
+    struct fconn *wprev, *wnext;    /* in front.waiting while pending_fd >= 0 */
     uv_shutdown_t shutdown_req;
     int open_handles;
     bool closing, broker_connected, shutting_down;
@@ -107,8 +113,10 @@ struct front {
     pthread_cond_t cond;
     bool go, stop;
     struct fconn *conns;
+    struct fconn *wait_head, *wait_tail; /* FIFO of connections mosquitto has no room for yet */
+    uv_timer_t retry;
     uint64_t next_serial;
-    atomic_ullong stat_conns, stat_accepted, stat_ping_closed;
+    atomic_ullong stat_conns, stat_accepted, stat_ping_closed, stat_waited;
     /* Config copies (read-only after start). */
     unsigned ping_max, window_ms, keepalive_max, connect_timeout_ms;
     size_t max_packet;
@@ -305,10 +313,25 @@ static void close_cb(uv_handle_t *h)
     atomic_fetch_sub(&f->stat_conns, 1u);
 }
 
+static void wait_unlink(struct fconn *c)
+{
+    struct front *f = c->f;
+    if (c->wprev != NULL) c->wprev->wnext = c->wnext;
+    else if (f->wait_head == c) f->wait_head = c->wnext;
+    if (c->wnext != NULL) c->wnext->wprev = c->wprev;
+    else if (f->wait_tail == c) f->wait_tail = c->wprev;
+    c->wprev = c->wnext = NULL;
+}
+
 static void conn_close(struct fconn *c)
 {
     if (c->closing) return;
     c->closing = true;
+    if (c->pending_fd >= 0) {
+        wait_unlink(c);
+        close(c->pending_fd);
+        c->pending_fd = -1;
+    }
     if (c->peer_recorded)
         handoff__peer_forget(&c->f->g->handoff, c->client_id, c->client_id_len, c->serial);
     uv_close((uv_handle_t *)&c->client, close_cb);
@@ -539,20 +562,61 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- accept ---------------------------------------------------------------------- */
 
-static void broker_connect_cb(uv_connect_t *req, int status)
+/* The relay is complete: start reading both sides. */
+static void broker_connected(struct fconn *c)
 {
-    struct fconn *c = req->data;
-    if (c->closing) return;
-    if (status < 0) {
-        giz_log(GIZ_LOG_ERR, "front: cannot reach mosquitto at %s: %s; closing %s",
-                c->f->broker_socket, uv_strerror(status), c->peer);
-        conn_close(c);
-        return;
-    }
     c->broker_connected = true;
     if (uv_read_start((uv_stream_t *)&c->client, alloc_cb, client_read_cb) != 0 ||
         uv_read_start((uv_stream_t *)&c->broker, alloc_cb, broker_read_cb) != 0)
         conn_close(c);
+}
+
+/* Connects the conn's unix socket to mosquitto without blocking. mosquitto
+ * listens with a small backlog, so under a connection storm connect() says
+ * EAGAIN: the socket is kept and retried (front.retry) instead of dropping
+ * the client. Returns 0 connected, 1 to retry later, -1 failed (logged, closed). */
+static int broker_try_connect(struct fconn *c)
+{
+    struct front *f = c->f;
+    struct sockaddr_un sa;
+    int rc;
+    if (c->pending_fd < 0) {
+        c->pending_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->pending_fd < 0) goto fail;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, f->broker_socket, strlen(f->broker_socket));
+    do {
+        rc = connect(c->pending_fd, (const struct sockaddr *)&sa, sizeof(sa));
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0 && (errno == EAGAIN || errno == EINPROGRESS)) return 1;
+    if (rc != 0) goto fail;
+    rc = uv_pipe_open(&c->broker, c->pending_fd);
+    if (rc != 0) {
+        errno = -rc;
+        goto fail;
+    }
+    c->pending_fd = -1;
+    broker_connected(c);
+    return 0;
+fail:
+    giz_log(GIZ_LOG_ERR, "front: cannot reach mosquitto at %s: %s; closing %s", f->broker_socket,
+            strerror(errno), c->peer);
+    conn_close(c);
+    return -1;
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    struct front *f = t->data;
+    while (f->wait_head != NULL) {
+        struct fconn *c = f->wait_head;
+        int rc = broker_try_connect(c);
+        if (rc == 1) return; /* still no room: keep the order, try again later */
+        if (rc == 0) wait_unlink(c); /* (-1 has unlinked it in conn_close) */
+    }
+    uv_timer_stop(t);
 }
 
 static void accept_cb(uv_stream_t *server, int status)
@@ -566,7 +630,7 @@ static void accept_cb(uv_stream_t *server, int status)
     c->f = f;
     c->client.data = c;
     c->broker.data = c;
-    c->connect_req.data = c;
+    c->pending_fd = -1;
     if (uv_tcp_init(&f->loop, &c->client) != 0) {
         free(c);
         return;
@@ -605,7 +669,14 @@ static void accept_cb(uv_stream_t *server, int status)
         SSL_set_bio(c->ssl, rbio, wbio);
         SSL_set_accept_state(c->ssl);
     }
-    uv_pipe_connect(&c->connect_req, &c->broker, f->broker_socket, broker_connect_cb);
+    if (broker_try_connect(c) == 1) {
+        atomic_fetch_add(&f->stat_waited, 1u);
+        c->wprev = f->wait_tail;
+        if (f->wait_tail != NULL) f->wait_tail->wnext = c;
+        else f->wait_head = c;
+        f->wait_tail = c;
+        if (!uv_is_active((uv_handle_t *)&f->retry)) uv_timer_start(&f->retry, retry_cb, 2, 2);
+    }
 }
 
 /* Closes connections that never completed their CONNECT. */
@@ -646,6 +717,7 @@ static void stop_everything(struct front *f)
             uv_close((uv_handle_t *)&f->listeners[i].tcp, NULL);
     }
     if (!uv_is_closing((uv_handle_t *)&f->sweep)) uv_close((uv_handle_t *)&f->sweep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&f->retry)) uv_close((uv_handle_t *)&f->retry, NULL);
     if (!uv_is_closing((uv_handle_t *)&f->async)) uv_close((uv_handle_t *)&f->async, NULL);
 }
 
@@ -749,6 +821,7 @@ int ping__start(struct gizp *g, struct front **out)
     atomic_init(&f->stat_conns, 0u);
     atomic_init(&f->stat_accepted, 0u);
     atomic_init(&f->stat_ping_closed, 0u);
+    atomic_init(&f->stat_waited, 0u);
     if (uv_loop_init(&f->loop) != 0) {
         free(f);
         return -1;
@@ -761,7 +834,9 @@ int ping__start(struct gizp *g, struct front **out)
     pthread_cond_init(&f->cond, NULL);
     f->async.data = f;
     f->sweep.data = f;
-    if (uv_async_init(&f->loop, &f->async, async_cb) != 0 || uv_timer_init(&f->loop, &f->sweep) != 0)
+    f->retry.data = f;
+    if (uv_async_init(&f->loop, &f->async, async_cb) != 0 || uv_timer_init(&f->loop, &f->sweep) != 0 ||
+        uv_timer_init(&f->loop, &f->retry) != 0)
         goto fail;
     if (g->cfg.tls_listen_count > 0) {
         f->ssl_ctx = tls_ctx_new(g->cfg.tls_cert, g->cfg.tls_key);
