@@ -3,7 +3,9 @@
 # The one command that installs, builds and runs every test (README, .ci/run):
 # dependencies from Debian, a build with -Werror + AddressSanitizer + UBSan in
 # build-test/, the source checks, then all CTest entries (unit, decoder-corpus
-# replays, integration against real mosquitto + plugin + GService).
+# replays, integration against real mosquitto + plugin + GService), and a
+# short libFuzzer run of every decoder with clang (GIZ_FUZZ_SECONDS, default 15
+# per target; scripts/fuzz.sh 300 for a real session).
 # GIZ_TEST_BUILD_DIR overrides the build folder; extra args go to ctest.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,5 +14,5 @@ BUILD="${GIZ_TEST_BUILD_DIR:-build-test}"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DGIZ_WERROR=ON -DGIZ_ASAN=ON -DGIZ_UBSAN=ON
 cmake --build "$BUILD" -j"$(nproc)"
 ./scripts/checksrc.sh
-cd "$BUILD"
-ctest --output-on-failure -j2 "$@"
+(cd "$BUILD" && ctest --output-on-failure -j2 "$@")
+./scripts/fuzz.sh "${GIZ_FUZZ_SECONDS:-15}"
