@@ -139,7 +139,8 @@ with cloud:
     status, _, _ = cloud.http("DELETE", "/dev/devices", form="did=%s&passcode=%s" % (d2, pc2))
     ck.eq(status, 200, "device 2 unregistered")
     ck.ok(devs[d2].wait_closed(5), "disabled device's live session closed")
-    ck.ok("device %s disabled, live session closed" % d2 in cloud.log_text("mosquitto"), "kick logged")
+    ck.ok(wait_for(lambda: "device %s disabled, live session closed" % d2 in cloud.log_text("mosquitto")),
+          "kick logged")
     ck.ok(wait_for(lambda: offline(cloud, d2)), "disabled device offline in the admin API")
 
     # -- disconnect -> offline ----------------------------------------------------------------
