@@ -612,9 +612,15 @@ static void retry_cb(uv_timer_t *t)
     struct front *f = t->data;
     while (f->wait_head != NULL) {
         struct fconn *c = f->wait_head;
-        int rc = broker_try_connect(c);
-        if (rc == 1) return; /* still no room: keep the order, try again later */
-        if (rc == 0) wait_unlink(c); /* (-1 has unlinked it in conn_close) */
+        wait_unlink(c);
+        if (broker_try_connect(c) == 1) {
+            /* Still no room: put it back first in line and try again later. */
+            c->wnext = f->wait_head;
+            if (f->wait_head != NULL) f->wait_head->wprev = c;
+            else f->wait_tail = c;
+            f->wait_head = c;
+            return;
+        }
     }
     uv_timer_stop(t);
 }
