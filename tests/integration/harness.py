@@ -160,12 +160,43 @@ class Cloud:
         wait_port(self.http_port, self.gservice, timeout=60 if os.environ.get("GIZ_VALGRIND") else 20)
 
     def broker_conf(self):
-        """The mosquitto.conf used by the test: mosquitto itself listens only on a
-        unix socket; the plugin's front listener owns the public MQTT port.
-        plugin_opts values may be lists (repeatable options such as listen).
-        As root, mosquitto would drop to user `mosquitto` before loading the
-        plugin and could then neither bind the socket in our temp folder nor
-        write the database the GService created: `user root` keeps it as is."""
+        """The mosquitto.conf used by the test: the shipped template
+        (deploy/mosquitto.conf rendered by deploy/render-conf, so the tests run the
+        configuration users run) with self.plugin_opts overriding or adding
+        plugin_opt_* lines (values may be lists for repeatable options). Falls back to
+        an equivalent built-in configuration if the template is missing. mosquitto
+        itself listens only on a unix socket; the plugin's front listener owns the
+        public MQTT port. TLS is off unless the test passes tls_* options."""
+        text = self._rendered_conf()
+        if text is None:
+            text = self._builtin_conf()
+        lines = [l for l in text.splitlines()
+                 if not any(l.startswith("plugin_opt_%s " % k) for k in self.plugin_opts)]
+        for k, v in self.plugin_opts.items():
+            for one in (v if isinstance(v, (list, tuple)) else [v]):
+                lines.append("plugin_opt_%s %s" % (k, one))
+        return "\n".join(lines) + "\n"
+
+    def _rendered_conf(self):
+        script = os.path.join(SOURCE, "deploy", "render-conf")
+        if not os.path.exists(script):
+            return None
+        out = os.path.join(self.dir, "mosquitto.rendered.conf")
+        env = dict(os.environ)
+        env.update({"GIZ_DATA_DIR": self.dir, "GIZ_PLUGIN": PLUGIN, "GIZ_MQTT_BIND": "127.0.0.1",
+                    "GIZ_MQTT_PORT": str(self.mqtt_port), "GIZ_MQTTS_PORT": "0"})
+        r = subprocess.run(["sh", script, out], env=env, capture_output=True)
+        if r.returncode != 0 or not os.path.exists(out):
+            print("render-conf failed (%s): %s; using the built-in broker conf"
+                  % (r.returncode, r.stderr.decode(errors="replace")[-300:]), flush=True)
+            return None
+        with open(out) as f:
+            return f.read()
+
+    def _builtin_conf(self):
+        # As root, mosquitto would drop to user `mosquitto` before loading the plugin
+        # and could then neither bind the socket in our temp folder nor write the
+        # database the GService created: `user root` keeps it as is.
         sock = os.path.join(self.dir, "mosquitto.sock")
         lines = []
         if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -185,9 +216,6 @@ class Cloud:
             "plugin_opt_listen 127.0.0.1:%d" % self.mqtt_port,
             "plugin_opt_broker_socket %s" % sock,
         ]
-        for k, v in self.plugin_opts.items():
-            for one in (v if isinstance(v, (list, tuple)) else [v]):
-                lines.append("plugin_opt_%s %s" % (k, one))
         return "\n".join(lines) + "\n"
 
     def start_broker(self, conf_text=None):
