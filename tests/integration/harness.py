@@ -5,7 +5,8 @@ and stops them (checking they exited cleanly) at the end.
 
 Used by every tests/integration/test_*.py. Environment (set by CTest):
 GIZ_BUILD_DIR, GIZ_SOURCE_DIR, GIZ_ASAN=1 when the build is sanitized.
-GIZ_VALGRIND=1 runs the GService under valgrind (slow; for leak hunting).
+GIZ_VALGRIND=1 runs the GService under valgrind (slow; for leak hunting);
+GIZ_VALGRIND_BROKER=1 runs mosquitto + plugin under valgrind (non-sanitized builds).
 """
 import json
 import os
@@ -228,8 +229,13 @@ class Cloud:
             env["LD_PRELOAD"] = asan_runtime()
             # mosquitto itself is not ours; its exit-time allocations are not our leaks.
             env["ASAN_OPTIONS"] = "detect_leaks=0:exitcode=23"
-        self.broker = self._spawn("mosquitto", ["mosquitto", "-c", conf], env)
-        wait_port(self.mqtt_port, self.broker)
+        argv = ["mosquitto", "-c", conf]
+        if os.environ.get("GIZ_VALGRIND_BROKER") == "1" and not ASAN:
+            # Leak hunting in the plugin: definite leaks and memory errors fail the run.
+            argv = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
+                    "--errors-for-leak-kinds=definite", "--error-exitcode=25"] + argv
+        self.broker = self._spawn("mosquitto", argv, env)
+        wait_port(self.mqtt_port, self.broker, timeout=60 if argv[0] == "valgrind" else 20)
         return self.broker
 
     def stop(self):
