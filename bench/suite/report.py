@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
+"""Turns the raw figures of bench/suite/bench.py into bench/results.json (everything:
+settings, machine, every sample, medians and spreads) and bench/RESULTS.md (one table of
+ratios with absolute medians, the machine, the date and load, then the hand-written
+analysis kept in bench/suite/analysis.md). Informational only: nothing here fails."""
+import json
+import os
+import statistics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def stat(values):
+    v = [x for x in (values or []) if x is not None]
+    if not v:
+        return None
+    return {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+
+
+def fmt(x, nd=0):
+    if x is None:
+        return "—"
+    if nd == 0:
+        return "{:,.0f}".format(x)
+    return "{:,.{}f}".format(x, nd)
+
+
+def spread(s, nd=2):
+    if s is None:
+        return "—"
+    return "%s (%s–%s, n=%d)" % (fmt(s["median"], nd), fmt(s["min"], nd), fmt(s["max"], nd), s["n"])
+
+
+def rows(res):
+    """Yields dicts: figure, cloud, base, ratio (stat), ratio_text, target, met."""
+    f = res.get("figures", {})
+    out = []
+    tp = f.get("throughput")
+    if tp:
+        for k, label in (("app2dev_64", "QoS 0 msg/s app2dev, 64 B"), ("dev2app_64", "QoS 0 msg/s dev2app, 64 B"),
+                         ("app2dev_1024", "QoS 0 msg/s app2dev, 1 KiB"),
+                         ("dev2app_1024", "QoS 0 msg/s dev2app, 1 KiB")):
+            r = tp.get(k, {})
+            rs = stat(r.get("ratio"))
+            out.append({"key": "throughput_" + k, "figure": label, "baseline": "bare mosquitto",
+                        "cloud": stat(r.get("cloud")), "base": stat(r.get("bare")), "ratio": rs,
+                        "nd": 0, "ratio_text": spread(rs), "target": "ratio ≥ 0.90",
+                        "met": rs and rs["median"] >= 0.90})
+    lg = f.get("logins")
+    if lg:
+        for k, label in (("warm", "device logins/s, warm (credential cache)"),
+                         ("cold", "device logins/s, cold (first login: PBKDF2 + SQLite)")):
+            r = lg.get(k, {})
+            rs = stat(r.get("ratio"))
+            out.append({"key": "logins_" + k, "figure": label, "baseline": "mosquitto + dynamic-security",
+                        "cloud": stat(r.get("cloud")), "base": stat(r.get("base")), "ratio": rs, "nd": 0,
+                        "ratio_text": spread(rs), "target": "ratio ≥ 1.5", "met": rs and rs["median"] >= 1.5})
+    idle = f.get("idle")
+    if idle:
+        for k, label in (("front", "broker RSS KiB per idle device, plugin + front"),
+                         ("direct", "broker RSS KiB per idle device, plugin direct (no front)")):
+            r = idle.get(k)
+            if not r:
+                continue
+            ex = stat(r.get("extra_kib"))
+            out.append({"key": "idle_" + k, "figure": "%s, N=%s" % (label, fmt(r.get("n"))),
+                        "baseline": "bare mosquitto, same N",
+                        "cloud": stat(r.get("cloud")), "base": stat(r.get("bare")), "ratio": stat(r.get("ratio")),
+                        "nd": 2, "ratio_text": "extra %s KiB/conn; ratio %s" % (spread(ex), spread(stat(r.get("ratio")))),
+                        "target": "≤ 1 KiB extra per connection" + (" (N = 20,000 asked)" if k == "front" else ""),
+                        "met": ex and ex["median"] <= 1.0})
+    lat = f.get("latency")
+    if lat:
+        for k in ("p50", "p99"):
+            r = lat.get(k, {})
+            rs = stat(r.get("ratio"))
+            c = stat(r.get("cloud"))
+            out.append({"key": "latency_" + k, "figure": "0x020F → 0x0210 round trip %s, ms" % k,
+                        "baseline": "echo round trip via bare mosquitto",
+                        "cloud": c, "base": stat(r.get("bare")), "ratio": rs, "nd": 3,
+                        "ratio_text": spread(rs), "target": "p99 < 2 ms" if k == "p99" else "(p99 is the target)",
+                        "met": (c and c["median"] < 2.0) if k == "p99" else None})
+    ota = f.get("ota")
+    if ota:
+        rs = stat(ota.get("ratio"))
+        c = stat(ota.get("cloud"))
+        out.append({"key": "ota_fanout", "figure": "OTA push fan-out to %s online devices, s%s" % (
+            fmt(ota.get("n")), " (devices on mosquitto's direct listener)" if ota.get("direct") else ""),
+            "baseline": "N targeted publishes by one client, bare mosquitto",
+            "cloud": c, "base": stat(ota.get("bare")), "ratio": rs, "nd": 3, "ratio_text": spread(rs),
+            "target": "< 1 s", "met": c and c["median"] < 1.0})
+    gs = f.get("gservice")
+    if gs:
+        for k, label in (("provision", "GService provision GET req/s"), ("register", "GService register POST req/s")):
+            r = gs.get(k, {})
+            rs = stat(r.get("ratio"))
+            c = stat(r.get("cloud"))
+            met = rs and rs["median"] >= 0.5
+            target = "ratio ≥ 0.5"
+            if k == "register":
+                target += " and ≥ 2,000/s"
+                met = met and c and c["median"] >= 2000
+            out.append({"key": "gservice_" + k, "figure": label, "baseline": "libmicrohttpd hello-world",
+                        "cloud": c, "base": stat(r.get("base")), "ratio": rs, "nd": 0, "ratio_text": spread(rs),
+                        "target": target, "met": met})
+    return out
+
+
+def finish(res, json_path, md_path):
+    table = rows(res)
+    res["table"] = [{k: v for k, v in r.items() if k not in ("nd",)} for r in table]
+    with open(json_path, "w") as f:
+        json.dump(res, f, indent=1, sort_keys=True)
+        f.write("\n")
+    m = res.get("machine", {})
+    s = res.get("settings", {})
+    L = []
+    L.append("# gizcloud benchmark results")
+    L.append("")
+    L.append("Generated by `bench/run%s` on %s UTC (%d repetition%s, gizcloud and baseline alternating; "
+             "took %s s). Every ratio is gizcloud ÷ baseline measured in the same run: median "
+             "(min–max over the repetitions). Informational, never pass/fail; \"at median\" only says "
+             "whether the median meets the issue's target." % (
+                 " --quick" if res.get("quick") else "", res.get("date_utc"), res.get("reps", 0),
+                 "" if res.get("reps") == 1 else "s", res.get("duration_s")))
+    L.append("")
+    L.append("| figure | baseline | gizcloud median | baseline median | ratio median (min–max) | target | at median |")
+    L.append("|---|---|---:|---:|---|---|---|")
+    for r in table:
+        nd = r["nd"]
+        met = "—" if r["met"] is None else ("met" if r["met"] else "**missed**")
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r["figure"], r["baseline"], fmt(r["cloud"]["median"], nd) if r["cloud"] else "—",
+            fmt(r["base"]["median"], nd) if r["base"] else "—", r["ratio_text"], r["target"], met))
+    L.append("")
+    if res.get("errors"):
+        L.append("Errors in this run: " + "; ".join("%s: %s" % kv for kv in sorted(res["errors"].items())))
+        L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    for k, label in (("cpu", "CPU"), ("cores", "cores"), ("ram", "RAM"), ("kernel", "kernel"), ("os", "OS"),
+                     ("mosquitto", "mosquitto"), ("wrk", "wrk"), ("python", "python (drivers)")):
+        L.append("| %s | %s |" % (label, m.get(k, "?")))
+    L.append("| fd limit (soft/hard) | %s |" % "/".join(str(x) for x in res.get("nofile", [])))
+    L.append("| load average (1/5/15 min) at start / end | %s / %s |" % (res.get("loadavg_start"),
+                                                                          res.get("loadavg_end")))
+    per = res.get("loadavg", {})
+    if per:
+        L.append("| load average before each figure | %s |" % ", ".join("%s %s" % kv for kv in per.items()))
+    L.append("")
+    L.append("## How each figure is measured")
+    L.append("")
+    L.append("- **Throughput**: `mosquitto_pub -q 0 --repeat %s` (64 B) / `%s` (1 KiB) of a framed 0x0091 payload → "
+             "`mosquitto_sub -C` the same count; msg/s = count ÷ (publisher start → subscriber done). "
+             "app2dev: app (uid/token) publishes `app2dev/<DID>/<cid>`, the device subscribes "
+             "`app2dev/<DID>/#`; dev2app: device publishes `dev2app/<DID>`, the app subscribes it. "
+             "Cloud: plugin + front listener (production layout); bare: mosquitto 2.0.11, no plugin, "
+             "anonymous TCP listener, same clients and topics. Both with `max_queued_messages 0` so QoS 0 "
+             "messages are queued rather than dropped when the subscriber lags." % (
+                 fmt(s.get("messages_64")), fmt(s.get("messages_1k"))))
+    L.append("- **Logins**: %d client processes (Python, blocking sockets), each fleet device once per pass "
+             "(%s devices): TCP connect, CONNECT (3.1.1, username = client id = DID, password = passcode), "
+             "CONNACK 0, DISCONNECT. Baseline: mosquitto + `mosquitto_dynamic_security.so` holding the same "
+             "%s clients (generated JSON config, PBKDF2-SHA512 ×101 as `mosquitto_ctrl` writes). Pass 1 after "
+             "broker start is cold for the plugin (PBKDF2 + SQLite), pass 2 warm (credential cache); "
+             "dynamic-security has no cache, both passes do the same work." % (
+                 s.get("login_procs", 0), fmt(s.get("login_clients")), fmt(s.get("login_clients"))))
+    L.append("- **Idle devices**: broker VmRSS (`/proc/<pid>/status`) before and 3 s after a gizsim fleet "
+             "(`--no-http`, MQTT 3.1, 3 subscriptions, 0x020F after login) is all connected; ÷ N. "
+             "The front listener holds 3 fds per connection in the broker process (client socket, "
+             "unix socket, mosquitto's end), so with the fd limit here (%s) plugin + front fits N = %s; "
+             "plugin direct (devices straight to mosquitto's TCP listener, 1 fd) is measured at N = %s." % (
+                 "/".join(str(x) for x in res.get("nofile", [])), fmt(s.get("idle_front_n")),
+                 fmt(s.get("idle_direct_n"))))
+    L.append("- **Latency**: one device through the front listener publishes bare 0x020F on `cli2ser_req` "
+             "and waits for the 0x0210 the plugin sends to `ser2cli_res/<DID>`, %s times. Baseline: on bare "
+             "mosquitto, a client publishes to `bench/echo/in`, a second client (Python) republishes it to "
+             "`bench/echo/out`, the first receives it — two broker hops plus an echo process, against the "
+             "plugin's one hop with an in-broker answer." % fmt(s.get("latency_samples")))
+    L.append("- **OTA fan-out**: %s gizsim devices online; `POST /admin/ota/push {product_key, type 1}` → "
+             "every device has seen 0x0211 (gizsim polled with SIGUSR1 every ~10 ms, so ±15 ms). Includes the "
+             "plugin's outbox poll (`poll_ms` 50 at most, once per broker loop). Baseline: one client "
+             "sends the same N targeted 0x0211 publishes (`ser2cli_res/<DID>`, one write of all packets) "
+             "through bare mosquitto to the same fleet — the equal broker work without the HTTP/outbox hop." % fmt(
+                 s.get("ota_n")))
+    L.append("- **GService**: `wrk -t2 -c32 -d%ss` with `bench/gservice/provision.lua` and `register.lua` "
+             "(unique MAC per request) against giz-gservice (2 threads, info access log to a file, fresh "
+             "SQLite) and `giz-bench-hello` (libmicrohttpd, same thread pool), same run, alternating." %
+             s.get("wrk_secs"))
+    L.append("")
+    analysis = os.path.join(HERE, "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            L.append(f.read().rstrip())
+        L.append("")
+    with open(md_path, "w") as f:
+        f.write("\n".join(L) + "\n")
