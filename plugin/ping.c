@@ -902,9 +902,11 @@ void ping__stop(struct front *f)
     free(f);
 }
 
-void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted)
+void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted,
+                 uint64_t *waited)
 {
     if (f == NULL) return;
+    *waited = atomic_load(&f->stat_waited);
     *conns = atomic_load(&f->stat_conns);
     *pings_closed = atomic_load(&f->stat_ping_closed);
     *accepted = atomic_load(&f->stat_accepted);

@@ -69,16 +69,17 @@ static void log_stats(struct gizp *g, int64_t now)
 {
     double secs = (double)(now - g->last_stats_ms) / 1000.0;
     double rate = secs > 0 ? (double)(g->ticks - g->ticks_at_stats) / secs : 0.0;
-    uint64_t fconns = 0, fping = 0, faccepted = 0;
-    ping__stats(g->front, &fconns, &fping, &faccepted);
+    uint64_t fconns = 0, fping = 0, faccepted = 0, fwaited = 0;
+    ping__stats(g->front, &fconns, &fping, &faccepted, &fwaited);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: stats: %.1f TICK/s, %zu clients, %zu DIDs tracked, %zu apps, "
                          "logins ok %llu refused %llu (cache hits %llu), front conns %llu "
-                         "accepted %llu ping-closed %llu",
+                         "accepted %llu (waited for the broker %llu) ping-closed %llu",
                          rate, g->clients.count, g->dids.count, g->apps.count,
                          (unsigned long long)g->logins_ok, (unsigned long long)g->logins_refused,
                          (unsigned long long)g->cache_hits, (unsigned long long)fconns,
-                         (unsigned long long)faccepted, (unsigned long long)fping);
+                         (unsigned long long)faccepted, (unsigned long long)fwaited,
+                         (unsigned long long)fping);
     g->last_stats_ms = now;
     g->ticks_at_stats = g->ticks;
 }

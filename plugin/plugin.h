@@ -236,8 +236,10 @@ int ping__start(struct gizp *g, struct front **out);
 void ping__go(struct front *f);
 /* Stops the thread, closes every connection, frees f. Accepts NULL. */
 void ping__stop(struct front *f);
-/* Stats for log lines (approximate, read without locks). */
-void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted);
+/* Stats for log lines (atomics): open connections, closed by the PINGREQ
+ * limit, accepted in total, that had to wait for room at mosquitto's socket. */
+void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted,
+                 uint64_t *waited);
 
 /* ==== plugin.c: the context =============================================== */
 struct rate_limit {
