@@ -131,7 +131,8 @@ int acl__check_cb(int event, void *event_data, void *userdata)
     if (ed->topic == NULL) return MOSQ_ERR_ACL_DENIED;
     c = presence__client(g, ed->client);
     if (c == NULL) return MOSQ_ERR_ACL_DENIED;
-    if (c->kind == CLIENT_DEVICE && c->dev != NULL) return device_acl(c->dev, ed->access, ed->topic);
+    if (c->kind == CLIENT_DEVICE && c->dev != NULL)
+        return device_acl(c->dev, ed->access, ed->topic);
     if (c->kind == CLIENT_APP && c->app != NULL) return app_acl(c->app, ed->access, ed->topic);
     return MOSQ_ERR_ACL_DENIED;
 }

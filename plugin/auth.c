@@ -95,8 +95,7 @@ void auth__forget(struct gizp *g, const char *did)
 }
 
 /* Remembers a verified passcode digest for did (best effort). */
-static void cache_put(struct gizp *g, const char *did, const char *digest,
-                      const char *product_key)
+static void cache_put(struct gizp *g, const char *did, const char *digest, const char *product_key)
 {
     struct cred *c = map__sget(&g->creds, did);
     if (g->cfg.auth_cache_ttl == 0) return;
@@ -128,7 +127,8 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
 
     snprintf(who, sizeof(who), "device %s", did);
     if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
-    if (plen == 0 || plen > GIZ_MAX_PASSCODE) return refuse(g, ctx, client_id, who, "bad passcode length");
+    if (plen == 0 || plen > GIZ_MAX_PASSCODE)
+        return refuse(g, ctx, client_id, who, "bad passcode length");
     if (giz_token_digest(g->cache_key, sizeof(g->cache_key), passcode, digest, sizeof(digest)) !=
         GIZ_OK)
         return refuse(g, ctx, client_id, who, "digest failed");
@@ -180,9 +180,11 @@ static int app_login(struct gizp *g, struct mosquitto *ctx, const char *username
         return refuse(g, ctx, client_id, who, "username is neither a DID nor an app user");
     }
     snprintf(who, sizeof(who), "app %.40s (uid %s)", client_id, uid);
-    if (strlen(token) == 0 || strlen(token) > 128) return refuse(g, ctx, client_id, who, "bad token");
+    if (strlen(token) == 0 || strlen(token) > 128)
+        return refuse(g, ctx, client_id, who, "bad token");
     rc = giz_store_session_by_token(g->store, token, plugin__unix_now(), &sess);
-    if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND) return refuse(g, ctx, client_id, who, "unknown token");
+    if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND)
+        return refuse(g, ctx, client_id, who, "unknown token");
     if (rc == GIZ_ERR_EXPIRED) return refuse(g, ctx, client_id, who, "token expired");
     if (rc != GIZ_OK) return refuse(g, ctx, client_id, who, giz_strerror(rc));
     if (strcmp(sess.uid, uid) != 0) return refuse(g, ctx, client_id, who, "token of another user");
@@ -214,6 +216,7 @@ int auth__basic_cb(int event, void *event_data, void *userdata)
         snprintf(who, sizeof(who), "client %.40s", client_id);
         return refuse(g, ed->client, client_id, who, "no username or password");
     }
-    if (is_did(ed->username)) return device_login(g, ed->client, ed->username, client_id, ed->password);
+    if (is_did(ed->username))
+        return device_login(g, ed->client, ed->username, client_id, ed->password);
     return app_login(g, ed->client, ed->username, client_id, ed->password);
 }

@@ -89,10 +89,24 @@ static int copy_str(char *dst, size_t cap, const char *src)
 }
 
 enum opt_id {
-    OPT_DB_PATH, OPT_LISTEN, OPT_BROKER_SOCKET, OPT_PING_MAX, OPT_PING_WINDOW,
-    OPT_KEEPALIVE_MAX, OPT_MAX_PACKET, OPT_POLL_MS, OPT_AUTH_CACHE_TTL, OPT_AUTH_CACHE_MAX,
-    OPT_STATS_INTERVAL, OPT_LOG_LEVEL, OPT_LOG_QUEUE_MAX, OPT_TLS_LISTEN, OPT_TLS_CERT,
-    OPT_TLS_KEY, OPT_CONNECT_TIMEOUT, OPT__COUNT
+    OPT_DB_PATH,
+    OPT_LISTEN,
+    OPT_BROKER_SOCKET,
+    OPT_PING_MAX,
+    OPT_PING_WINDOW,
+    OPT_KEEPALIVE_MAX,
+    OPT_MAX_PACKET,
+    OPT_POLL_MS,
+    OPT_AUTH_CACHE_TTL,
+    OPT_AUTH_CACHE_MAX,
+    OPT_STATS_INTERVAL,
+    OPT_LOG_LEVEL,
+    OPT_LOG_QUEUE_MAX,
+    OPT_TLS_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_CONNECT_TIMEOUT,
+    OPT__COUNT
 };
 
 static const struct {
@@ -115,7 +129,8 @@ static const struct {
     [OPT_TLS_LISTEN] = {"tls_listen", "host:port of the TLS front listener (repeatable)"},
     [OPT_TLS_CERT] = {"tls_cert", "PEM certificate chain file for tls_listen"},
     [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
-    [OPT_CONNECT_TIMEOUT] = {"connect_timeout", "close front connections without CONNECT after, 1..3600 s"},
+    [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
+                             "close front connections without CONNECT after, 1..3600 s"},
 };
 
 static int find_opt(const char *key)
@@ -237,8 +252,8 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
         }
         seen[id] = true;
         if (apply_opt(cfg, id, value) != 0) {
-            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: bad value for plugin_opt_%s: \"%s\" (%s)",
-                                 key, value, opt_table[id].help);
+            mosquitto_log_printf(MOSQ_LOG_ERR, "giz: bad value for plugin_opt_%s: \"%s\" (%s)", key,
+                                 value, opt_table[id].help);
             errors++;
         }
     }
@@ -259,13 +274,14 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
         errors++;
     }
     if (cfg->tls_listen_count > 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
-        mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "giz: plugin_opt_tls_listen needs plugin_opt_tls_cert and plugin_opt_tls_key");
+        mosquitto_log_printf(
+            MOSQ_LOG_ERR,
+            "giz: plugin_opt_tls_listen needs plugin_opt_tls_cert and plugin_opt_tls_key");
         errors++;
     }
     if (cfg->tls_listen_count == 0 && (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
-        mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "giz: plugin_opt_tls_cert/tls_key given without plugin_opt_tls_listen");
+        mosquitto_log_printf(
+            MOSQ_LOG_ERR, "giz: plugin_opt_tls_cert/tls_key given without plugin_opt_tls_listen");
         errors++;
     }
     return errors == 0 ? 0 : -1;

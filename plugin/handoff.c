@@ -67,8 +67,10 @@ void handoff__log(struct handoff *h, int level, const char *text)
         free(it);
         return;
     }
-    if (h->tail != NULL) h->tail->next = it;
-    else h->head = it;
+    if (h->tail != NULL)
+        h->tail->next = it;
+    else
+        h->head = it;
     h->tail = it;
     h->queued++;
     atomic_store(&h->pending, 1u);
@@ -78,10 +80,14 @@ void handoff__log(struct handoff *h, int level, const char *text)
 static int mosq_level(int level)
 {
     switch (level) {
-    case GIZ_LOG_ERR: return MOSQ_LOG_ERR;
-    case GIZ_LOG_WARN: return MOSQ_LOG_WARNING;
-    case GIZ_LOG_INFO: return MOSQ_LOG_NOTICE;
-    default: return MOSQ_LOG_DEBUG;
+    case GIZ_LOG_ERR:
+        return MOSQ_LOG_ERR;
+    case GIZ_LOG_WARN:
+        return MOSQ_LOG_WARNING;
+    case GIZ_LOG_INFO:
+        return MOSQ_LOG_NOTICE;
+    default:
+        return MOSQ_LOG_DEBUG;
     }
 }
 
@@ -125,14 +131,15 @@ void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len, 
     free(old);
 }
 
-void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
-                          uint64_t serial)
+void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial)
 {
     struct peer *p;
     pthread_mutex_lock(&h->peer_lock);
     p = map__get(&h->peers, client_id, id_len);
-    if (p != NULL && p->serial == serial) map__remove(&h->peers, client_id, id_len);
-    else p = NULL;
+    if (p != NULL && p->serial == serial)
+        map__remove(&h->peers, client_id, id_len);
+    else
+        p = NULL;
     pthread_mutex_unlock(&h->peer_lock);
     free(p);
 }

@@ -22,16 +22,27 @@ static uint64_t rotl64(uint64_t x, unsigned b)
 static uint64_t load_le64(const unsigned char *p)
 {
     uint64_t v = 0;
-    for (unsigned i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8u * i);
+    for (unsigned i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8u * i);
     return v;
 }
 
-#define SIP_ROUND(v0, v1, v2, v3)                                                          \
-    do {                                                                                   \
-        v0 += v1; v1 = rotl64(v1, 13); v1 ^= v0; v0 = rotl64(v0, 32);                     \
-        v2 += v3; v3 = rotl64(v3, 16); v3 ^= v2;                                           \
-        v0 += v3; v3 = rotl64(v3, 21); v3 ^= v0;                                           \
-        v2 += v1; v1 = rotl64(v1, 17); v1 ^= v2; v2 = rotl64(v2, 32);                      \
+#define SIP_ROUND(v0, v1, v2, v3)                                                                  \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl64(v1, 13);                                                                       \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl64(v0, 32);                                                                       \
+        v2 += v3;                                                                                  \
+        v3 = rotl64(v3, 16);                                                                       \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl64(v3, 21);                                                                       \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl64(v1, 17);                                                                       \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl64(v2, 32);                                                                       \
     } while (0)
 
 /* SipHash-2-4 of in[0..len) under key (k0, k1). */
@@ -50,13 +61,15 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *in, siz
         v0 ^= m;
     }
     uint64_t last = (uint64_t)(len & 0xffu) << 56;
-    for (size_t i = 0; i < len % 8u; i++) last |= (uint64_t)in[full + i] << (8u * i);
+    for (size_t i = 0; i < len % 8u; i++)
+        last |= (uint64_t)in[full + i] << (8u * i);
     v3 ^= last;
     SIP_ROUND(v0, v1, v2, v3);
     SIP_ROUND(v0, v1, v2, v3);
     v0 ^= last;
     v2 ^= 0xffu;
-    for (int i = 0; i < 4; i++) SIP_ROUND(v0, v1, v2, v3);
+    for (int i = 0; i < 4; i++)
+        SIP_ROUND(v0, v1, v2, v3);
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
@@ -91,8 +104,7 @@ void map__free(struct map *m, void (*free_value)(void *))
     m->count = 0;
 }
 
-static struct map_entry **map_slot(const struct map *m, const void *key, size_t klen,
-                                   uint64_t hash)
+static struct map_entry **map_slot(const struct map *m, const void *key, size_t klen, uint64_t hash)
 {
     struct map_entry **pe = &m->buckets[hash & (m->nbuckets - 1u)];
     while (*pe != NULL) {

@@ -63,8 +63,8 @@ struct fconn {
     struct fconn *prev, *next;
     uv_tcp_t client;
     uv_pipe_t broker;
-    int pending_fd;                 /* unix socket still connecting to mosquitto, or -1 */
-    struct fconn *wprev, *wnext;    /* in front.waiting while pending_fd >= 0 */
+    int pending_fd;              /* unix socket still connecting to mosquitto, or -1 */
+    struct fconn *wprev, *wnext; /* in front.waiting while pending_fd >= 0 */
     uv_shutdown_t shutdown_req;
     int open_handles;
     bool closing, broker_connected, shutting_down;
@@ -144,7 +144,8 @@ static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *da
 {
     if (*len + n > *cap) {
         size_t ncap = *cap ? *cap : 1024u;
-        while (ncap < *len + n) ncap *= 2u;
+        while (ncap < *len + n)
+            ncap *= 2u;
         uint8_t *nb = realloc(*buf, ncap);
         if (nb == NULL) return -1;
         *buf = nb;
@@ -177,7 +178,8 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
     if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        if (uv_ip4_name(a, ip, sizeof(ip)) == 0) snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+        if (uv_ip4_name(a, ip, sizeof(ip)) == 0)
+            snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         if (uv_ip6_name(a, ip, sizeof(ip)) == 0)
@@ -303,8 +305,10 @@ static void close_cb(uv_handle_t *h)
     struct fconn *c = h->data;
     if (--c->open_handles > 0) return;
     struct front *f = c->f;
-    if (c->prev != NULL) c->prev->next = c->next;
-    else f->conns = c->next;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        f->conns = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
     free(c->cbuf);
     free(c->bbuf);
@@ -316,10 +320,14 @@ static void close_cb(uv_handle_t *h)
 static void wait_unlink(struct fconn *c)
 {
     struct front *f = c->f;
-    if (c->wprev != NULL) c->wprev->wnext = c->wnext;
-    else if (f->wait_head == c) f->wait_head = c->wnext;
-    if (c->wnext != NULL) c->wnext->wprev = c->wprev;
-    else if (f->wait_tail == c) f->wait_tail = c->wprev;
+    if (c->wprev != NULL)
+        c->wprev->wnext = c->wnext;
+    else if (f->wait_head == c)
+        f->wait_head = c->wnext;
+    if (c->wnext != NULL)
+        c->wnext->wprev = c->wprev;
+    else if (f->wait_tail == c)
+        f->wait_tail = c->wprev;
     c->wprev = c->wnext = NULL;
 }
 
@@ -383,7 +391,8 @@ static bool ping_allowed(struct fconn *c)
         c->bucket_t0 += width;
     }
     c->buckets[c->cur_bucket]++;
-    for (unsigned i = 0; i < PING_RING; i++) total += c->buckets[i];
+    for (unsigned i = 0; i < PING_RING; i++)
+        total += c->buckets[i];
     return total <= f->ping_max;
 }
 
@@ -405,8 +414,7 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
     c->client_id_len = cp.client_id.len < CLIENT_ID_MAX ? cp.client_id.len : CLIENT_ID_MAX;
     memcpy(c->client_id, cp.client_id.ptr, c->client_id_len);
     c->client_id[c->client_id_len] = '\0';
-    c->is_device = cp.has_username && cp.username.len == cp.client_id.len &&
-                   cp.client_id.len > 0 &&
+    c->is_device = cp.has_username && cp.username.len == cp.client_id.len && cp.client_id.len > 0 &&
                    memcmp(cp.username.ptr, cp.client_id.ptr, cp.client_id.len) == 0;
     if (cp.client_id.len > 0 && cp.client_id.len <= CLIENT_ID_MAX &&
         memchr(c->client_id, '\0', c->client_id_len) == NULL) {
@@ -442,8 +450,8 @@ static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
         } else if (type == GIZ_MQTT_PINGREQ && !ping_allowed(c)) {
             atomic_fetch_add(&f->stat_ping_closed, 1u);
             giz_log(GIZ_LOG_WARN,
-                    "front: closing %s (client %s): more than %u PINGREQ within %u ms",
-                    c->peer, cid_for_log(c), f->ping_max, f->window_ms);
+                    "front: closing %s (client %s): more than %u PINGREQ within %u ms", c->peer,
+                    cid_for_log(c), f->ping_max, f->window_ms);
             /* Forward what came before the offending ping, then close. */
             if (send_copy(c, true, buf, off) == 0) half_close(c, true);
             return -1;
@@ -480,8 +488,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct fconn *c = s->data;
     if (c->closing) return;
     if (nread < 0) {
-        if (nread == UV_EOF) half_close(c, true);
-        else conn_close(c);
+        if (nread == UV_EOF)
+            half_close(c, true);
+        else
+            conn_close(c);
         return;
     }
     if (nread == 0) return;
@@ -551,13 +561,17 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct fconn *c = s->data;
     if (c->closing) return;
     if (nread < 0) {
-        if (nread == UV_EOF) half_close(c, false);
-        else conn_close(c);
+        if (nread == UV_EOF)
+            half_close(c, false);
+        else
+            conn_close(c);
         return;
     }
     if (nread == 0) return;
-    if (c->is_device) device_data(c, (const uint8_t *)buf->base, (size_t)nread);
-    else to_client(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (c->is_device)
+        device_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        to_client(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- accept ---------------------------------------------------------------------- */
@@ -616,8 +630,10 @@ static void retry_cb(uv_timer_t *t)
         if (broker_try_connect(c) == 1) {
             /* Still no room: put it back first in line and try again later. */
             c->wnext = f->wait_head;
-            if (f->wait_head != NULL) f->wait_head->wprev = c;
-            else f->wait_tail = c;
+            if (f->wait_head != NULL)
+                f->wait_head->wprev = c;
+            else
+                f->wait_tail = c;
             f->wait_head = c;
             return;
         }
@@ -678,8 +694,10 @@ static void accept_cb(uv_stream_t *server, int status)
     if (broker_try_connect(c) == 1) {
         atomic_fetch_add(&f->stat_waited, 1u);
         c->wprev = f->wait_tail;
-        if (f->wait_tail != NULL) f->wait_tail->wnext = c;
-        else f->wait_head = c;
+        if (f->wait_tail != NULL)
+            f->wait_tail->wnext = c;
+        else
+            f->wait_head = c;
         f->wait_tail = c;
         if (!uv_is_active((uv_handle_t *)&f->retry)) uv_timer_start(&f->retry, retry_cb, 2, 2);
     }
@@ -742,10 +760,12 @@ static void *front_thread(void *arg)
     struct front *f = arg;
     bool stop;
     pthread_mutex_lock(&f->lock);
-    while (!f->go && !f->stop) pthread_cond_wait(&f->cond, &f->lock);
+    while (!f->go && !f->stop)
+        pthread_cond_wait(&f->cond, &f->lock);
     stop = f->stop;
     pthread_mutex_unlock(&f->lock);
-    if (stop) stop_everything(f);
+    if (stop)
+        stop_everything(f);
     else {
         uint64_t every = f->connect_timeout_ms / 2u;
         if (every > SWEEP_MAX_MS) every = SWEEP_MAX_MS;
@@ -763,8 +783,10 @@ static int listen_one(struct front *f, const struct gizp_listen *l, bool tls)
     int rc;
     fl->f = f;
     fl->tls = tls;
-    if (strchr(l->host, ':') != NULL) rc = uv_ip6_addr(l->host, l->port, (struct sockaddr_in6 *)&ss);
-    else rc = uv_ip4_addr(l->host, l->port, (struct sockaddr_in *)&ss);
+    if (strchr(l->host, ':') != NULL)
+        rc = uv_ip6_addr(l->host, l->port, (struct sockaddr_in6 *)&ss);
+    else
+        rc = uv_ip4_addr(l->host, l->port, (struct sockaddr_in *)&ss);
     if (rc == 0) rc = uv_tcp_init(&f->loop, tcp);
     if (rc != 0) goto fail;
     tcp->data = fl;
@@ -774,8 +796,8 @@ static int listen_one(struct front *f, const struct gizp_listen *l, bool tls)
     if (rc != 0) goto fail;
     return 0;
 fail:
-    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot listen%s on %s port %d: %s", tls ? " (TLS)" : "",
-                         l->host, l->port, uv_strerror(rc));
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot listen%s on %s port %d: %s",
+                         tls ? " (TLS)" : "", l->host, l->port, uv_strerror(rc));
     return -1;
 }
 
@@ -798,7 +820,8 @@ static SSL_CTX *tls_ctx_new(const char *cert, const char *key)
 fail:
     ERR_error_string_n(ERR_get_error(), why, sizeof(why));
     ERR_clear_error();
-    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: TLS setup failed (cert %s, key %s): %s", cert, key, why);
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: TLS setup failed (cert %s, key %s): %s", cert, key,
+                         why);
     SSL_CTX_free(ctx);
     return NULL;
 }
@@ -841,8 +864,8 @@ int ping__start(struct gizp *g, struct front **out)
     f->async.data = f;
     f->sweep.data = f;
     f->retry.data = f;
-    if (uv_async_init(&f->loop, &f->async, async_cb) != 0 || uv_timer_init(&f->loop, &f->sweep) != 0 ||
-        uv_timer_init(&f->loop, &f->retry) != 0)
+    if (uv_async_init(&f->loop, &f->async, async_cb) != 0 ||
+        uv_timer_init(&f->loop, &f->sweep) != 0 || uv_timer_init(&f->loop, &f->retry) != 0)
         goto fail;
     if (g->cfg.tls_listen_count > 0) {
         f->ssl_ctx = tls_ctx_new(g->cfg.tls_cert, g->cfg.tls_key);

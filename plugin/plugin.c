@@ -108,7 +108,8 @@ static int tick_cb(int event, void *event_data, void *userdata)
         g->last_expiry_ms = now;
         presence__expire_apps(g);
     }
-    if (g->cfg.stats_interval > 0 && now - g->last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
+    if (g->cfg.stats_interval > 0 &&
+        now - g->last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
         log_stats(g, now);
     return MOSQ_ERR_SUCCESS;
 }
@@ -187,7 +188,8 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     giz_log_init("giz", (enum giz_log_lvl)g->cfg.log_level);
     giz_log_set_sink(log_sink_cb, g);
     if (map__init(&g->creds) != 0 || map__init(&g->clients) != 0 || map__init(&g->dids) != 0 ||
-        map__init(&g->apps) != 0 || giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
+        map__init(&g->apps) != 0 ||
+        giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;
@@ -227,13 +229,12 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
             goto fail;
         }
     }
-    mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "giz: plugin ready: db %s, %u front listener(s) + %u TLS, ping limit %u per %u ms, "
-                         "keepalive max %u s, outbox after id %lld",
-                         g->cfg.db_path, g->cfg.listen_count, g->cfg.tls_listen_count,
-                         g->cfg.ping_max,
-                         g->cfg.ping_window_ms, g->cfg.keepalive_max,
-                         (long long)g->outbox_last_id);
+    mosquitto_log_printf(
+        MOSQ_LOG_NOTICE,
+        "giz: plugin ready: db %s, %u front listener(s) + %u TLS, ping limit %u per %u ms, "
+        "keepalive max %u s, outbox after id %lld",
+        g->cfg.db_path, g->cfg.listen_count, g->cfg.tls_listen_count, g->cfg.ping_max,
+        g->cfg.ping_window_ms, g->cfg.keepalive_max, (long long)g->outbox_last_id);
     *userdata = g;
     return MOSQ_ERR_SUCCESS;
 

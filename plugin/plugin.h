@@ -83,17 +83,17 @@ struct gizp_config {
     char tls_cert[GIZ_PATH_SIZE];
     char tls_key[GIZ_PATH_SIZE];
     char broker_socket[GIZP_SOCK_SIZE];
-    unsigned ping_max;       /* PINGREQs allowed per window (181st closes) */
-    unsigned ping_window_ms; /* window length */
-    unsigned keepalive_max;  /* CONNECT keepalive clamp, seconds */
-    size_t max_packet;       /* client -> broker packet size cap, bytes */
-    unsigned poll_ms;        /* outbox poll + DB batch period on TICK */
-    unsigned auth_cache_ttl; /* seconds a verified passcode stays cached; 0 = no cache */
-    unsigned auth_cache_max; /* entries */
-    unsigned stats_interval; /* seconds between stats log lines; 0 = never */
-    unsigned log_max;        /* queued device log records per batch before dropping */
+    unsigned ping_max;           /* PINGREQs allowed per window (181st closes) */
+    unsigned ping_window_ms;     /* window length */
+    unsigned keepalive_max;      /* CONNECT keepalive clamp, seconds */
+    size_t max_packet;           /* client -> broker packet size cap, bytes */
+    unsigned poll_ms;            /* outbox poll + DB batch period on TICK */
+    unsigned auth_cache_ttl;     /* seconds a verified passcode stays cached; 0 = no cache */
+    unsigned auth_cache_max;     /* entries */
+    unsigned stats_interval;     /* seconds between stats log lines; 0 = never */
+    unsigned log_max;            /* queued device log records per batch before dropping */
     unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
-    int log_level;           /* enum giz_log_lvl */
+    int log_level;               /* enum giz_log_lvl */
 };
 
 /* Fills cfg from the broker's option array. Returns 0, or -1 after logging
@@ -103,8 +103,8 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
 /* ==== handoff.c: helper thread -> main thread ============================ */
 struct handoff_item {
     struct handoff_item *next;
-    int level;    /* enum giz_log_lvl */
-    char text[];  /* a log line */
+    int level;   /* enum giz_log_lvl */
+    char text[]; /* a log line */
 };
 
 struct handoff {
@@ -129,8 +129,7 @@ void handoff__drain(struct handoff *h);
  * `serial`. forget only removes the entry if it still belongs to `serial`. */
 void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial,
                        const char *addr);
-void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
-                          uint64_t serial);
+void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial);
 /* Copies the peer address of client_id into out (cap bytes); "?" if unknown. */
 void handoff__peer_get(struct handoff *h, const char *client_id, char *out, size_t cap);
 
@@ -148,7 +147,7 @@ struct did_state {
 struct app_state {
     char client_id[GIZ_CLIENTID_SIZE];
     char uid[GIZ_UID_SIZE];
-    int64_t expire_at;          /* unix seconds; the session is kicked after it */
+    int64_t expire_at; /* unix seconds; the session is kicked after it */
     unsigned conns;
     char (*dids)[GIZ_DID_SIZE]; /* sorted bound DIDs */
     size_t ndids, cap;
@@ -160,8 +159,8 @@ enum client_kind { CLIENT_DEVICE = 1, CLIENT_APP = 2 };
 struct client {
     struct mosquitto *ctx;
     enum client_kind kind;
-    struct did_state *dev;  /* CLIENT_DEVICE */
-    struct app_state *app;  /* CLIENT_APP */
+    struct did_state *dev; /* CLIENT_DEVICE */
+    struct app_state *app; /* CLIENT_APP */
 };
 
 /* Pending DB writes, flushed in one transaction by presence__flush(). */
@@ -199,8 +198,8 @@ bool presence__app_bound(const struct app_state *app, const char *did, size_t di
 void presence__binding_changed(struct gizp *g, const char *uid, const char *did);
 /* Queues a device log record (copies the texts). */
 void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
-                       size_t tags_len, const void *source, size_t source_len,
-                       const void *content, size_t content_len);
+                       size_t tags_len, const void *source, size_t source_len, const void *content,
+                       size_t content_len);
 /* Writes queued presence changes and logs in one transaction. */
 void presence__flush(struct gizp *g);
 /* MOSQ_EVT_DISCONNECT. */
@@ -210,9 +209,9 @@ void presence__free(struct gizp *g);
 
 /* ==== auth.c: BASIC_AUTH and the credential cache ======================== */
 struct cred {
-    char digest[65];               /* HMAC-SHA256(cache_key, passcode), hex */
+    char digest[65]; /* HMAC-SHA256(cache_key, passcode), hex */
     char product_key[GIZ_PK_SIZE];
-    int64_t verified_at;           /* monotonic seconds */
+    int64_t verified_at; /* monotonic seconds */
 };
 int auth__basic_cb(int event, void *event_data, void *userdata);
 /* Drops the cached credentials of did (unregister, disable). */

@@ -99,8 +99,10 @@ static bool app_find(const struct app_state *app, const char *did, size_t did_le
             if (pos != NULL) *pos = mid;
             return true;
         }
-        if (c < 0) lo = mid + 1u;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1u;
+        else
+            hi = mid;
     }
     if (pos != NULL) *pos = lo;
     return false;
@@ -137,8 +139,10 @@ static void app_count_all(struct gizp *g, struct app_state *app, int delta)
     for (size_t i = 0; i < app->ndids; i++) {
         struct did_state *ds = did_get_or_create(g, app->dids[i], strlen(app->dids[i]));
         if (ds == NULL) continue;
-        if (delta > 0) ds->app_count++;
-        else if (ds->app_count > 0) ds->app_count--;
+        if (delta > 0)
+            ds->app_count++;
+        else if (ds->app_count > 0)
+            ds->app_count--;
         push__app_count(g, ds);
         did_maybe_free(g, ds);
     }
@@ -361,8 +365,11 @@ void presence__binding_changed(struct gizp *g, const char *uid, const char *did)
     if (w.delta == 0) return;
     ds = did_get_or_create(g, did, strlen(did));
     if (ds == NULL) return;
-    if (w.delta > 0) ds->app_count += (unsigned)w.delta;
-    else ds->app_count = ds->app_count >= (unsigned)-w.delta ? ds->app_count - (unsigned)-w.delta : 0;
+    if (w.delta > 0)
+        ds->app_count += (unsigned)w.delta;
+    else
+        ds->app_count =
+            ds->app_count >= (unsigned)-w.delta ? ds->app_count - (unsigned)-w.delta : 0;
     push__app_count(g, ds);
     did_maybe_free(g, ds);
 }
@@ -370,8 +377,8 @@ void presence__binding_changed(struct gizp *g, const char *uid, const char *did)
 /* ---- device logs and the DB batch ---------------------------------------- */
 
 void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
-                       size_t tags_len, const void *source, size_t source_len,
-                       const void *content, size_t content_len)
+                       size_t tags_len, const void *source, size_t source_len, const void *content,
+                       size_t content_len)
 {
     struct pending_log *e;
     if (g->pend_log_n >= g->cfg.log_max) {
@@ -403,7 +410,8 @@ void presence__log_add(struct gizp *g, const char *did, int level, const void *t
 
 static void pending_logs_clear(struct gizp *g)
 {
-    for (size_t i = 0; i < g->pend_log_n; i++) free(g->pend_log[i].text);
+    for (size_t i = 0; i < g->pend_log_n; i++)
+        free(g->pend_log[i].text);
     g->pend_log_n = 0;
 }
 

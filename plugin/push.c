@@ -115,10 +115,10 @@ static void handle_ota(struct gizp *g, const struct giz_outbox_item *it)
     } else if (it->product_key[0] != '\0') {
         map__foreach(&g->dids, ota_walk_cb, &w);
     }
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: OTA push #%lld (%s%s, v%d type %d) sent to %u online device(s)",
-                         (long long)it->id, it->did[0] ? "device " : "product ",
-                         it->did[0] ? it->did : it->product_key, it->ota_version, it->fw_type,
-                         w.sent);
+    mosquitto_log_printf(
+        MOSQ_LOG_NOTICE, "giz: OTA push #%lld (%s%s, v%d type %d) sent to %u online device(s)",
+        (long long)it->id, it->did[0] ? "device " : "product ",
+        it->did[0] ? it->did : it->product_key, it->ota_version, it->fw_type, w.sent);
 }
 
 /* ---- outbox ----------------------------------------------------------------- */
@@ -169,7 +169,8 @@ void push__poll_outbox(struct gizp *g)
             }
             break;
         case GIZ_OUTBOX_BINDING:
-            if (it->did[0] != '\0' && it->uid[0] != '\0') presence__binding_changed(g, it->uid, it->did);
+            if (it->did[0] != '\0' && it->uid[0] != '\0')
+                presence__binding_changed(g, it->uid, it->did);
             break;
         default:
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox item #%lld of unknown kind %d",
