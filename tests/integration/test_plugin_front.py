@@ -51,9 +51,19 @@ def alive(c):
 # ---------------------------------------------------------------------------
 # PINGREQ limit (window shortened to 4 s so the sliding part runs quickly; the
 # 180 / 181 boundary is the production one).
-with harness.Cloud(broker=True, plugin_opts={"ping_window": "4s"}) as cloud:
+cloud = harness.Cloud(broker=True)
+extra_port = harness.free_port()
+cloud.plugin_opts.update({"ping_window": "4s",
+                          "listen": ["127.0.0.1:%d" % cloud.mqtt_port, "127.0.0.1:%d" % extra_port]})
+with cloud:
     pk = cloud.create_product()["product_key"]
     did, pc = new_device(cloud, pk)
+
+    # plugin_opt_listen repeats: the second address serves too.
+    x = RawClient(extra_port)
+    ck.eq(x.connect(did, did, pc, keepalive=60), 0, "login on the second listen address")
+    ck.ok(alive(x), "second listen address relays")
+    x.close()
 
     c = device_client(cloud, did, pc)
     port = c.sock.getsockname()[1]
