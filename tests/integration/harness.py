@@ -28,11 +28,34 @@ PLUGIN = os.path.join(BUILD, "plugin", "giz_plugin.so")
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 
+_used_ports = set()
+
+
 def free_port():
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago. Ports are
+    drawn below the kernel's ephemeral range (where clients' local ports come
+    from, so a port handed out here is not taken by some outgoing connection
+    before the server binds it) and never twice in one test process."""
+    import random
+    lo = 20000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph_lo = 32768
+    hi = max(lo + 1000, eph_lo - 1)
+    for _ in range(200):
+        port = random.randint(lo, hi)
+        if port in _used_ports:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _used_ports.add(port)
+        return port
+    raise RuntimeError("no free port found below %d" % hi)
 
 
 def wait_port(port, proc=None, timeout=20.0):

@@ -87,6 +87,12 @@ while time.monotonic() < deadline and proc.poll() is None:
                 pass
             break
     time.sleep(0.1)
+if not ready:
+    time.sleep(0.5)
+    try:
+        buf += proc.stdout.read() or b""  # whatever it said before dying
+    except BlockingIOError:
+        pass
 text = buf.decode("utf-8", "replace")
 if not c.ok(ready, "gizcloud-local printed 'gizcloud ready'"):
     print(text)
