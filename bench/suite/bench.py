@@ -403,7 +403,7 @@ class Bench:
         except (OSError, ValueError):
             return p.returncode, {}
 
-    def gizsim_fleet(self, port, n, extra=(), timeout=300):
+    def gizsim_fleet(self, port, n, extra=(), timeout=300, rate=3000):
         """Starts gizsim with the first n fleet devices (MQTT only) and waits until all are
         connected. Returns (process, report path, seconds to connect) or raises."""
         rep = os.path.join(self.dir, "gizsim-%d.json" % time.monotonic_ns())
@@ -411,7 +411,7 @@ class Bench:
         if not os.path.exists(state):
             shutil.copy(self.state, state)
         p = self.spawn("gizsim", [self.gizsim, "--no-http", "--no-ota", "-p", self.pk, "-s", state,
-                                  "-n", str(n), "--mqtt-port", str(port), "--rate", "5000",
+                                  "-n", str(n), "--mqtt-port", str(port), "--rate", str(rate),
                                   "--progress", "0", "-q", "--json", rep, "-d", "3600"] + list(extra))
         t0 = time.monotonic()
         deadline = t0 + timeout
@@ -481,11 +481,37 @@ def device_payload(size):
             bytes((0x41 + i % 26) for i in range(body_len)))
 
 
-def throughput_once(port, pub_auth, sub_auth, pub_topic, sub_topic, payload_file, n):
+def thread_cpu(pid):
+    """{thread name: CPU seconds (user + system)} of every thread of pid, summed by name."""
+    out = {}
+    tck = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        name = "main" if tid == str(pid) else comm
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tck
+    return out
+
+
+def cpu_delta(before, after):
+    return {k: after[k] - before.get(k, 0.0) for k in after}
+
+
+def throughput_once(port, pub_auth, sub_auth, pub_topic, sub_topic, payload_file, n, pid=None, cpu=None):
     sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", sub_topic,
                             "-C", str(n), "-W", "90", "-q", "0"] + sub_auth,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.7)
+    c0 = thread_cpu(pid) if pid else {}
     t0 = time.monotonic()
     pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", pub_topic,
                           "-f", payload_file, "--repeat", str(n), "-q", "0"] + pub_auth,
@@ -496,6 +522,8 @@ def throughput_once(port, pub_auth, sub_auth, pub_topic, sub_topic, payload_file
         sub.kill()
         sub.wait()
     dt = time.monotonic() - t0
+    if pid and cpu is not None:
+        cpu.update({k: v * 1e6 / n for k, v in cpu_delta(c0, thread_cpu(pid)).items()})
     if pub.returncode != 0 or sub.returncode != 0:
         log("  throughput failed: pub rc %s %r, sub rc %s %r" % (
             pub.returncode, pub.stderr[-200:], sub.returncode, sub.stderr.read()[-200:]))
@@ -515,7 +543,8 @@ def bench_throughput(b, reps):
         with open(files[size], "wb") as f:
             f.write(device_payload(size))
     work = [("app2dev", 64), ("dev2app", 64), ("app2dev", 1024), ("dev2app", 1024)]
-    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": []} for w in work}
+    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": [], "cpu_us_per_msg": {"cloud": [], "bare": []}}
+           for w in work}
     for rep in range(reps):
         order = ("bare", "cloud") if rep % 2 == 0 else ("cloud", "bare")
         got = {}
@@ -524,15 +553,18 @@ def bench_throughput(b, reps):
             try:
                 for direction, size in work:
                     n = a.messages if size == 64 else a.messages_1k
+                    cpu = {}
                     if direction == "app2dev":
                         r = throughput_once(br.port, app_auth, dev_auth, "app2dev/%s/%s" % (
-                            did, app["mqtt_client_id"]), "app2dev/%s/#" % did, files[size], n)
+                            did, app["mqtt_client_id"]), "app2dev/%s/#" % did, files[size], n, br.pid, cpu)
                     else:
                         r = throughput_once(br.port, dev_auth, app_auth, "dev2app/" + did,
-                                            "dev2app/" + did, files[size], n)
+                                            "dev2app/" + did, files[size], n, br.pid, cpu)
                     got[(mode, direction, size)] = r
-                    log("  throughput rep %d %-5s %s %4d B: %s msg/s" % (
-                        rep, mode, direction, size, "%.0f" % r if r else "failed"))
+                    raw["%s_%d" % (direction, size)]["cpu_us_per_msg"][mode].append(cpu)
+                    log("  throughput rep %d %-5s %s %4d B: %s msg/s; broker CPU us/msg %s" % (
+                        rep, mode, direction, size, "%.0f" % r if r else "failed",
+                        " ".join("%s %.2f" % kv for kv in sorted(cpu.items()))))
             finally:
                 b.stop(br)
         for direction, size in work:
@@ -807,6 +839,7 @@ def wait_seen(b, g, rep, start, want, t0, timeout=30.0):
 def ota_once(b, mode, n):
     br = b.broker(mode)
     try:
+        # the front listener holds 3 fds per device: beyond the fd limit use the direct listener
         port = br.port if mode == "bare" or n <= b.front_max else br.direct_port
         g, rep, secs = b.gizsim_fleet(port, n)
         try:
@@ -949,8 +982,8 @@ def main():
     a = ap.parse_args()
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
-    a.messages = 50000 if q else 200000
-    a.messages_1k = 20000 if q else 100000
+    a.messages = 50000 if q else 400000
+    a.messages_1k = 20000 if q else 150000
     a.login_procs = 4
     a.latency_n = 500 if q else 3000
     a.wrk_secs = 2 if q else 5
@@ -1002,7 +1035,8 @@ def main():
         step("idle", lambda: {"front": bench_idle(b, a.reps, a.front_max, "cloud"),
                               "direct": bench_idle(b, a.reps, a.direct_max, "direct")})
         step("latency", lambda: bench_latency(b, a.reps))
-        step("ota", lambda: bench_ota(b, a.reps, a.ota_n))
+        step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n),
+                             "front": bench_ota(b, a.reps, min(a.ota_n, a.front_max))})
         step("gservice", lambda: bench_gservice(b, a.reps))
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
