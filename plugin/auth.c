@@ -82,7 +82,7 @@ static void peer_of(struct gizp *g, struct mosquitto *ctx, const char *client_id
 static int refuse(struct gizp *g, struct mosquitto *ctx, const char *client_id, const char *who,
                   const char *why)
 {
-    char peer[GIZP_HOST_SIZE + 8];
+    char peer[GIZP_PEER_SIZE];
     peer_of(g, ctx, client_id, peer, sizeof(peer));
     g->logins_refused++;
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: login refused for %s from %s: %s", who, peer, why);
@@ -158,7 +158,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
         return refuse(g, ctx, client_id, who, "out of memory");
     g->logins_ok++;
     if (g->cfg.log_level >= GIZ_LOG_INFO) {
-        char peer[GIZP_HOST_SIZE + 8];
+        char peer[GIZP_PEER_SIZE];
         peer_of(g, ctx, client_id, peer, sizeof(peer));
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s (product %s) logged in from %s", did,
                              product_key, peer);
@@ -196,7 +196,7 @@ static int app_login(struct gizp *g, struct mosquitto *ctx, const char *username
         return refuse(g, ctx, client_id, who, "out of memory or database error");
     g->logins_ok++;
     if (g->cfg.log_level >= GIZ_LOG_INFO) {
-        char peer[GIZP_HOST_SIZE + 8];
+        char peer[GIZP_PEER_SIZE];
         peer_of(g, ctx, client_id, peer, sizeof(peer));
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: %s logged in from %s", who, peer);
     }

@@ -3,7 +3,8 @@
  * The only meeting point of the front-listener thread and mosquitto's main
  * thread. mosquitto's API is not thread-safe, so the helper thread never
  * calls it: it queues log lines here and the main thread drains the queue
- * on MOSQ_EVT_TICK. The peer-address map (client id -> real "ip:port") lets
+ * on MOSQ_EVT_TICK. The peer-address map (client id -> the front
+ * connection's compact address, formatted on demand as "ip:port") lets
  * the main thread name the real client address in its log lines although
  * mosquitto only sees the unix socket. Both are guarded by mutexes; the
  * main thread's cheap "is anything queued?" check is one atomic load.
@@ -12,14 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "plugin.h"
 
 #define HANDOFF_MAX_QUEUED 4096u
-
-struct peer {
-    uint64_t serial;
-    char addr[GIZP_HOST_SIZE + 8];
-};
 
 int handoff__init(struct handoff *h)
 {
@@ -47,7 +46,7 @@ void handoff__free(struct handoff *h)
         it = next;
     }
     h->head = h->tail = NULL;
-    map__free(&h->peers, free);
+    map__free(&h->peers, NULL); /* values point into the front's connections */
     pthread_mutex_destroy(&h->lock);
     pthread_mutex_destroy(&h->peer_lock);
 }
@@ -114,44 +113,45 @@ void handoff__drain(struct handoff *h)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: %u front-listener log lines dropped", dropped);
 }
 
-void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial,
-                       const char *addr)
+void handoff__peer_format(const struct peer_addr *p, char *out, size_t cap)
 {
-    struct peer *p = malloc(sizeof(*p));
-    void *old = NULL;
-    if (p == NULL) return;
-    p->serial = serial;
-    snprintf(p->addr, sizeof(p->addr), "%s", addr);
-    pthread_mutex_lock(&h->peer_lock);
-    if (map__put(&h->peers, client_id, id_len, p, &old) != 0) {
-        free(p);
-        p = NULL;
+    char ip[INET6_ADDRSTRLEN];
+    if (cap == 0) return;
+    snprintf(out, cap, "?");
+    if (p->family == AF_INET) {
+        if (inet_ntop(AF_INET, p->addr, ip, sizeof(ip)) != NULL)
+            snprintf(out, cap, "%s:%u", ip, (unsigned)p->port);
+    } else if (p->family == AF_INET6) {
+        if (inet_ntop(AF_INET6, p->addr, ip, sizeof(ip)) != NULL)
+            snprintf(out, cap, "[%s]:%u", ip, (unsigned)p->port);
     }
-    pthread_mutex_unlock(&h->peer_lock);
-    free(old);
 }
 
-void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial)
+void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len,
+                       const struct peer_addr *addr)
 {
-    struct peer *p;
+    void *old = NULL;
     pthread_mutex_lock(&h->peer_lock);
-    p = map__get(&h->peers, client_id, id_len);
-    if (p != NULL && p->serial == serial)
-        map__remove(&h->peers, client_id, id_len);
-    else
-        p = NULL;
+    (void)map__put(&h->peers, client_id, id_len, (void *)(uintptr_t)addr, &old);
     pthread_mutex_unlock(&h->peer_lock);
-    free(p);
+}
+
+void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
+                          const struct peer_addr *addr)
+{
+    pthread_mutex_lock(&h->peer_lock);
+    if (map__get(&h->peers, client_id, id_len) == addr) map__remove(&h->peers, client_id, id_len);
+    pthread_mutex_unlock(&h->peer_lock);
 }
 
 void handoff__peer_get(struct handoff *h, const char *client_id, char *out, size_t cap)
 {
-    struct peer *p;
+    const struct peer_addr *p;
     if (cap == 0) return;
     snprintf(out, cap, "?");
     if (client_id == NULL) return;
     pthread_mutex_lock(&h->peer_lock);
     p = map__sget(&h->peers, client_id);
-    if (p != NULL) snprintf(out, cap, "%s", p->addr);
+    if (p != NULL) handoff__peer_format(p, out, cap);
     pthread_mutex_unlock(&h->peer_lock);
 }

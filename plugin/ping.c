@@ -56,33 +56,34 @@
 #define SWEEP_MAX_MS 5000u
 #define LISTEN_BACKLOG 4096
 #define CLIENT_ID_MAX 64u
-#define PEER_SIZE (GIZP_HOST_SIZE + 8)
+#define PEER_SIZE GIZP_PEER_SIZE
+#define PENDING_MAX (READ_BUF / 2u) /* larger incomplete packets are reassembled in place */
 
+/* One relayed connection. Kept small: an idle connection costs this struct
+ * (two libuv handles are most of it) and nothing else in this thread -- the
+ * read buffer is shared, an incomplete packet's bytes are held only while
+ * incomplete, the shutdown request exists only while half-closing. */
 struct fconn {
     struct front *f;
     struct fconn *prev, *next;
+    struct fconn *wprev, *wnext; /* in front.waiting while pending_fd >= 0 */
     uv_tcp_t client;
     uv_pipe_t broker;
-    int pending_fd;              /* unix socket still connecting to mosquitto, or -1 */
-    struct fconn *wprev, *wnext; /* in front.waiting while pending_fd >= 0 */
-    uv_shutdown_t shutdown_req;
-    int open_handles;
-    bool closing, broker_connected, shutting_down;
-    bool client_paused, broker_paused;
-    bool connect_seen, is_device, peer_recorded;
-    SSL *ssl; /* NULL on plain connections */
-    uint64_t serial;
+    SSL *ssl;                     /* NULL on plain connections */
+    uv_shutdown_t *shutdown_req;  /* while half-closing */
+    char *client_id;              /* NUL-terminated copy from CONNECT, or NULL */
+    uint8_t *cbuf;                /* client -> broker: bytes of an incomplete packet, or NULL */
+    uint8_t *bbuf;                /* broker -> device: bytes of an incomplete packet, or NULL */
+    uint32_t clen, ccap, blen, bcap;
     uint64_t accepted_at;
-    char peer[PEER_SIZE];
-    char client_id[CLIENT_ID_MAX + 1];
-    size_t client_id_len;
-    uint8_t *cbuf; /* client -> broker: bytes of an incomplete packet */
-    size_t clen, ccap;
-    uint8_t *bbuf; /* broker -> device: bytes of an incomplete packet */
-    size_t blen, bcap;
-    uint32_t buckets[PING_RING];
-    unsigned cur_bucket;
     uint64_t bucket_t0;
+    uint32_t buckets[PING_RING];
+    int pending_fd;               /* unix socket still connecting to mosquitto, or -1 */
+    struct peer_addr peer;        /* the client's address; also the peer-map value */
+    uint8_t cur_bucket, open_handles, client_id_len;
+    bool closing : 1, broker_connected : 1, shutting_down : 1;
+    bool client_paused : 1, broker_paused : 1;
+    bool connect_seen : 1, is_device : 1, peer_recorded : 1;
 };
 
 struct wreq {
@@ -115,7 +116,6 @@ struct front {
     struct fconn *conns;
     struct fconn *wait_head, *wait_tail; /* FIFO of connections mosquitto has no room for yet */
     uv_timer_t retry;
-    uint64_t next_serial;
     atomic_ullong stat_conns, stat_accepted, stat_ping_closed, stat_waited;
     /* Config copies (read-only after start). */
     unsigned ping_max, window_ms, keepalive_max, connect_timeout_ms;
@@ -131,66 +131,112 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Read buffers. Every read lands in the loop's one shared buffer (libuv
+ * calls alloc_cb, read() and the read callback back to back, so it is ours
+ * until the callback returns). When a connection holds the start of an
+ * incomplete packet, those few bytes are first copied to the front of the
+ * shared buffer and the read appends to them, so the packet is whole and
+ * contiguous without copying the new bytes; the read callback sees this as
+ * buf->base != readbuf. */
+static void pending_alloc(struct front *f, const uint8_t *pending, uint32_t plen, uv_buf_t *buf)
+{
+    size_t pre = 0;
+    if (plen > 0 && plen <= PENDING_MAX) {
+        memcpy(f->readbuf, pending, plen);
+        pre = plen;
+    }
+    *buf = uv_buf_init((char *)f->readbuf + pre, (unsigned)(READ_BUF - pre));
+}
+
+static void client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct fconn *c = h->data;
     (void)suggested;
-    /* One read at a time per loop: the shared buffer is consumed (copied)
-     * before the next alloc. */
-    *buf = uv_buf_init((char *)c->f->readbuf, READ_BUF);
+    /* TLS: the ciphertext is read here; plaintext reassembly uses plainbuf. */
+    pending_alloc(c->f, c->cbuf, c->ssl == NULL ? c->clen : 0, buf);
 }
 
-static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *data, size_t n)
+static void broker_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    if (*len + n > *cap) {
-        size_t ncap = *cap ? *cap : 1024u;
-        while (ncap < *len + n)
-            ncap *= 2u;
-        uint8_t *nb = realloc(*buf, ncap);
-        if (nb == NULL) return -1;
-        *buf = nb;
-        *cap = ncap;
+    struct fconn *c = h->data;
+    (void)suggested;
+    pending_alloc(c->f, c->bbuf, c->blen, buf);
+}
+
+/* Replaces a connection's pending bytes with data[0..n) (which may point
+ * into the pending buffer itself); frees the buffer when n == 0, so an idle
+ * connection holds none. Returns 0 or -1 (out of memory). */
+static int pending_keep(uint8_t **buf, uint32_t *len, uint32_t *cap, const uint8_t *data, size_t n)
+{
+    if (n == 0) {
+        free(*buf);
+        *buf = NULL;
+        *len = *cap = 0;
+        return 0;
     }
-    memcpy(*buf + *len, data, n);
-    *len += n;
+    if (n > *cap) {
+        size_t ncap = n < 256u ? 256u : n;
+        uint8_t *nb = malloc(ncap);
+        if (nb == NULL) return -1;
+        memcpy(nb, data, n);
+        free(*buf);
+        *buf = nb;
+        *cap = (uint32_t)ncap;
+    } else {
+        memmove(*buf, data, n);
+    }
+    *len = (uint32_t)n;
     return 0;
 }
 
-/* Drops the first n bytes of a buffer; frees it when it becomes empty and large. */
-static void buf_consume(uint8_t **buf, size_t *len, size_t *cap, size_t n)
+/* Appends data[0..n) to the pending bytes (large packets only). */
+static int pending_append(uint8_t **buf, uint32_t *len, uint32_t *cap, const uint8_t *data, size_t n)
 {
-    if (n == 0) return;
-    memmove(*buf, *buf + n, *len - n);
-    *len -= n;
-    if (*len == 0 && *cap > 65536u) {
-        free(*buf);
-        *buf = NULL;
-        *cap = 0;
+    if ((size_t)*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 1024u;
+        while (ncap < (size_t)*len + n)
+            ncap *= 2u;
+        if (ncap > UINT32_MAX) return -1;
+        uint8_t *nb = realloc(*buf, ncap);
+        if (nb == NULL) return -1;
+        *buf = nb;
+        *cap = (uint32_t)ncap;
     }
+    memcpy(*buf + *len, data, n);
+    *len += (uint32_t)n;
+    return 0;
 }
 
-static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
+static void peer_addr_of(uv_tcp_t *tcp, struct peer_addr *out)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char ip[64];
-    snprintf(out, cap, "?");
+    memset(out, 0, sizeof(*out));
     if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) != 0) return;
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        if (uv_ip4_name(a, ip, sizeof(ip)) == 0)
-            snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+        out->family = AF_INET;
+        out->port = ntohs(a->sin_port);
+        memcpy(out->addr, &a->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        if (uv_ip6_name(a, ip, sizeof(ip)) == 0)
-            snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+        out->family = AF_INET6;
+        out->port = ntohs(a->sin6_port);
+        memcpy(out->addr, &a->sin6_addr, 16);
     }
+}
+
+/* The client's "ip:port" for a log line, formatted into buf. */
+static const char *peer_str(const struct fconn *c, char buf[PEER_SIZE])
+{
+    handoff__peer_format(&c->peer, buf, PEER_SIZE);
+    return buf;
 }
 
 /* Printable copy of a client id for log lines. */
 static const char *cid_for_log(const struct fconn *c)
 {
-    return c->client_id_len > 0 ? c->client_id : "(no CONNECT yet)";
+    return c->client_id != NULL ? c->client_id : "(no CONNECT yet)";
 }
 
 /* ---- writes and backpressure ------------------------------------------------ */
@@ -209,11 +255,11 @@ static void write_cb(uv_write_t *req, int status)
     if (to_broker && c->client_paused &&
         uv_stream_get_write_queue_size((uv_stream_t *)&c->broker) < WQ_LOW) {
         c->client_paused = false;
-        uv_read_start((uv_stream_t *)&c->client, alloc_cb, client_read_cb);
+        uv_read_start((uv_stream_t *)&c->client, client_alloc_cb, client_read_cb);
     } else if (!to_broker && c->broker_paused &&
                uv_stream_get_write_queue_size((uv_stream_t *)&c->client) < WQ_LOW) {
         c->broker_paused = false;
-        uv_read_start((uv_stream_t *)&c->broker, alloc_cb, broker_read_cb);
+        uv_read_start((uv_stream_t *)&c->broker, broker_alloc_cb, broker_read_cb);
     }
 }
 
@@ -312,6 +358,8 @@ static void close_cb(uv_handle_t *h)
     if (c->next != NULL) c->next->prev = c->prev;
     free(c->cbuf);
     free(c->bbuf);
+    free(c->client_id);
+    free(c->shutdown_req);
     SSL_free(c->ssl);
     free(c);
     atomic_fetch_sub(&f->stat_conns, 1u);
@@ -341,7 +389,7 @@ static void conn_close(struct fconn *c)
         c->pending_fd = -1;
     }
     if (c->peer_recorded)
-        handoff__peer_forget(&c->f->g->handoff, c->client_id, c->client_id_len, c->serial);
+        handoff__peer_forget(&c->f->g->handoff, c->client_id, c->client_id_len, &c->peer);
     uv_close((uv_handle_t *)&c->client, close_cb);
     uv_close((uv_handle_t *)&c->broker, close_cb);
 }
@@ -368,8 +416,13 @@ static void half_close(struct fconn *c, bool toward_broker)
     }
     uv_read_stop((uv_stream_t *)&c->client);
     uv_read_stop((uv_stream_t *)&c->broker);
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, dst, shutdown_cb) != 0) conn_close(c);
+    c->shutdown_req = malloc(sizeof(*c->shutdown_req));
+    if (c->shutdown_req == NULL) {
+        conn_close(c);
+        return;
+    }
+    c->shutdown_req->data = c;
+    if (uv_shutdown(c->shutdown_req, dst, shutdown_cb) != 0) conn_close(c);
 }
 
 /* ---- client -> broker ----------------------------------------------------------- */
@@ -386,7 +439,7 @@ static bool ping_allowed(struct fconn *c)
         c->bucket_t0 = now;
     }
     while (now - c->bucket_t0 >= width) {
-        c->cur_bucket = (c->cur_bucket + 1u) % PING_RING;
+        c->cur_bucket = (uint8_t)((c->cur_bucket + 1u) % PING_RING);
         c->buckets[c->cur_bucket] = 0;
         c->bucket_t0 += width;
     }
@@ -411,14 +464,19 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
             pkt[cp.keepalive_offset + 1u] = (uint8_t)(ka & 0xffu);
         }
     }
-    c->client_id_len = cp.client_id.len < CLIENT_ID_MAX ? cp.client_id.len : CLIENT_ID_MAX;
-    memcpy(c->client_id, cp.client_id.ptr, c->client_id_len);
-    c->client_id[c->client_id_len] = '\0';
     c->is_device = cp.has_username && cp.username.len == cp.client_id.len && cp.client_id.len > 0 &&
                    memcmp(cp.username.ptr, cp.client_id.ptr, cp.client_id.len) == 0;
-    if (cp.client_id.len > 0 && cp.client_id.len <= CLIENT_ID_MAX &&
-        memchr(c->client_id, '\0', c->client_id_len) == NULL) {
-        handoff__peer_set(&f->g->handoff, c->client_id, c->client_id_len, c->serial, c->peer);
+    if (cp.client_id.len == 0) return;
+    c->client_id_len = (uint8_t)(cp.client_id.len < CLIENT_ID_MAX ? cp.client_id.len : CLIENT_ID_MAX);
+    c->client_id = malloc((size_t)c->client_id_len + 1u);
+    if (c->client_id == NULL) {
+        c->client_id_len = 0;
+        return;
+    }
+    memcpy(c->client_id, cp.client_id.ptr, c->client_id_len);
+    c->client_id[c->client_id_len] = '\0';
+    if (cp.client_id.len <= CLIENT_ID_MAX && memchr(c->client_id, '\0', c->client_id_len) == NULL) {
+        handoff__peer_set(&f->g->handoff, c->client_id, c->client_id_len, &c->peer);
         c->peer_recorded = true;
     }
 }
@@ -437,7 +495,9 @@ static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
         int rc = giz_mqtt_frame(buf + off, len - off, f->max_packet, &pkt_len, &err);
         if (rc == GIZ_ERR_TRUNCATED) break;
         if (rc != GIZ_OK) {
-            giz_log(GIZ_LOG_WARN, "front: closing %s (client %s): %s", c->peer, cid_for_log(c),
+            char peer[PEER_SIZE];
+            giz_log(GIZ_LOG_WARN, "front: closing %s (client %s): %s", peer_str(c, peer),
+                    cid_for_log(c),
                     rc == GIZ_ERR_OVERSIZE ? "packet larger than plugin_opt_max_packet"
                                            : "malformed MQTT length");
             conn_close(c);
@@ -448,10 +508,11 @@ static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
         if (type == GIZ_MQTT_CONNECT && !c->connect_seen) {
             on_connect_packet(c, pkt, pkt_len);
         } else if (type == GIZ_MQTT_PINGREQ && !ping_allowed(c)) {
+            char peer[PEER_SIZE];
             atomic_fetch_add(&f->stat_ping_closed, 1u);
             giz_log(GIZ_LOG_WARN,
-                    "front: closing %s (client %s): more than %u PINGREQ within %u ms", c->peer,
-                    cid_for_log(c), f->ping_max, f->window_ms);
+                    "front: closing %s (client %s): more than %u PINGREQ within %u ms",
+                    peer_str(c, peer), cid_for_log(c), f->ping_max, f->window_ms);
             /* Forward what came before the offending ping, then close. */
             if (send_copy(c, true, buf, off) == 0) half_close(c, true);
             return -1;
@@ -462,30 +523,42 @@ static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
     return (ssize_t)off;
 }
 
-/* Client bytes arrived (in the loop's read buffer, ours to modify). Complete
- * packets go straight from it; only an incomplete tail is kept in cbuf. */
+/* Client bytes: buf[0..len) is the connection's pending bytes followed by
+ * the new ones, in scratch space that is ours to modify (the shared read
+ * buffer or plainbuf); whatever cbuf held is superseded. Complete packets
+ * are forwarded straight from buf; only an incomplete tail is kept. */
+static void client_chunk(struct fconn *c, uint8_t *buf, size_t len)
+{
+    ssize_t used = client_packets(c, buf, len);
+    if (used < 0) return;
+    if (pending_keep(&c->cbuf, &c->clen, &c->ccap, buf + used, len - (size_t)used) != 0)
+        conn_close(c);
+}
+
+/* New client bytes data[0..n) in scratch space, not preceded by the pending
+ * ones: with nothing pending they are framed in place; a packet larger than
+ * PENDING_MAX is reassembled in cbuf. */
 static void client_data(struct fconn *c, uint8_t *data, size_t n)
 {
     ssize_t used;
     if (c->clen == 0) {
-        used = client_packets(c, data, n);
-        if (used < 0) return;
-        if ((size_t)used < n &&
-            buf_append(&c->cbuf, &c->clen, &c->ccap, data + used, n - (size_t)used) != 0)
-            conn_close(c);
+        client_chunk(c, data, n);
         return;
     }
-    if (buf_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
+    if (pending_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
         conn_close(c);
         return;
     }
     used = client_packets(c, c->cbuf, c->clen);
-    if (used > 0) buf_consume(&c->cbuf, &c->clen, &c->ccap, (size_t)used);
+    if (used < 0) return;
+    if (pending_keep(&c->cbuf, &c->clen, &c->ccap, c->cbuf + used, c->clen - (size_t)used) != 0)
+        conn_close(c);
 }
 
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *c = s->data;
+    struct front *f = c->f;
     if (c->closing) return;
     if (nread < 0) {
         if (nread == UV_EOF)
@@ -496,7 +569,11 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     if (c->ssl == NULL) {
-        client_data(c, (uint8_t *)buf->base, (size_t)nread);
+        uint8_t *base = (uint8_t *)buf->base;
+        if (base != f->readbuf) /* preceded by the pending bytes (client_alloc_cb) */
+            client_chunk(c, f->readbuf, (size_t)(base - f->readbuf) + (size_t)nread);
+        else
+            client_data(c, base, (size_t)nread);
         return;
     }
     if (BIO_write(SSL_get_rbio(c->ssl), buf->base, (int)nread) != (int)nread) {
@@ -504,9 +581,17 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     for (;;) {
-        int n = SSL_read(c->ssl, c->f->plainbuf, (int)sizeof(c->f->plainbuf));
+        size_t pre = 0;
+        if (c->clen > 0 && c->clen <= PENDING_MAX) {
+            memcpy(f->plainbuf, c->cbuf, c->clen);
+            pre = c->clen;
+        }
+        int n = SSL_read(c->ssl, f->plainbuf + pre, (int)(READ_BUF - pre));
         if (n > 0) {
-            client_data(c, c->f->plainbuf, (size_t)n);
+            if (pre > 0)
+                client_chunk(c, f->plainbuf, pre + (size_t)n);
+            else
+                client_data(c, f->plainbuf, (size_t)n);
             if (c->closing || c->shutting_down) return;
             continue;
         }
@@ -518,9 +603,10 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         } else {
             unsigned long code = ERR_get_error();
             char why[160];
+            char peer[PEER_SIZE];
             ERR_error_string_n(code, why, sizeof(why));
             ERR_clear_error();
-            giz_log(GIZ_LOG_INFO, "front: TLS error from %s: %s", c->peer,
+            giz_log(GIZ_LOG_INFO, "front: TLS error from %s: %s", peer_str(c, peer),
                     code != 0 ? why : "connection not TLS or closed");
             conn_close(c);
         }
@@ -530,35 +616,47 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- broker -> client ------------------------------------------------------------- */
 
-static void device_data(struct fconn *c, const uint8_t *data, size_t n)
+/* Broker bytes toward a device, buf[0..len) = pending bytes + new ones (may
+ * be bbuf itself): one write per MQTT packet, the incomplete tail kept. */
+static void device_chunk(struct fconn *c, const uint8_t *buf, size_t len)
 {
     size_t off = 0;
-    if (buf_append(&c->bbuf, &c->blen, &c->bcap, data, n) != 0) {
-        conn_close(c);
-        return;
-    }
-    for (;;) {
+    while (off < len) {
         size_t pkt_len = 0;
         struct giz_error err;
-        int rc = giz_mqtt_frame(c->bbuf + off, c->blen - off, GIZ_VARINT_MAX + 5u, &pkt_len, &err);
+        int rc = giz_mqtt_frame(buf + off, len - off, GIZ_VARINT_MAX + 5u, &pkt_len, &err);
         if (rc == GIZ_ERR_TRUNCATED) break;
         if (rc != GIZ_OK) {
             /* Cannot happen with mosquitto; stop framing and relay raw. */
             c->is_device = false;
-            if (to_client(c, c->bbuf + off, c->blen - off) == 0) {
-                c->blen = 0;
-            }
+            if (to_client(c, buf + off, len - off) == 0)
+                (void)pending_keep(&c->bbuf, &c->blen, &c->bcap, NULL, 0);
             return;
         }
-        if (to_client(c, c->bbuf + off, pkt_len) != 0) return;
+        if (to_client(c, buf + off, pkt_len) != 0) return;
         off += pkt_len;
     }
-    buf_consume(&c->bbuf, &c->blen, &c->bcap, off);
+    if (pending_keep(&c->bbuf, &c->blen, &c->bcap, buf + off, len - off) != 0) conn_close(c);
+}
+
+static void device_data(struct fconn *c, const uint8_t *data, size_t n)
+{
+    if (c->blen == 0) {
+        device_chunk(c, data, n);
+        return;
+    }
+    if (pending_append(&c->bbuf, &c->blen, &c->bcap, data, n) != 0) {
+        conn_close(c);
+        return;
+    }
+    device_chunk(c, c->bbuf, c->blen);
 }
 
 static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *c = s->data;
+    struct front *f = c->f;
+    const uint8_t *base = (const uint8_t *)buf->base;
     if (c->closing) return;
     if (nread < 0) {
         if (nread == UV_EOF)
@@ -568,10 +666,12 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
-    if (c->is_device)
-        device_data(c, (const uint8_t *)buf->base, (size_t)nread);
+    if (base != f->readbuf) /* preceded by the pending bytes (broker_alloc_cb) */
+        device_chunk(c, f->readbuf, (size_t)(base - f->readbuf) + (size_t)nread);
+    else if (c->is_device)
+        device_data(c, base, (size_t)nread);
     else
-        to_client(c, (const uint8_t *)buf->base, (size_t)nread);
+        to_client(c, base, (size_t)nread);
 }
 
 /* ---- accept ---------------------------------------------------------------------- */
@@ -580,8 +680,8 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void broker_connected(struct fconn *c)
 {
     c->broker_connected = true;
-    if (uv_read_start((uv_stream_t *)&c->client, alloc_cb, client_read_cb) != 0 ||
-        uv_read_start((uv_stream_t *)&c->broker, alloc_cb, broker_read_cb) != 0)
+    if (uv_read_start((uv_stream_t *)&c->client, client_alloc_cb, client_read_cb) != 0 ||
+        uv_read_start((uv_stream_t *)&c->broker, broker_alloc_cb, broker_read_cb) != 0)
         conn_close(c);
 }
 
@@ -593,6 +693,7 @@ static int broker_try_connect(struct fconn *c)
 {
     struct front *f = c->f;
     struct sockaddr_un sa;
+    char peer[PEER_SIZE];
     int rc;
     if (c->pending_fd < 0) {
         c->pending_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -616,7 +717,7 @@ static int broker_try_connect(struct fconn *c)
     return 0;
 fail:
     giz_log(GIZ_LOG_ERR, "front: cannot reach mosquitto at %s: %s; closing %s", f->broker_socket,
-            strerror(errno), c->peer);
+            strerror(errno), peer_str(c, peer));
     conn_close(c);
     return -1;
 }
@@ -669,7 +770,6 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     c->open_handles = 2;
-    c->serial = ++f->next_serial;
     c->accepted_at = uv_now(&f->loop);
     c->bucket_t0 = c->accepted_at;
     if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
@@ -677,7 +777,7 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->client, 1);
-    peer_name(&c->client, c->peer, sizeof(c->peer));
+    peer_addr_of(&c->client, &c->peer);
     if (l->tls) {
         BIO *rbio = BIO_new(BIO_s_mem());
         BIO *wbio = BIO_new(BIO_s_mem());
@@ -712,7 +812,8 @@ static void sweep_cb(uv_timer_t *t)
     while (c != NULL) {
         struct fconn *next = c->next;
         if (!c->connect_seen && !c->closing && now - c->accepted_at > f->connect_timeout_ms) {
-            giz_log(GIZ_LOG_INFO, "front: closing %s: no CONNECT within %u ms", c->peer,
+            char peer[PEER_SIZE];
+            giz_log(GIZ_LOG_INFO, "front: closing %s: no CONNECT within %u ms", peer_str(c, peer),
                     f->connect_timeout_ms);
             conn_close(c);
         }

@@ -125,11 +125,23 @@ void handoff__free(struct handoff *h);
 void handoff__log(struct handoff *h, int level, const char *text);
 /* Main thread: sends every queued line to mosquitto's log. */
 void handoff__drain(struct handoff *h);
-/* Any thread: records/forgets the peer address of a client id for conn
- * `serial`. forget only removes the entry if it still belongs to `serial`. */
-void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial,
-                       const char *addr);
-void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len, uint64_t serial);
+/* A client's address, kept compact (formatted only for log lines). */
+struct peer_addr {
+    uint8_t family; /* AF_INET, AF_INET6, or 0 if unknown */
+    uint16_t port;
+    uint8_t addr[16]; /* 4 bytes for AF_INET */
+};
+#define GIZP_PEER_SIZE (GIZP_HOST_SIZE + 8) /* "[v6]:port" + NUL fits */
+/* Formats p as "ip:port" / "[ip6]:port" ("?" if unknown) into out (cap bytes). */
+void handoff__peer_format(const struct peer_addr *p, char *out, size_t cap);
+/* Front thread only: records / forgets the address of a client id. The map
+ * keeps the pointer, not a copy: addr must stay valid until the matching
+ * forget, which removes the entry only if it still points at addr (a newer
+ * connection with the same client id may have replaced it). */
+void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len,
+                       const struct peer_addr *addr);
+void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
+                          const struct peer_addr *addr);
 /* Copies the peer address of client_id into out (cap bytes); "?" if unknown. */
 void handoff__peer_get(struct handoff *h, const char *client_id, char *out, size_t cap);
 

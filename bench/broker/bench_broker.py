@@ -19,6 +19,9 @@ In one run, on this machine, each against a fresh broker:
 and prints the ratios. Uses the integration harness (real GService for fixtures).
 
 Run:  /usr/bin/python3 bench/broker/bench_broker.py [--messages N] [--logins N] [--idle N]
+                                                   [--rounds R] [--only msg,login,plogin,rss]
+(--rounds repeats the message and memory scenarios R times, alternating bare/plugin/front, and
+prints medians: single runs on a shared 2-core machine vary by +-30 %.)
 with GIZ_BUILD_DIR pointing at a (preferably non-sanitized) build.
 """
 import argparse
@@ -28,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import time
+from statistics import median
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
@@ -178,8 +182,14 @@ def main():
     ap.add_argument("--messages", type=int, default=200000)
     ap.add_argument("--logins", type=int, default=2000)
     ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the message and memory scenarios this many times, alternating, and report medians")
+    ap.add_argument("--only", default="msg,login,plogin,rss",
+                    help="comma-separated subset of: msg, login, plogin, rss")
     args = ap.parse_args()
+    only = set(args.only.split(","))
     res = {}
+    samples = {}
     with harness.Cloud(broker=False) as cloud:
         pk = cloud.create_product()["product_key"]
         did, pc = new_device(cloud, pk)
@@ -209,64 +219,85 @@ def main():
         tls_args = ["--cafile", cloud.tls_cert]
 
         # -- messages/s -------------------------------------------------------------
-        for mode in ("bare", "plugin", "front", "tls"):
-            restart_broker(cloud, "front" if mode == "tls" else mode)
-            if mode == "bare":
-                r = throughput(cloud, args.messages, [], [], topic)
-            elif mode == "tls":
-                r = throughput(cloud, args.messages, dev_auth + tls_args, app_auth + tls_args, topic,
-                               port=cloud.tls_port)
-            else:
-                r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
-            res["msg_" + mode] = r
-            print("messages/s %-7s %9.0f" % (mode, r), flush=True)
+        for rnd in range(args.rounds if "msg" in only else 0):
+            for mode in ("bare", "plugin", "front", "tls"):
+                restart_broker(cloud, "front" if mode == "tls" else mode)
+                if mode == "bare":
+                    r = throughput(cloud, args.messages, [], [], topic)
+                elif mode == "tls":
+                    r = throughput(cloud, args.messages, dev_auth + tls_args, app_auth + tls_args, topic,
+                                   port=cloud.tls_port)
+                else:
+                    r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
+                samples.setdefault("msg_" + mode, []).append(r)
+                print("messages/s %-7s %9.0f   (round %d)" % (mode, r, rnd + 1), flush=True)
+        for k, v in samples.items():
+            res[k] = median(v)
+        if args.rounds > 1 and "msg" in only:
+            print("messages/s medians: " + "  ".join("%s %.0f" % (k[4:], res[k]) for k in
+                                                      ("msg_bare", "msg_plugin", "msg_front", "msg_tls")))
+            for rnd in range(args.rounds):
+                print("  round %d: front/bare %.2f  plugin/bare %.2f" % (
+                    rnd + 1, samples["msg_front"][rnd] / samples["msg_bare"][rnd],
+                    samples["msg_plugin"][rnd] / samples["msg_bare"][rnd]))
 
         # -- logins/s ----------------------------------------------------------------
-        restart_broker(cloud, "bare")
-        res["login_bare"], _ = logins(cloud, args.logins, "benchclient", None, None)
-        if have_dynsec:
-            restart_broker(cloud, "dynsec")
-            res["login_dynsec"], _ = logins(cloud, args.logins, "benchclient", "benchuser", "benchpass123")
-        restart_broker(cloud, "plugin")
-        res["login_plugin"], _ = logins(cloud, args.logins, did, did, pc)
-        restart_broker(cloud, "plugin", {"auth_cache_ttl": "0"})
-        res["login_nocache"], _ = logins(cloud, args.logins, did, did, pc)
-        restart_broker(cloud, "front")
-        res["login_front"], _ = logins(cloud, args.logins, did, did, pc)
-        res["login_tls"], _ = logins(cloud, max(args.logins // 4, 1), did, did, pc, port=cloud.tls_port, ctx=ctx)
-        for k in ("bare", "dynsec", "plugin", "nocache", "front", "tls"):
-            if "login_" + k in res:
-                print("logins/s   %-7s %9.0f" % (k, res["login_" + k]), flush=True)
+        if "login" in only:
+            restart_broker(cloud, "bare")
+            res["login_bare"], _ = logins(cloud, args.logins, "benchclient", None, None)
+            if have_dynsec:
+                restart_broker(cloud, "dynsec")
+                res["login_dynsec"], _ = logins(cloud, args.logins, "benchclient", "benchuser", "benchpass123")
+            restart_broker(cloud, "plugin")
+            res["login_plugin"], _ = logins(cloud, args.logins, did, did, pc)
+            restart_broker(cloud, "plugin", {"auth_cache_ttl": "0"})
+            res["login_nocache"], _ = logins(cloud, args.logins, did, did, pc)
+            restart_broker(cloud, "front")
+            res["login_front"], _ = logins(cloud, args.logins, did, did, pc)
+            res["login_tls"], _ = logins(cloud, max(args.logins // 4, 1), did, did, pc, port=cloud.tls_port,
+                                         ctx=ctx)
+            for k in ("bare", "dynsec", "plugin", "nocache", "front", "tls"):
+                if "login_" + k in res:
+                    print("logins/s   %-7s %9.0f" % (k, res["login_" + k]), flush=True)
 
         # -- logins/s, 4 client processes with distinct ids --------------------------------
         P = 4
-        devs = [new_device(cloud, pk, "parpass%03d" % i) for i in range(P)]
-        pw = dict(devs)
-        ids = [d for d, _ in devs]
-        if have_dynsec:
-            restart_broker(cloud, "dynsec")
-            res["plogin_dynsec"] = logins_parallel(cloud, args.logins, P, ["bench%d" % i for i in range(P)],
-                                                   lambda c: "benchuser", lambda c: "benchpass123")
-        restart_broker(cloud, "plugin")
-        res["plogin_plugin"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
-        restart_broker(cloud, "front")
-        res["plogin_front"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
-        for k in ("dynsec", "plugin", "front"):
-            if "plogin_" + k in res:
-                print("logins/s x%d %-7s %9.0f" % (P, k, res["plogin_" + k]), flush=True)
+        if "plogin" in only:
+            devs = [new_device(cloud, pk, "parpass%03d" % i) for i in range(P)]
+            pw = dict(devs)
+            ids = [d for d, _ in devs]
+            if have_dynsec:
+                restart_broker(cloud, "dynsec")
+                res["plogin_dynsec"] = logins_parallel(cloud, args.logins, P, ["bench%d" % i for i in range(P)],
+                                                       lambda c: "benchuser", lambda c: "benchpass123")
+            restart_broker(cloud, "plugin")
+            res["plogin_plugin"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
+            restart_broker(cloud, "front")
+            res["plogin_front"] = logins_parallel(cloud, args.logins, P, ids, lambda c: c, lambda c: pw[c])
+            for k in ("dynsec", "plugin", "front"):
+                if "plogin_" + k in res:
+                    print("logins/s x%d %-7s %9.0f" % (P, k, res["plogin_" + k]), flush=True)
 
         # -- memory per idle connection -------------------------------------------------
-        if args.idle > 0:
+        if args.idle > 0 and "rss" in only:
             devices = []
             for i in range(args.idle):
                 d, p = new_device(cloud, pk, "idlepass%02d" % (i % 100))
                 devices.append((d, d, p))
-            restart_broker(cloud, "bare")
-            res["rss_bare"], n1 = idle_rss(cloud, [("idle%05d" % i, None, None) for i in range(args.idle)])
-            restart_broker(cloud, "front")
-            res["rss_front"], n2 = idle_rss(cloud, devices)
-            print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns)"
-                  % (res["rss_bare"], n1, res["rss_front"], n2), flush=True)
+            for rnd in range(args.rounds):
+                restart_broker(cloud, "bare")
+                r1, n1 = idle_rss(cloud, [("idle%05d" % i, None, None) for i in range(args.idle)])
+                restart_broker(cloud, "front")
+                r2, n2 = idle_rss(cloud, devices)
+                samples.setdefault("rss_bare", []).append(r1)
+                samples.setdefault("rss_front", []).append(r2)
+                print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns)   (round %d)"
+                      % (r1, n1, r2, n2, rnd + 1), flush=True)
+            res["rss_bare"] = median(samples["rss_bare"])
+            res["rss_front"] = median(samples["rss_front"])
+            if args.rounds > 1:
+                print("RSS KiB/conn medians: bare %.2f, front+plugin %.2f, extra %.2f"
+                      % (res["rss_bare"], res["rss_front"], res["rss_front"] - res["rss_bare"]), flush=True)
 
     print("\nratios:")
     if res.get("msg_bare"):
@@ -278,7 +309,8 @@ def main():
         print("  logins/s    plugin/dynsec %.2f   front/dynsec %.2f   nocache/dynsec %.2f   dynsec/bare %.2f" % (
             res["login_plugin"] / res["login_dynsec"], res["login_front"] / res["login_dynsec"],
             res["login_nocache"] / res["login_dynsec"], res["login_dynsec"] / res["login_bare"]))
-    print("  logins/s    front/bare %.2f" % (res["login_front"] / res["login_bare"]))
+    if res.get("login_bare"):
+        print("  logins/s    front/bare %.2f" % (res["login_front"] / res["login_bare"]))
     if res.get("plogin_dynsec"):
         print("  logins/s x4 plugin/dynsec %.2f   front/dynsec %.2f" % (
             res["plogin_plugin"] / res["plogin_dynsec"], res["plogin_front"] / res["plogin_dynsec"]))
