@@ -125,12 +125,12 @@ int acl__check_cb(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_acl_check *ed = event_data;
     struct gizp *g = userdata;
-    struct client *c;
+    struct client cl;
+    const struct client *c = &cl;
     (void)event;
     if (ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
     if (ed->topic == NULL) return MOSQ_ERR_ACL_DENIED;
-    c = presence__client(g, ed->client);
-    if (c == NULL) return MOSQ_ERR_ACL_DENIED;
+    if (!presence__client(g, ed->client, &cl)) return MOSQ_ERR_ACL_DENIED;
     if (c->kind == CLIENT_DEVICE && c->dev != NULL)
         return device_acl(c->dev, ed->access, ed->topic);
     if (c->kind == CLIENT_APP && c->app != NULL) return app_acl(c->app, ed->access, ed->topic);

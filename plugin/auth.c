@@ -95,7 +95,8 @@ void auth__forget(struct gizp *g, const char *did)
 }
 
 /* Remembers a verified passcode digest for did (best effort). */
-static void cache_put(struct gizp *g, const char *did, const char *digest, const char *product_key)
+static void cache_put(struct gizp *g, const char *did, const uint8_t digest[32],
+                      const char *product_key)
 {
     struct cred *c = map__sget(&g->creds, did);
     if (g->cfg.auth_cache_ttl == 0) return;
@@ -109,15 +110,17 @@ static void cache_put(struct gizp *g, const char *did, const char *digest, const
             return;
         }
     }
-    snprintf(c->digest, sizeof(c->digest), "%s", digest);
+    memcpy(c->digest, digest, sizeof(c->digest));
     snprintf(c->product_key, sizeof(c->product_key), "%s", product_key);
-    c->verified_at = plugin__now_ms() / 1000;
+    c->verified_at = (uint32_t)(plugin__now_ms() / 1000);
 }
 
 static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
                         const char *client_id, const char *passcode)
 {
-    char digest[65];
+    char hex[65];
+    uint8_t digest[32];
+    size_t dlen = 0;
     char product_key[GIZ_PK_SIZE] = "";
     char who[64];
     struct cred *c;
@@ -129,13 +132,15 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
     if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
     if (plen == 0 || plen > GIZ_MAX_PASSCODE)
         return refuse(g, ctx, client_id, who, "bad passcode length");
-    if (giz_token_digest(g->cache_key, sizeof(g->cache_key), passcode, digest, sizeof(digest)) !=
-        GIZ_OK)
+    if (giz_token_digest(g->cache_key, sizeof(g->cache_key), passcode, hex, sizeof(hex)) !=
+            GIZ_OK ||
+        giz_hex_decode(hex, 64, digest, sizeof(digest), &dlen) != GIZ_OK || dlen != sizeof(digest))
         return refuse(g, ctx, client_id, who, "digest failed");
 
     c = map__sget(&g->creds, did);
-    if (c != NULL && plugin__now_ms() / 1000 - c->verified_at < (int64_t)g->cfg.auth_cache_ttl &&
-        giz_consttime_eq(c->digest, digest, 64)) {
+    if (c != NULL &&
+        (uint32_t)(plugin__now_ms() / 1000) - c->verified_at < (uint32_t)g->cfg.auth_cache_ttl &&
+        giz_consttime_eq(c->digest, digest, sizeof(digest))) {
         snprintf(product_key, sizeof(product_key), "%s", c->product_key);
         g->cache_hits++;
         ok = true;

@@ -73,6 +73,28 @@ static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *in, siz
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* Keys of maps with ptr_keys: 8-byte pointers, which no client chooses, so a
+ * keyed 64-bit finalizer (splitmix64) spreads them well at a fraction of
+ * SipHash's cost -- this map is looked up up to three times per message. */
+static uint64_t ptr_hash(uint64_t k0, const unsigned char *in)
+{
+    uint64_t x;
+    memcpy(&x, in, sizeof(x));
+    x ^= k0;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t map_hash(const struct map *m, const void *key, size_t klen)
+{
+    if (m->ptr_keys && klen == sizeof(uint64_t)) return ptr_hash(m->k0, key);
+    return siphash24(m->k0, m->k1, key, klen);
+}
+
 int map__init(struct map *m)
 {
     uint64_t key[2];
@@ -117,7 +139,7 @@ static struct map_entry **map_slot(const struct map *m, const void *key, size_t 
 void *map__get(const struct map *m, const void *key, size_t klen)
 {
     if (m->buckets == NULL) return NULL;
-    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    uint64_t hash = map_hash(m, key, klen);
     struct map_entry **pe = map_slot(m, key, klen, hash);
     return *pe != NULL ? (*pe)->value : NULL;
 }
@@ -150,8 +172,8 @@ static void map_grow(struct map *m)
 int map__put(struct map *m, const void *key, size_t klen, void *value, void **old)
 {
     if (old != NULL) *old = NULL;
-    if (m->buckets == NULL) return -1;
-    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    if (m->buckets == NULL || klen > UINT32_MAX) return -1;
+    uint64_t hash = map_hash(m, key, klen);
     struct map_entry **pe = map_slot(m, key, klen, hash);
     if (*pe != NULL) {
         if (old != NULL) *old = (*pe)->value;
@@ -163,19 +185,21 @@ int map__put(struct map *m, const void *key, size_t klen, void *value, void **ol
     e->next = NULL;
     e->hash = hash;
     e->value = value;
-    e->klen = klen;
+    e->klen = (uint32_t)klen;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';
     *pe = e;
     m->count++;
-    if (m->count > m->nbuckets - m->nbuckets / 4u) map_grow(m);
+    /* Up to two entries per bucket on average: 4-8 bytes of bucket array per
+     * entry; chains stay short and compare the full hash first. */
+    if (m->count > 2u * m->nbuckets) map_grow(m);
     return 0;
 }
 
 void *map__remove(struct map *m, const void *key, size_t klen)
 {
     if (m->buckets == NULL) return NULL;
-    uint64_t hash = siphash24(m->k0, m->k1, key, klen);
+    uint64_t hash = map_hash(m, key, klen);
     struct map_entry **pe = map_slot(m, key, klen, hash);
     struct map_entry *e = *pe;
     if (e == NULL) return NULL;

@@ -35,7 +35,7 @@ struct map_entry {
     struct map_entry *next;
     uint64_t hash;
     void *value;
-    size_t klen;
+    uint32_t klen;
     unsigned char key[]; /* klen bytes, then a NUL */
 };
 struct map {
@@ -43,6 +43,7 @@ struct map {
     size_t nbuckets; /* power of two */
     size_t count;
     uint64_t k0, k1; /* SipHash key */
+    bool ptr_keys;   /* keys are pointers (not chosen by clients): cheap keyed mix instead of SipHash */
 };
 /* Every map callback returns 0 to continue, non-zero to stop. It must not
  * change the map it iterates. */
@@ -167,9 +168,9 @@ struct app_state {
 
 enum client_kind { CLIENT_DEVICE = 1, CLIENT_APP = 2 };
 
-/* One authenticated mosquitto context, keyed by its pointer. */
+/* What an authenticated mosquitto context is (the clients map, keyed by the
+ * context pointer, stores it as one tagged pointer; see presence.c). */
 struct client {
-    struct mosquitto *ctx;
     enum client_kind kind;
     struct did_state *dev; /* CLIENT_DEVICE */
     struct app_state *app; /* CLIENT_APP */
@@ -199,8 +200,9 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
                          const char *uid, int64_t expire_at);
 /* Kicks app sessions whose token has expired (called about once a second). */
 void presence__expire_apps(struct gizp *g);
-/* The context's record, or NULL if ctx is not an authenticated client. */
-struct client *presence__client(struct gizp *g, const struct mosquitto *ctx);
+/* Fills *out and returns true if ctx is a client the plugin authenticated;
+ * false otherwise. O(1), no allocation (ACL and MESSAGE fast path). */
+bool presence__client(struct gizp *g, const struct mosquitto *ctx, struct client *out);
 /* The DID's state, or NULL. */
 struct did_state *presence__did(struct gizp *g, const char *did);
 /* true if app is bound to did (binary search in its cached list). */
@@ -221,9 +223,9 @@ void presence__free(struct gizp *g);
 
 /* ==== auth.c: BASIC_AUTH and the credential cache ======================== */
 struct cred {
-    char digest[65]; /* HMAC-SHA256(cache_key, passcode), hex */
+    uint8_t digest[32]; /* HMAC-SHA256(cache_key, passcode) */
     char product_key[GIZ_PK_SIZE];
-    int64_t verified_at; /* monotonic seconds */
+    uint32_t verified_at; /* monotonic seconds */
 };
 int auth__basic_cb(int event, void *event_data, void *userdata);
 /* Drops the cached credentials of did (unregister, disable). */

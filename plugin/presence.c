@@ -52,9 +52,33 @@ struct did_state *presence__did(struct gizp *g, const char *did)
     return map__sget(&g->dids, did);
 }
 
-struct client *presence__client(struct gizp *g, const struct mosquitto *ctx)
+/* The clients map holds one tagged pointer per context: the did_state of a
+ * device (bit 0 clear) or the app_state of an app (bit 0 set), so a
+ * connection costs the map entry and nothing else here. */
+static void *client_tag(const struct client *c)
 {
-    return map__get(&g->clients, &ctx, sizeof(ctx));
+    if (c->kind == CLIENT_APP) return (void *)((uintptr_t)c->app | 1u);
+    return c->dev;
+}
+
+static bool client_untag(const void *v, struct client *out)
+{
+    uintptr_t u = (uintptr_t)v;
+    memset(out, 0, sizeof(*out));
+    if (v == NULL) return false;
+    if (u & 1u) {
+        out->kind = CLIENT_APP;
+        out->app = (struct app_state *)(u & ~(uintptr_t)1u);
+    } else {
+        out->kind = CLIENT_DEVICE;
+        out->dev = (struct did_state *)u;
+    }
+    return true;
+}
+
+bool presence__client(struct gizp *g, const struct mosquitto *ctx, struct client *out)
+{
+    return client_untag(map__get(&g->clients, &ctx, sizeof(ctx)), out);
 }
 
 static void queue_online(struct gizp *g, const char *did, bool online)
@@ -159,8 +183,9 @@ static void app_free(void *p)
 
 static void client_offline(struct gizp *g, struct mosquitto *ctx)
 {
-    struct client *c = map__remove(&g->clients, &ctx, sizeof(ctx));
-    if (c == NULL) return;
+    struct client cl;
+    struct client *c = &cl;
+    if (!client_untag(map__remove(&g->clients, &ctx, sizeof(ctx)), c)) return;
     if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
         struct did_state *ds = c->dev;
         if (ds->device_conns > 0) ds->device_conns--;
@@ -175,35 +200,29 @@ static void client_offline(struct gizp *g, struct mosquitto *ctx)
             app_free(app);
         }
     }
-    free(c);
 }
 
-static int client_add(struct gizp *g, struct mosquitto *ctx, struct client *c)
+static int client_add(struct gizp *g, struct mosquitto *ctx, const struct client *c)
 {
     void *old = NULL;
-    c->ctx = ctx;
     /* A context authenticating twice would be a broker change; keep counts right. */
     client_offline(g, ctx);
-    if (map__put(&g->clients, &ctx, sizeof(ctx), c, &old) != 0) return -1;
+    if (map__put(&g->clients, &ctx, sizeof(ctx), client_tag(c), &old) != 0) return -1;
     return 0;
 }
 
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
                             const char *product_key)
 {
-    struct client *c = calloc(1, sizeof(*c));
+    struct client c;
     struct did_state *ds;
-    if (c == NULL) return -1;
     client_offline(g, ctx);
     ds = did_get_or_create(g, did, strlen(did));
-    if (ds == NULL) {
-        free(c);
-        return -1;
-    }
-    c->kind = CLIENT_DEVICE;
-    c->dev = ds;
-    if (client_add(g, ctx, c) != 0) {
-        free(c);
+    if (ds == NULL) return -1;
+    memset(&c, 0, sizeof(c));
+    c.kind = CLIENT_DEVICE;
+    c.dev = ds;
+    if (client_add(g, ctx, &c) != 0) {
         did_maybe_free(g, ds);
         return -1;
     }
@@ -216,7 +235,7 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
 int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
                          const char *uid, int64_t expire_at)
 {
-    struct client *c;
+    struct client c;
     struct app_state *app;
     client_offline(g, ctx);
     app = map__sget(&g->apps, client_id);
@@ -245,14 +264,10 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
         if (app->ndids > 1) qsort(app->dids, app->ndids, sizeof(*app->dids), did_cmp);
         app_count_all(g, app, +1);
     }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) goto fail;
-    c->kind = CLIENT_APP;
-    c->app = app;
-    if (client_add(g, ctx, c) != 0) {
-        free(c);
-        goto fail;
-    }
+    memset(&c, 0, sizeof(c));
+    c.kind = CLIENT_APP;
+    c.app = app;
+    if (client_add(g, ctx, &c) != 0) goto fail;
     app->conns++;
     app->expire_at = expire_at;
     return 0;
@@ -459,14 +474,9 @@ fail:
     }
 }
 
-static void client_free(void *p)
-{
-    free(p);
-}
-
 void presence__free(struct gizp *g)
 {
-    map__free(&g->clients, client_free);
+    map__free(&g->clients, NULL); /* values are tagged pointers into dids / apps */
     map__free(&g->apps, app_free);
     map__free(&g->dids, free);
     free(g->pend_online);

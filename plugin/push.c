@@ -207,7 +207,8 @@ int push__message_cb(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_message *ed = event_data;
     struct gizp *g = userdata;
-    struct client *c = presence__client(g, ed->client);
+    struct client cl;
+    const struct client *c = presence__client(g, ed->client, &cl) ? &cl : NULL;
     const uint8_t *payload = ed->payload;
     size_t len = ed->payloadlen;
     struct giz_msg msg;

@@ -39,11 +39,15 @@ import harness  # noqa: E402
 from plugin_mqtt import RawClient, bind, connect_packet, new_device, new_user  # noqa: E402
 
 DYNSEC = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+BEFORE_PLUGIN = None  # --before: an older giz_plugin.so to compare against in the same run
 PAYLOAD = "0123456789abcdef"
 
 
 def conf_lines(cloud, mode, extra_opts=None):
-    """mosquitto.conf text for one scenario."""
+    """mosquitto.conf text for one scenario; "<mode>@before" uses the plugin given with --before."""
+    plugin = harness.PLUGIN
+    if mode.endswith("@before"):
+        mode, plugin = mode[:-len("@before")], BEFORE_PLUGIN
     lines = []
     if os.geteuid() == 0:
         lines.append("user root")
@@ -56,11 +60,11 @@ def conf_lines(cloud, mode, extra_opts=None):
                   "plugin " + DYNSEC, "plugin_opt_config_file " + os.path.join(cloud.dir, "dynsec.json")]
     elif mode == "plugin":
         lines += ["allow_anonymous false", "listener %d 127.0.0.1" % cloud.mqtt_port,
-                  "plugin " + harness.PLUGIN, "plugin_opt_db_path " + cloud.db_path,
+                  "plugin " + plugin, "plugin_opt_db_path " + cloud.db_path,
                   "plugin_opt_log_level warn"]
     elif mode == "front":
         sock = os.path.join(cloud.dir, "mosquitto.sock")
-        lines += ["allow_anonymous false", "listener 0 " + sock, "plugin " + harness.PLUGIN,
+        lines += ["allow_anonymous false", "listener 0 " + sock, "plugin " + plugin,
                   "plugin_opt_db_path " + cloud.db_path, "plugin_opt_listen 127.0.0.1:%d" % cloud.mqtt_port,
                   "plugin_opt_broker_socket " + sock, "plugin_opt_log_level warn"]
     if mode == "front" and getattr(cloud, "tls_port", None):
@@ -186,8 +190,13 @@ def main():
                     help="repeat the message and memory scenarios this many times, alternating, and report medians")
     ap.add_argument("--only", default="msg,login,plogin,rss",
                     help="comma-separated subset of: msg, login, plogin, rss")
+    ap.add_argument("--before", help="an older giz_plugin.so: its plugin/front scenarios are added to the "
+                                     "message and memory rounds (\"@before\") for a same-run comparison")
     args = ap.parse_args()
     only = set(args.only.split(","))
+    global BEFORE_PLUGIN
+    BEFORE_PLUGIN = args.before
+    msg_modes = ["bare", "plugin", "front", "tls"] + (["plugin@before", "front@before"] if args.before else [])
     res = {}
     samples = {}
     with harness.Cloud(broker=False) as cloud:
@@ -220,7 +229,7 @@ def main():
 
         # -- messages/s -------------------------------------------------------------
         for rnd in range(args.rounds if "msg" in only else 0):
-            for mode in ("bare", "plugin", "front", "tls"):
+            for mode in msg_modes:
                 restart_broker(cloud, "front" if mode == "tls" else mode)
                 if mode == "bare":
                     r = throughput(cloud, args.messages, [], [], topic)
@@ -230,16 +239,18 @@ def main():
                 else:
                     r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
                 samples.setdefault("msg_" + mode, []).append(r)
-                print("messages/s %-7s %9.0f   (round %d)" % (mode, r, rnd + 1), flush=True)
+                print("messages/s %-13s %9.0f   (round %d)" % (mode, r, rnd + 1), flush=True)
         for k, v in samples.items():
             res[k] = median(v)
         if args.rounds > 1 and "msg" in only:
-            print("messages/s medians: " + "  ".join("%s %.0f" % (k[4:], res[k]) for k in
-                                                      ("msg_bare", "msg_plugin", "msg_front", "msg_tls")))
+            print("messages/s medians: " + "  ".join("%s %.0f" % (m, res["msg_" + m]) for m in msg_modes))
             for rnd in range(args.rounds):
-                print("  round %d: front/bare %.2f  plugin/bare %.2f" % (
-                    rnd + 1, samples["msg_front"][rnd] / samples["msg_bare"][rnd],
-                    samples["msg_plugin"][rnd] / samples["msg_bare"][rnd]))
+                print("  round %d: " % (rnd + 1) + "  ".join(
+                    "%s/bare %.2f" % (m, samples["msg_" + m][rnd] / samples["msg_bare"][rnd])
+                    for m in msg_modes[1:]))
+            print("  median of per-round ratios: " + "  ".join(
+                "%s/bare %.2f" % (m, median([samples["msg_" + m][i] / samples["msg_bare"][i]
+                                             for i in range(args.rounds)])) for m in msg_modes[1:]))
 
         # -- logins/s ----------------------------------------------------------------
         if "login" in only:
@@ -293,11 +304,21 @@ def main():
                 samples.setdefault("rss_front", []).append(r2)
                 print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns)   (round %d)"
                       % (r1, n1, r2, n2, rnd + 1), flush=True)
+                if args.before:
+                    restart_broker(cloud, "front@before")
+                    r3, n3 = idle_rss(cloud, devices)
+                    samples.setdefault("rss_front@before", []).append(r3)
+                    print("RSS KiB/conn front+plugin before %.2f (%d conns)   (round %d)" % (r3, n3, rnd + 1),
+                          flush=True)
             res["rss_bare"] = median(samples["rss_bare"])
             res["rss_front"] = median(samples["rss_front"])
             if args.rounds > 1:
                 print("RSS KiB/conn medians: bare %.2f, front+plugin %.2f, extra %.2f"
                       % (res["rss_bare"], res["rss_front"], res["rss_front"] - res["rss_bare"]), flush=True)
+                if args.before:
+                    b = median(samples["rss_front@before"])
+                    print("RSS KiB/conn median before: front+plugin %.2f, extra %.2f" % (b, b - res["rss_bare"]),
+                          flush=True)
 
     print("\nratios:")
     if res.get("msg_bare"):
