@@ -72,7 +72,6 @@
  * read buffer is shared, an incomplete packet's bytes are held only while
  * incomplete, the shutdown request exists only while half-closing. */
 struct fconn {
-    struct front *f;
     struct fconn *prev, *next;
     struct fconn *wprev, *wnext; /* in front.waiting while pending_fd >= 0 */
     uv_tcp_t client;
@@ -80,11 +79,9 @@ struct fconn {
     SSL *ssl;                     /* NULL on plain connections */
     uv_shutdown_t *shutdown_req;  /* while half-closing */
     char *client_id;              /* NUL-terminated copy from CONNECT, or NULL */
-    uint8_t *cbuf;                /* client -> broker: bytes of an incomplete packet, or NULL */
-    uint8_t *bbuf;                /* broker -> device: bytes of an incomplete packet, or NULL */
-    uint32_t clen, ccap, blen, bcap;
-    uint64_t accepted_at;
-    uint64_t bucket_t0;
+    struct pbuf *cpend;           /* client -> broker: an incomplete packet, or NULL */
+    struct pbuf *bpend;           /* broker -> device: an incomplete packet, or NULL */
+    uint64_t bucket_t0;           /* start of the current ping bucket; accept time until CONNECT */
     uint32_t buckets[PING_RING];
     int pending_fd;               /* unix socket still connecting to mosquitto, or -1 */
     struct peer_addr peer;        /* the client's address; also the peer-map value */
@@ -93,6 +90,15 @@ struct fconn {
     bool client_paused : 1, broker_paused : 1;
     bool connect_seen : 1, is_device : 1, peer_recorded : 1;
 };
+
+/* The bytes of an incomplete packet, allocated only while it is incomplete. */
+struct pbuf {
+    uint32_t len, cap;
+    uint8_t data[];
+};
+
+/* A connection's front: its handles' loop belongs to it (loop.data). */
+#define FRONT(c) ((struct front *)(c)->client.loop->data)
 
 struct wreq {
     uv_write_t req;
@@ -146,12 +152,12 @@ static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
  * shared buffer and the read appends to them, so the packet is whole and
  * contiguous without copying the new bytes; the read callback sees this as
  * buf->base != readbuf. */
-static void pending_alloc(struct front *f, const uint8_t *pending, uint32_t plen, uv_buf_t *buf)
+static void pending_alloc(struct front *f, const struct pbuf *p, uv_buf_t *buf)
 {
     size_t pre = 0;
-    if (plen > 0 && plen <= PENDING_MAX) {
-        memcpy(f->readbuf, pending, plen);
-        pre = plen;
+    if (p != NULL && p->len <= PENDING_MAX) {
+        memcpy(f->readbuf, p->data, p->len);
+        pre = p->len;
     }
     *buf = uv_buf_init((char *)f->readbuf + pre, (unsigned)(READ_BUF - pre));
 }
@@ -161,57 +167,68 @@ static void client_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct fconn *c = h->data;
     (void)suggested;
     /* TLS: the ciphertext is read here; plaintext reassembly uses plainbuf. */
-    pending_alloc(c->f, c->cbuf, c->ssl == NULL ? c->clen : 0, buf);
+    pending_alloc(FRONT(c), c->ssl == NULL ? c->cpend : NULL, buf);
 }
 
 static void broker_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct fconn *c = h->data;
     (void)suggested;
-    pending_alloc(c->f, c->bbuf, c->blen, buf);
+    pending_alloc(FRONT(c), c->bpend, buf);
+}
+
+static uint32_t pending_len(const struct pbuf *p)
+{
+    return p != NULL ? p->len : 0u;
 }
 
 /* Replaces a connection's pending bytes with data[0..n) (which may point
  * into the pending buffer itself); frees the buffer when n == 0, so an idle
  * connection holds none. Returns 0 or -1 (out of memory). */
-static int pending_keep(uint8_t **buf, uint32_t *len, uint32_t *cap, const uint8_t *data, size_t n)
+static int pending_keep(struct pbuf **pp, const uint8_t *data, size_t n)
 {
+    struct pbuf *p = *pp;
     if (n == 0) {
-        free(*buf);
-        *buf = NULL;
-        *len = *cap = 0;
+        free(p);
+        *pp = NULL;
         return 0;
     }
-    if (n > *cap) {
-        size_t ncap = n < 256u ? 256u : n;
-        uint8_t *nb = malloc(ncap);
-        if (nb == NULL) return -1;
-        memcpy(nb, data, n);
-        free(*buf);
-        *buf = nb;
-        *cap = (uint32_t)ncap;
+    if (p == NULL || n > p->cap) {
+        size_t cap = n < 256u ? 256u : n;
+        struct pbuf *np;
+        if (cap > UINT32_MAX) return -1;
+        np = malloc(sizeof(*np) + cap);
+        if (np == NULL) return -1;
+        memcpy(np->data, data, n);
+        np->cap = (uint32_t)cap;
+        free(p);
+        *pp = p = np;
     } else {
-        memmove(*buf, data, n);
+        memmove(p->data, data, n);
     }
-    *len = (uint32_t)n;
+    p->len = (uint32_t)n;
     return 0;
 }
 
-/* Appends data[0..n) to the pending bytes (large packets only). */
-static int pending_append(uint8_t **buf, uint32_t *len, uint32_t *cap, const uint8_t *data, size_t n)
+/* Appends data[0..n) to the pending bytes (packets larger than PENDING_MAX). */
+static int pending_append(struct pbuf **pp, const uint8_t *data, size_t n)
 {
-    if ((size_t)*len + n > *cap) {
-        size_t ncap = *cap ? *cap : 1024u;
-        while (ncap < (size_t)*len + n)
+    struct pbuf *p = *pp;
+    size_t len = pending_len(p), cap = p != NULL ? p->cap : 0u;
+    if (len + n > cap) {
+        size_t ncap = cap ? cap : 1024u;
+        struct pbuf *np;
+        while (ncap < len + n)
             ncap *= 2u;
         if (ncap > UINT32_MAX) return -1;
-        uint8_t *nb = realloc(*buf, ncap);
-        if (nb == NULL) return -1;
-        *buf = nb;
-        *cap = (uint32_t)ncap;
+        np = realloc(p, sizeof(*np) + ncap);
+        if (np == NULL) return -1;
+        np->len = (uint32_t)len;
+        np->cap = (uint32_t)ncap;
+        *pp = p = np;
     }
-    memcpy(*buf + *len, data, n);
-    *len += (uint32_t)n;
+    memcpy(p->data + len, data, n);
+    p->len = (uint32_t)(len + n);
     return 0;
 }
 
@@ -358,14 +375,14 @@ static void close_cb(uv_handle_t *h)
 {
     struct fconn *c = h->data;
     if (--c->open_handles > 0) return;
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
         f->conns = c->next;
     if (c->next != NULL) c->next->prev = c->prev;
-    free(c->cbuf);
-    free(c->bbuf);
+    free(c->cpend);
+    free(c->bpend);
     free(c->client_id);
     free(c->shutdown_req);
     SSL_free(c->ssl);
@@ -375,7 +392,7 @@ static void close_cb(uv_handle_t *h)
 
 static void wait_unlink(struct fconn *c)
 {
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     if (c->wprev != NULL)
         c->wprev->wnext = c->wnext;
     else if (f->wait_head == c)
@@ -397,7 +414,7 @@ static void conn_close(struct fconn *c)
         c->pending_fd = -1;
     }
     if (c->peer_recorded)
-        handoff__peer_forget(&c->f->g->handoff, c->client_id, c->client_id_len, &c->peer);
+        handoff__peer_forget(&FRONT(c)->g->handoff, c->client_id, c->client_id_len, &c->peer);
     uv_close((uv_handle_t *)&c->client, close_cb);
     uv_close((uv_handle_t *)&c->broker, close_cb);
 }
@@ -437,10 +454,13 @@ static void half_close(struct fconn *c, bool toward_broker)
 
 static bool ping_allowed(struct fconn *c)
 {
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     uint64_t now = uv_now(&f->loop);
     uint64_t width = f->window_ms / PING_BUCKETS;
     uint32_t total = 0;
+    /* Before CONNECT mosquitto refuses the connection anyway; bucket_t0
+     * still holds the accept time the CONNECT timeout is measured from. */
+    if (!c->connect_seen) return true;
     if (width == 0) width = 1;
     if (now - c->bucket_t0 >= (uint64_t)PING_RING * width) {
         memset(c->buckets, 0, sizeof(c->buckets));
@@ -459,11 +479,12 @@ static bool ping_allowed(struct fconn *c)
 
 static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
 {
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     struct giz_mqtt_connect cp;
     struct giz_error err;
     memset(&err, 0, sizeof(err));
     c->connect_seen = true;
+    c->bucket_t0 = uv_now(&f->loop); /* the ping window starts here */
     if (giz_mqtt_connect_parse(pkt, len, &cp, &err) != GIZ_OK) return; /* broker decides */
     if (cp.keepalive == 0 || cp.keepalive > f->keepalive_max) {
         uint16_t ka = (uint16_t)f->keepalive_max;
@@ -494,7 +515,7 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
  * connection is being closed. */
 static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
 {
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     struct giz_error err;
     size_t off = 0;
     memset(&err, 0, sizeof(err));
@@ -539,7 +560,7 @@ static void client_chunk(struct fconn *c, uint8_t *buf, size_t len)
 {
     ssize_t used = client_packets(c, buf, len);
     if (used < 0) return;
-    if (pending_keep(&c->cbuf, &c->clen, &c->ccap, buf + used, len - (size_t)used) != 0)
+    if (pending_keep(&c->cpend, buf + used, len - (size_t)used) != 0)
         conn_close(c);
 }
 
@@ -549,24 +570,24 @@ static void client_chunk(struct fconn *c, uint8_t *buf, size_t len)
 static void client_data(struct fconn *c, uint8_t *data, size_t n)
 {
     ssize_t used;
-    if (c->clen == 0) {
+    if (pending_len(c->cpend) == 0) {
         client_chunk(c, data, n);
         return;
     }
-    if (pending_append(&c->cbuf, &c->clen, &c->ccap, data, n) != 0) {
+    if (pending_append(&c->cpend, data, n) != 0) {
         conn_close(c);
         return;
     }
-    used = client_packets(c, c->cbuf, c->clen);
+    used = client_packets(c, c->cpend->data, c->cpend->len);
     if (used < 0) return;
-    if (pending_keep(&c->cbuf, &c->clen, &c->ccap, c->cbuf + used, c->clen - (size_t)used) != 0)
+    if (pending_keep(&c->cpend, c->cpend->data + used, c->cpend->len - (size_t)used) != 0)
         conn_close(c);
 }
 
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *c = s->data;
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     if (c->closing) return;
     if (nread < 0) {
         if (nread == UV_EOF)
@@ -590,9 +611,9 @@ static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     for (;;) {
         size_t pre = 0;
-        if (c->clen > 0 && c->clen <= PENDING_MAX) {
-            memcpy(f->plainbuf, c->cbuf, c->clen);
-            pre = c->clen;
+        if (c->cpend != NULL && c->cpend->len <= PENDING_MAX) {
+            memcpy(f->plainbuf, c->cpend->data, c->cpend->len);
+            pre = c->cpend->len;
         }
         int n = SSL_read(c->ssl, f->plainbuf + pre, (int)(READ_BUF - pre));
         if (n > 0) {
@@ -638,32 +659,32 @@ static void device_chunk(struct fconn *c, const uint8_t *buf, size_t len)
             /* Cannot happen with mosquitto; stop framing and relay raw. */
             c->is_device = false;
             if (to_client(c, buf + off, len - off) == 0)
-                (void)pending_keep(&c->bbuf, &c->blen, &c->bcap, NULL, 0);
+                (void)pending_keep(&c->bpend, NULL, 0);
             return;
         }
         if (to_client(c, buf + off, pkt_len) != 0) return;
         off += pkt_len;
     }
-    if (pending_keep(&c->bbuf, &c->blen, &c->bcap, buf + off, len - off) != 0) conn_close(c);
+    if (pending_keep(&c->bpend, buf + off, len - off) != 0) conn_close(c);
 }
 
 static void device_data(struct fconn *c, const uint8_t *data, size_t n)
 {
-    if (c->blen == 0) {
+    if (pending_len(c->bpend) == 0) {
         device_chunk(c, data, n);
         return;
     }
-    if (pending_append(&c->bbuf, &c->blen, &c->bcap, data, n) != 0) {
+    if (pending_append(&c->bpend, data, n) != 0) {
         conn_close(c);
         return;
     }
-    device_chunk(c, c->bbuf, c->blen);
+    device_chunk(c, c->bpend->data, c->bpend->len);
 }
 
 static void broker_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct fconn *c = s->data;
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     const uint8_t *base = (const uint8_t *)buf->base;
     if (c->closing) return;
     if (nread < 0) {
@@ -699,7 +720,7 @@ static void broker_connected(struct fconn *c)
  * the client. Returns 0 connected, 1 to retry later, -1 failed (logged, closed). */
 static int broker_try_connect(struct fconn *c)
 {
-    struct front *f = c->f;
+    struct front *f = FRONT(c);
     struct sockaddr_un sa;
     char peer[PEER_SIZE];
     int rc;
@@ -758,7 +779,6 @@ static void accept_cb(uv_stream_t *server, int status)
     if (status < 0) return;
     c = calloc(1, sizeof(*c));
     if (c == NULL) return;
-    c->f = f;
     c->client.data = c;
     c->broker.data = c;
     c->pending_fd = -1;
@@ -778,8 +798,7 @@ static void accept_cb(uv_stream_t *server, int status)
         return;
     }
     c->open_handles = 2;
-    c->accepted_at = uv_now(&f->loop);
-    c->bucket_t0 = c->accepted_at;
+    c->bucket_t0 = uv_now(&f->loop);
     if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
         conn_close(c);
         return;
@@ -819,7 +838,7 @@ static void sweep_cb(uv_timer_t *t)
     struct fconn *c = f->conns;
     while (c != NULL) {
         struct fconn *next = c->next;
-        if (!c->connect_seen && !c->closing && now - c->accepted_at > f->connect_timeout_ms) {
+        if (!c->connect_seen && !c->closing && now - c->bucket_t0 > f->connect_timeout_ms) {
             char peer[PEER_SIZE];
             giz_log(GIZ_LOG_INFO, "front: closing %s: no CONNECT within %u ms", peer_str(c, peer),
                     f->connect_timeout_ms);
@@ -968,6 +987,7 @@ int ping__start(struct gizp *g, struct front **out)
         free(f);
         return -1;
     }
+    f->loop.data = f; /* FRONT(c) */
     if (pthread_mutex_init(&f->lock, NULL) != 0) {
         uv_loop_close(&f->loop);
         free(f);

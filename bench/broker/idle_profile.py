@@ -20,6 +20,19 @@ from bench_broker import restart_broker, rss_kib  # noqa: E402
 from plugin_mqtt import RawClient, new_device  # noqa: E402
 
 
+def smaps(pid):
+    """{mapping: Rss KiB} of a process (anonymous mappings keyed by address range)."""
+    out, key = {}, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and len(parts) >= 5 and ":" not in parts[0]:
+                key = parts[0].split("-")[0] + " " + (parts[5] if len(parts) > 5 else "[anon]")
+            elif parts[0] == "Rss:":
+                out[key] = int(parts[1])
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--idle", type=int, default=500)
@@ -38,6 +51,7 @@ def main():
         restart_broker(cloud, args.mode)
         time.sleep(1.0)
         base = rss_kib(cloud.broker.pid)
+        maps0 = smaps(cloud.broker.pid)
         conns = []
         for cid, user, pw in clients:
             c = RawClient(cloud.mqtt_port, timeout=60)
@@ -45,6 +59,11 @@ def main():
                 conns.append(c)
         time.sleep(args.hold)
         grown = rss_kib(cloud.broker.pid) - base
+        maps1 = smaps(cloud.broker.pid)
+        growth = sorted(((maps1.get(k, 0) - maps0.get(k, 0), k) for k in set(maps0) | set(maps1)), reverse=True)
+        for kib, k in growth[:8]:
+            if kib:
+                print("  %+6d KiB  %s" % (kib, k))
         print("mode %s: %d connections, RSS +%d KiB, %.2f KiB/conn"
               % (args.mode, len(conns), grown, grown / max(len(conns), 1)), flush=True)
         for c in conns:
