@@ -356,7 +356,8 @@ class Bench:
             rc, rep = self.gizsim_run(["-n", str(a.fleet), "-p", self.pk, "-s", self.state,
                                        "--http", "http://127.0.0.1:%d" % self.gs_port,
                                        "--mqtt-port", str(b.direct_port), "--no-ota", "--until-ready",
-                                       "--rate", "4000", "--http-concurrency", "32",
+                                       "--rate", "2000", "--http-concurrency", "32",
+                                       "--connect-timeout", "10", "--backoff-scale", "0.2",
                                        "-d", "600"], timeout=900)
             log("fleet ready in %.1f s (gizsim rc %s, connected %s)" % (
                 time.monotonic() - t0, rc, rep.get("counts", {}).get("connected") if rep else None))
@@ -412,7 +413,8 @@ class Bench:
             shutil.copy(self.state, state)
         p = self.spawn("gizsim", [self.gizsim, "--no-http", "--no-ota", "-p", self.pk, "-s", state,
                                   "-n", str(n), "--mqtt-port", str(port), "--rate", str(rate),
-                                  "--progress", "0", "-q", "--json", rep, "-d", "3600"] + list(extra))
+                                  "--progress", "0", "-q", "--json", rep, "-d", "3600",
+                                  "--connect-timeout", "10", "--backoff-scale", "0.2"] + list(extra))
         t0 = time.monotonic()
         deadline = t0 + timeout
         while time.monotonic() < deadline:
@@ -497,7 +499,8 @@ def thread_cpu(pid):
             continue
         comm = st[st.index("(") + 1:st.rindex(")")]
         fields = st[st.rindex(")") + 2:].split()
-        name = "main" if tid == str(pid) else comm
+        # mosquitto's only other thread is the plugin's front listener (same comm)
+        name = "main" if tid == str(pid) else ("front" if comm == "mosquitto" else comm)
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tck
     return out
 
@@ -543,22 +546,25 @@ def bench_throughput(b, reps):
         with open(files[size], "wb") as f:
             f.write(device_payload(size))
     work = [("app2dev", 64), ("dev2app", 64), ("app2dev", 1024), ("dev2app", 1024)]
-    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": [], "cpu_us_per_msg": {"cloud": [], "bare": []}}
-           for w in work}
+    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": [], "direct": [], "direct_ratio": [],
+                         "cpu_us_per_msg": {"cloud": [], "bare": [], "direct": []}} for w in work}
     for rep in range(reps):
-        order = ("bare", "cloud") if rep % 2 == 0 else ("cloud", "bare")
+        # "direct" (diagnostic): the same cloud broker, clients on mosquitto's own TCP
+        # listener, i.e. the plugin's callbacks without the front listener's hop
+        order = ("bare", "cloud", "direct") if rep % 2 == 0 else ("direct", "cloud", "bare")
         got = {}
         for mode in order:
-            br = b.broker(mode, ["max_queued_messages 0"])
+            br = b.broker("cloud" if mode == "direct" else mode, ["max_queued_messages 0"])
+            port = br.direct_port if mode == "direct" else br.port
             try:
                 for direction, size in work:
                     n = a.messages if size == 64 else a.messages_1k
                     cpu = {}
                     if direction == "app2dev":
-                        r = throughput_once(br.port, app_auth, dev_auth, "app2dev/%s/%s" % (
+                        r = throughput_once(port, app_auth, dev_auth, "app2dev/%s/%s" % (
                             did, app["mqtt_client_id"]), "app2dev/%s/#" % did, files[size], n, br.pid, cpu)
                     else:
-                        r = throughput_once(br.port, dev_auth, app_auth, "dev2app/" + did,
+                        r = throughput_once(port, dev_auth, app_auth, "dev2app/" + did,
                                             "dev2app/" + did, files[size], n, br.pid, cpu)
                     got[(mode, direction, size)] = r
                     raw["%s_%d" % (direction, size)]["cpu_us_per_msg"][mode].append(cpu)
@@ -573,6 +579,9 @@ def bench_throughput(b, reps):
             raw[k]["cloud"].append(c)
             raw[k]["bare"].append(bb)
             raw[k]["ratio"].append(c / bb if c and bb else None)
+            d = got.get(("direct", direction, size))
+            raw[k]["direct"].append(d)
+            raw[k]["direct_ratio"].append(d / bb if d and bb else None)
     return raw
 
 
@@ -681,7 +690,9 @@ def idle_direct(b, n):
     try:
         time.sleep(0.5)
         base = rss_kib(br.pid)
-        g, rep, secs = b.gizsim_fleet(br.direct_port, n)
+        # cold logins (PBKDF2) on mosquitto's own listener (backlog 100): ramp gently so
+        # the accept queue does not overflow into SYN retries and login timeouts
+        g, rep, secs = b.gizsim_fleet(br.direct_port, n, rate=1500)
         try:
             time.sleep(3.0)
             after = rss_kib(br.pid)
@@ -821,6 +832,9 @@ def bench_latency(b, reps):
             raw[k]["cloud"].append(c)
             raw[k]["bare"].append(bb)
             raw[k]["ratio"].append(c / bb if c and bb else None)
+            d = got.get(("direct", direction, size))
+            raw[k]["direct"].append(d)
+            raw[k]["direct_ratio"].append(d / bb if d and bb else None)
     return raw
 
 
@@ -841,7 +855,7 @@ def ota_once(b, mode, n):
     try:
         # the front listener holds 3 fds per device: beyond the fd limit use the direct listener
         port = br.port if mode == "bare" or n <= b.front_max else br.direct_port
-        g, rep, secs = b.gizsim_fleet(port, n)
+        g, rep, secs = b.gizsim_fleet(port, n, rate=1500 if port == br.direct_port else 3000)
         try:
             time.sleep(1.0)
             start = b.gizsim_counts(g, rep).get("ota_pushes_seen", 0)
@@ -979,7 +993,15 @@ def main():
     ap.add_argument("--only", default="throughput,logins,idle,latency,ota,gservice")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite RESULTS.md from the existing results JSON (after editing analysis.md)")
     a = ap.parse_args()
+    if a.report_only:
+        import report
+        with open(a.json) as f:
+            res = json.load(f)
+        report.finish(res, a.json, a.md)
+        return
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
     a.messages = 50000 if q else 400000

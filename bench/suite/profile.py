@@ -9,6 +9,7 @@ the broker or GService while the workload runs, then prints the top of `perf rep
   /usr/bin/python3 bench/suite/profile.py login-cold   # cloud, first logins (PBKDF2 + SQLite)
   /usr/bin/python3 bench/suite/profile.py login-warm
   /usr/bin/python3 bench/suite/profile.py register     # GService register POST under wrk
+  /usr/bin/python3 bench/suite/profile.py provision    # GService provision GET under wrk
 Options: --build DIR (default build-bench), --out DIR (perf.data and reports; default /tmp).
 """
 import argparse
@@ -82,19 +83,22 @@ def main():
             d = bench.cpu_delta(c0, bench.thread_cpu(br.pid))
             print("%s: %.0f/s (%d ok), broker CPU us/login %s" % (
                 a.what, r, ok, {k: round(v * 1e6 / len(creds), 1) for k, v in d.items()}))
-        elif a.what == "register":
+        elif a.what in ("register", "provision"):
             d = os.path.join(b.dir, "gs")
             os.makedirs(d)
             gs, port = b.start_gservice(data_dir=d)
             st, body = b.http("POST", "/admin/products", {"name": "wrk"}, admin=True, port=port)
             pk = json.loads(body)["product_key"]
-            env = dict(os.environ, GIZ_BENCH_PK=pk, GIZ_BENCH_DID="x")
+            st, body = b.http("POST", "/dev/devices", form="passcode=BENCHPASS0&mac=00163E000000&product_key=" + pk,
+                              port=port)
+            env = dict(os.environ, GIZ_BENCH_PK=pk, GIZ_BENCH_DID=body.decode()[4:26])
             c0 = bench.thread_cpu(gs.pid)
             p, data = perf_start(gs.pid, a.out, a.what)
-            r, bad = bench.wrk(port, "register.lua", 5, env)
+            r, bad = bench.wrk(port, a.what + ".lua", 5, env)
             perf_stop(p, data, a.out, a.what)
             dd = bench.cpu_delta(c0, bench.thread_cpu(gs.pid))
-            print("register: %s req/s (bad %s), GService CPU s by thread %s" % (r, bad, dd))
+            print("%s: %s req/s (bad %s), GService CPU s by thread %s, us/request %.1f" % (
+                a.what, r, bad, dd, sum(dd.values()) * 1e6 / (r * 5) if r else 0))
             sync = subprocess.run(["sqlite3", os.path.join(d, "gizcloud.db"), "PRAGMA journal_mode; PRAGMA synchronous;"],
                                   capture_output=True, text=True)
             print("db pragmas (new connection): %r" % sync.stdout)

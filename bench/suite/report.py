@@ -46,6 +46,12 @@ def rows(res):
                         "cloud": stat(r.get("cloud")), "base": stat(r.get("bare")), "ratio": rs,
                         "nd": 0, "ratio_text": spread(rs, 3), "target": "ratio ≥ 0.90",
                         "met": rs and rs["median"] >= 0.90})
+            ds = stat(r.get("direct_ratio"))
+            if ds:
+                out.append({"key": "throughput_direct_" + k, "figure": label + " — diagnostic: plugin without "
+                            "the front listener", "baseline": "bare mosquitto", "cloud": stat(r.get("direct")),
+                            "base": stat(r.get("bare")), "ratio": ds, "nd": 0, "ratio_text": spread(ds, 3),
+                            "target": "(not a target)", "met": None})
     lg = f.get("logins")
     if lg:
         for k, label in (("warm", "device logins/s, warm (credential cache)"),
@@ -141,6 +147,26 @@ def finish(res, json_path, md_path):
     L.append("")
     if res.get("errors"):
         L.append("Errors in this run: " + "; ".join("%s: %s" % kv for kv in sorted(res["errors"].items())))
+        L.append("")
+    tp = res.get("figures", {}).get("throughput")
+    if tp:
+        L.append("Broker CPU per message during the throughput runs (µs, median over repetitions; "
+                 "user + system time of the broker's threads from `/proc/<pid>/task/*/stat`, 10 ms ticks):")
+        L.append("")
+        L.append("| workload | bare | cloud: mosquitto thread + front thread | plugin direct |")
+        L.append("|---|---:|---:|---:|")
+        for k in ("app2dev_64", "dev2app_64", "app2dev_1024", "dev2app_1024"):
+            cpu = tp.get(k, {}).get("cpu_us_per_msg", {})
+
+            def med(mode, thread=None):
+                vals = [sum(d.values()) if thread is None else
+                        d.get(thread, d.get("mosquitto", 0.0) if thread == "front" else 0.0)
+                        for d in cpu.get(mode, []) if d]
+                return statistics.median(vals) if vals else None
+            cl = "%s + %s" % (fmt(med("cloud", "main"), 2), fmt(med("cloud", "front"), 2)) \
+                if med("cloud") is not None else "—"
+            L.append("| %s | %s | %s | %s |" % (k.replace("_", " ") + " B", fmt(med("bare"), 2), cl,
+                                                 fmt(med("direct"), 2)))
         L.append("")
     L.append("## Machine")
     L.append("")
