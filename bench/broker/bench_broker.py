@@ -84,10 +84,12 @@ def restart_broker(cloud, mode, extra_opts=None):
     return cloud.start_broker(conf_lines(cloud, mode, extra_opts))
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS (all resident pages) or RssAnon (anonymous only: heap and arenas, without the
+    shared library code pages a first login touches) of a process, KiB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -165,9 +167,11 @@ def logins_parallel(cloud, n, procs, ids, user_of, pw_of):
 
 
 def idle_rss(cloud, clients):
-    """Broker RSS growth per idle logged-in connection (KiB)."""
+    """Broker RSS growth per idle logged-in connection (KiB), connections, and the same for
+    anonymous memory only."""
     time.sleep(0.5)
     base = rss_kib(cloud.broker.pid)
+    base_anon = rss_kib(cloud.broker.pid, "RssAnon")
     conns = []
     for cid, user, pw in clients:
         c = RawClient(cloud.mqtt_port)
@@ -175,10 +179,11 @@ def idle_rss(cloud, clients):
             conns.append(c)
     time.sleep(1.0)
     grown = rss_kib(cloud.broker.pid) - base
+    grown_anon = rss_kib(cloud.broker.pid, "RssAnon") - base_anon
     n = len(conns)
     for c in conns:
         c.close()
-    return (grown / n if n else 0.0), n
+    return (grown / n if n else 0.0), n, (grown_anon / n if n else 0.0)
 
 
 def main():
@@ -297,28 +302,34 @@ def main():
                 devices.append((d, d, p))
             for rnd in range(args.rounds):
                 restart_broker(cloud, "bare")
-                r1, n1 = idle_rss(cloud, [("idle%05d" % i, None, None) for i in range(args.idle)])
+                r1, n1, a1 = idle_rss(cloud, [("idle%05d" % i, None, None) for i in range(args.idle)])
                 restart_broker(cloud, "front")
-                r2, n2 = idle_rss(cloud, devices)
+                r2, n2, a2 = idle_rss(cloud, devices)
                 samples.setdefault("rss_bare", []).append(r1)
                 samples.setdefault("rss_front", []).append(r2)
-                print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns)   (round %d)"
-                      % (r1, n1, r2, n2, rnd + 1), flush=True)
+                samples.setdefault("anon_bare", []).append(a1)
+                samples.setdefault("anon_front", []).append(a2)
+                print("RSS KiB/conn bare %.2f (%d conns), front+plugin %.2f (%d conns); anonymous only %.2f / %.2f"
+                      "   (round %d)" % (r1, n1, r2, n2, a1, a2, rnd + 1), flush=True)
                 if args.before:
                     restart_broker(cloud, "front@before")
-                    r3, n3 = idle_rss(cloud, devices)
+                    r3, n3, a3 = idle_rss(cloud, devices)
                     samples.setdefault("rss_front@before", []).append(r3)
-                    print("RSS KiB/conn front+plugin before %.2f (%d conns)   (round %d)" % (r3, n3, rnd + 1),
-                          flush=True)
+                    samples.setdefault("anon_front@before", []).append(a3)
+                    print("RSS KiB/conn front+plugin before %.2f (%d conns); anonymous only %.2f   (round %d)"
+                          % (r3, n3, a3, rnd + 1), flush=True)
             res["rss_bare"] = median(samples["rss_bare"])
             res["rss_front"] = median(samples["rss_front"])
             if args.rounds > 1:
-                print("RSS KiB/conn medians: bare %.2f, front+plugin %.2f, extra %.2f"
-                      % (res["rss_bare"], res["rss_front"], res["rss_front"] - res["rss_bare"]), flush=True)
+                ab, af = median(samples["anon_bare"]), median(samples["anon_front"])
+                print("RSS KiB/conn medians: bare %.2f, front+plugin %.2f, extra %.2f; anonymous only: "
+                      "bare %.2f, front+plugin %.2f, extra %.2f"
+                      % (res["rss_bare"], res["rss_front"], res["rss_front"] - res["rss_bare"], ab, af, af - ab),
+                      flush=True)
                 if args.before:
-                    b = median(samples["rss_front@before"])
-                    print("RSS KiB/conn median before: front+plugin %.2f, extra %.2f" % (b, b - res["rss_bare"]),
-                          flush=True)
+                    b, a = median(samples["rss_front@before"]), median(samples["anon_front@before"])
+                    print("RSS KiB/conn median before: front+plugin %.2f, extra %.2f; anonymous only %.2f, extra %.2f"
+                          % (b, b - res["rss_bare"], a, a - ab), flush=True)
 
     print("\nratios:")
     if res.get("msg_bare"):
