@@ -180,7 +180,8 @@ int map__put(struct map *m, const void *key, size_t klen, void *value, void **ol
         (*pe)->value = value;
         return 0;
     }
-    struct map_entry *e = malloc(sizeof(*e) + klen + 1u);
+    /* The key starts at offsetof(key), inside the struct's tail padding. */
+    struct map_entry *e = malloc(offsetof(struct map_entry, key) + klen + 1u);
     if (e == NULL) return -1;
     e->next = NULL;
     e->hash = hash;

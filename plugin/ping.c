@@ -34,7 +34,7 @@
  * The thread runs under SCHED_BATCH: its wake-ups do not preempt mosquitto's
  * thread, so mosquitto writes several packets before the relay reads them
  * and each wake-up moves a batch instead of one packet (plugin/DESIGN.md,
- * "Cost": this alone took the relayed message rate from ~0.7x to ~0.95x of
+ * "Cost": this alone took the relayed message rate from ~0.7x to ~0.9x of
  * bare mosquitto). Its CPU share is unchanged.
  */
 #define _GNU_SOURCE /* SCHED_BATCH */
