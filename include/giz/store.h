@@ -249,4 +249,20 @@ int giz_store_outbox_last_id(struct giz_store *s, int64_t *id);
 /* Deletes items created before `older_than` (unix seconds). */
 int giz_store_outbox_prune(struct giz_store *s, int64_t older_than);
 
+/* ---- WAL checkpoints (appended for the GService's checkpoint thread) ----- */
+/* Called after every commit on a connection with the WAL's size in frames
+ * (pages), from the committing thread; must be quick and not use `s`. */
+typedef void (*giz_store_wal_cb)(void *ud, int wal_frames);
+/* Replaces SQLite's automatic checkpoint on this connection (which runs,
+ * fsyncs included, inside the commit once the WAL reaches 1000 pages) by
+ * `cb`, whose owner is expected to run giz_store_checkpoint() on another
+ * connection, off the request path. cb = NULL restores the automatic
+ * checkpoint. GIZ_OK, GIZ_ERR_INVAL. */
+int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud);
+/* Passive checkpoint: copies what it can of the WAL into the database
+ * without waiting for readers or writers. *wal_frames / *done (optional)
+ * get the WAL size and the frames now checkpointed. GIZ_OK or GIZ_ERR_DB
+ * (logged; SQLITE_BUSY from another checkpoint in progress is GIZ_OK). */
+int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done);
+
 #endif
