@@ -3,7 +3,10 @@
 broker in one of bench_broker.py's layouts, so a heap profiler wrapped around
 mosquitto (put a `mosquitto` wrapper script first on PATH, e.g. one running
 `valgrind --tool=massif /usr/sbin/mosquitto "$@"`) sees the per-connection
-allocations at its peak. Prints RSS before/after and per connection.
+allocations at its peak; export LD_PRELOAD=<build>/plugin/giz_plugin.so in that wrapper
+so the plugin stays mapped after mosquitto's dlclose and massif can name its functions.
+Prints RSS growth per connection and which mappings grew (the front thread's allocations
+live in their own glibc arena, an [anon] mapping; the rest in [heap]).
 
 Run:  GIZ_BUILD_DIR=build-x /usr/bin/python3 bench/broker/idle_profile.py [--idle N] [--mode front|plugin|bare]
 """
