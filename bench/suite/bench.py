@@ -832,9 +832,6 @@ def bench_latency(b, reps):
             raw[k]["cloud"].append(c)
             raw[k]["bare"].append(bb)
             raw[k]["ratio"].append(c / bb if c and bb else None)
-            d = got.get(("direct", direction, size))
-            raw[k]["direct"].append(d)
-            raw[k]["direct_ratio"].append(d / bb if d and bb else None)
     return raw
 
 
