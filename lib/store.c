@@ -12,10 +12,12 @@
  * taking the write lock wherever the result allows it.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include "giz/store.h"
 
 #include <ctype.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -860,11 +862,114 @@ static int collect_candidates(struct giz_store *s, const char *pk, const char *m
     return rc;
 }
 
+/* ---- verified-passcode cache ----------------------------------------------
+ * PBKDF2 was ~60% of the GService's CPU in the gizsim device flow, where the
+ * OTA check right after registration verifies the passcode the register
+ * call has just hashed. A process-wide, direct-mapped table remembers, per
+ * DID, HMAC-SHA256(process-random key, did \n passcode \n stored hash) of a
+ * passcode that verified (or was hashed) recently. The tag covers the hash
+ * read from the database on every call, so an entry can only vouch for the
+ * exact (passcode, stored hash) pair PBKDF2 accepted: a changed or removed
+ * hash, another passcode or another DID never match; the device's status is
+ * still checked from the row every time. No clear passcode is kept; entries
+ * expire after VCACHE_TTL_S like the broker plugin's credential cache. A
+ * miss costs one HMAC on top of the PBKDF2, so a wrong passcode takes as
+ * long as before. */
+#define VCACHE_SLOTS 1024u
+#define VCACHE_TTL_S 600
+
+struct vcache_entry {
+    char did[GIZ_DID_SIZE];
+    char tag[65];
+    int64_t at;
+};
+
+static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+static uint8_t vcache_key[32];
+static bool vcache_ready;
+static struct vcache_entry *vcache; /* VCACHE_SLOTS entries, allocated on first use */
+
+static void vcache_init(void)
+{
+    vcache_ready = giz_random_bytes(vcache_key, sizeof vcache_key) == GIZ_OK;
+}
+
+static unsigned vcache_slot(const char *did)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = did; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h % VCACHE_SLOTS;
+}
+
+/* Computes the tag; false if the cache is unusable for these inputs. */
+static bool vcache_tag(const char *did, const char *passcode, const char *hash, char tag[65])
+{
+    char text[GIZ_DID_SIZE + GIZ_MAX_PASSCODE + GIZ_HASH_STR_MAX + 4];
+    int n;
+    bool ok;
+
+    pthread_once(&vcache_once, vcache_init);
+    if (!vcache_ready || strlen(did) >= GIZ_DID_SIZE) return false;
+    n = snprintf(text, sizeof text, "%s\n%s\n%s", did, passcode, hash);
+    ok = n > 0 && (size_t)n < sizeof text &&
+         giz_token_digest(vcache_key, sizeof vcache_key, text, tag, 65) == GIZ_OK;
+    explicit_bzero(text, sizeof text);
+    return ok;
+}
+
+/* True if passcode is known to verify against `hash` for `did`. */
+static bool vcache_hit(const char *did, const char *passcode, const char *hash)
+{
+    char tag[65];
+    bool hit = false;
+    int64_t now = now_s();
+
+    if (!vcache_tag(did, passcode, hash, tag)) return false;
+    pthread_mutex_lock(&vcache_mu);
+    if (vcache) {
+        const struct vcache_entry *e = &vcache[vcache_slot(did)];
+        hit = strcmp(e->did, did) == 0 && giz_consttime_eq(e->tag, tag, 64) &&
+              now - e->at < VCACHE_TTL_S && now >= e->at;
+    }
+    pthread_mutex_unlock(&vcache_mu);
+    return hit;
+}
+
+/* Remembers that passcode verifies against `hash` for `did`. */
+static void vcache_put(const char *did, const char *passcode, const char *hash)
+{
+    char tag[65];
+    struct vcache_entry *e;
+
+    if (!vcache_tag(did, passcode, hash, tag)) return;
+    pthread_mutex_lock(&vcache_mu);
+    if (!vcache) vcache = calloc(VCACHE_SLOTS, sizeof *vcache);
+    if (vcache) {
+        e = &vcache[vcache_slot(did)];
+        memcpy(e->did, did, strlen(did) + 1);
+        memcpy(e->tag, tag, sizeof e->tag);
+        e->at = now_s();
+    }
+    pthread_mutex_unlock(&vcache_mu);
+}
+
+/* giz_secret_verify() through the cache. */
+static int passcode_verify(const char *did, const char *passcode, const char *hash)
+{
+    int rc;
+    if (vcache_hit(did, passcode, hash)) return GIZ_OK;
+    rc = giz_secret_verify(passcode, hash);
+    if (rc == GIZ_OK) vcache_put(did, passcode, hash);
+    return rc;
+}
+
 /* Index of the first candidate whose hash matches passcode, or -1. */
 static int match_candidate(const struct candidate *c, unsigned n, const char *passcode)
 {
     for (unsigned i = 0; i < n; i++)
-        if (giz_secret_verify(passcode, c[i].hash) == GIZ_OK) return (int)i;
+        if (passcode_verify(c[i].did, passcode, c[i].hash) == GIZ_OK) return (int)i;
     return -1;
 }
 
@@ -929,6 +1034,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
 cleanup:
     rc = txn_close(s, kind, rc);
     if (rc == GIZ_OK) {
+        vcache_put(did, passcode, hash); /* the OTA check and MQTT login follow */
         rc = device_read(s, did, out, NULL, 0);
         if (rc == GIZ_OK) *created = true;
     }
@@ -964,7 +1070,7 @@ static int verify_device(struct giz_store *s, const char *did, const char *passc
     if (rc) return rc;
     if (dev->status != GIZ_DEVICE_ACTIVE) return GIZ_ERR_DISABLED;
     if (!passcode_ok(passcode)) return GIZ_ERR_AUTH;
-    rc = giz_secret_verify(passcode, hash);
+    rc = passcode_verify(did, passcode, hash);
     if (rc == GIZ_ERR_INVAL) {
         giz_log(GIZ_LOG_ERR, "store: device %s has a malformed passcode hash", did);
         rc = GIZ_ERR_AUTH;
