@@ -94,19 +94,38 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
+def cpu_ns(pid):
+    """CPU time used so far by all threads of a process, ns (from /proc/<pid>/task/*/schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+LAST_CPU_US_PER_MSG = [0.0]
+
+
 def throughput(cloud, n, pub_auth, sub_auth, topic, port=None):
-    """Messages/s from one mosquitto_pub --repeat to one mosquitto_sub -C n."""
+    """Messages/s from one mosquitto_pub --repeat to one mosquitto_sub -C n. Also leaves the
+    broker's CPU time per message (all its threads, µs) in LAST_CPU_US_PER_MSG[0]: unlike the
+    rate, that hardly depends on how busy the rest of the machine is."""
     port = port or cloud.mqtt_port
     sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
                             "-C", str(n), "-W", "120", "-q", "0"] + sub_auth,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.7)
+    c0 = cpu_ns(cloud.broker.pid)
     t0 = time.monotonic()
     pub = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
                           "-m", PAYLOAD, "--repeat", str(n), "-q", "0"] + pub_auth,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sub.wait(130)
     dt = time.monotonic() - t0
+    LAST_CPU_US_PER_MSG[0] = (cpu_ns(cloud.broker.pid) - c0) / 1000.0 / n
     if pub.returncode != 0 or sub.returncode != 0:
         print("  (pub rc %s %r, sub rc %s %r)" % (pub.returncode, pub.stderr[-200:], sub.returncode,
                                               sub.stderr.read()[-200:]), flush=True)
@@ -244,9 +263,15 @@ def main():
                 else:
                     r = throughput(cloud, args.messages, dev_auth, app_auth, topic)
                 samples.setdefault("msg_" + mode, []).append(r)
-                print("messages/s %-13s %9.0f   (round %d)" % (mode, r, rnd + 1), flush=True)
+                samples.setdefault("cpu_" + mode, []).append(LAST_CPU_US_PER_MSG[0])
+                print("messages/s %-13s %9.0f   broker CPU %.2f us/msg   (round %d)"
+                      % (mode, r, LAST_CPU_US_PER_MSG[0], rnd + 1), flush=True)
         for k, v in samples.items():
             res[k] = median(v)
+        if "msg" in only:
+            print("broker CPU per message, medians (us): " + "  ".join(
+                "%s %.2f (x%.2f of bare)" % (m, res["cpu_" + m], res["cpu_" + m] / res["cpu_bare"])
+                for m in msg_modes), flush=True)
         if args.rounds > 1 and "msg" in only:
             print("messages/s medians: " + "  ".join("%s %.0f" % (m, res["msg_" + m]) for m in msg_modes))
             for rnd in range(args.rounds):
