@@ -506,8 +506,19 @@ int giz_store_schema_version(struct giz_store *s)
     return s ? s->schema_version : 0;
 }
 
+/* Once per process, before SQLite initializes: no global memory statistics.
+ * With them on (SQLite's default) every allocation inside SQLite takes one
+ * process-wide mutex, which the GService's request threads fought over on
+ * each query. Nothing here reads sqlite3_memory_used(). If SQLite is already
+ * initialized (e.g. a test installed its own allocator) this is a no-op. */
+static void store_global_init(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int giz_store_open(const char *path, struct giz_store **out, struct giz_error *err)
 {
+    static pthread_once_t global_once = PTHREAD_ONCE_INIT;
     struct giz_store *s = NULL;
     char mode[16] = "";
     int rc, src;
@@ -517,6 +528,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
         set_err(err, GIZ_ERR_INVAL, "no database path");
         return GIZ_ERR_INVAL;
     }
+    pthread_once(&global_once, store_global_init);
     s = calloc(1, sizeof *s);
     if (!s) {
         set_err(err, GIZ_ERR_NOMEM, "out of memory");
