@@ -9,8 +9,8 @@ with the absolute medians beside them. Figures:
   throughput  QoS 0 messages/s, app2dev and dev2app, 64 B and 1 KiB payloads:
               mosquitto_pub --repeat -> mosquitto_sub -C through the cloud (plugin +
               front listener) vs bare mosquitto (anonymous, plain TCP listener).
-  logins      new TCP + CONNECT + CONNACK + DISCONNECT per second, 4 client processes,
-              each fleet device once per pass: cloud (front listener; pass 1 cold =
+  logins      new TCP + CONNECT + CONNACK + DISCONNECT per second (loginstorm.c, 32 in
+              flight; Python fallback), each fleet device once per pass: cloud (front listener; pass 1 cold =
               PBKDF2 + SQLite, pass 2 warm = credential cache) vs mosquitto's stock
               dynamic-security plugin holding the same clients (generated JSON config).
   idle        broker VmRSS growth per idle connected gizsim device: cloud (front) vs
@@ -617,11 +617,29 @@ def login_pass(port, creds, procs):
     return ok / dt, ok
 
 
+def login_storm(exe, port, cred_file, n, inflight):
+    """Runs the C driver (bench/suite/loginstorm.c); returns (logins/s, accepted)."""
+    out = subprocess.run([exe, str(port), cred_file, str(inflight)], capture_output=True, text=True, timeout=600)
+    kv = dict(x.split("=", 1) for x in out.stdout.split() if "=" in x)
+    if out.returncode != 0 or "ok" not in kv:
+        raise RuntimeError("loginstorm failed: %r %r" % (out.stdout[-200:], out.stderr[-200:]))
+    ok = int(kv["ok"])
+    return ok / float(kv["seconds"]), ok
+
+
 def bench_logins(b, reps):
     a = b.args
     creds = b.fleet[:a.logins]
+    exe = a.loginstorm if a.loginstorm and os.access(a.loginstorm, os.X_OK) else None
+    cred_file = os.path.join(b.dir, "login-creds")
+    with open(cred_file, "w") as f:
+        f.write("".join("%s %s\n" % c for c in creds))
+    os.chmod(cred_file, 0o600)
+    log("  login driver: %s" % ("loginstorm (C, epoll, %d in flight)" % a.login_inflight if exe
+                                else "Python, %d processes" % a.login_procs))
     raw = {"cold": {"cloud": [], "base": [], "ratio": []}, "warm": {"cloud": [], "base": [], "ratio": []},
-           "accepted": {}}
+           "accepted": {}, "driver": "loginstorm/%d" % a.login_inflight if exe else "python/%d" % a.login_procs,
+           "cpu_us_per_login": {}}
     for rep in range(reps):
         order = ("dynsec", "cloud") if rep % 2 == 0 else ("cloud", "dynsec")
         got = {}
@@ -629,10 +647,17 @@ def bench_logins(b, reps):
             br = b.broker(mode)
             try:
                 for pas in ("cold", "warm"):
-                    r, ok = login_pass(br.port, creds, a.login_procs)
+                    c0 = thread_cpu(br.pid)
+                    if exe:
+                        r, ok = login_storm(exe, br.port, cred_file, len(creds), a.login_inflight)
+                    else:
+                        r, ok = login_pass(br.port, creds, a.login_procs)
+                    cpu = {k: v * 1e6 / len(creds) for k, v in cpu_delta(c0, thread_cpu(br.pid)).items()}
+                    raw["cpu_us_per_login"].setdefault("%s_%s" % (mode, pas), []).append(cpu)
                     got[(mode, pas)] = r if ok == len(creds) else None
                     raw["accepted"]["%s_%s_%d" % (mode, pas, rep)] = ok
-                    log("  logins rep %d %-6s %s: %.0f/s (%d/%d accepted)" % (rep, mode, pas, r, ok, len(creds)))
+                    log("  logins rep %d %-6s %s: %.0f/s (%d/%d accepted); broker CPU us/login %s" % (
+                        rep, mode, pas, r, ok, len(creds), " ".join("%s %.0f" % kv for kv in sorted(cpu.items()))))
             finally:
                 b.stop(br)
         for pas in ("cold", "warm"):
@@ -990,6 +1015,7 @@ def main():
     ap.add_argument("--only", default="throughput,logins,idle,latency,ota,gservice")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--loginstorm", help="the compiled bench/suite/loginstorm.c (else a Python driver)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from the existing results JSON (after editing analysis.md)")
     a = ap.parse_args()
@@ -1005,6 +1031,7 @@ def main():
     a.messages = 50000 if q else 400000
     a.messages_1k = 20000 if q else 150000
     a.login_procs = 4
+    a.login_inflight = 32
     a.latency_n = 500 if q else 3000
     a.wrk_secs = 2 if q else 5
     a.idle_n = 1000 if q else 20000

@@ -170,6 +170,22 @@ def finish(res, json_path, md_path):
             L.append("| %s | %s | %s | %s |" % (k.replace("_", " ") + " B", fmt(med("bare"), 2), cl,
                                                  fmt(med("direct"), 2)))
         L.append("")
+    lg = res.get("figures", {}).get("logins")
+    if lg and lg.get("cpu_us_per_login"):
+        L.append("Broker CPU per login (µs, median over repetitions):")
+        L.append("")
+        L.append("| | mosquitto thread | front thread |")
+        L.append("|---|---:|---:|")
+        for k, label in (("dynsec_cold", "dynamic-security, pass 1"), ("dynsec_warm", "dynamic-security, pass 2"),
+                         ("cloud_cold", "plugin via front, cold (PBKDF2 + SQLite)"),
+                         ("cloud_warm", "plugin via front, warm (cache)")):
+            v = lg["cpu_us_per_login"].get(k) or []
+            if not v:
+                continue
+            mm = statistics.median([d.get("main", 0.0) for d in v])
+            ff = statistics.median([d.get("front", 0.0) for d in v])
+            L.append("| %s | %s | %s |" % (label, fmt(mm, 0), fmt(ff, 0) if k.startswith("cloud") else "—"))
+        L.append("")
     L.append("## Machine")
     L.append("")
     L.append("| | |")
@@ -196,13 +212,17 @@ def finish(res, json_path, md_path):
              "anonymous TCP listener, same clients and topics. Both with `max_queued_messages 0` so QoS 0 "
              "messages are queued rather than dropped when the subscriber lags." % (
                  fmt(s.get("messages_64")), fmt(s.get("messages_1k"))))
-    L.append("- **Logins**: %d client processes (Python, blocking sockets), each fleet device once per pass "
+    drv = (res.get("figures", {}).get("logins") or {}).get("driver", "python/%d" % s.get("login_procs", 4))
+    drv_text = ("`bench/suite/loginstorm.c` (one epoll loop in C, %s logins in flight)" % drv.split("/")[1]
+                if drv.startswith("loginstorm") else "%s Python client processes (blocking sockets)" %
+                drv.split("/")[1])
+    L.append("- **Logins**: %s, each fleet device once per pass "
              "(%s devices): TCP connect, CONNECT (3.1.1, username = client id = DID, password = passcode), "
              "CONNACK 0, DISCONNECT. Baseline: mosquitto + `mosquitto_dynamic_security.so` holding the same "
              "%s clients (generated JSON config, PBKDF2-SHA512 ×101 as `mosquitto_ctrl` writes). Pass 1 after "
              "broker start is cold for the plugin (PBKDF2 + SQLite), pass 2 warm (credential cache); "
              "dynamic-security has no cache, both passes do the same work." % (
-                 s.get("login_procs", 0), fmt(s.get("login_clients")), fmt(s.get("login_clients"))))
+                 drv_text, fmt(s.get("login_clients")), fmt(s.get("login_clients"))))
     L.append("- **Idle devices**: broker VmRSS (`/proc/<pid>/status`) before and 3 s after a gizsim fleet "
              "(`--no-http`, MQTT 3.1, 3 subscriptions, 0x020F after login) is all connected; ÷ N. "
              "The front listener holds 3 fds per connection in the broker process (client socket, "
