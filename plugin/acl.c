@@ -17,6 +17,11 @@
  *   publish    app2dev/<DID>/<cid>
  *   subscribe  dev2app/<DID>, dev2app/<DID>/<cid>  (and ser2cli_res/<cid>/#, harmless)
  * Anything else, and any context the plugin did not authenticate: denied.
+ * A PUBLISH or will with the retain flag is denied for everyone (Gizwits
+ * traffic is retain 0; a retained app2dev command would be replayed to the
+ * device on every reconnect, even after its sender unbound, and retained
+ * dev2app messages would pile up in broker memory). This does not rely on
+ * mosquitto's `retain_available false`.
  */
 #include <string.h>
 
@@ -130,6 +135,7 @@ int acl__check_cb(int event, void *event_data, void *userdata)
     (void)event;
     if (ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
     if (ed->topic == NULL) return MOSQ_ERR_ACL_DENIED;
+    if (ed->access == MOSQ_ACL_WRITE && ed->retain) return MOSQ_ERR_ACL_DENIED;
     if (!presence__client(g, ed->client, &cl)) return MOSQ_ERR_ACL_DENIED;
     if (c->kind == CLIENT_DEVICE && c->dev != NULL)
         return device_acl(c->dev, ed->access, ed->topic);

@@ -8,6 +8,7 @@ broker thread, order kept). Also: an unbind takes effect on an existing
 subscription (MOSQ_ACL_READ is re-checked per delivery)."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -138,4 +139,56 @@ with harness.Cloud(broker=True) as cloud:
         c.close()
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly")
+
+
+def retained_case(cloud, label):
+    """Retained messages are refused: an app's retained command is not replayed to the
+    device when it (re)subscribes, nor a device's retained dev2app message to an app.
+    With `retain_available false` mosquitto also disconnects the sender; without it
+    the plugin's ACL denial drops the message (the sender stays connected)."""
+    pk = cloud.create_product()["product_key"]
+    A, pcA = new_device(cloud, pk, "passcodeRR")
+    alice = new_user(cloud, "ret")
+    bind(cloud, alice, A, pcA)
+    ca = alice["mqtt_client_id"]
+    dev = Paho(cloud.mqtt_port, A, A, pcA)
+    ck.eq(dev.subscribe("app2dev/%s/#" % A), (0,), "%s: device subscribes" % label)
+    app = Paho(cloud.mqtt_port, ca, alice["uid"], alice["token"])
+    app.c.publish("app2dev/%s/%s" % (A, ca), b"retained-cmd", qos=0, retain=True)
+    app.c.publish("app2dev/%s/%s" % (A, ca), b"plain-cmd", qos=0)
+    arrived, got = wait_marker(dev, b"plain-cmd", timeout=1.5)
+    if label == "plugin only":
+        ck.ok(arrived, "%s: the sender stays connected, a plain command still arrives" % label)
+    ck.ok(b"retained-cmd" not in [p for _, p in got], "%s: a retained command is not delivered" % label)
+    dev.c.publish("dev2app/" + A, b"retained-up", qos=0, retain=True)
+    time.sleep(0.3)
+    for c in (dev, app):
+        c.close()
+    dev2 = Paho(cloud.mqtt_port, A, A, pcA)
+    ck.eq(dev2.subscribe("app2dev/%s/#" % A), (0,), "%s: device re-subscribes" % label)
+    app2 = Paho(cloud.mqtt_port, ca, alice["uid"], alice["token"])
+    ck.eq(app2.subscribe("dev2app/" + A), (0,), "%s: app re-subscribes" % label)
+    replay = dev2.drain(0.8) + app2.drain(0.2)
+    replay = [p for _, p in replay if not p.startswith(b"\x00\x00\x00\x03\x02\x10")]  # 0x0210
+    ck.eq(replay, [], "%s: nothing retained is replayed on (re)subscribe" % label)
+    app2.publish("app2dev/%s/%s" % (A, ca), b"control")
+    arrived, _ = wait_marker(dev2, b"control")
+    ck.ok(arrived, "%s: the new subscription works (control message arrives)" % label)
+    dev2.close()
+    app2.close()
+
+
+# The plugin's own refusal: the shipped conf's `retain_available false` removed.
+rcloud = harness.Cloud(broker=True)
+shipped = rcloud.broker_conf
+rcloud.broker_conf = lambda: "\n".join(l for l in shipped().splitlines()
+                                        if not l.startswith("retain_available")) + "\n"
+with rcloud:
+    ck.ok("retain_available" not in open(os.path.join(rcloud.dir, "mosquitto.conf")).read(),
+          "conf without retain_available")
+    retained_case(rcloud, "plugin only")
+ck.eq(rcloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (plugin only)")
+# And with the shipped conf (mosquitto refuses retained messages too).
+with harness.Cloud(broker=True) as scloud:
+    retained_case(scloud, "shipped conf")
 ck.done()
