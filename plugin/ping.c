@@ -8,7 +8,9 @@
  * Client -> broker bytes are framed with giz_mqtt_frame and forwarded only
  * as whole packets. On the way it
  *   - rewrites the CONNECT keepalive in place to min(k, keepalive_max), and
- *     0 ("never") to keepalive_max, for MQTT 3.1 and 3.1.1;
+ *     0 ("never") to keepalive_max, for MQTT 3.1 and 3.1.1, and closes the
+ *     connection if such a CONNECT does not parse (so no flag oddity mosquitto
+ *     tolerates can skip the clamp);
  *   - counts PINGREQ per connection in a sliding window kept as a ring of
  *     PING_BUCKETS + 1 buckets of window/PING_BUCKETS each (so the count
  *     covers the last window .. window + window/18, never less than the
@@ -477,15 +479,22 @@ static bool ping_allowed(struct fconn *c)
     return total <= f->ping_max;
 }
 
-static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
+/* The first CONNECT: clamps the keepalive in place and records the client
+ * id. Returns false if the connection must be closed: a CONNECT claiming
+ * MQTT 3.1 / 3.1.1 that our parser rejects (mosquitto 2.0.11 accepts some
+ * such packets, e.g. the reserved flag bit or will QoS without a will flag,
+ * and would then keep an unclamped keepalive). Other protocol levels
+ * (MQTT 5) pass untouched. err describes the problem. */
+static bool on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len, struct giz_error *err)
 {
     struct front *f = FRONT(c);
     struct giz_mqtt_connect cp;
-    struct giz_error err;
-    memset(&err, 0, sizeof(err));
+    int rc;
     c->connect_seen = true;
     c->bucket_t0 = uv_now(&f->loop); /* the ping window starts here */
-    if (giz_mqtt_connect_parse(pkt, len, &cp, &err) != GIZ_OK) return; /* broker decides */
+    rc = giz_mqtt_connect_parse(pkt, len, &cp, err);
+    if (rc == GIZ_ERR_BAD_VALUE) return true; /* not 3.1/3.1.1: the broker decides */
+    if (rc != GIZ_OK) return false;
     if (cp.keepalive == 0 || cp.keepalive > f->keepalive_max) {
         uint16_t ka = (uint16_t)f->keepalive_max;
         if (cp.keepalive_offset + 2u <= len) {
@@ -495,12 +504,12 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
     }
     c->is_device = cp.has_username && cp.username.len == cp.client_id.len && cp.client_id.len > 0 &&
                    memcmp(cp.username.ptr, cp.client_id.ptr, cp.client_id.len) == 0;
-    if (cp.client_id.len == 0) return;
+    if (cp.client_id.len == 0) return true;
     c->client_id_len = (uint8_t)(cp.client_id.len < CLIENT_ID_MAX ? cp.client_id.len : CLIENT_ID_MAX);
     c->client_id = malloc((size_t)c->client_id_len + 1u);
     if (c->client_id == NULL) {
         c->client_id_len = 0;
-        return;
+        return true;
     }
     memcpy(c->client_id, cp.client_id.ptr, c->client_id_len);
     c->client_id[c->client_id_len] = '\0';
@@ -508,6 +517,7 @@ static void on_connect_packet(struct fconn *c, uint8_t *pkt, size_t len)
         handoff__peer_set(&f->g->handoff, c->client_id, c->client_id_len, &c->peer);
         c->peer_recorded = true;
     }
+    return true;
 }
 
 /* Frames and inspects buf[0..len) (modifying a CONNECT in place), forwards
@@ -535,7 +545,13 @@ static ssize_t client_packets(struct fconn *c, uint8_t *buf, size_t len)
         uint8_t *pkt = buf + off;
         unsigned type = pkt[0] >> 4;
         if (type == GIZ_MQTT_CONNECT && !c->connect_seen) {
-            on_connect_packet(c, pkt, pkt_len);
+            if (!on_connect_packet(c, pkt, pkt_len, &err)) {
+                char peer[PEER_SIZE];
+                giz_log(GIZ_LOG_WARN, "front: closing %s: malformed MQTT 3.1/3.1.1 CONNECT: %s at byte %zu",
+                        peer_str(c, peer), err.text, err.offset);
+                conn_close(c);
+                return -1;
+            }
         } else if (type == GIZ_MQTT_PINGREQ && !ping_allowed(c)) {
             char peer[PEER_SIZE];
             atomic_fetch_add(&f->stat_ping_closed, 1u);

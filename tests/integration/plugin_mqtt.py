@@ -36,10 +36,11 @@ def _str(s):
 
 
 def connect_packet(client_id, username=None, password=None, keepalive=60, level=4, clean=True,
-                   will=None):
-    """CONNECT bytes; level 3 = MQTT 3.1 ("MQIsdp"), 4 = 3.1.1. will = (topic, payload)."""
+                   will=None, extra_flags=0):
+    """CONNECT bytes; level 3 = MQTT 3.1 ("MQIsdp"), 4 = 3.1.1. will = (topic, payload).
+    extra_flags is OR-ed into the connect flags as is (will QoS/retain, reserved bit)."""
     name = b"MQIsdp" if level == 3 else b"MQTT"
-    flags = 0x02 if clean else 0
+    flags = (0x02 if clean else 0) | extra_flags
     payload = _str(client_id)
     if will is not None:
         flags |= 0x04

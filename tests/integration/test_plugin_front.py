@@ -130,6 +130,32 @@ with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet":
     ck.ok(wait_for(lambda: saw_keepalive(did, 1)), "keepalive below the maximum left alone")
     c.close()
 
+    # CONNECT flag oddities mosquitto 2.0.11 tolerates but our parser refuses must not
+    # skip the clamp: such a CONNECT closes the connection (no CONNACK, never seen by
+    # mosquitto); real CONNECTs with a will (QoS 1) still pass and are clamped.
+    ODD = [("3.1 reserved flag bit", 3, 0x01, 700), ("3.1 reserved flag bit, keepalive 0", 3, 0x01, 0),
+           ("3.1.1 will QoS without will flag", 4, 0x08, 700),
+           ("3.1.1 will retain without will flag", 4, 0x20, 0)]
+    for what, level, extra, ka in ODD:
+        o = RawClient(cloud.mqtt_port)
+        o.send(connect_packet(did, did, pc, keepalive=ka, level=level, extra_flags=extra))
+        ck.eq(o.read_packet(3), None, "%s: no CONNACK" % what)
+        ck.ok(o.wait_closed(5), "%s: connection closed" % what)
+        o.close()
+    ck.ok(wait_for(lambda: "malformed MQTT 3.1/3.1.1 CONNECT" in cloud.log_text("mosquitto")),
+          "odd CONNECT flags logged")
+    ck.ok(not re.search(r"as %s \(p\d, c\d, k(700|0)," % did, cloud.log_text("mosquitto")),
+          "mosquitto never saw keepalive 700 or 0")
+    for level in (4, 3):
+        w = RawClient(cloud.mqtt_port)
+        w.send(connect_packet(did, did, pc, keepalive=650 + level, level=level,
+                              will=("dev2app/" + did, b"bye"), extra_flags=0x08))
+        p = w.read_packet(3)
+        ck.eq(p and (p[0], p[2][1:2]), (2, b"\x00"), "CONNECT with a QoS 1 will accepted (level %d)" % level)
+        ck.ok(not re.search(r"as %s \(p\d, c\d, k%d," % (did, 650 + level), cloud.log_text("mosquitto")),
+              "will CONNECT keepalive clamped (level %d)" % level)
+        w.close()
+
     # Oversize: a 5000-byte PUBLISH with max_packet 4096 closes that connection.
     c = device_client(cloud, did, pc)
     c.send(publish_packet("dev2app/" + did, b"x" * 5000))
