@@ -22,6 +22,10 @@
  * device on every reconnect, even after its sender unbound, and retained
  * dev2app messages would pile up in broker memory). This does not rely on
  * mosquitto's `retain_available false`.
+ *
+ * Wills: 2.0.11 checks a will (MOSQ_ACL_WRITE) right after MOSQ_EVT_DISCONNECT
+ * of its client, so WRITE also accepts the context presence remembers as
+ * the one that just disconnected, under the same rules as a PUBLISH.
  */
 #include <string.h>
 
@@ -136,7 +140,11 @@ int acl__check_cb(int event, void *event_data, void *userdata)
     if (ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
     if (ed->topic == NULL) return MOSQ_ERR_ACL_DENIED;
     if (ed->access == MOSQ_ACL_WRITE && ed->retain) return MOSQ_ERR_ACL_DENIED;
-    if (!presence__client(g, ed->client, &cl)) return MOSQ_ERR_ACL_DENIED;
+    /* A will is checked right after its client's DISCONNECT (2.0.11), when
+     * presence has already forgotten the context: use what it was. */
+    if (!presence__client(g, ed->client, &cl) &&
+        !(ed->access == MOSQ_ACL_WRITE && presence__gone_client(g, ed->client, &cl)))
+        return MOSQ_ERR_ACL_DENIED;
     if (c->kind == CLIENT_DEVICE && c->dev != NULL)
         return device_acl(c->dev, ed->access, ed->topic);
     if (c->kind == CLIENT_APP && c->app != NULL) return app_acl(c->app, ed->access, ed->topic);

@@ -92,6 +92,7 @@ static int tick_cb(int event, void *event_data, void *userdata)
     (void)event;
     (void)event_data;
     g->ticks++;
+    if (g->gone.ctx != NULL) presence__gone_clear(g);
     handoff__drain(&g->handoff);
     if (!g->front_started) {
         /* The broker's loop is running, so its unix-socket listener exists. */

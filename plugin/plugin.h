@@ -190,6 +190,23 @@ struct pending_log {
     char *text; /* tags, source, content back to back */
 };
 
+/* The identity of the context whose DISCONNECT ran last. mosquitto 2.0.11
+ * (src/context.c, context__disconnect) fires MOSQ_EVT_DISCONNECT and then,
+ * in the same call, checks the client's will with MOSQ_ACL_WRITE: the ACL
+ * needs who the client was after presence has forgotten it. Copies (the
+ * live records may be freed by then); cleared on the next TICK. */
+struct gone_client {
+    const struct mosquitto *ctx; /* NULL when empty */
+    enum client_kind kind;
+    struct did_state dev;  /* CLIENT_DEVICE: copy */
+    struct app_state *app; /* CLIENT_APP: owned copy (with its DID list) */
+};
+
+/* Like presence__client, for the context whose DISCONNECT just ran (will
+ * check); false if ctx is not that context. */
+bool presence__gone_client(struct gizp *g, const struct mosquitto *ctx, struct client *out);
+/* Forgets the last disconnected context (TICK, cleanup). */
+void presence__gone_clear(struct gizp *g);
 /* Marks ctx online as device `did` of `product_key`. 0 or -1 (ENOMEM). */
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
                             const char *product_key);
@@ -285,6 +302,7 @@ struct gizp {
     uint64_t logins_ok, logins_refused, cache_hits;
     bool front_started;
 
+    struct gone_client gone;      /* last DISCONNECT, for its will's ACL check */
     struct rate_limit rl_payload; /* malformed payload log lines */
     struct handoff handoff;
     struct front *front;

@@ -280,10 +280,57 @@ fail:
     return -1;
 }
 
+void presence__gone_clear(struct gizp *g)
+{
+    if (g->gone.app != NULL) app_free(g->gone.app);
+    memset(&g->gone, 0, sizeof(g->gone));
+}
+
+/* Remembers who ctx was, for the will check that follows its DISCONNECT. */
+static void gone_remember(struct gizp *g, const struct mosquitto *ctx)
+{
+    struct client cl;
+    presence__gone_clear(g);
+    if (!presence__client(g, ctx, &cl)) return;
+    if (cl.kind == CLIENT_DEVICE && cl.dev != NULL) {
+        g->gone.dev = *cl.dev;
+    } else if (cl.kind == CLIENT_APP && cl.app != NULL) {
+        struct app_state *a = malloc(sizeof(*a));
+        if (a == NULL) return;
+        *a = *cl.app;
+        a->dids = NULL;
+        a->cap = a->ndids;
+        if (a->ndids > 0) {
+            a->dids = malloc(a->ndids * sizeof(*a->dids));
+            if (a->dids == NULL) {
+                free(a);
+                return;
+            }
+            memcpy(a->dids, cl.app->dids, a->ndids * sizeof(*a->dids));
+        }
+        g->gone.app = a;
+    } else {
+        return;
+    }
+    g->gone.kind = cl.kind;
+    g->gone.ctx = ctx;
+}
+
+bool presence__gone_client(struct gizp *g, const struct mosquitto *ctx, struct client *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ctx == NULL || g->gone.ctx != ctx) return false;
+    out->kind = g->gone.kind;
+    if (g->gone.kind == CLIENT_DEVICE) out->dev = &g->gone.dev;
+    if (g->gone.kind == CLIENT_APP) out->app = g->gone.app;
+    return true;
+}
+
 int presence__disconnect_cb(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_disconnect *ed = event_data;
     (void)event;
+    gone_remember(userdata, ed->client);
     client_offline(userdata, ed->client);
     return MOSQ_ERR_SUCCESS;
 }
@@ -476,6 +523,7 @@ fail:
 
 void presence__free(struct gizp *g)
 {
+    presence__gone_clear(g);
     map__free(&g->clients, NULL); /* values are tagged pointers into dids / apps */
     map__free(&g->apps, app_free);
     map__free(&g->dids, free);

@@ -7,12 +7,13 @@ broker wrongly delivered before it would have arrived too (one connection, one
 broker thread, order kept). Also: an unbind takes effect on an existing
 subscription (MOSQ_ACL_READ is re-checked per delivery)."""
 import os
+import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from plugin_mqtt import Paho, new_device, new_user, bind, unbind, wait_for, app_count_payload  # noqa: E402
+from plugin_mqtt import Paho, RawClient, connect_packet, new_device, new_user, bind, unbind, wait_for, app_count_payload  # noqa: E402
 
 ck = harness.Checker("plugin_acl")
 DENIED = 128
@@ -178,6 +179,34 @@ def retained_case(cloud, label):
     app2.close()
 
 
+def will_case(cloud):
+    """A device's will on its own dev2app topic reaches the bound app when the device
+    drops (mosquitto 2.0.11 checks the will after the DISCONNECT event); a will on
+    another device's topic, or a retained one, does not."""
+    pk = cloud.create_product()["product_key"]
+    A, pcA = new_device(cloud, pk, "passcodeWW")
+    B, pcB = new_device(cloud, pk, "passcodeWB")
+    bob = new_user(cloud, "will")
+    bind(cloud, bob, A, pcA)
+    bind(cloud, bob, B, pcB)
+    app = Paho(cloud.mqtt_port, bob["mqtt_client_id"], bob["uid"], bob["token"])
+    ck.eq(app.subscribe("dev2app/" + A), (0,), "will: app subscribes to A")
+    ck.eq(app.subscribe("dev2app/" + B), (0,), "will: app subscribes to B")
+    for topic, payload, extra in (("dev2app/" + B, b"spoofed-will", 0), ("dev2app/" + A, b"retained-will", 0x20),
+                                  ("dev2app/" + A, b"device-will", 0)):
+        d = RawClient(cloud.mqtt_port)
+        d.send(connect_packet(A, A, pcA, will=(topic, payload), extra_flags=extra))
+        p = d.read_packet(3)
+        ck.eq(p and p[2], b"\x00\x00", "will: device A connects with a will on %s" % topic)
+        d.sock.shutdown(socket.SHUT_RDWR)  # abrupt: no DISCONNECT packet, the will fires
+        d.close()
+    got = [p for _, p in app.drain(2.0)]
+    ck.ok(b"device-will" in got, "will: A's will on dev2app/A is delivered (got %r)" % got)
+    ck.ok(b"spoofed-will" not in got, "will: A's will on dev2app/B is not delivered")
+    ck.ok(b"retained-will" not in got, "will: a retained will is not delivered")
+    app.close()
+
+
 # The plugin's own refusal: the shipped conf's `retain_available false` removed.
 rcloud = harness.Cloud(broker=True)
 shipped = rcloud.broker_conf
@@ -187,6 +216,7 @@ with rcloud:
     ck.ok("retain_available" not in open(os.path.join(rcloud.dir, "mosquitto.conf")).read(),
           "conf without retain_available")
     retained_case(rcloud, "plugin only")
+    will_case(rcloud)
 ck.eq(rcloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (plugin only)")
 # And with the shipped conf (mosquitto refuses retained messages too).
 with harness.Cloud(broker=True) as scloud:
