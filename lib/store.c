@@ -146,7 +146,11 @@ struct giz_store {
     int64_t busy_since_us; /* when the current wait for a lock began */
     giz_store_wal_cb wal_cb; /* NULL: SQLite's automatic checkpoint */
     void *wal_ud;
+    bool vcache_ref; /* counted in vcache_users (an open store) */
 };
+
+static void vcache_ref(struct giz_store *s);
+static void vcache_unref(struct giz_store *s);
 
 enum txn_kind { TXN_TOP = 1, TXN_SAVEPOINT = 2 };
 
@@ -589,6 +593,7 @@ cleanup:
         giz_store_close(s);
         s = NULL;
     } else {
+        vcache_ref(s);
         set_err(err, GIZ_OK, "");
     }
     *out = s;
@@ -606,6 +611,7 @@ void giz_store_close(struct giz_store *s)
             giz_log(GIZ_LOG_ERR, "store: close: %s", sqlite3_errmsg(s->db));
     }
     memset(s->token_key, 0, sizeof s->token_key);
+    vcache_unref(s);
     free(s);
 }
 
@@ -901,6 +907,29 @@ static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
 static uint8_t vcache_key[32];
 static bool vcache_ready;
 static struct vcache_entry *vcache; /* VCACHE_SLOTS entries, allocated on first use */
+static unsigned vcache_users;       /* open stores; the table is freed with the last one */
+
+static void vcache_ref(struct giz_store *s)
+{
+    pthread_mutex_lock(&vcache_mu);
+    vcache_users++;
+    s->vcache_ref = true;
+    pthread_mutex_unlock(&vcache_mu);
+}
+
+/* Frees the table when the last open store closes (the plugin can be
+ * unloaded from a running broker; nothing may stay behind). */
+static void vcache_unref(struct giz_store *s)
+{
+    if (!s->vcache_ref) return;
+    pthread_mutex_lock(&vcache_mu);
+    s->vcache_ref = false;
+    if (--vcache_users == 0) {
+        free(vcache);
+        vcache = NULL;
+    }
+    pthread_mutex_unlock(&vcache_mu);
+}
 
 static void vcache_init(void)
 {
