@@ -216,13 +216,13 @@ def finish(res, json_path, md_path):
     drv_text = ("`bench/suite/loginstorm.c` (one epoll loop in C, %s logins in flight)" % drv.split("/")[1]
                 if drv.startswith("loginstorm") else "%s Python client processes (blocking sockets)" %
                 drv.split("/")[1])
-    L.append("- **Logins**: %s, each fleet device once per pass "
-             "(%s devices): TCP connect, CONNECT (3.1.1, username = client id = DID, password = passcode), "
-             "CONNACK 0, DISCONNECT. Baseline: mosquitto + `mosquitto_dynamic_security.so` holding the same "
-             "%s clients (generated JSON config, PBKDF2-SHA512 ×101 as `mosquitto_ctrl` writes). Pass 1 after "
+    L.append("- **Logins**: %s, each of %s fleet devices once per pass: TCP connect, CONNECT (3.1.1, username = client id = DID, password = passcode), "
+             "CONNACK 0, DISCONNECT. Baseline: mosquitto + `mosquitto_dynamic_security.so` holding the whole "
+             "fleet, %s clients, as the plugin's database holds %s devices (generated JSON config, "
+             "PBKDF2-SHA512 ×101 as `mosquitto_ctrl` writes, one role with the device topics). Pass 1 after "
              "broker start is cold for the plugin (PBKDF2 + SQLite), pass 2 warm (credential cache); "
              "dynamic-security has no cache, both passes do the same work." % (
-                 drv_text, fmt(s.get("login_clients")), fmt(s.get("login_clients"))))
+                 drv_text, fmt(s.get("login_clients")), fmt(s.get("fleet")), fmt(s.get("fleet"))))
     L.append("- **Idle devices**: broker VmRSS (`/proc/<pid>/status`) before and 3 s after a gizsim fleet "
              "(`--no-http`, MQTT 3.1, 3 subscriptions, 0x020F after login) is all connected; ÷ N. "
              "The front listener holds 3 fds per connection in the broker process (client socket, "
