@@ -93,6 +93,7 @@ static int tick_cb(int event, void *event_data, void *userdata)
     (void)event_data;
     g->ticks++;
     if (g->gone.ctx != NULL) presence__gone_clear(g);
+    if (g->new_devs_n > 0) presence__push_new_devices(g);
     handoff__drain(&g->handoff);
     if (!g->front_started) {
         /* The broker's loop is running, so its unix-socket listener exists. */

@@ -215,6 +215,10 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
  * id). 0 or -1. */
 int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
                          const char *uid, int64_t expire_at);
+/* TICK: sends 0x0210 to devices that logged in since the last TICK while
+ * apps bound to them were online (their CONNACK has been sent by then; the
+ * targeted publish needs no subscription). */
+void presence__push_new_devices(struct gizp *g);
 /* Kicks app sessions whose token has expired (called about once a second). */
 void presence__expire_apps(struct gizp *g);
 /* Fills *out and returns true if ctx is a client the plugin authenticated;
@@ -302,6 +306,8 @@ struct gizp {
     uint64_t logins_ok, logins_refused, cache_hits;
     bool front_started;
 
+    char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
+    size_t new_devs_n, new_devs_cap;
     struct gone_client gone;      /* last DISCONNECT, for its will's ACL check */
     struct rate_limit rl_payload; /* malformed payload log lines */
     struct handoff handoff;

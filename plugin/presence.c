@@ -211,6 +211,19 @@ static int client_add(struct gizp *g, struct mosquitto *ctx, const struct client
     return 0;
 }
 
+/* Remembers that did logged in with apps online (0x0210 on the next TICK). */
+static void new_dev_add(struct gizp *g, const char *did)
+{
+    if (g->new_devs_n == g->new_devs_cap) {
+        size_t cap = g->new_devs_cap ? g->new_devs_cap * 2u : 16u;
+        char(*d)[GIZ_DID_SIZE] = realloc(g->new_devs, cap * sizeof(*d));
+        if (d == NULL) return;
+        g->new_devs = d;
+        g->new_devs_cap = cap;
+    }
+    snprintf(g->new_devs[g->new_devs_n++], GIZ_DID_SIZE, "%s", did);
+}
+
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
                             const char *product_key)
 {
@@ -229,7 +242,22 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
     snprintf(ds->product_key, sizeof(ds->product_key), "%s", product_key);
     ds->device_conns++;
     if (ds->device_conns == 1) queue_online(g, did, true);
+    if (ds->app_count > 0) new_dev_add(g, ds->did);
     return 0;
+}
+
+void presence__push_new_devices(struct gizp *g)
+{
+    for (size_t i = 0; i < g->new_devs_n; i++) {
+        struct did_state *ds = presence__did(g, g->new_devs[i]);
+        if (ds != NULL && ds->app_count > 0) push__app_count(g, ds);
+    }
+    g->new_devs_n = 0;
+    if (g->new_devs_cap > 1024u) { /* after a login storm, give the memory back */
+        free(g->new_devs);
+        g->new_devs = NULL;
+        g->new_devs_cap = 0;
+    }
 }
 
 int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *client_id,
@@ -524,6 +552,9 @@ fail:
 void presence__free(struct gizp *g)
 {
     presence__gone_clear(g);
+    free(g->new_devs);
+    g->new_devs = NULL;
+    g->new_devs_n = g->new_devs_cap = 0;
     map__free(&g->clients, NULL); /* values are tagged pointers into dids / apps */
     map__free(&g->apps, app_free);
     map__free(&g->dids, free);

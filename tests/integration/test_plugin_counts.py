@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
 """Online-app counts: 0x020F on ser2cli_req and on cli2ser_req is answered with a bare
 0x0210 on ser2cli_res/<DID>; 0x0210 is pushed when an app bound to the device comes
-online or goes offline, when an online app is bound or unbound; a client-id takeover
+online or goes offline, when an online app is bound or unbound, and when the device
+(re)connects while a bound app is online; a client-id takeover
 (same app client id connecting again) and a second session of the same user keep the
 count right. Malformed requests are dropped and logged, never answered."""
 import os
@@ -106,6 +107,19 @@ with harness.Cloud(broker=True) as cloud:
     ck.eq(ask(dev, "ser2cli_req"), 0, "still answering well-formed requests")
     ck.ok("dropped malformed payload from %s" % did in cloud.log_text("mosquitto"),
           "malformed request logged")
+
+    # A device (re)connecting while a bound app is online gets the count pushed at once,
+    # without asking and without a subscription; with no app online, nothing is pushed.
+    dev2.close()
+    time.sleep(0.3)
+    dev2 = device_client(cloud, other, pco)
+    dev2.did = other
+    ck.eq(next_count(dev2), 1, "device reconnecting with carol online gets 0x0210 count 1")
+    dev.close()
+    time.sleep(0.3)
+    dev = device_client(cloud, did, pc)
+    dev.did = did
+    ck.eq(next_count(dev, 0.7), None, "device reconnecting with no app online gets no push")
 
     for c in (a2, c1):
         c.close()
