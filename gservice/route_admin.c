@@ -358,40 +358,66 @@ void gs_route_admin_ota_push(struct gs_request *rq)
         }
         memcpy(it.product_key, product_key, sizeof it.product_key);
     }
+    /* Without "type" a device push goes out for every firmware type the
+     * product has (WiFi and/or MCU; WiFi if it has none yet), one outbox row
+     * each: firmware re-checks OTA for the type it is told. */
+    struct giz_outbox_item items[2];
     struct giz_firmware fw;
-    int fw_type = it.fw_type ? it.fw_type : 1;
-    rc = giz_store_firmware_latest(st, product_key, fw_type, NULL, &fw);
-    if (rc == GIZ_ERR_NOT_FOUND && it.fw_type == 0)
-        rc = giz_store_firmware_latest(st, product_key, 2, NULL, &fw);
-    if (rc == GIZ_ERR_NOT_FOUND && it.ota_version == 40) {
+    unsigned n_items = 0;
+    for (int t = 1; t <= 2; t++) {
+        if (it.fw_type != 0 && it.fw_type != t)
+            continue;
+        rc = giz_store_firmware_latest(st, product_key, t, NULL, &fw);
+        if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
+            store_error(rq, rc);
+            goto out;
+        }
+        if (rc == GIZ_ERR_NOT_FOUND && (it.ota_version == 40 || it.fw_type == 0))
+            continue;
+        items[n_items] = it;
+        items[n_items].fw_type = t;
+        if (it.ota_version == 40) {
+            items[n_items].fid = fw.id;
+            gs_firmware_url(rq->srv, &fw, false, items[n_items].url, sizeof items[n_items].url);
+        }
+        n_items++;
+    }
+    if (n_items == 0 && it.ota_version == 40) {
         gs_respond_error(rq, 409, "no_firmware",
                          "OTA v4.0 pushes need a firmware for this product and type");
         goto out;
     }
-    if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
-        store_error(rq, rc);
-        goto out;
-    }
-    if (rc == GIZ_OK && it.ota_version == 40) {
-        it.fid = fw.id;
-        if (it.fw_type == 0)
-            it.fw_type = fw.type;
-        gs_firmware_url(rq->srv, &fw, false, it.url, sizeof it.url);
+    if (n_items == 0) { /* v4.1, no firmware of any type yet: a WiFi re-check is harmless */
+        items[0] = it;
+        items[0].fw_type = 1;
+        n_items = 1;
     }
     int64_t id = 0;
-    rc = giz_store_outbox_push(st, &it, &id);
+    rc = giz_store_begin(st);
+    if (rc == GIZ_OK) {
+        for (unsigned i = 0; rc == GIZ_OK && i < n_items; i++)
+            rc = giz_store_outbox_push(st, &items[i], &id);
+        if (rc == GIZ_OK)
+            rc = giz_store_commit(st);
+        else
+            giz_store_rollback(st);
+    }
     if (rc != GIZ_OK) {
         store_error(rq, rc);
         goto out;
     }
+    it.fw_type = n_items == 2 ? 0 : items[0].fw_type;
     atomic_fetch_add_explicit(&rq->srv->metrics.ota_pushes, 1, memory_order_relaxed);
-    giz_log(GIZ_LOG_INFO, "ota push %" PRId64 ": %s%s type %d v%d, %" PRId64 " online target(s)",
+    giz_log(GIZ_LOG_INFO, "ota push %" PRId64 ": %s%s type %s v%d, %" PRId64 " online target(s)",
             id, it.did[0] ? "device " : "product ", it.did[0] ? it.did : it.product_key,
-            it.fw_type, it.ota_version, targets);
+            it.fw_type == 0 ? "1+2" : (it.fw_type == 1 ? "1" : "2"), it.ota_version, targets);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "targets", (double)targets);
     cJSON_AddNumberToObject(j, "push_id", (double)id);
     cJSON_AddNumberToObject(j, "ota_version", it.ota_version);
+    cJSON *types = cJSON_AddArrayToObject(j, "types");
+    for (unsigned i = 0; i < n_items; i++)
+        cJSON_AddItemToArray(types, cJSON_CreateNumber(items[i].fw_type));
     gs_respond_json(rq, 202, j);
 out:
     gs_store_release(&rq->srv->pool, st);

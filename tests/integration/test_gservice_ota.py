@@ -238,8 +238,10 @@ def main():
         c.eq(len(lst.get("firmware", [])), 3, "failed uploads recorded nothing")
 
         # -- OTA push -> outbox -------------------------------------------------------------------
+        fw_types = sorted({f["type"] for f in lst.get("firmware", [])})
         st, r = cloud.json("POST", "/admin/ota/push", {"did": did}, admin=True)
         c.eq((st, r.get("targets")), (202, 0), "push to one offline device: 0 targets")
+        c.eq(r.get("types"), fw_types, "a DID push without type goes out for each firmware type the product has")
         st, r = cloud.json("POST", "/admin/ota/push", {"product_key": pk, "type": 1, "ota_version": 40}, admin=True)
         c.eq(st, 202, "v4.0 push to a product")
         db = sqlite3.connect(cloud.db_path)
@@ -256,13 +258,15 @@ def main():
                               "WHERE kind = 1 ORDER BY id").fetchall()
         finally:
             db.close()
-        c.eq(len(rows), 3, "three OTA rows in the outbox")
-        if len(rows) == 3:
-            c.eq(rows[0][:5], (1, did, "", 0, 41), "outbox row for the DID push")
-            c.eq(rows[1][2:5], (pk, 1, 40), "outbox row for the v4.0 product push")
-            c.ok(rows[1][5] > 0 and "/dev/ota/download/" in rows[1][6] or rows[1][6].startswith("http://cdn"),
-                 "v4.0 row carries fid and URL: %r" % (rows[1],))
-            c.eq(rows[2][2:5], (pk, 2, 41), "outbox row for the MCU product push")
+        n = len(fw_types)
+        c.eq(len(rows), n + 2, "one OTA row per firmware type for the DID push, then one per product push")
+        if len(rows) == n + 2:
+            c.eq([r_[:5] for r_ in rows[:n]], [(1, did, "", t, 41) for t in fw_types],
+                 "outbox rows for the DID push")
+            c.eq(rows[n][2:5], (pk, 1, 40), "outbox row for the v4.0 product push")
+            c.ok(rows[n][5] > 0 and "/dev/ota/download/" in rows[n][6] or rows[n][6].startswith("http://cdn"),
+                 "v4.0 row carries fid and URL: %r" % (rows[n],))
+            c.eq(rows[n + 1][2:5], (pk, 2, 41), "outbox row for the MCU product push")
         for body, want, what in [({}, 400, "empty"), ({"did": did, "product_key": pk}, 400, "both"),
                                  ({"product_key": pk}, 400, "product without type"),
                                  ({"did": "AAAAAAAAAAAAAAAAAAAAAA"}, 404, "unknown DID"),
