@@ -459,8 +459,17 @@ static void register_external(struct gs_request *rq)
         gs_respond_error(rq, 400, "bad_request", "md5 must be 32 lowercase hex digits");
         goto out;
     }
+    /* size: optional whole number of bytes; 2^53 is where doubles stop being exact. */
     const cJSON *sz = cJSON_GetObjectItemCaseSensitive(j, "size");
-    fw.size = cJSON_IsNumber(sz) && sz->valuedouble >= 0 ? (int64_t)sz->valuedouble : -1;
+    fw.size = -1;
+    if (sz != NULL) {
+        double d = cJSON_IsNumber(sz) ? sz->valuedouble : -1;
+        if (!(d >= 0 && d <= 9007199254740992.0 && d == (double)(int64_t)d)) {
+            gs_respond_error(rq, 400, "bad_request", "size must be a whole number of bytes");
+            goto out;
+        }
+        fw.size = (int64_t)d;
+    }
     snprintf(fw.product_key, sizeof fw.product_key, "%s", m.product_key);
     fw.type = type;
     snprintf(fw.soft_version, sizeof fw.soft_version, "%s", m.soft_version);

@@ -232,6 +232,12 @@ def main():
         st, bad = cloud.json("POST", "/admin/firmware", {"product_key": pk, "type": 1, "soft_version": "1",
                                                           "url": "ftp://x/y"}, admin=True)
         c.eq(st, 400, "external URL that is not http(s)")
+        for size in (1e300, -5, 1.5, "12", float("nan")):
+            raw = json.dumps({"product_key": pk, "type": 2, "soft_version": "1", "url": "http://cdn.example/x.bin",
+                              "size": size}).encode()
+            st, _, body = cloud.http("POST", "/admin/firmware", raw=raw, admin=True,
+                                     headers={"Content-Type": "application/json"})
+            c.eq(st, 400, "external firmware with size %r refused" % (size,))
         files = os.listdir(os.path.join(cloud.dir, "firmware"))
         c.eq(len(files), 2, "failed uploads left no files (%r)" % files)
         st, lst = cloud.json("GET", "/admin/firmware?product_key=%s" % pk, admin=True)
@@ -275,6 +281,10 @@ def main():
             st, r = cloud.json("POST", "/admin/ota/push", body, admin=True)
             c.eq(st, want, "push %s" % what)
             c.ok(isinstance(r, dict) and "error" in r, "push %s: JSON error" % what)
+        st, ok = cloud.json("POST", "/admin/firmware", {"product_key": pk, "type": 2, "soft_version": "0",
+                                                        "url": "http://cdn.example/s.bin", "size": 123456},
+                            admin=True)
+        c.eq((st, ok.get("size")), (201, 123456), "external firmware with a whole size")
     c.eq(cloud.exit_codes.get("gservice"), 0, "gservice exits 0 on SIGTERM")
     c.done()
 
