@@ -15,6 +15,7 @@ Options: --build DIR (default build-bench), --out DIR (perf.data and reports; de
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def main():
             ap.error("unknown workload %s" % a.what)
     finally:
         b.stop_all()
+        shutil.rmtree(b.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
