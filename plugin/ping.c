@@ -11,11 +11,13 @@
  *     0 ("never") to keepalive_max, for MQTT 3.1 and 3.1.1, and closes the
  *     connection if such a CONNECT does not parse (so no flag oddity mosquitto
  *     tolerates can skip the clamp);
- *   - counts PINGREQ per connection in a sliding window kept as a ring of
- *     PING_BUCKETS + 1 buckets of window/PING_BUCKETS each (so the count
- *     covers the last window .. window + window/18, never less than the
- *     window), and closes the connection on the (ping_max + 1)-th, with a
- *     log line naming the real peer and client id;
+ *   - counts PINGREQ per connection in a sliding window and closes the
+ *     connection on the (ping_max + 1)-th within one window, with a log line
+ *     naming the real peer and client id. A coarse ring of PING_BUCKETS + 1
+ *     buckets (window/PING_BUCKETS each; it over-counts by up to one bucket)
+ *     serves the common case; once it holds more than ping_max/2 pings the
+ *     connection gets an exact ring of its last ping_max ping times, which
+ *     alone decides from then on;
  *   - closes a connection announcing a packet larger than max_packet, or
  *     that has not completed CONNECT after connect_timeout;
  *   - records client id -> real peer address for the main thread's logs.
@@ -60,6 +62,7 @@
 
 #define PING_BUCKETS 18u              /* window / PING_BUCKETS = bucket width */
 #define PING_RING (PING_BUCKETS + 1u) /* the ring spans window + one bucket */
+#define PING_EXACT_MAX 65536u         /* ping_max above this: the coarse ring alone decides */
 #define READ_BUF 65536u
 #define WQ_HIGH (1024u * 1024u)
 #define WQ_LOW (256u * 1024u)
@@ -83,6 +86,7 @@ struct fconn {
     char *client_id;              /* NUL-terminated copy from CONNECT, or NULL */
     struct pbuf *cpend;           /* client -> broker: an incomplete packet, or NULL */
     struct pbuf *bpend;           /* broker -> device: an incomplete packet, or NULL */
+    struct ping_exact *pex;       /* exact PINGREQ times, only for busy pingers */
     uint64_t bucket_t0;           /* start of the current ping bucket; accept time until CONNECT */
     uint32_t buckets[PING_RING];
     int pending_fd;               /* unix socket still connecting to mosquitto, or -1 */
@@ -91,6 +95,14 @@ struct fconn {
     bool closing : 1, broker_connected : 1, shutting_down : 1;
     bool client_paused : 1, broker_paused : 1;
     bool connect_seen : 1, is_device : 1, peer_recorded : 1;
+};
+
+/* The times (uv_now, truncated to 32 bits: differences wrap correctly) of a
+ * busy connection's last ping_max PINGREQs: t[head] is the oldest once n ==
+ * ping_max. Allocated only when the coarse count passes ping_max / 2. */
+struct ping_exact {
+    uint32_t n, head;
+    uint32_t t[];
 };
 
 /* The bytes of an incomplete packet, allocated only while it is incomplete. */
@@ -385,6 +397,7 @@ static void close_cb(uv_handle_t *h)
     if (c->next != NULL) c->next->prev = c->prev;
     free(c->cpend);
     free(c->bpend);
+    free(c->pex);
     free(c->client_id);
     free(c->shutdown_req);
     SSL_free(c->ssl);
@@ -454,6 +467,42 @@ static void half_close(struct fconn *c, bool toward_broker)
 
 /* ---- client -> broker ----------------------------------------------------------- */
 
+/* Allocates c->pex and fills it with the pings the coarse ring holds
+ * (excluding the current one), each at its bucket's start: never later than
+ * it was, so the exact ring can only under-estimate those few (at most
+ * ping_max / 2, off by less than one bucket, within the first window). */
+static void ping_exact_start(struct fconn *c, struct front *f, uint64_t width)
+{
+    struct ping_exact *x = malloc(sizeof(*x) + (size_t)f->ping_max * sizeof(x->t[0]));
+    if (x == NULL) return;
+    x->n = x->head = 0;
+    for (unsigned k = PING_RING; k-- > 0;) {
+        unsigned idx = (c->cur_bucket + PING_RING - k) % PING_RING;
+        uint32_t cnt = c->buckets[idx] - (k == 0 ? 1u : 0u);
+        uint32_t at = (uint32_t)(c->bucket_t0 - (uint64_t)k * width);
+        for (uint32_t i = 0; i < cnt && x->n < f->ping_max; i++)
+            x->t[x->n++] = at;
+    }
+    c->pex = x;
+}
+
+/* Records a PINGREQ at now in the exact ring; false if it is the
+ * (ping_max + 1)-th within the window (ping_max earlier ones less than
+ * window_ms ago). */
+static bool ping_exact_allowed(struct ping_exact *x, const struct front *f, uint64_t now)
+{
+    uint32_t now32 = (uint32_t)now;
+    if (x->n < f->ping_max) {
+        x->t[(x->head + x->n) % f->ping_max] = now32;
+        x->n++;
+        return true;
+    }
+    if ((uint32_t)(now32 - x->t[x->head]) < f->window_ms) return false;
+    x->t[x->head] = now32;
+    x->head = (x->head + 1u) % f->ping_max;
+    return true;
+}
+
 static bool ping_allowed(struct fconn *c)
 {
     struct front *f = FRONT(c);
@@ -474,8 +523,13 @@ static bool ping_allowed(struct fconn *c)
         c->bucket_t0 += width;
     }
     c->buckets[c->cur_bucket]++;
+    if (c->pex != NULL) return ping_exact_allowed(c->pex, f, now);
     for (unsigned i = 0; i < PING_RING; i++)
         total += c->buckets[i];
+    if (total > f->ping_max / 2u && f->ping_max <= PING_EXACT_MAX) {
+        ping_exact_start(c, f, width);
+        if (c->pex != NULL) return ping_exact_allowed(c->pex, f, now);
+    }
     return total <= f->ping_max;
 }
 

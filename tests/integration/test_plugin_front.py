@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
 """The plugin's front listener (the public MQTT port, relaying to mosquitto's unix
 socket): 180 PINGREQs within the window keep the connection, the 181st closes it
-(with a log line naming the real peer address and the DID), and the window slides;
+(with a log line naming the real peer address and the DID), and the window slides
+and is exact (pings spread evenly at the limit are never closed);
 the CONNECT keepalive is clamped to plugin_opt_keepalive_max (700 and 0 become the
 maximum, MQTT 3.1 and 3.1.1; shown by what mosquitto logs it saw, and by the idle
 disconnect after 1.5 x a shortened maximum); oversize and malformed packets close
@@ -98,6 +99,36 @@ with cloud:
     c2.close()
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (ping cloud)")
+
+# The limit is exact: 18 PINGREQs per 3,600 ms, sent evenly ~207 ms apart for ~2.5
+# windows, so that no 3,600 ms window holds more than 18 (19 consecutive span 3.7 s),
+# must not close. A coarse 19-bucket count (window + up to one 200 ms bucket) closed
+# such a client depending on the bucket phase. Then 19 at once do close.
+with harness.Cloud(broker=True, plugin_opts={"ping_max": "18", "ping_window": "3600ms"}) as cloud:
+    pk = cloud.create_product()["product_key"]
+    did, pc = new_device(cloud, pk)
+    c = device_client(cloud, did, pc)
+    ts = []
+    for i in range(45):
+        if ts:
+            while time.monotonic() < ts[-1] + 0.207:
+                time.sleep(0.002)
+        try:
+            c.send(PINGREQ)
+        except OSError:
+            break
+        ts.append(time.monotonic())
+        if c.read_packet(1.0) is None:
+            break
+    most = max(sum(1 for t in ts if a <= t < a + 3.6) for a in ts)
+    print("sent %d evenly spaced PINGREQs, at most %d in any 3.6 s window" % (len(ts), most), flush=True)
+    ck.eq(len(ts), 45, "45 evenly spaced PINGREQs (18 per window) all answered")
+    ck.ok(alive(c), "connection alive after pinging at the limit for 2.5 windows")
+    ck.ok("PINGREQ within" not in cloud.log_text("mosquitto"), "no PINGREQ-limit close logged")
+    c.send(PINGREQ * 19)
+    ck.ok(c.wait_closed(5), "19 PINGREQs at once then close it")
+    c.close()
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (exact ping cloud)")
 
 # ---------------------------------------------------------------------------
 # Keepalive clamp (max shortened to 2 s), oversize and malformed packets.
