@@ -102,6 +102,10 @@ enum opt_id {
     OPT_STATS_INTERVAL,
     OPT_LOG_LEVEL,
     OPT_LOG_QUEUE_MAX,
+    OPT_LOG_RATE,
+    OPT_LOG_BURST,
+    OPT_LOG_KEEP,
+    OPT_LOG_PRUNE_INTERVAL,
     OPT_TLS_LISTEN,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -126,6 +130,11 @@ static const struct {
     [OPT_STATS_INTERVAL] = {"stats_interval", "seconds between stats lines, 0 = off"},
     [OPT_LOG_LEVEL] = {"log_level", "error|warn|info|debug"},
     [OPT_LOG_QUEUE_MAX] = {"log_queue_max", "device log records buffered per batch"},
+    [OPT_LOG_RATE] = {"log_rate", "0x0012 records stored per device per second, 0..1000000"},
+    [OPT_LOG_BURST] = {"log_burst", "0x0012 records a device may store at once, 1..1000000"},
+    [OPT_LOG_KEEP] = {"log_keep", "newest 0x0012 records kept per device, 0..10000000 (0 = all)"},
+    [OPT_LOG_PRUNE_INTERVAL] = {"log_prune_interval",
+                                "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"},
     [OPT_TLS_LISTEN] = {"tls_listen", "host:port of the TLS front listener (repeatable)"},
     [OPT_TLS_CERT] = {"tls_cert", "PEM certificate chain file for tls_listen"},
     [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
@@ -154,6 +163,10 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->stats_interval = 300;
     cfg->log_level = GIZ_LOG_INFO;
     cfg->log_max = 10000;
+    cfg->log_rate = 20;
+    cfg->log_burst = 100;
+    cfg->log_keep = 1000;
+    cfg->log_prune_ms = 60000;
     cfg->connect_timeout_ms = 30000;
 }
 
@@ -225,6 +238,22 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_LOG_QUEUE_MAX:
         if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
         cfg->log_max = (unsigned)v;
+        return 0;
+    case OPT_LOG_RATE:
+        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        cfg->log_rate = (unsigned)v;
+        return 0;
+    case OPT_LOG_BURST:
+        if (parse_uint(value, 1, 1000000, &v) != 0) return -1;
+        cfg->log_burst = (unsigned)v;
+        return 0;
+    case OPT_LOG_KEEP:
+        if (parse_uint(value, 0, 10000000, &v) != 0) return -1;
+        cfg->log_keep = (unsigned)v;
+        return 0;
+    case OPT_LOG_PRUNE_INTERVAL:
+        if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
+        cfg->log_prune_ms = (unsigned)v;
         return 0;
     default:
         return -1;

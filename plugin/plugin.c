@@ -106,6 +106,7 @@ static int tick_cb(int event, void *event_data, void *userdata)
         push__poll_outbox(g);
         presence__flush(g);
     }
+    presence__prune(g, now);
     if (now - g->last_expiry_ms >= 1000) {
         g->last_expiry_ms = now;
         presence__expire_apps(g);
@@ -212,7 +213,8 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    g->start_ms = g->last_stats_ms = plugin__now_ms();
+    g->start_ms = g->last_stats_ms = g->last_prune_ms = plugin__now_ms();
+    g->logs_since_prune = true; /* the first prune also trims what an older run left */
     if (g->cfg.listen_count + g->cfg.tls_listen_count > 0) {
         if (ping__start(g, &g->front) != 0) {
             rc = MOSQ_ERR_INVAL;

@@ -93,6 +93,10 @@ struct gizp_config {
     unsigned auth_cache_max;     /* entries */
     unsigned stats_interval;     /* seconds between stats log lines; 0 = never */
     unsigned log_max;            /* queued device log records per batch before dropping */
+    unsigned log_rate;           /* 0x0012 records stored per device per second (token bucket) */
+    unsigned log_burst;          /* bucket size */
+    unsigned log_keep;           /* newest records kept per device by pruning; 0 = no pruning */
+    unsigned log_prune_ms;       /* pruning period (device logs, outbox) */
     unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
     int log_level;               /* enum giz_log_lvl */
 };
@@ -154,6 +158,9 @@ struct did_state {
     char product_key[GIZ_PK_SIZE]; /* "" until the device itself connects */
     unsigned device_conns;         /* live contexts authenticated as this DID */
     unsigned app_count;            /* distinct online app client ids bound to it */
+    uint32_t log_tokens;           /* stored-log token bucket, in 1/1000 records */
+    uint32_t log_refill_ms;        /* monotonic ms (truncated) of the last refill */
+    bool log_bucket_set;           /* false until the first 0x0012 (bucket starts full) */
 };
 
 /* An online app client id (all its live contexts share one record). */
@@ -231,6 +238,13 @@ bool presence__app_bound(const struct app_state *app, const char *did, size_t di
 /* Re-reads whether uid is bound to did and updates every online app of uid
  * and the DID's count (pushing 0x0210 on change). */
 void presence__binding_changed(struct gizp *g, const char *uid, const char *did);
+/* Takes one token from ds's stored-log bucket (log_rate per second, up to
+ * log_burst): true if the record may be stored. Over the rate: false and a
+ * rate-limited log line (the record is still delivered to apps). */
+bool presence__log_allow(struct gizp *g, struct did_state *ds);
+/* TICK: every log_prune_ms, keeps the newest log_keep records per device and
+ * deletes outbox items older than an hour. */
+void presence__prune(struct gizp *g, int64_t now_ms);
 /* Queues a device log record (copies the texts). */
 void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
                        size_t tags_len, const void *source, size_t source_len, const void *content,
@@ -308,6 +322,10 @@ struct gizp {
 
     char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
     size_t new_devs_n, new_devs_cap;
+    int64_t last_prune_ms;
+    bool logs_since_prune;        /* a 0x0012 record was stored since the last prune */
+    uint64_t logs_over_rate;      /* records not stored (over log_rate), for the log line */
+    struct rate_limit rl_lograte; /* "over log_rate" lines */
     struct gone_client gone;      /* last DISCONNECT, for its will's ACL check */
     struct rate_limit rl_payload; /* malformed payload log lines */
     struct handoff handoff;

@@ -466,6 +466,52 @@ void presence__binding_changed(struct gizp *g, const char *uid, const char *did)
 
 /* ---- device logs and the DB batch ---------------------------------------- */
 
+bool presence__log_allow(struct gizp *g, struct did_state *ds)
+{
+    uint32_t now = (uint32_t)plugin__now_ms();
+    uint64_t cap = (uint64_t)g->cfg.log_burst * 1000u;
+    uint64_t tokens;
+    if (!ds->log_bucket_set) {
+        ds->log_bucket_set = true;
+        ds->log_tokens = (uint32_t)cap;
+        ds->log_refill_ms = now;
+    }
+    tokens = ds->log_tokens + (uint64_t)(uint32_t)(now - ds->log_refill_ms) * g->cfg.log_rate;
+    ds->log_tokens = (uint32_t)(tokens > cap ? cap : tokens);
+    ds->log_refill_ms = now;
+    if (ds->log_tokens >= 1000u) {
+        ds->log_tokens -= 1000u;
+        return true;
+    }
+    g->logs_over_rate++;
+    if (plugin__rate_ok(&g->rl_lograte, 5, "over-rate device log lines"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: device %s: 0x0012 log records over plugin_opt_log_rate (%u/s, "
+                             "burst %u) are not stored (%llu so far)",
+                             ds->did, g->cfg.log_rate, g->cfg.log_burst,
+                             (unsigned long long)g->logs_over_rate);
+    return false;
+}
+
+void presence__prune(struct gizp *g, int64_t now_ms)
+{
+    int rc;
+    if (now_ms - g->last_prune_ms < (int64_t)g->cfg.log_prune_ms || g->store == NULL) return;
+    g->last_prune_ms = now_ms;
+    /* The log prune scans the whole table: only when records were added. */
+    if (g->cfg.log_keep > 0 && g->logs_since_prune) {
+        g->logs_since_prune = false;
+        rc = giz_store_log_prune(g->store, g->cfg.log_keep);
+        if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "prune errors"))
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: device log pruning failed: %s: %s",
+                                 giz_strerror(rc), giz_store_errmsg(g->store));
+    }
+    rc = giz_store_outbox_prune(g->store, plugin__unix_now() - 3600);
+    if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "prune errors"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox pruning failed: %s: %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+}
+
 void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
                        size_t tags_len, const void *source, size_t source_len, const void *content,
                        size_t content_len)
@@ -531,6 +577,7 @@ void presence__flush(struct gizp *g)
     }
     rc = giz_store_commit(g->store);
     if (rc != GIZ_OK) goto fail_rollback;
+    if (g->pend_log_n > 0) g->logs_since_prune = true;
     g->pend_online_n = 0;
     pending_logs_clear(g);
     return;

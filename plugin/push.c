@@ -16,7 +16,9 @@
  *
  * In (MOSQ_EVT_MESSAGE): 0x020F on ser2cli_req or cli2ser_req from a device
  * is answered with 0x0210; 0x0012 log records a device publishes on
- * dev2app/<DID> are stored (and still delivered). Payloads are decoded with
+ * dev2app/<DID> are stored (and still delivered) up to log_rate per device
+ * per second (token bucket of log_burst); over the rate they are delivered
+ * but not stored. Payloads are decoded with
  * giz_msg_decode; malformed ones get a rate-limited log line and are never
  * acted on. Business messages pass through untouched.
  */
@@ -233,7 +235,7 @@ int push__message_cb(int event, void *event_data, void *userdata)
         memset(&err, 0, sizeof(err));
         if (giz_msg_decode(payload, len, &msg, &err) != GIZ_OK) {
             log_bad_payload(g, ds->did, ed->topic, &err);
-        } else {
+        } else if (presence__log_allow(g, ds)) {
             presence__log_add(g, ds->did, msg.u.log.level, msg.u.log.tags.ptr, msg.u.log.tags.len,
                               msg.u.log.source.ptr, msg.u.log.source.len, msg.u.log.content.ptr,
                               msg.u.log.content.len);

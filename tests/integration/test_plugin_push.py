@@ -4,7 +4,9 @@
 reach exactly the online targets; pushes queued before the broker started are stale
 and never delivered; presence (online, last_seen) is visible in the admin API; an
 unregistered (disabled) device's live session is closed; 0x0012 logs a device
-publishes are stored and still delivered to its apps."""
+publishes are stored and still delivered to its apps, stored at most log_rate per
+second per device (burst log_burst) and pruned to the newest log_keep; outbox items
+older than an hour are pruned."""
 import os
 import struct
 import sys
@@ -150,4 +152,48 @@ with cloud:
     devs[d4].close()
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly")
+
+# -- device logs are rate-limited per device and pruned; old outbox items are pruned -------
+opts = {"log_rate": "5", "log_burst": "30", "log_keep": "20", "log_prune_interval": "1s"}
+with harness.Cloud(broker=True, plugin_opts=opts) as cloud:
+    pk = cloud.create_product()["product_key"]
+    d1, pc1 = new_device(cloud, pk, "pass000011")
+    user = new_user(cloud, "logs")
+    bind(cloud, user, d1, pc1)
+    app = app_paho(cloud, user)
+    ck.eq(app.subscribe("dev2app/" + d1), (0,), "app subscribes")
+    dev = device_client(cloud, d1, pc1)
+    for i in range(60):
+        dev.publish("dev2app/" + d1, log_record(1, b"t", b"s", b"rec%02d" % i))
+    got = []
+    wait_for(lambda: got.extend(app.drain(0.05)) or len(got) >= 60)
+    ck.eq(len(got), 60, "all 60 log records delivered to the app")
+
+    def stored():
+        status, body = cloud.json("GET", "/admin/devices/%s/logs" % d1, admin=True)
+        return [int(l["content"][3:]) for l in body.get("logs", [])] if status == 200 else []
+    ck.ok(wait_for(lambda: "over plugin_opt_log_rate" in cloud.log_text("mosquitto")),
+          "records over the rate logged")
+    ck.ok(wait_for(lambda: len(stored()) == 20, timeout=8), "pruned to the newest 20 per device")
+    kept = sorted(stored())
+    print("stored after pruning:", kept, flush=True)
+    ck.ok(kept and max(kept) < 40, "records over the burst (+ refill) not stored")
+    ck.ok(kept and kept == list(range(kept[0], kept[0] + 20)), "the newest stored ones are kept")
+
+    import sqlite3
+    db = sqlite3.connect(cloud.db_path, timeout=10)
+    old_id = db.execute("INSERT INTO outbox(kind, created_at) VALUES (3, ?)",
+                        (int(time.time()) - 7200,)).lastrowid
+    new_id = db.execute("INSERT INTO outbox(kind, created_at) VALUES (3, ?)",
+                        (int(time.time()),)).lastrowid
+    db.commit()
+
+    def present(i):
+        return db.execute("SELECT count(*) FROM outbox WHERE id = ?", (i,)).fetchone()[0] == 1
+    ck.ok(wait_for(lambda: not present(old_id), timeout=8), "outbox item older than an hour pruned")
+    ck.ok(present(new_id), "recent outbox item kept")
+    db.close()
+    dev.close()
+    app.close()
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (log limits)")
 ck.done()
