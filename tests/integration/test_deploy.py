@@ -55,10 +55,12 @@ c.ok("run-broker" in entry and "run-gservice" in entry, "entrypoint runs the sha
 data = tempfile.mkdtemp(prefix="gizdeploy-")
 os.chmod(data, 0o755)
 http_port, mqtt_port, mqtts_port = harness.free_port(), harness.free_port(), harness.free_port()
+https_port = harness.free_port()
 env = dict(os.environ)
 env.update({
     "GIZ_DATA_DIR": data, "GIZ_HTTP_PORT": str(http_port), "GIZ_MQTT_PORT": str(mqtt_port),
-    "GIZ_MQTTS_PORT": str(mqtts_port), "GIZ_BUILD_DIR": os.path.abspath(harness.BUILD),
+    "GIZ_MQTTS_PORT": str(mqtts_port), "GIZ_HTTPS_PORT": str(https_port),
+    "GIZ_BUILD_DIR": os.path.abspath(harness.BUILD),
 })
 env.pop("GIZ_ADMIN_TOKEN", None)
 if harness.ASAN:
@@ -129,6 +131,12 @@ if ready:
         c.eq(ack, bytes([0x20, 2, 0, 5]), "MQTT over TLS verified against the generated CA")
     except OSError as e:
         c.ok(False, "TLS connection to %d: %s" % (mqtts_port, e))
+    out = subprocess.run(["curl", "-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}",
+                          "https://localhost:%d/healthz" % https_port], capture_output=True, text=True)
+    c.eq(out.stdout, "200", "curl over HTTPS verified against the generated CA (%s)" % out.stderr.strip())
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "https://localhost:%d/healthz" % https_port],
+                         capture_output=True, text=True)
+    c.ok(out.returncode != 0, "curl without the CA refuses the certificate")
     out = subprocess.run(["mosquitto_sub", "-h", "localhost", "-p", str(mqtts_port), "--cafile", ca,
                           "-t", "x", "-C", "1", "-W", "3", "-i", "nobody"], capture_output=True, text=True)
     c.ok("not authori" in (out.stderr + out.stdout).lower(),
@@ -146,7 +154,7 @@ if proc.poll() is None:
 else:
     c.ok(False, "gizcloud-local died early with %s" % proc.returncode)
 # nothing left listening
-for p in (http_port, mqtt_port):
+for p in (http_port, mqtt_port, mqtts_port, https_port):
     try:
         socket.create_connection(("127.0.0.1", p), timeout=1).close()
         c.ok(False, "port %d still open after stop" % p)
