@@ -127,6 +127,8 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
     struct giz_device dev;
     size_t plen = strlen(passcode);
     bool ok = false;
+    bool reauth;
+    struct client cur;
 
     snprintf(who, sizeof(who), "device %s", did);
     if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
@@ -137,9 +139,16 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
         giz_hex_decode(hex, 64, digest, sizeof(digest), &dlen) != GIZ_OK || dlen != sizeof(digest))
         return refuse(g, ctx, client_id, who, "digest failed");
 
+    /* mosquitto re-runs BASIC_AUTH for every client on SIGHUP: a context
+     * already online as this DID is accepted from the cache even past the
+     * TTL (it logged in with this passcode; disabling kicks it anyway), so a
+     * reload does not run PBKDF2 for every device on the broker thread. */
+    reauth = presence__client(g, ctx, &cur) && cur.kind == CLIENT_DEVICE && cur.dev != NULL &&
+             strcmp(cur.dev->did, did) == 0;
     c = map__sget(&g->creds, did);
     if (c != NULL &&
-        (uint32_t)(plugin__now_ms() / 1000) - c->verified_at < (uint32_t)g->cfg.auth_cache_ttl &&
+        (reauth ||
+         (uint32_t)(plugin__now_ms() / 1000) - c->verified_at < (uint32_t)g->cfg.auth_cache_ttl) &&
         giz_consttime_eq(c->digest, digest, sizeof(digest))) {
         snprintf(product_key, sizeof(product_key), "%s", c->product_key);
         g->cache_hits++;
@@ -162,11 +171,12 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
     if (ok && presence__device_online(g, ctx, did, product_key) != 0)
         return refuse(g, ctx, client_id, who, "out of memory");
     g->logins_ok++;
-    if (g->cfg.log_level >= GIZ_LOG_INFO) {
+    if (g->cfg.log_level >= (reauth ? GIZ_LOG_DEBUG : GIZ_LOG_INFO)) {
         char peer[GIZP_PEER_SIZE];
         peer_of(g, ctx, client_id, peer, sizeof(peer));
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s (product %s) logged in from %s", did,
-                             product_key, peer);
+        mosquitto_log_printf(reauth ? MOSQ_LOG_DEBUG : MOSQ_LOG_NOTICE,
+                             "giz: device %s (product %s) %s from %s", did, product_key,
+                             reauth ? "re-authenticated" : "logged in", peer);
     }
     return MOSQ_ERR_SUCCESS;
 }

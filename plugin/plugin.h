@@ -214,7 +214,10 @@ struct gone_client {
 bool presence__gone_client(struct gizp *g, const struct mosquitto *ctx, struct client *out);
 /* Forgets the last disconnected context (TICK, cleanup). */
 void presence__gone_clear(struct gizp *g);
-/* Marks ctx online as device `did` of `product_key`. 0 or -1 (ENOMEM). */
+/* Marks ctx online as device `did` of `product_key`. 0 or -1 (ENOMEM).
+ * A context already online as that DID (mosquitto re-authenticates every
+ * client on SIGHUP) is left as it is: no offline/online, no count change;
+ * likewise for presence__app_online with the same client id and uid. */
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
                             const char *product_key);
 /* Marks ctx online as app `client_id` of user `uid` whose session ends at

@@ -229,6 +229,9 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
 {
     struct client c;
     struct did_state *ds;
+    if (presence__client(g, ctx, &c) && c.kind == CLIENT_DEVICE && c.dev != NULL &&
+        strcmp(c.dev->did, did) == 0)
+        return 0; /* re-authentication of a live context (SIGHUP): nothing changes */
     client_offline(g, ctx);
     ds = did_get_or_create(g, did, strlen(did));
     if (ds == NULL) return -1;
@@ -265,6 +268,11 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
 {
     struct client c;
     struct app_state *app;
+    if (presence__client(g, ctx, &c) && c.kind == CLIENT_APP && c.app != NULL &&
+        strcmp(c.app->client_id, client_id) == 0 && strcmp(c.app->uid, uid) == 0) {
+        c.app->expire_at = expire_at; /* re-authentication (SIGHUP): counts unchanged */
+        return 0;
+    }
     client_offline(g, ctx);
     app = map__sget(&g->apps, client_id);
     if (app != NULL && strcmp(app->uid, uid) != 0) {

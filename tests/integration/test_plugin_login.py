@@ -2,8 +2,8 @@
 """Plugin login: every refusal (CONNACK 5) and the accepted forms, against the real
 mosquitto + plugin and the real GService (devices registered, users created and
 logged in through its HTTP API). Also: the official GAgent's MQTT 3.1 CONNECT bytes
-are accepted, the credential cache never accepts a wrong passcode and is dropped on
-unregister, secrets never reach the log, and a broken plugin configuration stops
+are accepted, the credential cache never accepts a wrong passcode, is dropped on
+unregister and kept on SIGHUP (live clients re-authenticate without presence flapping), secrets never reach the log, and a broken plugin configuration stops
 mosquitto (fail closed)."""
 import os
 import signal
@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from plugin_mqtt import RawClient, new_device, new_user, bind, wait_for  # noqa: E402
+from plugin_mqtt import APP_COUNT_REQ, RawClient, app_count_payload, new_device, new_user, bind, wait_for  # noqa: E402
 
 ck = harness.Checker("plugin_login")
 
@@ -104,10 +104,28 @@ with harness.Cloud(broker=True) as cloud:
     ck.ok(wait_for(lambda: connack(cloud, did2, did2, pc2) == 5, timeout=5),
           "unregistered (disabled) DID refused although it was cached")
 
-    # -- SIGHUP drops the credential cache; logins keep working --------------------
+    # -- SIGHUP: mosquitto re-authenticates every client; the cache is kept and live
+    # clients' presence does not flap (no spurious 0x0210 0 then 1) --------------------
+    hd, hpc = new_device(cloud, pk, "hupcode001")
+    hup = new_user(cloud, "hup")
+    bind(cloud, hup, hd, hpc)
+    hdev = RawClient(cloud.mqtt_port)
+    ck.eq(hdev.connect(hd, hd, hpc), 0, "device online before reload")
+    happ = RawClient(cloud.mqtt_port)
+    ck.eq(happ.connect(hup["mqtt_client_id"], hup["uid"], hup["token"]), 0, "app online before reload")
+    ck.eq(hdev.read_publish(3), ("ser2cli_res/" + hd, app_count_payload(1)), "device told 1 app online")
+    logins = cloud.log_text("mosquitto").count("device %s (product" % hd)
     cloud.broker.send_signal(signal.SIGHUP)
-    ck.ok(wait_for(lambda: "cached device credentials dropped" in cloud.log_text("mosquitto")),
-          "reload drops the credential cache")
+    ck.ok(wait_for(lambda: "cached device credentials kept" in cloud.log_text("mosquitto")),
+          "reload keeps the credential cache")
+    ck.eq(hdev.read_publish(1.5), None, "no 0x0210 pushed to the device by the reload")
+    hdev.publish("cli2ser_req", APP_COUNT_REQ)
+    ck.eq(hdev.read_publish(3), ("ser2cli_res/" + hd, app_count_payload(1)), "count still 1 after reload")
+    ck.eq(cloud.log_text("mosquitto").count("device %s (product" % hd), logins,
+          "re-authentication is not logged as a new login")
+    ck.ok(not happ.wait_closed(0.3), "app still connected after reload")
+    hdev.close()
+    happ.close()
     ck.eq(connack(cloud, did, did, pc), 0, "device login after reload")
 
     # -- the log: reasons, real addresses, no secrets ----------------------------
