@@ -9,7 +9,10 @@
  * and SQLite for every login; an entry lives auth_cache_ttl seconds and is
  * dropped at once on a DEVICE_DISABLED outbox event (unregister), which also
  * kicks the live session. A wrong passcode never matches the cache and is
- * re-checked against the store.
+ * re-checked against the store. After auth_fail_max wrong passcodes for a
+ * DID within auth_backoff, that DID's logins are refused for auth_backoff
+ * without PBKDF2 or SQLite (a correct passcode already in the cache still
+ * logs in), so a wrong-passcode flood does not hold the broker thread.
  *
  * Apps: username = uid (32 hex) or "2$<appid>$<uid>", password = the user
  * token from /app/login, client id = that session's mqtt_client_id; the
@@ -115,6 +118,87 @@ static void cache_put(struct gizp *g, const char *did, const uint8_t digest[32],
     c->verified_at = (uint32_t)(plugin__now_ms() / 1000);
 }
 
+#define AUTH_FAILS_MAX_ENTRIES 100000u
+
+/* true if did is in its wrong-passcode back-off at now. */
+static bool did_blocked(struct gizp *g, const char *did, int64_t now)
+{
+    struct auth_fail *f;
+    if (g->cfg.auth_fail_max == 0 || g->fails.count == 0) return false;
+    f = map__sget(&g->fails, did);
+    return f != NULL && f->blocked_until > now;
+}
+
+/* Counts a wrong passcode for did; starts the back-off on the
+ * auth_fail_max-th within auth_backoff_ms. */
+static void did_failed(struct gizp *g, const char *did, int64_t now)
+{
+    struct auth_fail *f;
+    if (g->cfg.auth_fail_max == 0) return;
+    f = map__sget(&g->fails, did);
+    if (f == NULL) {
+        void *old = NULL;
+        if (g->fails.count >= AUTH_FAILS_MAX_ENTRIES) return;
+        f = calloc(1, sizeof(*f));
+        if (f == NULL) return;
+        if (map__put(&g->fails, did, strlen(did), f, &old) != 0) {
+            free(f);
+            return;
+        }
+    }
+    if (f->count == 0 || now - f->window_start >= (int64_t)g->cfg.auth_backoff_ms) {
+        f->window_start = now;
+        f->count = 0;
+    }
+    if (++f->count >= g->cfg.auth_fail_max) {
+        f->blocked_until = now + (int64_t)g->cfg.auth_backoff_ms;
+        f->count = 0;
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: device %s: %u wrong passcodes within %u ms, further logins "
+                             "refused for %u ms",
+                             did, g->cfg.auth_fail_max, g->cfg.auth_backoff_ms,
+                             g->cfg.auth_backoff_ms);
+    }
+}
+
+struct fail_sweep {
+    int64_t now, window;
+    char (*dids)[GIZ_DID_SIZE];
+    size_t n, cap;
+};
+
+static int fail_sweep_cb(const void *key, size_t klen, void *value, void *ud)
+{
+    struct fail_sweep *w = ud;
+    const struct auth_fail *f = value;
+    if (f->blocked_until > w->now || (f->count > 0 && w->now - f->window_start < w->window))
+        return 0;
+    if (klen >= GIZ_DID_SIZE) return 0;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2u : 64u;
+        char(*d)[GIZ_DID_SIZE] = realloc(w->dids, cap * sizeof(*d));
+        if (d == NULL) return 1;
+        w->dids = d;
+        w->cap = cap;
+    }
+    memcpy(w->dids[w->n], key, klen);
+    w->dids[w->n][klen] = '\0';
+    w->n++;
+    return 0;
+}
+
+void auth__fails_sweep(struct gizp *g, int64_t now_ms)
+{
+    struct fail_sweep w = {now_ms, (int64_t)g->cfg.auth_backoff_ms, NULL, 0, 0};
+    if (now_ms - g->last_fail_sweep_ms < (int64_t)g->cfg.auth_backoff_ms) return;
+    g->last_fail_sweep_ms = now_ms;
+    if (g->fails.count == 0) return;
+    map__foreach(&g->fails, fail_sweep_cb, &w);
+    for (size_t i = 0; i < w.n; i++)
+        free(map__remove(&g->fails, w.dids[i], strlen(w.dids[i])));
+    free(w.dids);
+}
+
 static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
                         const char *client_id, const char *passcode)
 {
@@ -153,13 +237,28 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
         snprintf(product_key, sizeof(product_key), "%s", c->product_key);
         g->cache_hits++;
         ok = true;
+    } else if (did_blocked(g, did, plugin__now_ms())) {
+        /* No PBKDF2 and no SQLite while the DID is in its back-off. */
+        g->logins_throttled++;
+        g->logins_refused++;
+        if (plugin__rate_ok(&g->rl_throttle, 10, "throttled login lines")) {
+            char peer[GIZP_PEER_SIZE];
+            peer_of(g, ctx, client_id, peer, sizeof(peer));
+            mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                                 "giz: login refused for %s from %s: too many wrong passcodes, "
+                                 "retry later",
+                                 who, peer);
+        }
+        return MOSQ_ERR_AUTH;
     } else {
         int rc = giz_store_device_auth(g->store, did, passcode, &dev);
         if (rc == GIZ_OK) {
             snprintf(product_key, sizeof(product_key), "%s", dev.product_key);
             cache_put(g, did, digest, product_key);
+            if (g->fails.count > 0) free(map__remove(&g->fails, did, strlen(did)));
             ok = true;
         } else {
+            if (rc == GIZ_ERR_AUTH) did_failed(g, did, plugin__now_ms());
             if (rc == GIZ_ERR_NOT_FOUND || rc == GIZ_ERR_DISABLED) auth__forget(g, did);
             return refuse(g, ctx, client_id, who,
                           rc == GIZ_ERR_NOT_FOUND  ? "unknown DID"

@@ -106,6 +106,8 @@ enum opt_id {
     OPT_LOG_BURST,
     OPT_LOG_KEEP,
     OPT_LOG_PRUNE_INTERVAL,
+    OPT_AUTH_FAIL_MAX,
+    OPT_AUTH_BACKOFF,
     OPT_TLS_LISTEN,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -135,6 +137,9 @@ static const struct {
     [OPT_LOG_KEEP] = {"log_keep", "newest 0x0012 records kept per device, 0..10000000 (0 = all)"},
     [OPT_LOG_PRUNE_INTERVAL] = {"log_prune_interval",
                                 "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"},
+    [OPT_AUTH_FAIL_MAX] = {"auth_fail_max",
+                           "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
+    [OPT_AUTH_BACKOFF] = {"auth_backoff", "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
     [OPT_TLS_LISTEN] = {"tls_listen", "host:port of the TLS front listener (repeatable)"},
     [OPT_TLS_CERT] = {"tls_cert", "PEM certificate chain file for tls_listen"},
     [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
@@ -167,6 +172,8 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->log_burst = 100;
     cfg->log_keep = 1000;
     cfg->log_prune_ms = 60000;
+    cfg->auth_fail_max = 5;
+    cfg->auth_backoff_ms = 60000;
     cfg->connect_timeout_ms = 30000;
 }
 
@@ -254,6 +261,14 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_LOG_PRUNE_INTERVAL:
         if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
         cfg->log_prune_ms = (unsigned)v;
+        return 0;
+    case OPT_AUTH_FAIL_MAX:
+        if (parse_uint(value, 0, 1000, &v) != 0) return -1;
+        cfg->auth_fail_max = (unsigned)v;
+        return 0;
+    case OPT_AUTH_BACKOFF:
+        if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
+        cfg->auth_backoff_ms = (unsigned)v;
         return 0;
     default:
         return -1;

@@ -107,6 +107,7 @@ static int tick_cb(int event, void *event_data, void *userdata)
         presence__flush(g);
     }
     presence__prune(g, now);
+    auth__fails_sweep(g, now);
     if (now - g->last_expiry_ms >= 1000) {
         g->last_expiry_ms = now;
         presence__expire_apps(g);
@@ -153,6 +154,7 @@ static void context_free(struct gizp *g)
     g->front = NULL;
     presence__free(g);
     map__free(&g->creds, free);
+    map__free(&g->fails, free);
     if (g->store != NULL) {
         giz_store_device_all_offline(g->store);
         giz_store_close(g->store);
@@ -192,7 +194,8 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     }
     giz_log_init("giz", (enum giz_log_lvl)g->cfg.log_level);
     giz_log_set_sink(log_sink_cb, g);
-    if (map__init(&g->creds) != 0 || map__init(&g->clients) != 0 || map__init(&g->dids) != 0 ||
+    if (map__init(&g->creds) != 0 || map__init(&g->fails) != 0 || map__init(&g->clients) != 0 ||
+        map__init(&g->dids) != 0 ||
         map__init(&g->apps) != 0 ||
         giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");

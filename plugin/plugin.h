@@ -97,6 +97,8 @@ struct gizp_config {
     unsigned log_burst;          /* bucket size */
     unsigned log_keep;           /* newest records kept per device by pruning; 0 = no pruning */
     unsigned log_prune_ms;       /* pruning period (device logs, outbox) */
+    unsigned auth_fail_max;      /* wrong passcodes per DID per auth_backoff before back-off; 0 = off */
+    unsigned auth_backoff_ms;    /* failure window and back-off length */
     unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
     int log_level;               /* enum giz_log_lvl */
 };
@@ -265,7 +267,15 @@ struct cred {
     char product_key[GIZ_PK_SIZE];
     uint32_t verified_at; /* monotonic seconds */
 };
+/* Wrong-passcode throttling per DID (auth.c). */
+struct auth_fail {
+    int64_t window_start; /* monotonic ms of the first failure counted */
+    int64_t blocked_until; /* monotonic ms; 0 = not blocked */
+    unsigned count;
+};
 int auth__basic_cb(int event, void *event_data, void *userdata);
+/* Drops expired wrong-passcode records (TICK, every auth_backoff). */
+void auth__fails_sweep(struct gizp *g, int64_t now_ms);
 /* Drops the cached credentials of did (unregister, disable). */
 void auth__forget(struct gizp *g, const char *did);
 
@@ -307,6 +317,10 @@ struct gizp {
     uint8_t cache_key[32];
 
     struct map creds;   /* DID -> struct cred */
+    struct map fails;   /* DID -> struct auth_fail (wrong-passcode throttling) */
+    int64_t last_fail_sweep_ms;
+    uint64_t logins_throttled;
+    struct rate_limit rl_throttle; /* "login throttled" lines */
     struct map clients; /* struct mosquitto * -> struct client */
     struct map dids;    /* DID -> struct did_state */
     struct map apps;    /* app client id -> struct app_state */

@@ -140,6 +140,39 @@ with harness.Cloud(broker=True) as cloud:
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto (with the plugin) exits cleanly on SIGTERM")
 
+# -- wrong-passcode floods: after auth_fail_max misses within auth_backoff the DID is
+# refused without PBKDF2/SQLite for auth_backoff; the right passcode works afterwards,
+# and a passcode already cached keeps working throughout -------------------------------
+with harness.Cloud(broker=True, plugin_opts={"auth_fail_max": "3", "auth_backoff": "5s"}) as cloud:
+    pk = cloud.create_product()["product_key"]
+    fd, fpc = new_device(cloud, pk, "floodcode1")
+    cd_, cpc = new_device(cloud, pk, "cachedcod1")
+    ck.eq(connack(cloud, cd_, cd_, cpc), 0, "cached device logs in")
+
+    def misses():
+        return cloud.log_text("mosquitto").count("login refused for device %s" % fd)
+    for i in range(3):
+        ck.eq(connack(cloud, fd, fd, "wrongpass%d" % i), 5, "wrong passcode %d refused" % (i + 1))
+        ck.eq(connack(cloud, cd_, cd_, "wrongpass%d" % i), 5, "cached device: wrong passcode %d refused" % (i + 1))
+    ck.ok(wait_for(lambda: "device %s: 3 wrong passcodes" % fd in cloud.log_text("mosquitto")),
+          "back-off start logged")
+    wrong_lines = cloud.log_text("mosquitto").count("login refused for device %s from 127.0.0.1:" % fd)
+    for i in range(10):
+        ck.eq(connack(cloud, fd, fd, "wrongagain%d" % i), 5, "wrong passcode during back-off refused")
+    ck.eq(connack(cloud, fd, fd, fpc), 5, "even the right passcode is refused during the back-off")
+    ck.eq(connack(cloud, cd_, cd_, cpc), 0, "a cached correct passcode still logs in during its back-off")
+    log = cloud.log_text("mosquitto")
+    ck.ok("too many wrong passcodes, retry later" in log, "throttled refusal logged")
+    ck.eq(log.count("%s from 127.0.0.1:" % fd) - log.count("too many wrong passcodes"), wrong_lines,
+          "no passcode check (no 'wrong passcode' refusal) during the back-off")
+    ck.ok(wait_for(lambda: connack(cloud, fd, fd, fpc) == 0, timeout=15, step=0.5),
+          "the right passcode logs in after the back-off")
+    ck.eq(connack(cloud, fd, fd, "wrongpass9"), 5, "a later wrong passcode is refused normally")
+    ck.eq(connack(cloud, fd, fd, fpc), 0, "one miss after a success does not block")
+    for secret in (fpc, cpc):
+        ck.ok(secret not in cloud.log_text("mosquitto"), "passcode not logged")
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (throttling)")
+
 # -- fail closed: broken configurations stop mosquitto ---------------------------
 BAD = [
     ("unknown option", {"no_such_option": "1"}, "unknown option plugin_opt_no_such_option"),
