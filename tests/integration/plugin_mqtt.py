@@ -82,6 +82,7 @@ class RawClient:
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         self.buf = b""
         self.closed = False
+        self.early = []  # PUBLISHes that arrived while waiting for a SUBACK
 
     def send(self, data):
         self.sock.sendall(data)
@@ -155,7 +156,8 @@ class RawClient:
         return p[2][1]
 
     def subscribe(self, topic, mid=1):
-        """Returns the SUBACK's granted code (0x80 = refused in 3.1.1)."""
+        """Returns the SUBACK's granted code (0x80 = refused in 3.1.1). PUBLISHes that
+        arrive before the SUBACK are kept for read_publish."""
         self.send(subscribe_packet(mid, topic))
         while True:
             p = self.read_packet()
@@ -163,6 +165,8 @@ class RawClient:
                 return None
             if p[0] == 9:
                 return p[2][2]
+            if p[0] == 3:
+                self.early.append(p)
 
     def publish(self, topic, payload):
         self.send(publish_packet(topic, payload))
@@ -172,9 +176,12 @@ class RawClient:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if self.early:
+                p = self.early.pop(0)
+            elif left <= 0:
                 return None
-            p = self.read_packet(left)
+            else:
+                p = self.read_packet(left)
             if p is None:
                 return None
             if p[0] == 3:

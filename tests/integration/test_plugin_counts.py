@@ -115,6 +115,13 @@ with harness.Cloud(broker=True) as cloud:
     dev2 = device_client(cloud, other, pco)
     dev2.did = other
     ck.eq(next_count(dev2), 1, "device reconnecting with carol online gets 0x0210 count 1")
+    dev2.close()
+    time.sleep(0.3)
+    dev2 = device_client(cloud, other, pco)  # firmware style: subscribes right after CONNACK
+    dev2.did = other
+    ck.eq(dev2.subscribe("ser2cli_res/" + other), 0, "reconnected device subscribes")
+    ck.eq(next_count(dev2), 1, "count 1 pushed (before or after the SUBACK)")
+    ck.eq(next_count(dev2, 0.5), None, "pushed once")
     dev.close()
     time.sleep(0.3)
     dev = device_client(cloud, did, pc)
