@@ -73,13 +73,15 @@ static void log_stats(struct gizp *g, int64_t now)
     ping__stats(g->front, &fconns, &fping, &faccepted, &fwaited);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: stats: %.1f TICK/s, %zu clients, %zu DIDs tracked, %zu apps, "
-                         "logins ok %llu refused %llu (cache hits %llu), front conns %llu "
-                         "accepted %llu (waited for the broker %llu) ping-closed %llu",
+                         "logins ok %llu refused %llu (cache hits %llu, throttled %llu), "
+                         "front conns %llu accepted %llu (waited for the broker %llu) "
+                         "ping-closed %llu, device logs over rate %llu",
                          rate, g->clients.count, g->dids.count, g->apps.count,
                          (unsigned long long)g->logins_ok, (unsigned long long)g->logins_refused,
-                         (unsigned long long)g->cache_hits, (unsigned long long)fconns,
-                         (unsigned long long)faccepted, (unsigned long long)fwaited,
-                         (unsigned long long)fping);
+                         (unsigned long long)g->cache_hits, (unsigned long long)g->logins_throttled,
+                         (unsigned long long)fconns, (unsigned long long)faccepted,
+                         (unsigned long long)fwaited, (unsigned long long)fping,
+                         (unsigned long long)g->logs_over_rate);
     g->last_stats_ms = now;
     g->ticks_at_stats = g->ticks;
 }

@@ -161,8 +161,8 @@ struct did_state {
     unsigned device_conns;         /* live contexts authenticated as this DID */
     unsigned app_count;            /* distinct online app client ids bound to it */
     uint32_t log_tokens;           /* stored-log token bucket, in 1/1000 records */
-    uint32_t log_refill_ms;        /* monotonic ms (truncated) of the last refill */
-    bool log_bucket_set;           /* false until the first 0x0012 (bucket starts full) */
+    uint32_t log_refill_ms;        /* monotonic ms (truncated, never 0) of the last refill;
+                                      0 until the first 0x0012 (the bucket starts full) */
 };
 
 /* An online app client id (all its live contexts share one record). */

@@ -479,8 +479,8 @@ bool presence__log_allow(struct gizp *g, struct did_state *ds)
     uint32_t now = (uint32_t)plugin__now_ms();
     uint64_t cap = (uint64_t)g->cfg.log_burst * 1000u;
     uint64_t tokens;
-    if (!ds->log_bucket_set) {
-        ds->log_bucket_set = true;
+    if (now == 0) now = 1; /* 0 means "no record yet" */
+    if (ds->log_refill_ms == 0) {
         ds->log_tokens = (uint32_t)cap;
         ds->log_refill_ms = now;
     }
