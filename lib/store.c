@@ -113,9 +113,13 @@
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                               \
     X(LOG_LIST, "SELECT id, did, level, tags, source, content, ts FROM device_logs "               \
                 "WHERE did = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3")                            \
-    X(LOG_PRUNE, "DELETE FROM device_logs WHERE id IN (SELECT id FROM (SELECT id, "                \
-                 "row_number() OVER (PARTITION BY did ORDER BY id DESC) AS rn "                    \
-                 "FROM device_logs) WHERE rn > ?1)")                                               \
+    X(LOG_MAX_ID, "SELECT coalesce(max(id), 0) FROM device_logs")                                  \
+    X(LOG_PRUNE, "WITH recent(did) AS (SELECT DISTINCT did FROM device_logs NOT INDEXED "          \
+                 "WHERE id > ?2), "                                                                \
+                 "cut(did, id) AS (SELECT did, (SELECT x.id FROM device_logs x WHERE x.did = "     \
+                 "recent.did ORDER BY x.id DESC LIMIT 1 OFFSET ?1) FROM recent) "                  \
+                 "DELETE FROM device_logs WHERE id IN (SELECT l.id FROM cut JOIN device_logs l "   \
+                 "ON l.did = cut.did AND l.id <= cut.id)")                                         \
     X(OUTBOX_INSERT, "INSERT INTO outbox(kind, did, product_key, uid, fw_type, ota_version, "      \
                      "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")          \
     X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")       \
@@ -147,6 +151,8 @@ struct giz_store {
     giz_store_wal_cb wal_cb; /* NULL: SQLite's automatic checkpoint */
     void *wal_ud;
     bool vcache_ref; /* counted in vcache_users (an open store) */
+    int64_t log_pruned_upto; /* device_logs ids up to here were pruned by this connection */
+    int64_t log_pruned_keep; /* with this `keep`; -1 = never pruned */
 };
 
 static void vcache_ref(struct giz_store *s);
@@ -538,6 +544,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
         set_err(err, GIZ_ERR_NOMEM, "out of memory");
         return GIZ_ERR_NOMEM;
     }
+    s->log_pruned_keep = -1;
     src = sqlite3_open_v2(path, &s->db,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
@@ -1669,10 +1676,28 @@ int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int
 int giz_store_log_prune(struct giz_store *s, unsigned keep)
 {
     sqlite3_stmt *st;
+    int64_t max_id = 0;
+    int rc, src;
     if (!s) return GIZ_ERR_INVAL;
+    /* Only devices with records newer than this connection's last prune can
+     * be over `keep`: one index walk each instead of a scan of every log. */
+    st = s->st[ST_LOG_MAX_ID];
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) max_id = sqlite3_column_int64(st, 0);
+    rc = src == SQLITE_ROW ? GIZ_OK : db_err(s, src, "reading the newest device log");
+    st_reset(s, st);
+    if (rc != GIZ_OK) return rc;
+    if (s->log_pruned_keep != (int64_t)keep) s->log_pruned_upto = 0; /* new limit: look at all */
+    if (max_id <= s->log_pruned_upto) return GIZ_OK;
     st = s->st[ST_LOG_PRUNE];
     b_int(s, st, 1, keep);
-    return st_exec(s, st, "pruning device logs");
+    b_int(s, st, 2, s->log_pruned_upto);
+    rc = st_exec(s, st, "pruning device logs");
+    if (rc == GIZ_OK) {
+        s->log_pruned_upto = max_id;
+        s->log_pruned_keep = keep;
+    }
+    return rc;
 }
 
 /* ---- outbox --------------------------------------------------------------- */

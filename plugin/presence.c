@@ -506,7 +506,7 @@ void presence__prune(struct gizp *g, int64_t now_ms)
     int rc;
     if (now_ms - g->last_prune_ms < (int64_t)g->cfg.log_prune_ms || g->store == NULL) return;
     g->last_prune_ms = now_ms;
-    /* The log prune scans the whole table: only when records were added. */
+    /* The prune looks only at devices that logged since the last one. */
     if (g->cfg.log_keep > 0 && g->logs_since_prune) {
         g->logs_since_prune = false;
         rc = giz_store_log_prune(g->store, g->cfg.log_keep);

@@ -216,7 +216,9 @@ int giz_store_log_insert(struct giz_store *s, const char *did, int level, const 
 /* Newest first, at most `limit` (0 = 100), only ids < before_id if before_id > 0. */
 int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
                        giz_store_log_cb cb, void *ud);
-/* Keeps at most `keep` newest records per device. */
+/* Keeps at most `keep` newest records per device. Looks only at devices
+ * with records newer than this connection's previous prune (the first call
+ * on a connection looks at all), so calling it often stays cheap. */
 int giz_store_log_prune(struct giz_store *s, unsigned keep);
 
 /* ---- outbox: GService -> plugin ------------------------------------------ */

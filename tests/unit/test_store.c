@@ -756,9 +756,26 @@ static void test_logs(struct giz_store *s)
     ASSERT_EQ(giz_store_log_list(s, other, 0, 0, log_cb, &c), GIZ_OK);
     ASSERT_EQ(c.n, 1);
     ASSERT_STREQ(c.ids[0], "3|||x");
+    /* Incremental: a device with new records is pruned again, the others are not
+     * looked at; a different `keep` looks at every device again. */
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(giz_store_log_insert(s, did, 1, "tag", 3, "src", 3, "more", 4, 1000 + i), GIZ_OK);
+    ASSERT_EQ(giz_store_log_prune(s, 4), GIZ_OK);
+    memset(&c, 0, sizeof c);
+    ASSERT_EQ(giz_store_log_list(s, did, 0, 0, log_cb, &c), GIZ_OK);
+    ASSERT_EQ(c.n, 4);
+    ASSERT_STREQ(c.ids[0], "1|tag|src|more");
+    ASSERT_STREQ(c.ids[3], "1|tag|src|line 9'\"");
+    ASSERT_EQ(giz_store_log_prune(s, 4), GIZ_OK); /* nothing new: no work, nothing lost */
+    memset(&c, 0, sizeof c);
+    ASSERT_EQ(giz_store_log_list(s, did, 0, 0, log_cb, &c), GIZ_OK);
+    ASSERT_EQ(c.n, 4);
     ASSERT_EQ(giz_store_log_prune(s, 0), GIZ_OK);
     memset(&c, 0, sizeof c);
     ASSERT_EQ(giz_store_log_list(s, other, 0, 0, log_cb, &c), GIZ_OK);
+    ASSERT_EQ(c.n, 0);
+    memset(&c, 0, sizeof c);
+    ASSERT_EQ(giz_store_log_list(s, did, 0, 0, log_cb, &c), GIZ_OK);
     ASSERT_EQ(c.n, 0);
 }
 
