@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,29 +65,34 @@ void gs_firmware_upload_free(struct gs_upload *up)
     free(up);
 }
 
+/* The metadata fields an upload may carry, by name (multipart parts or
+ * query parameters alike). */
+#define META_FIELD(name) {#name, offsetof(struct fw_meta, name), sizeof(((struct fw_meta *)0)->name)}
+static const struct {
+    const char *key;
+    size_t off, cap;
+} meta_fields[] = {META_FIELD(product_key), META_FIELD(type), META_FIELD(soft_version),
+                   META_FIELD(hard_version), META_FIELD(filename)};
+#define META_FIELD_COUNT (sizeof meta_fields / sizeof meta_fields[0])
+#undef META_FIELD
+
+static char *meta_buf(struct fw_meta *m, size_t i)
+{
+    return (char *)m + meta_fields[i].off;
+}
+
 static void meta_set(struct fw_meta *m, const char *key, const char *data, uint64_t off,
                      size_t size)
 {
-    struct {
-        const char *key;
-        char *buf;
-        size_t cap;
-    } fields[] = {
-        {"product_key", m->product_key, sizeof m->product_key},
-        {"type", m->type, sizeof m->type},
-        {"soft_version", m->soft_version, sizeof m->soft_version},
-        {"hard_version", m->hard_version, sizeof m->hard_version},
-        {"filename", m->filename, sizeof m->filename},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (strcmp(key, fields[i].key) != 0)
+    for (size_t i = 0; i < META_FIELD_COUNT; i++) {
+        if (strcmp(key, meta_fields[i].key) != 0)
             continue;
-        if (off + size >= fields[i].cap) {
+        if (off + size >= meta_fields[i].cap) {
             m->oversize = true;
             return;
         }
-        memcpy(fields[i].buf + off, data, size);
-        fields[i].buf[off + size] = '\0';
+        memcpy(meta_buf(m, i) + off, data, size);
+        meta_buf(m, i)[off + size] = '\0';
         return;
     }
 }
@@ -155,23 +161,12 @@ static enum MHD_Result post_iter_cb(void *cls, enum MHD_ValueKind kind, const ch
 /* Copies metadata from the query string (raw uploads). */
 static void meta_from_query(struct gs_request *rq, struct fw_meta *m)
 {
-    struct {
-        const char *key;
-        char *buf;
-        size_t cap;
-    } fields[] = {
-        {"product_key", m->product_key, sizeof m->product_key},
-        {"type", m->type, sizeof m->type},
-        {"soft_version", m->soft_version, sizeof m->soft_version},
-        {"hard_version", m->hard_version, sizeof m->hard_version},
-        {"filename", m->filename, sizeof m->filename},
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        int rc = gs_query_get(rq, fields[i].key, fields[i].buf, fields[i].cap);
+    for (size_t i = 0; i < META_FIELD_COUNT; i++) {
+        int rc = gs_query_get(rq, meta_fields[i].key, meta_buf(m, i), meta_fields[i].cap);
         if (rc == GIZ_ERR_OVERSIZE || rc == GIZ_ERR_INVAL)
             m->oversize = true;
         else if (rc != GIZ_OK)
-            fields[i].buf[0] = '\0';
+            meta_buf(m, i)[0] = '\0';
     }
 }
 
