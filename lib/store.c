@@ -124,7 +124,15 @@
                      "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")          \
     X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")       \
     X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                      \
-    X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")
+    X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")                                   \
+    X(BROKER_START, "INSERT INTO broker(id, pid, started_at, heartbeat_at, stopped_at) "           \
+                    "VALUES (1, ?1, ?2, ?2, NULL) ON CONFLICT(id) DO UPDATE SET pid = ?1, "        \
+                    "started_at = ?2, heartbeat_at = ?2, stopped_at = NULL")                       \
+    X(BROKER_BEAT, "UPDATE broker SET heartbeat_at = ?2 WHERE id = 1 AND pid = ?1 "                \
+                   "AND stopped_at IS NULL")                                                       \
+    X(BROKER_STOP, "UPDATE broker SET stopped_at = ?2, heartbeat_at = ?2 WHERE id = 1 "            \
+                   "AND pid = ?1")                                                                 \
+    X(BROKER_GET, "SELECT pid, started_at, heartbeat_at, stopped_at FROM broker WHERE id = 1")
 
 enum store_stmt_id {
 #define STORE__STMT_ENUM(name, sql) ST_##name,
@@ -1767,6 +1775,84 @@ int giz_store_outbox_prune(struct giz_store *s, int64_t older_than)
     st = s->st[ST_OUTBOX_PRUNE];
     b_int(s, st, 1, older_than);
     return st_exec(s, st, "pruning outbox");
+}
+
+/* ---- broker liveness (schema 005; written by the plugin) ------------------ */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs a broker-row write (pid ?1, time ?2); GIZ_ERR_NOT_FOUND if no row changed. */
+static int broker_write(struct giz_store *s, enum store_stmt_id id, int64_t pid, int64_t now_ms,
+                        const char *what)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (!s || pid <= 0) return GIZ_ERR_INVAL;
+    st = s->st[id];
+    b_int(s, st, 1, pid);
+    b_int(s, st, 2, now_ms > 0 ? now_ms : wall_ms());
+    rc = st_exec(s, st, what);
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    return rc;
+}
+
+int giz_store_broker_start(struct giz_store *s, int64_t pid, int64_t now_ms)
+{
+    return broker_write(s, ST_BROKER_START, pid, now_ms, "recording broker start");
+}
+
+int giz_store_broker_heartbeat(struct giz_store *s, int64_t pid, int64_t now_ms)
+{
+    return broker_write(s, ST_BROKER_BEAT, pid, now_ms, "writing broker heartbeat");
+}
+
+int giz_store_broker_stop(struct giz_store *s, int64_t pid, int64_t now_ms)
+{
+    return broker_write(s, ST_BROKER_STOP, pid, now_ms, "recording broker stop");
+}
+
+int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out)
+{
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !out) return GIZ_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    st = s->st[ST_BROKER_GET];
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        out->pid = sqlite3_column_int64(st, 0);
+        out->started_at_ms = sqlite3_column_int64(st, 1);
+        out->heartbeat_at_ms = sqlite3_column_int64(st, 2);
+        out->stopped = sqlite3_column_type(st, 3) != SQLITE_NULL;
+        out->stopped_at_ms = out->stopped ? sqlite3_column_int64(st, 3) : 0;
+    } else if (src == SQLITE_DONE) {
+        rc = GIZ_ERR_NOT_FOUND;
+    } else {
+        rc = db_err(s, src, "reading broker status");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive)
+{
+    struct giz_broker_status b;
+    int rc;
+
+    if (!s || !alive || max_age_ms < 0) return GIZ_ERR_INVAL;
+    *alive = false;
+    rc = giz_store_broker_get(s, &b);
+    if (rc == GIZ_ERR_NOT_FOUND) return GIZ_OK; /* no broker ever ran on this database */
+    if (rc != GIZ_OK) return rc;
+    /* A heartbeat from the future (wall clock stepped back) counts as fresh. */
+    *alive = !b.stopped && wall_ms() - b.heartbeat_at_ms <= max_age_ms;
+    return GIZ_OK;
 }
 
 static int store_wal_hook(void *ud, sqlite3 *db, const char *name, int frames)

@@ -267,4 +267,36 @@ int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud);
  * (logged; SQLITE_BUSY from another checkpoint in progress is GIZ_OK). */
 int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done);
 
+/* ---- broker liveness (appended; schema 005, table broker) ---------------- */
+/* One row per database: the broker plugin that serves it. Times are unix
+ * milliseconds (wall clock, comparable across processes and containers).
+ * Writer: the plugin, on the broker thread:
+ *   giz_store_broker_start     once at start (replaces any older row; clears stopped),
+ *   giz_store_broker_heartbeat about every 5 s (inside its DB batch transaction),
+ *   giz_store_broker_stop      at a clean stop (a kill -9 leaves the heartbeat to age).
+ * now_ms <= 0 means "now". pid must be > 0 (GIZ_ERR_INVAL). heartbeat and stop
+ * return GIZ_ERR_NOT_FOUND when the row is not this pid's running row (another
+ * broker started since, or start was never recorded): the caller re-runs start.
+ * Reader: the GService (any connection, any thread owning it). */
+struct giz_broker_status {
+    int64_t pid;
+    int64_t started_at_ms;
+    int64_t heartbeat_at_ms; /* equals stopped_at_ms once stopped */
+    bool stopped;            /* a clean stop was recorded */
+    int64_t stopped_at_ms;   /* 0 while running */
+};
+int giz_store_broker_start(struct giz_store *s, int64_t pid, int64_t now_ms);
+int giz_store_broker_heartbeat(struct giz_store *s, int64_t pid, int64_t now_ms);
+int giz_store_broker_stop(struct giz_store *s, int64_t pid, int64_t now_ms);
+/* Fills *out. GIZ_ERR_NOT_FOUND if no broker ever started on this database. */
+int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out);
+/* *alive = a broker row exists, is not stopped, and its heartbeat is at most
+ * max_age_ms old by this process's wall clock (a heartbeat in the future
+ * counts as fresh). No row: GIZ_OK with *alive = false. GIZ_ERR_INVAL on
+ * NULL arguments or max_age_ms < 0; GIZ_ERR_DB on a read error (*alive =
+ * false). One indexed read of one row, no write: cheap enough per request.
+ * The plugin beats every 5 s, so max_age_ms of 15000 tolerates two missed
+ * beats (a busy broker thread, a locked database). */
+int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive);
+
 #endif

@@ -19,6 +19,11 @@
 
 #include "giz/crypto.h"
 #include "giz/log.h"
+#include "schema_gen.h"
+
+/* Migrations compiled in (version numbers may have gaps while reserved
+ * numbers are unused, so count them rather than use the latest version). */
+#define MIGRATIONS ((long long)giz__schema_migration_count)
 #include "giz/store.h"
 #include "test.h"
 
@@ -85,8 +90,7 @@ static void test_migrations(void)
     /* Reopen: nothing applied twice. */
     s = open_ok(dbpath);
     giz_store_close(s);
-    ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version"),
-              giz_store_schema_version_latest());
+    ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version"), MIGRATIONS);
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version WHERE version = 1 AND "
                               "name = '001_init.sql' AND applied_at > 0"),
               1);
@@ -109,19 +113,24 @@ static void test_upgrade(void)
         fprintf(stderr, "only one migration: upgrade path not exercised\n");
         return;
     }
+    /* What the newest migration creates, so it can be undone. */
+    const char *newest = latest >= 5 ? "broker" : "outbox_created";
+    const char *undo = latest >= 5 ? "DROP TABLE broker" : "DROP INDEX outbox_created";
+    char probe[160];
+    snprintf(probe, sizeof probe, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", newest);
     snprintf(path, sizeof path, "%s/upgrade.db", dir);
     s = open_ok(path);
     giz_store_close(s);
-    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_created'"), 1);
-    ASSERT_EQ(raw_exec(path, "DROP INDEX outbox_created"), SQLITE_OK);
+    ASSERT_EQ(raw_int(path, probe), 1);
+    ASSERT_EQ(raw_exec(path, undo), SQLITE_OK);
     snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", latest);
     ASSERT_EQ(raw_exec(path, sql), SQLITE_OK);
     s = open_ok(path);
     if (s) ASSERT_EQ(giz_store_schema_version(s), latest);
     giz_store_close(s);
-    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_created'"), 1);
-    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM schema_version"), latest);
-    ASSERT_EQ(raw_int(path, "SELECT count(DISTINCT version) FROM schema_version"), latest);
+    ASSERT_EQ(raw_int(path, probe), 1);
+    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM schema_version"), MIGRATIONS);
+    ASSERT_EQ(raw_int(path, "SELECT count(DISTINCT version) FROM schema_version"), MIGRATIONS);
 }
 
 static void test_schema_newer(void)
@@ -877,6 +886,74 @@ static bool file_contains(const char *path, const char *needle)
     return found;
 }
 
+/* Broker liveness row (schema 005): start, heartbeat, age, clean stop, a
+ * second broker taking over, and what a reader on another connection sees. */
+static void test_broker(struct giz_store *s)
+{
+    struct giz_store *r = open_ok(dbpath);
+    struct giz_broker_status b;
+    struct timespec ts;
+    bool alive = true;
+    int64_t now;
+
+    ASSERT_TRUE(r != NULL);
+    if (!r) return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* Never started: not alive, no row. */
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(!alive);
+    ASSERT_EQ(giz_store_broker_get(r, &b), GIZ_ERR_NOT_FOUND);
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 4242, now), GIZ_ERR_NOT_FOUND);
+    ASSERT_EQ(giz_store_broker_alive(NULL, 15000, &alive), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_broker_alive(r, -1, &alive), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_broker_start(s, 0, now), GIZ_ERR_INVAL);
+
+    /* Started 20 s ago and silent since: dead for a 15 s limit, alive for 30 s. */
+    ASSERT_EQ(giz_store_broker_start(s, 4242, now - 20000), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(!alive);
+    ASSERT_EQ(giz_store_broker_alive(r, 30000, &alive), GIZ_OK);
+    ASSERT_TRUE(alive);
+    /* A heartbeat inside the plugin's batch transaction makes it fresh. */
+    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 4242, now), GIZ_OK);
+    ASSERT_EQ(giz_store_commit(s), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(alive);
+    ASSERT_EQ(giz_store_broker_get(r, &b), GIZ_OK);
+    ASSERT_EQ(b.pid, 4242);
+    ASSERT_EQ(b.started_at_ms, now - 20000);
+    ASSERT_EQ(b.heartbeat_at_ms, now);
+    ASSERT_TRUE(!b.stopped);
+    ASSERT_EQ(b.stopped_at_ms, 0);
+    /* now_ms <= 0 means the store's own clock. */
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 4242, 0), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_get(r, &b), GIZ_OK);
+    ASSERT_TRUE(b.heartbeat_at_ms >= now && b.heartbeat_at_ms < now + 60000);
+    /* Another pid's heartbeat does not count: that broker must start first. */
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 777, now), GIZ_ERR_NOT_FOUND);
+    /* Clean stop: not alive however fresh; a stopped broker's beat is refused. */
+    ASSERT_EQ(giz_store_broker_stop(s, 4242, now + 1), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(!alive);
+    ASSERT_EQ(giz_store_broker_get(r, &b), GIZ_OK);
+    ASSERT_TRUE(b.stopped);
+    ASSERT_EQ(b.stopped_at_ms, now + 1);
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 4242, now + 2), GIZ_ERR_NOT_FOUND);
+    /* The next broker (new pid) replaces the row and is alive. */
+    ASSERT_EQ(giz_store_broker_start(s, 5151, now + 3), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(alive);
+    ASSERT_EQ(giz_store_broker_get(r, &b), GIZ_OK);
+    ASSERT_EQ(b.pid, 5151);
+    ASSERT_TRUE(!b.stopped);
+    ASSERT_EQ(b.started_at_ms, now + 3);
+    ASSERT_EQ(giz_store_broker_stop(s, 4242, now + 4), GIZ_ERR_NOT_FOUND); /* not its row now */
+    ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM broker"), 1);
+    giz_store_close(r);
+}
+
 static void test_no_clear_secrets(void)
 {
     char path[320], wal[340];
@@ -1035,8 +1112,7 @@ static void test_two_processes(void)
         ASSERT_EQ(last, NBATCH);
         giz_store_close(s);
     }
-    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM schema_version"),
-              giz_store_schema_version_latest());
+    ASSERT_EQ(raw_int(path, "SELECT count(*) FROM schema_version"), MIGRATIONS);
 }
 
 /* Several processes released at the same instant open one brand-new file:
@@ -1087,8 +1163,7 @@ static void test_open_race(void)
                 bad++;
         }
         if (raw_int(path, "SELECT count(*) FROM products") != NPROC * PRODUCTS) bad++;
-        if (raw_int(path, "SELECT count(*) FROM schema_version") !=
-            giz_store_schema_version_latest())
+        if (raw_int(path, "SELECT count(*) FROM schema_version") != MIGRATIONS)
             bad++;
     }
     ASSERT_EQ(bad, 0);
@@ -1304,6 +1379,7 @@ int main(void)
         test_logs(s);
         test_outbox(s);
         test_nested(s);
+        test_broker(s);
         giz_store_close(s);
         ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM pragma_integrity_check "
                                   "WHERE integrity_check = 'ok'"),
