@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Logging for every component. The default sink writes each line to stderr
- * as "2026-11-26T09:30:00Z <prog> <level>: <text>\n" with a single write(2),
+ * as "2026-11-26T09:30:00.123Z <prog> <level>: <text>\n"
+ * (ISO 8601, UTC, milliseconds) with a single write(2),
  * so lines from several threads or processes sharing stderr never interleave
  * mid-line. The broker plugin replaces the sink with one that forwards the
  * bare message to mosquitto_log_printf. Messages longer than the line buffer
@@ -67,6 +68,26 @@ static void write_all_once(const char *buf, size_t len)
     } while (n < 0 && errno == EINTR);
 }
 
+/* Writes the current time as "2026-12-02T06:18:19.123Z" (ISO 8601, UTC,
+ * milliseconds) into ts (at least 25 bytes); the epoch on a clock failure. */
+static void format_timestamp(char *ts, size_t size)
+{
+    struct timespec now;
+    struct tm tm;
+    char secs[24];
+    long ms;
+
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
+        now.tv_sec = 0;
+        now.tv_nsec = 0;
+    }
+    ms = now.tv_nsec / 1000000L;
+    if (ms < 0 || ms > 999) ms = 0;
+    if (!gmtime_r(&now.tv_sec, &tm) || strftime(secs, sizeof secs, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        snprintf(secs, sizeof secs, "1970-01-01T00:00:00");
+    snprintf(ts, size, "%s.%03ldZ", secs, ms);
+}
+
 /* Formats and emits one message if lvl is enabled. Never fails visibly. */
 void giz_logv(enum giz_log_lvl lvl, const char *fmt, va_list ap)
 {
@@ -100,11 +121,8 @@ void giz_logv(enum giz_log_lvl lvl, const char *fmt, va_list ap)
     if (sink) {
         sink(lvl, msg, sink_ud);
     } else {
-        struct tm tm;
-        time_t now = time(NULL);
         char ts[32];
-        if (!gmtime_r(&now, &tm) || strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-            snprintf(ts, sizeof ts, "1970-01-01T00:00:00Z");
+        format_timestamp(ts, sizeof ts);
         n = snprintf(line, sizeof line, "%s %s %s: %s\n", ts, prog, level_names[lvl], msg);
         if (n > 0) {
             size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Logging for every component. By default lines go to stderr as
- * "2026-11-26T09:30:00Z gservice info: text"; the plugin installs a sink that
+ * "2026-11-26T09:30:00.123Z gservice info: text"
+ * (ISO 8601 UTC with milliseconds; the broker's mosquitto.conf sets the same
+ * shape, to the second, for mosquitto's own prefix); the plugin installs a sink that
  * forwards to mosquitto_log_printf. Secrets (passcodes, passwords, tokens)
  * are never passed to these functions: callers log identifiers only.
  */

@@ -2,8 +2,8 @@
 /*
  * Unit tests of the logger: the exact stderr line format (captured by
  * pointing fd 2 at a temp file), level filtering, level names, the sink
- * override, truncation of long messages, and whole lines when several
- * threads log at once.
+ * override, truncation of long messages, whole lines when several
+ * threads log at once, and a UTC stamp with milliseconds whatever TZ says.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "giz/log.h"
@@ -18,6 +19,7 @@
 
 #define THREADS 4
 #define PER_THREAD 500
+#define TS_LEN 25 /* "2026-12-02T06:18:19.123Z " */
 
 static char capture_path[256];
 static int saved_stderr = -1;
@@ -59,10 +61,10 @@ static char *capture_end(size_t *len)
     return buf;
 }
 
-/* "YYYY-MM-DDTHH:MM:SSZ " */
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ " (ISO 8601 UTC with milliseconds) */
 static bool is_timestamp(const char *p)
 {
-    static const char shape[] = "dddd-dd-ddTdd:dd:ddZ ";
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
     for (size_t i = 0; i < sizeof shape - 1; i++) {
         if (shape[i] == 'd') {
             if (p[i] < '0' || p[i] > '9') return false;
@@ -97,11 +99,11 @@ static void test_format(void)
         if (!l3) goto done;
         *l3++ = '\0';
         ASSERT_TRUE(is_timestamp(l1));
-        ASSERT_STREQ(l1 + 21, "gservice info: hello world 42");
+        ASSERT_STREQ(l1 + TS_LEN, "gservice info: hello world 42");
         ASSERT_TRUE(is_timestamp(l2));
-        ASSERT_STREQ(l2 + 21, "gservice error: bad thing");
+        ASSERT_STREQ(l2 + TS_LEN, "gservice error: bad thing");
         ASSERT_TRUE(is_timestamp(l3));
-        ASSERT_STREQ(l3 + 21, "gservice warn: multi line text\n");
+        ASSERT_STREQ(l3 + TS_LEN, "gservice warn: multi line text\n");
     }
 done:
     ASSERT_TRUE(strstr(out, "hidden") == NULL);
@@ -235,7 +237,7 @@ static void test_threads(void)
         *next++ = '\0';
         lines++;
         if (!is_timestamp(line) ||
-            sscanf(line + 21, "mt info: thread %ld message %d %79s", &id, &n, tail) != 3 ||
+            sscanf(line + TS_LEN, "mt info: thread %ld message %d %79s", &id, &n, tail) != 3 ||
             id < 0 || id >= THREADS ||
             strcmp(tail, "padding-padding-padding-padding-padding-"
                          "padding-padding-padding") != 0) {
@@ -251,6 +253,48 @@ static void test_threads(void)
     free(out);
 }
 
+/* Seconds since the epoch of a "YYYY-MM-DDTHH:MM:SS" prefix read as UTC
+ * (days-from-civil, so the test does not depend on timegm or TZ). */
+static long long utc_seconds(const char *p)
+{
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+    long long era, yoe, doy, doe;
+    if (sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se) != 6) return -1;
+    y -= mo <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153LL * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (era * 146097 + doe - 719468) * 86400LL + h * 3600LL + mi * 60LL + se;
+}
+
+/* The stamp is UTC even when TZ says otherwise: under TZ=UTC-8 a local-time
+ * stamp would be 8 h off the epoch clock. */
+static void test_utc(void)
+{
+    size_t len;
+    char *out;
+    long long stamp, now;
+
+    setenv("TZ", "UTC-8", 1);
+    tzset();
+    giz_log_init("tz", GIZ_LOG_INFO);
+    capture_start();
+    giz_log(GIZ_LOG_INFO, "which zone");
+    out = capture_end(&len);
+    now = (long long)time(NULL);
+    ASSERT_TRUE(out != NULL && is_timestamp(out));
+    if (out) {
+        stamp = utc_seconds(out);
+        ASSERT_TRUE(stamp > 0);
+        ASSERT_TRUE(stamp <= now && now - stamp < 3600);
+        ASSERT_STREQ(out + TS_LEN, "tz info: which zone\n");
+    }
+    free(out);
+    unsetenv("TZ");
+    tzset();
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -261,6 +305,7 @@ int main(void)
     test_truncation();
     test_sink();
     test_threads();
+    test_utc();
     unlink(capture_path);
     return TEST_EXIT();
 }
