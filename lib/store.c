@@ -16,12 +16,16 @@
 #include "giz/store.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -534,6 +538,49 @@ static void store_global_init(void)
     (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* Takes world access away from one existing file of the database (the file
+ * itself, its -wal or -shm): keeps the owner's and group's read/write bits,
+ * drops the rest, and says so. A missing file is fine; a file this process
+ * cannot change is left as it is with a warning. */
+static void store_file_private(const char *file)
+{
+    struct stat st;
+    mode_t want;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+    if (fd < 0) return;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0) {
+        want = st.st_mode & 0660;
+        if (fchmod(fd, want) == 0)
+            giz_log(GIZ_LOG_WARN, "store: %s was mode %04o (world-accessible); now %04o", file,
+                    (unsigned)(st.st_mode & 07777), (unsigned)want);
+        else
+            giz_log(GIZ_LOG_WARN, "store: %s is mode %04o (world-accessible) and cannot be changed: %s",
+                    file, (unsigned)(st.st_mode & 07777), strerror(errno));
+    }
+    close(fd);
+}
+
+/* File modes of the database, before SQLite opens it: a new database file is
+ * created 0600 whatever the umask (SQLite gives its -wal, -shm and -journal
+ * files the mode of the database file), and an existing database, -wal or
+ * -shm that others can read loses its world bits (0644 -> 0640). In-memory
+ * databases are left alone. */
+static void store_files_private(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char file[GIZ_PATH_SIZE + 16];
+    int fd;
+
+    if (path[0] == '\0' || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) return;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd >= 0) close(fd);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        int n = snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+        if (n > 0 && (size_t)n < sizeof file) store_file_private(file);
+    }
+}
+
 int giz_store_open(const char *path, struct giz_store **out, struct giz_error *err)
 {
     static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -553,6 +600,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
         return GIZ_ERR_NOMEM;
     }
     s->log_pruned_keep = -1;
+    store_files_private(path);
     src = sqlite3_open_v2(path, &s->db,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
