@@ -691,6 +691,7 @@ int giz_store_backup(struct giz_store *s, const char *dest_path)
     int src, rc = GIZ_OK;
 
     if (!s || !dest_path) return GIZ_ERR_INVAL;
+    store_files_private(dest_path); /* a backup holds the same secrets: 0600 */
     src = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (src != SQLITE_OK) {
         snprintf(s->errmsg, sizeof s->errmsg, "backup: cannot open %s: %s", dest_path,

@@ -4,7 +4,8 @@
  * 4: the database holds product secrets, passcode hashes and session
  * digests). With umask 0 a new database and its -wal/-shm are still 0600;
  * database, -wal and -shm files left world-readable are narrowed to 0640 by
- * the next giz_store_open; a group-only mode (0640) is kept as it is.
+ * the next giz_store_open; a group-only mode (0640) is kept as it is; a
+ * giz_store_backup copy is 0600 as well.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -108,6 +109,25 @@ static void test_group_kept(void)
     giz_store_close(s);
 }
 
+/* A backup holds the same secrets: 0600 too, whatever the umask. */
+static void test_backup(void)
+{
+    struct giz_store *s;
+    char p[320];
+    mode_t old;
+
+    remove_db();
+    s = open_ok();
+    snprintf(p, sizeof p, "%s/backup.db", dir);
+    unlink(p);
+    old = umask(0);
+    ASSERT_EQ(s ? giz_store_backup(s, p) : -1, GIZ_OK);
+    umask(old);
+    ASSERT_EQ(mode_of(p), 0600);
+    unlink(p);
+    giz_store_close(s);
+}
+
 /* In-memory databases have no file to fix. */
 static void test_memory(void)
 {
@@ -131,6 +151,7 @@ int main(void)
     test_new_file();
     test_fix_existing();
     test_group_kept();
+    test_backup();
     test_memory();
     remove_db();
     rmdir(dir);
