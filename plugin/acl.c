@@ -145,8 +145,13 @@ int acl__check_cb(int event, void *event_data, void *userdata)
     if (!presence__client(g, ed->client, &cl) &&
         !(ed->access == MOSQ_ACL_WRITE && presence__gone_client(g, ed->client, &cl)))
         return MOSQ_ERR_ACL_DENIED;
-    if (c->kind == CLIENT_DEVICE && c->dev != NULL)
-        return device_acl(c->dev, ed->access, ed->topic);
+    if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
+        int rc = device_acl(c->dev, ed->access, ed->topic);
+        /* The push queue waits for the device's subscriptions. */
+        if (rc == MOSQ_ERR_SUCCESS && ed->access == MOSQ_ACL_SUBSCRIBE)
+            push__subscribed(g, ed->client, c->dev, ed->topic);
+        return rc;
+    }
     if (c->kind == CLIENT_APP && c->app != NULL) return app_acl(c->app, ed->access, ed->topic);
     return MOSQ_ERR_ACL_DENIED;
 }

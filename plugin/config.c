@@ -112,6 +112,8 @@ enum opt_id {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_CONNECT_TIMEOUT,
+    OPT_DEVICE_GAP, /* push.c (helper "push") */
+    OPT_SUB_WAIT,   /* push.c */
     OPT__COUNT
 };
 
@@ -145,6 +147,10 @@ static const struct {
     [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
                              "close front connections without CONNECT after, 1..3600 s"},
+    [OPT_DEVICE_GAP] = {"device_gap", "least time between two packets the cloud sends one device, "
+                                      "<n>ms or seconds, 0..1000ms (0 = no pacing)"},
+    [OPT_SUB_WAIT] = {"sub_wait", "how long pushes wait for a device's other subscriptions once "
+                                  "ser2cli_res is granted, <n>ms or seconds, 0..60s"},
 };
 
 static int find_opt(const char *key)
@@ -175,6 +181,8 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->auth_fail_max = 5;
     cfg->auth_backoff_ms = 60000;
     cfg->connect_timeout_ms = 30000;
+    cfg->device_gap_ms = 30;
+    cfg->sub_wait_ms = 1000;
 }
 
 /* Applies one option; returns 0 or -1 (the caller logs). */
@@ -269,6 +277,14 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_AUTH_BACKOFF:
         if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
         cfg->auth_backoff_ms = (unsigned)v;
+        return 0;
+    case OPT_DEVICE_GAP:
+        if (parse_duration_ms(value, 0, 1000, &v) != 0) return -1;
+        cfg->device_gap_ms = (unsigned)v;
+        return 0;
+    case OPT_SUB_WAIT:
+        if (parse_duration_ms(value, 0, 60000, &v) != 0) return -1;
+        cfg->sub_wait_ms = (unsigned)v;
         return 0;
     default:
         return -1;

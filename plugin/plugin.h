@@ -29,6 +29,7 @@
 
 struct front;
 struct gizp;
+struct push_state; /* push.c */
 
 /* ==== map.c: string/bytes-keyed hash map (SipHash-2-4, random seed) ===== */
 struct map_entry {
@@ -101,6 +102,9 @@ struct gizp_config {
     unsigned auth_backoff_ms;    /* failure window and back-off length */
     unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
     int log_level;               /* enum giz_log_lvl */
+    /* push.c (appended by helper "push"): */
+    unsigned device_gap_ms;      /* least gap between two cloud->device packets; 0 = no pacing */
+    unsigned sub_wait_ms;        /* pushes wait this long after ser2cli_res for the others */
 };
 
 /* Fills cfg from the broker's option array. Returns 0, or -1 after logging
@@ -288,6 +292,21 @@ void push__app_count(struct gizp *g, struct did_state *ds);
 /* Reads new outbox items and acts on them. */
 void push__poll_outbox(struct gizp *g);
 int push__message_cb(int event, void *event_data, void *userdata);
+/* Per-device send queue (push.c; see DESIGN.md "Toward a device"). Called
+ * by presence for a new device context (BASIC_AUTH) and when a device
+ * context goes (last = no live context of that DID is left), by the ACL
+ * for each device SUBSCRIBE it grants, and on every TICK. */
+void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char *did);
+void push__device_gone(struct gizp *g, const struct mosquitto *ctx, const char *did, bool last);
+void push__subscribed(struct gizp *g, const struct mosquitto *ctx, const struct did_state *dev,
+                      const char *filter);
+void push__tick(struct gizp *g, int64_t now_ms);
+/* Broker liveness row: true if a heartbeat is due (every 5 s); push__beat
+ * writes it (inside the caller's transaction if one is open). */
+bool push__beat_due(struct gizp *g, int64_t now_ms);
+void push__beat(struct gizp *g, int64_t now_ms);
+/* Frees the queues; records a clean stop in the broker row (cleanup). */
+void push__free(struct gizp *g);
 
 /* ==== ping.c: the front listener (helper thread) ======================== */
 /* Binds every listen address (errors returned, so init fails closed) and
@@ -347,6 +366,7 @@ struct gizp {
     struct rate_limit rl_payload; /* malformed payload log lines */
     struct handoff handoff;
     struct front *front;
+    struct push_state *push;      /* push.c: per-device queues, pacing, heartbeat (lazy) */
 };
 
 /* Monotonic clock in milliseconds / seconds; wall clock in unix seconds. */

@@ -189,6 +189,7 @@ static void client_offline(struct gizp *g, struct mosquitto *ctx)
     if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
         struct did_state *ds = c->dev;
         if (ds->device_conns > 0) ds->device_conns--;
+        push__device_gone(g, ctx, ds->did, ds->device_conns == 0);
         if (ds->device_conns == 0) queue_online(g, ds->did, false);
         did_maybe_free(g, ds);
     } else if (c->kind == CLIENT_APP && c->app != NULL) {
@@ -244,6 +245,7 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
     }
     snprintf(ds->product_key, sizeof(ds->product_key), "%s", product_key);
     ds->device_conns++;
+    push__device_login(g, ctx, ds->did);
     if (ds->device_conns == 1) queue_online(g, did, true);
     if (ds->app_count > 0) new_dev_add(g, ds->did);
     return 0;
@@ -504,6 +506,9 @@ bool presence__log_allow(struct gizp *g, struct did_state *ds)
 void presence__prune(struct gizp *g, int64_t now_ms)
 {
     int rc;
+    /* Runs on every TICK: also the hook of push.c's queue (releases paced
+     * messages, fallback timers). */
+    push__tick(g, now_ms);
     if (now_ms - g->last_prune_ms < (int64_t)g->cfg.log_prune_ms || g->store == NULL) return;
     g->last_prune_ms = now_ms;
     /* The prune looks only at devices that logged since the last one. */
@@ -568,9 +573,14 @@ void presence__flush(struct gizp *g)
                              g->log_dropped);
         g->log_dropped = 0;
     }
-    if (g->store == NULL || (g->pend_online_n == 0 && g->pend_log_n == 0)) return;
+    bool beat = push__beat_due(g, plugin__now_ms());
+    if (g->store == NULL || (g->pend_online_n == 0 && g->pend_log_n == 0)) {
+        if (beat) push__beat(g, plugin__now_ms()); /* alone: nothing else to write */
+        return;
+    }
     rc = giz_store_begin(g->store);
     if (rc != GIZ_OK) goto fail;
+    if (beat) push__beat(g, plugin__now_ms()); /* a failure is logged; the batch goes on */
     for (i = 0; i < g->pend_online_n; i++) {
         const struct pending_online *p = &g->pend_online[i];
         rc = giz_store_device_set_online(g->store, p->did, p->online, p->at);
@@ -606,6 +616,7 @@ fail:
 
 void presence__free(struct gizp *g)
 {
+    push__free(g); /* records the clean stop: needs the store, still open here */
     presence__gone_clear(g);
     free(g->new_devs);
     g->new_devs = NULL;

@@ -9,56 +9,518 @@
  * subscription or READ check; an offline target is skipped here, since the
  * broker's call succeeds even for absent clients).
  *
+ * Toward a device everything goes through a per-device queue (struct devq,
+ * see DESIGN.md "Toward a device"): cloud-initiated messages wait until the
+ * device is "ready" (it holds all three of its subscriptions, or
+ * ser2cli_res plus sub_wait_ms), and two packets the cloud sends one device
+ * are at least device_gap_ms apart (firmware reads one packet per recv(),
+ * so two packets in its receive buffer at once lose the second). App
+ * messages to app2dev/<DID>/<cid> that come too soon after the previous
+ * packet are taken out of mosquitto's routing in MESSAGE (MOSQ_ERR_ACL_DENIED
+ * drops a message in 2.0.11) and re-published to the device's client id
+ * from TICK. Queues are bounded and dropped when the device goes.
+ *
  * The GService asks through the store's outbox table, polled every poll_ms
  * on TICK from the last id seen (items older than the plugin's start are
  * stale and skipped): OTA_PUSH (one DID or a product), DEVICE_DISABLED
  * (forget cached credentials, kick the session), BINDING (recount).
  *
  * In (MOSQ_EVT_MESSAGE): 0x020F on ser2cli_req or cli2ser_req from a device
- * is answered with 0x0210; 0x0012 log records a device publishes on
+ * is answered with 0x0210; 0x021E (reset notice), 0x021C (version report)
+ * and 0x022C (OTA progress) on either topic get an info log line; 0x0012
+ * log records a device publishes on
  * dev2app/<DID> are stored (and still delivered) up to log_rate per device
  * per second (token bucket of log_burst); over the rate they are delivered
  * but not stored. Payloads are decoded with
  * giz_msg_decode; malformed ones get a rate-limited log line and are never
- * acted on. Business messages pass through untouched.
+ * acted on. Business messages pass through untouched (only delayed).
+ *
+ * Liveness: a heartbeat row in the store (giz_store_broker_*) written about
+ * every 5 s inside the DB batch, marked stopped at a clean stop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "giz/proto.h"
 #include "plugin.h"
 
 #define OUTBOX_BATCH 256u
 #define PUSH_BUF 640u
+#define DEVQ_MAX_MSGS 32u               /* queued messages per device */
+#define DEVQ_MAX_BYTES (32u * 1024u)    /* queued payload bytes per device */
+#define PUSHQ_MAX_BYTES (16u << 20)     /* all devices; beyond, app messages pass unpaced */
+#define WAIT_SCAN_MS 50                 /* fallback timers are checked this often */
+#define BEAT_MS 5000                    /* broker heartbeat period */
 
-static void send_to_device(const char *did, const uint8_t *buf, size_t len)
+/* ---- per-device queue -------------------------------------------------------- */
+
+enum { SUB_NOTI = 1u, SUB_RES = 2u, SUB_APP = 4u, SUB_ALL = 7u };
+enum msg_kind { MSG_APP = 0, MSG_COUNT = 1, MSG_OTA = 2 };
+
+struct devq_msg {
+    struct devq_msg *next;
+    uint32_t len;      /* payload bytes */
+    uint8_t kind;      /* enum msg_kind: a queued MSG_COUNT is replaced by a newer count */
+    uint8_t qos;
+    uint8_t data[];    /* payload, then the topic with its NUL */
+};
+
+/* A DID with something to track: from its device's BASIC_AUTH until it is
+ * ready, or while packets toward it are being paced. Absent = the device
+ * is ready and nothing was sent to it for device_gap_ms. */
+struct devq {
+    struct devq *prev, *next;      /* in waiting (not ready) or ready (by last_tx_ms) */
+    struct devq_msg *head, *tail;
+    const struct mosquitto *ctx;   /* the newest device context (NULL: ready before we looked) */
+    int64_t login_ms;              /* BASIC_AUTH of ctx */
+    int64_t res_ms;                /* ser2cli_res granted (0: not yet) */
+    int64_t last_tx_ms;            /* last packet the cloud let go toward the device */
+    uint32_t n, bytes;
+    uint8_t subs;                  /* SUB_* granted on ctx */
+    bool ready;
+    bool persistent;               /* clean session 0: may keep its subscriptions, not resend */
+    char did[GIZ_DID_SIZE];
+};
+
+struct push_state {
+    struct map q;                  /* DID -> struct devq */
+    struct devq waiting, ready;    /* list heads (sentinels) */
+    size_t bytes;                  /* queued payload bytes, all devices */
+    int64_t last_wait_scan_ms, last_beat_ms;
+    int64_t pid;
+    bool beat_started;             /* the broker row is ours */
+    uint64_t paced, dropped, held_for_sub;
+    struct rate_limit rl;
+};
+
+static void list_init(struct devq *head)
 {
-    char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
-    snprintf(topic, sizeof(topic), "ser2cli_res/%s", did);
-    int rc = mosquitto_broker_publish_copy(did, topic, (int)len, buf, 0, false, NULL);
+    head->prev = head->next = head;
+}
+
+static void list_del(struct devq *q)
+{
+    if (q->prev == NULL) return;
+    q->prev->next = q->next;
+    q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+}
+
+static void list_add_tail(struct devq *head, struct devq *q)
+{
+    list_del(q);
+    q->prev = head->prev;
+    q->next = head;
+    head->prev->next = q;
+    head->prev = q;
+}
+
+static struct push_state *ps_get(struct gizp *g)
+{
+    if (g->push == NULL) {
+        struct push_state *ps = calloc(1, sizeof(*ps));
+        if (ps == NULL) return NULL;
+        if (map__init(&ps->q) != 0) {
+            free(ps);
+            return NULL;
+        }
+        list_init(&ps->waiting);
+        list_init(&ps->ready);
+        ps->pid = (int64_t)getpid();
+        g->push = ps;
+    }
+    return g->push;
+}
+
+static void devq_clear(struct push_state *ps, struct devq *q)
+{
+    struct devq_msg *m = q->head;
+    while (m != NULL) {
+        struct devq_msg *next = m->next;
+        ps->bytes -= m->len;
+        free(m);
+        m = next;
+    }
+    q->head = q->tail = NULL;
+    q->n = q->bytes = 0;
+}
+
+static void devq_free(struct push_state *ps, struct devq *q)
+{
+    list_del(q);
+    devq_clear(ps, q);
+    map__remove(&ps->q, q->did, strlen(q->did));
+    free(q);
+}
+
+static struct devq *devq_get(struct gizp *g, const char *did)
+{
+    return g->push != NULL ? map__sget(&g->push->q, did) : NULL;
+}
+
+/* A ready entry created on first traffic (the device was ready and idle). */
+static struct devq *devq_create(struct push_state *ps, const char *did)
+{
+    size_t n = strlen(did);
+    void *old = NULL;
+    struct devq *q;
+    if (n == 0 || n >= GIZ_DID_SIZE) return NULL;
+    q = calloc(1, sizeof(*q));
+    if (q == NULL) return NULL;
+    memcpy(q->did, did, n + 1);
+    if (map__put(&ps->q, q->did, n, q, &old) != 0) {
+        free(q);
+        return NULL;
+    }
+    q->ready = true;
+    return q;
+}
+
+/* Marks the packet just let go toward the device. */
+static void devq_sent(struct push_state *ps, struct devq *q, int64_t now)
+{
+    q->last_tx_ms = now;
+    if (q->ready) list_add_tail(&ps->ready, q);
+}
+
+static void publish_to(const char *did, const char *topic, const uint8_t *buf, size_t len,
+                       int qos)
+{
+    int rc = mosquitto_broker_publish_copy(did, topic, (int)len, buf, qos, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: publish to %s failed: %s", did,
                              mosquitto_strerror(rc));
 }
 
-void push__app_count(struct gizp *g, struct did_state *ds)
+/* Appends a copy (a queued count is updated in place instead). false if
+ * over the device's bounds or out of memory (the message is not queued). */
+static bool devq_push(struct push_state *ps, struct devq *q, const char *topic,
+                      const uint8_t *buf, size_t len, int qos, enum msg_kind kind)
+{
+    size_t tlen = strlen(topic);
+    struct devq_msg *m;
+    if (kind == MSG_COUNT) {
+        for (m = q->head; m != NULL; m = m->next) {
+            if (m->kind == MSG_COUNT && m->len == len) {
+                memcpy(m->data, buf, len);
+                return true;
+            }
+        }
+    }
+    if (q->n >= DEVQ_MAX_MSGS || len > DEVQ_MAX_BYTES - q->bytes) return false;
+    m = malloc(sizeof(*m) + len + tlen + 1u);
+    if (m == NULL) return false;
+    m->next = NULL;
+    m->len = (uint32_t)len;
+    m->kind = (uint8_t)kind;
+    m->qos = (uint8_t)qos;
+    if (len > 0) memcpy(m->data, buf, len);
+    memcpy(m->data + len, topic, tlen + 1u);
+    if (q->tail != NULL)
+        q->tail->next = m;
+    else
+        q->head = m;
+    q->tail = m;
+    q->n++;
+    q->bytes += (uint32_t)len;
+    ps->bytes += len;
+    return true;
+}
+
+/* Sends the oldest queued message of q. */
+static void devq_send_one(struct push_state *ps, struct devq *q, int64_t now)
+{
+    struct devq_msg *m = q->head;
+    if (m == NULL) return;
+    q->head = m->next;
+    if (q->head == NULL) q->tail = NULL;
+    q->n--;
+    q->bytes -= m->len;
+    ps->bytes -= m->len;
+    publish_to(q->did, (const char *)m->data + m->len, m->data, m->len, m->qos);
+    free(m);
+    devq_sent(ps, q, now);
+}
+
+static void log_dropped(struct gizp *g, struct push_state *ps, const char *did, const char *what)
+{
+    ps->dropped++;
+    if (plugin__rate_ok(&ps->rl, 5, "device queue lines"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: device %s: %s dropped: its send queue is full (%u messages "
+                             "or %u bytes; %llu dropped so far)",
+                             did, what, DEVQ_MAX_MSGS, DEVQ_MAX_BYTES,
+                             (unsigned long long)ps->dropped);
+    (void)g;
+}
+
+/* A cloud-initiated message for an online device: now if the device is
+ * ready and the gap has passed, else queued. */
+static void send_to_device(struct gizp *g, const char *did, const uint8_t *buf, size_t len,
+                           enum msg_kind kind)
+{
+    char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
+    struct push_state *ps = ps_get(g);
+    struct devq *q;
+    int64_t now = plugin__now_ms();
+    snprintf(topic, sizeof(topic), "ser2cli_res/%s", did);
+    q = ps != NULL ? map__sget(&ps->q, did) : NULL;
+    if (ps == NULL) {
+        publish_to(did, topic, buf, len, 0);
+        return;
+    }
+    if (q == NULL && g->cfg.device_gap_ms == 0) {
+        publish_to(did, topic, buf, len, 0);
+        return;
+    }
+    if (q == NULL) q = devq_create(ps, did);
+    if (q == NULL) {
+        publish_to(did, topic, buf, len, 0);
+        return;
+    }
+    if (q->ready && q->n == 0 && now - q->last_tx_ms >= (int64_t)g->cfg.device_gap_ms) {
+        publish_to(did, topic, buf, len, 0);
+        devq_sent(ps, q, now);
+        return;
+    }
+    if (!q->ready) ps->held_for_sub++;
+    if (!devq_push(ps, q, topic, buf, len, 0, kind))
+        log_dropped(g, ps, did, kind == MSG_COUNT ? "0x0210" : "OTA push");
+}
+
+void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char *did)
+{
+    struct push_state *ps = ps_get(g);
+    struct devq *q;
+    if (ps == NULL) return;
+    q = map__sget(&ps->q, did);
+    if (q == NULL) q = devq_create(ps, did);
+    if (q == NULL) return;
+    /* A new connection: whatever the old one had subscribed is gone (clean
+     * session) — messages already queued stay for this one. */
+    q->ctx = ctx;
+    q->ready = false;
+    q->subs = 0;
+    q->res_ms = 0;
+    q->login_ms = plugin__now_ms();
+    q->last_tx_ms = q->login_ms; /* its CONNACK */
+    q->persistent = !mosquitto_client_clean_session(ctx);
+    list_add_tail(&ps->waiting, q);
+}
+
+void push__device_gone(struct gizp *g, const struct mosquitto *ctx, const char *did, bool last)
+{
+    struct devq *q = devq_get(g, did);
+    if (q == NULL) return;
+    /* A takeover's old context goes after the new one logged in: keep. */
+    if (q->ctx == ctx || last) devq_free(g->push, q);
+}
+
+static void make_ready(struct push_state *ps, struct devq *q, int64_t now)
+{
+    q->ready = true;
+    q->last_tx_ms = now; /* the SUBACK being queued right now (or nothing: fallback) */
+    list_add_tail(&ps->ready, q);
+}
+
+void push__subscribed(struct gizp *g, const struct mosquitto *ctx, const struct did_state *dev,
+                      const char *filter)
+{
+    struct devq *q = devq_get(g, dev->did);
+    uint8_t bit;
+    if (q == NULL || q->ctx != ctx || q->ready) return;
+    if (strncmp(filter, "ser2cli_res/", 12) == 0)
+        bit = SUB_RES;
+    else if (strncmp(filter, "ser2cli_noti/", 13) == 0)
+        bit = SUB_NOTI;
+    else if (strncmp(filter, "app2dev/", 8) == 0)
+        bit = SUB_APP;
+    else
+        return;
+    int64_t now = plugin__now_ms();
+    q->subs |= bit;
+    if (bit == SUB_RES) q->res_ms = now;
+    /* mosquitto adds the subscription right after this check and queues the
+     * SUBACK at the end of the SUBSCRIBE; anything we publish goes on the
+     * next loop iteration at the earliest, after device_gap_ms. */
+    if (q->subs == SUB_ALL) make_ready(g->push, q, now);
+}
+
+/* Fallback timers of devices not ready yet. */
+static void scan_waiting(struct gizp *g, struct push_state *ps, int64_t now)
+{
+    struct devq *q = ps->waiting.next;
+    int64_t wait = (int64_t)g->cfg.sub_wait_ms;
+    while (q != &ps->waiting) {
+        struct devq *next = q->next;
+        bool go = (q->res_ms != 0 && now - q->res_ms >= wait) ||
+                  (q->persistent && q->res_ms == 0 && now - q->login_ms >= wait);
+        if (go) make_ready(ps, q, now);
+        q = next;
+    }
+}
+
+void push__tick(struct gizp *g, int64_t now)
+{
+    struct push_state *ps = g->push;
+    int64_t gap = (int64_t)g->cfg.device_gap_ms;
+    size_t budget;
+    if (ps == NULL || ps->q.count == 0) return;
+    if (now - ps->last_wait_scan_ms >= WAIT_SCAN_MS && ps->waiting.next != &ps->waiting) {
+        ps->last_wait_scan_ms = now;
+        scan_waiting(g, ps, now);
+    }
+    /* Ready entries are ordered by last_tx_ms: only the head can be due. One
+     * message per device per pass (an entry sent to moves to the tail). */
+    budget = ps->q.count;
+    while (budget-- > 0 && ps->ready.next != &ps->ready) {
+        struct devq *q = ps->ready.next;
+        if (now - q->last_tx_ms < gap) break;
+        if (q->n > 0) {
+            devq_send_one(ps, q, now);
+            ps->paced++;
+        } else {
+            devq_free(ps, q);
+        }
+    }
+}
+
+/* MESSAGE from an app on app2dev/<DID>/<cid> (the ACL has checked it):
+ * MOSQ_ERR_SUCCESS to let mosquitto route it now, MOSQ_ERR_ACL_DENIED when
+ * it was taken out to be sent later (or dropped, queue full). */
+static int pace_app_message(struct gizp *g, const struct mosquitto_evt_message *ed)
+{
+    const char *did = ed->topic + 8;
+    const char *slash = strchr(did, '/');
+    char key[GIZ_DID_SIZE];
+    struct push_state *ps;
+    struct did_state *ds;
+    struct devq *q;
+    int64_t now;
+    if (g->cfg.device_gap_ms == 0 || slash == NULL || (size_t)(slash - did) != GIZ_DID_LEN)
+        return MOSQ_ERR_SUCCESS;
+    memcpy(key, did, GIZ_DID_LEN);
+    key[GIZ_DID_LEN] = '\0';
+    ds = presence__did(g, key);
+    if (ds == NULL || ds->device_conns == 0) return MOSQ_ERR_SUCCESS; /* nobody to pace for */
+    ps = ps_get(g);
+    if (ps == NULL) return MOSQ_ERR_SUCCESS;
+    now = plugin__now_ms();
+    q = map__sget(&ps->q, key);
+    if (q == NULL) {
+        q = devq_create(ps, key);
+        if (q != NULL) devq_sent(ps, q, now);
+        return MOSQ_ERR_SUCCESS;
+    }
+    if (!q->ready) {
+        /* Not subscribed yet: mosquitto's routing decides, as without us. */
+        q->last_tx_ms = now;
+        return MOSQ_ERR_SUCCESS;
+    }
+    if (q->n == 0 && now - q->last_tx_ms >= (int64_t)g->cfg.device_gap_ms) {
+        devq_sent(ps, q, now);
+        return MOSQ_ERR_SUCCESS;
+    }
+    if (ps->bytes + ed->payloadlen > PUSHQ_MAX_BYTES) return MOSQ_ERR_SUCCESS; /* unpaced */
+    if (!devq_push(ps, q, ed->topic, ed->payload, ed->payloadlen, ed->qos > 1 ? 1 : ed->qos,
+                   MSG_APP)) {
+        log_dropped(g, ps, key, "app message");
+    }
+    return MOSQ_ERR_ACL_DENIED;
+}
+
+/* ---- broker liveness ---------------------------------------------------------- */
+
+bool push__beat_due(struct gizp *g, int64_t now_ms)
+{
+    struct push_state *ps = ps_get(g);
+    return g->store != NULL && ps != NULL &&
+           (!ps->beat_started || now_ms - ps->last_beat_ms >= BEAT_MS);
+}
+
+void push__beat(struct gizp *g, int64_t now_ms)
+{
+    struct push_state *ps = ps_get(g);
+    int rc;
+    if (ps == NULL || g->store == NULL) return;
+    ps->last_beat_ms = now_ms;
+    rc = ps->beat_started ? giz_store_broker_heartbeat(g->store, ps->pid, 0) : GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        if (ps->beat_started)
+            mosquitto_log_printf(MOSQ_LOG_WARNING,
+                                 "giz: another broker took over the liveness row of %s; "
+                                 "recording this one (pid %lld) again",
+                                 g->cfg.db_path, (long long)ps->pid);
+        rc = giz_store_broker_start(g->store, ps->pid, 0);
+        if (rc == GIZ_OK) ps->beat_started = true;
+    }
+    if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "heartbeat errors"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: broker heartbeat not written: %s: %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+}
+
+void push__free(struct gizp *g)
+{
+    struct push_state *ps = g->push;
+    if (ps == NULL) return;
+    if (ps->beat_started && g->store != NULL) {
+        int rc = giz_store_broker_stop(g->store, ps->pid, 0);
+        if (rc != GIZ_OK)
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: clean stop not recorded: %s",
+                                 giz_strerror(rc));
+    }
+    while (ps->waiting.next != &ps->waiting)
+        devq_free(ps, ps->waiting.next);
+    while (ps->ready.next != &ps->ready)
+        devq_free(ps, ps->ready.next);
+    map__free(&ps->q, free); /* entries in no list (none expected) */
+    free(ps);
+    g->push = NULL;
+}
+
+/* ---- cloud messages ------------------------------------------------------------- */
+
+static bool app_count_encode(const struct did_state *ds, uint8_t *buf, size_t cap, size_t *len)
 {
     struct giz_msg msg;
-    uint8_t buf[16];
-    size_t len = 0;
-    (void)g;
-    if (ds == NULL || ds->device_conns == 0) return;
     memset(&msg, 0, sizeof(msg));
     msg.cmd = GIZ_CMD_APP_COUNT;
     msg.u.app_count.count = ds->app_count > 0xffffu ? 0xffffu : (uint16_t)ds->app_count;
-    if (giz_msg_encode(&msg, buf, sizeof(buf), &len) != GIZ_OK) return;
-    send_to_device(ds->did, buf, len);
+    return giz_msg_encode(&msg, buf, cap, len) == GIZ_OK;
+}
+
+void push__app_count(struct gizp *g, struct did_state *ds)
+{
+    uint8_t buf[16];
+    size_t len = 0;
+    if (ds == NULL || ds->device_conns == 0) return;
+    if (!app_count_encode(ds, buf, sizeof(buf), &len)) return;
+    send_to_device(g, ds->did, buf, len, MSG_COUNT);
+}
+
+/* The answer to a device's own 0x020F: it asked, so it listens; the answer
+ * skips the subscription wait but is still paced. */
+static void answer_app_count(struct gizp *g, struct did_state *ds)
+{
+    uint8_t buf[16];
+    size_t len = 0;
+    struct devq *q = devq_get(g, ds->did);
+    if (!app_count_encode(ds, buf, sizeof(buf), &len)) return;
+    if (q != NULL && !q->ready) {
+        char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
+        snprintf(topic, sizeof(topic), "ser2cli_res/%s", ds->did);
+        publish_to(ds->did, topic, buf, len, 0);
+        q->last_tx_ms = plugin__now_ms();
+        return;
+    }
+    send_to_device(g, ds->did, buf, len, MSG_COUNT);
 }
 
 /* ---- OTA ------------------------------------------------------------------ */
 
-static void ota_send(const struct giz_outbox_item *it, const char *did)
+static void ota_send(struct gizp *g, const struct giz_outbox_item *it, const char *did)
 {
     struct giz_msg msg;
     uint8_t buf[PUSH_BUF];
@@ -84,10 +546,11 @@ static void ota_send(const struct giz_outbox_item *it, const char *did)
                              (long long)it->id, did, giz_strerror(rc));
         return;
     }
-    send_to_device(did, buf, len);
+    send_to_device(g, did, buf, len, MSG_OTA);
 }
 
 struct ota_walk {
+    struct gizp *g;
     const struct giz_outbox_item *it;
     unsigned sent;
 };
@@ -99,7 +562,7 @@ static int ota_walk_cb(const void *key, size_t klen, void *value, void *ud)
     (void)key;
     (void)klen;
     if (ds->device_conns > 0 && strcmp(ds->product_key, w->it->product_key) == 0) {
-        ota_send(w->it, ds->did);
+        ota_send(w->g, w->it, ds->did);
         w->sent++;
     }
     return 0;
@@ -107,11 +570,11 @@ static int ota_walk_cb(const void *key, size_t klen, void *value, void *ud)
 
 static void handle_ota(struct gizp *g, const struct giz_outbox_item *it)
 {
-    struct ota_walk w = {it, 0};
+    struct ota_walk w = {g, it, 0};
     if (it->did[0] != '\0') {
         struct did_state *ds = presence__did(g, it->did);
         if (ds != NULL && ds->device_conns > 0) {
-            ota_send(it, it->did);
+            ota_send(g, it, it->did);
             w.sent = 1;
         }
     } else if (it->product_key[0] != '\0') {
@@ -216,6 +679,9 @@ int push__message_cb(int event, void *event_data, void *userdata)
     struct giz_msg msg;
     struct giz_error err;
     (void)event;
+    if (c != NULL && c->kind == CLIENT_APP && ed->topic != NULL &&
+        strncmp(ed->topic, "app2dev/", 8) == 0)
+        return pace_app_message(g, ed);
     if (c == NULL || c->kind != CLIENT_DEVICE || c->dev == NULL || ed->topic == NULL)
         return MOSQ_ERR_SUCCESS;
     struct did_state *ds = c->dev;
@@ -224,7 +690,7 @@ int push__message_cb(int event, void *event_data, void *userdata)
         if (giz_msg_decode(payload, len, &msg, &err) != GIZ_OK) {
             log_bad_payload(g, ds->did, ed->topic, &err);
         } else if (msg.cmd == GIZ_CMD_APP_COUNT_REQ) {
-            push__app_count(g, ds);
+            answer_app_count(g, ds);
         } else if (plugin__rate_ok(&g->rl_payload, 10, "unexpected request lines")) {
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: ignored command 0x%04x from %s on %s",
                                  msg.cmd, ds->did, ed->topic);

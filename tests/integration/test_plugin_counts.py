@@ -4,13 +4,19 @@
 online or goes offline, when an online app is bound or unbound, and when the device
 (re)connects while a bound app is online; a client-id takeover
 (same app client id connecting again) and a second session of the same user keep the
-count right. Malformed requests are dropped and logged, never answered."""
+count right. Malformed requests are dropped and logged, never answered.
+
+A count the cloud pushes by itself waits until the device holds its subscriptions
+(all three, or ser2cli_res plus plugin_opt_sub_wait): a firmware-like device (one recv()
+per packet, PUBLISHes before its third SUBACK ignored) that subscribes late must get
+exactly one count, after its last SUBACK (issue 10 item 3)."""
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from firmware_mqtt import FirmwareDevice  # noqa: E402
 from plugin_mqtt import (APP_COUNT_REQ, Paho, RawClient, app_count_payload, app_paho, bind,  # noqa: E402
                          device_client, new_device, new_user, unbind)
 
@@ -26,6 +32,17 @@ def next_count(dev, timeout=3.0):
     if topic != "ser2cli_res/" + dev.did or len(payload) != 8 or payload[:6] != app_count_payload(0)[:6]:
         return ("unexpected", topic, payload)
     return int.from_bytes(payload[6:8], "big")
+
+
+def subscribe_all(dev, did, pk):
+    """The firmware's three subscriptions, in its order, each waiting for its SUBACK."""
+    return [dev.subscribe(t, mid) for mid, t in
+            enumerate(("ser2cli_noti/" + pk, "ser2cli_res/" + did, "app2dev/%s/#" % did), 1)]
+
+
+def counts_of(pubs, did):
+    return [int.from_bytes(p[8 - 2:8], "big") for _, t, p in pubs
+            if t == "ser2cli_res/" + did and len(p) == 8 and p[:6] == app_count_payload(0)[:6]]
 
 
 def ask(dev, topic):
@@ -46,14 +63,15 @@ with harness.Cloud(broker=True) as cloud:
 
     dev = device_client(cloud, did, pc)
     dev.did = did
-    ck.eq(dev.subscribe("ser2cli_res/" + did), 0, "device subscribes ser2cli_res/<DID>")
+    ck.eq(subscribe_all(dev, did, pk), [0, 0, 0], "device subscribes its three topics")
     ck.eq(ask(dev, "ser2cli_req"), 0, "0x020F on ser2cli_req -> 0x0210 count 0")
     ck.eq(ask(dev, "cli2ser_req"), 0, "0x020F on cli2ser_req -> 0x0210 count 0")
 
     # Also when the device did not subscribe (firmware that subscribes late):
     dev2 = device_client(cloud, other, pco)
     dev2.did = other
-    ck.eq(ask(dev2, "cli2ser_req"), 0, "0x0210 reaches a device without a subscription")
+    ck.eq(ask(dev2, "cli2ser_req"), 0, "the answer to 0x020F reaches a device without a subscription")
+    ck.eq(subscribe_all(dev2, other, pk), [0, 0, 0], "other device subscribes")
 
     a1 = app_paho(cloud, alice)
     ck.eq(a1.rc, 0, "alice connects")
@@ -108,19 +126,23 @@ with harness.Cloud(broker=True) as cloud:
     ck.ok("dropped malformed payload from %s" % did in cloud.log_text("mosquitto"),
           "malformed request logged")
 
-    # A device (re)connecting while a bound app is online gets the count pushed at once,
-    # without asking and without a subscription; with no app online, nothing is pushed.
+    # A device (re)connecting while a bound app is online gets the count pushed without
+    # asking, once it has subscribed (not before); with no app online, nothing is pushed.
     dev2.close()
     time.sleep(0.3)
     dev2 = device_client(cloud, other, pco)
     dev2.did = other
+    ck.eq(next_count(dev2, 0.7), None, "no count before the reconnected device subscribes")
+    ck.eq(subscribe_all(dev2, other, pk), [0, 0, 0], "reconnected device subscribes late")
     ck.eq(next_count(dev2), 1, "device reconnecting with carol online gets 0x0210 count 1")
+    ck.eq(next_count(dev2, 0.5), None, "once")
     dev2.close()
     time.sleep(0.3)
     dev2 = device_client(cloud, other, pco)  # firmware style: subscribes right after CONNACK
     dev2.did = other
-    ck.eq(dev2.subscribe("ser2cli_res/" + other), 0, "reconnected device subscribes")
-    ck.eq(next_count(dev2), 1, "count 1 pushed (before or after the SUBACK)")
+    ck.eq(subscribe_all(dev2, other, pk), [0, 0, 0], "reconnected device subscribes")
+    ck.eq(dev2.early, [], "nothing pushed before the last SUBACK")
+    ck.eq(next_count(dev2), 1, "count 1 pushed after the SUBACKs")
     ck.eq(next_count(dev2, 0.5), None, "pushed once")
     dev.close()
     time.sleep(0.3)
@@ -128,10 +150,51 @@ with harness.Cloud(broker=True) as cloud:
     dev.did = did
     ck.eq(next_count(dev, 0.7), None, "device reconnecting with no app online gets no push")
 
+    dev2.close()
+
+    # Firmware-like device (issue 10 item 3): logs in while carol (bound) is online, waits
+    # 300 ms, subscribes one topic at a time, one recv() per packet. Exactly one count,
+    # after its last SUBACK; nothing before it, nothing lost to a coalesced recv().
+    time.sleep(0.3)
+    fw = FirmwareDevice(cloud.mqtt_port, other, pco, pk)
+    ck.eq(fw.connect(), 0, "firmware-like device logs in (MQTT 3.1)")
+    time.sleep(0.3)
+    ck.eq(fw.subscribe_all(), [0, 0, 0], "its three SUBSCRIBEs are granted")
+    pubs = fw.read_publishes(1.5)
+    ck.eq([(t, p) for _, t, p in fw.ignored], [], "nothing was sent before its last SUBACK")
+    ck.eq(fw.lost, [], "no packet shared a recv() with another")
+    ck.eq(counts_of(pubs, other), [1], "exactly one 0x0210 count 1 after the last SUBACK")
+    ck.ok(all(t >= fw.subscribed_at for t, _, _ in pubs), "and only after it")
+    # The count changing while the device is still subscribing: still one count, the latest.
+    fw.close()
+    time.sleep(0.3)
+    fw = FirmwareDevice(cloud.mqtt_port, other, pco, pk)
+    ck.eq(fw.connect(), 0, "firmware-like device logs in again")
+    c1.close()  # carol goes: count 0 while the device has not subscribed yet
+    time.sleep(0.3)
+    c1 = app_paho(cloud, carol)  # and comes back: count 1
+    time.sleep(0.3)
+    ck.eq(fw.subscribe_all(), [0, 0, 0], "subscribes after the count changed twice")
+    pubs = fw.read_publishes(1.5)
+    ck.eq(fw.ignored, [], "nothing before the last SUBACK")
+    ck.eq(counts_of(pubs, other), [1], "one count, the current one")
+    fw.close()
+
+    # A device that subscribes only to ser2cli_res still gets its count, after
+    # plugin_opt_sub_wait (1 s by default).
+    time.sleep(0.3)
+    fw = FirmwareDevice(cloud.mqtt_port, other, pco, pk)
+    ck.eq(fw.connect(), 0, "device subscribing only ser2cli_res logs in")
+    ck.eq(fw.subscribe_all(["ser2cli_res/" + other]), [0], "it subscribes ser2cli_res only")
+    pubs = fw.read_publishes(3.0, stop_after=1)
+    ck.eq(counts_of(pubs, other), [1], "count 1 after the fallback wait")
+    ck.ok(pubs and pubs[0][0] - fw.subscribed_at >= 0.8,
+          "not before the fallback wait (%.2f s)" % (pubs[0][0] - fw.subscribed_at if pubs else -1))
+    fw.close()
+
     for c in (a2, c1):
         c.close()
     dev.close()
-    dev2.close()
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly")
 ck.done()
