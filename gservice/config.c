@@ -34,7 +34,13 @@ static void usage(FILE *out)
         "  --m2m-port N        GIZ_M2M_PORT       broker MQTT port [1883]\n"
         "  --m2m-tls-port N    GIZ_M2M_TLS_PORT   broker MQTTS port for apps (port_s) [8883; 0 = none]\n"
         "  --public-url URL    GIZ_PUBLIC_URL     base of firmware download URLs\n"
-        "                                         [http://<GIZ_M2M_HOST>:<GIZ_HTTP_PORT>]\n"
+        "                                         [http://<GIZ_M2M_HOST>[:<advertised port>],\n"
+        "                                         no port when it is 80]\n"
+        "  --advertised-http-port N\n"
+        "                      GIZ_ADVERTISED_HTTP_PORT  HTTP port devices are told in download\n"
+        "                                         URLs [GIZ_HTTP_PORT]; real firmware always\n"
+        "                                         downloads from port 80: set 80 behind a\n"
+        "                                         port-80 forward\n"
         "  --https-port N      GIZ_HTTPS_PORT     also serve HTTPS on this port [0 = off]\n"
         "  --tls-cert FILE     GIZ_TLS_CERT       PEM certificate (chain) for HTTPS\n"
         "  --tls-key FILE      GIZ_TLS_KEY        PEM private key for HTTPS\n"
@@ -96,6 +102,8 @@ static const struct opt opts[] = {
     {"--m2m-tls-port", "GIZ_M2M_TLS_PORT", OPT_PORT0, OFF(m2m_tls_port), SZ(m2m_tls_port), 0,
      65535},
     {"--public-url", "GIZ_PUBLIC_URL", OPT_STR, OFF(public_url), SZ(public_url), 0, 0},
+    {"--advertised-http-port", "GIZ_ADVERTISED_HTTP_PORT", OPT_PORT, OFF(advertised_port),
+     SZ(advertised_port), 1, 65535},
     {"--https-port", "GIZ_HTTPS_PORT", OPT_PORT0, OFF(https_port), SZ(https_port), 0, 65535},
     {"--tls-cert", "GIZ_TLS_CERT", OPT_STR, OFF(tls_cert), SZ(tls_cert), 0, 0},
     {"--tls-key", "GIZ_TLS_KEY", OPT_STR, OFF(tls_key), SZ(tls_key), 0, 0},
@@ -269,9 +277,15 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
         fprintf(stderr, "giz-gservice: cannot create %s: %s\n", cfg->firmware_dir, strerror(errno));
         return -1;
     }
+    if (cfg->advertised_port == 0)
+        cfg->advertised_port = cfg->http_port;
     if (cfg->public_url[0] == '\0') {
-        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s:%u", cfg->m2m_host,
-                     cfg->http_port);
+        /* firmware takes everything up to the first '/' as the host: no ":80" */
+        char port_s[8] = "";
+        if (cfg->advertised_port != 80)
+            snprintf(port_s, sizeof port_s, ":%u", cfg->advertised_port);
+        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s%s", cfg->m2m_host,
+                     port_s);
         if (n < 0 || (size_t)n >= sizeof cfg->public_url) {
             fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL: too long\n");
             return -1;
@@ -285,11 +299,64 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
                         "TLS) or https://\n");
         return -1;
     }
+    gs_url_drop_port80(cfg->public_url);
     if (cfg->https_port != 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
         fprintf(stderr, "giz-gservice: GIZ_HTTPS_PORT needs GIZ_TLS_CERT and GIZ_TLS_KEY\n");
         return -1;
     }
     return 0;
+}
+
+void gs_url_drop_port80(char *url)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return;
+    char *host = url + 7;
+    size_t alen = strcspn(host, "/?#");
+    if (alen > 3 && memcmp(host + alen - 3, ":80", 3) == 0 && host[alen - 4] != ':' &&
+        strchr(host, '@') == NULL)
+        memmove(host + alen - 3, host + alen, strlen(host + alen) + 1);
+}
+
+/* The port an http:// URL names (80 when none), 0 when not http:// or unparsable. */
+static unsigned url_http_port(const char *url)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return 0;
+    const char *host = url + 7;
+    size_t alen = strcspn(host, "/?#");
+    const char *colon = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (host[i] == ':')
+            colon = host + i;
+    if (colon == NULL || (host[0] == '[' && memchr(colon, ']', alen - (size_t)(colon - host))))
+        return 80;
+    char *end = NULL;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (end != host + alen || p == 0 || p > 65535)
+        return 0;
+    return (unsigned)p;
+}
+
+void gs_config_warn(const struct gs_config *cfg)
+{
+    unsigned port = url_http_port(cfg->public_url);
+    if (port == 80)
+        return;
+    if (port == 0)
+        giz_log(GIZ_LOG_WARN,
+                "download URLs start with %s: real firmware has no TLS and downloads only "
+                "plain http:// from port 80, so OTA downloads will fail on real devices "
+                "(GIZ_PUBLIC_URL)",
+                cfg->public_url);
+    else
+        giz_log(GIZ_LOG_WARN,
+                "download URLs point to port %u (GIZ_ADVERTISED_HTTP_PORT, default "
+                "GIZ_HTTP_PORT, or GIZ_PUBLIC_URL): real firmware ignores the URL's port and "
+                "always downloads from port 80, so OTA downloads will fail on real devices; "
+                "serve port 80 (GIZ_HTTP_PORT=80, or a port-80 forward with "
+                "GIZ_ADVERTISED_HTTP_PORT=80)",
+                port);
 }
 
 void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out)

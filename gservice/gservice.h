@@ -39,7 +39,8 @@ struct gs_config {
     char m2m_host[GS_HOST_SIZE];
     unsigned m2m_port;
     unsigned m2m_tls_port;            /* 0 = none */
-    char public_url[GIZ_URL_SIZE];    /* no trailing slash */
+    char public_url[GIZ_URL_SIZE];    /* no trailing slash, no ":80" after an http:// host */
+    unsigned advertised_port;         /* HTTP port put in download URLs; 0 = http_port */
     unsigned https_port;              /* 0 = no HTTPS listener */
     char tls_cert[GIZ_PATH_SIZE];
     char tls_key[GIZ_PATH_SIZE];
@@ -54,6 +55,14 @@ struct gs_config {
  * Returns 0 to run, 1 when --help was printed (exit 0), -1 on a bad value or
  * a missing GIZ_ADMIN_TOKEN (a message has been printed to stderr). */
 int gs_config_load(struct gs_config *cfg, int argc, char **argv);
+/* Logs (once, at start-up, after giz_log_init) what in the configuration
+ * real devices cannot use: download URLs that are not plain http:// on
+ * port 80 (firmware ignores the URL's port and always connects to 80). */
+void gs_config_warn(const struct gs_config *cfg);
+/* Removes a redundant ":80" from the authority of an http:// URL in place
+ * ("http://h:80/x" -> "http://h/x"): firmware takes everything between
+ * "http://" and the first '/' as the host name. Other URLs are unchanged. */
+void gs_url_drop_port80(char *url);
 
 /* Where a device (or an app, for a device) finds its M2M broker. Every
  * answer that hands out a broker address goes through here, so sharding
@@ -201,6 +210,7 @@ struct gs_request {
     struct gs_upload *upload;
     /* outcome */
     unsigned status;
+    int giz_code;                /* Gizwits error_code of a device-API error answer, 0 = none */
     uint64_t resp_bytes;
     char peer[64];
 };
@@ -292,6 +302,20 @@ bool gs_valid_did(const char *s);
 bool gs_valid_product_key(char *s);                /* 32 hex; lowercases s in place */
 bool gs_valid_mac(const char *s);                  /* 12 hex */
 bool gs_valid_version(const char *s, bool allow_empty); /* [0-9A-Za-z._-]{1,32} */
+
+/* Newer firmware fields (route_device.c). Reads the optional fields of a
+ * register / OTA check body or a safe-register plaintext src[0..len) into
+ * *info: `with_type` takes "type" as the register type (not in OTA checks,
+ * where type is the firmware type); `auth_key` (cap bytes, may be NULL)
+ * receives the safe-register auth_key. Fields that are missing, too long,
+ * badly encoded or not printable ASCII are left empty: they never fail a
+ * request. Returns true if anything was found. */
+bool gs_device_info_parse(const char *src, size_t len, bool with_type,
+                          struct giz_device_info *info, char *auth_key, size_t cap);
+/* Stores what gs_device_info_parse found for `did` (failures are logged,
+ * not answered; auth_key is never logged and stored only as a digest). */
+void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const char *did,
+                           const struct giz_device_info *info, const char *auth_key);
 
 /* Download URL of hosted firmware `id` for OTA v4.1 (v41 = true) or v4.0. */
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,

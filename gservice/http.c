@@ -361,12 +361,12 @@ bool gs_valid_version(const char *s, bool allow_empty)
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
                      char *out, size_t cap)
 {
-    if (fw->url[0] != '\0' && fw->file_path[0] == '\0') {
+    if (fw->url[0] != '\0' && fw->file_path[0] == '\0')
         snprintf(out, cap, "%s", fw->url);
-        return;
-    }
-    snprintf(out, cap, "%s/dev/ota/%sdownload/%" PRId64, srv->cfg.public_url, v41 ? "v4.1/" : "",
-             fw->id);
+    else
+        snprintf(out, cap, "%s/dev/ota/%sdownload/%" PRId64, srv->cfg.public_url,
+                 v41 ? "v4.1/" : "", fw->id);
+    gs_url_drop_port80(out); /* also in URLs registered before the rule */
 }
 
 /* ======================================================================
@@ -481,6 +481,8 @@ void gs_respond_form(struct gs_request *rq, unsigned status, const char *fmt, ..
 
 void gs_respond_form_error(struct gs_request *rq, unsigned status, int code, const char *message)
 {
+    if (!rq->responded)
+        rq->giz_code = code; /* for the access log */
     gs_respond_form(rq, status, "error_code=%d&error_message=%s", code, message);
 }
 
@@ -574,6 +576,7 @@ static void respond_405(struct gs_request *rq, const char *allow)
     if (is_device_path(rq)) {
         n = snprintf(body, sizeof body, "error_code=%d&error_message=method not allowed; use %s",
                      GS_E_FORM_INVALID, allow);
+        rq->giz_code = GS_E_FORM_INVALID;
         ct = FORM_CT;
     } else {
         n = snprintf(body, sizeof body,
@@ -690,9 +693,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         how = " (error)";
     else if (toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
         how = " (shutdown)";
-    giz_log(GIZ_LOG_INFO, "%s %s %u %" PRIu64 "B %" PRIu64 "us %s%s",
-            rq->method_name[0] ? rq->method_name : "-", path, rq->status, rq->resp_bytes, dur,
-            rq->peer, how);
+    char code[24] = "";
+    if (rq->giz_code != 0)
+        snprintf(code, sizeof code, " error_code=%d", rq->giz_code);
+    giz_log(GIZ_LOG_INFO, "%s %s %u%s %" PRIu64 "B %" PRIu64 "us %s%s",
+            rq->method_name[0] ? rq->method_name : "-", path, rq->status, code, rq->resp_bytes,
+            dur, rq->peer, how);
     if (!rq->responded) /* answered by libmicrohttpd itself (e.g. 431), or aborted */
         gs_metrics_observe(&srv->metrics, rq->route, rq->status, dur, rq->resp_bytes);
     request_free(rq);

@@ -28,6 +28,7 @@ int main(int argc, char **argv)
         goto done;
     }
     giz_log_init("gservice", (enum giz_log_lvl)srv->cfg.log_level);
+    gs_config_warn(&srv->cfg);
 
     /* Signals are taken synchronously by this thread; the MHD threads
      * started below inherit the blocked mask. */

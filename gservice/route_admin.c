@@ -211,14 +211,31 @@ void gs_route_admin_device(struct gs_request *rq)
         return;
     }
     struct giz_device d;
+    struct giz_device_info info;
     int rc = giz_store_device_get(st, rq->param[0], &d);
+    if (rc == GIZ_OK)
+        rc = giz_store_device_info_get(st, rq->param[0], &info);
     gs_store_release(&rq->srv->pool, st);
-    if (rc == GIZ_ERR_NOT_FOUND)
+    if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_error(rq, 404, "not_found", "no such device");
-    else if (rc != GIZ_OK)
+    } else if (rc != GIZ_OK) {
         store_error(rq, rc);
-    else
-        gs_respond_json(rq, 200, device_json(&d));
+    } else {
+        cJSON *j = device_json(&d);
+        cJSON *o = j ? cJSON_AddObjectToObject(j, "details") : NULL;
+        if (o != NULL) {
+            cJSON_AddStringToObject(o, "type", info.reg_type);
+            cJSON_AddStringToObject(o, "extra", info.extra);
+            cJSON_AddStringToObject(o, "sdk_hard_version", info.sdk_hard_version);
+            cJSON_AddStringToObject(o, "sdk_soft_version", info.sdk_soft_version);
+            cJSON_AddStringToObject(o, "is_reset", info.is_reset);
+            cJSON_AddStringToObject(o, "random_code", info.random_code);
+            cJSON_AddStringToObject(o, "lan_proto_ver", info.lan_proto_ver);
+            cJSON_AddBoolToObject(o, "auth_key_set", info.auth_key_set);
+            cJSON_AddNumberToObject(o, "updated_at", (double)info.updated_at);
+        }
+        gs_respond_json(rq, 200, j);
+    }
 }
 
 static int log_list_cb(const struct giz_device_log *l, void *ud)
@@ -362,8 +379,8 @@ void gs_route_admin_ota_push(struct gs_request *rq)
      * product has (WiFi and/or MCU; WiFi if it has none yet), one outbox row
      * each: firmware re-checks OTA for the type it is told. */
     struct giz_outbox_item items[2];
-    struct giz_firmware fw;
-    unsigned n_items = 0;
+    struct giz_firmware fw, matched[2];
+    unsigned n_items = 0, n_matched = 0;
     for (int t = 1; t <= 2; t++) {
         if (it.fw_type != 0 && it.fw_type != t)
             continue;
@@ -372,6 +389,8 @@ void gs_route_admin_ota_push(struct gs_request *rq)
             store_error(rq, rc);
             goto out;
         }
+        if (rc == GIZ_OK)
+            matched[n_matched++] = fw;
         if (rc == GIZ_ERR_NOT_FOUND && (it.ota_version == 40 || it.fw_type == 0))
             continue;
         items[n_items] = it;
@@ -383,8 +402,12 @@ void gs_route_admin_ota_push(struct gs_request *rq)
         n_items++;
     }
     if (n_items == 0 && it.ota_version == 40) {
-        gs_respond_error(rq, 409, "no_firmware",
-                         "OTA v4.0 pushes need a firmware for this product and type");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "error", "no_firmware");
+        cJSON_AddStringToObject(e, "message",
+                                "OTA v4.0 pushes need a firmware for this product and type");
+        cJSON_AddBoolToObject(e, "firmware_matched", false);
+        gs_respond_json(rq, 409, e);
         goto out;
     }
     if (n_items == 0) { /* v4.1, no firmware of any type yet: a WiFi re-check is harmless */
@@ -418,6 +441,22 @@ void gs_route_admin_ota_push(struct gs_request *rq)
     cJSON *types = cJSON_AddArrayToObject(j, "types");
     for (unsigned i = 0; i < n_items; i++)
         cJSON_AddItemToArray(types, cJSON_CreateNumber(items[i].fw_type));
+    /* A v4.1 push with no firmware still goes out (the re-check is harmless
+     * and finds firmware registered later), but devices will answer 9500:
+     * say so instead of looking like a push that will update something. */
+    cJSON_AddBoolToObject(j, "firmware_matched", n_matched > 0);
+    cJSON *fws = cJSON_AddArrayToObject(j, "firmware");
+    for (unsigned i = 0; i < n_matched; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddNumberToObject(f, "type", matched[i].type);
+        cJSON_AddNumberToObject(f, "id", (double)matched[i].id);
+        cJSON_AddStringToObject(f, "soft_version", matched[i].soft_version);
+        cJSON_AddItemToArray(fws, f);
+    }
+    if (n_matched == 0)
+        cJSON_AddStringToObject(j, "message",
+                                "no firmware matches this product and type: devices will "
+                                "re-check and answer 9500 (no update)");
     gs_respond_json(rq, 202, j);
 out:
     gs_store_release(&rq->srv->pool, st);

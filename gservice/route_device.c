@@ -16,8 +16,9 @@
 #include "giz/log.h"
 #include "gservice.h"
 
-/* Hex-encoded ciphertexts the safe variants accept (plaintexts are < 128 bytes). */
-#define SAFE_HEX_MAX 512
+/* Hex-encoded ciphertexts the safe variants accept (plaintexts up to 511
+ * bytes: newer firmware adds is_reset, auth_key, random_code, lan_proto_ver). */
+#define SAFE_HEX_MAX 1024
 
 static bool passcode_ok(const char *pc)
 {
@@ -28,6 +29,61 @@ static bool passcode_ok(const char *pc)
         if (pc[i] < 0x21 || pc[i] > 0x7e)
             return false;
     return true;
+}
+
+/* ---- newer firmware fields ------------------------------------------------ */
+
+static void info_field(const char *src, size_t len, const char *key, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    if (giz_form_get(src, len, key, out, cap, &n) != GIZ_OK) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; out[i] != '\0'; i++)
+        if (out[i] < 0x21 || out[i] > 0x7e) {
+            out[0] = '\0';
+            return;
+        }
+}
+
+bool gs_device_info_parse(const char *src, size_t len, bool with_type,
+                          struct giz_device_info *info, char *auth_key, size_t cap)
+{
+    memset(info, 0, sizeof *info);
+    if (auth_key != NULL && cap > 0)
+        auth_key[0] = '\0';
+    if (src == NULL || len == 0)
+        return false;
+    if (with_type)
+        info_field(src, len, "type", info->reg_type, sizeof info->reg_type);
+    info_field(src, len, "extra", info->extra, sizeof info->extra);
+    info_field(src, len, "sdk_hard_version", info->sdk_hard_version,
+               sizeof info->sdk_hard_version);
+    info_field(src, len, "sdk_soft_version", info->sdk_soft_version,
+               sizeof info->sdk_soft_version);
+    info_field(src, len, "is_reset", info->is_reset, sizeof info->is_reset);
+    info_field(src, len, "random_code", info->random_code, sizeof info->random_code);
+    info_field(src, len, "lan_proto_ver", info->lan_proto_ver, sizeof info->lan_proto_ver);
+    if (auth_key != NULL && cap > 0)
+        info_field(src, len, "auth_key", auth_key, cap);
+    return info->reg_type[0] || info->extra[0] || info->sdk_hard_version[0] ||
+           info->sdk_soft_version[0] || info->is_reset[0] || info->random_code[0] ||
+           info->lan_proto_ver[0] || (auth_key != NULL && cap > 0 && auth_key[0]);
+}
+
+void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const char *did,
+                           const struct giz_device_info *info, const char *auth_key)
+{
+    struct giz_store *own = NULL;
+    if (st == NULL)
+        st = own = gs_store_acquire(&rq->srv->pool);
+    int rc = st ? giz_store_device_info_update(st, did, info, auth_key) : GIZ_ERR_DB;
+    if (rc != GIZ_OK)
+        giz_log(GIZ_LOG_WARN, "device %s: details not recorded: %s", did, giz_strerror(rc));
+    if (own != NULL)
+        gs_store_release(&rq->srv->pool, own);
 }
 
 /* Registers (pk, mac, passcode); on success writes the DID into did_out and
@@ -84,8 +140,12 @@ static void dev_register(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return;
     }
-    if (do_register(rq, pk, mac, passcode, did))
-        gs_respond_form(rq, 201, "did=%s", did);
+    if (!do_register(rq, pk, mac, passcode, did))
+        return;
+    struct giz_device_info info;
+    if (gs_device_info_parse(rq->body, rq->body_len, true, &info, NULL, 0))
+        gs_device_info_record(rq, NULL, did, &info, NULL);
+    gs_respond_form(rq, 201, "did=%s", did);
 }
 
 static void dev_unregister(struct gs_request *rq)
@@ -282,6 +342,11 @@ static void safe_register(struct gs_request *rq, const char *pk, const uint8_t k
         return;
     if (!do_register(rq, pk, mac, passcode, did))
         return;
+    struct giz_device_info info;
+    char auth_key[GIZ_DEVINFO_SIZE * 2];
+    if (gs_device_info_parse(plain, plen, true, &info, auth_key, sizeof auth_key))
+        gs_device_info_record(rq, NULL, did, &info, auth_key);
+    explicit_bzero(auth_key, sizeof auth_key);
     char answer[32];
     int n = snprintf(answer, sizeof answer, "did=%s", did);
     safe_answer(rq, 201, key, answer, (size_t)n);

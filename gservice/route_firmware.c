@@ -12,7 +12,9 @@
  * Uploads are streamed into a temporary file under $GIZ_DATA_DIR/firmware
  * while their MD5 is computed, capped at GIZ_MAX_UPLOAD, then renamed and
  * recorded; on any failure the temporary file is removed and nothing is
- * recorded.
+ * recorded. A (product, type, soft_version, hard_version) that exists is
+ * refused with 409 "firmware_exists": a version, once offered to devices,
+ * never changes under them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -301,10 +303,41 @@ static bool insert_firmware(struct gs_request *rq, struct giz_firmware *fw)
         return false;
     }
     struct giz_product prod;
-    int rc = giz_store_product_get(st, fw->product_key, &prod);
-    if (rc == GIZ_OK)
-        rc = giz_store_firmware_insert(st, fw);
+    struct giz_firmware old;
+    /* one transaction: two uploads of one version cannot both pass the check */
+    int rc = giz_store_begin(st);
+    if (rc == GIZ_OK) {
+        rc = giz_store_product_get(st, fw->product_key, &prod);
+        if (rc == GIZ_OK) {
+            rc = giz_store_firmware_find(st, fw->product_key, fw->type, fw->soft_version,
+                                         fw->hard_version, &old);
+            if (rc == GIZ_OK)
+                rc = GIZ_ERR_EXISTS;
+            else if (rc == GIZ_ERR_NOT_FOUND)
+                rc = giz_store_firmware_insert(st, fw);
+        }
+        if (rc == GIZ_OK)
+            rc = giz_store_commit(st);
+        else
+            giz_store_rollback(st);
+    }
     gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_EXISTS) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "firmware type %d version %s%s%s of this product exists (id %" PRId64
+                 "); versions are immutable: upload it under a new soft_version",
+                 fw->type, fw->soft_version, fw->hard_version[0] ? " hard version " : "",
+                 fw->hard_version, old.id);
+        cJSON *j = cJSON_CreateObject();
+        if (j != NULL) {
+            cJSON_AddStringToObject(j, "error", "firmware_exists");
+            cJSON_AddStringToObject(j, "message", msg);
+            cJSON_AddNumberToObject(j, "id", (double)old.id);
+        }
+        gs_respond_json(rq, 409, j);
+        return false;
+    }
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_error(rq, 404, "product_not_found", "no product with this product_key");
         return false;

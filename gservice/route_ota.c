@@ -4,8 +4,9 @@
  * (POST /dev/ota/v4.1/update_and_check/<DID>), the MCU query
  * (GET /dev/ota/v4.1/latest), the v4.0 target firmware id
  * (GET /dev/ota/target_fid) and the firmware download itself
- * (GET /dev/ota/v4.1/download/<id>, GET /dev/ota/download/<id>), streamed
- * from disk with Range support and the headers firmware reads
+ * (GET /dev/ota/v4.1/download/<id>, GET /dev/ota/download/<id>), served
+ * from a read-only mapping of the file (headers and first body bytes in one
+ * segment, see mapped_response) with Range support and the headers firmware reads
  * (Content-Length, Firmware-MD5, Soft-Version, Firmware-Version,
  * Content-Disposition filename).
  *
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,6 +124,9 @@ void gs_route_ota_check(struct gs_request *rq)
     rc = giz_store_device_set_versions(st, did, type, soft, hard);
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_WARN, "ota check %s: versions not recorded: %s", did, giz_strerror(rc));
+    struct giz_device_info info; /* "type" here is the firmware type, not the register type */
+    if (gs_device_info_parse(b, bl, false, &info, NULL, 0))
+        gs_device_info_record(rq, st, did, &info, NULL);
     answer_v41(rq, st, dev.product_key, type, soft, hard);
 out:
     gs_store_release(&rq->srv->pool, st);
@@ -306,6 +312,60 @@ static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *
     return 1;
 }
 
+/* A mapped file range, unmapped when libmicrohttpd frees the response. */
+struct mapping {
+    void *base;
+    size_t len;
+};
+
+static void mapping_free(void *cls)
+{
+    struct mapping *m = cls;
+    if (m->base != NULL)
+        munmap(m->base, m->len);
+    free(m);
+}
+
+/* A buffer response over bytes [start, start + len) of fd, mapped read-only.
+ * libmicrohttpd sends a buffer response's headers and body with one
+ * sendmsg(), so the first TCP segment carries the headers and the first body
+ * bytes: firmware does one recv(600) and takes whatever follows the headers
+ * as the image's start. (Its fd/sendfile and callback responses send the
+ * headers alone first.) Files are never rewritten in place (uploads are
+ * renamed into place), so the mapping cannot shrink under us. NULL on
+ * failure (errno set); fd stays the caller's. */
+static struct MHD_Response *mapped_response(int fd, uint64_t start, uint64_t len)
+{
+    struct mapping *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    const char *data = "";
+    if (len > 0) {
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t pg = page > 0 ? (uint64_t)page : 4096u;
+        uint64_t aligned = start - start % pg;
+        uint64_t delta = start - aligned;
+        if (len > SIZE_MAX - delta || aligned > (uint64_t)INT64_MAX) {
+            free(m);
+            errno = EFBIG;
+            return NULL;
+        }
+        m->len = (size_t)(len + delta);
+        m->base = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, (off_t)aligned);
+        if (m->base == MAP_FAILED) {
+            free(m);
+            return NULL;
+        }
+        data = (const char *)m->base + delta;
+    }
+    /* cast: MHD_RESPMEM-style buffers are only read */
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        (size_t)len, (void *)(uintptr_t)data, mapping_free, m);
+    if (resp == NULL)
+        mapping_free(m);
+    return resp;
+}
+
 void gs_route_ota_download(struct gs_request *rq)
 {
     char *end = NULL;
@@ -356,6 +416,7 @@ void gs_route_ota_download(struct gs_request *rq)
         close(fd);
         snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
         static const char msg[] = "error_code=9015&error_message=range not satisfiable";
+        rq->giz_code = GS_E_FORM_INVALID;
         struct MHD_Response *resp = MHD_create_response_from_buffer(
             sizeof msg - 1, (void *)(uintptr_t)msg, MHD_RESPMEM_PERSISTENT);
         if (resp != NULL) {
@@ -366,10 +427,11 @@ void gs_route_ota_download(struct gs_request *rq)
         gs_respond_mhd(rq, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, sizeof msg - 1);
         return;
     }
-    /* MHD owns fd from here (closed when the response is destroyed) */
-    struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+    struct MHD_Response *resp = mapped_response(fd, start, len);
+    close(fd); /* the mapping (if any) stays valid */
     if (resp == NULL) {
-        close(fd);
+        giz_log(GIZ_LOG_ERR, "firmware %lld: cannot map %s: %s", id, fw.file_path,
+                strerror(errno));
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         return;
     }

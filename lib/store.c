@@ -98,6 +98,24 @@
                  "ORDER BY id DESC LIMIT 1")                                                       \
     X(FW_LIST, "SELECT " FW_COLS " FROM firmware WHERE ?1 IS NULL OR product_key = ?1 "            \
                "ORDER BY id")                                                                      \
+    X(FW_FIND, "SELECT " FW_COLS " FROM firmware WHERE product_key = ?1 AND type = ?2 "            \
+               "AND soft_version = ?3 AND hard_version = ?4 ORDER BY id DESC LIMIT 1")             \
+    X(DEVINFO_UPSERT, "INSERT INTO device_info(did, reg_type, extra, sdk_hard_version, "           \
+                      "sdk_soft_version, is_reset, random_code, lan_proto_ver, auth_key_digest, "  \
+                      "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "              \
+                      "ON CONFLICT(did) DO UPDATE SET "                                            \
+                      "reg_type = iif(?2 <> '', ?2, reg_type), "                                   \
+                      "extra = iif(?3 <> '', ?3, extra), "                                         \
+                      "sdk_hard_version = iif(?4 <> '', ?4, sdk_hard_version), "                   \
+                      "sdk_soft_version = iif(?5 <> '', ?5, sdk_soft_version), "                   \
+                      "is_reset = iif(?6 <> '', ?6, is_reset), "                                   \
+                      "random_code = iif(?7 <> '', ?7, random_code), "                             \
+                      "lan_proto_ver = iif(?8 <> '', ?8, lan_proto_ver), "                         \
+                      "auth_key_digest = iif(?9 <> '', ?9, auth_key_digest), "                     \
+                      "updated_at = ?10")                                                          \
+    X(DEVINFO_GET, "SELECT reg_type, extra, sdk_hard_version, sdk_soft_version, is_reset, "        \
+                   "random_code, lan_proto_ver, auth_key_digest, updated_at FROM device_info "     \
+                   "WHERE did = ?1")                                                               \
     X(USER_INSERT, "INSERT INTO users(uid, username, password_hash, created_at) "                  \
                    "VALUES (?1, ?2, ?3, ?4)")                                                      \
     X(USER_BY_NAME, "SELECT uid, password_hash FROM users WHERE username = ?1")                    \
@@ -1421,6 +1439,135 @@ int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_st
     if (src != SQLITE_ROW && src != SQLITE_DONE) rc = db_err(s, src, "listing firmware");
     st_reset(s, st);
     return rc;
+}
+
+int giz_store_firmware_find(struct giz_store *s, const char *product_key, int type,
+                            const char *soft_version, const char *hard_version,
+                            struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !product_key || !soft_version || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_FIND];
+    b_text(s, st, 1, product_key);
+    b_int(s, st, 2, type);
+    b_text(s, st, 3, soft_version);
+    b_text(s, st, 4, hard_version ? hard_version : "");
+    return firmware_one(s, st, out);
+}
+
+/* ---- device details from newer firmware ------------------------------------- */
+
+#define AUTH_KEY_DIGEST_PREFIX "hmac-sha256:"
+#define AUTH_KEY_DIGEST_SIZE (sizeof AUTH_KEY_DIGEST_PREFIX - 1 + 65)
+
+/* "hmac-sha256:<hex>" of auth_key under the store's token key. */
+static int auth_key_digest(struct giz_store *s, const char *auth_key, char *out, size_t cap)
+{
+    char hex[65];
+    size_t pl = sizeof AUTH_KEY_DIGEST_PREFIX - 1;
+    if (cap < AUTH_KEY_DIGEST_SIZE) return GIZ_ERR_INVAL;
+    int rc = giz_token_digest(s->token_key, sizeof s->token_key, auth_key, hex, sizeof hex);
+    if (rc != GIZ_OK) return rc;
+    memcpy(out, AUTH_KEY_DIGEST_PREFIX, pl);
+    memcpy(out + pl, hex, 65);
+    explicit_bzero(hex, sizeof hex);
+    return GIZ_OK;
+}
+
+int giz_store_device_info_update(struct giz_store *s, const char *did,
+                                 const struct giz_device_info *info, const char *auth_key)
+{
+    char digest[AUTH_KEY_DIGEST_SIZE] = "";
+    sqlite3_stmt *st;
+    int rc, src;
+
+    if (!s || !did || !info) return GIZ_ERR_INVAL;
+    if (!fits(info->reg_type, sizeof info->reg_type) || !fits(info->extra, sizeof info->extra) ||
+        !fits(info->sdk_hard_version, sizeof info->sdk_hard_version) ||
+        !fits(info->sdk_soft_version, sizeof info->sdk_soft_version) ||
+        !fits(info->is_reset, sizeof info->is_reset) ||
+        !fits(info->random_code, sizeof info->random_code) ||
+        !fits(info->lan_proto_ver, sizeof info->lan_proto_ver))
+        return GIZ_ERR_INVAL;
+    if (auth_key && auth_key[0] != '\0') {
+        if (strnlen(auth_key, 1025) > 1024) return GIZ_ERR_INVAL;
+        rc = auth_key_digest(s, auth_key, digest, sizeof digest);
+        if (rc != GIZ_OK) return rc;
+    }
+    st = s->st[ST_DEVINFO_UPSERT];
+    b_text(s, st, 1, did);
+    b_text(s, st, 2, info->reg_type);
+    b_text(s, st, 3, info->extra);
+    b_text(s, st, 4, info->sdk_hard_version);
+    b_text(s, st, 5, info->sdk_soft_version);
+    b_text(s, st, 6, info->is_reset);
+    b_text(s, st, 7, info->random_code);
+    b_text(s, st, 8, info->lan_proto_ver);
+    b_text(s, st, 9, digest);
+    b_int(s, st, 10, now_s());
+    src = st_step(s, st);
+    if (src == SQLITE_DONE)
+        rc = GIZ_OK;
+    else if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        rc = GIZ_ERR_NOT_FOUND;
+    else
+        rc = db_err(s, src, "recording device details");
+    st_reset(s, st);
+    return rc;
+}
+
+/* Reads the DID's device_info row into *out and its digest into digest. */
+static int device_info_read(struct giz_store *s, const char *did, struct giz_device_info *out,
+                            char *digest, size_t digest_cap)
+{
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    memset(out, 0, sizeof *out);
+    digest[0] = '\0';
+    st = s->st[ST_DEVINFO_GET];
+    b_text(s, st, 1, did);
+    src = st_step(s, st);
+    if (src == SQLITE_ROW) {
+        col_text(st, 0, out->reg_type, sizeof out->reg_type);
+        col_text(st, 1, out->extra, sizeof out->extra);
+        col_text(st, 2, out->sdk_hard_version, sizeof out->sdk_hard_version);
+        col_text(st, 3, out->sdk_soft_version, sizeof out->sdk_soft_version);
+        col_text(st, 4, out->is_reset, sizeof out->is_reset);
+        col_text(st, 5, out->random_code, sizeof out->random_code);
+        col_text(st, 6, out->lan_proto_ver, sizeof out->lan_proto_ver);
+        col_text(st, 7, digest, digest_cap);
+        out->auth_key_set = digest[0] != '\0';
+        out->updated_at = sqlite3_column_int64(st, 8);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(s, src, "reading device details");
+    }
+    st_reset(s, st);
+    return rc;
+}
+
+int giz_store_device_info_get(struct giz_store *s, const char *did, struct giz_device_info *out)
+{
+    char digest[AUTH_KEY_DIGEST_SIZE];
+    if (!s || !did || !out) return GIZ_ERR_INVAL;
+    return device_info_read(s, did, out, digest, sizeof digest);
+}
+
+int giz_store_device_info_auth_key_check(struct giz_store *s, const char *did,
+                                         const char *auth_key)
+{
+    char stored[AUTH_KEY_DIGEST_SIZE], want[AUTH_KEY_DIGEST_SIZE];
+    struct giz_device_info info;
+    int rc;
+
+    if (!s || !did || !auth_key) return GIZ_ERR_INVAL;
+    rc = device_info_read(s, did, &info, stored, sizeof stored);
+    if (rc != GIZ_OK) return rc;
+    if (stored[0] == '\0') return GIZ_ERR_NOT_FOUND;
+    rc = auth_key_digest(s, auth_key, want, sizeof want);
+    if (rc != GIZ_OK) return rc;
+    if (strlen(stored) != strlen(want)) return GIZ_ERR_AUTH;
+    return giz_consttime_eq(stored, want, strlen(want)) ? GIZ_OK : GIZ_ERR_AUTH;
 }
 
 /* ---- users, sessions, bindings -------------------------------------------- */

@@ -299,4 +299,70 @@ int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out);
  * beats (a busy broker thread, a locked database). */
 int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive);
 
+/* ---- device details from newer firmware (appended by gsvc, schema 003) --
+ * What newer firmware sends besides MAC and passcode: register and OTA
+ * check bodies may carry type (normal | center_control), extra, and the SDK
+ * versions; the safe register plaintext is_reset, auth_key, random_code,
+ * lan_proto_ver. Texts are stored as given (the GService keeps only
+ * printable ASCII that fits). auth_key is a device secret: only a keyed
+ * digest (HMAC-SHA256 with the store's token key) is stored, never the key. */
+#define GIZ_DEVINFO_SIZE 65
+struct giz_device_info {
+    char reg_type[GIZ_DEVINFO_SIZE];      /* the register body's "type" */
+    char extra[GIZ_DEVINFO_SIZE];
+    char sdk_hard_version[GIZ_VER_SIZE];
+    char sdk_soft_version[GIZ_VER_SIZE];
+    char is_reset[GIZ_DEVINFO_SIZE];
+    char random_code[GIZ_DEVINFO_SIZE];
+    char lan_proto_ver[GIZ_VER_SIZE];
+    bool auth_key_set;                    /* out: a digest of an auth_key is stored */
+    int64_t updated_at;                   /* out: unix seconds, 0 = nothing recorded */
+};
+/* Merges `info` into the DID's record: a non-empty field replaces the stored
+ * one, an empty field keeps it; `auth_key` (NULL or "" = keep) is stored as
+ * its keyed digest only. info->auth_key_set/updated_at are ignored.
+ * GIZ_ERR_NOT_FOUND unknown DID, GIZ_ERR_INVAL a field that does not fit. */
+int giz_store_device_info_update(struct giz_store *s, const char *did,
+                                 const struct giz_device_info *info, const char *auth_key);
+/* Fills *out; a DID with nothing recorded gives GIZ_OK with empty fields and
+ * updated_at 0 (also for an unknown DID). */
+int giz_store_device_info_get(struct giz_store *s, const char *did, struct giz_device_info *out);
+/* GIZ_OK if `auth_key` matches the stored digest (constant time),
+ * GIZ_ERR_AUTH if not, GIZ_ERR_NOT_FOUND if no digest is stored. */
+int giz_store_device_info_auth_key_check(struct giz_store *s, const char *did,
+                                         const char *auth_key);
+
+/* ---- firmware by version (appended by gsvc) --------------------------------
+ * The firmware row with exactly this (product, type, soft_version,
+ * hard_version) — hard_version "" matches only rows without one. The newest
+ * such row if several exist (databases from before uploads were checked).
+ * GIZ_ERR_NOT_FOUND if none. */
+int giz_store_firmware_find(struct giz_store *s, const char *product_key, int type,
+                            const char *soft_version, const char *hard_version,
+                            struct giz_firmware *out);
+
+/* ---- keyed passcode verifier (appended by helper "auth", schema 004) -----
+ * plugin/DESIGN.md "Passcode verification". With a key loaded, a connection
+ * writes HMAC-SHA256(key, did, passcode) beside the PBKDF2 hash of every
+ * device it registers, checks device passcodes against it (one HMAC instead
+ * of PBKDF2; a miss is final, no PBKDF2 is run), and fills it in for rows
+ * that verified through PBKDF2 (older rows, other key): best effort, never
+ * waiting for the write lock. Without a key nothing changes. */
+/* Writes the default key file path for a database, "<db folder>/passcode.key",
+ * into out. GIZ_ERR_INVAL (no file database, e.g. ":memory:"), GIZ_ERR_NOSPACE. */
+int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap);
+/* Loads (creating it once if missing, see giz_passcode_key_load; 0600, or
+ * 0640 when the database file is group-readable) the key file `path` (NULL or "" = the default beside this connection's database)
+ * and uses it on this connection. GIZ_OK; GIZ_ERR_INVAL (refused: mode open
+ * to other users, symlink, malformed) or GIZ_ERR_IO, with one sentence in
+ * `why` (optional) for the operator — the caller should refuse to start. */
+int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why, size_t why_cap);
+/* giz_store_device_auth with a cost budget: slow_ok false forbids PBKDF2 —
+ * a row that would need it (no usable keyed verifier, not in the verified
+ * cache) gives GIZ_ERR_AUTH with *slow = true and nothing checked; the
+ * caller should answer "busy, retry" rather than "wrong passcode". *slow
+ * (optional) is true whenever PBKDF2 was needed (run or refused). */
+int giz_store_device_auth_budget(struct giz_store *s, const char *did, const char *passcode,
+                                 bool slow_ok, struct giz_device *out, bool *slow);
+
 #endif
