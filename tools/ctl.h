@@ -124,6 +124,7 @@ int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_register(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a);
+int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a);
 
 int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a);

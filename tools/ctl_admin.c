@@ -239,14 +239,51 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a)
     return rc;
 }
 
+/* Whether the product has firmware of `type` (0 = any): 1 yes, 0 no, -1 could not tell
+ * (for a GService whose push answer does not say it). */
+static int has_firmware(struct ctl *ctl, const char *did, const char *pk, int type)
+{
+    char path[256], enc[128], pkbuf[64] = "";
+    cJSON *out = NULL;
+    const cJSON *item;
+    int found = 0;
+
+    if (pk == NULL) {
+        snprintf(path, sizeof path, "/admin/devices/%s", q(did, enc, sizeof enc));
+        if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK)
+            return -1;
+        snprintf(pkbuf, sizeof pkbuf, "%s", ctl__jstr(out, "product_key"));
+        cJSON_Delete(out);
+        out = NULL;
+        pk = pkbuf;
+    }
+    snprintf(path, sizeof path, "/admin/firmware?product_key=%s", q(pk, enc, sizeof enc));
+    if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK)
+        return -1;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(item, "type");
+        if (strcmp(ctl__jstr(item, "product_key"), pk) == 0 &&
+            (type == 0 || (cJSON_IsNumber(t) && t->valueint == type)))
+            found = 1;
+    }
+    cJSON_Delete(out);
+    return found;
+}
+
 int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
 {
     const char *did = ctl__opt(a, "did"), *pk = ctl__opt(a, "product");
+    const char *ov = ctl__opt(a, "ota-version");
     cJSON *body = NULL, *out = NULL;
-    int type = 1, rc;
+    int type = 1, rc, ota_version = 41;
 
     if ((did == NULL) == (pk == NULL))
         return ctl__fail(CTL_USAGE, "ota push needs exactly one of --did DID or --product PK");
+    if (ov != NULL && strcmp(ov, "40") != 0 && strcmp(ov, "41") != 0)
+        return ctl__fail(CTL_USAGE, "--ota-version must be 41 (0x0211, default) or 40 (0x020E), "
+                                    "not \"%s\"", ov);
+    if (ov != NULL)
+        ota_version = ov[1] == '0' ? 40 : 41;
     rc = fw_type(a, &type);
     if (rc != CTL_OK)
         return rc;
@@ -259,16 +296,70 @@ int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
         cJSON_AddStringToObject(body, "product_key", pk);
         cJSON_AddNumberToObject(body, "type", type);
     }
+    if (ota_version == 40)
+        cJSON_AddNumberToObject(body, "ota_version", 40);
     rc = ctl__http_json(ctl, "POST", "/admin/ota/push", body, CTL_AUTH_ADMIN, &out);
     if (rc == CTL_OK) {
+        /* The GService says whether firmware matched; an older one does not,
+         * then look at the firmware list ourselves. */
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(out, "firmware_matched");
+        int matched = cJSON_IsBool(m) ? cJSON_IsTrue(m)
+                                      : has_firmware(ctl, did, pk,
+                                                     ctl__opt(a, "type") || pk ? type : 0);
+        if (!cJSON_IsBool(m) && out != NULL)
+            cJSON_AddBoolToObject(out, "firmware_matched", matched == 1);
         if (ctl->json) {
             ctl__print_json(out);
         } else {
             char n[32];
-            printf("pushed to %s online device(s)\n", ctl__jtext(out, "targets", n, sizeof n));
+            ctl__jtext(out, "targets", n, sizeof n);
+            if (matched == 0)
+                printf("no firmware matches this %s%s: the push reached %s online device(s), "
+                       "which will re-check and answer 9500 (no update). Upload one with "
+                       "`gizctl firmware upload`.\n",
+                       did ? "device's product" : "product",
+                       ctl__opt(a, "type") || pk ? (type == 2 ? " (MCU)" : " (WiFi)") : "", n);
+            else
+                printf("pushed (OTA v%s) to %s online device(s)\n",
+                       ota_version == 40 ? "4.0" : "4.1", n);
         }
     }
     cJSON_Delete(body);
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a)
+{
+    const char *pk = ctl__opt(a, "product");
+    char path[256], enc[128];
+    cJSON *out = NULL;
+    const cJSON *item;
+    int rc, n = 0;
+
+    if (pk != NULL)
+        snprintf(path, sizeof path, "/admin/firmware?product_key=%s", q(pk, enc, sizeof enc));
+    else
+        snprintf(path, sizeof path, "/admin/firmware");
+    rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc != CTL_OK)
+        return rc;
+    if (ctl->json) {
+        ctl__print_json(out);
+    } else {
+        printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n", "ID", "PRODUCT KEY", "TYPE",
+               "SOFT", "HARD", "MD5", "SIZE");
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
+            char id[32], type[16], size[32];
+            printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n",
+                   ctl__jtext(item, "id", id, sizeof id), ctl__jstr(item, "product_key"),
+                   ctl__jtext(item, "type", type, sizeof type), ctl__jstr(item, "soft_version"),
+                   ctl__jstr(item, "hard_version"), ctl__jstr(item, "md5"),
+                   ctl__jtext(item, "size", size, sizeof size));
+            n++;
+        }
+        printf("%d firmware(s)\n", n);
+    }
     cJSON_Delete(out);
     return rc;
 }

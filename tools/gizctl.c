@@ -32,6 +32,11 @@ static const struct ctl_opt opts_ota_push[] = {
     {"did", 'd', "DID", "push to this device"},
     {"product", 'p', "PK", "push to every online device of this product"},
     {"type", 't', "1|2", "firmware type for a product push (default 1)"},
+    {"ota-version", 0, "41|40", "41: 0x0211, devices run update_and_check (default); "
+                                "40: 0x020E, v4.0 target_fid flow"},
+    {0}};
+static const struct ctl_opt opts_firmware_list[] = {
+    {"product", 'p', "PK", "only firmware of this product key"},
     {0}};
 static const struct ctl_opt opts_logs[] = {
     {"lines", 'n', "N", "show the last N records (default 100, at most 1000)"},
@@ -73,8 +78,11 @@ static const struct ctl_cmd commands[] = {
     {"firmware", "upload", "FILE", "upload a firmware file for the GService to host",
      "Example: gizctl firmware upload -p PK -t 1 -s 04020021 ./wifi.bin", 1, 1, opts_firmware,
      ctl__cmd_firmware_upload},
+    {"firmware", "list", "", "list firmware (id, product, type, versions, MD5, size)", NULL, 0,
+     0, opts_firmware_list, ctl__cmd_firmware_list},
     {"ota", "push", "", "tell online devices to check for an update now (0x0211)",
-     "Give --did DID, or --product PK [--type 1|2].", 0, 0, opts_ota_push, ctl__cmd_ota_push},
+     "Give --did DID, or --product PK [--type 1|2]. When no firmware matches, gizctl\n"
+     "says so: devices will re-check and answer 9500 (no update).", 0, 0, opts_ota_push, ctl__cmd_ota_push},
     {"logs", "tail", "DID", "print a device's stored 0x0012 logs", NULL, 1, 1, opts_logs,
      ctl__cmd_logs_tail},
     /* app side: app API + MQTT as an app */

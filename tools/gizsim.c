@@ -52,6 +52,11 @@ static const char usage_text[] =
     "      --no-ota             skip the OTA check at boot\n"
     "      --no-app-count       do not send 0x020F after login\n"
     "      --ota-type 1|2       OTA check type (default 1)\n"
+    "      --ota-version 41|40  OTA check flow: 41 = update_and_check (default),\n"
+    "                           40 = target_fid (also after every 0x020E push)\n"
+    "      --lenient            read HTTP and MQTT like a tolerant client instead of like\n"
+    "                           firmware (whole answers, several packets per read,\n"
+    "                           PUBLISHes before the last SUBACK kept, no downloads)\n"
     "      --soft-version V     soft version reported in the OTA check (default 04020020)\n"
     "      --hard-version V     hard version (default 00000001)\n"
     "      --http-concurrency N HTTP requests in flight at most (default 64)\n"
@@ -94,7 +99,7 @@ enum {
     OPT_HEARTBEAT, OPT_KEEPALIVE, OPT_MQTT_VERSION, OPT_BACKOFF, OPT_CONNECT_TIMEOUT, OPT_NO_HTTP,
     OPT_NO_OTA, OPT_NO_APP_COUNT, OPT_OTA_TYPE, OPT_SOFT, OPT_HARD, OPT_HTTP_CONC,
     OPT_HTTP_TIMEOUT, OPT_REPORT_RATE, OPT_REPORT_SIZE, OPT_LOG_INTERVAL, OPT_PING_FLOOD,
-    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW
+    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW, OPT_LENIENT, OPT_OTA_VERSION
 };
 
 static const struct option long_opts[] = {
@@ -138,6 +143,8 @@ static const struct option long_opts[] = {
     {"malformed", required_argument, NULL, OPT_MALFORMED},
     {"wrong-topic", required_argument, NULL, OPT_WRONG_TOPIC},
     {"progress", required_argument, NULL, OPT_PROGRESS},
+    {"lenient", no_argument, NULL, OPT_LENIENT},
+    {"ota-version", required_argument, NULL, OPT_OTA_VERSION},
     {NULL, 0, NULL, 0}};
 
 static int usage_error(const char *fmt, const char *arg)
@@ -182,6 +189,7 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
     o->backoff_scale = 1.0;
     o->connect_timeout_s = 30;
     o->ota_type = 1;
+    o->ota_version = 41;
     (void)util__copy(o->soft_version, sizeof o->soft_version, "04020020");
     (void)util__copy(o->hard_version, sizeof o->hard_version, "00000001");
     o->http_concurrency = 64;
@@ -294,6 +302,12 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
             if (num_opt(optarg, 1, 2, &v, "--ota-type wants 1 or 2, not"))
                 return 1;
             o->ota_type = (int)v;
+            break;
+        case OPT_LENIENT: o->lenient = true; break;
+        case OPT_OTA_VERSION:
+            if (strcmp(optarg, "40") != 0 && strcmp(optarg, "41") != 0)
+                return usage_error("--ota-version wants 40 or 41, not", optarg);
+            o->ota_version = optarg[1] == '0' ? 40 : 41;
             break;
         case OPT_SOFT: (void)util__copy(o->soft_version, sizeof o->soft_version, optarg); break;
         case OPT_HARD: (void)util__copy(o->hard_version, sizeof o->hard_version, optarg); break;

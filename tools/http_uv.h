@@ -31,4 +31,25 @@ struct http_uv_req *http_uv__start(uv_loop_t *loop, const struct sockaddr *addr,
  * released once libuv has closed the handles. NULL is accepted. */
 void http_uv__cancel(struct http_uv_req *req);
 
+/* Firmware-style reading (gizsim's strict mode). Every recv() the kernel
+ * completes is handed over as it came, not parsed: recv_cb gets the bytes of
+ * one read of at most `cap` bytes (the buffer is zeroed before each read,
+ * as firmware memsets its buffer). It returns 1 to read again with *next_cap
+ * (1..65536) bytes at most, 0 when the caller is done (the connection is
+ * closed), or a negative httpc_err to abort. */
+typedef int (*http_uv_recv_cb)(const char *data, size_t n, size_t *next_cap, void *ud);
+/* Called exactly once per started, not cancelled raw request: HTTPC_OK when
+ * recv_cb returned 0, HTTPC_ERR_IO when the peer closed before that (or
+ * recv_cb's own error), HTTPC_ERR_CONNECT, HTTPC_ERR_TIMEOUT. */
+typedef void (*http_uv_end_cb)(int rc, void *ud);
+
+/* Like http_uv__start, but the answer goes through recv_cb in raw reads, the
+ * first one of at most first_cap bytes. Same return and lifetime rules. */
+struct http_uv_req *http_uv__start_raw(uv_loop_t *loop, const struct sockaddr *addr,
+                                       const char *host_hdr, uint16_t port, const char *method,
+                                       const char *path, const char *content_type,
+                                       const char *extra_headers, const void *body,
+                                       size_t body_len, unsigned timeout_ms, size_t first_cap,
+                                       http_uv_recv_cb recv_cb, http_uv_end_cb end_cb, void *ud);
+
 #endif

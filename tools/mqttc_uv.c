@@ -3,7 +3,10 @@
  * MQTT client connection on libuv (see mqttc_uv.h). Reads land in one shared
  * 64 KiB buffer and whole packets are handed out from it directly; only the
  * tail of a packet that spans reads is copied into a per-connection buffer.
- * Writes try uv_try_write first and queue a copy of what is left.
+ * Writes try uv_try_write first and queue a copy of what is left. In strict
+ * mode a read is one firmware recv(): 1024 bytes at most, one packet taken
+ * from its start, the rest lost and counted. (libuv calls the read callback
+ * once per read(2), so one callback is one recv().)
  */
 #include "mqttc_uv.h"
 
@@ -11,6 +14,8 @@
 #include <string.h>
 
 static uint8_t mqttc_readbuf[65536];
+/* Strict (firmware) reads: one recv() into 1024 bytes. */
+static uint8_t mqttc_strictbuf[MQTTC_STRICT_RECV];
 
 struct mqttc_write {
     uv_write_t req;
@@ -200,9 +205,40 @@ static int keep_tail(struct mqttc *c, const uint8_t *data, size_t len)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
+    const struct mqttc *c = h->data;
     (void)suggested;
-    *buf = uv_buf_init((char *)mqttc_readbuf, sizeof mqttc_readbuf);
+    if (c->strict)
+        *buf = uv_buf_init((char *)mqttc_strictbuf, sizeof mqttc_strictbuf);
+    else
+        *buf = uv_buf_init((char *)mqttc_readbuf, sizeof mqttc_readbuf);
+}
+
+/* One firmware recv(): the packet at the start, if whole, is handled; the
+ * bytes after it are lost (counted as the packets they frame, at least one);
+ * a read without a whole packet at its start is dropped entirely. */
+static void strict_read(struct mqttc *c, const uint8_t *data, size_t len)
+{
+    size_t pkt_len = 0, off;
+
+    if (giz_mqtt_frame(data, len, MQTTC_STRICT_RECV, &pkt_len, NULL) != GIZ_OK) {
+        c->lost_packets++;
+        c->lost_bytes += (uint32_t)len;
+        return;
+    }
+    c->cbs->packet_cb(c, data, pkt_len);
+    off = pkt_len;
+    if (off < len) {
+        uint32_t n = 0;
+        c->lost_bytes += (uint32_t)(len - off);
+        while (off < len && giz_mqtt_frame(data + off, len - off, MQTTC_STRICT_RECV, &pkt_len,
+                                           NULL) == GIZ_OK) {
+            n++;
+            off += pkt_len;
+        }
+        if (off < len)
+            n++; /* a piece of one more */
+        c->lost_packets += n;
+    }
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -218,6 +254,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (len == 0 || c->state != MQTTC_OPEN)
         return;
+    if (c->strict) {
+        strict_read(c, data, len);
+        return;
+    }
     if (c->pending_len > 0) {
         /* Complete the split packet first, from the pending buffer. */
         size_t total = c->pending_len + len;

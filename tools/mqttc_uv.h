@@ -18,6 +18,9 @@
 
 #include "giz/mqtt.h"
 
+/* Receive buffer of firmware (MQTT side). */
+#define MQTTC_STRICT_RECV 1024u
+
 enum mqttc_state { MQTTC_IDLE = 0, MQTTC_CONNECTING, MQTTC_OPEN, MQTTC_CLOSING };
 
 /* Why a connection ended (argument of closed_cb). */
@@ -52,6 +55,14 @@ struct mqttc {
     uint32_t max_packet;
     uint8_t state;             /* enum mqttc_state */
     uint8_t close_reason;
+    /* Firmware reading (set `strict` before mqttc__connect): every read is
+     * one recv() of at most MQTTC_STRICT_RECV bytes and holds one packet,
+     * as firmware reads it. Bytes after the first packet of a read are
+     * lost, and a read that does not hold a whole packet is dropped; both
+     * are counted here (never reset by the connection). */
+    uint8_t strict;
+    uint32_t lost_packets;     /* packets (or packet pieces) dropped this way */
+    uint32_t lost_bytes;
     struct giz_mqtt_connect_opts opts; /* strings owned by the caller, read at connect time */
 };
 

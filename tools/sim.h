@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "giz/crypto.h"
 #include "http_uv.h"
 #include "mqttc_uv.h"
 #include "util.h"
@@ -55,6 +56,8 @@ struct sim_opts {
     unsigned ping_flood, malformed, wrong_topic; /* how many devices misbehave */
     bool quiet;
     double progress_s;
+    bool lenient;               /* --lenient: the old tolerant reader (no firmware limits, no downloads) */
+    int ota_version;            /* 41 (update_and_check) or 40 (target_fid) for the OTA check */
 };
 
 /* ---- error kinds -------------------------------------------------------------- */
@@ -89,6 +92,21 @@ enum sim_err {
     SIM_ERR_COUNT
 };
 
+/* ---- why a firmware download failed --------------------------------------------- */
+#define SIM_DL_FAILS(X)                                                        \
+    X(UNKNOWN_HOST, "unknown_host") /* URL host has ':' / not http:// / no DNS */ \
+    X(CONNECT, "connect")           /* no TCP connection to the host */          \
+    X(STATUS, "http_status")        /* status between the first spaces != 200 */ \
+    X(MD5, "md5_mismatch")          /* the image written does not match */       \
+    X(SHORT, "short")               /* closed / timed out before Content-Length */
+
+enum sim_dl_fail {
+#define SIM__DLF_ENUM(id, name) SIM_DLF_##id,
+    SIM_DL_FAILS(SIM__DLF_ENUM)
+#undef SIM__DLF_ENUM
+    SIM_DL_FAIL_COUNT
+};
+
 /* ---- counters ------------------------------------------------------------------- */
 struct sim_stats {
     uint64_t registered, reused, provisioned, ota_checks, ota_offered;
@@ -99,6 +117,10 @@ struct sim_stats {
     uint64_t pings_sent, pongs, reports_sent;
     uint64_t flood_pings, malformed_sent, wrong_topic_sent;
     uint64_t pub_in, pub_out;
+    /* strict firmware emulation */
+    uint64_t pub_before_suback;         /* PUBLISHes dropped: arrived before the third SUBACK */
+    uint64_t dl_started, dl_ok, dl_failed;
+    uint64_t dl_fail[SIM_DL_FAIL_COUNT];
     /* apps */
     uint64_t app_users, app_logins, app_bound, app_ready_now, app_ready_at_stop, app_cmds, app_acks, app_replies,
         app_logs, app_other;
@@ -114,7 +136,21 @@ enum dev_phase {
     DEV_BACKOFF,      /* waiting to reconnect */
     DEV_STOPPED
 };
-enum dev_http_op { HOP_NONE = 0, HOP_REGISTER, HOP_PROVISION, HOP_OTA };
+enum dev_http_op { HOP_NONE = 0, HOP_REGISTER, HOP_PROVISION, HOP_OTA, HOP_OTA40, HOP_DOWNLOAD };
+
+/* A firmware download in progress (strict mode), allocated while it runs. */
+struct sim_download {
+    struct giz_md5 *md5;        /* of the bytes "written", as firmware hashes them */
+    uint64_t filelen, offset;   /* Content-Length; bytes written so far */
+    struct sockaddr_storage addr;
+    char host[128];             /* the URL's host part (Host header) */
+    char path[512];
+    char want_md5[33];          /* Firmware-MD5 header ("" = none) */
+    char new_version[32];       /* soft version offered */
+    uint32_t new_fid;           /* v4.0 target fid (0 for v4.1) */
+    int fail;                   /* enum sim_dl_fail, -1 = none yet */
+    bool first;                 /* the next read is the first (headers) */
+};
 
 #define SIM_MIS_PING_FLOOD 0x01u
 #define SIM_MIS_MALFORMED 0x02u
@@ -144,6 +180,11 @@ struct sim_device {
     uint8_t ever_ready;
     uint8_t ota_after;          /* 1: boot chain (OTA then MQTT), 2: provision then MQTT */
     uint8_t ota_pending;        /* a push arrived while a request was running */
+    uint8_t ota_v40_next;       /* the next OTA check is v4.0 (after a 0x020E) */
+    uint32_t current_fid;       /* v4.0: fid of the installed firmware, 0 = none */
+    uint32_t downloads_ok, downloads_failed;
+    struct sim_download *dl;
+    char soft_version[24];      /* installed; starts at --soft-version, bumped by downloads */
     char did[24];
     char passcode[17];
     char mac[13];
@@ -236,6 +277,7 @@ void sim__app_stop(struct sim_app *a);
 
 /* ---- sim_report.c ----------------------------------------------------------------------------- */
 const char *sim__err_name(enum sim_err kind);
+const char *sim__dl_fail_name(enum sim_dl_fail kind);
 /* Updates the current and peak publish rates (called once a second). */
 void sim__rates(struct sim *s, double now);
 /* Prints the one-line progress (stderr). */

@@ -9,10 +9,18 @@
  * OTA re-check on 0x0211 / 0x020E, and reconnect back-off of 5 s + 10 s per
  * failed try (scaled), re-provisioning every 10 failures. Optional
  * misbehaviour: ping floods, malformed payloads, publishes to wrong topics.
+ * By default a device keeps the firmware's limits (see tools/README.md,
+ * "strict mode"): one recv(1024) per HTTP answer parsed with strstr, one
+ * packet per MQTT recv(1024), PUBLISHes before the third SUBACK ignored, and
+ * offered firmware actually downloaded with recv(600) and MD5-checked;
+ * --lenient turns all of that off.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "giz/form.h"
 #include "giz/proto.h"
@@ -43,6 +51,8 @@ void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
     d->misbehave = misbehave;
     d->idx = idx;
     mqttc__init(&d->mq, &dev_cbs, d, 70u * 1024u);
+    d->mq.strict = !s->o.lenient;
+    (void)util__copy(d->soft_version, sizeof d->soft_version, s->o.soft_version);
     uv_timer_init(s->loop, &d->timer);
     d->timer.data = d;
     /* MAC: 3 bytes of the run tag (unicast), then the device index. */
@@ -198,9 +208,26 @@ void sim__dev_tick(struct sim_device *d, double now)
         send_wrong_topic(d);
 }
 
-/* ---- HTTP: register, provision, OTA check ----------------------------------------- */
+/* ---- HTTP: register, provision, OTA check, firmware download ------------------------- */
 
 static void dev_http_done(int rc, const struct httpc_resp *r, void *ud);
+static int dev_strict_recv(const char *data, size_t n, size_t *next_cap, void *ud);
+static void dev_strict_end(int rc, void *ud);
+static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud);
+static void dev_dl_end(int rc, void *ud);
+
+/* Firmware's receive sizes: one recv(1024) per answer, recv(600) for downloads. */
+#define FW_ANSWER_RECV 1024u
+#define FW_DOWNLOAD_RECV 600u
+
+/* The first read of the answer being handled (strict mode). Only valid
+ * between dev_strict_recv and the dev_strict_end that follows it at once. */
+static char strict_answer[FW_ANSWER_RECV + 1];
+
+static bool is_ota_op(uint8_t op)
+{
+    return op == HOP_OTA || op == HOP_OTA40 || op == HOP_DOWNLOAD;
+}
 
 void sim__dev_start(struct sim_device *d)
 {
@@ -237,17 +264,39 @@ static void ota_recheck(struct sim_device *d)
     sim__http_acquire(s, d);
 }
 
+/* The OTA chain (check, maybe download) is over: release the slot and go on
+ * with the boot (MQTT login) or a push that came meanwhile. */
+static void ota_done(struct sim_device *d)
+{
+    sim__http_release(d->sim);
+    d->http_op = HOP_NONE;
+    if (d->ota_after) {
+        d->ota_after = 0;
+        mqtt_connect(d);
+    } else if (d->ota_pending) {
+        ota_recheck(d);
+    }
+}
+
 void sim__dev_http_go(struct sim_device *d)
 {
     struct sim *s = d->sim;
-    char path[320], body[256], v1[64], v2[64];
-    const char *method = "GET", *ctype = NULL;
+    char path[640], body[256], v1[64], v2[64];
+    const char *method = "GET", *ctype = NULL, *extra = NULL;
     size_t blen = 0;
 
     d->http_queued = 0;
     if (s->stopping || d->phase == DEV_STOPPED) {
         sim__http_release(s);
         return;
+    }
+    if (d->http_op == HOP_OTA && (s->o.ota_version == 40 || d->ota_v40_next))
+        d->http_op = HOP_OTA40;
+    if (is_ota_op(d->http_op) && d->http_op != HOP_DOWNLOAD) {
+        d->ota_v40_next = 0;
+        if (giz_form_encode_value(s->o.hard_version, v1, sizeof v1) != GIZ_OK ||
+            giz_form_encode_value(d->soft_version, v2, sizeof v2) != GIZ_OK)
+            v1[0] = v2[0] = '\0';
     }
     switch (d->http_op) {
     case HOP_REGISTER:
@@ -260,44 +309,296 @@ void sim__dev_http_go(struct sim_device *d)
     case HOP_PROVISION:
         snprintf(path, sizeof path, "%s/dev/devices/%s", s->o.http_prefix, d->did);
         break;
+    case HOP_OTA40:
+        /* v4.0: GET target_fid, with the header the firmware sends */
+        extra = "Content-Type: application/text\r\n";
+        snprintf(path, sizeof path,
+                 "%s/dev/ota/target_fid?did=%s&product_key=%s&type=%d&hard_version=%s"
+                 "&soft_version=%s&current_fid=%u",
+                 s->o.http_prefix, d->did, s->o.product_key, s->o.ota_type, v1, v2,
+                 d->current_fid ? (unsigned)d->current_fid : 1u);
+        break;
     default:
         method = "POST";
         ctype = "application/x-www-form-urlencoded";
         snprintf(path, sizeof path, "%s/dev/ota/v4.1/update_and_check/%s", s->o.http_prefix,
                  d->did);
-        if (giz_form_encode_value(s->o.hard_version, v1, sizeof v1) != GIZ_OK ||
-            giz_form_encode_value(s->o.soft_version, v2, sizeof v2) != GIZ_OK)
-            v1[0] = v2[0] = '\0';
         blen = (size_t)snprintf(body, sizeof body,
                                 "passcode=%s&type=%d&hard_version=%s&soft_version=%s", d->passcode,
                                 s->o.ota_type, v1, v2);
         break;
     }
     d->t_start = util__now_ms();
-    d->http = http_uv__start(s->loop, (const struct sockaddr *)&s->http_addr, "api.gizwits.com",
-                             s->o.http_port, method, path, ctype, NULL, ctype ? body : NULL, blen,
-                             s->o.http_timeout_ms, dev_http_done, d);
+    if (s->o.lenient)
+        d->http = http_uv__start(s->loop, (const struct sockaddr *)&s->http_addr, "api.gizwits.com",
+                                 s->o.http_port, method, path, ctype, extra, ctype ? body : NULL,
+                                 blen, s->o.http_timeout_ms, dev_http_done, d);
+    else
+        d->http = http_uv__start_raw(s->loop, (const struct sockaddr *)&s->http_addr,
+                                     "api.gizwits.com", s->o.http_port, method, path, ctype, extra,
+                                     ctype ? body : NULL, blen, s->o.http_timeout_ms,
+                                     FW_ANSWER_RECV, dev_strict_recv, dev_strict_end, d);
     if (d->http == NULL) {
         sim__http_release(s);
         sim__error(s, SIM_ERR_HTTP_CONNECT);
-        if (d->http_op != HOP_OTA || d->ota_after)
+        if (!is_ota_op(d->http_op) || d->ota_after)
             schedule_backoff(d);
     }
 }
 
-/* Copies the value of `key` of a form body. */
-static bool form_value(const struct httpc_resp *r, const char *key, char *out, size_t cap)
+/* ---- parsing the way firmware parses --------------------------------------------- */
+
+/* HTTP status as firmware reads it: the text between the first two spaces
+ * (at most 10 characters), as a number; 0 when there is none. */
+static int fw_status(const char *buf)
 {
-    size_t n = 0;
-    return giz_form_get(r->body, r->body_len, key, out, cap, &n) == GIZ_OK && n > 0;
+    const char *a = strchr(buf, ' '), *b;
+    char code[11];
+    long v;
+    char *end = NULL;
+
+    if (a == NULL)
+        return 0;
+    a++;
+    b = strchr(a, ' ');
+    if (b == NULL || b - a > 10 || b == a)
+        return 0;
+    memcpy(code, a, (size_t)(b - a));
+    code[b - a] = '\0';
+    v = strtol(code, &end, 10);
+    return v > 0 && v < 1000 ? (int)v : 0;
 }
 
-static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
+/* strstr(buf, key), then the text up to `stop` (a string, or NULL = to the
+ * end). False when either is missing or the value does not fit. */
+static bool fw_field(const char *buf, const char *key, const char *stop, char *out, size_t cap)
+{
+    const char *p = strstr(buf, key), *e;
+    size_t n;
+
+    if (p == NULL)
+        return false;
+    p += strlen(key);
+    e = stop ? strstr(p, stop) : p + strlen(p);
+    if (e == NULL)
+        return false;
+    n = (size_t)(e - p);
+    if (n >= cap)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* ---- firmware download (strict mode) ---------------------------------------------- */
+
+static void dl_failed(struct sim_device *d, enum sim_dl_fail why)
+{
+    struct sim *s = d->sim;
+    s->st.dl_failed++;
+    s->st.dl_fail[why]++;
+    d->downloads_failed++;
+    if (!s->o.quiet)
+        fprintf(stderr, "gizsim: device %s: firmware download failed: %s\n", d->did,
+                sim__dl_fail_name(why));
+}
+
+static void dl_free(struct sim_device *d)
+{
+    if (d->dl != NULL) {
+        giz_md5_free(d->dl->md5);
+        free(d->dl);
+        d->dl = NULL;
+    }
+}
+
+/* Resolves a download URL's host the way firmware does: everything between
+ * "http://" and the first '/' is the host name (a port in it makes the name
+ * unresolvable); IPv4 only. The port used is the configured GService port
+ * (firmware always uses 80, which tests cannot bind). */
+static bool dl_resolve(struct sim_device *d, const char *url, struct sim_download *dl)
+{
+    const struct sim *s = d->sim;
+    const char *p = strstr(url, "http://"), *slash;
+    struct addrinfo hints, *res = NULL;
+    size_t hl;
+
+    if (p == NULL)
+        return false;
+    p += 7;
+    slash = strchr(p, '/');
+    if (slash == NULL || slash == p)
+        return false;
+    hl = (size_t)(slash - p);
+    if (hl >= sizeof dl->host || strlen(slash) >= sizeof dl->path)
+        return false;
+    memcpy(dl->host, p, hl);
+    dl->host[hl] = '\0';
+    memcpy(dl->path, slash, strlen(slash) + 1);
+    if (strchr(dl->host, ':') != NULL)
+        return false; /* "127.0.0.1:80" is not a host name */
+    if (uv_ip4_addr(dl->host, s->o.http_port, (struct sockaddr_in *)&dl->addr) == 0)
+        return true;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(dl->host, NULL, &hints, &res) != 0 || res == NULL)
+        return false;
+    memcpy(&dl->addr, res->ai_addr, res->ai_addrlen);
+    ((struct sockaddr_in *)&dl->addr)->sin_port = htons(s->o.http_port);
+    freeaddrinfo(res);
+    return true;
+}
+
+/* Starts downloading `url` (the slot of the OTA check is kept). Returns
+ * false when nothing was started (failure counted); ota_done is then up to
+ * the caller. */
+static bool dl_start(struct sim_device *d, const char *url, const char *version, uint32_t fid)
+{
+    struct sim *s = d->sim;
+    struct sim_download *dl = calloc(1, sizeof *dl);
+
+    s->st.dl_started++;
+    if (dl == NULL || (dl->md5 = giz_md5_new()) == NULL) {
+        free(dl);
+        sim__error(s, SIM_ERR_NOMEM);
+        return false;
+    }
+    dl->fail = -1;
+    dl->first = true;
+    dl->new_fid = fid;
+    (void)util__copy(dl->new_version, sizeof dl->new_version, version);
+    d->dl = dl;
+    if (!dl_resolve(d, url, dl)) {
+        dl_free(d);
+        dl_failed(d, SIM_DLF_UNKNOWN_HOST);
+        return false;
+    }
+    d->http_op = HOP_DOWNLOAD;
+    d->t_start = util__now_ms();
+    d->http = http_uv__start_raw(s->loop, (const struct sockaddr *)&dl->addr, dl->host, 80, "GET",
+                                 dl->path, NULL, "Content-Type: application/text\r\n", NULL, 0,
+                                 s->o.http_timeout_ms, FW_DOWNLOAD_RECV, dev_dl_recv, dev_dl_end,
+                                 d);
+    if (d->http == NULL) {
+        dl_free(d);
+        dl_failed(d, SIM_DLF_CONNECT);
+        return false;
+    }
+    return true;
+}
+
+/* One recv() of the download, handled as the firmware handles it: the first
+ * must hold the headers and the body start, and (600 - header length) bytes
+ * of that buffer are written whatever recv returned; later reads ask for
+ * min(600, bytes still due) and write what came. */
+static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud)
+{
+    struct sim_device *d = ud;
+    struct sim_download *dl = d->dl;
+    size_t write_len = n;
+    const char *from = data;
+
+    if (dl == NULL)
+        return HTTPC_ERR_IO;
+    if (dl->first) {
+        char v[40];
+        const char *end;
+        size_t head_len;
+        unsigned long long len = 0;
+
+        dl->first = false;
+        if (fw_status(data) != 200) {
+            dl->fail = SIM_DLF_STATUS;
+            return HTTPC_ERR_PROTO;
+        }
+        end = strstr(data, "\r\n\r\n");
+        head_len = end ? (size_t)(end + 4 - data) : 0; /* firmware: 0 when not found */
+        if (fw_field(data, "Content-Length: ", "\r\n", v, sizeof v))
+            len = strtoull(v, NULL, 10);
+        dl->filelen = len;
+        if (!fw_field(data, "Firmware-MD5: ", "\r\n", dl->want_md5, sizeof dl->want_md5) ||
+            strlen(dl->want_md5) != 32)
+            dl->want_md5[0] = '\0';
+        if (dl->new_version[0] == '\0' && fw_field(data, "Soft-Version: ", "\r\n", v, sizeof v))
+            (void)util__copy(dl->new_version, sizeof dl->new_version, v);
+        /* data[n..600] are zero bytes (http_uv zeroes the buffer before a read) */
+        from = data + head_len;
+        write_len = FW_DOWNLOAD_RECV - head_len;
+    }
+    (void)giz_md5_update(dl->md5, from, write_len);
+    dl->offset += write_len;
+    if (dl->offset >= dl->filelen)
+        return 0;
+    *next_cap = dl->filelen - dl->offset < FW_DOWNLOAD_RECV ? (size_t)(dl->filelen - dl->offset)
+                                                            : FW_DOWNLOAD_RECV;
+    return 1;
+}
+
+static void dev_dl_end(int rc, void *ud)
 {
     struct sim_device *d = ud;
     struct sim *s = d->sim;
-    bool boot = d->http_op != HOP_OTA || d->ota_after;
-    char host[256], port[16];
+    struct sim_download *dl = d->dl;
+
+    d->http = NULL;
+    util__samples_add(&s->http_ms, util__now_ms() - d->t_start);
+    if (s->stopping || d->phase == DEV_STOPPED || dl == NULL) {
+        dl_free(d);
+        sim__http_release(s);
+        return;
+    }
+    if (rc == HTTPC_OK) {
+        char got[33];
+        struct giz_md5 *ctx = dl->md5;
+        dl->md5 = NULL;
+        if (giz_md5_final(ctx, got) == GIZ_OK && dl->offset == dl->filelen &&
+            dl->want_md5[0] != '\0' && strcasecmp(got, dl->want_md5) == 0) {
+            s->st.dl_ok++;
+            d->downloads_ok++;
+            if (dl->new_version[0] != '\0')
+                (void)util__copy(d->soft_version, sizeof d->soft_version, dl->new_version);
+            if (dl->new_fid != 0)
+                d->current_fid = dl->new_fid;
+        } else {
+            dl_failed(d, SIM_DLF_MD5);
+        }
+    } else {
+        dl_failed(d, dl->fail >= 0                ? (enum sim_dl_fail)dl->fail
+                     : rc == HTTPC_ERR_CONNECT ? SIM_DLF_CONNECT
+                                               : SIM_DLF_SHORT);
+    }
+    dl_free(d);
+    ota_done(d);
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+static bool is_did(const char *p)
+{
+    for (size_t i = 0; i < GIZ_DID_LEN; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+/* No update for this device (9500 / 9502): the normal "no" answer. */
+static bool no_update_answer(int status, const char *text)
+{
+    return status >= 400 && status < 500 &&
+           (strstr(text, "9500") || strstr(text, "9502") || strstr(text, "push rule"));
+}
+
+/* One answer: `text` is what firmware parses (the first recv in strict mode,
+ * the body in lenient mode), status as firmware reads it. */
+static void dev_http_answer(struct sim_device *d, int rc, int status, const char *text)
+{
+    struct sim *s = d->sim;
+    bool boot = !is_ota_op(d->http_op) || d->ota_after;
+    char host[256], port[16], sv[40], url[600], fid[16];
+    const char *p;
     unsigned long pv;
 
     d->http = NULL;
@@ -313,17 +614,21 @@ static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
                                                 : SIM_ERR_HTTP_IO);
         if (boot)
             schedule_backoff(d);
+        else
+            d->http_op = HOP_NONE;
         return;
     }
     switch (d->http_op) {
     case HOP_REGISTER:
-        if (r->status != 201 || r->body_len < 4 + GIZ_DID_LEN || strncmp(r->body, "did=", 4) != 0) {
+        /* firmware copies exactly 22 characters after "did=" */
+        p = strstr(text, "did=");
+        if (status != 201 || p == NULL || strlen(p + 4) < GIZ_DID_LEN || !is_did(p + 4)) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_REGISTER_REFUSED);
             schedule_backoff(d);
             return;
         }
-        memcpy(d->did, r->body + 4, GIZ_DID_LEN);
+        memcpy(d->did, p + 4, GIZ_DID_LEN);
         d->did[GIZ_DID_LEN] = '\0';
         s->st.registered++;
         s->state_dirty = true;
@@ -331,13 +636,16 @@ static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
         sim__dev_http_go(d); /* keeps the slot */
         return;
     case HOP_PROVISION:
-        if (r->status != 200) {
+        if (status != 200) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_PROVISION_REFUSED);
             schedule_backoff(d);
             return;
         }
-        if (!form_value(r, "host", host, sizeof host) || !form_value(r, "port", port, sizeof port) ||
+        /* host= up to '&', then port= up to '&' */
+        p = strstr(text, "host=");
+        if (!fw_field(text, "host=", "&", host, sizeof host) || p == NULL ||
+            !fw_field(p, "port=", "&", port, sizeof port) ||
             util__parse_ulong(port, 1, 65535, &pv) != 0 || sim__set_m2m(s, host, (uint16_t)pv) != 0) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_PROVISION_BAD);
@@ -354,27 +662,70 @@ static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
         d->http_op = HOP_NONE;
         mqtt_connect(d);
         return;
-    default:
-        sim__http_release(s);
+    case HOP_OTA40:
         s->st.ota_checks++;
         d->ota_checks++;
-        if (r->status == 200 && strstr(r->body, "soft_ver=") != NULL)
-            s->st.ota_offered++;
-        else if (r->status == 200 || (r->status >= 400 && r->status < 500 &&
-                                      (strstr(r->body, "9500") || strstr(r->body, "9502") ||
-                                       strstr(r->body, "push rule"))))
-            ; /* no update for this device: the normal answer */
-        else
+        if (status == 200) {
+            unsigned long f = 0;
+            /* target_fid= up to '&', download_url= up to '&' (v4.0 firmware) */
+            if (!fw_field(text, "target_fid=", "&", fid, sizeof fid) ||
+                util__parse_ulong(fid, 1, 0xFFFFFFFFul, &f) != 0 ||
+                !fw_field(text, "download_url=", "&", url, sizeof url) ||
+                strstr(url, "/dev/ota/download") == NULL) {
+                sim__error(s, SIM_ERR_OTA_STATUS);
+            } else {
+                s->st.ota_offered++;
+                if (!fw_field(text, "soft_ver=", "&", sv, sizeof sv) &&
+                    !fw_field(text, "soft_ver=", "\r\n", sv, sizeof sv))
+                    sv[0] = '\0';
+                if (!s->o.lenient && f != d->current_fid && dl_start(d, url, sv, (uint32_t)f))
+                    return;
+            }
+        } else if (!no_update_answer(status, text)) {
             sim__error(s, SIM_ERR_OTA_STATUS);
-        d->http_op = HOP_NONE;
-        if (d->ota_after) {
-            d->ota_after = 0;
-            mqtt_connect(d);
-        } else if (d->ota_pending) {
-            ota_recheck(d);
         }
+        ota_done(d);
+        return;
+    default:
+        s->st.ota_checks++;
+        d->ota_checks++;
+        if (status == 200) {
+            /* soft_ver= up to '&', download_url= up to CRLF (v4.1 firmware) */
+            if (!fw_field(text, "soft_ver=", "&", sv, sizeof sv) ||
+                !fw_field(text, "download_url=", "\r\n", url, sizeof url)) {
+                sim__error(s, SIM_ERR_OTA_STATUS);
+            } else {
+                s->st.ota_offered++;
+                if (!s->o.lenient && strcmp(d->soft_version, sv) < 0 && dl_start(d, url, sv, 0))
+                    return;
+            }
+        } else if (!no_update_answer(status, text)) {
+            sim__error(s, SIM_ERR_OTA_STATUS);
+        }
+        ota_done(d);
         return;
     }
+}
+
+static void dev_http_done(int rc, const struct httpc_resp *r, void *ud)
+{
+    dev_http_answer(ud, rc, r ? r->status : 0, r ? r->body : "");
+}
+
+static int dev_strict_recv(const char *data, size_t n, size_t *next_cap, void *ud)
+{
+    (void)next_cap;
+    (void)ud;
+    if (n > FW_ANSWER_RECV)
+        n = FW_ANSWER_RECV;
+    memcpy(strict_answer, data, n);
+    strict_answer[n] = '\0';
+    return 0; /* firmware reads once */
+}
+
+static void dev_strict_end(int rc, void *ud)
+{
+    dev_http_answer(ud, rc, rc == HTTPC_OK ? fw_status(strict_answer) : 0, strict_answer);
 }
 
 /* ---- MQTT ---------------------------------------------------------------------------- */
@@ -595,10 +946,12 @@ static void handle_publish(struct sim_device *d, const struct giz_mqtt_publish *
         case GIZ_CMD_OTA_PUSH_V41:
         case GIZ_CMD_OTA_PUSH_V40:
             s->st.ota_pushes_seen++;
-            if (m.cmd == GIZ_CMD_OTA_PUSH_V41)
+            if (m.cmd == GIZ_CMD_OTA_PUSH_V41) {
                 s->st.ota_v41++;
-            else
+            } else {
                 s->st.ota_v40++;
+                d->ota_v40_next = 1; /* answered by a v4.0 target_fid check */
+            }
             d->ota_pushes++;
             ota_recheck(d);
             break;
@@ -648,6 +1001,11 @@ static void dev_packet_cb(struct mqttc *c, const uint8_t *pkt, size_t len)
     }
     case GIZ_MQTT_PUBLISH: {
         struct giz_mqtt_publish p;
+        if (!s->o.lenient && d->phase != DEV_READY) {
+            /* firmware ignores PUBLISHes until its third SUBACK */
+            s->st.pub_before_suback++;
+            return;
+        }
         if (giz_mqtt_publish_parse(pkt, len, &p, NULL) != GIZ_OK) {
             sim__error(s, SIM_ERR_BAD_STREAM);
             return;
@@ -698,6 +1056,7 @@ void sim__dev_stop(struct sim_device *d)
         http_uv__cancel(d->http);
         d->http = NULL;
     }
+    dl_free(d);
     uv_timer_stop(&d->timer);
     if (!uv_is_closing((uv_handle_t *)&d->timer))
         uv_close((uv_handle_t *)&d->timer, NULL);

@@ -19,6 +19,17 @@ static const char *const err_names[] = {
 #undef SIM__ERR_NAME
 };
 
+static const char *const dl_fail_names[] = {
+#define SIM__DLF_NAME(id, name) name,
+    SIM_DL_FAILS(SIM__DLF_NAME)
+#undef SIM__DLF_NAME
+};
+
+const char *sim__dl_fail_name(enum sim_dl_fail kind)
+{
+    return (unsigned)kind < SIM_DL_FAIL_COUNT ? dl_fail_names[kind] : "unknown";
+}
+
 const char *sim__err_name(enum sim_err kind)
 {
     return (unsigned)kind < SIM_ERR_COUNT ? err_names[kind] : "unknown";
@@ -212,6 +223,28 @@ int sim__write_json(struct sim *s, const char *path)
     add_u64(c, "app_logs_seen", st->app_logs);
     add_u64(c, "app_other_msgs", st->app_other);
 
+    {
+        /* strict firmware emulation (tools/README.md) */
+        cJSON *fw = cJSON_AddObjectToObject(root, "firmware"), *why;
+        uint64_t lost_p = 0, lost_b = 0;
+        for (uint32_t i = 0; i < s->o.devices; i++) {
+            lost_p += s->devs[i].mq.lost_packets;
+            lost_b += s->devs[i].mq.lost_bytes;
+        }
+        cJSON_AddBoolToObject(fw, "strict", !s->o.lenient);
+        cJSON_AddNumberToObject(fw, "ota_version", s->o.ota_version);
+        add_u64(fw, "downloads_started", st->dl_started);
+        add_u64(fw, "downloads_ok", st->dl_ok);
+        add_u64(fw, "downloads_failed", st->dl_failed);
+        why = cJSON_AddObjectToObject(fw, "download_failures");
+        for (int i = 0; i < SIM_DL_FAIL_COUNT; i++)
+            add_u64(why, dl_fail_names[i], st->dl_fail[i]);
+        add_u64(fw, "packets_lost", lost_p);
+        add_u64(fw, "bytes_lost", lost_b);
+        add_u64(fw, "publishes_before_suback", st->pub_before_suback);
+        add_u64(fw, "app_count_msgs", st->app_count_msgs);
+    }
+
     r = cJSON_AddObjectToObject(root, "rates");
     cJSON_AddNumberToObject(r, "in_per_s_avg", el > 0 ? (double)st->pub_in / el : 0);
     cJSON_AddNumberToObject(r, "out_per_s_avg", el > 0 ? (double)st->pub_out / el : 0);
@@ -242,6 +275,11 @@ int sim__write_json(struct sim *s, const char *path)
             add_u64(o, "app_count_msgs", d->app_count_msgs);
             add_u64(o, "app_count", d->app_count);
             add_u64(o, "log_bits", d->log_bits);
+            cJSON_AddStringToObject(o, "soft_version", d->soft_version);
+            add_u64(o, "current_fid", d->current_fid);
+            add_u64(o, "downloads_ok", d->downloads_ok);
+            add_u64(o, "downloads_failed", d->downloads_failed);
+            add_u64(o, "packets_lost", d->mq.lost_packets);
             cJSON_AddItemToArray(arr, o);
         }
     }
