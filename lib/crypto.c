@@ -4,14 +4,21 @@
  * base62, hex), PBKDF2-HMAC-SHA256 secret hashes in a self-describing
  * string with constant-time verification, HMAC-SHA256 token digests, hex
  * coding, AES-128-ECB/PKCS#7 for the firmware's "safe" HTTP variants and an
- * opaque incremental MD5 for firmware files. Nothing here logs: callers
- * decide what an error means.
+ * opaque incremental MD5 for firmware files, and the keyed passcode
+ * verifier with its key file (load or create once, mode checked). Nothing
+ * here logs: callers decide what an error means.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "giz/crypto.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -285,4 +292,230 @@ void giz_md5_free(struct giz_md5 *ctx)
     if (!ctx) return;
     EVP_MD_CTX_free(ctx->ctx);
     free(ctx);
+}
+
+/* ---- keyed passcode verifier ---------------------------------------------- */
+
+#define PCMAC_PREFIX "hmac-sha256$"
+#define PCMAC_DOMAIN "gizcloud passcode v1"
+#define PCKEY_ID_LABEL "gizcloud passcode key id"
+#define PCKEY_FILE_MAX 130
+
+int giz_passcode_key_init(struct giz_passcode_key *k, const uint8_t *raw, size_t len)
+{
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    int rc;
+
+    if (!k || !raw || len != GIZ_PASSCODE_KEY_LEN) return GIZ_ERR_INVAL;
+    memcpy(k->key, raw, GIZ_PASSCODE_KEY_LEN);
+    if (!HMAC(EVP_sha256(), k->key, (int)GIZ_PASSCODE_KEY_LEN,
+              (const unsigned char *)PCKEY_ID_LABEL, sizeof PCKEY_ID_LABEL - 1, mac, &mac_len) ||
+        mac_len != 32) {
+        OPENSSL_cleanse(k, sizeof *k);
+        return GIZ_ERR_CRYPTO;
+    }
+    rc = giz_hex_encode(mac, 8, k->id, sizeof k->id);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return rc;
+}
+
+static void why_set(char *why, size_t cap, const char *path, const char *text, int err)
+{
+    if (!why || cap == 0) return;
+    if (err)
+        snprintf(why, cap, "passcode key file %s: %s (%s)", path, text, strerror(err));
+    else
+        snprintf(why, cap, "passcode key file %s: %s", path, text);
+}
+
+/* Creates `path` with a fresh key unless it exists. GIZ_OK when `path`
+ * exists afterwards (created here or by someone else). */
+static int key_file_create(const char *path, bool group_read, char *why, size_t why_cap)
+{
+    uint8_t raw[GIZ_PASSCODE_KEY_LEN];
+    char text[2 * GIZ_PASSCODE_KEY_LEN + 2], tmp[4096];
+    int fd = -1, rc = GIZ_ERR_IO, n;
+    size_t len;
+
+    n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        why_set(why, why_cap, path, "path too long", 0);
+        return GIZ_ERR_INVAL;
+    }
+    rc = giz_random_bytes(raw, sizeof raw);
+    if (rc) goto cleanup;
+    giz_hex_encode(raw, sizeof raw, text, sizeof text);
+    len = strlen(text);
+    text[len++] = '\n';
+    rc = GIZ_ERR_IO;
+    unlink(tmp); /* a leftover of this pid from an earlier crash */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        why_set(why, why_cap, path, "cannot create it", errno);
+        goto cleanup;
+    }
+    if (fchmod(fd, group_read ? 0640 : 0600) != 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+        why_set(why, why_cap, path, "cannot write it", errno);
+        goto cleanup;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        why_set(why, why_cap, path, "cannot write it", errno);
+        goto cleanup;
+    }
+    fd = -1;
+    /* link() is the O_EXCL of a complete file: whoever links first wins and
+     * nobody ever reads a half-written key. */
+    if (link(tmp, path) != 0 && errno != EEXIST) {
+        why_set(why, why_cap, path, "cannot create it", errno);
+        goto cleanup;
+    }
+    rc = GIZ_OK;
+cleanup:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    OPENSSL_cleanse(raw, sizeof raw);
+    OPENSSL_cleanse(text, sizeof text);
+    return rc;
+}
+
+int giz_passcode_key_load(const char *path, bool group_read, struct giz_passcode_key *k, char *why,
+                          size_t why_cap)
+{
+    char text[PCKEY_FILE_MAX + 1];
+    uint8_t raw[GIZ_PASSCODE_KEY_LEN];
+    struct stat st;
+    size_t len = 0, got = 0;
+    ssize_t r;
+    int fd = -1, rc = GIZ_ERR_IO;
+
+    if (why && why_cap) why[0] = '\0';
+    if (!path || !path[0] || !k) return GIZ_ERR_INVAL;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        rc = key_file_create(path, group_read, why, why_cap);
+        if (rc) return rc;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        rc = errno == ELOOP ? GIZ_ERR_INVAL : GIZ_ERR_IO;
+        why_set(why, why_cap, path, errno == ELOOP ? "is a symbolic link" : "cannot open it",
+                errno == ELOOP ? 0 : errno);
+        goto cleanup;
+    }
+    if (fstat(fd, &st) != 0) {
+        why_set(why, why_cap, path, "cannot stat it", errno);
+        goto cleanup;
+    }
+    rc = GIZ_ERR_INVAL;
+    if (!S_ISREG(st.st_mode)) {
+        why_set(why, why_cap, path, "is not a regular file", 0);
+        goto cleanup;
+    }
+    if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "mode %04o gives the key to other users; refusing it "
+                 "(chmod 600 it, or 640 for a group shared by the GService and the broker)",
+                 (unsigned)(st.st_mode & 07777));
+        why_set(why, why_cap, path, msg, 0);
+        goto cleanup;
+    }
+    rc = GIZ_ERR_IO;
+    while (got < sizeof text - 1 && (r = read(fd, text + got, sizeof text - 1 - got)) != 0) {
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            why_set(why, why_cap, path, "cannot read it", errno);
+            goto cleanup;
+        }
+        got += (size_t)r;
+    }
+    text[got] = '\0';
+    len = got;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+    rc = GIZ_ERR_INVAL;
+    {
+        size_t n = 0;
+        if (len != 2 * GIZ_PASSCODE_KEY_LEN ||
+            giz_hex_decode(text, len, raw, sizeof raw, &n) != GIZ_OK || n != sizeof raw) {
+            why_set(why, why_cap, path, "malformed: expected 64 hex digits", 0);
+            goto cleanup;
+        }
+    }
+    rc = giz_passcode_key_init(k, raw, sizeof raw);
+    if (rc) why_set(why, why_cap, path, "cannot derive the key id", 0);
+cleanup:
+    if (fd >= 0) close(fd);
+    OPENSSL_cleanse(text, sizeof text);
+    OPENSSL_cleanse(raw, sizeof raw);
+    return rc;
+}
+
+/* The raw 32-byte MAC of (did, passcode) under k. */
+static int pcmac_raw(const struct giz_passcode_key *k, const char *did, const char *passcode,
+                     uint8_t mac[32])
+{
+    char text[sizeof PCMAC_DOMAIN + 64 + 1024];
+    size_t dl, pl, n = 0;
+    unsigned mac_len = 0;
+    int rc = GIZ_OK;
+
+    dl = strlen(did);
+    pl = strlen(passcode);
+    if (dl > 64 || pl > 1023) return GIZ_ERR_INVAL;
+    memcpy(text, PCMAC_DOMAIN, sizeof PCMAC_DOMAIN); /* with its NUL */
+    n = sizeof PCMAC_DOMAIN;
+    memcpy(text + n, did, dl + 1);
+    n += dl + 1;
+    memcpy(text + n, passcode, pl);
+    n += pl;
+    if (!HMAC(EVP_sha256(), k->key, (int)GIZ_PASSCODE_KEY_LEN, (const unsigned char *)text, n,
+              mac, &mac_len) ||
+        mac_len != 32)
+        rc = GIZ_ERR_CRYPTO;
+    OPENSSL_cleanse(text, sizeof text);
+    return rc;
+}
+
+int giz_passcode_mac(const struct giz_passcode_key *k, const char *did, const char *passcode,
+                     char *out, size_t cap)
+{
+    uint8_t mac[32];
+    char hex[65];
+    int rc, n;
+
+    if (!k || !did || !passcode || !out) return GIZ_ERR_INVAL;
+    if (cap < GIZ_PASSCODE_MAC_STR_MAX) return GIZ_ERR_NOSPACE;
+    out[0] = '\0';
+    rc = pcmac_raw(k, did, passcode, mac);
+    if (rc) goto cleanup;
+    giz_hex_encode(mac, sizeof mac, hex, sizeof hex);
+    n = snprintf(out, cap, PCMAC_PREFIX "%s$%s", k->id, hex);
+    if (n < 0 || (size_t)n >= cap) rc = GIZ_ERR_NOSPACE;
+cleanup:
+    OPENSSL_cleanse(mac, sizeof mac);
+    OPENSSL_cleanse(hex, sizeof hex);
+    return rc;
+}
+
+int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did,
+                            const char *passcode, const char *stored)
+{
+    uint8_t want[32], got[32];
+    size_t n = 0;
+    const char *p;
+    int rc;
+
+    if (!k || !did || !passcode || !stored) return GIZ_ERR_INVAL;
+    if (strncmp(stored, PCMAC_PREFIX, sizeof PCMAC_PREFIX - 1) != 0) return GIZ_ERR_INVAL;
+    p = stored + sizeof PCMAC_PREFIX - 1;
+    if (strlen(p) != 16 + 1 + 64 || p[16] != '$') return GIZ_ERR_INVAL;
+    if (giz_hex_decode(p + 17, 64, want, sizeof want, &n) != GIZ_OK || n != sizeof want)
+        return GIZ_ERR_INVAL;
+    if (memcmp(p, k->id, 16) != 0) return GIZ_ERR_NOT_FOUND; /* the id is not secret */
+    rc = pcmac_raw(k, did, passcode, got);
+    if (rc == GIZ_OK) rc = CRYPTO_memcmp(got, want, sizeof got) == 0 ? GIZ_OK : GIZ_ERR_AUTH;
+    OPENSSL_cleanse(got, sizeof got);
+    return rc;
 }

@@ -71,11 +71,14 @@
                    "WHERE product_key = ?1")                                                       \
     X(PRODUCT_LIST, "SELECT product_key, product_secret, name, created_at FROM products "          \
                     "ORDER BY rowid")                                                              \
-    X(DEVICE_CANDIDATES, "SELECT did, passcode_hash FROM devices WHERE product_key = ?1 "          \
-                         "AND mac = ?2 AND status = 1 ORDER BY rowid")                             \
+    X(DEVICE_CANDIDATES, "SELECT did, passcode_hash, passcode_mac FROM devices "                   \
+                         "WHERE product_key = ?1 AND mac = ?2 AND status = 1 ORDER BY rowid")      \
     X(DEVICE_INSERT, "INSERT INTO devices(did, product_key, mac, passcode_hash, status, "          \
-                     "created_at) VALUES (?1, ?2, ?3, ?4, 1, ?5)")                                 \
-    X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash FROM devices WHERE did = ?1")             \
+                     "created_at, passcode_mac) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)")               \
+    X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash, passcode_mac FROM devices "              \
+                  "WHERE did = ?1")                                                                \
+    X(DEVICE_SET_PCMAC, "UPDATE devices SET passcode_mac = ?3 WHERE did = ?1 "                     \
+                        "AND passcode_hash = ?2 AND status = 1")                                   \
     X(DEVICE_DISABLE, "UPDATE devices SET status = 0, online = 0, disabled_at = ?2 "               \
                       "WHERE did = ?1 AND status = 1")                                             \
     X(DEVICE_LIST, "SELECT " DEVICE_COLS " FROM devices WHERE (?1 IS NULL OR "                     \
@@ -183,6 +186,10 @@ struct giz_store {
     bool vcache_ref; /* counted in vcache_users (an open store) */
     int64_t log_pruned_upto; /* device_logs ids up to here were pruned by this connection */
     int64_t log_pruned_keep; /* with this `keep`; -1 = never pruned */
+    /* keyed passcode verifier (helper "auth"): */
+    struct giz_passcode_key pkey; /* valid if pkey_set */
+    bool pkey_set;
+    bool no_wait; /* the busy handler gives up at once (best-effort writes) */
 };
 
 static void vcache_ref(struct giz_store *s);
@@ -217,6 +224,7 @@ static int store_busy(void *ud, int count)
     long pause_us;
     struct timespec ts;
 
+    if (s->no_wait) return 0;
     if (count == 0) s->busy_since_us = now;
     if (now - s->busy_since_us >= (int64_t)STORE_BUSY_TIMEOUT_MS * 1000) return 0;
     pause_us = count >= 6 ? 1000 : 20L << count;
@@ -692,6 +700,7 @@ void giz_store_close(struct giz_store *s)
             giz_log(GIZ_LOG_ERR, "store: close: %s", sqlite3_errmsg(s->db));
     }
     memset(s->token_key, 0, sizeof s->token_key);
+    explicit_bzero(&s->pkey, sizeof s->pkey);
     vcache_unref(s);
     free(s);
 }
@@ -909,9 +918,20 @@ static void read_device(sqlite3_stmt *st, struct giz_device *d)
     d->created_at = sqlite3_column_int64(st, 10);
 }
 
-/* Reads one device and (if hash != NULL) its passcode hash. */
+/* Reads one device and (if hash != NULL) its passcode hash and keyed
+ * verifier (into pcmac, GIZ_PASSCODE_MAC_STR_MAX bytes; "" if none). */
+static int device_read2(struct giz_store *s, const char *did, struct giz_device *out, char *hash,
+                        size_t hash_cap, char *pcmac);
+
 static int device_read(struct giz_store *s, const char *did, struct giz_device *out, char *hash,
                        size_t hash_cap)
+{
+    char pcmac[GIZ_PASSCODE_MAC_STR_MAX];
+    return device_read2(s, did, out, hash, hash_cap, pcmac);
+}
+
+static int device_read2(struct giz_store *s, const char *did, struct giz_device *out, char *hash,
+                        size_t hash_cap, char *pcmac)
 {
     sqlite3_stmt *st = s->st[ST_DEVICE_GET];
     int rc, src;
@@ -922,6 +942,7 @@ static int device_read(struct giz_store *s, const char *did, struct giz_device *
     if (src == SQLITE_ROW) {
         read_device(st, out);
         if (hash) col_text(st, 11, hash, hash_cap);
+        if (hash) col_text(st, 12, pcmac, GIZ_PASSCODE_MAC_STR_MAX);
         rc = GIZ_OK;
     } else {
         rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : db_err(s, src, "reading device");
@@ -933,6 +954,7 @@ static int device_read(struct giz_store *s, const char *did, struct giz_device *
 struct candidate {
     char did[GIZ_DID_SIZE];
     char hash[GIZ_HASH_STR_MAX];
+    char pcmac[GIZ_PASSCODE_MAC_STR_MAX]; /* "" if none */
 };
 
 /* Collects up to `max` active devices with this product key and MAC whose
@@ -955,6 +977,7 @@ static int collect_candidates(struct giz_store *s, const char *pk, const char *m
         if (seen || !did) continue;
         col_text(st, 0, out[*n].did, sizeof out[*n].did);
         col_text(st, 1, out[*n].hash, sizeof out[*n].hash);
+        col_text(st, 2, out[*n].pcmac, sizeof out[*n].pcmac);
         (*n)++;
     }
     if (*n < max && src != SQLITE_DONE) rc = db_err(s, src, "finding devices by mac");
@@ -1078,21 +1101,66 @@ static void vcache_put(const char *did, const char *passcode, const char *hash)
     pthread_mutex_unlock(&vcache_mu);
 }
 
-/* giz_secret_verify() through the cache. */
-static int passcode_verify(const char *did, const char *passcode, const char *hash)
+/* Writes the keyed verifier of a row that verified through PBKDF2 (the
+ * upgrade of rows from before schema 4, or written without the key). Best
+ * effort and never waiting for the write lock: if the database is busy the
+ * row stays as it is and the next PBKDF2 login tries again. Only rows still
+ * holding `hash` are touched. */
+static void pcmac_upgrade(struct giz_store *s, const char *did, const char *passcode,
+                          const char *hash)
+{
+    char pcmac[GIZ_PASSCODE_MAC_STR_MAX];
+    sqlite3_stmt *st = s->st[ST_DEVICE_SET_PCMAC];
+    int src;
+
+    if (giz_passcode_mac(&s->pkey, did, passcode, pcmac, sizeof pcmac) != GIZ_OK) return;
+    b_text(s, st, 1, did);
+    b_text(s, st, 2, hash);
+    b_text(s, st, 3, pcmac);
+    s->no_wait = true;
+    src = st_step(s, st);
+    s->no_wait = false;
+    if (src != SQLITE_DONE && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED)
+        db_err(s, src, "writing the keyed passcode verifier");
+    st_reset(s, st);
+    explicit_bzero(pcmac, sizeof pcmac);
+}
+
+/* Verifies passcode for did: through the keyed verifier `pcmac` when the
+ * store has the key it was written under (one HMAC: a match or a miss is
+ * final), otherwise through the verified cache or PBKDF2 — refused with
+ * GIZ_ERR_AUTH and *slow = true without computing when !slow_ok — and a
+ * PBKDF2 success writes the keyed verifier. *slow: PBKDF2 was needed. */
+static int passcode_verify(struct giz_store *s, const char *did, const char *passcode,
+                           const char *hash, const char *pcmac, bool slow_ok, bool *slow)
 {
     int rc;
-    if (vcache_hit(did, passcode, hash)) return GIZ_OK;
-    rc = giz_secret_verify(passcode, hash);
-    if (rc == GIZ_OK) vcache_put(did, passcode, hash);
+    *slow = false;
+    if (s->pkey_set && pcmac[0] != '\0') {
+        rc = giz_passcode_mac_verify(&s->pkey, did, passcode, pcmac);
+        if (rc == GIZ_OK || rc == GIZ_ERR_AUTH) return rc;
+        /* another key (rotated) or malformed: PBKDF2 decides, then rewrite */
+    }
+    if (vcache_hit(did, passcode, hash)) {
+        rc = GIZ_OK;
+    } else {
+        *slow = true;
+        if (!slow_ok) return GIZ_ERR_AUTH;
+        rc = giz_secret_verify(passcode, hash);
+        if (rc == GIZ_OK) vcache_put(did, passcode, hash);
+    }
+    if (rc == GIZ_OK && s->pkey_set) pcmac_upgrade(s, did, passcode, hash);
     return rc;
 }
 
 /* Index of the first candidate whose hash matches passcode, or -1. */
-static int match_candidate(const struct candidate *c, unsigned n, const char *passcode)
+static int match_candidate(struct giz_store *s, const struct candidate *c, unsigned n,
+                           const char *passcode)
 {
+    bool slow;
     for (unsigned i = 0; i < n; i++)
-        if (passcode_verify(c[i].did, passcode, c[i].hash) == GIZ_OK) return (int)i;
+        if (passcode_verify(s, c[i].did, passcode, c[i].hash, c[i].pcmac, true, &slow) == GIZ_OK)
+            return (int)i;
     return -1;
 }
 
@@ -1102,6 +1170,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
     struct candidate checked[MAX_CANDIDATES], fresh[MAX_CANDIDATES];
     struct giz_product prod;
     char mac_norm[GIZ_MAC_SIZE], hash[GIZ_HASH_STR_MAX], did[GIZ_DID_SIZE];
+    char pcmac[GIZ_PASSCODE_MAC_STR_MAX];
     unsigned nchecked = 0, nfresh = 0;
     int rc, kind, hit;
     sqlite3_stmt *st;
@@ -1116,7 +1185,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
     /* Outside the write lock: does an active device already own this passcode? */
     rc = collect_candidates(s, product_key, mac_norm, NULL, 0, checked, MAX_CANDIDATES, &nchecked);
     if (rc) return rc;
-    hit = match_candidate(checked, nchecked, passcode);
+    hit = match_candidate(s, checked, nchecked, passcode);
     if (hit >= 0) return device_read(s, checked[hit].did, out, NULL, 0);
 
     rc = giz_secret_hash(passcode, GIZ_PASSCODE_ITERATIONS, hash, sizeof hash);
@@ -1127,7 +1196,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
     rc = collect_candidates(s, product_key, mac_norm, checked, nchecked, fresh, MAX_CANDIDATES,
                             &nfresh);
     if (rc) goto cleanup;
-    hit = match_candidate(fresh, nfresh, passcode);
+    hit = match_candidate(s, fresh, nfresh, passcode);
     if (hit >= 0) {
         memcpy(did, fresh[hit].did, sizeof did);
         txn_abort(s, kind);
@@ -1143,6 +1212,12 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
         b_text(s, st, 3, mac_norm);
         b_text(s, st, 4, hash);
         b_int(s, st, 5, now);
+        pcmac[0] = '\0';
+        if (s->pkey_set) {
+            rc = giz_passcode_mac(&s->pkey, did, passcode, pcmac, sizeof pcmac);
+            if (rc) goto cleanup;
+        }
+        b_text(s, st, 6, pcmac[0] ? pcmac : NULL);
         src = st_step(s, st);
         if (src == SQLITE_DONE) {
             rc = GIZ_OK;
@@ -1185,20 +1260,28 @@ static int outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, 
     return rc;
 }
 
-static int verify_device(struct giz_store *s, const char *did, const char *passcode,
-                         struct giz_device *dev)
+static int verify_device_ex(struct giz_store *s, const char *did, const char *passcode,
+                            struct giz_device *dev, bool slow_ok, bool *slow)
 {
-    char hash[GIZ_HASH_STR_MAX];
-    int rc = device_read(s, did, dev, hash, sizeof hash);
+    char hash[GIZ_HASH_STR_MAX], pcmac[GIZ_PASSCODE_MAC_STR_MAX];
+    int rc = device_read2(s, did, dev, hash, sizeof hash, pcmac);
+    *slow = false;
     if (rc) return rc;
     if (dev->status != GIZ_DEVICE_ACTIVE) return GIZ_ERR_DISABLED;
     if (!passcode_ok(passcode)) return GIZ_ERR_AUTH;
-    rc = passcode_verify(did, passcode, hash);
+    rc = passcode_verify(s, did, passcode, hash, pcmac, slow_ok, slow);
     if (rc == GIZ_ERR_INVAL) {
         giz_log(GIZ_LOG_ERR, "store: device %s has a malformed passcode hash", did);
         rc = GIZ_ERR_AUTH;
     }
     return rc;
+}
+
+static int verify_device(struct giz_store *s, const char *did, const char *passcode,
+                         struct giz_device *dev)
+{
+    bool slow;
+    return verify_device_ex(s, did, passcode, dev, true, &slow);
 }
 
 int giz_store_device_unregister(struct giz_store *s, const char *did, const char *passcode)
@@ -1244,6 +1327,81 @@ int giz_store_device_auth(struct giz_store *s, const char *did, const char *pass
     if (!s || !did) return GIZ_ERR_INVAL;
     rc = verify_device(s, did, passcode, &dev);
     if (rc == GIZ_OK && out) *out = dev;
+    return rc;
+}
+
+int giz_store_device_auth_budget(struct giz_store *s, const char *did, const char *passcode,
+                                 bool slow_ok, struct giz_device *out, bool *slow)
+{
+    struct giz_device dev;
+    bool was_slow = false;
+    int rc;
+
+    if (slow) *slow = false;
+    if (!s || !did) return GIZ_ERR_INVAL;
+    rc = verify_device_ex(s, did, passcode, &dev, slow_ok, &was_slow);
+    if (slow) *slow = was_slow;
+    if (rc == GIZ_OK && out) *out = dev;
+    return rc;
+}
+
+int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap)
+{
+    const char *slash;
+    size_t dir_len;
+    int n;
+
+    if (!db_path || !out || cap == 0) return GIZ_ERR_INVAL;
+    out[0] = '\0';
+    if (!db_path[0] || strcmp(db_path, ":memory:") == 0) return GIZ_ERR_INVAL;
+    slash = strrchr(db_path, '/');
+    dir_len = slash ? (size_t)(slash - db_path) : 0;
+    if (slash && dir_len == 0) dir_len = 1; /* "/x.db" -> "/" */
+    if (!slash)
+        n = snprintf(out, cap, "passcode.key");
+    else if (dir_len == 1 && db_path[0] == '/')
+        n = snprintf(out, cap, "/passcode.key");
+    else
+        n = snprintf(out, cap, "%.*s/passcode.key", (int)dir_len, db_path);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = '\0';
+        return GIZ_ERR_NOSPACE;
+    }
+    return GIZ_OK;
+}
+
+int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why, size_t why_cap)
+{
+    char def[GIZ_PATH_SIZE];
+    struct giz_passcode_key k;
+    int rc;
+
+    if (why && why_cap) why[0] = '\0';
+    if (!s) return GIZ_ERR_INVAL;
+    if (!path || !path[0]) {
+        const char *db = sqlite3_db_filename(s->db, "main");
+        rc = giz_store_passcode_key_default(db ? db : "", def, sizeof def);
+        if (rc) {
+            if (why && why_cap)
+                snprintf(why, why_cap, "no passcode key file named and no database folder to "
+                                       "put one in");
+            return rc;
+        }
+        path = def;
+    }
+    {
+        /* A new key file is group-readable only if the database is (a group
+         * shared by the GService and the broker). */
+        const char *db = sqlite3_db_filename(s->db, "main");
+        struct stat st;
+        bool group_read = db && db[0] && stat(db, &st) == 0 && (st.st_mode & S_IRGRP);
+        rc = giz_passcode_key_load(path, group_read, &k, why, why_cap);
+    }
+    if (rc == GIZ_OK) {
+        s->pkey = k;
+        s->pkey_set = true;
+    }
+    explicit_bzero(&k, sizeof k);
     return rc;
 }
 

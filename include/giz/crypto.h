@@ -67,4 +67,43 @@ int giz_md5_update(struct giz_md5 *ctx, const void *data, size_t n);
 int giz_md5_final(struct giz_md5 *ctx, char hex_out[33]);
 void giz_md5_free(struct giz_md5 *ctx);
 
+/* ---- keyed passcode verifier (appended by helper "auth", schema 004) ------
+ * Device passcodes are machine-generated (10 characters), checked on every
+ * uncached MQTT login on the broker's thread. Beside the PBKDF2 hash the
+ * store keeps HMAC-SHA256 under a 32-byte server key that lives in a file
+ * outside the database (plugin/DESIGN.md "Passcode verification"). */
+#define GIZ_PASSCODE_KEY_LEN 32u
+/* Longest verifier string giz_passcode_mac() produces, including the NUL:
+ * "hmac-sha256$<16 hex key id>$<64 hex mac>". */
+#define GIZ_PASSCODE_MAC_STR_MAX 96
+struct giz_passcode_key {
+    uint8_t key[GIZ_PASSCODE_KEY_LEN];
+    char id[17]; /* 16 hex: HMAC(key, "gizcloud passcode key id") truncated; not secret */
+};
+/* Sets k from 32 raw key bytes and derives its id. GIZ_OK, GIZ_ERR_INVAL
+ * (len != 32), GIZ_ERR_CRYPTO. */
+int giz_passcode_key_init(struct giz_passcode_key *k, const uint8_t *raw, size_t len);
+/* Loads the key file at `path` (64 hex digits, optional newline) into *k;
+ * a missing file is created first: 32 CSPRNG bytes written to a private
+ * temporary file (mode 0600, or 0640 if group_read) then link()ed to `path`, which fails if
+ * another process created it meanwhile, whose key is then read (so two
+ * processes starting at once agree). Refused (GIZ_ERR_INVAL): not a regular
+ * file, a symlink, writable by group or accessible by others (0600 or 0640
+ * are accepted), malformed contents. GIZ_ERR_IO: cannot open/create/read.
+ * `why` (optional, cap why_cap) gets one sentence for the operator; it
+ * never contains key material. The caller owns *k (wipe it when done). */
+int giz_passcode_key_load(const char *path, bool group_read, struct giz_passcode_key *k, char *why,
+                          size_t why_cap);
+/* Writes the verifier of (did, passcode) under k into out (cap >=
+ * GIZ_PASSCODE_MAC_STR_MAX): HMAC-SHA256(key, "gizcloud passcode v1" NUL
+ * did NUL passcode). GIZ_OK, GIZ_ERR_INVAL, GIZ_ERR_NOSPACE, GIZ_ERR_CRYPTO. */
+int giz_passcode_mac(const struct giz_passcode_key *k, const char *did, const char *passcode,
+                     char *out, size_t cap);
+/* Checks (did, passcode) against a stored verifier (constant-time compare).
+ * GIZ_OK match, GIZ_ERR_AUTH no match, GIZ_ERR_NOT_FOUND the verifier was
+ * written under another key (other id: fall back to PBKDF2, then rewrite),
+ * GIZ_ERR_INVAL malformed. */
+int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did,
+                            const char *passcode, const char *stored);
+
 #endif

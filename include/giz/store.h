@@ -267,6 +267,7 @@ int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud);
  * (logged; SQLITE_BUSY from another checkpoint in progress is GIZ_OK). */
 int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done);
 
+
 /* ---- broker liveness (appended; schema 005, table broker) ---------------- */
 /* One row per database: the broker plugin that serves it. Times are unix
  * milliseconds (wall clock, comparable across processes and containers).

@@ -4,11 +4,16 @@
  * PBKDF2-HMAC-SHA256 (RFC 7914 section 11 and the RFC 6070-style SHA-256
  * vectors), HMAC-SHA256 (RFC 4231 cases 1, 2, 6), AES-128 (FIPS-197 C.1 and
  * SP 800-38A F.1.1) with PKCS#7, MD5 (RFC 1321 A.5); plus secret hash
- * round trips, malformed hash strings, hex coding and the base62 alphabet.
+ * round trips, malformed hash strings, hex coding and the base62 alphabet;
+ * the keyed passcode verifier (known answer from Python's hmac) and its key
+ * file (created once 0600, modes open to others refused, symlinks refused).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "giz/crypto.h"
 #include "test.h"
@@ -278,6 +283,123 @@ static void test_hex_random(void)
     ASSERT_EQ(giz_random_bytes(bin, sizeof bin), GIZ_OK);
 }
 
+/* ---- keyed passcode verifier (appended by helper "auth") ------------------ */
+
+/* Known answer, computed independently (Python hmac): key = bytes 1..32. */
+static void test_passcode_mac(void)
+{
+    uint8_t raw[32], raw2[32];
+    struct giz_passcode_key k, k2;
+    char v[GIZ_PASSCODE_MAC_STR_MAX], small[40];
+    const char *did = "AbCdEfGhIjKlMnOpQrStUv";
+
+    for (unsigned i = 0; i < 32; i++) raw[i] = (uint8_t)(i + 1);
+    ASSERT_EQ(giz_passcode_key_init(&k, raw, 31), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_passcode_key_init(&k, raw, sizeof raw), GIZ_OK);
+    ASSERT_STREQ(k.id, "0a4567e58ea7f89c");
+    ASSERT_EQ(giz_passcode_mac(&k, did, "0aeb9953f9", v, sizeof v), GIZ_OK);
+    ASSERT_STREQ(v, "hmac-sha256$0a4567e58ea7f89c$"
+                    "e16cba1bb85b8f0c0cbfef55e901ab34dfda9a4125d0de82c1db1a0ebfe2f472");
+    ASSERT_EQ(giz_passcode_mac(&k, did, "0aeb9953f9", small, sizeof small), GIZ_ERR_NOSPACE);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", v), GIZ_OK);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f8", v), GIZ_ERR_AUTH);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, did, "", v), GIZ_ERR_AUTH);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, "AbCdEfGhIjKlMnOpQrStUw", "0aeb9953f9", v),
+              GIZ_ERR_AUTH);
+    /* The NUL separator: (did, passcode) pairs cannot be shifted into each other. */
+    ASSERT_EQ(giz_passcode_mac_verify(&k, "AbCdEfGhIjKlMnOpQrStU", "v0aeb9953f9", v), GIZ_ERR_AUTH);
+    /* Another key: recognised by its id, not a wrong passcode. */
+    memcpy(raw2, raw, sizeof raw2);
+    raw2[0] ^= 1;
+    ASSERT_EQ(giz_passcode_key_init(&k2, raw2, sizeof raw2), GIZ_OK);
+    ASSERT_TRUE(strcmp(k.id, k2.id) != 0);
+    ASSERT_EQ(giz_passcode_mac_verify(&k2, did, "0aeb9953f9", v), GIZ_ERR_NOT_FOUND);
+    /* One flipped bit of the MAC, malformed strings. */
+    {
+        char bad[GIZ_PASSCODE_MAC_STR_MAX];
+        size_t n = strlen(v);
+        memcpy(bad, v, n + 1);
+        bad[n - 1] = bad[n - 1] == '0' ? '1' : '0';
+        ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", bad), GIZ_ERR_AUTH);
+        bad[n - 1] = '\0';
+        ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", bad), GIZ_ERR_INVAL);
+        memcpy(bad, v, n + 1);
+        bad[n - 1] = 'x';
+        ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", bad), GIZ_ERR_INVAL);
+    }
+    ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", "pbkdf2-sha256$1$00$00"),
+              GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", ""), GIZ_ERR_INVAL);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+    ASSERT_EQ(chmod(path, mode), 0);
+}
+
+static void test_passcode_key_file(void)
+{
+    char dir[256], path[300], link_path[300], why[512];
+    struct giz_passcode_key k1, k2;
+    struct stat st;
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, sizeof dir, "%s/giz_crypto_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/passcode.key", dir);
+
+    /* Missing: created once, 0600, 64 hex + newline; read back the same. */
+    ASSERT_EQ(giz_passcode_key_load(path, false, &k1, why, sizeof why), GIZ_OK);
+    ASSERT_EQ(stat(path, &st), 0);
+    ASSERT_EQ((int)(st.st_mode & 07777), 0600);
+    ASSERT_EQ((long long)st.st_size, 65);
+    ASSERT_EQ(giz_passcode_key_load(path, false, &k2, why, sizeof why), GIZ_OK);
+    ASSERT_MEMEQ(k1.key, k2.key, sizeof k1.key);
+    ASSERT_STREQ(k1.id, k2.id);
+    /* 0640 (a shared group) is accepted. */
+    ASSERT_EQ(chmod(path, 0640), 0);
+    ASSERT_EQ(giz_passcode_key_load(path, false, &k2, why, sizeof why), GIZ_OK);
+    /* World-readable or group-writable: refused, with the mode in the message. */
+    ASSERT_EQ(chmod(path, 0644), 0);
+    ASSERT_EQ(giz_passcode_key_load(path, false, &k2, why, sizeof why), GIZ_ERR_INVAL);
+    ASSERT_TRUE(strstr(why, "0644") != NULL && strstr(why, path) != NULL);
+    ASSERT_EQ(chmod(path, 0660), 0);
+    ASSERT_EQ(giz_passcode_key_load(path, false, &k2, why, sizeof why), GIZ_ERR_INVAL);
+    ASSERT_EQ(chmod(path, 0600), 0);
+    /* A symlink is refused. */
+    snprintf(link_path, sizeof link_path, "%s/link.key", dir);
+    ASSERT_EQ(symlink(path, link_path), 0);
+    ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_ERR_INVAL);
+    unlink(link_path);
+    /* Malformed contents. */
+    snprintf(link_path, sizeof link_path, "%s/bad.key", dir);
+    write_file(link_path, "not a key\n", 0600);
+    ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_ERR_INVAL);
+    ASSERT_TRUE(strstr(why, "malformed") != NULL);
+    write_file(link_path,
+               "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n", 0600);
+    ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_OK);
+    ASSERT_STREQ(k2.id, "0a4567e58ea7f89c");
+    unlink(link_path);
+    /* group_read: a new file is 0640. */
+    snprintf(link_path, sizeof link_path, "%s/group.key", dir);
+    ASSERT_EQ(giz_passcode_key_load(link_path, true, &k2, why, sizeof why), GIZ_OK);
+    ASSERT_EQ(stat(link_path, &st), 0);
+    ASSERT_EQ((int)(st.st_mode & 07777), 0640);
+    unlink(link_path);
+    /* A folder that does not exist: an I/O error naming the file. */
+    snprintf(link_path, sizeof link_path, "%s/nope/passcode.key", dir);
+    ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_ERR_IO);
+    ASSERT_TRUE(strstr(why, "nope/passcode.key") != NULL);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_pbkdf2_vectors();
@@ -286,5 +408,7 @@ int main(void)
     test_aes();
     test_md5();
     test_hex_random();
+    test_passcode_mac();
+    test_passcode_key_file();
     return TEST_EXIT();
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1353,6 +1354,161 @@ static void rm_dir(void)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+/* ---- keyed passcode verifier (appended by helper "auth") ------------------
+ * Registered with a key: the row carries the verifier and logins use it
+ * (the PBKDF2 hash is not even needed, shown by corrupting it); a legacy
+ * row is refused unchecked when PBKDF2 is not allowed, verified and
+ * upgraded when it is; a row under another key falls back and is rewritten. */
+static char *raw_text(const char *path, const char *sql, char *out, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_text(st, 0) != NULL)
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static void test_passcode_verifier(void)
+{
+    char path[320], keypath[340], why[512], sql[512], text[256], first[256];
+    struct giz_store *plain, *keyed, *other;
+    struct giz_product p;
+    struct giz_device d, legacy, got;
+    bool created = false, slow = true;
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/pcmac.db", dir);
+    plain = open_ok(path);
+    keyed = open_ok(path);
+    if (!plain || !keyed) goto cleanup;
+    ASSERT_EQ(giz_store_passcode_key_default(path, keypath, sizeof keypath), GIZ_OK);
+    ASSERT_TRUE(strstr(keypath, "/passcode.key") != NULL);
+    ASSERT_EQ(giz_store_passcode_key_default(":memory:", text, sizeof text), GIZ_ERR_INVAL);
+    ASSERT_EQ(giz_store_passcode_key_default("x.db", text, sizeof text), GIZ_OK);
+    ASSERT_STREQ(text, "passcode.key");
+    ASSERT_EQ(giz_store_passcode_key_load(keyed, NULL, why, sizeof why), GIZ_OK);
+    ASSERT_EQ(stat(keypath, &st), 0);
+    ASSERT_EQ((int)(st.st_mode & 0077), 0);
+    ASSERT_EQ(giz_store_product_create(plain, "pcmac", &p), GIZ_OK);
+
+    /* Registered through the keyed connection: verifier written. */
+    ASSERT_EQ(giz_store_device_register(keyed, p.product_key, "a1a2a3a4a5a6", "0aeb9953f9", &d,
+                                        &created),
+              GIZ_OK);
+    snprintf(sql, sizeof sql, "SELECT passcode_mac FROM devices WHERE did = '%s'", d.did);
+    ASSERT_TRUE(strncmp(raw_text(path, sql, text, sizeof text), "hmac-sha256$", 12) == 0);
+    /* Only the verifier decides now: break the PBKDF2 hash. */
+    snprintf(sql, sizeof sql, "UPDATE devices SET passcode_hash = 'pbkdf2-sha256$1000$00$00' "
+                              "WHERE did = '%s'", d.did);
+    ASSERT_EQ(raw_exec(path, sql), SQLITE_OK);
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, d.did, "0aeb9953f9", false, &got, &slow), GIZ_OK);
+    ASSERT_TRUE(!slow);
+    ASSERT_STREQ(got.did, d.did);
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, d.did, "0aeb9953f8", true, &got, &slow),
+              GIZ_ERR_AUTH);
+    ASSERT_TRUE(!slow); /* a miss is final: no PBKDF2 */
+    ASSERT_EQ(giz_store_device_auth(keyed, d.did, "0aeb9953f9", &got), GIZ_OK);
+    /* Re-registration (same MAC and passcode) matches through the verifier too. */
+    ASSERT_EQ(giz_store_device_register(keyed, p.product_key, "a1a2a3a4a5a6", "0aeb9953f9", &got,
+                                        &created),
+              GIZ_OK);
+    ASSERT_TRUE(!created);
+    ASSERT_STREQ(got.did, d.did);
+    /* The connection without the key knows only PBKDF2 (now broken). */
+    ASSERT_EQ(giz_store_device_auth(plain, d.did, "0aeb9953f9", &got), GIZ_ERR_AUTH);
+
+    /* Legacy row (registered without the key, hash replaced by a fresh one
+     * so that no verified-cache entry vouches for it). */
+    ASSERT_EQ(giz_store_device_register(plain, p.product_key, "b1b2b3b4b5b6", "LEGACY0001",
+                                        &legacy, &created),
+              GIZ_OK);
+    {
+        char hash[GIZ_HASH_STR_MAX];
+        ASSERT_EQ(giz_secret_hash("LEGACY0001", GIZ_PASSCODE_ITERATIONS, hash, sizeof hash),
+                  GIZ_OK);
+        snprintf(sql, sizeof sql, "UPDATE devices SET passcode_hash = '%s' WHERE did = '%s'",
+                 hash, legacy.did);
+        ASSERT_EQ(raw_exec(path, sql), SQLITE_OK);
+    }
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM devices WHERE did = '%s' AND "
+                              "passcode_mac IS NULL", legacy.did);
+    ASSERT_EQ(raw_int(path, sql), 1);
+    /* PBKDF2 not allowed: refused unchecked, nothing written. */
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, legacy.did, "LEGACY0001", false, &got, &slow),
+              GIZ_ERR_AUTH);
+    ASSERT_TRUE(slow);
+    ASSERT_EQ(raw_int(path, sql), 1);
+    /* A wrong passcode through PBKDF2 writes nothing either. */
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, legacy.did, "LEGACY0002", true, &got, &slow),
+              GIZ_ERR_AUTH);
+    ASSERT_TRUE(slow);
+    ASSERT_EQ(raw_int(path, sql), 1);
+    /* Allowed: verified by PBKDF2 and upgraded; the next check is fast. */
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, legacy.did, "LEGACY0001", true, &got, &slow),
+              GIZ_OK);
+    ASSERT_TRUE(slow);
+    ASSERT_EQ(raw_int(path, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT passcode_mac FROM devices WHERE did = '%s'", legacy.did);
+    raw_text(path, sql, first, sizeof first);
+    ASSERT_TRUE(strncmp(first, "hmac-sha256$", 12) == 0);
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, legacy.did, "LEGACY0001", false, &got, &slow),
+              GIZ_OK);
+    ASSERT_TRUE(!slow);
+
+    /* Rotation: another key file. Rows under the old id fall back to
+     * PBKDF2 and are rewritten under the new one. */
+    snprintf(keypath, sizeof keypath, "%s/rotated.key", dir);
+    {
+        char hash[GIZ_HASH_STR_MAX], q[512];
+        ASSERT_EQ(giz_secret_hash("LEGACY0001", GIZ_PASSCODE_ITERATIONS, hash, sizeof hash),
+                  GIZ_OK); /* out of the verified cache again */
+        snprintf(q, sizeof q, "UPDATE devices SET passcode_hash = '%s' WHERE did = '%s'", hash,
+                 legacy.did);
+        ASSERT_EQ(raw_exec(path, q), SQLITE_OK);
+    }
+    other = open_ok(path);
+    if (other) {
+        ASSERT_EQ(giz_store_passcode_key_load(other, keypath, why, sizeof why), GIZ_OK);
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
+                                               &slow),
+                  GIZ_ERR_AUTH);
+        ASSERT_TRUE(slow);
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", true, &got, &slow),
+                  GIZ_OK);
+        ASSERT_TRUE(slow);
+        raw_text(path, sql, text, sizeof text);
+        ASSERT_TRUE(strncmp(text, "hmac-sha256$", 12) == 0 && strcmp(text, first) != 0);
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
+                                               &slow),
+                  GIZ_OK);
+        ASSERT_TRUE(!slow);
+        /* A world-readable key file is refused with the reason. */
+        ASSERT_EQ(chmod(keypath, 0604), 0);
+        ASSERT_EQ(giz_store_passcode_key_load(other, keypath, why, sizeof why), GIZ_ERR_INVAL);
+        ASSERT_TRUE(strstr(why, "0604") != NULL);
+        giz_store_close(other);
+    }
+    /* Disabled devices stay refused through the fast path. */
+    ASSERT_EQ(giz_store_device_unregister(keyed, d.did, "0aeb9953f9"), GIZ_OK);
+    ASSERT_EQ(giz_store_device_auth_budget(keyed, d.did, "0aeb9953f9", true, &got, &slow),
+              GIZ_ERR_DISABLED);
+    /* No passcode in clear anywhere in the file. */
+    {
+        char wal[340];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        ASSERT_TRUE(!file_contains(path, "LEGACY0001") && !file_contains(wal, "LEGACY0001"));
+        ASSERT_TRUE(!file_contains(path, "0aeb9953f9") && !file_contains(wal, "0aeb9953f9"));
+    }
+cleanup:
+    giz_store_close(plain);
+    giz_store_close(keyed);
+}
+
 int main(void)
 {
     struct giz_store *s;
@@ -1390,6 +1546,7 @@ int main(void)
     test_two_processes();
     test_open_race();
     test_db_error_reporting();
+    test_passcode_verifier();
     bench();
     rm_dir();
     return TEST_EXIT();
