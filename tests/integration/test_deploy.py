@@ -1,15 +1,32 @@
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
 """Deployment: the shipped deploy/ files are the tested path.
 
-1. docker-compose.yml parses and has the shape the README promises (two services
-   from one image, a shared volume for SQLite, healthchecks, ports), and the
-   Dockerfile ships the very scripts and conf template the local launcher runs.
-2. deploy/gizcloud-local starts the whole cloud on free ports, prints
+1. docker-compose.yml parses and has the shape the README promises (an `init`
+   service, then two services from one image sharing a volume for SQLite,
+   healthchecks, ports); GIZ_M2M_HOST and GIZ_ADMIN_TOKEN are required; only
+   `init` writes TLS files. The Dockerfile ships the very scripts and conf
+   template the local launcher runs, EXPOSEs the ports and has a HEALTHCHECK;
+   .dockerignore keeps data, keys, build folders and .git out of the context.
+   The entrypoint's `init` (run for real when this runs as root) makes the
+   folder 0750 and the keys 0600; a server role with GIZ_GEN_CERTS=0 writes
+   nothing and refuses to start without them.
+2. The systemd units: Wants=/After= (never Requires=) between them, the TLS
+   files from a oneshot before the first start, the hardening keys, mode
+   0644 in the tree and after `cmake --install`, and (where systemd-analyze
+   exists) `systemd-analyze security --offline=true` exposure <= 5.0.
+3. deploy/gizcloud-local starts the whole cloud on free ports, prints
    "gizcloud ready", serves HTTP and MQTT (and TLS with the generated CA), and
-   stops cleanly with exit 0 on SIGINT.
+   stops cleanly with exit 0 on SIGINT. The data folder (created 0755 by
+   this test) ends up 0750 or 0700; the database, its -wal and -shm, the
+   admin token and the TLS keys are 0600 (or 0640); the image's health check
+   passes against the running servers without a connection in the broker log.
 """
 import os
+import pwd
+import re
+import shutil
 import signal
+import stat
 import socket
 import ssl
 import subprocess
@@ -26,16 +43,40 @@ c = harness.Checker("deploy")
 SRC = os.path.abspath(harness.SOURCE)
 DEPLOY = os.path.join(SRC, "deploy")
 
-# --- 1. compose file and Dockerfile ------------------------------------------
+# --- 1. compose file, Dockerfile, .dockerignore, entrypoint ------------------
 with open(os.path.join(DEPLOY, "docker-compose.yml")) as f:
-    compose = yaml.safe_load(f)
+    compose_text = f.read()
+compose = yaml.safe_load(compose_text)
 services = compose.get("services", {})
-c.eq(sorted(services), ["broker", "gservice"], "compose services")
+c.eq(sorted(services), ["broker", "gservice", "init"], "compose services")
+servers = ("broker", "gservice")
 for name, svc in services.items():
     c.ok("gizdata:/var/lib/gizcloud" in svc.get("volumes", []), "%s mounts the shared data volume" % name)
-    c.ok("test" in svc.get("healthcheck", {}), "%s has a healthcheck" % name)
     c.eq(svc.get("build", {}).get("dockerfile"), "deploy/Dockerfile", "%s builds deploy/Dockerfile" % name)
-    c.ok(svc.get("environment", {}).get("GIZ_DATA_DIR") == "/var/lib/gizcloud", "%s GIZ_DATA_DIR" % name)
+    envs = svc.get("environment", {})
+    c.ok(envs.get("GIZ_DATA_DIR") == "/var/lib/gizcloud", "%s GIZ_DATA_DIR" % name)
+    c.ok(re.fullmatch(r"\$\{GIZ_M2M_HOST:\?[^}]+\}", str(envs.get("GIZ_M2M_HOST", ""))) is not None,
+         "%s requires GIZ_M2M_HOST (${GIZ_M2M_HOST:?...}, no 127.0.0.1 default): %r"
+         % (name, envs.get("GIZ_M2M_HOST")))
+    c.ok(str(envs.get("GIZ_ADMIN_TOKEN", "")).startswith("${GIZ_ADMIN_TOKEN:?"), "%s requires GIZ_ADMIN_TOKEN" % name)
+c.ok("GIZ_M2M_HOST:-" not in compose_text, "no silent default for GIZ_M2M_HOST anywhere in compose")
+for name in servers:
+    svc = services[name]
+    hc = svc.get("healthcheck", {})
+    c.ok("test" in hc and not hc.get("disable"), "%s has a healthcheck" % name)
+    c.eq(str(svc.get("environment", {}).get("GIZ_GEN_CERTS")), "0", "%s never writes TLS files" % name)
+    dep = svc.get("depends_on", {})
+    c.eq((dep.get("init") or {}).get("condition"), "service_completed_successfully",
+         "%s starts after init completed" % name)
+c.eq(services["init"]["command"], ["init"], "init role")
+c.eq(services["init"].get("restart"), "no", "init runs once")
+c.ok(services["init"].get("environment", {}).get("GIZ_GEN_CERTS") != "1"
+     and not services["init"].get("ports"), "init publishes nothing")
+writers = [n for n, svc in services.items()
+           if svc.get("command") == ["init"] or str(svc.get("environment", {}).get("GIZ_GEN_CERTS", "1")) != "0"]
+c.eq(writers, ["init"], "exactly one service writes the TLS files")
+c.ok(not (services["broker"].get("depends_on", {}).get("gservice") or {}).get("restart"),
+     "a GService restart does not restart the broker")
 c.ok("gizdata" in compose.get("volumes", {}), "named volume declared")
 c.eq(services["broker"]["command"], ["broker"], "broker role")
 c.eq(services["gservice"]["command"], ["gservice"], "gservice role")
@@ -45,13 +86,188 @@ for p in (":1883", ":8883", ":8080", ":8443"):
 with open(os.path.join(DEPLOY, "Dockerfile")) as f:
     dockerfile = f.read()
 c.ok(dockerfile.startswith("#") and "FROM debian:12" in dockerfile, "Dockerfile builds on Debian 12")
-for shipped in ("deploy/mosquitto.conf", "deploy/render-conf", "deploy/run-broker", "deploy/run-gservice"):
+for shipped in ("deploy/mosquitto.conf", "deploy/render-conf", "deploy/run-broker", "deploy/run-gservice",
+                "deploy/gen-certs"):
     c.ok(shipped in dockerfile, "image ships %s (same file as local mode)" % shipped)
+exposed = set()
+for m in re.finditer(r"(?m)^EXPOSE\s+(.+)$", dockerfile):
+    exposed.update(m.group(1).split())
+c.ok({"1883", "8883", "8080", "8443"} <= exposed, "Dockerfile EXPOSEs 1883 8883 8080 8443: %s" % sorted(exposed))
+c.ok(re.search(r"(?m)^HEALTHCHECK .*\\\n\s+CMD \[\"/usr/bin/docker-entrypoint\", \"health\"\]", dockerfile)
+     is not None, "image HEALTHCHECK runs the entrypoint's health check")
 with open(os.path.join(DEPLOY, "docker-entrypoint")) as f:
     entry = f.read()
 c.ok("run-broker" in entry and "run-gservice" in entry, "entrypoint runs the shared run scripts")
 
-# --- 2. the local launcher, for real ------------------------------------------
+
+def dockerignore_regex(pattern):
+    """Docker's .dockerignore pattern (filepath.Match plus **) as a regex."""
+    out, i = "", 0
+    pattern = pattern.strip("/")
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+with open(os.path.join(SRC, ".dockerignore")) as f:
+    ignore = [dockerignore_regex(line.strip()) for line in f
+              if line.strip() and not line.startswith("#") and not line.startswith("!")]
+
+
+def ignored(path):
+    parts = path.split("/")
+    return any(rx.match("/".join(parts[:n])) for n in range(1, len(parts) + 1) for rx in ignore)
+
+
+for path in ("var/gizcloud.db", "var/gizcloud.db-wal", "var/admin-token", "var/tls/server.key",
+             "build/gservice/giz-gservice", "build-deploy/CMakeCache.txt", ".git/HEAD",
+             "data/gizcloud.db", "x/tls/server.key", "deploy/ca.key", "some/admin-token", ".notes/x"):
+    c.ok(ignored(path), ".dockerignore keeps %s out of the build context" % path)
+copied = []
+for m in re.finditer(r"(?m)^COPY (?!--from)(.+)$", dockerfile):
+    copied += m.group(1).split()[:-1]
+for path in copied + ["lib/store.c", "plugin/plugin.c", "schema/001_init.sql", "cmake/Warnings.cmake"]:
+    c.ok(not ignored(path), ".dockerignore keeps %s (the Dockerfile needs it)" % path)
+
+# The entrypoint for real (chown/setpriv need root and the mosquitto user).
+try:
+    have_mosquitto_user = pwd.getpwnam("mosquitto") is not None
+except KeyError:
+    have_mosquitto_user = False
+if os.geteuid() == 0 and have_mosquitto_user and shutil.which("setpriv"):
+    vol = tempfile.mkdtemp(prefix="gizvol-")
+    os.chmod(vol, 0o755)
+    ep_env = dict(os.environ, GIZ_DATA_DIR=os.path.join(vol, "data"), GIZ_SHARE_DIR=DEPLOY,
+                  GIZ_M2M_HOST="192.0.2.7", GIZ_MQTTS_PORT="8883")
+    out = subprocess.run([os.path.join(DEPLOY, "docker-entrypoint"), "init"], env=ep_env,
+                         capture_output=True, text=True)
+    c.eq(out.returncode, 0, "entrypoint init exits 0 (%s)" % out.stderr.strip())
+    st = os.stat(ep_env["GIZ_DATA_DIR"])
+    c.eq(stat.S_IMODE(st.st_mode), 0o750, "init: data folder 0750")
+    c.eq(pwd.getpwuid(st.st_uid).pw_name, "mosquitto", "init: data folder owned by mosquitto")
+    for name, want in (("server.key", 0o600), ("ca.key", 0o600), ("server.crt", 0o644)):
+        f = os.path.join(ep_env["GIZ_DATA_DIR"], "tls", name)
+        c.eq(stat.S_IMODE(os.stat(f).st_mode) if os.path.exists(f) else None, want, "init: tls/%s mode" % name)
+    crt = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                          os.path.join(ep_env["GIZ_DATA_DIR"], "tls", "server.crt")], capture_output=True, text=True)
+    c.ok("192.0.2.7" in crt.stdout, "init: the certificate names GIZ_M2M_HOST: %r" % crt.stdout.strip())
+    ep_env2 = dict(ep_env, GIZ_DATA_DIR=os.path.join(vol, "empty"), GIZ_GEN_CERTS="0")
+    out = subprocess.run([os.path.join(DEPLOY, "docker-entrypoint"), "gservice"], env=ep_env2,
+                         capture_output=True, text=True)
+    c.ok(out.returncode != 0 and "init" in out.stderr, "GIZ_GEN_CERTS=0 without TLS files refuses to start: %r"
+         % out.stderr.strip())
+    c.ok(not os.path.exists(os.path.join(ep_env2["GIZ_DATA_DIR"], "tls")), "GIZ_GEN_CERTS=0 writes no TLS files")
+    subprocess.run(["rm", "-rf", vol])
+else:
+    print("SKIP (not a pass): entrypoint init not run: needs root, a mosquitto user and setpriv", flush=True)
+
+# --- 2. systemd units ---------------------------------------------------------
+UNITS = os.path.join(DEPLOY, "systemd")
+
+
+def parse_unit(path):
+    """{section: {key: [values...]}} (keys may repeat)."""
+    sections, cur = {}, None
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                cur = sections.setdefault(line[1:-1], {})
+                continue
+            key, _, value = line.partition("=")
+            cur.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def words(unit, section, key):
+    return " ".join(unit.get(section, {}).get(key, [])).split()
+
+
+unit_names = ("gizcloud-gservice.service", "gizcloud-broker.service", "gizcloud-certs.service")
+units = {n: parse_unit(os.path.join(UNITS, n)) for n in unit_names}
+for n in unit_names:
+    c.eq(stat.S_IMODE(os.stat(os.path.join(UNITS, n)).st_mode), 0o644, "%s is 0644 in the tree" % n)
+    u = units[n]
+    c.ok(not any(k in u.get("Unit", {}) for k in ("Requires", "BindsTo", "PartOf", "Requisite")),
+         "%s: no Requires=/BindsTo=/PartOf= (a restart of one never restarts the other)" % n)
+    svc = u.get("Service", {})
+    for key, want in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
+                      ("PrivateDevices", "yes"), ("PrivateTmp", "yes"), ("ProtectKernelTunables", "yes"),
+                      ("ProtectKernelModules", "yes"), ("ProtectKernelLogs", "yes"),
+                      ("ProtectControlGroups", "yes"), ("LockPersonality", "yes"),
+                      ("MemoryDenyWriteExecute", "yes"), ("RestrictNamespaces", "yes"),
+                      ("RestrictSUIDSGID", "yes"), ("SystemCallArchitectures", "native"),
+                      ("StateDirectoryMode", "0750")):
+        c.eq(svc.get(key), [want], "%s: %s=%s" % (n, key, want))
+    c.ok("@system-service" in words(u, "Service", "SystemCallFilter"), "%s: SystemCallFilter=@system-service" % n)
+    c.ok(words(u, "Service", "ReadWritePaths") == ["/var/lib/gizcloud"], "%s: writes only /var/lib/gizcloud" % n)
+    c.ok(svc.get("UMask", [""])[0] in ("0027", "0077"), "%s: UMask 0027/0077" % n)
+    caps = words(u, "Service", "CapabilityBoundingSet")
+    c.ok("CapabilityBoundingSet" in svc and set(caps) <= {"CAP_NET_BIND_SERVICE"},
+         "%s: capability bounding set at most CAP_NET_BIND_SERVICE: %s" % (n, caps))
+    fams = set(words(u, "Service", "RestrictAddressFamilies"))
+    c.ok(fams and fams <= {"AF_INET", "AF_INET6", "AF_UNIX"}, "%s: RestrictAddressFamilies %s" % (n, sorted(fams)))
+for n in ("gizcloud-gservice.service", "gizcloud-broker.service"):
+    c.ok("gizcloud-certs.service" in words(units[n], "Unit", "Wants")
+         and "gizcloud-certs.service" in words(units[n], "Unit", "After"),
+         "%s: Wants=/After= gizcloud-certs.service (TLS files before the first start)" % n)
+c.ok("gizcloud-gservice.service" in words(units["gizcloud-broker.service"], "Unit", "Wants"),
+     "broker Wants= (not Requires=) the GService")
+c.eq(units["gizcloud-certs.service"].get("Service", {}).get("Type"), ["oneshot"], "certs unit is a oneshot")
+c.ok(any("gen-certs" in v for v in units["gizcloud-certs.service"]["Service"].get("ExecStart", [])),
+     "certs unit runs gen-certs")
+if shutil.which("systemd-analyze"):
+    for n in unit_names:
+        out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                              os.path.join(UNITS, n)], capture_output=True, text=True)
+        m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out.stdout + out.stderr)
+        score = float(m.group(1)) if m else None
+        print("systemd-analyze security %s: exposure %s" % (n, score), flush=True)
+        c.ok(score is not None and score <= 5.0, "%s: systemd-analyze exposure %s <= 5.0" % (n, score))
+else:
+    print("SKIP (not a pass): systemd-analyze not installed; exposure scores not measured", flush=True)
+# cmake --install: units 0644, scripts executable, paths rewritten for the prefix
+if os.path.exists(os.path.join(harness.BUILD, "cmake_install.cmake")):
+    dest = tempfile.mkdtemp(prefix="gizinst-")
+    out = subprocess.run(["cmake", "--install", os.path.abspath(harness.BUILD), "--prefix", "/opt/giztest"],
+                         env=dict(os.environ, DESTDIR=dest), capture_output=True, text=True)
+    c.eq(out.returncode, 0, "cmake --install works (%s)" % out.stderr.strip()[-300:])
+    root = os.path.join(dest, "opt/giztest")
+    for n in unit_names:
+        f = os.path.join(root, "lib/systemd/system", n)
+        c.eq(stat.S_IMODE(os.stat(f).st_mode) if os.path.exists(f) else None, 0o644, "installed %s is 0644" % n)
+        if os.path.exists(f):
+            text = open(f).read()
+            c.ok("/usr/local/" not in text and "/opt/giztest/share/gizcloud/" in text,
+                 "installed %s points at the install prefix" % n)
+    for rel, want in (("bin/giz-gservice", 0o755), ("bin/gizctl", 0o755), ("bin/gizsim", 0o755),
+                      ("lib/gizcloud/giz_plugin.so", None), ("share/gizcloud/run-broker", 0o755),
+                      ("share/gizcloud/run-gservice", 0o755), ("share/gizcloud/render-conf", 0o755),
+                      ("share/gizcloud/gen-certs", 0o755), ("share/gizcloud/mosquitto.conf", 0o644)):
+        f = os.path.join(root, rel)
+        got = stat.S_IMODE(os.stat(f).st_mode) if os.path.exists(f) else None
+        c.ok(got is not None and (want is None or got == want), "installed %s (mode %s)" % (rel, oct(got or 0)))
+    subprocess.run(["rm", "-rf", dest])
+else:
+    print("SKIP (not a pass): no cmake_install.cmake in %s" % harness.BUILD, flush=True)
+
+# --- 3. the local launcher, for real ------------------------------------------
 data = tempfile.mkdtemp(prefix="gizdeploy-")
 os.chmod(data, 0o755)
 http_port, mqtt_port, mqtts_port = harness.free_port(), harness.free_port(), harness.free_port()
@@ -106,6 +322,21 @@ if ready:
     c.ok(token in text, "admin token printed")
     c.eq(os.stat(token_file).st_mode & 0o777, 0o600, "admin-token file mode")
     c.ok(os.path.exists(os.path.join(data, "gizcloud.db")), "SQLite database in GIZ_DATA_DIR")
+    # Issue #12 item 4: nothing secret is readable by others.
+    mode = stat.S_IMODE(os.stat(data).st_mode)
+    c.ok(mode in (0o750, 0o700), "data folder (created 0755) is now %s, want 0750 or 0700" % oct(mode))
+    for name in ("gizcloud.db", "gizcloud.db-wal", "gizcloud.db-shm", "tls/server.key", "tls/ca.key"):
+        f = os.path.join(data, name)
+        mode = stat.S_IMODE(os.stat(f).st_mode) if os.path.exists(f) else None
+        c.ok(mode in (0o600, 0o640), "%s mode %s, want 0600 or 0640" % (name, oct(mode) if mode else "missing"))
+    readable = []
+    for dirpath, dirnames, filenames in os.walk(data):
+        for name in dirnames + filenames:
+            f = os.path.join(dirpath, name)
+            # (mosquitto.conf: until run-broker sets umask 027; it holds no secret)
+            if not name.endswith(".crt") and name != "mosquitto.conf" and stat.S_IMODE(os.lstat(f).st_mode) & 0o004:
+                readable.append("%s %s" % (oct(stat.S_IMODE(os.lstat(f).st_mode)), os.path.relpath(f, data)))
+    c.eq(readable, [], "nothing but the certificates in the data folder is world-readable")
     # HTTP
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
                           "http://127.0.0.1:%d/healthz" % http_port], capture_output=True, text=True)
@@ -137,6 +368,12 @@ if ready:
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "https://localhost:%d/healthz" % https_port],
                          capture_output=True, text=True)
     c.ok(out.returncode != 0, "curl without the CA refuses the certificate")
+    # The image's health check, against the running servers.
+    hc_env = dict(os.environ, GIZ_HTTP_PORT=str(http_port), GIZ_MQTT_PORT=str(mqtt_port))
+    for role in ("gservice", "broker"):
+        out = subprocess.run([os.path.join(DEPLOY, "docker-entrypoint"), "health", role], env=hc_env,
+                             capture_output=True, text=True)
+        c.eq(out.returncode, 0, "health check %s passes while it runs (%s)" % (role, out.stderr.strip()))
     out = subprocess.run(["mosquitto_sub", "-h", "localhost", "-p", str(mqtts_port), "--cafile", ca,
                           "-t", "x", "-C", "1", "-W", "3", "-i", "nobody"], capture_output=True, text=True)
     c.ok("not authori" in (out.stderr + out.stdout).lower(),
@@ -153,6 +390,12 @@ if proc.poll() is None:
     c.eq(rc, 0, "gizcloud-local exits 0 on SIGINT")
 else:
     c.ok(False, "gizcloud-local died early with %s" % proc.returncode)
+# the health check notices a stopped server
+hc_env = dict(os.environ, GIZ_HTTP_PORT=str(http_port), GIZ_MQTT_PORT=str(mqtt_port))
+for role in ("gservice", "broker"):
+    out = subprocess.run([os.path.join(DEPLOY, "docker-entrypoint"), "health", role], env=hc_env,
+                         capture_output=True, text=True)
+    c.ok(out.returncode != 0, "health check %s fails once it stopped" % role)
 # nothing left listening
 for p in (http_port, mqtt_port, mqtts_port, https_port):
     try:
