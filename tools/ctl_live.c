@@ -42,6 +42,9 @@ struct live {
     bool wait_reply;
     uint32_t sn;
     unsigned long count, done;
+    bool burst;              /* --burst: all `count` 0x0093 at once, then every ACK */
+    uint32_t sn0;            /* first SN of the burst */
+    uint64_t acked;          /* burst: bit i = ACK of sn0 + i seen */
     double t_sent;
     struct util_samples rtt;
     uint16_t bits;
@@ -296,6 +299,14 @@ static void send_action(struct live *lv)
     }
     lv->t_sent = util__now_ms();
     publish_to_device(lv, buf, len);
+    if (lv->mode == LIVE_ACK && lv->burst) {
+        /* the rest of the burst, back to back; only the SN differs */
+        for (unsigned long i = 1; i < lv->count && lv->phase != PH_DONE; i++) {
+            m.u.biz_sn.sn = lv->sn0 + (uint32_t)i;
+            if (giz_msg_encode(&m, buf, cap, &len) == GIZ_OK)
+                publish_to_device(lv, buf, len);
+        }
+    }
     free(buf);
     if (lv->phase == PH_DONE)
         return;
@@ -450,7 +461,23 @@ static void on_publish(struct live *lv, const struct giz_mqtt_publish *p)
     }
     if (lv->phase != PH_WAITING || drc != GIZ_OK || strcmp(did, lv->dids[0]) != 0)
         return;
-    if (lv->mode == LIVE_ACK && m.cmd == GIZ_CMD_BIZ_SN_ACK && m.u.biz_sn.sn == lv->sn) {
+    if (lv->mode == LIVE_ACK && lv->burst && m.cmd == GIZ_CMD_BIZ_SN_ACK &&
+        m.u.biz_sn.sn - lv->sn0 < lv->count && !(lv->acked >> (m.u.biz_sn.sn - lv->sn0) & 1u)) {
+        double rtt = util__now_ms() - lv->t_sent;
+        lv->acked |= (uint64_t)1 << (m.u.biz_sn.sn - lv->sn0);
+        util__samples_add(&lv->rtt, rtt);
+        if (lv->ctl->json)
+            printf("{\"did\":\"%s\",\"sn\":%u,\"rtt_ms\":%.3f}\n", did, m.u.biz_sn.sn, rtt);
+        else
+            printf("ack from %s sn=%u rtt=%.2f ms\n", did, m.u.biz_sn.sn, rtt);
+        fflush(stdout);
+        if (++lv->done >= lv->count) {
+            if (!lv->ctl->json)
+                printf("burst of %lu: all acknowledged, last after %.2f ms\n", lv->count,
+                       lv->rtt.max);
+            finish(lv, CTL_OK);
+        }
+    } else if (lv->mode == LIVE_ACK && m.cmd == GIZ_CMD_BIZ_SN_ACK && m.u.biz_sn.sn == lv->sn) {
         double rtt = util__now_ms() - lv->t_sent;
         util__samples_add(&lv->rtt, rtt);
         if (lv->ctl->json)
@@ -650,6 +677,12 @@ int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
         (void)giz_random_bytes(&lv.sn, sizeof lv.sn);
         lv.sn &= 0x7fffffffu;
     }
+    lv.burst = ctl__flag(a, "burst");
+    if (lv.burst && (lv.mode != LIVE_ACK || lv.count > 64)) {
+        rc = ctl__fail(CTL_USAGE, "--burst goes with --ack and a --count of at most 64");
+        goto cleanup;
+    }
+    lv.sn0 = lv.sn;
     lv.wait_reply = ctl__flag(a, "wait") || lv.mode == LIVE_ACK;
     if (lv.wait_reply) {
         add_topic(&lv, lv.dids[0], ctl->mqtt_client_id);

@@ -54,6 +54,8 @@ static const struct ctl_opt opts_send[] = {
     {"wait", 'w', NULL, "after a plain send, wait for the device's 0x0091 and print it"},
     {"sn", 0, "N", "serial number for --ack (default: random)"},
     {"count", 'c', "N", "send N times (with --ack: N round trips, then a summary)"},
+    {"burst", 'b', NULL, "with --ack: send all N back to back, then wait for every ACK "
+                         "(N <= 64; exit 4 if one is missing)"},
     {0}};
 static const struct ctl_opt opts_log_level[] = {
     {"no-wait", 0, NULL, "do not wait for the device's 0x0011 acknowledgement"},
