@@ -3,7 +3,8 @@
 everything between "http://" and the first "/" as the host name and always connects
 to port 80, so "http://127.0.0.1:80/..." is an unknown host to it. The GService is
 told it is reached on port 80 (GIZ_ADVERTISED_HTTP_PORT=80, as behind a port-80
-forward); strict gizsim devices, which fail a download exactly as firmware does when
+forward) and keeps its default download base (the harness's explicit GIZ_PUBLIC_URL is
+cleared); strict gizsim devices, which fail a download exactly as firmware does when
 the URL's host part holds a ':' (they connect to the harness's HTTP port instead of 80),
 must download the offered firmware through the v4.1 answer and the v4.0 target_fid
 answer, and the URLs the admin API and the device API hand out must have no port."""
@@ -24,7 +25,7 @@ def url_host(url):
     return rest.split("/", 1)[0]
 
 
-with harness.Cloud(broker=True, gservice_env={"GIZ_ADVERTISED_HTTP_PORT": "80"}) as cloud:
+with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "", "GIZ_ADVERTISED_HTTP_PORT": "80"}) as cloud:
     http = "http://127.0.0.1:%d" % cloud.http_port
     pk = cloud.create_product("url port")["product_key"]
     image = os.urandom(9000)
