@@ -19,6 +19,17 @@
  *   0x0210 body:        count (2)
  *   0x0211 body:        type (1) [ | DID len (2) | DID (<= 64) ]  (public cloud sends the DID)
  *
+ * Newer device -> cloud commands (bare, after the cmd a sub-header instead
+ * of a varint): flags (2) | len (2, = the rest of the input) | data
+ *   0x021E data:        (none expected; kept as a view). Firmware sends only
+ *                       `0000` after the cmd (its "sub data length" 0): the
+ *                       short form, exactly two zero bytes.
+ *   0x021C data:        [subdev: len (2) | text] if flags bit 0, [module
+ *                       "hw,sw": len (2) | text] if bit 1, [MCU "hw,sw": len
+ *                       (2) | text] if bit 2; then, only if other bits are
+ *                       set, their data (opaque)
+ *   0x022C data:        percent (1) | version len (2) | "hw,sw" | info len (2) | info
+ *
  * Telling the two forms apart: a framed message has Len >= 3, so a varint
  * starting with byte 0x02 at offset 4 is never framed; 02 0E/0F/10/11 there
  * is the bare form. Non-minimal varints (e.g. 83 00 for 3) are accepted.
@@ -70,8 +81,12 @@ static uint8_t *wrview(uint8_t *p, struct giz_view v)
 static bool is_bare_cmd(uint16_t cmd)
 {
     return cmd == GIZ_CMD_OTA_PUSH_V40 || cmd == GIZ_CMD_APP_COUNT_REQ ||
-           cmd == GIZ_CMD_APP_COUNT || cmd == GIZ_CMD_OTA_PUSH_V41;
+           cmd == GIZ_CMD_APP_COUNT || cmd == GIZ_CMD_OTA_PUSH_V41 ||
+           cmd == GIZ_CMD_VERSION_REPORT || cmd == GIZ_CMD_RESET_NOTICE ||
+           cmd == GIZ_CMD_OTA_PROGRESS;
 }
+
+#define GIZ__VERFLAGS_KNOWN (GIZ_VERFLAG_SUBDEV | GIZ_VERFLAG_MODULE | GIZ_VERFLAG_MCU)
 
 /* Returns the name of a known command, NULL otherwise. */
 const char *giz_cmd_name(uint16_t cmd)
@@ -88,6 +103,9 @@ const char *giz_cmd_name(uint16_t cmd)
     case GIZ_CMD_APP_COUNT_REQ: return "app_count_req";
     case GIZ_CMD_APP_COUNT: return "app_count";
     case GIZ_CMD_OTA_PUSH_V41: return "ota_push_v41";
+    case GIZ_CMD_VERSION_REPORT: return "version_report";
+    case GIZ_CMD_RESET_NOTICE: return "reset_notice";
+    case GIZ_CMD_OTA_PROGRESS: return "ota_progress";
     default: return NULL;
     }
 }
@@ -213,6 +231,22 @@ static int check_text(const uint8_t *buf, struct giz_view v, struct giz_error *e
     return GIZ_OK;
 }
 
+/* Reads the sub-header of the newer commands at *pos: flags (2) and a
+ * length (2) that must announce exactly the rest of the input. */
+static int rd_subhdr(const uint8_t *buf, size_t len, size_t *pos, uint16_t *flags,
+                     struct giz_error *err)
+{
+    size_t p = *pos;
+
+    if (len - p < 4)
+        return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "flags and length");
+    *flags = rd16(buf + p);
+    if (rd16(buf + p + 2) != len - p - 4)
+        return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, p + 2, "length disagrees with the input");
+    *pos = p + 4;
+    return GIZ_OK;
+}
+
 /* Decodes the body of `m->cmd` in buf[p..len). */
 static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg *m,
                        struct giz_error *err)
@@ -297,6 +331,64 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
                 return rc;
         }
         break;
+    case GIZ_CMD_RESET_NOTICE:
+        if (len - p == 2 && buf[p] == 0 && buf[p + 1] == 0) {
+            m->u.reset.long_form = false; /* firmware: `0000` */
+            m->u.reset.data.ptr = buf + len;
+            p = len;
+            break;
+        }
+        m->u.reset.long_form = true;
+        rc = rd_subhdr(buf, len, &p, &m->u.reset.flags, err);
+        if (rc != GIZ_OK)
+            return rc;
+        m->u.reset.data.ptr = buf + p;
+        m->u.reset.data.len = len - p;
+        p = len;
+        break;
+    case GIZ_CMD_VERSION_REPORT: {
+        static const uint16_t bits[3] = {GIZ_VERFLAG_SUBDEV, GIZ_VERFLAG_MODULE, GIZ_VERFLAG_MCU};
+        static const char *const what[3] = {"sub-device id", "module version", "MCU version"};
+        struct giz_view *fields[3];
+        uint16_t flags = 0;
+
+        fields[0] = &m->u.version.subdev;
+        fields[1] = &m->u.version.module;
+        fields[2] = &m->u.version.mcu;
+        rc = rd_subhdr(buf, len, &p, &flags, err);
+        if (rc != GIZ_OK)
+            return rc;
+        m->u.version.flags = flags;
+        for (int i = 0; i < 3; i++) {
+            fields[i]->ptr = buf + p;
+            fields[i]->len = 0;
+            if (!(flags & bits[i]))
+                continue;
+            rc = rd_lenstr(buf, len, &p, 0xFFFFu, fields[i], err, what[i]);
+            if (rc != GIZ_OK)
+                return rc;
+        }
+        m->u.version.rest.ptr = buf + p;
+        m->u.version.rest.len = 0;
+        if (flags & ~GIZ__VERFLAGS_KNOWN) {
+            m->u.version.rest.len = len - p;
+            p = len;
+        }
+        break;
+    }
+    case GIZ_CMD_OTA_PROGRESS:
+        rc = rd_subhdr(buf, len, &p, &m->u.ota_progress.flags, err);
+        if (rc != GIZ_OK)
+            return rc;
+        if (len - p < 1)
+            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA percent");
+        m->u.ota_progress.percent = buf[p++];
+        rc = rd_lenstr(buf, len, &p, 0xFFFFu, &m->u.ota_progress.version, err, "OTA version");
+        if (rc == GIZ_OK)
+            rc = rd_lenstr(buf, len, &p, 0xFFFFu, &m->u.ota_progress.info, err, "OTA status");
+        if (rc != GIZ_OK)
+            return rc;
+        break;
     case GIZ_CMD_LOG_LEVEL_ACK:
     case GIZ_CMD_APP_COUNT_REQ:
         break;
@@ -370,10 +462,42 @@ static bool view_ok(struct giz_view v)
     return v.ptr || v.len == 0;
 }
 
+/* Data size of a 0x021C (after flags and length), or GIZ_ERR_*. */
+static int version_data_size(const struct giz_msg *msg, size_t *out)
+{
+    const struct giz_view *f[4] = {&msg->u.version.subdev, &msg->u.version.module,
+                                   &msg->u.version.mcu, &msg->u.version.rest};
+    static const uint16_t bits[3] = {GIZ_VERFLAG_SUBDEV, GIZ_VERFLAG_MODULE, GIZ_VERFLAG_MCU};
+    uint16_t flags = msg->u.version.flags;
+    size_t n = 0;
+
+    for (int i = 0; i < 4; i++) {
+        if (!view_ok(*f[i]))
+            return GIZ_ERR_INVAL;
+        if (f[i]->len > 0xFFFFu)
+            return GIZ_ERR_OVERSIZE;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (flags & bits[i])
+            n += 2 + f[i]->len;
+        else if (f[i]->len)
+            return GIZ_ERR_BAD_VALUE; /* a field without its flag bit */
+    }
+    if (f[3]->len && !(flags & ~GIZ__VERFLAGS_KNOWN))
+        return GIZ_ERR_BAD_VALUE; /* opaque data needs an unknown flag bit */
+    n += f[3]->len;
+    if (n > 0xFFFFu)
+        return GIZ_ERR_OVERSIZE;
+    *out = n;
+    return GIZ_OK;
+}
+
 /* Checks that `msg` is encodable; on success sets *body to its body size. */
 static int body_size(const struct giz_msg *msg, size_t *body)
 {
     const struct giz_view *t[3];
+    size_t n = 0;
+    int rc;
 
     switch (msg->cmd) {
     case GIZ_CMD_BIZ:
@@ -430,6 +554,33 @@ static int body_size(const struct giz_msg *msg, size_t *body)
         if (msg->u.ota41.did.len > GIZ__MAX_OTA41_DID)
             return GIZ_ERR_OVERSIZE;
         *body = 1 + (msg->u.ota41.did.len ? 2 + msg->u.ota41.did.len : 0);
+        return GIZ_OK;
+    case GIZ_CMD_RESET_NOTICE:
+        if (!view_ok(msg->u.reset.data))
+            return GIZ_ERR_INVAL;
+        if (!msg->u.reset.long_form) {
+            if (msg->u.reset.flags != 0 || msg->u.reset.data.len != 0)
+                return GIZ_ERR_BAD_VALUE; /* the short form carries nothing */
+            *body = 2;
+            return GIZ_OK;
+        }
+        if (msg->u.reset.data.len > 0xFFFFu)
+            return GIZ_ERR_OVERSIZE;
+        *body = 4 + msg->u.reset.data.len;
+        return GIZ_OK;
+    case GIZ_CMD_VERSION_REPORT:
+        rc = version_data_size(msg, &n);
+        if (rc != GIZ_OK)
+            return rc;
+        *body = 4 + n;
+        return GIZ_OK;
+    case GIZ_CMD_OTA_PROGRESS:
+        if (!view_ok(msg->u.ota_progress.version) || !view_ok(msg->u.ota_progress.info))
+            return GIZ_ERR_INVAL;
+        n = 1 + 2 + msg->u.ota_progress.version.len + 2 + msg->u.ota_progress.info.len;
+        if (n > 0xFFFFu)
+            return GIZ_ERR_OVERSIZE;
+        *body = 4 + n;
         return GIZ_OK;
     default:
         return GIZ_ERR_UNKNOWN_CMD;
@@ -521,6 +672,44 @@ int giz_msg_encode(const struct giz_msg *msg, uint8_t *buf, size_t cap, size_t *
             p = wr16(p, (uint16_t)msg->u.ota41.did.len);
             p = wrview(p, msg->u.ota41.did);
         }
+        break;
+    case GIZ_CMD_RESET_NOTICE:
+        if (!msg->u.reset.long_form) {
+            p = wr16(p, 0);
+            break;
+        }
+        p = wr16(p, msg->u.reset.flags);
+        p = wr16(p, (uint16_t)msg->u.reset.data.len);
+        p = wrview(p, msg->u.reset.data);
+        break;
+    case GIZ_CMD_VERSION_REPORT: {
+        size_t n = 0;
+        const struct giz_view *f[3] = {&msg->u.version.subdev, &msg->u.version.module,
+                                       &msg->u.version.mcu};
+        static const uint16_t bits[3] = {GIZ_VERFLAG_SUBDEV, GIZ_VERFLAG_MODULE,
+                                         GIZ_VERFLAG_MCU};
+
+        (void)version_data_size(msg, &n); /* already checked by total_size() */
+        p = wr16(p, msg->u.version.flags);
+        p = wr16(p, (uint16_t)n);
+        for (int i = 0; i < 3; i++) {
+            if (!(msg->u.version.flags & bits[i]))
+                continue;
+            p = wr16(p, (uint16_t)f[i]->len);
+            p = wrview(p, *f[i]);
+        }
+        p = wrview(p, msg->u.version.rest);
+        break;
+    }
+    case GIZ_CMD_OTA_PROGRESS:
+        p = wr16(p, msg->u.ota_progress.flags);
+        p = wr16(p, (uint16_t)(1 + 2 + msg->u.ota_progress.version.len + 2 +
+                               msg->u.ota_progress.info.len));
+        *p++ = msg->u.ota_progress.percent;
+        p = wr16(p, (uint16_t)msg->u.ota_progress.version.len);
+        p = wrview(p, msg->u.ota_progress.version);
+        p = wr16(p, (uint16_t)msg->u.ota_progress.info.len);
+        p = wrview(p, msg->u.ota_progress.info);
         break;
     default:
         break;

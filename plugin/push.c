@@ -93,6 +93,7 @@ struct push_state {
     bool beat_started;             /* the broker row is ours */
     uint64_t paced, dropped, held_for_sub;
     struct rate_limit rl;
+    struct rate_limit rl_report; /* 0x021E / 0x021C / 0x022C info lines */
 };
 
 static void list_init(struct devq *head)
@@ -657,6 +658,55 @@ static void log_bad_payload(struct gizp *g, const char *did, const char *topic,
                              did, topic, giz_strerror(err->code), err->offset, err->text);
 }
 
+/* Copies v into out (cap bytes) as printable ASCII ('?' for anything else). */
+static void printable(struct giz_view v, char *out, size_t cap)
+{
+    size_t n = v.len < cap - 1 ? v.len : cap - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = v.ptr[i] >= 0x20 && v.ptr[i] < 0x7f ? (char)v.ptr[i] : '?';
+    out[n] = '\0';
+}
+
+/* 0x021E / 0x021C / 0x022C from newer firmware: an info line (rate-limited)
+ * and a device log record (level info, source "cli2ser_req", under the
+ * device's log_rate bucket), so they show in GET /admin/devices/<DID>/logs. */
+static void record_report(struct gizp *g, struct did_state *ds, const struct giz_msg *msg)
+{
+    char text[400], a[96], b[96], c[160];
+    const char *tag = giz_cmd_name(msg->cmd);
+    struct push_state *ps = ps_get(g);
+    int n;
+    switch (msg->cmd) {
+    case GIZ_CMD_RESET_NOTICE:
+        n = snprintf(text, sizeof(text), "device reset (0x021E%s)",
+                     msg->u.reset.long_form ? ", with flags" : "");
+        break;
+    case GIZ_CMD_VERSION_REPORT:
+        printable(msg->u.version.module, a, sizeof(a));
+        printable(msg->u.version.mcu, b, sizeof(b));
+        printable(msg->u.version.subdev, c, sizeof(c));
+        n = snprintf(text, sizeof(text), "versions: module \"%s\" MCU \"%s\"%s%s%s (flags 0x%04x)",
+                     a, b, c[0] ? " sub-device \"" : "", c, c[0] ? "\"" : "",
+                     msg->u.version.flags);
+        break;
+    case GIZ_CMD_OTA_PROGRESS:
+        printable(msg->u.ota_progress.version, a, sizeof(a));
+        printable(msg->u.ota_progress.info, c, sizeof(c));
+        n = snprintf(text, sizeof(text), "OTA %s %u%% to \"%s\": %s",
+                     msg->u.ota_progress.flags & GIZ_OTAFLAG_MCU ? "MCU" : "module",
+                     (unsigned)msg->u.ota_progress.percent, a, c);
+        break;
+    default:
+        return;
+    }
+    if (n < 0) return;
+    if (ps == NULL || plugin__rate_ok(&ps->rl_report, 20, "device report lines"))
+        giz_log(GIZ_LOG_INFO, "device %s: %s", ds->did, text);
+    if (presence__log_allow(g, ds))
+        presence__log_add(g, ds->did, GIZ_LOGLVL_INFO, tag, strlen(tag), "cli2ser_req", 11, text,
+                          strlen(text));
+}
+
 /* true if a framed payload announces command `cmd` (cheap peek before a full decode). */
 static bool framed_cmd_is(const uint8_t *p, size_t len, uint16_t cmd)
 {
@@ -691,6 +741,9 @@ int push__message_cb(int event, void *event_data, void *userdata)
             log_bad_payload(g, ds->did, ed->topic, &err);
         } else if (msg.cmd == GIZ_CMD_APP_COUNT_REQ) {
             answer_app_count(g, ds);
+        } else if (msg.cmd == GIZ_CMD_RESET_NOTICE || msg.cmd == GIZ_CMD_VERSION_REPORT ||
+                   msg.cmd == GIZ_CMD_OTA_PROGRESS) {
+            record_report(g, ds, &msg);
         } else if (plugin__rate_ok(&g->rl_payload, 10, "unexpected request lines")) {
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: ignored command 0x%04x from %s on %s",
                                  msg.cmd, ds->did, ed->topic);

@@ -9,7 +9,17 @@
  *           | flags (1) | cmd (2, BE) | body
  *   bare:   00 00 00 03 | cmd (2, BE) | body
  * 0x020E, 0x020F, 0x0210 and 0x0211 are bare per the spec; the decoder also
- * accepts their framed form. Everything else is framed.
+ * accepts their framed form. Everything else is framed, except the newer
+ * device -> cloud commands on cli2ser_req (not in spec v4.0.5; layouts as
+ * newer firmware sends them, see wire-formats.md):
+ *   sub-header: 00 00 00 03 | cmd (2, BE) | flags (2) | len (2) | data (len)
+ *   0x021E reset notice: firmware sends just `len 0000` (no flags field);
+ *          the sub-header form is accepted too
+ *   0x021C version report: data = for each flag bit set, in this order,
+ *          a 2-byte length + text: bit 0 sub-device id, bit 1 module
+ *          "hw,sw", bit 2 MCU "hw,sw"; data of unknown bits is kept as `rest`
+ *   0x022C OTA progress: data = percent (1) | len (2) + pending version
+ *          "hw,sw" | len (2) + status text; flags 0x0002 = MCU upgrade
  *
  * Decoding allocates nothing: every variable-size field of struct giz_msg
  * is a view into the caller's input buffer, valid as long as that buffer.
@@ -36,8 +46,20 @@ enum giz_cmd {
     GIZ_CMD_OTA_PUSH_V40 = 0x020E,  /* cloud -> device, bare */
     GIZ_CMD_APP_COUNT_REQ = 0x020F, /* device -> cloud, bare */
     GIZ_CMD_APP_COUNT = 0x0210,     /* cloud -> device, bare */
-    GIZ_CMD_OTA_PUSH_V41 = 0x0211   /* cloud -> device, bare */
+    GIZ_CMD_OTA_PUSH_V41 = 0x0211,  /* cloud -> device, bare */
+    /* appended (newer firmware, cli2ser_req, sub-header form): */
+    GIZ_CMD_VERSION_REPORT = 0x021C, /* device -> cloud: module / MCU versions */
+    GIZ_CMD_RESET_NOTICE = 0x021E,   /* device -> cloud: the device was reset */
+    GIZ_CMD_OTA_PROGRESS = 0x022C    /* device -> cloud: OTA percent + status text */
 };
+
+/* 0x021C flag bits. */
+#define GIZ_VERFLAG_SUBDEV 0x0001u
+#define GIZ_VERFLAG_MODULE 0x0002u
+#define GIZ_VERFLAG_MCU 0x0004u
+/* 0x022C flags seen: */
+#define GIZ_OTAFLAG_MODULE 0x0001u
+#define GIZ_OTAFLAG_MCU 0x0002u
 
 /* Field limits from the spec tables. */
 #define GIZ_MAX_BIZ 65535u
@@ -80,6 +102,20 @@ struct giz_msg {
         struct { uint8_t type; uint32_t fid; struct giz_view url; } ota40; /* 0x020E */
         struct { uint8_t type; struct giz_view did; } ota41;   /* 0x0211; did may be empty */
         struct { uint16_t count; } app_count;                   /* 0x0210 */
+        /* 0x021E: long_form false = firmware's `0000` (flags 0, no data);
+           true = flags | len | data. Encoding honours long_form. */
+        struct { bool long_form; uint16_t flags; struct giz_view data; } reset;
+        /* 0x021C: views are empty unless their flag bit is set; rest holds
+           the data of flag bits this codec does not know (empty otherwise) */
+        struct {
+            uint16_t flags;
+            struct giz_view subdev, module, mcu, rest;
+        } version;
+        struct {                                                /* 0x022C */
+            uint16_t flags;
+            uint8_t percent;                                    /* as sent (0..100 seen) */
+            struct giz_view version, info;                      /* "hw,sw"; status text */
+        } ota_progress;
     } u;                /* 0x0011 and 0x020F have no body */
 };
 

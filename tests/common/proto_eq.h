@@ -41,6 +41,20 @@ static inline bool msg_eq(const struct giz_msg *a, const struct giz_msg *b)
         return a->u.ota41.type == b->u.ota41.type && view_eq(a->u.ota41.did, b->u.ota41.did);
     case GIZ_CMD_APP_COUNT:
         return a->u.app_count.count == b->u.app_count.count;
+    case GIZ_CMD_RESET_NOTICE:
+        return a->u.reset.long_form == b->u.reset.long_form &&
+               a->u.reset.flags == b->u.reset.flags && view_eq(a->u.reset.data, b->u.reset.data);
+    case GIZ_CMD_VERSION_REPORT:
+        return a->u.version.flags == b->u.version.flags &&
+               view_eq(a->u.version.subdev, b->u.version.subdev) &&
+               view_eq(a->u.version.module, b->u.version.module) &&
+               view_eq(a->u.version.mcu, b->u.version.mcu) &&
+               view_eq(a->u.version.rest, b->u.version.rest);
+    case GIZ_CMD_OTA_PROGRESS:
+        return a->u.ota_progress.flags == b->u.ota_progress.flags &&
+               a->u.ota_progress.percent == b->u.ota_progress.percent &&
+               view_eq(a->u.ota_progress.version, b->u.ota_progress.version) &&
+               view_eq(a->u.ota_progress.info, b->u.ota_progress.info);
     default:
         return true;
     }

@@ -39,6 +39,23 @@ static void check_views(const struct giz_msg *m, const uint8_t *data, size_t siz
     case GIZ_CMD_OTA_PUSH_V41:
         FUZZ_CHECK(FUZZ_INSIDE(m->u.ota41.did.ptr, m->u.ota41.did.len, data, size));
         break;
+    case GIZ_CMD_RESET_NOTICE:
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.reset.data.ptr, m->u.reset.data.len, data, size));
+        FUZZ_CHECK(m->u.reset.long_form || (m->u.reset.flags == 0 && m->u.reset.data.len == 0));
+        break;
+    case GIZ_CMD_VERSION_REPORT:
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.version.subdev.ptr, m->u.version.subdev.len, data, size));
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.version.module.ptr, m->u.version.module.len, data, size));
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.version.mcu.ptr, m->u.version.mcu.len, data, size));
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.version.rest.ptr, m->u.version.rest.len, data, size));
+        FUZZ_CHECK(m->u.version.rest.len == 0 || (m->u.version.flags & ~7u) != 0);
+        break;
+    case GIZ_CMD_OTA_PROGRESS:
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.ota_progress.version.ptr, m->u.ota_progress.version.len,
+                               data, size));
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.ota_progress.info.ptr, m->u.ota_progress.info.len, data,
+                               size));
+        break;
     default:
         break;
     }
@@ -67,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(giz_msg_encode(&m, enc, sizeof enc, &n2) == GIZ_OK);
         FUZZ_CHECK(n2 == n);
         /* canonical input (spec form, minimal varint) re-encodes to itself */
-        if (n == size && m.framed == !(m.cmd >= 0x020E && m.cmd <= 0x0211))
+        if (n == size && m.framed == !(m.cmd >= 0x020E && m.cmd <= 0x022C))
             FUZZ_CHECK(memcmp(enc, data, size) == 0);
         FUZZ_CHECK(giz_msg_encode(&m, enc2, n - 1, &n2) == GIZ_ERR_NOSPACE);
         FUZZ_CHECK(giz_msg_decode(enc, n, &m2, &err) == GIZ_OK);

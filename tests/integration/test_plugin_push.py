@@ -267,6 +267,35 @@ with harness.Cloud(broker=True) as cloud:
         ck.ok(wait_for(lambda: "send queue is full" in cloud.log_text("mosquitto")),
               "the drop is logged")
     print("burst of 40: %d delivered over %.0f ms" % (len(got), (lat[-1] if lat else 0) * 1000), flush=True)
+
+    # -- newer cli2ser_req commands (0x021E reset, 0x021C versions, 0x022C OTA progress) ------
+    H = b"\x00\x00\x00\x03"
+    reports = [
+        H + b"\x02\x1e\x00\x00",
+        H + b"\x02\x1c\x00\x06\x00\x1a\x00\x0cESP32,1.2.34\x00\x0aMCU1,0402X",
+        H + b"\x02\x2c\x00\x02\x00\x1e\x2d\x00\x0eGoKit,04020020\x00\x0bdownloading",
+    ]
+    malformed = [H + b"\x02\x1c\x00\x06", H + b"\x02\x2c\x00\x02\x00\x40\x2d",
+                 H + b"\x02\x1e\x00\x01", H + b"\x02\x1c\x00\x02\x00\x04\x00\x09a,"]
+    for m in malformed + reports:
+        dev.publish("cli2ser_req", m)
+    ck.ok(wait_for(lambda: "OTA MCU 45% to \"GoKit,04020020\": downloading" in cloud.log_text("mosquitto")),
+          "0x022C OTA progress logged")
+    text = cloud.log_text("mosquitto")
+    ck.ok("device %s: device reset (0x021E)" % did in text, "0x021E reset notice logged")
+    ck.ok('versions: module "ESP32,1.2.34" MCU "MCU1,0402X"' in text, "0x021C version report logged")
+    ck.ok(text.count("dropped malformed payload from %s on cli2ser_req" % did) >= 4,
+          "malformed ones are dropped with a log line")
+
+    def report_logs():
+        status, body = cloud.json("GET", "/admin/devices/%s/logs" % did, admin=True)
+        return [l for l in body.get("logs", []) if l.get("source") == "cli2ser_req"] if status == 200 else []
+    ck.ok(wait_for(lambda: len(report_logs()) == 3), "the three reports are stored as device logs")
+    ck.eq(sorted(l["tags"] for l in report_logs()), ["ota_progress", "reset_notice", "version_report"],
+          "tagged by command")
+    dev.publish("cli2ser_req", b"\x00\x00\x00\x03\x02\x0f")
+    pubs = dev.read_publishes(3.0, stop_after=1)
+    ck.eq([p for _, _, p in pubs], [b"\x00\x00\x00\x03\x02\x10\x00\x01"], "and the broker still answers 0x020F")
     dev.close()
     app.close()
 

@@ -405,7 +405,125 @@ static void test_cmd_names(void)
     unsigned known = 0;
     for (unsigned c = 0; c <= 0xFFFF; c++)
         known += giz_cmd_name((uint16_t)c) != NULL;
-    ASSERT_EQ(known, 11);
+    ASSERT_EQ(known, 14);
+    ASSERT_STREQ(giz_cmd_name(GIZ_CMD_RESET_NOTICE), "reset_notice");
+    ASSERT_STREQ(giz_cmd_name(GIZ_CMD_VERSION_REPORT), "version_report");
+    ASSERT_STREQ(giz_cmd_name(GIZ_CMD_OTA_PROGRESS), "ota_progress");
+}
+
+/* The newer cli2ser_req commands (0x021E, 0x021C, 0x022C), as newer
+ * firmware sends them: bare, then flags (2) | len (2) | data. */
+static void test_newer_cmds(void)
+{
+    struct giz_msg m, d;
+    struct giz_error e;
+
+    /* 0x021E reset notice exactly as firmware publishes it: 00000003 021E 0000 */
+    static const uint8_t reset[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1E, 0x00, 0x00};
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_RESET_NOTICE;
+    check_golden(&m, reset, sizeof reset, false);
+    ASSERT_EQ(giz_msg_decode(reset, sizeof reset, &d, &e), GIZ_OK);
+    ASSERT_TRUE(!d.u.reset.long_form);
+    ASSERT_EQ(d.u.reset.flags, 0);
+    ASSERT_EQ(d.u.reset.data.len, 0);
+
+    /* the sub-header form: flags 0x0001, 2 data bytes */
+    static const uint8_t reset_long[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1E, /* header, cmd */
+                                         0x00, 0x01,                         /* flags */
+                                         0x00, 0x02,                         /* len */
+                                         0xAB, 0xCD};
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_RESET_NOTICE;
+    m.u.reset.long_form = true;
+    m.u.reset.flags = 1;
+    m.u.reset.data = V("\xAB\xCD", 2);
+    check_golden(&m, reset_long, sizeof reset_long, false);
+    /* flags 0, no data, long form: 00000003 021E 0000 0000 */
+    static const uint8_t reset_zero4[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1E, 0, 0, 0, 0};
+    ASSERT_EQ(giz_msg_decode(reset_zero4, sizeof reset_zero4, &d, &e), GIZ_OK);
+    ASSERT_TRUE(d.u.reset.long_form);
+    /* the short form carries nothing: the encoder refuses flags or data there */
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_RESET_NOTICE;
+    m.u.reset.flags = 2;
+    ASSERT_EQ(giz_msg_encoded_size(&m), 0);
+
+    /* 0x021C version report: flags 0x0006 (module + MCU versions), len 0x0018 */
+    static const uint8_t ver[] = {
+        0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, /* header, cmd */
+        0x00, 0x06,                         /* flags: bit 1 module, bit 2 MCU */
+        0x00, 0x1A,                         /* len 26 = 2+12 + 2+10 */
+        0x00, 0x0C, 'E', 'S', 'P', '3', '2', ',', '1', '.', '2', '.', '3', '4',
+        0x00, 0x0A, 'M', 'C', 'U', '1', ',', '0', '4', '0', '2', 'X',
+    };
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_VERSION_REPORT;
+    m.u.version.flags = GIZ_VERFLAG_MODULE | GIZ_VERFLAG_MCU;
+    m.u.version.module = V("ESP32,1.2.34", 12);
+    m.u.version.mcu = V("MCU1,0402X", 10);
+    check_golden(&m, ver, sizeof ver, false);
+    ASSERT_EQ(giz_msg_decode(ver, sizeof ver, &d, &e), GIZ_OK);
+    ASSERT_EQ(d.u.version.subdev.len, 0);
+    ASSERT_EQ(d.u.version.rest.len, 0);
+    ASSERT_TRUE(d.u.version.module.ptr == ver + 12);
+    /* with a sub-device id and a flag bit this codec does not know (bit 5):
+     * its data is kept opaque in `rest` */
+    static const uint8_t ver2[] = {
+        0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0x00, 0x21, /* flags: bit 0 + bit 5 */
+        0x00, 0x07, 0x00, 0x02, 's', '1', 0xDE, 0xAD, 0xBE,
+    };
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_VERSION_REPORT;
+    m.u.version.flags = 0x0021;
+    m.u.version.subdev = V("s1", 2);
+    m.u.version.rest = V("\xDE\xAD\xBE", 3);
+    check_golden(&m, ver2, sizeof ver2, false);
+    /* no flags at all: 00000003 021C 0000 0000 */
+    static const uint8_t ver0[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0, 0, 0, 0};
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_VERSION_REPORT;
+    check_golden(&m, ver0, sizeof ver0, false);
+    /* encoder refusals: a field without its bit, opaque data without an unknown bit */
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_VERSION_REPORT;
+    m.u.version.mcu = V("x,y", 3);
+    ASSERT_EQ(giz_msg_encoded_size(&m), 0);
+    m.u.version.flags = GIZ_VERFLAG_MCU;
+    m.u.version.rest = V("z", 1);
+    ASSERT_EQ(giz_msg_encoded_size(&m), 0);
+    /* extra bytes after the known fields with only known bits set: trailing */
+    static const uint8_t ver_tr[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0x00, 0x01,
+                                     0x00, 0x03, 0x00, 0x00, 0x77};
+    memset(&e, 0, sizeof e);
+    ASSERT_EQ(giz_msg_decode(ver_tr, sizeof ver_tr, &d, &e), GIZ_ERR_TRAILING);
+    ASSERT_EQ(e.offset, 12);
+
+    /* 0x022C OTA progress: MCU upgrade, 45 %, version "GoKit,04020020", "downloading" */
+    static const uint8_t prog[] = {
+        0x00, 0x00, 0x00, 0x03, 0x02, 0x2C, /* header, cmd */
+        0x00, 0x02,                         /* flags: MCU upgrade */
+        0x00, 0x1E,                         /* len 30 = 1 + 2+14 + 2+11 */
+        45,                                 /* percent */
+        0x00, 0x0E, 'G', 'o', 'K', 'i', 't', ',', '0', '4', '0', '2', '0', '0', '2', '0',
+        0x00, 0x0B, 'd', 'o', 'w', 'n', 'l', 'o', 'a', 'd', 'i', 'n', 'g',
+    };
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_OTA_PROGRESS;
+    m.u.ota_progress.flags = GIZ_OTAFLAG_MCU;
+    m.u.ota_progress.percent = 45;
+    m.u.ota_progress.version = V("GoKit,04020020", 14);
+    m.u.ota_progress.info = V("downloading", 11);
+    check_golden(&m, prog, sizeof prog, false);
+    ASSERT_EQ(giz_msg_decode(prog, sizeof prog, &d, &e), GIZ_OK);
+    ASSERT_EQ(d.u.ota_progress.percent, 45);
+    ASSERT_EQ(d.u.ota_progress.flags, GIZ_OTAFLAG_MCU);
+
+    /* the framed form of a newer command is accepted; the encoder writes it bare */
+    static const uint8_t reset_framed[] = {0x00, 0x00, 0x00, 0x03, 0x05, 0x00, 0x02, 0x1E, 0, 0};
+    ASSERT_EQ(giz_msg_decode(reset_framed, sizeof reset_framed, &d, &e), GIZ_OK);
+    ASSERT_EQ(d.cmd, GIZ_CMD_RESET_NOTICE);
+    ASSERT_TRUE(d.framed);
 }
 
 static uint8_t *read_file(const char *path, size_t *len)
@@ -494,6 +612,7 @@ int main(void)
     test_log();
     test_bare();
     test_bare_cmds_framed();
+    test_newer_cmds();
     test_multibyte_len();
     test_encode_refusals();
     test_varint();

@@ -67,6 +67,20 @@ CASES = {
     "ota41_did_oversize":     (H + "0211 01 0041", "OVERSIZE 7"),
     "ota41_trailing":         (H + "0211 01 0001 61 62", "TRAILING 10"),
     "ota41_no_type":          (H + "0211", "TRUNCATED 6"),
+    # --- newer cli2ser_req commands: flags (2) | len (2) | data ---
+    "reset_short_nonzero":    (H + "021E 0001", "TRUNCATED 8"),
+    "reset_truncated":        (H + "021E 00", "TRUNCATED 7"),
+    "reset_len_lying":        (H + "021E 0000 0005 00", "LENGTH_MISMATCH 8"),
+    "version_truncated":      (H + "021C 0006", "TRUNCATED 8"),
+    "version_len_lying":      (H + "021C 0002 0010 0003 612C62", "LENGTH_MISMATCH 8"),
+    "version_field_lying":    (H + "021C 0002 0004 0009 612C", "LENGTH_MISMATCH 10"),
+    "version_field_cut":      (H + "021C 0004 0001 00", "TRUNCATED 11"),
+    "version_trailing":       (H + "021C 0001 0003 0000 77", "TRAILING 12"),
+    "progress_no_percent":    (H + "022C 0002 0000", "TRUNCATED 10"),
+    "progress_version_lying": (H + "022C 0002 0004 2D 0005 61", "LENGTH_MISMATCH 11"),
+    "progress_no_info":       (H + "022C 0002 0003 2D 0000", "TRUNCATED 13"),
+    "progress_trailing":      (H + "022C 0002 0006 2D 0000 0000 FF", "TRAILING 15"),
+    "unknown_cmd_bare_021d":  (H + "021D 0000 0000", "UNKNOWN_CMD 4"),
     # --- size limits with multi-byte Len ---
     # 0x0090 with 65536 body bytes: Len = 65539 = 83 80 04; body starts at 10
     "biz_oversize":           (H + "838004 00 0090" + "61" * 65536, "OVERSIZE 10"),
