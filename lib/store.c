@@ -1370,6 +1370,15 @@ int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap)
     return GIZ_OK;
 }
 
+int giz_store_set_passcode_key(struct giz_store *s, const struct giz_passcode_key *k)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    explicit_bzero(&s->pkey, sizeof s->pkey);
+    s->pkey_set = k != NULL;
+    if (k) s->pkey = *k;
+    return GIZ_OK;
+}
+
 int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why, size_t why_cap)
 {
     char def[GIZ_PATH_SIZE];

@@ -358,6 +358,12 @@ int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap);
  * to other users, symlink, malformed) or GIZ_ERR_IO, with one sentence in
  * `why` (optional) for the operator — the caller should refuse to start. */
 int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why, size_t why_cap);
+/* Uses a key already loaded with giz_passcode_key_load (giz/crypto.h) on
+ * this connection (copied; NULL = stop using one). For a process that opens
+ * connections on demand: load the file once at start-up (fail closed), then
+ * set it on each new connection. GIZ_OK, GIZ_ERR_INVAL (s NULL). */
+struct giz_passcode_key;
+int giz_store_set_passcode_key(struct giz_store *s, const struct giz_passcode_key *k);
 /* giz_store_device_auth with a cost budget: slow_ok false forbids PBKDF2 —
  * a row that would need it (no usable keyed verifier, not in the verified
  * cache) gives GIZ_ERR_AUTH with *slow = true and nothing checked; the

@@ -1493,6 +1493,24 @@ static void test_passcode_verifier(void)
         ASSERT_TRUE(strstr(why, "0604") != NULL);
         giz_store_close(other);
     }
+    /* A key set from memory works like a loaded one; NULL stops using it. */
+    other = open_ok(path);
+    if (other) {
+        struct giz_passcode_key k;
+        ASSERT_EQ(giz_passcode_key_load(keypath, false, &k, why, sizeof why), GIZ_ERR_INVAL);
+        ASSERT_EQ(chmod(keypath, 0600), 0);
+        ASSERT_EQ(giz_passcode_key_load(keypath, false, &k, why, sizeof why), GIZ_OK);
+        ASSERT_EQ(giz_store_set_passcode_key(other, &k), GIZ_OK);
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
+                                               &slow),
+                  GIZ_OK);
+        ASSERT_TRUE(!slow);
+        ASSERT_EQ(giz_store_set_passcode_key(other, NULL), GIZ_OK);
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
+                                               &slow),
+                  GIZ_OK); /* verified cache of this process */
+        giz_store_close(other);
+    }
     /* Disabled devices stay refused through the fast path. */
     ASSERT_EQ(giz_store_device_unregister(keyed, d.did, "0aeb9953f9"), GIZ_OK);
     ASSERT_EQ(giz_store_device_auth_budget(keyed, d.did, "0aeb9953f9", true, &got, &slow),
