@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <arpa/inet.h>
-
 #include "plugin.h"
 
 /* Parses a decimal unsigned integer in [min, max]; the whole string must be used. */
@@ -51,35 +49,6 @@ static int parse_duration_ms(const char *s, unsigned long min_ms, unsigned long 
     return 0;
 }
 
-/* "host:port" or "[v6]:port" with a numeric address. */
-static int parse_listen(const char *s, struct gizp_listen *out)
-{
-    const char *colon;
-    const char *host = s;
-    size_t host_len;
-    unsigned long port;
-    unsigned char tmp[16];
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':') return -1;
-        host = s + 1;
-        host_len = (size_t)(close - host);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL) return -1;
-        host_len = (size_t)(colon - s);
-    }
-    if (host_len == 0 || host_len >= sizeof(out->host)) return -1;
-    memcpy(out->host, host, host_len);
-    out->host[host_len] = '\0';
-    if (parse_uint(colon + 1, 1, 65535, &port) != 0) return -1;
-    out->port = (int)port;
-    if (inet_pton(AF_INET, out->host, tmp) != 1 && inet_pton(AF_INET6, out->host, tmp) != 1)
-        return -1;
-    return 0;
-}
-
 static int copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -90,8 +59,6 @@ static int copy_str(char *dst, size_t cap, const char *src)
 
 enum opt_id {
     OPT_DB_PATH,
-    OPT_LISTEN,
-    OPT_BROKER_SOCKET,
     OPT_PING_MAX,
     OPT_PING_WINDOW,
     OPT_KEEPALIVE_MAX,
@@ -108,10 +75,11 @@ enum opt_id {
     OPT_LOG_PRUNE_INTERVAL,
     OPT_AUTH_FAIL_MAX,
     OPT_AUTH_BACKOFF,
-    OPT_TLS_LISTEN,
-    OPT_TLS_CERT,
-    OPT_TLS_KEY,
     OPT_CONNECT_TIMEOUT,
+    OPT_PRE_CONNECT_MAX,
+    OPT_PRE_CONNECT_PER_ADDR,
+    OPT_TEST_REQUIRE_SYMBOL,
+    OPT_TEST_REQUIRE_VERSION,
     OPT_DEVICE_GAP, /* push.c (helper "push") */
     OPT_SUB_WAIT,   /* push.c */
     OPT__COUNT
@@ -122,8 +90,6 @@ static const struct {
     const char *help;
 } opt_table[OPT__COUNT] = {
     [OPT_DB_PATH] = {"db_path", "path of the gizcloud SQLite database (required)"},
-    [OPT_LISTEN] = {"listen", "host:port of the front MQTT listener (repeatable)"},
-    [OPT_BROKER_SOCKET] = {"broker_socket", "mosquitto's own unix-socket listener path"},
     [OPT_PING_MAX] = {"ping_max", "PINGREQs allowed per window, 1..1000000"},
     [OPT_PING_WINDOW] = {"ping_window", "window, seconds or <n>ms, 100ms..1 day"},
     [OPT_KEEPALIVE_MAX] = {"keepalive_max", "keepalive clamp in seconds, 1..65535"},
@@ -142,16 +108,33 @@ static const struct {
     [OPT_AUTH_FAIL_MAX] = {"auth_fail_max",
                            "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
     [OPT_AUTH_BACKOFF] = {"auth_backoff", "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
-    [OPT_TLS_LISTEN] = {"tls_listen", "host:port of the TLS front listener (repeatable)"},
-    [OPT_TLS_CERT] = {"tls_cert", "PEM certificate chain file for tls_listen"},
-    [OPT_TLS_KEY] = {"tls_key", "PEM private key file for tls_listen"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
-                             "close front connections without CONNECT after, 1..3600 s"},
+                             "shut down connections without CONNECT after, 1..3600 s or <n>ms"},
+    [OPT_PRE_CONNECT_MAX] = {"pre_connect_max",
+                             "connections without CONNECT at once, all sources, 1..10000000"},
+    [OPT_PRE_CONNECT_PER_ADDR] = {"pre_connect_per_addr",
+                                  "connections without CONNECT at once per source address, 1..10000000"},
+    [OPT_TEST_REQUIRE_SYMBOL] = {"test_require_symbol",
+                                 "tests only: also require a relocation for this symbol"},
+    [OPT_TEST_REQUIRE_VERSION] = {"test_require_version",
+                                  "tests only: also require this version string in mosquitto"},
     [OPT_DEVICE_GAP] = {"device_gap", "least time between two packets the cloud sends one device, "
                                       "<n>ms or seconds, 0..1000ms (0 = no pacing)"},
     [OPT_SUB_WAIT] = {"sub_wait", "how long pushes wait for a device's other subscriptions once "
                                   "ser2cli_res is granted, <n>ms or seconds, 0..60s"},
 };
+
+/* Options of the front listener, which this version no longer has. */
+static const char *const removed_opts[] = {"listen", "broker_socket", "tls_listen", "tls_cert",
+                                           "tls_key"};
+
+static bool is_removed(const char *key)
+{
+    for (size_t i = 0; i < sizeof(removed_opts) / sizeof(removed_opts[0]); i++) {
+        if (strcmp(removed_opts[i], key) == 0) return true;
+    }
+    return false;
+}
 
 static int find_opt(const char *key)
 {
@@ -181,6 +164,8 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->auth_fail_max = 5;
     cfg->auth_backoff_ms = 60000;
     cfg->connect_timeout_ms = 30000;
+    cfg->pre_connect_max = 4000;
+    cfg->pre_connect_per_addr = 1000;
     cfg->device_gap_ms = 30;
     cfg->sub_wait_ms = 1000;
 }
@@ -192,22 +177,6 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     switch (id) {
     case OPT_DB_PATH:
         return copy_str(cfg->db_path, sizeof(cfg->db_path), value);
-    case OPT_LISTEN:
-        if (cfg->listen_count >= GIZP_MAX_LISTEN) return -1;
-        if (parse_listen(value, &cfg->listen[cfg->listen_count]) != 0) return -1;
-        cfg->listen_count++;
-        return 0;
-    case OPT_TLS_LISTEN:
-        if (cfg->tls_listen_count >= GIZP_MAX_LISTEN) return -1;
-        if (parse_listen(value, &cfg->tls_listen[cfg->tls_listen_count]) != 0) return -1;
-        cfg->tls_listen_count++;
-        return 0;
-    case OPT_TLS_CERT:
-        return copy_str(cfg->tls_cert, sizeof(cfg->tls_cert), value);
-    case OPT_TLS_KEY:
-        return copy_str(cfg->tls_key, sizeof(cfg->tls_key), value);
-    case OPT_BROKER_SOCKET:
-        return copy_str(cfg->broker_socket, sizeof(cfg->broker_socket), value);
     case OPT_PING_MAX:
         if (parse_uint(value, 1, 1000000, &v) != 0) return -1;
         cfg->ping_max = (unsigned)v;
@@ -247,9 +216,21 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         return 0;
     }
     case OPT_CONNECT_TIMEOUT:
-        if (parse_duration_ms(value, 1000, 3600000, &v) != 0) return -1;
+        if (parse_duration_ms(value, 100, 3600000, &v) != 0) return -1;
         cfg->connect_timeout_ms = (unsigned)v;
         return 0;
+    case OPT_PRE_CONNECT_MAX:
+        if (parse_uint(value, 1, 10000000, &v) != 0) return -1;
+        cfg->pre_connect_max = (unsigned)v;
+        return 0;
+    case OPT_PRE_CONNECT_PER_ADDR:
+        if (parse_uint(value, 1, 10000000, &v) != 0) return -1;
+        cfg->pre_connect_per_addr = (unsigned)v;
+        return 0;
+    case OPT_TEST_REQUIRE_SYMBOL:
+        return copy_str(cfg->test_require_symbol, sizeof(cfg->test_require_symbol), value);
+    case OPT_TEST_REQUIRE_VERSION:
+        return copy_str(cfg->test_require_version, sizeof(cfg->test_require_version), value);
     case OPT_LOG_QUEUE_MAX:
         if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
         cfg->log_max = (unsigned)v;
@@ -300,12 +281,24 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
         const char *key = opts[i].key != NULL ? opts[i].key : "";
         const char *value = opts[i].value != NULL ? opts[i].value : "";
         int id = find_opt(key);
+        if (id < 0 && is_removed(key)) {
+            mosquitto_log_printf(
+                MOSQ_LOG_ERR,
+                "giz: bad value for plugin_opt_%s: the option was removed in this version: "
+                "mosquitto itself listens on the public ports now; use a mosquitto "
+                "`listener <port> <address>` line (and cafile/certfile/keyfile with "
+                "tls_version tlsv1.2 for TLS) instead of the plugin's front listener "
+                "(see plugin/DESIGN.md)",
+                key);
+            errors++;
+            continue;
+        }
         if (id < 0) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "giz: unknown option plugin_opt_%s", key);
             errors++;
             continue;
         }
-        if (seen[id] && id != OPT_LISTEN && id != OPT_TLS_LISTEN) {
+        if (seen[id]) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_%s given twice", key);
             errors++;
             continue;
@@ -320,28 +313,6 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
     if (cfg->db_path[0] == '\0') {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_db_path is required (%s)",
                              opt_table[OPT_DB_PATH].help);
-        errors++;
-    }
-    if (cfg->listen_count + cfg->tls_listen_count > 0 && cfg->broker_socket[0] == '\0') {
-        mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "giz: plugin_opt_listen/tls_listen need plugin_opt_broker_socket "
-                             "(the path of a `listener 0 <path>` line)");
-        errors++;
-    }
-    if (cfg->listen_count + cfg->tls_listen_count == 0 && cfg->broker_socket[0] != '\0') {
-        mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "giz: plugin_opt_broker_socket given without plugin_opt_listen");
-        errors++;
-    }
-    if (cfg->tls_listen_count > 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
-        mosquitto_log_printf(
-            MOSQ_LOG_ERR,
-            "giz: plugin_opt_tls_listen needs plugin_opt_tls_cert and plugin_opt_tls_key");
-        errors++;
-    }
-    if (cfg->tls_listen_count == 0 && (cfg->tls_cert[0] != '\0' || cfg->tls_key[0] != '\0')) {
-        mosquitto_log_printf(
-            MOSQ_LOG_ERR, "giz: plugin_opt_tls_cert/tls_key given without plugin_opt_tls_listen");
         errors++;
     }
     return errors == 0 ? 0 : -1;

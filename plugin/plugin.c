@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Entry points of giz_plugin.so for mosquitto 2.0 (plugin interface 5):
- * version check, init (options, store, front listener, callback table) and
+ * version check, init (options, store, read interposition, callback table) and
  * cleanup, plus the TICK dispatcher and the log sink. The plugin's whole
  * state is one heap context (struct gizp) handed to mosquitto as userdata;
  * there are no file-static globals. Only mosquitto_plugin_version/init/
@@ -49,8 +49,9 @@ bool plugin__rate_ok(struct rate_limit *rl, unsigned max_per_10s, const char *wh
     return false;
 }
 
-/* giz_log sink: straight to mosquitto's log on the main thread, through the
- * handoff queue from any other thread. */
+/* giz_log sink: mosquitto's log on the main thread (where everything runs);
+ * a line from any other thread (none today) goes to stderr, because
+ * mosquitto's log functions are not thread-safe. */
 static void log_sink_cb(enum giz_log_lvl lvl, const char *line, void *ud)
 {
     struct gizp *g = ud;
@@ -61,7 +62,7 @@ static void log_sink_cb(enum giz_log_lvl lvl, const char *line, void *ud)
                                          : MOSQ_LOG_DEBUG;
         mosquitto_log_printf(mlvl, "giz: %s", line);
     } else {
-        handoff__log(&g->handoff, (int)lvl, line);
+        fprintf(stderr, "giz: %s\n", line);
     }
 }
 
@@ -69,18 +70,21 @@ static void log_stats(struct gizp *g, int64_t now)
 {
     double secs = (double)(now - g->last_stats_ms) / 1000.0;
     double rate = secs > 0 ? (double)(g->ticks - g->ticks_at_stats) / secs : 0.0;
-    uint64_t fconns = 0, fping = 0, faccepted = 0, fwaited = 0;
-    ping__stats(g->front, &fconns, &fping, &faccepted, &fwaited);
+    struct intercept_stats is;
+    intercept__stats(g, &is);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: stats: %.1f TICK/s, %zu clients, %zu DIDs tracked, %zu apps, "
                          "logins ok %llu refused %llu (cache hits %llu, throttled %llu), "
-                         "front conns %llu accepted %llu (waited for the broker %llu) "
-                         "ping-closed %llu, device logs over rate %llu",
+                         "client sockets %llu (without CONNECT %llu) accepted %llu refused %llu, "
+                         "closed: ping limit %llu, other limits %llu, no CONNECT in time %llu, "
+                         "device logs over rate %llu",
                          rate, g->clients.count, g->dids.count, g->apps.count,
                          (unsigned long long)g->logins_ok, (unsigned long long)g->logins_refused,
                          (unsigned long long)g->cache_hits, (unsigned long long)g->logins_throttled,
-                         (unsigned long long)fconns, (unsigned long long)faccepted,
-                         (unsigned long long)fwaited, (unsigned long long)fping,
+                         (unsigned long long)is.conns, (unsigned long long)is.pre_connect,
+                         (unsigned long long)is.accepted, (unsigned long long)is.refused,
+                         (unsigned long long)is.closed_ping, (unsigned long long)is.closed_other,
+                         (unsigned long long)is.timeouts,
                          (unsigned long long)g->logs_over_rate);
     g->last_stats_ms = now;
     g->ticks_at_stats = g->ticks;
@@ -96,13 +100,8 @@ static int tick_cb(int event, void *event_data, void *userdata)
     g->ticks++;
     if (g->gone.ctx != NULL) presence__gone_clear(g);
     if (g->new_devs_n > 0) presence__push_new_devices(g);
-    handoff__drain(&g->handoff);
-    if (!g->front_started) {
-        /* The broker's loop is running, so its unix-socket listener exists. */
-        if (g->front != NULL) ping__go(g->front);
-        g->front_started = true;
-    }
     int64_t now = plugin__now_ms();
+    intercept__tick(g, now);
     if (now - g->last_poll_ms >= (int64_t)g->cfg.poll_ms) {
         g->last_poll_ms = now;
         push__poll_outbox(g);
@@ -152,8 +151,7 @@ static const struct {
 static void context_free(struct gizp *g)
 {
     if (g == NULL) return;
-    ping__stop(g->front);
-    g->front = NULL;
+    intercept__stop(g);
     presence__free(g);
     map__free(&g->creds, free);
     map__free(&g->fails, free);
@@ -161,8 +159,6 @@ static void context_free(struct gizp *g)
         giz_store_device_all_offline(g->store);
         giz_store_close(g->store);
     }
-    handoff__drain(&g->handoff);
-    handoff__free(&g->handoff);
     giz_log_set_sink(NULL, NULL);
     free(g);
 }
@@ -190,12 +186,15 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         free(g);
         return MOSQ_ERR_INVAL;
     }
-    if (handoff__init(&g->handoff) != 0) {
-        free(g);
-        return MOSQ_ERR_NOMEM;
-    }
     giz_log_init("giz", (enum giz_log_lvl)g->cfg.log_level);
     giz_log_set_sink(log_sink_cb, g);
+    /* Fail closed before anything else: an unknown mosquitto build, or one
+     * without the relocations, would run without the PINGREQ limit,
+     * keepalive clamp and connection caps. */
+    if (intercept__start(g) != 0) {
+        rc = MOSQ_ERR_INVAL;
+        goto fail;
+    }
     if (map__init(&g->creds) != 0 || map__init(&g->fails) != 0 || map__init(&g->clients) != 0 ||
         map__init(&g->dids) != 0 ||
         map__init(&g->apps) != 0 ||
@@ -222,16 +221,6 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     }
     g->start_ms = g->last_stats_ms = g->last_prune_ms = plugin__now_ms();
     g->logs_since_prune = true; /* the first prune also trims what an older run left */
-    if (g->cfg.listen_count + g->cfg.tls_listen_count > 0) {
-        if (ping__start(g, &g->front) != 0) {
-            rc = MOSQ_ERR_INVAL;
-            goto fail;
-        }
-    } else {
-        mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             "giz: no plugin_opt_listen: PINGREQ limit and keepalive clamp are "
-                             "off (clients connect to mosquitto directly)");
-    }
     for (registered = 0; registered < CALLBACK_COUNT; registered++) {
         rc = mosquitto_callback_register(identifier, callback_table[registered].event,
                                          callback_table[registered].cb, NULL, g);
@@ -243,10 +232,12 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     }
     mosquitto_log_printf(
         MOSQ_LOG_NOTICE,
-        "giz: plugin ready: db %s, %u front listener(s) + %u TLS, ping limit %u per %u ms, "
-        "keepalive max %u s, outbox after id %lld",
-        g->cfg.db_path, g->cfg.listen_count, g->cfg.tls_listen_count, g->cfg.ping_max,
-        g->cfg.ping_window_ms, g->cfg.keepalive_max, (long long)g->outbox_last_id);
+        "giz: plugin ready: db %s, ping limit %u per %u ms, keepalive max %u s, "
+        "connections without CONNECT: %u s timeout, at most %u (%u per address), "
+        "outbox after id %lld",
+        g->cfg.db_path, g->cfg.ping_max, g->cfg.ping_window_ms, g->cfg.keepalive_max,
+        g->cfg.connect_timeout_ms / 1000u, g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr,
+        (long long)g->outbox_last_id);
     *userdata = g;
     return MOSQ_ERR_SUCCESS;
 

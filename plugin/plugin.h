@@ -4,11 +4,9 @@
  * context every callback receives as userdata, and the internal functions
  * the plugin's files share (module__verb). Split by banners, one per file.
  *
- * Thread model (see plugin/DESIGN.md): everything except ping.c runs on
- * mosquitto's main thread, inside its callbacks. ping.c runs the front
- * listener on its own libuv thread; it never calls a mosquitto function and
- * never touches the store; it talks to the main thread only through the
- * locked handoff queue and peer-address map of handoff.c.
+ * Thread model (see plugin/DESIGN.md): everything runs on mosquitto's main
+ * thread, inside its callbacks or inside the read/accept/close wrappers
+ * intercept.c puts into mosquitto's GOT (mosquitto 2.0 is single-threaded).
  */
 #ifndef GIZ_PLUGIN_PRIVATE_H
 #define GIZ_PLUGIN_PRIVATE_H
@@ -27,7 +25,7 @@
 #include "giz/proto.h"
 #include "giz/store.h"
 
-struct front;
+struct icpt; /* intercept.c */
 struct gizp;
 struct push_state; /* push.c */
 
@@ -67,24 +65,11 @@ void map__foreach(const struct map *m, map_foreach_cb cb, void *ud);
 void *map__sget(const struct map *m, const char *key);
 
 /* ==== config.c: plugin_opt_* parsing and validation ===================== */
-#define GIZP_MAX_LISTEN 8
 #define GIZP_HOST_SIZE 64
-#define GIZP_SOCK_SIZE 108 /* sizeof(sockaddr_un.sun_path) */
-
-struct gizp_listen {
-    char host[GIZP_HOST_SIZE]; /* numeric IPv4 or IPv6 address */
-    int port;
-};
+#define GIZP_TEST_OPT_SIZE 64
 
 struct gizp_config {
     char db_path[GIZ_PATH_SIZE];
-    struct gizp_listen listen[GIZP_MAX_LISTEN];
-    unsigned listen_count;
-    struct gizp_listen tls_listen[GIZP_MAX_LISTEN];
-    unsigned tls_listen_count;
-    char tls_cert[GIZ_PATH_SIZE];
-    char tls_key[GIZ_PATH_SIZE];
-    char broker_socket[GIZP_SOCK_SIZE];
     unsigned ping_max;           /* PINGREQs allowed per window (181st closes) */
     unsigned ping_window_ms;     /* window length */
     unsigned keepalive_max;      /* CONNECT keepalive clamp, seconds */
@@ -100,7 +85,11 @@ struct gizp_config {
     unsigned log_prune_ms;       /* pruning period (device logs, outbox) */
     unsigned auth_fail_max;      /* wrong passcodes per DID per auth_backoff before back-off; 0 = off */
     unsigned auth_backoff_ms;    /* failure window and back-off length */
-    unsigned connect_timeout_ms; /* front: close a connection without CONNECT after this */
+    unsigned connect_timeout_ms; /* shut down a connection without CONNECT after this */
+    unsigned pre_connect_max;      /* connections without CONNECT, all sources; more are refused */
+    unsigned pre_connect_per_addr; /* the same, per source address */
+    char test_require_symbol[GIZP_TEST_OPT_SIZE];  /* tests only: refuse unless it is relocated too */
+    char test_require_version[GIZP_TEST_OPT_SIZE]; /* tests only: refuse unless this string is there too */
     int log_level;               /* enum giz_log_lvl */
     /* push.c (appended by helper "push"): */
     unsigned device_gap_ms;      /* least gap between two cloud->device packets; 0 = no pacing */
@@ -111,31 +100,7 @@ struct gizp_config {
  * one clear line per problem (unknown option, bad value, missing db_path). */
 int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int count);
 
-/* ==== handoff.c: helper thread -> main thread ============================ */
-struct handoff_item {
-    struct handoff_item *next;
-    int level;   /* enum giz_log_lvl */
-    char text[]; /* a log line */
-};
-
-struct handoff {
-    pthread_mutex_t lock;
-    struct handoff_item *head, *tail;
-    unsigned queued;
-    atomic_uint pending; /* lock-free "anything to drain?" */
-    unsigned dropped;    /* lines dropped because the queue was full */
-    /* client id -> real peer address ("1.2.3.4:5678"), written by ping.c at
-     * CONNECT, read by auth.c for log lines. */
-    pthread_mutex_t peer_lock;
-    struct map peers;
-};
-
-int handoff__init(struct handoff *h);
-void handoff__free(struct handoff *h);
-/* Queues a log line (any thread). Drops it if the queue is over its cap. */
-void handoff__log(struct handoff *h, int level, const char *text);
-/* Main thread: sends every queued line to mosquitto's log. */
-void handoff__drain(struct handoff *h);
+/* ==== intercept.c: mosquitto's socket reads, interposed ================= */
 /* A client's address, kept compact (formatted only for log lines). */
 struct peer_addr {
     uint8_t family; /* AF_INET, AF_INET6, or 0 if unknown */
@@ -144,17 +109,24 @@ struct peer_addr {
 };
 #define GIZP_PEER_SIZE (GIZP_HOST_SIZE + 8) /* "[v6]:port" + NUL fits */
 /* Formats p as "ip:port" / "[ip6]:port" ("?" if unknown) into out (cap bytes). */
-void handoff__peer_format(const struct peer_addr *p, char *out, size_t cap);
-/* Front thread only: records / forgets the address of a client id. The map
- * keeps the pointer, not a copy: addr must stay valid until the matching
- * forget, which removes the entry only if it still points at addr (a newer
- * connection with the same client id may have replaced it). */
-void handoff__peer_set(struct handoff *h, const char *client_id, size_t id_len,
-                       const struct peer_addr *addr);
-void handoff__peer_forget(struct handoff *h, const char *client_id, size_t id_len,
-                          const struct peer_addr *addr);
-/* Copies the peer address of client_id into out (cap bytes); "?" if unknown. */
-void handoff__peer_get(struct handoff *h, const char *client_id, char *out, size_t cap);
+void intercept__peer_format(const struct peer_addr *p, char *out, size_t cap);
+
+struct intercept_stats {
+    uint64_t conns, pre_connect, accepted; /* open, of which without CONNECT; accepted in total */
+    uint64_t closed_ping, closed_other;    /* closed by the PINGREQ limit / other limits */
+    uint64_t timeouts, refused;            /* no CONNECT in time; refused at accept (caps, fds) */
+};
+
+/* Verifies the mosquitto build and its relocations, then points mosquitto's
+ * GOT entries for read/SSL_read/accept(4)/close at the plugin's wrappers.
+ * Returns 0 (g->icpt set) or -1 after logging why (init must then fail). */
+int intercept__start(struct gizp *g);
+/* Restores the GOT entries and frees all per-connection state. Accepts a
+ * context where start failed or never ran. */
+void intercept__stop(struct gizp *g);
+/* TICK: pre-CONNECT timeout sweep, periodic "refused" summary line. */
+void intercept__tick(struct gizp *g, int64_t now_ms);
+void intercept__stats(const struct gizp *g, struct intercept_stats *out);
 
 /* ==== presence.c: who is online, app counts, batched DB writes ========== */
 /* Per-DID state: exists while the device is connected or an online app is
@@ -308,19 +280,6 @@ void push__beat(struct gizp *g, int64_t now_ms);
 /* Frees the queues; records a clean stop in the broker row (cleanup). */
 void push__free(struct gizp *g);
 
-/* ==== ping.c: the front listener (helper thread) ======================== */
-/* Binds every listen address (errors returned, so init fails closed) and
- * starts the helper thread; connections are accepted only after
- * ping__go() (first TICK: mosquitto's own listener exists by then). */
-int ping__start(struct gizp *g, struct front **out);
-void ping__go(struct front *f);
-/* Stops the thread, closes every connection, frees f. Accepts NULL. */
-void ping__stop(struct front *f);
-/* Stats for log lines (atomics): open connections, closed by the PINGREQ
- * limit, accepted in total, that had to wait for room at mosquitto's socket. */
-void ping__stats(struct front *f, uint64_t *conns, uint64_t *pings_closed, uint64_t *accepted,
-                 uint64_t *waited);
-
 /* ==== plugin.c: the context =============================================== */
 struct rate_limit {
     int64_t window_start; /* monotonic ms */
@@ -354,7 +313,6 @@ struct gizp {
     int64_t last_poll_ms, last_stats_ms, start_ms, last_expiry_ms;
     uint64_t ticks, ticks_at_stats;
     uint64_t logins_ok, logins_refused, cache_hits;
-    bool front_started;
 
     char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
     size_t new_devs_n, new_devs_cap;
@@ -364,8 +322,7 @@ struct gizp {
     struct rate_limit rl_lograte; /* "over log_rate" lines */
     struct gone_client gone;      /* last DISCONNECT, for its will's ACL check */
     struct rate_limit rl_payload; /* malformed payload log lines */
-    struct handoff handoff;
-    struct front *front;
+    struct icpt *icpt;            /* intercept.c */
     struct push_state *push;      /* push.c: per-device queues, pacing, heartbeat (lazy) */
 };
 

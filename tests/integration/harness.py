@@ -7,6 +7,8 @@ Used by every tests/integration/test_*.py. Environment (set by CTest):
 GIZ_BUILD_DIR, GIZ_SOURCE_DIR, GIZ_ASAN=1 when the build is sanitized.
 GIZ_VALGRIND=1 runs the GService under valgrind (slow; for leak hunting);
 GIZ_VALGRIND_BROKER=1 runs mosquitto + plugin under valgrind (non-sanitized builds).
+GIZ_MOSQUITTO chooses the mosquitto binary (default: `mosquitto` on PATH, Debian's
+2.0.11); scripts/test-backports.sh points it at bookworm-backports' 2.0.21.
 """
 import json
 import os
@@ -25,6 +27,7 @@ SOURCE = os.environ.get("GIZ_SOURCE_DIR", os.path.join(os.path.dirname(__file__)
 ASAN = os.environ.get("GIZ_ASAN", "0") in ("1", "ON", "TRUE", "true")
 GSERVICE = os.path.join(BUILD, "gservice", "giz-gservice")
 PLUGIN = os.path.join(BUILD, "plugin", "giz_plugin.so")
+MOSQUITTO = os.environ.get("GIZ_MOSQUITTO", "mosquitto")
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 
@@ -86,6 +89,29 @@ def asan_runtime():
     return out.stdout.strip()
 
 
+def broker_env():
+    """Environment for mosquitto: with a sanitized plugin, the ASan runtime is
+    preloaded into the (uninstrumented) broker so that the plugin can load."""
+    env = dict(os.environ)
+    if ASAN:
+        env = sanitizer_env(env)
+        env["LD_PRELOAD"] = asan_runtime()
+        # mosquitto itself is not ours; its exit-time allocations are not our leaks.
+        env["ASAN_OPTIONS"] = "detect_leaks=0:exitcode=23"
+    return env
+
+
+def run_broker_once(conf_text, folder, timeout=30):
+    """Runs mosquitto with conf_text until it exits (start-up refusal tests);
+    returns (returncode, output text)."""
+    conf = os.path.join(folder, "mosquitto.once.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    p = subprocess.run([MOSQUITTO, "-c", conf], capture_output=True, timeout=timeout,
+                       env=broker_env())
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
 class Failure(Exception):
     pass
 
@@ -122,10 +148,17 @@ class Cloud:
     """
 
     def __init__(self, gservice=True, broker=True, plugin_opts=None, gservice_args=None,
-                 gservice_env=None):
+                 gservice_env=None, broker_lines=None, tls_dir=None, broker_nofile=None):
+        """broker_lines: extra mosquitto.conf lines (e.g. another `listener`);
+        tls_dir: a folder with ca.crt, server.crt, server.key: mosquitto then also
+        listens with TLS on self.mqtts_port (the shipped TLS settings);
+        broker_nofile: RLIMIT_NOFILE (soft and hard) for mosquitto."""
         self.want_gservice = gservice
         self.want_broker = broker
         self.plugin_opts = dict(plugin_opts or {})
+        self.broker_lines = list(broker_lines or [])
+        self.tls_dir = tls_dir
+        self.broker_nofile = broker_nofile
         self.gservice_args = list(gservice_args or [])
         self.gservice_env = dict(gservice_env or {})
         self.dir = tempfile.mkdtemp(prefix="gizit-")
@@ -133,6 +166,7 @@ class Cloud:
         self.db_path = os.path.join(self.dir, "gizcloud.db")
         self.http_port = free_port()
         self.mqtt_port = free_port()
+        self.mqtts_port = free_port() if tls_dir else None
         self.admin_token = ADMIN_TOKEN
         self.procs = []
         self.gservice = None
@@ -155,11 +189,17 @@ class Cloud:
         self.stop()
         return False
 
-    def _spawn(self, name, argv, env):
+    def _spawn(self, name, argv, env, nofile=None):
         log = open(os.path.join(self.dir, name + ".log"), "wb")
         self.logs[name] = log.name
+        pre = None
+        if nofile is not None:
+            import resource
+
+            def pre():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=pre)
         self.procs.append((name, p))
         return p
 
@@ -187,10 +227,10 @@ class Cloud:
         """The mosquitto.conf used by the test: the shipped template
         (deploy/mosquitto.conf rendered by deploy/render-conf, so the tests run the
         configuration users run) with self.plugin_opts overriding or adding
-        plugin_opt_* lines (values may be lists for repeatable options). Falls back to
-        an equivalent built-in configuration if the template is missing. mosquitto
-        itself listens only on a unix socket; the plugin's front listener owns the
-        public MQTT port. TLS is off unless the test passes tls_* options."""
+        plugin_opt_* lines (values may be lists for repeatable options) and
+        self.broker_lines appended. Falls back to an equivalent built-in configuration
+        if the template is missing. mosquitto listens on the public MQTT port itself
+        (and on self.mqtts_port with TLS when tls_dir is given)."""
         text = self._rendered_conf()
         if text is None:
             text = self._builtin_conf()
@@ -199,6 +239,7 @@ class Cloud:
         for k, v in self.plugin_opts.items():
             for one in (v if isinstance(v, (list, tuple)) else [v]):
                 lines.append("plugin_opt_%s %s" % (k, one))
+        lines += self.broker_lines
         return "\n".join(lines) + "\n"
 
     def _rendered_conf(self):
@@ -208,7 +249,10 @@ class Cloud:
         out = os.path.join(self.dir, "mosquitto.rendered.conf")
         env = dict(os.environ)
         env.update({"GIZ_DATA_DIR": self.dir, "GIZ_PLUGIN": PLUGIN, "GIZ_MQTT_BIND": "127.0.0.1",
-                    "GIZ_MQTT_PORT": str(self.mqtt_port), "GIZ_MQTTS_PORT": "0"})
+                    "GIZ_MQTT_PORT": str(self.mqtt_port),
+                    "GIZ_MQTTS_PORT": str(self.mqtts_port) if self.tls_dir else "0"})
+        if self.tls_dir:
+            env["GIZ_TLS_DIR"] = self.tls_dir
         r = subprocess.run(["sh", script, out], env=env, capture_output=True)
         if r.returncode != 0 or not os.path.exists(out):
             print("render-conf failed (%s): %s; using the built-in broker conf"
@@ -219,9 +263,8 @@ class Cloud:
 
     def _builtin_conf(self):
         # As root, mosquitto would drop to user `mosquitto` before loading the plugin
-        # and could then neither bind the socket in our temp folder nor write the
-        # database the GService created: `user root` keeps it as is.
-        sock = os.path.join(self.dir, "mosquitto.sock")
+        # and could then not write the database the GService created: `user root`
+        # keeps it as is.
         lines = []
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             lines.append("user root")
@@ -234,30 +277,30 @@ class Cloud:
             "log_type warning",
             "log_type notice",
             "log_type information",
-            "listener 0 %s" % sock,
+            "listener %d 127.0.0.1" % self.mqtt_port,
+            "set_tcp_nodelay true",
             "plugin %s" % PLUGIN,
             "plugin_opt_db_path %s" % self.db_path,
-            "plugin_opt_listen 127.0.0.1:%d" % self.mqtt_port,
-            "plugin_opt_broker_socket %s" % sock,
         ]
+        if self.tls_dir:
+            lines += ["listener %d 127.0.0.1" % self.mqtts_port,
+                      "cafile %s/ca.crt" % self.tls_dir,
+                      "certfile %s/server.crt" % self.tls_dir,
+                      "keyfile %s/server.key" % self.tls_dir,
+                      "tls_version tlsv1.2"]
         return "\n".join(lines) + "\n"
 
     def start_broker(self, conf_text=None):
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write(conf_text if conf_text is not None else self.broker_conf())
-        env = dict(os.environ)
-        if ASAN:
-            env = sanitizer_env(env)
-            env["LD_PRELOAD"] = asan_runtime()
-            # mosquitto itself is not ours; its exit-time allocations are not our leaks.
-            env["ASAN_OPTIONS"] = "detect_leaks=0:exitcode=23"
-        argv = ["mosquitto", "-c", conf]
+        env = broker_env()
+        argv = [MOSQUITTO, "-c", conf]
         if os.environ.get("GIZ_VALGRIND_BROKER") == "1" and not ASAN:
             # Leak hunting in the plugin: definite leaks and memory errors fail the run.
             argv = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite",
                     "--errors-for-leak-kinds=definite", "--error-exitcode=25"] + argv
-        self.broker = self._spawn("mosquitto", argv, env)
+        self.broker = self._spawn("mosquitto", argv, env, nofile=self.broker_nofile)
         wait_port(self.mqtt_port, self.broker, timeout=60 if argv[0] == "valgrind" else 20)
         return self.broker
 

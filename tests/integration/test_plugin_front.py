@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
-"""The plugin's front listener (the public MQTT port, relaying to mosquitto's unix
-socket): 180 PINGREQs within the window keep the connection, the 181st closes it
-(with a log line naming the real peer address and the DID), and the window slides
-and is exact (pings spread evenly at the limit are never closed);
+"""The limits the plugin enforces inside mosquitto's own socket reads (read
+interposition, plugin/intercept.c; mosquitto listens on the public port itself):
+180 PINGREQs within the window keep the connection, the 181st closes it (with a log
+line naming the real peer address and the DID, through mosquitto's normal disconnect
+path: the will is published), also when the 200 PINGREQs come in one write; the
+window slides and is exact (pings spread evenly at the limit are never closed);
 the CONNECT keepalive is clamped to plugin_opt_keepalive_max (700 and 0 become the
 maximum, MQTT 3.1 and 3.1.1; shown by what mosquitto logs it saw, and by the idle
-disconnect after 1.5 x a shortened maximum); oversize and malformed packets close
-only the offending connection; the broker logs real client addresses."""
+disconnect after 1.5 x a shortened maximum), also for a CONNECT sent byte by byte;
+oversize and malformed packets close only the offending connection; connections
+without CONNECT are closed after connect_timeout; the broker logs real client
+addresses; a mosquitto build the plugin does not know, or one missing a relocation,
+is refused at start-up."""
 import os
 import re
 import socket
@@ -15,8 +20,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from plugin_mqtt import (APP_COUNT_REQ, PINGREQ, RawClient, app_count_payload, connect_packet,  # noqa: E402
-                         device_client, new_device, publish_packet, wait_for)
+from plugin_mqtt import (APP_COUNT_REQ, PINGREQ, Paho, RawClient, app_count_payload, bind,  # noqa: E402
+                         connect_packet, device_client, new_device, new_user, publish_packet,
+                         wait_for)
 
 ck = harness.Checker("plugin_front")
 
@@ -52,18 +58,20 @@ def alive(c):
 # ---------------------------------------------------------------------------
 # PINGREQ limit (window shortened to 4 s so the sliding part runs quickly; the
 # 180 / 181 boundary is the production one).
-cloud = harness.Cloud(broker=True)
 extra_port = harness.free_port()
-cloud.plugin_opts.update({"ping_window": "4s",
-                          "listen": ["127.0.0.1:%d" % cloud.mqtt_port, "127.0.0.1:%d" % extra_port]})
+cloud = harness.Cloud(broker=True, plugin_opts={"ping_window": "4s"},
+                      broker_lines=["listener %d 127.0.0.1" % extra_port])
 with cloud:
     pk = cloud.create_product()["product_key"]
     did, pc = new_device(cloud, pk)
 
-    # plugin_opt_listen repeats: the second address serves too.
+    # A second mosquitto listener is covered too (every accepted socket is).
     x = RawClient(extra_port)
-    ck.eq(x.connect(did, did, pc, keepalive=60), 0, "login on the second listen address")
-    ck.ok(alive(x), "second listen address relays")
+    ck.eq(x.connect(did, did, pc, keepalive=60), 0, "login on a second listener")
+    ck.ok(alive(x), "second listener serves")
+    ck.eq(pings(x, 180), 180, "180 PINGREQs answered on the second listener")
+    x.send(PINGREQ)
+    ck.ok(x.wait_closed(5), "the 181st PINGREQ closes on the second listener too")
     x.close()
 
     c = device_client(cloud, did, pc)
@@ -92,6 +100,35 @@ with cloud:
     ck.ok(alive(c), "alive: old PINGREQs left the window")
     c.send(PINGREQ)
     ck.ok(c.wait_closed(5), "181st within the new window closes")
+
+    # 200 PINGREQs in one write (one TCP segment): exactly 180 answered, then closed.
+    c = device_client(cloud, did, pc)
+    c.send(PINGREQ * 200)
+    got = 0
+    while True:
+        p = c.read_packet(3)
+        if p is None:
+            break
+        if p[0] == 13:
+            got += 1
+    ck.eq(got, 180, "200 coalesced PINGREQs: 180 PINGRESPs")
+    ck.ok(c.closed, "200 coalesced PINGREQs: connection closed")
+
+    # The offender leaves through mosquitto's normal path: its will is published.
+    alice = new_user(cloud, "alice")
+    bind(cloud, alice, did, pc)
+    app = Paho(cloud.mqtt_port, alice["mqtt_client_id"], alice["uid"], alice["token"])
+    ck.eq(list(app.subscribe("dev2app/" + did) or []), [0], "app subscribes dev2app")
+    w = RawClient(cloud.mqtt_port)
+    w.send(connect_packet(did, did, pc, keepalive=60, will=("dev2app/" + did, b"\x00\x00\x00\x03\x02\x00\x00\x91")))
+    p = w.read_packet(3)
+    ck.eq(p and p[0], 2, "device with a will connected")
+    w.send(PINGREQ * 181)
+    ck.ok(w.wait_closed(5), "181 PINGREQs close the device with a will")
+    msgs = app.drain(2.0)
+    ck.ok(("dev2app/" + did, b"\x00\x00\x00\x03\x02\x00\x00\x91") in msgs,
+          "the will of the closed device reaches the app (%d messages)" % len(msgs))
+    app.close()
 
     # Other connections are unaffected.
     c2 = device_client(cloud, did, pc)
@@ -156,6 +193,19 @@ with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet":
     ck.ok(wait_for(lambda: len(re.findall(r"as %s \(p\d, c\d, k2," % did, cloud.log_text("mosquitto"))) >= 3),
           "keepalive 0 (never) clamped to the maximum too")
     c.close()
+    # A CONNECT sent one byte per write (TCP_NODELAY: one segment each), keepalive 700.
+    for level in (4, 3):
+        c = RawClient(cloud.mqtt_port)
+        pkt = connect_packet(did, did, pc, keepalive=700, level=level)
+        for i in range(len(pkt)):
+            c.send(pkt[i:i + 1])
+            time.sleep(0.003)
+        p = c.read_packet(3)
+        ck.eq(p and (p[0], p[2][1:2]), (2, b"\x00"), "byte-by-byte CONNECT accepted (level %d)" % level)
+        ck.ok(alive(c), "byte-by-byte CONNECT: connection works (level %d)" % level)
+        c.close()
+    ck.ok(not re.search(r"as %s \(p\d, c\d, k700," % did, cloud.log_text("mosquitto")),
+          "byte-by-byte CONNECT keepalive 700 clamped")
     c = RawClient(cloud.mqtt_port)
     ck.eq(c.connect(did, did, pc, keepalive=1), 0, "keepalive 1 accepted")
     ck.ok(wait_for(lambda: saw_keepalive(did, 1)), "keepalive below the maximum left alone")
@@ -250,11 +300,31 @@ with harness.Cloud(broker=True, plugin_opts={"keepalive_max": "2", "max_packet":
         r.close()
 
     c = device_client(cloud, did, pc)
-    ck.ok(alive(c), "broker and front listener fine after malformed traffic")
+    ck.ok(alive(c), "broker fine after malformed traffic")
     port = c.sock.getsockname()[1]
-    ck.ok("logged in from 127.0.0.1:%d" % port in cloud.log_text("mosquitto"),
-          "broker log shows the client's real address and port")
+    ck.ok("logged in from 127.0.0.1" in cloud.log_text("mosquitto"),
+          "plugin's login line shows the client's real address")
+    ck.ok("New client connected from 127.0.0.1:%d as %s" % (port, did) in cloud.log_text("mosquitto"),
+          "mosquitto itself sees the real address and port")
     c.close()
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (keepalive cloud)")
+
+# ---------------------------------------------------------------------------
+# Fail closed at start-up. plugin_opt_test_require_symbol / test_require_version
+# exist for this test only: they make the start-up check also require a relocation
+# (or version string) that mosquitto does not have, i.e. simulate a build without
+# one of the GOT entries the plugin needs, or an unknown mosquitto version.
+for what, opts, expect in (
+        ("missing relocation", {"test_require_symbol": "giz_no_such_function"},
+         "has no relocation for giz_no_such_function()"),
+        ("unknown mosquitto build", {"test_require_version": "9.9.9-giz-test"},
+         "is not one the plugin's read interposition was verified against"),
+        ("removed option", {"listen": "127.0.0.1:1883"}, "the option was removed in this version")):
+    c2 = harness.Cloud(gservice=False, broker=False, plugin_opts=opts)
+    try:
+        rc, out = harness.run_broker_once(c2.broker_conf(), c2.dir)
+        ck.ok(rc != 0 and expect in out, "%s: mosquitto refuses to start with %r (rc %s)" % (what, expect, rc))
+    finally:
+        c2.stop()
 ck.done()

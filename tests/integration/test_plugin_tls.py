@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
-"""TLS termination in the plugin's front listener (plugin_opt_tls_listen/tls_cert/
-tls_key), with a throw-away certificate made by the openssl tool: devices and apps
-log in over TLS and exchange messages with plain-TCP clients; the PINGREQ limit and
-the keepalive clamp apply to TLS connections too; plain MQTT on the TLS port and
-junk handshakes are closed without harm; a missing or broken certificate stops
-mosquitto at start-up (fail closed)."""
+"""TLS on mosquitto's own listener with the shipped settings (deploy/render-conf:
+cafile/certfile/keyfile, tls_version tlsv1.2, ECDHE AEAD ciphers), with a throw-away
+certificate made by the openssl tool: devices and apps log in over TLS and exchange
+messages with plain-TCP clients; the plugin sees the decrypted stream (SSL_read is
+interposed), so the PINGREQ limit (also a flood of PINGREQs in one TLS write) and the
+keepalive clamp apply to TLS connections too; TLS 1.0/1.1 and CBC or static-RSA
+suites are refused; plain MQTT on the TLS port and junk handshakes are closed
+without harm; a missing certificate stops mosquitto at start-up."""
 import os
 import re
 import ssl
@@ -20,11 +22,15 @@ ck = harness.Checker("plugin_tls")
 
 
 def make_cert(folder):
-    cert = os.path.join(folder, "cert.pem")
-    key = os.path.join(folder, "key.pem")
+    """A self-signed certificate as tls_dir/server.crt + server.key, and the same
+    certificate as the CA file (ca.crt)."""
+    cert = os.path.join(folder, "server.crt")
+    key = os.path.join(folder, "server.key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-keyout", key, "-out", cert, "-days", "2", "-nodes", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    with open(cert, "rb") as f, open(os.path.join(folder, "ca.crt"), "wb") as out:
+        out.write(f.read())
     return cert, key
 
 
@@ -33,11 +39,11 @@ def tls_ctx(cert):
     return ctx
 
 
-cloud = harness.Cloud(broker=True)
-cert, key = make_cert(cloud.dir)
-tls_port = harness.free_port()
-cloud.plugin_opts.update({"tls_listen": "127.0.0.1:%d" % tls_port, "tls_cert": cert, "tls_key": key,
-                          "keepalive_max": "300"})
+import tempfile  # noqa: E402
+tls_dir = tempfile.mkdtemp(prefix="giztls-")
+cert, key = make_cert(tls_dir)
+cloud = harness.Cloud(broker=True, tls_dir=tls_dir, plugin_opts={"keepalive_max": "300"})
+tls_port = cloud.mqtts_port
 with cloud:
     pk = cloud.create_product()["product_key"]
     did, pc = new_device(cloud, pk)
@@ -94,6 +100,55 @@ with cloud:
     ck.ok(wait_for(lambda: "closing 127.0.0.1:%d (client %s): more than 180 PINGREQ" % (port, did)
                    in cloud.log_text("mosquitto")), "ping-limit log line with the real TLS peer")
 
+    # A PINGREQ flood over TLS: 1,000 in one write (a few TLS records): 180 answered, closed.
+    fl = RawClient(tls_port, ssl_context=ctx)
+    ck.eq(fl.connect(did, did, pc, keepalive=60), 0, "device login over TLS (flood)")
+    fl.send(PINGREQ * 1000)
+    n = 0
+    while True:
+        p = fl.read_packet(3)
+        if p is None:
+            break
+        if p[0] == 13:
+            n += 1
+    ck.eq(n, 180, "PINGREQ flood over TLS: 180 answered")
+    ck.ok(fl.closed, "PINGREQ flood over TLS: connection closed")
+    fl.close()
+
+    # A CONNECT split across TLS records (one byte per record), keepalive 0 -> 300.
+    sp = RawClient(tls_port, ssl_context=ctx)
+    pkt = connect_packet(did, did, pc, keepalive=0)
+    for i in range(len(pkt)):
+        sp.send(pkt[i:i + 1])
+    p = sp.read_packet(3)
+    ck.eq(p and (p[0], p[2][1:2]), (2, b"\x00"), "CONNECT in one-byte TLS records accepted")
+    ck.ok(not re.search(r"as %s \(p\d, c\d, k0," % did, cloud.log_text("mosquitto")),
+          "keepalive 0 over TLS clamped")
+    sp.close()
+
+    # Old protocol versions and weak suites are refused by the shipped settings.
+    for what, opts in (("TLS 1.1", {"maximum_version": ssl.TLSVersion.TLSv1_1}),
+                       ("TLS 1.2 with CBC-SHA1 / static RSA suites",
+                        {"maximum_version": ssl.TLSVersion.TLSv1_2,
+                         "ciphers": "AES128-SHA:AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA:AES128-GCM-SHA256"})):
+        weak = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        weak.load_verify_locations(cert)
+        try:
+            weak.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            weak.maximum_version = opts["maximum_version"]
+            if "ciphers" in opts:
+                weak.set_ciphers(opts["ciphers"])
+            else:
+                weak.set_ciphers("ALL:@SECLEVEL=0")
+        except (ssl.SSLError, ValueError):
+            ck.ok(True, "%s: the client library cannot even offer it" % what)
+            continue
+        try:
+            RawClient(tls_port, ssl_context=weak, timeout=3)
+            ck.ok(False, "%s must be refused" % what)
+        except (ssl.SSLError, OSError):
+            ck.ok(True, "%s refused" % what)
+
     # Plain MQTT on the TLS port, junk handshakes, TLS on the plain port.
     m = RawClient(tls_port)
     m.send(connect_packet(did, did, pc))
@@ -123,32 +178,14 @@ with cloud:
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly")
 
-# Fail closed: a key that does not match, a missing certificate, tls_listen without files.
-for what, opts, expect in (
-        ("missing cert file", {"tls_listen": "127.0.0.1:1", "tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.pem"},
-         "TLS setup failed"),
-        ("tls_listen without cert/key", {"tls_listen": "127.0.0.1:1"}, "needs plugin_opt_tls_cert"),
-        ("mismatched key", None, "TLS setup failed")):
-    c2 = harness.Cloud(gservice=False, broker=False)
-    try:
-        if opts is None:
-            cert1, _ = make_cert(c2.dir)
-            sub = os.path.join(c2.dir, "other")
-            os.mkdir(sub)
-            _, key2 = make_cert(sub)
-            opts = {"tls_listen": "127.0.0.1:%d" % harness.free_port(), "tls_cert": cert1, "tls_key": key2}
-        c2.plugin_opts.update(opts)
-        conf = os.path.join(c2.dir, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write(c2.broker_conf())
-        env = dict(os.environ)
-        if harness.ASAN:
-            env["LD_PRELOAD"] = harness.asan_runtime()
-            env["ASAN_OPTIONS"] = "detect_leaks=0"
-        p = subprocess.run(["mosquitto", "-c", conf], capture_output=True, timeout=30, env=env)
-        out = (p.stdout + p.stderr).decode("utf-8", "replace")
-        ck.ok(p.returncode != 0 and expect in out, "%s: refuses to start with %r" % (what, expect))
-    finally:
-        c2.stop()
+# Fail closed: a listener whose certificate file is missing stops mosquitto.
+c2 = harness.Cloud(gservice=False, broker=False, tls_dir=os.path.join(tls_dir, "missing"))
+try:
+    rc, out = harness.run_broker_once(c2.broker_conf(), c2.dir)
+    ck.ok(rc != 0, "missing certificate: mosquitto refuses to start (rc %s)" % rc)
+finally:
+    c2.stop()
+import shutil  # noqa: E402
+shutil.rmtree(tls_dir, ignore_errors=True)
 
 ck.done()
