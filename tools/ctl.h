@@ -31,6 +31,9 @@ struct ctl {
     char http_host[256];
     uint16_t http_port;
     char http_prefix[128];
+    bool http_tls;            /* https:// GService URL */
+    char cacert[1024];        /* PEM CA file for HTTPS and MQTTS, "" = system store */
+    bool mqtts;               /* MQTT over TLS (--mqtts) */
     char admin_token[256];
     char mqtt_host[256];      /* "" = take it from the bindings answer */
     uint16_t mqtt_port;       /* 0 = take it from the bindings answer */
@@ -89,7 +92,8 @@ int ctl__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * environment, then the config file. Returns CTL_OK or CTL_USAGE. */
 int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag_mqtt_host,
                         const char *flag_mqtt_port, const char *flag_admin_token,
-                        const char *flag_config, const char *flag_timeout);
+                        const char *flag_config, const char *flag_timeout,
+                        const char *flag_cacert);
 /* Writes the login state (and nothing else we did not read) to the config
  * file with mode 0600, atomically. Returns CTL_OK or CTL_LOCAL. */
 int ctl__config_save(const struct ctl *ctl);
@@ -101,6 +105,7 @@ int ctl__cmd_config(struct ctl *ctl, const struct ctl_args *a);
 
 /* ---- ctl_http.c ------------------------------------------------------------ */
 enum ctl_auth { CTL_AUTH_NONE, CTL_AUTH_ADMIN, CTL_AUTH_USER };
+/* Requests go through libcurl (http:// and https://, --cacert). */
 /* One JSON request to the GService. `body` may be NULL. On success (2xx)
  * returns CTL_OK and sets *out (caller frees with cJSON_Delete; may be NULL
  * for an empty body). Any failure is reported on stderr with a hint and the

@@ -93,9 +93,31 @@ static const char *first_of(const char *a, const char *b, const char *c)
     return NULL;
 }
 
+/* Splits ctl->http_url (http:// or https://, default ports 80 / 443). */
+static int parse_base_url(struct ctl *ctl)
+{
+    const char *url = ctl->http_url, *auth, *end;
+    char tmp[sizeof ctl->http_url + 8];
+
+    ctl->http_tls = strncmp(url, "https://", 8) == 0;
+    if (!ctl->http_tls)
+        return util__parse_http_url(url, ctl->http_host, sizeof ctl->http_host, &ctl->http_port,
+                                    ctl->http_prefix, sizeof ctl->http_prefix);
+    snprintf(tmp, sizeof tmp, "http://%s", url + 8);
+    if (util__parse_http_url(tmp, ctl->http_host, sizeof ctl->http_host, &ctl->http_port,
+                             ctl->http_prefix, sizeof ctl->http_prefix) != 0)
+        return -1;
+    auth = url + 8;
+    end = strchr(auth, '/');
+    if (memchr(auth, ':', end ? (size_t)(end - auth) : strlen(auth)) == NULL)
+        ctl->http_port = 443;
+    return 0;
+}
+
 int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag_mqtt_host,
                         const char *flag_mqtt_port, const char *flag_admin_token,
-                        const char *flag_config, const char *flag_timeout)
+                        const char *flag_config, const char *flag_timeout,
+                        const char *flag_cacert)
 {
     struct kv kv[MAX_KV];
     int n = 0;
@@ -123,12 +145,16 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
     if (v == NULL)
         v = first_of(kv_get(kv, n, "http_url"), "http://127.0.0.1:8080", NULL);
     set_field(ctl->http_url, sizeof ctl->http_url, v);
-    if (util__parse_http_url(ctl->http_url, ctl->http_host, sizeof ctl->http_host,
-                             &ctl->http_port, ctl->http_prefix, sizeof ctl->http_prefix) != 0)
+    if (parse_base_url(ctl) != 0)
         return ctl__fail(CTL_USAGE,
-                         "GService URL \"%s\" is not of the form http://HOST[:PORT]; fix --http, "
-                         "GIZ_HTTP_URL or http_url in %s",
+                         "GService URL \"%s\" is not of the form http(s)://HOST[:PORT]; fix "
+                         "--http, GIZ_HTTP_URL or http_url in %s",
                          ctl->http_url, ctl->config_path);
+    v = first_of(flag_cacert, getenv("GIZ_CACERT"), kv_get(kv, n, "cacert"));
+    set_field(ctl->cacert, sizeof ctl->cacert, v ? v : "");
+    if (ctl->cacert[0] != '\0' && access(ctl->cacert, R_OK) != 0)
+        return ctl__fail(CTL_USAGE, "CA file %s is not readable (--cacert / GIZ_CACERT)",
+                         ctl->cacert);
 
     v = first_of(flag_admin_token, getenv("GIZ_ADMIN_TOKEN"), kv_get(kv, n, "admin_token"));
     set_field(ctl->admin_token, sizeof ctl->admin_token, v ? v : "");
@@ -289,6 +315,8 @@ int ctl__cmd_config(struct ctl *ctl, const struct ctl_args *a)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "config_file", ctl->config_path);
         cJSON_AddStringToObject(o, "http_url", ctl->http_url);
+        cJSON_AddStringToObject(o, "cacert", ctl->cacert);
+        cJSON_AddBoolToObject(o, "mqtts", ctl->mqtts);
         cJSON_AddBoolToObject(o, "admin_token_set", ctl->admin_token[0] != '\0');
         cJSON_AddStringToObject(o, "mqtt_host", ctl->mqtt_host);
         cJSON_AddNumberToObject(o, "mqtt_port", ctl->mqtt_port);
@@ -303,6 +331,8 @@ int ctl__cmd_config(struct ctl *ctl, const struct ctl_args *a)
     }
     printf("config file     %s\n", ctl->config_path);
     printf("GService        %s\n", ctl->http_url);
+    if (ctl->cacert[0])
+        printf("CA file         %s\n", ctl->cacert);
     printf("admin token     %s\n", ctl->admin_token[0] ? "(set)" : "(not set)");
     if (ctl->mqtt_port)
         printf("MQTT            %s:%u\n", ctl->mqtt_host[0] ? ctl->mqtt_host : "(host from bindings)",

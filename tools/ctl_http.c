@@ -2,8 +2,10 @@
 /*
  * gizctl's HTTP side: one JSON request to the GService with the right
  * credentials (admin bearer token or app user token), turning every failure
- * into a message that says what to do and into gizctl's exit codes.
+ * into a message that says what to do and into gizctl's exit codes. The
+ * transport is libcurl, so https:// GService URLs work (CA from --cacert).
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,140 @@ const char *ctl__jtext(const cJSON *obj, const char *key, char *buf, size_t cap)
     return buf;
 }
 
+/* The answer body as it arrives, capped. */
+struct body_buf {
+    char *p;
+    size_t len, cap, max;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct body_buf *b = ud;
+    size_t n = size * nmemb;
+
+    if (b->len + n + 1 > b->max)
+        return 0; /* too big: curl fails with CURLE_WRITE_ERROR */
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        char *np;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        np = realloc(b->p, ncap);
+        if (np == NULL)
+            return 0;
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+/* One request with libcurl. Fills *r like httpc__request (status, content
+ * type, NUL-terminated body; caller frees) and returns HTTPC_OK, or an
+ * httpc_err; a TLS failure is reported on stderr here and returns
+ * HTTPC_ERR_CONNECT with *tls_failed set. */
+static int curl_request(const struct ctl *ctl, const char *method, const char *path,
+                        const char *ctype, const char *headers, const void *body, size_t len,
+                        struct httpc_resp *r, bool *tls_failed)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    struct body_buf b = {NULL, 0, 0, 64u << 20};
+    char url[1600], line[1300], errbuf[CURL_ERROR_SIZE] = "";
+    const char *p = headers;
+    CURLcode cc;
+    long code = 0;
+    char *ct = NULL;
+    int rc = HTTPC_OK;
+
+    memset(r, 0, sizeof *r);
+    *tls_failed = false;
+    if (h == NULL)
+        return HTTPC_ERR_NOMEM;
+    snprintf(url, sizeof url, "%s://%s:%u%s", ctl->http_tls ? "https" : "http", ctl->http_host,
+             (unsigned)ctl->http_port, path);
+    while (p != NULL && *p != '\0') {
+        const char *e = strstr(p, "\r\n");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0 && n < sizeof line) {
+            memcpy(line, p, n);
+            line[n] = '\0';
+            hl = curl_slist_append(hl, line);
+        }
+        p = e ? e + 2 : NULL;
+    }
+    if (body != NULL && ctype != NULL) {
+        snprintf(line, sizeof line, "Content-Type: %s", ctype);
+        hl = curl_slist_append(hl, line);
+    }
+    hl = curl_slist_append(hl, "Expect:");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "gizctl");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)ctl->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (ctl->cacert[0] != '\0')
+        curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cacert);
+    if (body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (strcmp(method, "GET") == 0 && body == NULL)
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    cc = curl_easy_perform(h);
+    switch (cc) {
+    case CURLE_OK: break;
+    case CURLE_COULDNT_RESOLVE_HOST: rc = HTTPC_ERR_RESOLVE; break;
+    case CURLE_COULDNT_CONNECT: rc = HTTPC_ERR_CONNECT; break;
+    case CURLE_OPERATION_TIMEDOUT: rc = HTTPC_ERR_TIMEOUT; break;
+    case CURLE_WRITE_ERROR: rc = HTTPC_ERR_TOOBIG; break;
+    case CURLE_OUT_OF_MEMORY: rc = HTTPC_ERR_NOMEM; break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY: rc = HTTPC_ERR_PROTO; break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+        *tls_failed = true;
+        rc = HTTPC_ERR_CONNECT;
+        ctl__fail(CTL_UNREACHABLE,
+                  "TLS with the GService at %s failed: %s. Trust its CA with --cacert FILE "
+                  "(GIZ_CACERT; gizcloud-local writes var/tls/ca.pem)",
+                  ctl->http_url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        break;
+    default: rc = HTTPC_ERR_IO; break;
+    }
+    if (rc == HTTPC_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+        r->status = (int)code;
+        if (ct != NULL)
+            snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+        if (b.p == NULL && (b.p = calloc(1, 1)) == NULL)
+            rc = HTTPC_ERR_NOMEM;
+        r->body = b.p;
+        r->body_len = b.len;
+        b.p = NULL;
+    }
+    free(b.p);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
 int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const char *ctype,
                   const void *body, size_t len, enum ctl_auth auth, cJSON **out)
 {
@@ -74,8 +210,10 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
     snprintf(full_path, sizeof full_path, "%s%s", ctl->http_prefix, path);
     if (ctl->verbose)
         fprintf(stderr, "gizctl: %s %s%s\n", method, ctl->http_url, path);
-    rc = httpc__request(ctl->http_host, ctl->http_port, method, full_path, body ? ctype : NULL,
-                        headers, body, len, ctl->timeout_ms, 64u << 20, &resp);
+    bool tls_failed = false;
+    rc = curl_request(ctl, method, full_path, ctype, headers, body, len, &resp, &tls_failed);
+    if (tls_failed)
+        return CTL_UNREACHABLE;
     if (rc == HTTPC_ERR_TIMEOUT)
         return ctl__fail(CTL_TIMEOUT, "%s %s: no answer from the GService within %.1f s "
                                       "(raise --timeout?)",

@@ -31,6 +31,7 @@ struct live {
     uv_timer_t timer;
     uv_signal_t sigint;
     struct sockaddr_storage addr;
+    char mqtt_host[256];     /* what the certificate must name (MQTTS) */
     char dids[CTL_MAX_POS][64];
     int ndids;
     char topics[2 * CTL_MAX_POS][160];
@@ -164,7 +165,8 @@ static int resolve_mqtt(struct live *lv)
             if (found == NULL || strcmp(ctl__jstr(item, "did"), lv->dids[0]) == 0)
                 found = item;
         if (found != NULL) {
-            const cJSON *p = cJSON_GetObjectItemCaseSensitive(found, "port");
+            /* port_s is the broker's TLS port */
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(found, ctl->mqtts ? "port_s" : "port");
             unsigned long pv = 0;
             if (host[0] == '\0')
                 snprintf(host, sizeof host, "%s", ctl__jstr(found, "host"));
@@ -179,7 +181,8 @@ static int resolve_mqtt(struct live *lv)
     if (host[0] == '\0')
         snprintf(host, sizeof host, "%s", ctl->http_host);
     if (port == 0)
-        port = 1883;
+        port = ctl->mqtts ? 8883 : 1883;
+    snprintf(lv->mqtt_host, sizeof lv->mqtt_host, "%s", host);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -190,7 +193,8 @@ static int resolve_mqtt(struct live *lv)
     memcpy(&lv->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     if (ctl->verbose)
-        fprintf(stderr, "gizctl: MQTT %s:%u as %s\n", host, (unsigned)port, ctl->mqtt_client_id);
+        fprintf(stderr, "gizctl: MQTT%s %s:%u as %s\n", ctl->mqtts ? "S" : "", host,
+                (unsigned)port, ctl->mqtt_client_id);
     return CTL_OK;
 }
 
@@ -579,6 +583,10 @@ static void on_closed(struct mqttc *c, int reason)
     if (reason == MQTTC_CONNECT_FAILED)
         finish(lv, ctl__fail(CTL_UNREACHABLE, "cannot connect to the MQTT broker (set "
                                               "--mqtt-host/--mqtt-port or GIZ_MQTT_PORT)"));
+    else if (reason == MQTTC_TLS_FAILED)
+        finish(lv, ctl__fail(CTL_UNREACHABLE, "MQTTS: the TLS handshake with %s failed (is the "
+                                              "port a TLS port? trust its CA with --cacert)",
+                             lv->mqtt_host));
     else if (lv->phase == PH_CONNECTING)
         finish(lv, ctl__fail(CTL_REFUSED, "the broker closed the connection during login (%s); "
                                           "log in again with `gizctl login USERNAME`",
@@ -595,11 +603,18 @@ static const struct mqttc_cbs live_cbs = {on_connected, on_packet, on_closed};
 static int run_live(struct live *lv)
 {
     struct giz_mqtt_connect_opts o;
+    SSL_CTX *tls = NULL;
     int rc;
 
     rc = resolve_mqtt(lv);
     if (rc != CTL_OK)
         return rc;
+    if (lv->ctl->mqtts) {
+        char err[256];
+        tls = mqttc__tls_ctx(lv->ctl->cacert[0] ? lv->ctl->cacert : NULL, err, sizeof err);
+        if (tls == NULL)
+            return ctl__fail(CTL_LOCAL, "MQTTS: %s (--cacert)", err);
+    }
     uv_loop_init(&lv->loop);
     uv_timer_init(&lv->loop, &lv->timer);
     lv->timer.data = lv;
@@ -607,6 +622,8 @@ static int run_live(struct live *lv)
     lv->sigint.data = lv;
     uv_signal_start(&lv->sigint, on_sigint, SIGINT);
     mqttc__init(&lv->mq, &live_cbs, lv, 1u << 20);
+    lv->mq.tls_ctx = tls;
+    lv->mq.tls_host = lv->mqtt_host;
     memset(&o, 0, sizeof o);
     o.client_id = lv->ctl->mqtt_client_id;
     o.username = lv->ctl->uid;
@@ -623,6 +640,7 @@ static int run_live(struct live *lv)
     }
     uv_run(&lv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&lv->loop);
+    SSL_CTX_free(tls);
     return lv->rc;
 }
 

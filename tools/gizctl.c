@@ -129,6 +129,8 @@ static const struct ctl_opt global_opts[] = {
     {"json", 'j', NULL, "print machine-readable JSON instead of text"},
     {"verbose", 'v', NULL, "say more about what is happening (stderr)"},
     {"help", 'h', NULL, "show help"},
+    {"cacert", 0, "FILE", "PEM CA certificate(s) to trust for HTTPS and MQTTS (env GIZ_CACERT)"},
+    {"mqtts", 0, NULL, "MQTT over TLS (port: --mqtt-port, else port_s of the bindings answer)"},
     {0}};
 
 static const char exit_codes_text[] =
@@ -427,7 +429,9 @@ int main(int argc, char **argv)
 
     ctl.json = g_val[6] != NULL;
     ctl.verbose = g_val[7] != NULL;
-    rc = ctl__config_resolve(&ctl, g_val[0], g_val[2], g_val[3], g_val[1], g_val[4], g_val[5]);
+    ctl.mqtts = g_val[10] != NULL;
+    rc = ctl__config_resolve(&ctl, g_val[0], g_val[2], g_val[3], g_val[1], g_val[4], g_val[5],
+                             g_val[9]);
     if (rc != CTL_OK)
         return rc;
     rc = cmd->run(&ctl, &args);

@@ -6,10 +6,15 @@
  * Writes try uv_try_write first and queue a copy of what is left. In strict
  * mode a read is one firmware recv(): 1024 bytes at most, one packet taken
  * from its start, the rest lost and counted. (libuv calls the read callback
- * once per read(2), so one callback is one recv().)
+ * once per read(2), so one callback is one recv().) With a TLS context the
+ * stream goes through OpenSSL memory BIOs: ciphertext in and out on the same
+ * libuv handle, packets framed from the decrypted bytes.
  */
 #include "mqttc_uv.h"
 
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +37,7 @@ const char *mqttc__reason_name(int reason)
     case MQTTC_PEER_CLOSED: return "peer_closed";
     case MQTTC_IO_ERROR: return "io_error";
     case MQTTC_BAD_STREAM: return "bad_stream";
+    case MQTTC_TLS_FAILED: return "tls_handshake_failed";
     default: return "unknown";
     }
 }
@@ -47,6 +53,12 @@ void mqttc__init(struct mqttc *c, const struct mqttc_cbs *cbs, void *ud, uint32_
 static void on_closed(uv_handle_t *h)
 {
     struct mqttc *c = h->data;
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl); /* frees both BIOs */
+        c->ssl = NULL;
+        c->tls_in = c->tls_out = NULL;
+    }
+    c->tls_ready = false;
     free(c->pending);
     c->pending = NULL;
     c->pending_len = c->pending_cap = 0;
@@ -82,7 +94,8 @@ static void on_write(uv_write_t *req, int status)
         close_with(c, MQTTC_IO_ERROR);
 }
 
-int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
+/* Writes bytes on the socket (try_write, then a queued copy). */
+static int raw_send(struct mqttc *c, const uint8_t *pkt, size_t len)
 {
     uv_buf_t b;
     int n;
@@ -115,6 +128,60 @@ int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
         return -1;
     }
     return 0;
+}
+
+/* Sends what OpenSSL has produced for the network, as one write. */
+static int tls_flush(struct mqttc *c)
+{
+    size_t n = (size_t)BIO_ctrl_pending(c->tls_out);
+    uint8_t stack[4096], *buf = stack;
+    int rc = 0, got;
+
+    if (n == 0)
+        return 0;
+    if (n > sizeof stack && (buf = malloc(n)) == NULL) {
+        close_with(c, MQTTC_IO_ERROR);
+        return -1;
+    }
+    got = BIO_read(c->tls_out, buf, (int)n);
+    if (got > 0)
+        rc = raw_send(c, buf, (size_t)got);
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
+{
+    if (c->state != MQTTC_OPEN)
+        return -1;
+    if (c->ssl == NULL)
+        return raw_send(c, pkt, len);
+    if (!c->tls_ready || len > INT32_MAX || SSL_write(c->ssl, pkt, (int)len) != (int)len) {
+        close_with(c, MQTTC_IO_ERROR);
+        return -1;
+    }
+    return tls_flush(c);
+}
+
+SSL_CTX *mqttc__tls_ctx(const char *cafile, char *err, size_t err_cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL) {
+        snprintf(err, err_cap, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if ((cafile != NULL && SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) ||
+        (cafile == NULL && SSL_CTX_set_default_verify_paths(ctx) != 1)) {
+        snprintf(err, err_cap, "cannot load the CA certificates%s%s", cafile ? " from " : "",
+                 cafile ? cafile : "");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 int mqttc__publish(struct mqttc *c, const char *topic, const uint8_t *payload, size_t len)
@@ -241,17 +308,11 @@ static void strict_read(struct mqttc *c, const uint8_t *data, size_t len)
     }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Plain bytes of the stream (decrypted, with TLS): frames and delivers. */
+static void handle_bytes(struct mqttc *c, const uint8_t *data, size_t len)
 {
-    struct mqttc *c = s->data;
-    const uint8_t *data = (const uint8_t *)buf->base;
-    size_t len = nread > 0 ? (size_t)nread : 0;
     long used;
 
-    if (nread < 0) {
-        close_with(c, nread == UV_EOF ? MQTTC_PEER_CLOSED : MQTTC_IO_ERROR);
-        return;
-    }
     if (len == 0 || c->state != MQTTC_OPEN)
         return;
     if (c->strict) {
@@ -295,11 +356,116 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         close_with(c, MQTTC_IO_ERROR);
 }
 
+static void send_connect(struct mqttc *c);
+
+/* Feeds ciphertext to OpenSSL: finishes the handshake (then CONNECT), and
+ * hands every decrypted chunk (one TLS record at most) to handle_bytes. */
+static void tls_read(struct mqttc *c, const uint8_t *data, size_t len)
+{
+    static uint8_t plain[16384];
+    int n = 0;
+
+    if (BIO_write(c->tls_in, data, (int)len) != (int)len) {
+        close_with(c, MQTTC_IO_ERROR);
+        return;
+    }
+    if (!c->tls_ready) {
+        int rc = SSL_do_handshake(c->ssl);
+        if (tls_flush(c) != 0)
+            return;
+        if (rc != 1) {
+            int e = SSL_get_error(c->ssl, rc);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                ERR_clear_error();
+                close_with(c, MQTTC_TLS_FAILED);
+            }
+            return;
+        }
+        c->tls_ready = true;
+        send_connect(c);
+    }
+    while (c->state == MQTTC_OPEN && (n = SSL_read(c->ssl, plain, (int)sizeof plain)) > 0)
+        handle_bytes(c, plain, (size_t)n);
+    if (c->state == MQTTC_OPEN) {
+        int e = SSL_get_error(c->ssl, n);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            close_with(c, MQTTC_PEER_CLOSED);
+        else if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            close_with(c, MQTTC_IO_ERROR);
+        else
+            (void)tls_flush(c);
+    }
+    ERR_clear_error();
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct mqttc *c = s->data;
+
+    if (nread < 0) {
+        close_with(c, nread == UV_EOF ? MQTTC_PEER_CLOSED : MQTTC_IO_ERROR);
+        return;
+    }
+    if (nread == 0 || c->state != MQTTC_OPEN)
+        return;
+    if (c->ssl != NULL)
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        handle_bytes(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void send_connect(struct mqttc *c)
+{
+    uint8_t buf[512];
+    size_t out = 0;
+
+    if (giz_mqtt_encode_connect(&c->opts, buf, sizeof buf, &out) != GIZ_OK ||
+        mqttc__send(c, buf, out) != 0) {
+        close_with(c, MQTTC_IO_ERROR);
+        return;
+    }
+    c->cbs->connected_cb(c);
+}
+
+/* Starts the client handshake over memory BIOs. 0 or -1. */
+static int tls_start(struct mqttc *c)
+{
+    int rc;
+
+    c->ssl = SSL_new(c->tls_ctx);
+    c->tls_in = BIO_new(BIO_s_mem());
+    c->tls_out = BIO_new(BIO_s_mem());
+    if (c->ssl == NULL || c->tls_in == NULL || c->tls_out == NULL) {
+        if (c->ssl == NULL) {
+            BIO_free(c->tls_in);
+            BIO_free(c->tls_out);
+        } else {
+            SSL_set_bio(c->ssl, c->tls_in, c->tls_out);
+        }
+        return -1;
+    }
+    SSL_set_bio(c->ssl, c->tls_in, c->tls_out);
+    if (c->tls_host != NULL && c->tls_host[0] != '\0') {
+        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(c->tls_host);
+        if (ip != NULL) {
+            ASN1_OCTET_STRING_free(ip);
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->tls_host) != 1)
+                return -1;
+        } else if (SSL_set1_host(c->ssl, c->tls_host) != 1 ||
+                   SSL_set_tlsext_host_name(c->ssl, c->tls_host) != 1) {
+            return -1;
+        }
+    }
+    SSL_set_connect_state(c->ssl);
+    rc = SSL_do_handshake(c->ssl);
+    (void)rc; /* WANT_READ: the ClientHello is in tls_out */
+    ERR_clear_error();
+    return tls_flush(c);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     struct mqttc *c = req->data;
-    uint8_t buf[512];
-    size_t out = 0;
 
     if (c->state != MQTTC_CONNECTING)
         return; /* closed meanwhile */
@@ -308,13 +474,16 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     c->state = MQTTC_OPEN;
-    if (giz_mqtt_encode_connect(&c->opts, buf, sizeof buf, &out) != GIZ_OK ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0 ||
-        mqttc__send(c, buf, out) != 0) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         close_with(c, MQTTC_IO_ERROR);
         return;
     }
-    c->cbs->connected_cb(c);
+    if (c->tls_ctx != NULL) {
+        if (tls_start(c) != 0 && c->state == MQTTC_OPEN)
+            close_with(c, MQTTC_TLS_FAILED);
+        return; /* CONNECT once the handshake is done */
+    }
+    send_connect(c);
 }
 
 int mqttc__connect(struct mqttc *c, uv_loop_t *loop, const struct sockaddr *addr,

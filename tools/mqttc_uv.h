@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <openssl/ssl.h>
+
 #include "giz/mqtt.h"
 
 /* Receive buffer of firmware (MQTT side). */
@@ -29,7 +31,8 @@ enum mqttc_reason {
     MQTTC_CONNECT_FAILED,    /* TCP connect failed */
     MQTTC_PEER_CLOSED,       /* EOF from the peer */
     MQTTC_IO_ERROR,          /* read/write error */
-    MQTTC_BAD_STREAM         /* unframeable bytes or oversize packet */
+    MQTTC_BAD_STREAM,        /* unframeable bytes or oversize packet */
+    MQTTC_TLS_FAILED         /* TLS handshake failed (certificate not trusted, ...) */
 };
 const char *mqttc__reason_name(int reason);
 
@@ -63,6 +66,15 @@ struct mqttc {
     uint8_t strict;
     uint32_t lost_packets;     /* packets (or packet pieces) dropped this way */
     uint32_t lost_bytes;
+    /* MQTT over TLS (MQTTS): set tls_ctx (owned by the caller, outlives the
+     * connection) and optionally tls_host (name or IP the certificate must
+     * match; NULL = no name check) before mqttc__connect. CONNECT is sent
+     * once the handshake is done; each packet is one TLS record and one write. */
+    SSL_CTX *tls_ctx;
+    const char *tls_host;
+    SSL *ssl;
+    BIO *tls_in, *tls_out;     /* network -> SSL, SSL -> network (memory BIOs, owned by ssl) */
+    bool tls_ready;            /* handshake done */
     struct giz_mqtt_connect_opts opts; /* strings owned by the caller, read at connect time */
 };
 
@@ -90,6 +102,11 @@ int mqttc__disconnect(struct mqttc *c);
 /* Closes the connection (no-op unless CONNECTING/OPEN); closed_cb follows
  * with MQTTC_BY_US. */
 void mqttc__close(struct mqttc *c);
+
+/* Makes a client TLS context (TLS >= 1.2) that trusts the PEM CA file
+ * `cafile` (NULL = the system store). Returns NULL on error (message in
+ * err). The caller frees it with SSL_CTX_free. */
+SSL_CTX *mqttc__tls_ctx(const char *cafile, char *err, size_t err_cap);
 
 /* Bytes written but not yet taken by the kernel. */
 size_t mqttc__queued(const struct mqttc *c);
