@@ -273,6 +273,11 @@ void push__device_gone(struct gizp *g, const struct mosquitto *ctx, const char *
 void push__subscribed(struct gizp *g, const struct mosquitto *ctx, const struct did_state *dev,
                       const char *filter);
 void push__tick(struct gizp *g, int64_t now_ms);
+/* How long mosquitto's loop may sleep (timeout_ms as epoll_wait takes it,
+ * -1 = forever) before push__tick has a paced packet to send: min(timeout,
+ * ms until the earliest due one). For an epoll_wait wrapper (intercept.c):
+ * without one, paced packets wait for the next TICK (idle: up to 100 ms). */
+int push__loop_timeout(struct gizp *g, int timeout_ms);
 /* Broker liveness row: true if a heartbeat is due (every 5 s); push__beat
  * writes it (inside the caller's transaction if one is open). */
 bool push__beat_due(struct gizp *g, int64_t now_ms);

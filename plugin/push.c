@@ -388,6 +388,17 @@ void push__tick(struct gizp *g, int64_t now)
     }
 }
 
+int push__loop_timeout(struct gizp *g, int timeout_ms)
+{
+    struct push_state *ps = g->push;
+    int64_t due, now;
+    if (ps == NULL || ps->ready.next == &ps->ready) return timeout_ms;
+    now = plugin__now_ms();
+    due = ps->ready.next->last_tx_ms + (int64_t)g->cfg.device_gap_ms - now;
+    if (due < 0) due = 0;
+    return timeout_ms < 0 || due < timeout_ms ? (int)due : timeout_ms;
+}
+
 /* MESSAGE from an app on app2dev/<DID>/<cid> (the ACL has checked it):
  * MOSQ_ERR_SUCCESS to let mosquitto route it now, MOSQ_ERR_ACL_DENIED when
  * it was taken out to be sent later (or dropped, queue full). */
