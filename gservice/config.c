@@ -49,6 +49,15 @@ static void usage(FILE *out)
         "  --max-body BYTES    GIZ_MAX_BODY       request body cap (non-upload) [65536]\n"
         "  --max-upload BYTES  GIZ_MAX_UPLOAD     firmware upload cap [16777216]\n"
         "  --token-ttl SECS    GIZ_TOKEN_TTL      app user token lifetime [604800]\n"
+        "  --head-timeout SECS GIZ_HTTP_HEAD_TIMEOUT  time for a complete request head, from\n"
+        "                                         the connection (or the previous answer) [10; 0 = off]\n"
+        "  --idle-timeout SECS GIZ_HTTP_IDLE_TIMEOUT  inactivity before a connection is closed [30]\n"
+        "  --per-ip-limit N    GIZ_HTTP_PER_IP_LIMIT  connections per client address [256; 0 = none]\n"
+        "  --max-connections N GIZ_HTTP_MAX_CONNECTIONS  connections in all, per listener [4000]\n"
+        "  --admin-fail-limit N GIZ_ADMIN_FAIL_LIMIT  wrong admin tokens per address per minute\n"
+        "                                         before 429 [10; 0 = off]\n"
+        "  --tls-priorities S  GIZ_TLS_PRIORITIES GnuTLS priority string for HTTPS\n"
+        "                                         [TLS 1.2/1.3, ECDHE + AEAD only]\n"
         "  --help                                 this text\n",
         out);
 }
@@ -114,6 +123,18 @@ static const struct opt opts[] = {
      (uint64_t)1 << 32},
     {"--token-ttl", "GIZ_TOKEN_TTL", OPT_I64, OFF(token_ttl), SZ(token_ttl), 60,
      (uint64_t)366 * 24 * 3600},
+    {"--head-timeout", "GIZ_HTTP_HEAD_TIMEOUT", OPT_PORT0, OFF(head_timeout), SZ(head_timeout), 0,
+     3600},
+    {"--idle-timeout", "GIZ_HTTP_IDLE_TIMEOUT", OPT_PORT, OFF(idle_timeout), SZ(idle_timeout), 1,
+     3600},
+    {"--per-ip-limit", "GIZ_HTTP_PER_IP_LIMIT", OPT_PORT0, OFF(per_ip_limit), SZ(per_ip_limit), 0,
+     1000000},
+    {"--max-connections", "GIZ_HTTP_MAX_CONNECTIONS", OPT_PORT, OFF(max_connections),
+     SZ(max_connections), 16, 1000000},
+    {"--admin-fail-limit", "GIZ_ADMIN_FAIL_LIMIT", OPT_PORT0, OFF(admin_fail_limit),
+     SZ(admin_fail_limit), 0, 100000},
+    {"--tls-priorities", "GIZ_TLS_PRIORITIES", OPT_STR, OFF(tls_priorities), SZ(tls_priorities), 0,
+     0},
 };
 #undef OFF
 #undef SZ
@@ -216,6 +237,12 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
     cfg->max_body = GS_DEFAULT_MAX_BODY;
     cfg->max_upload = GS_DEFAULT_MAX_UPLOAD;
     cfg->token_ttl = GS_DEFAULT_TOKEN_TTL;
+    cfg->head_timeout = GS_DEFAULT_HEAD_TIMEOUT;
+    cfg->idle_timeout = GS_DEFAULT_IDLE_TIMEOUT;
+    cfg->per_ip_limit = GS_DEFAULT_PER_IP_LIMIT;
+    cfg->max_connections = GS_DEFAULT_MAX_CONNECTIONS;
+    cfg->admin_fail_limit = GS_DEFAULT_ADMIN_FAIL_LIMIT;
+    snprintf(cfg->tls_priorities, sizeof cfg->tls_priorities, "%s", GS_DEFAULT_TLS_PRIORITIES);
 
     const size_t n_opts = sizeof opts / sizeof opts[0];
     for (size_t i = 0; i < n_opts; i++) {

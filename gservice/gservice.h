@@ -28,6 +28,16 @@ struct cJSON;
 #define GS_DEFAULT_MAX_UPLOAD (16u * 1024u * 1024u)
 #define GS_DEFAULT_TOKEN_TTL (7 * 24 * 3600)
 #define GS_HOST_SIZE 256
+#define GS_DEFAULT_HEAD_TIMEOUT 10
+#define GS_DEFAULT_IDLE_TIMEOUT 30
+#define GS_DEFAULT_PER_IP_LIMIT 256
+#define GS_DEFAULT_MAX_CONNECTIONS 4000
+#define GS_DEFAULT_ADMIN_FAIL_LIMIT 10
+/* TLS 1.2 and 1.3 only; in 1.2 only ECDHE key exchange (forward secrecy)
+ * with AEAD ciphers (no CBC, no SHA-1 MACs, no static RSA, no DHE). */
+#define GS_DEFAULT_TLS_PRIORITIES                                                                  \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"          \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
 
 struct gs_config {
     unsigned http_port;
@@ -49,6 +59,13 @@ struct gs_config {
     size_t max_body;
     uint64_t max_upload;
     int64_t token_ttl;
+    /* hostile clients (guard.c, http.c) */
+    unsigned head_timeout;            /* s for a complete request head; 0 = off */
+    unsigned idle_timeout;            /* s of inactivity before a connection is closed */
+    unsigned per_ip_limit;            /* connections per client address; 0 = no limit */
+    unsigned max_connections;         /* all connections, per daemon */
+    unsigned admin_fail_limit;        /* wrong admin tokens per address per minute; 0 = off */
+    char tls_priorities[256];         /* GnuTLS priority string of the HTTPS daemon */
 };
 
 /* Fills `cfg` from defaults, then the environment, then argv (flags win).
@@ -150,6 +167,8 @@ struct gs_metrics {
     atomic_uint_fast64_t bytes_out;
     atomic_uint_fast64_t ota_pushes;
     atomic_uint_fast64_t firmware_uploads;
+    atomic_uint_fast64_t head_timeouts;   /* connections cut for a late request head */
+    atomic_uint_fast64_t admin_throttled; /* admin calls refused with 429 */
     int64_t started_at;
 };
 
@@ -161,8 +180,33 @@ void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned s
  * Server and request
  * ====================================================================== */
 
+/* Hostile-client protections (guard.c). */
+#define GS_FAIL_SLOTS 1024
+struct gs_fail_slot {
+    char ip[48];
+    uint64_t window_start_us;
+    unsigned failures;
+};
+struct gs_conn;
+struct gs_guard {
+    bool initialized, started, stop;
+    pthread_mutex_t mu;               /* the connection list */
+    struct gs_conn *head;
+    unsigned n_conns;
+    pthread_t thread;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    uint64_t cut_pending, cut_reported_us;  /* reaper thread only */
+    pthread_mutex_t amu;              /* fails[] */
+    struct gs_fail_slot fails[GS_FAIL_SLOTS];
+    pthread_mutex_t lmu;              /* log limiter */
+    char log_last[256];
+    uint64_t log_last_us, log_held;
+};
+
 struct gs_server {
     struct gs_config cfg;
+    struct gs_guard guard;
     struct gs_store_pool pool;
     struct gs_metrics metrics;
     uint8_t token_key[32];           /* random, for comparing the admin token */
@@ -213,6 +257,8 @@ struct gs_request {
     int giz_code;                /* Gizwits error_code of a device-API error answer, 0 = none */
     uint64_t resp_bytes;
     char peer[64];
+    char peer_ip[48];            /* peer without the port ("-" if unknown) */
+    size_t raw_target_len;       /* strlen of the request target as libmicrohttpd gave it */
 };
 
 /* Route handlers. Each answers exactly once through a gs_respond_* call. */
@@ -246,6 +292,24 @@ void gs_route_metrics(struct gs_request *rq);
 bool gs_firmware_upload_begin(struct gs_request *rq);
 bool gs_firmware_upload_data(struct gs_request *rq, const char *data, size_t len);
 void gs_firmware_upload_free(struct gs_upload *up);
+
+/* Hostile clients (guard.c). init once before gs_http_start (0 / -1),
+ * start the reaper thread with the daemons, stop it after them. */
+int gs_guard_init(struct gs_server *srv);
+int gs_guard_start(struct gs_server *srv);
+void gs_guard_stop(struct gs_server *srv);
+/* MHD_OPTION_NOTIFY_CONNECTION callback (cls = the server). */
+void gs_guard_notify_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code);
+/* The connection's request head is complete / a new one is awaited. */
+void gs_guard_head_done(struct MHD_Connection *conn);
+void gs_guard_head_wait(struct gs_server *srv, struct MHD_Connection *conn);
+/* Seconds an address must wait before its admin token is checked again
+ * (0 = go ahead), and the record of one wrong token. */
+unsigned gs_guard_admin_blocked(struct gs_server *srv, const char *ip);
+void gs_guard_admin_failed(struct gs_server *srv, const char *ip);
+/* libmicrohttpd's log lines, rate-limited (one per message per 10 s + a count). */
+void gs_guard_mhd_log(struct gs_server *srv, const char *msg);
 
 /* ======================================================================
  * HTTP helpers (http.c)

@@ -399,9 +399,55 @@ bool gs_admin_authorized(struct gs_request *rq)
     return giz_consttime_eq(digest, rq->srv->admin_token_digest, 64);
 }
 
+/* True if p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). JSON text must be UTF-8 (RFC 8259);
+ * cJSON copies any bytes into strings, which would end up in the store and
+ * in other clients' answers. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t len;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2;
+            min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        unsigned cp = c & (0x7fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3fu);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 struct cJSON *gs_body_json(struct gs_request *rq)
 {
     cJSON *j = NULL;
+    if (rq->body_len > 0 && !utf8_valid((const unsigned char *)rq->body, rq->body_len)) {
+        gs_respond_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                         "the body is not valid UTF-8 (JSON text must be UTF-8)");
+        return NULL;
+    }
     if (rq->body_len > 0)
         j = cJSON_ParseWithLength(rq->body, rq->body_len);
     if (j == NULL) {
@@ -609,6 +655,7 @@ static struct gs_request *request_new(struct gs_server *srv, struct MHD_Connecti
         free(rq);
         return NULL;
     }
+    rq->raw_target_len = strlen(rq->raw_uri);
     const char *q = strchr(rq->raw_uri, '?');
     rq->path_len = q ? (size_t)(q - rq->raw_uri) : strlen(rq->raw_uri);
     rq->query = q ? q + 1 : "";
@@ -640,8 +687,10 @@ static struct gs_request *request_new(struct gs_server *srv, struct MHD_Connecti
             port = ntohs(in6->sin6_port);
         }
         snprintf(rq->peer, sizeof rq->peer, "%s:%u", ip, port);
+        snprintf(rq->peer_ip, sizeof rq->peer_ip, "%s", ip);
     } else {
         snprintf(rq->peer, sizeof rq->peer, "-");
+        snprintf(rq->peer_ip, sizeof rq->peer_ip, "-");
     }
     return rq;
 }
@@ -677,7 +726,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct gs_server *srv = cls;
     struct gs_request *rq = *con_cls;
-    (void)conn;
+    gs_guard_head_wait(srv, conn); /* a kept-alive connection's next request head */
     if (rq == NULL)
         return;
     *con_cls = NULL;
@@ -732,10 +781,20 @@ static bool body_append(struct gs_request *rq, const char *data, size_t len)
 }
 
 /* First call for a request: route it, and answer at once when we can. */
-static void request_begin(struct gs_request *rq, const char *method)
+static void request_begin(struct gs_request *rq, const char *method, const char *url,
+                          const char *version)
 {
     snprintf(rq->method_name, sizeof rq->method_name, "%s", method);
     rq->method = method_parse(method);
+    /* libmicrohttpd hands the target over as a C string: a NUL byte in it
+     * would silently cut the path. In its buffer the target ends one byte
+     * before the version string; a shorter C string means a NUL inside. */
+    if (version != NULL && version[0] != '\0' && url != NULL && version > url &&
+        (size_t)(version - url - 1) != rq->raw_target_len) {
+        respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+                              "NUL byte in the request target");
+        return;
+    }
     const struct route *r = NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (route_match(routes[i].pattern, rq->raw_uri, rq->path_len, rq)) {
@@ -760,10 +819,42 @@ static void request_begin(struct gs_request *rq, const char *method)
                               "malformed query string (bad %-encoding)");
         return;
     }
-    if (is_admin_route(r->id) && !gs_admin_authorized(rq)) {
-        gs_respond_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-                         "missing or wrong admin token (Authorization: Bearer <token>)");
-        return;
+    if (is_admin_route(r->id)) {
+        unsigned wait_s = gs_guard_admin_blocked(rq->srv, rq->peer_ip);
+        if (wait_s > 0) {
+            char ra[16], msg[128];
+            snprintf(ra, sizeof ra, "%u", wait_s);
+            snprintf(msg, sizeof msg,
+                     "too many wrong admin tokens from this address; retry in %u s", wait_s);
+            cJSON *j = cJSON_CreateObject();
+            if (j != NULL) {
+                cJSON_AddStringToObject(j, "error", "too_many_requests");
+                cJSON_AddStringToObject(j, "message", msg);
+            }
+            char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+            cJSON_Delete(j);
+            struct MHD_Response *resp =
+                text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_COPY)
+                     : NULL;
+            size_t len = text ? strlen(text) : 0;
+            cJSON_free(text);
+            if (resp != NULL) {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_CT);
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+            }
+            atomic_fetch_add_explicit(&rq->srv->metrics.admin_throttled, 1,
+                                      memory_order_relaxed);
+            gs_respond_mhd(rq, MHD_HTTP_TOO_MANY_REQUESTS, resp, len);
+            return;
+        }
+        if (!gs_admin_authorized(rq)) {
+            /* a guess is a request that offers a token; none at all is not one */
+            if (gs_header(rq, MHD_HTTP_HEADER_AUTHORIZATION) != NULL)
+                gs_guard_admin_failed(rq->srv, rq->peer_ip);
+            gs_respond_error(rq, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                             "missing or wrong admin token (Authorization: Bearer <token>)");
+            return;
+        }
     }
     bool upload = r->id == GS_ROUTE_ADMIN_FIRMWARE && rq->method == GS_M_POST;
     const char *ct = gs_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -795,7 +886,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 {
     struct gs_server *srv = cls;
     struct gs_request *rq = *con_cls;
-    (void)version;
     if (rq == NULL) {
         rq = request_new(srv, conn, url);
         if (rq == NULL)
@@ -805,7 +895,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     rq->conn = conn;
     if (!rq->started) {
         rq->started = true;
-        request_begin(rq, method);
+        gs_guard_head_done(conn);
+        request_begin(rq, method, url, version);
         goto out;
     }
     if (*upload_data_size > 0) {
@@ -848,13 +939,12 @@ out:
 __attribute__((format(printf, 2, 0))) static void mhd_log_cb(void *cls, const char *fmt,
                                                               va_list ap)
 {
-    (void)cls;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    giz_log(GIZ_LOG_WARN, "libmicrohttpd: %s", buf);
+    gs_guard_mhd_log(cls, buf);
 }
 
 /* ======================================================================
@@ -907,13 +997,20 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
     }
     if (tls)
         flags |= MHD_USE_TLS;
-    struct MHD_OptionItem ops[16];
+    struct MHD_OptionItem ops[20];
     unsigned n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_log_cb, srv};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, srv};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, 4000, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)gs_guard_notify_cb,
+                                       srv};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (intptr_t)srv->cfg.idle_timeout, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                       (intptr_t)srv->cfg.max_connections, NULL};
+    if (srv->cfg.per_ip_limit > 0)
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                           (intptr_t)srv->cfg.per_ip_limit, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL};
     if (srv->cfg.threads > 1)
         ops[n++] =
@@ -921,25 +1018,33 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
     if (tls) {
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem};
         ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert_pem};
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                           srv->cfg.tls_priorities};
     }
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, access_cb, srv,
                                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv,
                                             MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (d == NULL)
-        giz_log(GIZ_LOG_ERR, "cannot listen on %s port %u (%s)", srv->cfg.bind_addr, port,
-                tls ? "https" : "http");
+        giz_log(GIZ_LOG_ERR, "cannot listen on %s port %u (%s%s)", srv->cfg.bind_addr, port,
+                tls ? "https" : "http",
+                tls ? "; or GIZ_TLS_PRIORITIES is not a valid GnuTLS priority string" : "");
     return d;
 }
 
 int gs_http_start(struct gs_server *srv)
 {
     gs_store_checkpointer_start(&srv->pool); /* failure: automatic checkpoints */
+    if (srv->cfg.head_timeout > 0 && gs_guard_start(srv) != 0)
+        return -1;
     srv->http = start_daemon(srv, srv->cfg.http_port, false);
     if (srv->http == NULL)
         return -1;
-    giz_log(GIZ_LOG_INFO, "listening on http://%s:%u (%u threads)", srv->cfg.bind_addr,
-            srv->cfg.http_port, srv->cfg.threads);
+    giz_log(GIZ_LOG_INFO,
+            "listening on http://%s:%u (%u threads; request head within %u s, %u connections "
+            "per address, %u in all)",
+            srv->cfg.bind_addr, srv->cfg.http_port, srv->cfg.threads, srv->cfg.head_timeout,
+            srv->cfg.per_ip_limit, srv->cfg.max_connections);
     if (srv->cfg.https_port == 0)
         return 0;
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -967,6 +1072,7 @@ void gs_http_stop(struct gs_server *srv)
         if (ds[i] != NULL)
             MHD_stop_daemon(ds[i]);
     srv->http = srv->https = NULL;
+    gs_guard_stop(srv); /* after the daemons: no more connection notifications */
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     srv->tls_cert_pem = srv->tls_key_pem = NULL;

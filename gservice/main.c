@@ -62,6 +62,10 @@ int main(int argc, char **argv)
     /* only the keyed digest is needed from here on */
     explicit_bzero(srv->cfg.admin_token, sizeof srv->cfg.admin_token);
     srv->metrics.started_at = gs_unix_now();
+    if (gs_guard_init(srv) != 0) {
+        giz_log(GIZ_LOG_ERR, "cannot initialise the connection guard");
+        goto done_mutex;
+    }
 
     if (gs_http_start(srv) != 0) {
         gs_http_stop(srv);

@@ -151,6 +151,16 @@ void gs_route_metrics(struct gs_request *rq)
             "# TYPE gizcloud_firmware_uploads_total counter\n"
             "gizcloud_firmware_uploads_total %" PRIu64 "\n",
         ld(&m->firmware_uploads));
+    put(&t, "# HELP gizcloud_http_head_timeouts_total Connections closed for not sending a "
+            "complete request head within GIZ_HTTP_HEAD_TIMEOUT.\n"
+            "# TYPE gizcloud_http_head_timeouts_total counter\n"
+            "gizcloud_http_head_timeouts_total %" PRIu64 "\n",
+        ld(&m->head_timeouts));
+    put(&t, "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
+            "wrong tokens from their address.\n"
+            "# TYPE gizcloud_admin_throttled_total counter\n"
+            "gizcloud_admin_throttled_total %" PRIu64 "\n",
+        ld(&m->admin_throttled));
 
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     int64_t all = -1, online = -1;

@@ -26,7 +26,9 @@ def is_json_error(body):
 
 def main():
     c = harness.Checker("gservice_api")
-    env = {"GIZ_M2M_TLS_PORT": "18883", "GIZ_M2M_HOST": "127.0.0.1"}
+    # 40 wrong admin tokens below from one address: lift the brute-force throttle
+    # (test_gservice_hostile.py tests it)
+    env = {"GIZ_M2M_TLS_PORT": "18883", "GIZ_M2M_HOST": "127.0.0.1", "GIZ_ADMIN_FAIL_LIMIT": "1000"}
     with harness.Cloud(broker=False, gservice_env=env) as cloud:
         # -- admin auth ---------------------------------------------------------------
         admin_routes = [("GET", "/admin/products"), ("POST", "/admin/products"), ("GET", "/admin/devices"),
