@@ -82,6 +82,10 @@ static const char usage_text[] =
     "      --mqtt-host HOST     override the provisioned M2M host (env GIZ_MQTT_HOST)\n"
     "      --mqtt-port PORT     override the provisioned M2M port (env GIZ_MQTT_PORT)\n"
     "      --admin-token T      for --create-product (env GIZ_ADMIN_TOKEN)\n"
+    "      --app-tls            apps use MQTT over TLS (MQTTS) on --mqtts-port\n"
+    "      --device-tls         devices too (real firmware has no TLS)\n"
+    "      --mqtts-port PORT    the broker's MQTTS port (default 8883)\n"
+    "      --cacert FILE        PEM CA certificate(s) to trust for MQTTS (default: system)\n"
     "Output:\n"
     "  -j, --json FILE          write the JSON report there at the end (\"-\" = stdout);\n"
     "                           SIGUSR1 writes it at once too\n"
@@ -99,7 +103,7 @@ enum {
     OPT_HEARTBEAT, OPT_KEEPALIVE, OPT_MQTT_VERSION, OPT_BACKOFF, OPT_CONNECT_TIMEOUT, OPT_NO_HTTP,
     OPT_NO_OTA, OPT_NO_APP_COUNT, OPT_OTA_TYPE, OPT_SOFT, OPT_HARD, OPT_HTTP_CONC,
     OPT_HTTP_TIMEOUT, OPT_REPORT_RATE, OPT_REPORT_SIZE, OPT_LOG_INTERVAL, OPT_PING_FLOOD,
-    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW, OPT_LENIENT, OPT_OTA_VERSION
+    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW, OPT_LENIENT, OPT_OTA_VERSION, OPT_APP_TLS, OPT_DEVICE_TLS, OPT_MQTTS_PORT, OPT_CACERT
 };
 
 static const struct option long_opts[] = {
@@ -145,6 +149,10 @@ static const struct option long_opts[] = {
     {"progress", required_argument, NULL, OPT_PROGRESS},
     {"lenient", no_argument, NULL, OPT_LENIENT},
     {"ota-version", required_argument, NULL, OPT_OTA_VERSION},
+    {"app-tls", no_argument, NULL, OPT_APP_TLS},
+    {"device-tls", no_argument, NULL, OPT_DEVICE_TLS},
+    {"mqtts-port", required_argument, NULL, OPT_MQTTS_PORT},
+    {"cacert", required_argument, NULL, OPT_CACERT},
     {NULL, 0, NULL, 0}};
 
 static int usage_error(const char *fmt, const char *arg)
@@ -190,6 +198,7 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
     o->connect_timeout_s = 30;
     o->ota_type = 1;
     o->ota_version = 41;
+    o->mqtts_port = 8883;
     (void)util__copy(o->soft_version, sizeof o->soft_version, "04020020");
     (void)util__copy(o->hard_version, sizeof o->hard_version, "00000001");
     o->http_concurrency = 64;
@@ -304,6 +313,14 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
             o->ota_type = (int)v;
             break;
         case OPT_LENIENT: o->lenient = true; break;
+        case OPT_APP_TLS: o->app_tls = true; break;
+        case OPT_DEVICE_TLS: o->device_tls = true; break;
+        case OPT_CACERT: o->cacert = optarg; break;
+        case OPT_MQTTS_PORT:
+            if (num_opt(optarg, 1, 65535, &v, "--mqtts-port wants 1..65535, not"))
+                return 1;
+            o->mqtts_port = (uint16_t)v;
+            break;
         case OPT_OTA_VERSION:
             if (strcmp(optarg, "40") != 0 && strcmp(optarg, "41") != 0)
                 return usage_error("--ota-version wants 40 or 41, not", optarg);
@@ -438,6 +455,20 @@ int sim__set_m2m(struct sim *s, const char *host, uint16_t port)
     s->m2m_port = port;
     s->mqtt_addr_set = true;
     return 0;
+}
+
+const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls)
+{
+    c->tls_ctx = tls ? s->tls : NULL;
+    c->tls_host = tls ? s->m2m_host : NULL;
+    if (!tls)
+        return (const struct sockaddr *)&s->mqtt_addr;
+    if (!s->mqtts_addr_set) {
+        if (resolve(s->m2m_host, s->o.mqtts_port, &s->mqtts_addr) != 0)
+            return NULL;
+        s->mqtts_addr_set = true;
+    }
+    return (const struct sockaddr *)&s->mqtts_addr;
 }
 
 /* ---- state file ------------------------------------------------------------------------------ */
@@ -702,6 +733,14 @@ static int setup(struct sim *s)
         s->m2m_port = s->o.mqtt_port;
         s->mqtt_addr_set = true;
     }
+    if (s->o.app_tls || s->o.device_tls) {
+        char err[256];
+        s->tls = mqttc__tls_ctx(s->o.cacert, err, sizeof err);
+        if (s->tls == NULL) {
+            fprintf(stderr, "gizsim: MQTTS: %s\n", err);
+            return 6;
+        }
+    }
     fds = util__raise_nofile(s->o.devices + s->o.apps + s->o.http_concurrency + 64);
     if (fds < s->o.devices + s->o.apps + 32)
         fprintf(stderr, "gizsim: warning: only %lu file descriptors allowed (ulimit -n); "
@@ -809,6 +848,7 @@ int main(int argc, char **argv)
         rc = 6;
     }
 cleanup:
+    SSL_CTX_free(s->tls);
     free(s->devs);
     free(s->apps);
     free(s->http_queue);

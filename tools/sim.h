@@ -58,6 +58,9 @@ struct sim_opts {
     double progress_s;
     bool lenient;               /* --lenient: the old tolerant reader (no firmware limits, no downloads) */
     int ota_version;            /* 41 (update_and_check) or 40 (target_fid) for the OTA check */
+    const char *cacert;         /* --cacert: PEM CA for MQTTS (NULL = system store) */
+    uint16_t mqtts_port;        /* --mqtts-port (default 8883) */
+    bool app_tls, device_tls;   /* --app-tls / --device-tls: MQTT over TLS */
 };
 
 /* ---- error kinds -------------------------------------------------------------- */
@@ -226,6 +229,9 @@ struct sim {
     struct sockaddr_storage http_addr;
     struct sockaddr_storage mqtt_addr;
     bool mqtt_addr_set;
+    struct sockaddr_storage mqtts_addr;
+    bool mqtts_addr_set;
+    SSL_CTX *tls;               /* client context for MQTTS, NULL when unused */
     char m2m_host[256];
     uint16_t m2m_port;
     uv_timer_t ramp_timer, tick_timer, progress_timer, stop_timer;
@@ -259,6 +265,9 @@ void sim__http_release(struct sim *s);
 void sim__check_ready(struct sim *s);
 /* Resolves the M2M host/port of a provision answer once. 0 or -1. */
 int sim__set_m2m(struct sim *s, const char *host, uint16_t port);
+/* Prepares c for a connection (TLS or not) and returns where it goes, or
+ * NULL when the MQTTS address does not resolve. */
+const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls);
 
 /* ---- sim_device.c ------------------------------------------------------------------------ */
 void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx);

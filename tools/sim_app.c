@@ -208,7 +208,8 @@ static void app_mqtt_connect(struct sim_app *a)
     o.protocol_level = 4;
     o.clean_session = true;
     a->phase = APP_CONNECTING;
-    if (mqttc__connect(&a->mq, s->loop, (const struct sockaddr *)&s->mqtt_addr, &o) != 0) {
+    const struct sockaddr *to = sim__mqtt_target(s, &a->mq, s->o.app_tls);
+    if (to == NULL || mqttc__connect(&a->mq, s->loop, to, &o) != 0) {
         sim__error(s, SIM_ERR_APP_MQTT);
         app_backoff(a);
     }

@@ -810,7 +810,10 @@ static void mqtt_connect(struct sim_device *d)
     s->st.mqtt_attempts++;
     if (d->attempts++ > 0)
         s->st.reconnects++;
-    rc = mqttc__connect(&d->mq, s->loop, (const struct sockaddr *)&s->mqtt_addr, &o);
+    {
+        const struct sockaddr *to = sim__mqtt_target(s, &d->mq, s->o.device_tls);
+        rc = to ? mqttc__connect(&d->mq, s->loop, to, &o) : -1;
+    }
     if (rc != 0) {
         sim__error(s, SIM_ERR_MQTT_CONNECT);
         schedule_backoff(d);

@@ -168,6 +168,8 @@ int sim__write_json(struct sim *s, const char *path)
     cJSON_AddStringToObject(cfg, "http_url", s->o.no_http ? "" : s->o.http_url);
     snprintf(mqtt, sizeof mqtt, "%s:%u", s->m2m_host, (unsigned)s->m2m_port);
     cJSON_AddStringToObject(cfg, "mqtt", s->mqtt_addr_set ? mqtt : "");
+    cJSON_AddBoolToObject(cfg, "app_tls", s->o.app_tls);
+    cJSON_AddBoolToObject(cfg, "device_tls", s->o.device_tls);
     cJSON_AddStringToObject(cfg, "product_key", s->o.product_key);
     cJSON_AddNumberToObject(cfg, "report_rate", s->o.report_rate);
     mis = cJSON_AddObjectToObject(cfg, "misbehave");
