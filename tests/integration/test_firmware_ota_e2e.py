@@ -61,16 +61,23 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "", "GIZ_ADVERTI
     rc, out, err = ctl.run("ota", "push", "--product", pk)
     ck.eq(rc, 0, "ota push exits 0 (%s)" % err.strip())
     ck.ok("pushed" in out and "%d online" % N in out, "ota push reports the targets (%s)" % out.strip())
-    r = sim.wait_until(lambda r: r["firmware"]["downloads_ok"] + r["firmware"]["downloads_failed"] >= N, 60)
+    def settled(r, pushes_key, pushes):
+        """Every device saw the push, re-checked, and any download it started ended."""
+        f = r["firmware"]
+        return (r["counts"][pushes_key] >= pushes and
+                f["downloads_ok"] + f["downloads_failed"] == f["downloads_started"])
+
+    r = sim.wait_until(lambda r: settled(r, "ota_push_v41", N) and r["firmware"]["downloads_started"] >= N, 60)
     if ck.ok(r is not None, "report after the v4.1 push"):
         ck.eq(r["counts"]["ota_push_v41"], N, "every device saw 0x0211")
+        ck.eq(r["firmware"]["downloads_started"], N, "every device started a download")
         ck.eq(r["firmware"]["downloads_ok"], N, "every device downloaded a good image (%r)" % r["firmware"])
         ck.eq([d["soft_version"] for d in r["devices"]], ["04020021"] * N, "every device runs 04020021")
     checks_before = r["counts"]["ota_checks"] if r else 0
 
     rc, out, err = ctl.run("ota", "push", "--product", pk)
     ck.eq(rc, 0, "second push exits 0")
-    r = sim.wait_until(lambda r: r["counts"]["ota_checks"] >= checks_before + N, 30)
+    r = sim.wait_until(lambda r: settled(r, "ota_push_v41", 2 * N) and r["counts"]["ota_checks"] >= checks_before + N, 30)
     if ck.ok(r is not None, "report after the second push"):
         ck.eq(r["counts"]["ota_checks"], checks_before + N, "every device re-checked once more")
         ck.eq(r["firmware"]["downloads_started"], N, "nothing newer: no second download")
@@ -97,7 +104,7 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "", "GIZ_ADVERTI
     rc, out, err = ctl.run("ota", "push", "--product", pk, "--ota-version", 40)
     ck.eq(rc, 0, "ota push --ota-version 40 exits 0 (%s)" % err.strip())
     ck.ok("4.0" in out, "the push says v4.0 (%s)" % out.strip())
-    r = sim.wait_until(lambda r: r["firmware"]["downloads_ok"] + r["firmware"]["downloads_failed"] >= 2 * N, 60)
+    r = sim.wait_until(lambda r: settled(r, "ota_push_v40", N) and r["firmware"]["downloads_started"] >= 2 * N, 60)
     if ck.ok(r is not None, "report after the v4.0 push"):
         ck.eq(r["counts"]["ota_push_v40"], N, "every device saw 0x020E")
         ck.eq(r["firmware"]["downloads_ok"], 2 * N, "every device downloaded the v4.0 image (%r)" % r["firmware"])
