@@ -82,6 +82,9 @@ enum opt_id {
     OPT_TEST_REQUIRE_VERSION,
     OPT_DEVICE_GAP, /* push.c (helper "push") */
     OPT_SUB_WAIT,   /* push.c */
+    OPT_PASSCODE_KEY,       /* auth.c (helper "auth") */
+    OPT_AUTH_FAIL_ADDR_MAX, /* auth.c */
+    OPT_AUTH_SLOW_RATE,     /* auth.c */
     OPT__COUNT
 };
 
@@ -107,6 +110,13 @@ static const struct {
                                 "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"},
     [OPT_AUTH_FAIL_MAX] = {"auth_fail_max",
                            "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
+    [OPT_PASSCODE_KEY] = {"passcode_key", "key file of the keyed passcode verifier (default: "
+                                          "passcode.key beside db_path; created if missing)"},
+    [OPT_AUTH_FAIL_ADDR_MAX] = {"auth_fail_addr_max",
+                                "wrong passcodes from one address within auth_backoff before it "
+                                "is backed off, 0..1000000 (0 = off)"},
+    [OPT_AUTH_SLOW_RATE] = {"auth_slow_rate", "PBKDF2 passcode checks per second across all "
+                                              "clients, 0..100000 (0 = no limit)"},
     [OPT_AUTH_BACKOFF] = {"auth_backoff", "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
                              "shut down connections without CONNECT after, 1..3600 s or <n>ms"},
@@ -163,6 +173,8 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->log_prune_ms = 60000;
     cfg->auth_fail_max = 5;
     cfg->auth_backoff_ms = 60000;
+    cfg->auth_fail_addr_max = 100;
+    cfg->auth_slow_rate = 1000;
     cfg->connect_timeout_ms = 30000;
     cfg->pre_connect_max = 4000;
     cfg->pre_connect_per_addr = 1000;
@@ -254,6 +266,16 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_AUTH_FAIL_MAX:
         if (parse_uint(value, 0, 1000, &v) != 0) return -1;
         cfg->auth_fail_max = (unsigned)v;
+        return 0;
+    case OPT_PASSCODE_KEY:
+        return copy_str(cfg->passcode_key, sizeof(cfg->passcode_key), value);
+    case OPT_AUTH_FAIL_ADDR_MAX:
+        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        cfg->auth_fail_addr_max = (unsigned)v;
+        return 0;
+    case OPT_AUTH_SLOW_RATE:
+        if (parse_uint(value, 0, 100000, &v) != 0) return -1;
+        cfg->auth_slow_rate = (unsigned)v;
         return 0;
     case OPT_AUTH_BACKOFF:
         if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;

@@ -219,6 +219,10 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
+    if (auth__init(g) != 0) { /* the passcode key (auth.c) */
+        rc = MOSQ_ERR_INVAL;
+        goto fail;
+    }
     g->start_ms = g->last_stats_ms = g->last_prune_ms = plugin__now_ms();
     g->logs_since_prune = true; /* the first prune also trims what an older run left */
     for (registered = 0; registered < CALLBACK_COUNT; registered++) {

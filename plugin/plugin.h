@@ -83,7 +83,10 @@ struct gizp_config {
     unsigned log_burst;          /* bucket size */
     unsigned log_keep;           /* newest records kept per device by pruning; 0 = no pruning */
     unsigned log_prune_ms;       /* pruning period (device logs, outbox) */
-    unsigned auth_fail_max;      /* wrong passcodes per DID per auth_backoff before back-off; 0 = off */
+    unsigned auth_fail_max;      /* wrong passcodes per DID+address per auth_backoff before back-off; 0 = off */
+    unsigned auth_fail_addr_max; /* wrong passcodes per address per auth_backoff before back-off; 0 = off */
+    unsigned auth_slow_rate;     /* PBKDF2 checks per second, all clients; 0 = no limit */
+    char passcode_key[GIZ_PATH_SIZE]; /* key file; "" = passcode.key beside db_path */
     unsigned auth_backoff_ms;    /* failure window and back-off length */
     unsigned connect_timeout_ms; /* shut down a connection without CONNECT after this */
     unsigned pre_connect_max;      /* connections without CONNECT, all sources; more are refused */
@@ -243,12 +246,17 @@ struct cred {
     char product_key[GIZ_PK_SIZE];
     uint32_t verified_at; /* monotonic seconds */
 };
-/* Wrong-passcode throttling per DID (auth.c). */
+/* Wrong-passcode throttling per source address and per DID+address
+ * (auth.c; g->fails keys "a|<addr>" and "d|<DID>|<addr>"). */
 struct auth_fail {
     int64_t window_start; /* monotonic ms of the first failure counted */
     int64_t blocked_until; /* monotonic ms; 0 = not blocked */
+    int64_t logged_at;     /* monotonic ms of the last line about this key */
     unsigned count;
+    unsigned refused;      /* refused during the back-off since logged_at */
 };
+/* Loads the passcode key into the store (init; fails closed). 0 or -1 (logged). */
+int auth__init(struct gizp *g);
 int auth__basic_cb(int event, void *event_data, void *userdata);
 /* Drops expired wrong-passcode records (TICK, every auth_backoff). */
 void auth__fails_sweep(struct gizp *g, int64_t now_ms);
@@ -329,6 +337,10 @@ struct gizp {
     struct rate_limit rl_payload; /* malformed payload log lines */
     struct icpt *icpt;            /* intercept.c */
     struct push_state *push;      /* push.c: per-device queues, pacing, heartbeat (lazy) */
+    /* auth.c (appended by helper "auth"): global PBKDF2 budget (token bucket) */
+    int64_t slow_refill_ms;
+    unsigned slow_tokens;
+    uint64_t logins_busy;         /* refused: PBKDF2 budget spent */
 };
 
 /* Monotonic clock in milliseconds / seconds; wall clock in unix seconds. */

@@ -4,9 +4,16 @@ mosquitto + plugin and the real GService (devices registered, users created and
 logged in through its HTTP API). Also: the official GAgent's MQTT 3.1 CONNECT bytes
 are accepted, the credential cache never accepts a wrong passcode, is dropped on
 unregister and kept on SIGHUP (live clients re-authenticate without presence flapping), secrets never reach the log, and a broken plugin configuration stops
-mosquitto (fail closed)."""
+mosquitto (fail closed). The keyed passcode verifier: written for fresh devices and
+legacy PBKDF2-only rows on their first login, then deciding alone (across a broker
+restart); the global PBKDF2 budget; the wrong-passcode back-off keyed by source
+address (127.0.0.2 attacks, 127.0.0.1 is the real device), not by DID; the key file
+(created when missing, world-readable refused)."""
+import hashlib
+import hmac
 import os
 import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -111,6 +118,10 @@ with harness.Cloud(broker=True) as cloud:
     bind(cloud, hup, hd, hpc)
     hdev = RawClient(cloud.mqtt_port)
     ck.eq(hdev.connect(hd, hd, hpc), 0, "device online before reload")
+    # Like firmware: its three subscriptions (pushes wait for them, plugin/push.c).
+    ck.eq([hdev.subscribe(t, mid) for mid, t in
+           enumerate(("ser2cli_noti/" + pk, "ser2cli_res/" + hd, "app2dev/%s/#" % hd), 1)],
+          [0, 0, 0], "device subscriptions granted")
     happ = RawClient(cloud.mqtt_port)
     ck.eq(happ.connect(hup["mqtt_client_id"], hup["uid"], hup["token"]), 0, "app online before reload")
     ck.eq(hdev.read_publish(3), ("ser2cli_res/" + hd, app_count_payload(1)), "device told 1 app online")
@@ -134,44 +145,182 @@ with harness.Cloud(broker=True) as cloud:
                 "unknown token", "token of another user", "client id is not the session's mqtt_client_id",
                 "token expired", "device disabled"):
         ck.ok(why in log, "log names refusal reason %r" % why)
-    ck.ok("logged in from 127.0.0.1:" in log, "log shows the real peer address")
+    ck.ok("logged in from 127.0.0.1" in log, "log shows the real peer address")
     for secret in (pc, pc2, token, bob["token"], "wrongpass1"):
         ck.ok(secret not in log, "secret %s... not in the broker log" % secret[:3])
 
 ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto (with the plugin) exits cleanly on SIGTERM")
 
-# -- wrong-passcode floods: after auth_fail_max misses within auth_backoff the DID is
-# refused without PBKDF2/SQLite for auth_backoff; the right passcode works afterwards,
-# and a passcode already cached keeps working throughout -------------------------------
-with harness.Cloud(broker=True, plugin_opts={"auth_fail_max": "3", "auth_backoff": "5s"}) as cloud:
-    pk = cloud.create_product()["product_key"]
-    fd, fpc = new_device(cloud, pk, "floodcode1")
-    cd_, cpc = new_device(cloud, pk, "cachedcod1")
-    ck.eq(connack(cloud, cd_, cd_, cpc), 0, "cached device logs in")
+# -- the keyed passcode verifier (plugin/DESIGN.md "Passcode verification"): the key
+# file is created beside the database (0600) when missing; a device's first login
+# through PBKDF2 writes HMAC-SHA256(key, domain, DID, passcode) into passcode_mac;
+# from then on that alone decides (shown by breaking the PBKDF2 hash and restarting
+# the broker, so no cache can answer) ---------------------------------------------
+def key_of(cloud):
+    with open(os.path.join(cloud.dir, "passcode.key")) as f:
+        return bytes.fromhex(f.read().strip())
 
-    def misses():
-        return cloud.log_text("mosquitto").count("login refused for device %s" % fd)
-    for i in range(3):
-        ck.eq(connack(cloud, fd, fd, "wrongpass%d" % i), 5, "wrong passcode %d refused" % (i + 1))
-        ck.eq(connack(cloud, cd_, cd_, "wrongpass%d" % i), 5, "cached device: wrong passcode %d refused" % (i + 1))
-    ck.ok(wait_for(lambda: "device %s: 3 wrong passcodes" % fd in cloud.log_text("mosquitto")),
-          "back-off start logged")
-    wrong_lines = cloud.log_text("mosquitto").count("login refused for device %s from 127.0.0.1:" % fd)
-    for i in range(10):
-        ck.eq(connack(cloud, fd, fd, "wrongagain%d" % i), 5, "wrong passcode during back-off refused")
-    ck.eq(connack(cloud, fd, fd, fpc), 5, "even the right passcode is refused during the back-off")
-    ck.eq(connack(cloud, cd_, cd_, cpc), 0, "a cached correct passcode still logs in during its back-off")
+
+def expected_mac(key, did, passcode):
+    kid = hmac.new(key, b"gizcloud passcode key id", hashlib.sha256).hexdigest()[:16]
+    mac = hmac.new(key, b"gizcloud passcode v1\0" + did.encode() + b"\0" + passcode.encode(),
+                   hashlib.sha256).hexdigest()
+    return "hmac-sha256$%s$%s" % (kid, mac)
+
+
+def db_one(cloud, sql, args=()):
+    db = sqlite3.connect(cloud.db_path, timeout=10)
+    try:
+        row = db.execute(sql, args).fetchone()
+        db.commit()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def restart_broker(cloud):
+    cloud.broker.send_signal(signal.SIGTERM)
+    cloud.broker.wait(30)
+    ck.eq(cloud.broker.returncode, 0, "mosquitto stops cleanly for a restart")
+    cloud.start_broker()
+
+
+with harness.Cloud(broker=True) as cloud:
+    keyfile = os.path.join(cloud.dir, "passcode.key")
+    ck.ok(os.path.exists(keyfile), "passcode key file created beside the database")
+    ck.eq(os.stat(keyfile).st_mode & 0o777, 0o600, "passcode key file is 0600")
+    key = key_of(cloud)
+    ck.eq(len(key), 32, "passcode key: 32 bytes (64 hex)")
+    pk = cloud.create_product()["product_key"]
+    fresh, fpc = new_device(cloud, pk, "fresh00001")
+    legacy, lpc = new_device(cloud, pk, "legacy0001")
+    # A row as written before schema 4 (PBKDF2 only).
+    db_one(cloud, "UPDATE devices SET passcode_mac = NULL WHERE did = ?", (legacy,))
+    ck.eq(connack(cloud, fresh, fresh, fpc), 0, "fresh device logs in")
+    ck.eq(db_one(cloud, "SELECT passcode_mac FROM devices WHERE did = ?", (fresh,)),
+          expected_mac(key, fresh, fpc), "fresh device: keyed verifier stored (exact HMAC)")
+    ck.eq(connack(cloud, legacy, legacy, "legacy0002"), 5, "legacy row: wrong passcode refused")
+    ck.eq(db_one(cloud, "SELECT passcode_mac FROM devices WHERE did = ?", (legacy,)), None,
+          "legacy row: a wrong passcode writes nothing")
+    ck.eq(connack(cloud, legacy, legacy, lpc), 0, "legacy PBKDF2-only row logs in")
+    ck.eq(db_one(cloud, "SELECT passcode_mac FROM devices WHERE did = ?", (legacy,)),
+          expected_mac(key, legacy, lpc), "legacy row upgraded on its successful login")
+    # Break PBKDF2: only the keyed verifier can accept now; a fresh broker has no cache.
+    for d in (fresh, legacy):
+        db_one(cloud, "UPDATE devices SET passcode_hash = 'pbkdf2-sha256$1000$00$00' WHERE did = ?", (d,))
+    restart_broker(cloud)
+    ck.eq(connack(cloud, fresh, fresh, fpc), 0, "after a restart: login through the keyed verifier")
+    ck.eq(connack(cloud, legacy, legacy, lpc), 0, "after a restart: upgraded legacy row logs in (fast path)")
+    ck.eq(connack(cloud, legacy, legacy, "legacy0003"), 5, "keyed verifier: wrong passcode refused")
+    ck.eq(connack(cloud, fresh, fresh, lpc), 5, "keyed verifier: another device's passcode refused")
+    ck.eq(key_of(cloud), key, "the key file is kept across restarts")
     log = cloud.log_text("mosquitto")
-    ck.ok("too many wrong passcodes, retry later" in log, "throttled refusal logged")
-    ck.eq(log.count("%s from 127.0.0.1:" % fd) - log.count("too many wrong passcodes"), wrong_lines,
-          "no passcode check (no 'wrong passcode' refusal) during the back-off")
-    ck.ok(wait_for(lambda: connack(cloud, fd, fd, fpc) == 0, timeout=15, step=0.5),
-          "the right passcode logs in after the back-off")
-    ck.eq(connack(cloud, fd, fd, "wrongpass9"), 5, "a later wrong passcode is refused normally")
-    ck.eq(connack(cloud, fd, fd, fpc), 0, "one miss after a success does not block")
-    for secret in (fpc, cpc):
-        ck.ok(secret not in cloud.log_text("mosquitto"), "passcode not logged")
-ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (throttling)")
+    for secret in (fpc, lpc, "legacy0002", "legacy0003", key.hex()):
+        ck.ok(secret not in log, "secret %s... not in the broker log" % secret[:3])
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (keyed verifier)")
+
+# -- the global PBKDF2 budget: over auth_slow_rate checks per second, legacy rows are
+# refused unchecked ("retry later", not counted as wrong passcodes) and log in once
+# the budget refills -----------------------------------------------------------------
+with harness.Cloud(broker=True, plugin_opts={"auth_slow_rate": "1"}) as cloud:
+    pk = cloud.create_product()["product_key"]
+    devs = [new_device(cloud, pk, "budget%04d" % i) for i in range(8)]
+    for d, _ in devs:
+        db_one(cloud, "UPDATE devices SET passcode_mac = NULL WHERE did = ?", (d,))
+    first = [connack(cloud, d, d, p) for d, p in devs]
+    ck.ok(first.count(5) >= 1 and first.count(0) >= 1,
+          "PBKDF2 budget 1/s: some of 8 quick legacy logins refused, some accepted (%s)" % first)
+    ck.ok("passcode check budget (auth_slow_rate 1/s) spent, retry later" in cloud.log_text("mosquitto"),
+          "budget refusal logged as such")
+    ck.ok("wrong passcode" not in cloud.log_text("mosquitto"), "budget refusals are not wrong passcodes")
+    for (d, p), r in zip(devs, first):
+        if r != 0:
+            ck.ok(wait_for(lambda: connack(cloud, d, d, p) == 0, timeout=30, step=0.6),
+                  "refused legacy device logs in once the budget refills")
+    ck.eq(db_one(cloud, "SELECT count(*) FROM devices WHERE passcode_mac IS NULL"), 0,
+          "every legacy row upgraded")
+    for d, p in devs:
+        ck.eq(connack(cloud, d, d, p + "x"), 5, "keyed row, wrong passcode: refused (no budget needed)")
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (budget)")
+
+
+# -- wrong passcodes back off the source address (and the DID from that address),
+# never the DID alone: DIDs are not secret (issue 12 item 5). An attacker at
+# 127.0.0.2 cannot keep the real device at 127.0.0.1 offline --------------------------
+def connack_from(port, src, client_id, username, password):
+    """A raw MQTT 3.1.1 CONNECT from source address src; the CONNACK code or None."""
+    def s(b):
+        b = b.encode()
+        return struct.pack(">H", len(b)) + b
+    body = b"\x00\x04MQTT\x04\xc2\x00\x3c" + s(client_id) + s(username) + s(password)
+    n, rl = len(body), b""
+    while True:
+        d, n = n % 128, n // 128
+        rl += bytes([d | (0x80 if n else 0)])
+        if not n:
+            break
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(src, 0))
+    try:
+        sock.sendall(b"\x10" + rl + body)
+        got = b""
+        while len(got) < 4:
+            chunk = sock.recv(4 - len(got))
+            if not chunk:
+                return None
+            got += chunk
+        return got[3] if got[0] == 0x20 else None
+    finally:
+        sock.close()
+
+
+with harness.Cloud(broker=True, plugin_opts={"auth_fail_max": "3", "auth_fail_addr_max": "8",
+                                             "auth_backoff": "3s"}) as cloud:
+    port = cloud.mqtt_port
+    pk = cloud.create_product()["product_key"]
+    victim, vpc = new_device(cloud, pk, "victim0001")
+    other, opc = new_device(cloud, pk, "other00001")
+    roam = [new_device(cloud, pk, "roam%06d" % i) for i in range(4)]
+    probe, ppc = new_device(cloud, pk, "probe00001")
+
+    def log():
+        return cloud.log_text("mosquitto")
+
+    for i in range(10):
+        ck.eq(connack_from(port, "127.0.0.2", victim, victim, "wrong%05d" % i), 5,
+              "attacker's wrong passcode %d refused" % (i + 1))
+    ck.ok(wait_for(lambda: "device %s from 127.0.0.2: 3 wrong passcodes" % victim in log()),
+          "back-off of the DID from the attacker's address logged")
+    ck.eq(log().count("3 wrong passcodes"), 1, "back-off start logged once")
+    ck.eq(log().count("login refused for device %s from 127.0.0.2: wrong passcode" % victim), 3,
+          "only 3 passcode checks for the attacker; the other 7 refused unchecked")
+    ck.eq(connack_from(port, "127.0.0.1", victim, victim, vpc), 0,
+          "the real device (127.0.0.1) still logs in with its passcode during the attack")
+    ck.eq(connack_from(port, "127.0.0.2", victim, victim, vpc), 5,
+          "the backed-off address is refused even with the right passcode (no check, cached or not)")
+    ck.eq(connack_from(port, "127.0.0.2", other, other, opc), 0,
+          "another DID from that address logs in (the address itself is under its limit)")
+    ck.ok(wait_for(lambda: "device %s from 127.0.0.2: 8 logins refused without a passcode check"
+                   % victim in log(), timeout=20),
+          "refusals during the back-off counted in one line per interval (8)")
+    ck.eq(log().count("device %s from 127.0.0.2: " % victim) - log().count("login refused for device %s" % victim),
+          2, "two lines about the attacker's key: back-off start and one count")
+    # Address-wide: 8 wrong passcodes spread over 4 DIDs from 127.0.0.3 back the address off.
+    for d, _ in roam:
+        for i in range(2):
+            ck.eq(connack_from(port, "127.0.0.3", d, d, "bad%07d" % i), 5, "roaming wrong passcode refused")
+    ck.ok(wait_for(lambda: "address 127.0.0.3: 8 wrong passcodes" in log()), "address back-off logged")
+    ck.eq(connack_from(port, "127.0.0.3", probe, probe, ppc), 5,
+          "backed-off address: refused without a check, any DID")
+    ck.eq(connack_from(port, "127.0.0.1", probe, probe, ppc), 0, "the same device from elsewhere logs in")
+    for d, p in roam:
+        ck.eq(connack_from(port, "127.0.0.1", d, d, p), 0, "roamed devices log in from their own address")
+    ck.ok(wait_for(lambda: connack_from(port, "127.0.0.2", victim, victim, vpc) == 0, timeout=20, step=0.5),
+          "after the back-off the right passcode from that address logs in")
+    ck.eq(connack_from(port, "127.0.0.2", victim, victim, "wrongagain"), 5, "a later wrong passcode is refused")
+    ck.eq(connack_from(port, "127.0.0.2", victim, victim, vpc), 0, "one miss after a success does not block")
+    for secret in (vpc, opc, ppc, "wrong00001"):
+        ck.ok(secret not in log(), "passcode %s... not logged" % secret[:3])
+ck.eq(cloud.exit_codes.get("mosquitto"), 0, "mosquitto exits cleanly (back-off)")
 
 # -- fail closed: broken configurations stop mosquitto ---------------------------
 BAD = [
@@ -197,6 +346,49 @@ for what, opts, expect in BAD:
         ck.ok(expect in out, "%s: clear message %r" % (what, expect))
     finally:
         cloud.stop()
+
+# The passcode key file: world-readable refuses the start with a clear message; a
+# key file named by plugin_opt_passcode_key is created there when missing.
+def run_broker_once(cloud):
+    conf = os.path.join(cloud.dir, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(cloud.broker_conf())
+    env = dict(os.environ)
+    if harness.ASAN:
+        env["LD_PRELOAD"] = harness.asan_runtime()
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
+    return subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+
+
+cloud = harness.Cloud(gservice=False, broker=False)
+try:
+    kf = os.path.join(cloud.dir, "passcode.key")
+    with open(kf, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(kf, 0o644)
+    p = run_broker_once(cloud)
+    out = p.communicate(timeout=30)[0].decode("utf-8", "replace")
+    ck.ok(p.returncode != 0, "world-readable passcode key: mosquitto refuses to start (rc %s)" % p.returncode)
+    ck.ok("passcode key file %s: mode 0644 gives the key to other users" % kf in out,
+          "world-readable passcode key: clear message")
+finally:
+    cloud.stop()
+
+cloud = harness.Cloud(gservice=False, broker=False)
+try:
+    kf = os.path.join(cloud.dir, "keys", "pc.key")
+    os.mkdir(os.path.dirname(kf), 0o700)
+    cloud.plugin_opts["passcode_key"] = kf
+    p = run_broker_once(cloud)
+    ok = wait_for(lambda: os.path.exists(kf) or p.poll() is not None, timeout=20)
+    ck.ok(ok and os.path.exists(kf) and p.poll() is None, "plugin_opt_passcode_key: missing file created, broker runs")
+    ck.ok(not os.path.exists(os.path.join(cloud.dir, "passcode.key")), "no key file at the default place then")
+    if os.path.exists(kf):
+        ck.eq(os.stat(kf).st_mode & 0o777, 0o600, "created key file is 0600")
+    p.terminate()
+    p.communicate(timeout=30)
+finally:
+    cloud.stop()
 
 # Missing database path: a conf without plugin_opt_db_path.
 cloud = harness.Cloud(gservice=False, broker=False)
