@@ -572,19 +572,21 @@ static void store_file_private(const char *file)
 {
     struct stat st;
     mode_t want;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
-    if (fd < 0) return;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0) {
+    /* By path, never open()+close(): closing any descriptor of the database
+     * or its -shm drops every POSIX lock this process holds on it, i.e. the
+     * locks of this process's other open connections (SQLite's documented
+     * pitfall), and readers then miss commits of the other process. */
+    if (stat(file, &st) != 0) return;
+    if (S_ISREG(st.st_mode) && (st.st_mode & 0007) != 0) {
         want = st.st_mode & 0660;
-        if (fchmod(fd, want) == 0)
+        if (chmod(file, want) == 0)
             giz_log(GIZ_LOG_WARN, "store: %s was mode %04o (world-accessible); now %04o", file,
                     (unsigned)(st.st_mode & 07777), (unsigned)want);
         else
             giz_log(GIZ_LOG_WARN, "store: %s is mode %04o (world-accessible) and cannot be changed: %s",
                     file, (unsigned)(st.st_mode & 07777), strerror(errno));
     }
-    close(fd);
 }
 
 /* File modes of the database, before SQLite opens it: a new database file is
