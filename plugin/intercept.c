@@ -75,6 +75,7 @@
 #define SWEEP_EVERY_MS 100   /* pre-CONNECT timeout sweep period (on TICK) */
 #define REFUSE_LOG_MS 10000  /* "connections refused" summary interval */
 #define PEER_SIZE GIZP_PEER_SIZE
+#define FD_HEADROOM_MIN 16   /* descriptors left to mosquitto itself at the fd limit */
 
 /* mosquitto builds this interposition was verified against (net__read calls
  * read/SSL_read on mosq->sock, accept/close through the PLT, one thread). */
@@ -134,6 +135,7 @@ struct icpt {
     unsigned pre_count;
     struct map per_addr; /* family + address bytes -> count of pre-CONNECT conns (as pointer) */
     int reserve_fd;      /* /dev/null, given up at EMFILE to accept-and-close */
+    int fd_high;         /* an accepted fd at or above this is refused (RLIMIT_NOFILE - headroom) */
     int64_t last_sweep_ms, refuse_window_ms;
 
     /* counters: totals (stats line) and this refusal interval */
@@ -465,6 +467,17 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *alen, int fl
             return -1;
         }
         peer_from(&ss, &peer);
+        if (fd >= ic->fd_high) {
+            /* The kernel hands out the lowest free descriptor, so all below
+             * are taken: leave the rest to mosquitto itself (its log, the
+             * database, tcpd's hosts files -- without them it would refuse
+             * and log every connection itself). */
+            ic->shed_fd++;
+            ic->w_shed_fd++;
+            ic->last_shed_peer = peer;
+            close(fd);
+            continue;
+        }
         if (ic->pre_count >= cfg->pre_connect_max) {
             ic->shed_cap++;
             ic->w_shed_cap++;
@@ -521,23 +534,36 @@ static void log_refusals(struct icpt *ic, int64_t now)
         MOSQ_LOG_WARNING,
         "giz: refused %llu connections in the last %lld s: %llu over plugin_opt_pre_connect_max "
         "%u, %llu over plugin_opt_pre_connect_per_addr %u (last from %s), %llu at the fd limit "
-        "(%llu); %llu accept errors, %llu times without a spare fd; %u connections without "
+        "(%llu, %d kept for mosquitto); %llu accept errors, %llu times without a spare fd; %u connections without "
         "CONNECT now",
         (unsigned long long)total, (long long)((now - ic->refuse_window_ms) / 1000),
         (unsigned long long)ic->w_shed_cap, ic->g->cfg.pre_connect_max,
         (unsigned long long)ic->w_shed_addr, ic->g->cfg.pre_connect_per_addr, peer,
         (unsigned long long)ic->w_shed_fd, (unsigned long long)rl.rlim_cur,
+        (int)(rl.rlim_cur > (rlim_t)ic->fd_high ? rl.rlim_cur - (rlim_t)ic->fd_high : 0u),
         (unsigned long long)ic->w_errors, (unsigned long long)ic->w_no_reserve, ic->pre_count);
     ic->w_shed_cap = ic->w_shed_addr = ic->w_shed_fd = ic->w_errors = ic->w_no_reserve = 0;
     ic->refuse_window_ms = now;
 }
 
+/* The fd number from which accepted sockets are refused. */
+static int fd_high_now(void)
+{
+    struct rlimit rl;
+    rlim_t room;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT_MAX)
+        return INT_MAX;
+    room = rl.rlim_cur / 100u;
+    if (room < FD_HEADROOM_MIN) room = FD_HEADROOM_MIN;
+    return rl.rlim_cur > room ? (int)(rl.rlim_cur - room) : (int)rl.rlim_cur;
+}
+
 void intercept__tick(struct gizp *g, int64_t now)
 {
     struct icpt *ic = g->icpt;
-    (void)g;
     if (ic == NULL || now - ic->last_sweep_ms < SWEEP_EVERY_MS) return;
     ic->last_sweep_ms = now;
+    ic->fd_high = fd_high_now();
     while (ic->pre_head != NULL &&
            now - ic->pre_head->accepted_ms >= (int64_t)ic->g->cfg.connect_timeout_ms) {
         struct iconn *c = ic->pre_head;
@@ -852,6 +878,7 @@ int intercept__start(struct gizp *g)
     ic->lim.max_packet = (uint32_t)cfg->max_packet;
     ic->lim.now_ms = now_cb;
     ic->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ic->fd_high = fd_high_now();
     ic->last_sweep_ms = ic->refuse_window_ms = plugin__now_ms();
     icpt = ic; /* before patching: the wrappers may run as soon as they are in */
     if (patch(ic) != 0) {
