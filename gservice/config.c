@@ -58,6 +58,8 @@ static void usage(FILE *out)
         "                                         before 429 [10; 0 = off]\n"
         "  --tls-priorities S  GIZ_TLS_PRIORITIES GnuTLS priority string for HTTPS\n"
         "                                         [TLS 1.2/1.3, ECDHE + AEAD only]\n"
+        "  --broker-max-age S  GIZ_BROKER_MAX_AGE broker heartbeat silence after which devices\n"
+        "                                         count as offline and pushes get 503 [15]\n"
         "  --help                                 this text\n",
         out);
 }
@@ -135,6 +137,8 @@ static const struct opt opts[] = {
      SZ(admin_fail_limit), 0, 100000},
     {"--tls-priorities", "GIZ_TLS_PRIORITIES", OPT_STR, OFF(tls_priorities), SZ(tls_priorities), 0,
      0},
+    {"--broker-max-age", "GIZ_BROKER_MAX_AGE", OPT_PORT, OFF(broker_max_age), SZ(broker_max_age), 6,
+     3600},
 };
 #undef OFF
 #undef SZ
@@ -242,6 +246,7 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
     cfg->per_ip_limit = GS_DEFAULT_PER_IP_LIMIT;
     cfg->max_connections = GS_DEFAULT_MAX_CONNECTIONS;
     cfg->admin_fail_limit = GS_DEFAULT_ADMIN_FAIL_LIMIT;
+    cfg->broker_max_age = GS_DEFAULT_BROKER_MAX_AGE;
     snprintf(cfg->tls_priorities, sizeof cfg->tls_priorities, "%s", GS_DEFAULT_TLS_PRIORITIES);
 
     const size_t n_opts = sizeof opts / sizeof opts[0];

@@ -33,6 +33,7 @@ struct cJSON;
 #define GS_DEFAULT_PER_IP_LIMIT 256
 #define GS_DEFAULT_MAX_CONNECTIONS 4000
 #define GS_DEFAULT_ADMIN_FAIL_LIMIT 10
+#define GS_DEFAULT_BROKER_MAX_AGE 15
 /* TLS 1.2 and 1.3 only; in 1.2 only ECDHE key exchange (forward secrecy)
  * with AEAD ciphers (no CBC, no SHA-1 MACs, no static RSA, no DHE). */
 #define GS_DEFAULT_TLS_PRIORITIES                                                                  \
@@ -66,6 +67,7 @@ struct gs_config {
     unsigned max_connections;         /* all connections, per daemon */
     unsigned admin_fail_limit;        /* wrong admin tokens per address per minute; 0 = off */
     char tls_priorities[256];         /* GnuTLS priority string of the HTTPS daemon */
+    unsigned broker_max_age;          /* s of broker heartbeat silence before it counts as down */
 };
 
 /* Fills `cfg` from defaults, then the environment, then argv (flags win).
@@ -380,6 +382,13 @@ bool gs_device_info_parse(const char *src, size_t len, bool with_type,
  * not answered; auth_key is never logged and stored only as a digest). */
 void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const char *did,
                            const struct giz_device_info *info, const char *auth_key);
+
+/* Broker liveness (http.c): true if the broker's heartbeat in the store is
+ * at most GIZ_BROKER_MAX_AGE old (false also when no broker ever ran on this
+ * database, after a clean stop, or on a store error). *age_ms (optional) gets
+ * the heartbeat's age, -1 when there is none. Presence flags and pushes are
+ * only trusted while this holds. */
+bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_ms);
 
 /* Download URL of hosted firmware `id` for OTA v4.1 (v41 = true) or v4.0. */
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,

@@ -358,6 +358,24 @@ bool gs_valid_version(const char *s, bool allow_empty)
     return n > 0 || allow_empty;
 }
 
+bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_ms)
+{
+    bool alive = false;
+    struct giz_broker_status b;
+    if (age_ms != NULL)
+        *age_ms = -1;
+    if (st == NULL ||
+        giz_store_broker_alive(st, (int64_t)srv->cfg.broker_max_age * 1000, &alive) != GIZ_OK)
+        return false;
+    if (age_ms != NULL && giz_store_broker_get(st, &b) == GIZ_OK) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        *age_ms = now_ms > b.heartbeat_at_ms ? now_ms - b.heartbeat_at_ms : 0;
+    }
+    return alive;
+}
+
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
                      char *out, size_t cap)
 {

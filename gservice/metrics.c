@@ -163,14 +163,28 @@ void gs_route_metrics(struct gs_request *rq)
         ld(&m->admin_throttled));
 
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    int64_t all = -1, online = -1;
+    int64_t all = -1, online = -1, age_ms = -1;
+    bool alive = false;
     if (st != NULL) {
+        alive = gs_broker_alive(rq->srv, st, &age_ms);
         if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK)
             all = -1;
-        if (giz_store_device_count(st, NULL, true, &online) != GIZ_OK)
+        if (!alive)
+            online = 0; /* stale flags of a dead broker are not presence */
+        else if (giz_store_device_count(st, NULL, true, &online) != GIZ_OK)
             online = -1;
         gs_store_release(&rq->srv->pool, st);
     }
+    put(&t, "# HELP gizcloud_broker_alive 1 while the broker's store heartbeat is at most "
+            "GIZ_BROKER_MAX_AGE old.\n"
+            "# TYPE gizcloud_broker_alive gauge\n"
+            "gizcloud_broker_alive %d\n",
+        alive ? 1 : 0);
+    if (age_ms >= 0)
+        put(&t, "# HELP gizcloud_broker_heartbeat_age_seconds Age of the broker's last heartbeat.\n"
+                "# TYPE gizcloud_broker_heartbeat_age_seconds gauge\n"
+                "gizcloud_broker_heartbeat_age_seconds %.3f\n",
+            (double)age_ms / 1000.0);
     if (all >= 0)
         put(&t, "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
                 "# TYPE gizcloud_devices_registered gauge\n"

@@ -133,7 +133,10 @@ out:
 
 /* ---- devices ------------------------------------------------------------- */
 
-static cJSON *device_json(const struct giz_device *d)
+/* Presence is the broker's word: while its heartbeat is stale (killed,
+ * stopped, never started) the stored flags are not trusted, devices are
+ * reported offline with presence "unknown". */
+static cJSON *device_json(const struct giz_device *d, bool broker_alive)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
@@ -142,7 +145,9 @@ static cJSON *device_json(const struct giz_device *d)
     cJSON_AddStringToObject(o, "product_key", d->product_key);
     cJSON_AddStringToObject(o, "mac", d->mac);
     cJSON_AddStringToObject(o, "status", d->status == GIZ_DEVICE_ACTIVE ? "active" : "disabled");
-    cJSON_AddBoolToObject(o, "online", d->online);
+    cJSON_AddBoolToObject(o, "online", broker_alive && d->online);
+    cJSON_AddStringToObject(o, "presence",
+                            !broker_alive ? "unknown" : (d->online ? "online" : "offline"));
     cJSON_AddNumberToObject(o, "last_seen", (double)d->last_seen);
     cJSON_AddNumberToObject(o, "created_at", (double)d->created_at);
     cJSON_AddStringToObject(o, "wifi_soft_version", d->wifi_soft_version);
@@ -152,13 +157,32 @@ static cJSON *device_json(const struct giz_device *d)
     return o;
 }
 
+struct device_list_ctx {
+    cJSON *arr;
+    bool broker_alive;
+};
+
 static int device_list_cb(const struct giz_device *d, void *ud)
 {
-    cJSON *o = device_json(d);
+    struct device_list_ctx *c = ud;
+    cJSON *o = device_json(d, c->broker_alive);
     if (o == NULL)
         return 1;
-    cJSON_AddItemToArray(ud, o);
+    cJSON_AddItemToArray(c->arr, o);
     return 0;
+}
+
+/* "broker": {"alive", "heartbeat_age_ms" (null if it never beat)} */
+static void add_broker(cJSON *j, bool alive, int64_t age_ms)
+{
+    cJSON *b = cJSON_AddObjectToObject(j, "broker");
+    if (b == NULL)
+        return;
+    cJSON_AddBoolToObject(b, "alive", alive);
+    if (age_ms >= 0)
+        cJSON_AddNumberToObject(b, "heartbeat_age_ms", (double)age_ms);
+    else
+        cJSON_AddNullToObject(b, "heartbeat_age_ms");
 }
 
 void gs_route_admin_devices(struct gs_request *rq)
@@ -182,14 +206,21 @@ void gs_route_admin_devices(struct gs_request *rq)
         return;
     }
     cJSON *j = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(j, "devices");
+    int64_t age_ms = -1;
+    struct device_list_ctx c = {cJSON_AddArrayToObject(j, "devices"),
+                                gs_broker_alive(rq->srv, st, &age_ms)};
     int64_t total = 0;
-    rc = arr ? giz_store_device_list(st, pk[0] ? pk : NULL, online_only, limit, offset,
-                                     device_list_cb, arr)
-             : GIZ_ERR_NOMEM;
-    if (rc == GIZ_OK)
-        rc = giz_store_device_count(st, pk[0] ? pk : NULL, online_only, &total);
+    if (online_only && !c.broker_alive) {
+        rc = c.arr ? GIZ_OK : GIZ_ERR_NOMEM; /* nothing is known to be online */
+    } else {
+        rc = c.arr ? giz_store_device_list(st, pk[0] ? pk : NULL, online_only, limit, offset,
+                                           device_list_cb, &c)
+                   : GIZ_ERR_NOMEM;
+        if (rc == GIZ_OK)
+            rc = giz_store_device_count(st, pk[0] ? pk : NULL, online_only, &total);
+    }
     gs_store_release(&rq->srv->pool, st);
+    add_broker(j, c.broker_alive, age_ms);
     if (rc != GIZ_OK) {
         cJSON_Delete(j);
         store_error(rq, rc);
@@ -212,6 +243,8 @@ void gs_route_admin_device(struct gs_request *rq)
     }
     struct giz_device d;
     struct giz_device_info info;
+    int64_t age_ms = -1;
+    bool alive = gs_broker_alive(rq->srv, st, &age_ms);
     int rc = giz_store_device_get(st, rq->param[0], &d);
     if (rc == GIZ_OK)
         rc = giz_store_device_info_get(st, rq->param[0], &info);
@@ -221,7 +254,9 @@ void gs_route_admin_device(struct gs_request *rq)
     } else if (rc != GIZ_OK) {
         store_error(rq, rc);
     } else {
-        cJSON *j = device_json(&d);
+        cJSON *j = device_json(&d, alive);
+        if (j != NULL)
+            add_broker(j, alive, age_ms);
         cJSON *o = j ? cJSON_AddObjectToObject(j, "details") : NULL;
         if (o != NULL) {
             cJSON_AddStringToObject(o, "type", info.reg_type);
@@ -328,6 +363,25 @@ void gs_route_admin_ota_push(struct gs_request *rq)
     st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
+        goto out;
+    }
+    /* a dead broker drains no outbox and its online flags are stale: say so
+     * rather than count targets that will never get the push */
+    int64_t age_ms = -1;
+    if (!gs_broker_alive(rq->srv, st, &age_ms)) {
+        char msg[160];
+        if (age_ms >= 0)
+            snprintf(msg, sizeof msg,
+                     "the broker has not reported for %" PRId64 " s: the push cannot be "
+                     "delivered",
+                     age_ms / 1000);
+        else
+            snprintf(msg, sizeof msg,
+                     "no broker is running on this database: the push cannot be delivered");
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "error", "broker_unavailable");
+        cJSON_AddStringToObject(e, "message", msg);
+        gs_respond_json(rq, 503, e);
         goto out;
     }
     int64_t targets = 0;

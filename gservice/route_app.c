@@ -260,6 +260,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
     }
     cJSON *j = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(j, "devices");
+    bool broker_alive = gs_broker_alive(rq->srv, st, NULL); /* stale flags are not presence */
     for (unsigned i = 0; i < c.n; i++) {
         struct giz_device d;
         if (giz_store_device_get(st, c.dids[i], &d) != GIZ_OK)
@@ -274,7 +275,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
         cJSON_AddNumberToObject(o, "port", route.port);
         if (route.port_s != 0)
             cJSON_AddNumberToObject(o, "port_s", route.port_s);
-        cJSON_AddBoolToObject(o, "is_online", d.online);
+        cJSON_AddBoolToObject(o, "is_online", broker_alive && d.online);
         cJSON_AddBoolToObject(o, "is_disabled", d.status != GIZ_DEVICE_ACTIVE);
         cJSON_AddStringToObject(o, "wifi_soft_version", d.wifi_soft_version);
         cJSON_AddStringToObject(o, "mcu_soft_version", d.mcu_soft_version);

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +42,20 @@ def get(cloud, path, headers=None, method="GET"):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *a, **k):
         return None
+
+
+def fake_broker_alive(db_path):
+    """This test runs no broker: write the broker's liveness row as a live broker
+    would (a heartbeat in the future counts as fresh), so presence flags and pushes
+    are trusted (without one the GService answers 503 broker_unavailable)."""
+    now_ms = int(time.time() * 1000)
+    db = sqlite3.connect(db_path)
+    try:
+        db.execute("INSERT OR REPLACE INTO broker (id, pid, started_at, heartbeat_at, stopped_at) "
+                   "VALUES (1, 1, ?, ?, NULL)", (now_ms, now_ms + 3600 * 1000))
+        db.commit()
+    finally:
+        db.close()
 
 
 def main():
@@ -245,6 +260,9 @@ def main():
 
         # -- OTA push -> outbox -------------------------------------------------------------------
         fw_types = sorted({f["type"] for f in lst.get("firmware", [])})
+        st, r = cloud.json("POST", "/admin/ota/push", {"did": did}, admin=True)
+        c.eq((st, r.get("error")), (503, "broker_unavailable"), "push without a live broker: 503")
+        fake_broker_alive(cloud.db_path)
         st, r = cloud.json("POST", "/admin/ota/push", {"did": did}, admin=True)
         c.eq((st, r.get("targets")), (202, 0), "push to one offline device: 0 targets")
         c.eq(r.get("types"), fw_types, "a DID push without type goes out for each firmware type the product has")
