@@ -288,15 +288,16 @@ with harness.Cloud(broker=True, plugin_opts={"auth_fail_max": "3", "auth_fail_ad
     for i in range(10):
         ck.eq(connack_from(port, "127.0.0.2", victim, victim, "wrong%05d" % i), 5,
               "attacker's wrong passcode %d refused" % (i + 1))
+    # At once (the back-off is 3 s): the real device is not locked out, the attacker is.
+    ck.eq(connack_from(port, "127.0.0.1", victim, victim, vpc), 0,
+          "the real device (127.0.0.1) still logs in with its passcode during the attack")
+    ck.eq(connack_from(port, "127.0.0.2", victim, victim, vpc), 5,
+          "the backed-off address is refused even with the right passcode (no check, cached or not)")
     ck.ok(wait_for(lambda: "device %s from 127.0.0.2: 3 wrong passcodes" % victim in log()),
           "back-off of the DID from the attacker's address logged")
     ck.eq(log().count("3 wrong passcodes"), 1, "back-off start logged once")
     ck.eq(log().count("login refused for device %s from 127.0.0.2: wrong passcode" % victim), 3,
           "only 3 passcode checks for the attacker; the other 7 refused unchecked")
-    ck.eq(connack_from(port, "127.0.0.1", victim, victim, vpc), 0,
-          "the real device (127.0.0.1) still logs in with its passcode during the attack")
-    ck.eq(connack_from(port, "127.0.0.2", victim, victim, vpc), 5,
-          "the backed-off address is refused even with the right passcode (no check, cached or not)")
     ck.eq(connack_from(port, "127.0.0.2", other, other, opc), 0,
           "another DID from that address logs in (the address itself is under its limit)")
     ck.ok(wait_for(lambda: "device %s from 127.0.0.2: 8 logins refused without a passcode check"
