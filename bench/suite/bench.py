@@ -7,16 +7,18 @@ over several repetitions; the median ratio and its min-max spread are reported,
 with the absolute medians beside them. Figures:
 
   throughput  QoS 0 messages/s, app2dev and dev2app, 64 B and 1 KiB payloads:
-              mosquitto_pub --repeat -> mosquitto_sub -C through the cloud (plugin +
-              front listener) vs bare mosquitto (anonymous, plain TCP listener).
+              mosquitto_pub --repeat -> mosquitto_sub -C through the cloud (mosquitto +
+              plugin, which reads the client sockets through its interposition) vs bare
+              mosquitto (anonymous, plain TCP listener).
   logins      new TCP + CONNECT + CONNACK + DISCONNECT per second (loginstorm.c, 32 in
-              flight; Python fallback), each fleet device once per pass: cloud (front listener; pass 1 cold =
+              flight; Python fallback), each fleet device once per pass: cloud (pass 1 cold =
               PBKDF2 + SQLite, pass 2 warm = credential cache) vs mosquitto's stock
               dynamic-security plugin holding the same clients (generated JSON config).
-  idle        broker VmRSS growth per idle connected gizsim device: cloud (front) vs
-              bare at the same N (the front costs 3 fds per connection, so N is bounded
-              by the fd limit), and plugin-direct (no front) vs bare at a larger N.
-  latency     0x020F -> 0x0210 round trip (device through the front listener) vs an echo
+  idle        broker VmRSS and open descriptors per idle connected gizsim device: cloud
+              vs bare at the same N (19,000 in a full run: fd limit 20,000).
+  parser      ns per message of the plugin's framing/limit module (lib/mqtt_guard.c),
+              bench/suite/guardbench.c (no syscalls: the guard's own share).
+  latency     0x020F -> 0x0210 round trip (device -> plugin -> device) vs an echo
               round trip through bare mosquitto (client -> broker -> echo client ->
               broker -> client).
   ota         POST /admin/ota/push for a product -> every online gizsim device has seen
@@ -299,16 +301,15 @@ class Bench:
     # -- brokers -------------------------------------------------------------
     def broker(self, mode, extra=()):
         """Starts mosquitto: mode 'bare' (anonymous TCP listener), 'dynsec' (stock
-        dynamic-security plugin, TCP listener) or 'cloud' (giz_plugin + front listener on
-        .port, plus a direct TCP listener on .direct_port used only where the front's
-        three fds per connection do not fit the fd limit). Same common settings for all
-        (the production deploy/mosquitto.conf ones: persistence off, info logging to a
-        file, message_size_limit, max_keepalive)."""
+        dynamic-security plugin, TCP listener) or 'cloud' (giz_plugin, mosquitto's TCP
+        listener on .port: the production layout). Same common settings for all (the
+        production deploy/mosquitto.conf ones: persistence off, info logging,
+        message_size_limit, max_keepalive, set_tcp_nodelay)."""
         port = free_port()
         lines = ["user root"] if os.geteuid() == 0 else []
         lines += ["per_listener_settings false", "persistence false", "log_dest stderr",
                   "log_type error", "log_type warning", "log_type notice", "log_type information",
-                  "message_size_limit 300000", "max_keepalive 600"]
+                  "message_size_limit 300000", "max_keepalive 600", "set_tcp_nodelay true"]
         lines += list(extra)
         direct = None
         if mode == "bare":
@@ -317,12 +318,9 @@ class Bench:
             lines += ["allow_anonymous false", "listener %d 127.0.0.1" % port,
                       "plugin " + DYNSEC, "plugin_opt_config_file " + self.dynsec_json]
         elif mode == "cloud":
-            sock = os.path.join(self.dir, "mosquitto.sock")
-            direct = free_port()
-            lines += ["allow_anonymous false", "listener 0 " + sock,
-                      "listener %d 127.0.0.1" % direct,
+            direct = port  # one listener; kept as an attribute for the callers
+            lines += ["allow_anonymous false", "listener %d 127.0.0.1" % port,
                       "plugin " + self.plugin, "plugin_opt_db_path " + self.db,
-                      "plugin_opt_listen 127.0.0.1:%d" % port, "plugin_opt_broker_socket " + sock,
                       "plugin_opt_ping_max 180", "plugin_opt_ping_window 180",
                       "plugin_opt_keepalive_max 600"]
         else:
@@ -335,9 +333,7 @@ class Bench:
         p.direct_port = direct
         p.mode = mode
         wait_port(port, p)
-        if direct:
-            wait_port(direct, p)
-        time.sleep(0.3)  # the front listener accepts from the first TICK on
+        time.sleep(0.3)
         return p
 
     # -- fixtures --------------------------------------------------------------
@@ -499,8 +495,7 @@ def thread_cpu(pid):
             continue
         comm = st[st.index("(") + 1:st.rindex(")")]
         fields = st[st.rindex(")") + 2:].split()
-        # mosquitto's only other thread is the plugin's front listener (same comm)
-        name = "main" if tid == str(pid) else ("front" if comm == "mosquitto" else comm)
+        name = "main" if tid == str(pid) else comm
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tck
     return out
 
@@ -546,16 +541,14 @@ def bench_throughput(b, reps):
         with open(files[size], "wb") as f:
             f.write(device_payload(size))
     work = [("app2dev", 64), ("dev2app", 64), ("app2dev", 1024), ("dev2app", 1024)]
-    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": [], "direct": [], "direct_ratio": [],
-                         "cpu_us_per_msg": {"cloud": [], "bare": [], "direct": []}} for w in work}
+    raw = {"%s_%d" % w: {"cloud": [], "bare": [], "ratio": [],
+                         "cpu_us_per_msg": {"cloud": [], "bare": []}} for w in work}
     for rep in range(reps):
-        # "direct" (diagnostic): the same cloud broker, clients on mosquitto's own TCP
-        # listener, i.e. the plugin's callbacks without the front listener's hop
-        order = ("bare", "cloud", "direct") if rep % 2 == 0 else ("direct", "cloud", "bare")
+        order = ("bare", "cloud") if rep % 2 == 0 else ("cloud", "bare")
         got = {}
         for mode in order:
-            br = b.broker("cloud" if mode == "direct" else mode, ["max_queued_messages 0"])
-            port = br.direct_port if mode == "direct" else br.port
+            br = b.broker(mode, ["max_queued_messages 0"])
+            port = br.port
             try:
                 for direction, size in work:
                     n = a.messages if size == 64 else a.messages_1k
@@ -579,9 +572,6 @@ def bench_throughput(b, reps):
             raw[k]["cloud"].append(c)
             raw[k]["bare"].append(bb)
             raw[k]["ratio"].append(c / bb if c and bb else None)
-            d = got.get(("direct", direction, size))
-            raw[k]["direct"].append(d)
-            raw[k]["direct_ratio"].append(d / bb if d and bb else None)
     return raw
 
 
@@ -673,7 +663,10 @@ def idle_once(b, mode, n):
     try:
         time.sleep(0.5)
         base = rss_kib(br.pid)
-        g, rep, secs = b.gizsim_fleet(br.port, n)
+        fds0 = nfds(br.pid)
+        # cold logins (PBKDF2) on mosquitto's listener (backlog 100): a gentle ramp so
+        # the accept queue does not overflow into SYN retries and login timeouts
+        g, rep, secs = b.gizsim_fleet(br.port, n, rate=1500)
         try:
             time.sleep(3.0)
             after = rss_kib(br.pid)
@@ -682,53 +675,54 @@ def idle_once(b, mode, n):
         finally:
             b.stop(g)
         return {"rss0_kib": base, "rss_kib": after, "per_conn_kib": (after - base) / n, "fds": fds,
+                "fds0": fds0, "fds_per_conn": (fds - fds0) / n,
                 "connected_now": counts.get("connected_now"), "connect_s": secs}
     finally:
         b.stop(br)
 
 
-def bench_idle(b, reps, n, cloud_mode):
-    """cloud_mode 'cloud' (front listener) or 'direct' (plugin, devices straight to mosquitto)."""
-    raw = {"n": n, "cloud": [], "bare": [], "extra_kib": [], "ratio": [], "detail": []}
+def bench_idle(b, reps, n):
+    """Broker RSS and descriptors per idle device: cloud vs bare, same N."""
+    raw = {"n": n, "cloud": [], "bare": [], "extra_kib": [], "ratio": [], "fds_per_conn": {"cloud": [], "bare": []},
+           "detail": []}
     for rep in range(reps):
-        order = ("bare", cloud_mode) if rep % 2 == 0 else (cloud_mode, "bare")
+        order = ("bare", "cloud") if rep % 2 == 0 else ("cloud", "bare")
         got = {}
         for mode in order:
             try:
-                got[mode] = idle_direct(b, n) if mode == "direct" else idle_once(b, mode, n)
-                log("  idle rep %d %-6s N=%d: RSS %d -> %d KiB, %.2f KiB/conn, %d fds" % (
-                    rep, mode, n, got[mode]["rss0_kib"], got[mode]["rss_kib"], got[mode]["per_conn_kib"],
-                    got[mode]["fds"]))
+                got[mode] = idle_once(b, mode, n)
+                log("  idle rep %d %-6s N=%d: RSS %d -> %d KiB, %.2f KiB/conn, fds %d -> %d (%.3f/conn), "
+                    "%s connected" % (rep, mode, n, got[mode]["rss0_kib"], got[mode]["rss_kib"],
+                                      got[mode]["per_conn_kib"], got[mode]["fds0"], got[mode]["fds"],
+                                      got[mode]["fds_per_conn"], got[mode].get("connected_now")))
             except Exception as e:  # noqa: BLE001 - one failed sample must not end the suite
                 log("  idle rep %d %s failed: %s" % (rep, mode, e))
-        c, bb = got.get(cloud_mode), got.get("bare")
+        c, bb = got.get("cloud"), got.get("bare")
         raw["cloud"].append(c["per_conn_kib"] if c else None)
         raw["bare"].append(bb["per_conn_kib"] if bb else None)
         raw["extra_kib"].append(c["per_conn_kib"] - bb["per_conn_kib"] if c and bb else None)
         raw["ratio"].append(c["per_conn_kib"] / bb["per_conn_kib"] if c and bb and bb["per_conn_kib"] else None)
+        raw["fds_per_conn"]["cloud"].append(c["fds_per_conn"] if c else None)
+        raw["fds_per_conn"]["bare"].append(bb["fds_per_conn"] if bb else None)
         raw["detail"].append(got)
     return raw
 
 
-def idle_direct(b, n):
-    br = b.broker("cloud")
-    try:
-        time.sleep(0.5)
-        base = rss_kib(br.pid)
-        # cold logins (PBKDF2) on mosquitto's own listener (backlog 100): ramp gently so
-        # the accept queue does not overflow into SYN retries and login timeouts
-        g, rep, secs = b.gizsim_fleet(br.direct_port, n, rate=1500)
-        try:
-            time.sleep(3.0)
-            after = rss_kib(br.pid)
-            fds = nfds(br.pid)
-            counts = b.gizsim_counts(g, rep)
-        finally:
-            b.stop(g)
-        return {"rss0_kib": base, "rss_kib": after, "per_conn_kib": (after - base) / n, "fds": fds,
-                "connected_now": counts.get("connected_now"), "connect_s": secs}
-    finally:
-        b.stop(br)
+def bench_parser(b, reps):
+    """Runs bench/suite/guardbench.c (compiled by bench/run) reps x 3 times; medians."""
+    exe = b.args.guardbench
+    raw = {}
+    if not exe or not os.access(exe, os.X_OK):
+        raise RuntimeError("guardbench not built (bench/run compiles bench/suite/guardbench.c)")
+    for _ in range(max(3, reps * 3)):
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=120)
+        for line in out.stdout.split():
+            k, _, v = line.partition("=")
+            if k.endswith("_ns"):
+                raw.setdefault(k, []).append(float(v))
+    log("  parser ns/message (medians): %s" % " ".join(
+        "%s %.1f" % (k, statistics.median(v)) for k, v in sorted(raw.items())))
+    return raw
 
 
 def percentile(sorted_v, p):
@@ -875,9 +869,8 @@ def wait_seen(b, g, rep, start, want, t0, timeout=30.0):
 def ota_once(b, mode, n):
     br = b.broker(mode)
     try:
-        # the front listener holds 3 fds per device: beyond the fd limit use the direct listener
-        port = br.port if mode == "bare" or n <= b.front_max else br.direct_port
-        g, rep, secs = b.gizsim_fleet(port, n, rate=1500 if port == br.direct_port else 3000)
+        port = br.port
+        g, rep, secs = b.gizsim_fleet(port, n, rate=1500 if mode == "cloud" else 3000)
         try:
             time.sleep(1.0)
             start = b.gizsim_counts(g, rep).get("ota_pushes_seen", 0)
@@ -899,7 +892,7 @@ def ota_once(b, mode, n):
                 if targets != n:
                     log("  ota: push reported %s targets, %d devices online" % (targets, n))
                 dt = wait_seen(b, g, rep, start, n, t0)
-            return dt, port == br.direct_port
+            return dt, False
         finally:
             b.stop(g)
     finally:
@@ -1012,10 +1005,12 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--only", default="throughput,logins,idle,latency,ota,gservice")
+    ap.add_argument("--only", default="throughput,logins,idle,parser,latency,ota,gservice")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--loginstorm", help="the compiled bench/suite/loginstorm.c (else a Python driver)")
+    ap.add_argument("--guardbench", help="the compiled bench/suite/guardbench.c")
+    ap.add_argument("--idle-n", type=int, help="idle devices (default 19,000; --quick 1,000)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite RESULTS.md from the existing results JSON (after editing analysis.md)")
     a = ap.parse_args()
@@ -1034,7 +1029,7 @@ def main():
     a.login_inflight = 32
     a.latency_n = 500 if q else 3000
     a.wrk_secs = 2 if q else 5
-    a.idle_n = 1000 if q else 20000
+    a.idle_n = a.idle_n or (1000 if q else 19000)
     a.ota_n = 1000 if q else 10000
     a.logins = 2000 if q else 10000
 
@@ -1043,9 +1038,8 @@ def main():
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # the cloud broker holds 3 fds per front connection, bare mosquitto 1; gizsim 1 + spare
-    a.front_max = min(a.idle_n, (soft - 200) // 3)
-    a.direct_max = min(a.idle_n, soft - 300)
+    # the broker holds 1 fd per connection (cloud and bare alike), gizsim 1 + spare
+    a.front_max = a.direct_max = min(a.idle_n, soft - 1000)
     a.fleet = max(a.direct_max, a.ota_n, a.logins) if not q else max(a.idle_n, a.ota_n, a.logins)
     a.fleet = min(a.fleet, soft - 300)
 
@@ -1058,7 +1052,7 @@ def main():
            "loadavg_start": loadavg(), "settings": {
                "messages_64": a.messages, "messages_1k": a.messages_1k, "login_clients": a.logins,
                "login_procs": a.login_procs, "latency_samples": a.latency_n, "wrk_secs": a.wrk_secs,
-               "idle_front_n": a.front_max, "idle_direct_n": a.direct_max, "ota_n": a.ota_n,
+               "idle_n": a.front_max, "ota_n": a.ota_n,
                "fleet": a.fleet}, "figures": {}, "errors": {}, "loadavg": {}}
     log("gizcloud bench: %s reps, fleet %d, fd limit %d/%d, load %s" % (a.reps, a.fleet, soft, hard, loadavg()))
 
@@ -1079,11 +1073,10 @@ def main():
         b.fixtures()
         step("throughput", lambda: bench_throughput(b, a.tp_reps))
         step("logins", lambda: bench_logins(b, a.reps))
-        step("idle", lambda: {"front": bench_idle(b, a.reps, a.front_max, "cloud"),
-                              "direct": bench_idle(b, a.reps, a.direct_max, "direct")})
+        step("idle", lambda: {"cloud": bench_idle(b, a.reps, a.front_max)})
+        step("parser", lambda: bench_parser(b, a.reps))
         step("latency", lambda: bench_latency(b, a.reps))
-        step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n),
-                             "front": bench_ota(b, a.reps, min(a.ota_n, a.front_max))})
+        step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n)})
         step("gservice", lambda: bench_gservice(b, a.reps))
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
