@@ -191,8 +191,8 @@ static void publish_to(const char *did, const char *topic, const uint8_t *buf, s
 {
     int rc = mosquitto_broker_publish_copy(did, topic, (int)len, buf, qos, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: publish to %s failed: %s", did,
-                             mosquitto_strerror(rc));
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: publish to %s failed: mosquitto error %d", did,
+                             rc); /* mosquitto_strerror is not exported by the 2.0.21 broker */
 }
 
 /* Appends a copy (a queued count is updated in place instead). false if
