@@ -246,8 +246,15 @@ void gs_route_dev_provision(struct gs_request *rq)
 {
     char body[600];
     size_t len = 0;
-    if (provision_body(rq, rq->param[0], NULL, body, sizeof body, &len))
-        gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", body, len);
+    if (!provision_body(rq, rq->param[0], NULL, body, sizeof body, &len))
+        return;
+    /* newer firmware may add extra / sdk_* versions to the query: keep them
+     * (only parsed when there is a query: provision is the hot path) */
+    struct giz_device_info info;
+    if (rq->query_len > 0 &&
+        gs_device_info_parse(rq->query, rq->query_len, false, &info, NULL, 0))
+        gs_device_info_record(rq, NULL, rq->param[0], &info, NULL);
+    gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", body, len);
 }
 
 /* ---- safe variants --------------------------------------------------- */

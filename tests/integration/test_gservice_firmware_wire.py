@@ -248,6 +248,11 @@ def check_device_details(c, cloud, pk, secret):
     c.eq((det.get("type"), det.get("sdk_soft_version"), det.get("extra"), det.get("sdk_hard_version")),
          ("center_control", "04020021", "01020304", "SDKH0001"),
          "OTA check updates sdk_soft_version/extra, keeps the rest")
+    st, _, _ = cloud.http("GET", "/dev/devices/%s?sdk_hard_version=SDKH0002&lan_proto_ver=5" % did)
+    c.eq(st, 200, "provision with newer query fields")
+    det = cloud.json("GET", "/admin/devices/" + did, admin=True)[1].get("details", {})
+    c.eq((det.get("sdk_hard_version"), det.get("lan_proto_ver"), det.get("sdk_soft_version")),
+         ("SDKH0002", "5", "04020021"), "provision query fields kept")
     # safe register plaintext with is_reset, auth_key, random_code, lan_proto_ver
     auth_key = "AuthKeyZ9q8w7e6r5t4y3u2i1"
     plain = ("mac=00163E00DD02&passcode=newfw00002&type=normal&is_reset=1&auth_key=%s"
