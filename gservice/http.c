@@ -808,7 +808,7 @@ static void request_begin(struct gs_request *rq, const char *method, const char 
      * would silently cut the path. In its buffer the target ends one byte
      * before the version string; a shorter C string means a NUL inside. */
     if (version != NULL && version[0] != '\0' && url != NULL && version > url &&
-        (size_t)(version - url - 1) != rq->raw_target_len) {
+        rq->raw_target_len != SIZE_MAX && (size_t)(version - url - 1) != rq->raw_target_len) {
         respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
                               "NUL byte in the request target");
         return;
@@ -908,6 +908,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         rq = request_new(srv, conn, url);
         if (rq == NULL)
             return MHD_NO;
+        rq->raw_target_len = SIZE_MAX; /* url is already unescaped: length unknown */
         *con_cls = rq;
     }
     rq->conn = conn;

@@ -227,6 +227,10 @@ def check_small(c):
         c.eq(status_of(a), 400, "NUL in the query: 400")
         a = raw(port, b"GET /dev/devices/" + did.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         c.eq(status_of(a), 200, "the same path without the NUL: 200")
+        a = raw(port, b"GET /healthz?x=%41&y=%2F HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.eq(status_of(a), 200, "%-escapes (shortened by unescaping) are not mistaken for a NUL")
+        a = raw(port, b"GET http://api.gizwits.com/dev/devices/" + did.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.eq(status_of(a), 200, "an absolute-form target is not mistaken for a NUL")
         a = raw(port, b"GET /healthz  HTTP/1.1\r\nHost: x\r\n\r\n")
         c.ok(status_of(a) in (200, 404), "a double space before the version is not mistaken for a NUL (%d)"
              % status_of(a))
