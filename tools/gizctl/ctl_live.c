@@ -103,11 +103,11 @@ static int parse_payload(const char *arg, uint8_t **out, size_t *len)
 /* "error,warn,info,led" | "none" | "all" | number -> bits. */
 static int parse_bits(const char *s, uint16_t *bits)
 {
-    unsigned long v;
+    uint64_t v;
     char buf[128];
     const char *p = s;
 
-    if (util__parse_ulong(s, 0, 0xffff, &v) == 0) {
+    if (giz_parse_uint(s, 0, 0, 0xffff, &v) == GIZ_OK) {
         *bits = (uint16_t)v;
         return CTL_OK;
     }
@@ -167,13 +167,13 @@ static int resolve_mqtt(struct live *lv)
         if (found != NULL) {
             /* port_s is the broker's TLS port */
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(found, ctl->mqtts ? "port_s" : "port");
-            unsigned long pv = 0;
+            uint64_t pv = 0;
             if (host[0] == '\0')
                 snprintf(host, sizeof host, "%s", ctl__jstr(found, "host"));
             if (port == 0 && cJSON_IsNumber(p) && p->valueint > 0 && p->valueint < 65536)
                 port = (uint16_t)p->valueint;
             else if (port == 0 && cJSON_IsString(p) &&
-                     util__parse_ulong(p->valuestring, 1, 65535, &pv) == 0)
+                     giz_parse_uint(p->valuestring, 0, 1, 65535, &pv) == GIZ_OK)
                 port = (uint16_t)pv;
         }
         cJSON_Delete(out);
@@ -667,7 +667,7 @@ int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
 {
     struct live lv;
     const char *s;
-    unsigned long v;
+    uint64_t v;
     int rc;
 
     rc = live_init(&lv, ctl, ctl__flag(a, "ack") ? LIVE_ACK : LIVE_SEND);
@@ -679,14 +679,14 @@ int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
     if (rc != CTL_OK)
         goto cleanup;
     if ((s = ctl__opt(a, "count")) != NULL) {
-        if (util__parse_ulong(s, 1, 100000000, &v) != 0) {
+        if (giz_parse_uint(s, 0, 1, 100000000, &v) != GIZ_OK) {
             rc = ctl__fail(CTL_USAGE, "--count wants a positive number");
             goto cleanup;
         }
         lv.count = v;
     }
     if ((s = ctl__opt(a, "sn")) != NULL) {
-        if (util__parse_ulong(s, 0, 0xffffffffUL, &v) != 0) {
+        if (giz_parse_uint(s, 0, 0, 0xffffffffUL, &v) != GIZ_OK) {
             rc = ctl__fail(CTL_USAGE, "--sn wants a number 0..4294967295");
             goto cleanup;
         }
@@ -741,7 +741,7 @@ int ctl__cmd_watch(struct ctl *ctl, const struct ctl_args *a)
 {
     struct live lv;
     const char *s;
-    unsigned long v;
+    uint64_t v;
     double secs;
     int rc;
 
@@ -749,7 +749,7 @@ int ctl__cmd_watch(struct ctl *ctl, const struct ctl_args *a)
     if (rc != CTL_OK)
         goto cleanup;
     if ((s = ctl__opt(a, "count")) != NULL) {
-        if (util__parse_ulong(s, 1, 1000000000, &v) != 0) {
+        if (giz_parse_uint(s, 0, 1, 1000000000, &v) != GIZ_OK) {
             rc = ctl__fail(CTL_USAGE, "--count wants a positive number");
             goto cleanup;
         }

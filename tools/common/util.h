@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
- * Small helpers shared by gizctl and gizsim: strict number parsing, whole-file
- * reading, URL splitting, wall-clock and monotonic time, raising the file
- * descriptor limit, and a bounded latency sample set with percentiles.
+ * Small helpers shared by gizctl and gizsim on top of include/giz/util.h
+ * (which gives them integer parsing, the monotonic clock, identifier checks
+ * and the capped buffer): floating-point parsing, whole-file reading, URL
+ * splitting, wall-clock time, raising the file descriptor limit, and a
+ * bounded latency sample set with percentiles.
  */
 #ifndef GIZ_TOOLS_UTIL_H
 #define GIZ_TOOLS_UTIL_H
@@ -11,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parses a whole decimal (or 0x-hex) string into [min,max]. Returns 0 on
- * success, -1 on junk, empty input or out-of-range values. */
-int util__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+#include "giz/error.h"
+#include "giz/util.h"
+
 /* Parses a whole floating-point string into [min,max]; 0 or -1. */
 int util__parse_double(const char *s, double min, double max, double *out);
 
@@ -27,8 +29,12 @@ int util__read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t *port,
                          char *prefix, size_t prefix_cap);
 
-/* Milliseconds from a monotonic clock (arbitrary origin). */
-double util__now_ms(void);
+/* Milliseconds (with fraction, for latencies) of the one monotonic clock,
+ * giz_mono_ns() of include/giz/util.h. */
+static inline double util__now_ms(void)
+{
+    return (double)giz_mono_ns() / 1e6;
+}
 /* Writes the current UTC time as "2026-11-26T09:30:00.123Z" into out (cap >= 32). */
 void util__iso_now(char *out, size_t cap);
 

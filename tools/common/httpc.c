@@ -47,7 +47,7 @@ void httpc__resp_free(struct httpc_resp *r)
 void httpc__parser_init(struct httpc_parser *p, size_t max_size)
 {
     memset(p, 0, sizeof *p);
-    p->max_size = max_size;
+    giz_buf_init(&p->raw, max_size);
     p->content_length = -1;
 }
 
@@ -55,12 +55,16 @@ void httpc__parser_free(struct httpc_parser *p)
 {
     if (p == NULL)
         return;
-    free(p->buf);
-    p->buf = NULL;
-    p->len = p->cap = 0;
+    giz_buf_free(&p->raw);
 }
 
 /* Finds needle in hay[0..n). */
+/* The received bytes as text (NUL-terminated once anything was fed). */
+static char *raw(const struct httpc_parser *p)
+{
+    return (char *)p->raw.data;
+}
+
 static const char *find_mem(const char *hay, size_t n, const char *needle)
 {
     size_t k = strlen(needle);
@@ -75,23 +79,23 @@ static const char *find_mem(const char *hay, size_t n, const char *needle)
 /* Parses the status line and the headers we care about once "\r\n\r\n" is in. */
 static int parse_head(struct httpc_parser *p)
 {
-    const char *end = find_mem(p->buf, p->len, "\r\n\r\n");
+    const char *end = find_mem(raw(p), p->raw.len, "\r\n\r\n");
     const char *line, *eol, *hend;
-    unsigned long status;
+    uint64_t status;
     char num[4];
 
     if (end == NULL)
         return 0;
-    p->header_end = (size_t)(end - p->buf) + 4;
-    if (p->len < 12 || strncmp(p->buf, "HTTP/1.", 7) != 0 || p->buf[8] != ' ')
+    p->header_end = (size_t)(end - raw(p)) + 4;
+    if (p->raw.len < 12 || strncmp(raw(p), "HTTP/1.", 7) != 0 || raw(p)[8] != ' ')
         return HTTPC_ERR_PROTO;
-    memcpy(num, p->buf + 9, 3);
+    memcpy(num, raw(p) + 9, 3);
     num[3] = '\0';
-    if (util__parse_ulong(num, 100, 599, &status) != 0)
+    if (giz_parse_uint(num, 10, 100, 599, &status) != GIZ_OK)
         return HTTPC_ERR_PROTO;
     p->status = (int)status;
-    hend = p->buf + p->header_end - 2; /* the final empty line's CRLF */
-    line = memchr(p->buf, '\n', p->header_end);
+    hend = raw(p) + p->header_end - 2; /* the final empty line's CRLF */
+    line = memchr(raw(p), '\n', p->header_end);
     line = line != NULL ? line + 1 : hend;
     while (line < hend) {
         const char *colon, *v;
@@ -108,12 +112,12 @@ static int parse_head(struct httpc_parser *p)
             vlen = (size_t)(eol - v);
             if (nlen == 14 && strncasecmp(line, "Content-Length", 14) == 0) {
                 char tmp[24];
-                unsigned long cl;
+                uint64_t cl;
                 if (vlen == 0 || vlen >= sizeof tmp)
                     return HTTPC_ERR_PROTO;
                 memcpy(tmp, v, vlen);
                 tmp[vlen] = '\0';
-                if (util__parse_ulong(tmp, 0, 0x7fffffffUL, &cl) != 0)
+                if (giz_parse_uint(tmp, 10, 0, 0x7fffffffUL, &cl) != GIZ_OK)
                     return HTTPC_ERR_PROTO;
                 p->content_length = (long long)cl;
             } else if (nlen == 17 && strncasecmp(line, "Transfer-Encoding", 17) == 0) {
@@ -141,16 +145,16 @@ static int walk_chunks(struct httpc_parser *p, int decode, size_t *decoded_len)
     size_t pos = p->header_end, out = p->header_end;
 
     for (;;) {
-        const char *eol = find_mem(p->buf + pos, p->len - pos, "\r\n");
+        const char *eol = find_mem(raw(p) + pos, p->raw.len - pos, "\r\n");
         char tmp[20];
         size_t llen, hexlen = 0;
         unsigned long long size = 0;
 
         if (eol == NULL)
             return 0;
-        llen = (size_t)(eol - (p->buf + pos));
+        llen = (size_t)(eol - (raw(p) + pos));
         while (hexlen < llen && hexlen < sizeof tmp - 1) {
-            char c = p->buf[pos + hexlen];
+            char c = raw(p)[pos + hexlen];
             int d;
             if (c >= '0' && c <= '9') d = c - '0';
             else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
@@ -159,27 +163,27 @@ static int walk_chunks(struct httpc_parser *p, int decode, size_t *decoded_len)
             size = size * 16 + (unsigned long long)d;
             hexlen++;
         }
-        if (hexlen == 0 || size > p->max_size)
+        if (hexlen == 0 || size > p->raw.max)
             return HTTPC_ERR_PROTO;
         pos += llen + 2;
         if (size == 0) {
             /* trailers until an empty line */
             for (;;) {
-                const char *t = find_mem(p->buf + pos, p->len - pos, "\r\n");
+                const char *t = find_mem(raw(p) + pos, p->raw.len - pos, "\r\n");
                 if (t == NULL)
                     return 0;
-                if (t == p->buf + pos)
+                if (t == raw(p) + pos)
                     break;
-                pos = (size_t)(t - p->buf) + 2;
+                pos = (size_t)(t - raw(p)) + 2;
             }
             if (decode)
                 *decoded_len = out - p->header_end;
             return 1;
         }
-        if (p->len - pos < size + 2)
+        if (p->raw.len - pos < size + 2)
             return 0;
         if (decode) {
-            memmove(p->buf + out, p->buf + pos, (size_t)size);
+            memmove(raw(p) + out, raw(p) + pos, (size_t)size);
             out += (size_t)size;
         }
         pos += (size_t)size + 2;
@@ -190,23 +194,9 @@ int httpc__parser_feed(struct httpc_parser *p, const char *data, size_t n)
 {
     int rc;
 
-    if (p->len + n > p->max_size)
-        return HTTPC_ERR_TOOBIG;
-    if (p->len + n + 1 > p->cap) {
-        size_t ncap = p->cap ? p->cap : 1024;
-        char *nb;
-        while (ncap < p->len + n + 1)
-            ncap *= 2;
-        nb = realloc(p->buf, ncap);
-        if (nb == NULL)
-            return HTTPC_ERR_NOMEM;
-        p->buf = nb;
-        p->cap = ncap;
-    }
-    if (n > 0)
-        memcpy(p->buf + p->len, data, n);
-    p->len += n;
-    p->buf[p->len] = '\0';
+    rc = giz_buf_append(&p->raw, data, n);
+    if (rc != GIZ_OK)
+        return rc == GIZ_ERR_OVERSIZE ? HTTPC_ERR_TOOBIG : HTTPC_ERR_NOMEM;
     if (p->header_end == 0) {
         rc = parse_head(p);
         if (rc <= 0)
@@ -215,7 +205,7 @@ int httpc__parser_feed(struct httpc_parser *p, const char *data, size_t n)
     if (p->chunked)
         return walk_chunks(p, 0, NULL);
     if (p->content_length >= 0)
-        return p->len - p->header_end >= (size_t)p->content_length ? 1 : 0;
+        return p->raw.len - p->header_end >= (size_t)p->content_length ? 1 : 0;
     return 0; /* close-delimited */
 }
 
@@ -224,7 +214,7 @@ int httpc__parser_eof(struct httpc_parser *p)
     if (p->header_end == 0 || p->chunked)
         return HTTPC_ERR_IO;
     if (p->content_length >= 0)
-        return p->len - p->header_end >= (size_t)p->content_length ? 1 : HTTPC_ERR_IO;
+        return p->raw.len - p->header_end >= (size_t)p->content_length ? 1 : HTTPC_ERR_IO;
     return 1;
 }
 
@@ -240,20 +230,20 @@ int httpc__parser_take(struct httpc_parser *p, struct httpc_resp *r)
     } else if (p->content_length >= 0) {
         blen = (size_t)p->content_length;
     } else {
-        blen = p->len - p->header_end;
+        blen = p->raw.len - p->header_end;
     }
     body = malloc(blen + 1);
     if (body == NULL)
         return HTTPC_ERR_NOMEM;
     if (blen > 0)
-        memcpy(body, p->buf + p->header_end, blen);
+        memcpy(body, raw(p) + p->header_end, blen);
     body[blen] = '\0';
     r->status = p->status;
     memcpy(r->content_type, p->content_type, sizeof r->content_type);
     r->body = body;
     r->body_len = blen;
     httpc__parser_free(p);
-    httpc__parser_init(p, p->max_size);
+    httpc__parser_init(p, p->raw.max);
     return HTTPC_OK;
 }
 

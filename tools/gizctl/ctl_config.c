@@ -123,7 +123,7 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
     int n = 0;
     const char *v;
     char env_url[300] = "";
-    unsigned long num;
+    uint64_t num;
 
     v = first_of(flag_config, getenv("GIZCTL_CONFIG"), NULL);
     if (v != NULL)
@@ -165,7 +165,7 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
     set_field(ctl->mqtt_host, sizeof ctl->mqtt_host, v ? v : "");
     v = first_of(flag_mqtt_port, getenv("GIZ_MQTT_PORT"), kv_get(kv, n, "mqtt_port"));
     if (v != NULL) {
-        if (util__parse_ulong(v, 1, 65535, &num) != 0)
+        if (giz_parse_uint(v, 0, 1, 65535, &num) != GIZ_OK)
             return ctl__fail(CTL_USAGE, "MQTT port \"%s\" is not a number in 1..65535", v);
         ctl->mqtt_port = (uint16_t)num;
     }
@@ -188,7 +188,7 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
     v = kv_get(kv, n, "mqtt_client_id");
     set_field(ctl->mqtt_client_id, sizeof ctl->mqtt_client_id, v ? v : "");
     v = kv_get(kv, n, "expire_at");
-    if (v != NULL && util__parse_ulong(v, 0, 0xffffffffffUL, &num) == 0)
+    if (v != NULL && giz_parse_uint(v, 0, 0, 0xffffffffffUL, &num) == GIZ_OK)
         ctl->expire_at = (long long)num;
     return CTL_OK;
 }

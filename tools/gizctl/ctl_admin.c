@@ -4,6 +4,7 @@
  * products, devices with online state and last seen time, firmware
  * registration and upload, OTA push, and a device's stored logs.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,8 +159,8 @@ int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a)
 static int fw_type(const struct ctl_args *a, int *type)
 {
     const char *t = ctl__opt(a, "type");
-    unsigned long v = 1;
-    if (t != NULL && util__parse_ulong(t, 1, 2, &v) != 0)
+    uint64_t v = 1;
+    if (t != NULL && giz_parse_uint(t, 0, 1, 2, &v) != GIZ_OK)
         return ctl__fail(CTL_USAGE, "--type must be 1 (WiFi module) or 2 (MCU), not \"%s\"", t);
     *type = (int)v;
     return CTL_OK;
@@ -409,17 +410,17 @@ int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
     char path[320], enc[128];
     const char *nstr = ctl__opt(a, "lines"), *istr = ctl__opt(a, "interval");
     const char *cstr = ctl__opt(a, "count");
-    unsigned long lines = 100, want = 0;
+    uint64_t lines = 100, want = 0;
     double interval = 2.0, last_key = -1;
     bool follow = ctl__flag(a, "follow");
     unsigned long printed_new = 0;
     int rc = CTL_OK;
 
-    if (nstr != NULL && util__parse_ulong(nstr, 1, 1000, &lines) != 0)
+    if (nstr != NULL && giz_parse_uint(nstr, 0, 1, 1000, &lines) != GIZ_OK)
         return ctl__fail(CTL_USAGE, "--lines wants a number 1..1000");
     if (istr != NULL && util__parse_double(istr, 0.05, 3600, &interval) != 0)
         return ctl__fail(CTL_USAGE, "--interval wants seconds");
-    if (cstr != NULL && util__parse_ulong(cstr, 1, 100000000, &want) != 0)
+    if (cstr != NULL && giz_parse_uint(cstr, 0, 1, 100000000, &want) != GIZ_OK)
         return ctl__fail(CTL_USAGE, "--count wants a number");
     for (bool first = true;; first = false) {
         cJSON *out = NULL;
@@ -428,8 +429,8 @@ int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
         int n = 0;
 
         /* The GService answers newest first, at most `limit` records. */
-        snprintf(path, sizeof path, "/admin/devices/%s/logs?limit=%lu",
-                 q(a->pos[0], enc, sizeof enc), first ? lines : 1000UL);
+        snprintf(path, sizeof path, "/admin/devices/%s/logs?limit=%" PRIu64,
+                 q(a->pos[0], enc, sizeof enc), first ? lines : (uint64_t)1000);
         rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
         if (rc != CTL_OK)
             return rc;

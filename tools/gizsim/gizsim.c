@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "giz/crypto.h"
+#include "giz/error.h"
 #include "giz/log.h"
 #include "httpc.h"
 #include "sim.h"
@@ -97,63 +99,115 @@ static const char usage_text[] =
     "Exit codes: 0 done, 1 usage, 2 cloud refused (e.g. product creation),\n"
     "3 cloud unreachable at start, 6 local error (state/report file).\n";
 
-enum {
-    OPT_APPS = 256, OPT_APP_DEVICES, OPT_APP_INTERVAL, OPT_APP_PLAIN, OPT_APP_PAYLOAD, OPT_HTTP,
-    OPT_MQTT_HOST, OPT_MQTT_PORT, OPT_CREATE_PRODUCT, OPT_ADMIN_TOKEN, OPT_UNTIL_READY,
-    OPT_HEARTBEAT, OPT_KEEPALIVE, OPT_MQTT_VERSION, OPT_BACKOFF, OPT_CONNECT_TIMEOUT, OPT_NO_HTTP,
-    OPT_NO_OTA, OPT_NO_APP_COUNT, OPT_OTA_TYPE, OPT_SOFT, OPT_HARD, OPT_HTTP_CONC,
-    OPT_HTTP_TIMEOUT, OPT_REPORT_RATE, OPT_REPORT_SIZE, OPT_LOG_INTERVAL, OPT_PING_FLOOD,
-    OPT_MALFORMED, OPT_WRONG_TOPIC, OPT_PROGRESS, OPT_APP_WINDOW, OPT_LENIENT, OPT_OTA_VERSION, OPT_APP_TLS, OPT_DEVICE_TLS, OPT_MQTTS_PORT, OPT_CACERT
+/* ---- options: one table drives getopt_long, the parsing and the bounds ----------------- */
+
+enum opt_kind {
+    OK_FLAG,   /* bool = true */
+    OK_PTR,    /* const char * = the argument (argv outlives the run) */
+    OK_TEXT,   /* char[size] = a truncated copy */
+    OK_UINT,   /* unsigned in [min, max] */
+    OK_U16,    /* uint16_t in [min, max] */
+    OK_U8,     /* uint8_t in [min, max] */
+    OK_INT,    /* int in [min, max] */
+    OK_DBL,    /* double in [min, max] */
+    OK_MS,     /* seconds as a double in [min, max], stored as unsigned milliseconds */
+    OK_OTA_VERSION, /* "40" or "41" */
+    OK_HELP,
 };
 
-static const struct option long_opts[] = {
-    {"devices", required_argument, NULL, 'n'},
-    {"product-key", required_argument, NULL, 'p'},
-    {"state", required_argument, NULL, 's'},
-    {"rate", required_argument, NULL, 'r'},
-    {"duration", required_argument, NULL, 'd'},
-    {"json", required_argument, NULL, 'j'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"help", no_argument, NULL, 'h'},
-    {"apps", required_argument, NULL, OPT_APPS},
-    {"app-devices", required_argument, NULL, OPT_APP_DEVICES},
-    {"app-interval", required_argument, NULL, OPT_APP_INTERVAL},
-    {"app-plain", no_argument, NULL, OPT_APP_PLAIN},
-    {"app-window", required_argument, NULL, OPT_APP_WINDOW},
-    {"app-payload", required_argument, NULL, OPT_APP_PAYLOAD},
-    {"http", required_argument, NULL, OPT_HTTP},
-    {"mqtt-host", required_argument, NULL, OPT_MQTT_HOST},
-    {"mqtt-port", required_argument, NULL, OPT_MQTT_PORT},
-    {"create-product", required_argument, NULL, OPT_CREATE_PRODUCT},
-    {"admin-token", required_argument, NULL, OPT_ADMIN_TOKEN},
-    {"until-ready", no_argument, NULL, OPT_UNTIL_READY},
-    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
-    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
-    {"mqtt-version", required_argument, NULL, OPT_MQTT_VERSION},
-    {"backoff-scale", required_argument, NULL, OPT_BACKOFF},
-    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
-    {"no-http", no_argument, NULL, OPT_NO_HTTP},
-    {"no-ota", no_argument, NULL, OPT_NO_OTA},
-    {"no-app-count", no_argument, NULL, OPT_NO_APP_COUNT},
-    {"ota-type", required_argument, NULL, OPT_OTA_TYPE},
-    {"soft-version", required_argument, NULL, OPT_SOFT},
-    {"hard-version", required_argument, NULL, OPT_HARD},
-    {"http-concurrency", required_argument, NULL, OPT_HTTP_CONC},
-    {"http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
-    {"report-rate", required_argument, NULL, OPT_REPORT_RATE},
-    {"report-size", required_argument, NULL, OPT_REPORT_SIZE},
-    {"log-interval", required_argument, NULL, OPT_LOG_INTERVAL},
-    {"ping-flood", required_argument, NULL, OPT_PING_FLOOD},
-    {"malformed", required_argument, NULL, OPT_MALFORMED},
-    {"wrong-topic", required_argument, NULL, OPT_WRONG_TOPIC},
-    {"progress", required_argument, NULL, OPT_PROGRESS},
-    {"lenient", no_argument, NULL, OPT_LENIENT},
-    {"ota-version", required_argument, NULL, OPT_OTA_VERSION},
-    {"app-tls", no_argument, NULL, OPT_APP_TLS},
-    {"device-tls", no_argument, NULL, OPT_DEVICE_TLS},
-    {"mqtts-port", required_argument, NULL, OPT_MQTTS_PORT},
-    {"cacert", required_argument, NULL, OPT_CACERT},
-    {NULL, 0, NULL, 0}};
+struct opt_spec {
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0: long only */
+    enum opt_kind kind;
+    size_t off, size; /* the field in struct sim_opts */
+    double min, max;  /* numeric kinds */
+    const char *err;  /* usage text for a bad value, followed by the value */
+};
+
+#define F(field) offsetof(struct sim_opts, field), sizeof(((struct sim_opts *)0)->field)
+#define NOF 0, 0
+static const struct opt_spec opt_table[] = {
+    {"devices", 'n', OK_UINT, F(devices), 1, 1000000, "--devices wants 1..1000000, not"},
+    {"product-key", 'p', OK_TEXT, F(product_key), 0, 0, NULL},
+    {"state", 's', OK_PTR, F(state_path), 0, 0, NULL},
+    {"rate", 'r', OK_DBL, F(rate), 0.01, 1e7, "--rate wants starts per second, not"},
+    {"duration", 'd', OK_DBL, F(duration_s), 0, 1e8, "--duration wants seconds, not"},
+    {"json", 'j', OK_PTR, F(json_path), 0, 0, NULL},
+    {"quiet", 'q', OK_FLAG, F(quiet), 0, 0, NULL},
+    {"help", 'h', OK_HELP, NOF, 0, 0, NULL},
+    {"apps", 0, OK_UINT, F(apps), 0, 100000, "--apps wants 0..100000, not"},
+    {"app-devices", 0, OK_UINT, F(app_devices), 1, 1000, "--app-devices wants 1..1000, not"},
+    {"app-interval", 0, OK_DBL, F(app_interval_s), 0.0001, 1e6, "--app-interval wants seconds, not"},
+    {"app-plain", 0, OK_FLAG, F(app_plain), 0, 0, NULL},
+    {"app-window", 0, OK_UINT, F(app_window), 1, 64, "--app-window wants 1..64, not"},
+    {"app-payload", 0, OK_UINT, F(app_payload), 4, 1024, "--app-payload wants 4..1024 bytes, not"},
+    {"http", 0, OK_TEXT, F(http_url), 0, 0, NULL},
+    {"mqtt-host", 0, OK_TEXT, F(mqtt_host), 0, 0, NULL},
+    {"mqtt-port", 0, OK_U16, F(mqtt_port), 1, 65535, "--mqtt-port wants 1..65535, not"},
+    {"create-product", 0, OK_PTR, F(create_product), 0, 0, NULL},
+    {"admin-token", 0, OK_TEXT, F(admin_token), 0, 0, NULL},
+    {"until-ready", 0, OK_FLAG, F(until_ready), 0, 0, NULL},
+    {"heartbeat", 0, OK_DBL, F(heartbeat_s), 0.001, 86400, "--heartbeat wants seconds, not"},
+    {"keepalive", 0, OK_U16, F(keepalive), 0, 65535, "--keepalive wants 0..65535, not"},
+    {"mqtt-version", 0, OK_U8, F(mqtt_level), 3, 4, "--mqtt-version wants 3 or 4, not"},
+    {"backoff-scale", 0, OK_DBL, F(backoff_scale), 0, 1000, "--backoff-scale wants a factor, not"},
+    {"connect-timeout", 0, OK_DBL, F(connect_timeout_s), 0.01, 3600,
+     "--connect-timeout wants seconds, not"},
+    {"no-http", 0, OK_FLAG, F(no_http), 0, 0, NULL},
+    {"no-ota", 0, OK_FLAG, F(no_ota), 0, 0, NULL},
+    {"no-app-count", 0, OK_FLAG, F(no_app_count), 0, 0, NULL},
+    {"ota-type", 0, OK_INT, F(ota_type), 1, 2, "--ota-type wants 1 or 2, not"},
+    {"soft-version", 0, OK_TEXT, F(soft_version), 0, 0, NULL},
+    {"hard-version", 0, OK_TEXT, F(hard_version), 0, 0, NULL},
+    {"http-concurrency", 0, OK_UINT, F(http_concurrency), 1, 10000,
+     "--http-concurrency wants 1..10000, not"},
+    {"http-timeout", 0, OK_MS, F(http_timeout_ms), 0.01, 3600, "--http-timeout wants seconds, not"},
+    {"report-rate", 0, OK_DBL, F(report_rate), 0, 1e8,
+     "--report-rate wants messages per second, not"},
+    {"report-size", 0, OK_UINT, F(report_size), 0, 1024, "--report-size wants 0..1024 bytes, not"},
+    {"log-interval", 0, OK_DBL, F(log_interval_s), 0, 86400, "--log-interval wants seconds, not"},
+    {"ping-flood", 0, OK_UINT, F(ping_flood), 0, 1000000,
+     "misbehaving device count wants a number, not"},
+    {"malformed", 0, OK_UINT, F(malformed), 0, 1000000,
+     "misbehaving device count wants a number, not"},
+    {"wrong-topic", 0, OK_UINT, F(wrong_topic), 0, 1000000,
+     "misbehaving device count wants a number, not"},
+    {"progress", 0, OK_DBL, F(progress_s), 0, 3600, "--progress wants seconds, not"},
+    {"lenient", 0, OK_FLAG, F(lenient), 0, 0, NULL},
+    {"ota-version", 0, OK_OTA_VERSION, F(ota_version), 0, 0, "--ota-version wants 40 or 41, not"},
+    {"app-tls", 0, OK_FLAG, F(app_tls), 0, 0, NULL},
+    {"device-tls", 0, OK_FLAG, F(device_tls), 0, 0, NULL},
+    {"mqtts-port", 0, OK_U16, F(mqtts_port), 1, 65535, "--mqtts-port wants 1..65535, not"},
+    {"cacert", 0, OK_PTR, F(cacert), 0, 0, NULL},
+};
+#undef F
+#undef NOF
+#define OPT_COUNT (sizeof opt_table / sizeof opt_table[0])
+#define OPT_LONG_BASE 256 /* getopt_long's value for a long-only option: base + index */
+
+static const struct sim_opts opt_defaults = {
+    .devices = 10,
+    .app_devices = 1,
+    .app_interval_s = 1.0,
+    .app_payload = 16,
+    .rate = 200,
+    .heartbeat_s = 50,
+    .keepalive = 120,
+    .mqtt_level = 3,
+    .backoff_scale = 1.0,
+    .connect_timeout_s = 30,
+    .ota_type = 1,
+    .ota_version = 41,
+    .mqtts_port = 8883,
+    .soft_version = "04020020",
+    .hard_version = "00000001",
+    .http_concurrency = 64,
+    .http_timeout_ms = 10000,
+    .report_size = 8,
+    .log_interval_s = 5,
+    .progress_s = 1,
+    .http_url = "http://127.0.0.1:8080",
+};
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -163,217 +217,79 @@ static int usage_error(const char *fmt, const char *arg)
     return 1;
 }
 
-static int num_opt(const char *arg, unsigned long min, unsigned long max, unsigned long *out,
-                   const char *what)
+/* Stores one option's argument into its field. Returns 0, or 1 after a usage
+ * message. --help prints the usage and exits. */
+static int opt_apply(struct sim_opts *o, const struct opt_spec *sp, const char *arg)
 {
-    if (util__parse_ulong(arg, min, max, out) != 0)
-        return usage_error(what, arg);
-    return 0;
+    char *field = (char *)o + sp->off;
+    uint64_t u = 0;
+    double d = 0;
+
+    switch (sp->kind) {
+    case OK_FLAG: *(bool *)field = true; return 0;
+    case OK_PTR: *(const char **)field = arg; return 0;
+    case OK_TEXT: (void)util__copy(field, sp->size, arg); return 0;
+    case OK_HELP: fputs(usage_text, stdout); exit(0);
+    case OK_OTA_VERSION:
+        if (strcmp(arg, "40") != 0 && strcmp(arg, "41") != 0)
+            return usage_error(sp->err, arg);
+        *(int *)field = arg[1] == '0' ? 40 : 41;
+        return 0;
+    case OK_DBL:
+    case OK_MS:
+        if (util__parse_double(arg, sp->min, sp->max, &d) != 0)
+            return usage_error(sp->err, arg);
+        if (sp->kind == OK_DBL)
+            *(double *)field = d;
+        else
+            *(unsigned *)field = (unsigned)(d * 1000);
+        return 0;
+    case OK_UINT:
+    case OK_U16:
+    case OK_U8:
+    case OK_INT:
+        if (giz_parse_uint(arg, 0, (uint64_t)sp->min, (uint64_t)sp->max, &u) != GIZ_OK)
+            return usage_error(sp->err, arg);
+        if (sp->kind == OK_UINT)
+            *(unsigned *)field = (unsigned)u;
+        else if (sp->kind == OK_U16)
+            *(uint16_t *)field = (uint16_t)u;
+        else if (sp->kind == OK_U8)
+            *(uint8_t *)field = (uint8_t)u;
+        else
+            *(int *)field = (int)u;
+        return 0;
+    }
+    return 1;
 }
 
-static int dbl_opt(const char *arg, double min, double max, double *out, const char *what)
+/* Settings from the environment (below the flags): GIZ_HTTP_URL or GIZ_HOST +
+ * GIZ_HTTP_PORT, GIZ_MQTT_HOST, GIZ_MQTT_PORT, GIZ_PRODUCT_KEY, GIZ_ADMIN_TOKEN. */
+static void opts_from_env(struct sim_opts *o)
 {
-    if (util__parse_double(arg, min, max, out) != 0)
-        return usage_error(what, arg);
-    return 0;
-}
+    const char *env;
+    uint64_t v;
 
-static int parse_args(struct sim_opts *o, int argc, char **argv)
-{
-    const char *env, *create = NULL;
-    char env_url[300] = "";
-    unsigned long v;
-    int c;
-
-    memset(o, 0, sizeof *o);
-    o->devices = 10;
-    o->app_devices = 1;
-    o->app_interval_s = 1.0;
-    o->app_payload = 16;
-    o->rate = 200;
-    o->heartbeat_s = 50;
-    o->keepalive = 120;
-    o->mqtt_level = 3;
-    o->backoff_scale = 1.0;
-    o->connect_timeout_s = 30;
-    o->ota_type = 1;
-    o->ota_version = 41;
-    o->mqtts_port = 8883;
-    (void)util__copy(o->soft_version, sizeof o->soft_version, "04020020");
-    (void)util__copy(o->hard_version, sizeof o->hard_version, "00000001");
-    o->http_concurrency = 64;
-    o->http_timeout_ms = 10000;
-    o->report_size = 8;
-    o->log_interval_s = 5;
-    o->progress_s = 1;
     if ((env = getenv("GIZ_HTTP_URL")) != NULL && env[0]) {
         (void)util__copy(o->http_url, sizeof o->http_url, env);
     } else if (getenv("GIZ_HTTP_PORT") || getenv("GIZ_HOST")) {
         const char *h = getenv("GIZ_HOST"), *p = getenv("GIZ_HTTP_PORT");
-        snprintf(env_url, sizeof env_url, "http://%s:%s", h && h[0] ? h : "127.0.0.1",
+        snprintf(o->http_url, sizeof o->http_url, "http://%s:%s", h && h[0] ? h : "127.0.0.1",
                  p && p[0] ? p : "8080");
-        (void)util__copy(o->http_url, sizeof o->http_url, env_url);
-    } else {
-        (void)util__copy(o->http_url, sizeof o->http_url, "http://127.0.0.1:8080");
     }
     if ((env = getenv("GIZ_MQTT_HOST")) != NULL)
         (void)util__copy(o->mqtt_host, sizeof o->mqtt_host, env);
-    if ((env = getenv("GIZ_MQTT_PORT")) != NULL && env[0] &&
-        util__parse_ulong(env, 1, 65535, &v) == 0)
+    if ((env = getenv("GIZ_MQTT_PORT")) != NULL && giz_parse_uint(env, 0, 1, 65535, &v) == GIZ_OK)
         o->mqtt_port = (uint16_t)v;
     if ((env = getenv("GIZ_PRODUCT_KEY")) != NULL)
         (void)util__copy(o->product_key, sizeof o->product_key, env);
     if ((env = getenv("GIZ_ADMIN_TOKEN")) != NULL)
         (void)util__copy(o->admin_token, sizeof o->admin_token, env);
+}
 
-    while ((c = getopt_long(argc, argv, "n:p:s:r:d:j:qh", long_opts, NULL)) != -1) {
-        double dv;
-        switch (c) {
-        case 'n':
-            if (num_opt(optarg, 1, 1000000, &v, "--devices wants 1..1000000, not"))
-                return 1;
-            o->devices = (unsigned)v;
-            break;
-        case 'p': (void)util__copy(o->product_key, sizeof o->product_key, optarg); break;
-        case 's': o->state_path = optarg; break;
-        case 'r':
-            if (dbl_opt(optarg, 0.01, 1e7, &o->rate, "--rate wants starts per second, not"))
-                return 1;
-            break;
-        case 'd':
-            if (dbl_opt(optarg, 0, 1e8, &o->duration_s, "--duration wants seconds, not"))
-                return 1;
-            break;
-        case 'j': o->json_path = optarg; break;
-        case 'q': o->quiet = true; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case OPT_APPS:
-            if (num_opt(optarg, 0, 100000, &v, "--apps wants 0..100000, not"))
-                return 1;
-            o->apps = (unsigned)v;
-            break;
-        case OPT_APP_DEVICES:
-            if (num_opt(optarg, 1, 1000, &v, "--app-devices wants 1..1000, not"))
-                return 1;
-            o->app_devices = (unsigned)v;
-            break;
-        case OPT_APP_INTERVAL:
-            if (dbl_opt(optarg, 0.0001, 1e6, &o->app_interval_s, "--app-interval wants seconds, not"))
-                return 1;
-            break;
-        case OPT_APP_PLAIN: o->app_plain = true; break;
-        case OPT_APP_WINDOW:
-            if (num_opt(optarg, 1, 64, &v, "--app-window wants 1..64, not"))
-                return 1;
-            o->app_window = (unsigned)v;
-            break;
-        case OPT_APP_PAYLOAD:
-            if (num_opt(optarg, 4, 1024, &v, "--app-payload wants 4..1024 bytes, not"))
-                return 1;
-            o->app_payload = (unsigned)v;
-            break;
-        case OPT_HTTP: (void)util__copy(o->http_url, sizeof o->http_url, optarg); break;
-        case OPT_MQTT_HOST: (void)util__copy(o->mqtt_host, sizeof o->mqtt_host, optarg); break;
-        case OPT_MQTT_PORT:
-            if (num_opt(optarg, 1, 65535, &v, "--mqtt-port wants 1..65535, not"))
-                return 1;
-            o->mqtt_port = (uint16_t)v;
-            break;
-        case OPT_CREATE_PRODUCT: create = optarg; break;
-        case OPT_ADMIN_TOKEN: (void)util__copy(o->admin_token, sizeof o->admin_token, optarg); break;
-        case OPT_UNTIL_READY: o->until_ready = true; break;
-        case OPT_HEARTBEAT:
-            if (dbl_opt(optarg, 0.001, 86400, &o->heartbeat_s, "--heartbeat wants seconds, not"))
-                return 1;
-            break;
-        case OPT_KEEPALIVE:
-            if (num_opt(optarg, 0, 65535, &v, "--keepalive wants 0..65535, not"))
-                return 1;
-            o->keepalive = (uint16_t)v;
-            break;
-        case OPT_MQTT_VERSION:
-            if (num_opt(optarg, 3, 4, &v, "--mqtt-version wants 3 or 4, not"))
-                return 1;
-            o->mqtt_level = (uint8_t)v;
-            break;
-        case OPT_BACKOFF:
-            if (dbl_opt(optarg, 0, 1000, &o->backoff_scale, "--backoff-scale wants a factor, not"))
-                return 1;
-            break;
-        case OPT_CONNECT_TIMEOUT:
-            if (dbl_opt(optarg, 0.01, 3600, &o->connect_timeout_s, "--connect-timeout wants seconds, not"))
-                return 1;
-            break;
-        case OPT_NO_HTTP: o->no_http = true; break;
-        case OPT_NO_OTA: o->no_ota = true; break;
-        case OPT_NO_APP_COUNT: o->no_app_count = true; break;
-        case OPT_OTA_TYPE:
-            if (num_opt(optarg, 1, 2, &v, "--ota-type wants 1 or 2, not"))
-                return 1;
-            o->ota_type = (int)v;
-            break;
-        case OPT_LENIENT: o->lenient = true; break;
-        case OPT_APP_TLS: o->app_tls = true; break;
-        case OPT_DEVICE_TLS: o->device_tls = true; break;
-        case OPT_CACERT: o->cacert = optarg; break;
-        case OPT_MQTTS_PORT:
-            if (num_opt(optarg, 1, 65535, &v, "--mqtts-port wants 1..65535, not"))
-                return 1;
-            o->mqtts_port = (uint16_t)v;
-            break;
-        case OPT_OTA_VERSION:
-            if (strcmp(optarg, "40") != 0 && strcmp(optarg, "41") != 0)
-                return usage_error("--ota-version wants 40 or 41, not", optarg);
-            o->ota_version = optarg[1] == '0' ? 40 : 41;
-            break;
-        case OPT_SOFT: (void)util__copy(o->soft_version, sizeof o->soft_version, optarg); break;
-        case OPT_HARD: (void)util__copy(o->hard_version, sizeof o->hard_version, optarg); break;
-        case OPT_HTTP_CONC:
-            if (num_opt(optarg, 1, 10000, &v, "--http-concurrency wants 1..10000, not"))
-                return 1;
-            o->http_concurrency = (unsigned)v;
-            break;
-        case OPT_HTTP_TIMEOUT:
-            if (dbl_opt(optarg, 0.01, 3600, &dv, "--http-timeout wants seconds, not"))
-                return 1;
-            o->http_timeout_ms = (unsigned)(dv * 1000);
-            break;
-        case OPT_REPORT_RATE:
-            if (dbl_opt(optarg, 0, 1e8, &o->report_rate, "--report-rate wants messages per second, not"))
-                return 1;
-            break;
-        case OPT_REPORT_SIZE:
-            if (num_opt(optarg, 0, 1024, &v, "--report-size wants 0..1024 bytes, not"))
-                return 1;
-            o->report_size = (unsigned)v;
-            break;
-        case OPT_LOG_INTERVAL:
-            if (dbl_opt(optarg, 0, 86400, &o->log_interval_s, "--log-interval wants seconds, not"))
-                return 1;
-            break;
-        case OPT_PING_FLOOD:
-        case OPT_MALFORMED:
-        case OPT_WRONG_TOPIC:
-            if (num_opt(optarg, 0, 1000000, &v, "misbehaving device count wants a number, not"))
-                return 1;
-            if (c == OPT_PING_FLOOD)
-                o->ping_flood = (unsigned)v;
-            else if (c == OPT_MALFORMED)
-                o->malformed = (unsigned)v;
-            else
-                o->wrong_topic = (unsigned)v;
-            break;
-        case OPT_PROGRESS:
-            if (dbl_opt(optarg, 0, 3600, &o->progress_s, "--progress wants seconds, not"))
-                return 1;
-            break;
-        default:
-            fputs("gizsim: see gizsim --help\n", stderr);
-            return 1;
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument", argv[optind]);
+/* The checks across options, after all of them are read. 0, or 1 after a usage message. */
+static int opts_check(struct sim_opts *o)
+{
     if (util__parse_http_url(o->http_url, o->http_host, sizeof o->http_host, &o->http_port,
                              o->http_prefix, sizeof o->http_prefix) != 0)
         return usage_error("--http wants http://HOST[:PORT], not", o->http_url);
@@ -381,8 +297,51 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
         return usage_error("--no-http needs --mqtt-port (nothing to provision from)", "");
     if (o->no_http && o->apps > 0)
         return usage_error("--apps needs the GService (drop --no-http)", "");
-    o->create_product = create;
     return 0;
+}
+
+/* Fills *o from defaults, the environment and argv (in rising priority).
+ * Returns 0, or 1 after a usage message on stderr. */
+static int parse_args(struct sim_opts *o, int argc, char **argv)
+{
+    struct option long_opts[OPT_COUNT + 1];
+    char short_opts[2 * OPT_COUNT + 1];
+    size_t ns = 0;
+    int c;
+
+    *o = opt_defaults;
+    opts_from_env(o);
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const struct opt_spec *sp = &opt_table[i];
+        bool arg = sp->kind != OK_FLAG && sp->kind != OK_HELP;
+        long_opts[i] = (struct option){sp->name, arg ? required_argument : no_argument, NULL,
+                                       sp->short_name ? sp->short_name : OPT_LONG_BASE + (int)i};
+        if (sp->short_name) {
+            short_opts[ns++] = sp->short_name;
+            if (arg)
+                short_opts[ns++] = ':';
+        }
+    }
+    long_opts[OPT_COUNT] = (struct option){NULL, 0, NULL, 0};
+    short_opts[ns] = '\0';
+
+    while ((c = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+        const struct opt_spec *sp = NULL;
+        if (c >= OPT_LONG_BASE && (size_t)(c - OPT_LONG_BASE) < OPT_COUNT)
+            sp = &opt_table[c - OPT_LONG_BASE];
+        for (size_t i = 0; sp == NULL && c > 0 && c < OPT_LONG_BASE && i < OPT_COUNT; i++)
+            if (opt_table[i].short_name == c)
+                sp = &opt_table[i];
+        if (sp == NULL) {
+            fputs("gizsim: see gizsim --help\n", stderr);
+            return 1;
+        }
+        if (opt_apply(o, sp, optarg) != 0)
+            return 1;
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument", argv[optind]);
+    return opts_check(o);
 }
 
 /* ---- shared helpers for the other files -------------------------------------------------- */

@@ -48,6 +48,7 @@ void mqttc__init(struct mqttc *c, const struct mqttc_cbs *cbs, void *ud, uint32_
     c->cbs = cbs;
     c->ud = ud;
     c->max_packet = max_packet ? max_packet : (1u << 20);
+    giz_buf_init(&c->pending, (size_t)c->max_packet + 8u + sizeof mqttc_readbuf);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -59,9 +60,7 @@ static void on_closed(uv_handle_t *h)
         c->tls_in = c->tls_out = NULL;
     }
     c->tls_ready = false;
-    free(c->pending);
-    c->pending = NULL;
-    c->pending_len = c->pending_cap = 0;
+    giz_buf_free(&c->pending);
     c->state = MQTTC_IDLE;
     c->cbs->closed_cb(c, c->close_reason);
 }
@@ -254,20 +253,8 @@ static long deliver(struct mqttc *c, const uint8_t *data, size_t len)
 
 static int keep_tail(struct mqttc *c, const uint8_t *data, size_t len)
 {
-    if (len > c->pending_cap) {
-        uint32_t ncap = c->pending_cap ? c->pending_cap : 256;
-        uint8_t *nb;
-        while (ncap < len)
-            ncap *= 2;
-        nb = realloc(c->pending, ncap);
-        if (nb == NULL)
-            return -1;
-        c->pending = nb;
-        c->pending_cap = ncap;
-    }
-    memmove(c->pending, data, len);
-    c->pending_len = (uint32_t)len;
-    return 0;
+    giz_buf_reset(&c->pending);
+    return giz_buf_append(&c->pending, data, len) == GIZ_OK ? 0 : -1;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -319,34 +306,17 @@ static void handle_bytes(struct mqttc *c, const uint8_t *data, size_t len)
         strict_read(c, data, len);
         return;
     }
-    if (c->pending_len > 0) {
+    if (c->pending.len > 0) {
         /* Complete the split packet first, from the pending buffer. */
-        size_t total = c->pending_len + len;
-        if (total > c->pending_cap) {
-            uint32_t ncap = c->pending_cap;
-            uint8_t *nb;
-            if (total > c->max_packet + 8u + sizeof mqttc_readbuf) {
-                close_with(c, MQTTC_BAD_STREAM);
-                return;
-            }
-            while (ncap < total)
-                ncap *= 2;
-            nb = realloc(c->pending, ncap);
-            if (nb == NULL) {
-                close_with(c, MQTTC_IO_ERROR);
-                return;
-            }
-            c->pending = nb;
-            c->pending_cap = ncap;
+        int brc = giz_buf_append(&c->pending, data, len);
+        if (brc != GIZ_OK) {
+            close_with(c, brc == GIZ_ERR_OVERSIZE ? MQTTC_BAD_STREAM : MQTTC_IO_ERROR);
+            return;
         }
-        memcpy(c->pending + c->pending_len, data, len);
-        c->pending_len = (uint32_t)total;
-        used = deliver(c, c->pending, total);
+        used = deliver(c, c->pending.data, c->pending.len);
         if (used < 0 || c->state != MQTTC_OPEN)
             return;
-        if ((size_t)used < total)
-            memmove(c->pending, c->pending + used, total - (size_t)used);
-        c->pending_len = (uint32_t)(total - (size_t)used);
+        giz_buf_consume(&c->pending, (size_t)used);
         return;
     }
     used = deliver(c, data, len);
@@ -499,7 +469,7 @@ int mqttc__connect(struct mqttc *c, uv_loop_t *loop, const struct sockaddr *addr
     c->tcp.data = c;
     c->connect_req.data = c;
     c->opts = *opts;
-    c->pending_len = 0;
+    giz_buf_reset(&c->pending);
     uv_tcp_nodelay(&c->tcp, 1);
     c->state = MQTTC_CONNECTING;
     rc = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);

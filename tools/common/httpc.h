@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "giz/util.h"
+
 /* Result codes of the client (negative) beside HTTP statuses (positive). */
 enum httpc_err {
     HTTPC_OK = 0,
@@ -35,10 +37,9 @@ struct httpc_resp {
 void httpc__resp_free(struct httpc_resp *r);
 
 /* Incremental response parser. Feed bytes as they arrive; it keeps them in
- * one growable buffer capped at max_size. */
+ * one growable buffer capped at max_size (raw.max). */
 struct httpc_parser {
-    char *buf;
-    size_t len, cap, max_size;
+    struct giz_buf raw;     /* the answer as received, NUL-terminated */
     size_t header_end;      /* offset of body start, 0 until headers are complete */
     long long content_length; /* -1 when absent */
     int chunked;

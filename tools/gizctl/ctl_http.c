@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "giz/error.h"
+#include "giz/util.h"
 #include "httpc.h"
 
 void ctl__print_json(const cJSON *v)
@@ -47,34 +49,16 @@ const char *ctl__jtext(const cJSON *obj, const char *key, char *buf, size_t cap)
     return buf;
 }
 
-/* The answer body as it arrives, capped. */
-struct body_buf {
-    char *p;
-    size_t len, cap, max;
-};
+/* The answer body as it arrives, capped at CTL_HTTP_BODY_MAX. */
+#define CTL_HTTP_BODY_MAX ((size_t)64 << 20)
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct body_buf *b = ud;
+    struct giz_buf *b = ud;
     size_t n = size * nmemb;
 
-    if (b->len + n + 1 > b->max)
-        return 0; /* too big: curl fails with CURLE_WRITE_ERROR */
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        char *np;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        np = realloc(b->p, ncap);
-        if (np == NULL)
-            return 0;
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
+    /* too big or out of memory: 0 makes curl fail with CURLE_WRITE_ERROR */
+    return giz_buf_append(b, data, n) == GIZ_OK ? n : 0;
 }
 
 /* One request with libcurl. Fills *r like httpc__request (status, content
@@ -87,7 +71,7 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hl = NULL;
-    struct body_buf b = {NULL, 0, 0, 64u << 20};
+    struct giz_buf b;
     char url[1600], line[1300], errbuf[CURL_ERROR_SIZE] = "";
     const char *p = headers;
     CURLcode cc;
@@ -96,6 +80,7 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
     int rc = HTTPC_OK;
 
     memset(r, 0, sizeof *r);
+    giz_buf_init(&b, CTL_HTTP_BODY_MAX);
     *tls_failed = false;
     if (h == NULL)
         return HTTPC_ERR_NOMEM;
@@ -169,13 +154,11 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
         r->status = (int)code;
         if (ct != NULL)
             snprintf(r->content_type, sizeof r->content_type, "%s", ct);
-        if (b.p == NULL && (b.p = calloc(1, 1)) == NULL)
+        if (giz_buf_append(&b, "", 0) != GIZ_OK) /* an empty body still gets its NUL */
             rc = HTTPC_ERR_NOMEM;
-        r->body = b.p;
-        r->body_len = b.len;
-        b.p = NULL;
+        r->body = (char *)giz_buf_take(&b, &r->body_len);
     }
-    free(b.p);
+    giz_buf_free(&b);
     curl_slist_free_all(hl);
     curl_easy_cleanup(h);
     return rc;

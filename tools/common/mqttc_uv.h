@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "giz/mqtt.h"
+#include "giz/util.h"
 
 /* Receive buffer of firmware (MQTT side). */
 #define MQTTC_STRICT_RECV 1024u
@@ -53,8 +54,7 @@ struct mqttc {
     uv_connect_t connect_req;
     const struct mqttc_cbs *cbs;
     void *ud;                  /* the owner's pointer */
-    uint8_t *pending;          /* bytes of a packet split across reads */
-    uint32_t pending_len, pending_cap;
+    struct giz_buf pending;    /* bytes of a packet split across reads (cap: max_packet + 8 + one read) */
     uint32_t max_packet;
     uint8_t state;             /* enum mqttc_state */
     uint8_t close_reason;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Implementation of the small shared helpers of the tools (see util.h):
- * strict number parsing, file reading, URL splitting, clocks, the file
- * descriptor limit and bounded latency sample sets.
+ * floating-point parsing, file reading (into a capped giz_buf), URL
+ * splitting, the wall clock, the file descriptor limit and bounded latency
+ * sample sets.
  */
 #include "util.h"
 
@@ -14,21 +15,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
-
-int util__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-    char *end = NULL;
-    unsigned long v;
-
-    if (s == NULL || *s == '\0' || *s == '-' || *s == '+' || *s == ' ')
-        return -1;
-    errno = 0;
-    v = strtoul(s, &end, 0);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 int util__parse_double(const char *s, double min, double max, double *out)
 {
@@ -48,47 +34,37 @@ int util__parse_double(const char *s, double min, double max, double *out)
 int util__read_file(const char *path, size_t max, uint8_t **out, size_t *len)
 {
     FILE *f = NULL;
-    uint8_t *buf = NULL;
-    size_t used = 0, cap = 4096;
+    struct giz_buf buf;
+    uint8_t chunk[4096];
     int rc = -1;
 
+    giz_buf_init(&buf, max);
     f = fopen(path, "rb");
     if (f == NULL)
         goto cleanup;
-    buf = malloc(cap + 1);
-    if (buf == NULL)
-        goto cleanup;
     for (;;) {
-        size_t n;
-        if (used == cap) {
-            uint8_t *nb;
-            if (cap >= max) {
-                errno = EFBIG;
-                goto cleanup;
-            }
-            cap = cap * 2 > max ? max : cap * 2;
-            nb = realloc(buf, cap + 1);
-            if (nb == NULL)
-                goto cleanup;
-            buf = nb;
+        size_t n = fread(chunk, 1, sizeof chunk, f);
+        int brc = giz_buf_append(&buf, chunk, n);
+        if (brc != GIZ_OK) {
+            errno = brc == GIZ_ERR_OVERSIZE ? EFBIG : ENOMEM;
+            goto cleanup;
         }
-        n = fread(buf + used, 1, cap - used, f);
-        used += n;
         if (n == 0) {
             if (ferror(f))
                 goto cleanup;
             break;
         }
     }
-    buf[used] = '\0';
-    *out = buf;
-    *len = used;
-    buf = NULL;
+    if (buf.data == NULL) { /* not reached: the first append allocates, even of 0 bytes */
+        errno = ENOMEM;
+        goto cleanup;
+    }
+    *out = giz_buf_take(&buf, len);
     rc = 0;
 cleanup:
     if (f != NULL)
         fclose(f);
-    free(buf);
+    giz_buf_free(&buf);
     return rc;
 }
 
@@ -97,7 +73,7 @@ int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t 
 {
     const char *p = url, *host_end, *slash, *colon;
     size_t hlen;
-    unsigned long pv = 80;
+    uint64_t pv = 80;
 
     if (strncmp(p, "http://", 7) == 0)
         p += 7;
@@ -118,7 +94,7 @@ int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t 
             return -1;
         memcpy(num, colon + 1, nlen);
         num[nlen] = '\0';
-        if (util__parse_ulong(num, 1, 65535, &pv) != 0)
+        if (giz_parse_uint(num, 10, 1, 65535, &pv) != GIZ_OK)
             return -1;
     }
     *port = (uint16_t)pv;
@@ -133,13 +109,6 @@ int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t 
         prefix[plen] = '\0';
     }
     return 0;
-}
-
-double util__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 void util__iso_now(char *out, size_t cap)

@@ -574,14 +574,17 @@ static void dev_dl_end(int rc, void *ud)
 
 /* ---- answers ------------------------------------------------------------------------ */
 
+/* true if the 22 characters at p (firmware copies exactly that many after
+ * "did=", whatever follows) form a DID. */
 static bool is_did(const char *p)
 {
-    for (size_t i = 0; i < GIZ_DID_LEN; i++) {
-        char c = p[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
-            return false;
-    }
-    return true;
+    char did[GIZ_ID_DID_LEN + 1];
+
+    if (strnlen(p, GIZ_ID_DID_LEN) < GIZ_ID_DID_LEN)
+        return false;
+    memcpy(did, p, GIZ_ID_DID_LEN);
+    did[GIZ_ID_DID_LEN] = '\0';
+    return giz_did_valid(did);
 }
 
 /* No update for this device (9500 / 9502): the normal "no" answer. */
@@ -599,7 +602,7 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
     bool boot = !is_ota_op(d->http_op) || d->ota_after;
     char host[256], port[16], sv[40], url[600], fid[16];
     const char *p;
-    unsigned long pv;
+    uint64_t pv;
 
     d->http = NULL;
     util__samples_add(&s->http_ms, util__now_ms() - d->t_start);
@@ -622,7 +625,7 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
     case HOP_REGISTER:
         /* firmware copies exactly 22 characters after "did=" */
         p = strstr(text, "did=");
-        if (status != 201 || p == NULL || strlen(p + 4) < GIZ_DID_LEN || !is_did(p + 4)) {
+        if (status != 201 || p == NULL || !is_did(p + 4)) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_REGISTER_REFUSED);
             schedule_backoff(d);
@@ -646,7 +649,7 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
         p = strstr(text, "host=");
         if (!fw_field(text, "host=", "&", host, sizeof host) || p == NULL ||
             !fw_field(p, "port=", "&", port, sizeof port) ||
-            util__parse_ulong(port, 1, 65535, &pv) != 0 || sim__set_m2m(s, host, (uint16_t)pv) != 0) {
+            giz_parse_uint(port, 10, 1, 65535, &pv) != GIZ_OK || sim__set_m2m(s, host, (uint16_t)pv) != 0) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_PROVISION_BAD);
             schedule_backoff(d);
@@ -666,10 +669,10 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
         s->st.ota_checks++;
         d->ota_checks++;
         if (status == 200) {
-            unsigned long f = 0;
+            uint64_t f = 0;
             /* target_fid= up to '&', download_url= up to '&' (v4.0 firmware) */
             if (!fw_field(text, "target_fid=", "&", fid, sizeof fid) ||
-                util__parse_ulong(fid, 1, 0xFFFFFFFFul, &f) != 0 ||
+                giz_parse_uint(fid, 10, 1, 0xFFFFFFFFul, &f) != GIZ_OK ||
                 !fw_field(text, "download_url=", "&", url, sizeof url) ||
                 strstr(url, "/dev/ota/download") == NULL) {
                 sim__error(s, SIM_ERR_OTA_STATUS);

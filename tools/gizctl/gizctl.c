@@ -298,27 +298,32 @@ static int match_opt(const struct ctl_opt *opts, int argc, char **argv, int *i, 
     return -1;
 }
 
-int main(int argc, char **argv)
+/* Indexes into global_opts (and into the values main collects for them). */
+enum global_opt {
+    G_HTTP, G_ADMIN_TOKEN, G_MQTT_HOST, G_MQTT_PORT, G_CONFIG, G_TIMEOUT, G_JSON, G_VERBOSE,
+    G_HELP, G_CACERT, G_MQTTS, G_COUNT
+};
+_Static_assert(sizeof global_opts / sizeof global_opts[0] == G_COUNT + 1,
+               "enum global_opt follows global_opts");
+
+static bool argv_has(int argc, char **argv, const char *a, const char *b)
 {
-    struct ctl ctl;
-    struct ctl_args args;
-    const char *g_val[16] = {0};
-    const char *words[2] = {0};
-    const char *pos[CTL_MAX_POS + 2];
-    int nwords = 0, npos = 0, rc;
-    bool help = false, no_more_opts = false;
-    const struct ctl_cmd *cmd = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], a) == 0 || (b != NULL && strcmp(argv[i], b) == 0))
+            return true;
+    return false;
+}
 
-    memset(&ctl, 0, sizeof ctl);
-    memset(&args, 0, sizeof args);
-    signal(SIGPIPE, SIG_IGN); /* a broker closing on us is an error code, not a kill */
-    giz_log_init("gizctl", GIZ_LOG_WARN);
+/* First pass: the command words, i.e. the first non-option argument and, when
+ * it names a group ("device", "firmware", ...), the next one. Values of global
+ * options given as "--name VALUE" are skipped. Returns how many were found (0..2). */
+static int find_words(int argc, char **argv, const char *words[2])
+{
+    int nwords = 0;
 
-    /* First pass: find the command words (first one or two non-options). */
     for (int i = 1; i < argc && nwords < 2; i++) {
         const char *a = argv[i];
         if (a[0] == '-' && a[1] != '\0') {
-            /* skip a global option's value */
             for (int k = 0; global_opts[k].name; k++) {
                 size_t nl = strlen(global_opts[k].name);
                 if (global_opts[k].arg && strncmp(a, "--", 2) == 0 &&
@@ -327,24 +332,28 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        if (nwords == 0) {
-            words[nwords++] = a;
-            if (!is_group(a))
-                break;
-        } else {
-            words[nwords++] = a;
-        }
+        words[nwords++] = a;
+        if (nwords == 1 && !is_group(a))
+            break;
     }
+    return nwords;
+}
+
+/* Finds the command named on the command line. Sets *cmd and returns CTL_OK,
+ * or leaves *cmd NULL and returns the exit code after printing a usage text
+ * (CTL_OK when help or the version was asked for). */
+static int resolve_cmd(int argc, char **argv, const struct ctl_cmd **cmd)
+{
+    const char *words[2] = {0};
+    int nwords = find_words(argc, argv, words);
+    bool asked = argv_has(argc, argv, "-h", "--help");
+
+    *cmd = NULL;
     if (nwords == 0) {
-        for (int i = 1; i < argc; i++)
-            if (strcmp(argv[i], "--version") == 0) {
-                printf("gizctl %s\n", GIZCTL_VERSION);
-                return CTL_OK;
-            }
-        bool asked = false;
-        for (int i = 1; i < argc; i++)
-            if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-                asked = true;
+        if (argv_has(argc, argv, "--version", NULL)) {
+            printf("gizctl %s\n", GIZCTL_VERSION);
+            return CTL_OK;
+        }
         usage_main(asked ? stdout : stderr);
         return asked ? CTL_OK : CTL_USAGE;
     }
@@ -352,89 +361,100 @@ int main(int argc, char **argv)
         usage_main(stdout);
         return CTL_OK;
     }
-    if (is_group(words[0])) {
-        if (nwords < 2) {
-            bool asked = false;
-            for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-                    asked = true;
-            usage_group(asked ? stdout : stderr, words[0]);
-            return asked ? CTL_OK : CTL_USAGE;
-        }
-        cmd = find_cmd(words[0], words[1]);
-        if (cmd == NULL) {
-            usage_group(stderr, words[0]);
-            return ctl__fail(CTL_USAGE, "unknown command \"%s %s\"", words[0], words[1]);
-        }
-    } else {
-        cmd = find_cmd(NULL, words[0]);
-        if (cmd == NULL)
-            return ctl__fail(CTL_USAGE, "unknown command \"%s\"; see `gizctl --help`", words[0]);
+    if (!is_group(words[0])) {
+        *cmd = find_cmd(NULL, words[0]);
+        return *cmd ? CTL_OK
+                    : ctl__fail(CTL_USAGE, "unknown command \"%s\"; see `gizctl --help`", words[0]);
     }
-    args.cmd = cmd;
+    if (nwords < 2) {
+        usage_group(asked ? stdout : stderr, words[0]);
+        return asked ? CTL_OK : CTL_USAGE;
+    }
+    *cmd = find_cmd(words[0], words[1]);
+    if (*cmd == NULL) {
+        usage_group(stderr, words[0]);
+        return ctl__fail(CTL_USAGE, "unknown command \"%s %s\"", words[0], words[1]);
+    }
+    return CTL_OK;
+}
 
-    /* Second pass: options anywhere, positionals in order (after the command words). */
-    {
-        int skip_words = cmd->group ? 2 : 1;
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i];
-            const char *val = NULL;
-            int k, err;
-            if (!no_more_opts && strcmp(a, "--") == 0) {
-                no_more_opts = true;
-                continue;
-            }
-            if (!no_more_opts && a[0] == '-' && a[1] != '\0') {
-                k = match_opt(cmd->opts, argc, argv, &i, &val, &err);
-                if (err)
-                    return err;
-                if (k >= 0) {
-                    args.val[k] = val;
-                    continue;
-                }
-                k = match_opt(global_opts, argc, argv, &i, &val, &err);
-                if (err)
-                    return err;
-                if (k >= 0) {
-                    g_val[k] = val;
-                    if (strcmp(global_opts[k].name, "help") == 0)
-                        help = true;
-                    continue;
-                }
-                return ctl__fail(CTL_USAGE, "unknown option %s; see `gizctl %s%s%s --help`", a,
-                                 cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->verb);
-            }
-            if (skip_words > 0) {
-                skip_words--;
-                continue;
-            }
-            if (npos >= CTL_MAX_POS)
-                return ctl__fail(CTL_USAGE, "too many arguments");
-            pos[npos++] = a;
+/* Second pass: the command's options and the global ones anywhere (up to "--"),
+ * the positional arguments in order after the command words. Fills a->val,
+ * g_val[G_COUNT] and a->pos/npos (checked against the command's bounds unless
+ * help was asked for). Returns CTL_OK or CTL_USAGE after a message. */
+static int parse_cmd_args(int argc, char **argv, struct ctl_args *a, const char *g_val[G_COUNT])
+{
+    const struct ctl_cmd *cmd = a->cmd;
+    int skip_words = cmd->group ? 2 : 1;
+    bool no_more_opts = false;
+    char name[64];
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL;
+        int k, err;
+        if (!no_more_opts && strcmp(arg, "--") == 0) {
+            no_more_opts = true;
+            continue;
         }
+        if (!no_more_opts && arg[0] == '-' && arg[1] != '\0') {
+            if ((k = match_opt(cmd->opts, argc, argv, &i, &val, &err)) >= 0)
+                a->val[k] = val;
+            else if (!err && (k = match_opt(global_opts, argc, argv, &i, &val, &err)) >= 0)
+                g_val[k] = val;
+            if (err)
+                return err;
+            if (k < 0)
+                return ctl__fail(CTL_USAGE, "unknown option %s; see `gizctl %s%s%s --help`", arg,
+                                 cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->verb);
+            continue;
+        }
+        if (skip_words > 0) {
+            skip_words--;
+            continue;
+        }
+        if (a->npos >= CTL_MAX_POS)
+            return ctl__fail(CTL_USAGE, "too many arguments");
+        a->pos[a->npos++] = arg;
     }
-    if (help) {
-        usage_cmd(stdout, cmd);
-        return CTL_OK;
-    }
-    if (npos < cmd->min_pos || npos > cmd->max_pos) {
-        char name[64];
+    if (g_val[G_HELP] == NULL && (a->npos < cmd->min_pos || a->npos > cmd->max_pos)) {
         cmd_name(cmd, name, sizeof name);
         return ctl__fail(CTL_USAGE, "usage: gizctl %s %s (see `gizctl %s --help`)", name,
                          cmd->usage, name);
     }
-    for (int i = 0; i < npos; i++)
-        args.pos[i] = pos[i];
-    args.npos = npos;
+    return CTL_OK;
+}
 
-    ctl.json = g_val[6] != NULL;
-    ctl.verbose = g_val[7] != NULL;
-    ctl.mqtts = g_val[10] != NULL;
-    rc = ctl__config_resolve(&ctl, g_val[0], g_val[2], g_val[3], g_val[1], g_val[4], g_val[5],
-                             g_val[9]);
+int main(int argc, char **argv)
+{
+    struct ctl ctl;
+    struct ctl_args args;
+    const char *g_val[G_COUNT] = {0};
+    int rc;
+
+    memset(&ctl, 0, sizeof ctl);
+    memset(&args, 0, sizeof args);
+    signal(SIGPIPE, SIG_IGN); /* a broker closing on us is an error code, not a kill */
+    giz_log_init("gizctl", GIZ_LOG_WARN);
+
+    rc = resolve_cmd(argc, argv, &args.cmd);
+    if (args.cmd == NULL)
+        return rc;
+    rc = parse_cmd_args(argc, argv, &args, g_val);
     if (rc != CTL_OK)
         return rc;
-    rc = cmd->run(&ctl, &args);
+    if (g_val[G_HELP] != NULL) {
+        usage_cmd(stdout, args.cmd);
+        return CTL_OK;
+    }
+    ctl.json = g_val[G_JSON] != NULL;
+    ctl.verbose = g_val[G_VERBOSE] != NULL;
+    ctl.mqtts = g_val[G_MQTTS] != NULL;
+    rc = ctl__config_resolve(&ctl, g_val[G_HTTP], g_val[G_MQTT_HOST], g_val[G_MQTT_PORT],
+                             g_val[G_ADMIN_TOKEN], g_val[G_CONFIG], g_val[G_TIMEOUT],
+                             g_val[G_CACERT]);
+    if (rc != CTL_OK)
+        return rc;
+    rc = args.cmd->run(&ctl, &args);
     fflush(stdout);
     return rc;
 }
