@@ -8,7 +8,7 @@
  * supplies the clock.
  *
  * PINGREQ window (unchanged from the relay it replaces): a coarse ring of
- * GIZ_GUARD_RING buckets of window/GIZ_GUARD_BUCKETS each covers the last
+ * GIZ_GUARD_RING 16-bit buckets of window/GIZ_GUARD_BUCKETS each covers the last
  * window plus at most one bucket (it can over-count, never under-count).
  * Once it holds more than ping_max / 2 pings the connection gets an exact
  * ring of its last ping_max ping times, which alone decides from then on: a
@@ -77,7 +77,7 @@ static void exact_start(struct giz_guard *g, const struct giz_guard_limits *lim,
     x->n = x->head = 0;
     for (unsigned k = GIZ_GUARD_RING; k-- > 0;) {
         unsigned idx = (g->cur_bucket + GIZ_GUARD_RING - k) % GIZ_GUARD_RING;
-        uint32_t cnt = g->buckets[idx] - (k == 0 ? 1u : 0u);
+        uint32_t cnt = (uint32_t)g->buckets[idx] - (k == 0 ? 1u : 0u);
         uint32_t at = (uint32_t)(g->bucket_t0 - (uint64_t)k * width);
         for (uint32_t i = 0; i < cnt && x->n < lim->ping_max; i++)
             x->t[x->n++] = at;
@@ -118,11 +118,11 @@ static bool ping_allowed(struct giz_guard *g, const struct giz_guard_limits *lim
         g->buckets[g->cur_bucket] = 0;
         g->bucket_t0 += width;
     }
-    g->buckets[g->cur_bucket]++;
+    if (g->buckets[g->cur_bucket] < UINT16_MAX) g->buckets[g->cur_bucket]++;
     if (g->pex != NULL) return exact_allowed(g->pex, lim, now);
     for (unsigned i = 0; i < GIZ_GUARD_RING; i++)
         total += g->buckets[i];
-    if (total > lim->ping_max / 2u && lim->ping_max <= GIZ_GUARD_EXACT_MAX) {
+    if (total > lim->ping_max / 2u) {
         exact_start(g, lim, width);
         if (g->pex != NULL) return exact_allowed(g->pex, lim, now);
     }

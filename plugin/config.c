@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "giz/mqtt_guard.h"
 #include "plugin.h"
 
 /* Parses a decimal unsigned integer in [min, max]; the whole string must be used. */
@@ -93,7 +94,7 @@ static const struct {
     const char *help;
 } opt_table[OPT__COUNT] = {
     [OPT_DB_PATH] = {"db_path", "path of the gizcloud SQLite database (required)"},
-    [OPT_PING_MAX] = {"ping_max", "PINGREQs allowed per window, 1..1000000"},
+    [OPT_PING_MAX] = {"ping_max", "PINGREQs allowed per window, 1..65535"},
     [OPT_PING_WINDOW] = {"ping_window", "window, seconds or <n>ms, 100ms..1 day"},
     [OPT_KEEPALIVE_MAX] = {"keepalive_max", "keepalive clamp in seconds, 1..65535"},
     [OPT_MAX_PACKET] = {"max_packet", "largest client packet in bytes, 1024..268435455"},
@@ -190,7 +191,7 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_DB_PATH:
         return copy_str(cfg->db_path, sizeof(cfg->db_path), value);
     case OPT_PING_MAX:
-        if (parse_uint(value, 1, 1000000, &v) != 0) return -1;
+        if (parse_uint(value, 1, GIZ_GUARD_EXACT_MAX, &v) != 0) return -1;
         cfg->ping_max = (unsigned)v;
         return 0;
     case OPT_PING_WINDOW:

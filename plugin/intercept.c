@@ -72,7 +72,7 @@
 
 #define MAX_SLOTS 4          /* GOT entries per symbol (JUMP_SLOT + GLOB_DAT) */
 #define ACCEPT_BURST 256     /* connections one accept call may shed before EAGAIN */
-#define SWEEP_EVERY_MS 100   /* pre-CONNECT timeout sweep period (on TICK) */
+#define SWEEP_EVERY_MS 250   /* pre-CONNECT timeout sweep period (on TICK) */
 #define REFUSE_LOG_MS 10000  /* "connections refused" summary interval */
 #define PEER_SIZE GIZP_PEER_SIZE
 #define FD_HEADROOM_MIN 16   /* descriptors left to mosquitto itself at the fd limit */
@@ -96,11 +96,10 @@ struct hook {
     unsigned nslots;
 };
 
-/* One accepted client socket. */
+/* One accepted client socket (kept small: an idle device costs this and
+ * its client id; guard.bucket_t0 holds the accept time until the CONNECT). */
 struct iconn {
     struct giz_guard guard;
-    struct iconn *prev, *next; /* pre-CONNECT FIFO (oldest first) while pre */
-    int64_t accepted_ms;
     struct peer_addr peer;
     int fd;
     bool pre;    /* counted as a connection without CONNECT */
@@ -131,7 +130,7 @@ struct icpt {
     struct giz_guard_limits lim;
     struct iconn **conns; /* indexed by fd */
     size_t nconns_cap;
-    struct iconn *pre_head, *pre_tail;
+    size_t fd_end;        /* no record at or above this fd */
     unsigned pre_count;
     struct map per_addr; /* family + address bytes -> count of pre-CONNECT conns (as pointer) */
     int reserve_fd;      /* /dev/null, given up at EMFILE to accept-and-close */
@@ -219,20 +218,11 @@ static int addr_add(struct icpt *ic, const struct peer_addr *p, int delta)
     return map__put(&ic->per_addr, key, klen, (void *)(uintptr_t)n, NULL);
 }
 
-/* Takes c out of the pre-CONNECT FIFO and counts. */
+/* c has its CONNECT (or is being closed): no longer counted as pre-CONNECT. */
 static void pre_leave(struct icpt *ic, struct iconn *c)
 {
     if (!c->pre) return;
     c->pre = false;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        ic->pre_head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        ic->pre_tail = c->prev;
-    c->prev = c->next = NULL;
     ic->pre_count--;
     (void)addr_add(ic, &c->peer, -1);
 }
@@ -275,17 +265,12 @@ static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *p
         return NULL;
     }
     giz_guard_init(&c->guard);
+    c->guard.bucket_t0 = (uint64_t)plugin__now_ms(); /* accept time until the CONNECT */
     c->fd = fd;
     c->peer = *peer;
-    c->accepted_ms = plugin__now_ms();
     c->pre = true;
-    c->prev = ic->pre_tail;
-    if (ic->pre_tail != NULL)
-        ic->pre_tail->next = c;
-    else
-        ic->pre_head = c;
-    ic->pre_tail = c;
     ic->pre_count++;
+    if ((size_t)fd >= ic->fd_end) ic->fd_end = (size_t)fd + 1u;
     ic->conns[fd] = c;
     ic->open_conns++;
     ic->accepted++;
@@ -564,9 +549,11 @@ void intercept__tick(struct gizp *g, int64_t now)
     if (ic == NULL || now - ic->last_sweep_ms < SWEEP_EVERY_MS) return;
     ic->last_sweep_ms = now;
     ic->fd_high = fd_high_now();
-    while (ic->pre_head != NULL &&
-           now - ic->pre_head->accepted_ms >= (int64_t)ic->g->cfg.connect_timeout_ms) {
-        struct iconn *c = ic->pre_head;
+    for (size_t fd = 0; ic->pre_count > 0 && fd < ic->fd_end; fd++) {
+        struct iconn *c = ic->conns[fd];
+        if (c == NULL || !c->pre ||
+            now - (int64_t)c->guard.bucket_t0 < (int64_t)ic->g->cfg.connect_timeout_ms)
+            continue;
         ic->timeouts++;
         if (plugin__rate_ok(&ic->rl_timeout, 20, "connect-timeout lines")) {
             char peer[PEER_SIZE];

@@ -31,7 +31,7 @@
 
 #define GIZ_GUARD_BUCKETS 18u                    /* window / BUCKETS = coarse bucket width */
 #define GIZ_GUARD_RING (GIZ_GUARD_BUCKETS + 1u)  /* the coarse ring spans window + one bucket */
-#define GIZ_GUARD_EXACT_MAX 65536u               /* ping_max above this: coarse ring alone */
+#define GIZ_GUARD_EXACT_MAX 65535u               /* largest ping_max (the exact ring decides above ping_max / 2) */
 #define GIZ_GUARD_CLIENT_ID_MAX 64u              /* bytes of the client id kept for log lines */
 
 struct giz_guard_limits {
@@ -71,8 +71,9 @@ struct giz_guard {
     uint32_t pkt_len, pkt_have, ready_off, ready_len; /* ready_*: bytes to hand over */
     char *client_id;      /* NUL-terminated printable copy, or NULL */
     struct giz_guard_exact *pex;
-    uint64_t bucket_t0;   /* start of the current ping bucket */
-    uint32_t buckets[GIZ_GUARD_RING];
+    uint64_t bucket_t0;   /* start of the current ping bucket (before the CONNECT: free
+                             for the caller, e.g. the accept time) */
+    uint16_t buckets[GIZ_GUARD_RING]; /* saturating; ping_max <= GIZ_GUARD_EXACT_MAX */
 };
 
 /* Starts a connection in the gathering phase. Nothing to free yet. */
