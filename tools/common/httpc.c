@@ -286,6 +286,19 @@ static int remaining_ms(double deadline)
     return left <= 0 ? 0 : (int)left + 1;
 }
 
+/* poll()s fd for `events` until the deadline, again after EINTR. Returns
+ * poll's answer: > 0 ready, 0 timed out, < 0 error. */
+static int wait_fd(int fd, short events, double deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int prc;
+
+    do
+        prc = poll(&pfd, 1, remaining_ms(deadline));
+    while (prc < 0 && errno == EINTR);
+    return prc;
+}
+
 /* Connects a non-blocking socket to one of the resolved addresses before the deadline. */
 static int connect_any(const char *host, uint16_t port, double deadline, int *out_fd)
 {
@@ -300,7 +313,6 @@ static int connect_any(const char *host, uint16_t port, double deadline, int *ou
     if (getaddrinfo(host, portstr, &hints, &res) != 0)
         return HTTPC_ERR_RESOLVE;
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        struct pollfd pfd;
         int err = 0, prc;
         socklen_t elen = sizeof err;
 
@@ -313,11 +325,7 @@ static int connect_any(const char *host, uint16_t port, double deadline, int *ou
             break;
         if (errno != EINPROGRESS)
             goto next;
-        pfd.fd = fd;
-        pfd.events = POLLOUT;
-        do
-            prc = poll(&pfd, 1, remaining_ms(deadline));
-        while (prc < 0 && errno == EINTR);
+        prc = wait_fd(fd, POLLOUT, deadline);
         if (prc == 0) {
             rc = HTTPC_ERR_TIMEOUT;
             goto next;
@@ -359,12 +367,8 @@ int httpc__request(const char *host, uint16_t port, const char *method, const ch
     if (rc != HTTPC_OK)
         goto cleanup;
     while (sent < req_len) {
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         ssize_t n;
-        int prc = poll(&pfd, 1, remaining_ms(deadline));
-        if (prc < 0 && errno == EINTR)
-            continue;
-        if (prc == 0) {
+        if (wait_fd(fd, POLLOUT, deadline) == 0) {
             rc = HTTPC_ERR_TIMEOUT;
             goto cleanup;
         }
@@ -378,13 +382,9 @@ int httpc__request(const char *host, uint16_t port, const char *method, const ch
         sent += (size_t)n;
     }
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         char buf[16384];
         ssize_t n;
-        int prc = poll(&pfd, 1, remaining_ms(deadline));
-        if (prc < 0 && errno == EINTR)
-            continue;
-        if (prc == 0) {
+        if (wait_fd(fd, POLLIN, deadline) == 0) {
             rc = HTTPC_ERR_TIMEOUT;
             goto cleanup;
         }

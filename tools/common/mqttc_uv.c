@@ -212,22 +212,24 @@ int mqttc__subscribe(struct mqttc *c, uint16_t packet_id, const char *topic)
     return mqttc__send(c, buf, out);
 }
 
-int mqttc__ping(struct mqttc *c)
+/* Sends a packet of just a fixed header (PINGREQ, DISCONNECT). 0 or -1. */
+static int send_simple(struct mqttc *c, enum giz_mqtt_type type)
 {
     uint8_t buf[2];
     size_t out = 0;
-    if (giz_mqtt_encode_simple(GIZ_MQTT_PINGREQ, buf, sizeof buf, &out) != GIZ_OK)
+    if (giz_mqtt_encode_simple(type, buf, sizeof buf, &out) != GIZ_OK)
         return -1;
     return mqttc__send(c, buf, out);
 }
 
+int mqttc__ping(struct mqttc *c)
+{
+    return send_simple(c, GIZ_MQTT_PINGREQ);
+}
+
 int mqttc__disconnect(struct mqttc *c)
 {
-    uint8_t buf[2];
-    size_t out = 0;
-    if (giz_mqtt_encode_simple(GIZ_MQTT_DISCONNECT, buf, sizeof buf, &out) != GIZ_OK)
-        return -1;
-    return mqttc__send(c, buf, out);
+    return send_simple(c, GIZ_MQTT_DISCONNECT);
 }
 
 /* Hands out every whole packet of data[0..len); returns how many bytes were

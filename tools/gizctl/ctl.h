@@ -117,6 +117,12 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
                   const void *body, size_t len, enum ctl_auth auth, cJSON **out);
 /* Prints a JSON value compactly (--json) to stdout. */
 void ctl__print_json(const cJSON *v);
+/* Prints an answer: compact JSON with --json, else through text(out). */
+void ctl__print_answer(const struct ctl *ctl, const cJSON *out, void (*text)(const cJSON *out));
+/* GETs path (JSON answer) and prints it with ctl__print_answer. Returns what
+ * ctl__http_json returned (failures are reported there). */
+int ctl__get_print(struct ctl *ctl, const char *path, enum ctl_auth auth,
+                   void (*text)(const cJSON *out));
 /* String field or "" / number field as text into buf. */
 const char *ctl__jstr(const cJSON *obj, const char *key);
 const char *ctl__jtext(const cJSON *obj, const char *key, char *buf, size_t cap);

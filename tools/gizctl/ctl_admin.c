@@ -64,35 +64,46 @@ int ctl__cmd_product_create(struct ctl *ctl, const struct ctl_args *a)
     return rc;
 }
 
+static void products_text(const cJSON *out)
+{
+    const cJSON *item;
+
+    printf("%-32s  %s\n", "PRODUCT KEY", "NAME");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "products"))
+        printf("%-32s  %s\n", ctl__jstr(item, "product_key"), ctl__jstr(item, "name"));
+}
+
 int ctl__cmd_product_list(struct ctl *ctl, const struct ctl_args *a)
 {
-    cJSON *out = NULL;
-    const cJSON *item;
-    int rc;
-
     (void)a;
-    rc = ctl__http_json(ctl, "GET", "/admin/products", NULL, CTL_AUTH_ADMIN, &out);
-    if (rc != CTL_OK)
-        return rc;
-    if (ctl->json) {
-        ctl__print_json(out);
-    } else {
-        printf("%-32s  %s\n", "PRODUCT KEY", "NAME");
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "products"))
-            printf("%-32s  %s\n", ctl__jstr(item, "product_key"), ctl__jstr(item, "name"));
+    return ctl__get_print(ctl, "/admin/products", CTL_AUTH_ADMIN, products_text);
+}
+
+static void devices_text(const cJSON *out)
+{
+    const cJSON *item;
+    int shown = 0, online = 0;
+
+    printf("%-22s  %-32s  %-12s  %-6s  %s\n", "DID", "PRODUCT KEY", "MAC", "ONLINE",
+           "LAST SEEN");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
+        char seen[64];
+        bool on = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "online"));
+        printf("%-22s  %-32s  %-12s  %-6s  %s\n", ctl__jstr(item, "did"),
+               ctl__jstr(item, "product_key"), ctl__jstr(item, "mac"), on ? "yes" : "no",
+               when(item, "last_seen", seen, sizeof seen));
+        shown++;
+        online += on;
     }
-    cJSON_Delete(out);
-    return rc;
+    printf("%d device(s), %d online\n", shown, online);
 }
 
 int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
 {
     cJSON *out = NULL;
-    const cJSON *item;
     char path[256], enc[128];
     const char *pk = ctl__opt(a, "product");
-    bool only_online = ctl__flag(a, "online");
-    int rc, shown = 0, online = 0;
+    int rc;
 
     if (pk != NULL)
         snprintf(path, sizeof path, "/admin/devices?product_key=%s", q(pk, enc, sizeof enc));
@@ -101,7 +112,7 @@ int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
     rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
     if (rc != CTL_OK)
         return rc;
-    if (only_online) {
+    if (ctl__flag(a, "online")) {
         cJSON *list = cJSON_GetObjectItemCaseSensitive(out, "devices");
         for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
             const cJSON *d = cJSON_GetArrayItem(list, i);
@@ -109,50 +120,30 @@ int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
                 cJSON_DeleteItemFromArray(list, i);
         }
     }
-    if (ctl->json) {
-        ctl__print_json(out);
-    } else {
-        printf("%-22s  %-32s  %-12s  %-6s  %s\n", "DID", "PRODUCT KEY", "MAC", "ONLINE",
-               "LAST SEEN");
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
-            char seen[64];
-            bool on = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "online"));
-            printf("%-22s  %-32s  %-12s  %-6s  %s\n", ctl__jstr(item, "did"),
-                   ctl__jstr(item, "product_key"), ctl__jstr(item, "mac"), on ? "yes" : "no",
-                   when(item, "last_seen", seen, sizeof seen));
-            shown++;
-            online += on;
-        }
-        printf("%d device(s), %d online\n", shown, online);
-    }
+    ctl__print_answer(ctl, out, devices_text);
     cJSON_Delete(out);
     return rc;
 }
 
+static void device_text(const cJSON *out)
+{
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, out) {
+        char buf[512];
+        if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0)
+            printf("%-16s %s\n", item->string, when(out, item->string, buf, sizeof buf));
+        else
+            printf("%-16s %s\n", item->string, ctl__jtext(out, item->string, buf, sizeof buf));
+    }
+}
+
 int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a)
 {
-    cJSON *out = NULL;
-    const cJSON *item;
     char path[256], enc[128];
-    int rc;
 
     snprintf(path, sizeof path, "/admin/devices/%s", q(a->pos[0], enc, sizeof enc));
-    rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
-    if (rc != CTL_OK)
-        return rc;
-    if (ctl->json) {
-        ctl__print_json(out);
-    } else {
-        cJSON_ArrayForEach(item, out) {
-            char buf[512];
-            if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0)
-                printf("%-16s %s\n", item->string, when(out, item->string, buf, sizeof buf));
-            else
-                printf("%-16s %s\n", item->string, ctl__jtext(out, item->string, buf, sizeof buf));
-        }
-    }
-    cJSON_Delete(out);
-    return rc;
+    return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, device_text);
 }
 
 /* Checks and reads --type (default 1). */
@@ -330,39 +321,35 @@ int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
     return rc;
 }
 
+static void firmware_list_text(const cJSON *out)
+{
+    const cJSON *item;
+    int n = 0;
+
+    printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n", "ID", "PRODUCT KEY", "TYPE", "SOFT",
+           "HARD", "MD5", "SIZE");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
+        char id[32], type[16], size[32];
+        printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n",
+               ctl__jtext(item, "id", id, sizeof id), ctl__jstr(item, "product_key"),
+               ctl__jtext(item, "type", type, sizeof type), ctl__jstr(item, "soft_version"),
+               ctl__jstr(item, "hard_version"), ctl__jstr(item, "md5"),
+               ctl__jtext(item, "size", size, sizeof size));
+        n++;
+    }
+    printf("%d firmware(s)\n", n);
+}
+
 int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a)
 {
     const char *pk = ctl__opt(a, "product");
     char path[256], enc[128];
-    cJSON *out = NULL;
-    const cJSON *item;
-    int rc, n = 0;
 
     if (pk != NULL)
         snprintf(path, sizeof path, "/admin/firmware?product_key=%s", q(pk, enc, sizeof enc));
     else
         snprintf(path, sizeof path, "/admin/firmware");
-    rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
-    if (rc != CTL_OK)
-        return rc;
-    if (ctl->json) {
-        ctl__print_json(out);
-    } else {
-        printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n", "ID", "PRODUCT KEY", "TYPE",
-               "SOFT", "HARD", "MD5", "SIZE");
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
-            char id[32], type[16], size[32];
-            printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n",
-                   ctl__jtext(item, "id", id, sizeof id), ctl__jstr(item, "product_key"),
-                   ctl__jtext(item, "type", type, sizeof type), ctl__jstr(item, "soft_version"),
-                   ctl__jstr(item, "hard_version"), ctl__jstr(item, "md5"),
-                   ctl__jtext(item, "size", size, sizeof size));
-            n++;
-        }
-        printf("%d firmware(s)\n", n);
-    }
-    cJSON_Delete(out);
-    return rc;
+    return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, firmware_list_text);
 }
 
 static void print_log(const struct ctl *ctl, const cJSON *rec)

@@ -132,61 +132,53 @@ static int print_outcome(const struct ctl *ctl, const cJSON *out, const char *di
     return CTL_OK;
 }
 
-int ctl__cmd_bind(struct ctl *ctl, const struct ctl_args *a)
+/* POST (bind, with the passcode) or DELETE (unbind, passcode NULL) one device
+ * on /app/bindings and prints the outcome ("bound" / "unbound"). */
+static int change_binding(struct ctl *ctl, const char *method, const char *did,
+                          const char *passcode, const char *verb)
 {
     cJSON *body = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(body, "devices");
     cJSON *dev = cJSON_CreateObject(), *out = NULL;
     int rc;
 
-    cJSON_AddStringToObject(dev, "did", a->pos[0]);
-    cJSON_AddStringToObject(dev, "passcode", a->pos[1]);
+    cJSON_AddStringToObject(dev, "did", did);
+    if (passcode != NULL)
+        cJSON_AddStringToObject(dev, "passcode", passcode);
     cJSON_AddItemToArray(list, dev);
-    rc = ctl__http_json(ctl, "POST", "/app/bindings", body, CTL_AUTH_USER, &out);
+    rc = ctl__http_json(ctl, method, "/app/bindings", body, CTL_AUTH_USER, &out);
     if (rc == CTL_OK)
-        rc = print_outcome(ctl, out, a->pos[0], "bound");
+        rc = print_outcome(ctl, out, did, verb);
     cJSON_Delete(body);
     cJSON_Delete(out);
     return rc;
+}
+
+int ctl__cmd_bind(struct ctl *ctl, const struct ctl_args *a)
+{
+    return change_binding(ctl, "POST", a->pos[0], a->pos[1], "bound");
 }
 
 int ctl__cmd_unbind(struct ctl *ctl, const struct ctl_args *a)
 {
-    cJSON *body = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(body, "devices");
-    cJSON *dev = cJSON_CreateObject(), *out = NULL;
-    int rc;
+    return change_binding(ctl, "DELETE", a->pos[0], NULL, "unbound");
+}
 
-    cJSON_AddStringToObject(dev, "did", a->pos[0]);
-    cJSON_AddItemToArray(list, dev);
-    rc = ctl__http_json(ctl, "DELETE", "/app/bindings", body, CTL_AUTH_USER, &out);
-    if (rc == CTL_OK)
-        rc = print_outcome(ctl, out, a->pos[0], "unbound");
-    cJSON_Delete(body);
-    cJSON_Delete(out);
-    return rc;
+static void bindings_text(const cJSON *out)
+{
+    const cJSON *item;
+
+    printf("%-22s  %-32s  %-6s  %s\n", "DID", "PRODUCT KEY", "ONLINE", "MQTT");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
+        char port[16];
+        printf("%-22s  %-32s  %-6s  %s:%s\n", ctl__jstr(item, "did"),
+               ctl__jstr(item, "product_key"),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "is_online")) ? "yes" : "no",
+               ctl__jstr(item, "host"), ctl__jtext(item, "port", port, sizeof port));
+    }
 }
 
 int ctl__cmd_bindings(struct ctl *ctl, const struct ctl_args *a)
 {
-    cJSON *out = NULL;
-    const cJSON *item;
-    int rc;
-
     (void)a;
-    rc = ctl__http_json(ctl, "GET", "/app/bindings", NULL, CTL_AUTH_USER, &out);
-    if (rc != CTL_OK)
-        return rc;
-    if (ctl->json) {
-        ctl__print_json(out);
-    } else {
-        printf("%-22s  %-32s  %-6s  %s\n", "DID", "PRODUCT KEY", "ONLINE", "MQTT");
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
-            char port[16];
-            printf("%-22s  %-32s  %-6s  %s:%s\n", ctl__jstr(item, "did"),
-                   ctl__jstr(item, "product_key"),
-                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "is_online")) ? "yes" : "no",
-                   ctl__jstr(item, "host"), ctl__jtext(item, "port", port, sizeof port));
-        }
-    }
-    cJSON_Delete(out);
-    return rc;
+    return ctl__get_print(ctl, "/app/bindings", CTL_AUTH_USER, bindings_text);
 }

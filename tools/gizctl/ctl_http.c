@@ -262,3 +262,23 @@ int ctl__http_json(struct ctl *ctl, const char *method, const char *path, const 
     free(text);
     return rc;
 }
+
+void ctl__print_answer(const struct ctl *ctl, const cJSON *out, void (*text)(const cJSON *out))
+{
+    if (ctl->json)
+        ctl__print_json(out);
+    else
+        text(out);
+}
+
+int ctl__get_print(struct ctl *ctl, const char *path, enum ctl_auth auth,
+                   void (*text)(const cJSON *out))
+{
+    cJSON *out = NULL;
+    int rc = ctl__http_json(ctl, "GET", path, NULL, auth, &out);
+
+    if (rc == CTL_OK)
+        ctl__print_answer(ctl, out, text);
+    cJSON_Delete(out);
+    return rc;
+}

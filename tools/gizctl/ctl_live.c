@@ -663,6 +663,20 @@ static int live_init(struct live *lv, struct ctl *ctl, enum live_mode mode)
     return ctl__need_login(ctl);
 }
 
+/* Reads --count (1..max) into *out when given. CTL_OK or CTL_USAGE. */
+static int opt_count(const struct ctl_args *a, uint64_t max, unsigned long *out)
+{
+    const char *s = ctl__opt(a, "count");
+    uint64_t v;
+
+    if (s == NULL)
+        return CTL_OK;
+    if (giz_parse_uint(s, 0, 1, max, &v) != GIZ_OK)
+        return ctl__fail(CTL_USAGE, "--count wants a positive number");
+    *out = (unsigned long)v;
+    return CTL_OK;
+}
+
 int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
 {
     struct live lv;
@@ -678,13 +692,9 @@ int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
     rc = parse_payload(a->pos[1], &lv.payload, &lv.payload_len);
     if (rc != CTL_OK)
         goto cleanup;
-    if ((s = ctl__opt(a, "count")) != NULL) {
-        if (giz_parse_uint(s, 0, 1, 100000000, &v) != GIZ_OK) {
-            rc = ctl__fail(CTL_USAGE, "--count wants a positive number");
-            goto cleanup;
-        }
-        lv.count = v;
-    }
+    rc = opt_count(a, 100000000, &lv.count);
+    if (rc != CTL_OK)
+        goto cleanup;
     if ((s = ctl__opt(a, "sn")) != NULL) {
         if (giz_parse_uint(s, 0, 0, 0xffffffffUL, &v) != GIZ_OK) {
             rc = ctl__fail(CTL_USAGE, "--sn wants a number 0..4294967295");
@@ -741,20 +751,15 @@ int ctl__cmd_watch(struct ctl *ctl, const struct ctl_args *a)
 {
     struct live lv;
     const char *s;
-    uint64_t v;
     double secs;
     int rc;
 
     rc = live_init(&lv, ctl, LIVE_WATCH);
     if (rc != CTL_OK)
         goto cleanup;
-    if ((s = ctl__opt(a, "count")) != NULL) {
-        if (giz_parse_uint(s, 0, 1, 1000000000, &v) != GIZ_OK) {
-            rc = ctl__fail(CTL_USAGE, "--count wants a positive number");
-            goto cleanup;
-        }
-        lv.watch_max = v;
-    }
+    rc = opt_count(a, 1000000000, &lv.watch_max);
+    if (rc != CTL_OK)
+        goto cleanup;
     if ((s = ctl__opt(a, "for")) != NULL) {
         if (util__parse_double(s, 0.01, 1e7, &secs) != 0) {
             rc = ctl__fail(CTL_USAGE, "--for wants seconds");
