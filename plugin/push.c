@@ -50,6 +50,7 @@
 #define PUSH_BUF 640u
 #define DEVQ_MAX_MSGS 32u               /* queued messages per device */
 #define DEVQ_MAX_BYTES (32u * 1024u)    /* queued payload bytes per device */
+#define DEVQ_CLOUD_EXTRA 8u             /* more messages allowed for the cloud's own */
 #define PUSHQ_MAX_BYTES (16u << 20)     /* all devices; beyond, app messages pass unpaced */
 #define WAIT_SCAN_MS 50                 /* fallback timers are checked this often */
 #define BEAT_MS 5000                    /* broker heartbeat period */
@@ -210,7 +211,11 @@ static bool devq_push(struct push_state *ps, struct devq *q, const char *topic,
             }
         }
     }
-    if (q->n >= DEVQ_MAX_MSGS || len > DEVQ_MAX_BYTES - q->bytes) return false;
+    /* The cloud's own few messages (one count at most, OTA notices) have
+     * headroom over the app messages' bound: an app flood cannot crowd them out. */
+    uint32_t max_n = kind == MSG_APP ? DEVQ_MAX_MSGS : DEVQ_MAX_MSGS + DEVQ_CLOUD_EXTRA;
+    uint32_t max_b = kind == MSG_APP ? DEVQ_MAX_BYTES : DEVQ_MAX_BYTES + DEVQ_CLOUD_EXTRA * PUSH_BUF;
+    if (q->n >= max_n || q->bytes > max_b || len > max_b - q->bytes) return false;
     m = malloc(sizeof(*m) + len + tlen + 1u);
     if (m == NULL) return false;
     m->next = NULL;

@@ -58,9 +58,16 @@ with cloud:
     d3, pc3 = new_device(cloud, pk, "pass000003")
     d4, pc4 = new_device(cloud, pk_other, "pass000004")
 
-    # A push queued while no broker runs is stale by the time the plugin starts.
+    # No broker has run yet: the GService refuses pushes (issue 12 item 6); an outbox item
+    # written while no broker runs is stale by the time the plugin starts.
     status, body = cloud.json("POST", "/admin/ota/push", {"product_key": pk, "type": 1}, admin=True)
-    ck.eq(status, 202, "push before the broker runs accepted")
+    ck.eq((status, body.get("error")), (503, "broker_unavailable"), "push before the broker runs: 503")
+    import sqlite3
+    db = sqlite3.connect(cloud.db_path, timeout=10)
+    db.execute("INSERT INTO outbox(kind, product_key, fw_type, created_at) VALUES (1, ?, 1, ?)",
+               (pk, int(time.time())))
+    db.commit()
+    db.close()
     cloud.start_broker()
 
     devs = {}
@@ -267,6 +274,18 @@ with harness.Cloud(broker=True) as cloud:
         ck.ok(wait_for(lambda: "send queue is full" in cloud.log_text("mosquitto")),
               "the drop is logged")
     print("burst of 40: %d delivered over %.0f ms" % (len(got), (lat[-1] if lat else 0) * 1000), flush=True)
+    # The cloud's own messages have headroom: a 0x020F answer behind a full queue of app
+    # messages is delivered after them, not dropped.
+    dev.lost.clear()
+    topic = "app2dev/%s/%s" % (did, app.client_id)
+    for i in range(40):
+        app.publish(topic, biz_sn(2000 + i))
+    pubs = dev.read_publishes(0.3)  # reading on, as firmware does, while the queue fills
+    dev.publish("cli2ser_req", b"\x00\x00\x00\x03\x02\x0f")
+    pubs += dev.read_publishes(8.0, stop_after=34 - len(pubs))
+    ck.eq([p for _, t, p in pubs if t.startswith("ser2cli_res/")], [b"\x00\x00\x00\x03\x02\x10\x00\x01"],
+          "a 0x020F answer behind a full queue is delivered")
+    ck.eq(dev.lost, [], "one packet per recv()")
 
     # -- newer cli2ser_req commands (0x021E reset, 0x021C versions, 0x022C OTA progress) ------
     H = b"\x00\x00\x00\x03"
