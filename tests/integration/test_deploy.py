@@ -173,6 +173,73 @@ if os.geteuid() == 0 and have_mosquitto_user and shutil.which("setpriv"):
     c.ok(out.returncode != 0 and "init" in out.stderr, "GIZ_GEN_CERTS=0 without TLS files refuses to start: %r"
          % out.stderr.strip())
     c.ok(not os.path.exists(os.path.join(ep_env2["GIZ_DATA_DIR"], "tls")), "GIZ_GEN_CERTS=0 writes no TLS files")
+    # The compose path without Docker: after `init`, the `gservice` and `broker`
+    # roles on the initialised folder, as the containers run them (as root
+    # dropping to mosquitto, GIZ_GEN_CERTS=0, the build's binaries).
+    if os.access(os.path.join(harness.BUILD, "plugin", "giz_plugin.so"), os.R_OK):
+        c_http, c_mqtt, c_mqtts = harness.free_port(), harness.free_port(), harness.free_port()
+        role_env = dict(ep_env, GIZ_GEN_CERTS="0", GIZ_ADMIN_TOKEN="t" * 48, GIZ_BIND="127.0.0.1",
+                        GIZ_HTTP_PORT=str(c_http), GIZ_MQTT_PORT=str(c_mqtt), GIZ_MQTTS_PORT=str(c_mqtts),
+                        GIZ_HTTPS_PORT="0", GIZ_RUN_USER="mosquitto",
+                        GIZ_GSERVICE=os.path.abspath(os.path.join(harness.BUILD, "gservice", "giz-gservice")),
+                        GIZ_PLUGIN=os.path.abspath(os.path.join(harness.BUILD, "plugin", "giz_plugin.so")))
+        if harness.ASAN:
+            role_env["LD_PRELOAD"] = harness.asan_runtime()
+            role_env["ASAN_OPTIONS"] = "detect_leaks=0"
+        health_env = {k: v for k, v in role_env.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}  # curl hangs under it
+        roles = {}
+        for role in ("gservice", "broker"):
+            roles[role] = subprocess.Popen([os.path.join(DEPLOY, "docker-entrypoint"), role], env=role_env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            healthy = False
+            for _ in range(150):
+                if roles[role].poll() is not None:
+                    break
+                if subprocess.run([os.path.join(DEPLOY, "docker-entrypoint"), "health", role], env=health_env,
+                                  capture_output=True, timeout=20).returncode == 0:
+                    healthy = True
+                    break
+                time.sleep(0.1)
+            c.ok(healthy, "compose path: %s role healthy" % role)
+        if all(r.poll() is None for r in roles.values()):
+            with socket.create_connection(("127.0.0.1", c_mqtt), timeout=5) as s:
+                s.sendall(bytes([0x10, 12, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 0]))
+                c.eq(s.recv(4), bytes([0x20, 2, 0, 5]), "compose path: broker answers (anonymous refused)")
+            d = ep_env["GIZ_DATA_DIR"]
+            for name in ("gizcloud.db", "gizcloud.db-wal", "gizcloud.db-shm", "mosquitto.conf"):
+                f = os.path.join(d, name)
+                st = os.stat(f) if os.path.exists(f) else None
+                c.ok(st is not None and stat.S_IMODE(st.st_mode) in (0o600, 0o640)
+                     and pwd.getpwuid(st.st_uid).pw_name == "mosquitto",
+                     "compose path: %s is mosquitto's, 0600/0640 (%s)"
+                     % (name, "%o %s" % (stat.S_IMODE(st.st_mode), pwd.getpwuid(st.st_uid).pw_name) if st else "missing"))
+            root_owned = [os.path.relpath(os.path.join(dp, n), d) for dp, dn, fn in os.walk(d) for n in dn + fn
+                          if os.lstat(os.path.join(dp, n)).st_uid != pwd.getpwnam("mosquitto").pw_uid]
+            c.eq(root_owned, [], "compose path: every file in the volume belongs to mosquitto")
+            procs = {}
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if os.getsid(int(pid)) in (roles["gservice"].pid, roles["broker"].pid):
+                        procs[open("/proc/%s/comm" % pid).read().strip()] = os.stat("/proc/" + pid).st_uid
+                except OSError:
+                    pass
+            mosq_uid = pwd.getpwnam("mosquitto").pw_uid
+            c.eq({k: v == mosq_uid for k, v in procs.items() if k in ("mosquitto", "giz-gservice")},
+                 {"mosquitto": True, "giz-gservice": True}, "compose path: both servers run as mosquitto")
+        for role, r in roles.items():
+            if r.poll() is None:
+                r.send_signal(signal.SIGTERM)
+            try:
+                r.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(r.pid, signal.SIGKILL)
+                r.wait()
+            text = r.stdout.read().decode("utf-8", "replace")
+            c.ok("should not be run as root" not in text, "compose path: %s log has no root warning" % role)
+            if c.failures:
+                print("--- %s role output ---\n%s" % (role, text[-3000:]))
+    else:
+        print("SKIP (not a pass): compose path roles not run: no built plugin in %s" % harness.BUILD, flush=True)
     subprocess.run(["rm", "-rf", vol])
 else:
     print("SKIP (not a pass): entrypoint init not run: needs root, a mosquitto user and setpriv", flush=True)
