@@ -133,8 +133,8 @@ static int buf_reserve(struct giz_buf *b, size_t extra)
     ncap = b->alloc ? b->alloc : 64;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-    if (ncap > b->max + 1)
-        ncap = b->max + 1; /* never allocate past the cap (need <= max + 1) */
+    if (ncap - 1 > b->max)
+        ncap = b->max + 1; /* never past the cap (need - 1 <= max, so no overflow here) */
     nd = realloc(b->data, ncap);
     if (nd == NULL)
         return GIZ_ERR_NOMEM;

@@ -145,6 +145,14 @@ static void test_buf(void)
     ASSERT_EQ(b.data[9999], (uint8_t)9999);
     ASSERT_EQ(b.data[10000], 0);
     giz_buf_free(&b);
+
+    /* No cap at all (SIZE_MAX): the cap arithmetic must not wrap. */
+    giz_buf_init(&b, SIZE_MAX);
+    ASSERT_EQ(giz_buf_append(&b, "abc", 3), GIZ_OK);
+    ASSERT_EQ(giz_buf_printf(&b, "%05d", 7), GIZ_OK);
+    ASSERT_STREQ((const char *)b.data, "abc00007");
+    ASSERT_TRUE(b.alloc >= b.len + 1);
+    giz_buf_free(&b);
 }
 
 int main(void)
