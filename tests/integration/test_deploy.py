@@ -145,6 +145,28 @@ for m in re.finditer(r"(?m)^COPY (?!--from)(.+)$", dockerfile):
 for path in copied + ["lib/store.c", "plugin/plugin.c", "schema/001_init.sql", "cmake/Warnings.cmake"]:
     c.ok(not ignored(path), ".dockerignore keeps %s (the Dockerfile needs it)" % path)
 
+# gen-certs from four processes at once (compose, systemd units, the launcher
+# may all reach it): one writes, the others wait and keep its files; key 0600.
+certs = tempfile.mkdtemp(prefix="gizcerts-")
+os.chmod(certs, 0o755)
+runs = [subprocess.Popen([os.path.join(DEPLOY, "gen-certs"), os.path.join(certs, "tls"), "localhost", "127.0.0.1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+said = [r.communicate(timeout=120)[0] for r in runs]
+c.eq([r.returncode for r in runs], [0, 0, 0, 0], "gen-certs x4 at once: all exit 0")
+c.eq(sum("gen-certs: wrote" in t for t in said), 1, "gen-certs x4 at once: exactly one writes (%r)" % said)
+tls_dir = os.path.join(certs, "tls")
+c.eq(sorted(n for n in os.listdir(tls_dir) if not n.startswith(".")), ["ca.crt", "ca.key", "server.crt", "server.key"],
+     "gen-certs leaves the four files and no temporary folder")
+c.eq([n for n in os.listdir(tls_dir) if n.startswith(".new")], [], "no .new.* left behind")
+c.eq(stat.S_IMODE(os.stat(os.path.join(tls_dir, "server.key")).st_mode), 0o600, "gen-certs: server.key 0600")
+c.eq(stat.S_IMODE(os.stat(tls_dir).st_mode) & 0o077 & ~0o050, 0, "gen-certs: folder not writable/readable by others")
+pub_crt = subprocess.run(["openssl", "x509", "-noout", "-pubkey", "-in", os.path.join(tls_dir, "server.crt")],
+                         capture_output=True, text=True).stdout
+pub_key = subprocess.run(["openssl", "pkey", "-pubout", "-in", os.path.join(tls_dir, "server.key")],
+                         capture_output=True, text=True).stdout
+c.ok(pub_crt and pub_crt == pub_key, "gen-certs: server.crt matches server.key")
+subprocess.run(["rm", "-rf", certs])
+
 # The entrypoint for real (chown/setpriv need root and the mosquitto user).
 try:
     have_mosquitto_user = pwd.getpwnam("mosquitto") is not None
