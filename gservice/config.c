@@ -60,6 +60,10 @@ static void usage(FILE *out)
         "                                         [TLS 1.2/1.3, ECDHE + AEAD only]\n"
         "  --broker-max-age S  GIZ_BROKER_MAX_AGE broker heartbeat silence after which devices\n"
         "                                         count as offline and pushes get 503 [15]\n"
+        "  --passcode-key FILE GIZ_PASSCODE_KEY   key file of the keyed passcode verifier, shared\n"
+        "                                         with the broker (plugin_opt_passcode_key)\n"
+        "                                         [passcode.key beside the database; created\n"
+        "                                         if missing; refused if open to other users]\n"
         "  --help                                 this text\n",
         out);
 }
@@ -139,6 +143,7 @@ static const struct opt opts[] = {
      0},
     {"--broker-max-age", "GIZ_BROKER_MAX_AGE", OPT_PORT, OFF(broker_max_age), SZ(broker_max_age), 6,
      3600},
+    {"--passcode-key", "GIZ_PASSCODE_KEY", OPT_STR, OFF(passcode_key), SZ(passcode_key), 0, 0},
 };
 #undef OFF
 #undef SZ

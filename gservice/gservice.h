@@ -16,6 +16,7 @@
 
 #include <microhttpd.h>
 
+#include "giz/crypto.h"
 #include "giz/store.h"
 
 struct cJSON;
@@ -68,6 +69,7 @@ struct gs_config {
     unsigned admin_fail_limit;        /* wrong admin tokens per address per minute; 0 = off */
     char tls_priorities[256];         /* GnuTLS priority string of the HTTPS daemon */
     unsigned broker_max_age;          /* s of broker heartbeat silence before it counts as down */
+    char passcode_key[GIZ_PATH_SIZE]; /* key file of the keyed passcode verifier; "" = beside db */
 };
 
 /* Fills `cfg` from defaults, then the environment, then argv (flags win).
@@ -111,6 +113,11 @@ void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct g
 struct gs_store_pool {
     pthread_mutex_t mu;
     char path[GIZ_PATH_SIZE];
+    /* The keyed passcode verifier's key (GIZ_PASSCODE_KEY), loaded once by
+     * gs_store_key_load() before the first request; set on every connection
+     * the pool or the checkpoint thread opens. Wiped by gs_http_stop(). */
+    struct giz_passcode_key pkey;
+    bool pkey_set;
     struct giz_store *idle[GS_POOL_MAX];
     unsigned n_idle;
     /* checkpoint thread (http.c) */
@@ -120,6 +127,13 @@ struct gs_store_pool {
     bool ckpt_started, ckpt_due, ckpt_stop;
 };
 
+/* Loads the passcode key file `path` ("" = giz_store_passcode_key_default
+ * of the pool's database; created 0600, or 0640 when the database file is
+ * group-readable, if missing) into pool->pkey and sets it on `st` (a
+ * connection already borrowed, may be NULL). 0, or -1 with one line logged
+ * saying why (a key file open to other users, malformed, unreadable): the
+ * caller must refuse to start. */
+int gs_store_key_load(struct gs_store_pool *pool, const char *path, struct giz_store *st);
 /* Borrows a connection (opening one if none is idle). NULL on failure
  * (logged). Give it back with gs_store_release(). */
 struct giz_store *gs_store_acquire(struct gs_store_pool *pool);

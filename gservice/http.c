@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -75,6 +76,8 @@ static void *ckpt_main(void *arg)
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_ERR, "checkpoint thread: store open %s: %s (%s)", pool->path,
                 giz_strerror(rc), err.text);
+    else if (pool->pkey_set)
+        giz_store_set_passcode_key(st, &pool->pkey);
     pthread_mutex_lock(&pool->ckpt_mu);
     for (;;) {
         while (!pool->ckpt_due && !pool->ckpt_stop)
@@ -146,9 +149,41 @@ struct giz_store *gs_store_acquire(struct gs_store_pool *pool)
         giz_log(GIZ_LOG_ERR, "store open %s: %s (%s)", pool->path, giz_strerror(rc), err.text);
         return NULL;
     }
+    if (pool->pkey_set)
+        giz_store_set_passcode_key(st, &pool->pkey);
     if (pool->ckpt_started)
         giz_store_set_wal_cb(st, ckpt_wake, pool);
     return st;
+}
+
+int gs_store_key_load(struct gs_store_pool *pool, const char *path, struct giz_store *st)
+{
+    char def[GIZ_PATH_SIZE], why[512] = "";
+    struct stat sb;
+    bool group_read;
+
+    if (path == NULL || path[0] == '\0') {
+        if (giz_store_passcode_key_default(pool->path, def, sizeof def) != GIZ_OK) {
+            giz_log(GIZ_LOG_ERR, "no default passcode key file for database %s: set "
+                                 "GIZ_PASSCODE_KEY; not starting",
+                    pool->path);
+            return -1;
+        }
+        path = def;
+    }
+    /* the same rule as the broker's giz_store_passcode_key_load: a new key
+     * file is group-readable only if the database is */
+    group_read = stat(pool->path, &sb) == 0 && (sb.st_mode & S_IRGRP);
+    if (giz_passcode_key_load(path, group_read, &pool->pkey, why, sizeof why) != GIZ_OK) {
+        explicit_bzero(&pool->pkey, sizeof pool->pkey);
+        giz_log(GIZ_LOG_ERR, "%s; not starting (GIZ_PASSCODE_KEY)", why);
+        return -1;
+    }
+    pool->pkey_set = true;
+    if (st != NULL)
+        giz_store_set_passcode_key(st, &pool->pkey);
+    giz_log(GIZ_LOG_INFO, "passcode key %s (id %s)", path, pool->pkey.id);
+    return 0;
 }
 
 void gs_store_release(struct gs_store_pool *pool, struct giz_store *st)
@@ -1101,4 +1136,6 @@ void gs_http_stop(struct gs_server *srv)
     srv->pool.n_idle = 0;
     pthread_mutex_unlock(&srv->pool.mu);
     ckpt_stop(&srv->pool);
+    explicit_bzero(&srv->pool.pkey, sizeof srv->pool.pkey);
+    srv->pool.pkey_set = false;
 }

@@ -49,6 +49,13 @@ int main(int argc, char **argv)
     }
     giz_log(GIZ_LOG_INFO, "store %s, schema version %d", srv->cfg.db_path,
             giz_store_schema_version(st));
+    /* fail closed: without the broker's key, registrations would write no
+     * keyed verifier and the first MQTT login of every device would pay
+     * PBKDF2 and a write */
+    if (gs_store_key_load(&srv->pool, srv->cfg.passcode_key, st) != 0) {
+        gs_store_release(&srv->pool, st);
+        goto done_mutex;
+    }
     gs_store_release(&srv->pool, st);
 
     if (giz_random_bytes(srv->token_key, sizeof srv->token_key) != GIZ_OK ||
