@@ -180,6 +180,20 @@ with harness.Cloud(broker=True) as cloud:
     ck.eq(counts_of(pubs, other), [1], "one count, the current one")
     fw.close()
 
+    # All three filters in one SUBSCRIBE: ready at its SUBACK, one count after it.
+    time.sleep(0.3)
+    fw = FirmwareDevice(cloud.mqtt_port, other, pco, pk)
+    ck.eq(fw.connect(), 0, "device subscribing with one SUBSCRIBE logs in")
+    body = b"\x00\x07" + b"".join(len(t).to_bytes(2, "big") + t.encode() + b"\x00" for t in fw.topics())
+    fw.sock.sendall(bytes([0x82, len(body)]) + body)
+    p = fw.recv_one(5.0)
+    ck.ok(p is not None and p[0] == 9 and p[2][:2] == b"\x00\x07" and p[2][2:] == b"\x00\x00\x00",
+          "one SUBACK grants all three (%r)" % (p,))
+    pubs = fw.read_publishes(1.5)
+    ck.eq(fw.lost, [], "the count did not share a recv() with the SUBACK")
+    ck.eq(counts_of(pubs, other), [1], "exactly one count after that SUBACK")
+    fw.close()
+
     # A device that subscribes only to ser2cli_res still gets its count, after
     # plugin_opt_sub_wait (1 s by default).
     time.sleep(0.3)
