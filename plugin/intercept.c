@@ -86,6 +86,8 @@ enum hook_id { H_READ, H_SSL_READ, H_ACCEPT, H_CLOSE, H_ACCEPT4, H_TEST, H__COUN
 struct got_slot {
     void **addr;
     void *orig;
+    bool mprot;       /* the page is not writable: mprotect around the write */
+    int restore_prot; /* the page's protection to restore after it */
 };
 
 struct hook {
@@ -664,6 +666,30 @@ static bool find_version(struct icpt *ic, const struct main_prog *m, const char 
     return extra == NULL || extra[0] == '\0' || has_string(m, extra);
 }
 
+/* Whether writing slot needs an mprotect, and what to restore: RELRO pages
+ * (read-only once relocated, e.g. BIND_NOW builds) and pages of segments
+ * mapped without PF_W do; the lazy-binding .got.plt of a writable segment
+ * does not. */
+static void slot_protection(const struct icpt *ic, const struct main_prog *m, struct got_slot *sl)
+{
+    ElfW(Addr) a = (ElfW(Addr))sl->addr;
+    sl->mprot = true;
+    sl->restore_prot = PROT_READ;
+    if (a >= ic->relro_start && a < ic->relro_end) return;
+    for (ElfW(Half) i = 0; i < m->phnum; i++) {
+        const ElfW(Phdr) *p = &m->phdr[i];
+        ElfW(Addr) lo = m->base + p->p_vaddr;
+        if (p->p_type != PT_LOAD || a < lo || a >= lo + p->p_memsz) continue;
+        if (p->p_flags & PF_W) {
+            sl->mprot = false;
+        } else {
+            sl->restore_prot = ((p->p_flags & PF_R) ? PROT_READ : 0) |
+                               ((p->p_flags & PF_X) ? PROT_EXEC : 0);
+        }
+        return;
+    }
+}
+
 /* Reads the main program's dynamic section: every GOT slot of our symbols,
  * BIND_NOW, the RELRO range. Returns 0 or -1 after logging why. */
 static int find_slots(struct icpt *ic, const struct main_prog *m)
@@ -728,6 +754,10 @@ static int find_slots(struct icpt *ic, const struct main_prog *m)
     if (jmprel != NULL) scan_relocs(ic, m->base, jmprel, pltrelsz, symtab, strtab);
     if (rela != NULL) scan_relocs(ic, m->base, rela, relasz, symtab, strtab);
     for (unsigned h = 0; h < H__COUNT; h++) {
+        for (unsigned k = 0; k < ic->hooks[h].nslots; k++)
+            slot_protection(ic, m, &ic->hooks[h].slots[k]);
+    }
+    for (unsigned h = 0; h < H__COUNT; h++) {
         if (ic->hooks[h].name != NULL && ic->hooks[h].required && ic->hooks[h].nslots == 0) {
             mosquitto_log_printf(MOSQ_LOG_ERR,
                                  "giz: refusing to start: mosquitto %s has no relocation for "
@@ -742,16 +772,16 @@ static int find_slots(struct icpt *ic, const struct main_prog *m)
 }
 
 /* Writes value into a GOT slot, making a read-only (RELRO) page writable
- * for the write only. Returns 0 or -1 (errno from mprotect). */
-static int got_write(const struct icpt *ic, void **slot, void *value)
+ * for the write only and restoring its protection. Returns 0 or -1 (errno
+ * from mprotect). */
+static int got_write(const struct got_slot *sl, void *value)
 {
-    ElfW(Addr) a = (ElfW(Addr))slot;
+    ElfW(Addr) a = (ElfW(Addr))sl->addr;
     long pg = sysconf(_SC_PAGESIZE);
-    bool ro = a >= ic->relro_start && a < ic->relro_end;
     void *page = (void *)(a & ~((ElfW(Addr))pg - 1u));
-    if (ro && mprotect(page, (size_t)pg, PROT_READ | PROT_WRITE) != 0) return -1;
-    __atomic_store_n(slot, value, __ATOMIC_SEQ_CST);
-    if (ro && mprotect(page, (size_t)pg, PROT_READ) != 0) return -1;
+    if (sl->mprot && mprotect(page, (size_t)pg, PROT_READ | PROT_WRITE) != 0) return -1;
+    __atomic_store_n(sl->addr, value, __ATOMIC_SEQ_CST);
+    if (sl->mprot && mprotect(page, (size_t)pg, sl->restore_prot) != 0) return -1;
     return 0;
 }
 
@@ -761,7 +791,7 @@ static void unpatch(struct icpt *ic)
         struct hook *k = &ic->hooks[h];
         for (unsigned s = 0; s < k->nslots; s++) {
             if (k->slots[s].orig != NULL) {
-                if (got_write(ic, k->slots[s].addr, k->slots[s].orig) != 0)
+                if (got_write(&k->slots[s], k->slots[s].orig) != 0)
                     mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot restore the GOT entry of %s: %s",
                                          k->name, strerror(errno));
                 k->slots[s].orig = NULL;
@@ -777,7 +807,7 @@ static int patch(struct icpt *ic)
         if (k->wrapper == NULL) continue; /* checked, not patched */
         for (unsigned s = 0; s < k->nslots; s++) {
             void *orig = __atomic_load_n(k->slots[s].addr, __ATOMIC_SEQ_CST);
-            if (got_write(ic, k->slots[s].addr, k->wrapper) != 0) {
+            if (got_write(&k->slots[s], k->wrapper) != 0) {
                 mosquitto_log_printf(MOSQ_LOG_ERR,
                                      "giz: refusing to start: cannot write the GOT entry of %s: %s",
                                      k->name, strerror(errno));
