@@ -52,7 +52,6 @@
 #define DEVQ_MAX_BYTES (32u * 1024u)    /* queued payload bytes per device */
 #define DEVQ_CLOUD_EXTRA 8u             /* more messages allowed for the cloud's own */
 #define PUSHQ_MAX_BYTES (16u << 20)     /* all devices; beyond, app messages pass unpaced */
-#define WAIT_SCAN_MS 50                 /* fallback timers are checked this often */
 #define BEAT_MS 5000                    /* broker heartbeat period */
 
 /* ---- per-device queue -------------------------------------------------------- */
@@ -72,11 +71,14 @@ struct devq_msg {
  * ready, or while packets toward it are being paced. Absent = the device
  * is ready and nothing was sent to it for device_gap_ms. */
 struct devq {
-    struct devq *prev, *next;      /* in waiting (not ready) or ready (by last_tx_ms) */
+    struct devq *prev, *next;      /* in waiting (a fallback timer runs, by timer_ms), in
+                                      ready (by last_tx_ms), or in no list (not ready, no
+                                      timer: waits for SUBSCRIBEs) */
     struct devq_msg *head, *tail;
     const struct mosquitto *ctx;   /* the newest device context (NULL: ready before we looked) */
     int64_t login_ms;              /* BASIC_AUTH of ctx */
     int64_t res_ms;                /* ser2cli_res granted (0: not yet) */
+    int64_t timer_ms;              /* start of the fallback timer (in waiting) */
     int64_t last_tx_ms;            /* last packet the cloud let go toward the device */
     uint32_t n, bytes;
     uint8_t subs;                  /* SUB_* granted on ctx */
@@ -87,9 +89,9 @@ struct devq {
 
 struct push_state {
     struct map q;                  /* DID -> struct devq */
-    struct devq waiting, ready;    /* list heads (sentinels) */
+    struct devq waiting, ready;    /* list heads (sentinels); both ordered by their time */
     size_t bytes;                  /* queued payload bytes, all devices */
-    int64_t last_wait_scan_ms, last_beat_ms;
+    int64_t last_beat_ms;
     int64_t pid;
     bool beat_started;             /* the broker row is ours */
     uint64_t paced, dropped, held_for_sub;
@@ -147,6 +149,19 @@ static void devq_clear(struct push_state *ps, struct devq *q)
     }
     q->head = q->tail = NULL;
     q->n = q->bytes = 0;
+}
+
+/* Frees a record and its messages without any bookkeeping (push__free). */
+static void devq_drop(void *v)
+{
+    struct devq *q = v;
+    struct devq_msg *m = q->head;
+    while (m != NULL) {
+        struct devq_msg *next = m->next;
+        free(m);
+        m = next;
+    }
+    free(q);
 }
 
 static void devq_free(struct push_state *ps, struct devq *q)
@@ -313,7 +328,11 @@ void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char 
     q->login_ms = plugin__now_ms();
     q->last_tx_ms = q->login_ms; /* its CONNACK */
     q->persistent = !mosquitto_client_clean_session(ctx);
-    list_add_tail(&ps->waiting, q);
+    list_del(q);
+    if (q->persistent) { /* may hold its subscriptions from before: timer from login */
+        q->timer_ms = q->login_ms;
+        list_add_tail(&ps->waiting, q);
+    }
 }
 
 void push__device_gone(struct gizp *g, const struct mosquitto *ctx, const char *did, bool last)
@@ -347,25 +366,22 @@ void push__subscribed(struct gizp *g, const struct mosquitto *ctx, const struct 
         return;
     int64_t now = plugin__now_ms();
     q->subs |= bit;
-    if (bit == SUB_RES) q->res_ms = now;
+    if (bit == SUB_RES && q->res_ms == 0) { /* the fallback timer starts */
+        q->res_ms = q->timer_ms = now;
+        list_add_tail(&g->push->waiting, q);
+    }
     /* mosquitto adds the subscription right after this check and queues the
      * SUBACK at the end of the SUBSCRIBE; anything we publish goes on the
      * next loop iteration at the earliest, after device_gap_ms. */
     if (q->subs == SUB_ALL) make_ready(g->push, q, now);
 }
 
-/* Fallback timers of devices not ready yet. */
+/* Fallback timers (ordered by start: only the head can be due). */
 static void scan_waiting(struct gizp *g, struct push_state *ps, int64_t now)
 {
-    struct devq *q = ps->waiting.next;
     int64_t wait = (int64_t)g->cfg.sub_wait_ms;
-    while (q != &ps->waiting) {
-        struct devq *next = q->next;
-        bool go = (q->res_ms != 0 && now - q->res_ms >= wait) ||
-                  (q->persistent && q->res_ms == 0 && now - q->login_ms >= wait);
-        if (go) make_ready(ps, q, now);
-        q = next;
-    }
+    while (ps->waiting.next != &ps->waiting && now - ps->waiting.next->timer_ms >= wait)
+        make_ready(ps, ps->waiting.next, now);
 }
 
 void push__tick(struct gizp *g, int64_t now)
@@ -374,10 +390,7 @@ void push__tick(struct gizp *g, int64_t now)
     int64_t gap = (int64_t)g->cfg.device_gap_ms;
     size_t budget;
     if (ps == NULL || ps->q.count == 0) return;
-    if (now - ps->last_wait_scan_ms >= WAIT_SCAN_MS && ps->waiting.next != &ps->waiting) {
-        ps->last_wait_scan_ms = now;
-        scan_waiting(g, ps, now);
-    }
+    scan_waiting(g, ps, now);
     /* Ready entries are ordered by last_tx_ms: only the head can be due. One
      * message per device per pass (an entry sent to moves to the tail). */
     budget = ps->q.count;
@@ -488,11 +501,7 @@ void push__free(struct gizp *g)
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: clean stop not recorded: %s",
                                  giz_strerror(rc));
     }
-    while (ps->waiting.next != &ps->waiting)
-        devq_free(ps, ps->waiting.next);
-    while (ps->ready.next != &ps->ready)
-        devq_free(ps, ps->ready.next);
-    map__free(&ps->q, free); /* entries in no list (none expected) */
+    map__free(&ps->q, devq_drop); /* every record, in a list or not */
     free(ps);
     g->push = NULL;
 }
