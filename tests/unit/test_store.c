@@ -951,6 +951,12 @@ static void test_broker(struct giz_store *s)
     ASSERT_TRUE(!b.stopped);
     ASSERT_EQ(b.started_at_ms, now + 3);
     ASSERT_EQ(giz_store_broker_stop(s, 4242, now + 4), GIZ_ERR_NOT_FOUND); /* not its row now */
+    /* A heartbeat from the future (the reader's clock is behind) counts as fresh. */
+    ASSERT_EQ(giz_store_broker_heartbeat(s, 5151, now + 600000), GIZ_OK);
+    ASSERT_EQ(giz_store_broker_alive(r, 15000, &alive), GIZ_OK);
+    ASSERT_TRUE(alive);
+    ASSERT_EQ(giz_store_broker_alive(r, 0, &alive), GIZ_OK);
+    ASSERT_TRUE(alive);
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM broker"), 1);
     giz_store_close(r);
 }
