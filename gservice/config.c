@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "giz/log.h"
+#include "giz/util.h"
 #include "gservice.h"
 
 static void usage(FILE *out)
@@ -70,15 +71,13 @@ static void usage(FILE *out)
 
 static int parse_u64(const char *name, const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || text[0] == '-' || v < min || v > max) {
+    uint64_t v = 0;
+    if (giz_parse_uint(text, 10, min, max, &v) != GIZ_OK) {
         fprintf(stderr, "giz-gservice: %s: '%s' is not a number in [%llu, %llu]\n", name, text,
                 (unsigned long long)min, (unsigned long long)max);
         return -1;
     }
-    *out = (uint64_t)v;
+    *out = v;
     return 0;
 }
 

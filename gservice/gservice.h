@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Private header of giz-gservice, the HTTP half of gizcloud: configuration,
- * the server context, the per-request state shared by the libmicrohttpd glue
- * (http.c) and the route handlers (route_*.c), the response helpers, the
- * store pool and the metrics. Nothing here is used outside gservice/.
+ * the server context, the per-request state shared by the libmicrohttpd
+ * daemons (daemon.c), the request life cycle (request.c), the route table
+ * (router.c) and the route handlers (route_*.c), the input and response
+ * helpers (input.c, respond.c, validate.c, device_answer.c), the store pool
+ * (store_pool.c) and the metrics. Nothing here is used outside gservice/.
  */
 #ifndef GSERVICE_H
 #define GSERVICE_H
@@ -18,6 +20,7 @@
 
 #include "giz/crypto.h"
 #include "giz/store.h"
+#include "giz/util.h"
 
 struct cJSON;
 
@@ -61,7 +64,7 @@ struct gs_config {
     size_t max_body;
     uint64_t max_upload;
     int64_t token_ttl;
-    /* hostile clients (guard.c, http.c) */
+    /* hostile clients (guard.c, daemon.c, request.c) */
     unsigned head_timeout;            /* s for a complete request head; 0 = off */
     unsigned idle_timeout;            /* s of inactivity before a connection is closed */
     unsigned per_ip_limit;            /* connections per client address; 0 = no limit */
@@ -96,7 +99,7 @@ struct gs_m2m_route {
 void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out);
 
 /* ======================================================================
- * Store pool (http.c): giz_store handles are not thread-safe, so every
+ * Store pool (store_pool.c): giz_store handles are not thread-safe, so every
  * request borrows one for its duration.
  * ====================================================================== */
 
@@ -120,7 +123,7 @@ struct gs_store_pool {
     bool pkey_set;
     struct giz_store *idle[GS_POOL_MAX];
     unsigned n_idle;
-    /* checkpoint thread (http.c) */
+    /* checkpoint thread */
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
     pthread_t ckpt_thread;
@@ -142,6 +145,9 @@ void gs_store_release(struct gs_store_pool *pool, struct giz_store *st);
 /* Starts the checkpoint thread (0, or -1 logged; pool connections then fall
  * back to SQLite's automatic checkpoint). Stopped by gs_http_stop(). */
 int gs_store_checkpointer_start(struct gs_store_pool *pool);
+/* Closes the idle connections, stops the checkpoint thread and wipes the
+ * passcode key (gs_http_stop calls it; safe on a half-started pool and twice). */
+void gs_store_pool_close(struct gs_store_pool *pool);
 
 /* ======================================================================
  * Routes and metrics
@@ -261,9 +267,11 @@ struct gs_request {
     enum gs_route_id route;
     char param[2][GS_PARAM_SIZE];/* captured path segments */
     bool started, responded, streaming, queue_failed;
-    /* buffered body (non-upload requests) */
+    /* buffered body (non-upload requests): body_buf capped at GIZ_MAX_BODY;
+     * body/body_len mirror its data/len (NULL/0 until a byte arrives) */
+    struct giz_buf body_buf;
     char *body;
-    size_t body_len, body_cap;
+    size_t body_len;
     bool body_too_large;
     uint64_t body_discarded;
     /* firmware upload state (streaming requests) */
@@ -279,6 +287,35 @@ struct gs_request {
 
 /* Route handlers. Each answers exactly once through a gs_respond_* call. */
 typedef void (*gs_handler_fn)(struct gs_request *rq);
+
+/* The route table (router.c). */
+struct gs_route {
+    const char *pattern; /* '/'-separated; a "*" segment captures one segment */
+    enum gs_route_id id;
+    int methods;         /* enum gs_method bits */
+    gs_handler_fn fn;
+};
+/* The route whose pattern matches rq's path (captures into rq->param), or
+ * NULL. Methods are not checked. */
+const struct gs_route *gs_route_find(struct gs_request *rq);
+/* Runs the handler of rq->route (nothing for GS_ROUTE_NONE). */
+void gs_route_dispatch(struct gs_request *rq);
+/* enum gs_method bit of a method name (GS_M_OTHER if unknown). */
+int gs_method_parse(const char *m);
+/* Writes the Allow header value ("GET, HEAD") of a methods mask into out. */
+void gs_route_allow(int methods, char *out, size_t cap);
+/* true for the /admin/... routes (bearer token, wrong-token throttle). */
+bool gs_route_is_admin(enum gs_route_id id);
+
+/* libmicrohttpd callbacks of the request life cycle (request.c; cls = the
+ * server), installed by daemon.c. */
+void *gs_request_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn);
+enum MHD_Result gs_request_access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls);
+void gs_request_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                             enum MHD_RequestTerminationCode toe);
 
 void gs_route_dev_devices(struct gs_request *rq);
 void gs_route_dev_provision(struct gs_request *rq);
@@ -328,7 +365,7 @@ void gs_guard_admin_failed(struct gs_server *srv, const char *ip);
 void gs_guard_mhd_log(struct gs_server *srv, const char *msg);
 
 /* ======================================================================
- * HTTP helpers (http.c)
+ * Daemons (daemon.c), request input (input.c), answers (respond.c)
  * ====================================================================== */
 
 /* Starts the HTTP (and optional HTTPS) daemons. 0 or -1 (logged). */
@@ -340,6 +377,10 @@ void gs_http_stop(struct gs_server *srv);
 const char *gs_header(struct gs_request *rq, const char *name);
 /* Query parameter `key`, %-decoded into out. Returns giz_form_get() codes. */
 int gs_query_get(struct gs_request *rq, const char *key, char *out, size_t cap);
+/* Query parameter `key` as a decimal number <= max into *out (untouched when
+ * absent or empty). false if present but not such a number (nothing is
+ * answered: the caller answers in its API's format). */
+bool gs_query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out);
 
 /* Responses. Each queues exactly one answer and records its status; the
  * first call wins, later calls are ignored (and logged as a bug). */
@@ -367,6 +408,14 @@ void gs_respond_error(struct gs_request *rq, unsigned status, const char *code,
 /* App error in the Gizwits open-API form: {"error": "<n>", "message",
  * "error_code": n, "error_message"}. */
 void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message);
+/* An error in the format of the endpoint: form (error_code 9015) for
+ * /dev/..., JSON {"error": code, "message"} elsewhere. */
+void gs_respond_generic_error(struct gs_request *rq, unsigned status, const char *code,
+                              const char *message);
+/* 405 with an Allow header (`allow`), in the endpoint's format. */
+void gs_respond_405(struct gs_request *rq, const char *allow);
+/* 429 with Retry-After: wait_s for an address that sent too many wrong admin tokens. */
+void gs_respond_429(struct gs_request *rq, unsigned wait_s);
 /* Queues a prepared response (takes ownership of `resp`). */
 void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response *resp,
                     uint64_t body_bytes);
@@ -377,11 +426,27 @@ struct cJSON *gs_body_json(struct gs_request *rq);
 /* Checks "Authorization: Bearer <GIZ_ADMIN_TOKEN>" in constant time. */
 bool gs_admin_authorized(struct gs_request *rq);
 
-/* Input checks shared by the routes. */
+/* Input checks shared by the routes (validate.c). */
 bool gs_valid_did(const char *s);
 bool gs_valid_product_key(char *s);                /* 32 hex; lowercases s in place */
 bool gs_valid_mac(const char *s);                  /* 12 hex */
 bool gs_valid_version(const char *s, bool allow_empty); /* [0-9A-Za-z._-]{1,32} */
+/* true if p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+bool gs_utf8_valid(const unsigned char *p, size_t n);
+
+/* Device look-up of the device API (device_answer.c). Answers store result
+ * rc (not GIZ_OK) as firmware expects: GIZ_ERR_NOT_FOUND 404/9014,
+ * GIZ_ERR_DISABLED 403/9023, GIZ_ERR_AUTH 403/9016, anything else 500/9008
+ * logged as "<what> <did>: <error>". */
+void gs_respond_device_rc(struct gs_request *rq, int rc, const char *what, const char *did);
+/* Finds the active device `did` in st: a malformed DID, a device of another
+ * product (product_key not NULL) count as not found; with passcode not NULL
+ * the passcode is checked (giz_store_device_auth). true with *dev filled, or
+ * false after answering through gs_respond_device_rc. */
+bool gs_device_lookup(struct gs_request *rq, struct giz_store *st, const char *did,
+                      const char *product_key, const char *passcode, const char *what,
+                      struct giz_device *dev);
 
 /* Newer firmware fields (route_device.c). Reads the optional fields of a
  * register / OTA check body or a safe-register plaintext src[0..len) into
@@ -397,18 +462,19 @@ bool gs_device_info_parse(const char *src, size_t len, bool with_type,
 void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const char *did,
                            const struct giz_device_info *info, const char *auth_key);
 
-/* Broker liveness (http.c): true if the broker's heartbeat in the store is
+/* Broker liveness (device_answer.c): true if the broker's heartbeat in the store is
  * at most GIZ_BROKER_MAX_AGE old (false also when no broker ever ran on this
  * database, after a clean stop, or on a store error). *age_ms (optional) gets
  * the heartbeat's age, -1 when there is none. Presence flags and pushes are
  * only trusted while this holds. */
 bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_ms);
 
-/* Download URL of hosted firmware `id` for OTA v4.1 (v41 = true) or v4.0. */
+/* Download URL of hosted firmware `id` for OTA v4.1 (v41 = true) or v4.0
+ * (route_firmware.c). */
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
                      char *out, size_t cap);
 
-/* Current time. */
+/* Current time (request.c). */
 uint64_t gs_now_us(void);    /* monotonic microseconds */
 int64_t gs_unix_now(void);   /* wall-clock seconds */
 

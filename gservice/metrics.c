@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "giz/log.h"
+#include "giz/util.h"
 #include "gservice.h"
 
 /* Status codes with their own counter; anything else goes to slot 0. */
@@ -48,10 +49,10 @@ void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned s
     atomic_fetch_add_explicit(&m->bytes_out, bytes, memory_order_relaxed);
 }
 
-/* A growable text buffer for the exposition. */
+/* The exposition text, capped (a full one is a few hundred KiB at most). */
+#define METRICS_MAX (4u << 20)
 struct text {
-    char *buf;
-    size_t len, cap;
+    struct giz_buf b;
     bool failed;
 };
 
@@ -59,28 +60,11 @@ __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char
 {
     if (t->failed)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t ncap = t->cap * 2 + (size_t)n;
-        char *nb = realloc(t->buf, ncap);
-        if (nb == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->buf = nb;
-        t->cap = ncap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (giz_buf_vprintf(&t->b, fmt, ap) != GIZ_OK)
+        t->failed = true;
+    va_end(ap);
 }
 
 static uint64_t ld(atomic_uint_fast64_t *v)
@@ -88,17 +72,10 @@ static uint64_t ld(atomic_uint_fast64_t *v)
     return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
 }
 
-void gs_route_metrics(struct gs_request *rq)
+/* gizcloud_http_requests_total by route and status. */
+static void put_requests(struct text *t, struct gs_metrics *m)
 {
-    struct gs_metrics *m = &rq->srv->metrics;
-    struct text t = {.buf = malloc(8192), .cap = 8192};
-    if (t.buf == NULL) {
-        gs_respond_error(rq, 500, "server_error", "out of memory");
-        return;
-    }
-    t.buf[0] = '\0';
-
-    put(&t, "# HELP gizcloud_http_requests_total HTTP requests by route and status.\n"
+    put(t, "# HELP gizcloud_http_requests_total HTTP requests by route and status.\n"
             "# TYPE gizcloud_http_requests_total counter\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++)
         for (unsigned s = 0; s < 16; s++) {
@@ -106,14 +83,18 @@ void gs_route_metrics(struct gs_request *rq)
             if (v == 0)
                 continue;
             if (s == 0)
-                put(&t, "gizcloud_http_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
+                put(t, "gizcloud_http_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
                     gs_route_name((enum gs_route_id)r), v);
             else
-                put(&t, "gizcloud_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                put(t, "gizcloud_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
                     gs_route_name((enum gs_route_id)r), status_slots[s], v);
         }
+}
 
-    put(&t, "# HELP gizcloud_http_request_duration_seconds Time from request line to queued "
+/* gizcloud_http_request_duration_seconds histograms by route. */
+static void put_latency(struct text *t, struct gs_metrics *m)
+{
+    put(t, "# HELP gizcloud_http_request_duration_seconds Time from request line to queued "
             "answer.\n"
             "# TYPE gizcloud_http_request_duration_seconds histogram\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++) {
@@ -124,44 +105,52 @@ void gs_route_metrics(struct gs_request *rq)
         uint64_t cum = 0;
         for (unsigned b = 0; b < GS_HIST_BUCKETS; b++) {
             cum += ld(&m->latency_bucket[r][b]);
-            put(&t,
+            put(t,
                 "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
                 "\n",
                 name, (double)bucket_us[b] / 1e6, cum);
         }
         cum += ld(&m->latency_bucket[r][GS_HIST_BUCKETS]);
-        put(&t, "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64
+        put(t, "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64
                 "\n",
             name, cum);
-        put(&t, "gizcloud_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
+        put(t, "gizcloud_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
             (double)ld(&m->latency_sum_us[r]) / 1e6);
-        put(&t, "gizcloud_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", name,
+        put(t, "gizcloud_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", name,
             count);
     }
+}
 
-    put(&t, "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
+/* The process-wide counters. */
+static void put_counters(struct text *t, struct gs_metrics *m)
+{
+    put(t, "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
             "# TYPE gizcloud_http_response_bytes_total counter\n"
             "gizcloud_http_response_bytes_total %" PRIu64 "\n",
         ld(&m->bytes_out));
-    put(&t, "# HELP gizcloud_ota_pushes_total OTA pushes handed to the broker outbox.\n"
+    put(t, "# HELP gizcloud_ota_pushes_total OTA pushes handed to the broker outbox.\n"
             "# TYPE gizcloud_ota_pushes_total counter\n"
             "gizcloud_ota_pushes_total %" PRIu64 "\n",
         ld(&m->ota_pushes));
-    put(&t, "# HELP gizcloud_firmware_uploads_total Firmware files stored.\n"
+    put(t, "# HELP gizcloud_firmware_uploads_total Firmware files stored.\n"
             "# TYPE gizcloud_firmware_uploads_total counter\n"
             "gizcloud_firmware_uploads_total %" PRIu64 "\n",
         ld(&m->firmware_uploads));
-    put(&t, "# HELP gizcloud_http_head_timeouts_total Connections closed for not sending a "
+    put(t, "# HELP gizcloud_http_head_timeouts_total Connections closed for not sending a "
             "complete request head within GIZ_HTTP_HEAD_TIMEOUT.\n"
             "# TYPE gizcloud_http_head_timeouts_total counter\n"
             "gizcloud_http_head_timeouts_total %" PRIu64 "\n",
         ld(&m->head_timeouts));
-    put(&t, "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
+    put(t, "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
             "wrong tokens from their address.\n"
             "# TYPE gizcloud_admin_throttled_total counter\n"
             "gizcloud_admin_throttled_total %" PRIu64 "\n",
         ld(&m->admin_throttled));
+}
 
+/* What the store says: broker liveness, device counts. */
+static void put_store(struct text *t, struct gs_request *rq)
+{
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     int64_t all = -1, online = -1, age_ms = -1;
     bool alive = false;
@@ -175,36 +164,46 @@ void gs_route_metrics(struct gs_request *rq)
             online = -1;
         gs_store_release(&rq->srv->pool, st);
     }
-    put(&t, "# HELP gizcloud_broker_alive 1 while the broker's store heartbeat is at most "
+    put(t, "# HELP gizcloud_broker_alive 1 while the broker's store heartbeat is at most "
             "GIZ_BROKER_MAX_AGE old.\n"
             "# TYPE gizcloud_broker_alive gauge\n"
             "gizcloud_broker_alive %d\n",
         alive ? 1 : 0);
     if (age_ms >= 0)
-        put(&t, "# HELP gizcloud_broker_heartbeat_age_seconds Age of the broker's last heartbeat.\n"
+        put(t, "# HELP gizcloud_broker_heartbeat_age_seconds Age of the broker's last heartbeat.\n"
                 "# TYPE gizcloud_broker_heartbeat_age_seconds gauge\n"
                 "gizcloud_broker_heartbeat_age_seconds %.3f\n",
             (double)age_ms / 1000.0);
     if (all >= 0)
-        put(&t, "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
+        put(t, "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
                 "# TYPE gizcloud_devices_registered gauge\n"
                 "gizcloud_devices_registered %" PRId64 "\n",
             all);
     if (online >= 0)
-        put(&t, "# HELP gizcloud_devices_online Devices the broker reports online.\n"
+        put(t, "# HELP gizcloud_devices_online Devices the broker reports online.\n"
                 "# TYPE gizcloud_devices_online gauge\n"
                 "gizcloud_devices_online %" PRId64 "\n",
             online);
+}
+
+void gs_route_metrics(struct gs_request *rq)
+{
+    struct gs_metrics *m = &rq->srv->metrics;
+    struct text t = {.failed = false};
+    giz_buf_init(&t.b, METRICS_MAX);
+    put_requests(&t, m);
+    put_latency(&t, m);
+    put_counters(&t, m);
+    put_store(&t, rq);
     put(&t, "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
             "# TYPE gizcloud_start_time_seconds gauge\n"
             "gizcloud_start_time_seconds %" PRId64 "\n",
         m->started_at);
-
     if (t.failed)
         gs_respond_error(rq, 500, "server_error", "out of memory");
     else
-        gs_respond_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len);
-    free(t.buf);
+        gs_respond_buf(rq, 200, "text/plain; version=0.0.4; charset=utf-8", t.b.data, t.b.len);
+    giz_buf_free(&t.b);
 }
 
 void gs_route_healthz(struct gs_request *rq)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Operator (admin) API, JSON with "Authorization: Bearer <GIZ_ADMIN_TOKEN>"
- * (checked in http.c before the body is read): products, devices, device
+ * (checked in request.c before the body is read): products, devices, device
  * logs and OTA pushes. An OTA push is one row in the store's outbox, which
  * the broker plugin drains and turns into 0x0211 (v4.1) or 0x020E (v4.0)
  * messages to the online target devices.
@@ -27,21 +27,12 @@ static void store_error(struct gs_request *rq, int rc)
  * Answers 400 and returns false if present but not a number <= max. */
 static bool query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out)
 {
-    char buf[24];
-    int rc = gs_query_get(rq, key, buf, sizeof buf);
-    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && buf[0] == '\0'))
+    if (gs_query_uint(rq, key, max, out))
         return true;
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = rc == GIZ_OK ? strtoul(buf, &end, 10) : 0;
-    if (rc != GIZ_OK || errno != 0 || *end != '\0' || buf[0] == '-' || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s must be a number up to %u", key, max);
-        gs_respond_error(rq, 400, "bad_request", msg);
-        return false;
-    }
-    *out = (unsigned)v;
-    return true;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a number up to %u", key, max);
+    gs_respond_error(rq, 400, "bad_request", msg);
+    return false;
 }
 
 /* ---- products ------------------------------------------------------------ */
@@ -328,152 +319,172 @@ out:
 
 /* ---- OTA push -------------------------------------------------------------- */
 
-void gs_route_admin_ota_push(struct gs_request *rq)
+/* One OTA push being built: the request's choices, then the outbox rows. */
+struct ota_push {
+    struct giz_outbox_item it;       /* kind, did or product_key, fw_type (0 = all), ota_version */
+    const cJSON *did, *pk;           /* exactly one is set */
+    char product_key[GIZ_PK_SIZE];
+    int64_t targets;                 /* online devices among the targets */
+    struct giz_outbox_item items[2]; /* one row per firmware type */
+    unsigned n_items;
+    struct giz_firmware matched[2];  /* latest firmware per pushed type, if any */
+    unsigned n_matched;
+    int64_t id;                      /* id of the last outbox row */
+};
+
+/* Reads {"did"} or {"product_key", "type"} [+ "type", "ota_version"]. */
+static bool push_parse(struct gs_request *rq, const cJSON *body, struct ota_push *p)
 {
-    cJSON *body = gs_body_json(rq);
-    if (body == NULL)
-        return;
-    struct giz_store *st = NULL;
-    struct giz_outbox_item it;
-    memset(&it, 0, sizeof it);
-    it.kind = GIZ_OUTBOX_OTA_PUSH;
-    it.ota_version = 41;
-    const cJSON *did = cJSON_GetObjectItemCaseSensitive(body, "did");
-    const cJSON *pk = cJSON_GetObjectItemCaseSensitive(body, "product_key");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(body, "type");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(body, "ota_version");
-    if ((did == NULL) == (pk == NULL)) {
+    p->it.kind = GIZ_OUTBOX_OTA_PUSH;
+    p->did = cJSON_GetObjectItemCaseSensitive(body, "did");
+    p->pk = cJSON_GetObjectItemCaseSensitive(body, "product_key");
+    if ((p->did == NULL) == (p->pk == NULL)) {
         gs_respond_error(rq, 400, "bad_request", "give either \"did\" or \"product_key\"");
-        goto out;
+        return false;
     }
     if (type != NULL && !(cJSON_IsNumber(type) && (type->valuedouble == 1 || type->valuedouble == 2))) {
         gs_respond_error(rq, 400, "bad_request", "type must be 1 (WiFi) or 2 (MCU)");
-        goto out;
+        return false;
     }
-    it.fw_type = type ? (int)type->valuedouble : 0;
+    p->it.fw_type = type ? (int)type->valuedouble : 0;
     if (ver != NULL && !(cJSON_IsNumber(ver) && (ver->valuedouble == 40 || ver->valuedouble == 41))) {
         gs_respond_error(rq, 400, "bad_request", "ota_version must be 40 or 41");
-        goto out;
+        return false;
     }
-    it.ota_version = ver ? (int)ver->valuedouble : 41;
-    if (pk != NULL && it.fw_type == 0) {
+    p->it.ota_version = ver ? (int)ver->valuedouble : 41;
+    if (p->pk != NULL && p->it.fw_type == 0) {
         gs_respond_error(rq, 400, "bad_request", "a product-wide push needs \"type\" (1 or 2)");
-        goto out;
+        return false;
     }
-    st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        store_error(rq, GIZ_ERR_DB);
-        goto out;
-    }
-    /* a dead broker drains no outbox and its online flags are stale: say so
-     * rather than count targets that will never get the push */
+    return true;
+}
+
+/* A dead broker drains no outbox and its online flags are stale: answers 503
+ * rather than count targets that will never get the push. */
+static bool push_broker_ok(struct gs_request *rq, struct giz_store *st)
+{
     int64_t age_ms = -1;
-    if (!gs_broker_alive(rq->srv, st, &age_ms)) {
-        char msg[160];
-        if (age_ms >= 0)
-            snprintf(msg, sizeof msg,
-                     "the broker has not reported for %" PRId64 " s: the push cannot be "
-                     "delivered",
-                     age_ms / 1000);
-        else
-            snprintf(msg, sizeof msg,
-                     "no broker is running on this database: the push cannot be delivered");
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "error", "broker_unavailable");
-        cJSON_AddStringToObject(e, "message", msg);
-        gs_respond_json(rq, 503, e);
-        goto out;
+    if (gs_broker_alive(rq->srv, st, &age_ms))
+        return true;
+    char msg[160];
+    if (age_ms >= 0)
+        snprintf(msg, sizeof msg,
+                 "the broker has not reported for %" PRId64 " s: the push cannot be delivered",
+                 age_ms / 1000);
+    else
+        snprintf(msg, sizeof msg,
+                 "no broker is running on this database: the push cannot be delivered");
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "error", "broker_unavailable");
+    cJSON_AddStringToObject(e, "message", msg);
+    gs_respond_json(rq, 503, e);
+    return false;
+}
+
+/* The device push's target: its product and whether it is online. */
+static bool push_target_device(struct gs_request *rq, struct giz_store *st, struct ota_push *p)
+{
+    struct giz_device d;
+    if (!cJSON_IsString(p->did) || !gs_valid_did(p->did->valuestring)) {
+        gs_respond_error(rq, 400, "bad_request", "did must be 22 base62 characters");
+        return false;
     }
-    int64_t targets = 0;
-    char product_key[GIZ_PK_SIZE];
-    int rc;
-    if (did != NULL) {
-        struct giz_device d;
-        if (!cJSON_IsString(did) || !gs_valid_did(did->valuestring)) {
-            gs_respond_error(rq, 400, "bad_request", "did must be 22 base62 characters");
-            goto out;
-        }
-        rc = giz_store_device_get(st, did->valuestring, &d);
-        if (rc == GIZ_ERR_NOT_FOUND) {
-            gs_respond_error(rq, 404, "not_found", "no such device");
-            goto out;
-        }
-        if (rc != GIZ_OK) {
-            store_error(rq, rc);
-            goto out;
-        }
-        memcpy(it.did, d.did, sizeof it.did);
-        memcpy(product_key, d.product_key, sizeof product_key);
-        targets = (d.online && d.status == GIZ_DEVICE_ACTIVE) ? 1 : 0;
-    } else {
-        struct giz_product p;
-        if (!cJSON_IsString(pk) || strlen(pk->valuestring) >= GIZ_PK_SIZE) {
-            gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
-            goto out;
-        }
-        memcpy(product_key, pk->valuestring, strlen(pk->valuestring) + 1);
-        if (!gs_valid_product_key(product_key)) {
-            gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
-            goto out;
-        }
-        rc = giz_store_product_get(st, product_key, &p);
-        if (rc == GIZ_ERR_NOT_FOUND) {
-            gs_respond_error(rq, 404, "not_found", "no such product");
-            goto out;
-        }
-        if (rc == GIZ_OK)
-            rc = giz_store_device_count(st, product_key, true, &targets);
-        if (rc != GIZ_OK) {
-            store_error(rq, rc);
-            goto out;
-        }
-        memcpy(it.product_key, product_key, sizeof it.product_key);
+    int rc = giz_store_device_get(st, p->did->valuestring, &d);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return false;
     }
-    /* Without "type" a device push goes out for every firmware type the
-     * product has (WiFi and/or MCU; WiFi if it has none yet), one outbox row
-     * each: firmware re-checks OTA for the type it is told. */
-    struct giz_outbox_item items[2];
-    struct giz_firmware fw, matched[2];
-    unsigned n_items = 0, n_matched = 0;
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        return false;
+    }
+    memcpy(p->it.did, d.did, sizeof p->it.did);
+    memcpy(p->product_key, d.product_key, sizeof p->product_key);
+    p->targets = (d.online && d.status == GIZ_DEVICE_ACTIVE) ? 1 : 0;
+    return true;
+}
+
+/* The product push's target: the product and its online devices. */
+static bool push_target_product(struct gs_request *rq, struct giz_store *st, struct ota_push *p)
+{
+    struct giz_product prod;
+    if (!cJSON_IsString(p->pk) || strlen(p->pk->valuestring) >= GIZ_PK_SIZE) {
+        gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+        return false;
+    }
+    memcpy(p->product_key, p->pk->valuestring, strlen(p->pk->valuestring) + 1);
+    if (!gs_valid_product_key(p->product_key)) {
+        gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+        return false;
+    }
+    int rc = giz_store_product_get(st, p->product_key, &prod);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such product");
+        return false;
+    }
+    if (rc == GIZ_OK)
+        rc = giz_store_device_count(st, p->product_key, true, &p->targets);
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        return false;
+    }
+    memcpy(p->it.product_key, p->product_key, sizeof p->it.product_key);
+    return true;
+}
+
+/* Without "type" a device push goes out for every firmware type the product
+ * has (WiFi and/or MCU; WiFi if it has none yet), one outbox row each:
+ * firmware re-checks OTA for the type it is told. v4.0 needs a firmware
+ * (409 without one). */
+static bool push_items(struct gs_request *rq, struct giz_store *st, struct ota_push *p)
+{
+    struct giz_firmware fw;
     for (int t = 1; t <= 2; t++) {
-        if (it.fw_type != 0 && it.fw_type != t)
+        if (p->it.fw_type != 0 && p->it.fw_type != t)
             continue;
-        rc = giz_store_firmware_latest(st, product_key, t, NULL, &fw);
+        int rc = giz_store_firmware_latest(st, p->product_key, t, NULL, &fw);
         if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
             store_error(rq, rc);
-            goto out;
+            return false;
         }
         if (rc == GIZ_OK)
-            matched[n_matched++] = fw;
-        if (rc == GIZ_ERR_NOT_FOUND && (it.ota_version == 40 || it.fw_type == 0))
+            p->matched[p->n_matched++] = fw;
+        if (rc == GIZ_ERR_NOT_FOUND && (p->it.ota_version == 40 || p->it.fw_type == 0))
             continue;
-        items[n_items] = it;
-        items[n_items].fw_type = t;
-        if (it.ota_version == 40) {
-            items[n_items].fid = fw.id;
-            gs_firmware_url(rq->srv, &fw, false, items[n_items].url, sizeof items[n_items].url);
+        struct giz_outbox_item *item = &p->items[p->n_items++];
+        *item = p->it;
+        item->fw_type = t;
+        if (p->it.ota_version == 40) {
+            item->fid = fw.id;
+            gs_firmware_url(rq->srv, &fw, false, item->url, sizeof item->url);
         }
-        n_items++;
     }
-    if (n_items == 0 && it.ota_version == 40) {
+    if (p->n_items == 0 && p->it.ota_version == 40) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "error", "no_firmware");
         cJSON_AddStringToObject(e, "message",
                                 "OTA v4.0 pushes need a firmware for this product and type");
         cJSON_AddBoolToObject(e, "firmware_matched", false);
         gs_respond_json(rq, 409, e);
-        goto out;
+        return false;
     }
-    if (n_items == 0) { /* v4.1, no firmware of any type yet: a WiFi re-check is harmless */
-        items[0] = it;
-        items[0].fw_type = 1;
-        n_items = 1;
+    if (p->n_items == 0) { /* v4.1, no firmware of any type yet: a WiFi re-check is harmless */
+        p->items[0] = p->it;
+        p->items[0].fw_type = 1;
+        p->n_items = 1;
     }
-    int64_t id = 0;
-    rc = giz_store_begin(st);
+    return true;
+}
+
+/* Queues all rows in one transaction. */
+static bool push_queue(struct gs_request *rq, struct giz_store *st, struct ota_push *p)
+{
+    int rc = giz_store_begin(st);
     if (rc == GIZ_OK) {
-        for (unsigned i = 0; rc == GIZ_OK && i < n_items; i++)
-            rc = giz_store_outbox_push(st, &items[i], &id);
+        for (unsigned i = 0; rc == GIZ_OK && i < p->n_items; i++)
+            rc = giz_store_outbox_push(st, &p->items[i], &p->id);
         if (rc == GIZ_OK)
             rc = giz_store_commit(st);
         else
@@ -481,37 +492,67 @@ void gs_route_admin_ota_push(struct gs_request *rq)
     }
     if (rc != GIZ_OK) {
         store_error(rq, rc);
-        goto out;
+        return false;
     }
-    it.fw_type = n_items == 2 ? 0 : items[0].fw_type;
+    return true;
+}
+
+/* 202 with what was queued; logs one line. */
+static void push_answer(struct gs_request *rq, struct ota_push *p)
+{
+    int fw_type = p->n_items == 2 ? 0 : p->items[0].fw_type;
     atomic_fetch_add_explicit(&rq->srv->metrics.ota_pushes, 1, memory_order_relaxed);
     giz_log(GIZ_LOG_INFO, "ota push %" PRId64 ": %s%s type %s v%d, %" PRId64 " online target(s)",
-            id, it.did[0] ? "device " : "product ", it.did[0] ? it.did : it.product_key,
-            it.fw_type == 0 ? "1+2" : (it.fw_type == 1 ? "1" : "2"), it.ota_version, targets);
+            p->id, p->it.did[0] ? "device " : "product ",
+            p->it.did[0] ? p->it.did : p->it.product_key,
+            fw_type == 0 ? "1+2" : (fw_type == 1 ? "1" : "2"), p->it.ota_version, p->targets);
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "targets", (double)targets);
-    cJSON_AddNumberToObject(j, "push_id", (double)id);
-    cJSON_AddNumberToObject(j, "ota_version", it.ota_version);
+    cJSON_AddNumberToObject(j, "targets", (double)p->targets);
+    cJSON_AddNumberToObject(j, "push_id", (double)p->id);
+    cJSON_AddNumberToObject(j, "ota_version", p->it.ota_version);
     cJSON *types = cJSON_AddArrayToObject(j, "types");
-    for (unsigned i = 0; i < n_items; i++)
-        cJSON_AddItemToArray(types, cJSON_CreateNumber(items[i].fw_type));
+    for (unsigned i = 0; i < p->n_items; i++)
+        cJSON_AddItemToArray(types, cJSON_CreateNumber(p->items[i].fw_type));
     /* A v4.1 push with no firmware still goes out (the re-check is harmless
      * and finds firmware registered later), but devices will answer 9500:
      * say so instead of looking like a push that will update something. */
-    cJSON_AddBoolToObject(j, "firmware_matched", n_matched > 0);
+    cJSON_AddBoolToObject(j, "firmware_matched", p->n_matched > 0);
     cJSON *fws = cJSON_AddArrayToObject(j, "firmware");
-    for (unsigned i = 0; i < n_matched; i++) {
+    for (unsigned i = 0; i < p->n_matched; i++) {
         cJSON *f = cJSON_CreateObject();
-        cJSON_AddNumberToObject(f, "type", matched[i].type);
-        cJSON_AddNumberToObject(f, "id", (double)matched[i].id);
-        cJSON_AddStringToObject(f, "soft_version", matched[i].soft_version);
+        cJSON_AddNumberToObject(f, "type", p->matched[i].type);
+        cJSON_AddNumberToObject(f, "id", (double)p->matched[i].id);
+        cJSON_AddStringToObject(f, "soft_version", p->matched[i].soft_version);
         cJSON_AddItemToArray(fws, f);
     }
-    if (n_matched == 0)
+    if (p->n_matched == 0)
         cJSON_AddStringToObject(j, "message",
                                 "no firmware matches this product and type: devices will "
                                 "re-check and answer 9500 (no update)");
     gs_respond_json(rq, 202, j);
+}
+
+void gs_route_admin_ota_push(struct gs_request *rq)
+{
+    struct ota_push p;
+    struct giz_store *st = NULL;
+    cJSON *body = gs_body_json(rq);
+    if (body == NULL)
+        return;
+    memset(&p, 0, sizeof p);
+    if (!push_parse(rq, body, &p))
+        goto out;
+    st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        goto out;
+    }
+    if (!push_broker_ok(rq, st))
+        goto out;
+    if (!(p.did != NULL ? push_target_device(rq, st, &p) : push_target_product(rq, st, &p)))
+        goto out;
+    if (push_items(rq, st, &p) && push_queue(rq, st, &p))
+        push_answer(rq, &p);
 out:
     gs_store_release(&rq->srv->pool, st);
     cJSON_Delete(body);

@@ -230,28 +230,13 @@ static int binding_cb(const struct giz_binding *b, void *ud)
     return 0;
 }
 
-static bool query_uint(struct gs_request *rq, const char *key, unsigned *out)
-{
-    char buf[24];
-    int rc = gs_query_get(rq, key, buf, sizeof buf);
-    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && buf[0] == '\0'))
-        return true;
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = rc == GIZ_OK ? strtoul(buf, &end, 10) : 0;
-    if (rc != GIZ_OK || errno != 0 || *end != '\0' || buf[0] == '-' || v > 100000) {
-        gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, "limit/skip must be numbers");
-        return false;
-    }
-    *out = (unsigned)v;
-    return true;
-}
-
 static void list_bindings(struct gs_request *rq, struct giz_store *st, const struct giz_session *s)
 {
     struct list_ctx c = {.limit = 100};
-    if (!query_uint(rq, "limit", &c.limit) || !query_uint(rq, "skip", &c.skip))
+    if (!gs_query_uint(rq, "limit", 100000, &c.limit) || !gs_query_uint(rq, "skip", 100000, &c.skip)) {
+        gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, "limit/skip must be numbers");
         return;
+    }
     int rc = giz_store_binding_list_by_user(st, s->uid, binding_cb, &c);
     if (rc != GIZ_OK || c.oom) {
         free(c.dids);

@@ -166,25 +166,12 @@ static void dev_unregister(struct gs_request *rq)
     }
     int rc = giz_store_device_unregister(st, did, passcode);
     gs_store_release(&rq->srv->pool, st);
-    switch (rc) {
-    case GIZ_OK:
+    if (rc == GIZ_OK)
         giz_log(GIZ_LOG_INFO, "device %s unregistered", did);
+    if (rc == GIZ_OK || rc == GIZ_ERR_DISABLED) /* firmware may retry; already done is success */
         gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", "", 0);
-        break;
-    case GIZ_ERR_DISABLED: /* firmware may retry; already done is success */
-        gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", "", 0);
-        break;
-    case GIZ_ERR_NOT_FOUND:
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
-        break;
-    case GIZ_ERR_AUTH:
-        gs_respond_form_error(rq, 403, GS_E_DID_PASSCODE_INVALID, "did or passcode invalid");
-        break;
-    default:
-        giz_log(GIZ_LOG_ERR, "unregister %s: %s", did, giz_strerror(rc));
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
-        break;
-    }
+    else
+        gs_respond_device_rc(rq, rc, "unregister", did);
 }
 
 void gs_route_dev_devices(struct gs_request *rq)
@@ -201,32 +188,16 @@ void gs_route_dev_devices(struct gs_request *rq)
 static bool provision_body(struct gs_request *rq, const char *did, const char *product_key,
                            char *out, size_t cap, size_t *out_len)
 {
-    if (!gs_valid_did(did)) {
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
-        return false;
-    }
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         return false;
     }
     struct giz_device dev;
-    int rc = giz_store_device_get(st, did, &dev);
+    bool found = gs_device_lookup(rq, st, did, product_key, NULL, "provision", &dev);
     gs_store_release(&rq->srv->pool, st);
-    if (rc == GIZ_ERR_NOT_FOUND ||
-        (rc == GIZ_OK && product_key != NULL && strcmp(dev.product_key, product_key) != 0)) {
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+    if (!found)
         return false;
-    }
-    if (rc != GIZ_OK) {
-        giz_log(GIZ_LOG_ERR, "provision %s: %s", did, giz_strerror(rc));
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
-        return false;
-    }
-    if (dev.status != GIZ_DEVICE_ACTIVE) {
-        gs_respond_form_error(rq, 403, GS_E_DEVICE_DISABLED, "device disabled");
-        return false;
-    }
     struct gs_m2m_route route;
     gs_m2m_route_for_did(&rq->srv->cfg, did, &route);
     /* port must not be last: firmware reads it up to the next '&' */

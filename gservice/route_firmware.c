@@ -564,3 +564,14 @@ void gs_route_admin_firmware(struct gs_request *rq)
     else
         register_external(rq);
 }
+
+void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
+                     char *out, size_t cap)
+{
+    if (fw->url[0] != '\0' && fw->file_path[0] == '\0')
+        snprintf(out, cap, "%s", fw->url);
+    else
+        snprintf(out, cap, "%s/dev/ota/%sdownload/%" PRId64, srv->cfg.public_url,
+                 v41 ? "v4.1/" : "", fw->id);
+    gs_url_drop_port80(out); /* also in URLs registered before the rule */
+}

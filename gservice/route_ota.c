@@ -29,6 +29,7 @@
 
 #include "giz/form.h"
 #include "giz/log.h"
+#include "giz/util.h"
 #include "gservice.h"
 
 #define MSG_NO_RULE "Don't have a push rule id on device"
@@ -93,35 +94,15 @@ void gs_route_ota_check(struct gs_request *rq)
         !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
         return;
     const char *did = rq->param[0];
-    if (!gs_valid_did(did)) {
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
-        return;
-    }
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         return;
     }
     struct giz_device dev;
-    int rc = giz_store_device_auth(st, did, passcode, &dev);
-    switch (rc) {
-    case GIZ_OK:
-        break;
-    case GIZ_ERR_NOT_FOUND:
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+    if (!gs_device_lookup(rq, st, did, NULL, passcode, "ota check", &dev))
         goto out;
-    case GIZ_ERR_DISABLED:
-        gs_respond_form_error(rq, 403, GS_E_DEVICE_DISABLED, "device disabled");
-        goto out;
-    case GIZ_ERR_AUTH:
-        gs_respond_form_error(rq, 403, GS_E_DID_PASSCODE_INVALID, "did or passcode invalid");
-        goto out;
-    default:
-        giz_log(GIZ_LOG_ERR, "ota check %s: %s", did, giz_strerror(rc));
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
-        goto out;
-    }
-    rc = giz_store_device_set_versions(st, did, type, soft, hard);
+    int rc = giz_store_device_set_versions(st, did, type, soft, hard);
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_WARN, "ota check %s: versions not recorded: %s", did, giz_strerror(rc));
     struct giz_device_info info; /* "type" here is the firmware type, not the register type */
@@ -184,23 +165,13 @@ void gs_route_ota_target_fid(struct gs_request *rq)
                               "soft_version/hard_version must be [0-9A-Za-z._-]{0,32}");
         return;
     }
-    int64_t current_fid = 0;
-    if (fid_s[0] != '\0') {
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(fid_s, &end, 10);
-        if (errno != 0 || *end != '\0' || v < 0) {
-            gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "current_fid must be a number");
-            return;
-        }
-        current_fid = v;
+    uint64_t current_fid = 0;
+    if (fid_s[0] != '\0' && giz_parse_uint(fid_s, 10, 0, INT64_MAX, &current_fid) != GIZ_OK) {
+        gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "current_fid must be a number");
+        return;
     }
     if (!gs_valid_product_key(pk)) {
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
-        return;
-    }
-    if (!gs_valid_did(did)) {
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
         return;
     }
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
@@ -210,17 +181,9 @@ void gs_route_ota_target_fid(struct gs_request *rq)
     }
     struct giz_device dev;
     struct giz_firmware fw;
-    int rc = giz_store_device_get(st, did, &dev);
-    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && strcmp(dev.product_key, pk) != 0)) {
-        gs_respond_form_error(rq, 404, GS_E_DEVICE_NOT_FOUND, "device not found");
+    if (!gs_device_lookup(rq, st, did, pk, NULL, "ota target_fid", &dev))
         goto out;
-    }
-    if (rc == GIZ_OK && dev.status != GIZ_DEVICE_ACTIVE) {
-        gs_respond_form_error(rq, 403, GS_E_DEVICE_DISABLED, "device disabled");
-        goto out;
-    }
-    if (rc == GIZ_OK)
-        rc = giz_store_firmware_latest(st, pk, type, hard[0] ? hard : NULL, &fw);
+    int rc = giz_store_firmware_latest(st, pk, type, hard[0] ? hard : NULL, &fw);
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_form_error(rq, 400, GS_E_OTA_NO_RULE, MSG_NO_RULE);
         goto out;
@@ -230,7 +193,7 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         goto out;
     }
     /* current_fid 1 means "none" to firmware, so it never matches by itself */
-    if ((current_fid > 1 && fw.id == current_fid) || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
+    if ((current_fid > 1 && fw.id == (int64_t)current_fid) || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
         gs_respond_form_error(rq, 400, GS_E_OTA_NOT_IN_EFFECT, MSG_NOT_IN_EFFECT);
         goto out;
     }
@@ -368,13 +331,12 @@ static struct MHD_Response *mapped_response(int fd, uint64_t start, uint64_t len
 
 void gs_route_ota_download(struct gs_request *rq)
 {
-    char *end = NULL;
-    errno = 0;
-    long long id = strtoll(rq->param[0], &end, 10);
-    if (rq->param[0][0] < '0' || rq->param[0][0] > '9' || errno != 0 || *end != '\0') {
+    uint64_t id64 = 0;
+    if (giz_parse_uint(rq->param[0], 10, 0, INT64_MAX, &id64) != GIZ_OK) {
         gs_respond_form_error(rq, 404, GS_E_FORM_INVALID, "no such firmware");
         return;
     }
+    long long id = (long long)id64;
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The route table of giz-gservice: which path pattern (a "*" segment captures
+ * one path segment into rq->param) and which methods go to which handler,
+ * the route names used by the metrics and the access log, method parsing and
+ * the Allow header of a 405. Nothing here answers a request.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gservice.h"
+
+#define M_READ (GS_M_GET | GS_M_HEAD)
+static const struct gs_route routes[] = {
+    {"/healthz", GS_ROUTE_HEALTHZ, M_READ, gs_route_healthz},
+    {"/metrics", GS_ROUTE_METRICS, M_READ, gs_route_metrics},
+    {"/dev/devices", GS_ROUTE_DEV_DEVICES, GS_M_POST | GS_M_DELETE, gs_route_dev_devices},
+    {"/dev/devices/*", GS_ROUTE_DEV_PROVISION, M_READ, gs_route_dev_provision},
+    {"/dev/ota/v4.1/update_and_check/*", GS_ROUTE_OTA_CHECK, GS_M_POST, gs_route_ota_check},
+    {"/dev/ota/target_fid", GS_ROUTE_OTA_TARGET_FID, M_READ, gs_route_ota_target_fid},
+    {"/dev/ota/v4.1/latest", GS_ROUTE_OTA_LATEST, M_READ, gs_route_ota_latest},
+    {"/dev/ota/v4.1/download/*", GS_ROUTE_OTA_DOWNLOAD, M_READ, gs_route_ota_download},
+    {"/dev/ota/download/*", GS_ROUTE_OTA_DOWNLOAD, M_READ, gs_route_ota_download},
+    {"/dev/*/device", GS_ROUTE_DEV_SAFE, M_READ | GS_M_POST, gs_route_dev_safe},
+    {"/admin/products", GS_ROUTE_ADMIN_PRODUCTS, M_READ | GS_M_POST, gs_route_admin_products},
+    {"/admin/devices", GS_ROUTE_ADMIN_DEVICES, M_READ, gs_route_admin_devices},
+    {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ, gs_route_admin_device},
+    {"/admin/devices/*/logs", GS_ROUTE_ADMIN_DEVICE_LOGS, M_READ, gs_route_admin_device_logs},
+    {"/admin/firmware", GS_ROUTE_ADMIN_FIRMWARE, M_READ | GS_M_POST, gs_route_admin_firmware},
+    {"/admin/ota/push", GS_ROUTE_ADMIN_OTA_PUSH, GS_M_POST, gs_route_admin_ota_push},
+    {"/app/users", GS_ROUTE_APP_USERS, GS_M_POST, gs_route_app_users},
+    {"/app/login", GS_ROUTE_APP_LOGIN, GS_M_POST, gs_route_app_login},
+    {"/app/bindings", GS_ROUTE_APP_BINDINGS, M_READ | GS_M_POST | GS_M_DELETE,
+     gs_route_app_bindings},
+};
+
+static const char *const route_names[GS_ROUTE_COUNT] = {
+    [GS_ROUTE_NONE] = "unmatched",
+    [GS_ROUTE_HEALTHZ] = "healthz",
+    [GS_ROUTE_METRICS] = "metrics",
+    [GS_ROUTE_DEV_DEVICES] = "dev_devices",
+    [GS_ROUTE_DEV_PROVISION] = "dev_provision",
+    [GS_ROUTE_DEV_SAFE] = "dev_safe",
+    [GS_ROUTE_OTA_CHECK] = "ota_check",
+    [GS_ROUTE_OTA_TARGET_FID] = "ota_target_fid",
+    [GS_ROUTE_OTA_LATEST] = "ota_latest",
+    [GS_ROUTE_OTA_DOWNLOAD] = "ota_download",
+    [GS_ROUTE_ADMIN_PRODUCTS] = "admin_products",
+    [GS_ROUTE_ADMIN_DEVICES] = "admin_devices",
+    [GS_ROUTE_ADMIN_DEVICE] = "admin_device",
+    [GS_ROUTE_ADMIN_DEVICE_LOGS] = "admin_device_logs",
+    [GS_ROUTE_ADMIN_FIRMWARE] = "admin_firmware",
+    [GS_ROUTE_ADMIN_OTA_PUSH] = "admin_ota_push",
+    [GS_ROUTE_APP_USERS] = "app_users",
+    [GS_ROUTE_APP_LOGIN] = "app_login",
+    [GS_ROUTE_APP_BINDINGS] = "app_bindings",
+};
+
+const char *gs_route_name(enum gs_route_id id)
+{
+    if ((int)id < 0 || id >= GS_ROUTE_COUNT || route_names[id] == NULL)
+        return "unmatched";
+    return route_names[id];
+}
+
+/* Matches path[0..len) against `pattern`; fills rq->param on success. */
+static bool route_match(const char *pattern, const char *path, size_t len, struct gs_request *rq)
+{
+    const char *p = pattern;
+    size_t i = 0;
+    unsigned n_param = 0;
+    char params[2][GS_PARAM_SIZE] = {{0}};
+    while (*p != '\0') {
+        if (*p != '/' || i >= len || path[i] != '/')
+            return false;
+        p++;
+        i++;
+        size_t seg_start = i;
+        while (i < len && path[i] != '/')
+            i++;
+        size_t seg_len = i - seg_start;
+        const char *pend = strchr(p, '/');
+        size_t plen = pend ? (size_t)(pend - p) : strlen(p);
+        if (plen == 1 && p[0] == '*') {
+            if (seg_len == 0 || n_param >= 2)
+                return false;
+            if (seg_len < GS_PARAM_SIZE)
+                memcpy(params[n_param], path + seg_start, seg_len);
+            /* an oversize segment captures "" and fails validation later */
+            n_param++;
+        } else if (plen != seg_len || memcmp(p, path + seg_start, seg_len) != 0) {
+            return false;
+        }
+        p += plen;
+    }
+    if (i != len)
+        return false;
+    memcpy(rq->param, params, sizeof params);
+    return true;
+}
+
+int gs_method_parse(const char *m)
+{
+    static const struct {
+        const char *name;
+        int bit;
+    } methods[] = {{"GET", GS_M_GET},       {"HEAD", GS_M_HEAD},       {"POST", GS_M_POST},
+                   {"PUT", GS_M_PUT},       {"DELETE", GS_M_DELETE},   {"OPTIONS", GS_M_OPTIONS},
+                   {"PATCH", GS_M_PATCH}};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(m, methods[i].name) == 0)
+            return methods[i].bit;
+    return GS_M_OTHER;
+}
+
+void gs_route_allow(int methods, char *out, size_t cap)
+{
+    static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!(methods & (1 << i)))
+            continue;
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", names[i]);
+        if (n < 0 || (size_t)n >= cap - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+bool gs_route_is_admin(enum gs_route_id id)
+{
+    return id >= GS_ROUTE_ADMIN_PRODUCTS && id <= GS_ROUTE_ADMIN_OTA_PUSH;
+}
+
+const struct gs_route *gs_route_find(struct gs_request *rq)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (route_match(routes[i].pattern, rq->raw_uri, rq->path_len, rq))
+            return &routes[i];
+    return NULL;
+}
+
+void gs_route_dispatch(struct gs_request *rq)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (routes[i].id == rq->route) {
+            routes[i].fn(rq);
+            return;
+        }
+    }
+}
