@@ -21,6 +21,9 @@
  *   OpenSSL error on TLS), mosquitto's normal disconnect path: the will is
  *   sent and MOSQ_EVT_DISCONNECT fires.
  * - close: forgets the record.
+ * - epoll_wait (optional): the loop's sleep is cut to when push.c has a paced
+ *   packet due (push__loop_timeout), so pacing does not wait for the 100 ms
+ *   idle TICK.
  * - TICK (intercept__tick): connections without a CONNECT after
  *   connect_timeout are shut down (mosquitto then reads EOF and closes).
  *
@@ -52,6 +55,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -81,7 +85,7 @@
  * read/SSL_read on mosq->sock, accept/close through the PLT, one thread). */
 static const char *const known_versions[] = {"2.0.11", "2.0.21"};
 
-enum hook_id { H_READ, H_SSL_READ, H_ACCEPT, H_CLOSE, H_ACCEPT4, H_TEST, H__COUNT };
+enum hook_id { H_READ, H_SSL_READ, H_ACCEPT, H_CLOSE, H_ACCEPT4, H_EPOLL_WAIT, H_TEST, H__COUNT };
 
 struct got_slot {
     void **addr;
@@ -115,6 +119,7 @@ typedef int (*ssl_get_fd_t)(const void *);
 typedef int (*accept_t)(int, struct sockaddr *, socklen_t *);
 typedef int (*accept4_t)(int, struct sockaddr *, socklen_t *, int);
 typedef int (*close_t)(int);
+typedef int (*epoll_wait_t)(int, struct epoll_event *, int, int);
 
 struct icpt {
     struct gizp *g;
@@ -128,6 +133,7 @@ struct icpt {
     accept_t real_accept;
     accept4_t real_accept4;
     close_t real_close;
+    epoll_wait_t real_epoll_wait;
 
     struct giz_guard_limits lim;
     struct iconn **conns; /* indexed by fd */
@@ -390,6 +396,14 @@ static int w_ssl_read(void *ssl, void *buf, int num)
     if (c == NULL) return ic->real_ssl_read(ssl, buf, num);
     c->tls = true;
     return (int)conn_read(ic, c, buf, (size_t)num, ssl);
+}
+
+/* mosquitto's loop sleeps in epoll_wait(…, 100 ms) and runs TICK once per
+ * iteration: wake it when push.c has a paced packet due (push__loop_timeout). */
+static int w_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+{
+    struct icpt *ic = icpt;
+    return ic->real_epoll_wait(epfd, events, maxevents, push__loop_timeout(ic->g, timeout));
 }
 
 static int w_close(int fd)
@@ -860,6 +874,7 @@ int intercept__start(struct gizp *g)
     ic->hooks[H_ACCEPT] = (struct hook){"accept", true, (void *)w_accept, {{0}}, 0};
     ic->hooks[H_CLOSE] = (struct hook){"close", true, (void *)w_close, {{0}}, 0};
     ic->hooks[H_ACCEPT4] = (struct hook){"accept4", false, (void *)w_accept4, {{0}}, 0};
+    ic->hooks[H_EPOLL_WAIT] = (struct hook){"epoll_wait", false, (void *)w_epoll_wait, {{0}}, 0};
     /* test hook: one more required symbol, checked but not patched */
     ic->hooks[H_TEST] = (struct hook){cfg->test_require_symbol[0] ? cfg->test_require_symbol : NULL,
                                       true, NULL, {{0}}, 0};
@@ -886,8 +901,10 @@ int intercept__start(struct gizp *g)
     ic->real_accept = (accept_t)real_sym("accept");
     ic->real_accept4 = (accept4_t)real_sym("accept4");
     ic->real_close = (close_t)real_sym("close");
+    ic->real_epoll_wait = (epoll_wait_t)real_sym("epoll_wait");
     if (ic->real_read == NULL || ic->real_ssl_read == NULL || ic->real_ssl_get_fd == NULL ||
-        ic->real_accept == NULL || ic->real_accept4 == NULL || ic->real_close == NULL)
+        ic->real_accept == NULL || ic->real_accept4 == NULL || ic->real_close == NULL ||
+        ic->real_epoll_wait == NULL)
         goto fail;
     ic->lim.ping_max = cfg->ping_max;
     ic->lim.window_ms = cfg->ping_window_ms;
@@ -905,13 +922,14 @@ int intercept__start(struct gizp *g)
     g->icpt = ic;
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: reading client sockets through the plugin: mosquitto %s (%s), "
-                         "%u GOT entries (read, SSL_read, accept%s, close)",
+                         "%u GOT entries (read, SSL_read, accept%s, close%s)",
                          ic->version, ic->bind_now ? "BIND_NOW, RELRO pages re-protected"
                                                    : "lazy binding",
                          ic->hooks[H_READ].nslots + ic->hooks[H_SSL_READ].nslots +
                              ic->hooks[H_ACCEPT].nslots + ic->hooks[H_CLOSE].nslots +
-                             ic->hooks[H_ACCEPT4].nslots,
-                         ic->hooks[H_ACCEPT4].nslots ? ", accept4" : "");
+                             ic->hooks[H_ACCEPT4].nslots + ic->hooks[H_EPOLL_WAIT].nslots,
+                         ic->hooks[H_ACCEPT4].nslots ? ", accept4" : "",
+                         ic->hooks[H_EPOLL_WAIT].nslots ? ", epoll_wait" : "");
     return 0;
 fail:
     state_free(ic);
