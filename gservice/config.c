@@ -231,7 +231,7 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-int gs_config_load(struct gs_config *cfg, int argc, char **argv)
+static void config_defaults(struct gs_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->http_port = 8080;
@@ -252,13 +252,25 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
     cfg->admin_fail_limit = GS_DEFAULT_ADMIN_FAIL_LIMIT;
     cfg->broker_max_age = GS_DEFAULT_BROKER_MAX_AGE;
     snprintf(cfg->tls_priorities, sizeof cfg->tls_priorities, "%s", GS_DEFAULT_TLS_PRIORITIES);
+}
 
-    const size_t n_opts = sizeof opts / sizeof opts[0];
-    for (size_t i = 0; i < n_opts; i++) {
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+/* The GIZ_* environment variables (empty ones are ignored). 0 or -1. */
+static int config_env(struct gs_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v != NULL && v[0] != '\0' && apply(cfg, &opts[i], v) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* The flags ("--flag value" or "--flag=value"). 0, 1 after --help, -1. */
+static int config_args(struct gs_config *cfg, int argc, char **argv)
+{
+    const size_t n_opts = N_OPTS;
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
             usage(stdout);
@@ -289,7 +301,42 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
         if (apply(cfg, o, value) != 0)
             return -1;
     }
+    return 0;
+}
 
+/* Builds the public download URL base when none is given and normalises it
+ * (no trailing '/', no ":80"). 0 or -1. */
+static int config_public_url(struct gs_config *cfg)
+{
+    int n;
+    if (cfg->public_url[0] == '\0') {
+        /* firmware takes everything up to the first '/' as the host: no ":80" */
+        char port_s[8] = "";
+        if (cfg->advertised_port != 80)
+            snprintf(port_s, sizeof port_s, ":%u", cfg->advertised_port);
+        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s%s", cfg->m2m_host,
+                     port_s);
+        if (n < 0 || (size_t)n >= sizeof cfg->public_url) {
+            fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL: too long\n");
+            return -1;
+        }
+    }
+    size_t ul = strlen(cfg->public_url);
+    while (ul > 0 && cfg->public_url[ul - 1] == '/')
+        cfg->public_url[--ul] = '\0';
+    if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0) {
+        fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL must start with http:// (firmware has no "
+                        "TLS) or https://\n");
+        return -1;
+    }
+    gs_url_drop_port80(cfg->public_url);
+    return 0;
+}
+
+/* Checks what must be set and derives paths (made absolute, firmware folder
+ * created) and URLs. 0 or -1 (a message on stderr). */
+static int config_finish(struct gs_config *cfg)
+{
     if (cfg->admin_token[0] == '\0') {
         fprintf(stderr, "giz-gservice: GIZ_ADMIN_TOKEN is not set; refusing to start without an "
                         "admin token (set it in the environment)\n");
@@ -315,32 +362,24 @@ int gs_config_load(struct gs_config *cfg, int argc, char **argv)
     }
     if (cfg->advertised_port == 0)
         cfg->advertised_port = cfg->http_port;
-    if (cfg->public_url[0] == '\0') {
-        /* firmware takes everything up to the first '/' as the host: no ":80" */
-        char port_s[8] = "";
-        if (cfg->advertised_port != 80)
-            snprintf(port_s, sizeof port_s, ":%u", cfg->advertised_port);
-        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s%s", cfg->m2m_host,
-                     port_s);
-        if (n < 0 || (size_t)n >= sizeof cfg->public_url) {
-            fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL: too long\n");
-            return -1;
-        }
-    }
-    size_t ul = strlen(cfg->public_url);
-    while (ul > 0 && cfg->public_url[ul - 1] == '/')
-        cfg->public_url[--ul] = '\0';
-    if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0) {
-        fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL must start with http:// (firmware has no "
-                        "TLS) or https://\n");
+    if (config_public_url(cfg) != 0)
         return -1;
-    }
-    gs_url_drop_port80(cfg->public_url);
     if (cfg->https_port != 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
         fprintf(stderr, "giz-gservice: GIZ_HTTPS_PORT needs GIZ_TLS_CERT and GIZ_TLS_KEY\n");
         return -1;
     }
     return 0;
+}
+
+int gs_config_load(struct gs_config *cfg, int argc, char **argv)
+{
+    config_defaults(cfg);
+    if (config_env(cfg) != 0)
+        return -1;
+    int rc = config_args(cfg, argc, argv);
+    if (rc != 0)
+        return rc;
+    return config_finish(cfg);
 }
 
 void gs_url_drop_port80(char *url)

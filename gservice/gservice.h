@@ -381,6 +381,9 @@ int gs_query_get(struct gs_request *rq, const char *key, char *out, size_t cap);
  * absent or empty). false if present but not such a number (nothing is
  * answered: the caller answers in its API's format). */
 bool gs_query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out);
+/* The optional product_key filter of the admin list calls: "" when absent or
+ * empty, else 32 hex (lowercased). false after answering 400 (JSON). */
+bool gs_query_product_key(struct gs_request *rq, char pk[GIZ_PK_SIZE]);
 
 /* Responses. Each queues exactly one answer and records its status; the
  * first call wins, later calls are ignored (and logged as a bug). */

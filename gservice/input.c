@@ -43,6 +43,19 @@ bool gs_admin_authorized(struct gs_request *rq)
     return giz_consttime_eq(digest, rq->srv->admin_token_digest, 64);
 }
 
+bool gs_query_product_key(struct gs_request *rq, char pk[GIZ_PK_SIZE])
+{
+    int rc = gs_query_get(rq, "product_key", pk, GIZ_PK_SIZE);
+    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && pk[0] == '\0')) {
+        pk[0] = '\0';
+        return true;
+    }
+    if (rc == GIZ_OK && gs_valid_product_key(pk))
+        return true;
+    gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+    return false;
+}
+
 bool gs_query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out)
 {
     char buf[24];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Entry point of giz-gservice: loads the configuration, opens the store
- * once (applying migrations, refusing a newer schema), starts the HTTP
+ * once (applying migrations, refusing a newer schema) and loads the passcode
+ * key (a key file open to other users refuses the start), starts the HTTP
  * daemons and waits for SIGTERM/SIGINT, then shuts down gracefully (stops
  * accepting, lets in-flight answers finish, closes the store) and exits 0.
  */
@@ -13,6 +14,42 @@
 #include "giz/crypto.h"
 #include "giz/log.h"
 #include "gservice.h"
+
+/* Opens the store once (migrations; a newer schema refuses the start) and
+ * loads the passcode key. 0, or -1 logged. */
+static int store_prepare(struct gs_server *srv)
+{
+    snprintf(srv->pool.path, sizeof srv->pool.path, "%s", srv->cfg.db_path);
+    struct giz_store *st = gs_store_acquire(&srv->pool);
+    if (st == NULL) {
+        giz_log(GIZ_LOG_ERR, "cannot open the store at %s; not starting", srv->cfg.db_path);
+        return -1;
+    }
+    giz_log(GIZ_LOG_INFO, "store %s, schema version %d", srv->cfg.db_path,
+            giz_store_schema_version(st));
+    /* fail closed: without the broker's key, registrations would write no
+     * keyed verifier and the first MQTT login of every device would pay
+     * PBKDF2 and a write */
+    int rc = gs_store_key_load(&srv->pool, srv->cfg.passcode_key, st);
+    gs_store_release(&srv->pool, st);
+    return rc;
+}
+
+/* Keeps only a keyed digest of the admin token (compared in constant time)
+ * and wipes the token itself. 0, or -1 logged. */
+static int admin_token_prepare(struct gs_server *srv)
+{
+    if (giz_random_bytes(srv->token_key, sizeof srv->token_key) != GIZ_OK ||
+        giz_token_digest(srv->token_key, sizeof srv->token_key, srv->cfg.admin_token,
+                         srv->admin_token_digest, sizeof srv->admin_token_digest) != GIZ_OK) {
+        giz_log(GIZ_LOG_ERR, "cannot prepare the admin token check (crypto error)");
+        return -1;
+    }
+    if (strlen(srv->cfg.admin_token) < 16)
+        giz_log(GIZ_LOG_WARN, "GIZ_ADMIN_TOKEN is shorter than 16 characters");
+    explicit_bzero(srv->cfg.admin_token, sizeof srv->cfg.admin_token);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -41,33 +78,8 @@ int main(int argc, char **argv)
 
     if (pthread_mutex_init(&srv->pool.mu, NULL) != 0)
         goto done;
-    snprintf(srv->pool.path, sizeof srv->pool.path, "%s", srv->cfg.db_path);
-    struct giz_store *st = gs_store_acquire(&srv->pool);
-    if (st == NULL) {
-        giz_log(GIZ_LOG_ERR, "cannot open the store at %s; not starting", srv->cfg.db_path);
+    if (store_prepare(srv) != 0 || admin_token_prepare(srv) != 0)
         goto done_mutex;
-    }
-    giz_log(GIZ_LOG_INFO, "store %s, schema version %d", srv->cfg.db_path,
-            giz_store_schema_version(st));
-    /* fail closed: without the broker's key, registrations would write no
-     * keyed verifier and the first MQTT login of every device would pay
-     * PBKDF2 and a write */
-    if (gs_store_key_load(&srv->pool, srv->cfg.passcode_key, st) != 0) {
-        gs_store_release(&srv->pool, st);
-        goto done_mutex;
-    }
-    gs_store_release(&srv->pool, st);
-
-    if (giz_random_bytes(srv->token_key, sizeof srv->token_key) != GIZ_OK ||
-        giz_token_digest(srv->token_key, sizeof srv->token_key, srv->cfg.admin_token,
-                         srv->admin_token_digest, sizeof srv->admin_token_digest) != GIZ_OK) {
-        giz_log(GIZ_LOG_ERR, "cannot prepare the admin token check (crypto error)");
-        goto done_mutex;
-    }
-    if (strlen(srv->cfg.admin_token) < 16)
-        giz_log(GIZ_LOG_WARN, "GIZ_ADMIN_TOKEN is shorter than 16 characters");
-    /* only the keyed digest is needed from here on */
-    explicit_bzero(srv->cfg.admin_token, sizeof srv->cfg.admin_token);
     srv->metrics.started_at = gs_unix_now();
     if (gs_guard_init(srv) != 0) {
         giz_log(GIZ_LOG_ERR, "cannot initialise the connection guard");

@@ -35,6 +35,20 @@ static bool query_uint(struct gs_request *rq, const char *key, unsigned max, uns
     return false;
 }
 
+/* Prologue of the /admin/devices/<did> routes: a malformed DID is no such
+ * device (404); then a store connection. NULL after answering. */
+static struct giz_store *device_route_store(struct gs_request *rq)
+{
+    if (!gs_valid_did(rq->param[0])) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return NULL;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL)
+        store_error(rq, GIZ_ERR_DB);
+    return st;
+}
+
 /* ---- products ------------------------------------------------------------ */
 
 static cJSON *product_json(const struct giz_product *p)
@@ -180,13 +194,8 @@ void gs_route_admin_devices(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE], online_s[8];
     unsigned limit = 1000, offset = 0;
-    int rc = gs_query_get(rq, "product_key", pk, sizeof pk);
-    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && pk[0] == '\0')) {
-        pk[0] = '\0';
-    } else if (rc != GIZ_OK || !gs_valid_product_key(pk)) {
-        gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+    if (!gs_query_product_key(rq, pk))
         return;
-    }
     bool online_only = gs_query_get(rq, "online", online_s, sizeof online_s) == GIZ_OK &&
                        (strcmp(online_s, "1") == 0 || strcmp(online_s, "true") == 0);
     if (!query_uint(rq, "limit", 10000, &limit) || !query_uint(rq, "offset", UINT32_MAX, &offset))
@@ -201,6 +210,7 @@ void gs_route_admin_devices(struct gs_request *rq)
     struct device_list_ctx c = {cJSON_AddArrayToObject(j, "devices"),
                                 gs_broker_alive(rq->srv, st, &age_ms)};
     int64_t total = 0;
+    int rc;
     if (online_only && !c.broker_alive) {
         rc = c.arr ? GIZ_OK : GIZ_ERR_NOMEM; /* nothing is known to be online */
     } else {
@@ -223,15 +233,9 @@ void gs_route_admin_devices(struct gs_request *rq)
 
 void gs_route_admin_device(struct gs_request *rq)
 {
-    if (!gs_valid_did(rq->param[0])) {
-        gs_respond_error(rq, 404, "not_found", "no such device");
+    struct giz_store *st = device_route_store(rq);
+    if (st == NULL)
         return;
-    }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        store_error(rq, GIZ_ERR_DB);
-        return;
-    }
     struct giz_device d;
     struct giz_device_info info;
     int64_t age_ms = -1;
@@ -288,11 +292,9 @@ void gs_route_admin_device_logs(struct gs_request *rq)
     }
     if (!query_uint(rq, "limit", 1000, &limit) || !query_uint(rq, "before", UINT32_MAX, &before))
         return;
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        store_error(rq, GIZ_ERR_DB);
+    struct giz_store *st = device_route_store(rq);
+    if (st == NULL)
         return;
-    }
     struct giz_device d;
     cJSON *j = NULL;
     int rc = giz_store_device_get(st, rq->param[0], &d);

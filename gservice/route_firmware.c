@@ -535,17 +535,12 @@ static int list_cb(const struct giz_firmware *fw, void *ud)
 static void list_firmware(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE];
-    int rc = gs_query_get(rq, "product_key", pk, sizeof pk);
-    if (rc == GIZ_ERR_NOT_FOUND || (rc == GIZ_OK && pk[0] == '\0')) {
-        pk[0] = '\0';
-    } else if (rc != GIZ_OK || !gs_valid_product_key(pk)) {
-        gs_respond_error(rq, 400, "bad_request", "product_key must be 32 hex digits");
+    if (!gs_query_product_key(rq, pk))
         return;
-    }
     cJSON *j = cJSON_CreateObject();
     struct list_ctx c = {rq->srv, cJSON_AddArrayToObject(j, "firmware")};
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    rc = st ? giz_store_firmware_list(st, pk[0] ? pk : NULL, list_cb, &c) : GIZ_ERR_DB;
+    int rc = st ? giz_store_firmware_list(st, pk[0] ? pk : NULL, list_cb, &c) : GIZ_ERR_DB;
     gs_store_release(&rq->srv->pool, st);
     if (rc != GIZ_OK || c.arr == NULL) {
         cJSON_Delete(j);

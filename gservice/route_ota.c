@@ -113,18 +113,32 @@ out:
     gs_store_release(&rq->srv->pool, st);
 }
 
-void gs_route_ota_latest(struct gs_request *rq)
-{
+/* The query fields the MCU "latest" and the v4.0 target_fid calls share. */
+struct ota_query {
     char pk[GIZ_PK_SIZE], type_s[8], hard[GIZ_VER_SIZE], soft[GIZ_VER_SIZE];
+};
+
+/* Reads product_key, type, hard_version (optional) and soft_version
+ * (required if soft_required) from the query; false after answering 400. */
+static bool ota_query_read(struct gs_request *rq, bool soft_required, struct ota_query *f)
+{
     const char *q = rq->query;
     size_t ql = rq->query_len;
+    return gs_form_field(rq, q, ql, "product_key", f->pk, sizeof f->pk, true) &&
+           gs_form_field(rq, q, ql, "type", f->type_s, sizeof f->type_s, true) &&
+           gs_form_field(rq, q, ql, "hard_version", f->hard, sizeof f->hard, false) &&
+           gs_form_field(rq, q, ql, "soft_version", f->soft, sizeof f->soft, soft_required);
+}
+
+void gs_route_ota_latest(struct gs_request *rq)
+{
+    struct ota_query f;
     int type = 0;
-    if (!gs_form_ok(rq, q, ql) || !gs_form_field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
-        !gs_form_field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
-        !gs_form_field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
-        !gs_form_field(rq, q, ql, "soft_version", soft, sizeof soft, true) ||
-        !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
+    if (!gs_form_ok(rq, rq->query, rq->query_len) || !ota_query_read(rq, true, &f) ||
+        !fw_type(rq, f.type_s, &type) || !versions_ok(rq, f.soft, f.hard))
         return;
+    char *pk = f.pk;
+    const char *soft = f.soft, *hard = f.hard;
     if (!gs_valid_product_key(pk)) {
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return;
@@ -147,19 +161,18 @@ void gs_route_ota_latest(struct gs_request *rq)
 
 void gs_route_ota_target_fid(struct gs_request *rq)
 {
-    char did[GIZ_DID_SIZE], pk[GIZ_PK_SIZE], type_s[8], hard[GIZ_VER_SIZE], soft[GIZ_VER_SIZE];
-    char fid_s[24];
+    char did[GIZ_DID_SIZE], fid_s[24];
+    struct ota_query f;
     const char *q = rq->query;
     size_t ql = rq->query_len;
     int type = 0;
     if (!gs_form_ok(rq, q, ql) || !gs_form_field(rq, q, ql, "did", did, sizeof did, true) ||
-        !gs_form_field(rq, q, ql, "product_key", pk, sizeof pk, true) ||
-        !gs_form_field(rq, q, ql, "type", type_s, sizeof type_s, true) ||
-        !gs_form_field(rq, q, ql, "hard_version", hard, sizeof hard, false) ||
-        !gs_form_field(rq, q, ql, "soft_version", soft, sizeof soft, false) ||
+        !ota_query_read(rq, false, &f) ||
         !gs_form_field(rq, q, ql, "current_fid", fid_s, sizeof fid_s, false) ||
-        !fw_type(rq, type_s, &type))
+        !fw_type(rq, f.type_s, &type))
         return;
+    char *pk = f.pk;
+    const char *soft = f.soft, *hard = f.hard;
     if (!gs_valid_version(soft, true) || !gs_valid_version(hard, true)) {
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID,
                               "soft_version/hard_version must be [0-9A-Za-z._-]{0,32}");
@@ -329,6 +342,38 @@ static struct MHD_Response *mapped_response(int fd, uint64_t start, uint64_t len
     return resp;
 }
 
+/* 416 for a Range outside the file, in the device API's form. */
+static void respond_416(struct gs_request *rq, uint64_t size)
+{
+    char cr[96];
+    snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
+    static const char msg[] = "error_code=9015&error_message=range not satisfiable";
+    rq->giz_code = GS_E_FORM_INVALID;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        sizeof msg - 1, (void *)(uintptr_t)msg, MHD_RESPMEM_PERSISTENT);
+    if (resp != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/x-www-form-urlencoded");
+    }
+    gs_respond_mhd(rq, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, sizeof msg - 1);
+}
+
+/* The headers of a firmware file answer (type, ranges, MD5, versions, name). */
+static void add_firmware_headers(struct MHD_Response *resp, const struct giz_firmware *fw)
+{
+    char disp[GIZ_NAME_SIZE + 48];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", fw->filename);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(resp, "Firmware-MD5", fw->md5);
+    MHD_add_response_header(resp, "Soft-Version", fw->soft_version);
+    MHD_add_response_header(resp, "Firmware-Version", fw->soft_version);
+    if (fw->hard_version[0] != '\0')
+        MHD_add_response_header(resp, "Hard-Version", fw->hard_version);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+}
+
 void gs_route_ota_download(struct gs_request *rq)
 {
     uint64_t id64 = 0;
@@ -372,21 +417,10 @@ void gs_route_ota_download(struct gs_request *rq)
         return;
     }
     uint64_t size = (uint64_t)sb.st_size, start = 0, len = size;
-    char cr[96];
     int r = parse_range(gs_header(rq, MHD_HTTP_HEADER_RANGE), size, &start, &len);
     if (r < 0) {
         close(fd);
-        snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
-        static const char msg[] = "error_code=9015&error_message=range not satisfiable";
-        rq->giz_code = GS_E_FORM_INVALID;
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            sizeof msg - 1, (void *)(uintptr_t)msg, MHD_RESPMEM_PERSISTENT);
-        if (resp != NULL) {
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                    "application/x-www-form-urlencoded");
-        }
-        gs_respond_mhd(rq, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, sizeof msg - 1);
+        respond_416(rq, size);
         return;
     }
     struct MHD_Response *resp = mapped_response(fd, start, len);
@@ -397,18 +431,10 @@ void gs_route_ota_download(struct gs_request *rq)
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         return;
     }
-    char disp[GIZ_NAME_SIZE + 48];
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", fw.filename);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    MHD_add_response_header(resp, "Firmware-MD5", fw.md5);
-    MHD_add_response_header(resp, "Soft-Version", fw.soft_version);
-    MHD_add_response_header(resp, "Firmware-Version", fw.soft_version);
-    if (fw.hard_version[0] != '\0')
-        MHD_add_response_header(resp, "Hard-Version", fw.hard_version);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+    add_firmware_headers(resp, &fw);
     unsigned status = MHD_HTTP_OK;
     if (r > 0) {
+        char cr[96];
         snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1,
                  size);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
