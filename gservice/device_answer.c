@@ -39,6 +39,14 @@ void gs_respond_device_rc(struct gs_request *rq, int rc, const char *what, const
     gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
 }
 
+struct giz_store *gs_device_store(struct gs_request *rq)
+{
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL)
+        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    return st;
+}
+
 bool gs_device_lookup(struct gs_request *rq, struct giz_store *st, const char *did,
                       const char *product_key, const char *passcode, const char *what,
                       struct giz_device *dev)

@@ -443,6 +443,9 @@ bool gs_utf8_valid(const unsigned char *p, size_t n);
  * GIZ_ERR_DISABLED 403/9023, GIZ_ERR_AUTH 403/9016, anything else 500/9008
  * logged as "<what> <did>: <error>". */
 void gs_respond_device_rc(struct gs_request *rq, int rc, const char *what, const char *did);
+/* Borrows a store connection for a device-API route; NULL after answering
+ * 500/9008 (the open failure is logged by the pool). */
+struct giz_store *gs_device_store(struct gs_request *rq);
 /* Finds the active device `did` in st: a malformed DID, a device of another
  * product (product_key not NULL) count as not found; with passcode not NULL
  * the passcode is checked (giz_store_device_auth). true with *dev filled, or

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "giz/log.h"
+#include "giz/util.h"
 #include "gservice.h"
 
 #define MAX_BATCH 100
@@ -89,8 +90,7 @@ static bool appid_ok(const char *a)
     if (n == 0 || n >= GIZ_PK_SIZE)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'z') ||
-              (a[i] >= 'A' && a[i] <= 'Z')))
+        if (!giz_char_is_base62(a[i]))
             return false;
     return true;
 }
@@ -204,10 +204,15 @@ static void bind_batch(struct gs_request *rq, struct giz_store *st, const struct
 
 struct list_ctx {
     unsigned skip, limit, seen;
-    char (*dids)[GIZ_DID_SIZE];
-    unsigned n, cap;
+    struct giz_buf dids; /* n DIDs of GIZ_DID_SIZE bytes each */
+    unsigned n;
     bool oom;
 };
+
+static const char *list_did(const struct list_ctx *c, unsigned i)
+{
+    return (const char *)c->dids.data + (size_t)i * GIZ_DID_SIZE;
+}
 
 static int binding_cb(const struct giz_binding *b, void *ud)
 {
@@ -216,30 +221,26 @@ static int binding_cb(const struct giz_binding *b, void *ud)
         return 0;
     if (c->limit != 0 && c->n >= c->limit)
         return 1;
-    if (c->n == c->cap) {
-        unsigned ncap = c->cap ? 2 * c->cap : 16;
-        void *nd = realloc(c->dids, ncap * sizeof *c->dids);
-        if (nd == NULL) {
-            c->oom = true;
-            return 1;
-        }
-        c->dids = nd;
-        c->cap = ncap;
+    if (giz_buf_append(&c->dids, b->did, GIZ_DID_SIZE) != GIZ_OK) {
+        c->oom = true;
+        return 1;
     }
-    memcpy(c->dids[c->n++], b->did, GIZ_DID_SIZE);
+    c->n++;
     return 0;
 }
 
 static void list_bindings(struct gs_request *rq, struct giz_store *st, const struct giz_session *s)
 {
     struct list_ctx c = {.limit = 100};
+    /* limit 0 lists every binding: no cap beyond memory (as before) */
+    giz_buf_init(&c.dids, SIZE_MAX);
     if (!gs_query_uint(rq, "limit", 100000, &c.limit) || !gs_query_uint(rq, "skip", 100000, &c.skip)) {
         gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, "limit/skip must be numbers");
         return;
     }
     int rc = giz_store_binding_list_by_user(st, s->uid, binding_cb, &c);
     if (rc != GIZ_OK || c.oom) {
-        free(c.dids);
+        giz_buf_free(&c.dids);
         store_error(rq, rc != GIZ_OK ? rc : GIZ_ERR_NOMEM);
         return;
     }
@@ -248,7 +249,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
     bool broker_alive = gs_broker_alive(rq->srv, st, NULL); /* stale flags are not presence */
     for (unsigned i = 0; i < c.n; i++) {
         struct giz_device d;
-        if (giz_store_device_get(st, c.dids[i], &d) != GIZ_OK)
+        if (giz_store_device_get(st, list_did(&c, i), &d) != GIZ_OK)
             continue;
         struct gs_m2m_route route;
         gs_m2m_route_for_did(&rq->srv->cfg, d.did, &route);
@@ -266,7 +267,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
         cJSON_AddStringToObject(o, "mcu_soft_version", d.mcu_soft_version);
         cJSON_AddItemToArray(arr, o);
     }
-    free(c.dids);
+    giz_buf_free(&c.dids);
     gs_respond_json(rq, 200, j);
 }
 

@@ -100,11 +100,9 @@ static bool do_register(struct gs_request *rq, const char *product_key, const ch
                               "passcode must be 1-32 printable characters");
         return false;
     }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return false;
-    }
     struct giz_device dev;
     bool created = false;
     int rc = giz_store_device_register(st, product_key, mac, passcode, &dev, &created);
@@ -159,11 +157,9 @@ static void dev_unregister(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "did must be 22 base62 characters");
         return;
     }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return;
-    }
     int rc = giz_store_device_unregister(st, did, passcode);
     gs_store_release(&rq->srv->pool, st);
     if (rc == GIZ_OK)
@@ -188,11 +184,9 @@ void gs_route_dev_devices(struct gs_request *rq)
 static bool provision_body(struct gs_request *rq, const char *did, const char *product_key,
                            char *out, size_t cap, size_t *out_len)
 {
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return false;
-    }
     struct giz_device dev;
     bool found = gs_device_lookup(rq, st, did, product_key, NULL, "provision", &dev);
     gs_store_release(&rq->srv->pool, st);
@@ -244,11 +238,9 @@ static bool product_aes_key(struct gs_request *rq, const char *product_key, char
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return false;
     }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return false;
-    }
     struct giz_product prod;
     int rc = giz_store_product_get(st, pk, &prod);
     gs_store_release(&rq->srv->pool, st);

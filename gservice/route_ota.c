@@ -94,11 +94,9 @@ void gs_route_ota_check(struct gs_request *rq)
         !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
         return;
     const char *did = rq->param[0];
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return;
-    }
     struct giz_device dev;
     if (!gs_device_lookup(rq, st, did, NULL, passcode, "ota check", &dev))
         goto out;
@@ -143,11 +141,9 @@ void gs_route_ota_latest(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return;
     }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return;
-    }
     struct giz_product prod;
     int rc = giz_store_product_get(st, pk, &prod);
     if (rc == GIZ_OK)
@@ -187,11 +183,9 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return;
     }
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return;
-    }
     struct giz_device dev;
     struct giz_firmware fw;
     if (!gs_device_lookup(rq, st, did, pk, NULL, "ota target_fid", &dev))
@@ -382,11 +376,9 @@ void gs_route_ota_download(struct gs_request *rq)
         return;
     }
     long long id = (long long)id64;
-    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL) {
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    struct giz_store *st = gs_device_store(rq);
+    if (st == NULL)
         return;
-    }
     struct giz_firmware fw;
     int rc = giz_store_firmware_get(st, id, &fw);
     gs_store_release(&rq->srv->pool, st);
