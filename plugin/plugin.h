@@ -286,6 +286,13 @@ void push__tick(struct gizp *g, int64_t now_ms);
  * ms until the earliest due one). For an epoll_wait wrapper (intercept.c):
  * without one, paced packets wait for the next TICK (idle: up to 100 ms). */
 int push__loop_timeout(struct gizp *g, int timeout_ms);
+/* Counters for the stats line: devices with a queue record, bytes queued,
+ * messages sent late by pacing, dropped (queue full), held until subscribed. */
+struct push_stats {
+    size_t tracked, queued_bytes;
+    uint64_t paced, dropped, held_for_sub;
+};
+void push__stats(const struct gizp *g, struct push_stats *out);
 /* Broker liveness row: true if a heartbeat is due (every 5 s); push__beat
  * writes it (inside the caller's transaction if one is open). */
 bool push__beat_due(struct gizp *g, int64_t now_ms);

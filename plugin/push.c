@@ -461,6 +461,18 @@ static int pace_app_message(struct gizp *g, const struct mosquitto_evt_message *
     return MOSQ_ERR_ACL_DENIED;
 }
 
+void push__stats(const struct gizp *g, struct push_stats *out)
+{
+    const struct push_state *ps = g->push;
+    memset(out, 0, sizeof(*out));
+    if (ps == NULL) return;
+    out->tracked = ps->q.count;
+    out->queued_bytes = ps->bytes;
+    out->paced = ps->paced;
+    out->dropped = ps->dropped;
+    out->held_for_sub = ps->held_for_sub;
+}
+
 /* ---- broker liveness ---------------------------------------------------------- */
 
 bool push__beat_due(struct gizp *g, int64_t now_ms)
