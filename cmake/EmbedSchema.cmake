@@ -1,6 +1,6 @@
 # Writes OUT, a C file holding every migration in FILES (sorted NNN_name.sql)
 # as { version, name, sql } entries of giz__schema_migrations[].
-set(body "/* Generated from the schema folder by cmake/EmbedSchema.cmake; do not edit. */\n#include \"schema_gen.h\"\n")
+set(body "/* Generated from the schema folder by cmake/EmbedSchema.cmake; do not edit. */\n#include \"migrations.h\"\n")
 set(entries "")
 set(count 0)
 foreach(f IN LISTS FILES)

@@ -20,7 +20,7 @@
 
 #include "giz/crypto.h"
 #include "giz/log.h"
-#include "schema_gen.h"
+#include "migrations.h"
 
 /* Migrations compiled in (version numbers may have gaps while reserved
  * numbers are unused, so count them rather than use the latest version). */
@@ -1176,138 +1176,6 @@ static void test_open_race(void)
     ASSERT_EQ(bad, 0);
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-struct bench_thread {
-    const char *path;
-    const char *product_key;
-    unsigned base, n, ok;
-};
-
-static void *bench_register_thread(void *arg)
-{
-    struct bench_thread *bt = arg;
-    struct giz_store *s = NULL;
-    struct giz_error err;
-    struct giz_device d;
-    bool created;
-    if (giz_store_open(bt->path, &s, &err) != GIZ_OK) return NULL;
-    for (unsigned i = 0; i < bt->n; i++) {
-        char mac[13];
-        snprintf(mac, sizeof mac, "%012X", bt->base + i);
-        bt->ok +=
-            giz_store_device_register(s, bt->product_key, mac, "BENCHPASS", &d, &created) == GIZ_OK;
-    }
-    giz_store_close(s);
-    return NULL;
-}
-
-/* Registers from two threads, one connection each, as the GService's
- * connection pool does. */
-static void bench_threads(const char *path, const char *product_key)
-{
-    enum { NT = 2, PER = 200 };
-    pthread_t th[NT];
-    struct bench_thread bt[NT];
-    double t0 = mono_s(), t1;
-    unsigned ok = 0;
-
-    for (int i = 0; i < NT; i++) {
-        bt[i].path = path;
-        bt[i].product_key = product_key;
-        bt[i].base = 0xD0000000u + (unsigned)i * 0x100000u;
-        bt[i].n = PER;
-        bt[i].ok = 0;
-        pthread_create(&th[i], NULL, bench_register_thread, &bt[i]);
-    }
-    for (int i = 0; i < NT; i++) {
-        pthread_join(th[i], NULL);
-        ok += bt[i].ok;
-    }
-    t1 = mono_s();
-    ASSERT_EQ(ok, NT * PER);
-    fprintf(stderr, "bench: giz_store_device_register, %d threads: %.0f/s total\n", NT,
-            NT * PER / (t1 - t0));
-}
-
-/* Prints rough per-call costs (information only: nothing is asserted on
- * time). Correctness of each call is still checked. */
-static void bench(void)
-{
-    enum { NREG = 400, NAUTH = 400, NONLINE = 2000 };
-    char path[320], hash[GIZ_HASH_STR_MAX], (*dids)[GIZ_DID_SIZE];
-    struct giz_store *s;
-    struct giz_product p;
-    struct giz_device d;
-    bool created;
-    double t0, t1;
-    int ok = 0;
-
-    snprintf(path, sizeof path, "%s/bench.db", dir);
-    s = open_ok(path);
-    dids = calloc(NREG, sizeof *dids);
-    if (!s || !dids) goto cleanup;
-    ASSERT_EQ(giz_store_product_create(s, "bench", &p), GIZ_OK);
-
-    t0 = mono_s();
-    for (int i = 0; i < NAUTH; i++)
-        ok += giz_secret_hash("BENCHPASS", GIZ_PASSCODE_ITERATIONS, hash, sizeof hash) == GIZ_OK;
-    t1 = mono_s();
-    ASSERT_EQ(ok, NAUTH);
-    fprintf(stderr, "bench: giz_secret_hash(%u iterations): %.1f us/call\n",
-            GIZ_PASSCODE_ITERATIONS, (t1 - t0) / NAUTH * 1e6);
-
-    ok = 0;
-    t0 = mono_s();
-    for (int i = 0; i < NREG; i++) {
-        char mac[13];
-        snprintf(mac, sizeof mac, "%012X", 0xB0000000u + (unsigned)i);
-        ok += giz_store_device_register(s, p.product_key, mac, "BENCHPASS", &d, &created) == GIZ_OK;
-        memcpy(dids[i], d.did, GIZ_DID_SIZE);
-    }
-    t1 = mono_s();
-    ASSERT_EQ(ok, NREG);
-    fprintf(stderr, "bench: giz_store_device_register (new): %.1f us/call, %.0f/s\n",
-            (t1 - t0) / NREG * 1e6, NREG / (t1 - t0));
-
-    ok = 0;
-    t0 = mono_s();
-    for (int i = 0; i < NAUTH; i++)
-        ok += giz_store_device_auth(s, dids[i % NREG], "BENCHPASS", &d) == GIZ_OK;
-    t1 = mono_s();
-    ASSERT_EQ(ok, NAUTH);
-    fprintf(stderr, "bench: giz_store_device_auth: %.1f us/call, %.0f/s\n", (t1 - t0) / NAUTH * 1e6,
-            NAUTH / (t1 - t0));
-
-    ok = 0;
-    t0 = mono_s();
-    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
-    for (int i = 0; i < NONLINE; i++)
-        ok += giz_store_device_set_online(s, dids[i % NREG], (i / NREG) % 2 == 0, i) == GIZ_OK;
-    ASSERT_EQ(giz_store_commit(s), GIZ_OK);
-    t1 = mono_s();
-    ASSERT_EQ(ok, NONLINE);
-    fprintf(stderr, "bench: giz_store_device_set_online batched: %.2f us/call\n",
-            (t1 - t0) / NONLINE * 1e6);
-
-    ok = 0;
-    t0 = mono_s();
-    for (int i = 0; i < NAUTH; i++)
-        ok += giz_store_device_get(s, dids[i % NREG], &d) == GIZ_OK;
-    t1 = mono_s();
-    ASSERT_EQ(ok, NAUTH);
-    fprintf(stderr, "bench: giz_store_device_get: %.2f us/call\n", (t1 - t0) / NAUTH * 1e6);
-    bench_threads(path, p.product_key);
-cleanup:
-    free(dids);
-    giz_store_close(s);
-}
-
 struct log_capture {
     int lines;
     char last[512];
@@ -1571,7 +1439,6 @@ int main(void)
     test_open_race();
     test_db_error_reporting();
     test_passcode_verifier();
-    bench();
     rm_dir();
     return TEST_EXIT();
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
-/* The compiled-in migrations (generated schema_gen.c), private to the store. */
-#ifndef GIZ_SCHEMA_GEN_H
-#define GIZ_SCHEMA_GEN_H
+/* Hand-written: the type of the compiled-in migrations table that
+ * cmake/EmbedSchema.cmake generates (schema_gen.c in the build folder) from
+ * schema/NNN_*.sql; private to the store (store_db.c). */
+#ifndef GIZ_MIGRATIONS_H
+#define GIZ_MIGRATIONS_H
 struct giz__migration {
     int version;
     const char *name;

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * Firmware rows: insert, by id, latest for a product/type/hardware, by
+ * exact version, list.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* explicit_bzero */
+#include <string.h>
+
+#include "store_int.h"
+
+/* ---- firmware ------------------------------------------------------------ */
+
+static void read_firmware(sqlite3_stmt *st, struct giz_firmware *f)
+{
+    memset(f, 0, sizeof *f);
+    f->id = sqlite3_column_int64(st, 0);
+    store__col_text(st, 1, f->product_key, sizeof f->product_key);
+    f->type = sqlite3_column_int(st, 2);
+    store__col_text(st, 3, f->soft_version, sizeof f->soft_version);
+    store__col_text(st, 4, f->hard_version, sizeof f->hard_version);
+    store__col_text(st, 5, f->url, sizeof f->url);
+    store__col_text(st, 6, f->file_path, sizeof f->file_path);
+    store__col_text(st, 7, f->md5, sizeof f->md5);
+    store__col_text(st, 8, f->filename, sizeof f->filename);
+    f->size = sqlite3_column_int64(st, 9);
+    f->created_at = sqlite3_column_int64(st, 10);
+}
+
+int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
+{
+    sqlite3_stmt *st;
+    int rc, src;
+    int64_t now = store__now_s();
+
+    if (!s || !fw || (fw->type != 1 && fw->type != 2)) return GIZ_ERR_INVAL;
+    if (!store__fits(fw->product_key, sizeof fw->product_key) ||
+        !store__fits(fw->soft_version, sizeof fw->soft_version) || fw->soft_version[0] == '\0' ||
+        !store__fits(fw->hard_version, sizeof fw->hard_version) ||
+        !store__fits(fw->url, sizeof fw->url) ||
+        !store__fits(fw->file_path, sizeof fw->file_path) ||
+        !store__fits(fw->md5, sizeof fw->md5) || !store__fits(fw->filename, sizeof fw->filename))
+        return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_INSERT];
+    store__bind_text(s, st, 1, fw->product_key);
+    store__bind_int(s, st, 2, fw->type);
+    store__bind_text(s, st, 3, fw->soft_version);
+    store__bind_text(s, st, 4, fw->hard_version);
+    store__bind_text(s, st, 5, fw->url);
+    store__bind_text(s, st, 6, fw->file_path);
+    store__bind_text(s, st, 7, fw->md5);
+    store__bind_text(s, st, 8, fw->filename);
+    store__bind_int(s, st, 9, fw->size);
+    store__bind_int(s, st, 10, now);
+    src = store__step(s, st);
+    if (src == SQLITE_DONE) {
+        fw->id = sqlite3_last_insert_rowid(s->db);
+        fw->created_at = now;
+        rc = GIZ_OK;
+    } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        rc = GIZ_ERR_NOT_FOUND; /* unknown product key */
+    } else {
+        rc = store__db_err(s, src, "inserting firmware");
+    }
+    store__reset(s, st);
+    return rc;
+}
+
+static int firmware_one(struct giz_store *s, sqlite3_stmt *st, struct giz_firmware *out)
+{
+    int rc, src = store__step(s, st);
+    if (src == SQLITE_ROW) {
+        read_firmware(st, out);
+        rc = GIZ_OK;
+    } else {
+        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : store__db_err(s, src, "reading firmware");
+    }
+    store__reset(s, st);
+    return rc;
+}
+
+int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_GET];
+    store__bind_int(s, st, 1, id);
+    return firmware_one(s, st, out);
+}
+
+int giz_store_firmware_latest(struct giz_store *s, const char *product_key, int type,
+                              const char *hard_version, struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !product_key || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_LATEST];
+    store__bind_text(s, st, 1, product_key);
+    store__bind_int(s, st, 2, type);
+    store__bind_text(s, st, 3, hard_version);
+    return firmware_one(s, st, out);
+}
+
+int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_store_firmware_cb cb,
+                            void *ud)
+{
+    struct giz_firmware f;
+    sqlite3_stmt *st;
+    int rc = GIZ_OK, src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_LIST];
+    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
+    store__bind_text(s, st, 1, product_key);
+    while ((src = store__step(s, st)) == SQLITE_ROW) {
+        read_firmware(st, &f);
+        if (cb(&f, ud)) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing firmware");
+    store__reset(s, st);
+    return rc;
+}
+
+int giz_store_firmware_find(struct giz_store *s, const char *product_key, int type,
+                            const char *soft_version, const char *hard_version,
+                            struct giz_firmware *out)
+{
+    sqlite3_stmt *st;
+    if (!s || !product_key || !soft_version || !out) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_FIND];
+    store__bind_text(s, st, 1, product_key);
+    store__bind_int(s, st, 2, type);
+    store__bind_text(s, st, 3, soft_version);
+    store__bind_text(s, st, 4, hard_version ? hard_version : "");
+    return firmware_one(s, st, out);
+}
