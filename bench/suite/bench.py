@@ -304,12 +304,12 @@ class Bench:
         dynamic-security plugin, TCP listener) or 'cloud' (giz_plugin, mosquitto's TCP
         listener on .port: the production layout). Same common settings for all (the
         production deploy/mosquitto.conf ones: persistence off, info logging,
-        message_size_limit, max_keepalive, set_tcp_nodelay)."""
+        max_packet_size, max_keepalive, set_tcp_nodelay)."""
         port = free_port()
         lines = ["user root"] if os.geteuid() == 0 else []
         lines += ["per_listener_settings false", "persistence false", "log_dest stderr",
                   "log_type error", "log_type warning", "log_type notice", "log_type information",
-                  "message_size_limit 300000", "max_keepalive 600", "set_tcp_nodelay true"]
+                  "max_packet_size 300000", "max_keepalive 600", "set_tcp_nodelay true"]
         lines += list(extra)
         direct = None
         if mode == "bare":
