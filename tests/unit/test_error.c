@@ -7,7 +7,7 @@
 #include "giz/error.h"
 #include "test.h"
 
-static void test_table(void)
+TEST_CASE(table)
 {
     static const struct {
         int code;
@@ -36,7 +36,7 @@ static void test_table(void)
     ASSERT_STREQ(giz_strerror(-999), "unknown error");
 }
 
-static void test_set(void)
+TEST_CASE(set)
 {
     struct giz_error e;
     char longtext[300];
@@ -55,9 +55,6 @@ static void test_set(void)
     ASSERT_EQ(giz_error_set(NULL, GIZ_ERR_DB, 3, "x"), GIZ_ERR_DB);
 }
 
-int main(void)
-{
-    test_table();
-    test_set();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(table),
+          TEST_ENTRY(set));
+TEST_MAIN()

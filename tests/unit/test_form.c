@@ -23,7 +23,7 @@ static int get(const char *body, const char *key, char *out, size_t cap, size_t 
     return rc;
 }
 
-static void test_get(void)
+TEST_CASE(get)
 {
     char v[64];
     size_t n = 0;
@@ -97,7 +97,7 @@ static void test_get(void)
     ASSERT_STREQ(v, "");
 }
 
-static void test_validate(void)
+TEST_CASE(validate)
 {
     struct giz_error e;
     static const struct {
@@ -141,7 +141,7 @@ static void test_validate(void)
     }
 }
 
-static void test_encode(void)
+TEST_CASE(encode)
 {
     char out[128], back[128];
     size_t n = 0;
@@ -168,10 +168,7 @@ static void test_encode(void)
     ASSERT_EQ(n, strlen(raw));
 }
 
-int main(void)
-{
-    test_get();
-    test_validate();
-    test_encode();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(get),
+          TEST_ENTRY(validate),
+          TEST_ENTRY(encode));
+TEST_MAIN()

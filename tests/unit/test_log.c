@@ -75,7 +75,7 @@ static bool is_timestamp(const char *p)
     return true;
 }
 
-static void test_format(void)
+TEST_CASE(format)
 {
     size_t len;
     char *out;
@@ -126,7 +126,7 @@ done:
     free(out);
 }
 
-static void test_truncation(void)
+TEST_CASE(truncation)
 {
     char *big = malloc(5000), *out;
     size_t len;
@@ -162,7 +162,7 @@ static void rec_sink(enum giz_log_lvl lvl, const char *line, void *ud)
     snprintf(r->line, sizeof r->line, "%s", line);
 }
 
-static void test_sink(void)
+TEST_CASE(sink)
 {
     struct sink_rec r;
     size_t len;
@@ -189,7 +189,7 @@ static void test_sink(void)
     free(out);
 }
 
-static void test_parse(void)
+TEST_CASE(parse)
 {
     ASSERT_EQ(giz_log_level_parse("error"), GIZ_LOG_ERR);
     ASSERT_EQ(giz_log_level_parse("warn"), GIZ_LOG_WARN);
@@ -209,7 +209,7 @@ static void *log_thread(void *arg)
     return NULL;
 }
 
-static void test_threads(void)
+TEST_CASE(threads)
 {
     pthread_t th[THREADS];
     int counts[THREADS] = {0}, bad = 0, lines = 0;
@@ -270,7 +270,7 @@ static long long utc_seconds(const char *p)
 
 /* The stamp is UTC even when TZ says otherwise: under TZ=UTC-8 a local-time
  * stamp would be 8 h off the epoch clock. */
-static void test_utc(void)
+TEST_CASE(utc)
 {
     size_t len;
     char *out;
@@ -295,17 +295,23 @@ static void test_utc(void)
     tzset();
 }
 
-int main(void)
+/* The capture file of this process (TMPDIR or /tmp), set before any case runs. */
+static void capture_path_set(void)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(capture_path, sizeof capture_path, "%s/giz_log_test_%ld.txt",
              tmp && *tmp ? tmp : "/tmp", (long)getpid());
-    test_parse();
-    test_format();
-    test_truncation();
-    test_sink();
-    test_threads();
-    test_utc();
-    unlink(capture_path);
-    return TEST_EXIT();
 }
+
+static void capture_path_remove(void)
+{
+    unlink(capture_path);
+}
+
+TEST_LIST(TEST_ENTRY(parse),
+          TEST_ENTRY(format),
+          TEST_ENTRY(truncation),
+          TEST_ENTRY(sink),
+          TEST_ENTRY(threads),
+          TEST_ENTRY(utc));
+TEST_MAIN_WITH(capture_path_set, capture_path_remove)

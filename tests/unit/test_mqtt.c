@@ -50,7 +50,7 @@ static bool view_is(struct giz_view v, const char *s)
     return v.len == strlen(s) && memcmp(v.ptr, s, v.len) == 0;
 }
 
-static void test_gagent_connect(void)
+TEST_CASE(gagent_connect)
 {
     uint8_t pkt[128], enc[128];
     size_t n = gagent_connect(pkt), plen = 0, elen = 0;
@@ -93,7 +93,7 @@ static void test_gagent_connect(void)
         ASSERT_TRUE(giz_mqtt_connect_parse(pkt, cut, &c, &e) != GIZ_OK);
 }
 
-static void test_connect_311_will(void)
+TEST_CASE(connect_311_will)
 {
     /* MQTT 3.1.1 with a will, no credentials:
      * 10 1A | 00 04 'MQTT' 04 | 0E (will, will QoS 1, clean) | 00 3C
@@ -148,7 +148,7 @@ static void test_connect_311_will(void)
     ASSERT_EQ(giz_mqtt_connect_parse(bad, sizeof bad, &c, &e), GIZ_ERR_BAD_PACKET);
 }
 
-static void test_frame(void)
+TEST_CASE(frame)
 {
     uint8_t stream[512];
     size_t n = gagent_connect(stream), plen = 0;
@@ -194,7 +194,7 @@ static void test_frame(void)
     ASSERT_EQ(giz_mqtt_frame(NULL, 0, 0, &plen, &e), GIZ_ERR_TRUNCATED);
 }
 
-static void test_publish(void)
+TEST_CASE(publish)
 {
     uint8_t buf[256];
     size_t n = 0;
@@ -263,7 +263,7 @@ static void test_publish(void)
     ASSERT_EQ(p.payload.len, 200);
 }
 
-static void test_subscribe_suback_connack(void)
+TEST_CASE(subscribe_suback_connack)
 {
     uint8_t buf[128];
     size_t n = 0;
@@ -323,7 +323,7 @@ static void test_subscribe_suback_connack(void)
     ASSERT_EQ(giz_mqtt_encode_simple(GIZ_MQTT_PUBLISH, buf, sizeof buf, &n), GIZ_ERR_INVAL);
 }
 
-static void test_connect_encode(void)
+TEST_CASE(connect_encode)
 {
     uint8_t buf[128];
     size_t n = 0;
@@ -349,7 +349,7 @@ static void test_connect_encode(void)
     ASSERT_EQ(giz_mqtt_encode_connect(&o, buf, sizeof buf, &n), GIZ_ERR_INVAL);
 }
 
-static void test_topic_match(void)
+TEST_CASE(topic_match)
 {
     ASSERT_TRUE(giz_mqtt_topic_match("app2dev/+/#", "app2dev/" DID "/usr1"));
     ASSERT_TRUE(giz_mqtt_topic_match("app2dev/" DID "/#", "app2dev/" DID "/usr1"));
@@ -377,14 +377,11 @@ static void test_topic_match(void)
     ASSERT_TRUE(!giz_mqtt_topic_match("a", NULL));
 }
 
-int main(void)
-{
-    test_gagent_connect();
-    test_connect_311_will();
-    test_frame();
-    test_publish();
-    test_subscribe_suback_connack();
-    test_connect_encode();
-    test_topic_match();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(gagent_connect),
+          TEST_ENTRY(connect_311_will),
+          TEST_ENTRY(frame),
+          TEST_ENTRY(publish),
+          TEST_ENTRY(subscribe_suback_connack),
+          TEST_ENTRY(connect_encode),
+          TEST_ENTRY(topic_match));
+TEST_MAIN()

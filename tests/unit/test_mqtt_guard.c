@@ -93,7 +93,7 @@ static uint16_t keepalive_of(const uint8_t *pkt, size_t len)
  * 1 byte at a time and by one reading 4 KiB: nothing reaches the broker
  * before the CONNECT is whole, the keepalive arrives clamped, the bytes are
  * otherwise unchanged, and the guard never reads past the CONNECT. */
-static void test_connect_splits(void)
+TEST_CASE(connect_splits)
 {
     const uint16_t kas[] = {700, 0, 65535, 600, 30};
     const uint8_t levels[] = {4, 3};
@@ -146,7 +146,7 @@ static void test_connect_splits(void)
 
 /* CONNECT flags mosquitto 2.0.11 tolerates but the parser refuses close the
  * connection before the broker sees a byte; MQTT 5 passes untouched. */
-static void test_connect_odd(void)
+TEST_CASE(connect_odd)
 {
     struct giz_guard_limits l = limits();
     uint8_t in[256], out[256];
@@ -242,7 +242,7 @@ static size_t hdr(uint8_t *p, uint8_t type, uint32_t rem)
 
 /* Remaining-length encodings at every size boundary, split byte by byte or
  * whole; a 5-byte length and a packet one byte over max_packet close. */
-static void test_lengths(void)
+TEST_CASE(lengths)
 {
     const uint32_t rems[] = {0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455};
     struct giz_guard_limits l = limits();
@@ -310,7 +310,7 @@ static void test_lengths(void)
 
 /* Coalesced packets: PUBLISH + PINGREQ + SUBSCRIBE + PUBLISH in one read,
  * and the same read one byte at a time, frame identically. */
-static void test_coalesced(void)
+TEST_CASE(coalesced)
 {
     struct giz_guard_limits l = limits();
     uint8_t buf[512];
@@ -348,7 +348,7 @@ static void test_coalesced(void)
 /* 180 PINGREQs within the window pass, the 181st closes; in one coalesced
  * write of 200 the broker gets exactly the first 180 (plus what came
  * before). Byte by byte the same. */
-static void test_ping_limit(void)
+TEST_CASE(ping_limit)
 {
     struct giz_guard_limits l = limits();
     uint8_t pings[400];
@@ -396,7 +396,7 @@ static void test_ping_limit(void)
  * 2.5 windows never close (19 consecutive span 3,726 ms); 180 then a full
  * window later 180 more pass, one more closes; pings before the CONNECT are
  * not counted. */
-static void test_ping_window(void)
+TEST_CASE(ping_window)
 {
     struct giz_guard_limits l = limits();
     const uint8_t ping[] = {0xc0, 0x00};
@@ -475,13 +475,10 @@ static void test_ping_window(void)
     }
 }
 
-int main(void)
-{
-    test_connect_splits();
-    test_connect_odd();
-    test_lengths();
-    test_coalesced();
-    test_ping_limit();
-    test_ping_window();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(connect_splits),
+          TEST_ENTRY(connect_odd),
+          TEST_ENTRY(lengths),
+          TEST_ENTRY(coalesced),
+          TEST_ENTRY(ping_limit),
+          TEST_ENTRY(ping_window));
+TEST_MAIN()

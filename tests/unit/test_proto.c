@@ -58,7 +58,7 @@ static void check_golden(const struct giz_msg *m, const uint8_t *wire, size_t wi
             ASSERT_TRUE(giz_msg_decode(wire, cut, &d, &e) != GIZ_OK);
 }
 
-static void test_biz(void)
+TEST_CASE(biz)
 {
     /* wire-formats.md: app -> device 0x0090 */
     static const uint8_t wire[] = {
@@ -79,7 +79,7 @@ static void test_biz(void)
     check_golden(&r, reply, sizeof reply, true);
 }
 
-static void test_biz_sn(void)
+TEST_CASE(biz_sn)
 {
     /* wire-formats.md: app -> device 0x0093 */
     static const uint8_t wire[] = {
@@ -108,7 +108,7 @@ static void test_biz_sn(void)
     check_golden(&a, ack, sizeof ack, true);
 }
 
-static void test_log_level(void)
+TEST_CASE(log_level)
 {
     static const uint8_t wire[] = {
         0x00, 0x00, 0x00, 0x03, /* fixed header */
@@ -129,7 +129,7 @@ static void test_log_level(void)
     check_golden(&a, ackw, sizeof ackw, true);
 }
 
-static void test_log(void)
+TEST_CASE(log)
 {
     static const uint8_t wire[] = {
         0x00, 0x00, 0x00, 0x03,       /* fixed header */
@@ -167,7 +167,7 @@ static void test_log(void)
     ASSERT_EQ(giz_msg_encode(&bad, buf, sizeof buf, &n), GIZ_ERR_INVAL);
 }
 
-static void test_bare(void)
+TEST_CASE(bare)
 {
     /* wire-formats.md: cloud -> device 0x0210 */
     static const uint8_t count[] = {0x00, 0x00, 0x00, 0x03, /* fixed header */
@@ -213,7 +213,7 @@ static void test_bare(void)
 
 /* The decoder also accepts the framed form of the four bare commands; the
  * encoder writes them bare again. */
-static void test_bare_cmds_framed(void)
+TEST_CASE(bare_cmds_framed)
 {
     static const uint8_t framed_count[] = {0x00, 0x00, 0x00, 0x03, /* header */
                                            0x05, 0x00,             /* Len 5, flags */
@@ -246,7 +246,7 @@ static void test_bare_cmds_framed(void)
 }
 
 /* Len varints of 2 and 3 bytes at realistic and maximal sizes. */
-static void test_multibyte_len(void)
+TEST_CASE(multibyte_len)
 {
     static uint8_t wire[70000], body[65535];
     struct giz_msg m = {.cmd = GIZ_CMD_BIZ};
@@ -307,7 +307,7 @@ static void test_multibyte_len(void)
     ASSERT_EQ(m.cmd, GIZ_CMD_LOG_LEVEL_ACK);
 }
 
-static void test_encode_refusals(void)
+TEST_CASE(encode_refusals)
 {
     uint8_t buf[1024];
     size_t n;
@@ -328,7 +328,7 @@ static void test_encode_refusals(void)
     ASSERT_EQ(giz_msg_encode(&m, NULL, 0, &n), GIZ_ERR_NOSPACE);
 }
 
-static void test_varint(void)
+TEST_CASE(varint)
 {
     static const struct {
         uint32_t v;
@@ -364,7 +364,7 @@ static void test_varint(void)
     ASSERT_EQ(giz_varint_decode(five, 0, &v, &used), GIZ_ERR_TRUNCATED);
 }
 
-static void test_utf8(void)
+TEST_CASE(utf8)
 {
 #define U(s, ok) ASSERT_EQ(giz_utf8_valid((const uint8_t *)(s), sizeof(s) - 1), ok)
     U("", true);
@@ -394,7 +394,7 @@ static void test_utf8(void)
     ASSERT_EQ(giz_utf8_valid(NULL, 0), true);
 }
 
-static void test_cmd_names(void)
+TEST_CASE(cmd_names)
 {
     ASSERT_STREQ(giz_cmd_name(GIZ_CMD_BIZ), "biz");
     ASSERT_STREQ(giz_cmd_name(GIZ_CMD_BIZ_REPLY), "biz_reply");
@@ -413,7 +413,7 @@ static void test_cmd_names(void)
 
 /* The newer cli2ser_req commands (0x021E, 0x021C, 0x022C), as newer
  * firmware sends them: bare, then flags (2) | len (2) | data. */
-static void test_newer_cmds(void)
+TEST_CASE(newer_cmds)
 {
     struct giz_msg m, d;
     struct giz_error e;
@@ -548,7 +548,7 @@ static uint8_t *read_file(const char *path, size_t *len)
 
 /* Runs every $GIZ_TEST_DATA/proto/<case>: the decoder must fail with the
  * expected error name at the expected offset. */
-static void test_data_cases(void)
+TEST_CASE(data_cases)
 {
     const char *root = getenv("GIZ_TEST_DATA");
     char dir[4096], path[4096 + 512];
@@ -604,20 +604,17 @@ static void test_data_cases(void)
     ASSERT_TRUE(cases >= 25);
 }
 
-int main(void)
-{
-    test_biz();
-    test_biz_sn();
-    test_log_level();
-    test_log();
-    test_bare();
-    test_bare_cmds_framed();
-    test_newer_cmds();
-    test_multibyte_len();
-    test_encode_refusals();
-    test_varint();
-    test_utf8();
-    test_cmd_names();
-    test_data_cases();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(biz),
+          TEST_ENTRY(biz_sn),
+          TEST_ENTRY(log_level),
+          TEST_ENTRY(log),
+          TEST_ENTRY(bare),
+          TEST_ENTRY(bare_cmds_framed),
+          TEST_ENTRY(newer_cmds),
+          TEST_ENTRY(multibyte_len),
+          TEST_ENTRY(encode_refusals),
+          TEST_ENTRY(varint),
+          TEST_ENTRY(utf8),
+          TEST_ENTRY(cmd_names),
+          TEST_ENTRY(data_cases));
+TEST_MAIN()
