@@ -372,4 +372,69 @@ int giz_store_set_passcode_key(struct giz_store *s, const struct giz_passcode_ke
 int giz_store_device_auth_budget(struct giz_store *s, const char *did, const char *passcode,
                                  bool slow_ok, struct giz_device *out, bool *slow);
 
+/* ==== events: the per-device timeline (helper "timeline", issue 14) ========
+ * One table shared by both processes (schema/006_events.sql). The GService
+ * appends HTTP device-API events (source "http") from its writer thread;
+ * the broker plugin appends MQTT events (source "mqtt") the same way,
+ * batched from its TICK: giz_store_event_append() with the batch, then now
+ * and then giz_store_event_prune(), and giz_store_event_count_dropped()
+ * for events its own queue had to drop. Event ids only grow (never reused);
+ * they are the stream's cursor. */
+#define GIZ_EVENT_KIND_SIZE 24    /* "download", "ota_check", "publish_in", ... */
+#define GIZ_EVENT_FIELDS_MAX 8192 /* bytes of the JSON object text */
+
+struct giz_event {
+    int64_t id;              /* set by the store (append ignores it) */
+    char did[GIZ_DID_SIZE];  /* "" = no device known (e.g. a download without ?did=) */
+    int64_t ts;              /* unix milliseconds */
+    char kind[GIZ_EVENT_KIND_SIZE];
+    const char *source;      /* "http" or "mqtt" */
+    const char *fields;      /* a JSON object ("{...}"); NULL = "{}" */
+    /* list only: the whole event as one JSON object {"id","ts","kind","did",
+     * "source", ...fields} (fields merged in), valid during the callback. */
+    const char *json;
+};
+typedef int (*giz_store_event_cb)(const struct giz_event *ev, void *ud);
+
+/* Appends n events in one transaction (a savepoint inside the caller's).
+ * *last_id (may be NULL) gets the id of the last one. GIZ_OK; GIZ_ERR_INVAL
+ * (bad did/kind/source, fields not "{...}") or GIZ_ERR_OVERSIZE (fields over
+ * GIZ_EVENT_FIELDS_MAX) for any event — then nothing is written; or a DB
+ * error. */
+int giz_store_event_append(struct giz_store *s, const struct giz_event *ev, size_t n,
+                           int64_t *last_id);
+
+/* What giz_store_event_list() returns: events with id > after_id (0: from
+ * the start) and, if since_ts >= 0, ts >= since_ts; of one device (did) or
+ * all (did NULL); of one kind (kind NULL: any); at most limit (0: 100),
+ * oldest first. */
+struct giz_event_query {
+    const char *did;
+    int64_t after_id;
+    int64_t since_ts;
+    const char *kind;
+    unsigned limit;
+};
+/* Calls cb once per event (pointers valid during the call). GIZ_OK,
+ * GIZ_ERR_INVAL, or a DB error. */
+int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
+                         giz_store_event_cb cb, void *ud);
+/* Highest event id ever assigned (0 if none) into *id. */
+int giz_store_event_last_id(struct giz_store *s, int64_t *id);
+/* Events dropped so far (pruned by either cap or refused by a full queue),
+ * of one device (did; NULL = all, including folded ones) and one source
+ * (NULL = both), into *n. */
+int giz_store_event_dropped(struct giz_store *s, const char *did, const char *source, int64_t *n);
+/* Adds n events a writer's queue had to drop (reason "queue") for did
+ * ("" if none) and source. */
+int giz_store_event_count_dropped(struct giz_store *s, const char *did, const char *source,
+                                  int64_t n);
+/* Keeps the newest per_device events of each device with events newer than
+ * the last prune (any process's), and the newest `total` overall (0: no
+ * cap). Counts what it deletes in event_drops; *pruned (may be NULL) gets
+ * the number deleted. One transaction. */
+int giz_store_event_prune(struct giz_store *s, unsigned per_device, uint64_t total,
+                          int64_t *pruned);
+/* ==== end of events ======================================================== */
+
 #endif
