@@ -475,10 +475,268 @@ TEST_CASE(ping_window)
     }
 }
 
+/* One PINGREQ at fake time t; true if the guard let it pass. */
+static bool ping_at(struct giz_guard *g, const struct giz_guard_limits *l, uint64_t t)
+{
+    const uint8_t ping[] = {0xc0, 0x00};
+    size_t pass = 0;
+    fake_now = t;
+    return giz_guard_scan(g, l, ping, 2, &pass) == GIZ_GUARD_PASS;
+}
+
+/* The configuration's extremes (plugin/config.c: ping_max 1..65535, window
+ * >= 100 ms): one ping per 100 ms window, and 65535 per window (the 16-bit
+ * buckets saturate there; the exact ring decides). */
+TEST_CASE(ping_extremes)
+{
+    struct giz_guard_limits l = limits();
+    struct giz_guard g;
+    l.ping_max = 1;
+    l.window_ms = 100; /* bucket width 5 ms */
+    fake_now = 20000000;
+    connected(&g, &l);
+    ASSERT_TRUE(ping_at(&g, &l, 20000000));
+    ASSERT_TRUE(!ping_at(&g, &l, 20000099));
+    giz_guard_free(&g);
+    fake_now = 20000000;
+    connected(&g, &l);
+    ASSERT_TRUE(ping_at(&g, &l, 20000000));
+    ASSERT_TRUE(ping_at(&g, &l, 20000100));
+    ASSERT_TRUE(ping_at(&g, &l, 20000200));
+    ASSERT_TRUE(!ping_at(&g, &l, 20000250));
+    giz_guard_free(&g);
+
+    /* a window shorter than GIZ_GUARD_BUCKETS ms (bucket width 0 -> 1 ms) */
+    l.ping_max = 2;
+    l.window_ms = 5;
+    fake_now = 21000000;
+    connected(&g, &l);
+    ASSERT_TRUE(ping_at(&g, &l, 21000000));
+    ASSERT_TRUE(ping_at(&g, &l, 21000000));
+    ASSERT_TRUE(ping_at(&g, &l, 21000005)); /* the first two are 5 ms old: expired */
+    ASSERT_TRUE(ping_at(&g, &l, 21000005));
+    ASSERT_TRUE(!ping_at(&g, &l, 21000009)); /* two pings 4 ms old */
+    giz_guard_free(&g);
+
+    l.ping_max = GIZ_GUARD_EXACT_MAX;
+    l.window_ms = 180000;
+    fake_now = 22000000;
+    connected(&g, &l);
+    {
+        static uint8_t pings[2u * GIZ_GUARD_EXACT_MAX + 2u];
+        size_t pass = 0;
+        for (size_t i = 0; i < sizeof pings; i += 2) {
+            pings[i] = 0xc0;
+            pings[i + 1] = 0x00;
+        }
+        ASSERT_EQ(giz_guard_scan(&g, &l, pings, sizeof pings, &pass), GIZ_GUARD_CLOSE_PING);
+        ASSERT_EQ(pass, 2u * GIZ_GUARD_EXACT_MAX);
+    }
+    giz_guard_free(&g);
+}
+
+/* A clock that goes back counts as no time passing: it neither empties the
+ * window nor lets older pings expire, before and after the exact ring. */
+TEST_CASE(ping_clock_back)
+{
+    struct giz_guard_limits l = limits();
+    struct giz_guard g;
+    int ok = 0;
+    fake_now = 30000000;
+    connected(&g, &l);
+    for (int i = 0; i < 90; i++) /* coarse ring only (90 = ping_max / 2) */
+        ok += ping_at(&g, &l, 30000000);
+    for (int i = 0; i < 90; i++)
+        ok += ping_at(&g, &l, 30000000 - 1000000);
+    ASSERT_EQ(ok, 180);
+    ASSERT_TRUE(!ping_at(&g, &l, 1));
+    giz_guard_free(&g);
+
+    fake_now = 31000000;
+    connected(&g, &l);
+    ok = 0;
+    for (int i = 0; i < 180; i++)
+        ok += ping_at(&g, &l, 31000000 + (uint64_t)i);
+    ASSERT_EQ(ok, 180);
+    ASSERT_TRUE(g.pex != NULL);
+    ASSERT_TRUE(!ping_at(&g, &l, 31000000 - 50000));
+    giz_guard_free(&g);
+}
+
+/* A pause longer than the coarse ring's span empties it; with the exact
+ * ring a pause of one window is enough for a full new window. */
+TEST_CASE(ping_idle)
+{
+    struct giz_guard_limits l = limits();
+    struct giz_guard g;
+    int ok = 0;
+    uint64_t t = 40000000;
+    fake_now = t;
+    connected(&g, &l);
+    for (int i = 0; i < 90; i++)
+        ok += ping_at(&g, &l, t);
+    ASSERT_TRUE(g.pex == NULL);
+    t += 10u * 180000u;
+    for (int i = 0; i < 180; i++)
+        ok += ping_at(&g, &l, t);
+    ASSERT_EQ(ok, 270);
+    ASSERT_TRUE(!ping_at(&g, &l, t));
+    giz_guard_free(&g);
+
+    t = 50000000;
+    fake_now = t;
+    connected(&g, &l);
+    ok = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 180; i++)
+            ok += ping_at(&g, &l, t);
+        t += 180000;
+    }
+    ASSERT_EQ(ok, 5 * 180);
+    ASSERT_TRUE(g.pex != NULL);
+    for (int i = 0; i < 180; i++)
+        ok += ping_at(&g, &l, t);
+    ASSERT_EQ(ok, 6 * 180);
+    ASSERT_TRUE(!ping_at(&g, &l, t + 179999)); /* the 181st of this window */
+    giz_guard_free(&g);
+}
+
+/* The exact ring keeps 32-bit times: a window straddling 2^32 ms (49.7 days
+ * of monotonic clock) decides exactly as anywhere else. */
+TEST_CASE(ping_wrap32)
+{
+    struct giz_guard_limits l = limits();
+    struct giz_guard g;
+    const uint64_t t0 = (UINT64_C(1) << 32) - 90000; /* the ring's times wrap mid-window */
+    for (int k = 0; k < 2; k++) {
+        uint64_t t = t0;
+        int ok = 0;
+        fake_now = t;
+        connected(&g, &l);
+        for (int i = 0; i < 180; i++, t += 1000)
+            ok += ping_at(&g, &l, t);
+        ASSERT_EQ(ok, 180);
+        /* 181st 179,999 ms after the first closes, at 180,000 ms passes */
+        ASSERT_EQ(ping_at(&g, &l, t0 + 179999 + (uint64_t)k), k == 1);
+        giz_guard_free(&g);
+    }
+}
+
+/* Deterministic xorshift for the schedule below. */
+static uint32_t rnd_next(uint32_t *s)
+{
+    uint32_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    return x;
+}
+
+/* Random ping schedules (bursts, steady streams, pauses) against a model of
+ * the documented rule: a ping must pass if fewer than ping_max earlier ones
+ * are less than window_ms old (never strict), and must close if ping_max
+ * earlier ones are less than window_ms - bucket width old (lenient by less
+ * than one bucket). Checked up to the first close of each connection. */
+TEST_CASE(ping_model)
+{
+    static const struct {
+        uint32_t ping_max, window_ms;
+    } shapes[] = {{180, 180000}, {18, 3600}, {5, 1000}, {1, 100}, {64, 100}};
+    uint32_t seed = 0x9e3779b9u;
+    uint64_t *seen = malloc(4096 * sizeof *seen);
+    unsigned closes = 0, strict = 0, lenient = 0;
+    ASSERT_TRUE(seen != NULL);
+    if (seen == NULL)
+        return;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        struct giz_guard_limits l = limits();
+        l.ping_max = shapes[si].ping_max;
+        l.window_ms = shapes[si].window_ms;
+        uint64_t width = l.window_ms / GIZ_GUARD_BUCKETS ? l.window_ms / GIZ_GUARD_BUCKETS : 1;
+        for (int conn = 0; conn < 60; conn++) {
+            struct giz_guard g;
+            uint64_t t = 60000000 + (uint64_t)conn * 7919u;
+            size_t n = 0;
+            /* mean gap around window / ping_max, scaled per connection */
+            uint64_t mean = l.window_ms / l.ping_max * (uint64_t)(1 + conn % 4) / 2u + 1u;
+            fake_now = t;
+            connected(&g, &l);
+            while (n < 4096) {
+                uint32_t r = rnd_next(&seed);
+                if (r % 50u == 0)
+                    t += l.window_ms * (uint64_t)(r % 3u); /* a pause */
+                else if (r % 5u != 0)
+                    t += (uint64_t)(rnd_next(&seed) % (2u * mean + 1u));
+                /* else: a burst, same millisecond */
+                size_t young = 0, younger = 0;
+                for (size_t i = 0; i < n; i++) {
+                    young += t - seen[i] < l.window_ms;
+                    younger += t - seen[i] + width < l.window_ms;
+                }
+                bool pass = ping_at(&g, &l, t);
+                if (!pass && young < l.ping_max)
+                    strict++;
+                if (pass && younger >= l.ping_max)
+                    lenient++;
+                if (!pass) {
+                    closes++;
+                    break;
+                }
+                seen[n++] = t;
+            }
+            giz_guard_free(&g);
+        }
+    }
+    free(seen);
+    ASSERT_EQ(strict, 0);
+    ASSERT_EQ(lenient, 0);
+    ASSERT_TRUE(closes > 100); /* the schedules do reach the limit */
+}
+
+/* The guard's small contracts: free on NULL and twice, a zero-byte read
+ * goes straight to the read function, every verdict has its own text. */
+TEST_CASE(guard_misc)
+{
+    struct giz_guard g;
+    struct giz_guard_limits l = limits();
+    giz_guard_free(NULL);
+    connected(&g, &l);
+    giz_guard_free(&g);
+    giz_guard_free(&g);
+    ASSERT_TRUE(g.pkt == NULL && g.client_id == NULL && g.pex == NULL);
+
+    uint8_t in[4] = {0x10, 0x00, 0, 0}, out[4];
+    struct fake_sock s = {in, 2, 2, 0, 0, &g};
+    enum giz_guard_verdict v = GIZ_GUARD_CLOSE_PING;
+    giz_guard_init(&g);
+    ASSERT_EQ(giz_guard_read(&g, &l, out, 0, sock_read, &s, &v, NULL), 0);
+    ASSERT_EQ(v, GIZ_GUARD_PASS);
+    ASSERT_EQ(s.pos, 0);
+    giz_guard_free(&g);
+
+    const enum giz_guard_verdict all[] = {GIZ_GUARD_PASS, GIZ_GUARD_CLOSE_PING,
+                                          GIZ_GUARD_CLOSE_OVERSIZE, GIZ_GUARD_CLOSE_BADLEN,
+                                          GIZ_GUARD_CLOSE_CONNECT};
+    for (size_t i = 0; i < 5; i++) {
+        const char *a = giz_guard_verdict_text(all[i]);
+        ASSERT_TRUE(a != NULL && a[0] != '\0');
+        for (size_t j = 0; j < i; j++)
+            ASSERT_TRUE(strcmp(a, giz_guard_verdict_text(all[j])) != 0);
+    }
+    ASSERT_STREQ(giz_guard_verdict_text((enum giz_guard_verdict)99), "?");
+}
+
 TEST_LIST(TEST_ENTRY(connect_splits),
           TEST_ENTRY(connect_odd),
           TEST_ENTRY(lengths),
           TEST_ENTRY(coalesced),
           TEST_ENTRY(ping_limit),
-          TEST_ENTRY(ping_window));
+          TEST_ENTRY(ping_window),
+          TEST_ENTRY(ping_extremes),
+          TEST_ENTRY(ping_clock_back),
+          TEST_ENTRY(ping_idle),
+          TEST_ENTRY(ping_wrap32),
+          TEST_ENTRY(ping_model),
+          TEST_ENTRY(guard_misc));
 TEST_MAIN()
