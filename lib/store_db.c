@@ -368,7 +368,6 @@ cleanup:
         giz_store_close(s);
         s = NULL;
     } else {
-        store__vcache_ref(s);
         store__set_err(err, GIZ_OK, "");
     }
     *out = s;
@@ -387,7 +386,6 @@ void giz_store_close(struct giz_store *s)
     }
     memset(s->token_key, 0, sizeof s->token_key);
     explicit_bzero(&s->pkey, sizeof s->pkey);
-    store__vcache_unref(s);
     free(s);
 }
 

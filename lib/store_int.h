@@ -170,9 +170,9 @@ struct giz_store {
     int64_t busy_since_us;   /* when the current wait for a lock began */
     giz_store_wal_cb wal_cb; /* NULL: SQLite's automatic checkpoint */
     void *wal_ud;
-    bool vcache_ref;         /* counted in vcache_users (an open store) */
-    int64_t log_pruned_upto; /* device_logs ids up to here were pruned by this connection */
-    int64_t log_pruned_keep; /* with this `keep`; -1 = never pruned */
+    struct giz_pcache *pcache; /* verified-passcode cache, the caller's; NULL = none */
+    int64_t log_pruned_upto;   /* device_logs ids up to here were pruned by this connection */
+    int64_t log_pruned_keep;   /* with this `keep`; -1 = never pruned */
     /* keyed passcode verifier (helper "auth"): */
     struct giz_passcode_key pkey; /* valid if pkey_set */
     bool pkey_set;
@@ -255,19 +255,14 @@ bool store__passcode_ok(const char *passcode);
 /* Verifies passcode for did against the row's hash / keyed verifier (see
  * store_passcode.c). *slow: PBKDF2 was needed (or refused when !slow_ok). */
 int store__passcode_verify(struct giz_store *s, const char *did, const char *passcode,
-                           const char *hash, const char *pcmac, bool slow_ok, bool *slow);
+                           const char *product_key, const char *hash, const char *pcmac,
+                           bool slow_ok, bool *slow);
 /* Reads the active device did and verifies passcode: GIZ_OK, GIZ_ERR_AUTH,
  * GIZ_ERR_DISABLED, GIZ_ERR_NOT_FOUND or an error; *dev filled when found. */
 int store__device_verify_ex(struct giz_store *s, const char *did, const char *passcode,
                             struct giz_device *dev, bool slow_ok, bool *slow);
 int store__device_verify(struct giz_store *s, const char *did, const char *passcode,
                          struct giz_device *dev);
-/* Remembers that passcode verifies against hash for did (best effort). */
-void store__vcache_put(struct giz_store *s, const char *did, const char *passcode,
-                       const char *hash);
-/* An open store counts as a user of the process-wide cache (open/close). */
-void store__vcache_ref(struct giz_store *s);
-void store__vcache_unref(struct giz_store *s);
 
 /* ---- store_account.c ------------------------------------------------------ */
 

@@ -2,11 +2,11 @@
 /*
  * Device passcode verification: the keyed verifier (one HMAC under the
  * passcode key file), PBKDF2 for rows without it (then upgraded, best
- * effort), the verified-passcode cache, and loading or setting the key.
+ * effort), the attached verified-passcode cache (passcode_cache.c), and
+ * loading or setting the key.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* explicit_bzero */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,123 +26,6 @@ bool store__passcode_ok(const char *passcode)
         if (c < 0x21 || c > 0x7e || c == '&') return false;
     }
     return true;
-}
-
-/* ---- verified-passcode cache ----------------------------------------------
- * PBKDF2 was ~60% of the GService's CPU in the gizsim device flow, where the
- * OTA check right after registration verifies the passcode the register
- * call has just hashed. A process-wide, direct-mapped table remembers, per
- * DID, HMAC-SHA256(process-random key, did \n passcode \n stored hash) of a
- * passcode that verified (or was hashed) recently. The tag covers the hash
- * read from the database on every call, so an entry can only vouch for the
- * exact (passcode, stored hash) pair PBKDF2 accepted: a changed or removed
- * hash, another passcode or another DID never match; the device's status is
- * still checked from the row every time. No clear passcode is kept; entries
- * expire after VCACHE_TTL_S like the broker plugin's credential cache. A
- * miss costs one HMAC on top of the PBKDF2, so a wrong passcode takes as
- * long as before. */
-#define VCACHE_SLOTS 1024u
-#define VCACHE_TTL_S 600
-
-struct vcache_entry {
-    char did[GIZ_DID_SIZE];
-    char tag[65];
-    int64_t at;
-};
-
-static pthread_mutex_t vcache_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
-static uint8_t vcache_key[32];
-static bool vcache_ready;
-static struct vcache_entry *vcache; /* VCACHE_SLOTS entries, allocated on first use */
-static unsigned vcache_users;       /* open stores; the table is freed with the last one */
-
-void store__vcache_ref(struct giz_store *s)
-{
-    pthread_mutex_lock(&vcache_mu);
-    vcache_users++;
-    s->vcache_ref = true;
-    pthread_mutex_unlock(&vcache_mu);
-}
-
-/* Frees the table when the last open store closes (the plugin can be
- * unloaded from a running broker; nothing may stay behind). */
-void store__vcache_unref(struct giz_store *s)
-{
-    if (!s->vcache_ref) return;
-    pthread_mutex_lock(&vcache_mu);
-    s->vcache_ref = false;
-    if (--vcache_users == 0) {
-        free(vcache);
-        vcache = NULL;
-    }
-    pthread_mutex_unlock(&vcache_mu);
-}
-
-static void vcache_init(void)
-{
-    vcache_ready = giz_random_bytes(vcache_key, sizeof vcache_key) == GIZ_OK;
-}
-
-static unsigned vcache_slot(const char *did)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = did; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return h % VCACHE_SLOTS;
-}
-
-/* Computes the tag; false if the cache is unusable for these inputs. */
-static bool vcache_tag(const char *did, const char *passcode, const char *hash, char tag[65])
-{
-    char text[GIZ_DID_SIZE + GIZ_MAX_PASSCODE + GIZ_HASH_STR_MAX + 4];
-    int n;
-    bool ok;
-
-    pthread_once(&vcache_once, vcache_init);
-    if (!vcache_ready || strlen(did) >= GIZ_DID_SIZE) return false;
-    n = snprintf(text, sizeof text, "%s\n%s\n%s", did, passcode, hash);
-    ok = n > 0 && (size_t)n < sizeof text &&
-         giz_token_digest(vcache_key, sizeof vcache_key, text, tag, 65) == GIZ_OK;
-    explicit_bzero(text, sizeof text);
-    return ok;
-}
-
-/* True if passcode is known to verify against `hash` for `did`. */
-static bool vcache_hit(const char *did, const char *passcode, const char *hash)
-{
-    char tag[65];
-    bool hit = false;
-    int64_t now = store__now_s();
-
-    if (!vcache_tag(did, passcode, hash, tag)) return false;
-    pthread_mutex_lock(&vcache_mu);
-    if (vcache) {
-        const struct vcache_entry *e = &vcache[vcache_slot(did)];
-        hit = strcmp(e->did, did) == 0 && giz_consttime_eq(e->tag, tag, 64) &&
-              now - e->at < VCACHE_TTL_S && now >= e->at;
-    }
-    pthread_mutex_unlock(&vcache_mu);
-    return hit;
-}
-
-/* Remembers that passcode verifies against `hash` for `did`. */
-void store__vcache_put(struct giz_store *s, const char *did, const char *passcode, const char *hash)
-{
-    char tag[65];
-    (void)s;
-    struct vcache_entry *e;
-
-    if (!vcache_tag(did, passcode, hash, tag)) return;
-    pthread_mutex_lock(&vcache_mu);
-    if (!vcache) vcache = calloc(VCACHE_SLOTS, sizeof *vcache);
-    if (vcache) {
-        e = &vcache[vcache_slot(did)];
-        memcpy(e->did, did, strlen(did) + 1);
-        memcpy(e->tag, tag, sizeof e->tag);
-        e->at = store__now_s();
-    }
-    pthread_mutex_unlock(&vcache_mu);
 }
 
 /* Writes the keyed verifier of a row that verified through PBKDF2 (the
@@ -172,28 +55,39 @@ static void pcmac_upgrade(struct giz_store *s, const char *did, const char *pass
 
 /* Verifies passcode for did: through the keyed verifier `pcmac` when the
  * store has the key it was written under (one HMAC: a match or a miss is
- * final), otherwise through the verified cache or PBKDF2 — refused with
- * GIZ_ERR_AUTH and *slow = true without computing when !slow_ok — and a
- * PBKDF2 success writes the keyed verifier. *slow: PBKDF2 was needed. */
+ * final), otherwise through the attached verified-passcode cache (an entry
+ * for this exact stored hash) or PBKDF2 — refused with GIZ_ERR_AUTH and
+ * *slow = true without computing when !slow_ok — and a PBKDF2 success
+ * writes the keyed verifier. Every success is put into the cache with
+ * product_key (PBKDF2 was ~60% of the GService's CPU in the gizsim device
+ * flow: the OTA check right after registration; the plugin checks the
+ * cache before SQLite). *slow: PBKDF2 was needed. */
 int store__passcode_verify(struct giz_store *s, const char *did, const char *passcode,
-                           const char *hash, const char *pcmac, bool slow_ok, bool *slow)
+                           const char *product_key, const char *hash, const char *pcmac,
+                           bool slow_ok, bool *slow)
 {
-    int rc;
+    int rc = GIZ_ERR_AUTH;
+    bool keyed = false;
+
     *slow = false;
     if (s->pkey_set && pcmac[0] != '\0') {
         rc = giz_passcode_mac_verify(&s->pkey, did, passcode, pcmac);
-        if (rc == GIZ_OK || rc == GIZ_ERR_AUTH) return rc;
-        /* another key (rotated) or malformed: PBKDF2 decides, then rewrite */
+        keyed = rc == GIZ_OK || rc == GIZ_ERR_AUTH;
+        /* else another key (rotated) or malformed: PBKDF2 decides, then rewrite */
     }
-    if (vcache_hit(did, passcode, hash)) {
+    if (keyed) {
+        /* final */
+    } else if (giz_pcache_check(s->pcache, did, passcode, hash, false, NULL)) {
         rc = GIZ_OK;
     } else {
         *slow = true;
         if (!slow_ok) return GIZ_ERR_AUTH;
         rc = giz_secret_verify(passcode, hash);
-        if (rc == GIZ_OK) store__vcache_put(s, did, passcode, hash);
     }
-    if (rc == GIZ_OK && s->pkey_set) pcmac_upgrade(s, did, passcode, hash);
+    /* The stored hash is vouched for only when PBKDF2 (or a cache entry
+     * from it) accepted it; a keyed success puts an entry without it. */
+    if (rc == GIZ_OK) giz_pcache_put(s->pcache, did, passcode, product_key, keyed ? NULL : hash);
+    if (rc == GIZ_OK && !keyed && s->pkey_set) pcmac_upgrade(s, did, passcode, hash);
     return rc;
 }
 
@@ -206,7 +100,7 @@ int store__device_verify_ex(struct giz_store *s, const char *did, const char *pa
     if (rc) return rc;
     if (dev->status != GIZ_DEVICE_ACTIVE) return GIZ_ERR_DISABLED;
     if (!store__passcode_ok(passcode)) return GIZ_ERR_AUTH;
-    rc = store__passcode_verify(s, did, passcode, hash, pcmac, slow_ok, slow);
+    rc = store__passcode_verify(s, did, passcode, dev->product_key, hash, pcmac, slow_ok, slow);
     if (rc == GIZ_ERR_INVAL) {
         giz_log(GIZ_LOG_ERR, "store: device %s has a malformed passcode hash", did);
         rc = GIZ_ERR_AUTH;
@@ -270,6 +164,13 @@ int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap)
         out[0] = '\0';
         return GIZ_ERR_NOSPACE;
     }
+    return GIZ_OK;
+}
+
+int giz_store_set_pcache(struct giz_store *s, struct giz_pcache *c)
+{
+    if (!s) return GIZ_ERR_INVAL;
+    s->pcache = c;
     return GIZ_OK;
 }
 

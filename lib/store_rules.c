@@ -18,12 +18,12 @@
 
 /* Index of the first candidate whose hash matches passcode, or -1. */
 static int match_candidate(struct giz_store *s, const struct candidate *c, unsigned n,
-                           const char *passcode)
+                           const char *product_key, const char *passcode)
 {
     bool slow;
     for (unsigned i = 0; i < n; i++)
-        if (store__passcode_verify(s, c[i].did, passcode, c[i].hash, c[i].pcmac, true, &slow) ==
-            GIZ_OK)
+        if (store__passcode_verify(s, c[i].did, passcode, product_key, c[i].hash, c[i].pcmac, true,
+                                   &slow) == GIZ_OK)
             return (int)i;
     return -1;
 }
@@ -52,7 +52,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
     rc = store__device_candidates(s, product_key, mac_norm, NULL, 0, checked, MAX_CANDIDATES,
                                   &nchecked);
     if (rc) return rc;
-    hit = match_candidate(s, checked, nchecked, passcode);
+    hit = match_candidate(s, checked, nchecked, product_key, passcode);
     if (hit >= 0) return store__device_read(s, checked[hit].did, out, NULL, 0);
 
     rc = giz_secret_hash(passcode, GIZ_PASSCODE_ITERATIONS, hash, sizeof hash);
@@ -63,7 +63,7 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
     rc = store__device_candidates(s, product_key, mac_norm, checked, nchecked, fresh,
                                   MAX_CANDIDATES, &nfresh);
     if (rc) goto cleanup;
-    hit = match_candidate(s, fresh, nfresh, passcode);
+    hit = match_candidate(s, fresh, nfresh, product_key, passcode);
     if (hit >= 0) {
         memcpy(did, fresh[hit].did, sizeof did);
         store__txn_abort(s, kind);
@@ -86,7 +86,8 @@ int giz_store_device_register(struct giz_store *s, const char *product_key, cons
 cleanup:
     rc = store__txn_close(s, kind, rc);
     if (rc == GIZ_OK) {
-        store__vcache_put(s, did, passcode, hash); /* the OTA check and MQTT login follow */
+        giz_pcache_put(s->pcache, did, passcode, product_key,
+                       hash); /* the OTA check and MQTT login follow */
         rc = store__device_read(s, did, out, NULL, 0);
         if (rc == GIZ_OK) *created = true;
     }
@@ -113,7 +114,9 @@ int giz_store_device_unregister(struct giz_store *s, const char *did, const char
         memcpy(it.product_key, dev.product_key, sizeof it.product_key);
         rc = store__outbox_insert(s, &it, now, NULL);
     }
-    return store__txn_close(s, kind, rc);
+    rc = store__txn_close(s, kind, rc);
+    if (rc == GIZ_OK) giz_pcache_forget(s->pcache, did);
+    return rc;
 }
 
 /* ---- app login: password check and session minting -------------------------- */

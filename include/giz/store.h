@@ -372,6 +372,45 @@ int giz_store_set_passcode_key(struct giz_store *s, const struct giz_passcode_ke
 int giz_store_device_auth_budget(struct giz_store *s, const char *did, const char *passcode,
                                  bool slow_ok, struct giz_device *out, bool *slow);
 
+/* ---- verified-passcode cache (one object, owned by whoever needs it) -----
+ * plugin/DESIGN.md "Passcode verification". Remembers, per DID, that a
+ * passcode verified recently: HMAC-SHA256(cache-random key, did \n passcode)
+ * with the device's product key and, when known, a tag of the stored
+ * PBKDF2 hash (an entry put by a store only vouches for the hash it saw).
+ * No clear passcode is kept. At most max_entries DIDs (further puts are
+ * dropped while full; an expired entry is reused); an entry answers for
+ * ttl_s seconds of CLOCK_MONOTONIC. The broker plugin owns one (options
+ * auth_cache_ttl / auth_cache_max) and checks it before SQLite; a process
+ * with several connections (the GService pool) shares one between them.
+ * Thread-safe (one mutex); a miss costs one HMAC, so a wrong passcode takes
+ * as long as without it. */
+struct giz_pcache;
+/* Creates an empty cache (the table is allocated on the first put). ttl_s
+ * 0 or max_entries 0: a cache that never answers. NULL on out of memory or
+ * no random key. Free with giz_pcache_free (NULL is ok). */
+struct giz_pcache *giz_pcache_new(unsigned ttl_s, unsigned max_entries);
+void giz_pcache_free(struct giz_pcache *c);
+/* true if passcode verified for did within the TTL (any_age: at any time
+ * since it was put); with stored_hash != NULL the entry must also have
+ * been put for that hash. Copies the product key into product_key (if not
+ * NULL; GIZ_PK_SIZE bytes). c NULL: false. */
+bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcode,
+                      const char *stored_hash, bool any_age, char *product_key);
+/* Remembers that passcode verified for did (product key and stored hash
+ * may be NULL; a NULL hash keeps the hash tag an entry for the same
+ * passcode had). Best effort: nothing happens when full or out of memory. */
+void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
+                    const char *product_key, const char *stored_hash);
+/* Drops did's entry (unregister, disable, unknown DID). */
+void giz_pcache_forget(struct giz_pcache *c, const char *did);
+/* Number of entries held (expired ones included until reused). */
+size_t giz_pcache_count(struct giz_pcache *c);
+/* Makes connection s use c (NULL: none; the default): device passcode
+ * checks consult it before PBKDF2 and fill it after every success, and
+ * giz_store_device_unregister drops the DID. c stays the caller's and must
+ * outlive s (or be detached first). GIZ_OK, GIZ_ERR_INVAL (s NULL). */
+int giz_store_set_pcache(struct giz_store *s, struct giz_pcache *c);
+
 /* ==== events: the per-device timeline (helper "timeline", issue 14) ========
  * One table shared by both processes (schema/006_events.sql). The GService
  * appends HTTP device-API events (source "http") from its writer thread;

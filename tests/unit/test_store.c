@@ -30,6 +30,9 @@
 
 static char dir[256];
 static char dbpath[300];
+/* One verified-passcode cache for every connection this test opens, as the
+ * GService's pool shares one (created in main, freed after the last close). */
+static struct giz_pcache *pcache;
 
 static struct giz_store *open_ok(const char *path)
 {
@@ -38,6 +41,7 @@ static struct giz_store *open_ok(const char *path)
     int rc = giz_store_open(path, &s, &err);
     ASSERT_EQ(rc, GIZ_OK);
     if (rc) fprintf(stderr, "open: %s\n", err.text);
+    if (s) ASSERT_EQ(giz_store_set_pcache(s, pcache), GIZ_OK);
     return s;
 }
 
@@ -1401,6 +1405,54 @@ cleanup:
     giz_store_close(keyed);
 }
 
+/* The verified-passcode cache object on its own: TTL 0 never answers, a
+ * hit needs the same DID and passcode (and the same stored hash when one is
+ * given), forget drops the entry, a full cache takes no new DID. */
+static void test_pcache(void)
+{
+    struct giz_pcache *c = giz_pcache_new(600, 2), *off = giz_pcache_new(0, 10);
+    char pk[GIZ_PK_SIZE] = "";
+    const char *d1 = "AAAAAAAAAAAAAAAAAAAAA1", *d2 = "AAAAAAAAAAAAAAAAAAAAA2";
+    const char *d3 = "AAAAAAAAAAAAAAAAAAAAA3";
+
+    ASSERT_TRUE(c != NULL && off != NULL);
+    if (!c || !off) goto cleanup;
+    ASSERT_TRUE(!giz_pcache_check(NULL, d1, "pass", NULL, false, pk));
+    giz_pcache_put(off, d1, "pass", "pk1", NULL);
+    ASSERT_TRUE(!giz_pcache_check(off, d1, "pass", NULL, true, pk));
+    ASSERT_EQ(giz_pcache_count(off), 0);
+
+    ASSERT_TRUE(!giz_pcache_check(c, d1, "pass", NULL, false, pk));
+    giz_pcache_put(c, d1, "pass", "0123456789abcdef0123456789abcdef", "hash-a");
+    ASSERT_TRUE(giz_pcache_check(c, d1, "pass", NULL, false, pk));
+    ASSERT_STREQ(pk, "0123456789abcdef0123456789abcdef");
+    ASSERT_TRUE(giz_pcache_check(c, d1, "pass", "hash-a", false, NULL));
+    ASSERT_TRUE(!giz_pcache_check(c, d1, "pass", "hash-b", false, NULL));
+    ASSERT_TRUE(!giz_pcache_check(c, d1, "wrong", NULL, false, NULL));
+    ASSERT_TRUE(!giz_pcache_check(c, d2, "pass", NULL, false, NULL));
+    /* put without a hash: answers only hash-less checks */
+    giz_pcache_put(c, d2, "pass2", NULL, NULL);
+    ASSERT_TRUE(giz_pcache_check(c, d2, "pass2", NULL, false, pk));
+    ASSERT_STREQ(pk, "");
+    ASSERT_TRUE(!giz_pcache_check(c, d2, "pass2", "hash-a", false, NULL));
+    giz_pcache_put(c, d1, "pass", NULL, NULL); /* same passcode: the hash tag stays */
+    ASSERT_TRUE(giz_pcache_check(c, d1, "pass", "hash-a", false, NULL));
+    ASSERT_EQ(giz_pcache_count(c), 2);
+    giz_pcache_put(c, d3, "pass3", NULL, NULL); /* full, nothing expired */
+    ASSERT_TRUE(!giz_pcache_check(c, d3, "pass3", NULL, true, NULL));
+    ASSERT_EQ(giz_pcache_count(c), 2);
+    giz_pcache_forget(c, d1);
+    ASSERT_TRUE(!giz_pcache_check(c, d1, "pass", NULL, true, NULL));
+    ASSERT_EQ(giz_pcache_count(c), 1);
+    giz_pcache_put(c, d3, "pass3", NULL, NULL);
+    ASSERT_TRUE(giz_pcache_check(c, d3, "pass3", NULL, false, NULL));
+    giz_pcache_forget(c, "not-in-the-cache");
+    ASSERT_EQ(giz_pcache_count(c), 2);
+cleanup:
+    giz_pcache_free(c);
+    giz_pcache_free(off);
+}
+
 int main(void)
 {
     struct giz_store *s;
@@ -1413,6 +1465,8 @@ int main(void)
         return 1;
     }
     snprintf(dbpath, sizeof dbpath, "%s/store.db", dir);
+    pcache = giz_pcache_new(600, 1024);
+    ASSERT_TRUE(pcache != NULL);
 
     test_migrations();
     test_upgrade();
@@ -1439,6 +1493,8 @@ int main(void)
     test_open_race();
     test_db_error_reporting();
     test_passcode_verifier();
+    test_pcache();
+    giz_pcache_free(pcache);
     rm_dir();
     return TEST_EXIT();
 }

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The verified-passcode cache (struct giz_pcache, giz/store.h): one object
+ * per owner (the broker plugin, the GService's connection pool, a test)
+ * instead of the process-wide table and the plugin's separate credential
+ * map. A chained hash table keyed by DID, allocated on the first put and
+ * sized from max_entries; one mutex. Entries hold keyed tags only, never a
+ * passcode.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* explicit_bzero */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "giz/crypto.h"
+#include "giz/store.h"
+#include "giz/util.h"
+
+#define PCACHE_MAX_BUCKETS (1u << 18)
+
+struct pcache_entry {
+    struct pcache_entry *next;
+    char did[GIZ_DID_SIZE];
+    char product_key[GIZ_PK_SIZE];
+    char tag[65];      /* HMAC(key, did \n passcode), hex */
+    char hash_tag[65]; /* HMAC(key, "hash" \n stored hash), hex; "" if put without one */
+    uint64_t at_s;     /* monotonic seconds when put */
+};
+
+struct giz_pcache {
+    pthread_mutex_t mu;
+    uint8_t key[32];
+    unsigned ttl_s, max;
+    struct pcache_entry **buckets; /* nbuckets heads; NULL until the first put */
+    size_t nbuckets, count;
+};
+
+struct giz_pcache *giz_pcache_new(unsigned ttl_s, unsigned max_entries)
+{
+    struct giz_pcache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    if (giz_random_bytes(c->key, sizeof c->key) != GIZ_OK ||
+        pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->ttl_s = ttl_s;
+    c->max = max_entries;
+    return c;
+}
+
+void giz_pcache_free(struct giz_pcache *c)
+{
+    if (!c) return;
+    for (size_t i = 0; c->buckets && i < c->nbuckets; i++) {
+        struct pcache_entry *e = c->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            explicit_bzero(e, sizeof *e);
+            free(e);
+        }
+    }
+    free(c->buckets);
+    pthread_mutex_destroy(&c->mu);
+    explicit_bzero(c, sizeof *c);
+    free(c);
+}
+
+static size_t bucket_of(const struct giz_pcache *c, const char *did)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = did; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h & (c->nbuckets - 1);
+}
+
+/* The tags of (did, passcode) and of the stored hash ("" if hash NULL);
+ * false if the inputs do not fit or the HMAC fails. */
+static bool make_tags(const struct giz_pcache *c, const char *did, const char *passcode,
+                      const char *hash, char tag[65], char hash_tag[65])
+{
+    char text[GIZ_DID_SIZE + GIZ_MAX_PASSCODE + GIZ_HASH_STR_MAX + 8];
+    int n;
+    bool ok;
+
+    if (!did || !passcode || strlen(did) >= GIZ_DID_SIZE) return false;
+    n = snprintf(text, sizeof text, "%s\n%s", did, passcode);
+    ok = n > 0 && (size_t)n < sizeof text &&
+         giz_token_digest(c->key, sizeof c->key, text, tag, 65) == GIZ_OK;
+    hash_tag[0] = '\0';
+    if (ok && hash) {
+        n = snprintf(text, sizeof text, "hash\n%s", hash);
+        ok = n > 0 && (size_t)n < sizeof text &&
+             giz_token_digest(c->key, sizeof c->key, text, hash_tag, 65) == GIZ_OK;
+    }
+    explicit_bzero(text, sizeof text);
+    return ok;
+}
+
+static struct pcache_entry *find(struct giz_pcache *c, const char *did, struct pcache_entry ***link)
+{
+    struct pcache_entry **pp = &c->buckets[bucket_of(c, did)];
+    for (; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->did, did) == 0) break;
+    if (link) *link = pp;
+    return *pp;
+}
+
+static bool fresh(const struct giz_pcache *c, const struct pcache_entry *e, uint64_t now)
+{
+    return now - e->at_s < c->ttl_s;
+}
+
+bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcode,
+                      const char *stored_hash, bool any_age, char *product_key)
+{
+    char tag[65], hash_tag[65];
+    const struct pcache_entry *e;
+    bool hit = false;
+
+    if (!c || c->ttl_s == 0 || c->max == 0) return false;
+    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return false;
+    pthread_mutex_lock(&c->mu);
+    e = c->buckets ? find(c, did, NULL) : NULL;
+    if (e && giz_consttime_eq(e->tag, tag, 64) &&
+        (!stored_hash || (e->hash_tag[0] && giz_consttime_eq(e->hash_tag, hash_tag, 64))) &&
+        (any_age || fresh(c, e, giz_mono_ms() / 1000))) {
+        hit = true;
+        if (product_key) memcpy(product_key, e->product_key, GIZ_PK_SIZE);
+    }
+    pthread_mutex_unlock(&c->mu);
+    explicit_bzero(tag, sizeof tag);
+    return hit;
+}
+
+/* Allocates the table on first use: a power of two near max / 2 buckets. */
+static bool table_ready(struct giz_pcache *c)
+{
+    size_t n = 16;
+    if (c->buckets) return true;
+    while (n < c->max / 2 && n < PCACHE_MAX_BUCKETS)
+        n *= 2;
+    c->buckets = calloc(n, sizeof *c->buckets);
+    if (!c->buckets) return false;
+    c->nbuckets = n;
+    return true;
+}
+
+void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
+                    const char *product_key, const char *stored_hash)
+{
+    char tag[65], hash_tag[65];
+    struct pcache_entry *e, **link;
+    uint64_t now = giz_mono_ms() / 1000;
+
+    if (!c || c->ttl_s == 0 || c->max == 0) return;
+    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return;
+    pthread_mutex_lock(&c->mu);
+    if (!table_ready(c)) goto cleanup;
+    e = find(c, did, &link);
+    if (!e && c->count >= c->max) {
+        /* Full: reuse an expired entry of the same bucket, if any. */
+        for (e = c->buckets[bucket_of(c, did)]; e && fresh(c, e, now); e = e->next) {
+        }
+        if (!e) goto cleanup;
+    } else if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e) goto cleanup;
+        *link = e;
+        c->count++;
+    }
+    memcpy(e->did, did, strlen(did) + 1);
+    snprintf(e->product_key, sizeof e->product_key, "%s", product_key ? product_key : "");
+    /* A put without a hash keeps the hash tag of the same passcode's entry. */
+    if (stored_hash || !giz_consttime_eq(e->tag, tag, 64))
+        memcpy(e->hash_tag, hash_tag, sizeof e->hash_tag);
+    memcpy(e->tag, tag, sizeof e->tag);
+    e->at_s = now;
+cleanup:
+    pthread_mutex_unlock(&c->mu);
+    explicit_bzero(tag, sizeof tag);
+}
+
+void giz_pcache_forget(struct giz_pcache *c, const char *did)
+{
+    struct pcache_entry *e, **link;
+    if (!c || !did || strlen(did) >= GIZ_DID_SIZE) return;
+    pthread_mutex_lock(&c->mu);
+    e = c->buckets ? find(c, did, &link) : NULL;
+    if (e) {
+        *link = e->next;
+        c->count--;
+        explicit_bzero(e, sizeof *e);
+        free(e);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+size_t giz_pcache_count(struct giz_pcache *c)
+{
+    size_t n;
+    if (!c) return 0;
+    pthread_mutex_lock(&c->mu);
+    n = c->count;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
