@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "giz/crypto.h"
+#include "giz/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -156,17 +157,20 @@ int giz_secret_verify(const char *secret, const char *stored)
 {
     uint8_t salt[DK_MAX], want[DK_MAX], got[DK_MAX];
     size_t salt_len = 0, want_len = 0;
-    const char *p, *d1, *d2;
-    char *end = NULL;
-    unsigned long iter;
+    const char *p, *end, *d1, *d2;
+    char digits[12];
+    uint64_t iter;
     int rc;
 
     if (!secret || !stored) return GIZ_ERR_INVAL;
     if (strncmp(stored, HASH_PREFIX, sizeof HASH_PREFIX - 1) != 0) return GIZ_ERR_INVAL;
     p = stored + sizeof HASH_PREFIX - 1;
-    if (*p < '1' || *p > '9') return GIZ_ERR_INVAL;
-    iter = strtoul(p, &end, 10);
-    if (!end || *end != '$' || iter == 0 || iter > ITER_MAX) return GIZ_ERR_INVAL;
+    if (*p < '1' || *p > '9') return GIZ_ERR_INVAL; /* no sign, no leading zero */
+    end = strchr(p, '$');
+    if (!end || (size_t)(end - p) >= sizeof digits) return GIZ_ERR_INVAL;
+    memcpy(digits, p, (size_t)(end - p));
+    digits[end - p] = '\0';
+    if (giz_parse_uint(digits, 10, 1, ITER_MAX, &iter) != GIZ_OK) return GIZ_ERR_INVAL;
     d1 = end + 1;
     d2 = strchr(d1, '$');
     if (!d2) return GIZ_ERR_INVAL;
