@@ -40,7 +40,7 @@ static void check_pbkdf2(const char *pw, const char *salt, unsigned iter, const 
     }
 }
 
-static void test_pbkdf2_vectors(void)
+TEST_CASE(pbkdf2_vectors)
 {
     /* RFC 7914 section 11 (PBKDF2-HMAC-SHA256). */
     check_pbkdf2("passwd", "salt", 1,
@@ -61,7 +61,7 @@ static void test_pbkdf2_vectors(void)
         "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1c635518c7dac47e9");
 }
 
-static void test_secret_hash(void)
+TEST_CASE(secret_hash)
 {
     char h1[GIZ_HASH_STR_MAX], h2[GIZ_HASH_STR_MAX], small[40];
 
@@ -105,7 +105,7 @@ static void test_secret_hash(void)
     ASSERT_EQ(giz_secret_verify(NULL, h1), GIZ_ERR_INVAL);
 }
 
-static void test_hmac_vectors(void)
+TEST_CASE(hmac_vectors)
 {
     uint8_t key[131];
     char out[65], small[64];
@@ -126,7 +126,7 @@ static void test_hmac_vectors(void)
     ASSERT_EQ(giz_token_digest(key, 20, "x", small, sizeof small), GIZ_ERR_NOSPACE);
 }
 
-static void test_aes(void)
+TEST_CASE(aes)
 {
     uint8_t key[16], pt[64], ct[64], back[64], want[64];
     size_t n = 0, m = 0, wn = 0;
@@ -178,7 +178,7 @@ static void test_aes(void)
     }
 }
 
-static void test_md5(void)
+TEST_CASE(md5)
 {
     static const char *const in[] = {"",
                                      "a",
@@ -213,7 +213,7 @@ static void test_md5(void)
     giz_md5_free(giz_md5_new()); /* abandoned context freed without final */
 }
 
-static void test_hex_random(void)
+TEST_CASE(hex_random)
 {
     static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     uint8_t bin[8];
@@ -286,7 +286,7 @@ static void test_hex_random(void)
 /* ---- keyed passcode verifier (appended by helper "auth") ------------------ */
 
 /* Known answer, computed independently (Python hmac): key = bytes 1..32. */
-static void test_passcode_mac(void)
+TEST_CASE(passcode_mac)
 {
     uint8_t raw[32], raw2[32];
     struct giz_passcode_key k, k2;
@@ -342,7 +342,7 @@ static void write_file(const char *path, const char *text, mode_t mode)
     ASSERT_EQ(chmod(path, mode), 0);
 }
 
-static void test_passcode_key_file(void)
+TEST_CASE(passcode_key_file)
 {
     char dir[256], path[300], link_path[300], why[512];
     struct giz_passcode_key k1, k2;
@@ -400,15 +400,12 @@ static void test_passcode_key_file(void)
     rmdir(dir);
 }
 
-int main(void)
-{
-    test_pbkdf2_vectors();
-    test_secret_hash();
-    test_hmac_vectors();
-    test_aes();
-    test_md5();
-    test_hex_random();
-    test_passcode_mac();
-    test_passcode_key_file();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(pbkdf2_vectors),
+          TEST_ENTRY(secret_hash),
+          TEST_ENTRY(hmac_vectors),
+          TEST_ENTRY(aes),
+          TEST_ENTRY(md5),
+          TEST_ENTRY(hex_random),
+          TEST_ENTRY(passcode_mac),
+          TEST_ENTRY(passcode_key_file));
+TEST_MAIN()

@@ -288,16 +288,18 @@ static void phase(const char *name, int fresh)
     fprintf(stderr, "\n");
 }
 
-int main(void)
+/* The counting allocator, a fresh directory (tmpfs if there is one) and the
+ * template database, before any case (exits 1 when the allocator or the
+ * directory cannot be set up). */
+static void alloc_setup(void)
 {
     const char *tmp = getenv("TMPDIR");
-    char cmd[300];
 
     if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real_mem) != SQLITE_OK ||
         sqlite3_config(SQLITE_CONFIG_MALLOC, &count_mem) != SQLITE_OK ||
         sqlite3_initialize() != SQLITE_OK) {
         fprintf(stderr, "cannot install the counting allocator\n");
-        return 1;
+        exit(1);
     }
     giz_log_init("test_store_alloc", GIZ_LOG_ERR);
     giz_log_set_sink(quiet_sink, NULL);
@@ -306,17 +308,33 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/giz_alloc_XXXXXX", tmp);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
-        return 1;
+        exit(1);
     }
     snprintf(tmpl_path, sizeof tmpl_path, "%s/template.db", dir);
     snprintf(run_path, sizeof run_path, "%s/run.db", dir);
-
     make_template();
-    phase("open (migrations)", 1);
-    phase("operations", 0);
-    fprintf(stderr, "store error lines logged: %d\n", log_lines);
+}
 
+static void alloc_teardown(void)
+{
+    char cmd[300];
+    fprintf(stderr, "store error lines logged: %d\n", log_lines);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    return TEST_EXIT();
 }
+
+/* Every allocation of opening a new database (migrations) fails in turn. */
+TEST_CASE(open_migrations)
+{
+    phase("open (migrations)", 1);
+}
+
+/* Every allocation of the operation sequence on a copy of the template. */
+TEST_CASE(operations)
+{
+    phase("operations", 0);
+}
+
+TEST_LIST(TEST_ENTRY(open_migrations),
+          TEST_ENTRY(operations));
+TEST_MAIN_WITH(alloc_setup, alloc_teardown)

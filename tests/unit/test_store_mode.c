@@ -57,7 +57,7 @@ static void remove_db(void)
 }
 
 /* A new database under umask 0: 0600, and SQLite's -wal/-shm follow it. */
-static void test_new_file(void)
+TEST_CASE(new_file)
 {
     struct giz_store *s;
     mode_t old = umask(0);
@@ -73,7 +73,7 @@ static void test_new_file(void)
 
 /* Files left 0644 (an old release, a copied backup) while another
  * connection still has the WAL open: the next open narrows all three. */
-static void test_fix_existing(void)
+TEST_CASE(fix_existing)
 {
     struct giz_store *a, *b;
     char p[320];
@@ -96,7 +96,7 @@ static void test_fix_existing(void)
 }
 
 /* A mode shared with a group on purpose is left alone. */
-static void test_group_kept(void)
+TEST_CASE(group_kept)
 {
     struct giz_store *s;
 
@@ -110,7 +110,7 @@ static void test_group_kept(void)
 }
 
 /* A backup holds the same secrets: 0600 too, whatever the umask. */
-static void test_backup(void)
+TEST_CASE(backup)
 {
     struct giz_store *s;
     char p[320];
@@ -129,7 +129,7 @@ static void test_backup(void)
 }
 
 /* In-memory databases have no file to fix. */
-static void test_memory(void)
+TEST_CASE(memory)
 {
     struct giz_store *s = NULL;
     struct giz_error err;
@@ -138,22 +138,28 @@ static void test_memory(void)
     ASSERT_EQ(mode_of(":memory:"), -1);
 }
 
-int main(void)
+/* A fresh directory for the cases (exits 1 if none can be made). */
+static void dir_make(void)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/giz_store_mode_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
-        return 1;
+        exit(1);
     }
     snprintf(dbpath, sizeof dbpath, "%s/gizcloud.db", dir);
     giz_log_init("test", GIZ_LOG_ERR);
-    test_new_file();
-    test_fix_existing();
-    test_group_kept();
-    test_backup();
-    test_memory();
+}
+
+static void dir_remove(void)
+{
     remove_db();
     rmdir(dir);
-    return TEST_EXIT();
 }
+
+TEST_LIST(TEST_ENTRY(new_file),
+          TEST_ENTRY(fix_existing),
+          TEST_ENTRY(group_kept),
+          TEST_ENTRY(backup),
+          TEST_ENTRY(memory));
+TEST_MAIN_WITH(dir_make, dir_remove)

@@ -13,7 +13,7 @@
 #include "giz/util.h"
 #include "test.h"
 
-static void test_parse_uint(void)
+TEST_CASE(parse_uint)
 {
     uint64_t v = 7;
 
@@ -50,7 +50,7 @@ static void test_parse_uint(void)
     ASSERT_EQ(v, 42); /* untouched on failure */
 }
 
-static void test_clock(void)
+TEST_CASE(clock)
 {
     uint64_t a = giz_mono_ns(), b, ms;
     b = giz_mono_ns();
@@ -60,7 +60,7 @@ static void test_clock(void)
     ASSERT_TRUE(ms <= giz_mono_ns() / 1000000u);
 }
 
-static void test_identifiers(void)
+TEST_CASE(identifiers)
 {
     ASSERT_TRUE(giz_did_valid("GdzuSRncfDPGHGo2LxwgM2"));
     ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2LxwgM"));   /* 21 */
@@ -93,7 +93,7 @@ static void test_identifiers(void)
     }
 }
 
-static void test_buf(void)
+TEST_CASE(buf)
 {
     struct giz_buf b;
     uint8_t *p;
@@ -155,11 +155,8 @@ static void test_buf(void)
     giz_buf_free(&b);
 }
 
-int main(void)
-{
-    test_parse_uint();
-    test_clock();
-    test_identifiers();
-    test_buf();
-    return TEST_EXIT();
-}
+TEST_LIST(TEST_ENTRY(parse_uint),
+          TEST_ENTRY(clock),
+          TEST_ENTRY(identifiers),
+          TEST_ENTRY(buf));
+TEST_MAIN()
