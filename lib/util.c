@@ -224,3 +224,26 @@ void giz_buf_free(struct giz_buf *b)
     b->len = 0;
     b->alloc = 0;
 }
+
+/* ---- growable arrays ---------------------------------------------------------------- */
+
+void *giz_array_reserve(void *data, size_t *cap, size_t need, size_t elem_size, size_t min_cap,
+                        size_t max_cap)
+{
+    size_t n = *cap;
+    unsigned char *p;
+    if (need <= n) return data;
+    if (elem_size == 0) return NULL;
+    if (max_cap > SIZE_MAX / elem_size) max_cap = SIZE_MAX / elem_size; /* SIZE_MAX: no cap */
+    if (need > max_cap) return NULL;
+    if (n < min_cap) n = min_cap;
+    if (n == 0) n = 1;
+    while (n < need)
+        n = n > max_cap / 2u ? max_cap : n * 2u;
+    if (n > max_cap) n = max_cap;
+    p = realloc(data, n * elem_size);
+    if (p == NULL) return NULL;
+    memset(p + *cap * elem_size, 0, (n - *cap) * elem_size);
+    *cap = n;
+    return p;
+}

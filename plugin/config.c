@@ -6,8 +6,6 @@
  * makes mosquitto_plugin_init fail, so the broker refuses to start with a
  * clear log line instead of running half-configured (fail closed).
  */
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +13,12 @@
 #include "giz/mqtt_guard.h"
 #include "plugin.h"
 
-/* Parses a decimal unsigned integer in [min, max]; the whole string must be used. */
-static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out)
-{
-    char *end = NULL;
-    if (s == NULL || *s < '0' || *s > '9') return -1;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 /* A duration: "<n>" seconds or "<n>ms"; result in milliseconds in [min_ms, max_ms]. */
-static int parse_duration_ms(const char *s, unsigned long min_ms, unsigned long max_ms,
-                             unsigned long *out)
+static int parse_duration_ms(const char *s, uint64_t min_ms, uint64_t max_ms, uint64_t *out)
 {
     char buf[32];
     size_t n = strlen(s);
-    unsigned long v;
+    uint64_t v;
     if (n == 0 || n >= sizeof(buf)) return -1;
     memcpy(buf, s, n + 1);
     unsigned long mult = 1000;
@@ -43,7 +28,7 @@ static int parse_duration_ms(const char *s, unsigned long min_ms, unsigned long 
     } else if (n > 1 && buf[n - 1] == 's') {
         buf[n - 1] = '\0';
     }
-    if (parse_uint(buf, 0, ULONG_MAX / 1000u, &v) != 0) return -1;
+    if (giz_parse_uint(buf, 10, 0, UINT64_MAX / 1000u, &v) != GIZ_OK) return -1;
     v *= mult;
     if (v < min_ms || v > max_ms) return -1;
     *out = v;
@@ -81,8 +66,8 @@ enum opt_id {
     OPT_PRE_CONNECT_PER_ADDR,
     OPT_TEST_REQUIRE_SYMBOL,
     OPT_TEST_REQUIRE_VERSION,
-    OPT_DEVICE_GAP, /* push.c (helper "push") */
-    OPT_SUB_WAIT,   /* push.c */
+    OPT_DEVICE_GAP,         /* push.c (helper "push") */
+    OPT_SUB_WAIT,           /* push.c */
     OPT_PASSCODE_KEY,       /* auth.c (helper "auth") */
     OPT_AUTH_FAIL_ADDR_MAX, /* auth.c */
     OPT_AUTH_SLOW_RATE,     /* auth.c */
@@ -109,8 +94,9 @@ static const struct {
     [OPT_LOG_KEEP] = {"log_keep", "newest 0x0012 records kept per device, 0..10000000 (0 = all)"},
     [OPT_LOG_PRUNE_INTERVAL] = {"log_prune_interval",
                                 "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"},
-    [OPT_AUTH_FAIL_MAX] = {"auth_fail_max",
-                           "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
+    [OPT_AUTH_FAIL_MAX] =
+        {"auth_fail_max",
+         "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
     [OPT_PASSCODE_KEY] = {"passcode_key", "key file of the keyed passcode verifier (default: "
                                           "passcode.key beside db_path; created if missing)"},
     [OPT_AUTH_FAIL_ADDR_MAX] = {"auth_fail_addr_max",
@@ -118,13 +104,15 @@ static const struct {
                                 "is backed off, 0..1000000 (0 = off)"},
     [OPT_AUTH_SLOW_RATE] = {"auth_slow_rate", "PBKDF2 passcode checks per second across all "
                                               "clients, 0..100000 (0 = no limit)"},
-    [OPT_AUTH_BACKOFF] = {"auth_backoff", "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
+    [OPT_AUTH_BACKOFF] = {"auth_backoff",
+                          "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
     [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
                              "shut down connections without CONNECT after, 1..3600 s or <n>ms"},
     [OPT_PRE_CONNECT_MAX] = {"pre_connect_max",
                              "connections without CONNECT at once, all sources, 1..10000000"},
-    [OPT_PRE_CONNECT_PER_ADDR] = {"pre_connect_per_addr",
-                                  "connections without CONNECT at once per source address, 1..10000000"},
+    [OPT_PRE_CONNECT_PER_ADDR] =
+        {"pre_connect_per_addr",
+         "connections without CONNECT at once per source address, 1..10000000"},
     [OPT_TEST_REQUIRE_SYMBOL] = {"test_require_symbol",
                                  "tests only: also require a relocation for this symbol"},
     [OPT_TEST_REQUIRE_VERSION] = {"test_require_version",
@@ -135,7 +123,8 @@ static const struct {
                                   "ser2cli_res is granted, <n>ms or seconds, 0..60s"},
 };
 
-/* Options of the front listener, which this version no longer has. */
+/* Options of the plugin's own listener (a relay in front of mosquitto),
+ * which this version no longer has. */
 static const char *const removed_opts[] = {"listen", "broker_socket", "tls_listen", "tls_cert",
                                            "tls_key"};
 
@@ -186,12 +175,12 @@ static void set_defaults(struct gizp_config *cfg)
 /* Applies one option; returns 0 or -1 (the caller logs). */
 static int apply_opt(struct gizp_config *cfg, int id, const char *value)
 {
-    unsigned long v = 0;
+    uint64_t v = 0;
     switch (id) {
     case OPT_DB_PATH:
         return copy_str(cfg->db_path, sizeof(cfg->db_path), value);
     case OPT_PING_MAX:
-        if (parse_uint(value, 1, GIZ_GUARD_EXACT_MAX, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1, GIZ_GUARD_EXACT_MAX, &v) != GIZ_OK) return -1;
         cfg->ping_max = (unsigned)v;
         return 0;
     case OPT_PING_WINDOW:
@@ -199,27 +188,27 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         cfg->ping_window_ms = (unsigned)v;
         return 0;
     case OPT_KEEPALIVE_MAX:
-        if (parse_uint(value, 1, 65535, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1, 65535, &v) != GIZ_OK) return -1;
         cfg->keepalive_max = (unsigned)v;
         return 0;
     case OPT_MAX_PACKET:
-        if (parse_uint(value, 1024, 268435455, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1024, 268435455, &v) != GIZ_OK) return -1;
         cfg->max_packet = (size_t)v;
         return 0;
     case OPT_POLL_MS:
-        if (parse_uint(value, 10, 5000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 10, 5000, &v) != GIZ_OK) return -1;
         cfg->poll_ms = (unsigned)v;
         return 0;
     case OPT_AUTH_CACHE_TTL:
-        if (parse_uint(value, 0, 86400, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 86400, &v) != GIZ_OK) return -1;
         cfg->auth_cache_ttl = (unsigned)v;
         return 0;
     case OPT_AUTH_CACHE_MAX:
-        if (parse_uint(value, 0, 10000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 10000000, &v) != GIZ_OK) return -1;
         cfg->auth_cache_max = (unsigned)v;
         return 0;
     case OPT_STATS_INTERVAL:
-        if (parse_uint(value, 0, 86400, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 86400, &v) != GIZ_OK) return -1;
         cfg->stats_interval = (unsigned)v;
         return 0;
     case OPT_LOG_LEVEL: {
@@ -233,11 +222,11 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         cfg->connect_timeout_ms = (unsigned)v;
         return 0;
     case OPT_PRE_CONNECT_MAX:
-        if (parse_uint(value, 1, 10000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1, 10000000, &v) != GIZ_OK) return -1;
         cfg->pre_connect_max = (unsigned)v;
         return 0;
     case OPT_PRE_CONNECT_PER_ADDR:
-        if (parse_uint(value, 1, 10000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1, 10000000, &v) != GIZ_OK) return -1;
         cfg->pre_connect_per_addr = (unsigned)v;
         return 0;
     case OPT_TEST_REQUIRE_SYMBOL:
@@ -245,19 +234,19 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
     case OPT_TEST_REQUIRE_VERSION:
         return copy_str(cfg->test_require_version, sizeof(cfg->test_require_version), value);
     case OPT_LOG_QUEUE_MAX:
-        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
         cfg->log_max = (unsigned)v;
         return 0;
     case OPT_LOG_RATE:
-        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
         cfg->log_rate = (unsigned)v;
         return 0;
     case OPT_LOG_BURST:
-        if (parse_uint(value, 1, 1000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 1, 1000000, &v) != GIZ_OK) return -1;
         cfg->log_burst = (unsigned)v;
         return 0;
     case OPT_LOG_KEEP:
-        if (parse_uint(value, 0, 10000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 10000000, &v) != GIZ_OK) return -1;
         cfg->log_keep = (unsigned)v;
         return 0;
     case OPT_LOG_PRUNE_INTERVAL:
@@ -265,17 +254,17 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
         cfg->log_prune_ms = (unsigned)v;
         return 0;
     case OPT_AUTH_FAIL_MAX:
-        if (parse_uint(value, 0, 1000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 1000, &v) != GIZ_OK) return -1;
         cfg->auth_fail_max = (unsigned)v;
         return 0;
     case OPT_PASSCODE_KEY:
         return copy_str(cfg->passcode_key, sizeof(cfg->passcode_key), value);
     case OPT_AUTH_FAIL_ADDR_MAX:
-        if (parse_uint(value, 0, 1000000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
         cfg->auth_fail_addr_max = (unsigned)v;
         return 0;
     case OPT_AUTH_SLOW_RATE:
-        if (parse_uint(value, 0, 100000, &v) != 0) return -1;
+        if (giz_parse_uint(value, 10, 0, 100000, &v) != GIZ_OK) return -1;
         cfg->auth_slow_rate = (unsigned)v;
         return 0;
     case OPT_AUTH_BACKOFF:
@@ -310,7 +299,7 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
                 "giz: bad value for plugin_opt_%s: the option was removed in this version: "
                 "mosquitto itself listens on the public ports now; use a mosquitto "
                 "`listener <port> <address>` line (and cafile/certfile/keyfile with "
-                "tls_version tlsv1.2 for TLS) instead of the plugin's front listener "
+                "tls_version tlsv1.2 for TLS) instead of the plugin's own listener "
                 "(see plugin/DESIGN.md)",
                 key);
             errors++;

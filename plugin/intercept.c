@@ -74,12 +74,12 @@
 #error "read interposition: only x86_64 and aarch64 relocations are known"
 #endif
 
-#define MAX_SLOTS 4          /* GOT entries per symbol (JUMP_SLOT + GLOB_DAT) */
-#define ACCEPT_BURST 256     /* connections one accept call may shed before EAGAIN */
-#define SWEEP_EVERY_MS 250   /* pre-CONNECT timeout sweep period (on TICK) */
-#define REFUSE_LOG_MS 10000  /* "connections refused" summary interval */
+#define MAX_SLOTS 4         /* GOT entries per symbol (JUMP_SLOT + GLOB_DAT) */
+#define ACCEPT_BURST 256    /* connections one accept call may shed before EAGAIN */
+#define SWEEP_EVERY_MS 250  /* pre-CONNECT timeout sweep period (on TICK) */
+#define REFUSE_LOG_MS 10000 /* "connections refused" summary interval */
 #define PEER_SIZE GIZP_PEER_SIZE
-#define FD_HEADROOM_MIN 16   /* descriptors left to mosquitto itself at the fd limit */
+#define FD_HEADROOM_MIN 16 /* descriptors left to mosquitto itself at the fd limit */
 
 /* mosquitto builds this interposition was verified against (net__read calls
  * read/SSL_read on mosq->sock, accept/close through the PLT, one thread). */
@@ -100,6 +100,13 @@ struct hook {
     void *wrapper;
     struct got_slot slots[MAX_SLOTS];
     unsigned nslots;
+};
+
+/* A client's address, kept compact (formatted only for log lines). */
+struct peer_addr {
+    uint8_t family; /* AF_INET, AF_INET6, or 0 if unknown */
+    uint16_t port;
+    uint8_t addr[16]; /* 4 bytes for AF_INET */
 };
 
 /* One accepted client socket (kept small: an idle device costs this and
@@ -138,11 +145,11 @@ struct icpt {
     struct giz_guard_limits lim;
     struct iconn **conns; /* indexed by fd */
     size_t nconns_cap;
-    size_t fd_end;        /* no record at or above this fd */
+    size_t fd_end; /* no record at or above this fd */
     unsigned pre_count;
-    struct map per_addr; /* family + address bytes -> count of pre-CONNECT conns (as pointer) */
-    int reserve_fd;      /* /dev/null, given up at EMFILE to accept-and-close */
-    int fd_high;         /* an accepted fd at or above this is refused (RLIMIT_NOFILE - headroom) */
+    struct giz_map per_addr; /* family + address bytes -> count of pre-CONNECT conns (as pointer) */
+    int reserve_fd;          /* /dev/null, given up at EMFILE to accept-and-close */
+    int fd_high; /* an accepted fd at or above this is refused (RLIMIT_NOFILE - headroom) */
     int64_t last_sweep_ms, refuse_window_ms;
 
     /* counters: totals (stats line) and this refusal interval */
@@ -160,7 +167,7 @@ static struct icpt *icpt;
 static uint64_t now_cb(void *ud)
 {
     (void)ud;
-    return (uint64_t)plugin__now_ms();
+    return giz_mono_ms();
 }
 
 static void peer_from(const struct sockaddr_storage *ss, struct peer_addr *out)
@@ -179,7 +186,8 @@ static void peer_from(const struct sockaddr_storage *ss, struct peer_addr *out)
     }
 }
 
-void intercept__peer_format(const struct peer_addr *p, char *out, size_t cap)
+/* Formats p as "ip:port" / "[ip6]:port" ("?" if unknown) into out (cap bytes). */
+static void peer_format(const struct peer_addr *p, char *out, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN];
     if (cap == 0) return;
@@ -207,7 +215,7 @@ static unsigned addr_count(struct icpt *ic, const struct peer_addr *p)
 {
     uint8_t key[17];
     size_t klen = addr_key(p, key);
-    return klen ? (unsigned)(uintptr_t)map__get(&ic->per_addr, key, klen) : 0u;
+    return klen ? (unsigned)(uintptr_t)giz_map_get(&ic->per_addr, key, klen) : 0u;
 }
 
 /* Adds delta (+1 / -1) to the address's pre-CONNECT count; 0 or -1 (ENOMEM). */
@@ -217,13 +225,13 @@ static int addr_add(struct icpt *ic, const struct peer_addr *p, int delta)
     size_t klen = addr_key(p, key);
     unsigned n;
     if (klen == 0) return 0;
-    n = (unsigned)(uintptr_t)map__get(&ic->per_addr, key, klen);
+    n = (unsigned)(uintptr_t)giz_map_get(&ic->per_addr, key, klen);
     n = delta > 0 ? n + 1u : (n > 0 ? n - 1u : 0u);
     if (n == 0) {
-        (void)map__remove(&ic->per_addr, key, klen);
+        (void)giz_map_remove(&ic->per_addr, key, klen);
         return 0;
     }
-    return map__put(&ic->per_addr, key, klen, (void *)(uintptr_t)n, NULL);
+    return giz_map_put(&ic->per_addr, key, klen, (void *)(uintptr_t)n, NULL);
 }
 
 /* c has its CONNECT (or is being closed): no longer counted as pre-CONNECT. */
@@ -254,17 +262,10 @@ static struct iconn *conn_of(const struct icpt *ic, int fd)
 static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *peer)
 {
     struct iconn *c;
-    if ((size_t)fd >= ic->nconns_cap) {
-        size_t n = ic->nconns_cap ? ic->nconns_cap : 1024u;
-        struct iconn **t;
-        while (n <= (size_t)fd)
-            n *= 2u;
-        t = realloc(ic->conns, n * sizeof(*t));
-        if (t == NULL) return NULL;
-        memset(t + ic->nconns_cap, 0, (n - ic->nconns_cap) * sizeof(*t));
-        ic->conns = t;
-        ic->nconns_cap = n;
-    }
+    struct iconn **t = giz_array_reserve(ic->conns, &ic->nconns_cap, (size_t)fd + 1u, sizeof(*t),
+                                         1024u, (size_t)INT_MAX + 1u);
+    if (t == NULL) return NULL;
+    ic->conns = t;                                /* slots past the old end are zeroed */
     if (ic->conns[fd] != NULL) conn_free(ic, fd); /* closed behind our back */
     c = calloc(1, sizeof(*c));
     if (c == NULL) return NULL;
@@ -273,7 +274,7 @@ static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *p
         return NULL;
     }
     giz_guard_init(&c->guard);
-    c->guard.bucket_t0 = (uint64_t)plugin__now_ms(); /* accept time until the CONNECT */
+    c->guard.bucket_t0 = giz_mono_ms(); /* accept time until the CONNECT */
     c->fd = fd;
     c->peer = *peer;
     c->pre = true;
@@ -321,7 +322,7 @@ static void log_close(struct icpt *ic, struct iconn *c, enum giz_guard_verdict v
     else
         ic->closed_other++;
     if (!plugin__rate_ok(&ic->rl_close, 50, "connection-close lines")) return;
-    intercept__peer_format(&c->peer, peer, sizeof(peer));
+    peer_format(&c->peer, peer, sizeof(peer));
     if (v == GIZ_GUARD_CLOSE_PING)
         mosquitto_log_printf(MOSQ_LOG_WARNING,
                              "giz: closing %s (client %s): more than %u PINGREQ within %u ms", peer,
@@ -530,12 +531,13 @@ static void log_refusals(struct icpt *ic, int64_t now)
         return;
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = 0;
-    intercept__peer_format(&ic->last_shed_peer, peer, sizeof(peer));
+    peer_format(&ic->last_shed_peer, peer, sizeof(peer));
     mosquitto_log_printf(
         MOSQ_LOG_WARNING,
         "giz: refused %llu connections in the last %lld s: %llu over plugin_opt_pre_connect_max "
         "%u, %llu over plugin_opt_pre_connect_per_addr %u (last from %s), %llu at the fd limit "
-        "(%llu, %d kept for mosquitto); %llu accept errors, %llu times without a spare fd; %u connections without "
+        "(%llu, %d kept for mosquitto); %llu accept errors, %llu times without a spare fd; %u "
+        "connections without "
         "CONNECT now",
         (unsigned long long)total, (long long)((now - ic->refuse_window_ms) / 1000),
         (unsigned long long)ic->w_shed_cap, ic->g->cfg.pre_connect_max,
@@ -573,7 +575,7 @@ void intercept__tick(struct gizp *g, int64_t now)
         ic->timeouts++;
         if (plugin__rate_ok(&ic->rl_timeout, 20, "connect-timeout lines")) {
             char peer[PEER_SIZE];
-            intercept__peer_format(&c->peer, peer, sizeof(peer));
+            peer_format(&c->peer, peer, sizeof(peer));
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: closing %s: no CONNECT within %u ms", peer,
                                  ic->g->cfg.connect_timeout_ms);
         }
@@ -601,7 +603,7 @@ void intercept__stats(const struct gizp *g, struct intercept_stats *out)
 
 struct main_prog {
     ElfW(Addr) base;
-    const ElfW(Phdr) *phdr;
+    const ElfW(Phdr) * phdr;
     ElfW(Half) phnum;
     bool found;
 };
@@ -637,8 +639,8 @@ static void note_slot(struct icpt *ic, const char *name, ElfW(Addr) where)
     }
 }
 
-static void scan_relocs(struct icpt *ic, ElfW(Addr) base, const ElfW(Rela) *r, size_t bytes,
-                        const ElfW(Sym) *symtab, const char *strtab)
+static void scan_relocs(struct icpt *ic, ElfW(Addr) base, const ElfW(Rela) * r, size_t bytes,
+                        const ElfW(Sym) * symtab, const char *strtab)
 {
     for (size_t i = 0; i < bytes / sizeof(*r); i++) {
         unsigned long type = ELF64_R_TYPE(r[i].r_info);
@@ -697,8 +699,8 @@ static void slot_protection(const struct icpt *ic, const struct main_prog *m, st
         if (p->p_flags & PF_W) {
             sl->mprot = false;
         } else {
-            sl->restore_prot = ((p->p_flags & PF_R) ? PROT_READ : 0) |
-                               ((p->p_flags & PF_X) ? PROT_EXEC : 0);
+            sl->restore_prot =
+                ((p->p_flags & PF_R) ? PROT_READ : 0) | ((p->p_flags & PF_X) ? PROT_EXEC : 0);
         }
         return;
     }
@@ -806,8 +808,9 @@ static void unpatch(struct icpt *ic)
         for (unsigned s = 0; s < k->nslots; s++) {
             if (k->slots[s].orig != NULL) {
                 if (got_write(&k->slots[s], k->slots[s].orig) != 0)
-                    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot restore the GOT entry of %s: %s",
-                                         k->name, strerror(errno));
+                    mosquitto_log_printf(MOSQ_LOG_ERR,
+                                         "giz: cannot restore the GOT entry of %s: %s", k->name,
+                                         strerror(errno));
                 k->slots[s].orig = NULL;
             }
         }
@@ -850,7 +853,7 @@ static void state_free(struct icpt *ic)
         if (ic->conns[fd] != NULL) conn_free(ic, (int)fd);
     }
     free(ic->conns);
-    map__free(&ic->per_addr, NULL);
+    giz_map_free(&ic->per_addr, NULL);
     if (ic->reserve_fd >= 0) close(ic->reserve_fd);
     free(ic);
 }
@@ -876,9 +879,9 @@ int intercept__start(struct gizp *g)
     ic->hooks[H_ACCEPT4] = (struct hook){"accept4", false, (void *)w_accept4, {{0}}, 0};
     ic->hooks[H_EPOLL_WAIT] = (struct hook){"epoll_wait", false, (void *)w_epoll_wait, {{0}}, 0};
     /* test hook: one more required symbol, checked but not patched */
-    ic->hooks[H_TEST] = (struct hook){cfg->test_require_symbol[0] ? cfg->test_require_symbol : NULL,
-                                      true, NULL, {{0}}, 0};
-    if (map__init(&ic->per_addr) != 0) goto fail;
+    ic->hooks[H_TEST] = (struct hook){
+        cfg->test_require_symbol[0] ? cfg->test_require_symbol : NULL, true, NULL, {{0}}, 0};
+    if (giz_map_init(&ic->per_addr) != 0) goto fail;
     dl_iterate_phdr(phdr_cb, &m);
     if (!m.found) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: refusing to start: cannot find the main program");
@@ -890,8 +893,8 @@ int intercept__start(struct gizp *g)
             "giz: refusing to start: this mosquitto build is not one the plugin's read "
             "interposition was verified against (looked for the version string %s or %s%s%s in "
             "the executable); see plugin/DESIGN.md, \"Supported mosquitto builds\"",
-            known_versions[0], known_versions[1],
-            cfg->test_require_version[0] ? " and " : "", cfg->test_require_version);
+            known_versions[0], known_versions[1], cfg->test_require_version[0] ? " and " : "",
+            cfg->test_require_version);
         goto fail;
     }
     if (find_slots(ic, &m) != 0) goto fail;
@@ -913,7 +916,7 @@ int intercept__start(struct gizp *g)
     ic->lim.now_ms = now_cb;
     ic->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ic->fd_high = fd_high_now();
-    ic->last_sweep_ms = ic->refuse_window_ms = plugin__now_ms();
+    ic->last_sweep_ms = ic->refuse_window_ms = (int64_t)giz_mono_ms();
     icpt = ic; /* before patching: the wrappers may run as soon as they are in */
     if (patch(ic) != 0) {
         icpt = NULL;
@@ -923,8 +926,8 @@ int intercept__start(struct gizp *g)
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: reading client sockets through the plugin: mosquitto %s (%s), "
                          "%u GOT entries (read, SSL_read, accept%s, close%s)",
-                         ic->version, ic->bind_now ? "BIND_NOW, RELRO pages re-protected"
-                                                   : "lazy binding",
+                         ic->version,
+                         ic->bind_now ? "BIND_NOW, RELRO pages re-protected" : "lazy binding",
                          ic->hooks[H_READ].nslots + ic->hooks[H_SSL_READ].nslots +
                              ic->hooks[H_ACCEPT].nslots + ic->hooks[H_CLOSE].nslots +
                              ic->hooks[H_ACCEPT4].nslots + ic->hooks[H_EPOLL_WAIT].nslots,

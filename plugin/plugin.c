@@ -18,13 +18,6 @@
 
 #define GIZP_EXPORT __attribute__((visibility("default")))
 
-int64_t plugin__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t plugin__unix_now(void)
 {
     return (int64_t)time(NULL);
@@ -32,7 +25,7 @@ int64_t plugin__unix_now(void)
 
 bool plugin__rate_ok(struct rate_limit *rl, unsigned max_per_10s, const char *what)
 {
-    int64_t now = plugin__now_ms();
+    int64_t now = (int64_t)giz_mono_ms();
     if (now - rl->window_start >= 10000) {
         if (rl->suppressed > 0)
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: %u more %s not logged", rl->suppressed,
@@ -68,53 +61,91 @@ static void log_sink_cb(enum giz_log_lvl lvl, const char *line, void *ud)
 
 static void log_stats(struct gizp *g, int64_t now)
 {
-    double secs = (double)(now - g->last_stats_ms) / 1000.0;
-    double rate = secs > 0 ? (double)(g->ticks - g->ticks_at_stats) / secs : 0.0;
+    double secs = (double)(now - g->tick.last_stats_ms) / 1000.0;
+    double rate = secs > 0 ? (double)(g->tick.ticks - g->tick.ticks_at_stats) / secs : 0.0;
     struct intercept_stats is;
+    struct presence_stats pr;
+    struct push_stats ps;
     intercept__stats(g, &is);
+    presence__stats(g, &pr);
+    push__stats(g, &ps);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: stats: %.1f TICK/s, %zu clients, %zu DIDs tracked, %zu apps, "
                          "logins ok %llu refused %llu (cache hits %llu, throttled %llu), "
                          "client sockets %llu (without CONNECT %llu) accepted %llu refused %llu, "
                          "closed: ping limit %llu, other limits %llu, no CONNECT in time %llu, "
-                         "device logs over rate %llu",
-                         rate, g->clients.count, g->dids.count, g->apps.count,
-                         (unsigned long long)g->logins_ok, (unsigned long long)g->logins_refused,
-                         (unsigned long long)g->cache_hits, (unsigned long long)g->logins_throttled,
-                         (unsigned long long)is.conns, (unsigned long long)is.pre_connect,
-                         (unsigned long long)is.accepted, (unsigned long long)is.refused,
-                         (unsigned long long)is.closed_ping, (unsigned long long)is.closed_other,
-                         (unsigned long long)is.timeouts,
-                         (unsigned long long)g->logs_over_rate);
-    g->last_stats_ms = now;
-    g->ticks_at_stats = g->ticks;
+                         "device logs over rate %llu, "
+                         "send queues %zu (%zu bytes) paced %llu dropped %llu held until "
+                         "subscribed %llu",
+                         rate, pr.clients, pr.dids, pr.apps, (unsigned long long)g->logins_ok,
+                         (unsigned long long)g->logins_refused, (unsigned long long)g->cache_hits,
+                         (unsigned long long)g->logins_throttled, (unsigned long long)is.conns,
+                         (unsigned long long)is.pre_connect, (unsigned long long)is.accepted,
+                         (unsigned long long)is.refused, (unsigned long long)is.closed_ping,
+                         (unsigned long long)is.closed_other, (unsigned long long)is.timeouts,
+                         (unsigned long long)devlog__over_rate(g), ps.tracked, ps.queued_bytes,
+                         (unsigned long long)ps.paced, (unsigned long long)ps.dropped,
+                         (unsigned long long)ps.held_for_sub);
+    g->tick.last_stats_ms = now;
+    g->tick.ticks_at_stats = g->tick.ticks;
+}
+
+/* The DB batch, every poll_ms: the broker heartbeat, presence's online
+ * changes and devlog's records in one transaction (the heartbeat alone
+ * when nothing else is queued). On failure everything stays queued for the
+ * next period (the GService may hold the write lock for a moment). */
+static void db_flush(struct gizp *g)
+{
+    int64_t now = (int64_t)giz_mono_ms();
+    bool beat = push__beat_due(g, now);
+    bool logs = devlog__pending(g);
+    int rc;
+    if (g->store == NULL) return;
+    if (!presence__pending(g) && !logs) {
+        if (beat) push__beat(g, now);
+        return;
+    }
+    rc = giz_store_begin(g->store);
+    if (rc != GIZ_OK) goto fail;
+    if (beat) push__beat(g, now); /* a failure is logged; the batch goes on */
+    rc = presence__write(g);
+    if (rc == GIZ_OK) rc = devlog__write(g);
+    if (rc == GIZ_OK) rc = giz_store_commit(g->store);
+    if (rc != GIZ_OK) {
+        giz_store_rollback(g->store);
+        goto fail;
+    }
+    presence__written(g);
+    devlog__written(g);
+    return;
+fail:
+    if (plugin__rate_ok(&g->tick.rl_batch, 5, "DB batch errors"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: DB batch failed (%s), will retry: %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+    devlog__failed(g);
 }
 
 /* MOSQ_EVT_TICK: fires once per broker loop iteration (about 10/s idle, more
- * under load), so the real work is throttled to every poll_ms. */
+ * under load), so each module's periodic work checks its own period. */
 static int tick_cb(int event, void *event_data, void *userdata)
 {
     struct gizp *g = userdata;
+    int64_t now = (int64_t)giz_mono_ms();
     (void)event;
     (void)event_data;
-    g->ticks++;
-    if (g->gone.ctx != NULL) presence__gone_clear(g);
-    if (g->new_devs_n > 0) presence__push_new_devices(g);
-    int64_t now = plugin__now_ms();
+    g->tick.ticks++;
+    presence__tick(g, now);
     intercept__tick(g, now);
-    if (now - g->last_poll_ms >= (int64_t)g->cfg.poll_ms) {
-        g->last_poll_ms = now;
+    if (now - g->tick.last_poll_ms >= (int64_t)g->cfg.poll_ms) {
+        g->tick.last_poll_ms = now;
         push__poll_outbox(g);
-        presence__flush(g);
+        db_flush(g);
     }
-    presence__prune(g, now);
+    push__tick(g, now); /* paced messages, fallback timers */
+    devlog__prune(g, now);
     auth__fails_sweep(g, now);
-    if (now - g->last_expiry_ms >= 1000) {
-        g->last_expiry_ms = now;
-        presence__expire_apps(g);
-    }
     if (g->cfg.stats_interval > 0 &&
-        now - g->last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
+        now - g->tick.last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
         log_stats(g, now);
     return MOSQ_ERR_SUCCESS;
 }
@@ -126,12 +157,14 @@ static int tick_cb(int event, void *event_data, void *userdata)
 static int reload_cb(int event, void *event_data, void *userdata)
 {
     struct gizp *g = userdata;
+    struct presence_stats pr;
     (void)event;
     (void)event_data;
+    presence__stats(g, &pr);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: reload: plugin options are not re-read; %zu cached device "
                          "credentials kept, %zu clients will be re-authenticated",
-                         g->creds.count, g->clients.count);
+                         g->creds.count, pr.clients);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -141,7 +174,7 @@ static const struct {
 } callback_table[] = {
     {MOSQ_EVT_BASIC_AUTH, auth__basic_cb},
     {MOSQ_EVT_ACL_CHECK, acl__check_cb},
-    {MOSQ_EVT_MESSAGE, push__message_cb},
+    {MOSQ_EVT_MESSAGE, message__cb},
     {MOSQ_EVT_DISCONNECT, presence__disconnect_cb},
     {MOSQ_EVT_TICK, tick_cb},
     {MOSQ_EVT_RELOAD, reload_cb},
@@ -152,9 +185,11 @@ static void context_free(struct gizp *g)
 {
     if (g == NULL) return;
     intercept__stop(g);
+    push__free(g); /* records the clean stop: needs the store, still open here */
     presence__free(g);
-    map__free(&g->creds, free);
-    map__free(&g->fails, free);
+    devlog__free(g);
+    giz_map_free(&g->creds, free);
+    giz_map_free(&g->fails, free);
     if (g->store != NULL) {
         giz_store_device_all_offline(g->store);
         giz_store_close(g->store);
@@ -195,15 +230,12 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (map__init(&g->creds) != 0 || map__init(&g->fails) != 0 || map__init(&g->clients) != 0 ||
-        map__init(&g->dids) != 0 ||
-        map__init(&g->apps) != 0 ||
-        giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
+    if (giz_map_init(&g->creds) != 0 || giz_map_init(&g->fails) != 0 || presence__init(g) != 0 ||
+        devlog__init(g) != 0 || giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;
     }
-    g->clients.ptr_keys = true; /* keyed by mosquitto context pointers */
     rc = giz_store_open(g->cfg.db_path, &g->store, &err);
     if (rc != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot open database %s: %s (%s)", g->cfg.db_path,
@@ -212,19 +244,17 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (giz_store_outbox_last_id(g->store, &g->outbox_last_id) != GIZ_OK ||
-        giz_store_device_all_offline(g->store) != GIZ_OK) {
+    if (giz_store_device_all_offline(g->store) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_path,
                              giz_store_errmsg(g->store));
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (auth__init(g) != 0) { /* the passcode key (auth.c) */
+    if (push__init(g) != 0 || auth__init(g) != 0) { /* outbox position; the passcode key */
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    g->start_ms = g->last_stats_ms = g->last_prune_ms = plugin__now_ms();
-    g->logs_since_prune = true; /* the first prune also trims what an older run left */
+    g->tick.start_ms = g->tick.last_stats_ms = (int64_t)giz_mono_ms();
     for (registered = 0; registered < CALLBACK_COUNT; registered++) {
         rc = mosquitto_callback_register(identifier, callback_table[registered].event,
                                          callback_table[registered].cb, NULL, g);
@@ -234,14 +264,13 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
             goto fail;
         }
     }
-    mosquitto_log_printf(
-        MOSQ_LOG_NOTICE,
-        "giz: plugin ready: db %s, ping limit %u per %u ms, keepalive max %u s, "
-        "connections without CONNECT: %u s timeout, at most %u (%u per address), "
-        "outbox after id %lld",
-        g->cfg.db_path, g->cfg.ping_max, g->cfg.ping_window_ms, g->cfg.keepalive_max,
-        g->cfg.connect_timeout_ms / 1000u, g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr,
-        (long long)g->outbox_last_id);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "giz: plugin ready: db %s, ping limit %u per %u ms, keepalive max %u s, "
+                         "connections without CONNECT: %u s timeout, at most %u (%u per address), "
+                         "pacing %u ms",
+                         g->cfg.db_path, g->cfg.ping_max, g->cfg.ping_window_ms,
+                         g->cfg.keepalive_max, g->cfg.connect_timeout_ms / 1000u,
+                         g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr, g->cfg.device_gap_ms);
     *userdata = g;
     return MOSQ_ERR_SUCCESS;
 
@@ -265,12 +294,12 @@ GIZP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *o
     for (size_t i = 0; i < CALLBACK_COUNT; i++) {
         mosquitto_callback_unregister(g->pid, callback_table[i].event, callback_table[i].cb, NULL);
     }
-    int64_t now = plugin__now_ms();
-    double secs = (double)(now - g->start_ms) / 1000.0;
+    int64_t now = (int64_t)giz_mono_ms();
+    double secs = (double)(now - g->tick.start_ms) / 1000.0;
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: stopping: %llu TICKs in %.1f s (%.1f/s)",
-                         (unsigned long long)g->ticks, secs,
-                         secs > 0 ? (double)g->ticks / secs : 0.0);
-    presence__flush(g);
+                         (unsigned long long)g->tick.ticks, secs,
+                         secs > 0 ? (double)g->tick.ticks / secs : 0.0);
+    db_flush(g);
     context_free(g);
     return MOSQ_ERR_SUCCESS;
 }

@@ -12,8 +12,9 @@
  * online or goes offline, and on bind/unbind (outbox BINDING events); each
  * change pushes 0x0210 to the device if it is online.
  *
- * Store writes (devices.online/last_seen, 0x0012 device logs) are queued
- * here and written in one transaction per poll period by presence__flush().
+ * Online/offline changes (devices.online/last_seen) are queued here and
+ * written by plugin.c's DB batch (presence__write) once per poll period,
+ * in the same transaction as devlog.c's records.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,24 +24,56 @@
 
 #define PRESENCE_MAX_PENDING_ONLINE 200000u
 
+/* A queued devices.online/last_seen change. */
+struct pending_online {
+    char did[GIZ_DID_SIZE];
+    bool online;
+    int64_t at;
+};
+
+/* The identity of the context whose DISCONNECT ran last. mosquitto 2.0.11
+ * (src/context.c, context__disconnect) fires MOSQ_EVT_DISCONNECT and then,
+ * in the same call, checks the client's will with MOSQ_ACL_WRITE: the ACL
+ * needs who the client was after presence has forgotten it. Copies (the
+ * live records may be freed by then); cleared on the next TICK. */
+struct gone_client {
+    const struct mosquitto *ctx; /* NULL when empty */
+    enum client_kind kind;
+    struct did_state dev;  /* CLIENT_DEVICE: copy */
+    struct app_state *app; /* CLIENT_APP: owned copy (with its DID list) */
+};
+
+struct presence {
+    struct giz_map clients;      /* struct mosquitto * -> tagged pointer (client_tag) */
+    struct giz_map dids;         /* DID -> struct did_state */
+    struct giz_map apps;         /* app client id -> struct app_state */
+    struct pending_online *pend; /* queued for the DB batch */
+    size_t pend_n, pend_cap;
+    char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
+    size_t new_devs_n, new_devs_cap;
+    struct gone_client gone; /* last DISCONNECT, for its will's ACL check */
+    int64_t last_expiry_ms;
+    struct rate_limit rl; /* "presence queue full" lines */
+};
+
 static void did_maybe_free(struct gizp *g, struct did_state *ds)
 {
     if (ds != NULL && ds->device_conns == 0 && ds->app_count == 0) {
-        map__remove(&g->dids, ds->did, strlen(ds->did));
+        giz_map_remove(&g->presence->dids, ds->did, strlen(ds->did));
         free(ds);
     }
 }
 
 static struct did_state *did_get_or_create(struct gizp *g, const char *did, size_t did_len)
 {
-    struct did_state *ds = map__get(&g->dids, did, did_len);
+    struct did_state *ds = giz_map_get(&g->presence->dids, did, did_len);
     void *old = NULL;
     if (ds != NULL || did_len >= GIZ_DID_SIZE) return ds;
     ds = calloc(1, sizeof(*ds));
     if (ds == NULL) return NULL;
     memcpy(ds->did, did, did_len);
     ds->did[did_len] = '\0';
-    if (map__put(&g->dids, ds->did, did_len, ds, &old) != 0) {
+    if (giz_map_put(&g->presence->dids, ds->did, did_len, ds, &old) != 0) {
         free(ds);
         return NULL;
     }
@@ -49,7 +82,7 @@ static struct did_state *did_get_or_create(struct gizp *g, const char *did, size
 
 struct did_state *presence__did(struct gizp *g, const char *did)
 {
-    return map__sget(&g->dids, did);
+    return giz_map_sget(&g->presence->dids, did);
 }
 
 /* The clients map holds one tagged pointer per context: the did_state of a
@@ -78,25 +111,23 @@ static bool client_untag(const void *v, struct client *out)
 
 bool presence__client(struct gizp *g, const struct mosquitto *ctx, struct client *out)
 {
-    return client_untag(map__get(&g->clients, &ctx, sizeof(ctx)), out);
+    return client_untag(giz_map_get(&g->presence->clients, &ctx, sizeof(ctx)), out);
 }
 
 static void queue_online(struct gizp *g, const char *did, bool online)
 {
-    if (g->pend_online_n == g->pend_online_cap) {
-        size_t cap = g->pend_online_cap ? g->pend_online_cap * 2u : 64u;
-        struct pending_online *p;
-        if (cap > PRESENCE_MAX_PENDING_ONLINE) {
-            if (plugin__rate_ok(&g->rl_payload, 5, "presence updates dropped"))
-                mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: presence queue full, dropping update");
-            return;
-        }
-        p = realloc(g->pend_online, cap * sizeof(*p));
-        if (p == NULL) return;
-        g->pend_online = p;
-        g->pend_online_cap = cap;
+    struct presence *pr = g->presence;
+    struct pending_online *p;
+    if (pr->pend_n >= PRESENCE_MAX_PENDING_ONLINE) {
+        if (plugin__rate_ok(&pr->rl, 5, "presence updates dropped"))
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: presence queue full, dropping update");
+        return;
     }
-    struct pending_online *e = &g->pend_online[g->pend_online_n++];
+    p = giz_array_reserve(pr->pend, &pr->pend_cap, pr->pend_n + 1u, sizeof(*p), 64u,
+                          PRESENCE_MAX_PENDING_ONLINE);
+    if (p == NULL) return;
+    pr->pend = p;
+    struct pending_online *e = &pr->pend[pr->pend_n++];
     snprintf(e->did, sizeof(e->did), "%s", did);
     e->online = online;
     e->at = plugin__unix_now();
@@ -140,13 +171,10 @@ bool presence__app_bound(const struct app_state *app, const char *did, size_t di
 static int app_append(struct app_state *app, const char *did)
 {
     if (strlen(did) != GIZ_DID_LEN) return 0;
-    if (app->ndids == app->cap) {
-        size_t cap = app->cap ? app->cap * 2u : 8u;
-        char(*d)[GIZ_DID_SIZE] = realloc(app->dids, cap * sizeof(*d));
-        if (d == NULL) return -1;
-        app->dids = d;
-        app->cap = cap;
-    }
+    char(*d)[GIZ_DID_SIZE] =
+        giz_array_reserve(app->dids, &app->cap, app->ndids + 1u, sizeof(*d), 8u, SIZE_MAX);
+    if (d == NULL) return -1;
+    app->dids = d;
     memcpy(app->dids[app->ndids], did, GIZ_DID_SIZE);
     app->ndids++;
     return 0;
@@ -185,7 +213,7 @@ static void client_offline(struct gizp *g, struct mosquitto *ctx)
 {
     struct client cl;
     struct client *c = &cl;
-    if (!client_untag(map__remove(&g->clients, &ctx, sizeof(ctx)), c)) return;
+    if (!client_untag(giz_map_remove(&g->presence->clients, &ctx, sizeof(ctx)), c)) return;
     if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
         struct did_state *ds = c->dev;
         if (ds->device_conns > 0) ds->device_conns--;
@@ -196,7 +224,7 @@ static void client_offline(struct gizp *g, struct mosquitto *ctx)
         struct app_state *app = c->app;
         if (app->conns > 0) app->conns--;
         if (app->conns == 0) {
-            map__remove(&g->apps, app->client_id, strlen(app->client_id));
+            giz_map_remove(&g->presence->apps, app->client_id, strlen(app->client_id));
             app_count_all(g, app, -1);
             app_free(app);
         }
@@ -208,21 +236,19 @@ static int client_add(struct gizp *g, struct mosquitto *ctx, const struct client
     void *old = NULL;
     /* A context authenticating twice would be a broker change; keep counts right. */
     client_offline(g, ctx);
-    if (map__put(&g->clients, &ctx, sizeof(ctx), client_tag(c), &old) != 0) return -1;
+    if (giz_map_put(&g->presence->clients, &ctx, sizeof(ctx), client_tag(c), &old) != 0) return -1;
     return 0;
 }
 
 /* Remembers that did logged in with apps online (0x0210 on the next TICK). */
 static void new_dev_add(struct gizp *g, const char *did)
 {
-    if (g->new_devs_n == g->new_devs_cap) {
-        size_t cap = g->new_devs_cap ? g->new_devs_cap * 2u : 16u;
-        char(*d)[GIZ_DID_SIZE] = realloc(g->new_devs, cap * sizeof(*d));
-        if (d == NULL) return;
-        g->new_devs = d;
-        g->new_devs_cap = cap;
-    }
-    snprintf(g->new_devs[g->new_devs_n++], GIZ_DID_SIZE, "%s", did);
+    struct presence *pr = g->presence;
+    char(*d)[GIZ_DID_SIZE] = giz_array_reserve(pr->new_devs, &pr->new_devs_cap, pr->new_devs_n + 1u,
+                                               sizeof(*d), 16u, SIZE_MAX);
+    if (d == NULL) return;
+    pr->new_devs = d;
+    snprintf(pr->new_devs[pr->new_devs_n++], GIZ_DID_SIZE, "%s", did);
 }
 
 int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *did,
@@ -251,17 +277,17 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
     return 0;
 }
 
-void presence__push_new_devices(struct gizp *g)
+static void push_new_devices(struct gizp *g)
 {
-    for (size_t i = 0; i < g->new_devs_n; i++) {
-        struct did_state *ds = presence__did(g, g->new_devs[i]);
+    for (size_t i = 0; i < g->presence->new_devs_n; i++) {
+        struct did_state *ds = presence__did(g, g->presence->new_devs[i]);
         if (ds != NULL && ds->app_count > 0) push__app_count(g, ds);
     }
-    g->new_devs_n = 0;
-    if (g->new_devs_cap > 1024u) { /* after a login storm, give the memory back */
-        free(g->new_devs);
-        g->new_devs = NULL;
-        g->new_devs_cap = 0;
+    g->presence->new_devs_n = 0;
+    if (g->presence->new_devs_cap > 1024u) { /* after a login storm, give the memory back */
+        free(g->presence->new_devs);
+        g->presence->new_devs = NULL;
+        g->presence->new_devs_cap = 0;
     }
 }
 
@@ -276,7 +302,7 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
         return 0;
     }
     client_offline(g, ctx);
-    app = map__sget(&g->apps, client_id);
+    app = giz_map_sget(&g->presence->apps, client_id);
     if (app != NULL && strcmp(app->uid, uid) != 0) {
         /* Same client id, other user: cannot happen with store-issued ids;
          * re-derive the bindings rather than trusting the old ones. */
@@ -295,7 +321,8 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
         snprintf(app->client_id, sizeof(app->client_id), "%s", client_id);
         snprintf(app->uid, sizeof(app->uid), "%s", uid);
         if (giz_store_binding_list_by_user(g->store, uid, binding_cb, app) != GIZ_OK ||
-            map__put(&g->apps, app->client_id, strlen(app->client_id), app, &old) != 0) {
+            giz_map_put(&g->presence->apps, app->client_id, strlen(app->client_id), app, &old) !=
+                0) {
             app_free(app);
             return -1;
         }
@@ -311,27 +338,27 @@ int presence__app_online(struct gizp *g, struct mosquitto *ctx, const char *clie
     return 0;
 fail:
     if (app->conns == 0) {
-        map__remove(&g->apps, app->client_id, strlen(app->client_id));
+        giz_map_remove(&g->presence->apps, app->client_id, strlen(app->client_id));
         app_count_all(g, app, -1);
         app_free(app);
     }
     return -1;
 }
 
-void presence__gone_clear(struct gizp *g)
+static void gone_clear(struct gizp *g)
 {
-    if (g->gone.app != NULL) app_free(g->gone.app);
-    memset(&g->gone, 0, sizeof(g->gone));
+    if (g->presence->gone.app != NULL) app_free(g->presence->gone.app);
+    memset(&g->presence->gone, 0, sizeof(g->presence->gone));
 }
 
 /* Remembers who ctx was, for the will check that follows its DISCONNECT. */
 static void gone_remember(struct gizp *g, const struct mosquitto *ctx)
 {
     struct client cl;
-    presence__gone_clear(g);
+    gone_clear(g);
     if (!presence__client(g, ctx, &cl)) return;
     if (cl.kind == CLIENT_DEVICE && cl.dev != NULL) {
-        g->gone.dev = *cl.dev;
+        g->presence->gone.dev = *cl.dev;
     } else if (cl.kind == CLIENT_APP && cl.app != NULL) {
         struct app_state *a = malloc(sizeof(*a));
         if (a == NULL) return;
@@ -346,21 +373,21 @@ static void gone_remember(struct gizp *g, const struct mosquitto *ctx)
             }
             memcpy(a->dids, cl.app->dids, a->ndids * sizeof(*a->dids));
         }
-        g->gone.app = a;
+        g->presence->gone.app = a;
     } else {
         return;
     }
-    g->gone.kind = cl.kind;
-    g->gone.ctx = ctx;
+    g->presence->gone.kind = cl.kind;
+    g->presence->gone.ctx = ctx;
 }
 
 bool presence__gone_client(struct gizp *g, const struct mosquitto *ctx, struct client *out)
 {
     memset(out, 0, sizeof(*out));
-    if (ctx == NULL || g->gone.ctx != ctx) return false;
-    out->kind = g->gone.kind;
-    if (g->gone.kind == CLIENT_DEVICE) out->dev = &g->gone.dev;
-    if (g->gone.kind == CLIENT_APP) out->app = g->gone.app;
+    if (ctx == NULL || g->presence->gone.ctx != ctx) return false;
+    out->kind = g->presence->gone.kind;
+    if (g->presence->gone.kind == CLIENT_DEVICE) out->dev = &g->presence->gone.dev;
+    if (g->presence->gone.kind == CLIENT_APP) out->app = g->presence->gone.app;
     return true;
 }
 
@@ -388,22 +415,20 @@ static int expiry_walk_cb(const void *key, size_t klen, void *value, void *ud)
     (void)key;
     (void)klen;
     if (app->expire_at <= 0 || app->expire_at > w->now) return 0;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2u : 16u;
-        char(*ids)[GIZ_CLIENTID_SIZE] = realloc(w->ids, cap * sizeof(*ids));
-        if (ids == NULL) return 1;
-        w->ids = ids;
-        w->cap = cap;
-    }
+    char(*ids)[GIZ_CLIENTID_SIZE] =
+        giz_array_reserve(w->ids, &w->cap, w->n + 1u, sizeof(*ids), 16u, SIZE_MAX);
+    if (ids == NULL) return 1;
+    w->ids = ids;
     memcpy(w->ids[w->n++], app->client_id, GIZ_CLIENTID_SIZE);
     return 0;
 }
 
-void presence__expire_apps(struct gizp *g)
+/* Kicks app sessions whose token has expired. */
+static void expire_apps(struct gizp *g)
 {
     struct expiry_walk w = {plugin__unix_now(), NULL, 0, 0};
-    if (g->apps.count == 0) return;
-    map__foreach(&g->apps, expiry_walk_cb, &w);
+    if (g->presence->apps.count == 0) return;
+    giz_map_foreach(&g->presence->apps, expiry_walk_cb, &w);
     /* Kicked after the walk: each kick re-enters presence__disconnect_cb. */
     for (size_t i = 0; i < w.n; i++) {
         if (w.ids[i][0] == '\0') continue;
@@ -461,7 +486,7 @@ void presence__binding_changed(struct gizp *g, const char *uid, const char *did)
         return;
     }
     w.bound = rc == GIZ_OK;
-    map__foreach(&g->apps, binding_walk_cb, &w);
+    giz_map_foreach(&g->presence->apps, binding_walk_cb, &w);
     if (w.delta == 0) return;
     ds = did_get_or_create(g, did, strlen(did));
     if (ds == NULL) return;
@@ -474,161 +499,91 @@ void presence__binding_changed(struct gizp *g, const char *uid, const char *did)
     did_maybe_free(g, ds);
 }
 
-/* ---- device logs and the DB batch ---------------------------------------- */
+/* ---- life cycle, TICK, DB batch ------------------------------------------ */
 
-bool presence__log_allow(struct gizp *g, struct did_state *ds)
+int presence__init(struct gizp *g)
 {
-    uint32_t now = (uint32_t)plugin__now_ms();
-    uint64_t cap = (uint64_t)g->cfg.log_burst * 1000u;
-    uint64_t tokens;
-    if (now == 0) now = 1; /* 0 means "no record yet" */
-    if (ds->log_refill_ms == 0) {
-        ds->log_tokens = (uint32_t)cap;
-        ds->log_refill_ms = now;
-    }
-    tokens = ds->log_tokens + (uint64_t)(uint32_t)(now - ds->log_refill_ms) * g->cfg.log_rate;
-    ds->log_tokens = (uint32_t)(tokens > cap ? cap : tokens);
-    ds->log_refill_ms = now;
-    if (ds->log_tokens >= 1000u) {
-        ds->log_tokens -= 1000u;
-        return true;
-    }
-    g->logs_over_rate++;
-    if (plugin__rate_ok(&g->rl_lograte, 5, "over-rate device log lines"))
-        mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             "giz: device %s: 0x0012 log records over plugin_opt_log_rate (%u/s, "
-                             "burst %u) are not stored (%llu so far)",
-                             ds->did, g->cfg.log_rate, g->cfg.log_burst,
-                             (unsigned long long)g->logs_over_rate);
-    return false;
+    struct presence *pr = calloc(1, sizeof(*pr));
+    if (pr == NULL) return -1;
+    g->presence = pr;
+    if (giz_map_init(&pr->clients) != 0 || giz_map_init(&pr->dids) != 0 ||
+        giz_map_init(&pr->apps) != 0)
+        return -1;               /* presence__free releases what was made */
+    pr->clients.ptr_keys = true; /* keyed by mosquitto context pointers */
+    return 0;
 }
 
-void presence__prune(struct gizp *g, int64_t now_ms)
+void presence__tick(struct gizp *g, int64_t now_ms)
 {
-    int rc;
-    /* Runs on every TICK: also the hook of push.c's queue (releases paced
-     * messages, fallback timers). */
-    push__tick(g, now_ms);
-    if (now_ms - g->last_prune_ms < (int64_t)g->cfg.log_prune_ms || g->store == NULL) return;
-    g->last_prune_ms = now_ms;
-    /* The prune looks only at devices that logged since the last one. */
-    if (g->cfg.log_keep > 0 && g->logs_since_prune) {
-        g->logs_since_prune = false;
-        rc = giz_store_log_prune(g->store, g->cfg.log_keep);
-        if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "prune errors"))
-            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: device log pruning failed: %s: %s",
-                                 giz_strerror(rc), giz_store_errmsg(g->store));
+    struct presence *pr = g->presence;
+    if (pr->gone.ctx != NULL) gone_clear(g);
+    if (pr->new_devs_n > 0) push_new_devices(g);
+    if (now_ms - pr->last_expiry_ms >= 1000) {
+        pr->last_expiry_ms = now_ms;
+        expire_apps(g);
     }
-    rc = giz_store_outbox_prune(g->store, plugin__unix_now() - 3600);
-    if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "prune errors"))
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox pruning failed: %s: %s",
-                             giz_strerror(rc), giz_store_errmsg(g->store));
 }
 
-void presence__log_add(struct gizp *g, const char *did, int level, const void *tags,
-                       size_t tags_len, const void *source, size_t source_len, const void *content,
-                       size_t content_len)
+struct did_walk {
+    int (*cb)(struct did_state *ds, void *ud);
+    void *ud;
+};
+
+static int did_walk_cb(const void *key, size_t klen, void *value, void *ud)
 {
-    struct pending_log *e;
-    if (g->pend_log_n >= g->cfg.log_max) {
-        g->log_dropped++;
-        return;
-    }
-    if (g->pend_log_n == g->pend_log_cap) {
-        size_t cap = g->pend_log_cap ? g->pend_log_cap * 2u : 32u;
-        struct pending_log *p = realloc(g->pend_log, cap * sizeof(*p));
-        if (p == NULL) return;
-        g->pend_log = p;
-        g->pend_log_cap = cap;
-    }
-    e = &g->pend_log[g->pend_log_n];
-    e->text = malloc(tags_len + source_len + content_len + 1u);
-    if (e->text == NULL) return;
-    if (tags_len) memcpy(e->text, tags, tags_len);
-    if (source_len) memcpy(e->text + tags_len, source, source_len);
-    if (content_len) memcpy(e->text + tags_len + source_len, content, content_len);
-    e->text[tags_len + source_len + content_len] = '\0';
-    snprintf(e->did, sizeof(e->did), "%s", did);
-    e->level = level;
-    e->ts = plugin__unix_now();
-    e->tags_len = tags_len;
-    e->source_len = source_len;
-    e->content_len = content_len;
-    g->pend_log_n++;
+    const struct did_walk *w = ud;
+    (void)key;
+    (void)klen;
+    return w->cb(value, w->ud);
 }
 
-static void pending_logs_clear(struct gizp *g)
+void presence__foreach_did(struct gizp *g, int (*cb)(struct did_state *ds, void *ud), void *ud)
 {
-    for (size_t i = 0; i < g->pend_log_n; i++)
-        free(g->pend_log[i].text);
-    g->pend_log_n = 0;
+    struct did_walk w = {cb, ud};
+    giz_map_foreach(&g->presence->dids, did_walk_cb, &w);
 }
 
-void presence__flush(struct gizp *g)
+bool presence__pending(const struct gizp *g)
 {
-    int rc;
-    size_t i;
-    if (g->log_dropped > 0) {
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: %u device log records dropped (queue full)",
-                             g->log_dropped);
-        g->log_dropped = 0;
-    }
-    bool beat = push__beat_due(g, plugin__now_ms());
-    if (g->store == NULL || (g->pend_online_n == 0 && g->pend_log_n == 0)) {
-        if (beat) push__beat(g, plugin__now_ms()); /* alone: nothing else to write */
-        return;
-    }
-    rc = giz_store_begin(g->store);
-    if (rc != GIZ_OK) goto fail;
-    if (beat) push__beat(g, plugin__now_ms()); /* a failure is logged; the batch goes on */
-    for (i = 0; i < g->pend_online_n; i++) {
-        const struct pending_online *p = &g->pend_online[i];
-        rc = giz_store_device_set_online(g->store, p->did, p->online, p->at);
-        if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) goto fail_rollback;
-    }
-    for (i = 0; i < g->pend_log_n; i++) {
-        const struct pending_log *l = &g->pend_log[i];
-        rc = giz_store_log_insert(g->store, l->did, l->level, l->text, l->tags_len,
-                                  l->text + l->tags_len, l->source_len,
-                                  l->text + l->tags_len + l->source_len, l->content_len, l->ts);
-        if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND && rc != GIZ_ERR_INVAL) goto fail_rollback;
-    }
-    rc = giz_store_commit(g->store);
-    if (rc != GIZ_OK) goto fail_rollback;
-    if (g->pend_log_n > 0) g->logs_since_prune = true;
-    g->pend_online_n = 0;
-    pending_logs_clear(g);
-    return;
+    return g->presence->pend_n > 0;
+}
 
-fail_rollback:
-    giz_store_rollback(g->store);
-fail:
-    /* Kept for the next period (the DB may be briefly locked by the GService);
-     * logs are dropped if they pile up, presence changes are bounded. */
-    if (plugin__rate_ok(&g->rl_payload, 5, "DB batch errors"))
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: DB batch failed (%s), will retry: %s",
-                             giz_strerror(rc), giz_store_errmsg(g->store));
-    if (g->pend_log_n >= g->cfg.log_max) {
-        g->log_dropped += (unsigned)g->pend_log_n;
-        pending_logs_clear(g);
+int presence__write(struct gizp *g)
+{
+    const struct presence *pr = g->presence;
+    for (size_t i = 0; i < pr->pend_n; i++) {
+        const struct pending_online *p = &pr->pend[i];
+        int rc = giz_store_device_set_online(g->store, p->did, p->online, p->at);
+        if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) return rc;
     }
+    return GIZ_OK;
+}
+
+void presence__written(struct gizp *g)
+{
+    g->presence->pend_n = 0;
+}
+
+void presence__stats(const struct gizp *g, struct presence_stats *out)
+{
+    const struct presence *pr = g->presence;
+    memset(out, 0, sizeof(*out));
+    if (pr == NULL) return;
+    out->clients = pr->clients.count;
+    out->dids = pr->dids.count;
+    out->apps = pr->apps.count;
 }
 
 void presence__free(struct gizp *g)
 {
-    push__free(g); /* records the clean stop: needs the store, still open here */
-    presence__gone_clear(g);
-    free(g->new_devs);
-    g->new_devs = NULL;
-    g->new_devs_n = g->new_devs_cap = 0;
-    map__free(&g->clients, NULL); /* values are tagged pointers into dids / apps */
-    map__free(&g->apps, app_free);
-    map__free(&g->dids, free);
-    free(g->pend_online);
-    g->pend_online = NULL;
-    g->pend_online_n = g->pend_online_cap = 0;
-    pending_logs_clear(g);
-    free(g->pend_log);
-    g->pend_log = NULL;
-    g->pend_log_cap = 0;
+    struct presence *pr = g->presence;
+    if (pr == NULL) return;
+    gone_clear(g);
+    free(pr->new_devs);
+    giz_map_free(&pr->clients, NULL); /* values are tagged pointers into dids / apps */
+    giz_map_free(&pr->apps, app_free);
+    giz_map_free(&pr->dids, free);
+    free(pr->pend);
+    free(pr);
+    g->presence = NULL;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
- * What the cloud itself says to devices, and the device messages it reads.
+ * What the cloud itself says to devices (the device messages it reads are
+ * message.c's).
  *
  * Out: bare 0x0210 (online-app count), 0x0211 (OTA v4.1 notice) and 0x020E
  * (OTA v4.0 with fid and URL) on ser2cli_res/<DID>, encoded with the shared
@@ -25,16 +26,6 @@
  * stale and skipped): OTA_PUSH (one DID or a product), DEVICE_DISABLED
  * (forget cached credentials, kick the session), BINDING (recount).
  *
- * In (MOSQ_EVT_MESSAGE): 0x020F on ser2cli_req or cli2ser_req from a device
- * is answered with 0x0210; 0x021E (reset notice), 0x021C (version report)
- * and 0x022C (OTA progress) on either topic get an info log line; 0x0012
- * log records a device publishes on
- * dev2app/<DID> are stored (and still delivered) up to log_rate per device
- * per second (token bucket of log_burst); over the rate they are delivered
- * but not stored. Payloads are decoded with
- * giz_msg_decode; malformed ones get a rate-limited log line and are never
- * acted on. Business messages pass through untouched (only delayed).
- *
  * Liveness: a heartbeat row in the store (giz_store_broker_*) written about
  * every 5 s inside the DB batch, marked stopped at a clean stop.
  */
@@ -48,11 +39,11 @@
 
 #define OUTBOX_BATCH 256u
 #define PUSH_BUF 640u
-#define DEVQ_MAX_MSGS 32u               /* queued messages per device */
-#define DEVQ_MAX_BYTES (32u * 1024u)    /* queued payload bytes per device */
-#define DEVQ_CLOUD_EXTRA 8u             /* more messages allowed for the cloud's own */
-#define PUSHQ_MAX_BYTES (16u << 20)     /* all devices; beyond, app messages pass unpaced */
-#define BEAT_MS 5000                    /* broker heartbeat period */
+#define DEVQ_MAX_MSGS 32u            /* queued messages per device */
+#define DEVQ_MAX_BYTES (32u * 1024u) /* queued payload bytes per device */
+#define DEVQ_CLOUD_EXTRA 8u          /* more messages allowed for the cloud's own */
+#define PUSHQ_MAX_BYTES (16u << 20)  /* all devices; beyond, app messages pass unpaced */
+#define BEAT_MS 5000                 /* broker heartbeat period */
 
 /* ---- per-device queue -------------------------------------------------------- */
 
@@ -61,42 +52,43 @@ enum msg_kind { MSG_APP = 0, MSG_COUNT = 1, MSG_OTA = 2 };
 
 struct devq_msg {
     struct devq_msg *next;
-    uint32_t len;      /* payload bytes */
-    uint8_t kind;      /* enum msg_kind: a queued MSG_COUNT is replaced by a newer count */
+    uint32_t len; /* payload bytes */
+    uint8_t kind; /* enum msg_kind: a queued MSG_COUNT is replaced by a newer count */
     uint8_t qos;
-    uint8_t data[];    /* payload, then the topic with its NUL */
+    uint8_t data[]; /* payload, then the topic with its NUL */
 };
 
 /* A DID with something to track: from its device's BASIC_AUTH until it is
  * ready, or while packets toward it are being paced. Absent = the device
  * is ready and nothing was sent to it for device_gap_ms. */
 struct devq {
-    struct devq *prev, *next;      /* in waiting (a fallback timer runs, by timer_ms), in
-                                      ready (by last_tx_ms), or in no list (not ready, no
-                                      timer: waits for SUBSCRIBEs) */
+    struct devq *prev, *next; /* in waiting (a fallback timer runs, by timer_ms), in
+                                 ready (by last_tx_ms), or in no list (not ready, no
+                                 timer: waits for SUBSCRIBEs) */
     struct devq_msg *head, *tail;
-    const struct mosquitto *ctx;   /* the newest device context (NULL: ready before we looked) */
-    int64_t login_ms;              /* BASIC_AUTH of ctx */
-    int64_t res_ms;                /* ser2cli_res granted (0: not yet) */
-    int64_t timer_ms;              /* start of the fallback timer (in waiting) */
-    int64_t last_tx_ms;            /* last packet the cloud let go toward the device */
+    const struct mosquitto *ctx; /* the newest device context (NULL: ready before we looked) */
+    int64_t login_ms;            /* BASIC_AUTH of ctx */
+    int64_t res_ms;              /* ser2cli_res granted (0: not yet) */
+    int64_t timer_ms;            /* start of the fallback timer (in waiting) */
+    int64_t last_tx_ms;          /* last packet the cloud let go toward the device */
     uint32_t n, bytes;
-    uint8_t subs;                  /* SUB_* granted on ctx */
+    uint8_t subs; /* SUB_* granted on ctx */
     bool ready;
-    bool persistent;               /* clean session 0: may keep its subscriptions, not resend */
+    bool persistent; /* clean session 0: may keep its subscriptions, not resend */
     char did[GIZ_DID_SIZE];
 };
 
 struct push_state {
-    struct map q;                  /* DID -> struct devq */
-    struct devq waiting, ready;    /* list heads (sentinels); both ordered by their time */
-    size_t bytes;                  /* queued payload bytes, all devices */
+    struct giz_map q;           /* DID -> struct devq */
+    struct devq waiting, ready; /* list heads (sentinels); both ordered by their time */
+    size_t bytes;               /* queued payload bytes, all devices */
     int64_t last_beat_ms;
     int64_t pid;
-    bool beat_started;             /* the broker row is ours */
+    bool beat_started; /* the broker row is ours */
     uint64_t paced, dropped, held_for_sub;
-    struct rate_limit rl;
-    struct rate_limit rl_report; /* 0x021E / 0x021C / 0x022C info lines */
+    int64_t outbox_last_id;     /* outbox items up to this id were acted on */
+    struct rate_limit rl;       /* "send queue full" lines */
+    struct rate_limit rl_store; /* outbox / heartbeat errors */
 };
 
 static void list_init(struct devq *head)
@@ -126,7 +118,7 @@ static struct push_state *ps_get(struct gizp *g)
     if (g->push == NULL) {
         struct push_state *ps = calloc(1, sizeof(*ps));
         if (ps == NULL) return NULL;
-        if (map__init(&ps->q) != 0) {
+        if (giz_map_init(&ps->q) != 0) {
             free(ps);
             return NULL;
         }
@@ -168,13 +160,13 @@ static void devq_free(struct push_state *ps, struct devq *q)
 {
     list_del(q);
     devq_clear(ps, q);
-    map__remove(&ps->q, q->did, strlen(q->did));
+    giz_map_remove(&ps->q, q->did, strlen(q->did));
     free(q);
 }
 
 static struct devq *devq_get(struct gizp *g, const char *did)
 {
-    return g->push != NULL ? map__sget(&g->push->q, did) : NULL;
+    return g->push != NULL ? giz_map_sget(&g->push->q, did) : NULL;
 }
 
 /* A ready entry created on first traffic (the device was ready and idle). */
@@ -187,7 +179,7 @@ static struct devq *devq_create(struct push_state *ps, const char *did)
     q = calloc(1, sizeof(*q));
     if (q == NULL) return NULL;
     memcpy(q->did, did, n + 1);
-    if (map__put(&ps->q, q->did, n, q, &old) != 0) {
+    if (giz_map_put(&ps->q, q->did, n, q, &old) != 0) {
         free(q);
         return NULL;
     }
@@ -202,8 +194,7 @@ static void devq_sent(struct push_state *ps, struct devq *q, int64_t now)
     if (q->ready) list_add_tail(&ps->ready, q);
 }
 
-static void publish_to(const char *did, const char *topic, const uint8_t *buf, size_t len,
-                       int qos)
+static void publish_to(const char *did, const char *topic, const uint8_t *buf, size_t len, int qos)
 {
     int rc = mosquitto_broker_publish_copy(did, topic, (int)len, buf, qos, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
@@ -213,8 +204,8 @@ static void publish_to(const char *did, const char *topic, const uint8_t *buf, s
 
 /* Appends a copy (a queued count is updated in place instead). false if
  * over the device's bounds or out of memory (the message is not queued). */
-static bool devq_push(struct push_state *ps, struct devq *q, const char *topic,
-                      const uint8_t *buf, size_t len, int qos, enum msg_kind kind)
+static bool devq_push(struct push_state *ps, struct devq *q, const char *topic, const uint8_t *buf,
+                      size_t len, int qos, enum msg_kind kind)
 {
     size_t tlen = strlen(topic);
     struct devq_msg *m;
@@ -229,7 +220,8 @@ static bool devq_push(struct push_state *ps, struct devq *q, const char *topic,
     /* The cloud's own few messages (one count at most, OTA notices) have
      * headroom over the app messages' bound: an app flood cannot crowd them out. */
     uint32_t max_n = kind == MSG_APP ? DEVQ_MAX_MSGS : DEVQ_MAX_MSGS + DEVQ_CLOUD_EXTRA;
-    uint32_t max_b = kind == MSG_APP ? DEVQ_MAX_BYTES : DEVQ_MAX_BYTES + DEVQ_CLOUD_EXTRA * PUSH_BUF;
+    uint32_t max_b =
+        kind == MSG_APP ? DEVQ_MAX_BYTES : DEVQ_MAX_BYTES + DEVQ_CLOUD_EXTRA * PUSH_BUF;
     if (q->n >= max_n || q->bytes > max_b || len > max_b - q->bytes) return false;
     m = malloc(sizeof(*m) + len + tlen + 1u);
     if (m == NULL) return false;
@@ -285,9 +277,9 @@ static void send_to_device(struct gizp *g, const char *did, const uint8_t *buf, 
     char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
     struct push_state *ps = ps_get(g);
     struct devq *q;
-    int64_t now = plugin__now_ms();
+    int64_t now = (int64_t)giz_mono_ms();
     snprintf(topic, sizeof(topic), "ser2cli_res/%s", did);
-    q = ps != NULL ? map__sget(&ps->q, did) : NULL;
+    q = ps != NULL ? giz_map_sget(&ps->q, did) : NULL;
     if (ps == NULL) {
         publish_to(did, topic, buf, len, 0);
         return;
@@ -316,7 +308,7 @@ void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char 
     struct push_state *ps = ps_get(g);
     struct devq *q;
     if (ps == NULL) return;
-    q = map__sget(&ps->q, did);
+    q = giz_map_sget(&ps->q, did);
     if (q == NULL) q = devq_create(ps, did);
     if (q == NULL) return;
     /* A new connection: whatever the old one had subscribed is gone (clean
@@ -325,7 +317,7 @@ void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char 
     q->ready = false;
     q->subs = 0;
     q->res_ms = 0;
-    q->login_ms = plugin__now_ms();
+    q->login_ms = (int64_t)giz_mono_ms();
     q->last_tx_ms = q->login_ms; /* its CONNACK */
     q->persistent = !mosquitto_client_clean_session(ctx);
     list_del(q);
@@ -364,7 +356,7 @@ void push__subscribed(struct gizp *g, const struct mosquitto *ctx, const struct 
         bit = SUB_APP;
     else
         return;
-    int64_t now = plugin__now_ms();
+    int64_t now = (int64_t)giz_mono_ms();
     q->subs |= bit;
     if (bit == SUB_RES && q->res_ms == 0) { /* the fallback timer starts */
         q->res_ms = q->timer_ms = now;
@@ -411,16 +403,13 @@ int push__loop_timeout(struct gizp *g, int timeout_ms)
     struct push_state *ps = g->push;
     int64_t due, now;
     if (ps == NULL || ps->ready.next == &ps->ready) return timeout_ms;
-    now = plugin__now_ms();
+    now = (int64_t)giz_mono_ms();
     due = ps->ready.next->last_tx_ms + (int64_t)g->cfg.device_gap_ms - now;
     if (due < 0) due = 0;
     return timeout_ms < 0 || due < timeout_ms ? (int)due : timeout_ms;
 }
 
-/* MESSAGE from an app on app2dev/<DID>/<cid> (the ACL has checked it):
- * MOSQ_ERR_SUCCESS to let mosquitto route it now, MOSQ_ERR_ACL_DENIED when
- * it was taken out to be sent later (or dropped, queue full). */
-static int pace_app_message(struct gizp *g, const struct mosquitto_evt_message *ed)
+int push__pace_app_message(struct gizp *g, const struct mosquitto_evt_message *ed)
 {
     const char *did = ed->topic + 8;
     const char *slash = strchr(did, '/');
@@ -437,8 +426,8 @@ static int pace_app_message(struct gizp *g, const struct mosquitto_evt_message *
     if (ds == NULL || ds->device_conns == 0) return MOSQ_ERR_SUCCESS; /* nobody to pace for */
     ps = ps_get(g);
     if (ps == NULL) return MOSQ_ERR_SUCCESS;
-    now = plugin__now_ms();
-    q = map__sget(&ps->q, key);
+    now = (int64_t)giz_mono_ms();
+    q = giz_map_sget(&ps->q, key);
     if (q == NULL) {
         q = devq_create(ps, key);
         if (q != NULL) devq_sent(ps, q, now);
@@ -498,9 +487,21 @@ void push__beat(struct gizp *g, int64_t now_ms)
         rc = giz_store_broker_start(g->store, ps->pid, 0);
         if (rc == GIZ_OK) ps->beat_started = true;
     }
-    if (rc != GIZ_OK && plugin__rate_ok(&g->rl_payload, 5, "heartbeat errors"))
+    if (rc != GIZ_OK && plugin__rate_ok(&ps->rl_store, 5, "heartbeat errors"))
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: broker heartbeat not written: %s: %s",
                              giz_strerror(rc), giz_store_errmsg(g->store));
+}
+
+int push__init(struct gizp *g)
+{
+    struct push_state *ps = ps_get(g);
+    if (ps == NULL) return -1;
+    if (giz_store_outbox_last_id(g->store, &ps->outbox_last_id) != GIZ_OK) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_path,
+                             giz_store_errmsg(g->store));
+        return -1;
+    }
+    return 0;
 }
 
 void push__free(struct gizp *g)
@@ -513,7 +514,7 @@ void push__free(struct gizp *g)
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: clean stop not recorded: %s",
                                  giz_strerror(rc));
     }
-    map__free(&ps->q, devq_drop); /* every record, in a list or not */
+    giz_map_free(&ps->q, devq_drop); /* every record, in a list or not */
     free(ps);
     g->push = NULL;
 }
@@ -538,9 +539,9 @@ void push__app_count(struct gizp *g, struct did_state *ds)
     send_to_device(g, ds->did, buf, len, MSG_COUNT);
 }
 
-/* The answer to a device's own 0x020F: it asked, so it listens; the answer
- * skips the subscription wait but is still paced. */
-static void answer_app_count(struct gizp *g, struct did_state *ds)
+/* It asked, so it listens: the answer skips the subscription wait but is
+ * still paced. */
+void push__answer_app_count(struct gizp *g, struct did_state *ds)
 {
     uint8_t buf[16];
     size_t len = 0;
@@ -550,7 +551,7 @@ static void answer_app_count(struct gizp *g, struct did_state *ds)
         char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
         snprintf(topic, sizeof(topic), "ser2cli_res/%s", ds->did);
         publish_to(ds->did, topic, buf, len, 0);
-        q->last_tx_ms = plugin__now_ms();
+        q->last_tx_ms = (int64_t)giz_mono_ms();
         return;
     }
     send_to_device(g, ds->did, buf, len, MSG_COUNT);
@@ -593,12 +594,9 @@ struct ota_walk {
     unsigned sent;
 };
 
-static int ota_walk_cb(const void *key, size_t klen, void *value, void *ud)
+static int ota_walk_cb(struct did_state *ds, void *ud)
 {
     struct ota_walk *w = ud;
-    struct did_state *ds = value;
-    (void)key;
-    (void)klen;
     if (ds->device_conns > 0 && strcmp(ds->product_key, w->it->product_key) == 0) {
         ota_send(w->g, w->it, ds->did);
         w->sent++;
@@ -616,7 +614,7 @@ static void handle_ota(struct gizp *g, const struct giz_outbox_item *it)
             w.sent = 1;
         }
     } else if (it->product_key[0] != '\0') {
-        map__foreach(&g->dids, ota_walk_cb, &w);
+        presence__foreach_did(g, ota_walk_cb, &w);
     }
     mosquitto_log_printf(
         MOSQ_LOG_NOTICE, "giz: OTA push #%lld (%s%s, v%d type %d) sent to %u online device(s)",
@@ -641,14 +639,16 @@ static int outbox_cb(const struct giz_outbox_item *it, void *ud)
 
 void push__poll_outbox(struct gizp *g)
 {
+    struct push_state *ps = g->push;
     struct outbox_batch b;
     int rc;
+    if (ps == NULL) return;
     b.items = malloc(OUTBOX_BATCH * sizeof(*b.items));
     b.n = 0;
     if (b.items == NULL) return;
-    rc = giz_store_outbox_fetch(g->store, g->outbox_last_id, OUTBOX_BATCH, outbox_cb, &b);
+    rc = giz_store_outbox_fetch(g->store, ps->outbox_last_id, OUTBOX_BATCH, outbox_cb, &b);
     if (rc != GIZ_OK) {
-        if (plugin__rate_ok(&g->rl_payload, 5, "outbox errors"))
+        if (plugin__rate_ok(&ps->rl_store, 5, "outbox errors"))
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox read failed: %s: %s",
                                  giz_strerror(rc), giz_store_errmsg(g->store));
         free(b.items);
@@ -658,7 +658,7 @@ void push__poll_outbox(struct gizp *g)
      * callback, and BINDING needs the store again. */
     for (size_t i = 0; i < b.n; i++) {
         const struct giz_outbox_item *it = &b.items[i];
-        if (it->id > g->outbox_last_id) g->outbox_last_id = it->id;
+        if (it->id > ps->outbox_last_id) ps->outbox_last_id = it->id;
         switch (it->kind) {
         case GIZ_OUTBOX_OTA_PUSH:
             handle_ota(g, it);
@@ -682,120 +682,4 @@ void push__poll_outbox(struct gizp *g)
         }
     }
     free(b.items);
-}
-
-/* ---- MESSAGE ----------------------------------------------------------------- */
-
-static void log_bad_payload(struct gizp *g, const char *did, const char *topic,
-                            const struct giz_error *err)
-{
-    if (plugin__rate_ok(&g->rl_payload, 10, "malformed payload lines"))
-        mosquitto_log_printf(MOSQ_LOG_WARNING,
-                             "giz: dropped malformed payload from %s on %s: %s at byte %zu (%s)",
-                             did, topic, giz_strerror(err->code), err->offset, err->text);
-}
-
-/* Copies v into out (cap bytes) as printable ASCII ('?' for anything else). */
-static void printable(struct giz_view v, char *out, size_t cap)
-{
-    size_t n = v.len < cap - 1 ? v.len : cap - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = v.ptr[i] >= 0x20 && v.ptr[i] < 0x7f ? (char)v.ptr[i] : '?';
-    out[n] = '\0';
-}
-
-/* 0x021E / 0x021C / 0x022C from newer firmware: an info line (rate-limited)
- * and a device log record (level info, source "cli2ser_req", under the
- * device's log_rate bucket), so they show in GET /admin/devices/<DID>/logs. */
-static void record_report(struct gizp *g, struct did_state *ds, const struct giz_msg *msg)
-{
-    char text[400], a[96], b[96], c[160];
-    const char *tag = giz_cmd_name(msg->cmd);
-    struct push_state *ps = ps_get(g);
-    int n;
-    switch (msg->cmd) {
-    case GIZ_CMD_RESET_NOTICE:
-        n = snprintf(text, sizeof(text), "device reset (0x021E%s)",
-                     msg->u.reset.long_form ? ", with flags" : "");
-        break;
-    case GIZ_CMD_VERSION_REPORT:
-        printable(msg->u.version.module, a, sizeof(a));
-        printable(msg->u.version.mcu, b, sizeof(b));
-        printable(msg->u.version.subdev, c, sizeof(c));
-        n = snprintf(text, sizeof(text), "versions: module \"%s\" MCU \"%s\"%s%s%s (flags 0x%04x)",
-                     a, b, c[0] ? " sub-device \"" : "", c, c[0] ? "\"" : "",
-                     msg->u.version.flags);
-        break;
-    case GIZ_CMD_OTA_PROGRESS:
-        printable(msg->u.ota_progress.version, a, sizeof(a));
-        printable(msg->u.ota_progress.info, c, sizeof(c));
-        n = snprintf(text, sizeof(text), "OTA %s %u%% to \"%s\": %s",
-                     msg->u.ota_progress.flags & GIZ_OTAFLAG_MCU ? "MCU" : "module",
-                     (unsigned)msg->u.ota_progress.percent, a, c);
-        break;
-    default:
-        return;
-    }
-    if (n < 0) return;
-    if (ps == NULL || plugin__rate_ok(&ps->rl_report, 20, "device report lines"))
-        giz_log(GIZ_LOG_INFO, "device %s: %s", ds->did, text);
-    if (presence__log_allow(g, ds))
-        presence__log_add(g, ds->did, GIZ_LOGLVL_INFO, tag, strlen(tag), "cli2ser_req", 11, text,
-                          strlen(text));
-}
-
-/* true if a framed payload announces command `cmd` (cheap peek before a full decode). */
-static bool framed_cmd_is(const uint8_t *p, size_t len, uint16_t cmd)
-{
-    uint32_t v = 0;
-    size_t used = 0;
-    if (len < 8 || p[0] != 0 || p[1] != 0 || p[2] != 0 || p[3] != 3) return false;
-    if (giz_varint_decode(p + 4, len - 4, &v, &used) != GIZ_OK) return false;
-    if (4 + used + 3 > len) return false;
-    return (uint16_t)((p[4 + used + 1] << 8) | p[4 + used + 2]) == cmd;
-}
-
-int push__message_cb(int event, void *event_data, void *userdata)
-{
-    struct mosquitto_evt_message *ed = event_data;
-    struct gizp *g = userdata;
-    struct client cl;
-    const struct client *c = presence__client(g, ed->client, &cl) ? &cl : NULL;
-    const uint8_t *payload = ed->payload;
-    size_t len = ed->payloadlen;
-    struct giz_msg msg;
-    struct giz_error err;
-    (void)event;
-    if (c != NULL && c->kind == CLIENT_APP && ed->topic != NULL &&
-        strncmp(ed->topic, "app2dev/", 8) == 0)
-        return pace_app_message(g, ed);
-    if (c == NULL || c->kind != CLIENT_DEVICE || c->dev == NULL || ed->topic == NULL)
-        return MOSQ_ERR_SUCCESS;
-    struct did_state *ds = c->dev;
-    if (strcmp(ed->topic, "ser2cli_req") == 0 || strcmp(ed->topic, "cli2ser_req") == 0) {
-        memset(&err, 0, sizeof(err));
-        if (giz_msg_decode(payload, len, &msg, &err) != GIZ_OK) {
-            log_bad_payload(g, ds->did, ed->topic, &err);
-        } else if (msg.cmd == GIZ_CMD_APP_COUNT_REQ) {
-            answer_app_count(g, ds);
-        } else if (msg.cmd == GIZ_CMD_RESET_NOTICE || msg.cmd == GIZ_CMD_VERSION_REPORT ||
-                   msg.cmd == GIZ_CMD_OTA_PROGRESS) {
-            record_report(g, ds, &msg);
-        } else if (plugin__rate_ok(&g->rl_payload, 10, "unexpected request lines")) {
-            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: ignored command 0x%04x from %s on %s",
-                                 msg.cmd, ds->did, ed->topic);
-        }
-        return MOSQ_ERR_SUCCESS;
-    }
-    if (strncmp(ed->topic, "dev2app/", 8) == 0 && framed_cmd_is(payload, len, GIZ_CMD_LOG)) {
-        memset(&err, 0, sizeof(err));
-        if (giz_msg_decode(payload, len, &msg, &err) != GIZ_OK) {
-            log_bad_payload(g, ds->did, ed->topic, &err);
-        } else if (presence__log_allow(g, ds)) {
-            presence__log_add(g, ds->did, msg.u.log.level, msg.u.log.tags.ptr, msg.u.log.tags.len,
-                              msg.u.log.source.ptr, msg.u.log.source.len, msg.u.log.content.ptr,
-                              msg.u.log.content.len);
-        }
-    }
-    return MOSQ_ERR_SUCCESS;
 }

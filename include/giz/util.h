@@ -85,4 +85,17 @@ uint8_t *giz_buf_take(struct giz_buf *b, size_t *len);
 /* Frees the memory; the buffer is empty afterwards (cap kept). NULL is ok. */
 void giz_buf_free(struct giz_buf *b);
 
+/* ---- growable arrays ---------------------------------------------------------------- */
+
+/* Makes room for at least `need` elements of elem_size bytes in the array
+ * `data` whose capacity (in elements) is *cap: returns data itself when it
+ * is already big enough, else the reallocated array (capacity doubled from
+ * min_cap until it holds need, never above max_cap -- SIZE_MAX means "as
+ * many as fit in memory"; *cap updated; the new slots are zeroed). Returns NULL when need > max_cap or out of memory:
+ * data and *cap are then unchanged and still valid. The caller stores the
+ * result (p = giz_array_reserve(p, &cap, n + 1, sizeof(*p), 16, MAX)) and
+ * frees it with free(). data may be NULL with *cap 0. */
+void *giz_array_reserve(void *data, size_t *cap, size_t need, size_t elem_size, size_t min_cap,
+                        size_t max_cap);
+
 #endif

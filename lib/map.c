@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
- * A small chained hash map keyed by byte strings, used for the plugin's
- * tables (credential cache, clients by context pointer, DIDs, apps, peer
- * addresses). Keys come from the network (client ids, DIDs), so buckets are
- * chosen with SipHash-2-4 under a per-map random key: a client cannot
- * predict collisions and slow the broker's thread down.
+ * The generic hash map of include/giz/map.h: chained buckets keyed by byte
+ * strings (the plugin's tables: clients by context pointer, DIDs, apps,
+ * back-off records, per-address counts, send queues). Keys come from the
+ * network (client ids, DIDs), so buckets are chosen with SipHash-2-4 under a
+ * per-map random key: a client cannot predict collisions and slow the
+ * broker's thread down. Pointer-keyed maps use a cheaper keyed mix.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "giz/crypto.h"
-#include "plugin.h"
+#include "giz/error.h"
+#include "giz/map.h"
 
 #define MAP_INITIAL_BUCKETS 64u
 
@@ -89,13 +91,13 @@ static uint64_t ptr_hash(uint64_t k0, const unsigned char *in)
     return x;
 }
 
-static uint64_t map_hash(const struct map *m, const void *key, size_t klen)
+static uint64_t map_hash(const struct giz_map *m, const void *key, size_t klen)
 {
     if (m->ptr_keys && klen == sizeof(uint64_t)) return ptr_hash(m->k0, key);
     return siphash24(m->k0, m->k1, key, klen);
 }
 
-int map__init(struct map *m)
+int giz_map_init(struct giz_map *m)
 {
     uint64_t key[2];
     memset(m, 0, sizeof(*m));
@@ -108,13 +110,13 @@ int map__init(struct map *m)
     return 0;
 }
 
-void map__free(struct map *m, void (*free_value)(void *))
+void giz_map_free(struct giz_map *m, void (*free_value)(void *))
 {
     if (m == NULL || m->buckets == NULL) return;
     for (size_t i = 0; i < m->nbuckets; i++) {
-        struct map_entry *e = m->buckets[i];
+        struct giz_map_entry *e = m->buckets[i];
         while (e != NULL) {
-            struct map_entry *next = e->next;
+            struct giz_map_entry *next = e->next;
             if (free_value != NULL) free_value(e->value);
             free(e);
             e = next;
@@ -126,9 +128,10 @@ void map__free(struct map *m, void (*free_value)(void *))
     m->count = 0;
 }
 
-static struct map_entry **map_slot(const struct map *m, const void *key, size_t klen, uint64_t hash)
+static struct giz_map_entry **map_slot(const struct giz_map *m, const void *key, size_t klen,
+                                       uint64_t hash)
 {
-    struct map_entry **pe = &m->buckets[hash & (m->nbuckets - 1u)];
+    struct giz_map_entry **pe = &m->buckets[hash & (m->nbuckets - 1u)];
     while (*pe != NULL) {
         if ((*pe)->hash == hash && (*pe)->klen == klen && memcmp((*pe)->key, key, klen) == 0) break;
         pe = &(*pe)->next;
@@ -136,29 +139,29 @@ static struct map_entry **map_slot(const struct map *m, const void *key, size_t 
     return pe;
 }
 
-void *map__get(const struct map *m, const void *key, size_t klen)
+void *giz_map_get(const struct giz_map *m, const void *key, size_t klen)
 {
     if (m->buckets == NULL) return NULL;
     uint64_t hash = map_hash(m, key, klen);
-    struct map_entry **pe = map_slot(m, key, klen, hash);
+    struct giz_map_entry **pe = map_slot(m, key, klen, hash);
     return *pe != NULL ? (*pe)->value : NULL;
 }
 
-void *map__sget(const struct map *m, const char *key)
+void *giz_map_sget(const struct giz_map *m, const char *key)
 {
-    return map__get(m, key, strlen(key));
+    return giz_map_get(m, key, strlen(key));
 }
 
 /* Doubles the bucket array; on ENOMEM the map simply stays denser. */
-static void map_grow(struct map *m)
+static void map_grow(struct giz_map *m)
 {
     size_t n = m->nbuckets * 2u;
-    struct map_entry **b = calloc(n, sizeof(*b));
+    struct giz_map_entry **b = calloc(n, sizeof(*b));
     if (b == NULL) return;
     for (size_t i = 0; i < m->nbuckets; i++) {
-        struct map_entry *e = m->buckets[i];
+        struct giz_map_entry *e = m->buckets[i];
         while (e != NULL) {
-            struct map_entry *next = e->next;
+            struct giz_map_entry *next = e->next;
             e->next = b[e->hash & (n - 1u)];
             b[e->hash & (n - 1u)] = e;
             e = next;
@@ -169,19 +172,19 @@ static void map_grow(struct map *m)
     m->nbuckets = n;
 }
 
-int map__put(struct map *m, const void *key, size_t klen, void *value, void **old)
+int giz_map_put(struct giz_map *m, const void *key, size_t klen, void *value, void **old)
 {
     if (old != NULL) *old = NULL;
     if (m->buckets == NULL || klen > UINT32_MAX) return -1;
     uint64_t hash = map_hash(m, key, klen);
-    struct map_entry **pe = map_slot(m, key, klen, hash);
+    struct giz_map_entry **pe = map_slot(m, key, klen, hash);
     if (*pe != NULL) {
         if (old != NULL) *old = (*pe)->value;
         (*pe)->value = value;
         return 0;
     }
     /* The key starts at offsetof(key), inside the struct's tail padding. */
-    struct map_entry *e = malloc(offsetof(struct map_entry, key) + klen + 1u);
+    struct giz_map_entry *e = malloc(offsetof(struct giz_map_entry, key) + klen + 1u);
     if (e == NULL) return -1;
     e->next = NULL;
     e->hash = hash;
@@ -197,12 +200,12 @@ int map__put(struct map *m, const void *key, size_t klen, void *value, void **ol
     return 0;
 }
 
-void *map__remove(struct map *m, const void *key, size_t klen)
+void *giz_map_remove(struct giz_map *m, const void *key, size_t klen)
 {
     if (m->buckets == NULL) return NULL;
     uint64_t hash = map_hash(m, key, klen);
-    struct map_entry **pe = map_slot(m, key, klen, hash);
-    struct map_entry *e = *pe;
+    struct giz_map_entry **pe = map_slot(m, key, klen, hash);
+    struct giz_map_entry *e = *pe;
     if (e == NULL) return NULL;
     void *value = e->value;
     *pe = e->next;
@@ -211,10 +214,10 @@ void *map__remove(struct map *m, const void *key, size_t klen)
     return value;
 }
 
-void map__foreach(const struct map *m, map_foreach_cb cb, void *ud)
+void giz_map_foreach(const struct giz_map *m, giz_map_foreach_cb cb, void *ud)
 {
     for (size_t i = 0; i < m->nbuckets; i++) {
-        for (struct map_entry *e = m->buckets[i]; e != NULL; e = e->next) {
+        for (struct giz_map_entry *e = m->buckets[i]; e != NULL; e = e->next) {
             if (cb(e->key, e->klen, e->value, ud) != 0) return;
         }
     }

@@ -24,7 +24,7 @@ from plugin_mqtt import (APP_COUNT_REQ, PINGREQ, Paho, RawClient, app_count_payl
                          connect_packet, device_client, new_device, new_user, publish_packet,
                          wait_for)
 
-ck = harness.Checker("plugin_front")
+ck = harness.Checker("plugin_limits")
 
 
 def pings(c, n, split=False):
