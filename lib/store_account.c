@@ -180,7 +180,7 @@ static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
                         giz_store_binding_cb cb, void *ud)
 {
     struct giz_binding b;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
     store__bind_text(s, st, 1, key);
@@ -193,9 +193,7 @@ static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
         b.created_at = sqlite3_column_int64(st, 4);
         if (cb(&b, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing bindings");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "listing bindings");
 }
 
 int giz_store_binding_list_by_user(struct giz_store *s, const char *uid, giz_store_binding_cb cb,

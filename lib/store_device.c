@@ -38,7 +38,7 @@ int store__device_read_secret(struct giz_store *s, const char *did, struct giz_d
                               char *hash, size_t hash_cap, char *pcmac)
 {
     sqlite3_stmt *st = s->st[ST_DEVICE_GET];
-    int rc, src;
+    int src;
 
     if (strlen(did) >= GIZ_DID_SIZE) return GIZ_ERR_NOT_FOUND;
     store__bind_text(s, st, 1, did);
@@ -47,12 +47,8 @@ int store__device_read_secret(struct giz_store *s, const char *did, struct giz_d
         store__read_device_row(st, out);
         if (hash) store__col_text(st, 11, hash, hash_cap);
         if (hash) store__col_text(st, 12, pcmac, GIZ_PASSCODE_MAC_STR_MAX);
-        rc = GIZ_OK;
-    } else {
-        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : store__db_err(s, src, "reading device");
     }
-    store__reset(s, st);
-    return rc;
+    return store__row_end(s, st, src, "reading device");
 }
 
 /* Collects up to `max` active devices with this product key and MAC whose
@@ -94,7 +90,7 @@ int giz_store_device_list(struct giz_store *s, const char *product_key, bool onl
 {
     struct giz_device d;
     sqlite3_stmt *st;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_DEVICE_LIST];
@@ -107,9 +103,7 @@ int giz_store_device_list(struct giz_store *s, const char *product_key, bool onl
         store__read_device_row(st, &d);
         if (cb(&d, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing devices");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "listing devices");
 }
 
 int giz_store_device_count(struct giz_store *s, const char *product_key, bool online_only,

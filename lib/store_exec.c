@@ -173,13 +173,26 @@ int store__list_guard(struct giz_store *s, sqlite3_stmt *st)
     return GIZ_ERR_INVAL;
 }
 
-int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what)
+int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what)
 {
-    int rc, src = store__step(s, st);
-    if (src == SQLITE_ROW)
-        rc = GIZ_OK;
-    else
-        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : store__db_err(s, src, what);
+    int rc = GIZ_OK;
+    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, what);
     store__reset(s, st);
     return rc;
+}
+
+int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what)
+{
+    int rc = GIZ_OK;
+    if (src == SQLITE_DONE)
+        rc = GIZ_ERR_NOT_FOUND;
+    else if (src != SQLITE_ROW)
+        rc = store__db_err(s, src, what);
+    store__reset(s, st);
+    return rc;
+}
+
+int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what)
+{
+    return store__row_end(s, st, store__step(s, st), what);
 }

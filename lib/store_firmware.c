@@ -68,15 +68,9 @@ int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
 
 static int firmware_one(struct giz_store *s, sqlite3_stmt *st, struct giz_firmware *out)
 {
-    int rc, src = store__step(s, st);
-    if (src == SQLITE_ROW) {
-        read_firmware(st, out);
-        rc = GIZ_OK;
-    } else {
-        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : store__db_err(s, src, "reading firmware");
-    }
-    store__reset(s, st);
-    return rc;
+    int src = store__step(s, st);
+    if (src == SQLITE_ROW) read_firmware(st, out);
+    return store__row_end(s, st, src, "reading firmware");
 }
 
 int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware *out)
@@ -105,7 +99,7 @@ int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_st
 {
     struct giz_firmware f;
     sqlite3_stmt *st;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_FW_LIST];
@@ -115,9 +109,7 @@ int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_st
         read_firmware(st, &f);
         if (cb(&f, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing firmware");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "listing firmware");
 }
 
 int giz_store_firmware_find(struct giz_store *s, const char *product_key, int type,

@@ -216,6 +216,12 @@ void store__col_text(sqlite3_stmt *st, int i, char *buf, size_t cap);
 bool store__fits(const char *v, size_t cap);
 /* Refuses re-entrant use of a list statement from inside its own callback. */
 int store__list_guard(struct giz_store *s, sqlite3_stmt *st);
+/* Ends a list loop on the last step's code src: GIZ_OK (SQLITE_ROW: the
+ * callback stopped it, or SQLITE_DONE) or the store__db_err code; resets st. */
+int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what);
+/* Ends a one-row read: GIZ_OK (SQLITE_ROW), GIZ_ERR_NOT_FOUND (SQLITE_DONE)
+ * or the store__db_err code; resets st. */
+int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what);
 /* Steps a SELECT 1 and resets: GIZ_OK (a row), GIZ_ERR_NOT_FOUND or an error. */
 int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what);
 /* Write transaction: BEGIN IMMEDIATE, or a savepoint when the caller opened

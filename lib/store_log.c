@@ -38,7 +38,7 @@ int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int
 {
     struct giz_device_log l;
     sqlite3_stmt *st;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (!s || !did || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_LOG_LIST];
@@ -61,9 +61,7 @@ int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int
         }
         if (cb(&l, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing device logs");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "listing device logs");
 }
 
 int giz_store_log_prune(struct giz_store *s, unsigned keep)

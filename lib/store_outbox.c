@@ -47,7 +47,7 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
 {
     struct giz_outbox_item it;
     sqlite3_stmt *st;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_OUTBOX_FETCH];
@@ -68,9 +68,7 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
         it.created_at = sqlite3_column_int64(st, 9);
         if (cb(&it, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "fetching outbox");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "fetching outbox");
 }
 
 int giz_store_outbox_last_id(struct giz_store *s, int64_t *id)

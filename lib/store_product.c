@@ -90,27 +90,21 @@ int giz_store_product_import(struct giz_store *s, const char *name, const char *
 int giz_store_product_get(struct giz_store *s, const char *product_key, struct giz_product *out)
 {
     sqlite3_stmt *st;
-    int rc, src;
+    int src;
 
     if (!s || !product_key || !out) return GIZ_ERR_INVAL;
     st = s->st[ST_PRODUCT_GET];
     store__bind_text(s, st, 1, product_key);
     src = store__step(s, st);
-    if (src == SQLITE_ROW) {
-        read_product(st, out);
-        rc = GIZ_OK;
-    } else {
-        rc = src == SQLITE_DONE ? GIZ_ERR_NOT_FOUND : store__db_err(s, src, "reading product");
-    }
-    store__reset(s, st);
-    return rc;
+    if (src == SQLITE_ROW) read_product(st, out);
+    return store__row_end(s, st, src, "reading product");
 }
 
 int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *ud)
 {
     struct giz_product p;
     sqlite3_stmt *st;
-    int rc = GIZ_OK, src;
+    int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_PRODUCT_LIST];
@@ -119,7 +113,5 @@ int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *u
         read_product(st, &p);
         if (cb(&p, ud)) break;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, "listing products");
-    store__reset(s, st);
-    return rc;
+    return store__list_end(s, st, src, "listing products");
 }
