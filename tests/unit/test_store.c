@@ -84,7 +84,7 @@ static bool is_lowhex(const char *s, size_t n)
     return true;
 }
 
-static void test_migrations(void)
+TEST_CASE(migrations)
 {
     struct giz_store *s = open_ok(dbpath);
     ASSERT_TRUE(s != NULL);
@@ -108,7 +108,7 @@ static void test_migrations(void)
 
 /* A database one migration behind (simulated by undoing the newest one) is
  * brought up to date on open; each migration is stamped once. */
-static void test_upgrade(void)
+TEST_CASE(upgrade)
 {
     char path[320], sql[200];
     const int latest = giz_store_schema_version_latest();
@@ -138,7 +138,7 @@ static void test_upgrade(void)
     ASSERT_EQ(raw_int(path, "SELECT count(DISTINCT version) FROM schema_version"), MIGRATIONS);
 }
 
-static void test_schema_newer(void)
+TEST_CASE(schema_newer)
 {
     char path[320];
     struct giz_store *s = NULL;
@@ -160,7 +160,7 @@ static void test_schema_newer(void)
     giz_store_close(s);
 }
 
-static void test_open_errors(void)
+TEST_CASE(open_errors)
 {
     struct giz_store *s = NULL;
     struct giz_error err;
@@ -965,7 +965,7 @@ static void test_broker(struct giz_store *s)
     giz_store_close(r);
 }
 
-static void test_no_clear_secrets(void)
+TEST_CASE(no_clear_secrets)
 {
     char path[320], wal[340];
     struct giz_store *s;
@@ -996,7 +996,7 @@ static void test_no_clear_secrets(void)
     ASSERT_TRUE(!file_contains(wal, sess.token));
 }
 
-static void test_two_connections(void)
+TEST_CASE(two_connections)
 {
     char path[320];
     struct giz_store *a, *b;
@@ -1058,7 +1058,7 @@ cleanup:
  * migration), then write concurrently: the child flips presence in batched
  * transactions and pushes outbox items while the parent registers devices.
  * Neither may see a busy/locked error; all writes must land. */
-static void test_two_processes(void)
+TEST_CASE(two_processes)
 {
     enum { NDEV = 60, NBATCH = 30, PER_BATCH = 20 };
     char path[320];
@@ -1130,7 +1130,7 @@ static void test_two_processes(void)
  * exactly one converts it to WAL and applies the migrations, the others
  * wait; none may fail (SQLite answers the WAL conversion race with an
  * immediate SQLITE_BUSY that the store must retry). */
-static void test_open_race(void)
+TEST_CASE(open_race)
 {
     enum { ROUNDS = 15, NPROC = 5, PRODUCTS = 5 };
     int bad = 0;
@@ -1195,7 +1195,7 @@ static void capture_sink(enum giz_log_lvl lvl, const char *line, void *ud)
 
 /* A real SQLite failure (table dropped behind the store's back) comes back
  * as GIZ_ERR_DB with SQLite's own words in the log and in errmsg. */
-static void test_db_error_reporting(void)
+TEST_CASE(db_error_reporting)
 {
     char path[320];
     struct giz_store *s;
@@ -1251,7 +1251,7 @@ static char *raw_text(const char *path, const char *sql, char *out, size_t cap)
     return out;
 }
 
-static void test_passcode_verifier(void)
+TEST_CASE(passcode_verifier)
 {
     char path[320], keypath[340], why[512], sql[512], text[256], first[256];
     struct giz_store *plain, *keyed, *other;
@@ -1408,7 +1408,7 @@ cleanup:
 /* The verified-passcode cache object on its own: TTL 0 never answers, a
  * hit needs the same DID and passcode (and the same stored hash when one is
  * given), forget drops the entry, a full cache takes no new DID. */
-static void test_pcache(void)
+TEST_CASE(pcache)
 {
     struct giz_pcache *c = giz_pcache_new(600, 2), *off = giz_pcache_new(0, 10);
     char pk[GIZ_PK_SIZE] = "";
@@ -1453,26 +1453,12 @@ cleanup:
     giz_pcache_free(off);
 }
 
-int main(void)
+/* Products, devices, users and bindings, firmware, logs, outbox, nested
+ * transactions and the broker heartbeat, in this order on one store (later
+ * steps use what earlier ones created), then an integrity check. */
+TEST_CASE(operations)
 {
-    struct giz_store *s;
-    const char *tmp = getenv("TMPDIR");
-
-    giz_log_init("test_store", GIZ_LOG_INFO);
-    snprintf(dir, sizeof dir, "%s/giz_store_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(dbpath, sizeof dbpath, "%s/store.db", dir);
-    pcache = giz_pcache_new(600, 1024);
-    ASSERT_TRUE(pcache != NULL);
-
-    test_migrations();
-    test_upgrade();
-    test_schema_newer();
-    test_open_errors();
-    s = open_ok(dbpath);
+    struct giz_store *s = open_ok(dbpath);
     if (s) {
         test_products(s);
         test_devices(s);
@@ -1487,14 +1473,41 @@ int main(void)
                                   "WHERE integrity_check = 'ok'"),
                   1);
     }
-    test_no_clear_secrets();
-    test_two_connections();
-    test_two_processes();
-    test_open_race();
-    test_db_error_reporting();
-    test_passcode_verifier();
-    test_pcache();
+}
+
+/* One temporary directory and one verified-passcode cache for all cases
+ * (exits 1 if the directory cannot be made). */
+static void store_setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    giz_log_init("test_store", GIZ_LOG_INFO);
+    snprintf(dir, sizeof dir, "%s/giz_store_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(dbpath, sizeof dbpath, "%s/store.db", dir);
+    pcache = giz_pcache_new(600, 1024);
+    ASSERT_TRUE(pcache != NULL);
+}
+
+static void store_teardown(void)
+{
     giz_pcache_free(pcache);
     rm_dir();
-    return TEST_EXIT();
 }
+
+TEST_LIST(TEST_ENTRY(migrations),
+          TEST_ENTRY(upgrade),
+          TEST_ENTRY(schema_newer),
+          TEST_ENTRY(open_errors),
+          TEST_ENTRY(operations),
+          TEST_ENTRY(no_clear_secrets),
+          TEST_ENTRY(two_connections),
+          TEST_ENTRY(two_processes),
+          TEST_ENTRY(open_race),
+          TEST_ENTRY(db_error_reporting),
+          TEST_ENTRY(passcode_verifier),
+          TEST_ENTRY(pcache));
+TEST_MAIN_WITH(store_setup, store_teardown)
