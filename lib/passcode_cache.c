@@ -18,15 +18,16 @@
 #include "giz/store.h"
 #include "giz/util.h"
 
-#define PCACHE_MAX_BUCKETS (1u << 18)
+#define PCACHE_MAX_BUCKETS (1u << 17)
 
 struct pcache_entry {
     struct pcache_entry *next;
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE];
-    char tag[65];      /* HMAC(key, did \n passcode), hex */
-    char hash_tag[65]; /* HMAC(key, "hash" \n stored hash), hex; "" if put without one */
-    uint64_t at_s;     /* monotonic seconds when put */
+    uint8_t tag[32];      /* HMAC-SHA256(key, did \n passcode) */
+    uint8_t hash_tag[16]; /* HMAC-SHA256(key, "hash" \n stored hash), first half */
+    bool has_hash;        /* false: put without a stored hash */
+    uint32_t at_s;        /* monotonic seconds when put */
 };
 
 struct giz_pcache {
@@ -76,10 +77,24 @@ static size_t bucket_of(const struct giz_pcache *c, const char *did)
     return h & (c->nbuckets - 1);
 }
 
-/* The tags of (did, passcode) and of the stored hash ("" if hash NULL);
+/* HMAC-SHA256 of text under the cache key, n (<= 32) bytes of it. */
+static bool mac(const struct giz_pcache *c, const char *text, uint8_t *out, size_t n)
+{
+    char hex[65];
+    uint8_t full[32];
+    size_t len = 0;
+    bool ok = giz_token_digest(c->key, sizeof c->key, text, hex, sizeof hex) == GIZ_OK &&
+              giz_hex_decode(hex, 64, full, sizeof full, &len) == GIZ_OK && len == sizeof full;
+    if (ok) memcpy(out, full, n);
+    explicit_bzero(hex, sizeof hex);
+    explicit_bzero(full, sizeof full);
+    return ok;
+}
+
+/* The tags of (did, passcode) and, if hash != NULL, of the stored hash;
  * false if the inputs do not fit or the HMAC fails. */
 static bool make_tags(const struct giz_pcache *c, const char *did, const char *passcode,
-                      const char *hash, char tag[65], char hash_tag[65])
+                      const char *hash, uint8_t tag[32], uint8_t hash_tag[16])
 {
     char text[GIZ_DID_SIZE + GIZ_MAX_PASSCODE + GIZ_HASH_STR_MAX + 8];
     int n;
@@ -87,13 +102,11 @@ static bool make_tags(const struct giz_pcache *c, const char *did, const char *p
 
     if (!did || !passcode || strlen(did) >= GIZ_DID_SIZE) return false;
     n = snprintf(text, sizeof text, "%s\n%s", did, passcode);
-    ok = n > 0 && (size_t)n < sizeof text &&
-         giz_token_digest(c->key, sizeof c->key, text, tag, 65) == GIZ_OK;
-    hash_tag[0] = '\0';
+    ok = n > 0 && (size_t)n < sizeof text && mac(c, text, tag, 32);
+    memset(hash_tag, 0, 16);
     if (ok && hash) {
         n = snprintf(text, sizeof text, "hash\n%s", hash);
-        ok = n > 0 && (size_t)n < sizeof text &&
-             giz_token_digest(c->key, sizeof c->key, text, hash_tag, 65) == GIZ_OK;
+        ok = n > 0 && (size_t)n < sizeof text && mac(c, text, hash_tag, 16);
     }
     explicit_bzero(text, sizeof text);
     return ok;
@@ -108,15 +121,20 @@ static struct pcache_entry *find(struct giz_pcache *c, const char *did, struct p
     return *pp;
 }
 
-static bool fresh(const struct giz_pcache *c, const struct pcache_entry *e, uint64_t now)
+static bool fresh(const struct giz_pcache *c, const struct pcache_entry *e, uint32_t now)
 {
     return now - e->at_s < c->ttl_s;
+}
+
+static uint32_t now_s(void)
+{
+    return (uint32_t)(giz_mono_ms() / 1000);
 }
 
 bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcode,
                       const char *stored_hash, bool any_age, char *product_key)
 {
-    char tag[65], hash_tag[65];
+    uint8_t tag[32], hash_tag[16];
     const struct pcache_entry *e;
     bool hit = false;
 
@@ -124,9 +142,10 @@ bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcod
     if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return false;
     pthread_mutex_lock(&c->mu);
     e = c->buckets ? find(c, did, NULL) : NULL;
-    if (e && giz_consttime_eq(e->tag, tag, 64) &&
-        (!stored_hash || (e->hash_tag[0] && giz_consttime_eq(e->hash_tag, hash_tag, 64))) &&
-        (any_age || fresh(c, e, giz_mono_ms() / 1000))) {
+    if (e && giz_consttime_eq(e->tag, tag, sizeof tag) &&
+        (!stored_hash ||
+         (e->has_hash && giz_consttime_eq(e->hash_tag, hash_tag, sizeof hash_tag))) &&
+        (any_age || fresh(c, e, now_s()))) {
         hit = true;
         if (product_key) memcpy(product_key, e->product_key, GIZ_PK_SIZE);
     }
@@ -135,12 +154,13 @@ bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcod
     return hit;
 }
 
-/* Allocates the table on first use: a power of two near max / 2 buckets. */
+/* Allocates the table on first use: a power of two near max / 4 buckets
+ * (chains of about four when full; 512 KiB for the plugin's 200,000). */
 static bool table_ready(struct giz_pcache *c)
 {
     size_t n = 16;
     if (c->buckets) return true;
-    while (n < c->max / 2 && n < PCACHE_MAX_BUCKETS)
+    while (n < c->max / 4 && n < PCACHE_MAX_BUCKETS)
         n *= 2;
     c->buckets = calloc(n, sizeof *c->buckets);
     if (!c->buckets) return false;
@@ -151,9 +171,9 @@ static bool table_ready(struct giz_pcache *c)
 void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
                     const char *product_key, const char *stored_hash)
 {
-    char tag[65], hash_tag[65];
+    uint8_t tag[32], hash_tag[16];
     struct pcache_entry *e, **link;
-    uint64_t now = giz_mono_ms() / 1000;
+    uint32_t now = now_s();
 
     if (!c || c->ttl_s == 0 || c->max == 0) return;
     if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return;
@@ -174,8 +194,10 @@ void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
     memcpy(e->did, did, strlen(did) + 1);
     snprintf(e->product_key, sizeof e->product_key, "%s", product_key ? product_key : "");
     /* A put without a hash keeps the hash tag of the same passcode's entry. */
-    if (stored_hash || !giz_consttime_eq(e->tag, tag, 64))
+    if (stored_hash || !giz_consttime_eq(e->tag, tag, sizeof tag)) {
         memcpy(e->hash_tag, hash_tag, sizeof e->hash_tag);
+        e->has_hash = stored_hash != NULL;
+    }
     memcpy(e->tag, tag, sizeof e->tag);
     e->at_s = now;
 cleanup:

@@ -8,12 +8,15 @@
  * file open to other users refuses the start), PBKDF2 only for rows that
  * do not have it yet (then written: the upgrade), bounded by a global
  * budget of auth_slow_rate PBKDF2 checks per second (over it: refused as
- * "retry later", not as a wrong passcode). Verified credentials are cached
- * in memory as HMAC-SHA256(process-random key, passcode) with the product
- * key, so a reconnect storm does not touch SQLite; an entry lives
- * auth_cache_ttl seconds and is dropped at once on a DEVICE_DISABLED outbox
- * event (unregister), which also kicks the live session. A wrong passcode
- * never matches the cache and is re-checked against the store.
+ * "retry later", not as a wrong passcode). Verified passcodes are kept in
+ * the one verified-passcode cache (struct giz_pcache, giz/store.h: a keyed
+ * tag of DID + passcode with the product key), owned by the plugin and
+ * attached to its store, which fills it after every successful check; it is
+ * looked at here before SQLite, so a reconnect storm does not touch it. An
+ * entry answers for auth_cache_ttl seconds (at most auth_cache_max DIDs)
+ * and is dropped at once on a DEVICE_DISABLED outbox event (unregister),
+ * which also kicks the live session. A wrong passcode never matches the
+ * cache and is re-checked against the store.
  * Wrong passcodes are counted per source address (IPv6: per /64) and per
  * DID from that address, never per DID alone (DIDs are not secret: that
  * was a lockout): auth_fail_max misses for one DID from one address, or
@@ -104,28 +107,7 @@ static int refuse(struct gizp *g, struct mosquitto *ctx, const char *client_id, 
 
 void auth__forget(struct gizp *g, const char *did)
 {
-    free(map__sget(&g->creds, did) != NULL ? map__remove(&g->creds, did, strlen(did)) : NULL);
-}
-
-/* Remembers a verified passcode digest for did (best effort). */
-static void cache_put(struct gizp *g, const char *did, const uint8_t digest[32],
-                      const char *product_key)
-{
-    struct cred *c = map__sget(&g->creds, did);
-    if (g->cfg.auth_cache_ttl == 0) return;
-    if (c == NULL) {
-        void *old = NULL;
-        if (g->creds.count >= g->cfg.auth_cache_max) return;
-        c = calloc(1, sizeof(*c));
-        if (c == NULL) return;
-        if (map__put(&g->creds, did, strlen(did), c, &old) != 0) {
-            free(c);
-            return;
-        }
-    }
-    memcpy(c->digest, digest, sizeof(c->digest));
-    snprintf(c->product_key, sizeof(c->product_key), "%s", product_key);
-    c->verified_at = (uint32_t)(plugin__now_ms() / 1000);
+    giz_pcache_forget(g->pcache, did);
 }
 
 #define AUTH_FAILS_MAX_ENTRIES 100000u
@@ -363,43 +345,39 @@ int auth__init(struct gizp *g)
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: %s; refusing to start", why);
         return -1;
     }
+    /* The one verified-passcode cache: checked here before SQLite, and by
+     * the store before PBKDF2; the store fills it after every success. */
+    g->pcache = giz_pcache_new(g->cfg.auth_cache_ttl, g->cfg.auth_cache_max);
+    if (g->pcache == NULL) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
+        return -1;
+    }
+    giz_store_set_pcache(g->store, g->pcache);
     return 0;
 }
 
 static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
                         const char *client_id, const char *passcode)
 {
-    char hex[65];
-    uint8_t digest[32];
-    size_t dlen = 0;
     char product_key[GIZ_PK_SIZE] = "";
     char who[64];
-    struct cred *c;
     struct giz_device dev;
     size_t plen = strlen(passcode);
     bool ok = false;
-    bool reauth, cached;
+    bool reauth;
     struct client cur;
 
     snprintf(who, sizeof(who), "device %s", did);
     if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
     if (plen == 0 || plen > GIZ_MAX_PASSCODE)
         return refuse(g, ctx, client_id, who, "bad passcode length");
-    if (giz_token_digest(g->cache_key, sizeof(g->cache_key), passcode, hex, sizeof(hex)) !=
-            GIZ_OK ||
-        giz_hex_decode(hex, 64, digest, sizeof(digest), &dlen) != GIZ_OK || dlen != sizeof(digest))
-        return refuse(g, ctx, client_id, who, "digest failed");
-
     /* mosquitto re-runs BASIC_AUTH for every client on SIGHUP: a context
      * already online as this DID is accepted from the cache even past the
      * TTL (it logged in with this passcode; disabling kicks it anyway), so a
      * reload does not run PBKDF2 for every device on the broker thread. */
     reauth = presence__client(g, ctx, &cur) && cur.kind == CLIENT_DEVICE && cur.dev != NULL &&
              strcmp(cur.dev->did, did) == 0;
-    c = map__sget(&g->creds, did);
-    cached = c != NULL && giz_consttime_eq(c->digest, digest, sizeof(digest));
-    if (cached && reauth) {
-        snprintf(product_key, sizeof(product_key), "%s", c->product_key);
+    if (reauth && giz_pcache_check(g->pcache, did, passcode, NULL, true, product_key)) {
         g->cache_hits++;
         ok = true;
     } else {
@@ -429,8 +407,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             fail_refused(g, f, key, now);
             return MOSQ_ERR_AUTH;
         }
-        if (cached && (uint32_t)(now / 1000) - c->verified_at < (uint32_t)g->cfg.auth_cache_ttl) {
-            snprintf(product_key, sizeof(product_key), "%s", c->product_key);
+        if (giz_pcache_check(g->pcache, did, passcode, NULL, false, product_key)) {
             g->cache_hits++;
             ok = true;
         }
@@ -452,7 +429,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             }
             if (rc == GIZ_OK) {
                 snprintf(product_key, sizeof(product_key), "%s", dev.product_key);
-                cache_put(g, did, digest, product_key);
+                /* the store has put it into g->pcache */
                 fail_key(key, did, addr);
                 if (g->fails.count > 0) free(map__remove(&g->fails, key, strlen(key)));
                 ok = true;

@@ -164,7 +164,7 @@ static int reload_cb(int event, void *event_data, void *userdata)
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: reload: plugin options are not re-read; %zu cached device "
                          "credentials kept, %zu clients will be re-authenticated",
-                         g->creds.count, pr.clients);
+                         giz_pcache_count(g->pcache), pr.clients);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -188,12 +188,12 @@ static void context_free(struct gizp *g)
     push__free(g); /* records the clean stop: needs the store, still open here */
     presence__free(g);
     devlog__free(g);
-    giz_map_free(&g->creds, free);
     giz_map_free(&g->fails, free);
     if (g->store != NULL) {
         giz_store_device_all_offline(g->store);
         giz_store_close(g->store);
     }
+    giz_pcache_free(g->pcache); /* after the store it is attached to */
     giz_log_set_sink(NULL, NULL);
     free(g);
 }
@@ -230,8 +230,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (giz_map_init(&g->creds) != 0 || giz_map_init(&g->fails) != 0 || presence__init(g) != 0 ||
-        devlog__init(g) != 0 || giz_random_bytes(g->cache_key, sizeof(g->cache_key)) != GIZ_OK) {
+    if (giz_map_init(&g->fails) != 0 || presence__init(g) != 0 || devlog__init(g) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;

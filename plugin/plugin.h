@@ -227,12 +227,7 @@ void devlog__prune(struct gizp *g, int64_t now_ms);
 /* Records not stored because they were over log_rate, since start. */
 uint64_t devlog__over_rate(const struct gizp *g);
 
-/* ==== auth.c: BASIC_AUTH and the credential cache ======================== */
-struct cred {
-    uint8_t digest[32]; /* HMAC-SHA256(cache_key, passcode) */
-    char product_key[GIZ_PK_SIZE];
-    uint32_t verified_at; /* monotonic seconds */
-};
+/* ==== auth.c: BASIC_AUTH and the verified-passcode cache ================= */
 /* Wrong-passcode throttling per source address and per DID+address
  * (auth.c; g->fails keys "a|<addr>" and "d|<DID>|<addr>"). */
 struct auth_fail {
@@ -330,8 +325,7 @@ struct gizp {
     struct push_state *push;   /* push.c: per-device queues, pacing, outbox, heartbeat */
 
     /* auth.c: credential cache, wrong-passcode back-off, PBKDF2 budget, counters */
-    uint8_t cache_key[32];
-    struct giz_map creds; /* DID -> struct cred */
+    struct giz_pcache *pcache; /* verified passcodes (auth_cache_ttl/_max), attached to store */
     struct giz_map fails; /* "a|<addr>" / "d|<DID>|<addr>" -> struct auth_fail */
     int64_t last_fail_sweep_ms;
     uint64_t logins_ok, logins_refused, cache_hits, logins_throttled;
