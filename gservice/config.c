@@ -65,6 +65,13 @@ static void usage(FILE *out)
         "                                         with the broker (plugin_opt_passcode_key)\n"
         "                                         [passcode.key beside the database; created\n"
         "                                         if missing; refused if open to other users]\n"
+        "  --events 0|1        GIZ_EVENTS         record device-API requests in the device\n"
+        "                                         timeline [1]\n"
+        "  --events-per-device N GIZ_EVENTS_PER_DEVICE  newest events kept per device [1000]\n"
+        "  --events-total N    GIZ_EVENTS_TOTAL   events kept in all [1000000]\n"
+        "  --events-queue N    GIZ_EVENTS_QUEUE   events waiting to be written; more are\n"
+        "                                         dropped and counted [65536]\n"
+        "  --event-streams N   GIZ_EVENT_STREAMS  concurrent /admin/events/stream [32]\n"
         "  --help                                 this text\n",
         out);
 }
@@ -143,6 +150,15 @@ static const struct opt opts[] = {
     {"--broker-max-age", "GIZ_BROKER_MAX_AGE", OPT_PORT, OFF(broker_max_age), SZ(broker_max_age), 6,
      3600},
     {"--passcode-key", "GIZ_PASSCODE_KEY", OPT_STR, OFF(passcode_key), SZ(passcode_key), 0, 0},
+    {"--events", "GIZ_EVENTS", OPT_PORT0, OFF(events), SZ(events), 0, 1},
+    {"--events-per-device", "GIZ_EVENTS_PER_DEVICE", OPT_PORT, OFF(events_per_device),
+     SZ(events_per_device), 1, 10000000},
+    {"--events-total", "GIZ_EVENTS_TOTAL", OPT_U64, OFF(events_total), SZ(events_total), 1,
+     (uint64_t)1 << 40},
+    {"--events-queue", "GIZ_EVENTS_QUEUE", OPT_PORT, OFF(events_queue), SZ(events_queue), 1,
+     16u << 20},
+    {"--event-streams", "GIZ_EVENT_STREAMS", OPT_PORT0, OFF(event_streams), SZ(event_streams), 0,
+     10000},
 };
 #undef OFF
 #undef SZ
@@ -251,6 +267,11 @@ static void config_defaults(struct gs_config *cfg)
     cfg->max_connections = GS_DEFAULT_MAX_CONNECTIONS;
     cfg->admin_fail_limit = GS_DEFAULT_ADMIN_FAIL_LIMIT;
     cfg->broker_max_age = GS_DEFAULT_BROKER_MAX_AGE;
+    cfg->events = 1;
+    cfg->events_per_device = GS_DEFAULT_EVENTS_PER_DEVICE;
+    cfg->events_total = GS_DEFAULT_EVENTS_TOTAL;
+    cfg->events_queue = GS_DEFAULT_EVENTS_QUEUE;
+    cfg->event_streams = GS_DEFAULT_EVENT_STREAMS;
     snprintf(cfg->tls_priorities, sizeof cfg->tls_priorities, "%s", GS_DEFAULT_TLS_PRIORITIES);
 }
 

@@ -59,8 +59,9 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
+    /* suspend/resume: idle event streams (route_events.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
     if (inet_pton(AF_INET, srv->cfg.bind_addr, &in4->sin_addr) == 1) {
@@ -114,6 +115,8 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
 int gs_http_start(struct gs_server *srv)
 {
     gs_store_checkpointer_start(&srv->pool); /* failure: automatic checkpoints */
+    if (gs_events_start(srv) != 0 || gs_streams_init(srv) != 0)
+        return -1;
     if (srv->cfg.head_timeout > 0 && gs_guard_start(srv) != 0)
         return -1;
     srv->http = start_daemon(srv, srv->cfg.http_port, false);
@@ -144,6 +147,7 @@ int gs_http_start(struct gs_server *srv)
 void gs_http_stop(struct gs_server *srv)
 {
     struct MHD_Daemon *ds[2] = {srv->http, srv->https};
+    gs_streams_shutdown(srv); /* open streams end; suspended ones are resumed */
     for (int i = 0; i < 2; i++)
         if (ds[i] != NULL)
             MHD_quiesce_daemon(ds[i]);
@@ -152,6 +156,8 @@ void gs_http_stop(struct gs_server *srv)
             MHD_stop_daemon(ds[i]);
     srv->http = srv->https = NULL;
     gs_guard_stop(srv); /* after the daemons: no more connection notifications */
+    gs_streams_free(srv);
+    gs_events_stop(srv); /* writes what the last requests queued */
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     srv->tls_cert_pem = srv->tls_key_pem = NULL;

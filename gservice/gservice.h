@@ -38,6 +38,10 @@ struct cJSON;
 #define GS_DEFAULT_MAX_CONNECTIONS 4000
 #define GS_DEFAULT_ADMIN_FAIL_LIMIT 10
 #define GS_DEFAULT_BROKER_MAX_AGE 15
+#define GS_DEFAULT_EVENTS_PER_DEVICE 1000
+#define GS_DEFAULT_EVENTS_TOTAL 1000000u
+#define GS_DEFAULT_EVENTS_QUEUE 65536
+#define GS_DEFAULT_EVENT_STREAMS 32
 /* TLS 1.2 and 1.3 only; in 1.2 only ECDHE key exchange (forward secrecy)
  * with AEAD ciphers (no CBC, no SHA-1 MACs, no static RSA, no DHE). */
 #define GS_DEFAULT_TLS_PRIORITIES                                                                  \
@@ -73,6 +77,12 @@ struct gs_config {
     char tls_priorities[256];         /* GnuTLS priority string of the HTTPS daemon */
     unsigned broker_max_age;          /* s of broker heartbeat silence before it counts as down */
     char passcode_key[GIZ_PATH_SIZE]; /* key file of the keyed passcode verifier; "" = beside db */
+    /* the device timeline (events.c, route_events.c) */
+    unsigned events;                  /* 1 = record device-API events (default), 0 = off */
+    unsigned events_per_device;       /* newest events kept per device */
+    uint64_t events_total;            /* events kept in all */
+    unsigned events_queue;            /* events waiting for the writer; more are dropped */
+    unsigned event_streams;           /* concurrent GET /admin/events/stream */
 };
 
 /* Fills `cfg` from defaults, then the environment, then argv (flags win).
@@ -174,15 +184,18 @@ enum gs_route_id {
     GS_ROUTE_APP_USERS,
     GS_ROUTE_APP_LOGIN,
     GS_ROUTE_APP_BINDINGS,
+    GS_ROUTE_ADMIN_DEVICE_EVENTS, /* GET /admin/devices/<did>/events */
+    GS_ROUTE_ADMIN_EVENT_STREAM,  /* GET /admin/events/stream */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
 
 #define GS_HIST_BUCKETS 14 /* + Inf */
+#define GS_CODE_SLOTS 16  /* Gizwits error_code slots of the request counters (metrics.c) */
 
 struct gs_metrics {
-    /* requests[route][status slot] */
-    atomic_uint_fast64_t requests[GS_ROUTE_COUNT][16];
+    /* requests[route][status slot][error_code slot; 0 = none answered] */
+    atomic_uint_fast64_t requests[GS_ROUTE_COUNT][16][GS_CODE_SLOTS];
     atomic_uint_fast64_t latency_bucket[GS_ROUTE_COUNT][GS_HIST_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_us[GS_ROUTE_COUNT];
     atomic_uint_fast64_t latency_count[GS_ROUTE_COUNT];
@@ -197,6 +210,33 @@ struct gs_metrics {
 /* Records one finished request (thread-safe, lock-free). */
 void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned status,
                         uint64_t duration_us, uint64_t bytes);
+/* The same with the Gizwits error_code it answered (0 = none). */
+void gs_metrics_observe_code(struct gs_metrics *m, enum gs_route_id route, unsigned status,
+                             int giz_code, uint64_t duration_us, uint64_t bytes);
+
+/* The timeline writer (events.c): a bounded queue drained by one thread. */
+struct gs_event_item;
+struct gs_events {
+    bool started, stop;               /* started: set before the daemons, cleared after */
+    pthread_mutex_t mu;               /* ring, n, head, stop, unrecorded_drops */
+    pthread_cond_t cv;
+    pthread_t thread;
+    struct gs_event_item *ring;
+    unsigned cap, head, n;
+    uint64_t unrecorded_drops;        /* dropped, not yet counted in the store */
+    atomic_uint_fast64_t written;     /* appended to the store */
+    atomic_uint_fast64_t dropped;     /* queue full, too big, or a failed write */
+    atomic_uint_fast64_t pruned;      /* removed by the retention bounds */
+    atomic_uint streams;              /* open GET /admin/events/stream answers */
+    /* live streams (route_events.c): suspended while nothing is new; a
+     * ticker thread resumes them every GS_STREAM_TICK_MS to poll the store */
+    bool streams_init, streams_stop, ticker_started;
+    pthread_mutex_t smu;              /* the stream list, each one's suspended flag */
+    pthread_cond_t scv;
+    pthread_t ticker;
+    struct gs_stream *stream_head;
+};
+struct gs_stream;
 
 /* ======================================================================
  * Server and request
@@ -231,6 +271,7 @@ struct gs_server {
     struct gs_guard guard;
     struct gs_store_pool pool;
     struct gs_metrics metrics;
+    struct gs_events events;
     uint8_t token_key[32];           /* random, for comparing the admin token */
     char admin_token_digest[65];
     struct MHD_Daemon *http;
@@ -283,6 +324,10 @@ struct gs_request {
     char peer[64];
     char peer_ip[48];            /* peer without the port ("-" if unknown) */
     size_t raw_target_len;       /* strlen of the request target as libmicrohttpd gave it */
+    /* timeline event of a device-API request (events.c) */
+    char ev_did[GIZ_DID_SIZE];   /* "" = no device known */
+    struct cJSON *ev;            /* fields noted by the handler (owned) */
+    bool ev_sent;                /* the event was queued */
 };
 
 /* Route handlers. Each answers exactly once through a gs_respond_* call. */
@@ -333,6 +378,8 @@ void gs_route_admin_ota_push(struct gs_request *rq);
 void gs_route_app_users(struct gs_request *rq);
 void gs_route_app_login(struct gs_request *rq);
 void gs_route_app_bindings(struct gs_request *rq);
+void gs_route_admin_device_events(struct gs_request *rq);
+void gs_route_admin_event_stream(struct gs_request *rq);
 void gs_route_healthz(struct gs_request *rq);
 void gs_route_metrics(struct gs_request *rq);
 
@@ -479,6 +526,41 @@ bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_m
  * (route_firmware.c). */
 void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
                      char *out, size_t cap);
+
+/* The timeline (events.c). gs_events_start before the daemons (0, or -1
+ * logged; nothing is started when cfg.events is 0); gs_events_stop after
+ * them writes what is queued and frees it all (safe twice / unstarted). */
+int gs_events_start(struct gs_server *srv);
+void gs_events_stop(struct gs_server *srv);
+/* Handler notes for the request's event: the device (ignored unless a
+ * well-formed DID) and string / number fields (a later note of the same key
+ * replaces it). Never fail the request; out of memory loses the note. */
+void gs_event_did(struct gs_request *rq, const char *did);
+void gs_event_str(struct gs_request *rq, const char *key, const char *value);
+void gs_event_num(struct gs_request *rq, const char *key, double value);
+/* Called by the completion callback with its termination code: a device-API
+ * request not yet recorded (downloads; requests libmicrohttpd answered
+ * itself) becomes one queued event (kind by route and method; status,
+ * error_code, peer, duration, and for downloads bytes / completed); the
+ * notes are freed. */
+void gs_event_request_done(struct gs_request *rq, int toe);
+/* Called by gs_respond_mhd before the answer is queued: a device-API
+ * answer other than a download is recorded now (ordered before anything
+ * the client does after reading it). */
+void gs_event_answered(struct gs_request *rq);
+/* Live streams (route_events.c): init before the daemons start (0 / -1),
+ * gs_streams_shutdown before MHD_stop_daemon (ends every stream, resumes
+ * suspended ones), gs_streams_free after it. */
+#define GS_STREAM_TICK_MS 250
+#define GS_STREAM_HEARTBEAT_S 15
+int gs_streams_init(struct gs_server *srv);
+void gs_streams_shutdown(struct gs_server *srv);
+void gs_streams_free(struct gs_server *srv);
+/* Firmware URL for a known device: gs_firmware_url plus "?did=<did>" for
+ * firmware this GService hosts (did NULL or "" = none), so the download is
+ * tied to the device. */
+void gs_firmware_url_did(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
+                         const char *did, char *out, size_t cap);
 
 /* Current time (request.c). */
 uint64_t gs_now_us(void);    /* monotonic microseconds */

@@ -26,6 +26,24 @@ static const uint64_t bucket_us[GS_HIST_BUCKETS] = {100,    250,    500,    1000
                                                     5000,   10000,  25000,  50000,  100000,
                                                     250000, 500000, 1000000, 5000000};
 
+/* Gizwits error_codes with their own counter (slot 0 = none answered, the
+ * last slot = any other code). */
+static const int code_slots[GS_CODE_SLOTS - 1] = {
+    0,    GS_E_PRODUCT_KEY_INVALID, GS_E_APPID_INVALID, GS_E_TOKEN_INVALID,
+    GS_E_TOKEN_EXPIRED, GS_E_SERVER_ERROR, GS_E_DEVICE_NOT_FOUND, GS_E_FORM_INVALID,
+    GS_E_DID_PASSCODE_INVALID, GS_E_DEVICE_NOT_BOUND, GS_E_USERNAME_UNAVAILABLE,
+    GS_E_USERNAME_PASSWORD_ERROR, GS_E_DEVICE_DISABLED, GS_E_OTA_NO_RULE, GS_E_OTA_NOT_IN_EFFECT};
+
+static unsigned code_slot(int code)
+{
+    if (code == 0)
+        return 0;
+    for (unsigned i = 1; i < GS_CODE_SLOTS - 1; i++)
+        if (code_slots[i] == code)
+            return i;
+    return GS_CODE_SLOTS - 1;
+}
+
 static unsigned status_slot(unsigned status)
 {
     for (unsigned i = 1; i < 16; i++)
@@ -37,9 +55,16 @@ static unsigned status_slot(unsigned status)
 void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned status,
                         uint64_t duration_us, uint64_t bytes)
 {
+    gs_metrics_observe_code(m, route, status, 0, duration_us, bytes);
+}
+
+void gs_metrics_observe_code(struct gs_metrics *m, enum gs_route_id route, unsigned status,
+                             int giz_code, uint64_t duration_us, uint64_t bytes)
+{
     if ((int)route < 0 || route >= GS_ROUTE_COUNT)
         route = GS_ROUTE_NONE;
-    atomic_fetch_add_explicit(&m->requests[route][status_slot(status)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->requests[route][status_slot(status)][code_slot(giz_code)], 1,
+                              memory_order_relaxed);
     unsigned b = 0;
     while (b < GS_HIST_BUCKETS && duration_us > bucket_us[b])
         b++;
@@ -72,23 +97,31 @@ static uint64_t ld(atomic_uint_fast64_t *v)
     return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
 }
 
-/* gizcloud_http_requests_total by route and status. */
+/* gizcloud_http_requests_total by route and status, and by the Gizwits
+ * error_code where the answer carried one. */
 static void put_requests(struct text *t, struct gs_metrics *m)
 {
-    put(t, "# HELP gizcloud_http_requests_total HTTP requests by route and status.\n"
+    put(t, "# HELP gizcloud_http_requests_total HTTP requests by route and status (and "
+            "error_code: the Gizwits code answered, if any).\n"
             "# TYPE gizcloud_http_requests_total counter\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++)
-        for (unsigned s = 0; s < 16; s++) {
-            uint64_t v = ld(&m->requests[r][s]);
-            if (v == 0)
-                continue;
-            if (s == 0)
-                put(t, "gizcloud_http_requests_total{route=\"%s\",status=\"other\"} %" PRIu64 "\n",
-                    gs_route_name((enum gs_route_id)r), v);
-            else
-                put(t, "gizcloud_http_requests_total{route=\"%s\",status=\"%u\"} %" PRIu64 "\n",
-                    gs_route_name((enum gs_route_id)r), status_slots[s], v);
-        }
+        for (unsigned s = 0; s < 16; s++)
+            for (unsigned c = 0; c < GS_CODE_SLOTS; c++) {
+                uint64_t v = ld(&m->requests[r][s][c]);
+                if (v == 0)
+                    continue;
+                char st[16], code[40] = "";
+                if (s == 0)
+                    snprintf(st, sizeof st, "other");
+                else
+                    snprintf(st, sizeof st, "%u", status_slots[s]);
+                if (c == GS_CODE_SLOTS - 1)
+                    snprintf(code, sizeof code, ",error_code=\"other\"");
+                else if (c > 0)
+                    snprintf(code, sizeof code, ",error_code=\"%d\"", code_slots[c]);
+                put(t, "gizcloud_http_requests_total{route=\"%s\",status=\"%s\"%s} %" PRIu64 "\n",
+                    gs_route_name((enum gs_route_id)r), st, code, v);
+            }
 }
 
 /* gizcloud_http_request_duration_seconds histograms by route. */
@@ -122,8 +155,9 @@ static void put_latency(struct text *t, struct gs_metrics *m)
 }
 
 /* The process-wide counters. */
-static void put_counters(struct text *t, struct gs_metrics *m)
+static void put_counters(struct text *t, struct gs_server *srv)
 {
+    struct gs_metrics *m = &srv->metrics;
     put(t, "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
             "# TYPE gizcloud_http_response_bytes_total counter\n"
             "gizcloud_http_response_bytes_total %" PRIu64 "\n",
@@ -141,6 +175,25 @@ static void put_counters(struct text *t, struct gs_metrics *m)
             "# TYPE gizcloud_http_head_timeouts_total counter\n"
             "gizcloud_http_head_timeouts_total %" PRIu64 "\n",
         ld(&m->head_timeouts));
+    struct gs_events *ev = &srv->events;
+    put(t, "# HELP gizcloud_events_written_total Device timeline events written to the store.\n"
+            "# TYPE gizcloud_events_written_total counter\n"
+            "gizcloud_events_written_total %" PRIu64 "\n",
+        ld(&ev->written));
+    put(t, "# HELP gizcloud_events_dropped_total Device timeline events lost before the store "
+            "(queue full, too large, failed write).\n"
+            "# TYPE gizcloud_events_dropped_total counter\n"
+            "gizcloud_events_dropped_total %" PRIu64 "\n",
+        ld(&ev->dropped));
+    put(t, "# HELP gizcloud_events_pruned_total Device timeline events removed by the retention "
+            "bounds (this process's prunes).\n"
+            "# TYPE gizcloud_events_pruned_total counter\n"
+            "gizcloud_events_pruned_total %" PRIu64 "\n",
+        ld(&ev->pruned));
+    put(t, "# HELP gizcloud_event_streams Open GET /admin/events/stream answers.\n"
+            "# TYPE gizcloud_event_streams gauge\n"
+            "gizcloud_event_streams %u\n",
+        atomic_load_explicit(&ev->streams, memory_order_relaxed));
     put(t, "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
             "wrong tokens from their address.\n"
             "# TYPE gizcloud_admin_throttled_total counter\n"
@@ -193,7 +246,7 @@ void gs_route_metrics(struct gs_request *rq)
     giz_buf_init(&t.b, METRICS_MAX);
     put_requests(&t, m);
     put_latency(&t, m);
-    put_counters(&t, m);
+    put_counters(&t, rq->srv);
     put_store(&t, rq);
     put(&t, "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
             "# TYPE gizcloud_start_time_seconds gauge\n"

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "giz/form.h"
 #include "giz/log.h"
 #include "giz/util.h"
@@ -93,6 +95,7 @@ static void request_free(struct gs_request *rq)
     if (rq == NULL)
         return;
     gs_firmware_upload_free(rq->upload);
+    cJSON_Delete(rq->ev);
     giz_buf_free(&rq->body_buf);
     free(rq->raw_uri);
     free(rq);
@@ -143,6 +146,7 @@ void gs_request_completed_cb(void *cls, struct MHD_Connection *conn, void **con_
             dur, rq->peer, how);
     if (!rq->responded) /* answered by libmicrohttpd itself (e.g. 431), or aborted */
         gs_metrics_observe(&srv->metrics, rq->route, rq->status, dur, rq->resp_bytes);
+    gs_event_request_done(rq, (int)toe);
     request_free(rq);
 }
 

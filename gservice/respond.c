@@ -38,13 +38,14 @@ void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response 
     rq->status = status;
     rq->resp_bytes = body_bytes;
     /* counted when queued, so a client that has its answer sees it counted */
-    gs_metrics_observe(&rq->srv->metrics, rq->route, resp ? status : 500,
-                       gs_now_us() - rq->start_us, body_bytes);
+    gs_metrics_observe_code(&rq->srv->metrics, rq->route, resp ? status : 500, rq->giz_code,
+                            gs_now_us() - rq->start_us, body_bytes);
     if (resp == NULL) {
         rq->status = 500;
         rq->queue_failed = true;
         return;
     }
+    gs_event_answered(rq);
     if (MHD_queue_response(rq->conn, status, resp) != MHD_YES) {
         giz_log(GIZ_LOG_WARN, "could not queue a %u answer", status);
         rq->queue_failed = true;
@@ -115,6 +116,8 @@ void gs_respond_error(struct gs_request *rq, unsigned status, const char *code,
 void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message)
 {
     char code_text[16];
+    if (!rq->responded)
+        rq->giz_code = code; /* metrics label, access log */
     snprintf(code_text, sizeof code_text, "%d", code);
     cJSON *j = cJSON_CreateObject();
     if (j != NULL) {

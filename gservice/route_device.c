@@ -91,10 +91,12 @@ void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const ch
 static bool do_register(struct gs_request *rq, const char *product_key, const char *mac,
                         const char *passcode, char did_out[GIZ_DID_SIZE])
 {
+    gs_event_str(rq, "product_key", product_key);
     if (!gs_valid_mac(mac)) {
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "mac must be 12 hex digits");
         return false;
     }
+    gs_event_str(rq, "mac", mac);
     if (!passcode_ok(passcode)) {
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID,
                               "passcode must be 1-32 printable characters");
@@ -110,6 +112,10 @@ static bool do_register(struct gs_request *rq, const char *product_key, const ch
     switch (rc) {
     case GIZ_OK:
         memcpy(did_out, dev.did, GIZ_DID_SIZE);
+        gs_event_did(rq, dev.did);
+        gs_event_str(rq, "mac", dev.mac);
+        if (created)
+            gs_event_num(rq, "created", 1);
         giz_log(GIZ_LOG_INFO, "device %s %s (product %s, mac %s)", dev.did,
                 created ? "registered" : "registered again", product_key, dev.mac);
         return true;
@@ -157,6 +163,7 @@ static void dev_unregister(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "did must be 22 base62 characters");
         return;
     }
+    gs_event_did(rq, did);
     struct giz_store *st = gs_device_store(rq);
     if (st == NULL)
         return;
@@ -184,6 +191,7 @@ void gs_route_dev_devices(struct gs_request *rq)
 static bool provision_body(struct gs_request *rq, const char *did, const char *product_key,
                            char *out, size_t cap, size_t *out_len)
 {
+    gs_event_did(rq, did);
     struct giz_store *st = gs_device_store(rq);
     if (st == NULL)
         return false;

@@ -570,3 +570,14 @@ void gs_firmware_url(const struct gs_server *srv, const struct giz_firmware *fw,
                  v41 ? "v4.1/" : "", fw->id);
     gs_url_drop_port80(out); /* also in URLs registered before the rule */
 }
+
+void gs_firmware_url_did(const struct gs_server *srv, const struct giz_firmware *fw, bool v41,
+                         const char *did, char *out, size_t cap)
+{
+    gs_firmware_url(srv, fw, v41, out, cap);
+    size_t n = strlen(out);
+    /* only our own URLs (an external URL's query is its owner's); 27 bytes */
+    if (did != NULL && gs_valid_did(did) && !(fw->url[0] != '\0' && fw->file_path[0] == '\0') &&
+        strchr(out, '?') == NULL && n + 6 + GIZ_DID_SIZE < cap)
+        snprintf(out + n, cap - n, "?did=%s", did);
+}

@@ -56,9 +56,19 @@ static bool versions_ok(struct gs_request *rq, const char *soft, const char *har
     return true;
 }
 
-/* Answers a v4.1 check for (product, type, versions): update or 9500/9502. */
+/* Notes the versions a device reported in its OTA check's event. */
+static void note_versions(struct gs_request *rq, int type, const char *soft, const char *hard)
+{
+    gs_event_num(rq, "type", type);
+    gs_event_str(rq, "soft_version", soft);
+    if (hard[0] != '\0')
+        gs_event_str(rq, "hard_version", hard);
+}
+
+/* Answers a v4.1 check for (product, type, versions): update or 9500/9502.
+ * did (NULL: none known) goes into the download URL. */
 static void answer_v41(struct gs_request *rq, struct giz_store *st, const char *product_key,
-                       int type, const char *soft, const char *hard)
+                       int type, const char *soft, const char *hard, const char *did)
 {
     struct giz_firmware fw;
     int rc = giz_store_firmware_latest(st, product_key, type, hard[0] ? hard : NULL, &fw);
@@ -76,7 +86,9 @@ static void answer_v41(struct gs_request *rq, struct giz_store *st, const char *
         return;
     }
     char url[GIZ_URL_SIZE + 64];
-    gs_firmware_url(rq->srv, &fw, true, url, sizeof url);
+    gs_firmware_url_did(rq->srv, &fw, true, did, url, sizeof url);
+    gs_event_str(rq, "offered", fw.soft_version);
+    gs_event_num(rq, "fid", (double)fw.id);
     /* firmware reads soft_ver= up to the end of the line: CRLF-terminated */
     gs_respond_form(rq, 200, "soft_ver=%s&download_url=%s\r\n", fw.soft_version, url);
 }
@@ -94,6 +106,8 @@ void gs_route_ota_check(struct gs_request *rq)
         !fw_type(rq, type_s, &type) || !versions_ok(rq, soft, hard))
         return;
     const char *did = rq->param[0];
+    gs_event_did(rq, did);
+    note_versions(rq, type, soft, hard);
     struct giz_store *st = gs_device_store(rq);
     if (st == NULL)
         return;
@@ -106,7 +120,7 @@ void gs_route_ota_check(struct gs_request *rq)
     struct giz_device_info info; /* "type" here is the firmware type, not the register type */
     if (gs_device_info_parse(b, bl, false, &info, NULL, 0))
         gs_device_info_record(rq, st, did, &info, NULL);
-    answer_v41(rq, st, dev.product_key, type, soft, hard);
+    answer_v41(rq, st, dev.product_key, type, soft, hard, did);
 out:
     gs_store_release(&rq->srv->pool, st);
 }
@@ -146,8 +160,9 @@ void gs_route_ota_latest(struct gs_request *rq)
         return;
     struct giz_product prod;
     int rc = giz_store_product_get(st, pk, &prod);
+    note_versions(rq, type, soft, hard);
     if (rc == GIZ_OK)
-        answer_v41(rq, st, pk, type, soft, hard);
+        answer_v41(rq, st, pk, type, soft, hard, NULL);
     else if (rc == GIZ_ERR_NOT_FOUND)
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
     else
@@ -174,6 +189,8 @@ void gs_route_ota_target_fid(struct gs_request *rq)
                               "soft_version/hard_version must be [0-9A-Za-z._-]{0,32}");
         return;
     }
+    gs_event_did(rq, did);
+    note_versions(rq, type, soft, hard);
     uint64_t current_fid = 0;
     if (fid_s[0] != '\0' && giz_parse_uint(fid_s, 10, 0, INT64_MAX, &current_fid) != GIZ_OK) {
         gs_respond_form_error(rq, 400, GS_E_FORM_INVALID, "current_fid must be a number");
@@ -205,7 +222,9 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         goto out;
     }
     char url[GIZ_URL_SIZE + 64];
-    gs_firmware_url(rq->srv, &fw, false, url, sizeof url);
+    gs_firmware_url_did(rq->srv, &fw, false, did, url, sizeof url);
+    gs_event_str(rq, "offered", fw.soft_version);
+    gs_event_num(rq, "fid", (double)fw.id);
     /* firmware reads download_url up to the next '&': more fields follow */
     gs_respond_form(rq, 200, "target_fid=%" PRId64 "&download_url=%s&soft_ver=%s&md5=%s", fw.id,
                     url, fw.soft_version, fw.md5);
@@ -368,9 +387,28 @@ static void add_firmware_headers(struct MHD_Response *resp, const struct giz_fir
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
 }
 
+/* The download's device: ?did= that an OTA answer put in the URL ("" if
+ * absent or malformed: the event then has only the peer). */
+static void note_download_did(struct gs_request *rq)
+{
+    char did[GIZ_DID_SIZE + 8];
+    if (gs_query_get(rq, "did", did, sizeof did) == GIZ_OK)
+        gs_event_did(rq, did);
+    const char *range = gs_header(rq, MHD_HTTP_HEADER_RANGE);
+    if (range != NULL) {
+        char r[64];
+        size_t n = 0;
+        for (; range[n] != '\0' && n < sizeof r - 1; n++)
+            r[n] = (range[n] > 0x1f && range[n] < 0x7f) ? range[n] : '?';
+        r[n] = '\0';
+        gs_event_str(rq, "range", r);
+    }
+}
+
 void gs_route_ota_download(struct gs_request *rq)
 {
     uint64_t id64 = 0;
+    note_download_did(rq);
     if (giz_parse_uint(rq->param[0], 10, 0, INT64_MAX, &id64) != GIZ_OK) {
         gs_respond_form_error(rq, 404, GS_E_FORM_INVALID, "no such firmware");
         return;
@@ -410,6 +448,12 @@ void gs_route_ota_download(struct gs_request *rq)
     }
     uint64_t size = (uint64_t)sb.st_size, start = 0, len = size;
     int r = parse_range(gs_header(rq, MHD_HTTP_HEADER_RANGE), size, &start, &len);
+    gs_event_num(rq, "fid", (double)id);
+    gs_event_num(rq, "size", (double)size);
+    if (r > 0) {
+        gs_event_num(rq, "range_start", (double)start);
+        gs_event_num(rq, "range_len", (double)len);
+    }
     if (r < 0) {
         close(fd);
         respond_416(rq, size);

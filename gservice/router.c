@@ -26,6 +26,9 @@ static const struct gs_route routes[] = {
     {"/admin/devices", GS_ROUTE_ADMIN_DEVICES, M_READ, gs_route_admin_devices},
     {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ, gs_route_admin_device},
     {"/admin/devices/*/logs", GS_ROUTE_ADMIN_DEVICE_LOGS, M_READ, gs_route_admin_device_logs},
+    {"/admin/devices/*/events", GS_ROUTE_ADMIN_DEVICE_EVENTS, M_READ,
+     gs_route_admin_device_events},
+    {"/admin/events/stream", GS_ROUTE_ADMIN_EVENT_STREAM, GS_M_GET, gs_route_admin_event_stream},
     {"/admin/firmware", GS_ROUTE_ADMIN_FIRMWARE, M_READ | GS_M_POST, gs_route_admin_firmware},
     {"/admin/ota/push", GS_ROUTE_ADMIN_OTA_PUSH, GS_M_POST, gs_route_admin_ota_push},
     {"/app/users", GS_ROUTE_APP_USERS, GS_M_POST, gs_route_app_users},
@@ -54,6 +57,8 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_APP_USERS] = "app_users",
     [GS_ROUTE_APP_LOGIN] = "app_login",
     [GS_ROUTE_APP_BINDINGS] = "app_bindings",
+    [GS_ROUTE_ADMIN_DEVICE_EVENTS] = "admin_device_events",
+    [GS_ROUTE_ADMIN_EVENT_STREAM] = "admin_event_stream",
 };
 
 const char *gs_route_name(enum gs_route_id id)
@@ -130,7 +135,8 @@ void gs_route_allow(int methods, char *out, size_t cap)
 
 bool gs_route_is_admin(enum gs_route_id id)
 {
-    return id >= GS_ROUTE_ADMIN_PRODUCTS && id <= GS_ROUTE_ADMIN_OTA_PUSH;
+    return (id >= GS_ROUTE_ADMIN_PRODUCTS && id <= GS_ROUTE_ADMIN_OTA_PUSH) ||
+           id == GS_ROUTE_ADMIN_DEVICE_EVENTS || id == GS_ROUTE_ADMIN_EVENT_STREAM;
 }
 
 const struct gs_route *gs_route_find(struct gs_request *rq)

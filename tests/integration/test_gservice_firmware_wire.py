@@ -114,11 +114,13 @@ def check_urls_port80(c):
         st, _, body = cloud.http("POST", "/dev/ota/v4.1/update_and_check/" + did,
                                  form="passcode=pass80x001&type=1&hard_version=H1&soft_version=04020001")
         c.eq((st, body.decode()),
-             (200, "soft_ver=04020099&download_url=http://127.0.0.1/dev/ota/v4.1/download/%s\r\n" % fid),
-             "v4.1 check: URL host is 127.0.0.1, no port")
+             (200, "soft_ver=04020099&download_url=http://127.0.0.1/dev/ota/v4.1/download/%s?did=%s\r\n"
+              % (fid, did)),
+             "v4.1 check: URL host is 127.0.0.1, no port (the DID ties the download to the device)")
         st, _, body = cloud.http("GET", "/dev/ota/target_fid?did=%s&product_key=%s&type=1&hard_version=H1"
                                  "&soft_version=04020001&current_fid=1" % (did, pk))
-        c.ok(st == 200 and ("&download_url=http://127.0.0.1/dev/ota/download/%s&" % fid) in body.decode(),
+        c.ok(st == 200 and ("&download_url=http://127.0.0.1/dev/ota/download/%s?did=%s&" % (fid, did))
+             in body.decode(),
              "v4.0 target_fid: URL without :80 (%r)" % body)
         st, r = cloud.json("POST", "/admin/firmware", {"product_key": pk, "type": 2, "soft_version": "1",
                                                        "url": "http://cdn.example:80/m.bin"}, admin=True)

@@ -107,7 +107,7 @@ def main():
         # -- v4.1 check: update available -------------------------------------------------
         status, hdr, body, raw = cloud.firmware_exchange(check_bytes(did, "OTAPASS001", 1, "04020020"))
         c.eq(status, 200, "check with newer firmware: status")
-        c.eq(body, ("soft_ver=04020021&download_url=%s\r\n" % fw["download_url"]).encode(),
+        c.eq(body, ("soft_ver=04020021&download_url=%s?did=%s\r\n" % (fw["download_url"], did)).encode(),
              "check answer: soft_ver + URL, CRLF-terminated")
         c.eq(len(body), int(hdr.get("content-length", "-1")), "check answer in one recv")
         # already on the latest / newer: 9502
