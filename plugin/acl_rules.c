@@ -35,6 +35,17 @@ static bool single_level(const char *s)
     return strpbrk(s, "/+#") == NULL;
 }
 
+/* true if topic is exactly ser2cli_res/<did> or (product key known)
+ * ser2cli_noti/<product_key>: the cloud's topics toward the device, which it
+ * may subscribe and read as they are. */
+static bool cloud_topic(const char *topic, const char *did, const char *product_key)
+{
+    const char *r = after_level(after(topic, "ser2cli_res/"), did);
+    if (r != NULL && *r == '\0') return true;
+    r = after_level(after(topic, "ser2cli_noti/"), product_key);
+    return product_key[0] != '\0' && r != NULL && *r == '\0';
+}
+
 bool acl__device_allowed(const char *did, const char *product_key, enum acl_access access,
                          const char *topic)
 {
@@ -42,18 +53,12 @@ bool acl__device_allowed(const char *did, const char *product_key, enum acl_acce
     if (did == NULL || product_key == NULL || topic == NULL) return false;
     switch (access) {
     case ACL_SUBSCRIBE:
-        r = after_level(after(topic, "ser2cli_res/"), did);
-        if (r != NULL && *r == '\0') return true;
-        r = after_level(after(topic, "ser2cli_noti/"), product_key);
-        if (product_key[0] != '\0' && r != NULL && *r == '\0') return true;
+        if (cloud_topic(topic, did, product_key)) return true;
         r = after_level(after(topic, "app2dev/"), did);
         if (r != NULL && strcmp(r, "/#") == 0) return true;
         return false;
     case ACL_READ:
-        r = after_level(after(topic, "ser2cli_res/"), did);
-        if (r != NULL && *r == '\0') return true;
-        r = after_level(after(topic, "ser2cli_noti/"), product_key);
-        if (product_key[0] != '\0' && r != NULL && *r == '\0') return true;
+        if (cloud_topic(topic, did, product_key)) return true;
         r = after_level(after(topic, "app2dev/"), did);
         if (r != NULL && r[0] == '/' && r[1] != '\0') return true;
         return false;

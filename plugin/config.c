@@ -6,6 +6,7 @@
  * makes mosquitto_plugin_init fail, so the broker refuses to start with a
  * clear log line instead of running half-configured (fail closed).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,85 +44,84 @@ static int copy_str(char *dst, size_t cap, const char *src)
     return 0;
 }
 
-enum opt_id {
-    OPT_DB_PATH,
-    OPT_PING_MAX,
-    OPT_PING_WINDOW,
-    OPT_KEEPALIVE_MAX,
-    OPT_MAX_PACKET,
-    OPT_POLL_MS,
-    OPT_AUTH_CACHE_TTL,
-    OPT_AUTH_CACHE_MAX,
-    OPT_STATS_INTERVAL,
-    OPT_LOG_LEVEL,
-    OPT_LOG_QUEUE_MAX,
-    OPT_LOG_RATE,
-    OPT_LOG_BURST,
-    OPT_LOG_KEEP,
-    OPT_LOG_PRUNE_INTERVAL,
-    OPT_AUTH_FAIL_MAX,
-    OPT_AUTH_BACKOFF,
-    OPT_CONNECT_TIMEOUT,
-    OPT_PRE_CONNECT_MAX,
-    OPT_PRE_CONNECT_PER_ADDR,
-    OPT_TEST_REQUIRE_SYMBOL,
-    OPT_TEST_REQUIRE_VERSION,
-    OPT_DEVICE_GAP,         /* push.c (helper "push") */
-    OPT_SUB_WAIT,           /* push.c */
-    OPT_PASSCODE_KEY,       /* auth.c (helper "auth") */
-    OPT_AUTH_FAIL_ADDR_MAX, /* auth.c */
-    OPT_AUTH_SLOW_RATE,     /* auth.c */
-    OPT__COUNT
+/* How an option's value is read. */
+enum opt_kind {
+    OPT_UINT,  /* decimal integer in [min, max] */
+    OPT_MS,    /* duration: "<n>" seconds or "<n>ms", in ms in [min, max] */
+    OPT_STR,   /* non-empty string that fits the field */
+    OPT_LEVEL, /* error|warn|info|debug */
 };
 
-static const struct {
+/* One plugin_opt_<name>: where its value goes in struct gizp_config. */
+struct opt_def {
     const char *name;
+    enum opt_kind kind;
+    uint64_t min, max;
+    size_t off, size; /* the field */
     const char *help;
-} opt_table[OPT__COUNT] = {
-    [OPT_DB_PATH] = {"db_path", "path of the gizcloud SQLite database (required)"},
-    [OPT_PING_MAX] = {"ping_max", "PINGREQs allowed per window, 1..65535"},
-    [OPT_PING_WINDOW] = {"ping_window", "window, seconds or <n>ms, 100ms..1 day"},
-    [OPT_KEEPALIVE_MAX] = {"keepalive_max", "keepalive clamp in seconds, 1..65535"},
-    [OPT_MAX_PACKET] = {"max_packet", "largest client packet in bytes, 1024..268435455"},
-    [OPT_POLL_MS] = {"poll_ms", "outbox poll / DB batch period, 10..5000 ms"},
-    [OPT_AUTH_CACHE_TTL] = {"auth_cache_ttl", "seconds, 0..86400 (0 = no cache)"},
-    [OPT_AUTH_CACHE_MAX] = {"auth_cache_max", "entries, 0..10000000"},
-    [OPT_STATS_INTERVAL] = {"stats_interval", "seconds between stats lines, 0 = off"},
-    [OPT_LOG_LEVEL] = {"log_level", "error|warn|info|debug"},
-    [OPT_LOG_QUEUE_MAX] = {"log_queue_max", "device log records buffered per batch"},
-    [OPT_LOG_RATE] = {"log_rate", "0x0012 records stored per device per second, 0..1000000"},
-    [OPT_LOG_BURST] = {"log_burst", "0x0012 records a device may store at once, 1..1000000"},
-    [OPT_LOG_KEEP] = {"log_keep", "newest 0x0012 records kept per device, 0..10000000 (0 = all)"},
-    [OPT_LOG_PRUNE_INTERVAL] = {"log_prune_interval",
-                                "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"},
-    [OPT_AUTH_FAIL_MAX] =
-        {"auth_fail_max",
-         "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"},
-    [OPT_PASSCODE_KEY] = {"passcode_key", "key file of the keyed passcode verifier (default: "
-                                          "passcode.key beside db_path; created if missing)"},
-    [OPT_AUTH_FAIL_ADDR_MAX] = {"auth_fail_addr_max",
-                                "wrong passcodes from one address within auth_backoff before it "
-                                "is backed off, 0..1000000 (0 = off)"},
-    [OPT_AUTH_SLOW_RATE] = {"auth_slow_rate", "PBKDF2 passcode checks per second across all "
-                                              "clients, 0..100000 (0 = no limit)"},
-    [OPT_AUTH_BACKOFF] = {"auth_backoff",
-                          "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"},
-    [OPT_CONNECT_TIMEOUT] = {"connect_timeout",
-                             "shut down connections without CONNECT after, 1..3600 s or <n>ms"},
-    [OPT_PRE_CONNECT_MAX] = {"pre_connect_max",
-                             "connections without CONNECT at once, all sources, 1..10000000"},
-    [OPT_PRE_CONNECT_PER_ADDR] =
-        {"pre_connect_per_addr",
-         "connections without CONNECT at once per source address, 1..10000000"},
-    [OPT_TEST_REQUIRE_SYMBOL] = {"test_require_symbol",
-                                 "tests only: also require a relocation for this symbol"},
-    [OPT_TEST_REQUIRE_VERSION] = {"test_require_version",
-                                  "tests only: also require this version string in mosquitto"},
-    [OPT_DEVICE_GAP] = {"device_gap", "least time between two packets the cloud sends one device, "
-                                      "<n>ms or seconds, 0..1000ms (0 = no pacing)"},
-    [OPT_SUB_WAIT] = {"sub_wait", "how long pushes wait for a device's other subscriptions once "
-                                  "ser2cli_res is granted, <n>ms or seconds, 0..60s"},
 };
+
+#define FIELD(f) offsetof(struct gizp_config, f), sizeof(((struct gizp_config *)0)->f)
+#define OPT(name, kind, min, max, f, help)                                                         \
+    {                                                                                              \
+        name, kind, min, max, FIELD(f), help                                                       \
+    }
+
+static const struct opt_def opt_table[] = {
+    OPT("db_path", OPT_STR, 0, 0, db_path, "path of the gizcloud SQLite database (required)"),
+    OPT("ping_max", OPT_UINT, 1, GIZ_GUARD_EXACT_MAX, ping_max,
+        "PINGREQs allowed per window, 1..65535"),
+    OPT("ping_window", OPT_MS, 100, 86400000, ping_window_ms,
+        "window, seconds or <n>ms, 100ms..1 day"),
+    OPT("keepalive_max", OPT_UINT, 1, 65535, keepalive_max, "keepalive clamp in seconds, 1..65535"),
+    OPT("max_packet", OPT_UINT, 1024, 268435455, max_packet,
+        "largest client packet in bytes, 1024..268435455"),
+    OPT("poll_ms", OPT_UINT, 10, 5000, poll_ms, "outbox poll / DB batch period, 10..5000 ms"),
+    OPT("auth_cache_ttl", OPT_UINT, 0, 86400, auth_cache_ttl, "seconds, 0..86400 (0 = no cache)"),
+    OPT("auth_cache_max", OPT_UINT, 0, 10000000, auth_cache_max, "entries, 0..10000000"),
+    OPT("stats_interval", OPT_UINT, 0, 86400, stats_interval,
+        "seconds between stats lines, 0 = off"),
+    OPT("log_level", OPT_LEVEL, 0, 0, log_level, "error|warn|info|debug"),
+    OPT("log_queue_max", OPT_UINT, 0, 1000000, log_max, "device log records buffered per batch"),
+    OPT("log_rate", OPT_UINT, 0, 1000000, log_rate,
+        "0x0012 records stored per device per second, 0..1000000"),
+    OPT("log_burst", OPT_UINT, 1, 1000000, log_burst,
+        "0x0012 records a device may store at once, 1..1000000"),
+    OPT("log_keep", OPT_UINT, 0, 10000000, log_keep,
+        "newest 0x0012 records kept per device, 0..10000000 (0 = all)"),
+    OPT("log_prune_interval", OPT_MS, 1000, 86400000, log_prune_ms,
+        "device log / outbox pruning period, seconds or <n>ms, 1s..1 day"),
+    OPT("auth_fail_max", OPT_UINT, 0, 1000, auth_fail_max,
+        "wrong passcodes per DID within auth_backoff before back-off, 0..1000 (0 = off)"),
+    OPT("auth_backoff", OPT_MS, 1000, 86400000, auth_backoff_ms,
+        "wrong-passcode window and back-off, seconds or <n>ms, 1s..1 day"),
+    OPT("passcode_key", OPT_STR, 0, 0, passcode_key,
+        "key file of the keyed passcode verifier (default: passcode.key beside db_path; "
+        "created if missing)"),
+    OPT("auth_fail_addr_max", OPT_UINT, 0, 1000000, auth_fail_addr_max,
+        "wrong passcodes from one address within auth_backoff before it is backed off, "
+        "0..1000000 (0 = off)"),
+    OPT("auth_slow_rate", OPT_UINT, 0, 100000, auth_slow_rate,
+        "PBKDF2 passcode checks per second across all clients, 0..100000 (0 = no limit)"),
+    OPT("connect_timeout", OPT_MS, 100, 3600000, connect_timeout_ms,
+        "shut down connections without CONNECT after, 1..3600 s or <n>ms"),
+    OPT("pre_connect_max", OPT_UINT, 1, 10000000, pre_connect_max,
+        "connections without CONNECT at once, all sources, 1..10000000"),
+    OPT("pre_connect_per_addr", OPT_UINT, 1, 10000000, pre_connect_per_addr,
+        "connections without CONNECT at once per source address, 1..10000000"),
+    OPT("test_require_symbol", OPT_STR, 0, 0, test_require_symbol,
+        "tests only: also require a relocation for this symbol"),
+    OPT("test_require_version", OPT_STR, 0, 0, test_require_version,
+        "tests only: also require this version string in mosquitto"),
+    OPT("device_gap", OPT_MS, 0, 1000, device_gap_ms,
+        "least time between two packets the cloud sends one device, <n>ms or seconds, "
+        "0..1000ms (0 = no pacing)"),
+    OPT("sub_wait", OPT_MS, 0, 60000, sub_wait_ms,
+        "how long pushes wait for a device's other subscriptions once ser2cli_res is "
+        "granted, <n>ms or seconds, 0..60s"),
+};
+#define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
+#define OPT_DB_PATH 0u /* opt_table[0] */
 
 /* Options of the plugin's own listener (a relay in front of mosquitto),
  * which this version no longer has. */
@@ -138,8 +138,8 @@ static bool is_removed(const char *key)
 
 static int find_opt(const char *key)
 {
-    for (int i = 0; i < OPT__COUNT; i++) {
-        if (strcmp(opt_table[i].name, key) == 0) return i;
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        if (strcmp(opt_table[i].name, key) == 0) return (int)i;
     }
     return -1;
 }
@@ -172,113 +172,40 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->sub_wait_ms = 1000;
 }
 
+/* Stores v into an unsigned or size_t field of cfg. */
+static void store_uint(struct gizp_config *cfg, const struct opt_def *o, uint64_t v)
+{
+    unsigned char *field = (unsigned char *)cfg + o->off;
+    if (o->size == sizeof(size_t)) {
+        size_t z = (size_t)v;
+        memcpy(field, &z, sizeof(z));
+    } else {
+        unsigned u = (unsigned)v; /* every bound in the table fits */
+        memcpy(field, &u, sizeof(u));
+    }
+}
+
 /* Applies one option; returns 0 or -1 (the caller logs). */
-static int apply_opt(struct gizp_config *cfg, int id, const char *value)
+static int apply_opt(struct gizp_config *cfg, const struct opt_def *o, const char *value)
 {
     uint64_t v = 0;
-    switch (id) {
-    case OPT_DB_PATH:
-        return copy_str(cfg->db_path, sizeof(cfg->db_path), value);
-    case OPT_PING_MAX:
-        if (giz_parse_uint(value, 10, 1, GIZ_GUARD_EXACT_MAX, &v) != GIZ_OK) return -1;
-        cfg->ping_max = (unsigned)v;
+    switch (o->kind) {
+    case OPT_UINT:
+        if (giz_parse_uint(value, 10, o->min, o->max, &v) != GIZ_OK) return -1;
+        store_uint(cfg, o, v);
         return 0;
-    case OPT_PING_WINDOW:
-        if (parse_duration_ms(value, 100, 86400000, &v) != 0) return -1;
-        cfg->ping_window_ms = (unsigned)v;
+    case OPT_MS:
+        if (parse_duration_ms(value, o->min, o->max, &v) != 0) return -1;
+        store_uint(cfg, o, v);
         return 0;
-    case OPT_KEEPALIVE_MAX:
-        if (giz_parse_uint(value, 10, 1, 65535, &v) != GIZ_OK) return -1;
-        cfg->keepalive_max = (unsigned)v;
-        return 0;
-    case OPT_MAX_PACKET:
-        if (giz_parse_uint(value, 10, 1024, 268435455, &v) != GIZ_OK) return -1;
-        cfg->max_packet = (size_t)v;
-        return 0;
-    case OPT_POLL_MS:
-        if (giz_parse_uint(value, 10, 10, 5000, &v) != GIZ_OK) return -1;
-        cfg->poll_ms = (unsigned)v;
-        return 0;
-    case OPT_AUTH_CACHE_TTL:
-        if (giz_parse_uint(value, 10, 0, 86400, &v) != GIZ_OK) return -1;
-        cfg->auth_cache_ttl = (unsigned)v;
-        return 0;
-    case OPT_AUTH_CACHE_MAX:
-        if (giz_parse_uint(value, 10, 0, 10000000, &v) != GIZ_OK) return -1;
-        cfg->auth_cache_max = (unsigned)v;
-        return 0;
-    case OPT_STATS_INTERVAL:
-        if (giz_parse_uint(value, 10, 0, 86400, &v) != GIZ_OK) return -1;
-        cfg->stats_interval = (unsigned)v;
-        return 0;
-    case OPT_LOG_LEVEL: {
+    case OPT_STR:
+        return copy_str((char *)cfg + o->off, o->size, value);
+    case OPT_LEVEL: {
         int lvl = giz_log_level_parse(value);
         if (lvl < 0) return -1;
         cfg->log_level = lvl;
         return 0;
     }
-    case OPT_CONNECT_TIMEOUT:
-        if (parse_duration_ms(value, 100, 3600000, &v) != 0) return -1;
-        cfg->connect_timeout_ms = (unsigned)v;
-        return 0;
-    case OPT_PRE_CONNECT_MAX:
-        if (giz_parse_uint(value, 10, 1, 10000000, &v) != GIZ_OK) return -1;
-        cfg->pre_connect_max = (unsigned)v;
-        return 0;
-    case OPT_PRE_CONNECT_PER_ADDR:
-        if (giz_parse_uint(value, 10, 1, 10000000, &v) != GIZ_OK) return -1;
-        cfg->pre_connect_per_addr = (unsigned)v;
-        return 0;
-    case OPT_TEST_REQUIRE_SYMBOL:
-        return copy_str(cfg->test_require_symbol, sizeof(cfg->test_require_symbol), value);
-    case OPT_TEST_REQUIRE_VERSION:
-        return copy_str(cfg->test_require_version, sizeof(cfg->test_require_version), value);
-    case OPT_LOG_QUEUE_MAX:
-        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
-        cfg->log_max = (unsigned)v;
-        return 0;
-    case OPT_LOG_RATE:
-        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
-        cfg->log_rate = (unsigned)v;
-        return 0;
-    case OPT_LOG_BURST:
-        if (giz_parse_uint(value, 10, 1, 1000000, &v) != GIZ_OK) return -1;
-        cfg->log_burst = (unsigned)v;
-        return 0;
-    case OPT_LOG_KEEP:
-        if (giz_parse_uint(value, 10, 0, 10000000, &v) != GIZ_OK) return -1;
-        cfg->log_keep = (unsigned)v;
-        return 0;
-    case OPT_LOG_PRUNE_INTERVAL:
-        if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
-        cfg->log_prune_ms = (unsigned)v;
-        return 0;
-    case OPT_AUTH_FAIL_MAX:
-        if (giz_parse_uint(value, 10, 0, 1000, &v) != GIZ_OK) return -1;
-        cfg->auth_fail_max = (unsigned)v;
-        return 0;
-    case OPT_PASSCODE_KEY:
-        return copy_str(cfg->passcode_key, sizeof(cfg->passcode_key), value);
-    case OPT_AUTH_FAIL_ADDR_MAX:
-        if (giz_parse_uint(value, 10, 0, 1000000, &v) != GIZ_OK) return -1;
-        cfg->auth_fail_addr_max = (unsigned)v;
-        return 0;
-    case OPT_AUTH_SLOW_RATE:
-        if (giz_parse_uint(value, 10, 0, 100000, &v) != GIZ_OK) return -1;
-        cfg->auth_slow_rate = (unsigned)v;
-        return 0;
-    case OPT_AUTH_BACKOFF:
-        if (parse_duration_ms(value, 1000, 86400000, &v) != 0) return -1;
-        cfg->auth_backoff_ms = (unsigned)v;
-        return 0;
-    case OPT_DEVICE_GAP:
-        if (parse_duration_ms(value, 0, 1000, &v) != 0) return -1;
-        cfg->device_gap_ms = (unsigned)v;
-        return 0;
-    case OPT_SUB_WAIT:
-        if (parse_duration_ms(value, 0, 60000, &v) != 0) return -1;
-        cfg->sub_wait_ms = (unsigned)v;
-        return 0;
     default:
         return -1;
     }
@@ -287,7 +214,7 @@ static int apply_opt(struct gizp_config *cfg, int id, const char *value)
 int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int count)
 {
     int errors = 0;
-    bool seen[OPT__COUNT] = {false};
+    bool seen[OPT_COUNT] = {false};
     set_defaults(cfg);
     for (int i = 0; i < count; i++) {
         const char *key = opts[i].key != NULL ? opts[i].key : "";
@@ -316,7 +243,7 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
             continue;
         }
         seen[id] = true;
-        if (apply_opt(cfg, id, value) != 0) {
+        if (apply_opt(cfg, &opt_table[id], value) != 0) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "giz: bad value for plugin_opt_%s: \"%s\" (%s)", key,
                                  value, opt_table[id].help);
             errors++;
