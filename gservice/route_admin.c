@@ -250,8 +250,17 @@ void gs_route_admin_device(struct gs_request *rq)
         store_error(rq, rc);
     } else {
         cJSON *j = device_json(&d, alive);
-        if (j != NULL)
+        if (j != NULL) {
             add_broker(j, alive, age_ms);
+            /* the broker stamps last_seen when presence changes: while
+             * online that is when the current connection began. Peer,
+             * keepalive and protocol level are not stored yet (the
+             * broker's connect events will carry them). */
+            if (alive && d.online)
+                cJSON_AddNumberToObject(j, "connected_since", (double)d.last_seen);
+            else
+                cJSON_AddNullToObject(j, "connected_since");
+        }
         cJSON *o = j ? cJSON_AddObjectToObject(j, "details") : NULL;
         if (o != NULL) {
             cJSON_AddStringToObject(o, "type", info.reg_type);

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 
@@ -287,6 +288,58 @@ def check_metrics(c, cloud):
     c.ok(re.search(r"^gizcloud_events_dropped_total 0$", text, re.M) is not None, "events dropped counter")
 
 
+GIZCTL = os.path.join(harness.BUILD, "tools", "gizctl")
+
+
+def gizctl(cloud, *args, timeout=30):
+    env = dict(os.environ)
+    env["GIZCTL_CONFIG"] = os.path.join(cloud.dir, "gizctl.conf")
+    if harness.ASAN:
+        env = harness.sanitizer_env(env)
+    p = subprocess.run([GIZCTL, "--http", "http://127.0.0.1:%d" % cloud.http_port,
+                        "--admin-token", cloud.admin_token] + list(args),
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check_gizctl(c, cloud, did, n_events):
+    """gizctl device events: one readable line per stored event, --json one
+    object per line, -f prints a live event (--count bounds it)."""
+    rc, out, err = gizctl(cloud, "device", "events", did)
+    lines = out.splitlines()
+    c.eq((rc, len(lines)), (0, n_events), "gizctl device events: one line per event (%s)" % err.strip())
+    line_re = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z_]+ +.*status=\d{3}")
+    c.ok(all(line_re.match(l) for l in lines), "lines: ISO 8601 UTC time, kind, fields: %r" % lines[:2])
+    c.ok(lines and lines[0].split()[1] == "register" and "mac=A0B1C2D3E4F5" in lines[0],
+         "first line is the register with its mac")
+    rc, out, _ = gizctl(cloud, "--json", "device", "events", did, "--kind", "download")
+    docs = [json.loads(l) for l in out.splitlines()]
+    c.eq((rc, [d.get("kind") for d in docs]), (0, ["download", "download"]), "gizctl --json --kind")
+    rc, _, _ = gizctl(cloud, "device", "events", "not-a-did")
+    c.eq(rc, 1, "gizctl: malformed DID is a usage error")
+    # -f: start it, then make a new event; it prints the stored ones, then the live one
+    env = dict(os.environ)
+    env["GIZCTL_CONFIG"] = os.path.join(cloud.dir, "gizctl.conf")
+    if harness.ASAN:
+        env = harness.sanitizer_env(env)
+    p = subprocess.Popen([GIZCTL, "--http", "http://127.0.0.1:%d" % cloud.http_port,
+                          "--admin-token", cloud.admin_token, "--json", "device", "events", did,
+                          "-f", "--count", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env)
+    try:
+        first = p.stdout.readline()  # the stored events come first
+        c.ok(first.startswith("{"), "gizctl -f prints the stored events first")
+        time.sleep(0.5)  # let it reach the stream (an event before that is still stored: found anyway)
+        cloud.http("GET", "/dev/devices/%s" % did)
+        out, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    docs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    c.eq((p.returncode, docs[-1].get("kind") if docs else None), (0, "provision"),
+         "gizctl -f prints the live event and exits after --count (%s)" % err.strip())
+
+
 def check_off(c):
     with harness.Cloud(broker=False, gservice_env={"GIZ_EVENTS": "0"}) as cloud:
         pk = cloud.create_product("off")["product_key"]
@@ -299,6 +352,7 @@ def main():
     c = harness.Checker("test_gservice_events")
     with harness.Cloud(broker=False, gservice_env={"GIZ_EVENTS_PER_DEVICE": str(PER_DEVICE)}) as cloud:
         pk, did, first = check_timeline(c, cloud)
+        check_gizctl(c, cloud, did, 7)
         check_anonymous(c, cloud, first)
         check_stream(c, cloud, pk, did)
         check_bad_queries(c, cloud, did)

@@ -137,6 +137,8 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a);
+/* ctl_events.c: the device timeline, stored and live. */
+int ctl__cmd_device_events(struct ctl *ctl, const struct ctl_args *a);
 
 int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a);

@@ -131,7 +131,8 @@ static void device_text(const cJSON *out)
 
     cJSON_ArrayForEach(item, out) {
         char buf[512];
-        if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0)
+        if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0 ||
+            strcmp(item->string, "connected_since") == 0)
             printf("%-16s %s\n", item->string, when(out, item->string, buf, sizeof buf));
         else
             printf("%-16s %s\n", item->string, ctl__jtext(out, item->string, buf, sizeof buf));

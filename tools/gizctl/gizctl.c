@@ -44,6 +44,12 @@ static const struct ctl_opt opts_logs[] = {
     {"interval", 0, "SECONDS", "poll interval with --follow (default 2)"},
     {"count", 0, "N", "with --follow: exit after N new records"},
     {0}};
+static const struct ctl_opt opts_events[] = {
+    {"follow", 'f', NULL, "then follow the live stream and print new events as they happen"},
+    {"kind", 'k', "KIND", "only events of this kind (register, provision, ota_check, ...)"},
+    {"since", 0, "ID", "only events after this event id"},
+    {"count", 0, "N", "with --follow: exit after N new events"},
+    {0}};
 static const struct ctl_opt opts_password[] = {
     {"password", 0, "PW", "password (visible to other users in ps; prefer the next two)"},
     {"password-stdin", 0, NULL, "read the password from the first line of stdin"},
@@ -74,6 +80,11 @@ static const struct ctl_cmd commands[] = {
     {"device", "list", "", "list devices with online state and last seen time", NULL, 0, 0,
      opts_device_list, ctl__cmd_device_list},
     {"device", "show", "DID", "show one device", NULL, 1, 1, NULL, ctl__cmd_device_show},
+    {"device", "events", "DID", "print a device's timeline, oldest first (-f: then follow it live)",
+     "One line per event: ISO 8601 UTC time, kind, then its fields as key=value\n"
+     "(status, error_code, versions, bytes, peer, ...). With --json one JSON\n"
+     "object per line: {\"id\",\"ts\" (unix ms),\"kind\",\"did\",\"source\",...}.",
+     1, 1, opts_events, ctl__cmd_device_events},
     {"firmware", "register", "", "register a firmware hosted elsewhere (--url)",
      "Example: gizctl firmware register -p PK -t 2 -s 04020021 --url http://files/mcu.bin", 0,
      0, opts_firmware, ctl__cmd_firmware_register},
