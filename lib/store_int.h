@@ -10,9 +10,11 @@
  * expensive PBKDF2 work is done before taking the write lock wherever the
  * result allows it. Where things live: store_db.c (open, migrations, file
  * modes, backup, checkpoints), store_product.c, store_device.c (+
- * store_device_info.c), store_passcode.c (verification, keyed verifier),
+ * store_device_info.c), store_passcode.c (verification, keyed verifier,
+ * the attached verified-passcode cache of passcode_cache.c),
  * store_account.c (users, sessions, bindings), store_firmware.c,
- * store_outbox.c, store_log.c, store_broker.c; the domain rules
+ * store_outbox.c, store_log.c, store_broker.c, store_event.c (the events
+ * timeline); the domain rules
  * (registration, unregistering, login) in store_rules.c.
  */
 #ifndef GIZ_STORE_INT_H

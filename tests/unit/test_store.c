@@ -119,8 +119,13 @@ TEST_CASE(upgrade)
         return;
     }
     /* What the newest migration creates, so it can be undone. */
-    const char *newest = latest >= 5 ? "broker" : "outbox_created";
-    const char *undo = latest >= 5 ? "DROP TABLE broker" : "DROP INDEX outbox_created";
+    const char *newest = latest >= 6   ? "event_prune"
+                         : latest >= 5 ? "broker"
+                                       : "outbox_created";
+    const char *undo = latest >= 6   ? "DROP TABLE event_prune; DROP TABLE event_drops; "
+                                       "DROP TABLE events"
+                       : latest >= 5 ? "DROP TABLE broker"
+                                     : "DROP INDEX outbox_created";
     char probe[160];
     snprintf(probe, sizeof probe, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", newest);
     snprintf(path, sizeof path, "%s/upgrade.db", dir);
