@@ -5,8 +5,9 @@
  * from two threads with one connection each as the GService pool does),
  * giz_store_device_auth, batched giz_store_device_set_online and
  * giz_store_device_get on a real database file in a fresh temporary folder
- * (removed afterwards). Prints "bench: ..." lines on stderr; exits 1 only if
- * a call returned a wrong result, never because of a time.
+ * (removed afterwards), all connections sharing one verified-passcode
+ * cache and no passcode key (the PBKDF2 paths). Prints "bench: ..." lines on stderr; exits 1 only
+ * if a call returned a wrong result, never because of a time.
  *
  * Usage: store_bench [TMPDIR]   (default $TMPDIR or /tmp)
  */
@@ -29,6 +30,9 @@ static double mono_s(void)
 }
 
 static int failures;
+/* One verified-passcode cache for every connection, as the GService's pool
+ * or the plugin would own it (register -> auth of the same passcode). */
+static struct giz_pcache *pcache;
 
 /* Counts a failed correctness check (the run goes on; exit status 1). */
 #define CHECK_EQ(a, b)                                                                             \
@@ -55,6 +59,7 @@ static void *bench_register_thread(void *arg)
     struct giz_device d;
     bool created;
     if (giz_store_open(bt->path, &s, &err) != GIZ_OK) return NULL;
+    giz_store_set_pcache(s, pcache);
     for (unsigned i = 0; i < bt->n; i++) {
         char mac[13];
         snprintf(mac, sizeof mac, "%012X", bt->base + i);
@@ -115,6 +120,7 @@ static void bench(const char *dir)
             s = NULL;
         }
     }
+    if (s) giz_store_set_pcache(s, pcache);
     dids = calloc(NREG, sizeof *dids);
     if (!s || !dids) goto cleanup;
     CHECK_EQ(giz_store_product_create(s, "bench", &p), GIZ_OK);
@@ -185,7 +191,13 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
+    pcache = giz_pcache_new(600, 100000);
+    if (!pcache) {
+        fprintf(stderr, "store_bench: out of memory\n");
+        return 1;
+    }
     bench(dir);
+    giz_pcache_free(pcache);
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         snprintf(file, sizeof file, "%s/bench.db%s", dir, suffixes[i]);
         unlink(file);
