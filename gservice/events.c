@@ -1,3 +1,15 @@
+/*
+ * The GService's half of the device timeline (issue 14): every device-API
+ * request (register, provision, unregister, OTA checks v4.0/v4.1,
+ * downloads) becomes one event: when its answer is queued (so one device's
+ * sequential requests are in order), a download when libmicrohttpd reports
+ * the transfer ended (completed or not). The request thread only builds
+ * the event's JSON and puts it in a bounded in-memory queue (a full queue
+ * drops it and counts the drop); one writer thread with its own store
+ * connection appends what is queued in batches (one transaction each),
+ * prunes to the retention bounds about once a second or every
+ * EV_PRUNE_EVERY_N events, and records queue drops in the store's counters.
+ */
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * The GService's half of the device timeline (issue 14): every device-API
@@ -7,7 +19,7 @@
  * in-memory queue (a full queue drops it and counts the drop); one writer
  * thread with its own store connection appends what is queued in batches
  * (one transaction each), prunes to the retention bounds about once a
- * second, and records queue drops in the store's counters.
+ * second (or every EV_PRUNE_EVERY_N events), and records queue drops in the store's counters.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +34,9 @@
 
 #define EV_BATCH 512
 #define EV_PRUNE_EVERY_US 1000000u
+/* ... or sooner, once this many were written since the last prune: a
+ * device flooding requests overshoots its bound by at most about this. */
+#define EV_PRUNE_EVERY_N 4096u
 
 struct gs_event_item {
     char did[GIZ_DID_SIZE];
@@ -227,6 +242,7 @@ static void *writer_main(void *arg)
     struct gs_event_item items[EV_BATCH];
     uint64_t last_prune = gs_now_us();
     bool dirty = false;
+    size_t since_prune = 0;
     for (;;) {
         size_t n = 0;
         uint64_t drops = 0;
@@ -251,18 +267,21 @@ static void *writer_main(void *arg)
         if (n > 0) {
             write_batch(srv, &st, items, n);
             dirty = true;
+            since_prune += n;
         }
         if (drops > 0 && st != NULL &&
             giz_store_event_count_dropped(st, "", "http", (int64_t)drops) != GIZ_OK)
             giz_log(GIZ_LOG_WARN, "events: %" PRIu64 " queue drops not counted", drops);
         uint64_t now = gs_now_us();
-        if (st != NULL && dirty && (now - last_prune >= EV_PRUNE_EVERY_US || stop)) {
+        if (st != NULL && dirty &&
+            (now - last_prune >= EV_PRUNE_EVERY_US || since_prune >= EV_PRUNE_EVERY_N || stop)) {
             int64_t pruned = 0;
             if (giz_store_event_prune(st, srv->cfg.events_per_device, srv->cfg.events_total,
                                       &pruned) == GIZ_OK)
                 atomic_fetch_add_explicit(&ev->pruned, (uint64_t)pruned, memory_order_relaxed);
             last_prune = now;
             dirty = false;
+            since_prune = 0;
         }
         if (stop)
             break;

@@ -340,6 +340,45 @@ def check_gizctl(c, cloud, did, n_events):
          "gizctl -f prints the live event and exits after --count (%s)" % err.strip())
 
 
+def check_total_and_streams(c):
+    """The total cap (small GIZ_EVENTS_TOTAL) with every drop counted, the
+    bound on concurrent streams, and a clean stop with a stream still open."""
+    import sqlite3
+    env = {"GIZ_EVENTS_TOTAL": "25", "GIZ_EVENT_STREAMS": "1"}
+    with harness.Cloud(broker=False, gservice_env=env) as cloud:
+        held = http.client.HTTPConnection("127.0.0.1", cloud.http_port, timeout=10)
+        held.request("GET", "/admin/events/stream", headers={"Authorization": "Bearer " + cloud.admin_token})
+        r = held.getresponse()
+        c.eq(r.status, 200, "first stream opens")
+        s, _, _ = cloud.http("GET", "/admin/events/stream", admin=True)
+        c.eq(s, 503, "a stream beyond GIZ_EVENT_STREAMS is refused")
+        pk = cloud.create_product("total")["product_key"]
+        written = 0
+        for i in range(10):
+            did = cloud.register_device(pk, "00000000%04X" % i, "pcTotal%d" % i)
+            written += 1
+            for _ in range(3):
+                cloud.http("GET", "/dev/devices/%s" % did)
+                written += 1
+        kept = dropped = -1
+        for _ in range(100):
+            db = sqlite3.connect(cloud.db_path, timeout=5)
+            try:
+                kept = db.execute("SELECT count(*) FROM events").fetchone()[0]
+                dropped = db.execute("SELECT coalesce(sum(n), 0) FROM event_drops").fetchone()[0]
+            finally:
+                db.close()
+            if kept + dropped == written and kept <= 25:
+                break
+            time.sleep(0.1)
+        c.eq((kept, dropped), (25, written - 25), "total cap holds; every pruned event is counted")
+        line = r.readline()
+        c.ok(line.startswith(b"retry:") or line.startswith(b"id:"), "the held stream is live: %r" % line)
+        codes = cloud.stop()
+        c.eq(codes.get("gservice"), 0, "gservice stops cleanly with a stream open (ASan/UBSan clean)")
+        held.close()
+
+
 def check_off(c):
     with harness.Cloud(broker=False, gservice_env={"GIZ_EVENTS": "0"}) as cloud:
         pk = cloud.create_product("off")["product_key"]
@@ -358,6 +397,9 @@ def main():
         check_bad_queries(c, cloud, did)
         check_flood(c, cloud, pk)
         check_metrics(c, cloud)
+        codes = cloud.stop()
+        c.eq(codes.get("gservice"), 0, "gservice exit code (ASan/UBSan clean)")
+    check_total_and_streams(c)
     check_off(c)
     c.done()
 
