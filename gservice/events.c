@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * The GService's half of the device timeline (issue 14): every device-API
  * request (register, provision, unregister, OTA checks v4.0/v4.1,
@@ -9,17 +10,6 @@
  * connection appends what is queued in batches (one transaction each),
  * prunes to the retention bounds about once a second or every
  * EV_PRUNE_EVERY_N events, and records queue drops in the store's counters.
- */
-/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
-/*
- * The GService's half of the device timeline (issue 14): every device-API
- * request (register, provision, unregister, OTA checks v4.0/v4.1,
- * downloads) becomes one event when libmicrohttpd reports it complete. The
- * request thread only builds the event's JSON and puts it in a bounded
- * in-memory queue (a full queue drops it and counts the drop); one writer
- * thread with its own store connection appends what is queued in batches
- * (one transaction each), prunes to the retention bounds about once a
- * second (or every EV_PRUNE_EVERY_N events), and records queue drops in the store's counters.
  */
 #include <inttypes.h>
 #include <stdio.h>
