@@ -33,7 +33,6 @@
  * identifiers and the real peer address, never the secret.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,23 +41,35 @@
 #include "giz/crypto.h"
 #include "plugin.h"
 
-static bool is_base62(const char *s, size_t n)
+#define AUTH_FAILS_MAX_ENTRIES 100000u
+#define AUTH_ADDR_SIZE 64
+#define AUTH_FAIL_KEY_SIZE (2 + GIZ_DID_SIZE + 1 + AUTH_ADDR_SIZE)
+
+/* Wrong-passcode throttling of one key: a source address ("a|<addr>") or
+ * one DID from it ("d|<DID>|<addr>"). */
+struct auth_fail {
+    int64_t window_start;  /* monotonic ms of the first failure counted */
+    int64_t blocked_until; /* monotonic ms; 0 = not blocked */
+    int64_t logged_at;     /* monotonic ms of the last line about this key */
+    unsigned count;
+    unsigned refused; /* refused during the back-off since logged_at */
+};
+
+struct auth {
+    struct giz_pcache *pcache; /* verified passcodes (auth_cache_ttl/_max), attached to the store */
+    struct giz_map fails;      /* fail key -> struct auth_fail */
+    int64_t last_fail_sweep_ms;
+    int64_t slow_refill_ms; /* PBKDF2 budget (token bucket) */
+    unsigned slow_tokens;
+    struct auth_stats n;           /* counters for the stats line */
+    struct rate_limit rl_throttle; /* back-off and "busy" lines */
+};
+
+/* true if the n characters at s are all hex digits (ASCII, either case). */
+static bool all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!isalnum((unsigned char)s[i])) return false;
-    }
-    return true;
-}
-
-static bool is_did(const char *s)
-{
-    return strlen(s) == GIZ_DID_LEN && is_base62(s, GIZ_DID_LEN);
-}
-
-static bool is_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!isxdigit((unsigned char)s[i])) return false;
+        if (!giz_char_is_hex(s[i])) return false;
     }
     return true;
 }
@@ -79,40 +90,32 @@ static bool parse_app_username(const char *username, char uid[GIZ_UID_SIZE],
         appid[alen] = '\0';
         u = sep + 1;
     }
-    if (strlen(u) != GIZ_UID_SIZE - 1 || !is_hex(u, GIZ_UID_SIZE - 1)) return false;
+    if (strlen(u) != GIZ_UID_SIZE - 1 || !all_hex(u, GIZ_UID_SIZE - 1)) return false;
     memcpy(uid, u, GIZ_UID_SIZE);
     return true;
 }
 
 /* The client's source address as mosquitto has it (the real peer: the
  * plugin interposes on mosquitto's own listener, no relay in between). */
-static void peer_of(struct gizp *g, struct mosquitto *ctx, const char *client_id, char *out,
-                    size_t cap)
+static void peer_of(struct mosquitto *ctx, char *out, size_t cap)
 {
     const char *a = mosquitto_client_address(ctx);
-    (void)g;
-    (void)client_id;
     snprintf(out, cap, "%s", a != NULL && a[0] != '\0' ? a : "?");
 }
 
-static int refuse(struct gizp *g, struct mosquitto *ctx, const char *client_id, const char *who,
-                  const char *why)
+static int refuse(struct gizp *g, struct mosquitto *ctx, const char *who, const char *why)
 {
     char peer[GIZP_PEER_SIZE];
-    peer_of(g, ctx, client_id, peer, sizeof(peer));
-    g->logins_refused++;
+    peer_of(ctx, peer, sizeof(peer));
+    g->auth->n.refused++;
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: login refused for %s from %s: %s", who, peer, why);
     return MOSQ_ERR_AUTH;
 }
 
 void auth__forget(struct gizp *g, const char *did)
 {
-    giz_pcache_forget(g->pcache, did);
+    giz_pcache_forget(g->auth->pcache, did);
 }
-
-#define AUTH_FAILS_MAX_ENTRIES 100000u
-#define AUTH_ADDR_SIZE 64
-#define AUTH_FAIL_KEY_SIZE (2 + GIZ_DID_SIZE + 1 + AUTH_ADDR_SIZE)
 
 /* The back-off key of a peer: its host without the port; an IPv6 address
  * reduced to its /64 (one subscriber usually holds the whole prefix, so
@@ -177,8 +180,8 @@ static void key_describe(const char *key, char *out, size_t cap)
 static struct auth_fail *fail_blocked(struct gizp *g, const char *key, int64_t now)
 {
     struct auth_fail *f;
-    if (g->fails.count == 0) return NULL;
-    f = map__sget(&g->fails, key);
+    if (g->auth->fails.count == 0) return NULL;
+    f = giz_map_sget(&g->auth->fails, key);
     return f != NULL && f->blocked_until > now ? f : NULL;
 }
 
@@ -190,7 +193,7 @@ static void fail_refused(struct gizp *g, struct auth_fail *f, const char *key, i
     f->refused++;
     if (now - f->logged_at < (int64_t)g->cfg.auth_backoff_ms) return;
     key_describe(key, what, sizeof(what));
-    if (plugin__rate_ok(&g->rl_throttle, 20, "back-off lines"))
+    if (plugin__rate_ok(&g->auth->rl_throttle, 20, "back-off lines"))
         mosquitto_log_printf(MOSQ_LOG_NOTICE,
                              "giz: %s: %u logins refused without a passcode check in the last "
                              "%lld ms (wrong-passcode back-off)",
@@ -205,13 +208,13 @@ static bool fail_count(struct gizp *g, const char *key, unsigned max, int64_t no
 {
     struct auth_fail *f;
     if (max == 0) return false;
-    f = map__sget(&g->fails, key);
+    f = giz_map_sget(&g->auth->fails, key);
     if (f == NULL) {
         void *old = NULL;
-        if (g->fails.count >= AUTH_FAILS_MAX_ENTRIES) return false;
+        if (g->auth->fails.count >= AUTH_FAILS_MAX_ENTRIES) return false;
         f = calloc(1, sizeof(*f));
         if (f == NULL) return false;
-        if (map__put(&g->fails, key, strlen(key), f, &old) != 0) {
+        if (giz_map_put(&g->auth->fails, key, strlen(key), f, &old) != 0) {
             free(f);
             return false;
         }
@@ -228,31 +231,28 @@ static bool fail_count(struct gizp *g, const char *key, unsigned max, int64_t no
     return true;
 }
 
+/* Counts a wrong passcode under the fail key of did (NULL: the address
+ * alone) from addr against max; logs the start of a back-off. */
+static void fail_note(struct gizp *g, const char *did, const char *addr, unsigned max, int64_t now)
+{
+    char key[AUTH_FAIL_KEY_SIZE], what[AUTH_FAIL_KEY_SIZE + 16];
+    fail_key(key, did, addr);
+    if (!fail_count(g, key, max, now) ||
+        !plugin__rate_ok(&g->auth->rl_throttle, 20, "back-off lines"))
+        return;
+    key_describe(key, what, sizeof(what));
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "giz: %s: %u wrong passcodes within %u ms, %s refused for %u ms", what,
+                         max, g->cfg.auth_backoff_ms,
+                         did != NULL ? "its logins from that address" : "device logins from it",
+                         g->cfg.auth_backoff_ms);
+}
+
 /* A wrong passcode for did from addr: counted per DID+address and per address. */
 static void did_failed(struct gizp *g, const char *did, const char *addr, int64_t now)
 {
-    char key[AUTH_FAIL_KEY_SIZE];
-    bool log_ok;
-    fail_key(key, did, addr);
-    if (fail_count(g, key, g->cfg.auth_fail_max, now)) {
-        log_ok = plugin__rate_ok(&g->rl_throttle, 20, "back-off lines");
-        if (log_ok)
-            mosquitto_log_printf(MOSQ_LOG_WARNING,
-                                 "giz: device %s from %s: %u wrong passcodes within %u ms, its "
-                                 "logins from that address refused for %u ms",
-                                 did, addr, g->cfg.auth_fail_max, g->cfg.auth_backoff_ms,
-                                 g->cfg.auth_backoff_ms);
-    }
-    fail_key(key, NULL, addr);
-    if (fail_count(g, key, g->cfg.auth_fail_addr_max, now)) {
-        log_ok = plugin__rate_ok(&g->rl_throttle, 20, "back-off lines");
-        if (log_ok)
-            mosquitto_log_printf(MOSQ_LOG_WARNING,
-                                 "giz: address %s: %u wrong passcodes within %u ms, device logins "
-                                 "from it refused for %u ms",
-                                 addr, g->cfg.auth_fail_addr_max, g->cfg.auth_backoff_ms,
-                                 g->cfg.auth_backoff_ms);
-    }
+    fail_note(g, did, addr, g->cfg.auth_fail_max, now);
+    fail_note(g, NULL, addr, g->cfg.auth_fail_addr_max, now);
 }
 
 /* Takes one PBKDF2 check from the global budget (token bucket of
@@ -262,19 +262,20 @@ static bool slow_budget_ok(struct gizp *g, int64_t now)
     uint64_t add;
     unsigned rate = g->cfg.auth_slow_rate;
     if (rate == 0) return true;
-    if (g->slow_refill_ms == 0) {
-        g->slow_refill_ms = now;
-        g->slow_tokens = rate;
+    if (g->auth->slow_refill_ms == 0) {
+        g->auth->slow_refill_ms = now;
+        g->auth->slow_tokens = rate;
     }
-    if (now > g->slow_refill_ms) {
-        add = (uint64_t)(now - g->slow_refill_ms) * rate / 1000u;
+    if (now > g->auth->slow_refill_ms) {
+        add = (uint64_t)(now - g->auth->slow_refill_ms) * rate / 1000u;
         if (add > 0) {
-            g->slow_tokens =
-                add >= rate || g->slow_tokens + add >= rate ? rate : g->slow_tokens + (unsigned)add;
-            g->slow_refill_ms = now;
+            g->auth->slow_tokens = add >= rate || g->auth->slow_tokens + add >= rate
+                                       ? rate
+                                       : g->auth->slow_tokens + (unsigned)add;
+            g->auth->slow_refill_ms = now;
         }
     }
-    return g->slow_tokens > 0;
+    return g->auth->slow_tokens > 0;
 }
 
 struct fail_sweep {
@@ -291,16 +292,13 @@ static int fail_sweep_cb(const void *key, size_t klen, void *value, void *ud)
     if (f->blocked_until > w->now || (f->count > 0 && w->now - f->window_start < w->window))
         return 0;
     if (klen >= AUTH_FAIL_KEY_SIZE) return 0;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2u : 64u;
-        char(*k)[AUTH_FAIL_KEY_SIZE] = realloc(w->keys, cap * sizeof(*k));
-        if (k == NULL) return 1;
-        w->keys = k;
-        w->cap = cap;
-    }
+    char(*k)[AUTH_FAIL_KEY_SIZE] =
+        giz_array_reserve(w->keys, &w->cap, w->n + 1u, sizeof(*k), 64u, SIZE_MAX);
+    if (k == NULL) return 1;
+    w->keys = k;
     memcpy(w->keys[w->n], key, klen);
     w->keys[w->n][klen] = '\0';
-    if (f->refused > 0 && plugin__rate_ok(&w->g->rl_throttle, 20, "back-off lines")) {
+    if (f->refused > 0 && plugin__rate_ok(&w->g->auth->rl_throttle, 20, "back-off lines")) {
         char what[AUTH_FAIL_KEY_SIZE + 16];
         key_describe(w->keys[w->n], what, sizeof(what));
         mosquitto_log_printf(MOSQ_LOG_NOTICE,
@@ -315,12 +313,12 @@ static int fail_sweep_cb(const void *key, size_t klen, void *value, void *ud)
 void auth__fails_sweep(struct gizp *g, int64_t now_ms)
 {
     struct fail_sweep w = {now_ms, (int64_t)g->cfg.auth_backoff_ms, NULL, 0, 0, g};
-    if (now_ms - g->last_fail_sweep_ms < (int64_t)g->cfg.auth_backoff_ms) return;
-    g->last_fail_sweep_ms = now_ms;
-    if (g->fails.count == 0) return;
-    map__foreach(&g->fails, fail_sweep_cb, &w);
+    if (now_ms - g->auth->last_fail_sweep_ms < (int64_t)g->cfg.auth_backoff_ms) return;
+    g->auth->last_fail_sweep_ms = now_ms;
+    if (g->auth->fails.count == 0) return;
+    giz_map_foreach(&g->auth->fails, fail_sweep_cb, &w);
     for (size_t i = 0; i < w.n; i++)
-        free(map__remove(&g->fails, w.keys[i], strlen(w.keys[i])));
+        free(giz_map_remove(&g->auth->fails, w.keys[i], strlen(w.keys[i])));
     free(w.keys);
 }
 
@@ -330,6 +328,11 @@ int auth__init(struct gizp *g)
     const char *path = g->cfg.passcode_key;
     int rc;
 
+    g->auth = calloc(1, sizeof(*g->auth));
+    if (g->auth == NULL || giz_map_init(&g->auth->fails) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
+        return -1;
+    }
     if (path[0] == '\0') {
         if (giz_store_passcode_key_default(g->cfg.db_path, def, sizeof(def)) != GIZ_OK) {
             mosquitto_log_printf(MOSQ_LOG_ERR,
@@ -347,13 +350,32 @@ int auth__init(struct gizp *g)
     }
     /* The one verified-passcode cache: checked here before SQLite, and by
      * the store before PBKDF2; the store fills it after every success. */
-    g->pcache = giz_pcache_new(g->cfg.auth_cache_ttl, g->cfg.auth_cache_max);
-    if (g->pcache == NULL) {
+    g->auth->pcache = giz_pcache_new(g->cfg.auth_cache_ttl, g->cfg.auth_cache_max);
+    if (g->auth->pcache == NULL) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         return -1;
     }
-    giz_store_set_pcache(g->store, g->pcache);
+    giz_store_set_pcache(g->store, g->auth->pcache);
     return 0;
+}
+
+void auth__free(struct gizp *g)
+{
+    struct auth *a = g->auth;
+    if (a == NULL) return;
+    if (g->store != NULL) giz_store_set_pcache(g->store, NULL); /* detached before it goes */
+    giz_pcache_free(a->pcache);
+    giz_map_free(&a->fails, free);
+    free(a);
+    g->auth = NULL;
+}
+
+void auth__stats(const struct gizp *g, struct auth_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (g->auth == NULL) return;
+    *out = g->auth->n;
+    out->cached = giz_pcache_count(g->auth->pcache);
 }
 
 static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
@@ -368,17 +390,16 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
     struct client cur;
 
     snprintf(who, sizeof(who), "device %s", did);
-    if (strcmp(client_id, did) != 0) return refuse(g, ctx, client_id, who, "client id != username");
-    if (plen == 0 || plen > GIZ_MAX_PASSCODE)
-        return refuse(g, ctx, client_id, who, "bad passcode length");
+    if (strcmp(client_id, did) != 0) return refuse(g, ctx, who, "client id != username");
+    if (plen == 0 || plen > GIZ_MAX_PASSCODE) return refuse(g, ctx, who, "bad passcode length");
     /* mosquitto re-runs BASIC_AUTH for every client on SIGHUP: a context
      * already online as this DID is accepted from the cache even past the
      * TTL (it logged in with this passcode; disabling kicks it anyway), so a
      * reload does not run PBKDF2 for every device on the broker thread. */
     reauth = presence__client(g, ctx, &cur) && cur.kind == CLIENT_DEVICE && cur.dev != NULL &&
              strcmp(cur.dev->did, did) == 0;
-    if (reauth && giz_pcache_check(g->pcache, did, passcode, NULL, true, product_key)) {
-        g->cache_hits++;
+    if (reauth && giz_pcache_check(g->auth->pcache, did, passcode, NULL, true, product_key)) {
+        g->auth->n.cache_hits++;
         ok = true;
     } else {
         /* The back-off is keyed by where the wrong passcodes come from (the
@@ -388,12 +409,12 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
          * before the credential cache, which would otherwise keep answering
          * guesses for cached DIDs during the back-off. */
         char peer[GIZP_PEER_SIZE], addr[AUTH_ADDR_SIZE], key[AUTH_FAIL_KEY_SIZE];
-        int64_t now = plugin__now_ms();
+        int64_t now = (int64_t)giz_mono_ms();
         struct auth_fail *f;
         bool slow = false, slow_ok;
         int rc;
 
-        peer_of(g, ctx, client_id, peer, sizeof(peer));
+        peer_of(ctx, peer, sizeof(peer));
         addr_key(peer, addr);
         fail_key(key, NULL, addr);
         f = fail_blocked(g, key, now);
@@ -402,25 +423,25 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             f = fail_blocked(g, key, now);
         }
         if (f != NULL) {
-            g->logins_throttled++;
-            g->logins_refused++;
+            g->auth->n.throttled++;
+            g->auth->n.refused++;
             fail_refused(g, f, key, now);
             return MOSQ_ERR_AUTH;
         }
-        if (giz_pcache_check(g->pcache, did, passcode, NULL, false, product_key)) {
-            g->cache_hits++;
+        if (giz_pcache_check(g->auth->pcache, did, passcode, NULL, false, product_key)) {
+            g->auth->n.cache_hits++;
             ok = true;
         }
         if (!ok) {
             slow_ok = slow_budget_ok(g, now);
             rc = giz_store_device_auth_budget(g->store, did, passcode, slow_ok, &dev, &slow);
-            if (slow && slow_ok && g->slow_tokens > 0) g->slow_tokens--;
+            if (slow && slow_ok && g->auth->slow_tokens > 0) g->auth->slow_tokens--;
             if (rc == GIZ_ERR_AUTH && slow && !slow_ok) {
                 /* Not checked: the PBKDF2 budget is spent (a legacy row, see
                  * DESIGN.md "Passcode verification"); not a wrong passcode. */
-                g->logins_busy++;
-                g->logins_refused++;
-                if (plugin__rate_ok(&g->rl_throttle, 10, "busy login lines"))
+                g->auth->n.busy++;
+                g->auth->n.refused++;
+                if (plugin__rate_ok(&g->auth->rl_throttle, 10, "busy login lines"))
                     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                                          "giz: login refused for %s from %s: passcode check budget "
                                          "(auth_slow_rate %u/s) spent, retry later",
@@ -429,14 +450,15 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             }
             if (rc == GIZ_OK) {
                 snprintf(product_key, sizeof(product_key), "%s", dev.product_key);
-                /* the store has put it into g->pcache */
+                /* the store has put it into g->auth->pcache */
                 fail_key(key, did, addr);
-                if (g->fails.count > 0) free(map__remove(&g->fails, key, strlen(key)));
+                if (g->auth->fails.count > 0)
+                    free(giz_map_remove(&g->auth->fails, key, strlen(key)));
                 ok = true;
             } else {
                 if (rc == GIZ_ERR_AUTH) did_failed(g, did, addr, now);
                 if (rc == GIZ_ERR_NOT_FOUND || rc == GIZ_ERR_DISABLED) auth__forget(g, did);
-                return refuse(g, ctx, client_id, who,
+                return refuse(g, ctx, who,
                               rc == GIZ_ERR_NOT_FOUND  ? "unknown DID"
                               : rc == GIZ_ERR_DISABLED ? "device disabled"
                               : rc == GIZ_ERR_AUTH     ? "wrong passcode"
@@ -445,11 +467,11 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
         }
     }
     if (ok && presence__device_online(g, ctx, did, product_key) != 0)
-        return refuse(g, ctx, client_id, who, "out of memory");
-    g->logins_ok++;
+        return refuse(g, ctx, who, "out of memory");
+    g->auth->n.ok++;
     if (g->cfg.log_level >= (reauth ? GIZ_LOG_DEBUG : GIZ_LOG_INFO)) {
         char peer[GIZP_PEER_SIZE];
-        peer_of(g, ctx, client_id, peer, sizeof(peer));
+        peer_of(ctx, peer, sizeof(peer));
         mosquitto_log_printf(reauth ? MOSQ_LOG_DEBUG : MOSQ_LOG_NOTICE,
                              "giz: device %s (product %s) %s from %s", did, product_key,
                              reauth ? "re-authenticated" : "logged in", peer);
@@ -468,27 +490,25 @@ static int app_login(struct gizp *g, struct mosquitto *ctx, const char *username
 
     if (!parse_app_username(username, uid, appid)) {
         snprintf(who, sizeof(who), "client %.40s", client_id);
-        return refuse(g, ctx, client_id, who, "username is neither a DID nor an app user");
+        return refuse(g, ctx, who, "username is neither a DID nor an app user");
     }
     snprintf(who, sizeof(who), "app %.40s (uid %s)", client_id, uid);
-    if (strlen(token) == 0 || strlen(token) > 128)
-        return refuse(g, ctx, client_id, who, "bad token");
+    if (strlen(token) == 0 || strlen(token) > 128) return refuse(g, ctx, who, "bad token");
     rc = giz_store_session_by_token(g->store, token, plugin__unix_now(), &sess);
-    if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND)
-        return refuse(g, ctx, client_id, who, "unknown token");
-    if (rc == GIZ_ERR_EXPIRED) return refuse(g, ctx, client_id, who, "token expired");
-    if (rc != GIZ_OK) return refuse(g, ctx, client_id, who, giz_strerror(rc));
-    if (strcmp(sess.uid, uid) != 0) return refuse(g, ctx, client_id, who, "token of another user");
+    if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND) return refuse(g, ctx, who, "unknown token");
+    if (rc == GIZ_ERR_EXPIRED) return refuse(g, ctx, who, "token expired");
+    if (rc != GIZ_OK) return refuse(g, ctx, who, giz_strerror(rc));
+    if (strcmp(sess.uid, uid) != 0) return refuse(g, ctx, who, "token of another user");
     if (strcmp(sess.mqtt_client_id, client_id) != 0)
-        return refuse(g, ctx, client_id, who, "client id is not the session's mqtt_client_id");
+        return refuse(g, ctx, who, "client id is not the session's mqtt_client_id");
     if (appid[0] != '\0' && sess.appid[0] != '\0' && strcmp(appid, sess.appid) != 0)
-        return refuse(g, ctx, client_id, who, "appid differs from the session's");
+        return refuse(g, ctx, who, "appid differs from the session's");
     if (presence__app_online(g, ctx, client_id, uid, sess.expire_at) != 0)
-        return refuse(g, ctx, client_id, who, "out of memory or database error");
-    g->logins_ok++;
+        return refuse(g, ctx, who, "out of memory or database error");
+    g->auth->n.ok++;
     if (g->cfg.log_level >= GIZ_LOG_INFO) {
         char peer[GIZP_PEER_SIZE];
-        peer_of(g, ctx, client_id, peer, sizeof(peer));
+        peer_of(ctx, peer, sizeof(peer));
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: %s logged in from %s", who, peer);
     }
     return MOSQ_ERR_SUCCESS;
@@ -501,13 +521,13 @@ int auth__basic_cb(int event, void *event_data, void *userdata)
     const char *client_id = mosquitto_client_id(ed->client);
     (void)event;
     if (client_id == NULL || client_id[0] == '\0')
-        return refuse(g, ed->client, NULL, "a client", "empty client id");
+        return refuse(g, ed->client, "a client", "empty client id");
     if (ed->username == NULL || ed->password == NULL) {
         char who[64];
         snprintf(who, sizeof(who), "client %.40s", client_id);
-        return refuse(g, ed->client, client_id, who, "no username or password");
+        return refuse(g, ed->client, who, "no username or password");
     }
-    if (is_did(ed->username))
+    if (giz_did_valid(ed->username))
         return device_login(g, ed->client, ed->username, client_id, ed->password);
     return app_login(g, ed->client, ed->username, client_id, ed->password);
 }

@@ -66,7 +66,9 @@ static void log_stats(struct gizp *g, int64_t now)
     struct intercept_stats is;
     struct presence_stats pr;
     struct push_stats ps;
+    struct auth_stats as;
     intercept__stats(g, &is);
+    auth__stats(g, &as);
     presence__stats(g, &pr);
     push__stats(g, &ps);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
@@ -77,9 +79,9 @@ static void log_stats(struct gizp *g, int64_t now)
                          "device logs over rate %llu, "
                          "send queues %zu (%zu bytes) paced %llu dropped %llu held until "
                          "subscribed %llu",
-                         rate, pr.clients, pr.dids, pr.apps, (unsigned long long)g->logins_ok,
-                         (unsigned long long)g->logins_refused, (unsigned long long)g->cache_hits,
-                         (unsigned long long)g->logins_throttled, (unsigned long long)is.conns,
+                         rate, pr.clients, pr.dids, pr.apps, (unsigned long long)as.ok,
+                         (unsigned long long)as.refused, (unsigned long long)as.cache_hits,
+                         (unsigned long long)as.throttled, (unsigned long long)is.conns,
                          (unsigned long long)is.pre_connect, (unsigned long long)is.accepted,
                          (unsigned long long)is.refused, (unsigned long long)is.closed_ping,
                          (unsigned long long)is.closed_other, (unsigned long long)is.timeouts,
@@ -158,13 +160,15 @@ static int reload_cb(int event, void *event_data, void *userdata)
 {
     struct gizp *g = userdata;
     struct presence_stats pr;
+    struct auth_stats as;
     (void)event;
     (void)event_data;
     presence__stats(g, &pr);
+    auth__stats(g, &as);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: reload: plugin options are not re-read; %zu cached device "
                          "credentials kept, %zu clients will be re-authenticated",
-                         giz_pcache_count(g->pcache), pr.clients);
+                         as.cached, pr.clients);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -188,12 +192,11 @@ static void context_free(struct gizp *g)
     push__free(g); /* records the clean stop: needs the store, still open here */
     presence__free(g);
     devlog__free(g);
-    giz_map_free(&g->fails, free);
+    auth__free(g); /* detaches the passcode cache from the store */
     if (g->store != NULL) {
         giz_store_device_all_offline(g->store);
         giz_store_close(g->store);
     }
-    giz_pcache_free(g->pcache); /* after the store it is attached to */
     giz_log_set_sink(NULL, NULL);
     free(g);
 }
@@ -230,7 +233,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (giz_map_init(&g->fails) != 0 || presence__init(g) != 0 || devlog__init(g) != 0) {
+    if (presence__init(g) != 0 || devlog__init(g) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;

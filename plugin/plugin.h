@@ -5,8 +5,9 @@
  * several modules read (a DID's and an app's presence state), and the
  * functions the plugin's files share (module__verb), one banner per file.
  * Each module's own state is a struct defined in its .c file and reached
- * through one pointer in the context (g->presence, g->devlog, g->push,
- * g->icpt); nothing outside that file looks inside it.
+ * through one pointer in the context (g->icpt, g->presence, g->devlog,
+ * g->push, g->auth); nothing outside that file looks inside it. Monotonic
+ * times are (int64_t)giz_mono_ms() throughout.
  *
  * Thread model (see plugin/DESIGN.md): everything runs on mosquitto's main
  * thread, inside its callbacks or inside the read/accept/close/epoll_wait
@@ -227,31 +228,30 @@ void devlog__prune(struct gizp *g, int64_t now_ms);
 /* Records not stored because they were over log_rate, since start. */
 uint64_t devlog__over_rate(const struct gizp *g);
 
-/* ==== auth.c: BASIC_AUTH and the verified-passcode cache ================= */
-/* Wrong-passcode throttling per source address and per DID+address
- * (auth.c; g->fails keys "a|<addr>" and "d|<DID>|<addr>"). */
-struct auth_fail {
-    int64_t window_start;  /* monotonic ms of the first failure counted */
-    int64_t blocked_until; /* monotonic ms; 0 = not blocked */
-    int64_t logged_at;     /* monotonic ms of the last line about this key */
-    unsigned count;
-    unsigned refused; /* refused during the back-off since logged_at */
+/* ==== auth.c: BASIC_AUTH, the verified-passcode cache, back-off ========= */
+struct auth; /* auth.c */
+
+struct auth_stats {
+    uint64_t ok, refused; /* logins accepted / refused (every reason) */
+    uint64_t cache_hits;  /* accepted from the verified-passcode cache */
+    uint64_t throttled;   /* refused by the wrong-passcode back-off */
+    uint64_t busy;        /* refused: PBKDF2 budget spent */
+    size_t cached;        /* entries in the verified-passcode cache */
 };
-/* Loads the passcode key into the store (init; fails closed). 0 or -1 (logged). */
+
+/* Creates g->auth, loads the passcode key into the store and attaches the
+ * verified-passcode cache to it (init, after the store is open; fails
+ * closed). 0 or -1 (logged). */
 int auth__init(struct gizp *g);
+/* Detaches the cache from the store (if still open) and frees g->auth
+ * (may be NULL). */
+void auth__free(struct gizp *g);
 int auth__basic_cb(int event, void *event_data, void *userdata);
 /* Drops expired wrong-passcode records (TICK, every auth_backoff). */
 void auth__fails_sweep(struct gizp *g, int64_t now_ms);
 /* Drops the cached credentials of did (unregister, disable). */
 void auth__forget(struct gizp *g, const char *did);
-/* auth.c still uses the map's old names (until its next edit). */
-#define map__init giz_map_init
-#define map__free giz_map_free
-#define map__get giz_map_get
-#define map__sget giz_map_sget
-#define map__put giz_map_put
-#define map__remove giz_map_remove
-#define map__foreach giz_map_foreach
+void auth__stats(const struct gizp *g, struct auth_stats *out);
 
 /* ==== acl.c: MOSQ_EVT_ACL_CHECK ========================================== */
 int acl__check_cb(int event, void *event_data, void *userdata);
@@ -323,16 +323,7 @@ struct gizp {
     struct presence *presence; /* presence.c: contexts, DIDs, apps, queued online changes */
     struct devlog *devlog;     /* devlog.c: queued records, pruning */
     struct push_state *push;   /* push.c: per-device queues, pacing, outbox, heartbeat */
-
-    /* auth.c: credential cache, wrong-passcode back-off, PBKDF2 budget, counters */
-    struct giz_pcache *pcache; /* verified passcodes (auth_cache_ttl/_max), attached to store */
-    struct giz_map fails; /* "a|<addr>" / "d|<DID>|<addr>" -> struct auth_fail */
-    int64_t last_fail_sweep_ms;
-    uint64_t logins_ok, logins_refused, cache_hits, logins_throttled;
-    struct rate_limit rl_throttle; /* "login throttled" lines */
-    int64_t slow_refill_ms;
-    unsigned slow_tokens;
-    uint64_t logins_busy; /* refused: PBKDF2 budget spent */
+    struct auth *auth;         /* auth.c: passcode cache, back-off records, PBKDF2 budget */
 
     struct {                          /* message.c */
         struct rate_limit rl_payload; /* malformed / unexpected payload lines */
@@ -340,11 +331,6 @@ struct gizp {
     } msg;
 };
 
-/* Monotonic clock in milliseconds, as the plugin's signed time stamps. */
-static inline int64_t plugin__now_ms(void)
-{
-    return (int64_t)giz_mono_ms();
-}
 /* Wall clock in unix seconds. */
 int64_t plugin__unix_now(void);
 /* true if a line may be logged now under rl (max per 10 s); a summary of
