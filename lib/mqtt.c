@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Minimal MQTT 3.1 ("MQIsdp", level 3) and 3.1.1 ("MQTT", level 4) framing,
- * parsing and encoding. giz_mqtt_frame() runs on live client streams in the
- * broker's front proxy, so it looks at no more than the first 5 bytes and
+ * parsing and encoding. giz_mqtt_frame() runs on live streams (the tools'
+ * client, the fuzzer), so it looks at no more than the first 5 bytes and
  * never reads past `len`. Parsers take one complete packet and hand back
  * views into it; encoders write into the caller's buffer. Nothing allocates.
  *

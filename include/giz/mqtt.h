@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Minimal MQTT 3.1 / 3.1.1 packet framing, parsing and encoding: enough for
- * the plugin's front listener (frame the client stream, count PINGREQ,
- * clamp the CONNECT keepalive in place) and for the tools' client side
+ * the plugin's read interposition (lib/mqtt_guard.c parses the CONNECT
+ * whose keepalive it clamps in place) and for the tools' client side
  * (gizsim, gizctl). QoS 0 focus; QoS 1 PUBLISH/PUBACK parse for robustness.
  * Nothing here allocates; parsers return views into the caller's packet.
  */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * libFuzzer target for MQTT framing and parsing. The input is treated as a
- * client stream: giz_mqtt_frame() cuts it into packets (as the broker front
- * proxy does) and each packet goes through the CONNECT, PUBLISH, CONNACK
+ * stream: giz_mqtt_frame() cuts it into packets (as the tools' client does
+ * with what the broker sends) and each packet goes through the CONNECT, PUBLISH, CONNACK
  * and SUBACK parsers. Invariants: frame lengths are sane and never exceed
  * the input or the limit; parsed views lie inside the packet; the CONNECT
  * keepalive sits at keepalive_offset; PUBLISH and simple CONNECTs re-encode
