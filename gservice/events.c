@@ -23,6 +23,9 @@
 #include "gservice.h"
 
 #define EV_BATCH 512
+/* After the first event of a batch, the writer waits up to this long for
+ * more (one transaction per event would cost more than the insert). */
+#define EV_GATHER_MS 20
 #define EV_PRUNE_EVERY_US 1000000u
 /* ... or sooner, once this many were written since the last prune: a
  * device flooding requests overshoots its bound by at most about this. */
@@ -244,6 +247,18 @@ static void *writer_main(void *arg)
             until.tv_sec += 1;
             if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0)
                 break;
+        }
+        if (ev->n > 0 && ev->n < EV_BATCH && !ev->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += EV_GATHER_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!ev->stop && ev->n < EV_BATCH)
+                if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0)
+                    break;
         }
         while (n < EV_BATCH && ev->n > 0) {
             items[n++] = ev->ring[ev->head];
