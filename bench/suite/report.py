@@ -134,6 +134,8 @@ def rows(res):
 def finish(res, json_path, md_path):
     table = rows(res)
     res["table"] = [{k: v for k, v in r.items() if k not in ("nd",)} for r in table]
+    for path in (json_path, md_path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(json_path, "w") as f:
         json.dump(res, f, indent=1, sort_keys=True)
         f.write("\n")
