@@ -285,7 +285,7 @@ void gs_route_admin_event_stream(struct gs_request *rq)
     s->srv = rq->srv;
     s->conn = rq->conn;
     s->one_device = drc == GIZ_OK;
-    snprintf(s->did, sizeof s->did, "%s", s->one_device ? did : "");
+    snprintf(s->did, sizeof s->did, "%.*s", (int)(sizeof s->did - 1), s->one_device ? did : "");
     s->cursor = cursor;
     s->last_send_us = gs_now_us();
     giz_buf_init(&s->out, STREAM_BUF_MAX);

@@ -154,17 +154,52 @@ bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcod
     return hit;
 }
 
-/* Allocates the table on first use: a power of two near max / 4 buckets
- * (chains of about four when full; 512 KiB for the plugin's 200,000). */
-static bool table_ready(struct giz_pcache *c)
+/* The bucket table grows with the entries (chains of about two), up to a
+ * power of two near max / 4 (512 KiB for the plugin's 200,000): a broker with a
+ * few devices does not pay for the largest table on its first login. */
+static size_t table_cap(const struct giz_pcache *c)
 {
     size_t n = 16;
-    if (c->buckets) return true;
     while (n < c->max / 4 && n < PCACHE_MAX_BUCKETS)
         n *= 2;
-    c->buckets = calloc(n, sizeof *c->buckets);
-    if (!c->buckets) return false;
+    return n;
+}
+
+static void table_rehash(struct giz_pcache *c, struct pcache_entry **nb, size_t n)
+{
+    struct pcache_entry **old = c->buckets;
+    size_t oldn = c->nbuckets;
+    c->buckets = nb;
     c->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        struct pcache_entry *e = old[i], *next;
+        for (; e; e = next) {
+            size_t b = bucket_of(c, e->did);
+            next = e->next;
+            e->next = nb[b];
+            nb[b] = e;
+        }
+    }
+    free(old);
+}
+
+/* Makes room for one more entry: allocates the table on first use, doubles it
+ * when chains would pass two entries; false only if the first allocation fails
+ * (a failed growth keeps the current table). */
+static bool table_ready(struct giz_pcache *c)
+{
+    size_t cap = table_cap(c);
+    if (!c->buckets) {
+        size_t n = cap < 64 ? cap : 64;
+        c->buckets = calloc(n, sizeof *c->buckets);
+        if (!c->buckets) return false;
+        c->nbuckets = n;
+        return true;
+    }
+    if (c->count >= 2 * c->nbuckets && c->nbuckets < cap) {
+        struct pcache_entry **nb = calloc(c->nbuckets * 2, sizeof *nb);
+        if (nb) table_rehash(c, nb, c->nbuckets * 2);
+    }
     return true;
 }
 
