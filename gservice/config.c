@@ -30,10 +30,12 @@ static void usage(FILE *out)
         "  --bind ADDR         GIZ_BIND_ADDR      listen address (IPv4) [127.0.0.1]\n"
         "  --data-dir DIR      GIZ_DATA_DIR       data folder [./var]; firmware in DIR/firmware\n"
         "  --db PATH           GIZ_DB_PATH        SQLite database [$GIZ_DATA_DIR/gizcloud.db]\n"
-        "                      GIZ_ADMIN_TOKEN    admin API bearer token (required; environment only)\n"
+        "                      GIZ_ADMIN_TOKEN    admin API bearer token (required; environment "
+        "only)\n"
         "  --m2m-host HOST     GIZ_M2M_HOST       broker host handed to devices [127.0.0.1]\n"
         "  --m2m-port N        GIZ_M2M_PORT       broker MQTT port [1883]\n"
-        "  --m2m-tls-port N    GIZ_M2M_TLS_PORT   broker MQTTS port for apps (port_s) [8883; 0 = none]\n"
+        "  --m2m-tls-port N    GIZ_M2M_TLS_PORT   broker MQTTS port for apps (port_s) [8883; 0 = "
+        "none]\n"
         "  --public-url URL    GIZ_PUBLIC_URL     base of firmware download URLs\n"
         "                                         [http://<GIZ_M2M_HOST>[:<advertised port>],\n"
         "                                         no port when it is 80]\n"
@@ -51,9 +53,12 @@ static void usage(FILE *out)
         "  --max-upload BYTES  GIZ_MAX_UPLOAD     firmware upload cap [16777216]\n"
         "  --token-ttl SECS    GIZ_TOKEN_TTL      app user token lifetime [604800]\n"
         "  --head-timeout SECS GIZ_HTTP_HEAD_TIMEOUT  time for a complete request head, from\n"
-        "                                         the connection (or the previous answer) [10; 0 = off]\n"
-        "  --idle-timeout SECS GIZ_HTTP_IDLE_TIMEOUT  inactivity before a connection is closed [30]\n"
-        "  --per-ip-limit N    GIZ_HTTP_PER_IP_LIMIT  connections per client address [256; 0 = none]\n"
+        "                                         the connection (or the previous answer) [10; 0 = "
+        "off]\n"
+        "  --idle-timeout SECS GIZ_HTTP_IDLE_TIMEOUT  inactivity before a connection is closed "
+        "[30]\n"
+        "  --per-ip-limit N    GIZ_HTTP_PER_IP_LIMIT  connections per client address [256; 0 = "
+        "none]\n"
         "  --max-connections N GIZ_HTTP_MAX_CONNECTIONS  connections in all, per listener [4000]\n"
         "  --admin-fail-limit N GIZ_ADMIN_FAIL_LIMIT  wrong admin tokens per address per minute\n"
         "                                         before 429 [10; 0 = off]\n"
@@ -173,23 +178,19 @@ static int apply(struct gs_config *cfg, const struct opt *o, const char *value)
         return copy_str(name, value, base, o->size);
     case OPT_PORT:
     case OPT_PORT0:
-        if (parse_u64(name, value, o->min, o->max, &v) != 0)
-            return -1;
+        if (parse_u64(name, value, o->min, o->max, &v) != 0) return -1;
         *(unsigned *)(void *)base = (unsigned)v;
         return 0;
     case OPT_SIZE:
-        if (parse_u64(name, value, o->min, o->max, &v) != 0)
-            return -1;
+        if (parse_u64(name, value, o->min, o->max, &v) != 0) return -1;
         *(size_t *)(void *)base = (size_t)v;
         return 0;
     case OPT_U64:
-        if (parse_u64(name, value, o->min, o->max, &v) != 0)
-            return -1;
+        if (parse_u64(name, value, o->min, o->max, &v) != 0) return -1;
         *(uint64_t *)(void *)base = v;
         return 0;
     case OPT_I64:
-        if (parse_u64(name, value, o->min, o->max, &v) != 0)
-            return -1;
+        if (parse_u64(name, value, o->min, o->max, &v) != 0) return -1;
         *(int64_t *)(void *)base = (int64_t)v;
         return 0;
     case OPT_LEVEL: {
@@ -208,16 +209,14 @@ static int apply(struct gs_config *cfg, const struct opt *o, const char *value)
 /* Makes `path` absolute (relative to the working directory). */
 static int absolutize(const char *name, char *path, size_t cap)
 {
-    if (path[0] == '/')
-        return 0;
+    if (path[0] == '/') return 0;
     char cwd[GIZ_PATH_SIZE];
     if (getcwd(cwd, sizeof cwd) == NULL) {
         fprintf(stderr, "giz-gservice: getcwd: %s\n", strerror(errno));
         return -1;
     }
     const char *rel = path;
-    if (rel[0] == '.' && rel[1] == '/')
-        rel += 2;
+    if (rel[0] == '.' && rel[1] == '/') rel += 2;
     char tmp[GIZ_PATH_SIZE];
     int n = snprintf(tmp, sizeof tmp, "%s/%s", cwd, rel);
     if (n < 0 || (size_t)n >= cap || (size_t)n >= sizeof tmp) {
@@ -232,15 +231,13 @@ static int mkdir_p(const char *path)
 {
     char tmp[GIZ_PATH_SIZE];
     size_t n = strlen(path);
-    if (n >= sizeof tmp)
-        return -1;
+    if (n >= sizeof tmp) return -1;
     memcpy(tmp, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (tmp[i] == '/' || tmp[i] == '\0') {
             char saved = tmp[i];
             tmp[i] = '\0';
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
-                return -1;
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
             tmp[i] = saved;
         }
     }
@@ -282,8 +279,7 @@ static int config_env(struct gs_config *cfg)
 {
     for (size_t i = 0; i < N_OPTS; i++) {
         const char *v = getenv(opts[i].env);
-        if (v != NULL && v[0] != '\0' && apply(cfg, &opts[i], v) != 0)
-            return -1;
+        if (v != NULL && v[0] != '\0' && apply(cfg, &opts[i], v) != 0) return -1;
     }
     return 0;
 }
@@ -300,8 +296,7 @@ static int config_args(struct gs_config *cfg, int argc, char **argv)
         const struct opt *o = NULL;
         const char *value = NULL;
         for (size_t i = 0; i < n_opts && o == NULL; i++) {
-            if (opts[i].flag == NULL)
-                continue;
+            if (opts[i].flag == NULL) continue;
             size_t fl = strlen(opts[i].flag);
             if (strncmp(argv[a], opts[i].flag, fl) == 0 && argv[a][fl] == '=') {
                 o = &opts[i];
@@ -319,8 +314,7 @@ static int config_args(struct gs_config *cfg, int argc, char **argv)
             fprintf(stderr, "giz-gservice: unknown option '%s' (try --help)\n", argv[a]);
             return -1;
         }
-        if (apply(cfg, o, value) != 0)
-            return -1;
+        if (apply(cfg, o, value) != 0) return -1;
     }
     return 0;
 }
@@ -335,8 +329,7 @@ static int config_public_url(struct gs_config *cfg)
         char port_s[8] = "";
         if (cfg->advertised_port != 80)
             snprintf(port_s, sizeof port_s, ":%u", cfg->advertised_port);
-        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s%s", cfg->m2m_host,
-                     port_s);
+        n = snprintf(cfg->public_url, sizeof cfg->public_url, "http://%s%s", cfg->m2m_host, port_s);
         if (n < 0 || (size_t)n >= sizeof cfg->public_url) {
             fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL: too long\n");
             return -1;
@@ -345,7 +338,8 @@ static int config_public_url(struct gs_config *cfg)
     size_t ul = strlen(cfg->public_url);
     while (ul > 0 && cfg->public_url[ul - 1] == '/')
         cfg->public_url[--ul] = '\0';
-    if (strncmp(cfg->public_url, "http://", 7) != 0 && strncmp(cfg->public_url, "https://", 8) != 0) {
+    if (strncmp(cfg->public_url, "http://", 7) != 0 &&
+        strncmp(cfg->public_url, "https://", 8) != 0) {
         fprintf(stderr, "giz-gservice: GIZ_PUBLIC_URL must start with http:// (firmware has no "
                         "TLS) or https://\n");
         return -1;
@@ -363,8 +357,7 @@ static int config_finish(struct gs_config *cfg)
                         "admin token (set it in the environment)\n");
         return -1;
     }
-    if (absolutize("GIZ_DATA_DIR", cfg->data_dir, sizeof cfg->data_dir) != 0)
-        return -1;
+    if (absolutize("GIZ_DATA_DIR", cfg->data_dir, sizeof cfg->data_dir) != 0) return -1;
     if (cfg->db_path[0] == '\0') {
         int n = snprintf(cfg->db_path, sizeof cfg->db_path, "%s/gizcloud.db", cfg->data_dir);
         if (n < 0 || (size_t)n >= sizeof cfg->db_path) {
@@ -381,10 +374,8 @@ static int config_finish(struct gs_config *cfg)
         fprintf(stderr, "giz-gservice: cannot create %s: %s\n", cfg->firmware_dir, strerror(errno));
         return -1;
     }
-    if (cfg->advertised_port == 0)
-        cfg->advertised_port = cfg->http_port;
-    if (config_public_url(cfg) != 0)
-        return -1;
+    if (cfg->advertised_port == 0) cfg->advertised_port = cfg->http_port;
+    if (config_public_url(cfg) != 0) return -1;
     if (cfg->https_port != 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
         fprintf(stderr, "giz-gservice: GIZ_HTTPS_PORT needs GIZ_TLS_CERT and GIZ_TLS_KEY\n");
         return -1;
@@ -395,18 +386,15 @@ static int config_finish(struct gs_config *cfg)
 int gs_config_load(struct gs_config *cfg, int argc, char **argv)
 {
     config_defaults(cfg);
-    if (config_env(cfg) != 0)
-        return -1;
+    if (config_env(cfg) != 0) return -1;
     int rc = config_args(cfg, argc, argv);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     return config_finish(cfg);
 }
 
 void gs_url_drop_port80(char *url)
 {
-    if (strncmp(url, "http://", 7) != 0)
-        return;
+    if (strncmp(url, "http://", 7) != 0) return;
     char *host = url + 7;
     size_t alen = strcspn(host, "/?#");
     if (alen > 3 && memcmp(host + alen - 3, ":80", 3) == 0 && host[alen - 4] != ':' &&
@@ -417,28 +405,24 @@ void gs_url_drop_port80(char *url)
 /* The port an http:// URL names (80 when none), 0 when not http:// or unparsable. */
 static unsigned url_http_port(const char *url)
 {
-    if (strncmp(url, "http://", 7) != 0)
-        return 0;
+    if (strncmp(url, "http://", 7) != 0) return 0;
     const char *host = url + 7;
     size_t alen = strcspn(host, "/?#");
     const char *colon = NULL;
     for (size_t i = 0; i < alen; i++)
-        if (host[i] == ':')
-            colon = host + i;
+        if (host[i] == ':') colon = host + i;
     if (colon == NULL || (host[0] == '[' && memchr(colon, ']', alen - (size_t)(colon - host))))
         return 80;
     char *end = NULL;
     unsigned long p = strtoul(colon + 1, &end, 10);
-    if (end != host + alen || p == 0 || p > 65535)
-        return 0;
+    if (end != host + alen || p == 0 || p > 65535) return 0;
     return (unsigned)p;
 }
 
 void gs_config_warn(const struct gs_config *cfg)
 {
     unsigned port = url_http_port(cfg->public_url);
-    if (port == 80)
-        return;
+    if (port == 80) return;
     if (port == 0)
         giz_log(GIZ_LOG_WARN,
                 "download URLs start with %s: real firmware has no TLS and downloads only "

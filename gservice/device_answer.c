@@ -42,8 +42,7 @@ void gs_respond_device_rc(struct gs_request *rq, int rc, const char *what, const
 struct giz_store *gs_device_store(struct gs_request *rq)
 {
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL)
-        gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
+    if (st == NULL) gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
     return st;
 }
 
@@ -61,10 +60,8 @@ bool gs_device_lookup(struct gs_request *rq, struct giz_store *st, const char *d
     }
     if (rc == GIZ_OK && product_key != NULL && strcmp(dev->product_key, product_key) != 0)
         rc = GIZ_ERR_NOT_FOUND; /* another product's device is not found here */
-    if (rc == GIZ_OK && dev->status != GIZ_DEVICE_ACTIVE)
-        rc = GIZ_ERR_DISABLED;
-    if (rc == GIZ_OK)
-        return true;
+    if (rc == GIZ_OK && dev->status != GIZ_DEVICE_ACTIVE) rc = GIZ_ERR_DISABLED;
+    if (rc == GIZ_OK) return true;
     gs_respond_device_rc(rq, rc, what, did);
     return false;
 }
@@ -73,8 +70,7 @@ bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_m
 {
     bool alive = false;
     struct giz_broker_status b;
-    if (age_ms != NULL)
-        *age_ms = -1;
+    if (age_ms != NULL) *age_ms = -1;
     if (st == NULL ||
         giz_store_broker_alive(st, (int64_t)srv->cfg.broker_max_age * 1000, &alive) != GIZ_OK)
         return false;

@@ -49,15 +49,13 @@ static int64_t unix_ms(void)
 
 static cJSON *ev_obj(struct gs_request *rq)
 {
-    if (rq->ev == NULL)
-        rq->ev = cJSON_CreateObject();
+    if (rq->ev == NULL) rq->ev = cJSON_CreateObject();
     return rq->ev;
 }
 
 void gs_event_did(struct gs_request *rq, const char *did)
 {
-    if (did != NULL && gs_valid_did(did))
-        snprintf(rq->ev_did, sizeof rq->ev_did, "%s", did);
+    if (did != NULL && gs_valid_did(did)) snprintf(rq->ev_did, sizeof rq->ev_did, "%s", did);
 }
 
 void gs_event_str(struct gs_request *rq, const char *key, const char *value)
@@ -115,8 +113,7 @@ static void enqueue(struct gs_events *ev, const char *did, const char *kind, cha
         it->fields = fields;
         ev->n++;
         ok = true;
-        if (ev->n == 1 || ev->n >= EV_BATCH)
-            pthread_cond_signal(&ev->cv);
+        if (ev->n == 1 || ev->n >= EV_BATCH) pthread_cond_signal(&ev->cv);
     } else if (ev->started) {
         ev->unrecorded_drops++;
     }
@@ -134,16 +131,12 @@ static void emit(struct gs_request *rq, const char *kind, const char *ota, bool 
     struct gs_events *ev = &rq->srv->events;
     rq->ev_sent = true;
     cJSON *o = ev_obj(rq);
-    if (o == NULL)
-        return;
-    if (rq->route == GS_ROUTE_DEV_SAFE)
-        cJSON_AddBoolToObject(o, "safe", 1);
-    if (ota != NULL)
-        cJSON_AddStringToObject(o, "ota", ota);
+    if (o == NULL) return;
+    if (rq->route == GS_ROUTE_DEV_SAFE) cJSON_AddBoolToObject(o, "safe", 1);
+    if (ota != NULL) cJSON_AddStringToObject(o, "ota", ota);
     cJSON_AddStringToObject(o, "method", rq->method_name[0] ? rq->method_name : "-");
     cJSON_AddNumberToObject(o, "status", rq->status);
-    if (rq->giz_code != 0)
-        cJSON_AddNumberToObject(o, "error_code", rq->giz_code);
+    if (rq->giz_code != 0) cJSON_AddNumberToObject(o, "error_code", rq->giz_code);
     cJSON_AddStringToObject(o, "peer", rq->peer);
     bool completed = at_end && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
     if (rq->route == GS_ROUTE_OTA_DOWNLOAD && at_end) {
@@ -185,8 +178,7 @@ void gs_event_answered(struct gs_request *rq)
 void gs_event_request_done(struct gs_request *rq, int toe)
 {
     const char *ota = NULL, *kind = request_kind(rq, &ota);
-    if (kind != NULL && !rq->ev_sent && rq->srv->events.started)
-        emit(rq, kind, ota, true, toe);
+    if (kind != NULL && !rq->ev_sent && rq->srv->events.started) emit(rq, kind, ota, true, toe);
     cJSON_Delete(rq->ev);
     rq->ev = NULL;
 }
@@ -245,8 +237,7 @@ static void *writer_main(void *arg)
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
-            if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0)
-                break;
+            if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
         }
         if (ev->n > 0 && ev->n < EV_BATCH && !ev->stop) {
             struct timespec until;
@@ -257,8 +248,7 @@ static void *writer_main(void *arg)
                 until.tv_nsec -= 1000000000L;
             }
             while (!ev->stop && ev->n < EV_BATCH)
-                if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0)
-                    break;
+                if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
         }
         while (n < EV_BATCH && ev->n > 0) {
             items[n++] = ev->ring[ev->head];
@@ -288,8 +278,7 @@ static void *writer_main(void *arg)
             dirty = false;
             since_prune = 0;
         }
-        if (stop)
-            break;
+        if (stop) break;
     }
     giz_store_close(st);
     return NULL;
@@ -298,8 +287,7 @@ static void *writer_main(void *arg)
 int gs_events_start(struct gs_server *srv)
 {
     struct gs_events *ev = &srv->events;
-    if (!srv->cfg.events || ev->started)
-        return 0;
+    if (!srv->cfg.events || ev->started) return 0;
     ev->cap = srv->cfg.events_queue;
     ev->ring = calloc(ev->cap, sizeof *ev->ring);
     if (ev->ring == NULL || pthread_mutex_init(&ev->mu, NULL) != 0) {
@@ -327,8 +315,7 @@ int gs_events_start(struct gs_server *srv)
 void gs_events_stop(struct gs_server *srv)
 {
     struct gs_events *ev = &srv->events;
-    if (!ev->started)
-        return;
+    if (!ev->started) return;
     pthread_mutex_lock(&ev->mu);
     ev->stop = true;
     pthread_cond_signal(&ev->cv);

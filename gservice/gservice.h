@@ -45,25 +45,25 @@ struct cJSON;
 /* TLS 1.2 and 1.3 only; in 1.2 only ECDHE key exchange (forward secrecy)
  * with AEAD ciphers (no CBC, no SHA-1 MACs, no static RSA, no DHE). */
 #define GS_DEFAULT_TLS_PRIORITIES                                                                  \
-    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"          \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"            \
     "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
 
 struct gs_config {
     unsigned http_port;
     char bind_addr[64];
-    char data_dir[GIZ_PATH_SIZE];     /* absolute after gs_config_finish() */
+    char data_dir[GIZ_PATH_SIZE]; /* absolute after gs_config_finish() */
     char db_path[GIZ_PATH_SIZE];
     char firmware_dir[GIZ_PATH_SIZE]; /* data_dir + "/firmware" */
     char admin_token[256];            /* never logged; wiped once its digest is made */
     char m2m_host[GS_HOST_SIZE];
     unsigned m2m_port;
-    unsigned m2m_tls_port;            /* 0 = none */
-    char public_url[GIZ_URL_SIZE];    /* no trailing slash, no ":80" after an http:// host */
-    unsigned advertised_port;         /* HTTP port put in download URLs; 0 = http_port */
-    unsigned https_port;              /* 0 = no HTTPS listener */
+    unsigned m2m_tls_port;         /* 0 = none */
+    char public_url[GIZ_URL_SIZE]; /* no trailing slash, no ":80" after an http:// host */
+    unsigned advertised_port;      /* HTTP port put in download URLs; 0 = http_port */
+    unsigned https_port;           /* 0 = no HTTPS listener */
     char tls_cert[GIZ_PATH_SIZE];
     char tls_key[GIZ_PATH_SIZE];
-    int log_level;                    /* enum giz_log_lvl */
+    int log_level; /* enum giz_log_lvl */
     unsigned threads;
     size_t max_body;
     uint64_t max_upload;
@@ -78,11 +78,11 @@ struct gs_config {
     unsigned broker_max_age;          /* s of broker heartbeat silence before it counts as down */
     char passcode_key[GIZ_PATH_SIZE]; /* key file of the keyed passcode verifier; "" = beside db */
     /* the device timeline (events.c, route_events.c) */
-    unsigned events;                  /* 1 = record device-API events (default), 0 = off */
-    unsigned events_per_device;       /* newest events kept per device */
-    uint64_t events_total;            /* events kept in all */
-    unsigned events_queue;            /* events waiting for the writer; more are dropped */
-    unsigned event_streams;           /* concurrent GET /admin/events/stream */
+    unsigned events;            /* 1 = record device-API events (default), 0 = off */
+    unsigned events_per_device; /* newest events kept per device */
+    uint64_t events_total;      /* events kept in all */
+    unsigned events_queue;      /* events waiting for the writer; more are dropped */
+    unsigned event_streams;     /* concurrent GET /admin/events/stream */
 };
 
 /* Fills `cfg` from defaults, then the environment, then argv (flags win).
@@ -104,7 +104,7 @@ void gs_url_drop_port80(char *url);
 struct gs_m2m_route {
     const char *host; /* static for the process lifetime */
     unsigned port;
-    unsigned port_s;  /* TLS port, 0 = none */
+    unsigned port_s; /* TLS port, 0 = none */
 };
 void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out);
 
@@ -168,13 +168,13 @@ enum gs_route_id {
     GS_ROUTE_NONE = 0,
     GS_ROUTE_HEALTHZ,
     GS_ROUTE_METRICS,
-    GS_ROUTE_DEV_DEVICES,       /* POST register, DELETE unregister */
-    GS_ROUTE_DEV_PROVISION,     /* GET /dev/devices/<did> */
-    GS_ROUTE_DEV_SAFE,          /* POST/GET /dev/<pk>/device */
-    GS_ROUTE_OTA_CHECK,         /* POST /dev/ota/v4.1/update_and_check/<did> */
-    GS_ROUTE_OTA_TARGET_FID,    /* GET /dev/ota/target_fid */
-    GS_ROUTE_OTA_LATEST,        /* GET /dev/ota/v4.1/latest */
-    GS_ROUTE_OTA_DOWNLOAD,      /* GET /dev/ota[/v4.1]/download/<id> */
+    GS_ROUTE_DEV_DEVICES,    /* POST register, DELETE unregister */
+    GS_ROUTE_DEV_PROVISION,  /* GET /dev/devices/<did> */
+    GS_ROUTE_DEV_SAFE,       /* POST/GET /dev/<pk>/device */
+    GS_ROUTE_OTA_CHECK,      /* POST /dev/ota/v4.1/update_and_check/<did> */
+    GS_ROUTE_OTA_TARGET_FID, /* GET /dev/ota/target_fid */
+    GS_ROUTE_OTA_LATEST,     /* GET /dev/ota/v4.1/latest */
+    GS_ROUTE_OTA_DOWNLOAD,   /* GET /dev/ota[/v4.1]/download/<id> */
     GS_ROUTE_ADMIN_PRODUCTS,
     GS_ROUTE_ADMIN_DEVICES,
     GS_ROUTE_ADMIN_DEVICE,
@@ -191,7 +191,7 @@ enum gs_route_id {
 const char *gs_route_name(enum gs_route_id id);
 
 #define GS_HIST_BUCKETS 14 /* + Inf */
-#define GS_CODE_SLOTS 16  /* Gizwits error_code slots of the request counters (metrics.c) */
+#define GS_CODE_SLOTS 16   /* Gizwits error_code slots of the request counters (metrics.c) */
 
 struct gs_metrics {
     /* requests[route][status slot][error_code slot; 0 = none answered] */
@@ -217,21 +217,21 @@ void gs_metrics_observe_code(struct gs_metrics *m, enum gs_route_id route, unsig
 /* The timeline writer (events.c): a bounded queue drained by one thread. */
 struct gs_event_item;
 struct gs_events {
-    bool started, stop;               /* started: set before the daemons, cleared after */
-    pthread_mutex_t mu;               /* ring, n, head, stop, unrecorded_drops */
+    bool started, stop; /* started: set before the daemons, cleared after */
+    pthread_mutex_t mu; /* ring, n, head, stop, unrecorded_drops */
     pthread_cond_t cv;
     pthread_t thread;
     struct gs_event_item *ring;
     unsigned cap, head, n;
-    uint64_t unrecorded_drops;        /* dropped, not yet counted in the store */
-    atomic_uint_fast64_t written;     /* appended to the store */
-    atomic_uint_fast64_t dropped;     /* queue full, too big, or a failed write */
-    atomic_uint_fast64_t pruned;      /* removed by the retention bounds */
-    atomic_uint streams;              /* open GET /admin/events/stream answers */
+    uint64_t unrecorded_drops;    /* dropped, not yet counted in the store */
+    atomic_uint_fast64_t written; /* appended to the store */
+    atomic_uint_fast64_t dropped; /* queue full, too big, or a failed write */
+    atomic_uint_fast64_t pruned;  /* removed by the retention bounds */
+    atomic_uint streams;          /* open GET /admin/events/stream answers */
     /* live streams (route_events.c): suspended while nothing is new; a
      * ticker thread resumes them every GS_STREAM_TICK_MS to poll the store */
     bool streams_init, streams_stop, ticker_started;
-    pthread_mutex_t smu;              /* the stream list, each one's suspended flag */
+    pthread_mutex_t smu; /* the stream list, each one's suspended flag */
     pthread_cond_t scv;
     pthread_t ticker;
     struct gs_stream *stream_head;
@@ -252,16 +252,16 @@ struct gs_fail_slot {
 struct gs_conn;
 struct gs_guard {
     bool initialized, started, stop;
-    pthread_mutex_t mu;               /* the connection list */
+    pthread_mutex_t mu; /* the connection list */
     struct gs_conn *head;
     unsigned n_conns;
     pthread_t thread;
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
-    uint64_t cut_pending, cut_reported_us;  /* reaper thread only */
-    pthread_mutex_t amu;              /* fails[] */
+    uint64_t cut_pending, cut_reported_us; /* reaper thread only */
+    pthread_mutex_t amu;                   /* fails[] */
     struct gs_fail_slot fails[GS_FAIL_SLOTS];
-    pthread_mutex_t lmu;              /* log limiter */
+    pthread_mutex_t lmu; /* log limiter */
     char log_last[256];
     uint64_t log_last_us, log_held;
 };
@@ -272,7 +272,7 @@ struct gs_server {
     struct gs_store_pool pool;
     struct gs_metrics metrics;
     struct gs_events events;
-    uint8_t token_key[32];           /* random, for comparing the admin token */
+    uint8_t token_key[32]; /* random, for comparing the admin token */
     char admin_token_digest[65];
     struct MHD_Daemon *http;
     struct MHD_Daemon *https;
@@ -299,14 +299,14 @@ struct gs_request {
     struct gs_server *srv;
     struct MHD_Connection *conn; /* valid while a handler runs */
     uint64_t start_us;
-    char *raw_uri;               /* request target as sent (heap) */
-    size_t path_len;             /* raw_uri[0..path_len) is the path */
-    const char *query;           /* after '?', or "" */
+    char *raw_uri;     /* request target as sent (heap) */
+    size_t path_len;   /* raw_uri[0..path_len) is the path */
+    const char *query; /* after '?', or "" */
     size_t query_len;
-    int method;                  /* enum gs_method */
+    int method; /* enum gs_method */
     char method_name[12];
     enum gs_route_id route;
-    char param[2][GS_PARAM_SIZE];/* captured path segments */
+    char param[2][GS_PARAM_SIZE]; /* captured path segments */
     bool started, responded, streaming, queue_failed;
     /* buffered body (non-upload requests): body_buf capped at GIZ_MAX_BODY;
      * body/body_len mirror its data/len (NULL/0 until a byte arrives) */
@@ -319,15 +319,15 @@ struct gs_request {
     struct gs_upload *upload;
     /* outcome */
     unsigned status;
-    int giz_code;                /* Gizwits error_code of a device-API error answer, 0 = none */
+    int giz_code; /* Gizwits error_code of a device-API error answer, 0 = none */
     uint64_t resp_bytes;
     char peer[64];
-    char peer_ip[48];            /* peer without the port ("-" if unknown) */
-    size_t raw_target_len;       /* strlen of the request target as libmicrohttpd gave it */
+    char peer_ip[48];      /* peer without the port ("-" if unknown) */
+    size_t raw_target_len; /* strlen of the request target as libmicrohttpd gave it */
     /* timeline event of a device-API request (events.c) */
-    char ev_did[GIZ_DID_SIZE];   /* "" = no device known */
-    struct cJSON *ev;            /* fields noted by the handler (owned) */
-    bool ev_sent;                /* the event was queued */
+    char ev_did[GIZ_DID_SIZE]; /* "" = no device known */
+    struct cJSON *ev;          /* fields noted by the handler (owned) */
+    bool ev_sent;              /* the event was queued */
 };
 
 /* Route handlers. Each answers exactly once through a gs_respond_* call. */
@@ -337,7 +337,7 @@ typedef void (*gs_handler_fn)(struct gs_request *rq);
 struct gs_route {
     const char *pattern; /* '/'-separated; a "*" segment captures one segment */
     enum gs_route_id id;
-    int methods;         /* enum gs_method bits */
+    int methods; /* enum gs_method bits */
     gs_handler_fn fn;
 };
 /* The route whose pattern matches rq's path (captures into rq->param), or
@@ -478,8 +478,8 @@ bool gs_admin_authorized(struct gs_request *rq);
 
 /* Input checks shared by the routes (validate.c). */
 bool gs_valid_did(const char *s);
-bool gs_valid_product_key(char *s);                /* 32 hex; lowercases s in place */
-bool gs_valid_mac(const char *s);                  /* 12 hex */
+bool gs_valid_product_key(char *s);                     /* 32 hex; lowercases s in place */
+bool gs_valid_mac(const char *s);                       /* 12 hex */
 bool gs_valid_version(const char *s, bool allow_empty); /* [0-9A-Za-z._-]{1,32} */
 /* true if p[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
@@ -508,8 +508,8 @@ bool gs_device_lookup(struct gs_request *rq, struct giz_store *st, const char *d
  * receives the safe-register auth_key. Fields that are missing, too long,
  * badly encoded or not printable ASCII are left empty: they never fail a
  * request. Returns true if anything was found. */
-bool gs_device_info_parse(const char *src, size_t len, bool with_type,
-                          struct giz_device_info *info, char *auth_key, size_t cap);
+bool gs_device_info_parse(const char *src, size_t len, bool with_type, struct giz_device_info *info,
+                          char *auth_key, size_t cap);
 /* Stores what gs_device_info_parse found for `did` (failures are logged,
  * not answered; auth_key is never logged and stored only as a digest). */
 void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const char *did,
@@ -563,8 +563,8 @@ void gs_firmware_url_did(const struct gs_server *srv, const struct giz_firmware 
                          const char *did, char *out, size_t cap);
 
 /* Current time (request.c). */
-uint64_t gs_now_us(void);    /* monotonic microseconds */
-int64_t gs_unix_now(void);   /* wall-clock seconds */
+uint64_t gs_now_us(void);  /* monotonic microseconds */
+int64_t gs_unix_now(void); /* wall-clock seconds */
 
 /* Gizwits open-API error codes used in answers. */
 enum gs_giz_code {

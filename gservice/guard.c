@@ -54,8 +54,7 @@ void gs_guard_notify_cb(void *cls, struct MHD_Connection *conn, void **socket_co
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         struct gs_conn *c = calloc(1, sizeof *c);
         *socket_context = c;
-        if (c == NULL)
-            return; /* untracked: only the inactivity timeout applies */
+        if (c == NULL) return; /* untracked: only the inactivity timeout applies */
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         c->fd = ci != NULL ? ci->connect_fd : -1;
@@ -63,8 +62,7 @@ void gs_guard_notify_cb(void *cls, struct MHD_Connection *conn, void **socket_co
         atomic_store(&c->deadline_us, to ? gs_now_us() + to : 0);
         pthread_mutex_lock(&g->mu);
         c->next = g->head;
-        if (g->head != NULL)
-            g->head->prev = c;
+        if (g->head != NULL) g->head->prev = c;
         g->head = c;
         g->n_conns++;
         pthread_mutex_unlock(&g->mu);
@@ -72,8 +70,7 @@ void gs_guard_notify_cb(void *cls, struct MHD_Connection *conn, void **socket_co
     }
     struct gs_conn *c = *socket_context;
     *socket_context = NULL;
-    if (c == NULL)
-        return;
+    if (c == NULL) return;
     /* libmicrohttpd closes the socket after this returns: while the reaper
      * holds the lock, a listed fd is still this connection's */
     pthread_mutex_lock(&g->mu);
@@ -81,8 +78,7 @@ void gs_guard_notify_cb(void *cls, struct MHD_Connection *conn, void **socket_co
         c->prev->next = c->next;
     else
         g->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    if (c->next != NULL) c->next->prev = c->prev;
     g->n_conns--;
     pthread_mutex_unlock(&g->mu);
     free(c);
@@ -98,16 +94,14 @@ static struct gs_conn *conn_of(struct MHD_Connection *conn)
 void gs_guard_head_done(struct MHD_Connection *conn)
 {
     struct gs_conn *c = conn_of(conn);
-    if (c != NULL)
-        atomic_store(&c->deadline_us, 0);
+    if (c != NULL) atomic_store(&c->deadline_us, 0);
 }
 
 void gs_guard_head_wait(struct gs_server *srv, struct MHD_Connection *conn)
 {
     struct gs_conn *c = conn_of(conn);
     uint64_t to = head_timeout_us(srv);
-    if (c != NULL && to != 0)
-        atomic_store(&c->deadline_us, gs_now_us() + to);
+    if (c != NULL && to != 0) atomic_store(&c->deadline_us, gs_now_us() + to);
 }
 
 /* ---- libmicrohttpd log limiter -------------------------------------------------- */
@@ -116,8 +110,8 @@ void gs_guard_head_wait(struct gs_server *srv, struct MHD_Connection *conn)
 static void log_flush_locked(struct gs_guard *g)
 {
     if (g->log_held > 0)
-        giz_log(GIZ_LOG_WARN, "libmicrohttpd: %s (%" PRIu64 " more in %" PRIu64 " s)",
-                g->log_last, g->log_held, (gs_now_us() - g->log_last_us + 500000u) / 1000000u);
+        giz_log(GIZ_LOG_WARN, "libmicrohttpd: %s (%" PRIu64 " more in %" PRIu64 " s)", g->log_last,
+                g->log_held, (gs_now_us() - g->log_last_us + 500000u) / 1000000u);
     g->log_held = 0;
 }
 
@@ -149,8 +143,7 @@ static void reap_once(struct gs_server *srv)
     pthread_mutex_lock(&g->mu);
     for (struct gs_conn *c = g->head; c != NULL; c = c->next) {
         uint64_t d = atomic_load(&c->deadline_us);
-        if (d == 0 || d > now || c->fd < 0)
-            continue;
+        if (d == 0 || d > now || c->fd < 0) continue;
         atomic_store(&c->deadline_us, 0); /* once; closing is up to the event loop */
         shutdown(c->fd, SHUT_RDWR);
         cut++;
@@ -190,8 +183,7 @@ static void *reaper_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&g->stop_cv, &g->stop_mu, &ts);
-        if (g->stop)
-            break;
+        if (g->stop) break;
         pthread_mutex_unlock(&g->stop_mu);
         reap_once(srv);
         pthread_mutex_lock(&g->stop_mu);
@@ -215,8 +207,7 @@ unsigned gs_guard_admin_blocked(struct gs_server *srv, const char *ip)
 {
     struct gs_guard *g = &srv->guard;
     unsigned wait_s = 0;
-    if (srv->cfg.admin_fail_limit == 0)
-        return 0;
+    if (srv->cfg.admin_fail_limit == 0) return 0;
     uint64_t now = gs_now_us();
     pthread_mutex_lock(&g->amu);
     struct gs_fail_slot *s = fail_slot(g, ip);
@@ -232,8 +223,7 @@ unsigned gs_guard_admin_blocked(struct gs_server *srv, const char *ip)
 void gs_guard_admin_failed(struct gs_server *srv, const char *ip)
 {
     struct gs_guard *g = &srv->guard;
-    if (srv->cfg.admin_fail_limit == 0)
-        return;
+    if (srv->cfg.admin_fail_limit == 0) return;
     uint64_t now = gs_now_us();
     bool report = false;
     pthread_mutex_lock(&g->amu);
@@ -266,8 +256,7 @@ int gs_guard_init(struct gs_server *srv)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = pthread_cond_init(&g->stop_cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (rc != 0)
-        return -1;
+    if (rc != 0) return -1;
     g->initialized = true;
     return 0;
 }
@@ -275,8 +264,7 @@ int gs_guard_init(struct gs_server *srv)
 int gs_guard_start(struct gs_server *srv)
 {
     struct gs_guard *g = &srv->guard;
-    if (!g->initialized)
-        return -1;
+    if (!g->initialized) return -1;
     if (pthread_create(&g->thread, NULL, reaper_main, srv) != 0) {
         giz_log(GIZ_LOG_ERR, "cannot start the request-head reaper thread");
         return -1;

@@ -76,10 +76,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (pthread_mutex_init(&srv->pool.mu, NULL) != 0)
-        goto done;
-    if (store_prepare(srv) != 0 || admin_token_prepare(srv) != 0)
-        goto done_mutex;
+    if (pthread_mutex_init(&srv->pool.mu, NULL) != 0) goto done;
+    if (store_prepare(srv) != 0 || admin_token_prepare(srv) != 0) goto done_mutex;
     srv->metrics.started_at = gs_unix_now();
     if (gs_guard_init(srv) != 0) {
         giz_log(GIZ_LOG_ERR, "cannot initialise the connection guard");
@@ -90,8 +88,8 @@ int main(int argc, char **argv)
         gs_http_stop(srv);
         goto done_mutex;
     }
-    giz_log(GIZ_LOG_INFO, "gservice ready: m2m %s:%u (tls %u), downloads at %s",
-            srv->cfg.m2m_host, srv->cfg.m2m_port, srv->cfg.m2m_tls_port, srv->cfg.public_url);
+    giz_log(GIZ_LOG_INFO, "gservice ready: m2m %s:%u (tls %u), downloads at %s", srv->cfg.m2m_host,
+            srv->cfg.m2m_port, srv->cfg.m2m_tls_port, srv->cfg.public_url);
 
     int sig = 0;
     while (sigwait(&stop_set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))

@@ -22,33 +22,39 @@ static const unsigned status_slots[16] = {0,   200, 201, 202, 206, 302, 400, 401
                                           403, 404, 405, 409, 413, 416, 500, 503};
 
 /* Upper bounds of the latency buckets, microseconds. */
-static const uint64_t bucket_us[GS_HIST_BUCKETS] = {100,    250,    500,    1000,   2500,
-                                                    5000,   10000,  25000,  50000,  100000,
-                                                    250000, 500000, 1000000, 5000000};
+static const uint64_t bucket_us[GS_HIST_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 5000000};
 
 /* Gizwits error_codes with their own counter (slot 0 = none answered, the
  * last slot = any other code). */
-static const int code_slots[GS_CODE_SLOTS - 1] = {
-    0,    GS_E_PRODUCT_KEY_INVALID, GS_E_APPID_INVALID, GS_E_TOKEN_INVALID,
-    GS_E_TOKEN_EXPIRED, GS_E_SERVER_ERROR, GS_E_DEVICE_NOT_FOUND, GS_E_FORM_INVALID,
-    GS_E_DID_PASSCODE_INVALID, GS_E_DEVICE_NOT_BOUND, GS_E_USERNAME_UNAVAILABLE,
-    GS_E_USERNAME_PASSWORD_ERROR, GS_E_DEVICE_DISABLED, GS_E_OTA_NO_RULE, GS_E_OTA_NOT_IN_EFFECT};
+static const int code_slots[GS_CODE_SLOTS - 1] = {0,
+                                                  GS_E_PRODUCT_KEY_INVALID,
+                                                  GS_E_APPID_INVALID,
+                                                  GS_E_TOKEN_INVALID,
+                                                  GS_E_TOKEN_EXPIRED,
+                                                  GS_E_SERVER_ERROR,
+                                                  GS_E_DEVICE_NOT_FOUND,
+                                                  GS_E_FORM_INVALID,
+                                                  GS_E_DID_PASSCODE_INVALID,
+                                                  GS_E_DEVICE_NOT_BOUND,
+                                                  GS_E_USERNAME_UNAVAILABLE,
+                                                  GS_E_USERNAME_PASSWORD_ERROR,
+                                                  GS_E_DEVICE_DISABLED,
+                                                  GS_E_OTA_NO_RULE,
+                                                  GS_E_OTA_NOT_IN_EFFECT};
 
 static unsigned code_slot(int code)
 {
-    if (code == 0)
-        return 0;
+    if (code == 0) return 0;
     for (unsigned i = 1; i < GS_CODE_SLOTS - 1; i++)
-        if (code_slots[i] == code)
-            return i;
+        if (code_slots[i] == code) return i;
     return GS_CODE_SLOTS - 1;
 }
 
 static unsigned status_slot(unsigned status)
 {
     for (unsigned i = 1; i < 16; i++)
-        if (status_slots[i] == status)
-            return i;
+        if (status_slots[i] == status) return i;
     return 0;
 }
 
@@ -61,8 +67,7 @@ void gs_metrics_observe(struct gs_metrics *m, enum gs_route_id route, unsigned s
 void gs_metrics_observe_code(struct gs_metrics *m, enum gs_route_id route, unsigned status,
                              int giz_code, uint64_t duration_us, uint64_t bytes)
 {
-    if ((int)route < 0 || route >= GS_ROUTE_COUNT)
-        route = GS_ROUTE_NONE;
+    if ((int)route < 0 || route >= GS_ROUTE_COUNT) route = GS_ROUTE_NONE;
     atomic_fetch_add_explicit(&m->requests[route][status_slot(status)][code_slot(giz_code)], 1,
                               memory_order_relaxed);
     unsigned b = 0;
@@ -83,12 +88,10 @@ struct text {
 
 __attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
 {
-    if (t->failed)
-        return;
+    if (t->failed) return;
     va_list ap;
     va_start(ap, fmt);
-    if (giz_buf_vprintf(&t->b, fmt, ap) != GIZ_OK)
-        t->failed = true;
+    if (giz_buf_vprintf(&t->b, fmt, ap) != GIZ_OK) t->failed = true;
     va_end(ap);
 }
 
@@ -102,14 +105,13 @@ static uint64_t ld(atomic_uint_fast64_t *v)
 static void put_requests(struct text *t, struct gs_metrics *m)
 {
     put(t, "# HELP gizcloud_http_requests_total HTTP requests by route and status (and "
-            "error_code: the Gizwits code answered, if any).\n"
-            "# TYPE gizcloud_http_requests_total counter\n");
+           "error_code: the Gizwits code answered, if any).\n"
+           "# TYPE gizcloud_http_requests_total counter\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++)
         for (unsigned s = 0; s < 16; s++)
             for (unsigned c = 0; c < GS_CODE_SLOTS; c++) {
                 uint64_t v = ld(&m->requests[r][s][c]);
-                if (v == 0)
-                    continue;
+                if (v == 0) continue;
                 char st[16], code[40] = "";
                 if (s == 0)
                     snprintf(st, sizeof st, "other");
@@ -128,12 +130,11 @@ static void put_requests(struct text *t, struct gs_metrics *m)
 static void put_latency(struct text *t, struct gs_metrics *m)
 {
     put(t, "# HELP gizcloud_http_request_duration_seconds Time from request line to queued "
-            "answer.\n"
-            "# TYPE gizcloud_http_request_duration_seconds histogram\n");
+           "answer.\n"
+           "# TYPE gizcloud_http_request_duration_seconds histogram\n");
     for (unsigned r = 0; r < GS_ROUTE_COUNT; r++) {
         uint64_t count = ld(&m->latency_count[r]);
-        if (count == 0)
-            continue;
+        if (count == 0) continue;
         const char *name = gs_route_name((enum gs_route_id)r);
         uint64_t cum = 0;
         for (unsigned b = 0; b < GS_HIST_BUCKETS; b++) {
@@ -144,8 +145,8 @@ static void put_latency(struct text *t, struct gs_metrics *m)
                 name, (double)bucket_us[b] / 1e6, cum);
         }
         cum += ld(&m->latency_bucket[r][GS_HIST_BUCKETS]);
-        put(t, "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64
-                "\n",
+        put(t,
+            "gizcloud_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
             name, cum);
         put(t, "gizcloud_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
             (double)ld(&m->latency_sum_us[r]) / 1e6);
@@ -158,46 +159,55 @@ static void put_latency(struct text *t, struct gs_metrics *m)
 static void put_counters(struct text *t, struct gs_server *srv)
 {
     struct gs_metrics *m = &srv->metrics;
-    put(t, "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
-            "# TYPE gizcloud_http_response_bytes_total counter\n"
-            "gizcloud_http_response_bytes_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_http_response_bytes_total Response body bytes queued.\n"
+        "# TYPE gizcloud_http_response_bytes_total counter\n"
+        "gizcloud_http_response_bytes_total %" PRIu64 "\n",
         ld(&m->bytes_out));
-    put(t, "# HELP gizcloud_ota_pushes_total OTA pushes handed to the broker outbox.\n"
-            "# TYPE gizcloud_ota_pushes_total counter\n"
-            "gizcloud_ota_pushes_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_ota_pushes_total OTA pushes handed to the broker outbox.\n"
+        "# TYPE gizcloud_ota_pushes_total counter\n"
+        "gizcloud_ota_pushes_total %" PRIu64 "\n",
         ld(&m->ota_pushes));
-    put(t, "# HELP gizcloud_firmware_uploads_total Firmware files stored.\n"
-            "# TYPE gizcloud_firmware_uploads_total counter\n"
-            "gizcloud_firmware_uploads_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_firmware_uploads_total Firmware files stored.\n"
+        "# TYPE gizcloud_firmware_uploads_total counter\n"
+        "gizcloud_firmware_uploads_total %" PRIu64 "\n",
         ld(&m->firmware_uploads));
-    put(t, "# HELP gizcloud_http_head_timeouts_total Connections closed for not sending a "
-            "complete request head within GIZ_HTTP_HEAD_TIMEOUT.\n"
-            "# TYPE gizcloud_http_head_timeouts_total counter\n"
-            "gizcloud_http_head_timeouts_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_http_head_timeouts_total Connections closed for not sending a "
+        "complete request head within GIZ_HTTP_HEAD_TIMEOUT.\n"
+        "# TYPE gizcloud_http_head_timeouts_total counter\n"
+        "gizcloud_http_head_timeouts_total %" PRIu64 "\n",
         ld(&m->head_timeouts));
     struct gs_events *ev = &srv->events;
-    put(t, "# HELP gizcloud_events_written_total Device timeline events written to the store.\n"
-            "# TYPE gizcloud_events_written_total counter\n"
-            "gizcloud_events_written_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_events_written_total Device timeline events written to the store.\n"
+        "# TYPE gizcloud_events_written_total counter\n"
+        "gizcloud_events_written_total %" PRIu64 "\n",
         ld(&ev->written));
-    put(t, "# HELP gizcloud_events_dropped_total Device timeline events lost before the store "
-            "(queue full, too large, failed write).\n"
-            "# TYPE gizcloud_events_dropped_total counter\n"
-            "gizcloud_events_dropped_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_events_dropped_total Device timeline events lost before the store "
+        "(queue full, too large, failed write).\n"
+        "# TYPE gizcloud_events_dropped_total counter\n"
+        "gizcloud_events_dropped_total %" PRIu64 "\n",
         ld(&ev->dropped));
-    put(t, "# HELP gizcloud_events_pruned_total Device timeline events removed by the retention "
-            "bounds (this process's prunes).\n"
-            "# TYPE gizcloud_events_pruned_total counter\n"
-            "gizcloud_events_pruned_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_events_pruned_total Device timeline events removed by the retention "
+        "bounds (this process's prunes).\n"
+        "# TYPE gizcloud_events_pruned_total counter\n"
+        "gizcloud_events_pruned_total %" PRIu64 "\n",
         ld(&ev->pruned));
-    put(t, "# HELP gizcloud_event_streams Open GET /admin/events/stream answers.\n"
-            "# TYPE gizcloud_event_streams gauge\n"
-            "gizcloud_event_streams %u\n",
+    put(t,
+        "# HELP gizcloud_event_streams Open GET /admin/events/stream answers.\n"
+        "# TYPE gizcloud_event_streams gauge\n"
+        "gizcloud_event_streams %u\n",
         atomic_load_explicit(&ev->streams, memory_order_relaxed));
-    put(t, "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
-            "wrong tokens from their address.\n"
-            "# TYPE gizcloud_admin_throttled_total counter\n"
-            "gizcloud_admin_throttled_total %" PRIu64 "\n",
+    put(t,
+        "# HELP gizcloud_admin_throttled_total Admin calls refused with 429 after too many "
+        "wrong tokens from their address.\n"
+        "# TYPE gizcloud_admin_throttled_total counter\n"
+        "gizcloud_admin_throttled_total %" PRIu64 "\n",
         ld(&m->admin_throttled));
 }
 
@@ -209,33 +219,36 @@ static void put_store(struct text *t, struct gs_request *rq)
     bool alive = false;
     if (st != NULL) {
         alive = gs_broker_alive(rq->srv, st, &age_ms);
-        if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK)
-            all = -1;
+        if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK) all = -1;
         if (!alive)
             online = 0; /* stale flags of a dead broker are not presence */
         else if (giz_store_device_count(st, NULL, true, &online) != GIZ_OK)
             online = -1;
         gs_store_release(&rq->srv->pool, st);
     }
-    put(t, "# HELP gizcloud_broker_alive 1 while the broker's store heartbeat is at most "
-            "GIZ_BROKER_MAX_AGE old.\n"
-            "# TYPE gizcloud_broker_alive gauge\n"
-            "gizcloud_broker_alive %d\n",
+    put(t,
+        "# HELP gizcloud_broker_alive 1 while the broker's store heartbeat is at most "
+        "GIZ_BROKER_MAX_AGE old.\n"
+        "# TYPE gizcloud_broker_alive gauge\n"
+        "gizcloud_broker_alive %d\n",
         alive ? 1 : 0);
     if (age_ms >= 0)
-        put(t, "# HELP gizcloud_broker_heartbeat_age_seconds Age of the broker's last heartbeat.\n"
-                "# TYPE gizcloud_broker_heartbeat_age_seconds gauge\n"
-                "gizcloud_broker_heartbeat_age_seconds %.3f\n",
+        put(t,
+            "# HELP gizcloud_broker_heartbeat_age_seconds Age of the broker's last heartbeat.\n"
+            "# TYPE gizcloud_broker_heartbeat_age_seconds gauge\n"
+            "gizcloud_broker_heartbeat_age_seconds %.3f\n",
             (double)age_ms / 1000.0);
     if (all >= 0)
-        put(t, "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
-                "# TYPE gizcloud_devices_registered gauge\n"
-                "gizcloud_devices_registered %" PRId64 "\n",
+        put(t,
+            "# HELP gizcloud_devices_registered Devices in the store (all states).\n"
+            "# TYPE gizcloud_devices_registered gauge\n"
+            "gizcloud_devices_registered %" PRId64 "\n",
             all);
     if (online >= 0)
-        put(t, "# HELP gizcloud_devices_online Devices the broker reports online.\n"
-                "# TYPE gizcloud_devices_online gauge\n"
-                "gizcloud_devices_online %" PRId64 "\n",
+        put(t,
+            "# HELP gizcloud_devices_online Devices the broker reports online.\n"
+            "# TYPE gizcloud_devices_online gauge\n"
+            "gizcloud_devices_online %" PRId64 "\n",
             online);
 }
 
@@ -248,9 +261,10 @@ void gs_route_metrics(struct gs_request *rq)
     put_latency(&t, m);
     put_counters(&t, rq->srv);
     put_store(&t, rq);
-    put(&t, "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
-            "# TYPE gizcloud_start_time_seconds gauge\n"
-            "gizcloud_start_time_seconds %" PRId64 "\n",
+    put(&t,
+        "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
+        "# TYPE gizcloud_start_time_seconds gauge\n"
+        "gizcloud_start_time_seconds %" PRId64 "\n",
         m->started_at);
     if (t.failed)
         gs_respond_error(rq, 500, "server_error", "out of memory");

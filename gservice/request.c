@@ -40,8 +40,7 @@ static struct gs_request *request_new(struct gs_server *srv, struct MHD_Connecti
                                       const char *uri)
 {
     struct gs_request *rq = calloc(1, sizeof *rq);
-    if (rq == NULL)
-        return NULL;
+    if (rq == NULL) return NULL;
     rq->srv = srv;
     rq->start_us = gs_now_us();
     rq->raw_uri = strdup(uri ? uri : "");
@@ -62,8 +61,7 @@ static struct gs_request *request_new(struct gs_server *srv, struct MHD_Connecti
             size_t skip = (size_t)(slash - rq->raw_uri);
             memmove(rq->raw_uri, slash, strlen(slash) + 1);
             rq->path_len -= skip;
-            if (q != NULL)
-                rq->query -= skip;
+            if (q != NULL) rq->query -= skip;
         }
     }
     const union MHD_ConnectionInfo *ci =
@@ -92,8 +90,7 @@ static struct gs_request *request_new(struct gs_server *srv, struct MHD_Connecti
 
 static void request_free(struct gs_request *rq)
 {
-    if (rq == NULL)
-        return;
+    if (rq == NULL) return;
     gs_firmware_upload_free(rq->upload);
     cJSON_Delete(rq->ev);
     giz_buf_free(&rq->body_buf);
@@ -118,13 +115,12 @@ static void log_path(const struct gs_request *rq, char *out, size_t cap)
 }
 
 void gs_request_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+                             enum MHD_RequestTerminationCode toe)
 {
     struct gs_server *srv = cls;
     struct gs_request *rq = *con_cls;
     gs_guard_head_wait(srv, conn); /* a kept-alive connection's next request head */
-    if (rq == NULL)
-        return;
+    if (rq == NULL) return;
     *con_cls = NULL;
     uint64_t dur = gs_now_us() - rq->start_us;
     char path[160];
@@ -139,17 +135,15 @@ void gs_request_completed_cb(void *cls, struct MHD_Connection *conn, void **con_
     else if (toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
         how = " (shutdown)";
     char code[24] = "";
-    if (rq->giz_code != 0)
-        snprintf(code, sizeof code, " error_code=%d", rq->giz_code);
+    if (rq->giz_code != 0) snprintf(code, sizeof code, " error_code=%d", rq->giz_code);
     giz_log(GIZ_LOG_INFO, "%s %s %u%s %" PRIu64 "B %" PRIu64 "us %s%s",
-            rq->method_name[0] ? rq->method_name : "-", path, rq->status, code, rq->resp_bytes,
-            dur, rq->peer, how);
+            rq->method_name[0] ? rq->method_name : "-", path, rq->status, code, rq->resp_bytes, dur,
+            rq->peer, how);
     if (!rq->responded) /* answered by libmicrohttpd itself (e.g. 431), or aborted */
         gs_metrics_observe(&srv->metrics, rq->route, rq->status, dur, rq->resp_bytes);
     gs_event_request_done(rq, (int)toe);
     request_free(rq);
 }
-
 
 /* Buffers body bytes up to GIZ_MAX_BODY; past it the request is marked too
  * large (answered 413 at the end) and a client that keeps streaming far past
@@ -162,8 +156,7 @@ static bool body_append(struct gs_request *rq, const char *data, size_t len)
         rq->body_discarded += len;
         return rq->body_discarded <= 4 * (uint64_t)cap_max;
     }
-    if (giz_buf_append(&rq->body_buf, data, len) != GIZ_OK)
-        return false;
+    if (giz_buf_append(&rq->body_buf, data, len) != GIZ_OK) return false;
     rq->body = (char *)rq->body_buf.data;
     rq->body_len = rq->body_buf.len;
     return true;
@@ -188,8 +181,7 @@ static bool admin_gate(struct gs_request *rq)
         gs_respond_429(rq, wait_s);
         return false;
     }
-    if (gs_admin_authorized(rq))
-        return true;
+    if (gs_admin_authorized(rq)) return true;
     /* a guess is a request that offers a token; none at all is not one */
     if (gs_header(rq, MHD_HTTP_HEADER_AUTHORIZATION) != NULL)
         gs_guard_admin_failed(rq->srv, rq->peer_ip);
@@ -204,8 +196,7 @@ static bool length_ok(struct gs_request *rq, uint64_t cap)
 {
     const char *cl = gs_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t v = 0;
-    if (cl == NULL || giz_parse_uint(cl, 10, 0, UINT64_MAX, &v) != GIZ_OK || v <= cap)
-        return true;
+    if (cl == NULL || giz_parse_uint(cl, 10, 0, UINT64_MAX, &v) != GIZ_OK || v <= cap) return true;
     char msg[96];
     snprintf(msg, sizeof msg, "request body larger than %" PRIu64 " bytes", cap);
     gs_respond_generic_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
@@ -241,14 +232,11 @@ static void request_begin(struct gs_request *rq, const char *method, const char 
                                  "malformed query string (bad %-encoding)");
         return;
     }
-    if (gs_route_is_admin(r->id) && !admin_gate(rq))
-        return;
+    if (gs_route_is_admin(r->id) && !admin_gate(rq)) return;
     bool upload = r->id == GS_ROUTE_ADMIN_FIRMWARE && rq->method == GS_M_POST;
     const char *ct = gs_header(rq, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (upload && ct != NULL && strncasecmp(ct, "application/json", 16) == 0)
-        upload = false;
-    if (!length_ok(rq, upload ? rq->srv->cfg.max_upload : rq->srv->cfg.max_body))
-        return;
+    if (upload && ct != NULL && strncasecmp(ct, "application/json", 16) == 0) upload = false;
+    if (!length_ok(rq, upload ? rq->srv->cfg.max_upload : rq->srv->cfg.max_body)) return;
     if (upload) {
         rq->streaming = true;
         gs_firmware_upload_begin(rq);
@@ -256,16 +244,15 @@ static void request_begin(struct gs_request *rq, const char *method, const char 
 }
 
 enum MHD_Result gs_request_access_cb(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls)
 {
     struct gs_server *srv = cls;
     struct gs_request *rq = *con_cls;
     if (rq == NULL) {
         rq = request_new(srv, conn, url);
-        if (rq == NULL)
-            return MHD_NO;
+        if (rq == NULL) return MHD_NO;
         rq->raw_target_len = SIZE_MAX; /* url is already unescaped: length unknown */
         *con_cls = rq;
     }
@@ -279,18 +266,15 @@ enum MHD_Result gs_request_access_cb(void *cls, struct MHD_Connection *conn, con
     if (*upload_data_size > 0) {
         size_t len = *upload_data_size;
         *upload_data_size = 0;
-        if (rq->responded)
-            goto out;
+        if (rq->responded) goto out;
         if (rq->streaming) {
-            if (!gs_firmware_upload_data(rq, upload_data, len))
-                return MHD_NO;
+            if (!gs_firmware_upload_data(rq, upload_data, len)) return MHD_NO;
         } else if (!body_append(rq, upload_data, len)) {
             return MHD_NO;
         }
         goto out;
     }
-    if (rq->responded)
-        goto out;
+    if (rq->responded) goto out;
     if (rq->body_too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "request body larger than %zu bytes", srv->cfg.max_body);
@@ -301,7 +285,7 @@ enum MHD_Result gs_request_access_cb(void *cls, struct MHD_Connection *conn, con
     if (!rq->responded) {
         giz_log(GIZ_LOG_ERR, "bug: %s gave no answer", gs_route_name(rq->route));
         gs_respond_generic_error(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "server_error",
-                              "internal error");
+                                 "internal error");
     }
 out:
     rq->conn = NULL;

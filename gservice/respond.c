@@ -30,8 +30,7 @@ void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response 
     if (rq->responded) {
         giz_log(GIZ_LOG_ERR, "bug: second answer (%u) for %s %s", status, rq->method_name,
                 gs_route_name(rq->route));
-        if (resp != NULL)
-            MHD_destroy_response(resp);
+        if (resp != NULL) MHD_destroy_response(resp);
         return;
     }
     rq->responded = true;
@@ -64,7 +63,6 @@ void gs_respond_buf(struct gs_request *rq, unsigned status, const char *content_
     gs_respond_mhd(rq, status, resp, len);
 }
 
-
 void gs_respond_form(struct gs_request *rq, unsigned status, const char *fmt, ...)
 {
     char buf[1024];
@@ -83,11 +81,9 @@ void gs_respond_form(struct gs_request *rq, unsigned status, const char *fmt, ..
 
 void gs_respond_form_error(struct gs_request *rq, unsigned status, int code, const char *message)
 {
-    if (!rq->responded)
-        rq->giz_code = code; /* for the access log */
+    if (!rq->responded) rq->giz_code = code; /* for the access log */
     gs_respond_form(rq, status, "error_code=%d&error_message=%s", code, message);
 }
-
 
 void gs_respond_json(struct gs_request *rq, unsigned status, struct cJSON *json)
 {
@@ -102,8 +98,7 @@ void gs_respond_json(struct gs_request *rq, unsigned status, struct cJSON *json)
     cJSON_free(text);
 }
 
-void gs_respond_error(struct gs_request *rq, unsigned status, const char *code,
-                      const char *message)
+void gs_respond_error(struct gs_request *rq, unsigned status, const char *code, const char *message)
 {
     cJSON *j = cJSON_CreateObject();
     if (j != NULL) {
@@ -116,8 +111,7 @@ void gs_respond_error(struct gs_request *rq, unsigned status, const char *code,
 void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message)
 {
     char code_text[16];
-    if (!rq->responded)
-        rq->giz_code = code; /* metrics label, access log */
+    if (!rq->responded) rq->giz_code = code; /* metrics label, access log */
     snprintf(code_text, sizeof code_text, "%d", code);
     cJSON *j = cJSON_CreateObject();
     if (j != NULL) {
@@ -130,7 +124,7 @@ void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, cons
 }
 
 void gs_respond_generic_error(struct gs_request *rq, unsigned status, const char *code,
-                                  const char *message)
+                              const char *message)
 {
     if (is_device_path(rq))
         gs_respond_form_error(rq, status, GS_E_FORM_INVALID, message);
@@ -149,8 +143,8 @@ void gs_respond_405(struct gs_request *rq, const char *allow)
         rq->giz_code = GS_E_FORM_INVALID;
         ct = FORM_CT;
     } else {
-        n = snprintf(body, sizeof body,
-                     "{\"error\":\"method_not_allowed\",\"message\":\"use %s\"}", allow);
+        n = snprintf(body, sizeof body, "{\"error\":\"method_not_allowed\",\"message\":\"use %s\"}",
+                     allow);
         ct = JSON_CT;
     }
     size_t len = (n < 0) ? 0 : ((size_t)n >= sizeof body ? sizeof body - 1 : (size_t)n);

@@ -27,8 +27,7 @@ static void store_error(struct gs_request *rq, int rc)
  * Answers 400 and returns false if present but not a number <= max. */
 static bool query_uint(struct gs_request *rq, const char *key, unsigned max, unsigned *out)
 {
-    if (gs_query_uint(rq, key, max, out))
-        return true;
+    if (gs_query_uint(rq, key, max, out)) return true;
     char msg[96];
     snprintf(msg, sizeof msg, "%s must be a number up to %u", key, max);
     gs_respond_error(rq, 400, "bad_request", msg);
@@ -44,8 +43,7 @@ static struct giz_store *device_route_store(struct gs_request *rq)
         return NULL;
     }
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    if (st == NULL)
-        store_error(rq, GIZ_ERR_DB);
+    if (st == NULL) store_error(rq, GIZ_ERR_DB);
     return st;
 }
 
@@ -54,8 +52,7 @@ static struct giz_store *device_route_store(struct gs_request *rq)
 static cJSON *product_json(const struct giz_product *p)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
+    if (o == NULL) return NULL;
     cJSON_AddStringToObject(o, "product_key", p->product_key);
     cJSON_AddStringToObject(o, "product_secret", p->product_secret);
     cJSON_AddStringToObject(o, "name", p->name);
@@ -66,8 +63,7 @@ static cJSON *product_json(const struct giz_product *p)
 static int product_list_cb(const struct giz_product *p, void *ud)
 {
     cJSON *o = product_json(p);
-    if (o == NULL)
-        return 1;
+    if (o == NULL) return 1;
     cJSON_AddItemToArray(ud, o);
     return 0;
 }
@@ -78,8 +74,7 @@ void gs_route_admin_products(struct gs_request *rq)
     cJSON *body = NULL;
     if (rq->method == GS_M_POST) {
         body = gs_body_json(rq);
-        if (body == NULL)
-            return;
+        if (body == NULL) return;
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
         if (!cJSON_IsString(name) || name->valuestring[0] == '\0' ||
             strlen(name->valuestring) >= GIZ_NAME_SIZE) {
@@ -95,8 +90,9 @@ void gs_route_admin_products(struct gs_request *rq)
         const cJSON *pk = cJSON_GetObjectItemCaseSensitive(body, "product_key");
         const cJSON *ps = cJSON_GetObjectItemCaseSensitive(body, "product_secret");
         if ((pk && !cJSON_IsString(pk)) || (ps && !cJSON_IsString(ps)) || (ps && !pk)) {
-            gs_respond_error(rq, 400, "bad_request",
-                             "product_key and product_secret must be strings; a secret needs a key");
+            gs_respond_error(
+                rq, 400, "bad_request",
+                "product_key and product_secret must be strings; a secret needs a key");
             goto out;
         }
         struct giz_product p;
@@ -144,8 +140,7 @@ out:
 static cJSON *device_json(const struct giz_device *d, bool broker_alive)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
+    if (o == NULL) return NULL;
     cJSON_AddStringToObject(o, "did", d->did);
     cJSON_AddStringToObject(o, "product_key", d->product_key);
     cJSON_AddStringToObject(o, "mac", d->mac);
@@ -171,8 +166,7 @@ static int device_list_cb(const struct giz_device *d, void *ud)
 {
     struct device_list_ctx *c = ud;
     cJSON *o = device_json(d, c->broker_alive);
-    if (o == NULL)
-        return 1;
+    if (o == NULL) return 1;
     cJSON_AddItemToArray(c->arr, o);
     return 0;
 }
@@ -181,8 +175,7 @@ static int device_list_cb(const struct giz_device *d, void *ud)
 static void add_broker(cJSON *j, bool alive, int64_t age_ms)
 {
     cJSON *b = cJSON_AddObjectToObject(j, "broker");
-    if (b == NULL)
-        return;
+    if (b == NULL) return;
     cJSON_AddBoolToObject(b, "alive", alive);
     if (age_ms >= 0)
         cJSON_AddNumberToObject(b, "heartbeat_age_ms", (double)age_ms);
@@ -194,8 +187,7 @@ void gs_route_admin_devices(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE], online_s[8];
     unsigned limit = 1000, offset = 0;
-    if (!gs_query_product_key(rq, pk))
-        return;
+    if (!gs_query_product_key(rq, pk)) return;
     bool online_only = gs_query_get(rq, "online", online_s, sizeof online_s) == GIZ_OK &&
                        (strcmp(online_s, "1") == 0 || strcmp(online_s, "true") == 0);
     if (!query_uint(rq, "limit", 10000, &limit) || !query_uint(rq, "offset", UINT32_MAX, &offset))
@@ -217,8 +209,7 @@ void gs_route_admin_devices(struct gs_request *rq)
         rc = c.arr ? giz_store_device_list(st, pk[0] ? pk : NULL, online_only, limit, offset,
                                            device_list_cb, &c)
                    : GIZ_ERR_NOMEM;
-        if (rc == GIZ_OK)
-            rc = giz_store_device_count(st, pk[0] ? pk : NULL, online_only, &total);
+        if (rc == GIZ_OK) rc = giz_store_device_count(st, pk[0] ? pk : NULL, online_only, &total);
     }
     gs_store_release(&rq->srv->pool, st);
     add_broker(j, c.broker_alive, age_ms);
@@ -234,15 +225,13 @@ void gs_route_admin_devices(struct gs_request *rq)
 void gs_route_admin_device(struct gs_request *rq)
 {
     struct giz_store *st = device_route_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_device d;
     struct giz_device_info info;
     int64_t age_ms = -1;
     bool alive = gs_broker_alive(rq->srv, st, &age_ms);
     int rc = giz_store_device_get(st, rq->param[0], &d);
-    if (rc == GIZ_OK)
-        rc = giz_store_device_info_get(st, rq->param[0], &info);
+    if (rc == GIZ_OK) rc = giz_store_device_info_get(st, rq->param[0], &info);
     gs_store_release(&rq->srv->pool, st);
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_error(rq, 404, "not_found", "no such device");
@@ -280,8 +269,7 @@ void gs_route_admin_device(struct gs_request *rq)
 static int log_list_cb(const struct giz_device_log *l, void *ud)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return 1;
+    if (o == NULL) return 1;
     cJSON_AddNumberToObject(o, "id", (double)l->id);
     cJSON_AddNumberToObject(o, "level", l->level);
     cJSON_AddStringToObject(o, "tags", l->tags ? l->tags : "");
@@ -302,8 +290,7 @@ void gs_route_admin_device_logs(struct gs_request *rq)
     if (!query_uint(rq, "limit", 1000, &limit) || !query_uint(rq, "before", UINT32_MAX, &before))
         return;
     struct giz_store *st = device_route_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_device d;
     cJSON *j = NULL;
     int rc = giz_store_device_get(st, rq->param[0], &d);
@@ -332,15 +319,15 @@ out:
 
 /* One OTA push being built: the request's choices, then the outbox rows. */
 struct ota_push {
-    struct giz_outbox_item it;       /* kind, did or product_key, fw_type (0 = all), ota_version */
-    const cJSON *did, *pk;           /* exactly one is set */
+    struct giz_outbox_item it; /* kind, did or product_key, fw_type (0 = all), ota_version */
+    const cJSON *did, *pk;     /* exactly one is set */
     char product_key[GIZ_PK_SIZE];
     int64_t targets;                 /* online devices among the targets */
     struct giz_outbox_item items[2]; /* one row per firmware type */
     unsigned n_items;
-    struct giz_firmware matched[2];  /* latest firmware per pushed type, if any */
+    struct giz_firmware matched[2]; /* latest firmware per pushed type, if any */
     unsigned n_matched;
-    int64_t id;                      /* id of the last outbox row */
+    int64_t id; /* id of the last outbox row */
 };
 
 /* Reads {"did"} or {"product_key", "type"} [+ "type", "ota_version"]. */
@@ -355,12 +342,14 @@ static bool push_parse(struct gs_request *rq, const cJSON *body, struct ota_push
         gs_respond_error(rq, 400, "bad_request", "give either \"did\" or \"product_key\"");
         return false;
     }
-    if (type != NULL && !(cJSON_IsNumber(type) && (type->valuedouble == 1 || type->valuedouble == 2))) {
+    if (type != NULL &&
+        !(cJSON_IsNumber(type) && (type->valuedouble == 1 || type->valuedouble == 2))) {
         gs_respond_error(rq, 400, "bad_request", "type must be 1 (WiFi) or 2 (MCU)");
         return false;
     }
     p->it.fw_type = type ? (int)type->valuedouble : 0;
-    if (ver != NULL && !(cJSON_IsNumber(ver) && (ver->valuedouble == 40 || ver->valuedouble == 41))) {
+    if (ver != NULL &&
+        !(cJSON_IsNumber(ver) && (ver->valuedouble == 40 || ver->valuedouble == 41))) {
         gs_respond_error(rq, 400, "bad_request", "ota_version must be 40 or 41");
         return false;
     }
@@ -377,8 +366,7 @@ static bool push_parse(struct gs_request *rq, const cJSON *body, struct ota_push
 static bool push_broker_ok(struct gs_request *rq, struct giz_store *st)
 {
     int64_t age_ms = -1;
-    if (gs_broker_alive(rq->srv, st, &age_ms))
-        return true;
+    if (gs_broker_alive(rq->srv, st, &age_ms)) return true;
     char msg[160];
     if (age_ms >= 0)
         snprintf(msg, sizeof msg,
@@ -435,8 +423,7 @@ static bool push_target_product(struct gs_request *rq, struct giz_store *st, str
         gs_respond_error(rq, 404, "not_found", "no such product");
         return false;
     }
-    if (rc == GIZ_OK)
-        rc = giz_store_device_count(st, p->product_key, true, &p->targets);
+    if (rc == GIZ_OK) rc = giz_store_device_count(st, p->product_key, true, &p->targets);
     if (rc != GIZ_OK) {
         store_error(rq, rc);
         return false;
@@ -453,17 +440,14 @@ static bool push_items(struct gs_request *rq, struct giz_store *st, struct ota_p
 {
     struct giz_firmware fw;
     for (int t = 1; t <= 2; t++) {
-        if (p->it.fw_type != 0 && p->it.fw_type != t)
-            continue;
+        if (p->it.fw_type != 0 && p->it.fw_type != t) continue;
         int rc = giz_store_firmware_latest(st, p->product_key, t, NULL, &fw);
         if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
             store_error(rq, rc);
             return false;
         }
-        if (rc == GIZ_OK)
-            p->matched[p->n_matched++] = fw;
-        if (rc == GIZ_ERR_NOT_FOUND && (p->it.ota_version == 40 || p->it.fw_type == 0))
-            continue;
+        if (rc == GIZ_OK) p->matched[p->n_matched++] = fw;
+        if (rc == GIZ_ERR_NOT_FOUND && (p->it.ota_version == 40 || p->it.fw_type == 0)) continue;
         struct giz_outbox_item *item = &p->items[p->n_items++];
         *item = p->it;
         item->fw_type = t;
@@ -548,22 +532,18 @@ void gs_route_admin_ota_push(struct gs_request *rq)
     struct ota_push p;
     struct giz_store *st = NULL;
     cJSON *body = gs_body_json(rq);
-    if (body == NULL)
-        return;
+    if (body == NULL) return;
     memset(&p, 0, sizeof p);
-    if (!push_parse(rq, body, &p))
-        goto out;
+    if (!push_parse(rq, body, &p)) goto out;
     st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
         goto out;
     }
-    if (!push_broker_ok(rq, st))
-        goto out;
+    if (!push_broker_ok(rq, st)) goto out;
     if (!(p.did != NULL ? push_target_device(rq, st, &p) : push_target_product(rq, st, &p)))
         goto out;
-    if (push_items(rq, st, &p) && push_queue(rq, st, &p))
-        push_answer(rq, &p);
+    if (push_items(rq, st, &p) && push_queue(rq, st, &p)) push_answer(rq, &p);
 out:
     gs_store_release(&rq->srv->pool, st);
     cJSON_Delete(body);

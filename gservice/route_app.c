@@ -41,8 +41,7 @@ static bool credentials(struct gs_request *rq, const cJSON *body, const char **u
     size_t ul = strlen(u->valuestring), pl = strlen(p->valuestring);
     bool ok = ul > 0 && ul <= MAX_USERNAME && pl > 0 && pl <= MAX_PASSWORD;
     for (size_t i = 0; ok && i < ul; i++)
-        if ((unsigned char)u->valuestring[i] < 0x20 || u->valuestring[i] == 0x7f)
-            ok = false;
+        if ((unsigned char)u->valuestring[i] < 0x20 || u->valuestring[i] == 0x7f) ok = false;
     if (!ok) {
         gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
                              "username must be 1-64 printable bytes, password 1-128 bytes");
@@ -58,8 +57,7 @@ void gs_route_app_users(struct gs_request *rq)
     cJSON *body = gs_body_json(rq);
     const char *user = NULL, *pass = NULL;
     struct giz_store *st = NULL;
-    if (body == NULL || !credentials(rq, body, &user, &pass))
-        goto out;
+    if (body == NULL || !credentials(rq, body, &user, &pass)) goto out;
     st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
@@ -87,11 +85,9 @@ out:
 static bool appid_ok(const char *a)
 {
     size_t n = strlen(a);
-    if (n == 0 || n >= GIZ_PK_SIZE)
-        return false;
+    if (n == 0 || n >= GIZ_PK_SIZE) return false;
     for (size_t i = 0; i < n; i++)
-        if (!giz_char_is_base62(a[i]))
-            return false;
+        if (!giz_char_is_base62(a[i])) return false;
     return true;
 }
 
@@ -100,15 +96,13 @@ void gs_route_app_login(struct gs_request *rq)
     cJSON *body = gs_body_json(rq);
     const char *user = NULL, *pass = NULL;
     struct giz_store *st = NULL;
-    if (body == NULL || !credentials(rq, body, &user, &pass))
-        goto out;
+    if (body == NULL || !credentials(rq, body, &user, &pass)) goto out;
     const char *appid = gs_header(rq, "X-Gizwits-Application-Id");
     if (appid != NULL && appid[0] != '\0' && !appid_ok(appid)) {
         gs_respond_app_error(rq, 400, GS_E_APPID_INVALID, "appid invalid");
         goto out;
     }
-    if (appid != NULL && appid[0] == '\0')
-        appid = NULL;
+    if (appid != NULL && appid[0] == '\0') appid = NULL;
     st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
@@ -146,8 +140,7 @@ static bool app_session(struct gs_request *rq, struct giz_store *st, struct giz_
         return false;
     }
     int rc = giz_store_session_by_token(st, token, gs_unix_now(), s);
-    if (rc == GIZ_OK)
-        return true;
+    if (rc == GIZ_OK) return true;
     if (rc == GIZ_ERR_EXPIRED)
         gs_respond_app_error(rq, 401, GS_E_TOKEN_EXPIRED, "token expired");
     else if (rc == GIZ_ERR_AUTH || rc == GIZ_ERR_NOT_FOUND)
@@ -162,8 +155,7 @@ static void bind_batch(struct gs_request *rq, struct giz_store *st, const struct
                        bool bind)
 {
     cJSON *body = gs_body_json(rq);
-    if (body == NULL)
-        return;
+    if (body == NULL) return;
     const cJSON *devs = cJSON_GetObjectItemCaseSensitive(body, "devices");
     if (!cJSON_IsArray(devs) || cJSON_GetArraySize(devs) == 0 ||
         cJSON_GetArraySize(devs) > MAX_BATCH) {
@@ -217,10 +209,8 @@ static const char *list_did(const struct list_ctx *c, unsigned i)
 static int binding_cb(const struct giz_binding *b, void *ud)
 {
     struct list_ctx *c = ud;
-    if (c->seen++ < c->skip)
-        return 0;
-    if (c->limit != 0 && c->n >= c->limit)
-        return 1;
+    if (c->seen++ < c->skip) return 0;
+    if (c->limit != 0 && c->n >= c->limit) return 1;
     if (giz_buf_append(&c->dids, b->did, GIZ_DID_SIZE) != GIZ_OK) {
         c->oom = true;
         return 1;
@@ -234,7 +224,8 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
     struct list_ctx c = {.limit = 100};
     /* limit 0 lists every binding: no cap beyond memory (as before) */
     giz_buf_init(&c.dids, SIZE_MAX);
-    if (!gs_query_uint(rq, "limit", 100000, &c.limit) || !gs_query_uint(rq, "skip", 100000, &c.skip)) {
+    if (!gs_query_uint(rq, "limit", 100000, &c.limit) ||
+        !gs_query_uint(rq, "skip", 100000, &c.skip)) {
         gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, "limit/skip must be numbers");
         return;
     }
@@ -249,8 +240,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
     bool broker_alive = gs_broker_alive(rq->srv, st, NULL); /* stale flags are not presence */
     for (unsigned i = 0; i < c.n; i++) {
         struct giz_device d;
-        if (giz_store_device_get(st, list_did(&c, i), &d) != GIZ_OK)
-            continue;
+        if (giz_store_device_get(st, list_did(&c, i), &d) != GIZ_OK) continue;
         struct gs_m2m_route route;
         gs_m2m_route_for_did(&rq->srv->cfg, d.did, &route);
         cJSON *o = cJSON_CreateObject();
@@ -259,8 +249,7 @@ static void list_bindings(struct gs_request *rq, struct giz_store *st, const str
         cJSON_AddStringToObject(o, "mac", d.mac);
         cJSON_AddStringToObject(o, "host", route.host);
         cJSON_AddNumberToObject(o, "port", route.port);
-        if (route.port_s != 0)
-            cJSON_AddNumberToObject(o, "port_s", route.port_s);
+        if (route.port_s != 0) cJSON_AddNumberToObject(o, "port_s", route.port_s);
         cJSON_AddBoolToObject(o, "is_online", broker_alive && d.online);
         cJSON_AddBoolToObject(o, "is_disabled", d.status != GIZ_DEVICE_ACTIVE);
         cJSON_AddStringToObject(o, "wifi_soft_version", d.wifi_soft_version);

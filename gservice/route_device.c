@@ -23,11 +23,9 @@
 static bool passcode_ok(const char *pc)
 {
     size_t n = strlen(pc);
-    if (n == 0 || n > GIZ_MAX_PASSCODE)
-        return false;
+    if (n == 0 || n > GIZ_MAX_PASSCODE) return false;
     for (size_t i = 0; i < n; i++)
-        if (pc[i] < 0x21 || pc[i] > 0x7e)
-            return false;
+        if (pc[i] < 0x21 || pc[i] > 0x7e) return false;
     return true;
 }
 
@@ -48,26 +46,20 @@ static void info_field(const char *src, size_t len, const char *key, char *out, 
         }
 }
 
-bool gs_device_info_parse(const char *src, size_t len, bool with_type,
-                          struct giz_device_info *info, char *auth_key, size_t cap)
+bool gs_device_info_parse(const char *src, size_t len, bool with_type, struct giz_device_info *info,
+                          char *auth_key, size_t cap)
 {
     memset(info, 0, sizeof *info);
-    if (auth_key != NULL && cap > 0)
-        auth_key[0] = '\0';
-    if (src == NULL || len == 0)
-        return false;
-    if (with_type)
-        info_field(src, len, "type", info->reg_type, sizeof info->reg_type);
+    if (auth_key != NULL && cap > 0) auth_key[0] = '\0';
+    if (src == NULL || len == 0) return false;
+    if (with_type) info_field(src, len, "type", info->reg_type, sizeof info->reg_type);
     info_field(src, len, "extra", info->extra, sizeof info->extra);
-    info_field(src, len, "sdk_hard_version", info->sdk_hard_version,
-               sizeof info->sdk_hard_version);
-    info_field(src, len, "sdk_soft_version", info->sdk_soft_version,
-               sizeof info->sdk_soft_version);
+    info_field(src, len, "sdk_hard_version", info->sdk_hard_version, sizeof info->sdk_hard_version);
+    info_field(src, len, "sdk_soft_version", info->sdk_soft_version, sizeof info->sdk_soft_version);
     info_field(src, len, "is_reset", info->is_reset, sizeof info->is_reset);
     info_field(src, len, "random_code", info->random_code, sizeof info->random_code);
     info_field(src, len, "lan_proto_ver", info->lan_proto_ver, sizeof info->lan_proto_ver);
-    if (auth_key != NULL && cap > 0)
-        info_field(src, len, "auth_key", auth_key, cap);
+    if (auth_key != NULL && cap > 0) info_field(src, len, "auth_key", auth_key, cap);
     return info->reg_type[0] || info->extra[0] || info->sdk_hard_version[0] ||
            info->sdk_soft_version[0] || info->is_reset[0] || info->random_code[0] ||
            info->lan_proto_ver[0] || (auth_key != NULL && cap > 0 && auth_key[0]);
@@ -77,13 +69,11 @@ void gs_device_info_record(struct gs_request *rq, struct giz_store *st, const ch
                            const struct giz_device_info *info, const char *auth_key)
 {
     struct giz_store *own = NULL;
-    if (st == NULL)
-        st = own = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) st = own = gs_store_acquire(&rq->srv->pool);
     int rc = st ? giz_store_device_info_update(st, did, info, auth_key) : GIZ_ERR_DB;
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_WARN, "device %s: details not recorded: %s", did, giz_strerror(rc));
-    if (own != NULL)
-        gs_store_release(&rq->srv->pool, own);
+    if (own != NULL) gs_store_release(&rq->srv->pool, own);
 }
 
 /* Registers (pk, mac, passcode); on success writes the DID into did_out and
@@ -103,8 +93,7 @@ static bool do_register(struct gs_request *rq, const char *product_key, const ch
         return false;
     }
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return false;
+    if (st == NULL) return false;
     struct giz_device dev;
     bool created = false;
     int rc = giz_store_device_register(st, product_key, mac, passcode, &dev, &created);
@@ -114,8 +103,7 @@ static bool do_register(struct gs_request *rq, const char *product_key, const ch
         memcpy(did_out, dev.did, GIZ_DID_SIZE);
         gs_event_did(rq, dev.did);
         gs_event_str(rq, "mac", dev.mac);
-        if (created)
-            gs_event_num(rq, "created", 1);
+        if (created) gs_event_num(rq, "created", 1);
         giz_log(GIZ_LOG_INFO, "device %s %s (product %s, mac %s)", dev.did,
                 created ? "registered" : "registered again", product_key, dev.mac);
         return true;
@@ -144,8 +132,7 @@ static void dev_register(struct gs_request *rq)
         gs_respond_form_error(rq, 400, GS_E_PRODUCT_KEY_INVALID, "product_key invalid");
         return;
     }
-    if (!do_register(rq, pk, mac, passcode, did))
-        return;
+    if (!do_register(rq, pk, mac, passcode, did)) return;
     struct giz_device_info info;
     if (gs_device_info_parse(rq->body, rq->body_len, true, &info, NULL, 0))
         gs_device_info_record(rq, NULL, did, &info, NULL);
@@ -165,12 +152,10 @@ static void dev_unregister(struct gs_request *rq)
     }
     gs_event_did(rq, did);
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     int rc = giz_store_device_unregister(st, did, passcode);
     gs_store_release(&rq->srv->pool, st);
-    if (rc == GIZ_OK)
-        giz_log(GIZ_LOG_INFO, "device %s unregistered", did);
+    if (rc == GIZ_OK) giz_log(GIZ_LOG_INFO, "device %s unregistered", did);
     if (rc == GIZ_OK || rc == GIZ_ERR_DISABLED) /* firmware may retry; already done is success */
         gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", "", 0);
     else
@@ -193,13 +178,11 @@ static bool provision_body(struct gs_request *rq, const char *did, const char *p
 {
     gs_event_did(rq, did);
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return false;
+    if (st == NULL) return false;
     struct giz_device dev;
     bool found = gs_device_lookup(rq, st, did, product_key, NULL, "provision", &dev);
     gs_store_release(&rq->srv->pool, st);
-    if (!found)
-        return false;
+    if (!found) return false;
     struct gs_m2m_route route;
     gs_m2m_route_for_did(&rq->srv->cfg, did, &route);
     /* port must not be last: firmware reads it up to the next '&' */
@@ -219,13 +202,11 @@ void gs_route_dev_provision(struct gs_request *rq)
 {
     char body[600];
     size_t len = 0;
-    if (!provision_body(rq, rq->param[0], NULL, body, sizeof body, &len))
-        return;
+    if (!provision_body(rq, rq->param[0], NULL, body, sizeof body, &len)) return;
     /* newer firmware may add extra / sdk_* versions to the query: keep them
      * (only parsed when there is a query: provision is the hot path) */
     struct giz_device_info info;
-    if (rq->query_len > 0 &&
-        gs_device_info_parse(rq->query, rq->query_len, false, &info, NULL, 0))
+    if (rq->query_len > 0 && gs_device_info_parse(rq->query, rq->query_len, false, &info, NULL, 0))
         gs_device_info_record(rq, NULL, rq->param[0], &info, NULL);
     gs_respond_buf(rq, 200, "application/x-www-form-urlencoded", body, len);
 }
@@ -247,8 +228,7 @@ static bool product_aes_key(struct gs_request *rq, const char *product_key, char
         return false;
     }
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return false;
+    if (st == NULL) return false;
     struct giz_product prod;
     int rc = giz_store_product_get(st, pk, &prod);
     gs_store_release(&rq->srv->pool, st);
@@ -269,8 +249,8 @@ static bool product_aes_key(struct gs_request *rq, const char *product_key, char
 }
 
 /* Hex-decodes and decrypts `hex` into plain (NUL-terminated). Answers 400 on failure. */
-static bool safe_decrypt(struct gs_request *rq, const uint8_t key[16], const char *hex,
-                         char *plain, size_t cap)
+static bool safe_decrypt(struct gs_request *rq, const uint8_t key[16], const char *hex, char *plain,
+                         size_t cap)
 {
     uint8_t cipher[SAFE_HEX_MAX / 2];
     size_t clen = 0, plen = 0;
@@ -318,8 +298,7 @@ static void safe_register(struct gs_request *rq, const char *pk, const uint8_t k
         !gs_form_field(rq, plain, plen, "mac", mac, sizeof mac, true) ||
         !gs_form_field(rq, plain, plen, "passcode", passcode, sizeof passcode, true))
         return;
-    if (!do_register(rq, pk, mac, passcode, did))
-        return;
+    if (!do_register(rq, pk, mac, passcode, did)) return;
     struct giz_device_info info;
     char auth_key[GIZ_DEVINFO_SIZE * 2];
     if (gs_device_info_parse(plain, plen, true, &info, auth_key, sizeof auth_key))
@@ -345,21 +324,18 @@ static void safe_provision(struct gs_request *rq, const char *pk, const uint8_t 
                               rc == GIZ_ERR_NOT_FOUND ? "did is missing" : "did is malformed");
         return;
     }
-    if (!safe_decrypt(rq, key, data, plain, sizeof plain))
-        return;
+    if (!safe_decrypt(rq, key, data, plain, sizeof plain)) return;
     const char *did = strncmp(plain, "did=", 4) == 0 ? plain + 4 : plain;
     char body[600];
     size_t len = 0;
-    if (provision_body(rq, did, pk, body, sizeof body, &len))
-        safe_answer(rq, 200, key, body, len);
+    if (provision_body(rq, did, pk, body, sizeof body, &len)) safe_answer(rq, 200, key, body, len);
 }
 
 void gs_route_dev_safe(struct gs_request *rq)
 {
     uint8_t key[16];
     char pk[GIZ_PK_SIZE];
-    if (!product_aes_key(rq, rq->param[0], pk, key))
-        return;
+    if (!product_aes_key(rq, rq->param[0], pk, key)) return;
     if (rq->method == GS_M_POST)
         safe_register(rq, pk, key);
     else

@@ -33,8 +33,7 @@
 static bool kind_ok(const char *k)
 {
     size_t n = strlen(k);
-    if (n == 0 || n >= GIZ_EVENT_KIND_SIZE)
-        return false;
+    if (n == 0 || n >= GIZ_EVENT_KIND_SIZE) return false;
     for (size_t i = 0; i < n; i++)
         if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
             return false;
@@ -48,8 +47,7 @@ static bool query_i64(struct gs_request *rq, const char *key, uint64_t max, int6
     char buf[32];
     uint64_t v = 0;
     int rc = gs_query_get(rq, key, buf, sizeof buf);
-    if (rc == GIZ_ERR_NOT_FOUND)
-        return true;
+    if (rc == GIZ_ERR_NOT_FOUND) return true;
     if (rc != GIZ_OK || giz_parse_uint(buf, 10, 0, max, &v) != GIZ_OK) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s must be a number up to %" PRIu64, key, max);
@@ -110,18 +108,15 @@ void gs_route_admin_device_events(struct gs_request *rq)
     }
     struct page p = {.n = 0, .last_id = 0, .failed = false};
     giz_buf_init(&p.b, STREAM_BUF_MAX);
-    struct giz_event_query q = {did, since, since_ts, krc == GIZ_OK ? kind : NULL,
-                                (unsigned)limit};
+    struct giz_event_query q = {did, since, since_ts, krc == GIZ_OK ? kind : NULL, (unsigned)limit};
     int rc = giz_buf_printf(&p.b, "{\"did\":\"%s\",\"events\":[", did);
-    if (rc == GIZ_OK)
-        rc = giz_store_event_list(st, &q, page_cb, &p);
-    if (rc == GIZ_OK)
-        rc = giz_store_event_dropped(st, did, NULL, &dropped);
+    if (rc == GIZ_OK) rc = giz_store_event_list(st, &q, page_cb, &p);
+    if (rc == GIZ_OK) rc = giz_store_event_dropped(st, did, NULL, &dropped);
     gs_store_release(&rq->srv->pool, st);
     if (rc == GIZ_OK && !p.failed) {
         if (p.n == (unsigned)limit)
-            rc = giz_buf_printf(&p.b, "],\"next\":%" PRId64 ",\"dropped\":%" PRId64 "}",
-                                p.last_id, dropped);
+            rc = giz_buf_printf(&p.b, "],\"next\":%" PRId64 ",\"dropped\":%" PRId64 "}", p.last_id,
+                                dropped);
         else
             rc = giz_buf_printf(&p.b, "],\"next\":null,\"dropped\":%" PRId64 "}", dropped);
     }
@@ -141,10 +136,10 @@ struct gs_stream {
     struct MHD_Connection *conn;
     char did[GIZ_DID_SIZE]; /* "" = all devices */
     bool one_device;
-    int64_t cursor;         /* last event id sent */
+    int64_t cursor; /* last event id sent */
     uint64_t last_send_us;
-    bool suspended;         /* under smu */
-    struct giz_buf out;     /* text not yet handed to libmicrohttpd */
+    bool suspended;     /* under smu */
+    struct giz_buf out; /* text not yet handed to libmicrohttpd */
     size_t out_off;
     struct gs_stream *next; /* under smu */
 };
@@ -162,13 +157,11 @@ static int stream_cb(const struct giz_event *ev, void *ud)
 static void stream_poll(struct gs_stream *s)
 {
     struct giz_store *st = gs_store_acquire(&s->srv->pool);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_event_query q = {s->one_device ? s->did : NULL, s->cursor, -1, NULL, STREAM_BATCH};
     int rc = giz_store_event_list(st, &q, stream_cb, s);
     gs_store_release(&s->srv->pool, st);
-    if (rc != GIZ_OK)
-        giz_log(GIZ_LOG_WARN, "event stream: %s", giz_strerror(rc));
+    if (rc != GIZ_OK) giz_log(GIZ_LOG_WARN, "event stream: %s", giz_strerror(rc));
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -184,14 +177,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->out.len > 0)
             s->last_send_us = now;
         else if (now - s->last_send_us >= (uint64_t)GS_STREAM_HEARTBEAT_S * 1000000u) {
-            if (giz_buf_printf(&s->out, ": heartbeat\n\n") == GIZ_OK)
-                s->last_send_us = now;
+            if (giz_buf_printf(&s->out, ": heartbeat\n\n") == GIZ_OK) s->last_send_us = now;
         }
     }
     if (s->out_off < s->out.len) {
         size_t n = s->out.len - s->out_off;
-        if (n > max)
-            n = max;
+        if (n > max) n = max;
         memcpy(buf, s->out.data + s->out_off, n);
         s->out_off += n;
         return (ssize_t)n;
@@ -238,8 +229,7 @@ static bool stream_start_id(struct gs_request *rq, int64_t *cursor)
         return true;
     }
     int64_t since = -1;
-    if (!query_i64(rq, "since", INT64_MAX, &since))
-        return false;
+    if (!query_i64(rq, "since", INT64_MAX, &since)) return false;
     if (since >= 0) {
         *cursor = since;
         return true;
@@ -264,8 +254,7 @@ void gs_route_admin_event_stream(struct gs_request *rq)
         return;
     }
     int64_t cursor = 0;
-    if (!stream_start_id(rq, &cursor))
-        return;
+    if (!stream_start_id(rq, &cursor)) return;
     if (!ev->streams_init || ev->streams_stop) {
         gs_respond_error(rq, 503, "unavailable", "event streams are off");
         return;
@@ -341,10 +330,8 @@ static void *ticker_main(void *arg)
 int gs_streams_init(struct gs_server *srv)
 {
     struct gs_events *ev = &srv->events;
-    if (ev->streams_init)
-        return 0;
-    if (pthread_mutex_init(&ev->smu, NULL) != 0)
-        return -1;
+    if (ev->streams_init) return 0;
+    if (pthread_mutex_init(&ev->smu, NULL) != 0) return -1;
     pthread_cond_init(&ev->scv, NULL);
     ev->streams_init = true;
     ev->streams_stop = false;
@@ -362,8 +349,7 @@ int gs_streams_init(struct gs_server *srv)
 void gs_streams_shutdown(struct gs_server *srv)
 {
     struct gs_events *ev = &srv->events;
-    if (!ev->streams_init)
-        return;
+    if (!ev->streams_init) return;
     pthread_mutex_lock(&ev->smu);
     ev->streams_stop = true;
     resume_all(ev);
@@ -373,14 +359,12 @@ void gs_streams_shutdown(struct gs_server *srv)
 void gs_streams_free(struct gs_server *srv)
 {
     struct gs_events *ev = &srv->events;
-    if (!ev->streams_init)
-        return;
+    if (!ev->streams_init) return;
     pthread_mutex_lock(&ev->smu);
     ev->streams_init = false;
     pthread_cond_signal(&ev->scv);
     pthread_mutex_unlock(&ev->smu);
-    if (ev->ticker_started)
-        pthread_join(ev->ticker, NULL);
+    if (ev->ticker_started) pthread_join(ev->ticker, NULL);
     ev->ticker_started = false;
     pthread_cond_destroy(&ev->scv);
     pthread_mutex_destroy(&ev->smu);

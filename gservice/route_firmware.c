@@ -55,21 +55,20 @@ struct gs_upload {
 
 void gs_firmware_upload_free(struct gs_upload *up)
 {
-    if (up == NULL)
-        return;
-    if (up->pp != NULL)
-        MHD_destroy_post_processor(up->pp);
-    if (up->fd >= 0)
-        close(up->fd);
-    if (up->tmp_path[0] != '\0')
-        unlink(up->tmp_path);
+    if (up == NULL) return;
+    if (up->pp != NULL) MHD_destroy_post_processor(up->pp);
+    if (up->fd >= 0) close(up->fd);
+    if (up->tmp_path[0] != '\0') unlink(up->tmp_path);
     giz_md5_free(up->md5);
     free(up);
 }
 
 /* The metadata fields an upload may carry, by name (multipart parts or
  * query parameters alike). */
-#define META_FIELD(name) {#name, offsetof(struct fw_meta, name), sizeof(((struct fw_meta *)0)->name)}
+#define META_FIELD(name)                                                                           \
+    {                                                                                              \
+#name, offsetof(struct fw_meta, name), sizeof(((struct fw_meta *)0)->name)                 \
+    }
 static const struct {
     const char *key;
     size_t off, cap;
@@ -87,8 +86,7 @@ static void meta_set(struct fw_meta *m, const char *key, const char *data, uint6
                      size_t size)
 {
     for (size_t i = 0; i < META_FIELD_COUNT; i++) {
-        if (strcmp(key, meta_fields[i].key) != 0)
-            continue;
+        if (strcmp(key, meta_fields[i].key) != 0) continue;
         if (off + size >= meta_fields[i].cap) {
             m->oversize = true;
             return;
@@ -103,10 +101,8 @@ static bool write_all(int fd, const char *data, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
         data += n;
         len -= (size_t)n;
     }
@@ -134,22 +130,20 @@ static void file_data(struct gs_upload *up, const char *data, size_t len)
 
 static enum MHD_Result post_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *filename, const char *content_type,
-                                    const char *transfer_encoding, const char *data,
-                                    uint64_t off, size_t size)
+                                    const char *transfer_encoding, const char *data, uint64_t off,
+                                    size_t size)
 {
     struct gs_upload *up = cls;
     (void)kind;
     (void)content_type;
     (void)transfer_encoding;
-    if (key == NULL)
-        return MHD_YES;
+    if (key == NULL) return MHD_YES;
     if (filename != NULL) {
         if (up->got_file && off == 0) {
             up->second_file = true;
             return MHD_YES;
         }
-        if (up->second_file)
-            return MHD_YES;
+        if (up->second_file) return MHD_YES;
         up->got_file = true;
         if (off == 0 && up->meta.filename[0] == '\0')
             snprintf(up->meta.filename, sizeof up->meta.filename, "%s", filename);
@@ -210,8 +204,7 @@ static void sanitize_filename(char *name, size_t cap, const char *soft_version)
         out[n] = ok ? c : '_';
     }
     out[n] = '\0';
-    if (n == 0 || out[0] == '.')
-        snprintf(out, sizeof out, "%s.bin", soft_version);
+    if (n == 0 || out[0] == '.') snprintf(out, sizeof out, "%s.bin", soft_version);
     snprintf(name, cap, "%s", out);
 }
 
@@ -235,18 +228,16 @@ bool gs_firmware_upload_begin(struct gs_request *rq)
     } else {
         int type = 0;
         meta_from_query(rq, &up->meta);
-        if (!meta_check(rq, &up->meta, &type))
-            return false;
+        if (!meta_check(rq, &up->meta, &type)) return false;
     }
-    int n = snprintf(up->tmp_path, sizeof up->tmp_path, "%s/.upload-XXXXXX",
-                     rq->srv->cfg.firmware_dir);
+    int n =
+        snprintf(up->tmp_path, sizeof up->tmp_path, "%s/.upload-XXXXXX", rq->srv->cfg.firmware_dir);
     up->fd = (n > 0 && (size_t)n < sizeof up->tmp_path) ? mkstemp(up->tmp_path) : -1;
     up->md5 = giz_md5_new();
     if (up->fd < 0 || up->md5 == NULL) {
         giz_log(GIZ_LOG_ERR, "firmware upload: cannot create %s: %s", up->tmp_path,
                 strerror(errno));
-        if (up->fd < 0)
-            up->tmp_path[0] = '\0';
+        if (up->fd < 0) up->tmp_path[0] = '\0';
         gs_respond_error(rq, 500, "server_error", "cannot store the upload");
         return false;
     }
@@ -256,11 +247,9 @@ bool gs_firmware_upload_begin(struct gs_request *rq)
 bool gs_firmware_upload_data(struct gs_request *rq, const char *data, size_t len)
 {
     struct gs_upload *up = rq->upload;
-    if (up == NULL || rq->responded)
-        return true;
+    if (up == NULL || rq->responded) return true;
     if (up->pp != NULL) {
-        if (!up->malformed && MHD_post_process(up->pp, data, len) != MHD_YES)
-            up->malformed = true;
+        if (!up->malformed && MHD_post_process(up->pp, data, len) != MHD_YES) up->malformed = true;
     } else {
         up->got_file = true;
         file_data(up, data, len);
@@ -272,8 +261,7 @@ bool gs_firmware_upload_data(struct gs_request *rq, const char *data, size_t len
 static cJSON *firmware_json(const struct gs_server *srv, const struct giz_firmware *fw)
 {
     cJSON *j = cJSON_CreateObject();
-    if (j == NULL)
-        return NULL;
+    if (j == NULL) return NULL;
     char url[GIZ_URL_SIZE + 64];
     cJSON_AddNumberToObject(j, "id", (double)fw->id);
     cJSON_AddStringToObject(j, "product_key", fw->product_key);
@@ -288,8 +276,7 @@ static cJSON *firmware_json(const struct gs_server *srv, const struct giz_firmwa
     cJSON_AddNumberToObject(j, "size", (double)fw->size);
     cJSON_AddStringToObject(j, "filename", fw->filename);
     cJSON_AddBoolToObject(j, "hosted", fw->file_path[0] != '\0');
-    if (fw->file_path[0] == '\0')
-        cJSON_AddStringToObject(j, "url", fw->url);
+    if (fw->file_path[0] == '\0') cJSON_AddStringToObject(j, "url", fw->url);
     cJSON_AddNumberToObject(j, "created_at", (double)fw->created_at);
     return j;
 }
@@ -360,7 +347,8 @@ static void finish_upload(struct gs_request *rq)
     }
     if (up->too_large) {
         char msg[96];
-        snprintf(msg, sizeof msg, "firmware larger than %" PRIu64 " bytes", rq->srv->cfg.max_upload);
+        snprintf(msg, sizeof msg, "firmware larger than %" PRIu64 " bytes",
+                 rq->srv->cfg.max_upload);
         gs_respond_error(rq, 413, "too_large", msg);
         return;
     }
@@ -373,8 +361,7 @@ static void finish_upload(struct gs_request *rq)
                          up->second_file ? "send exactly one file" : "malformed multipart body");
         return;
     }
-    if (!meta_check(rq, &up->meta, &type))
-        return;
+    if (!meta_check(rq, &up->meta, &type)) return;
     if (!up->got_file || up->size == 0) {
         gs_respond_error(rq, 400, "bad_request", "the firmware file is missing or empty");
         return;
@@ -418,8 +405,8 @@ static void finish_upload(struct gs_request *rq)
         return;
     }
     atomic_fetch_add_explicit(&rq->srv->metrics.firmware_uploads, 1, memory_order_relaxed);
-    giz_log(GIZ_LOG_INFO, "firmware %" PRId64 " stored: product %s type %d version %s, %" PRId64
-                          " bytes, md5 %s",
+    giz_log(GIZ_LOG_INFO,
+            "firmware %" PRId64 " stored: product %s type %d version %s, %" PRId64 " bytes, md5 %s",
             fw.id, fw.product_key, fw.type, fw.soft_version, fw.size, fw.md5);
     gs_respond_json(rq, 201, firmware_json(rq->srv, &fw));
 }
@@ -429,10 +416,8 @@ static bool json_str(const cJSON *obj, const char *key, char *out, size_t cap)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     out[0] = '\0';
-    if (v == NULL || cJSON_IsNull(v))
-        return true;
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap)
-        return false;
+    if (v == NULL || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) return false;
     memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
     return true;
 }
@@ -443,16 +428,14 @@ static bool url_ok(const char *u)
     if (!(n > 7 && memcmp(u, "http://", 7) == 0) && !(n > 8 && memcmp(u, "https://", 8) == 0))
         return false;
     for (const char *p = u; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '&' || *p == '"')
-            return false;
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '&' || *p == '"') return false;
     return true;
 }
 
 static void register_external(struct gs_request *rq)
 {
     cJSON *j = gs_body_json(rq);
-    if (j == NULL)
-        return;
+    if (j == NULL) return;
     struct fw_meta m;
     memset(&m, 0, sizeof m);
     struct giz_firmware fw;
@@ -468,8 +451,7 @@ static void register_external(struct gs_request *rq)
         !json_str(j, "hard_version", m.hard_version, sizeof m.hard_version) ||
         !json_str(j, "filename", m.filename, sizeof m.filename))
         m.oversize = true;
-    if (!meta_check(rq, &m, &type))
-        goto out;
+    if (!meta_check(rq, &m, &type)) goto out;
     if (!json_str(j, "url", fw.url, sizeof fw.url) || !url_ok(fw.url)) {
         gs_respond_error(rq, 400, "bad_request",
                          "url must be an http:// or https:// URL without spaces, '&' or quotes "
@@ -508,10 +490,10 @@ static void register_external(struct gs_request *rq)
     }
     snprintf(fw.filename, sizeof fw.filename, "%s", m.filename);
     sanitize_filename(fw.filename, sizeof fw.filename, fw.soft_version);
-    if (!insert_firmware(rq, &fw))
-        goto out;
-    giz_log(GIZ_LOG_INFO, "firmware %" PRId64 " registered: product %s type %d version %s (external)",
-            fw.id, fw.product_key, fw.type, fw.soft_version);
+    if (!insert_firmware(rq, &fw)) goto out;
+    giz_log(GIZ_LOG_INFO,
+            "firmware %" PRId64 " registered: product %s type %d version %s (external)", fw.id,
+            fw.product_key, fw.type, fw.soft_version);
     gs_respond_json(rq, 201, firmware_json(rq->srv, &fw));
 out:
     cJSON_Delete(j);
@@ -526,8 +508,7 @@ static int list_cb(const struct giz_firmware *fw, void *ud)
 {
     struct list_ctx *c = ud;
     cJSON *o = firmware_json(c->srv, fw);
-    if (o == NULL)
-        return 1;
+    if (o == NULL) return 1;
     cJSON_AddItemToArray(c->arr, o);
     return 0;
 }
@@ -535,8 +516,7 @@ static int list_cb(const struct giz_firmware *fw, void *ud)
 static void list_firmware(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE];
-    if (!gs_query_product_key(rq, pk))
-        return;
+    if (!gs_query_product_key(rq, pk)) return;
     cJSON *j = cJSON_CreateObject();
     struct list_ctx c = {rq->srv, cJSON_AddArrayToObject(j, "firmware")};
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);

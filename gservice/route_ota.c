@@ -61,8 +61,7 @@ static void note_versions(struct gs_request *rq, int type, const char *soft, con
 {
     gs_event_num(rq, "type", type);
     gs_event_str(rq, "soft_version", soft);
-    if (hard[0] != '\0')
-        gs_event_str(rq, "hard_version", hard);
+    if (hard[0] != '\0') gs_event_str(rq, "hard_version", hard);
 }
 
 /* Answers a v4.1 check for (product, type, versions): update or 9500/9502.
@@ -99,7 +98,8 @@ void gs_route_ota_check(struct gs_request *rq)
     const char *b = rq->body;
     size_t bl = rq->body_len;
     int type = 0;
-    if (!gs_form_ok(rq, b, bl) || !gs_form_field(rq, b, bl, "passcode", passcode, sizeof passcode, true) ||
+    if (!gs_form_ok(rq, b, bl) ||
+        !gs_form_field(rq, b, bl, "passcode", passcode, sizeof passcode, true) ||
         !gs_form_field(rq, b, bl, "type", type_s, sizeof type_s, true) ||
         !gs_form_field(rq, b, bl, "hard_version", hard, sizeof hard, false) ||
         !gs_form_field(rq, b, bl, "soft_version", soft, sizeof soft, true) ||
@@ -109,11 +109,9 @@ void gs_route_ota_check(struct gs_request *rq)
     gs_event_did(rq, did);
     note_versions(rq, type, soft, hard);
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_device dev;
-    if (!gs_device_lookup(rq, st, did, NULL, passcode, "ota check", &dev))
-        goto out;
+    if (!gs_device_lookup(rq, st, did, NULL, passcode, "ota check", &dev)) goto out;
     int rc = giz_store_device_set_versions(st, did, type, soft, hard);
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_WARN, "ota check %s: versions not recorded: %s", did, giz_strerror(rc));
@@ -156,8 +154,7 @@ void gs_route_ota_latest(struct gs_request *rq)
         return;
     }
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_product prod;
     int rc = giz_store_product_get(st, pk, &prod);
     note_versions(rq, type, soft, hard);
@@ -201,12 +198,10 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         return;
     }
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_device dev;
     struct giz_firmware fw;
-    if (!gs_device_lookup(rq, st, did, pk, NULL, "ota target_fid", &dev))
-        goto out;
+    if (!gs_device_lookup(rq, st, did, pk, NULL, "ota target_fid", &dev)) goto out;
     int rc = giz_store_firmware_latest(st, pk, type, hard[0] ? hard : NULL, &fw);
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_form_error(rq, 400, GS_E_OTA_NO_RULE, MSG_NO_RULE);
@@ -217,7 +212,8 @@ void gs_route_ota_target_fid(struct gs_request *rq)
         goto out;
     }
     /* current_fid 1 means "none" to firmware, so it never matches by itself */
-    if ((current_fid > 1 && fw.id == (int64_t)current_fid) || (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
+    if ((current_fid > 1 && fw.id == (int64_t)current_fid) ||
+        (soft[0] != '\0' && strcmp(soft, fw.soft_version) >= 0)) {
         gs_respond_form_error(rq, 400, GS_E_OTA_NOT_IN_EFFECT, MSG_NOT_IN_EFFECT);
         goto out;
     }
@@ -240,62 +236,48 @@ out:
  * file is sent, as RFC 9110 allows), -1 when unsatisfiable (416). */
 static int parse_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len)
 {
-    if (h == NULL)
-        return 0;
+    if (h == NULL) return 0;
     while (*h == ' ')
         h++;
-    if (strncasecmp(h, "bytes=", 6) != 0)
-        return 0;
+    if (strncasecmp(h, "bytes=", 6) != 0) return 0;
     h += 6;
-    if (strchr(h, ',') != NULL)
-        return 0;
+    if (strchr(h, ',') != NULL) return 0;
     while (*h == ' ')
         h++;
     char *end = NULL;
     if (*h == '-') {
-        if (h[1] < '0' || h[1] > '9')
-            return 0;
+        if (h[1] < '0' || h[1] > '9') return 0;
         errno = 0;
         unsigned long long n = strtoull(h + 1, &end, 10);
         while (*end == ' ')
             end++;
-        if (errno != 0 || *end != '\0')
-            return 0;
-        if (n == 0 || size == 0)
-            return -1;
-        if (n > size)
-            n = size;
+        if (errno != 0 || *end != '\0') return 0;
+        if (n == 0 || size == 0) return -1;
+        if (n > size) n = size;
         *start = size - n;
         *len = n;
         return 1;
     }
-    if (*h < '0' || *h > '9')
-        return 0;
+    if (*h < '0' || *h > '9') return 0;
     errno = 0;
     unsigned long long a = strtoull(h, &end, 10);
-    if (errno != 0 || *end != '-')
-        return 0;
+    if (errno != 0 || *end != '-') return 0;
     h = end + 1;
     unsigned long long b = 0;
     bool open_ended = true;
     if (*h >= '0' && *h <= '9') {
         errno = 0;
         b = strtoull(h, &end, 10);
-        if (errno != 0)
-            return 0;
+        if (errno != 0) return 0;
         h = end;
         open_ended = false;
     }
     while (*h == ' ')
         h++;
-    if (*h != '\0' || (!open_ended && b < a))
-        return 0;
-    if (a >= size)
-        return -1;
-    if (open_ended)
-        b = size - 1;
-    if (b >= size)
-        b = size - 1;
+    if (*h != '\0' || (!open_ended && b < a)) return 0;
+    if (a >= size) return -1;
+    if (open_ended) b = size - 1;
+    if (b >= size) b = size - 1;
     *start = a;
     *len = b - a + 1;
     return 1;
@@ -310,8 +292,7 @@ struct mapping {
 static void mapping_free(void *cls)
 {
     struct mapping *m = cls;
-    if (m->base != NULL)
-        munmap(m->base, m->len);
+    if (m->base != NULL) munmap(m->base, m->len);
     free(m);
 }
 
@@ -326,8 +307,7 @@ static void mapping_free(void *cls)
 static struct MHD_Response *mapped_response(int fd, uint64_t start, uint64_t len)
 {
     struct mapping *m = calloc(1, sizeof *m);
-    if (m == NULL)
-        return NULL;
+    if (m == NULL) return NULL;
     const char *data = "";
     if (len > 0) {
         long page = sysconf(_SC_PAGESIZE);
@@ -350,8 +330,7 @@ static struct MHD_Response *mapped_response(int fd, uint64_t start, uint64_t len
     /* cast: MHD_RESPMEM-style buffers are only read */
     struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
         (size_t)len, (void *)(uintptr_t)data, mapping_free, m);
-    if (resp == NULL)
-        mapping_free(m);
+    if (resp == NULL) mapping_free(m);
     return resp;
 }
 
@@ -392,8 +371,7 @@ static void add_firmware_headers(struct MHD_Response *resp, const struct giz_fir
 static void note_download_did(struct gs_request *rq)
 {
     char did[GIZ_DID_SIZE + 8];
-    if (gs_query_get(rq, "did", did, sizeof did) == GIZ_OK)
-        gs_event_did(rq, did);
+    if (gs_query_get(rq, "did", did, sizeof did) == GIZ_OK) gs_event_did(rq, did);
     const char *range = gs_header(rq, MHD_HTTP_HEADER_RANGE);
     if (range != NULL) {
         char r[64];
@@ -415,8 +393,7 @@ void gs_route_ota_download(struct gs_request *rq)
     }
     long long id = (long long)id64;
     struct giz_store *st = gs_device_store(rq);
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     struct giz_firmware fw;
     int rc = giz_store_firmware_get(st, id, &fw);
     gs_store_release(&rq->srv->pool, st);
@@ -430,9 +407,9 @@ void gs_route_ota_download(struct gs_request *rq)
     }
     if (fw.file_path[0] == '\0') {
         /* registered external URL: send the client there */
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-        if (resp != NULL)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, fw.url);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp != NULL) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, fw.url);
         gs_respond_mhd(rq, MHD_HTTP_FOUND, resp, 0);
         return;
     }
@@ -441,8 +418,7 @@ void gs_route_ota_download(struct gs_request *rq)
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         giz_log(GIZ_LOG_ERR, "firmware %lld: cannot open %s: %s", id, fw.file_path,
                 strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "firmware file unavailable");
         return;
     }
@@ -462,8 +438,7 @@ void gs_route_ota_download(struct gs_request *rq)
     struct MHD_Response *resp = mapped_response(fd, start, len);
     close(fd); /* the mapping (if any) stays valid */
     if (resp == NULL) {
-        giz_log(GIZ_LOG_ERR, "firmware %lld: cannot map %s: %s", id, fw.file_path,
-                strerror(errno));
+        giz_log(GIZ_LOG_ERR, "firmware %lld: cannot map %s: %s", id, fw.file_path, strerror(errno));
         gs_respond_form_error(rq, 500, GS_E_SERVER_ERROR, "server error");
         return;
     }

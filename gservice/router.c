@@ -26,8 +26,7 @@ static const struct gs_route routes[] = {
     {"/admin/devices", GS_ROUTE_ADMIN_DEVICES, M_READ, gs_route_admin_devices},
     {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ, gs_route_admin_device},
     {"/admin/devices/*/logs", GS_ROUTE_ADMIN_DEVICE_LOGS, M_READ, gs_route_admin_device_logs},
-    {"/admin/devices/*/events", GS_ROUTE_ADMIN_DEVICE_EVENTS, M_READ,
-     gs_route_admin_device_events},
+    {"/admin/devices/*/events", GS_ROUTE_ADMIN_DEVICE_EVENTS, M_READ, gs_route_admin_device_events},
     {"/admin/events/stream", GS_ROUTE_ADMIN_EVENT_STREAM, GS_M_GET, gs_route_admin_event_stream},
     {"/admin/firmware", GS_ROUTE_ADMIN_FIRMWARE, M_READ | GS_M_POST, gs_route_admin_firmware},
     {"/admin/ota/push", GS_ROUTE_ADMIN_OTA_PUSH, GS_M_POST, gs_route_admin_ota_push},
@@ -63,8 +62,7 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
 
 const char *gs_route_name(enum gs_route_id id)
 {
-    if ((int)id < 0 || id >= GS_ROUTE_COUNT || route_names[id] == NULL)
-        return "unmatched";
+    if ((int)id < 0 || id >= GS_ROUTE_COUNT || route_names[id] == NULL) return "unmatched";
     return route_names[id];
 }
 
@@ -76,8 +74,7 @@ static bool route_match(const char *pattern, const char *path, size_t len, struc
     unsigned n_param = 0;
     char params[2][GS_PARAM_SIZE] = {{0}};
     while (*p != '\0') {
-        if (*p != '/' || i >= len || path[i] != '/')
-            return false;
+        if (*p != '/' || i >= len || path[i] != '/') return false;
         p++;
         i++;
         size_t seg_start = i;
@@ -87,10 +84,8 @@ static bool route_match(const char *pattern, const char *path, size_t len, struc
         const char *pend = strchr(p, '/');
         size_t plen = pend ? (size_t)(pend - p) : strlen(p);
         if (plen == 1 && p[0] == '*') {
-            if (seg_len == 0 || n_param >= 2)
-                return false;
-            if (seg_len < GS_PARAM_SIZE)
-                memcpy(params[n_param], path + seg_start, seg_len);
+            if (seg_len == 0 || n_param >= 2) return false;
+            if (seg_len < GS_PARAM_SIZE) memcpy(params[n_param], path + seg_start, seg_len);
             /* an oversize segment captures "" and fails validation later */
             n_param++;
         } else if (plen != seg_len || memcmp(p, path + seg_start, seg_len) != 0) {
@@ -98,8 +93,7 @@ static bool route_match(const char *pattern, const char *path, size_t len, struc
         }
         p += plen;
     }
-    if (i != len)
-        return false;
+    if (i != len) return false;
     memcpy(rq->param, params, sizeof params);
     return true;
 }
@@ -109,12 +103,11 @@ int gs_method_parse(const char *m)
     static const struct {
         const char *name;
         int bit;
-    } methods[] = {{"GET", GS_M_GET},       {"HEAD", GS_M_HEAD},       {"POST", GS_M_POST},
-                   {"PUT", GS_M_PUT},       {"DELETE", GS_M_DELETE},   {"OPTIONS", GS_M_OPTIONS},
+    } methods[] = {{"GET", GS_M_GET},    {"HEAD", GS_M_HEAD},     {"POST", GS_M_POST},
+                   {"PUT", GS_M_PUT},    {"DELETE", GS_M_DELETE}, {"OPTIONS", GS_M_OPTIONS},
                    {"PATCH", GS_M_PATCH}};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (strcmp(m, methods[i].name) == 0)
-            return methods[i].bit;
+        if (strcmp(m, methods[i].name) == 0) return methods[i].bit;
     return GS_M_OTHER;
 }
 
@@ -124,11 +117,9 @@ void gs_route_allow(int methods, char *out, size_t cap)
     size_t used = 0;
     out[0] = '\0';
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (!(methods & (1 << i)))
-            continue;
+        if (!(methods & (1 << i))) continue;
         int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", names[i]);
-        if (n < 0 || (size_t)n >= cap - used)
-            break;
+        if (n < 0 || (size_t)n >= cap - used) break;
         used += (size_t)n;
     }
 }
@@ -142,8 +133,7 @@ bool gs_route_is_admin(enum gs_route_id id)
 const struct gs_route *gs_route_find(struct gs_request *rq)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (route_match(routes[i].pattern, rq->raw_uri, rq->path_len, rq))
-            return &routes[i];
+        if (route_match(routes[i].pattern, rq->raw_uri, rq->path_len, rq)) return &routes[i];
     return NULL;
 }
 

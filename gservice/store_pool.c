@@ -17,13 +17,11 @@
 #include "giz/log.h"
 #include "gservice.h"
 
-
 /* WAL hook of pool connections (any request thread, after a commit). */
 static void ckpt_wake(void *ud, int wal_frames)
 {
     struct gs_store_pool *pool = ud;
-    if (wal_frames < GS_CKPT_FRAMES)
-        return;
+    if (wal_frames < GS_CKPT_FRAMES) return;
     pthread_mutex_lock(&pool->ckpt_mu);
     if (!pool->ckpt_due) {
         pool->ckpt_due = true;
@@ -48,12 +46,10 @@ static void *ckpt_main(void *arg)
     for (;;) {
         while (!pool->ckpt_due && !pool->ckpt_stop)
             pthread_cond_wait(&pool->ckpt_cv, &pool->ckpt_mu);
-        if (pool->ckpt_stop)
-            break;
+        if (pool->ckpt_stop) break;
         pool->ckpt_due = false;
         pthread_mutex_unlock(&pool->ckpt_mu);
-        if (st != NULL)
-            giz_store_checkpoint(st, NULL, NULL);
+        if (st != NULL) giz_store_checkpoint(st, NULL, NULL);
         pthread_mutex_lock(&pool->ckpt_mu);
     }
     pthread_mutex_unlock(&pool->ckpt_mu);
@@ -63,8 +59,7 @@ static void *ckpt_main(void *arg)
 
 int gs_store_checkpointer_start(struct gs_store_pool *pool)
 {
-    if (pthread_mutex_init(&pool->ckpt_mu, NULL) != 0)
-        goto fail;
+    if (pthread_mutex_init(&pool->ckpt_mu, NULL) != 0) goto fail;
     if (pthread_cond_init(&pool->ckpt_cv, NULL) != 0) {
         pthread_mutex_destroy(&pool->ckpt_mu);
         goto fail;
@@ -88,8 +83,7 @@ fail:
 
 static void ckpt_stop(struct gs_store_pool *pool)
 {
-    if (!pool->ckpt_started)
-        return;
+    if (!pool->ckpt_started) return;
     pthread_mutex_lock(&pool->ckpt_mu);
     pool->ckpt_stop = true;
     pthread_cond_signal(&pool->ckpt_cv);
@@ -104,21 +98,17 @@ struct giz_store *gs_store_acquire(struct gs_store_pool *pool)
 {
     struct giz_store *st = NULL;
     pthread_mutex_lock(&pool->mu);
-    if (pool->n_idle > 0)
-        st = pool->idle[--pool->n_idle];
+    if (pool->n_idle > 0) st = pool->idle[--pool->n_idle];
     pthread_mutex_unlock(&pool->mu);
-    if (st != NULL)
-        return st;
+    if (st != NULL) return st;
     struct giz_error err = {0};
     int rc = giz_store_open(pool->path, &st, &err);
     if (rc != GIZ_OK) {
         giz_log(GIZ_LOG_ERR, "store open %s: %s (%s)", pool->path, giz_strerror(rc), err.text);
         return NULL;
     }
-    if (pool->pkey_set)
-        giz_store_set_passcode_key(st, &pool->pkey);
-    if (pool->ckpt_started)
-        giz_store_set_wal_cb(st, ckpt_wake, pool);
+    if (pool->pkey_set) giz_store_set_passcode_key(st, &pool->pkey);
+    if (pool->ckpt_started) giz_store_set_wal_cb(st, ckpt_wake, pool);
     return st;
 }
 
@@ -130,8 +120,9 @@ int gs_store_key_load(struct gs_store_pool *pool, const char *path, struct giz_s
 
     if (path == NULL || path[0] == '\0') {
         if (giz_store_passcode_key_default(pool->path, def, sizeof def) != GIZ_OK) {
-            giz_log(GIZ_LOG_ERR, "no default passcode key file for database %s: set "
-                                 "GIZ_PASSCODE_KEY; not starting",
+            giz_log(GIZ_LOG_ERR,
+                    "no default passcode key file for database %s: set "
+                    "GIZ_PASSCODE_KEY; not starting",
                     pool->path);
             return -1;
         }
@@ -146,16 +137,14 @@ int gs_store_key_load(struct gs_store_pool *pool, const char *path, struct giz_s
         return -1;
     }
     pool->pkey_set = true;
-    if (st != NULL)
-        giz_store_set_passcode_key(st, &pool->pkey);
+    if (st != NULL) giz_store_set_passcode_key(st, &pool->pkey);
     giz_log(GIZ_LOG_INFO, "passcode key %s (id %s)", path, pool->pkey.id);
     return 0;
 }
 
 void gs_store_release(struct gs_store_pool *pool, struct giz_store *st)
 {
-    if (st == NULL)
-        return;
+    if (st == NULL) return;
     pthread_mutex_lock(&pool->mu);
     if (pool->n_idle < GS_POOL_MAX) {
         pool->idle[pool->n_idle++] = st;

@@ -17,11 +17,9 @@ bool gs_valid_did(const char *s)
 
 bool gs_valid_product_key(char *s)
 {
-    if (!giz_product_key_valid(s))
-        return false;
+    if (!giz_product_key_valid(s)) return false;
     for (size_t n = 0; s[n] != '\0'; n++)
-        if (s[n] >= 'A' && s[n] <= 'F')
-            s[n] = (char)(s[n] - 'A' + 'a');
+        if (s[n] >= 'A' && s[n] <= 'F') s[n] = (char)(s[n] - 'A' + 'a');
     return true;
 }
 
@@ -67,18 +65,14 @@ bool gs_utf8_valid(const unsigned char *p, size_t n)
         } else {
             return false;
         }
-        if (n - i < len)
-            return false;
+        if (n - i < len) return false;
         unsigned cp = c & (0x7fu >> len);
         for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
+            if ((p[i + k] & 0xc0) != 0x80) return false;
             cp = (cp << 6) | (p[i + k] & 0x3fu);
         }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
         i += len;
     }
     return true;
 }
-

@@ -359,7 +359,8 @@ static int key_file_create(const char *path, bool group_read, char *why, size_t 
         why_set(why, why_cap, path, "cannot create it", errno);
         goto cleanup;
     }
-    if (fchmod(fd, group_read ? 0640 : 0600) != 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+    if (fchmod(fd, group_read ? 0640 : 0600) != 0 || write(fd, text, len) != (ssize_t)len ||
+        fsync(fd) != 0) {
         why_set(why, why_cap, path, "cannot write it", errno);
         goto cleanup;
     }
@@ -437,7 +438,8 @@ int giz_passcode_key_load(const char *path, bool group_read, struct giz_passcode
     }
     text[got] = '\0';
     len = got;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
     rc = GIZ_ERR_INVAL;
     {
         size_t n = 0;
@@ -474,8 +476,8 @@ static int pcmac_raw(const struct giz_passcode_key *k, const char *did, const ch
     n += dl + 1;
     memcpy(text + n, passcode, pl);
     n += pl;
-    if (!HMAC(EVP_sha256(), k->key, (int)GIZ_PASSCODE_KEY_LEN, (const unsigned char *)text, n,
-              mac, &mac_len) ||
+    if (!HMAC(EVP_sha256(), k->key, (int)GIZ_PASSCODE_KEY_LEN, (const unsigned char *)text, n, mac,
+              &mac_len) ||
         mac_len != 32)
         rc = GIZ_ERR_CRYPTO;
     OPENSSL_cleanse(text, sizeof text);
@@ -503,8 +505,8 @@ cleanup:
     return rc;
 }
 
-int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did,
-                            const char *passcode, const char *stored)
+int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did, const char *passcode,
+                            const char *stored)
 {
     uint8_t want[32], got[32];
     size_t n = 0;

@@ -13,8 +13,8 @@
 const char *giz_strerror(int err)
 {
     switch (err) {
-#define GIZ__ERR_TEXT(name, value, text) \
-    case (value):                        \
+#define GIZ__ERR_TEXT(name, value, text)                                                           \
+    case (value):                                                                                  \
         return (text);
         GIZ_ERRNO_MAP(GIZ__ERR_TEXT)
 #undef GIZ__ERR_TEXT
@@ -27,8 +27,8 @@ const char *giz_strerror(int err)
 const char *giz_errname(int err)
 {
     switch (err) {
-#define GIZ__ERR_NAME(name, value, text) \
-    case (value):                        \
+#define GIZ__ERR_NAME(name, value, text)                                                           \
+    case (value):                                                                                  \
         return #name;
         GIZ_ERRNO_MAP(GIZ__ERR_NAME)
 #undef GIZ__ERR_NAME

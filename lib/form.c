@@ -16,12 +16,9 @@
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -29,8 +26,7 @@ static int hexval(char c)
 static size_t body_end(const char *body, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (body[i] == '\r' || body[i] == '\n')
-            return i;
+        if (body[i] == '\r' || body[i] == '\n') return i;
     return len;
 }
 
@@ -47,24 +43,20 @@ static int decode_value(const char *s, size_t n, char *out, size_t cap, size_t *
         } else if (c == '%') {
             int hi, lo;
 
-            if (n - i < 3)
-                return GIZ_ERR_INVAL;
+            if (n - i < 3) return GIZ_ERR_INVAL;
             hi = hexval(s[i + 1]);
             lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return GIZ_ERR_INVAL;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return GIZ_ERR_INVAL;
             c = (char)(hi << 4 | lo);
             i += 2;
         } else if (c == '\0') {
             return GIZ_ERR_INVAL; /* a raw NUL would silently cut the C string */
         }
-        if (o + 1 >= cap)
-            return GIZ_ERR_OVERSIZE;
+        if (o + 1 >= cap) return GIZ_ERR_OVERSIZE;
         out[o++] = c;
     }
     out[o] = '\0';
-    if (out_len)
-        *out_len = o;
+    if (out_len) *out_len = o;
     return GIZ_OK;
 }
 
@@ -77,10 +69,8 @@ int giz_form_get(const char *body, size_t len, const char *key, char *out, size_
 {
     size_t klen, end, i = 0;
 
-    if ((!body && len) || !key || !out)
-        return GIZ_ERR_INVAL;
-    if (cap == 0)
-        return GIZ_ERR_OVERSIZE;
+    if ((!body && len) || !key || !out) return GIZ_ERR_INVAL;
+    if (cap == 0) return GIZ_ERR_OVERSIZE;
     klen = strlen(key);
     end = body ? body_end(body, len) : 0;
     while (i < end) {
@@ -91,8 +81,7 @@ int giz_form_get(const char *body, size_t len, const char *key, char *out, size_
         size_t nlen = eq ? (size_t)(eq - pair) : plen;
 
         if (nlen == klen && memcmp(pair, key, klen) == 0) {
-            if (!eq)
-                return decode_value(pair, 0, out, cap, out_len);
+            if (!eq) return decode_value(pair, 0, out, cap, out_len);
             return decode_value(eq + 1, plen - nlen - 1, out, cap, out_len);
         }
         i += plen + 1;
@@ -109,26 +98,20 @@ int giz_form_validate(const char *body, size_t len, struct giz_error *err)
     size_t end, i, pair_start = 0;
     bool seen_eq = false;
 
-    if (!body && len)
-        return giz_error_set(err, GIZ_ERR_INVAL, 0, "NULL body");
+    if (!body && len) return giz_error_set(err, GIZ_ERR_INVAL, 0, "NULL body");
     end = len;
-    if (end && body[end - 1] == '\n')
-        end--;
-    if (end && body[end - 1] == '\r')
-        end--;
+    if (end && body[end - 1] == '\n') end--;
+    if (end && body[end - 1] == '\r') end--;
     for (i = 0; i < end; i++) {
         char c = body[i];
 
         if (c == '&') {
-            if (!seen_eq)
-                return giz_error_set(err, GIZ_ERR_INVAL, i, "pair without '='");
+            if (!seen_eq) return giz_error_set(err, GIZ_ERR_INVAL, i, "pair without '='");
             pair_start = i + 1;
             seen_eq = false;
         } else if (c == '=') {
-            if (seen_eq)
-                return giz_error_set(err, GIZ_ERR_INVAL, i, "second '=' in a pair");
-            if (i == pair_start)
-                return giz_error_set(err, GIZ_ERR_INVAL, i, "empty key");
+            if (seen_eq) return giz_error_set(err, GIZ_ERR_INVAL, i, "second '=' in a pair");
+            if (i == pair_start) return giz_error_set(err, GIZ_ERR_INVAL, i, "empty key");
             seen_eq = true;
         } else if (c == '%') {
             if (end - i < 3 || hexval(body[i + 1]) < 0 || hexval(body[i + 2]) < 0)
@@ -140,8 +123,7 @@ int giz_form_validate(const char *body, size_t len, struct giz_error *err)
             return giz_error_set(err, GIZ_ERR_INVAL, i, "byte not allowed in a form");
         }
     }
-    if (end > 0 && !seen_eq)
-        return giz_error_set(err, GIZ_ERR_INVAL, end, "pair without '='");
+    if (end > 0 && !seen_eq) return giz_error_set(err, GIZ_ERR_INVAL, end, "pair without '='");
     return giz_error_set(err, GIZ_OK, len, "ok");
 }
 
@@ -152,27 +134,23 @@ int giz_form_encode_value(const char *in, char *out, size_t cap)
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
 
-    if (!in || !out)
-        return GIZ_ERR_INVAL;
+    if (!in || !out) return GIZ_ERR_INVAL;
     for (const unsigned char *s = (const unsigned char *)in; *s; s++) {
         unsigned char c = *s;
         bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                      c == '-' || c == '.' || c == '_' || c == '~';
 
         if (plain || c == ' ') {
-            if (cap - o < 2)
-                return GIZ_ERR_NOSPACE;
+            if (cap - o < 2) return GIZ_ERR_NOSPACE;
             out[o++] = plain ? (char)c : '+';
         } else {
-            if (cap - o < 4)
-                return GIZ_ERR_NOSPACE;
+            if (cap - o < 4) return GIZ_ERR_NOSPACE;
             out[o++] = '%';
             out[o++] = hex[c >> 4];
             out[o++] = hex[c & 15];
         }
     }
-    if (cap - o < 1)
-        return GIZ_ERR_NOSPACE;
+    if (cap - o < 1) return GIZ_ERR_NOSPACE;
     out[o] = '\0';
     return GIZ_OK;
 }

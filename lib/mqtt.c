@@ -28,20 +28,17 @@ int giz_mqtt_frame(const uint8_t *buf, size_t len, size_t max_packet, size_t *pk
     size_t used, total;
     int rc;
 
-    if (!buf || len < 2)
-        return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "need the fixed header");
+    if (!buf || len < 2) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "need the fixed header");
     rc = giz_varint_decode(buf + 1, len - 1, &rem, &used);
     if (rc == GIZ_ERR_TRUNCATED)
         return giz_error_set(err, rc, len, "need the rest of the remaining length");
-    if (rc != GIZ_OK)
-        return giz_error_set(err, rc, 1, "remaining length longer than 4 bytes");
+    if (rc != GIZ_OK) return giz_error_set(err, rc, 1, "remaining length longer than 4 bytes");
     total = 1 + used + (size_t)rem;
     if (max_packet && total > max_packet)
         return giz_error_set(err, GIZ_ERR_OVERSIZE, 1, "packet larger than the limit");
     if (len < total)
         return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "need the rest of the packet");
-    if (pkt_len)
-        *pkt_len = total;
+    if (pkt_len) *pkt_len = total;
     return GIZ_OK;
 }
 
@@ -80,11 +77,9 @@ static int rd_str(const uint8_t *pkt, size_t len, size_t *pos, struct giz_view *
 {
     size_t p = *pos, n;
 
-    if (len - p < 2)
-        return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, what);
+    if (len - p < 2) return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, what);
     n = rd16(pkt + p);
-    if (n > len - p - 2)
-        return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, what);
+    if (n > len - p - 2) return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, what);
     out->ptr = pkt + p + 2;
     out->len = n;
     *pos = p + 2 + n;
@@ -111,11 +106,9 @@ int giz_mqtt_connect_parse(const uint8_t *pkt, size_t len, struct giz_mqtt_conne
 
     memset(&c, 0, sizeof c);
     rc = fixed_header(pkt, len, GIZ_MQTT_CONNECT, 0x0Fu, 0x00u, &p, err);
-    if (rc != GIZ_OK)
-        goto done;
+    if (rc != GIZ_OK) goto done;
     rc = rd_str(pkt, len, &p, &c.protocol_name, err, "protocol name");
-    if (rc != GIZ_OK)
-        goto done;
+    if (rc != GIZ_OK) goto done;
     if (len - p < 1) {
         rc = giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "no protocol level");
         goto done;
@@ -123,8 +116,7 @@ int giz_mqtt_connect_parse(const uint8_t *pkt, size_t len, struct giz_mqtt_conne
     c.protocol_level = pkt[p++];
     if (!((c.protocol_level == 3 && view_is(c.protocol_name, "MQIsdp")) ||
           (c.protocol_level == 4 && view_is(c.protocol_name, "MQTT")))) {
-        if (out)
-            *out = c;
+        if (out) *out = c;
         rc = giz_error_set(err, GIZ_ERR_BAD_VALUE, p - 1, "unsupported protocol name/level");
         goto done;
     }
@@ -144,22 +136,16 @@ int giz_mqtt_connect_parse(const uint8_t *pkt, size_t len, struct giz_mqtt_conne
         goto done;
     }
     rc = rd_str(pkt, len, &p, &c.client_id, err, "client id");
-    if (rc == GIZ_OK && c.has_will)
-        rc = rd_str(pkt, len, &p, &c.will_topic, err, "will topic");
-    if (rc == GIZ_OK && c.has_will)
-        rc = rd_str(pkt, len, &p, &c.will_payload, err, "will message");
-    if (rc == GIZ_OK && c.has_username)
-        rc = rd_str(pkt, len, &p, &c.username, err, "username");
-    if (rc == GIZ_OK && c.has_password)
-        rc = rd_str(pkt, len, &p, &c.password, err, "password");
-    if (rc != GIZ_OK)
-        goto done;
+    if (rc == GIZ_OK && c.has_will) rc = rd_str(pkt, len, &p, &c.will_topic, err, "will topic");
+    if (rc == GIZ_OK && c.has_will) rc = rd_str(pkt, len, &p, &c.will_payload, err, "will message");
+    if (rc == GIZ_OK && c.has_username) rc = rd_str(pkt, len, &p, &c.username, err, "username");
+    if (rc == GIZ_OK && c.has_password) rc = rd_str(pkt, len, &p, &c.password, err, "password");
+    if (rc != GIZ_OK) goto done;
     if (p != len) {
         rc = giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "trailing bytes in CONNECT");
         goto done;
     }
-    if (out)
-        *out = c;
+    if (out) *out = c;
 done:
     return rc;
 }
@@ -175,28 +161,22 @@ int giz_mqtt_publish_parse(const uint8_t *pkt, size_t len, struct giz_mqtt_publi
 
     memset(&m, 0, sizeof m);
     rc = fixed_header(pkt, len, GIZ_MQTT_PUBLISH, 0x00u, 0x00u, &p, err);
-    if (rc != GIZ_OK)
-        return rc;
+    if (rc != GIZ_OK) return rc;
     m.qos = (uint8_t)((pkt[0] >> 1) & 3u);
     m.dup = (pkt[0] & 0x08u) != 0;
     m.retain = (pkt[0] & 0x01u) != 0;
-    if (m.qos == 3)
-        return giz_error_set(err, GIZ_ERR_BAD_PACKET, 0, "QoS 3");
+    if (m.qos == 3) return giz_error_set(err, GIZ_ERR_BAD_PACKET, 0, "QoS 3");
     rc = rd_str(pkt, len, &p, &m.topic, err, "topic");
-    if (rc != GIZ_OK)
-        return rc;
+    if (rc != GIZ_OK) return rc;
     if (m.qos > 0) {
-        if (len - p < 2)
-            return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "no packet id");
+        if (len - p < 2) return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "no packet id");
         m.packet_id = rd16(pkt + p);
-        if (m.packet_id == 0)
-            return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "packet id 0");
+        if (m.packet_id == 0) return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "packet id 0");
         p += 2;
     }
     m.payload.ptr = pkt + p;
     m.payload.len = len - p;
-    if (out)
-        *out = m;
+    if (out) *out = m;
     return GIZ_OK;
 }
 
@@ -207,34 +187,29 @@ int giz_mqtt_connack_parse(const uint8_t *pkt, size_t len, uint8_t *return_code,
     size_t p = 0;
     int rc = fixed_header(pkt, len, GIZ_MQTT_CONNACK, 0x0Fu, 0x00u, &p, err);
 
-    if (rc != GIZ_OK)
-        return rc;
+    if (rc != GIZ_OK) return rc;
     if (len - p != 2)
         return giz_error_set(err, GIZ_ERR_BAD_PACKET, 1, "CONNACK remaining length is not 2");
-    if (return_code)
-        *return_code = pkt[p + 1];
+    if (return_code) *return_code = pkt[p + 1];
     return GIZ_OK;
 }
 
 /* Parses a complete SUBACK (90 len id return-codes...); every return code
  * must be 0, 1, 2 or 0x80. */
-int giz_mqtt_suback_parse(const uint8_t *pkt, size_t len, uint16_t *packet_id,
-                          uint8_t *granted, struct giz_error *err)
+int giz_mqtt_suback_parse(const uint8_t *pkt, size_t len, uint16_t *packet_id, uint8_t *granted,
+                          struct giz_error *err)
 {
     size_t p = 0;
     int rc = fixed_header(pkt, len, GIZ_MQTT_SUBACK, 0x0Fu, 0x00u, &p, err);
 
-    if (rc != GIZ_OK)
-        return rc;
+    if (rc != GIZ_OK) return rc;
     if (len - p < 3)
         return giz_error_set(err, GIZ_ERR_BAD_PACKET, p, "SUBACK without return codes");
     for (size_t i = p + 2; i < len; i++)
         if (pkt[i] > 2 && pkt[i] != 0x80)
             return giz_error_set(err, GIZ_ERR_BAD_PACKET, i, "bad SUBACK return code");
-    if (packet_id)
-        *packet_id = rd16(pkt + p);
-    if (granted)
-        *granted = pkt[p + 2];
+    if (packet_id) *packet_id = rd16(pkt + p);
+    if (granted) *granted = pkt[p + 2];
     return GIZ_OK;
 }
 
@@ -245,11 +220,9 @@ static size_t put_header(uint8_t first, size_t rem, uint8_t *buf, size_t cap)
     uint8_t tmp[4];
     size_t n;
 
-    if (rem > GIZ_VARINT_MAX)
-        return 0;
+    if (rem > GIZ_VARINT_MAX) return 0;
     n = giz_varint_encode((uint32_t)rem, tmp, sizeof tmp);
-    if (cap < 1 + n || cap - 1 - n < rem)
-        return 0;
+    if (cap < 1 + n || cap - 1 - n < rem) return 0;
     buf[0] = first;
     memcpy(buf + 1, tmp, n);
     return 1 + n;
@@ -259,8 +232,7 @@ static uint8_t *put_str(uint8_t *p, const char *s, size_t n)
 {
     p[0] = (uint8_t)(n >> 8);
     p[1] = (uint8_t)n;
-    if (n)
-        memcpy(p + 2, s, n);
+    if (n) memcpy(p + 2, s, n);
     return p + 2 + n;
 }
 
@@ -275,8 +247,7 @@ int giz_mqtt_encode_connect(const struct giz_mqtt_connect_opts *o, uint8_t *buf,
     uint8_t level, flags = 0;
     uint8_t *p;
 
-    if (!o || !buf)
-        return GIZ_ERR_INVAL;
+    if (!o || !buf) return GIZ_ERR_INVAL;
     level = o->protocol_level ? o->protocol_level : 4;
     if (level == 3)
         name = "MQIsdp";
@@ -284,16 +255,12 @@ int giz_mqtt_encode_connect(const struct giz_mqtt_connect_opts *o, uint8_t *buf,
         name = "MQTT";
     else
         return GIZ_ERR_INVAL;
-    if (o->password && !o->username)
-        return GIZ_ERR_INVAL;
+    if (o->password && !o->username) return GIZ_ERR_INVAL;
     cid = o->client_id ? o->client_id : "";
     cid_len = strlen(cid);
-    if (o->username)
-        user_len = strlen(o->username);
-    if (o->password)
-        pass_len = strlen(o->password);
-    if (cid_len > 0xFFFF || user_len > 0xFFFF || pass_len > 0xFFFF)
-        return GIZ_ERR_INVAL;
+    if (o->username) user_len = strlen(o->username);
+    if (o->password) pass_len = strlen(o->password);
+    if (cid_len > 0xFFFF || user_len > 0xFFFF || pass_len > 0xFFFF) return GIZ_ERR_INVAL;
     rem = 2 + strlen(name) + 1 + 1 + 2 + 2 + cid_len;
     if (o->username) {
         rem += 2 + user_len;
@@ -303,23 +270,18 @@ int giz_mqtt_encode_connect(const struct giz_mqtt_connect_opts *o, uint8_t *buf,
         rem += 2 + pass_len;
         flags |= 0x40;
     }
-    if (o->clean_session)
-        flags |= 0x02;
+    if (o->clean_session) flags |= 0x02;
     h = put_header(0x10, rem, buf, cap);
-    if (!h)
-        return GIZ_ERR_NOSPACE;
+    if (!h) return GIZ_ERR_NOSPACE;
     p = put_str(buf + h, name, strlen(name));
     *p++ = level;
     *p++ = flags;
     *p++ = (uint8_t)(o->keepalive >> 8);
     *p++ = (uint8_t)o->keepalive;
     p = put_str(p, cid, cid_len);
-    if (o->username)
-        p = put_str(p, o->username, user_len);
-    if (o->password)
-        p = put_str(p, o->password, pass_len);
-    if (out_len)
-        *out_len = (size_t)(p - buf);
+    if (o->username) p = put_str(p, o->username, user_len);
+    if (o->password) p = put_str(p, o->password, pass_len);
+    if (out_len) *out_len = (size_t)(p - buf);
     return GIZ_OK;
 }
 
@@ -336,24 +298,19 @@ int giz_mqtt_encode_publish(const char *topic, const uint8_t *payload, size_t pa
     if (!topic || !buf || qos > 2 || (qos && !packet_id) || (!payload && payload_len))
         return GIZ_ERR_INVAL;
     tlen = strlen(topic);
-    if (tlen > 0xFFFF || payload_len > GIZ_VARINT_MAX)
-        return GIZ_ERR_INVAL;
+    if (tlen > 0xFFFF || payload_len > GIZ_VARINT_MAX) return GIZ_ERR_INVAL;
     rem = 2 + tlen + (qos ? 2u : 0u) + payload_len;
-    if (rem > GIZ_VARINT_MAX)
-        return GIZ_ERR_INVAL;
+    if (rem > GIZ_VARINT_MAX) return GIZ_ERR_INVAL;
     h = put_header((uint8_t)(0x30u | (unsigned)qos << 1), rem, buf, cap);
-    if (!h)
-        return GIZ_ERR_NOSPACE;
+    if (!h) return GIZ_ERR_NOSPACE;
     p = put_str(buf + h, topic, tlen);
     if (qos) {
         *p++ = (uint8_t)(packet_id >> 8);
         *p++ = (uint8_t)packet_id;
     }
-    if (payload_len)
-        memcpy(p, payload, payload_len);
+    if (payload_len) memcpy(p, payload, payload_len);
     p += payload_len;
-    if (out_len)
-        *out_len = (size_t)(p - buf);
+    if (out_len) *out_len = (size_t)(p - buf);
     return GIZ_OK;
 }
 
@@ -365,21 +322,17 @@ int giz_mqtt_encode_subscribe(uint16_t packet_id, const char *topic, uint8_t qos
     size_t tlen, h;
     uint8_t *p;
 
-    if (!topic || !buf || !packet_id || qos > 2)
-        return GIZ_ERR_INVAL;
+    if (!topic || !buf || !packet_id || qos > 2) return GIZ_ERR_INVAL;
     tlen = strlen(topic);
-    if (tlen > 0xFFFF)
-        return GIZ_ERR_INVAL;
+    if (tlen > 0xFFFF) return GIZ_ERR_INVAL;
     h = put_header(0x82, 2 + 2 + tlen + 1, buf, cap);
-    if (!h)
-        return GIZ_ERR_NOSPACE;
+    if (!h) return GIZ_ERR_NOSPACE;
     p = buf + h;
     *p++ = (uint8_t)(packet_id >> 8);
     *p++ = (uint8_t)packet_id;
     p = put_str(p, topic, tlen);
     *p++ = qos;
-    if (out_len)
-        *out_len = (size_t)(p - buf);
+    if (out_len) *out_len = (size_t)(p - buf);
     return GIZ_OK;
 }
 
@@ -387,15 +340,13 @@ int giz_mqtt_encode_subscribe(uint16_t packet_id, const char *topic, uint8_t qos
  * (E0 00); other types are GIZ_ERR_INVAL. */
 int giz_mqtt_encode_simple(enum giz_mqtt_type type, uint8_t *buf, size_t cap, size_t *out_len)
 {
-    if (!buf || (type != GIZ_MQTT_PINGREQ && type != GIZ_MQTT_PINGRESP &&
-                 type != GIZ_MQTT_DISCONNECT))
+    if (!buf ||
+        (type != GIZ_MQTT_PINGREQ && type != GIZ_MQTT_PINGRESP && type != GIZ_MQTT_DISCONNECT))
         return GIZ_ERR_INVAL;
-    if (cap < 2)
-        return GIZ_ERR_NOSPACE;
+    if (cap < 2) return GIZ_ERR_NOSPACE;
     buf[0] = (uint8_t)((unsigned)type << 4);
     buf[1] = 0;
-    if (out_len)
-        *out_len = 2;
+    if (out_len) *out_len = 2;
     return GIZ_OK;
 }
 
@@ -408,10 +359,8 @@ bool giz_mqtt_topic_match(const char *filter, const char *topic)
 {
     const char *f = filter, *t = topic;
 
-    if (!filter || !topic || strpbrk(topic, "+#"))
-        return false;
-    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-        return false;
+    if (!filter || !topic || strpbrk(topic, "+#")) return false;
+    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) return false;
     for (;;) {
         /* f and t each point at the start of a level */
         const char *fe = strchr(f, '/');
@@ -419,16 +368,11 @@ bool giz_mqtt_topic_match(const char *filter, const char *topic)
         size_t fl = fe ? (size_t)(fe - f) : strlen(f);
         size_t tl = te ? (size_t)(te - t) : strlen(t);
 
-        if (fl == 1 && f[0] == '#')
-            return fe == NULL;
-        if (memchr(f, '#', fl) || (memchr(f, '+', fl) && fl != 1))
-            return false;
-        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0))
-            return false;
-        if (!fe && !te)
-            return true;
-        if (!fe)
-            return false;
+        if (fl == 1 && f[0] == '#') return fe == NULL;
+        if (memchr(f, '#', fl) || (memchr(f, '+', fl) && fl != 1)) return false;
+        if (!(fl == 1 && f[0] == '+') && (fl != tl || memcmp(f, t, fl) != 0)) return false;
+        if (!fe && !te) return true;
+        if (!fe) return false;
         if (!te) {
             /* topic ended: only a trailing "/#" can still match */
             return strcmp(fe, "/#") == 0;

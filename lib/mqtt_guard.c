@@ -198,9 +198,8 @@ uint8_t *giz_guard_gather_space(struct giz_guard *g)
 }
 
 /* The whole CONNECT is in g->pkt: parse, clamp, remember the client id. */
-static enum giz_guard_verdict connect_complete(struct giz_guard *g,
-                                               const struct giz_guard_limits *lim,
-                                               struct giz_error *err)
+static enum giz_guard_verdict
+connect_complete(struct giz_guard *g, const struct giz_guard_limits *lim, struct giz_error *err)
 {
     struct giz_mqtt_connect cp;
     struct giz_error e;
@@ -222,8 +221,8 @@ static enum giz_guard_verdict connect_complete(struct giz_guard *g,
         g->pkt[cp.keepalive_offset + 1u] = (uint8_t)(lim->keepalive_max & 0xffu);
     }
     if (cp.client_id.len > 0) {
-        size_t len = cp.client_id.len < GIZ_GUARD_CLIENT_ID_MAX ? cp.client_id.len
-                                                                : GIZ_GUARD_CLIENT_ID_MAX;
+        size_t len =
+            cp.client_id.len < GIZ_GUARD_CLIENT_ID_MAX ? cp.client_id.len : GIZ_GUARD_CLIENT_ID_MAX;
         g->client_id = malloc(len + 1u);
         if (g->client_id != NULL) {
             const uint8_t *src = (const uint8_t *)cp.client_id.ptr;

@@ -73,8 +73,7 @@ static uint8_t *wr32(uint8_t *p, uint32_t v)
 
 static uint8_t *wrview(uint8_t *p, struct giz_view v)
 {
-    if (v.len)
-        memcpy(p, v.ptr, v.len);
+    if (v.len) memcpy(p, v.ptr, v.len);
     return p + v.len;
 }
 
@@ -92,21 +91,36 @@ static bool is_bare_cmd(uint16_t cmd)
 const char *giz_cmd_name(uint16_t cmd)
 {
     switch (cmd) {
-    case GIZ_CMD_LOG_LEVEL_SET: return "log_level_set";
-    case GIZ_CMD_LOG_LEVEL_ACK: return "log_level_ack";
-    case GIZ_CMD_LOG: return "log";
-    case GIZ_CMD_BIZ: return "biz";
-    case GIZ_CMD_BIZ_REPLY: return "biz_reply";
-    case GIZ_CMD_BIZ_SN: return "biz_sn";
-    case GIZ_CMD_BIZ_SN_ACK: return "biz_sn_ack";
-    case GIZ_CMD_OTA_PUSH_V40: return "ota_push_v40";
-    case GIZ_CMD_APP_COUNT_REQ: return "app_count_req";
-    case GIZ_CMD_APP_COUNT: return "app_count";
-    case GIZ_CMD_OTA_PUSH_V41: return "ota_push_v41";
-    case GIZ_CMD_VERSION_REPORT: return "version_report";
-    case GIZ_CMD_RESET_NOTICE: return "reset_notice";
-    case GIZ_CMD_OTA_PROGRESS: return "ota_progress";
-    default: return NULL;
+    case GIZ_CMD_LOG_LEVEL_SET:
+        return "log_level_set";
+    case GIZ_CMD_LOG_LEVEL_ACK:
+        return "log_level_ack";
+    case GIZ_CMD_LOG:
+        return "log";
+    case GIZ_CMD_BIZ:
+        return "biz";
+    case GIZ_CMD_BIZ_REPLY:
+        return "biz_reply";
+    case GIZ_CMD_BIZ_SN:
+        return "biz_sn";
+    case GIZ_CMD_BIZ_SN_ACK:
+        return "biz_sn_ack";
+    case GIZ_CMD_OTA_PUSH_V40:
+        return "ota_push_v40";
+    case GIZ_CMD_APP_COUNT_REQ:
+        return "app_count_req";
+    case GIZ_CMD_APP_COUNT:
+        return "app_count";
+    case GIZ_CMD_OTA_PUSH_V41:
+        return "ota_push_v41";
+    case GIZ_CMD_VERSION_REPORT:
+        return "version_report";
+    case GIZ_CMD_RESET_NOTICE:
+        return "reset_notice";
+    case GIZ_CMD_OTA_PROGRESS:
+        return "ota_progress";
+    default:
+        return NULL;
     }
 }
 
@@ -117,14 +131,11 @@ int giz_varint_decode(const uint8_t *buf, size_t len, uint32_t *value, size_t *u
     size_t i;
 
     for (i = 0; i < 4; i++) {
-        if (i >= len)
-            return GIZ_ERR_TRUNCATED;
+        if (i >= len) return GIZ_ERR_TRUNCATED;
         v |= (uint32_t)(buf[i] & 0x7Fu) << (7 * i);
         if (!(buf[i] & 0x80u)) {
-            if (value)
-                *value = v;
-            if (used)
-                *used = i + 1;
+            if (value) *value = v;
+            if (used) *used = i + 1;
             return GIZ_OK;
         }
     }
@@ -136,15 +147,12 @@ size_t giz_varint_encode(uint32_t value, uint8_t *buf, size_t cap)
 {
     size_t n = 0;
 
-    if (value > GIZ_VARINT_MAX)
-        return 0;
+    if (value > GIZ_VARINT_MAX) return 0;
     do {
         uint8_t b = (uint8_t)(value & 0x7Fu);
         value >>= 7;
-        if (value)
-            b |= 0x80u;
-        if (n >= cap)
-            return 0;
+        if (value) b |= 0x80u;
+        if (n >= cap) return 0;
         buf[n++] = b;
     } while (value);
     return n;
@@ -179,15 +187,12 @@ static size_t utf8_bad_at(const uint8_t *buf, size_t len)
         } else {
             return i;
         }
-        if (len - i <= n)
-            return i;
+        if (len - i <= n) return i;
         for (size_t k = 1; k <= n; k++) {
-            if ((buf[i + k] & 0xC0u) != 0x80u)
-                return i;
+            if ((buf[i + k] & 0xC0u) != 0x80u) return i;
             cp = cp << 6 | (buf[i + k] & 0x3Fu);
         }
-        if (cp < min || cp > 0x10FFFFu || (cp >= 0xD800u && cp <= 0xDFFFu))
-            return i;
+        if (cp < min || cp > 0x10FFFFu || (cp >= 0xD800u && cp <= 0xDFFFu)) return i;
         i += n + 1;
     }
     return len;
@@ -196,25 +201,21 @@ static size_t utf8_bad_at(const uint8_t *buf, size_t len)
 /* Returns true if buf[0..len) is valid UTF-8. */
 bool giz_utf8_valid(const uint8_t *buf, size_t len)
 {
-    if (!buf)
-        return len == 0;
+    if (!buf) return len == 0;
     return utf8_bad_at(buf, len) == len;
 }
 
 /* Reads a 2-byte length and the bytes it announces at *pos, up to `max`. */
-static int rd_lenstr(const uint8_t *buf, size_t len, size_t *pos, size_t max,
-                     struct giz_view *out, struct giz_error *err, const char *what)
+static int rd_lenstr(const uint8_t *buf, size_t len, size_t *pos, size_t max, struct giz_view *out,
+                     struct giz_error *err, const char *what)
 {
     size_t p = *pos;
     size_t n;
 
-    if (len - p < 2)
-        return giz_error_set(err, GIZ_ERR_TRUNCATED, len, what);
+    if (len - p < 2) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, what);
     n = rd16(buf + p);
-    if (n > max)
-        return giz_error_set(err, GIZ_ERR_OVERSIZE, p, what);
-    if (n > len - p - 2)
-        return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, p, what);
+    if (n > max) return giz_error_set(err, GIZ_ERR_OVERSIZE, p, what);
+    if (n > len - p - 2) return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, p, what);
     out->ptr = buf + p + 2;
     out->len = n;
     *pos = p + 2 + n;
@@ -238,11 +239,11 @@ static int rd_subhdr(const uint8_t *buf, size_t len, size_t *pos, uint16_t *flag
 {
     size_t p = *pos;
 
-    if (len - p < 4)
-        return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "flags and length");
+    if (len - p < 4) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "flags and length");
     *flags = rd16(buf + p);
     if (rd16(buf + p + 2) != len - p - 4)
-        return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, p + 2, "length disagrees with the input");
+        return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, p + 2,
+                             "length disagrees with the input");
     *pos = p + 4;
     return GIZ_OK;
 }
@@ -264,8 +265,7 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
         break;
     case GIZ_CMD_BIZ_SN:
     case GIZ_CMD_BIZ_SN_ACK:
-        if (len - p < 4)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "SN");
+        if (len - p < 4) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "SN");
         m->u.biz_sn.sn = rd32(buf + p);
         p += 4;
         if (len - p > GIZ_MAX_BIZ)
@@ -275,60 +275,49 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
         p = len;
         break;
     case GIZ_CMD_LOG_LEVEL_SET:
-        if (len - p < 2)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "log level bits");
+        if (len - p < 2) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "log level bits");
         /* wire: bits 8-15 first, then bits 0-7 */
         m->u.log_level.bits = rd16(buf + p);
         p += 2;
         break;
     case GIZ_CMD_LOG:
-        if (len - p < 1)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "log level");
+        if (len - p < 1) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "log level");
         m->u.log.level = buf[p];
         if (m->u.log.level < GIZ_LOGLVL_ERROR || m->u.log.level > GIZ_LOGLVL_INFO)
             return giz_error_set(err, GIZ_ERR_BAD_VALUE, p, "log level not 1..3");
         p++;
         rc = rd_lenstr(buf, len, &p, GIZ_MAX_LOG_TAGS, &m->u.log.tags, err, "log tags");
-        if (rc == GIZ_OK)
-            rc = check_text(buf, m->u.log.tags, err, "log tags");
+        if (rc == GIZ_OK) rc = check_text(buf, m->u.log.tags, err, "log tags");
         if (rc == GIZ_OK)
             rc = rd_lenstr(buf, len, &p, GIZ_MAX_LOG_SOURCE, &m->u.log.source, err, "log source");
+        if (rc == GIZ_OK) rc = check_text(buf, m->u.log.source, err, "log source");
         if (rc == GIZ_OK)
-            rc = check_text(buf, m->u.log.source, err, "log source");
-        if (rc == GIZ_OK)
-            rc = rd_lenstr(buf, len, &p, GIZ_MAX_LOG_CONTENT, &m->u.log.content, err,
-                           "log content");
-        if (rc == GIZ_OK)
-            rc = check_text(buf, m->u.log.content, err, "log content");
-        if (rc != GIZ_OK)
-            return rc;
+            rc =
+                rd_lenstr(buf, len, &p, GIZ_MAX_LOG_CONTENT, &m->u.log.content, err, "log content");
+        if (rc == GIZ_OK) rc = check_text(buf, m->u.log.content, err, "log content");
+        if (rc != GIZ_OK) return rc;
         break;
     case GIZ_CMD_OTA_PUSH_V40:
-        if (len - p < 5)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA type and fid");
+        if (len - p < 5) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA type and fid");
         m->u.ota40.type = buf[p];
         m->u.ota40.fid = rd32(buf + p + 1);
         p += 5;
         rc = rd_lenstr(buf, len, &p, GIZ_MAX_OTA_URL, &m->u.ota40.url, err, "OTA url");
-        if (rc != GIZ_OK)
-            return rc;
+        if (rc != GIZ_OK) return rc;
         break;
     case GIZ_CMD_APP_COUNT:
-        if (len - p < 2)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "app count");
+        if (len - p < 2) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "app count");
         m->u.app_count.count = rd16(buf + p);
         p += 2;
         break;
     case GIZ_CMD_OTA_PUSH_V41:
-        if (len - p < 1)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA type");
+        if (len - p < 1) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA type");
         m->u.ota41.type = buf[p++];
         m->u.ota41.did.ptr = buf + p;
         m->u.ota41.did.len = 0;
         if (p < len) {
             rc = rd_lenstr(buf, len, &p, GIZ__MAX_OTA41_DID, &m->u.ota41.did, err, "OTA DID");
-            if (rc != GIZ_OK)
-                return rc;
+            if (rc != GIZ_OK) return rc;
         }
         break;
     case GIZ_CMD_RESET_NOTICE:
@@ -340,8 +329,7 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
         }
         m->u.reset.long_form = true;
         rc = rd_subhdr(buf, len, &p, &m->u.reset.flags, err);
-        if (rc != GIZ_OK)
-            return rc;
+        if (rc != GIZ_OK) return rc;
         m->u.reset.data.ptr = buf + p;
         m->u.reset.data.len = len - p;
         p = len;
@@ -356,17 +344,14 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
         fields[1] = &m->u.version.module;
         fields[2] = &m->u.version.mcu;
         rc = rd_subhdr(buf, len, &p, &flags, err);
-        if (rc != GIZ_OK)
-            return rc;
+        if (rc != GIZ_OK) return rc;
         m->u.version.flags = flags;
         for (int i = 0; i < 3; i++) {
             fields[i]->ptr = buf + p;
             fields[i]->len = 0;
-            if (!(flags & bits[i]))
-                continue;
+            if (!(flags & bits[i])) continue;
             rc = rd_lenstr(buf, len, &p, 0xFFFFu, fields[i], err, what[i]);
-            if (rc != GIZ_OK)
-                return rc;
+            if (rc != GIZ_OK) return rc;
         }
         m->u.version.rest.ptr = buf + p;
         m->u.version.rest.len = 0;
@@ -378,16 +363,13 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
     }
     case GIZ_CMD_OTA_PROGRESS:
         rc = rd_subhdr(buf, len, &p, &m->u.ota_progress.flags, err);
-        if (rc != GIZ_OK)
-            return rc;
-        if (len - p < 1)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA percent");
+        if (rc != GIZ_OK) return rc;
+        if (len - p < 1) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "OTA percent");
         m->u.ota_progress.percent = buf[p++];
         rc = rd_lenstr(buf, len, &p, 0xFFFFu, &m->u.ota_progress.version, err, "OTA version");
         if (rc == GIZ_OK)
             rc = rd_lenstr(buf, len, &p, 0xFFFFu, &m->u.ota_progress.info, err, "OTA status");
-        if (rc != GIZ_OK)
-            return rc;
+        if (rc != GIZ_OK) return rc;
         break;
     case GIZ_CMD_LOG_LEVEL_ACK:
     case GIZ_CMD_APP_COUNT_REQ:
@@ -395,8 +377,7 @@ static int decode_body(const uint8_t *buf, size_t len, size_t p, struct giz_msg 
     default:
         return giz_error_set(err, GIZ_ERR_UNKNOWN_CMD, p - 2, "unknown command");
     }
-    if (p != len)
-        return giz_error_set(err, GIZ_ERR_TRAILING, p, "trailing bytes");
+    if (p != len) return giz_error_set(err, GIZ_ERR_TRAILING, p, "trailing bytes");
     return GIZ_OK;
 }
 
@@ -409,17 +390,14 @@ int giz_msg_decode(const uint8_t *buf, size_t len, struct giz_msg *out, struct g
     int rc;
 
     memset(&m, 0, sizeof m);
-    if (!buf && len)
-        return giz_error_set(err, GIZ_ERR_INVAL, 0, "NULL input");
+    if (!buf && len) return giz_error_set(err, GIZ_ERR_INVAL, 0, "NULL input");
     if (memcmp(buf ? buf : header, header, len < 4 ? len : 4) != 0)
         return giz_error_set(err, GIZ_ERR_BAD_HEADER, 0, "fixed header is not 00000003");
-    if (len < 5)
-        return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "input ends in the header");
+    if (len < 5) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "input ends in the header");
 
     if (buf[4] == 0x02) {
         /* bare form: a framed Len is >= 3, so 0x02 here starts a command */
-        if (len < 6)
-            return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "input ends in the command");
+        if (len < 6) return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "input ends in the command");
         m.cmd = rd16(buf + 4);
         m.framed = false;
         if (!is_bare_cmd(m.cmd))
@@ -432,8 +410,7 @@ int giz_msg_decode(const uint8_t *buf, size_t len, struct giz_msg *out, struct g
         rc = giz_varint_decode(buf + 4, len - 4, &vlen, &used);
         if (rc == GIZ_ERR_TRUNCATED)
             return giz_error_set(err, rc, len, "input ends in the Len varint");
-        if (rc != GIZ_OK)
-            return giz_error_set(err, rc, 4, "Len varint longer than 4 bytes");
+        if (rc != GIZ_OK) return giz_error_set(err, rc, 4, "Len varint longer than 4 bytes");
         p = 4 + used;
         if (vlen != len - p)
             return giz_error_set(err, GIZ_ERR_LENGTH_MISMATCH, 4, "Len disagrees with the input");
@@ -441,8 +418,7 @@ int giz_msg_decode(const uint8_t *buf, size_t len, struct giz_msg *out, struct g
             return giz_error_set(err, GIZ_ERR_TRUNCATED, len, "message ends before the command");
         m.framed = true;
         m.flags = buf[p];
-        if (m.flags != 0)
-            return giz_error_set(err, GIZ_ERR_BAD_FLAGS, p, "flags byte is not 00");
+        if (m.flags != 0) return giz_error_set(err, GIZ_ERR_BAD_FLAGS, p, "flags byte is not 00");
         m.cmd = rd16(buf + p + 1);
         if (!giz_cmd_name(m.cmd))
             return giz_error_set(err, GIZ_ERR_UNKNOWN_CMD, p + 1, "unknown command");
@@ -450,8 +426,7 @@ int giz_msg_decode(const uint8_t *buf, size_t len, struct giz_msg *out, struct g
     }
     rc = decode_body(buf, len, p, &m, err);
     if (rc == GIZ_OK) {
-        if (out)
-            *out = m;
+        if (out) *out = m;
         giz_error_set(err, GIZ_OK, len, "ok");
     }
     return rc;
@@ -472,10 +447,8 @@ static int version_data_size(const struct giz_msg *msg, size_t *out)
     size_t n = 0;
 
     for (int i = 0; i < 4; i++) {
-        if (!view_ok(*f[i]))
-            return GIZ_ERR_INVAL;
-        if (f[i]->len > 0xFFFFu)
-            return GIZ_ERR_OVERSIZE;
+        if (!view_ok(*f[i])) return GIZ_ERR_INVAL;
+        if (f[i]->len > 0xFFFFu) return GIZ_ERR_OVERSIZE;
     }
     for (int i = 0; i < 3; i++) {
         if (flags & bits[i])
@@ -486,8 +459,7 @@ static int version_data_size(const struct giz_msg *msg, size_t *out)
     if (f[3]->len && !(flags & ~GIZ__VERFLAGS_KNOWN))
         return GIZ_ERR_BAD_VALUE; /* opaque data needs an unknown flag bit */
     n += f[3]->len;
-    if (n > 0xFFFFu)
-        return GIZ_ERR_OVERSIZE;
+    if (n > 0xFFFFu) return GIZ_ERR_OVERSIZE;
     *out = n;
     return GIZ_OK;
 }
@@ -502,18 +474,14 @@ static int body_size(const struct giz_msg *msg, size_t *body)
     switch (msg->cmd) {
     case GIZ_CMD_BIZ:
     case GIZ_CMD_BIZ_REPLY:
-        if (!view_ok(msg->u.biz.data))
-            return GIZ_ERR_INVAL;
-        if (msg->u.biz.data.len > GIZ_MAX_BIZ)
-            return GIZ_ERR_OVERSIZE;
+        if (!view_ok(msg->u.biz.data)) return GIZ_ERR_INVAL;
+        if (msg->u.biz.data.len > GIZ_MAX_BIZ) return GIZ_ERR_OVERSIZE;
         *body = msg->u.biz.data.len;
         return GIZ_OK;
     case GIZ_CMD_BIZ_SN:
     case GIZ_CMD_BIZ_SN_ACK:
-        if (!view_ok(msg->u.biz_sn.data))
-            return GIZ_ERR_INVAL;
-        if (msg->u.biz_sn.data.len > GIZ_MAX_BIZ)
-            return GIZ_ERR_OVERSIZE;
+        if (!view_ok(msg->u.biz_sn.data)) return GIZ_ERR_INVAL;
+        if (msg->u.biz_sn.data.len > GIZ_MAX_BIZ) return GIZ_ERR_OVERSIZE;
         *body = 4 + msg->u.biz_sn.data.len;
         return GIZ_OK;
     case GIZ_CMD_LOG_LEVEL_SET:
@@ -531,55 +499,45 @@ static int body_size(const struct giz_msg *msg, size_t *body)
         t[1] = &msg->u.log.source;
         t[2] = &msg->u.log.content;
         for (int i = 0; i < 3; i++)
-            if (!view_ok(*t[i]))
-                return GIZ_ERR_INVAL;
+            if (!view_ok(*t[i])) return GIZ_ERR_INVAL;
         if (t[0]->len > GIZ_MAX_LOG_TAGS || t[1]->len > GIZ_MAX_LOG_SOURCE ||
             t[2]->len > GIZ_MAX_LOG_CONTENT)
             return GIZ_ERR_OVERSIZE;
         for (int i = 0; i < 3; i++)
-            if (!giz_utf8_valid(t[i]->ptr, t[i]->len))
-                return GIZ_ERR_BAD_UTF8;
+            if (!giz_utf8_valid(t[i]->ptr, t[i]->len)) return GIZ_ERR_BAD_UTF8;
         *body = 1 + 6 + t[0]->len + t[1]->len + t[2]->len;
         return GIZ_OK;
     case GIZ_CMD_OTA_PUSH_V40:
-        if (!view_ok(msg->u.ota40.url))
-            return GIZ_ERR_INVAL;
-        if (msg->u.ota40.url.len > GIZ_MAX_OTA_URL)
-            return GIZ_ERR_OVERSIZE;
+        if (!view_ok(msg->u.ota40.url)) return GIZ_ERR_INVAL;
+        if (msg->u.ota40.url.len > GIZ_MAX_OTA_URL) return GIZ_ERR_OVERSIZE;
         *body = 1 + 4 + 2 + msg->u.ota40.url.len;
         return GIZ_OK;
     case GIZ_CMD_OTA_PUSH_V41:
-        if (!view_ok(msg->u.ota41.did))
-            return GIZ_ERR_INVAL;
-        if (msg->u.ota41.did.len > GIZ__MAX_OTA41_DID)
-            return GIZ_ERR_OVERSIZE;
+        if (!view_ok(msg->u.ota41.did)) return GIZ_ERR_INVAL;
+        if (msg->u.ota41.did.len > GIZ__MAX_OTA41_DID) return GIZ_ERR_OVERSIZE;
         *body = 1 + (msg->u.ota41.did.len ? 2 + msg->u.ota41.did.len : 0);
         return GIZ_OK;
     case GIZ_CMD_RESET_NOTICE:
-        if (!view_ok(msg->u.reset.data))
-            return GIZ_ERR_INVAL;
+        if (!view_ok(msg->u.reset.data)) return GIZ_ERR_INVAL;
         if (!msg->u.reset.long_form) {
             if (msg->u.reset.flags != 0 || msg->u.reset.data.len != 0)
                 return GIZ_ERR_BAD_VALUE; /* the short form carries nothing */
             *body = 2;
             return GIZ_OK;
         }
-        if (msg->u.reset.data.len > 0xFFFFu)
-            return GIZ_ERR_OVERSIZE;
+        if (msg->u.reset.data.len > 0xFFFFu) return GIZ_ERR_OVERSIZE;
         *body = 4 + msg->u.reset.data.len;
         return GIZ_OK;
     case GIZ_CMD_VERSION_REPORT:
         rc = version_data_size(msg, &n);
-        if (rc != GIZ_OK)
-            return rc;
+        if (rc != GIZ_OK) return rc;
         *body = 4 + n;
         return GIZ_OK;
     case GIZ_CMD_OTA_PROGRESS:
         if (!view_ok(msg->u.ota_progress.version) || !view_ok(msg->u.ota_progress.info))
             return GIZ_ERR_INVAL;
         n = 1 + 2 + msg->u.ota_progress.version.len + 2 + msg->u.ota_progress.info.len;
-        if (n > 0xFFFFu)
-            return GIZ_ERR_OVERSIZE;
+        if (n > 0xFFFFu) return GIZ_ERR_OVERSIZE;
         *body = 4 + n;
         return GIZ_OK;
     default:
@@ -594,11 +552,9 @@ static int total_size(const struct giz_msg *msg, size_t *total)
     uint8_t tmp[4];
     int rc;
 
-    if (!msg)
-        return GIZ_ERR_INVAL;
+    if (!msg) return GIZ_ERR_INVAL;
     rc = body_size(msg, &body);
-    if (rc != GIZ_OK)
-        return rc;
+    if (rc != GIZ_OK) return rc;
     if (is_bare_cmd(msg->cmd))
         *total = 4 + 2 + body;
     else
@@ -622,15 +578,13 @@ int giz_msg_encode(const struct giz_msg *msg, uint8_t *buf, size_t cap, size_t *
     int rc;
 
     rc = total_size(msg, &total);
-    if (rc != GIZ_OK)
-        return rc;
-    if (!buf || cap < total)
-        return GIZ_ERR_NOSPACE;
+    if (rc != GIZ_OK) return rc;
+    if (!buf || cap < total) return GIZ_ERR_NOSPACE;
     p = wr32(buf, GIZ_PROTO_HEADER);
     if (!is_bare_cmd(msg->cmd)) {
         size_t body = 0;
 
-        (void)body_size(msg, &body); /* already checked by total_size() */
+        (void)body_size(msg, &body);                        /* already checked by total_size() */
         p += giz_varint_encode((uint32_t)(3 + body), p, 4); /* Len: flags..end */
         *p++ = 0x00;                                        /* flags */
     }
@@ -686,15 +640,13 @@ int giz_msg_encode(const struct giz_msg *msg, uint8_t *buf, size_t cap, size_t *
         size_t n = 0;
         const struct giz_view *f[3] = {&msg->u.version.subdev, &msg->u.version.module,
                                        &msg->u.version.mcu};
-        static const uint16_t bits[3] = {GIZ_VERFLAG_SUBDEV, GIZ_VERFLAG_MODULE,
-                                         GIZ_VERFLAG_MCU};
+        static const uint16_t bits[3] = {GIZ_VERFLAG_SUBDEV, GIZ_VERFLAG_MODULE, GIZ_VERFLAG_MCU};
 
         (void)version_data_size(msg, &n); /* already checked by total_size() */
         p = wr16(p, msg->u.version.flags);
         p = wr16(p, (uint16_t)n);
         for (int i = 0; i < 3; i++) {
-            if (!(msg->u.version.flags & bits[i]))
-                continue;
+            if (!(msg->u.version.flags & bits[i])) continue;
             p = wr16(p, (uint16_t)f[i]->len);
             p = wrview(p, *f[i]);
         }
@@ -714,7 +666,6 @@ int giz_msg_encode(const struct giz_msg *msg, uint8_t *buf, size_t cap, size_t *
     default:
         break;
     }
-    if (out_len)
-        *out_len = (size_t)(p - buf);
+    if (out_len) *out_len = (size_t)(p - buf);
     return GIZ_OK;
 }

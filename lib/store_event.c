@@ -146,8 +146,10 @@ static int ev_scalar(struct giz_store *s, const char *sql, int64_t a, int64_t *o
     if (rc) return rc;
     if (sqlite3_bind_parameter_count(st) >= 1) store__bind_int(s, st, 1, a);
     src = store__step(s, st);
-    if (src == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
-    else rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
+    if (src == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
     ev_finalize(s, st);
     return rc;
 }
@@ -156,8 +158,9 @@ int giz_store_event_last_id(struct giz_store *s, int64_t *id)
 {
     if (!s || !id) return GIZ_ERR_INVAL;
     *id = 0;
-    return ev_scalar(s, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), "
-                        "(SELECT max(id) FROM events), 0)",
+    return ev_scalar(s,
+                     "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), "
+                     "(SELECT max(id) FROM events), 0)",
                      0, id, "reading the last event id");
 }
 
@@ -176,16 +179,18 @@ int giz_store_event_dropped(struct giz_store *s, const char *did, const char *so
     store__bind_text(s, st, 1, did);
     store__bind_text(s, st, 2, source);
     src = store__step(s, st);
-    if (src == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
-    else rc = store__db_err(s, src, "counting dropped events");
+    if (src == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = store__db_err(s, src, "counting dropped events");
     ev_finalize(s, st);
     return rc;
 }
 
 /* Runs a no-row statement binding ?1 a, ?2 b, ?3 t1, ?4 t2 (as many as
  * sql has); adds the rows it changed to *changes (may be NULL). */
-static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t b,
-                       const char *t1, const char *t2, const char *what, int64_t *changes)
+static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t b, const char *t1,
+                       const char *t2, const char *what, int64_t *changes)
 {
     sqlite3_stmt *st = NULL;
     int rc = ev_prepare(s, sql, &st, what);
@@ -205,8 +210,7 @@ static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t 
 int giz_store_event_count_dropped(struct giz_store *s, const char *did, const char *source,
                                   int64_t n)
 {
-    if (!s || !store__fits(did, GIZ_DID_SIZE) || !source_ok(source) || n < 0)
-        return GIZ_ERR_INVAL;
+    if (!s || !store__fits(did, GIZ_DID_SIZE) || !source_ok(source) || n < 0) return GIZ_ERR_INVAL;
     if (n == 0) return GIZ_OK;
     return ev_exec_sql(s,
                        "INSERT INTO event_drops(did, source, reason, n) VALUES (?3, ?4, 'queue', "
@@ -255,12 +259,14 @@ static int prune_total(struct giz_store *s, uint64_t total, int64_t *pruned)
     int rc;
     if (total == 0 || total > INT64_MAX) return GIZ_OK;
     rc = ev_scalar(s, "SELECT coalesce(min(id), 0) FROM events", 0, &lo, "reading oldest event");
-    if (!rc) rc = ev_scalar(s, "SELECT coalesce(max(id), 0) FROM events", 0, &hi,
-                            "reading newest event");
+    if (!rc)
+        rc =
+            ev_scalar(s, "SELECT coalesce(max(id), 0) FROM events", 0, &hi, "reading newest event");
     if (rc) return rc;
     if (hi == 0 || hi - lo + 1 <= (int64_t)total) return GIZ_OK; /* ids bound the count */
-    rc = ev_scalar(s, "SELECT coalesce((SELECT id FROM events ORDER BY id DESC LIMIT 1 "
-                      "OFFSET ?1), 0)",
+    rc = ev_scalar(s,
+                   "SELECT coalesce((SELECT id FROM events ORDER BY id DESC LIMIT 1 "
+                   "OFFSET ?1), 0)",
                    (int64_t)total, &cutid, "finding the total cut");
     if (rc || cutid == 0) return rc;
     rc = ev_exec_sql(s,
@@ -268,8 +274,9 @@ static int prune_total(struct giz_store *s, uint64_t total, int64_t *pruned)
                      "'total', count(*) FROM events WHERE id <= ?1 GROUP BY did, source "
                      "ON CONFLICT(did, source, reason) DO UPDATE SET n = n + excluded.n",
                      cutid, 0, NULL, NULL, "counting total-pruned events", NULL);
-    if (!rc) rc = ev_exec_sql(s, "DELETE FROM events WHERE id <= ?1", cutid, 0, NULL, NULL,
-                              "pruning events to the total cap", pruned);
+    if (!rc)
+        rc = ev_exec_sql(s, "DELETE FROM events WHERE id <= ?1", cutid, 0, NULL, NULL,
+                         "pruning events to the total cap", pruned);
     if (!rc)
         rc = ev_exec_sql(s,
                          "INSERT INTO event_drops(did, source, reason, n) SELECT '*', source, "
@@ -285,8 +292,7 @@ static int prune_total(struct giz_store *s, uint64_t total, int64_t *pruned)
     return rc;
 }
 
-int giz_store_event_prune(struct giz_store *s, unsigned per_device, uint64_t total,
-                          int64_t *pruned)
+int giz_store_event_prune(struct giz_store *s, unsigned per_device, uint64_t total, int64_t *pruned)
 {
     int64_t upto = 0, keep = -1, max_id = 0, n = 0;
     int rc, kind = 0;
@@ -298,10 +304,12 @@ int giz_store_event_prune(struct giz_store *s, unsigned per_device, uint64_t tot
     if (rc) goto cleanup;
     open = true;
     rc = ev_scalar(s, "SELECT upto FROM event_prune WHERE id = 1", 0, &upto, "reading prune mark");
-    if (!rc) rc = ev_scalar(s, "SELECT keep FROM event_prune WHERE id = 1", 0, &keep,
-                            "reading prune keep");
-    if (!rc) rc = ev_scalar(s, "SELECT coalesce(max(id), 0) FROM events", 0, &max_id,
-                            "reading newest event");
+    if (!rc)
+        rc = ev_scalar(s, "SELECT keep FROM event_prune WHERE id = 1", 0, &keep,
+                       "reading prune keep");
+    if (!rc)
+        rc = ev_scalar(s, "SELECT coalesce(max(id), 0) FROM events", 0, &max_id,
+                       "reading newest event");
     if (rc) goto cleanup;
     if (keep != (int64_t)per_device) upto = 0; /* a new limit: look at every device */
     if (per_device > 0 && max_id > upto) rc = prune_devices(s, per_device, upto, &n);

@@ -28,8 +28,7 @@ int giz_parse_uint(const char *s, int base, uint64_t min, uint64_t max, uint64_t
     char *end = NULL;
     unsigned long long v;
 
-    if (s == NULL || out == NULL || (base != 0 && base != 10 && base != 16))
-        return GIZ_ERR_INVAL;
+    if (s == NULL || out == NULL || (base != 0 && base != 10 && base != 16)) return GIZ_ERR_INVAL;
     digits = s;
     if (base != 10 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         digits = s + 2;
@@ -39,17 +38,13 @@ int giz_parse_uint(const char *s, int base, uint64_t min, uint64_t max, uint64_t
     }
     /* Every character must be a digit of the base: this refuses signs, white
      * space and a second "0x" that strtoull alone would accept. */
-    if (digits[0] == '\0')
-        return GIZ_ERR_INVAL;
+    if (digits[0] == '\0') return GIZ_ERR_INVAL;
     for (const char *p = digits; *p != '\0'; p++)
-        if (!is_digit_in(*p, base))
-            return GIZ_ERR_INVAL;
+        if (!is_digit_in(*p, base)) return GIZ_ERR_INVAL;
     errno = 0;
     v = strtoull(digits, &end, base);
-    if (end == NULL || *end != '\0')
-        return GIZ_ERR_INVAL;
-    if (errno == ERANGE || v < min || v > max)
-        return GIZ_ERR_BAD_VALUE;
+    if (end == NULL || *end != '\0') return GIZ_ERR_INVAL;
+    if (errno == ERANGE || v < min || v > max) return GIZ_ERR_BAD_VALUE;
     *out = (uint64_t)v;
     return GIZ_OK;
 }
@@ -86,11 +81,9 @@ static bool all_of(const char *s, size_t len, bool (*ok)(char))
 {
     size_t n = 0;
 
-    if (s == NULL)
-        return false;
+    if (s == NULL) return false;
     for (; s[n] != '\0'; n++)
-        if (n >= len || !ok(s[n]))
-            return false;
+        if (n >= len || !ok(s[n])) return false;
     return n == len;
 }
 
@@ -125,19 +118,16 @@ static int buf_reserve(struct giz_buf *b, size_t extra)
     size_t need, ncap;
     uint8_t *nd;
 
-    if (extra > b->max || b->len > b->max - extra)
-        return GIZ_ERR_OVERSIZE;
+    if (extra > b->max || b->len > b->max - extra) return GIZ_ERR_OVERSIZE;
     need = b->len + extra + 1;
-    if (need <= b->alloc)
-        return GIZ_OK;
+    if (need <= b->alloc) return GIZ_OK;
     ncap = b->alloc ? b->alloc : 64;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     if (ncap - 1 > b->max)
         ncap = b->max + 1; /* never past the cap (need - 1 <= max, so no overflow here) */
     nd = realloc(b->data, ncap);
-    if (nd == NULL)
-        return GIZ_ERR_NOMEM;
+    if (nd == NULL) return GIZ_ERR_NOMEM;
     b->data = nd;
     b->alloc = ncap;
     return GIZ_OK;
@@ -147,10 +137,8 @@ int giz_buf_append(struct giz_buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);
 
-    if (rc != GIZ_OK)
-        return rc;
-    if (n > 0)
-        memcpy(b->data + b->len, p, n);
+    if (rc != GIZ_OK) return rc;
+    if (n > 0) memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
     return GIZ_OK;
@@ -164,13 +152,10 @@ int giz_buf_vprintf(struct giz_buf *b, const char *fmt, va_list ap)
     va_copy(ap2, ap);
     n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0)
-        return GIZ_ERR_INVAL;
+    if (n < 0) return GIZ_ERR_INVAL;
     rc = buf_reserve(b, (size_t)n);
-    if (rc != GIZ_OK)
-        return rc;
-    if (vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap) != n)
-        return GIZ_ERR_INVAL;
+    if (rc != GIZ_OK) return rc;
+    if (vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap) != n) return GIZ_ERR_INVAL;
     b->len += (size_t)n;
     return GIZ_OK;
 }
@@ -194,8 +179,7 @@ void giz_buf_consume(struct giz_buf *b, size_t n)
         memmove(b->data, b->data + n, b->len - n);
         b->len -= n;
     }
-    if (b->data != NULL)
-        b->data[b->len] = '\0';
+    if (b->data != NULL) b->data[b->len] = '\0';
 }
 
 void giz_buf_reset(struct giz_buf *b)
@@ -207,8 +191,7 @@ uint8_t *giz_buf_take(struct giz_buf *b, size_t *len)
 {
     uint8_t *d = b->data;
 
-    if (len != NULL)
-        *len = b->len;
+    if (len != NULL) *len = b->len;
     b->data = NULL;
     b->len = 0;
     b->alloc = 0;
@@ -217,8 +200,7 @@ uint8_t *giz_buf_take(struct giz_buf *b, size_t *len)
 
 void giz_buf_free(struct giz_buf *b)
 {
-    if (b == NULL)
-        return;
+    if (b == NULL) return;
     free(b->data);
     b->data = NULL;
     b->len = 0;

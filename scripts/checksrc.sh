@@ -1,7 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause
-# Source checks that fail the build: banned C functions, and files without an
-# SPDX line. (curl's checksrc idea, tiny.)
+# Source checks that fail the build: banned C functions, files without an
+# SPDX line, and C files that drift from .clang-format (Debian 12's
+# clang-format 14; fix with: git ls-files '*.c' '*.h' | xargs clang-format -i).
+# (curl's checksrc idea, tiny.)
 set -eu
 cd "$(dirname "$0")/.."
 rc=0
@@ -13,6 +15,10 @@ for f in $files; do
     fi
     if ! head -n 3 "$f" | grep -q 'SPDX-License-Identifier'; then
         echo "checksrc: $f has no SPDX line in its first 3 lines" >&2
+        rc=1
+    fi
+    if ! clang-format --dry-run --Werror "$f" 2>/dev/null; then
+        echo "checksrc: $f does not follow .clang-format (clang-format -i $f)" >&2
         rc=1
     fi
 done

@@ -3,8 +3,8 @@
  * Benchmark baseline for giz-gservice: the smallest useful libmicrohttpd
  * server, configured like the GService (internal epoll thread pool of N
  * threads, same connection limits), answering GETs 200 with a fixed
- * provision-sized form body and POSTs 201 with a register-sized one. bench/gservice/run.sh compares against it.
- * Usage: giz-bench-hello PORT [THREADS]; stops on SIGTERM/SIGINT.
+ * provision-sized form body and POSTs 201 with a register-sized one. bench/gservice/run.sh compares
+ * against it. Usage: giz-bench-hello PORT [THREADS]; stops on SIGTERM/SIGINT.
  */
 #include <signal.h>
 #include <stdbool.h>

@@ -1039,12 +1039,12 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # the broker holds 1 fd per connection (cloud and bare alike), gizsim 1 + spare
-    a.front_max = a.direct_max = min(a.idle_n, soft - 1000)
-    a.fleet = max(a.direct_max, a.ota_n, a.logins) if not q else max(a.idle_n, a.ota_n, a.logins)
+    a.idle_max = min(a.idle_n, soft - 1000)
+    a.fleet = max(a.idle_max, a.ota_n, a.logins) if not q else max(a.idle_n, a.ota_n, a.logins)
     a.fleet = min(a.fleet, soft - 300)
 
     b = Bench(a)
-    b.front_max = a.front_max
+    b.idle_max = a.idle_max
     only = set(a.only.split(","))
     started = time.time()
     res = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)), "quick": q,
@@ -1052,7 +1052,7 @@ def main():
            "loadavg_start": loadavg(), "settings": {
                "messages_64": a.messages, "messages_1k": a.messages_1k, "login_clients": a.logins,
                "login_procs": a.login_procs, "latency_samples": a.latency_n, "wrk_secs": a.wrk_secs,
-               "idle_n": a.front_max, "ota_n": a.ota_n,
+               "idle_n": a.idle_max, "ota_n": a.ota_n,
                "fleet": a.fleet}, "figures": {}, "errors": {}, "loadavg": {}}
     log("gizcloud bench: %s reps, fleet %d, fd limit %d/%d, load %s" % (a.reps, a.fleet, soft, hard, loadavg()))
 
@@ -1073,7 +1073,7 @@ def main():
         b.fixtures()
         step("throughput", lambda: bench_throughput(b, a.tp_reps))
         step("logins", lambda: bench_logins(b, a.reps))
-        step("idle", lambda: {"cloud": bench_idle(b, a.reps, a.front_max)})
+        step("idle", lambda: {"cloud": bench_idle(b, a.reps, a.idle_max)})
         step("parser", lambda: bench_parser(b, a.reps))
         step("latency", lambda: bench_latency(b, a.reps))
         step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n)})

@@ -65,8 +65,8 @@ static void connected(struct giz_guard *g, const struct giz_guard_limits *lim, c
 int main(void)
 {
     struct giz_guard_limits lim = {180, 180000, 600, 307200, now_cb, NULL};
-    struct giz_mqtt_connect_opts o = {"GdzuSRncfDPGHGo2LxwgM2", "GdzuSRncfDPGHGo2LxwgM2",
-                                      "passcode12", 700, 4, true};
+    struct giz_mqtt_connect_opts o = {
+        "GdzuSRncfDPGHGo2LxwgM2", "GdzuSRncfDPGHGo2LxwgM2", "passcode12", 700, 4, true};
     uint8_t cpkt[256], pub[128];
     size_t clen = 0, plen = 0;
     uint8_t payload[80 - 2 - 2 - 31];

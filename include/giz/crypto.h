@@ -45,8 +45,7 @@ int giz_secret_verify(const char *secret, const char *stored);
 
 /* Keyed hash for high-entropy secrets that must be looked up (API tokens):
  * lowercase hex HMAC-SHA256(key, secret) into out (cap >= 65). */
-int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, char *out,
-                     size_t cap);
+int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, char *out, size_t cap);
 
 /* Constant-time equality of two buffers of the same length. */
 bool giz_consttime_eq(const void *a, const void *b, size_t n);
@@ -103,7 +102,7 @@ int giz_passcode_mac(const struct giz_passcode_key *k, const char *did, const ch
  * GIZ_OK match, GIZ_ERR_AUTH no match, GIZ_ERR_NOT_FOUND the verifier was
  * written under another key (other id: fall back to PBKDF2, then rewrite),
  * GIZ_ERR_INVAL malformed. */
-int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did,
-                            const char *passcode, const char *stored);
+int giz_passcode_mac_verify(const struct giz_passcode_key *k, const char *did, const char *passcode,
+                            const char *stored);
 
 #endif

@@ -17,10 +17,20 @@
 #include "giz/proto.h"
 
 enum giz_mqtt_type {
-    GIZ_MQTT_CONNECT = 1, GIZ_MQTT_CONNACK = 2, GIZ_MQTT_PUBLISH = 3, GIZ_MQTT_PUBACK = 4,
-    GIZ_MQTT_PUBREC = 5, GIZ_MQTT_PUBREL = 6, GIZ_MQTT_PUBCOMP = 7, GIZ_MQTT_SUBSCRIBE = 8,
-    GIZ_MQTT_SUBACK = 9, GIZ_MQTT_UNSUBSCRIBE = 10, GIZ_MQTT_UNSUBACK = 11,
-    GIZ_MQTT_PINGREQ = 12, GIZ_MQTT_PINGRESP = 13, GIZ_MQTT_DISCONNECT = 14
+    GIZ_MQTT_CONNECT = 1,
+    GIZ_MQTT_CONNACK = 2,
+    GIZ_MQTT_PUBLISH = 3,
+    GIZ_MQTT_PUBACK = 4,
+    GIZ_MQTT_PUBREC = 5,
+    GIZ_MQTT_PUBREL = 6,
+    GIZ_MQTT_PUBCOMP = 7,
+    GIZ_MQTT_SUBSCRIBE = 8,
+    GIZ_MQTT_SUBACK = 9,
+    GIZ_MQTT_UNSUBSCRIBE = 10,
+    GIZ_MQTT_UNSUBACK = 11,
+    GIZ_MQTT_PINGREQ = 12,
+    GIZ_MQTT_PINGRESP = 13,
+    GIZ_MQTT_DISCONNECT = 14
 };
 
 /* Looks at the start of a byte stream. If a whole packet is present, returns
@@ -37,7 +47,7 @@ struct giz_mqtt_connect {
     uint8_t protocol_level;        /* 3 or 4 */
     uint8_t connect_flags;
     uint16_t keepalive;
-    size_t keepalive_offset;       /* offset of the 2 keepalive bytes in the packet */
+    size_t keepalive_offset; /* offset of the 2 keepalive bytes in the packet */
     struct giz_view client_id;
     bool has_will, has_username, has_password;
     struct giz_view will_topic, will_payload, username, password;
@@ -66,18 +76,18 @@ int giz_mqtt_connack_parse(const uint8_t *pkt, size_t len, uint8_t *return_code,
                            struct giz_error *err);
 
 /* SUBACK: sets *packet_id and the first granted QoS / 0x80 failure code. */
-int giz_mqtt_suback_parse(const uint8_t *pkt, size_t len, uint16_t *packet_id,
-                          uint8_t *granted, struct giz_error *err);
+int giz_mqtt_suback_parse(const uint8_t *pkt, size_t len, uint16_t *packet_id, uint8_t *granted,
+                          struct giz_error *err);
 
 /* Encoders. Each writes one complete packet into buf[0..cap), sets *out_len,
  * and returns GIZ_OK or GIZ_ERR_NOSPACE / GIZ_ERR_INVAL. Strings are given
  * as NUL-terminated C strings; NULL means "absent". */
 struct giz_mqtt_connect_opts {
     const char *client_id;
-    const char *username;      /* NULL: no username */
-    const char *password;      /* NULL: no password */
+    const char *username; /* NULL: no username */
+    const char *password; /* NULL: no password */
     uint16_t keepalive;
-    uint8_t protocol_level;    /* 3 = MQIsdp, 4 = MQTT; 0 means 4 */
+    uint8_t protocol_level; /* 3 = MQIsdp, 4 = MQTT; 0 means 4 */
     bool clean_session;
 };
 int giz_mqtt_encode_connect(const struct giz_mqtt_connect_opts *o, uint8_t *buf, size_t cap,

@@ -29,10 +29,11 @@
 
 #include "giz/error.h"
 
-#define GIZ_GUARD_BUCKETS 18u                    /* window / BUCKETS = coarse bucket width */
-#define GIZ_GUARD_RING (GIZ_GUARD_BUCKETS + 1u)  /* the coarse ring spans window + one bucket */
-#define GIZ_GUARD_EXACT_MAX 65535u               /* largest ping_max (the exact ring decides above ping_max / 2) */
-#define GIZ_GUARD_CLIENT_ID_MAX 64u              /* bytes of the client id kept for log lines */
+#define GIZ_GUARD_BUCKETS 18u                   /* window / BUCKETS = coarse bucket width */
+#define GIZ_GUARD_RING (GIZ_GUARD_BUCKETS + 1u) /* the coarse ring spans window + one bucket */
+#define GIZ_GUARD_EXACT_MAX                                                                        \
+    65535u /* largest ping_max (the exact ring decides above ping_max / 2) */
+#define GIZ_GUARD_CLIENT_ID_MAX 64u /* bytes of the client id kept for log lines */
 
 struct giz_guard_limits {
     uint32_t ping_max;      /* PINGREQs allowed per window; the (ping_max + 1)-th closes */
@@ -57,22 +58,22 @@ struct giz_guard_exact; /* exact ring of recent PINGREQ times (busy pingers only
 /* One connection's state. Zero heap while idle after CONNECT unless the
  * client pings more than ping_max / 2 per window (then 4 x ping_max bytes). */
 struct giz_guard {
-    uint32_t remaining;   /* streaming: body bytes left in the current packet */
-    uint32_t len_value;   /* streaming: remaining length being decoded */
-    uint8_t state;        /* streaming: expecting type / length / body */
-    uint8_t len_bytes;    /* streaming: remaining-length bytes seen */
-    bool gathering;       /* phase 1 */
-    bool connect_done;    /* a CONNECT was gathered and handed over */
-    uint8_t hdr_len;      /* gathering: bytes in hdr */
-    uint8_t hdr[5];       /* gathering: type byte + remaining length */
+    uint32_t remaining; /* streaming: body bytes left in the current packet */
+    uint32_t len_value; /* streaming: remaining length being decoded */
+    uint8_t state;      /* streaming: expecting type / length / body */
+    uint8_t len_bytes;  /* streaming: remaining-length bytes seen */
+    bool gathering;     /* phase 1 */
+    bool connect_done;  /* a CONNECT was gathered and handed over */
+    uint8_t hdr_len;    /* gathering: bytes in hdr */
+    uint8_t hdr[5];     /* gathering: type byte + remaining length */
     uint8_t cur_bucket;
     uint8_t client_id_len;
-    uint8_t *pkt;         /* gathered packet (whole CONNECT), freed once taken */
+    uint8_t *pkt; /* gathered packet (whole CONNECT), freed once taken */
     uint32_t pkt_len, pkt_have, ready_off, ready_len; /* ready_*: bytes to hand over */
-    char *client_id;      /* NUL-terminated printable copy, or NULL */
+    char *client_id;                                  /* NUL-terminated printable copy, or NULL */
     struct giz_guard_exact *pex;
-    uint64_t bucket_t0;   /* start of the current ping bucket (before the CONNECT: free
-                             for the caller, e.g. the accept time) */
+    uint64_t bucket_t0;               /* start of the current ping bucket (before the CONNECT: free
+                                         for the caller, e.g. the accept time) */
     uint16_t buckets[GIZ_GUARD_RING]; /* saturating; ping_max <= GIZ_GUARD_EXACT_MAX */
 };
 

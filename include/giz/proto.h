@@ -87,36 +87,56 @@ struct giz_view {
 };
 
 struct giz_msg {
-    uint16_t cmd;   /* enum giz_cmd */
-    bool framed;    /* decode: which form was on the wire; encode: ignored
-                       (the encoder always uses the spec's form) */
-    uint8_t flags;  /* framed form only; encoder writes 0x00 */
+    uint16_t cmd;  /* enum giz_cmd */
+    bool framed;   /* decode: which form was on the wire; encode: ignored
+                      (the encoder always uses the spec's form) */
+    uint8_t flags; /* framed form only; encoder writes 0x00 */
     union {
-        struct { struct giz_view data; } biz;                   /* 0x0090, 0x0091 */
-        struct { uint32_t sn; struct giz_view data; } biz_sn;   /* 0x0093, 0x0094 */
-        struct { uint16_t bits; } log_level;                    /* 0x0010 */
         struct {
-            uint8_t level;                                      /* 1..3 */
-            struct giz_view tags, source, content;              /* UTF-8 */
-        } log;                                                  /* 0x0012 */
-        struct { uint8_t type; uint32_t fid; struct giz_view url; } ota40; /* 0x020E */
-        struct { uint8_t type; struct giz_view did; } ota41;   /* 0x0211; did may be empty */
-        struct { uint16_t count; } app_count;                   /* 0x0210 */
+            struct giz_view data;
+        } biz; /* 0x0090, 0x0091 */
+        struct {
+            uint32_t sn;
+            struct giz_view data;
+        } biz_sn; /* 0x0093, 0x0094 */
+        struct {
+            uint16_t bits;
+        } log_level; /* 0x0010 */
+        struct {
+            uint8_t level;                         /* 1..3 */
+            struct giz_view tags, source, content; /* UTF-8 */
+        } log;                                     /* 0x0012 */
+        struct {
+            uint8_t type;
+            uint32_t fid;
+            struct giz_view url;
+        } ota40; /* 0x020E */
+        struct {
+            uint8_t type;
+            struct giz_view did;
+        } ota41; /* 0x0211; did may be empty */
+        struct {
+            uint16_t count;
+        } app_count; /* 0x0210 */
         /* 0x021E: long_form false = firmware's `0000` (flags 0, no data);
            true = flags | len | data. Encoding honours long_form. */
-        struct { bool long_form; uint16_t flags; struct giz_view data; } reset;
+        struct {
+            bool long_form;
+            uint16_t flags;
+            struct giz_view data;
+        } reset;
         /* 0x021C: views are empty unless their flag bit is set; rest holds
            the data of flag bits this codec does not know (empty otherwise) */
         struct {
             uint16_t flags;
             struct giz_view subdev, module, mcu, rest;
         } version;
-        struct {                                                /* 0x022C */
+        struct { /* 0x022C */
             uint16_t flags;
-            uint8_t percent;                                    /* as sent (0..100 seen) */
-            struct giz_view version, info;                      /* "hw,sw"; status text */
+            uint8_t percent;               /* as sent (0..100 seen) */
+            struct giz_view version, info; /* "hw,sw"; status text */
         } ota_progress;
-    } u;                /* 0x0011 and 0x020F have no body */
+    } u; /* 0x0011 and 0x020F have no body */
 };
 
 /* Decodes one complete payload `buf[0..len)` into `out`.

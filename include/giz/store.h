@@ -27,14 +27,14 @@
 struct giz_store;
 
 /* Fixed string sizes (including NUL). */
-#define GIZ_PK_SIZE 33      /* product key / secret: 32 hex */
-#define GIZ_DID_SIZE 23     /* DID: 22 base62 */
-#define GIZ_MAC_SIZE 13     /* 12 hex, stored uppercase */
-#define GIZ_VER_SIZE 33     /* soft/hard version strings */
+#define GIZ_PK_SIZE 33  /* product key / secret: 32 hex */
+#define GIZ_DID_SIZE 23 /* DID: 22 base62 */
+#define GIZ_MAC_SIZE 13 /* 12 hex, stored uppercase */
+#define GIZ_VER_SIZE 33 /* soft/hard version strings */
 #define GIZ_NAME_SIZE 129
-#define GIZ_UID_SIZE 33     /* user id: 32 hex */
+#define GIZ_UID_SIZE 33      /* user id: 32 hex */
 #define GIZ_CLIENTID_SIZE 24 /* "usr" + 20 base62 */
-#define GIZ_TOKEN_SIZE 33   /* user token: 32 hex */
+#define GIZ_TOKEN_SIZE 33    /* user token: 32 hex */
 #define GIZ_URL_SIZE 513
 #define GIZ_PATH_SIZE 1024
 #define GIZ_MAX_PASSCODE 32 /* bytes; the store refuses longer passcodes */
@@ -86,11 +86,11 @@ struct giz_device {
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE];
     char mac[GIZ_MAC_SIZE];
-    int status;                       /* enum giz_device_status */
+    int status; /* enum giz_device_status */
     char wifi_soft_version[GIZ_VER_SIZE], wifi_hard_version[GIZ_VER_SIZE];
     char mcu_soft_version[GIZ_VER_SIZE], mcu_hard_version[GIZ_VER_SIZE];
     bool online;
-    int64_t last_seen;                /* unix seconds, 0 = never */
+    int64_t last_seen; /* unix seconds, 0 = never */
     int64_t created_at;
 };
 typedef int (*giz_store_device_cb)(const struct giz_device *d, void *ud);
@@ -130,16 +130,16 @@ int giz_store_device_all_offline(struct giz_store *s);
 
 /* ---- firmware ------------------------------------------------------------ */
 struct giz_firmware {
-    int64_t id;                        /* also the v4.0 "firmware id" (fid) */
+    int64_t id; /* also the v4.0 "firmware id" (fid) */
     char product_key[GIZ_PK_SIZE];
-    int type;                          /* 1 WiFi, 2 MCU */
+    int type; /* 1 WiFi, 2 MCU */
     char soft_version[GIZ_VER_SIZE];
-    char hard_version[GIZ_VER_SIZE];   /* "" = any hard version */
-    char url[GIZ_URL_SIZE];            /* external URL, or "" when hosted here */
-    char file_path[GIZ_PATH_SIZE];     /* hosted file, or "" */
-    char md5[33];                      /* "" if unknown (external URL) */
+    char hard_version[GIZ_VER_SIZE]; /* "" = any hard version */
+    char url[GIZ_URL_SIZE];          /* external URL, or "" when hosted here */
+    char file_path[GIZ_PATH_SIZE];   /* hosted file, or "" */
+    char md5[33];                    /* "" if unknown (external URL) */
     char filename[GIZ_NAME_SIZE];
-    int64_t size;                      /* bytes, -1 if unknown */
+    int64_t size; /* bytes, -1 if unknown */
     int64_t created_at;
 };
 typedef int (*giz_store_firmware_cb)(const struct giz_firmware *f, void *ud);
@@ -157,9 +157,9 @@ int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_st
 /* ---- app users, sessions, bindings -------------------------------------- */
 struct giz_session {
     char uid[GIZ_UID_SIZE];
-    char token[GIZ_TOKEN_SIZE];        /* in clear only in the login answer; stored hashed */
+    char token[GIZ_TOKEN_SIZE]; /* in clear only in the login answer; stored hashed */
     char mqtt_client_id[GIZ_CLIENTID_SIZE];
-    char appid[GIZ_PK_SIZE];           /* "" if none given */
+    char appid[GIZ_PK_SIZE]; /* "" if none given */
     int64_t expire_at;
 };
 
@@ -194,8 +194,8 @@ int giz_store_binding_add(struct giz_store *s, const char *uid, const char *did,
 int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *did);
 int giz_store_binding_list_by_user(struct giz_store *s, const char *uid, giz_store_binding_cb cb,
                                    void *ud);
-int giz_store_binding_list_by_device(struct giz_store *s, const char *did,
-                                     giz_store_binding_cb cb, void *ud);
+int giz_store_binding_list_by_device(struct giz_store *s, const char *did, giz_store_binding_cb cb,
+                                     void *ud);
 /* GIZ_OK if bound, GIZ_ERR_NOT_FOUND if not. */
 int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *did);
 
@@ -203,7 +203,7 @@ int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *d
 struct giz_device_log {
     int64_t id;
     char did[GIZ_DID_SIZE];
-    int level;                         /* 1 error, 2 warn, 3 info */
+    int level;                           /* 1 error, 2 warn, 3 info */
     const char *tags, *source, *content; /* NUL-terminated, valid during callback */
     int64_t ts;
 };
@@ -229,12 +229,12 @@ enum giz_outbox_kind {
 };
 struct giz_outbox_item {
     int64_t id;
-    int kind;                           /* enum giz_outbox_kind */
-    char did[GIZ_DID_SIZE];             /* "" if product-wide */
-    char product_key[GIZ_PK_SIZE];      /* "" if one DID */
+    int kind;                      /* enum giz_outbox_kind */
+    char did[GIZ_DID_SIZE];        /* "" if product-wide */
+    char product_key[GIZ_PK_SIZE]; /* "" if one DID */
     char uid[GIZ_UID_SIZE];
-    int fw_type;                        /* 1 WiFi, 2 MCU, 0 = both/unknown */
-    int ota_version;                    /* 40 -> 0x020E, 41 -> 0x0211 */
+    int fw_type;     /* 1 WiFi, 2 MCU, 0 = both/unknown */
+    int ota_version; /* 40 -> 0x020E, 41 -> 0x0211 */
     int64_t fid;
     char url[GIZ_URL_SIZE];
     int64_t created_at;
@@ -266,7 +266,6 @@ int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud);
  * get the WAL size and the frames now checkpointed. GIZ_OK or GIZ_ERR_DB
  * (logged; SQLITE_BUSY from another checkpoint in progress is GIZ_OK). */
 int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done);
-
 
 /* ---- broker liveness (appended; schema 005, table broker) ---------------- */
 /* One row per database: the broker plugin that serves it. Times are unix
@@ -309,15 +308,15 @@ int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive)
  * digest (HMAC-SHA256 with the store's token key) is stored, never the key. */
 #define GIZ_DEVINFO_SIZE 65
 struct giz_device_info {
-    char reg_type[GIZ_DEVINFO_SIZE];      /* the register body's "type" */
+    char reg_type[GIZ_DEVINFO_SIZE]; /* the register body's "type" */
     char extra[GIZ_DEVINFO_SIZE];
     char sdk_hard_version[GIZ_VER_SIZE];
     char sdk_soft_version[GIZ_VER_SIZE];
     char is_reset[GIZ_DEVINFO_SIZE];
     char random_code[GIZ_DEVINFO_SIZE];
     char lan_proto_ver[GIZ_VER_SIZE];
-    bool auth_key_set;                    /* out: a digest of an auth_key is stored */
-    int64_t updated_at;                   /* out: unix seconds, 0 = nothing recorded */
+    bool auth_key_set;  /* out: a digest of an auth_key is stored */
+    int64_t updated_at; /* out: unix seconds, 0 = nothing recorded */
 };
 /* Merges `info` into the DID's record: a non-empty field replaces the stored
  * one, an empty field keeps it; `auth_key` (NULL or "" = keep) is stored as
@@ -353,10 +352,10 @@ int giz_store_firmware_find(struct giz_store *s, const char *product_key, int ty
  * into out. GIZ_ERR_INVAL (no file database, e.g. ":memory:"), GIZ_ERR_NOSPACE. */
 int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap);
 /* Loads (creating it once if missing, see giz_passcode_key_load; 0600, or
- * 0640 when the database file is group-readable) the key file `path` (NULL or "" = the default beside this connection's database)
- * and uses it on this connection. GIZ_OK; GIZ_ERR_INVAL (refused: mode open
- * to other users, symlink, malformed) or GIZ_ERR_IO, with one sentence in
- * `why` (optional) for the operator — the caller should refuse to start. */
+ * 0640 when the database file is group-readable) the key file `path` (NULL or "" = the default
+ * beside this connection's database) and uses it on this connection. GIZ_OK; GIZ_ERR_INVAL
+ * (refused: mode open to other users, symlink, malformed) or GIZ_ERR_IO, with one sentence in `why`
+ * (optional) for the operator — the caller should refuse to start. */
 int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why, size_t why_cap);
 /* Uses a key already loaded with giz_passcode_key_load (giz/crypto.h) on
  * this connection (copied; NULL = stop using one). For a process that opens
@@ -423,12 +422,12 @@ int giz_store_set_pcache(struct giz_store *s, struct giz_pcache *c);
 #define GIZ_EVENT_FIELDS_MAX 8192 /* bytes of the JSON object text */
 
 struct giz_event {
-    int64_t id;              /* set by the store (append ignores it) */
-    char did[GIZ_DID_SIZE];  /* "" = no device known (e.g. a download without ?did=) */
-    int64_t ts;              /* unix milliseconds */
+    int64_t id;             /* set by the store (append ignores it) */
+    char did[GIZ_DID_SIZE]; /* "" = no device known (e.g. a download without ?did=) */
+    int64_t ts;             /* unix milliseconds */
     char kind[GIZ_EVENT_KIND_SIZE];
-    const char *source;      /* "http" or "mqtt" */
-    const char *fields;      /* a JSON object ("{...}"); NULL = "{}" */
+    const char *source; /* "http" or "mqtt" */
+    const char *fields; /* a JSON object ("{...}"); NULL = "{}" */
     /* list only: the whole event as one JSON object {"id","ts","kind","did",
      * "source", ...fields} (fields merged in), valid during the callback. */
     const char *json;

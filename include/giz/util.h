@@ -59,8 +59,8 @@ bool giz_mac_valid(const char *s);
 struct giz_buf {
     uint8_t *data; /* NULL until the first append */
     size_t len;
-    size_t alloc;  /* bytes allocated (>= len + 1 once allocated) */
-    size_t max;    /* hard cap on len */
+    size_t alloc; /* bytes allocated (>= len + 1 once allocated) */
+    size_t max;   /* hard cap on len */
 };
 
 /* Sets up an empty buffer that will never hold more than `max` bytes. */
@@ -70,8 +70,7 @@ void giz_buf_init(struct giz_buf *b, size_t max);
 int giz_buf_append(struct giz_buf *b, const void *p, size_t n);
 /* Appends printf-formatted text (without its NUL). Same returns as
  * giz_buf_append; GIZ_ERR_INVAL on a formatting error. */
-int giz_buf_printf(struct giz_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int giz_buf_printf(struct giz_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int giz_buf_vprintf(struct giz_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Drops the first n bytes (all of them when n >= len); keeps the memory. */
@@ -91,10 +90,10 @@ void giz_buf_free(struct giz_buf *b);
  * `data` whose capacity (in elements) is *cap: returns data itself when it
  * is already big enough, else the reallocated array (capacity doubled from
  * min_cap until it holds need, never above max_cap -- SIZE_MAX means "as
- * many as fit in memory"; *cap updated; the new slots are zeroed). Returns NULL when need > max_cap or out of memory:
- * data and *cap are then unchanged and still valid. The caller stores the
- * result (p = giz_array_reserve(p, &cap, n + 1, sizeof(*p), 16, MAX)) and
- * frees it with free(). data may be NULL with *cap 0. */
+ * many as fit in memory"; *cap updated; the new slots are zeroed). Returns NULL when need > max_cap
+ * or out of memory: data and *cap are then unchanged and still valid. The caller stores the result
+ * (p = giz_array_reserve(p, &cap, n + 1, sizeof(*p), 16, MAX)) and frees it with free(). data may
+ * be NULL with *cap 0. */
 void *giz_array_reserve(void *data, size_t *cap, size_t need, size_t elem_size, size_t min_cap,
                         size_t max_cap);
 

@@ -19,8 +19,7 @@ static inline bool view_eq(struct giz_view a, struct giz_view b)
 /* True if a and b carry the same command and the same field values. */
 static inline bool msg_eq(const struct giz_msg *a, const struct giz_msg *b)
 {
-    if (a->cmd != b->cmd)
-        return false;
+    if (a->cmd != b->cmd) return false;
     switch (a->cmd) {
     case GIZ_CMD_BIZ:
     case GIZ_CMD_BIZ_REPLY:

@@ -14,17 +14,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(c)                                                                  \
-    do {                                                                               \
-        if (!(c)) {                                                                    \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);  \
-            abort();                                                                   \
-        }                                                                              \
+#define FUZZ_CHECK(c)                                                                              \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);              \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* True if the view [p, p+n) lies inside [base, base+size). */
-#define FUZZ_INSIDE(p, n, base, size)                                                  \
-    ((n) == 0 || ((const uint8_t *)(p) >= (base) && (size_t)((const uint8_t *)(p) - (base)) <= (size) && \
-                  (n) <= (size) - (size_t)((const uint8_t *)(p) - (base))))
+#define FUZZ_INSIDE(p, n, base, size)                                                              \
+    ((n) == 0 ||                                                                                   \
+     ((const uint8_t *)(p) >= (base) && (size_t)((const uint8_t *)(p) - (base)) <= (size) &&       \
+      (n) <= (size) - (size_t)((const uint8_t *)(p) - (base))))
 
 #endif

@@ -20,8 +20,7 @@ static void check_get(const char *body, size_t len, const char *key)
 
     FUZZ_CHECK(rc == GIZ_OK || rc == GIZ_ERR_NOT_FOUND || rc == GIZ_ERR_OVERSIZE ||
                rc == GIZ_ERR_INVAL);
-    if (rc != GIZ_OK)
-        return;
+    if (rc != GIZ_OK) return;
     FUZZ_CHECK(n < sizeof out && n <= len && out[n] == 0 && strlen(out) == n);
     rc = giz_form_get(body, len, key, small, sizeof small, &n2);
     FUZZ_CHECK(n < sizeof small ? (rc == GIZ_OK && n2 == n && memcmp(small, out, n) == 0)
@@ -36,8 +35,9 @@ static void check_get(const char *body, size_t len, const char *key)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *const keys[] = {"did", "passcode", "mac", "product_key", "port", "host",
-                                       "soft_ver", "download_url", "type", "data", ""};
+    static const char *const keys[] = {"did",  "passcode", "mac",      "product_key",
+                                       "port", "host",     "soft_ver", "download_url",
+                                       "type", "data",     ""};
     static char key[64];
     const uint8_t *nul = memchr(data, 0, size);
     const char *body = (const char *)data;

@@ -25,10 +25,8 @@ static bool view_eq(struct giz_view a, struct giz_view b)
  * does not fit. */
 static bool cstr(struct giz_view v, char *out, size_t cap)
 {
-    if (v.len >= cap || (v.len && memchr(v.ptr, 0, v.len)))
-        return false;
-    if (v.len)
-        memcpy(out, v.ptr, v.len);
+    if (v.len >= cap || (v.len && memchr(v.ptr, 0, v.len))) return false;
+    if (v.len) memcpy(out, v.ptr, v.len);
     out[v.len] = 0;
     return true;
 }
@@ -48,7 +46,8 @@ static void check_connect(const uint8_t *pkt, size_t len)
     }
     FUZZ_CHECK(c.protocol_level == 3 || c.protocol_level == 4);
     FUZZ_CHECK(c.keepalive_offset + 2 <= len);
-    FUZZ_CHECK(c.keepalive == (uint16_t)(pkt[c.keepalive_offset] << 8 | pkt[c.keepalive_offset + 1]));
+    FUZZ_CHECK(c.keepalive ==
+               (uint16_t)(pkt[c.keepalive_offset] << 8 | pkt[c.keepalive_offset + 1]));
     FUZZ_CHECK(FUZZ_INSIDE(c.protocol_name.ptr, c.protocol_name.len, pkt, len));
     FUZZ_CHECK(FUZZ_INSIDE(c.client_id.ptr, c.client_id.len, pkt, len));
     FUZZ_CHECK(FUZZ_INSIDE(c.will_topic.ptr, c.will_topic.len, pkt, len));
@@ -102,8 +101,7 @@ static void check_publish(const uint8_t *pkt, size_t len)
         FUZZ_CHECK(giz_mqtt_encode_publish(topic, p.payload.ptr, p.payload.len, p.qos, p.packet_id,
                                            enc, sizeof enc, &n) == GIZ_OK);
         FUZZ_CHECK(n <= len);
-        if (n == len && !p.dup && !p.retain)
-            FUZZ_CHECK(memcmp(enc, pkt, len) == 0);
+        if (n == len && !p.dup && !p.retain) FUZZ_CHECK(memcmp(enc, pkt, len) == 0);
         FUZZ_CHECK(giz_mqtt_publish_parse(enc, n, &p2, NULL) == GIZ_OK);
         FUZZ_CHECK(p2.qos == p.qos && p2.packet_id == p.packet_id);
         FUZZ_CHECK(view_eq(p2.topic, p.topic) && view_eq(p2.payload, p.payload));
@@ -119,7 +117,8 @@ static void check_acks(const uint8_t *pkt, size_t len)
 
     rc = giz_mqtt_connack_parse(pkt, len, &code, &err);
     if (rc == GIZ_OK)
-        FUZZ_CHECK(len >= 4 && pkt[0] == 0x20 && code == pkt[len - 1]); /* varint may be non-minimal */
+        FUZZ_CHECK(len >= 4 && pkt[0] == 0x20 &&
+                   code == pkt[len - 1]); /* varint may be non-minimal */
     else
         FUZZ_CHECK(err.code == rc && err.offset <= len);
     rc = giz_mqtt_suback_parse(pkt, len, &pid, &granted, &err);
@@ -135,22 +134,18 @@ static void check_topics(const uint8_t *data, size_t size)
     const uint8_t *nul = memchr(data, 0, size);
     size_t flen, tlen;
 
-    if (!nul)
-        return;
+    if (!nul) return;
     flen = (size_t)(nul - data);
     tlen = size - flen - 1;
-    if (flen >= sizeof filter || tlen >= sizeof topic)
-        return;
+    if (flen >= sizeof filter || tlen >= sizeof topic) return;
     memcpy(filter, data, flen);
     filter[flen] = 0;
     memcpy(topic, nul + 1, tlen);
     topic[tlen] = 0; /* an embedded NUL just shortens the topic */
     (void)giz_mqtt_topic_match(filter, topic);
     /* a topic without wildcards matches itself, "#" matches any non-$ topic */
-    if (!strpbrk(filter, "+#"))
-        FUZZ_CHECK(giz_mqtt_topic_match(filter, filter));
-    if (!strpbrk(topic, "+#") && topic[0] != '$')
-        FUZZ_CHECK(giz_mqtt_topic_match("#", topic));
+    if (!strpbrk(filter, "+#")) FUZZ_CHECK(giz_mqtt_topic_match(filter, filter));
+    if (!strpbrk(topic, "+#") && topic[0] != '$') FUZZ_CHECK(giz_mqtt_topic_match("#", topic));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -12,7 +12,6 @@
 #include "giz/proto.h"
 #include "proto_eq.h"
 
-
 static void check_views(const struct giz_msg *m, const uint8_t *data, size_t size)
 {
     switch (m->cmd) {
@@ -51,10 +50,9 @@ static void check_views(const struct giz_msg *m, const uint8_t *data, size_t siz
         FUZZ_CHECK(m->u.version.rest.len == 0 || (m->u.version.flags & ~7u) != 0);
         break;
     case GIZ_CMD_OTA_PROGRESS:
-        FUZZ_CHECK(FUZZ_INSIDE(m->u.ota_progress.version.ptr, m->u.ota_progress.version.len,
-                               data, size));
-        FUZZ_CHECK(FUZZ_INSIDE(m->u.ota_progress.info.ptr, m->u.ota_progress.info.len, data,
-                               size));
+        FUZZ_CHECK(
+            FUZZ_INSIDE(m->u.ota_progress.version.ptr, m->u.ota_progress.version.len, data, size));
+        FUZZ_CHECK(FUZZ_INSIDE(m->u.ota_progress.info.ptr, m->u.ota_progress.info.len, data, size));
         break;
     default:
         break;

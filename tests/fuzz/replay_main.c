@@ -20,21 +20,17 @@ static int run_file(const char *path)
     long n = -1;
     int rc = -1;
 
-    if (!f)
-        goto cleanup;
+    if (!f) goto cleanup;
     if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
         goto cleanup;
     buf = malloc(n ? (size_t)n : 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-        goto cleanup;
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) goto cleanup;
     LLVMFuzzerTestOneInput(buf, (size_t)n);
     rc = 0;
 cleanup:
-    if (rc)
-        fprintf(stderr, "cannot read %s\n", path);
+    if (rc) fprintf(stderr, "cannot read %s\n", path);
     free(buf);
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     return rc;
 }
 
@@ -65,11 +61,9 @@ int main(int argc, char **argv)
         while ((de = readdir(d)) != NULL) {
             char path[8192];
 
-            if (de->d_name[0] == '.')
-                continue;
+            if (de->d_name[0] == '.') continue;
             snprintf(path, sizeof path, "%s/%s", argv[i], de->d_name);
-            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-                continue;
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
             failures += run_file(path) != 0;
             runs++;
         }

@@ -293,7 +293,8 @@ TEST_CASE(passcode_mac)
     char v[GIZ_PASSCODE_MAC_STR_MAX], small[40];
     const char *did = "AbCdEfGhIjKlMnOpQrStUv";
 
-    for (unsigned i = 0; i < 32; i++) raw[i] = (uint8_t)(i + 1);
+    for (unsigned i = 0; i < 32; i++)
+        raw[i] = (uint8_t)(i + 1);
     ASSERT_EQ(giz_passcode_key_init(&k, raw, 31), GIZ_ERR_INVAL);
     ASSERT_EQ(giz_passcode_key_init(&k, raw, sizeof raw), GIZ_OK);
     ASSERT_STREQ(k.id, "0a4567e58ea7f89c");
@@ -304,8 +305,7 @@ TEST_CASE(passcode_mac)
     ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f9", v), GIZ_OK);
     ASSERT_EQ(giz_passcode_mac_verify(&k, did, "0aeb9953f8", v), GIZ_ERR_AUTH);
     ASSERT_EQ(giz_passcode_mac_verify(&k, did, "", v), GIZ_ERR_AUTH);
-    ASSERT_EQ(giz_passcode_mac_verify(&k, "AbCdEfGhIjKlMnOpQrStUw", "0aeb9953f9", v),
-              GIZ_ERR_AUTH);
+    ASSERT_EQ(giz_passcode_mac_verify(&k, "AbCdEfGhIjKlMnOpQrStUw", "0aeb9953f9", v), GIZ_ERR_AUTH);
     /* The NUL separator: (did, passcode) pairs cannot be shifted into each other. */
     ASSERT_EQ(giz_passcode_mac_verify(&k, "AbCdEfGhIjKlMnOpQrStU", "v0aeb9953f9", v), GIZ_ERR_AUTH);
     /* Another key: recognised by its id, not a wrong passcode. */
@@ -381,8 +381,8 @@ TEST_CASE(passcode_key_file)
     write_file(link_path, "not a key\n", 0600);
     ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_ERR_INVAL);
     ASSERT_TRUE(strstr(why, "malformed") != NULL);
-    write_file(link_path,
-               "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n", 0600);
+    write_file(link_path, "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20\n",
+               0600);
     ASSERT_EQ(giz_passcode_key_load(link_path, false, &k2, why, sizeof why), GIZ_OK);
     ASSERT_STREQ(k2.id, "0a4567e58ea7f89c");
     unlink(link_path);
@@ -400,12 +400,7 @@ TEST_CASE(passcode_key_file)
     rmdir(dir);
 }
 
-TEST_LIST(TEST_ENTRY(pbkdf2_vectors),
-          TEST_ENTRY(secret_hash),
-          TEST_ENTRY(hmac_vectors),
-          TEST_ENTRY(aes),
-          TEST_ENTRY(md5),
-          TEST_ENTRY(hex_random),
-          TEST_ENTRY(passcode_mac),
+TEST_LIST(TEST_ENTRY(pbkdf2_vectors), TEST_ENTRY(secret_hash), TEST_ENTRY(hmac_vectors),
+          TEST_ENTRY(aes), TEST_ENTRY(md5), TEST_ENTRY(hex_random), TEST_ENTRY(passcode_mac),
           TEST_ENTRY(passcode_key_file));
 TEST_MAIN()

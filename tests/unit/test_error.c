@@ -55,6 +55,5 @@ TEST_CASE(set)
     ASSERT_EQ(giz_error_set(NULL, GIZ_ERR_DB, 3, "x"), GIZ_ERR_DB);
 }
 
-TEST_LIST(TEST_ENTRY(table),
-          TEST_ENTRY(set));
+TEST_LIST(TEST_ENTRY(table), TEST_ENTRY(set));
 TEST_MAIN()

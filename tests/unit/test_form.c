@@ -27,9 +27,11 @@ TEST_CASE(get)
 {
     char v[64];
     size_t n = 0;
-    const char *reg = "passcode=0aeb9953f9&mac=00163E002CAC&product_key=0aeb9953f97c49d6be32c46487e59400";
-    const char *prov = "host=127.0.0.1&port=1883&server_ts=1764150000&log_host=127.0.0.1&log_port=80"
-                       "&biz_log=0&sys_log=0";
+    const char *reg =
+        "passcode=0aeb9953f9&mac=00163E002CAC&product_key=0aeb9953f97c49d6be32c46487e59400";
+    const char *prov =
+        "host=127.0.0.1&port=1883&server_ts=1764150000&log_host=127.0.0.1&log_port=80"
+        "&biz_log=0&sys_log=0";
 
     ASSERT_EQ(get(reg, "passcode", v, sizeof v, &n), GIZ_OK);
     ASSERT_STREQ(v, "0aeb9953f9");
@@ -78,7 +80,8 @@ TEST_CASE(get)
 
     /* firmware-style answer ending in CRLF: the value stops there */
     ASSERT_EQ(get("soft_ver=04020021&download_url=http://h/dev/ota/v4.1/download/7\r\n",
-                  "download_url", v, sizeof v, &n), GIZ_OK);
+                  "download_url", v, sizeof v, &n),
+              GIZ_OK);
     ASSERT_STREQ(v, "http://h/dev/ota/v4.1/download/7");
 
     /* capacity: the value plus NUL must fit */
@@ -110,18 +113,18 @@ TEST_CASE(validate)
         {"a=", 0, 0},
         {"a=b%2Fc+d", 0, 0},
         {"soft_ver=1&download_url=http://h/x\r\n", 0, 0},
-        {"a=1&", GIZ_ERR_INVAL, 4},      /* empty last pair */
-        {"a=1&&b=2", GIZ_ERR_INVAL, 4},  /* empty pair */
-        {"a", GIZ_ERR_INVAL, 1},         /* pair without '=' */
+        {"a=1&", GIZ_ERR_INVAL, 4},     /* empty last pair */
+        {"a=1&&b=2", GIZ_ERR_INVAL, 4}, /* empty pair */
+        {"a", GIZ_ERR_INVAL, 1},        /* pair without '=' */
         {"a&b=1", GIZ_ERR_INVAL, 1},
-        {"=1", GIZ_ERR_INVAL, 0},        /* empty key */
+        {"=1", GIZ_ERR_INVAL, 0}, /* empty key */
         {"a=1&=2", GIZ_ERR_INVAL, 4},
-        {"a=1=2", GIZ_ERR_INVAL, 3},     /* second '=' */
-        {"a=%4", GIZ_ERR_INVAL, 2},      /* cut escape */
+        {"a=1=2", GIZ_ERR_INVAL, 3}, /* second '=' */
+        {"a=%4", GIZ_ERR_INVAL, 2},  /* cut escape */
         {"a=%G1", GIZ_ERR_INVAL, 2},
         {"a=%00", GIZ_ERR_INVAL, 2},
-        {"a=b c", GIZ_ERR_INVAL, 3},     /* raw space */
-        {"a=b\r\nc=d", GIZ_ERR_INVAL, 3},/* CRLF in the middle */
+        {"a=b c", GIZ_ERR_INVAL, 3},      /* raw space */
+        {"a=b\r\nc=d", GIZ_ERR_INVAL, 3}, /* CRLF in the middle */
         {"a=\x80", GIZ_ERR_INVAL, 2},
     };
 
@@ -168,7 +171,5 @@ TEST_CASE(encode)
     ASSERT_EQ(n, strlen(raw));
 }
 
-TEST_LIST(TEST_ENTRY(get),
-          TEST_ENTRY(validate),
-          TEST_ENTRY(encode));
+TEST_LIST(TEST_ENTRY(get), TEST_ENTRY(validate), TEST_ENTRY(encode));
 TEST_MAIN()

@@ -17,8 +17,7 @@
 
 /* Routes `target` (a path, optionally "?query") the way request.c does:
  * raw_uri is the target, path_len stops at '?'. */
-static const struct gs_route *find(struct gs_request *rq, char *buf, size_t cap,
-                                   const char *target)
+static const struct gs_route *find(struct gs_request *rq, char *buf, size_t cap, const char *target)
 {
     memset(rq, 0, sizeof *rq);
     snprintf(buf, cap, "%s", target);
@@ -89,16 +88,16 @@ TEST_CASE(unknown_path)
         "/",
         "?healthz",
         "/nope",
-        "/healthz/",          /* trailing slash: one more (empty) segment */
+        "/healthz/", /* trailing slash: one more (empty) segment */
         "//healthz",
         "/healthz/x",
-        "/HEALTHZ",           /* paths are case-sensitive */
+        "/HEALTHZ", /* paths are case-sensitive */
         "/healthzz",
         "/health",
-        "healthz",            /* no leading slash */
+        "healthz", /* no leading slash */
         "/dev",
         "/dev/",
-        "/dev/devices/",      /* "*" needs a non-empty segment */
+        "/dev/devices/", /* "*" needs a non-empty segment */
         "/dev/devices//",
         "/dev/devices/" DID "/",
         "/dev/devices/" DID "/x",
@@ -111,7 +110,7 @@ TEST_CASE(unknown_path)
         "/admin",
         "/app",
         "/app/users/x",
-        "http://h/healthz",   /* request.c strips an absolute form before routing */
+        "http://h/healthz", /* request.c strips an absolute form before routing */
         "/metrics\x01",
     };
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
@@ -119,8 +118,7 @@ TEST_CASE(unknown_path)
         char buf[256];
         const struct gs_route *r = find(&rq, buf, sizeof buf, targets[i]);
         ASSERT_TRUE(r == NULL);
-        if (r != NULL)
-            fprintf(stderr, "  \"%s\" matched %s\n", targets[i], gs_route_name(r->id));
+        if (r != NULL) fprintf(stderr, "  \"%s\" matched %s\n", targets[i], gs_route_name(r->id));
     }
 }
 
@@ -200,8 +198,7 @@ static unsigned outcome(const char *method, const char *target, char *allow, siz
     char buf[256];
     allow[0] = '\0';
     const struct gs_route *r = find(&rq, buf, sizeof buf, target);
-    if (r == NULL)
-        return 404;
+    if (r == NULL) return 404;
     if (!(r->methods & gs_method_parse(method))) {
         gs_route_allow(r->methods, allow, cap);
         return 405;
@@ -290,7 +287,7 @@ TEST_CASE(names)
     ASSERT_STREQ(gs_route_name(GS_ROUTE_OTA_DOWNLOAD), "ota_download");
     ASSERT_STREQ(gs_route_name(GS_ROUTE_APP_BINDINGS), "app_bindings");
     ASSERT_STREQ(gs_route_name(GS_ROUTE_COUNT), "unmatched");
-    ASSERT_STREQ(gs_route_name((enum gs_route_id)-1), "unmatched");
+    ASSERT_STREQ(gs_route_name((enum gs_route_id) - 1), "unmatched");
     ASSERT_STREQ(gs_route_name((enum gs_route_id)1000), "unmatched");
     /* every real route has its own name (metrics and the access log) */
     for (int a = GS_ROUTE_NONE + 1; a < GS_ROUTE_COUNT; a++) {
@@ -306,9 +303,10 @@ TEST_CASE(admin)
 {
     struct gs_request rq;
     char buf[256];
-    const char *admin[] = {"/admin/products", "/admin/devices", "/admin/devices/" DID,
-                           "/admin/devices/" DID "/logs", "/admin/firmware", "/admin/ota/push"};
-    const char *other[] = {"/healthz", "/metrics", "/dev/devices", "/dev/ota/v4.1/latest",
+    const char *admin[] = {"/admin/products",     "/admin/devices",
+                           "/admin/devices/" DID, "/admin/devices/" DID "/logs",
+                           "/admin/firmware",     "/admin/ota/push"};
+    const char *other[] = {"/healthz",   "/metrics",   "/dev/devices",  "/dev/ota/v4.1/latest",
                            "/app/users", "/app/login", "/app/bindings", "/dev/" PK "/device"};
     for (size_t i = 0; i < sizeof admin / sizeof admin[0]; i++) {
         const struct gs_route *r = find(&rq, buf, sizeof buf, admin[i]);
@@ -322,13 +320,7 @@ TEST_CASE(admin)
     ASSERT_TRUE(!gs_route_is_admin(GS_ROUTE_COUNT));
 }
 
-TEST_LIST(TEST_ENTRY(match),
-          TEST_ENTRY(unknown_path),
-          TEST_ENTRY(path_len),
-          TEST_ENTRY(param_size),
-          TEST_ENTRY(methods),
-          TEST_ENTRY(allow_405),
-          TEST_ENTRY(allow_value),
-          TEST_ENTRY(names),
+TEST_LIST(TEST_ENTRY(match), TEST_ENTRY(unknown_path), TEST_ENTRY(path_len), TEST_ENTRY(param_size),
+          TEST_ENTRY(methods), TEST_ENTRY(allow_405), TEST_ENTRY(allow_value), TEST_ENTRY(names),
           TEST_ENTRY(admin));
 TEST_MAIN()

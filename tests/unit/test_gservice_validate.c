@@ -42,7 +42,8 @@ TEST_CASE(did)
     ASSERT_TRUE(!gs_valid_did("GdzuSRncfDPGHGo2Lxwg-2"));
     ASSERT_TRUE(!gs_valid_did("GdzuSRncfDPGHGo2Lxwg_2"));
     /* a NUL inside ends the string: 21 characters */
-    ASSERT_TRUE(!gs_valid_did("GdzuSRncfDPGHGo2LxwgM\0" "2"));
+    ASSERT_TRUE(!gs_valid_did("GdzuSRncfDPGHGo2LxwgM\0"
+                              "2"));
     /* every byte in the first, a middle and the last position */
     size_t positions[] = {0, 11, 21};
     for (size_t p = 0; p < 3; p++) {
@@ -98,8 +99,7 @@ TEST_CASE(mac)
     for (unsigned c = 1; c < 256; c++) {
         char s[] = "a0b1c2d3e4f5";
         s[5] = (char)c;
-        if (gs_valid_mac(s) != is_hex(c))
-            TEST_FAIL_("MAC with byte 0x%02x", c);
+        if (gs_valid_mac(s) != is_hex(c)) TEST_FAIL_("MAC with byte 0x%02x", c);
         test__checks++;
     }
 }
@@ -129,8 +129,7 @@ TEST_CASE(version)
         char s[] = "1.2.3";
         s[1] = (char)c;
         bool want = is_base62(c) || c == '.' || c == '_' || c == '-';
-        if (gs_valid_version(s, false) != want)
-            TEST_FAIL_("version with byte 0x%02x", c);
+        if (gs_valid_version(s, false) != want) TEST_FAIL_("version with byte 0x%02x", c);
         test__checks++;
     }
 }
@@ -150,8 +149,7 @@ TEST_CASE(locale)
         ASSERT_TRUE(!gs_valid_product_key(pk));
     }
     ASSERT_TRUE(gs_valid_did(DID));
-    if (loc != NULL)
-        setlocale(LC_CTYPE, "C");
+    if (loc != NULL) setlocale(LC_CTYPE, "C");
 }
 
 struct utf8_case {
@@ -160,7 +158,10 @@ struct utf8_case {
     bool valid;
     const char *what;
 };
-#define U(s, v, w) {s, sizeof(s) - 1, v, w}
+#define U(s, v, w)                                                                                 \
+    {                                                                                              \
+        s, sizeof(s) - 1, v, w                                                                     \
+    }
 
 TEST_CASE(utf8)
 {
@@ -219,7 +220,9 @@ TEST_CASE(utf8)
         /* lone continuation bytes */
         U("\x80", false, "lone 80"),
         U("\xbf", false, "lone BF"),
-        U("a\x80" "b", false, "continuation between ASCII"),
+        U("a\x80"
+          "b",
+          false, "continuation between ASCII"),
         /* NUL is U+0000: valid UTF-8, and the check goes on past it */
         U("\0", true, "a NUL byte"),
         U("a\0b", true, "NUL inside"),
@@ -249,8 +252,7 @@ TEST_CASE(utf8_exhaustive)
         for (unsigned b = 0; b < 0x100; b++) {
             unsigned char s[2] = {(unsigned char)a, (unsigned char)b};
             bool want = a >= 0xc2 && a <= 0xdf && b >= 0x80 && b <= 0xbf;
-            if (gs_utf8_valid(s, 2) != want && bad++ < 5)
-                TEST_FAIL_("2 bytes %02x %02x", a, b);
+            if (gs_utf8_valid(s, 2) != want && bad++ < 5) TEST_FAIL_("2 bytes %02x %02x", a, b);
         }
     }
     for (unsigned a = 0xe0; a <= 0xef; a++) {
@@ -268,8 +270,7 @@ TEST_CASE(utf8_exhaustive)
         for (unsigned b = 0; b < 0x100; b++) {
             unsigned char s[4] = {(unsigned char)a, (unsigned char)b, 0x80, 0x80};
             bool cont = b >= 0x80 && b <= 0xbf;
-            bool want = a <= 0xf4 && cont &&
-                        (a == 0xf0 ? b >= 0x90 : a == 0xf4 ? b <= 0x8f : true);
+            bool want = a <= 0xf4 && cont && (a == 0xf0 ? b >= 0x90 : a == 0xf4 ? b <= 0x8f : true);
             if (gs_utf8_valid(s, 4) != want && bad++ < 5)
                 TEST_FAIL_("4 bytes %02x %02x 80 80", a, b);
         }
@@ -277,11 +278,6 @@ TEST_CASE(utf8_exhaustive)
     ASSERT_EQ(bad, 0);
 }
 
-TEST_LIST(TEST_ENTRY(did),
-          TEST_ENTRY(product_key),
-          TEST_ENTRY(mac),
-          TEST_ENTRY(version),
-          TEST_ENTRY(locale),
-          TEST_ENTRY(utf8),
-          TEST_ENTRY(utf8_exhaustive));
+TEST_LIST(TEST_ENTRY(did), TEST_ENTRY(product_key), TEST_ENTRY(mac), TEST_ENTRY(version),
+          TEST_ENTRY(locale), TEST_ENTRY(utf8), TEST_ENTRY(utf8_exhaustive));
 TEST_MAIN()

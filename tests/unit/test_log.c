@@ -308,10 +308,6 @@ static void capture_path_remove(void)
     unlink(capture_path);
 }
 
-TEST_LIST(TEST_ENTRY(parse),
-          TEST_ENTRY(format),
-          TEST_ENTRY(truncation),
-          TEST_ENTRY(sink),
-          TEST_ENTRY(threads),
-          TEST_ENTRY(utc));
+TEST_LIST(TEST_ENTRY(parse), TEST_ENTRY(format), TEST_ENTRY(truncation), TEST_ENTRY(sink),
+          TEST_ENTRY(threads), TEST_ENTRY(utc));
 TEST_MAIN_WITH(capture_path_set, capture_path_remove)

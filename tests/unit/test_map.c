@@ -119,16 +119,14 @@ TEST_CASE(grow)
     unsigned *vals = malloc(N * sizeof *vals);
     unsigned char *seen = calloc(N, 1);
     ASSERT_TRUE(vals != NULL && seen != NULL);
-    if (vals == NULL || seen == NULL)
-        goto out;
+    if (vals == NULL || seen == NULL) goto out;
     ASSERT_EQ(giz_map_init(&m), 0);
     size_t initial = m.nbuckets;
     for (unsigned i = 0; i < N; i++) {
         char key[32];
         int n = snprintf(key, sizeof key, "key-%u", i);
         vals[i] = i;
-        if (giz_map_put(&m, key, (size_t)n, &vals[i], NULL) != 0)
-            TEST_FAIL_("put %u", i);
+        if (giz_map_put(&m, key, (size_t)n, &vals[i], NULL) != 0) TEST_FAIL_("put %u", i);
     }
     test__checks++;
     ASSERT_EQ(m.count, N);
@@ -157,8 +155,7 @@ TEST_CASE(grow)
     for (unsigned i = 0; i < N; i += 2) {
         char key[32];
         int n = snprintf(key, sizeof key, "key-%u", i);
-        if (giz_map_remove(&m, key, (size_t)n) != &vals[i])
-            TEST_FAIL_("remove %u", i);
+        if (giz_map_remove(&m, key, (size_t)n) != &vals[i]) TEST_FAIL_("remove %u", i);
     }
     test__checks++;
     ASSERT_EQ(m.count, N / 2);
@@ -187,8 +184,7 @@ TEST_CASE(free_values)
         int n = snprintf(key, sizeof key, "%d", i);
         int *p = malloc(sizeof *p);
         ASSERT_TRUE(p != NULL);
-        if (p == NULL)
-            break;
+        if (p == NULL) break;
         *p = i;
         ASSERT_EQ(giz_map_put(&m, key, (size_t)n, p, NULL), 0);
     }
@@ -231,14 +227,12 @@ TEST_CASE(ptr_keys)
     struct giz_map m;
     char *objs = malloc(N);
     ASSERT_TRUE(objs != NULL);
-    if (objs == NULL)
-        return;
+    if (objs == NULL) return;
     ASSERT_EQ(giz_map_init(&m), 0);
     m.ptr_keys = true;
     for (size_t i = 0; i < N; i++) {
         const void *k = objs + i;
-        if (giz_map_put(&m, &k, sizeof k, objs + i, NULL) != 0)
-            TEST_FAIL_("put %zu", i);
+        if (giz_map_put(&m, &k, sizeof k, objs + i, NULL) != 0) TEST_FAIL_("put %zu", i);
     }
     test__checks++;
     ASSERT_EQ(m.count, N);
@@ -272,11 +266,9 @@ TEST_CASE(random_key)
     ASSERT_TRUE(a.buckets != NULL && b.buckets != NULL);
     uint64_t ha = 0, hb = 0;
     for (size_t i = 0; i < a.nbuckets; i++)
-        if (a.buckets[i] != NULL)
-            ha = a.buckets[i]->hash;
+        if (a.buckets[i] != NULL) ha = a.buckets[i]->hash;
     for (size_t i = 0; i < b.nbuckets; i++)
-        if (b.buckets[i] != NULL)
-            hb = b.buckets[i]->hash;
+        if (b.buckets[i] != NULL) hb = b.buckets[i]->hash;
     ASSERT_TRUE(ha != hb);
     giz_map_free(&a, NULL);
     giz_map_free(&b, NULL);
@@ -305,8 +297,7 @@ TEST_CASE(siphash_vectors)
         ASSERT_EQ(giz_map_put(&m, msg, vec[v].len, &x, NULL), 0);
         uint64_t got = 0;
         for (size_t i = 0; i < m.nbuckets; i++)
-            if (m.buckets[i] != NULL)
-                got = m.buckets[i]->hash;
+            if (m.buckets[i] != NULL) got = m.buckets[i]->hash;
         if (got != vec[v].want)
             TEST_FAIL_("SipHash of %zu bytes: %016" PRIx64 " != %016" PRIx64, vec[v].len, got,
                        vec[v].want);
@@ -336,40 +327,28 @@ TEST_CASE(random_ops)
         int n = snprintf(key, sizeof key, "%u", k);
         if ((s >> 16) % 3u != 0) {
             void *old = (void *)&s;
-            if (giz_map_put(&m, key, (size_t)n, &slots[(s >> 8) % KEYS], &old) != 0)
-                bad++;
-            if (old != model[k])
-                bad++;
-            if (model[k] == NULL)
-                live++;
+            if (giz_map_put(&m, key, (size_t)n, &slots[(s >> 8) % KEYS], &old) != 0) bad++;
+            if (old != model[k]) bad++;
+            if (model[k] == NULL) live++;
             model[k] = &slots[(s >> 8) % KEYS];
         } else {
-            if (giz_map_remove(&m, key, (size_t)n) != model[k])
-                bad++;
-            if (model[k] != NULL)
-                live--;
+            if (giz_map_remove(&m, key, (size_t)n) != model[k]) bad++;
+            if (model[k] != NULL) live--;
             model[k] = NULL;
         }
-        if (giz_map_get(&m, key, (size_t)n) != model[k] || m.count != live)
-            bad++;
+        if (giz_map_get(&m, key, (size_t)n) != model[k] || m.count != live) bad++;
     }
     for (unsigned k = 0; k < KEYS; k++) {
         char key[8];
         snprintf(key, sizeof key, "%u", k);
-        if (giz_map_sget(&m, key) != model[k])
-            bad++;
+        if (giz_map_sget(&m, key) != model[k]) bad++;
     }
     ASSERT_EQ(bad, 0);
     ASSERT_TRUE(live > 0);
     giz_map_free(&m, NULL);
 }
 
-TEST_LIST(TEST_ENTRY(basic),
-          TEST_ENTRY(byte_keys),
-          TEST_ENTRY(grow),
-          TEST_ENTRY(free_values),
-          TEST_ENTRY(ptr_keys),
-          TEST_ENTRY(random_key),
-          TEST_ENTRY(siphash_vectors),
+TEST_LIST(TEST_ENTRY(basic), TEST_ENTRY(byte_keys), TEST_ENTRY(grow), TEST_ENTRY(free_values),
+          TEST_ENTRY(ptr_keys), TEST_ENTRY(random_key), TEST_ENTRY(siphash_vectors),
           TEST_ENTRY(random_ops));
 TEST_MAIN()

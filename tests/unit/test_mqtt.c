@@ -20,25 +20,25 @@ static size_t gagent_connect(uint8_t *b)
 {
     size_t n = 0;
 
-    b[n++] = 0x10;                       /* CONNECT, flags 0 */
-    b[n++] = 0x48;                       /* remaining length 72 */
-    b[n++] = 0x00;                       /* protocol name length 6 */
+    b[n++] = 0x10; /* CONNECT, flags 0 */
+    b[n++] = 0x48; /* remaining length 72 */
+    b[n++] = 0x00; /* protocol name length 6 */
     b[n++] = 0x06;
-    memcpy(b + n, "MQIsdp", 6);          /* MQTT 3.1 */
+    memcpy(b + n, "MQIsdp", 6); /* MQTT 3.1 */
     n += 6;
-    b[n++] = 0x03;                       /* protocol level 3 */
-    b[n++] = 0xC2;                       /* username | password | clean session */
-    b[n++] = 0x00;                       /* keepalive 120 at offset 12 */
+    b[n++] = 0x03; /* protocol level 3 */
+    b[n++] = 0xC2; /* username | password | clean session */
+    b[n++] = 0x00; /* keepalive 120 at offset 12 */
     b[n++] = 0x78;
-    b[n++] = 0x00;                       /* client id = DID */
+    b[n++] = 0x00; /* client id = DID */
     b[n++] = 0x16;
     memcpy(b + n, DID, 22);
     n += 22;
-    b[n++] = 0x00;                       /* username = DID */
+    b[n++] = 0x00; /* username = DID */
     b[n++] = 0x16;
     memcpy(b + n, DID, 22);
     n += 22;
-    b[n++] = 0x00;                       /* password = passcode */
+    b[n++] = 0x00; /* password = passcode */
     b[n++] = 0x0A;
     memcpy(b + n, PASSCODE, 10);
     n += 10;
@@ -56,8 +56,11 @@ TEST_CASE(gagent_connect)
     size_t n = gagent_connect(pkt), plen = 0, elen = 0;
     struct giz_mqtt_connect c;
     struct giz_error e;
-    struct giz_mqtt_connect_opts o = {.client_id = DID, .username = DID, .password = PASSCODE,
-                                      .keepalive = 120, .protocol_level = 3,
+    struct giz_mqtt_connect_opts o = {.client_id = DID,
+                                      .username = DID,
+                                      .password = PASSCODE,
+                                      .keepalive = 120,
+                                      .protocol_level = 3,
                                       .clean_session = true};
 
     ASSERT_EQ(n, 74);
@@ -99,9 +102,9 @@ TEST_CASE(connect_311_will)
      * 10 1A | 00 04 'MQTT' 04 | 0E (will, will QoS 1, clean) | 00 3C
      * | 00 02 'c1' | 00 03 't/w' | 00 03 'bye'
      * remaining = 2+4+1+1+2 + 2+2 + 2+3 + 2+3 = 24 = 0x18 */
-    static const uint8_t pkt[] = {0x10, 0x18, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x0E,
-                                  0x00, 0x3C, 0x00, 0x02, 'c', '1', 0x00, 0x03, 't', '/',
-                                  'w', 0x00, 0x03, 'b', 'y', 'e'};
+    static const uint8_t pkt[] = {0x10, 0x18, 0x00, 0x04, 'M',  'Q', 'T', 'T',  0x04,
+                                  0x0E, 0x00, 0x3C, 0x00, 0x02, 'c', '1', 0x00, 0x03,
+                                  't',  '/',  'w',  0x00, 0x03, 'b', 'y', 'e'};
     struct giz_mqtt_connect c;
     struct giz_error e;
     uint8_t bad[sizeof pkt];
@@ -223,8 +226,8 @@ TEST_CASE(publish)
 
     /* QoS 1: 32 | rem | 00 01 't' | 12 34 | 'x' */
     static const uint8_t q1[] = {0x32, 0x06, 0x00, 0x01, 't', 0x12, 0x34, 'x'};
-    ASSERT_EQ(giz_mqtt_encode_publish("t", (const uint8_t *)"x", 1, 1, 0x1234, buf, sizeof buf,
-                                      &n), GIZ_OK);
+    ASSERT_EQ(giz_mqtt_encode_publish("t", (const uint8_t *)"x", 1, 1, 0x1234, buf, sizeof buf, &n),
+              GIZ_OK);
     ASSERT_EQ(n, sizeof q1);
     ASSERT_MEMEQ(buf, q1, sizeof q1);
     ASSERT_EQ(giz_mqtt_publish_parse(q1, sizeof q1, &p, &e), GIZ_OK);
@@ -296,8 +299,7 @@ TEST_CASE(subscribe_suback_connack)
     ASSERT_EQ(giz_mqtt_suback_parse(subfail, sizeof subfail, &pid, &granted, &e), GIZ_OK);
     ASSERT_EQ(granted, 0x80);
     static const uint8_t subbad[] = {0x90, 0x03, 0x00, 0x07, 0x03};
-    ASSERT_EQ(giz_mqtt_suback_parse(subbad, sizeof subbad, &pid, &granted, &e),
-              GIZ_ERR_BAD_PACKET);
+    ASSERT_EQ(giz_mqtt_suback_parse(subbad, sizeof subbad, &pid, &granted, &e), GIZ_ERR_BAD_PACKET);
     static const uint8_t subshort[] = {0x90, 0x02, 0x00, 0x07};
     ASSERT_EQ(giz_mqtt_suback_parse(subshort, sizeof subshort, &pid, &granted, &e),
               GIZ_ERR_BAD_PACKET);
@@ -356,7 +358,7 @@ TEST_CASE(topic_match)
     ASSERT_TRUE(giz_mqtt_topic_match("app2dev/" DID "/#", "app2dev/" DID)); /* parent */
     ASSERT_TRUE(giz_mqtt_topic_match("#", "a/b/c"));
     ASSERT_TRUE(giz_mqtt_topic_match("a/+/c", "a/b/c"));
-    ASSERT_TRUE(giz_mqtt_topic_match("a/+", "a/"));    /* empty level */
+    ASSERT_TRUE(giz_mqtt_topic_match("a/+", "a/")); /* empty level */
     ASSERT_TRUE(giz_mqtt_topic_match("+/+", "/x"));
     ASSERT_TRUE(giz_mqtt_topic_match("dev2app/x", "dev2app/x"));
     ASSERT_TRUE(giz_mqtt_topic_match("+", "abc"));
@@ -369,19 +371,15 @@ TEST_CASE(topic_match)
     ASSERT_TRUE(!giz_mqtt_topic_match("#", "$SYS/x"));
     ASSERT_TRUE(!giz_mqtt_topic_match("+/x", "$SYS/x"));
     ASSERT_TRUE(giz_mqtt_topic_match("$SYS/#", "$SYS/x"));
-    ASSERT_TRUE(!giz_mqtt_topic_match("a/#/b", "a/x/b"));  /* malformed filters */
+    ASSERT_TRUE(!giz_mqtt_topic_match("a/#/b", "a/x/b")); /* malformed filters */
     ASSERT_TRUE(!giz_mqtt_topic_match("a+", "a+"));
     ASSERT_TRUE(!giz_mqtt_topic_match("a#", "a"));
-    ASSERT_TRUE(!giz_mqtt_topic_match("a/b", "a/+"));      /* wildcard in a topic */
+    ASSERT_TRUE(!giz_mqtt_topic_match("a/b", "a/+")); /* wildcard in a topic */
     ASSERT_TRUE(!giz_mqtt_topic_match(NULL, "a"));
     ASSERT_TRUE(!giz_mqtt_topic_match("a", NULL));
 }
 
-TEST_LIST(TEST_ENTRY(gagent_connect),
-          TEST_ENTRY(connect_311_will),
-          TEST_ENTRY(frame),
-          TEST_ENTRY(publish),
-          TEST_ENTRY(subscribe_suback_connack),
-          TEST_ENTRY(connect_encode),
+TEST_LIST(TEST_ENTRY(gagent_connect), TEST_ENTRY(connect_311_will), TEST_ENTRY(frame),
+          TEST_ENTRY(publish), TEST_ENTRY(subscribe_suback_connack), TEST_ENTRY(connect_encode),
           TEST_ENTRY(topic_match));
 TEST_MAIN()

@@ -55,8 +55,7 @@ static ssize_t sock_read(void *ud, void *buf, size_t count)
 /* The broker: reads with `rsize` until EAGAIN (or a close / EOF), appending
  * to out. Returns the verdict seen (PASS if none). */
 static enum giz_guard_verdict broker_drain(struct fake_sock *s, const struct giz_guard_limits *l,
-                                           size_t rsize, uint8_t *out, size_t *out_len,
-                                           size_t cap)
+                                           size_t rsize, uint8_t *out, size_t *out_len, size_t cap)
 {
     for (int guard = 0; guard < 1000000; guard++) {
         enum giz_guard_verdict v;
@@ -74,8 +73,8 @@ static enum giz_guard_verdict broker_drain(struct fake_sock *s, const struct giz
 
 static size_t connect_bytes(uint8_t *buf, size_t cap, uint16_t keepalive, uint8_t level)
 {
-    struct giz_mqtt_connect_opts o = {"GdzuSRncfDPGHGo2LxwgM2", "GdzuSRncfDPGHGo2LxwgM2",
-                                      "passcode12", keepalive, level, true};
+    struct giz_mqtt_connect_opts o = {
+        "GdzuSRncfDPGHGo2LxwgM2", "GdzuSRncfDPGHGo2LxwgM2", "passcode12", keepalive, level, true};
     size_t n = 0;
     ASSERT_EQ(giz_mqtt_encode_connect(&o, buf, cap, &n), GIZ_OK);
     return n;
@@ -173,7 +172,8 @@ TEST_CASE(connect_odd)
     giz_guard_free(&g);
 
     /* A lying string length inside the CONNECT. */
-    const uint8_t lying[] = {0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x40};
+    const uint8_t lying[] = {0x10, 0x0c, 0x00, 0x04, 'M',  'Q',  'T',
+                             'T',  0x04, 0x02, 0x00, 0x3c, 0x00, 0x40};
     giz_guard_init(&g);
     s = (struct fake_sock){lying, sizeof(lying), sizeof(lying), 0, 0, &g};
     out_len = 0;
@@ -647,8 +647,7 @@ TEST_CASE(ping_model)
     uint64_t *seen = malloc(4096 * sizeof *seen);
     unsigned closes = 0, strict = 0, lenient = 0;
     ASSERT_TRUE(seen != NULL);
-    if (seen == NULL)
-        return;
+    if (seen == NULL) return;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         struct giz_guard_limits l = limits();
         l.ping_max = shapes[si].ping_max;
@@ -675,10 +674,8 @@ TEST_CASE(ping_model)
                     younger += t - seen[i] + width < l.window_ms;
                 }
                 bool pass = ping_at(&g, &l, t);
-                if (!pass && young < l.ping_max)
-                    strict++;
-                if (pass && younger >= l.ping_max)
-                    lenient++;
+                if (!pass && young < l.ping_max) strict++;
+                if (pass && younger >= l.ping_max) lenient++;
                 if (!pass) {
                     closes++;
                     break;
@@ -727,16 +724,8 @@ TEST_CASE(guard_misc)
     ASSERT_STREQ(giz_guard_verdict_text((enum giz_guard_verdict)99), "?");
 }
 
-TEST_LIST(TEST_ENTRY(connect_splits),
-          TEST_ENTRY(connect_odd),
-          TEST_ENTRY(lengths),
-          TEST_ENTRY(coalesced),
-          TEST_ENTRY(ping_limit),
-          TEST_ENTRY(ping_window),
-          TEST_ENTRY(ping_extremes),
-          TEST_ENTRY(ping_clock_back),
-          TEST_ENTRY(ping_idle),
-          TEST_ENTRY(ping_wrap32),
-          TEST_ENTRY(ping_model),
-          TEST_ENTRY(guard_misc));
+TEST_LIST(TEST_ENTRY(connect_splits), TEST_ENTRY(connect_odd), TEST_ENTRY(lengths),
+          TEST_ENTRY(coalesced), TEST_ENTRY(ping_limit), TEST_ENTRY(ping_window),
+          TEST_ENTRY(ping_extremes), TEST_ENTRY(ping_clock_back), TEST_ENTRY(ping_idle),
+          TEST_ENTRY(ping_wrap32), TEST_ENTRY(ping_model), TEST_ENTRY(guard_misc));
 TEST_MAIN()

@@ -17,17 +17,15 @@
 
 #define DID "GdzuSRncfDPGHGo2LxwgM2" /* 22-char base62 DID from wire-formats.md */
 
-static struct giz_view V(const void *p, size_t n)
-{
+static struct giz_view V(const void *p, size_t n) {
     struct giz_view v = {(const uint8_t *)p, n};
     return v;
 }
 
-
 /* Encodes `m`, checks the bytes against `wire`, decodes them back, checks
  * equality, the form flag, and that re-encoding gives the same bytes. */
-static void check_golden(const struct giz_msg *m, const uint8_t *wire, size_t wire_len,
-                         bool framed)
+static void
+check_golden(const struct giz_msg *m, const uint8_t *wire, size_t wire_len, bool framed)
 {
     static uint8_t buf[70000], buf2[70000];
     struct giz_msg d;
@@ -132,14 +130,14 @@ TEST_CASE(log_level)
 TEST_CASE(log)
 {
     static const uint8_t wire[] = {
-        0x00, 0x00, 0x00, 0x03,       /* fixed header */
-        0x16,                         /* Len = 22, counted below */
-        0x00,                         /* flags */
-        0x00, 0x12,                   /* cmd */
-        0x02,                         /* level 2 = warning */
-        0x00, 0x03, 'n', 'e', 't',    /* tags */
-        0x00, 0x02, 'm', 'q',         /* source */
-        0x00, 0x07, 'l', 'o', 's', 't', ' ', 0xC3, 0xA9, /* content "lost é" (UTF-8) */
+        0x00, 0x00, 0x00, 0x03,                            /* fixed header */
+        0x16,                                              /* Len = 22, counted below */
+        0x00,                                              /* flags */
+        0x00, 0x12,                                        /* cmd */
+        0x02,                                              /* level 2 = warning */
+        0x00, 0x03, 'n',  'e',  't',                       /* tags */
+        0x00, 0x02, 'm',  'q',                             /* source */
+        0x00, 0x07, 'l',  'o',  's', 't', ' ', 0xC3, 0xA9, /* content "lost é" (UTF-8) */
     };
     /* Len: flags 1 + cmd 2 + level 1 + tags 2+3 + source 2+2 + content 2+7 = 22 = 0x16 */
     struct giz_msg m = {.cmd = GIZ_CMD_LOG};
@@ -184,8 +182,10 @@ TEST_CASE(bare)
 
     /* wire-formats.md: 0x0211 as the public cloud sends it */
     uint8_t ota41[4 + 2 + 1 + 2 + 22];
-    memcpy(ota41, "\x00\x00\x00\x03" /* header */ "\x02\x11" /* cmd */ "\x01" /* type WiFi */
-                  "\x00\x16" /* DID len 22 */, 9);
+    memcpy(ota41,
+           "\x00\x00\x00\x03" /* header */ "\x02\x11" /* cmd */ "\x01" /* type WiFi */
+           "\x00\x16" /* DID len 22 */,
+           9);
     memcpy(ota41 + 9, DID, 22);
     struct giz_msg o = {.cmd = GIZ_CMD_OTA_PUSH_V41};
     o.u.ota41.type = 1;
@@ -201,8 +201,10 @@ TEST_CASE(bare)
     /* 0x020E: type 1, fid 0x01020304, url len 0x0021, url */
     static const char url[] = "http://h:80/dev/ota/download/0001"; /* 33 bytes */
     uint8_t ota40[4 + 2 + 1 + 4 + 2 + 33];
-    memcpy(ota40, "\x00\x00\x00\x03" /* header */ "\x02\x0E" /* cmd */ "\x01" /* type */
-                  "\x01\x02\x03\x04" /* fid BE */ "\x00\x21" /* url len 33 */, 13);
+    memcpy(ota40,
+           "\x00\x00\x00\x03" /* header */ "\x02\x0E" /* cmd */ "\x01" /* type */
+           "\x01\x02\x03\x04" /* fid BE */ "\x00\x21" /* url len 33 */,
+           13);
     memcpy(ota40 + 13, url, 33);
     struct giz_msg o40 = {.cmd = GIZ_CMD_OTA_PUSH_V40};
     o40.u.ota40.type = 1;
@@ -215,8 +217,8 @@ TEST_CASE(bare)
  * encoder writes them bare again. */
 TEST_CASE(bare_cmds_framed)
 {
-    static const uint8_t framed_count[] = {0x00, 0x00, 0x00, 0x03, /* header */
-                                           0x05, 0x00,             /* Len 5, flags */
+    static const uint8_t framed_count[] = {0x00, 0x00, 0x00, 0x03,  /* header */
+                                           0x05, 0x00,              /* Len 5, flags */
                                            0x02, 0x10, 0x00, 0x07}; /* cmd, count 7 */
     static const uint8_t bare_count[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x10, 0x00, 0x07};
     static const uint8_t framed_req[] = {0x00, 0x00, 0x00, 0x03, 0x03, 0x00, 0x02, 0x0F};
@@ -255,13 +257,23 @@ TEST_CASE(multibyte_len)
         body[i] = (uint8_t)(i * 7u);
 
     /* 300-byte body: Len = 303 = 0x12F -> AF 02 */
-    memcpy(wire, "\x00\x00\x00\x03" "\xAF\x02" "\x00" "\x00\x90", 9);
+    memcpy(wire,
+           "\x00\x00\x00\x03"
+           "\xAF\x02"
+           "\x00"
+           "\x00\x90",
+           9);
     memcpy(wire + 9, body, 300);
     m.u.biz.data = V(body, 300);
     check_golden(&m, wire, 9 + 300, true);
 
     /* 65535-byte body (the maximum): Len = 65538 = 0x10002 -> 82 80 04 */
-    memcpy(wire, "\x00\x00\x00\x03" "\x82\x80\x04" "\x00" "\x00\x90", 10);
+    memcpy(wire,
+           "\x00\x00\x00\x03"
+           "\x82\x80\x04"
+           "\x00"
+           "\x00\x90",
+           10);
     memcpy(wire + 10, body, 65535);
     m.u.biz.data = V(body, 65535);
     check_golden(&m, wire, 10 + 65535, true);
@@ -270,7 +282,13 @@ TEST_CASE(multibyte_len)
 
     /* 0x0093 at its maximum: Len = 3 + 4 + 65535 = 65542 = 0x10006 -> 86 80 04 */
     struct giz_msg s = {.cmd = GIZ_CMD_BIZ_SN};
-    memcpy(wire, "\x00\x00\x00\x03" "\x86\x80\x04" "\x00" "\x00\x93" "\xFF\xFF\xFF\xFF", 14);
+    memcpy(wire,
+           "\x00\x00\x00\x03"
+           "\x86\x80\x04"
+           "\x00"
+           "\x00\x93"
+           "\xFF\xFF\xFF\xFF",
+           14);
     memcpy(wire + 14, body, 65535);
     s.u.biz_sn.sn = 0xFFFFFFFFu;
     s.u.biz_sn.data = V(body, 65535);
@@ -285,7 +303,13 @@ TEST_CASE(multibyte_len)
     l.u.log.source = V(text, 32);
     l.u.log.content = V(text, 65535);
     size_t o = 0;
-    memcpy(wire, "\x00\x00\x00\x03" "\xA9\x82\x04" "\x00" "\x00\x12" "\x03", 11);
+    memcpy(wire,
+           "\x00\x00\x00\x03"
+           "\xA9\x82\x04"
+           "\x00"
+           "\x00\x12"
+           "\x03",
+           11);
     o = 11;
     memcpy(wire + o, "\x01\x00", 2); /* tags len 256 */
     o += 2;
@@ -369,27 +393,29 @@ TEST_CASE(utf8)
 #define U(s, ok) ASSERT_EQ(giz_utf8_valid((const uint8_t *)(s), sizeof(s) - 1), ok)
     U("", true);
     U("plain ascii", true);
-    U("\xC2\x80", true);             /* U+0080, smallest 2-byte */
-    U("\xDF\xBF", true);             /* U+07FF */
-    U("\xE0\xA0\x80", true);         /* U+0800 */
-    U("\xED\x9F\xBF", true);         /* U+D7FF, just below surrogates */
-    U("\xEE\x80\x80", true);         /* U+E000, just above */
-    U("\xEF\xBF\xBF", true);         /* U+FFFF */
-    U("\xF0\x90\x80\x80", true);     /* U+10000 */
-    U("\xF4\x8F\xBF\xBF", true);     /* U+10FFFF */
-    U("\xC0\x80", false);            /* overlong NUL */
-    U("\xC1\xBF", false);            /* overlong */
-    U("\xE0\x9F\xBF", false);        /* overlong 3-byte */
-    U("\xF0\x8F\xBF\xBF", false);    /* overlong 4-byte */
-    U("\xED\xA0\x80", false);        /* U+D800 surrogate */
-    U("\xED\xBF\xBF", false);        /* U+DFFF surrogate */
-    U("\xF4\x90\x80\x80", false);    /* U+110000 */
+    U("\xC2\x80", true);          /* U+0080, smallest 2-byte */
+    U("\xDF\xBF", true);          /* U+07FF */
+    U("\xE0\xA0\x80", true);      /* U+0800 */
+    U("\xED\x9F\xBF", true);      /* U+D7FF, just below surrogates */
+    U("\xEE\x80\x80", true);      /* U+E000, just above */
+    U("\xEF\xBF\xBF", true);      /* U+FFFF */
+    U("\xF0\x90\x80\x80", true);  /* U+10000 */
+    U("\xF4\x8F\xBF\xBF", true);  /* U+10FFFF */
+    U("\xC0\x80", false);         /* overlong NUL */
+    U("\xC1\xBF", false);         /* overlong */
+    U("\xE0\x9F\xBF", false);     /* overlong 3-byte */
+    U("\xF0\x8F\xBF\xBF", false); /* overlong 4-byte */
+    U("\xED\xA0\x80", false);     /* U+D800 surrogate */
+    U("\xED\xBF\xBF", false);     /* U+DFFF surrogate */
+    U("\xF4\x90\x80\x80", false); /* U+110000 */
     U("\xF5\x80\x80\x80", false);
     U("\xFF", false);
-    U("\x80", false);                /* lone continuation */
-    U("\xE2\x82", false);            /* cut sequence */
-    U("a\xE2\x82\xAC" "b", true);    /* euro sign */
-    U("\xE2\x28\xA1", false);        /* bad continuation */
+    U("\x80", false);     /* lone continuation */
+    U("\xE2\x82", false); /* cut sequence */
+    U("a\xE2\x82\xAC"
+      "b",
+      true);                  /* euro sign */
+    U("\xE2\x28\xA1", false); /* bad continuation */
 #undef U
     ASSERT_EQ(giz_utf8_valid(NULL, 0), true);
 }
@@ -454,8 +480,8 @@ TEST_CASE(newer_cmds)
         0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, /* header, cmd */
         0x00, 0x06,                         /* flags: bit 1 module, bit 2 MCU */
         0x00, 0x1A,                         /* len 26 = 2+12 + 2+10 */
-        0x00, 0x0C, 'E', 'S', 'P', '3', '2', ',', '1', '.', '2', '.', '3', '4',
-        0x00, 0x0A, 'M', 'C', 'U', '1', ',', '0', '4', '0', '2', 'X',
+        0x00, 0x0C, 'E',  'S',  'P',  '3',  '2', ',', '1', '.', '2', '.', '3',
+        '4',  0x00, 0x0A, 'M',  'C',  'U',  '1', ',', '0', '4', '0', '2', 'X',
     };
     memset(&m, 0, sizeof m);
     m.cmd = GIZ_CMD_VERSION_REPORT;
@@ -471,7 +497,7 @@ TEST_CASE(newer_cmds)
      * its data is kept opaque in `rest` */
     static const uint8_t ver2[] = {
         0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0x00, 0x21, /* flags: bit 0 + bit 5 */
-        0x00, 0x07, 0x00, 0x02, 's', '1', 0xDE, 0xAD, 0xBE,
+        0x00, 0x07, 0x00, 0x02, 's',  '1',  0xDE, 0xAD, 0xBE,
     };
     memset(&m, 0, sizeof m);
     m.cmd = GIZ_CMD_VERSION_REPORT;
@@ -493,8 +519,8 @@ TEST_CASE(newer_cmds)
     m.u.version.rest = V("z", 1);
     ASSERT_EQ(giz_msg_encoded_size(&m), 0);
     /* extra bytes after the known fields with only known bits set: trailing */
-    static const uint8_t ver_tr[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0x00, 0x01,
-                                     0x00, 0x03, 0x00, 0x00, 0x77};
+    static const uint8_t ver_tr[] = {0x00, 0x00, 0x00, 0x03, 0x02, 0x1C, 0x00,
+                                     0x01, 0x00, 0x03, 0x00, 0x00, 0x77};
     memset(&e, 0, sizeof e);
     ASSERT_EQ(giz_msg_decode(ver_tr, sizeof ver_tr, &d, &e), GIZ_ERR_TRAILING);
     ASSERT_EQ(e.offset, 12);
@@ -505,8 +531,8 @@ TEST_CASE(newer_cmds)
         0x00, 0x02,                         /* flags: MCU upgrade */
         0x00, 0x1E,                         /* len 30 = 1 + 2+14 + 2+11 */
         45,                                 /* percent */
-        0x00, 0x0E, 'G', 'o', 'K', 'i', 't', ',', '0', '4', '0', '2', '0', '0', '2', '0',
-        0x00, 0x0B, 'd', 'o', 'w', 'n', 'l', 'o', 'a', 'd', 'i', 'n', 'g',
+        0x00, 0x0E, 'G',  'o',  'K',  'i',  't', ',', '0', '4', '0', '2', '0', '0', '2',
+        '0',  0x00, 0x0B, 'd',  'o',  'w',  'n', 'l', 'o', 'a', 'd', 'i', 'n', 'g',
     };
     memset(&m, 0, sizeof m);
     m.cmd = GIZ_CMD_OTA_PROGRESS;
@@ -532,8 +558,7 @@ static uint8_t *read_file(const char *path, size_t *len)
     uint8_t *buf = NULL;
     long n;
 
-    if (!f)
-        return NULL;
+    if (!f) return NULL;
     if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
         buf = malloc((size_t)n + 1);
         if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
@@ -557,13 +582,11 @@ TEST_CASE(data_cases)
     int cases = 0;
 
     ASSERT_TRUE(root != NULL);
-    if (!root)
-        return;
+    if (!root) return;
     snprintf(dir, sizeof dir, "%s/proto", root);
     d = opendir(dir);
     ASSERT_TRUE(d != NULL);
-    if (!d)
-        return;
+    if (!d) return;
     while ((de = readdir(d)) != NULL) {
         struct stat st;
         size_t in_len = 0, ex_len = 0;
@@ -574,11 +597,9 @@ TEST_CASE(data_cases)
         struct giz_error e;
         int rc;
 
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            continue;
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
         snprintf(path, sizeof path, "%s/%s/input.bin", dir, de->d_name);
         in = read_file(path, &in_len);
         snprintf(path, sizeof path, "%s/%s/expected", dir, de->d_name);
@@ -604,17 +625,8 @@ TEST_CASE(data_cases)
     ASSERT_TRUE(cases >= 25);
 }
 
-TEST_LIST(TEST_ENTRY(biz),
-          TEST_ENTRY(biz_sn),
-          TEST_ENTRY(log_level),
-          TEST_ENTRY(log),
-          TEST_ENTRY(bare),
-          TEST_ENTRY(bare_cmds_framed),
-          TEST_ENTRY(newer_cmds),
-          TEST_ENTRY(multibyte_len),
-          TEST_ENTRY(encode_refusals),
-          TEST_ENTRY(varint),
-          TEST_ENTRY(utf8),
-          TEST_ENTRY(cmd_names),
-          TEST_ENTRY(data_cases));
+TEST_LIST(TEST_ENTRY(biz), TEST_ENTRY(biz_sn), TEST_ENTRY(log_level), TEST_ENTRY(log),
+          TEST_ENTRY(bare), TEST_ENTRY(bare_cmds_framed), TEST_ENTRY(newer_cmds),
+          TEST_ENTRY(multibyte_len), TEST_ENTRY(encode_refusals), TEST_ENTRY(varint),
+          TEST_ENTRY(utf8), TEST_ENTRY(cmd_names), TEST_ENTRY(data_cases));
 TEST_MAIN()

@@ -119,9 +119,7 @@ TEST_CASE(upgrade)
         return;
     }
     /* What the newest migration creates, so it can be undone. */
-    const char *newest = latest >= 6   ? "event_prune"
-                         : latest >= 5 ? "broker"
-                                       : "outbox_created";
+    const char *newest = latest >= 6 ? "event_prune" : latest >= 5 ? "broker" : "outbox_created";
     const char *undo = latest >= 6   ? "DROP TABLE event_prune; DROP TABLE event_drops; "
                                        "DROP TABLE events"
                        : latest >= 5 ? "DROP TABLE broker"
@@ -258,9 +256,9 @@ static void test_products(struct giz_store *s)
     ASSERT_EQ(giz_store_product_import(s, "short", "0aeb", NULL, &got), GIZ_ERR_INVAL);
     ASSERT_EQ(giz_store_product_import(s, "nothex", "0aeb9953f97c49d6be32c46487e5940g", NULL, &got),
               GIZ_ERR_INVAL);
-    ASSERT_EQ(giz_store_product_import(s, "badsecret", "33333333333333333333333333333333", "x",
-                                       &got),
-              GIZ_ERR_INVAL);
+    ASSERT_EQ(
+        giz_store_product_import(s, "badsecret", "33333333333333333333333333333333", "x", &got),
+        GIZ_ERR_INVAL);
     ASSERT_EQ(giz_store_product_get(s, "33333333333333333333333333333333", &got),
               GIZ_ERR_NOT_FOUND);
 }
@@ -1179,8 +1177,7 @@ TEST_CASE(open_race)
                 bad++;
         }
         if (raw_int(path, "SELECT count(*) FROM products") != NPROC * PRODUCTS) bad++;
-        if (raw_int(path, "SELECT count(*) FROM schema_version") != MIGRATIONS)
-            bad++;
+        if (raw_int(path, "SELECT count(*) FROM schema_version") != MIGRATIONS) bad++;
     }
     ASSERT_EQ(bad, 0);
 }
@@ -1280,14 +1277,16 @@ TEST_CASE(passcode_verifier)
     ASSERT_EQ(giz_store_product_create(plain, "pcmac", &p), GIZ_OK);
 
     /* Registered through the keyed connection: verifier written. */
-    ASSERT_EQ(giz_store_device_register(keyed, p.product_key, "a1a2a3a4a5a6", "0aeb9953f9", &d,
-                                        &created),
-              GIZ_OK);
+    ASSERT_EQ(
+        giz_store_device_register(keyed, p.product_key, "a1a2a3a4a5a6", "0aeb9953f9", &d, &created),
+        GIZ_OK);
     snprintf(sql, sizeof sql, "SELECT passcode_mac FROM devices WHERE did = '%s'", d.did);
     ASSERT_TRUE(strncmp(raw_text(path, sql, text, sizeof text), "hmac-sha256$", 12) == 0);
     /* Only the verifier decides now: break the PBKDF2 hash. */
-    snprintf(sql, sizeof sql, "UPDATE devices SET passcode_hash = 'pbkdf2-sha256$1000$00$00' "
-                              "WHERE did = '%s'", d.did);
+    snprintf(sql, sizeof sql,
+             "UPDATE devices SET passcode_hash = 'pbkdf2-sha256$1000$00$00' "
+             "WHERE did = '%s'",
+             d.did);
     ASSERT_EQ(raw_exec(path, sql), SQLITE_OK);
     ASSERT_EQ(giz_store_device_auth_budget(keyed, d.did, "0aeb9953f9", false, &got, &slow), GIZ_OK);
     ASSERT_TRUE(!slow);
@@ -1307,19 +1306,21 @@ TEST_CASE(passcode_verifier)
 
     /* Legacy row (registered without the key, hash replaced by a fresh one
      * so that no verified-cache entry vouches for it). */
-    ASSERT_EQ(giz_store_device_register(plain, p.product_key, "b1b2b3b4b5b6", "LEGACY0001",
-                                        &legacy, &created),
+    ASSERT_EQ(giz_store_device_register(plain, p.product_key, "b1b2b3b4b5b6", "LEGACY0001", &legacy,
+                                        &created),
               GIZ_OK);
     {
         char hash[GIZ_HASH_STR_MAX];
         ASSERT_EQ(giz_secret_hash("LEGACY0001", GIZ_PASSCODE_ITERATIONS, hash, sizeof hash),
                   GIZ_OK);
-        snprintf(sql, sizeof sql, "UPDATE devices SET passcode_hash = '%s' WHERE did = '%s'",
-                 hash, legacy.did);
+        snprintf(sql, sizeof sql, "UPDATE devices SET passcode_hash = '%s' WHERE did = '%s'", hash,
+                 legacy.did);
         ASSERT_EQ(raw_exec(path, sql), SQLITE_OK);
     }
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM devices WHERE did = '%s' AND "
-                              "passcode_mac IS NULL", legacy.did);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM devices WHERE did = '%s' AND "
+             "passcode_mac IS NULL",
+             legacy.did);
     ASSERT_EQ(raw_int(path, sql), 1);
     /* PBKDF2 not allowed: refused unchecked, nothing written. */
     ASSERT_EQ(giz_store_device_auth_budget(keyed, legacy.did, "LEGACY0001", false, &got, &slow),
@@ -1357,8 +1358,7 @@ TEST_CASE(passcode_verifier)
     other = open_ok(path);
     if (other) {
         ASSERT_EQ(giz_store_passcode_key_load(other, keypath, why, sizeof why), GIZ_OK);
-        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
-                                               &slow),
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got, &slow),
                   GIZ_ERR_AUTH);
         ASSERT_TRUE(slow);
         ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", true, &got, &slow),
@@ -1366,8 +1366,7 @@ TEST_CASE(passcode_verifier)
         ASSERT_TRUE(slow);
         raw_text(path, sql, text, sizeof text);
         ASSERT_TRUE(strncmp(text, "hmac-sha256$", 12) == 0 && strcmp(text, first) != 0);
-        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
-                                               &slow),
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got, &slow),
                   GIZ_OK);
         ASSERT_TRUE(!slow);
         /* A world-readable key file is refused with the reason. */
@@ -1384,13 +1383,11 @@ TEST_CASE(passcode_verifier)
         ASSERT_EQ(chmod(keypath, 0600), 0);
         ASSERT_EQ(giz_passcode_key_load(keypath, false, &k, why, sizeof why), GIZ_OK);
         ASSERT_EQ(giz_store_set_passcode_key(other, &k), GIZ_OK);
-        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
-                                               &slow),
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got, &slow),
                   GIZ_OK);
         ASSERT_TRUE(!slow);
         ASSERT_EQ(giz_store_set_passcode_key(other, NULL), GIZ_OK);
-        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got,
-                                               &slow),
+        ASSERT_EQ(giz_store_device_auth_budget(other, legacy.did, "LEGACY0001", false, &got, &slow),
                   GIZ_OK); /* verified cache of this process */
         giz_store_close(other);
     }
@@ -1503,16 +1500,8 @@ static void store_teardown(void)
     rm_dir();
 }
 
-TEST_LIST(TEST_ENTRY(migrations),
-          TEST_ENTRY(upgrade),
-          TEST_ENTRY(schema_newer),
-          TEST_ENTRY(open_errors),
-          TEST_ENTRY(operations),
-          TEST_ENTRY(no_clear_secrets),
-          TEST_ENTRY(two_connections),
-          TEST_ENTRY(two_processes),
-          TEST_ENTRY(open_race),
-          TEST_ENTRY(db_error_reporting),
-          TEST_ENTRY(passcode_verifier),
-          TEST_ENTRY(pcache));
+TEST_LIST(TEST_ENTRY(migrations), TEST_ENTRY(upgrade), TEST_ENTRY(schema_newer),
+          TEST_ENTRY(open_errors), TEST_ENTRY(operations), TEST_ENTRY(no_clear_secrets),
+          TEST_ENTRY(two_connections), TEST_ENTRY(two_processes), TEST_ENTRY(open_race),
+          TEST_ENTRY(db_error_reporting), TEST_ENTRY(passcode_verifier), TEST_ENTRY(pcache));
 TEST_MAIN_WITH(store_setup, store_teardown)

@@ -335,6 +335,5 @@ TEST_CASE(operations)
     phase("operations", 0);
 }
 
-TEST_LIST(TEST_ENTRY(open_migrations),
-          TEST_ENTRY(operations));
+TEST_LIST(TEST_ENTRY(open_migrations), TEST_ENTRY(operations));
 TEST_MAIN_WITH(alloc_setup, alloc_teardown)

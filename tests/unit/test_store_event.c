@@ -154,8 +154,10 @@ TEST_CASE(prune_per_device)
     struct giz_event b[20];
     struct collect c;
     int64_t pruned = -1, dropped = -1, last = 0, top = 0;
-    for (int i = 0; i < 10; i++) b[i] = mk("DEV_A", i, "publish_in", i % 2 ? "mqtt" : "http", NULL);
-    for (int i = 10; i < 13; i++) b[i] = mk("DEV_B", i, "register", "http", NULL);
+    for (int i = 0; i < 10; i++)
+        b[i] = mk("DEV_A", i, "publish_in", i % 2 ? "mqtt" : "http", NULL);
+    for (int i = 10; i < 13; i++)
+        b[i] = mk("DEV_B", i, "register", "http", NULL);
     ASSERT_EQ(giz_store_event_append(s, b, 13, &last), GIZ_OK);
     ASSERT_EQ(giz_store_event_prune(s, 4, 0, &pruned), GIZ_OK);
     ASSERT_EQ(pruned, 6);

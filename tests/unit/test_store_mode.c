@@ -157,9 +157,6 @@ static void dir_remove(void)
     rmdir(dir);
 }
 
-TEST_LIST(TEST_ENTRY(new_file),
-          TEST_ENTRY(fix_existing),
-          TEST_ENTRY(group_kept),
-          TEST_ENTRY(backup),
-          TEST_ENTRY(memory));
+TEST_LIST(TEST_ENTRY(new_file), TEST_ENTRY(fix_existing), TEST_ENTRY(group_kept),
+          TEST_ENTRY(backup), TEST_ENTRY(memory));
 TEST_MAIN_WITH(dir_make, dir_remove)

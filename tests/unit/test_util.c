@@ -67,7 +67,8 @@ TEST_CASE(identifiers)
     ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2LxwgM2x")); /* 23 */
     ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2Lxwg-2"));
     ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2Lxwg_2"));
-    ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2Lxwg\xe9" "2")); /* Latin-1 e-acute */
+    ASSERT_TRUE(!giz_did_valid("GdzuSRncfDPGHGo2Lxwg\xe9"
+                               "2")); /* Latin-1 e-acute */
     ASSERT_TRUE(!giz_did_valid(""));
     ASSERT_TRUE(!giz_did_valid(NULL));
 
@@ -137,8 +138,7 @@ TEST_CASE(buf)
     giz_buf_init(&b, 100000);
     for (int i = 0; i < 10000; i++) {
         uint8_t byte = (uint8_t)i;
-        if (giz_buf_append(&b, &byte, 1) != GIZ_OK)
-            break;
+        if (giz_buf_append(&b, &byte, 1) != GIZ_OK) break;
     }
     ASSERT_EQ(b.len, 10000);
     ASSERT_EQ(b.data[0], 0);
@@ -155,8 +155,5 @@ TEST_CASE(buf)
     giz_buf_free(&b);
 }
 
-TEST_LIST(TEST_ENTRY(parse_uint),
-          TEST_ENTRY(clock),
-          TEST_ENTRY(identifiers),
-          TEST_ENTRY(buf));
+TEST_LIST(TEST_ENTRY(parse_uint), TEST_ENTRY(clock), TEST_ENTRY(identifiers), TEST_ENTRY(buf));
 TEST_MAIN()

@@ -21,9 +21,9 @@ struct http_uv_req {
     size_t out_len;
     struct httpc_parser parser;
     http_uv_done_cb cb;
-    http_uv_recv_cb recv_cb;   /* raw mode when set */
+    http_uv_recv_cb recv_cb; /* raw mode when set */
     http_uv_end_cb end_cb;
-    size_t recv_cap;           /* raw mode: bytes the next read may take */
+    size_t recv_cap; /* raw mode: bytes the next read may take */
     void *ud;
     int open_handles;
     int finished; /* callback called or cancelled */
@@ -45,8 +45,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void shutdown_req(struct http_uv_req *r)
 {
-    if (!uv_is_closing((uv_handle_t *)&r->tcp))
-        uv_close((uv_handle_t *)&r->tcp, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&r->tcp)) uv_close((uv_handle_t *)&r->tcp, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&r->timer))
         uv_close((uv_handle_t *)&r->timer, on_handle_closed);
 }
@@ -97,10 +96,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct http_uv_req *r = s->data;
     int rc;
 
-    if (r->finished)
-        return;
-    if (nread == 0)
-        return;
+    if (r->finished) return;
+    if (nread == 0) return;
     if (r->recv_cb != NULL) {
         size_t next = r->recv_cap;
         if (nread < 0) {
@@ -127,8 +124,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_write(uv_write_t *w, int status)
 {
     struct http_uv_req *r = w->data;
-    if (status < 0 && !r->finished)
-        finish(r, HTTPC_ERR_IO);
+    if (status < 0 && !r->finished) finish(r, HTTPC_ERR_IO);
 }
 
 static void on_connect(uv_connect_t *c, int status)
@@ -136,8 +132,7 @@ static void on_connect(uv_connect_t *c, int status)
     struct http_uv_req *r = c->data;
     uv_buf_t b;
 
-    if (r->finished)
-        return;
+    if (r->finished) return;
     if (status < 0) {
         finish(r, HTTPC_ERR_CONNECT);
         return;
@@ -157,13 +152,12 @@ struct http_uv_req *http_uv__start(uv_loop_t *loop, const struct sockaddr *addr,
 {
     struct http_uv_req *r = calloc(1, sizeof *r);
 
-    if (r == NULL)
-        return NULL;
+    if (r == NULL) return NULL;
     r->cb = cb;
     r->ud = ud;
     httpc__parser_init(&r->parser, 1u << 20);
-    r->out = httpc__build(method, host_hdr, port, path, content_type, extra_headers, body,
-                          body_len, &r->out_len);
+    r->out = httpc__build(method, host_hdr, port, path, content_type, extra_headers, body, body_len,
+                          &r->out_len);
     if (r->out == NULL || uv_tcp_init(loop, &r->tcp) != 0) {
         free(r->out);
         free(r);
@@ -188,8 +182,8 @@ struct http_uv_req *http_uv__start(uv_loop_t *loop, const struct sockaddr *addr,
 struct http_uv_req *http_uv__start_raw(uv_loop_t *loop, const struct sockaddr *addr,
                                        const char *host_hdr, uint16_t port, const char *method,
                                        const char *path, const char *content_type,
-                                       const char *extra_headers, const void *body,
-                                       size_t body_len, unsigned timeout_ms, size_t first_cap,
+                                       const char *extra_headers, const void *body, size_t body_len,
+                                       unsigned timeout_ms, size_t first_cap,
                                        http_uv_recv_cb recv_cb, http_uv_end_cb end_cb, void *ud)
 {
     struct http_uv_req *r;
@@ -198,10 +192,9 @@ struct http_uv_req *http_uv__start_raw(uv_loop_t *loop, const struct sockaddr *a
         return NULL;
     /* Start in parser mode with no callback yet: nothing can be read before
      * on_connect, which runs from the loop after we set the raw fields. */
-    r = http_uv__start(loop, addr, host_hdr, port, method, path, content_type, extra_headers,
-                       body, body_len, timeout_ms, NULL, ud);
-    if (r == NULL)
-        return NULL;
+    r = http_uv__start(loop, addr, host_hdr, port, method, path, content_type, extra_headers, body,
+                       body_len, timeout_ms, NULL, ud);
+    if (r == NULL) return NULL;
     r->recv_cb = recv_cb;
     r->end_cb = end_cb;
     r->recv_cap = first_cap;
@@ -210,8 +203,7 @@ struct http_uv_req *http_uv__start_raw(uv_loop_t *loop, const struct sockaddr *a
 
 void http_uv__cancel(struct http_uv_req *req)
 {
-    if (req == NULL)
-        return;
+    if (req == NULL) return;
     req->finished = 1;
     shutdown_req(req);
 }

@@ -48,8 +48,8 @@ typedef void (*http_uv_end_cb)(int rc, void *ud);
 struct http_uv_req *http_uv__start_raw(uv_loop_t *loop, const struct sockaddr *addr,
                                        const char *host_hdr, uint16_t port, const char *method,
                                        const char *path, const char *content_type,
-                                       const char *extra_headers, const void *body,
-                                       size_t body_len, unsigned timeout_ms, size_t first_cap,
+                                       const char *extra_headers, const void *body, size_t body_len,
+                                       unsigned timeout_ms, size_t first_cap,
                                        http_uv_recv_cb recv_cb, http_uv_end_cb end_cb, void *ud);
 
 #endif

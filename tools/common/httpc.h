@@ -16,12 +16,12 @@
 /* Result codes of the client (negative) beside HTTP statuses (positive). */
 enum httpc_err {
     HTTPC_OK = 0,
-    HTTPC_ERR_RESOLVE = -1,  /* host name did not resolve */
-    HTTPC_ERR_CONNECT = -2,  /* connection refused / unreachable */
-    HTTPC_ERR_TIMEOUT = -3,  /* no (complete) answer in time */
-    HTTPC_ERR_IO = -4,       /* connection broke mid-answer */
-    HTTPC_ERR_PROTO = -5,    /* answer is not valid HTTP/1.x */
-    HTTPC_ERR_TOOBIG = -6,   /* answer exceeds the size cap */
+    HTTPC_ERR_RESOLVE = -1, /* host name did not resolve */
+    HTTPC_ERR_CONNECT = -2, /* connection refused / unreachable */
+    HTTPC_ERR_TIMEOUT = -3, /* no (complete) answer in time */
+    HTTPC_ERR_IO = -4,      /* connection broke mid-answer */
+    HTTPC_ERR_PROTO = -5,   /* answer is not valid HTTP/1.x */
+    HTTPC_ERR_TOOBIG = -6,  /* answer exceeds the size cap */
     HTTPC_ERR_NOMEM = -7
 };
 /* Static text for an httpc_err. */
@@ -39,8 +39,8 @@ void httpc__resp_free(struct httpc_resp *r);
 /* Incremental response parser. Feed bytes as they arrive; it keeps them in
  * one growable buffer capped at max_size (raw.max). */
 struct httpc_parser {
-    struct giz_buf raw;     /* the answer as received, NUL-terminated */
-    size_t header_end;      /* offset of body start, 0 until headers are complete */
+    struct giz_buf raw;       /* the answer as received, NUL-terminated */
+    size_t header_end;        /* offset of body start, 0 until headers are complete */
     long long content_length; /* -1 when absent */
     int chunked;
     int status;

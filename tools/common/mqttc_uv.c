@@ -32,13 +32,20 @@ struct mqttc_write {
 const char *mqttc__reason_name(int reason)
 {
     switch (reason) {
-    case MQTTC_BY_US: return "closed";
-    case MQTTC_CONNECT_FAILED: return "connect_failed";
-    case MQTTC_PEER_CLOSED: return "peer_closed";
-    case MQTTC_IO_ERROR: return "io_error";
-    case MQTTC_BAD_STREAM: return "bad_stream";
-    case MQTTC_TLS_FAILED: return "tls_handshake_failed";
-    default: return "unknown";
+    case MQTTC_BY_US:
+        return "closed";
+    case MQTTC_CONNECT_FAILED:
+        return "connect_failed";
+    case MQTTC_PEER_CLOSED:
+        return "peer_closed";
+    case MQTTC_IO_ERROR:
+        return "io_error";
+    case MQTTC_BAD_STREAM:
+        return "bad_stream";
+    case MQTTC_TLS_FAILED:
+        return "tls_handshake_failed";
+    default:
+        return "unknown";
     }
 }
 
@@ -67,8 +74,7 @@ static void on_closed(uv_handle_t *h)
 
 static void close_with(struct mqttc *c, int reason)
 {
-    if (c->state == MQTTC_IDLE || c->state == MQTTC_CLOSING)
-        return;
+    if (c->state == MQTTC_IDLE || c->state == MQTTC_CLOSING) return;
     c->state = MQTTC_CLOSING;
     c->close_reason = (uint8_t)reason;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -89,8 +95,7 @@ static void on_write(uv_write_t *req, int status)
     struct mqttc_write *w = (struct mqttc_write *)req;
     struct mqttc *c = w->c;
     free(w);
-    if (status < 0 && status != UV_ECANCELED)
-        close_with(c, MQTTC_IO_ERROR);
+    if (status < 0 && status != UV_ECANCELED) close_with(c, MQTTC_IO_ERROR);
 }
 
 /* Writes bytes on the socket (try_write, then a queued copy). */
@@ -100,18 +105,15 @@ static int raw_send(struct mqttc *c, const uint8_t *pkt, size_t len)
     int n;
     struct mqttc_write *w;
 
-    if (c->state != MQTTC_OPEN)
-        return -1;
+    if (c->state != MQTTC_OPEN) return -1;
     b = uv_buf_init((char *)(uintptr_t)pkt, (unsigned)len);
     n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n >= 0 && (size_t)n == len)
-        return 0;
+    if (n >= 0 && (size_t)n == len) return 0;
     if (n < 0 && n != UV_EAGAIN && n != UV_ENOSYS) {
         close_with(c, MQTTC_IO_ERROR);
         return -1;
     }
-    if (n < 0)
-        n = 0;
+    if (n < 0) n = 0;
     w = malloc(sizeof *w + len - (size_t)n);
     if (w == NULL) {
         close_with(c, MQTTC_IO_ERROR);
@@ -136,26 +138,21 @@ static int tls_flush(struct mqttc *c)
     uint8_t stack[4096], *buf = stack;
     int rc = 0, got;
 
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     if (n > sizeof stack && (buf = malloc(n)) == NULL) {
         close_with(c, MQTTC_IO_ERROR);
         return -1;
     }
     got = BIO_read(c->tls_out, buf, (int)n);
-    if (got > 0)
-        rc = raw_send(c, buf, (size_t)got);
-    if (buf != stack)
-        free(buf);
+    if (got > 0) rc = raw_send(c, buf, (size_t)got);
+    if (buf != stack) free(buf);
     return rc;
 }
 
 int mqttc__send(struct mqttc *c, const uint8_t *pkt, size_t len)
 {
-    if (c->state != MQTTC_OPEN)
-        return -1;
-    if (c->ssl == NULL)
-        return raw_send(c, pkt, len);
+    if (c->state != MQTTC_OPEN) return -1;
+    if (c->ssl == NULL) return raw_send(c, pkt, len);
     if (!c->tls_ready || len > INT32_MAX || SSL_write(c->ssl, pkt, (int)len) != (int)len) {
         close_with(c, MQTTC_IO_ERROR);
         return -1;
@@ -193,13 +190,11 @@ int mqttc__publish(struct mqttc *c, const char *topic, const uint8_t *payload, s
     if (len + strlen(topic) + 16 > cap) {
         cap = len + strlen(topic) + 16;
         buf = malloc(cap);
-        if (buf == NULL)
-            return -1;
+        if (buf == NULL) return -1;
     }
     rc = giz_mqtt_encode_publish(topic, payload, len, 0, 0, buf, cap, &out);
     rc = rc == GIZ_OK ? mqttc__send(c, buf, out) : -1;
-    if (buf != stack)
-        free(buf);
+    if (buf != stack) free(buf);
     return rc;
 }
 
@@ -207,8 +202,7 @@ int mqttc__subscribe(struct mqttc *c, uint16_t packet_id, const char *topic)
 {
     uint8_t buf[512];
     size_t out = 0;
-    if (giz_mqtt_encode_subscribe(packet_id, topic, 0, buf, sizeof buf, &out) != GIZ_OK)
-        return -1;
+    if (giz_mqtt_encode_subscribe(packet_id, topic, 0, buf, sizeof buf, &out) != GIZ_OK) return -1;
     return mqttc__send(c, buf, out);
 }
 
@@ -217,8 +211,7 @@ static int send_simple(struct mqttc *c, enum giz_mqtt_type type)
 {
     uint8_t buf[2];
     size_t out = 0;
-    if (giz_mqtt_encode_simple(type, buf, sizeof buf, &out) != GIZ_OK)
-        return -1;
+    if (giz_mqtt_encode_simple(type, buf, sizeof buf, &out) != GIZ_OK) return -1;
     return mqttc__send(c, buf, out);
 }
 
@@ -241,8 +234,7 @@ static long deliver(struct mqttc *c, const uint8_t *data, size_t len)
     while (off < len && c->state == MQTTC_OPEN) {
         size_t pkt_len = 0;
         int rc = giz_mqtt_frame(data + off, len - off, c->max_packet, &pkt_len, NULL);
-        if (rc == GIZ_ERR_TRUNCATED)
-            break;
+        if (rc == GIZ_ERR_TRUNCATED) break;
         if (rc != GIZ_OK) {
             close_with(c, MQTTC_BAD_STREAM);
             return -1;
@@ -286,13 +278,12 @@ static void strict_read(struct mqttc *c, const uint8_t *data, size_t len)
     if (off < len) {
         uint32_t n = 0;
         c->lost_bytes += (uint32_t)(len - off);
-        while (off < len && giz_mqtt_frame(data + off, len - off, MQTTC_STRICT_RECV, &pkt_len,
-                                           NULL) == GIZ_OK) {
+        while (off < len &&
+               giz_mqtt_frame(data + off, len - off, MQTTC_STRICT_RECV, &pkt_len, NULL) == GIZ_OK) {
             n++;
             off += pkt_len;
         }
-        if (off < len)
-            n++; /* a piece of one more */
+        if (off < len) n++; /* a piece of one more */
         c->lost_packets += n;
     }
 }
@@ -302,8 +293,7 @@ static void handle_bytes(struct mqttc *c, const uint8_t *data, size_t len)
 {
     long used;
 
-    if (len == 0 || c->state != MQTTC_OPEN)
-        return;
+    if (len == 0 || c->state != MQTTC_OPEN) return;
     if (c->strict) {
         strict_read(c, data, len);
         return;
@@ -316,14 +306,12 @@ static void handle_bytes(struct mqttc *c, const uint8_t *data, size_t len)
             return;
         }
         used = deliver(c, c->pending.data, c->pending.len);
-        if (used < 0 || c->state != MQTTC_OPEN)
-            return;
+        if (used < 0 || c->state != MQTTC_OPEN) return;
         giz_buf_consume(&c->pending, (size_t)used);
         return;
     }
     used = deliver(c, data, len);
-    if (used < 0 || c->state != MQTTC_OPEN)
-        return;
+    if (used < 0 || c->state != MQTTC_OPEN) return;
     if ((size_t)used < len && keep_tail(c, data + used, len - (size_t)used) != 0)
         close_with(c, MQTTC_IO_ERROR);
 }
@@ -343,8 +331,7 @@ static void tls_read(struct mqttc *c, const uint8_t *data, size_t len)
     }
     if (!c->tls_ready) {
         int rc = SSL_do_handshake(c->ssl);
-        if (tls_flush(c) != 0)
-            return;
+        if (tls_flush(c) != 0) return;
         if (rc != 1) {
             int e = SSL_get_error(c->ssl, rc);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
@@ -378,8 +365,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         close_with(c, nread == UV_EOF ? MQTTC_PEER_CLOSED : MQTTC_IO_ERROR);
         return;
     }
-    if (nread == 0 || c->state != MQTTC_OPEN)
-        return;
+    if (nread == 0 || c->state != MQTTC_OPEN) return;
     if (c->ssl != NULL)
         tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
     else
@@ -421,8 +407,7 @@ static int tls_start(struct mqttc *c)
         ASN1_OCTET_STRING *ip = a2i_IPADDRESS(c->tls_host);
         if (ip != NULL) {
             ASN1_OCTET_STRING_free(ip);
-            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->tls_host) != 1)
-                return -1;
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->tls_host) != 1) return -1;
         } else if (SSL_set1_host(c->ssl, c->tls_host) != 1 ||
                    SSL_set_tlsext_host_name(c->ssl, c->tls_host) != 1) {
             return -1;
@@ -439,8 +424,7 @@ static void on_connect(uv_connect_t *req, int status)
 {
     struct mqttc *c = req->data;
 
-    if (c->state != MQTTC_CONNECTING)
-        return; /* closed meanwhile */
+    if (c->state != MQTTC_CONNECTING) return; /* closed meanwhile */
     if (status < 0) {
         close_with(c, MQTTC_CONNECT_FAILED);
         return;
@@ -451,8 +435,7 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     if (c->tls_ctx != NULL) {
-        if (tls_start(c) != 0 && c->state == MQTTC_OPEN)
-            close_with(c, MQTTC_TLS_FAILED);
+        if (tls_start(c) != 0 && c->state == MQTTC_OPEN) close_with(c, MQTTC_TLS_FAILED);
         return; /* CONNECT once the handshake is done */
     }
     send_connect(c);
@@ -463,11 +446,9 @@ int mqttc__connect(struct mqttc *c, uv_loop_t *loop, const struct sockaddr *addr
 {
     int rc;
 
-    if (c->state != MQTTC_IDLE)
-        return UV_EBUSY;
+    if (c->state != MQTTC_IDLE) return UV_EBUSY;
     rc = uv_tcp_init(loop, &c->tcp);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     c->tcp.data = c;
     c->connect_req.data = c;
     c->opts = *opts;

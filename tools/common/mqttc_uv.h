@@ -28,12 +28,12 @@ enum mqttc_state { MQTTC_IDLE = 0, MQTTC_CONNECTING, MQTTC_OPEN, MQTTC_CLOSING }
 
 /* Why a connection ended (argument of closed_cb). */
 enum mqttc_reason {
-    MQTTC_BY_US = 0,         /* mqttc__close() */
-    MQTTC_CONNECT_FAILED,    /* TCP connect failed */
-    MQTTC_PEER_CLOSED,       /* EOF from the peer */
-    MQTTC_IO_ERROR,          /* read/write error */
-    MQTTC_BAD_STREAM,        /* unframeable bytes or oversize packet */
-    MQTTC_TLS_FAILED         /* TLS handshake failed (certificate not trusted, ...) */
+    MQTTC_BY_US = 0,      /* mqttc__close() */
+    MQTTC_CONNECT_FAILED, /* TCP connect failed */
+    MQTTC_PEER_CLOSED,    /* EOF from the peer */
+    MQTTC_IO_ERROR,       /* read/write error */
+    MQTTC_BAD_STREAM,     /* unframeable bytes or oversize packet */
+    MQTTC_TLS_FAILED      /* TLS handshake failed (certificate not trusted, ...) */
 };
 const char *mqttc__reason_name(int reason);
 
@@ -53,10 +53,11 @@ struct mqttc {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     const struct mqttc_cbs *cbs;
-    void *ud;                  /* the owner's pointer */
-    struct giz_buf pending;    /* bytes of a packet split across reads (cap: max_packet + 8 + one read) */
+    void *ud; /* the owner's pointer */
+    struct giz_buf
+        pending; /* bytes of a packet split across reads (cap: max_packet + 8 + one read) */
     uint32_t max_packet;
-    uint8_t state;             /* enum mqttc_state */
+    uint8_t state; /* enum mqttc_state */
     uint8_t close_reason;
     /* Firmware reading (set `strict` before mqttc__connect): every read is
      * one recv() of at most MQTTC_STRICT_RECV bytes and holds one packet,
@@ -64,7 +65,7 @@ struct mqttc {
      * lost, and a read that does not hold a whole packet is dropped; both
      * are counted here (never reset by the connection). */
     uint8_t strict;
-    uint32_t lost_packets;     /* packets (or packet pieces) dropped this way */
+    uint32_t lost_packets; /* packets (or packet pieces) dropped this way */
     uint32_t lost_bytes;
     /* MQTT over TLS (MQTTS): set tls_ctx (owned by the caller, outlives the
      * connection) and optionally tls_host (name or IP the certificate must
@@ -73,8 +74,8 @@ struct mqttc {
     SSL_CTX *tls_ctx;
     const char *tls_host;
     SSL *ssl;
-    BIO *tls_in, *tls_out;     /* network -> SSL, SSL -> network (memory BIOs, owned by ssl) */
-    bool tls_ready;            /* handshake done */
+    BIO *tls_in, *tls_out; /* network -> SSL, SSL -> network (memory BIOs, owned by ssl) */
+    bool tls_ready;        /* handshake done */
     struct giz_mqtt_connect_opts opts; /* strings owned by the caller, read at connect time */
 };
 

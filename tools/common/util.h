@@ -26,8 +26,8 @@ int util__read_file(const char *path, size_t max, uint8_t **out, size_t *len);
 
 /* Splits "http://host[:port][/prefix]" into host (cap bytes), port (default 80)
  * and a path prefix without trailing slash (may be ""). Returns 0 or -1. */
-int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t *port,
-                         char *prefix, size_t prefix_cap);
+int util__parse_http_url(const char *url, char *host, size_t host_cap, uint16_t *port, char *prefix,
+                         size_t prefix_cap);
 
 /* Milliseconds (with fraction, for latencies) of the one monotonic clock,
  * giz_mono_ns() of include/giz/util.h. */

@@ -31,12 +31,12 @@ struct ctl {
     char http_host[256];
     uint16_t http_port;
     char http_prefix[128];
-    bool http_tls;            /* https:// GService URL */
-    char cacert[1024];        /* PEM CA file for HTTPS and MQTTS, "" = system store */
-    bool mqtts;               /* MQTT over TLS (--mqtts) */
+    bool http_tls;     /* https:// GService URL */
+    char cacert[1024]; /* PEM CA file for HTTPS and MQTTS, "" = system store */
+    bool mqtts;        /* MQTT over TLS (--mqtts) */
     char admin_token[256];
-    char mqtt_host[256];      /* "" = take it from the bindings answer */
-    uint16_t mqtt_port;       /* 0 = take it from the bindings answer */
+    char mqtt_host[256]; /* "" = take it from the bindings answer */
+    uint16_t mqtt_port;  /* 0 = take it from the bindings answer */
     char config_path[1024];
     int timeout_ms;
     bool json;
@@ -47,14 +47,14 @@ struct ctl {
     char token[512];
     char mqtt_client_id[64];
     long long expire_at;
-    char app_id[64];          /* X-Gizwits-Application-Id to send, "" = none */
+    char app_id[64]; /* X-Gizwits-Application-Id to send, "" = none */
 };
 
 /* ---- command table ------------------------------------------------------- */
 struct ctl_opt {
-    const char *name;    /* long name without "--" */
-    char short_name;     /* 0 = none */
-    const char *arg;     /* argument placeholder, NULL for a flag */
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0 = none */
+    const char *arg;  /* argument placeholder, NULL for a flag */
     const char *help;
 };
 
@@ -69,9 +69,9 @@ struct ctl_args {
 };
 
 struct ctl_cmd {
-    const char *group;   /* NULL for flat verbs like `login` */
+    const char *group; /* NULL for flat verbs like `login` */
     const char *verb;
-    const char *usage;   /* positional part, e.g. "DID PASSCODE" */
+    const char *usage; /* positional part, e.g. "DID PASSCODE" */
     const char *summary;
     const char *details; /* printed by --help, may be NULL */
     int min_pos, max_pos;
@@ -92,8 +92,7 @@ int ctl__fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * environment, then the config file. Returns CTL_OK or CTL_USAGE. */
 int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag_mqtt_host,
                         const char *flag_mqtt_port, const char *flag_admin_token,
-                        const char *flag_config, const char *flag_timeout,
-                        const char *flag_cacert);
+                        const char *flag_config, const char *flag_timeout, const char *flag_cacert);
 /* Writes the login state (and nothing else we did not read) to the config
  * file with mode 0600, atomically. Returns CTL_OK or CTL_LOCAL. */
 int ctl__config_save(const struct ctl *ctl);

@@ -18,8 +18,7 @@
 /* Percent-encodes v for a query string into out. */
 static const char *q(const char *v, char *out, size_t cap)
 {
-    if (giz_form_encode_value(v, out, cap) != GIZ_OK)
-        snprintf(out, cap, "%s", "");
+    if (giz_form_encode_value(v, out, cap) != GIZ_OK) snprintf(out, cap, "%s", "");
     return out;
 }
 
@@ -40,8 +39,7 @@ static const char *when(const cJSON *obj, const char *key, char *buf, size_t cap
             snprintf(buf, cap, "%s", iso);
         return buf;
     }
-    if (cJSON_IsNumber(v))
-        return "never";
+    if (cJSON_IsNumber(v)) return "never";
     return ctl__jtext(obj, key, buf, cap);
 }
 
@@ -84,9 +82,9 @@ static void devices_text(const cJSON *out)
     const cJSON *item;
     int shown = 0, online = 0;
 
-    printf("%-22s  %-32s  %-12s  %-6s  %s\n", "DID", "PRODUCT KEY", "MAC", "ONLINE",
-           "LAST SEEN");
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
+    printf("%-22s  %-32s  %-12s  %-6s  %s\n", "DID", "PRODUCT KEY", "MAC", "ONLINE", "LAST SEEN");
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices"))
+    {
         char seen[64];
         bool on = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "online"));
         printf("%-22s  %-32s  %-12s  %-6s  %s\n", ctl__jstr(item, "did"),
@@ -110,8 +108,7 @@ int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
     else
         snprintf(path, sizeof path, "/admin/devices");
     rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     if (ctl__flag(a, "online")) {
         cJSON *list = cJSON_GetObjectItemCaseSensitive(out, "devices");
         for (int i = cJSON_GetArraySize(list) - 1; i >= 0; i--) {
@@ -129,7 +126,8 @@ static void device_text(const cJSON *out)
 {
     const cJSON *item;
 
-    cJSON_ArrayForEach(item, out) {
+    cJSON_ArrayForEach(item, out)
+    {
         char buf[512];
         if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0 ||
             strcmp(item->string, "connected_since") == 0)
@@ -180,18 +178,15 @@ int ctl__cmd_firmware_register(struct ctl *ctl, const struct ctl_args *a)
         return ctl__fail(CTL_USAGE, "firmware register needs --product PK, --soft-version VER "
                                     "and --url URL (or use `firmware upload FILE`)");
     rc = fw_type(a, &type);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "product_key", pk);
     cJSON_AddNumberToObject(body, "type", type);
     cJSON_AddStringToObject(body, "soft_version", sv);
-    if (hv != NULL)
-        cJSON_AddStringToObject(body, "hard_version", hv);
+    if (hv != NULL) cJSON_AddStringToObject(body, "hard_version", hv);
     cJSON_AddStringToObject(body, "url", url);
     rc = ctl__http_json(ctl, "POST", "/admin/firmware", body, CTL_AUTH_ADMIN, &out);
-    if (rc == CTL_OK)
-        print_firmware(ctl, out);
+    if (rc == CTL_OK) print_firmware(ctl, out);
     cJSON_Delete(body);
     cJSON_Delete(out);
     return rc;
@@ -213,8 +208,7 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a)
     if (ctl__opt(a, "url") != NULL)
         return ctl__fail(CTL_USAGE, "--url is for `firmware register`; upload hosts the file");
     rc = fw_type(a, &type);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     if (util__read_file(file, 64u << 20, &data, &len) != 0)
         return ctl__fail(CTL_LOCAL, "cannot read %s (at most 64 MiB)", file);
     base = strrchr(file, '/');
@@ -225,8 +219,7 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a)
              hv ? q(hv, e3, sizeof e3) : "", q(base, e4, sizeof e4));
     rc = ctl__http_raw(ctl, "POST", path, "application/octet-stream", data, len, CTL_AUTH_ADMIN,
                        &out);
-    if (rc == CTL_OK)
-        print_firmware(ctl, out);
+    if (rc == CTL_OK) print_firmware(ctl, out);
     free(data);
     cJSON_Delete(out);
     return rc;
@@ -243,17 +236,16 @@ static int has_firmware(struct ctl *ctl, const char *did, const char *pk, int ty
 
     if (pk == NULL) {
         snprintf(path, sizeof path, "/admin/devices/%s", q(did, enc, sizeof enc));
-        if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK)
-            return -1;
+        if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK) return -1;
         snprintf(pkbuf, sizeof pkbuf, "%s", ctl__jstr(out, "product_key"));
         cJSON_Delete(out);
         out = NULL;
         pk = pkbuf;
     }
     snprintf(path, sizeof path, "/admin/firmware?product_key=%s", q(pk, enc, sizeof enc));
-    if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK)
-        return -1;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
+    if (ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out) != CTL_OK) return -1;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware"))
+    {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(item, "type");
         if (strcmp(ctl__jstr(item, "product_key"), pk) == 0 &&
             (type == 0 || (cJSON_IsNumber(t) && t->valueint == type)))
@@ -273,32 +265,30 @@ int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a)
     if ((did == NULL) == (pk == NULL))
         return ctl__fail(CTL_USAGE, "ota push needs exactly one of --did DID or --product PK");
     if (ov != NULL && strcmp(ov, "40") != 0 && strcmp(ov, "41") != 0)
-        return ctl__fail(CTL_USAGE, "--ota-version must be 41 (0x0211, default) or 40 (0x020E), "
-                                    "not \"%s\"", ov);
-    if (ov != NULL)
-        ota_version = ov[1] == '0' ? 40 : 41;
+        return ctl__fail(CTL_USAGE,
+                         "--ota-version must be 41 (0x0211, default) or 40 (0x020E), "
+                         "not \"%s\"",
+                         ov);
+    if (ov != NULL) ota_version = ov[1] == '0' ? 40 : 41;
     rc = fw_type(a, &type);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     body = cJSON_CreateObject();
     if (did != NULL) {
         cJSON_AddStringToObject(body, "did", did);
-        if (ctl__opt(a, "type") != NULL)
-            cJSON_AddNumberToObject(body, "type", type);
+        if (ctl__opt(a, "type") != NULL) cJSON_AddNumberToObject(body, "type", type);
     } else {
         cJSON_AddStringToObject(body, "product_key", pk);
         cJSON_AddNumberToObject(body, "type", type);
     }
-    if (ota_version == 40)
-        cJSON_AddNumberToObject(body, "ota_version", 40);
+    if (ota_version == 40) cJSON_AddNumberToObject(body, "ota_version", 40);
     rc = ctl__http_json(ctl, "POST", "/admin/ota/push", body, CTL_AUTH_ADMIN, &out);
     if (rc == CTL_OK) {
         /* The GService says whether firmware matched; an older one does not,
          * then look at the firmware list ourselves. */
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(out, "firmware_matched");
-        int matched = cJSON_IsBool(m) ? cJSON_IsTrue(m)
-                                      : has_firmware(ctl, did, pk,
-                                                     ctl__opt(a, "type") || pk ? type : 0);
+        int matched = cJSON_IsBool(m)
+                          ? cJSON_IsTrue(m)
+                          : has_firmware(ctl, did, pk, ctl__opt(a, "type") || pk ? type : 0);
         if (!cJSON_IsBool(m) && out != NULL)
             cJSON_AddBoolToObject(out, "firmware_matched", matched == 1);
         if (ctl->json) {
@@ -329,7 +319,8 @@ static void firmware_list_text(const cJSON *out)
 
     printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n", "ID", "PRODUCT KEY", "TYPE", "SOFT",
            "HARD", "MD5", "SIZE");
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware")) {
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "firmware"))
+    {
         char id[32], type[16], size[32];
         printf("%-6s  %-32s  %-4s  %-10s  %-10s  %-32s  %s\n",
                ctl__jtext(item, "id", id, sizeof id), ctl__jstr(item, "product_key"),
@@ -382,8 +373,7 @@ static void print_log(const struct ctl *ctl, const cJSON *rec)
 static double log_key(const cJSON *rec)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "id");
-    if (!cJSON_IsNumber(v))
-        v = cJSON_GetObjectItemCaseSensitive(rec, "ts");
+    if (!cJSON_IsNumber(v)) v = cJSON_GetObjectItemCaseSensitive(rec, "ts");
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
@@ -420,16 +410,14 @@ int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
         snprintf(path, sizeof path, "/admin/devices/%s/logs?limit=%" PRIu64,
                  q(a->pos[0], enc, sizeof enc), first ? lines : (uint64_t)1000);
         rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
-        if (rc != CTL_OK)
-            return rc;
+        if (rc != CTL_OK) return rc;
         recs = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(out, "logs")) + 1,
                       sizeof *recs);
         if (recs == NULL) {
             cJSON_Delete(out);
             return ctl__fail(CTL_LOCAL, "out of memory");
         }
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "logs"))
-            recs[n++] = item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "logs")) recs[n++] = item;
         qsort(recs, (size_t)n, sizeof *recs, cmp_log);
         if (first && ctl->json && !follow) {
             cJSON *arr = cJSON_CreateArray(), *o = cJSON_CreateObject();
@@ -441,22 +429,17 @@ int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a)
             cJSON_Delete(o);
         } else {
             for (int i = 0; i < n; i++) {
-                if (log_key(recs[i]) <= last_key)
-                    continue;
+                if (log_key(recs[i]) <= last_key) continue;
                 print_log(ctl, recs[i]);
-                if (!first)
-                    printed_new++;
-                if (want > 0 && printed_new >= want)
-                    break;
+                if (!first) printed_new++;
+                if (want > 0 && printed_new >= want) break;
             }
         }
-        if (n > 0 && log_key(recs[n - 1]) > last_key)
-            last_key = log_key(recs[n - 1]);
+        if (n > 0 && log_key(recs[n - 1]) > last_key) last_key = log_key(recs[n - 1]);
         fflush(stdout);
         free(recs);
         cJSON_Delete(out);
-        if (!follow || (want > 0 && printed_new >= want))
-            break;
+        if (!follow || (want > 0 && printed_new >= want)) break;
         {
             struct timespec ts = {(time_t)interval,
                                   (long)((interval - (double)(time_t)interval) * 1e9)};

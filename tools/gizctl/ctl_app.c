@@ -26,8 +26,7 @@ int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a)
     int rc;
 
     rc = ctl__read_password(a, "New password: ", password, sizeof password);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "username", a->pos[0]);
     cJSON_AddStringToObject(body, "password", password);
@@ -37,7 +36,8 @@ int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a)
             ctl__print_json(out);
         } else {
             char uid[128];
-            printf("created user %s (uid %s)\n", a->pos[0], ctl__jtext(out, "uid", uid, sizeof uid));
+            printf("created user %s (uid %s)\n", a->pos[0],
+                   ctl__jtext(out, "uid", uid, sizeof uid));
         }
     }
     memset(password, 0, sizeof password);
@@ -54,8 +54,7 @@ int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a)
     int rc;
 
     rc = ctl__read_password(a, "Password: ", password, sizeof password);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     if (ctl__opt(a, "app-id") != NULL)
         (void)util__copy(ctl->app_id, sizeof ctl->app_id, ctl__opt(a, "app-id"));
     body = cJSON_CreateObject();
@@ -64,8 +63,7 @@ int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a)
     memset(password, 0, sizeof password);
     rc = ctl__http_json(ctl, "POST", "/app/login", body, CTL_AUTH_NONE, &out);
     cJSON_Delete(body);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     if (ctl__jstr(out, "token")[0] == '\0' || ctl__jstr(out, "mqtt_client_id")[0] == '\0') {
         rc = ctl__fail(CTL_SERVER, "login answer lacks token or mqtt_client_id");
         goto cleanup;
@@ -78,8 +76,7 @@ int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a)
     exp = cJSON_GetObjectItemCaseSensitive(out, "expire_at");
     ctl->expire_at = cJSON_IsNumber(exp) ? (long long)exp->valuedouble : 0;
     rc = ctl__config_save(ctl);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     if (ctl->json) {
         /* never print the token */
         cJSON *o = cJSON_CreateObject();
@@ -105,23 +102,21 @@ int ctl__cmd_logout(struct ctl *ctl, const struct ctl_args *a)
     ctl->token[0] = '\0';
     ctl->uid[0] = '\0';
     ctl->mqtt_client_id[0] = '\0';
-    if (ctl__config_save(ctl) != CTL_OK)
-        return CTL_LOCAL;
-    if (!ctl->json)
-        printf("logged out\n");
+    if (ctl__config_save(ctl) != CTL_OK) return CTL_LOCAL;
+    if (!ctl->json) printf("logged out\n");
     return CTL_OK;
 }
 
 /* Prints a {"success":[...],"failed":[...]} answer; returns CTL_REFUSED when
  * the device landed in "failed". */
-static int print_outcome(const struct ctl *ctl, const cJSON *out, const char *did,
-                         const char *verb)
+static int print_outcome(const struct ctl *ctl, const cJSON *out, const char *did, const char *verb)
 {
     const cJSON *item;
     bool ok = false;
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "success"))
-        if (cJSON_IsString(item) && strcmp(item->valuestring, did) == 0)
-            ok = true;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(
+                                 out, "success")) if (cJSON_IsString(item) &&
+                                                      strcmp(item->valuestring, did) == 0) ok =
+        true;
     if (ctl->json)
         ctl__print_json(out);
     else if (ok)
@@ -142,12 +137,10 @@ static int change_binding(struct ctl *ctl, const char *method, const char *did,
     int rc;
 
     cJSON_AddStringToObject(dev, "did", did);
-    if (passcode != NULL)
-        cJSON_AddStringToObject(dev, "passcode", passcode);
+    if (passcode != NULL) cJSON_AddStringToObject(dev, "passcode", passcode);
     cJSON_AddItemToArray(list, dev);
     rc = ctl__http_json(ctl, method, "/app/bindings", body, CTL_AUTH_USER, &out);
-    if (rc == CTL_OK)
-        rc = print_outcome(ctl, out, did, verb);
+    if (rc == CTL_OK) rc = print_outcome(ctl, out, did, verb);
     cJSON_Delete(body);
     cJSON_Delete(out);
     return rc;
@@ -168,7 +161,8 @@ static void bindings_text(const cJSON *out)
     const cJSON *item;
 
     printf("%-22s  %-32s  %-6s  %s\n", "DID", "PRODUCT KEY", "ONLINE", "MQTT");
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices")) {
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices"))
+    {
         char port[16];
         printf("%-22s  %-32s  %-6s  %s:%s\n", ctl__jstr(item, "did"),
                ctl__jstr(item, "product_key"),

@@ -47,18 +47,15 @@ static int read_kv(const char *path, struct kv *kv, int *n)
     char line[700];
 
     *n = 0;
-    if (f == NULL)
-        return errno == ENOENT ? 0 : -1;
+    if (f == NULL) return errno == ENOENT ? 0 : -1;
     while (fgets(line, sizeof line, f) != NULL && *n < MAX_KV) {
         char *eq, *end;
         size_t len = strlen(line);
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
+        if (line[0] == '#' || line[0] == '\0') continue;
         eq = strchr(line, '=');
-        if (eq == NULL)
-            continue;
+        if (eq == NULL) continue;
         *eq = '\0';
         end = eq;
         while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
@@ -77,19 +74,15 @@ static int read_kv(const char *path, struct kv *kv, int *n)
 static const char *kv_get(const struct kv *kv, int n, const char *key)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(kv[i].key, key) == 0)
-            return kv[i].val;
+        if (strcmp(kv[i].key, key) == 0) return kv[i].val;
     return NULL;
 }
 
 static const char *first_of(const char *a, const char *b, const char *c)
 {
-    if (a != NULL && a[0] != '\0')
-        return a;
-    if (b != NULL && b[0] != '\0')
-        return b;
-    if (c != NULL && c[0] != '\0')
-        return c;
+    if (a != NULL && a[0] != '\0') return a;
+    if (b != NULL && b[0] != '\0') return b;
+    if (c != NULL && c[0] != '\0') return c;
     return NULL;
 }
 
@@ -109,15 +102,13 @@ static int parse_base_url(struct ctl *ctl)
         return -1;
     auth = url + 8;
     end = strchr(auth, '/');
-    if (memchr(auth, ':', end ? (size_t)(end - auth) : strlen(auth)) == NULL)
-        ctl->http_port = 443;
+    if (memchr(auth, ':', end ? (size_t)(end - auth) : strlen(auth)) == NULL) ctl->http_port = 443;
     return 0;
 }
 
 int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag_mqtt_host,
                         const char *flag_mqtt_port, const char *flag_admin_token,
-                        const char *flag_config, const char *flag_timeout,
-                        const char *flag_cacert)
+                        const char *flag_config, const char *flag_timeout, const char *flag_cacert)
 {
     struct kv kv[MAX_KV];
     int n = 0;
@@ -142,8 +133,7 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
                  p && p[0] ? p : "8080");
     }
     v = first_of(flag_http, getenv("GIZ_HTTP_URL"), env_url);
-    if (v == NULL)
-        v = first_of(kv_get(kv, n, "http_url"), "http://127.0.0.1:8080", NULL);
+    if (v == NULL) v = first_of(kv_get(kv, n, "http_url"), "http://127.0.0.1:8080", NULL);
     set_field(ctl->http_url, sizeof ctl->http_url, v);
     if (parse_base_url(ctl) != 0)
         return ctl__fail(CTL_USAGE,
@@ -160,8 +150,7 @@ int ctl__config_resolve(struct ctl *ctl, const char *flag_http, const char *flag
     set_field(ctl->admin_token, sizeof ctl->admin_token, v ? v : "");
 
     v = first_of(flag_mqtt_host, getenv("GIZ_MQTT_HOST"), getenv("GIZ_HOST"));
-    if (v == NULL)
-        v = kv_get(kv, n, "mqtt_host");
+    if (v == NULL) v = kv_get(kv, n, "mqtt_host");
     set_field(ctl->mqtt_host, sizeof ctl->mqtt_host, v ? v : "");
     v = first_of(flag_mqtt_port, getenv("GIZ_MQTT_PORT"), kv_get(kv, n, "mqtt_port"));
     if (v != NULL) {
@@ -200,8 +189,7 @@ static void make_parent(const char *path)
     char *slash;
     set_field(dir, sizeof dir, path);
     slash = strrchr(dir, '/');
-    if (slash == NULL || slash == dir)
-        return;
+    if (slash == NULL || slash == dir) return;
     *slash = '\0';
     if (mkdir(dir, 0700) != 0 && errno == ENOENT) {
         char *up = strrchr(dir, '/');
@@ -216,49 +204,40 @@ static void make_parent(const char *path)
 
 int ctl__config_save(const struct ctl *ctl)
 {
-    static const char *const ours[] = {"username", "uid", "token", "mqtt_client_id",
-                                       "expire_at"};
+    static const char *const ours[] = {"username", "uid", "token", "mqtt_client_id", "expire_at"};
     struct kv kv[MAX_KV];
     int n = 0, fd = -1, rc = CTL_LOCAL;
     char tmp[1100];
     FILE *f = NULL;
 
-    if (read_kv(ctl->config_path, kv, &n) != 0)
-        n = 0;
+    if (read_kv(ctl->config_path, kv, &n) != 0) n = 0;
     make_parent(ctl->config_path);
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", ctl->config_path, (long)getpid());
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
-        goto cleanup;
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) goto cleanup;
     fd = -1;
     fprintf(f, "# gizctl settings and app login state (written by `gizctl login`).\n");
     for (int i = 0; i < n; i++) {
         bool skip = false;
         for (size_t k = 0; k < sizeof ours / sizeof ours[0]; k++)
-            if (strcmp(kv[i].key, ours[k]) == 0)
-                skip = true;
-        if (!skip)
-            fprintf(f, "%s=%s\n", kv[i].key, kv[i].val);
+            if (strcmp(kv[i].key, ours[k]) == 0) skip = true;
+        if (!skip) fprintf(f, "%s=%s\n", kv[i].key, kv[i].val);
     }
     if (ctl->token[0] != '\0') {
         fprintf(f, "username=%s\nuid=%s\ntoken=%s\nmqtt_client_id=%s\nexpire_at=%lld\n",
                 ctl->username, ctl->uid, ctl->token, ctl->mqtt_client_id, ctl->expire_at);
     }
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        goto cleanup;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) goto cleanup;
     if (fclose(f) != 0) {
         f = NULL;
         goto cleanup;
     }
     f = NULL;
-    if (rename(tmp, ctl->config_path) != 0)
-        goto cleanup;
+    if (rename(tmp, ctl->config_path) != 0) goto cleanup;
     rc = CTL_OK;
 cleanup:
-    if (f != NULL)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
+    if (f != NULL) fclose(f);
+    if (fd >= 0) close(fd);
     if (rc != CTL_OK) {
         (void)unlink(tmp);
         ctl__fail(CTL_LOCAL, "cannot write config file %s: %s (use --config FILE or GIZCTL_CONFIG)",
@@ -291,11 +270,9 @@ int ctl__read_password(const struct ctl_args *a, const char *prompt, char *out, 
             restored = true;
         }
         v = fgets(out, (int)cap, stdin);
-        if (restored)
-            (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        if (restored) (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
         fputc('\n', stderr);
-        if (v == NULL)
-            return ctl__fail(CTL_USAGE, "no password given");
+        if (v == NULL) return ctl__fail(CTL_USAGE, "no password given");
     } else {
         return ctl__fail(CTL_USAGE, "no password: use --password-stdin, GIZCTL_PASSWORD or "
                                     "--password");
@@ -303,8 +280,7 @@ int ctl__read_password(const struct ctl_args *a, const char *prompt, char *out, 
     len = strlen(out);
     while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
         out[--len] = '\0';
-    if (len == 0)
-        return ctl__fail(CTL_USAGE, "empty password");
+    if (len == 0) return ctl__fail(CTL_USAGE, "empty password");
     return CTL_OK;
 }
 
@@ -331,11 +307,11 @@ int ctl__cmd_config(struct ctl *ctl, const struct ctl_args *a)
     }
     printf("config file     %s\n", ctl->config_path);
     printf("GService        %s\n", ctl->http_url);
-    if (ctl->cacert[0])
-        printf("CA file         %s\n", ctl->cacert);
+    if (ctl->cacert[0]) printf("CA file         %s\n", ctl->cacert);
     printf("admin token     %s\n", ctl->admin_token[0] ? "(set)" : "(not set)");
     if (ctl->mqtt_port)
-        printf("MQTT            %s:%u\n", ctl->mqtt_host[0] ? ctl->mqtt_host : "(host from bindings)",
+        printf("MQTT            %s:%u\n",
+               ctl->mqtt_host[0] ? ctl->mqtt_host : "(host from bindings)",
                (unsigned)ctl->mqtt_port);
     else
         printf("MQTT            %s (port from bindings)\n",

@@ -37,11 +37,10 @@ struct evctx {
 /* Fields not repeated in the readable line (they are its prefix, or noise). */
 static bool skip_field(const char *k)
 {
-    static const char *const skip[] = {"id", "ts", "kind", "did", "source", "method",
-                                       "duration_us", NULL};
+    static const char *const skip[] = {"id",     "ts",     "kind",        "did",
+                                       "source", "method", "duration_us", NULL};
     for (int i = 0; skip[i] != NULL; i++)
-        if (strcmp(k, skip[i]) == 0)
-            return true;
+        if (strcmp(k, skip[i]) == 0) return true;
     return false;
 }
 
@@ -64,10 +63,10 @@ static void print_event(const struct ctl *ctl, const cJSON *ev)
     }
     printf("%s %-12s", iso, ctl__jstr(ev, "kind"));
     const cJSON *f;
-    cJSON_ArrayForEach(f, ev) {
+    cJSON_ArrayForEach(f, ev)
+    {
         char buf[512];
-        if (f->string == NULL || skip_field(f->string))
-            continue;
+        if (f->string == NULL || skip_field(f->string)) continue;
         printf(" %s=%s", f->string, ctl__jtext(ev, f->string, buf, sizeof buf));
     }
     printf("\n");
@@ -91,10 +90,10 @@ static int print_stored(struct ctl *ctl, const char *did, const char *kind, stru
             giz_form_encode_value(kind, enc, sizeof enc) == GIZ_OK)
             snprintf(path + n, sizeof path - (size_t)n, "&kind=%s", enc);
         int rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
-        if (rc != CTL_OK)
-            return rc;
+        if (rc != CTL_OK) return rc;
         const cJSON *ev;
-        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(out, "events")) {
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(out, "events"))
+        {
             print_event(ctl, ev);
             ctx->last_id = event_id(ev);
         }
@@ -102,8 +101,7 @@ static int print_stored(struct ctl *ctl, const char *did, const char *kind, stru
         bool more = cJSON_IsNumber(next);
         cJSON_Delete(out);
         fflush(stdout);
-        if (!more)
-            break;
+        if (!more) break;
     }
     return CTL_OK;
 }
@@ -120,8 +118,7 @@ static void sse_line(struct evctx *c, const char *l, size_t n)
                 fflush(stdout);
                 c->last_id = event_id(ev);
                 c->got++;
-                if (c->want > 0 && c->got >= c->want)
-                    c->done = true;
+                if (c->want > 0 && c->got >= c->want) c->done = true;
             } else if (ev == NULL) {
                 c->bad = true;
             }
@@ -163,8 +160,7 @@ static int follow(struct ctl *ctl, const char *did, struct evctx *ctx)
     struct curl_slist *hl = NULL;
     CURL *h = curl_easy_init();
     int rc = CTL_OK;
-    if (h == NULL)
-        return ctl__fail(CTL_LOCAL, "out of memory");
+    if (h == NULL) return ctl__fail(CTL_LOCAL, "out of memory");
     snprintf(url, sizeof url, "%s://%s:%u%s/admin/events/stream?did=%s",
              ctl->http_tls ? "https" : "http", ctl->http_host, (unsigned)ctl->http_port,
              ctl->http_prefix, did);
@@ -184,8 +180,7 @@ static int follow(struct ctl *ctl, const char *did, struct evctx *ctx)
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    if (ctl->cacert[0] != '\0')
-        curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cacert);
+    if (ctl->cacert[0] != '\0') curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cacert);
     CURLcode cc = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -226,10 +221,8 @@ int ctl__cmd_device_events(struct ctl *ctl, const struct ctl_args *a)
         ctx.want = v;
     }
     rc = print_stored(ctl, did, kind, &ctx);
-    if (rc != CTL_OK || !ctl__flag(a, "follow"))
-        return rc;
-    if (kind != NULL)
-        return ctl__fail(CTL_USAGE, "--kind cannot be combined with --follow");
+    if (rc != CTL_OK || !ctl__flag(a, "follow")) return rc;
+    if (kind != NULL) return ctl__fail(CTL_USAGE, "--kind cannot be combined with --follow");
     giz_buf_init(&ctx.line, sizeof ctx.data);
     rc = follow(ctl, did, &ctx);
     giz_buf_free(&ctx.line);

@@ -82,8 +82,7 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
     memset(r, 0, sizeof *r);
     giz_buf_init(&b, CTL_HTTP_BODY_MAX);
     *tls_failed = false;
-    if (h == NULL)
-        return HTTPC_ERR_NOMEM;
+    if (h == NULL) return HTTPC_ERR_NOMEM;
     snprintf(url, sizeof url, "%s://%s:%u%s", ctl->http_tls ? "https" : "http", ctl->http_host,
              (unsigned)ctl->http_port, path);
     while (p != NULL && *p != '\0') {
@@ -111,8 +110,7 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (ctl->cacert[0] != '\0')
-        curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cacert);
+    if (ctl->cacert[0] != '\0') curl_easy_setopt(h, CURLOPT_CAINFO, ctl->cacert);
     if (body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -125,14 +123,27 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     cc = curl_easy_perform(h);
     switch (cc) {
-    case CURLE_OK: break;
-    case CURLE_COULDNT_RESOLVE_HOST: rc = HTTPC_ERR_RESOLVE; break;
-    case CURLE_COULDNT_CONNECT: rc = HTTPC_ERR_CONNECT; break;
-    case CURLE_OPERATION_TIMEDOUT: rc = HTTPC_ERR_TIMEOUT; break;
-    case CURLE_WRITE_ERROR: rc = HTTPC_ERR_TOOBIG; break;
-    case CURLE_OUT_OF_MEMORY: rc = HTTPC_ERR_NOMEM; break;
+    case CURLE_OK:
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        rc = HTTPC_ERR_RESOLVE;
+        break;
+    case CURLE_COULDNT_CONNECT:
+        rc = HTTPC_ERR_CONNECT;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        rc = HTTPC_ERR_TIMEOUT;
+        break;
+    case CURLE_WRITE_ERROR:
+        rc = HTTPC_ERR_TOOBIG;
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        rc = HTTPC_ERR_NOMEM;
+        break;
     case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_WEIRD_SERVER_REPLY: rc = HTTPC_ERR_PROTO; break;
+    case CURLE_WEIRD_SERVER_REPLY:
+        rc = HTTPC_ERR_PROTO;
+        break;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -146,14 +157,15 @@ static int curl_request(const struct ctl *ctl, const char *method, const char *p
                   "(GIZ_CACERT; gizcloud-local writes var/tls/ca.pem)",
                   ctl->http_url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         break;
-    default: rc = HTTPC_ERR_IO; break;
+    default:
+        rc = HTTPC_ERR_IO;
+        break;
     }
     if (rc == HTTPC_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
         r->status = (int)code;
-        if (ct != NULL)
-            snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+        if (ct != NULL) snprintf(r->content_type, sizeof r->content_type, "%s", ct);
         if (giz_buf_append(&b, "", 0) != GIZ_OK) /* an empty body still gets its NUL */
             rc = HTTPC_ERR_NOMEM;
         r->body = (char *)giz_buf_take(&b, &r->body_len);
@@ -172,8 +184,7 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
     char full_path[1200];
     int rc;
 
-    if (out != NULL)
-        *out = NULL;
+    if (out != NULL) *out = NULL;
     if (auth == CTL_AUTH_ADMIN) {
         if (ctl->admin_token[0] == '\0')
             return ctl__fail(CTL_USAGE, "no admin token: pass --admin-token or set "
@@ -181,8 +192,7 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
         snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\n", ctl->admin_token);
     } else if (auth == CTL_AUTH_USER) {
         rc = ctl__need_login(ctl);
-        if (rc != CTL_OK)
-            return rc;
+        if (rc != CTL_OK) return rc;
         snprintf(headers, sizeof headers, "X-Gizwits-User-token: %s\r\n", ctl->token);
     }
     if (ctl->app_id[0] != '\0') {
@@ -191,15 +201,14 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
                  ctl->app_id);
     }
     snprintf(full_path, sizeof full_path, "%s%s", ctl->http_prefix, path);
-    if (ctl->verbose)
-        fprintf(stderr, "gizctl: %s %s%s\n", method, ctl->http_url, path);
+    if (ctl->verbose) fprintf(stderr, "gizctl: %s %s%s\n", method, ctl->http_url, path);
     bool tls_failed = false;
     rc = curl_request(ctl, method, full_path, ctype, headers, body, len, &resp, &tls_failed);
-    if (tls_failed)
-        return CTL_UNREACHABLE;
+    if (tls_failed) return CTL_UNREACHABLE;
     if (rc == HTTPC_ERR_TIMEOUT)
-        return ctl__fail(CTL_TIMEOUT, "%s %s: no answer from the GService within %.1f s "
-                                      "(raise --timeout?)",
+        return ctl__fail(CTL_TIMEOUT,
+                         "%s %s: no answer from the GService within %.1f s "
+                         "(raise --timeout?)",
                          method, path, ctl->timeout_ms / 1000.0);
     if (rc == HTTPC_ERR_RESOLVE || rc == HTTPC_ERR_CONNECT || rc == HTTPC_ERR_IO)
         return ctl__fail(CTL_UNREACHABLE,
@@ -208,8 +217,7 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
                          ctl->http_url, httpc__strerror(rc));
     if (rc != HTTPC_OK)
         return ctl__fail(CTL_SERVER, "%s %s: %s", method, path, httpc__strerror(rc));
-    if (ctl->verbose)
-        fprintf(stderr, "gizctl: -> %d (%zu bytes)\n", resp.status, resp.body_len);
+    if (ctl->verbose) fprintf(stderr, "gizctl: -> %d (%zu bytes)\n", resp.status, resp.body_len);
 
     cJSON *json = resp.body_len > 0 ? cJSON_ParseWithLength(resp.body, resp.body_len) : NULL;
     if (resp.status >= 200 && resp.status < 300) {
@@ -235,11 +243,10 @@ int ctl__http_raw(struct ctl *ctl, const char *method, const char *path, const c
         } else if (resp.status == 404 && strcmp(code, "") == 0) {
             hint = " Is --http pointing at a gizcloud GService?";
         }
-        if (!msg[0] && !json)
-            msg = resp.body_len > 0 ? resp.body : "";
+        if (!msg[0] && !json) msg = resp.body_len > 0 ? resp.body : "";
         rc = ctl__fail(resp.status >= 500 ? CTL_SERVER : CTL_REFUSED,
-                       "%s %s: the GService answered %d%s%s%s %.300s.%s", method, path,
-                       resp.status, code[0] ? " (" : "", code, code[0] ? ")" : "", msg, hint);
+                       "%s %s: the GService answered %d%s%s%s %.300s.%s", method, path, resp.status,
+                       code[0] ? " (" : "", code, code[0] ? ")" : "", msg, hint);
     }
     cJSON_Delete(json);
     httpc__resp_free(&resp);
@@ -254,11 +261,10 @@ int ctl__http_json(struct ctl *ctl, const char *method, const char *path, const 
 
     if (body != NULL) {
         text = cJSON_PrintUnformatted(body);
-        if (text == NULL)
-            return ctl__fail(CTL_LOCAL, "out of memory");
+        if (text == NULL) return ctl__fail(CTL_LOCAL, "out of memory");
     }
-    rc = ctl__http_raw(ctl, method, path, "application/json", text, text ? strlen(text) : 0,
-                       auth, out);
+    rc = ctl__http_raw(ctl, method, path, "application/json", text, text ? strlen(text) : 0, auth,
+                       out);
     free(text);
     return rc;
 }
@@ -277,8 +283,7 @@ int ctl__get_print(struct ctl *ctl, const char *path, enum ctl_auth auth,
     cJSON *out = NULL;
     int rc = ctl__http_json(ctl, "GET", path, NULL, auth, &out);
 
-    if (rc == CTL_OK)
-        ctl__print_answer(ctl, out, text);
+    if (rc == CTL_OK) ctl__print_answer(ctl, out, text);
     cJSON_Delete(out);
     return rc;
 }

@@ -31,7 +31,7 @@ struct live {
     uv_timer_t timer;
     uv_signal_t sigint;
     struct sockaddr_storage addr;
-    char mqtt_host[256];     /* what the certificate must name (MQTTS) */
+    char mqtt_host[256]; /* what the certificate must name (MQTTS) */
     char dids[CTL_MAX_POS][64];
     int ndids;
     char topics[2 * CTL_MAX_POS][160];
@@ -43,9 +43,9 @@ struct live {
     bool wait_reply;
     uint32_t sn;
     unsigned long count, done;
-    bool burst;              /* --burst: all `count` 0x0093 at once, then every ACK */
-    uint32_t sn0;            /* first SN of the burst */
-    uint64_t acked;          /* burst: bit i = ACK of sn0 + i seen */
+    bool burst;     /* --burst: all `count` 0x0093 at once, then every ACK */
+    uint32_t sn0;   /* first SN of the burst */
+    uint64_t acked; /* burst: bit i = ACK of sn0 + i seen */
     double t_sent;
     struct util_samples rtt;
     uint16_t bits;
@@ -70,15 +70,12 @@ static int parse_payload(const char *arg, uint8_t **out, size_t *len)
                              GIZ_MAX_BIZ);
         return CTL_OK;
     }
-    if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X'))
-        arg += 2;
+    if (arg[0] == '0' && (arg[1] == 'x' || arg[1] == 'X')) arg += 2;
     cap = strlen(arg) + 1;
     clean = malloc(cap);
-    if (clean == NULL)
-        return ctl__fail(CTL_LOCAL, "out of memory");
+    if (clean == NULL) return ctl__fail(CTL_LOCAL, "out of memory");
     for (const char *p = arg; *p; p++)
-        if (*p != ' ' && *p != ':' && *p != '-')
-            clean[n++] = *p;
+        if (*p != ' ' && *p != ':' && *p != '-') clean[n++] = *p;
     clean[n] = '\0';
     *out = malloc(n / 2 + 1);
     if (*out == NULL) {
@@ -112,16 +109,14 @@ static int parse_bits(const char *s, uint16_t *bits)
         return CTL_OK;
     }
     *bits = 0;
-    if (strcmp(s, "none") == 0 || strcmp(s, "off") == 0)
-        return CTL_OK;
+    if (strcmp(s, "none") == 0 || strcmp(s, "off") == 0) return CTL_OK;
     if (strcmp(s, "all") == 0) {
         *bits = GIZ_LOGBIT_ERROR | GIZ_LOGBIT_WARN | GIZ_LOGBIT_INFO | GIZ_LOGBIT_LED;
         return CTL_OK;
     }
     while (*p) {
         size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof buf)
-            goto bad;
+        if (n == 0 || n >= sizeof buf) goto bad;
         memcpy(buf, p, n);
         buf[n] = '\0';
         if (strcmp(buf, "error") == 0)
@@ -135,13 +130,14 @@ static int parse_bits(const char *s, uint16_t *bits)
         else
             goto bad;
         p += n;
-        if (*p == ',')
-            p++;
+        if (*p == ',') p++;
     }
     return CTL_OK;
 bad:
-    return ctl__fail(CTL_USAGE, "LEVELS \"%s\": use a comma list of error,warn,info,led, "
-                                "\"none\", \"all\" or a number such as 0x0007", s);
+    return ctl__fail(CTL_USAGE,
+                     "LEVELS \"%s\": use a comma list of error,warn,info,led, "
+                     "\"none\", \"all\" or a number such as 0x0007",
+                     s);
 }
 
 /* Finds the MQTT address: flags/env/config, else the bindings answer. */
@@ -159,17 +155,17 @@ static int resolve_mqtt(struct live *lv)
         cJSON *out = NULL;
         const cJSON *item, *found = NULL;
         rc = ctl__http_json(ctl, "GET", "/app/bindings", NULL, CTL_AUTH_USER, &out);
-        if (rc != CTL_OK)
-            return rc;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices"))
-            if (found == NULL || strcmp(ctl__jstr(item, "did"), lv->dids[0]) == 0)
-                found = item;
+        if (rc != CTL_OK) return rc;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(
+                                     out, "devices")) if (found == NULL ||
+                                                          strcmp(ctl__jstr(item, "did"),
+                                                                 lv->dids[0]) == 0) found = item;
         if (found != NULL) {
             /* port_s is the broker's TLS port */
-            const cJSON *p = cJSON_GetObjectItemCaseSensitive(found, ctl->mqtts ? "port_s" : "port");
+            const cJSON *p =
+                cJSON_GetObjectItemCaseSensitive(found, ctl->mqtts ? "port_s" : "port");
             uint64_t pv = 0;
-            if (host[0] == '\0')
-                snprintf(host, sizeof host, "%s", ctl__jstr(found, "host"));
+            if (host[0] == '\0') snprintf(host, sizeof host, "%s", ctl__jstr(found, "host"));
             if (port == 0 && cJSON_IsNumber(p) && p->valueint > 0 && p->valueint < 65536)
                 port = (uint16_t)p->valueint;
             else if (port == 0 && cJSON_IsString(p) &&
@@ -178,10 +174,8 @@ static int resolve_mqtt(struct live *lv)
         }
         cJSON_Delete(out);
     }
-    if (host[0] == '\0')
-        snprintf(host, sizeof host, "%s", ctl->http_host);
-    if (port == 0)
-        port = ctl->mqtts ? 8883 : 1883;
+    if (host[0] == '\0') snprintf(host, sizeof host, "%s", ctl->http_host);
+    if (port == 0) port = ctl->mqtts ? 8883 : 1883;
     snprintf(lv->mqtt_host, sizeof lv->mqtt_host, "%s", host);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -193,8 +187,8 @@ static int resolve_mqtt(struct live *lv)
     memcpy(&lv->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     if (ctl->verbose)
-        fprintf(stderr, "gizctl: MQTT%s %s:%u as %s\n", ctl->mqtts ? "S" : "", host,
-                (unsigned)port, ctl->mqtt_client_id);
+        fprintf(stderr, "gizctl: MQTT%s %s:%u as %s\n", ctl->mqtts ? "S" : "", host, (unsigned)port,
+                ctl->mqtt_client_id);
     return CTL_OK;
 }
 
@@ -207,12 +201,10 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish(struct live *lv, int rc)
 {
-    if (lv->phase == PH_DONE)
-        return;
+    if (lv->phase == PH_DONE) return;
     lv->phase = PH_DONE;
     lv->rc = rc;
-    if (lv->mq.state == MQTTC_OPEN)
-        mqttc__disconnect(&lv->mq);
+    if (lv->mq.state == MQTTC_OPEN) mqttc__disconnect(&lv->mq);
     mqttc__close(&lv->mq);
     uv_timer_stop(&lv->timer);
     if (!uv_is_closing((uv_handle_t *)&lv->timer))
@@ -236,15 +228,17 @@ static void on_timeout(uv_timer_t *t)
         what = "CONNACK from the broker";
         hint = " (is --mqtt-host/--mqtt-port an MQTT broker?)";
         break;
-    case PH_SUBSCRIBING: what = "SUBACK from the broker"; break;
+    case PH_SUBSCRIBING:
+        what = "SUBACK from the broker";
+        break;
     default:
         hint = " (is the device online? `gizctl device show DID`)";
         what = lv->mode == LIVE_ACK         ? "0x0094 ACK from the device"
                : lv->mode == LIVE_LOG_LEVEL ? "0x0011 from the device"
                                             : "0x0091 reply from the device";
     }
-    finish(lv, ctl__fail(CTL_TIMEOUT, "no %s within %.1f s%s", what,
-                         lv->ctl->timeout_ms / 1000.0, hint));
+    finish(lv, ctl__fail(CTL_TIMEOUT, "no %s within %.1f s%s", what, lv->ctl->timeout_ms / 1000.0,
+                         hint));
 }
 
 static void on_watch_end(uv_timer_t *t)
@@ -307,13 +301,11 @@ static void send_action(struct live *lv)
         /* the rest of the burst, back to back; only the SN differs */
         for (unsigned long i = 1; i < lv->count && lv->phase != PH_DONE; i++) {
             m.u.biz_sn.sn = lv->sn0 + (uint32_t)i;
-            if (giz_msg_encode(&m, buf, cap, &len) == GIZ_OK)
-                publish_to_device(lv, buf, len);
+            if (giz_msg_encode(&m, buf, cap, &len) == GIZ_OK) publish_to_device(lv, buf, len);
         }
     }
     free(buf);
-    if (lv->phase == PH_DONE)
-        return;
+    if (lv->phase == PH_DONE) return;
     lv->phase = PH_WAITING;
     if (lv->mode == LIVE_SEND && !lv->wait_reply) {
         if (++lv->done >= lv->count) {
@@ -351,8 +343,7 @@ static void print_message(struct live *lv, const char *topic, const char *did,
     bool to_me = strncmp(topic, "dev2app/", 8) == 0 && strchr(topic + 8, '/') != NULL;
     size_t hcap = 2 * (p->payload.len > 0 ? p->payload.len : 1) + 1;
     char *hex = malloc(hcap);
-    if (hex == NULL)
-        return;
+    if (hex == NULL) return;
     util__iso_now(ts, sizeof ts);
     if (lv->ctl->json) {
         cJSON *o = cJSON_CreateObject();
@@ -440,15 +431,13 @@ static void on_publish(struct live *lv, const struct giz_mqtt_publish *p)
     int drc;
     const char *slash;
 
-    if (p->topic.len >= sizeof topic || p->topic.len < 8)
-        return;
+    if (p->topic.len >= sizeof topic || p->topic.len < 8) return;
     memcpy(topic, p->topic.ptr, p->topic.len);
     topic[p->topic.len] = '\0';
-    if (strncmp(topic, "dev2app/", 8) != 0)
-        return;
+    if (strncmp(topic, "dev2app/", 8) != 0) return;
     slash = strchr(topic + 8, '/');
-    snprintf(did, sizeof did, "%.*s", (int)(slash ? (size_t)(slash - topic - 8) : strlen(topic + 8)),
-             topic + 8);
+    snprintf(did, sizeof did, "%.*s",
+             (int)(slash ? (size_t)(slash - topic - 8) : strlen(topic + 8)), topic + 8);
     memset(&err, 0, sizeof err);
     drc = giz_msg_decode(p->payload.ptr, p->payload.len, &m, &err);
 
@@ -458,13 +447,11 @@ static void on_publish(struct live *lv, const struct giz_mqtt_publish *p)
                            m.cmd == GIZ_CMD_LOG_LEVEL_ACK || m.cmd == GIZ_CMD_BIZ_SN;
         if (interesting || lv->watch_all) {
             print_message(lv, topic, did, p, &m, drc, &err);
-            if (lv->watch_max > 0 && ++lv->done >= lv->watch_max)
-                finish(lv, CTL_OK);
+            if (lv->watch_max > 0 && ++lv->done >= lv->watch_max) finish(lv, CTL_OK);
         }
         return;
     }
-    if (lv->phase != PH_WAITING || drc != GIZ_OK || strcmp(did, lv->dids[0]) != 0)
-        return;
+    if (lv->phase != PH_WAITING || drc != GIZ_OK || strcmp(did, lv->dids[0]) != 0) return;
     if (lv->mode == LIVE_ACK && lv->burst && m.cmd == GIZ_CMD_BIZ_SN_ACK &&
         m.u.biz_sn.sn - lv->sn0 < lv->count && !(lv->acked >> (m.u.biz_sn.sn - lv->sn0) & 1u)) {
         double rtt = util__now_ms() - lv->t_sent;
@@ -509,8 +496,8 @@ static void on_publish(struct live *lv, const struct giz_mqtt_publish *p)
     } else if (lv->mode == LIVE_LOG_LEVEL && m.cmd == GIZ_CMD_LOG_LEVEL_ACK) {
         double rtt = util__now_ms() - lv->t_sent;
         if (lv->ctl->json)
-            printf("{\"did\":\"%s\",\"bits\":%u,\"acked\":true,\"rtt_ms\":%.3f}\n", did,
-                   lv->bits, rtt);
+            printf("{\"did\":\"%s\",\"bits\":%u,\"acked\":true,\"rtt_ms\":%.3f}\n", did, lv->bits,
+                   rtt);
         else
             printf("%s acknowledged log level 0x%04x (%.2f ms)\n", did, lv->bits, rtt);
         finish(lv, CTL_OK);
@@ -522,17 +509,18 @@ static void on_packet(struct mqttc *c, const uint8_t *pkt, size_t len)
     struct live *lv = c->ud;
     uint8_t type = pkt[0] >> 4;
 
-    if (lv->phase == PH_DONE)
-        return;
+    if (lv->phase == PH_DONE) return;
     if (type == GIZ_MQTT_CONNACK) {
         uint8_t code = 0xff;
         if (giz_mqtt_connack_parse(pkt, len, &code, NULL) != GIZ_OK) {
             finish(lv, ctl__fail(CTL_SERVER, "malformed CONNACK"));
         } else if (code != 0) {
-            finish(lv, ctl__fail(CTL_REFUSED,
-                                 "the broker refused the app login (CONNACK code %u%s). Log in "
-                                 "again with `gizctl login USERNAME`.",
-                                 code, code == 4 || code == 5 ? ": bad credentials / not authorized" : ""));
+            finish(lv,
+                   ctl__fail(CTL_REFUSED,
+                             "the broker refused the app login (CONNACK code %u%s). Log in "
+                             "again with `gizctl login USERNAME`.",
+                             code,
+                             code == 4 || code == 5 ? ": bad credentials / not authorized" : ""));
         } else if (lv->ntopics == 0) {
             send_action(lv);
         } else {
@@ -549,8 +537,9 @@ static void on_packet(struct mqttc *c, const uint8_t *pkt, size_t len)
             return;
         }
         if (granted == 0x80) {
-            finish(lv, ctl__fail(CTL_REFUSED, "the broker refused the subscription to %s: is the "
-                                              "device bound to you (`gizctl bindings`)?",
+            finish(lv, ctl__fail(CTL_REFUSED,
+                                 "the broker refused the subscription to %s: is the "
+                                 "device bound to you (`gizctl bindings`)?",
                                  id >= 1 && id <= lv->ntopics ? lv->topics[id - 1] : "?"));
             return;
         }
@@ -562,34 +551,33 @@ static void on_packet(struct mqttc *c, const uint8_t *pkt, size_t len)
                     fprintf(stderr, "gizctl: watching %d device(s); Ctrl-C to stop\n", lv->ndids);
                 else
                     fprintf(stderr, "gizctl: watching\n");
-                if (lv->watch_for_ms > 0)
-                    arm_timeout(lv, lv->watch_for_ms, on_watch_end);
+                if (lv->watch_for_ms > 0) arm_timeout(lv, lv->watch_for_ms, on_watch_end);
             } else {
                 send_action(lv);
             }
         }
     } else if (type == GIZ_MQTT_PUBLISH) {
         struct giz_mqtt_publish p;
-        if (giz_mqtt_publish_parse(pkt, len, &p, NULL) == GIZ_OK)
-            on_publish(lv, &p);
+        if (giz_mqtt_publish_parse(pkt, len, &p, NULL) == GIZ_OK) on_publish(lv, &p);
     }
 }
 
 static void on_closed(struct mqttc *c, int reason)
 {
     struct live *lv = c->ud;
-    if (lv->phase == PH_DONE)
-        return;
+    if (lv->phase == PH_DONE) return;
     if (reason == MQTTC_CONNECT_FAILED)
         finish(lv, ctl__fail(CTL_UNREACHABLE, "cannot connect to the MQTT broker (set "
                                               "--mqtt-host/--mqtt-port or GIZ_MQTT_PORT)"));
     else if (reason == MQTTC_TLS_FAILED)
-        finish(lv, ctl__fail(CTL_UNREACHABLE, "MQTTS: the TLS handshake with %s failed (is the "
-                                              "port a TLS port? trust its CA with --cacert)",
+        finish(lv, ctl__fail(CTL_UNREACHABLE,
+                             "MQTTS: the TLS handshake with %s failed (is the "
+                             "port a TLS port? trust its CA with --cacert)",
                              lv->mqtt_host));
     else if (lv->phase == PH_CONNECTING)
-        finish(lv, ctl__fail(CTL_REFUSED, "the broker closed the connection during login (%s); "
-                                          "log in again with `gizctl login USERNAME`",
+        finish(lv, ctl__fail(CTL_REFUSED,
+                             "the broker closed the connection during login (%s); "
+                             "log in again with `gizctl login USERNAME`",
                              mqttc__reason_name(reason)));
     else
         finish(lv, ctl__fail(CTL_UNREACHABLE, "the MQTT connection was closed (%s)",
@@ -607,13 +595,11 @@ static int run_live(struct live *lv)
     int rc;
 
     rc = resolve_mqtt(lv);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     if (lv->ctl->mqtts) {
         char err[256];
         tls = mqttc__tls_ctx(lv->ctl->cacert[0] ? lv->ctl->cacert : NULL, err, sizeof err);
-        if (tls == NULL)
-            return ctl__fail(CTL_LOCAL, "MQTTS: %s (--cacert)", err);
+        if (tls == NULL) return ctl__fail(CTL_LOCAL, "MQTTS: %s (--cacert)", err);
     }
     uv_loop_init(&lv->loop);
     uv_timer_init(&lv->loop, &lv->timer);
@@ -658,8 +644,7 @@ static int live_init(struct live *lv, struct ctl *ctl, enum live_mode mode)
     lv->ctl = ctl;
     lv->mode = mode;
     lv->count = 1;
-    if (util__samples_init(&lv->rtt, 100000) != 0)
-        return ctl__fail(CTL_LOCAL, "out of memory");
+    if (util__samples_init(&lv->rtt, 100000) != 0) return ctl__fail(CTL_LOCAL, "out of memory");
     return ctl__need_login(ctl);
 }
 
@@ -669,8 +654,7 @@ static int opt_count(const struct ctl_args *a, uint64_t max, unsigned long *out)
     const char *s = ctl__opt(a, "count");
     uint64_t v;
 
-    if (s == NULL)
-        return CTL_OK;
+    if (s == NULL) return CTL_OK;
     if (giz_parse_uint(s, 0, 1, max, &v) != GIZ_OK)
         return ctl__fail(CTL_USAGE, "--count wants a positive number");
     *out = (unsigned long)v;
@@ -685,16 +669,13 @@ int ctl__cmd_send(struct ctl *ctl, const struct ctl_args *a)
     int rc;
 
     rc = live_init(&lv, ctl, ctl__flag(a, "ack") ? LIVE_ACK : LIVE_SEND);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     snprintf(lv.dids[0], sizeof lv.dids[0], "%s", a->pos[0]);
     lv.ndids = 1;
     rc = parse_payload(a->pos[1], &lv.payload, &lv.payload_len);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     rc = opt_count(a, 100000000, &lv.count);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     if ((s = ctl__opt(a, "sn")) != NULL) {
         if (giz_parse_uint(s, 0, 0, 0xffffffffUL, &v) != GIZ_OK) {
             rc = ctl__fail(CTL_USAGE, "--sn wants a number 0..4294967295");
@@ -729,13 +710,11 @@ int ctl__cmd_log_level(struct ctl *ctl, const struct ctl_args *a)
     int rc;
 
     rc = live_init(&lv, ctl, LIVE_LOG_LEVEL);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     snprintf(lv.dids[0], sizeof lv.dids[0], "%s", a->pos[0]);
     lv.ndids = 1;
     rc = parse_bits(a->pos[1], &lv.bits);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     lv.wait_reply = !ctl__flag(a, "no-wait");
     if (lv.wait_reply) {
         add_topic(&lv, lv.dids[0], ctl->mqtt_client_id);
@@ -755,11 +734,9 @@ int ctl__cmd_watch(struct ctl *ctl, const struct ctl_args *a)
     int rc;
 
     rc = live_init(&lv, ctl, LIVE_WATCH);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     rc = opt_count(a, 1000000000, &lv.watch_max);
-    if (rc != CTL_OK)
-        goto cleanup;
+    if (rc != CTL_OK) goto cleanup;
     if ((s = ctl__opt(a, "for")) != NULL) {
         if (util__parse_double(s, 0.01, 1e7, &secs) != 0) {
             rc = ctl__fail(CTL_USAGE, "--for wants seconds");
@@ -774,14 +751,15 @@ int ctl__cmd_watch(struct ctl *ctl, const struct ctl_args *a)
         cJSON *out = NULL;
         const cJSON *item;
         rc = ctl__http_json(ctl, "GET", "/app/bindings", NULL, CTL_AUTH_USER, &out);
-        if (rc != CTL_OK)
-            goto cleanup;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "devices"))
-            if (lv.ndids < CTL_MAX_POS && ctl__jstr(item, "did")[0])
-                snprintf(lv.dids[lv.ndids++], sizeof lv.dids[0], "%s", ctl__jstr(item, "did"));
+        if (rc != CTL_OK) goto cleanup;
+        cJSON_ArrayForEach(
+            item, cJSON_GetObjectItemCaseSensitive(out, "devices")) if (lv.ndids < CTL_MAX_POS &&
+                                                                        ctl__jstr(item, "did")[0])
+            snprintf(lv.dids[lv.ndids++], sizeof lv.dids[0], "%s", ctl__jstr(item, "did"));
         cJSON_Delete(out);
         if (lv.ndids == 0) {
-            rc = ctl__fail(CTL_USAGE, "no bound devices to watch: `gizctl bind DID PASSCODE` first");
+            rc =
+                ctl__fail(CTL_USAGE, "no bound devices to watch: `gizctl bind DID PASSCODE` first");
             goto cleanup;
         }
     }

@@ -32,12 +32,12 @@ static const struct ctl_opt opts_ota_push[] = {
     {"did", 'd', "DID", "push to this device"},
     {"product", 'p', "PK", "push to every online device of this product"},
     {"type", 't', "1|2", "firmware type for a product push (default 1)"},
-    {"ota-version", 0, "41|40", "41: 0x0211, devices run update_and_check (default); "
-                                "40: 0x020E, v4.0 target_fid flow"},
+    {"ota-version", 0, "41|40",
+     "41: 0x0211, devices run update_and_check (default); "
+     "40: 0x020E, v4.0 target_fid flow"},
     {0}};
 static const struct ctl_opt opts_firmware_list[] = {
-    {"product", 'p', "PK", "only firmware of this product key"},
-    {0}};
+    {"product", 'p', "PK", "only firmware of this product key"}, {0}};
 static const struct ctl_opt opts_logs[] = {
     {"lines", 'n', "N", "show the last N records (default 100, at most 1000)"},
     {"follow", 'f', NULL, "keep polling and print new records as they are stored"},
@@ -60,12 +60,12 @@ static const struct ctl_opt opts_send[] = {
     {"wait", 'w', NULL, "after a plain send, wait for the device's 0x0091 and print it"},
     {"sn", 0, "N", "serial number for --ack (default: random)"},
     {"count", 'c', "N", "send N times (with --ack: N round trips, then a summary)"},
-    {"burst", 'b', NULL, "with --ack: send all N back to back, then wait for every ACK "
-                         "(N <= 64; exit 4 if one is missing)"},
+    {"burst", 'b', NULL,
+     "with --ack: send all N back to back, then wait for every ACK "
+     "(N <= 64; exit 4 if one is missing)"},
     {0}};
 static const struct ctl_opt opts_log_level[] = {
-    {"no-wait", 0, NULL, "do not wait for the device's 0x0011 acknowledgement"},
-    {0}};
+    {"no-wait", 0, NULL, "do not wait for the device's 0x0011 acknowledgement"}, {0}};
 static const struct ctl_opt opts_watch[] = {
     {"count", 'c', "N", "exit after N messages"},
     {"for", 0, "SECONDS", "exit after this many seconds (exit code 0)"},
@@ -74,8 +74,8 @@ static const struct ctl_opt opts_watch[] = {
 
 static const struct ctl_cmd commands[] = {
     /* operator side: admin API */
-    {"product", "create", "NAME", "create a product; prints its product key and secret", NULL,
-     1, 1, NULL, ctl__cmd_product_create},
+    {"product", "create", "NAME", "create a product; prints its product key and secret", NULL, 1, 1,
+     NULL, ctl__cmd_product_create},
     {"product", "list", "", "list products", NULL, 0, 0, NULL, ctl__cmd_product_list},
     {"device", "list", "", "list devices with online state and last seen time", NULL, 0, 0,
      opts_device_list, ctl__cmd_device_list},
@@ -86,16 +86,17 @@ static const struct ctl_cmd commands[] = {
      "object per line: {\"id\",\"ts\" (unix ms),\"kind\",\"did\",\"source\",...}.",
      1, 1, opts_events, ctl__cmd_device_events},
     {"firmware", "register", "", "register a firmware hosted elsewhere (--url)",
-     "Example: gizctl firmware register -p PK -t 2 -s 04020021 --url http://files/mcu.bin", 0,
-     0, opts_firmware, ctl__cmd_firmware_register},
+     "Example: gizctl firmware register -p PK -t 2 -s 04020021 --url http://files/mcu.bin", 0, 0,
+     opts_firmware, ctl__cmd_firmware_register},
     {"firmware", "upload", "FILE", "upload a firmware file for the GService to host",
      "Example: gizctl firmware upload -p PK -t 1 -s 04020021 ./wifi.bin", 1, 1, opts_firmware,
      ctl__cmd_firmware_upload},
-    {"firmware", "list", "", "list firmware (id, product, type, versions, MD5, size)", NULL, 0,
-     0, opts_firmware_list, ctl__cmd_firmware_list},
+    {"firmware", "list", "", "list firmware (id, product, type, versions, MD5, size)", NULL, 0, 0,
+     opts_firmware_list, ctl__cmd_firmware_list},
     {"ota", "push", "", "tell online devices to check for an update now (0x0211)",
      "Give --did DID, or --product PK [--type 1|2]. When no firmware matches, gizctl\n"
-     "says so: devices will re-check and answer 9500 (no update).", 0, 0, opts_ota_push, ctl__cmd_ota_push},
+     "says so: devices will re-check and answer 9500 (no update).",
+     0, 0, opts_ota_push, ctl__cmd_ota_push},
     {"logs", "tail", "DID", "print a device's stored 0x0012 logs", NULL, 1, 1, opts_logs,
      ctl__cmd_logs_tail},
     /* app side: app API + MQTT as an app */
@@ -126,8 +127,8 @@ static const struct ctl_cmd commands[] = {
      "  {\"ts\",\"did\",\"topic\",\"cmd\",\"name\",\"to_me\",...}; 0x0091: \"data\" (hex);\n"
      "  0x0094: \"sn\",\"data\"; 0x0012: \"level\",\"tags\",\"source\",\"content\".",
      0, CTL_MAX_POS, opts_watch, ctl__cmd_watch},
-    {NULL, "config", "", "show the effective settings and where the config file is", NULL, 0,
-     0, NULL, ctl__cmd_config},
+    {NULL, "config", "", "show the effective settings and where the config file is", NULL, 0, 0,
+     NULL, ctl__cmd_config},
     {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL}};
 
 static const struct ctl_opt global_opts[] = {
@@ -167,11 +168,9 @@ int ctl__fail(int code, const char *fmt, ...)
 
 const char *ctl__opt(const struct ctl_args *a, const char *name)
 {
-    if (a->cmd->opts == NULL)
-        return NULL;
+    if (a->cmd->opts == NULL) return NULL;
     for (int i = 0; a->cmd->opts[i].name != NULL && i < CTL_MAX_OPTS; i++)
-        if (strcmp(a->cmd->opts[i].name, name) == 0)
-            return a->val[i];
+        if (strcmp(a->cmd->opts[i].name, name) == 0) return a->val[i];
     return NULL;
 }
 
@@ -185,8 +184,8 @@ static void print_opts(FILE *f, const struct ctl_opt *o)
     for (; o != NULL && o->name != NULL; o++) {
         char left[64];
         if (o->short_name)
-            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name,
-                     o->arg ? " " : "", o->arg ? o->arg : "");
+            snprintf(left, sizeof left, "-%c, --%s%s%s", o->short_name, o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
         else
             snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg ? " " : "",
                      o->arg ? o->arg : "");
@@ -211,15 +210,15 @@ static void usage_main(FILE *f)
         char name[64];
         if (c->group != NULL && strcmp(c->group, "user") == 0 && strcmp(c->verb, "create") == 0)
             fprintf(f, "\nApp commands (log in first with `gizctl login`):\n");
-        if (c->group == NULL && strcmp(c->verb, "config") == 0)
-            fprintf(f, "\nOther:\n");
+        if (c->group == NULL && strcmp(c->verb, "config") == 0) fprintf(f, "\nOther:\n");
         cmd_name(c, name, sizeof name);
         fprintf(f, "  %-20s %s\n", name, c->summary);
     }
     fprintf(f, "\nGlobal options (also after the command):\n");
     print_opts(f, global_opts);
-    fprintf(f, "\nSettings come from flags, then the environment, then the config file.\n"
-               "`gizctl COMMAND --help` explains a command.\n\n%s",
+    fprintf(f,
+            "\nSettings come from flags, then the environment, then the config file.\n"
+            "`gizctl COMMAND --help` explains a command.\n\n%s",
             exit_codes_text);
 }
 
@@ -229,8 +228,7 @@ static void usage_cmd(FILE *f, const struct ctl_cmd *c)
     cmd_name(c, name, sizeof name);
     fprintf(f, "Usage: gizctl %s%s%s%s\n\n%s.\n", name, c->opts ? " [OPTIONS]" : "",
             c->usage[0] ? " " : "", c->usage, c->summary);
-    if (c->details)
-        fprintf(f, "%s\n", c->details);
+    if (c->details) fprintf(f, "%s\n", c->details);
     if (c->opts) {
         fprintf(f, "\nOptions:\n");
         print_opts(f, c->opts);
@@ -251,20 +249,16 @@ static void usage_group(FILE *f, const char *group)
 static bool is_group(const char *w)
 {
     for (const struct ctl_cmd *c = commands; c->verb; c++)
-        if (c->group && strcmp(c->group, w) == 0)
-            return true;
+        if (c->group && strcmp(c->group, w) == 0) return true;
     return false;
 }
 
 static const struct ctl_cmd *find_cmd(const char *group, const char *verb)
 {
     for (const struct ctl_cmd *c = commands; c->verb; c++) {
-        if ((group == NULL) != (c->group == NULL))
-            continue;
-        if (group && strcmp(group, c->group) != 0)
-            continue;
-        if (strcmp(verb, c->verb) == 0)
-            return c;
+        if ((group == NULL) != (c->group == NULL)) continue;
+        if (group && strcmp(group, c->group) != 0) continue;
+        if (strcmp(verb, c->verb) == 0) return c;
     }
     return NULL;
 }
@@ -283,13 +277,11 @@ static int match_opt(const struct ctl_opt *opts, int argc, char **argv, int *i, 
         if (arg[0] == '-' && arg[1] == '-' && strncmp(arg + 2, o->name, nl) == 0 &&
             (arg[2 + nl] == '\0' || arg[2 + nl] == '=')) {
             hit = true;
-            if (arg[2 + nl] == '=')
-                inline_val = arg + 3 + nl;
+            if (arg[2 + nl] == '=') inline_val = arg + 3 + nl;
         } else if (o->short_name && arg[0] == '-' && arg[1] == o->short_name && arg[2] == '\0') {
             hit = true;
         }
-        if (!hit)
-            continue;
+        if (!hit) continue;
         if (o->arg == NULL) {
             if (inline_val) {
                 *err = ctl__fail(CTL_USAGE, "option --%s takes no value", o->name);
@@ -311,8 +303,18 @@ static int match_opt(const struct ctl_opt *opts, int argc, char **argv, int *i, 
 
 /* Indexes into global_opts (and into the values main collects for them). */
 enum global_opt {
-    G_HTTP, G_ADMIN_TOKEN, G_MQTT_HOST, G_MQTT_PORT, G_CONFIG, G_TIMEOUT, G_JSON, G_VERBOSE,
-    G_HELP, G_CACERT, G_MQTTS, G_COUNT
+    G_HTTP,
+    G_ADMIN_TOKEN,
+    G_MQTT_HOST,
+    G_MQTT_PORT,
+    G_CONFIG,
+    G_TIMEOUT,
+    G_JSON,
+    G_VERBOSE,
+    G_HELP,
+    G_CACERT,
+    G_MQTTS,
+    G_COUNT
 };
 _Static_assert(sizeof global_opts / sizeof global_opts[0] == G_COUNT + 1,
                "enum global_opt follows global_opts");
@@ -320,8 +322,7 @@ _Static_assert(sizeof global_opts / sizeof global_opts[0] == G_COUNT + 1,
 static bool argv_has(int argc, char **argv, const char *a, const char *b)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], a) == 0 || (b != NULL && strcmp(argv[i], b) == 0))
-            return true;
+        if (strcmp(argv[i], a) == 0 || (b != NULL && strcmp(argv[i], b) == 0)) return true;
     return false;
 }
 
@@ -344,8 +345,7 @@ static int find_words(int argc, char **argv, const char *words[2])
             continue;
         }
         words[nwords++] = a;
-        if (nwords == 1 && !is_group(a))
-            break;
+        if (nwords == 1 && !is_group(a)) break;
     }
     return nwords;
 }
@@ -412,8 +412,7 @@ static int parse_cmd_args(int argc, char **argv, struct ctl_args *a, const char 
                 a->val[k] = val;
             else if (!err && (k = match_opt(global_opts, argc, argv, &i, &val, &err)) >= 0)
                 g_val[k] = val;
-            if (err)
-                return err;
+            if (err) return err;
             if (k < 0)
                 return ctl__fail(CTL_USAGE, "unknown option %s; see `gizctl %s%s%s --help`", arg,
                                  cmd->group ? cmd->group : "", cmd->group ? " " : "", cmd->verb);
@@ -423,8 +422,7 @@ static int parse_cmd_args(int argc, char **argv, struct ctl_args *a, const char 
             skip_words--;
             continue;
         }
-        if (a->npos >= CTL_MAX_POS)
-            return ctl__fail(CTL_USAGE, "too many arguments");
+        if (a->npos >= CTL_MAX_POS) return ctl__fail(CTL_USAGE, "too many arguments");
         a->pos[a->npos++] = arg;
     }
     if (g_val[G_HELP] == NULL && (a->npos < cmd->min_pos || a->npos > cmd->max_pos)) {
@@ -448,11 +446,9 @@ int main(int argc, char **argv)
     giz_log_init("gizctl", GIZ_LOG_WARN);
 
     rc = resolve_cmd(argc, argv, &args.cmd);
-    if (args.cmd == NULL)
-        return rc;
+    if (args.cmd == NULL) return rc;
     rc = parse_cmd_args(argc, argv, &args, g_val);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     if (g_val[G_HELP] != NULL) {
         usage_cmd(stdout, args.cmd);
         return CTL_OK;
@@ -463,8 +459,7 @@ int main(int argc, char **argv)
     rc = ctl__config_resolve(&ctl, g_val[G_HTTP], g_val[G_MQTT_HOST], g_val[G_MQTT_PORT],
                              g_val[G_ADMIN_TOKEN], g_val[G_CONFIG], g_val[G_TIMEOUT],
                              g_val[G_CACERT]);
-    if (rc != CTL_OK)
-        return rc;
+    if (rc != CTL_OK) return rc;
     rc = args.cmd->run(&ctl, &args);
     fflush(stdout);
     return rc;

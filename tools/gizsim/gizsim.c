@@ -102,15 +102,15 @@ static const char usage_text[] =
 /* ---- options: one table drives getopt_long, the parsing and the bounds ----------------- */
 
 enum opt_kind {
-    OK_FLAG,   /* bool = true */
-    OK_PTR,    /* const char * = the argument (argv outlives the run) */
-    OK_TEXT,   /* char[size] = a truncated copy */
-    OK_UINT,   /* unsigned in [min, max] */
-    OK_U16,    /* uint16_t in [min, max] */
-    OK_U8,     /* uint8_t in [min, max] */
-    OK_INT,    /* int in [min, max] */
-    OK_DBL,    /* double in [min, max] */
-    OK_MS,     /* seconds as a double in [min, max], stored as unsigned milliseconds */
+    OK_FLAG,        /* bool = true */
+    OK_PTR,         /* const char * = the argument (argv outlives the run) */
+    OK_TEXT,        /* char[size] = a truncated copy */
+    OK_UINT,        /* unsigned in [min, max] */
+    OK_U16,         /* uint16_t in [min, max] */
+    OK_U8,          /* uint8_t in [min, max] */
+    OK_INT,         /* int in [min, max] */
+    OK_DBL,         /* double in [min, max] */
+    OK_MS,          /* seconds as a double in [min, max], stored as unsigned milliseconds */
     OK_OTA_VERSION, /* "40" or "41" */
     OK_HELP,
 };
@@ -137,7 +137,8 @@ static const struct opt_spec opt_table[] = {
     {"help", 'h', OK_HELP, NOF, 0, 0, NULL},
     {"apps", 0, OK_UINT, F(apps), 0, 100000, "--apps wants 0..100000, not"},
     {"app-devices", 0, OK_UINT, F(app_devices), 1, 1000, "--app-devices wants 1..1000, not"},
-    {"app-interval", 0, OK_DBL, F(app_interval_s), 0.0001, 1e6, "--app-interval wants seconds, not"},
+    {"app-interval", 0, OK_DBL, F(app_interval_s), 0.0001, 1e6,
+     "--app-interval wants seconds, not"},
     {"app-plain", 0, OK_FLAG, F(app_plain), 0, 0, NULL},
     {"app-window", 0, OK_UINT, F(app_window), 1, 64, "--app-window wants 1..64, not"},
     {"app-payload", 0, OK_UINT, F(app_payload), 4, 1024, "--app-payload wants 4..1024 bytes, not"},
@@ -226,19 +227,25 @@ static int opt_apply(struct sim_opts *o, const struct opt_spec *sp, const char *
     double d = 0;
 
     switch (sp->kind) {
-    case OK_FLAG: *(bool *)field = true; return 0;
-    case OK_PTR: *(const char **)field = arg; return 0;
-    case OK_TEXT: (void)util__copy(field, sp->size, arg); return 0;
-    case OK_HELP: fputs(usage_text, stdout); exit(0);
+    case OK_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case OK_PTR:
+        *(const char **)field = arg;
+        return 0;
+    case OK_TEXT:
+        (void)util__copy(field, sp->size, arg);
+        return 0;
+    case OK_HELP:
+        fputs(usage_text, stdout);
+        exit(0);
     case OK_OTA_VERSION:
-        if (strcmp(arg, "40") != 0 && strcmp(arg, "41") != 0)
-            return usage_error(sp->err, arg);
+        if (strcmp(arg, "40") != 0 && strcmp(arg, "41") != 0) return usage_error(sp->err, arg);
         *(int *)field = arg[1] == '0' ? 40 : 41;
         return 0;
     case OK_DBL:
     case OK_MS:
-        if (util__parse_double(arg, sp->min, sp->max, &d) != 0)
-            return usage_error(sp->err, arg);
+        if (util__parse_double(arg, sp->min, sp->max, &d) != 0) return usage_error(sp->err, arg);
         if (sp->kind == OK_DBL)
             *(double *)field = d;
         else
@@ -318,8 +325,7 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
                                        sp->short_name ? sp->short_name : OPT_LONG_BASE + (int)i};
         if (sp->short_name) {
             short_opts[ns++] = sp->short_name;
-            if (arg)
-                short_opts[ns++] = ':';
+            if (arg) short_opts[ns++] = ':';
         }
     }
     long_opts[OPT_COUNT] = (struct option){NULL, 0, NULL, 0};
@@ -330,17 +336,14 @@ static int parse_args(struct sim_opts *o, int argc, char **argv)
         if (c >= OPT_LONG_BASE && (size_t)(c - OPT_LONG_BASE) < OPT_COUNT)
             sp = &opt_table[c - OPT_LONG_BASE];
         for (size_t i = 0; sp == NULL && c > 0 && c < OPT_LONG_BASE && i < OPT_COUNT; i++)
-            if (opt_table[i].short_name == c)
-                sp = &opt_table[i];
+            if (opt_table[i].short_name == c) sp = &opt_table[i];
         if (sp == NULL) {
             fputs("gizsim: see gizsim --help\n", stderr);
             return 1;
         }
-        if (opt_apply(o, sp, optarg) != 0)
-            return 1;
+        if (opt_apply(o, sp, optarg) != 0) return 1;
     }
-    if (optind < argc)
-        return usage_error("unexpected argument", argv[optind]);
+    if (optind < argc) return usage_error("unexpected argument", argv[optind]);
     return opts_check(o);
 }
 
@@ -358,8 +361,7 @@ void sim__http_acquire(struct sim *s, struct sim_device *d)
         sim__dev_http_go(d);
         return;
     }
-    if (d->http_queued || s->hq_len >= s->o.devices)
-        return;
+    if (d->http_queued || s->hq_len >= s->o.devices) return;
     d->http_queued = 1;
     s->http_queue[(s->hq_head + s->hq_len) % s->o.devices] = d->idx;
     s->hq_len++;
@@ -367,8 +369,7 @@ void sim__http_acquire(struct sim *s, struct sim_device *d)
 
 void sim__http_release(struct sim *s)
 {
-    if (s->http_inflight > 0)
-        s->http_inflight--;
+    if (s->http_inflight > 0) s->http_inflight--;
     while (!s->stopping && s->hq_len > 0 && s->http_inflight < s->o.http_concurrency) {
         struct sim_device *d = &s->devs[s->http_queue[s->hq_head]];
         s->hq_head = (s->hq_head + 1) % s->o.devices;
@@ -387,16 +388,13 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out
     struct addrinfo hints, *res = NULL;
     char portstr[8];
 
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
-        return 0;
-    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
-        return 0;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0) return 0;
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0) return 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL)
-        return -1;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) return -1;
     memcpy(out, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return 0;
@@ -404,12 +402,10 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out
 
 int sim__set_m2m(struct sim *s, const char *host, uint16_t port)
 {
-    if (s->o.mqtt_port != 0)
-        return 0; /* overridden on the command line */
+    if (s->o.mqtt_port != 0) return 0; /* overridden on the command line */
     if (s->mqtt_addr_set)
         return 0; /* the first answer wins; gizcloud gives every device the same */
-    if (resolve(host, port, &s->mqtt_addr) != 0)
-        return -1;
+    if (resolve(host, port, &s->mqtt_addr) != 0) return -1;
     (void)util__copy(s->m2m_host, sizeof s->m2m_host, host);
     s->m2m_port = port;
     s->mqtt_addr_set = true;
@@ -420,11 +416,9 @@ const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls
 {
     c->tls_ctx = tls ? s->tls : NULL;
     c->tls_host = tls ? s->m2m_host : NULL;
-    if (!tls)
-        return (const struct sockaddr *)&s->mqtt_addr;
+    if (!tls) return (const struct sockaddr *)&s->mqtt_addr;
     if (!s->mqtts_addr_set) {
-        if (resolve(s->m2m_host, s->o.mqtts_port, &s->mqtts_addr) != 0)
-            return NULL;
+        if (resolve(s->m2m_host, s->o.mqtts_port, &s->mqtts_addr) != 0) return NULL;
         s->mqtts_addr_set = true;
     }
     return (const struct sockaddr *)&s->mqtts_addr;
@@ -438,20 +432,17 @@ static int load_state(struct sim *s)
     char line[256];
     uint32_t i = 0;
 
-    if (f == NULL)
-        return errno == ENOENT ? 0 : -1;
+    if (f == NULL) return errno == ENOENT ? 0 : -1;
     while (i < s->o.devices && fgets(line, sizeof line, f) != NULL) {
         char did[64], pc[64], mac[64], pk[96];
-        if (line[0] == '#')
-            continue;
+        if (line[0] == '#') continue;
         if (sscanf(line, "%63s %63s %63s %95s", did, pc, mac, pk) != 4 ||
             strlen(did) != GIZ_DID_LEN || strlen(pc) >= sizeof s->devs[i].passcode ||
             strlen(mac) != 12)
             continue;
         if (s->o.product_key[0] == '\0')
             (void)util__copy(s->o.product_key, sizeof s->o.product_key, pk);
-        if (strcmp(pk, s->o.product_key) != 0)
-            continue;
+        if (strcmp(pk, s->o.product_key) != 0) continue;
         struct sim_device *d = &s->devs[i++];
         (void)util__copy(d->did, sizeof d->did, did);
         (void)util__copy(d->passcode, sizeof d->passcode, pc);
@@ -470,8 +461,7 @@ static int save_state(struct sim *s)
 
     snprintf(tmp, sizeof tmp, "%s.tmp", s->o.state_path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     f = fdopen(fd, "w");
     if (f == NULL) {
         close(fd);
@@ -482,13 +472,13 @@ static int save_state(struct sim *s)
         if (s->devs[i].did[0])
             fprintf(f, "%s %s %s %s\n", s->devs[i].did, s->devs[i].passcode, s->devs[i].mac,
                     s->o.product_key);
-    if (fclose(f) != 0 || rename(tmp, s->o.state_path) != 0)
-        return -1;
+    if (fclose(f) != 0 || rename(tmp, s->o.state_path) != 0) return -1;
     s->state_dirty = false;
     return 0;
 }
 
-/* ---- lifecycle ----------------------------------------------------------------------------------- */
+/* ---- lifecycle
+ * ----------------------------------------------------------------------------------- */
 
 static void stop_run(struct sim *s);
 
@@ -542,11 +532,10 @@ static void on_tick(uv_timer_t *t)
 {
     struct sim *s = t->data;
     double now = util__now_ms();
-    bool need_scan = s->st.log_level_sets > 0 || s->o.ping_flood || s->o.malformed ||
-                     s->o.wrong_topic;
+    bool need_scan =
+        s->st.log_level_sets > 0 || s->o.ping_flood || s->o.malformed || s->o.wrong_topic;
 
-    if (++s->ticks % (1000 / TICK_MS) == 0)
-        sim__rates(s, now);
+    if (++s->ticks % (1000 / TICK_MS) == 0) sim__rates(s, now);
     if (need_scan)
         for (uint32_t i = 0; i < s->o.devices; i++)
             sim__dev_tick(&s->devs[i], now);
@@ -583,8 +572,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct sim *s = h->data;
     if (signum == SIGUSR1) {
-        if (s->o.json_path != NULL)
-            (void)sim__write_json(s, s->o.json_path);
+        if (s->o.json_path != NULL) (void)sim__write_json(s, s->o.json_path);
         return;
     }
     stop_run(s);
@@ -592,14 +580,12 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static void close_handle(uv_handle_t *h)
 {
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 static void stop_run(struct sim *s)
 {
-    if (s->stopping)
-        return;
+    if (s->stopping) return;
     s->stopping = true;
     s->st.ready_at_stop = s->st.ready_now;
     s->st.app_ready_at_stop = s->st.app_ready_now;
@@ -611,8 +597,7 @@ static void stop_run(struct sim *s)
     close_handle((uv_handle_t *)&s->sig_int);
     close_handle((uv_handle_t *)&s->sig_term);
     close_handle((uv_handle_t *)&s->sig_usr1);
-    if (!s->o.quiet && s->o.progress_s > 0)
-        sim__progress(s, s->t_stop);
+    if (!s->o.quiet && s->o.progress_s > 0) sim__progress(s, s->t_stop);
     for (uint32_t i = 0; i < s->o.apps; i++)
         sim__app_stop(&s->apps[i]);
     for (uint32_t i = 0; i < s->o.devices; i++)
@@ -637,8 +622,7 @@ static int create_product(struct sim *s, const char *name)
     cJSON_AddStringToObject(req, "name", name);
     text = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
-    if (text == NULL)
-        return 6;
+    if (text == NULL) return 6;
     snprintf(path, sizeof path, "%s/admin/products", s->o.http_prefix);
     rc = httpc__request(s->o.http_host, s->o.http_port, "POST", path, "application/json", headers,
                         text, strlen(text), 10000, 1u << 20, &r);
@@ -670,8 +654,7 @@ static int setup(struct sim *s)
     unsigned long fds;
     int rc;
 
-    if (giz_random_bytes(s->run_tag, sizeof s->run_tag) != GIZ_OK)
-        return 6;
+    if (giz_random_bytes(s->run_tag, sizeof s->run_tag) != GIZ_OK) return 6;
     memcpy(&s->rng, s->run_tag, sizeof s->rng);
     s->rng |= 1;
     (void)giz_hex_encode(s->run_tag, sizeof s->run_tag, s->run_hex, sizeof s->run_hex);
@@ -702,8 +685,9 @@ static int setup(struct sim *s)
     }
     fds = util__raise_nofile(s->o.devices + s->o.apps + s->o.http_concurrency + 64);
     if (fds < s->o.devices + s->o.apps + 32)
-        fprintf(stderr, "gizsim: warning: only %lu file descriptors allowed (ulimit -n); "
-                        "%u connections will not all fit\n",
+        fprintf(stderr,
+                "gizsim: warning: only %lu file descriptors allowed (ulimit -n); "
+                "%u connections will not all fit\n",
                 fds, s->o.devices + s->o.apps);
 
     s->devs = calloc(s->o.devices, sizeof *s->devs);
@@ -729,16 +713,12 @@ static int setup(struct sim *s)
     for (uint32_t i = 0; i < s->o.devices; i++) {
         struct sim_device *d = &s->devs[i];
         if (s->o.no_http && !d->did[0]) {
-            if (giz_random_base62(d->did, sizeof d->did, GIZ_DID_LEN) != GIZ_OK)
-                return 6;
+            if (giz_random_base62(d->did, sizeof d->did, GIZ_DID_LEN) != GIZ_OK) return 6;
             s->state_dirty = true;
         }
-        if (i < s->o.ping_flood)
-            d->misbehave |= SIM_MIS_PING_FLOOD;
-        if (i < s->o.malformed)
-            d->misbehave |= SIM_MIS_MALFORMED;
-        if (i < s->o.wrong_topic)
-            d->misbehave |= SIM_MIS_WRONG_TOPIC;
+        if (i < s->o.ping_flood) d->misbehave |= SIM_MIS_PING_FLOOD;
+        if (i < s->o.malformed) d->misbehave |= SIM_MIS_MALFORMED;
+        if (i < s->o.wrong_topic) d->misbehave |= SIM_MIS_WRONG_TOPIC;
     }
     return 0;
 }
@@ -753,11 +733,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     giz_log_init("gizsim", GIZ_LOG_WARN);
     rc = parse_args(&s->o, argc, argv);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     rc = setup(s);
-    if (rc != 0)
-        goto cleanup;
+    if (rc != 0) goto cleanup;
 
     uv_loop_init(&loop);
     s->loop = &loop;
@@ -790,8 +768,7 @@ int main(int argc, char **argv)
         uv_timer_start(&s->stop_timer, on_stop_timer, (uint64_t)(s->o.duration_s * 1000), 0);
 
     uv_run(&loop, UV_RUN_DEFAULT);
-    if (!s->stopping)
-        stop_run(s);
+    if (!s->stopping) stop_run(s);
     uv_run(&loop, UV_RUN_DEFAULT);
     (void)uv_loop_close(&loop);
 

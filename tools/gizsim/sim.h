@@ -21,15 +21,15 @@
 struct sim_opts {
     unsigned devices;
     unsigned apps;
-    unsigned app_devices;       /* devices bound per app */
+    unsigned app_devices; /* devices bound per app */
     char http_url[300];
     char http_host[256];
     uint16_t http_port;
     char http_prefix[128];
-    char mqtt_host[256];        /* "" = from provision */
-    uint16_t mqtt_port;         /* 0 = from provision */
+    char mqtt_host[256]; /* "" = from provision */
+    uint16_t mqtt_port;  /* 0 = from provision */
     char product_key[64];
-    char admin_token[256];      /* only for --create-product */
+    char admin_token[256]; /* only for --create-product */
     const char *state_path;
     const char *json_path;
     const char *create_product; /* --create-product NAME */
@@ -38,7 +38,7 @@ struct sim_opts {
     bool until_ready;           /* stop once every device (and app) is ready */
     double heartbeat_s;
     uint16_t keepalive;
-    uint8_t mqtt_level;         /* 3 = MQIsdp (firmware), 4 = MQTT */
+    uint8_t mqtt_level; /* 3 = MQIsdp (firmware), 4 = MQTT */
     double backoff_scale;
     double connect_timeout_s;
     bool no_http, no_ota, no_app_count;
@@ -46,68 +46,68 @@ struct sim_opts {
     char soft_version[24], hard_version[32];
     unsigned http_concurrency;
     unsigned http_timeout_ms;
-    double report_rate;         /* device 0x0091 reports per second, whole fleet */
+    double report_rate; /* device 0x0091 reports per second, whole fleet */
     unsigned report_size;
-    double log_interval_s;      /* 0x0012 period per device with log bits on */
-    double app_interval_s;      /* command period per app */
-    bool app_plain;             /* apps send 0x0090 (reply 0x0091) instead of 0x0093 */
-    unsigned app_window;        /* >0: closed loop, at most this many in flight per app */
+    double log_interval_s; /* 0x0012 period per device with log bits on */
+    double app_interval_s; /* command period per app */
+    bool app_plain;        /* apps send 0x0090 (reply 0x0091) instead of 0x0093 */
+    unsigned app_window;   /* >0: closed loop, at most this many in flight per app */
     unsigned app_payload;
     unsigned ping_flood, malformed, wrong_topic; /* how many devices misbehave */
     bool quiet;
     double progress_s;
-    bool lenient;               /* --lenient: the old tolerant reader (no firmware limits, no downloads) */
-    int ota_version;            /* 41 (update_and_check) or 40 (target_fid) for the OTA check */
-    const char *cacert;         /* --cacert: PEM CA for MQTTS (NULL = system store) */
-    uint16_t mqtts_port;        /* --mqtts-port (default 8883) */
-    bool app_tls, device_tls;   /* --app-tls / --device-tls: MQTT over TLS */
+    bool lenient;        /* --lenient: the old tolerant reader (no firmware limits, no downloads) */
+    int ota_version;     /* 41 (update_and_check) or 40 (target_fid) for the OTA check */
+    const char *cacert;  /* --cacert: PEM CA for MQTTS (NULL = system store) */
+    uint16_t mqtts_port; /* --mqtts-port (default 8883) */
+    bool app_tls, device_tls; /* --app-tls / --device-tls: MQTT over TLS */
 };
 
 /* ---- error kinds -------------------------------------------------------------- */
-#define SIM_ERRORS(X)                                                          \
-    X(HTTP_CONNECT, "http_connect")                                            \
-    X(HTTP_TIMEOUT, "http_timeout")                                            \
-    X(HTTP_IO, "http_io")                                                      \
-    X(REGISTER_REFUSED, "register_refused")                                    \
-    X(PROVISION_REFUSED, "provision_refused")                                  \
-    X(PROVISION_BAD, "provision_bad_answer")                                   \
-    X(OTA_STATUS, "ota_check_failed")                                          \
-    X(MQTT_CONNECT, "mqtt_connect")                                            \
-    X(CONNACK_REFUSED, "connack_refused")                                      \
-    X(LOGIN_TIMEOUT, "login_timeout")                                          \
-    X(SUBACK_REFUSED, "suback_refused")                                        \
-    X(PING_TIMEOUT, "ping_timeout")                                            \
-    X(PEER_CLOSED, "peer_closed")                                              \
-    X(IO_ERROR, "io_error")                                                    \
-    X(BAD_STREAM, "bad_stream")                                                \
-    X(BAD_PAYLOAD, "bad_payload_in")                                           \
-    X(BAD_TOPIC, "unexpected_topic")                                           \
-    X(APP_HTTP, "app_http")                                                    \
-    X(APP_BIND, "app_bind")                                                    \
-    X(APP_MQTT, "app_mqtt")                                                    \
-    X(APP_ACK_LOST, "app_ack_lost")                                            \
+#define SIM_ERRORS(X)                                                                              \
+    X(HTTP_CONNECT, "http_connect")                                                                \
+    X(HTTP_TIMEOUT, "http_timeout")                                                                \
+    X(HTTP_IO, "http_io")                                                                          \
+    X(REGISTER_REFUSED, "register_refused")                                                        \
+    X(PROVISION_REFUSED, "provision_refused")                                                      \
+    X(PROVISION_BAD, "provision_bad_answer")                                                       \
+    X(OTA_STATUS, "ota_check_failed")                                                              \
+    X(MQTT_CONNECT, "mqtt_connect")                                                                \
+    X(CONNACK_REFUSED, "connack_refused")                                                          \
+    X(LOGIN_TIMEOUT, "login_timeout")                                                              \
+    X(SUBACK_REFUSED, "suback_refused")                                                            \
+    X(PING_TIMEOUT, "ping_timeout")                                                                \
+    X(PEER_CLOSED, "peer_closed")                                                                  \
+    X(IO_ERROR, "io_error")                                                                        \
+    X(BAD_STREAM, "bad_stream")                                                                    \
+    X(BAD_PAYLOAD, "bad_payload_in")                                                               \
+    X(BAD_TOPIC, "unexpected_topic")                                                               \
+    X(APP_HTTP, "app_http")                                                                        \
+    X(APP_BIND, "app_bind")                                                                        \
+    X(APP_MQTT, "app_mqtt")                                                                        \
+    X(APP_ACK_LOST, "app_ack_lost")                                                                \
     X(NOMEM, "out_of_memory")
 
 enum sim_err {
 #define SIM__ERR_ENUM(id, name) SIM_ERR_##id,
     SIM_ERRORS(SIM__ERR_ENUM)
 #undef SIM__ERR_ENUM
-    SIM_ERR_COUNT
+        SIM_ERR_COUNT
 };
 
 /* ---- why a firmware download failed --------------------------------------------- */
-#define SIM_DL_FAILS(X)                                                        \
-    X(UNKNOWN_HOST, "unknown_host") /* URL host has ':' / not http:// / no DNS */ \
-    X(CONNECT, "connect")           /* no TCP connection to the host */          \
-    X(STATUS, "http_status")        /* status between the first spaces != 200 */ \
-    X(MD5, "md5_mismatch")          /* the image written does not match */       \
+#define SIM_DL_FAILS(X)                                                                            \
+    X(UNKNOWN_HOST, "unknown_host") /* URL host has ':' / not http:// / no DNS */                  \
+    X(CONNECT, "connect")           /* no TCP connection to the host */                            \
+    X(STATUS, "http_status")        /* status between the first spaces != 200 */                   \
+    X(MD5, "md5_mismatch")          /* the image written does not match */                         \
     X(SHORT, "short")               /* closed / timed out before Content-Length */
 
 enum sim_dl_fail {
 #define SIM__DLF_ENUM(id, name) SIM_DLF_##id,
     SIM_DL_FAILS(SIM__DLF_ENUM)
 #undef SIM__DLF_ENUM
-    SIM_DL_FAIL_COUNT
+        SIM_DL_FAIL_COUNT
 };
 
 /* ---- counters ------------------------------------------------------------------- */
@@ -121,38 +121,38 @@ struct sim_stats {
     uint64_t flood_pings, malformed_sent, wrong_topic_sent;
     uint64_t pub_in, pub_out;
     /* strict firmware emulation */
-    uint64_t pub_before_suback;         /* PUBLISHes dropped: arrived before the third SUBACK */
+    uint64_t pub_before_suback; /* PUBLISHes dropped: arrived before the third SUBACK */
     uint64_t dl_started, dl_ok, dl_failed;
     uint64_t dl_fail[SIM_DL_FAIL_COUNT];
     /* apps */
-    uint64_t app_users, app_logins, app_bound, app_ready_now, app_ready_at_stop, app_cmds, app_acks, app_replies,
-        app_logs, app_other;
+    uint64_t app_users, app_logins, app_bound, app_ready_now, app_ready_at_stop, app_cmds, app_acks,
+        app_replies, app_logs, app_other;
     uint64_t errors[SIM_ERR_COUNT];
 };
 
 /* ---- devices ------------------------------------------------------------------------ */
 enum dev_phase {
-    DEV_IDLE = 0,     /* not started */
-    DEV_HTTP,         /* register / provision / OTA check before MQTT */
-    DEV_CONNECTING,   /* TCP + CONNACK + 3 SUBACKs */
-    DEV_READY,        /* logged in and subscribed */
-    DEV_BACKOFF,      /* waiting to reconnect */
+    DEV_IDLE = 0,   /* not started */
+    DEV_HTTP,       /* register / provision / OTA check before MQTT */
+    DEV_CONNECTING, /* TCP + CONNACK + 3 SUBACKs */
+    DEV_READY,      /* logged in and subscribed */
+    DEV_BACKOFF,    /* waiting to reconnect */
     DEV_STOPPED
 };
 enum dev_http_op { HOP_NONE = 0, HOP_REGISTER, HOP_PROVISION, HOP_OTA, HOP_OTA40, HOP_DOWNLOAD };
 
 /* A firmware download in progress (strict mode), allocated while it runs. */
 struct sim_download {
-    struct giz_md5 *md5;        /* of the bytes "written", as firmware hashes them */
-    uint64_t filelen, offset;   /* Content-Length; bytes written so far */
+    struct giz_md5 *md5;      /* of the bytes "written", as firmware hashes them */
+    uint64_t filelen, offset; /* Content-Length; bytes written so far */
     struct sockaddr_storage addr;
-    char host[128];             /* the URL's host part (Host header) */
+    char host[128]; /* the URL's host part (Host header) */
     char path[512];
-    char want_md5[33];          /* Firmware-MD5 header ("" = none) */
-    char new_version[32];       /* soft version offered */
-    uint32_t new_fid;           /* v4.0 target fid (0 for v4.1) */
-    int fail;                   /* enum sim_dl_fail, -1 = none yet */
-    bool first;                 /* the next read is the first (headers) */
+    char want_md5[33];    /* Firmware-MD5 header ("" = none) */
+    char new_version[32]; /* soft version offered */
+    uint32_t new_fid;     /* v4.0 target fid (0 for v4.1) */
+    int fail;             /* enum sim_dl_fail, -1 = none yet */
+    bool first;           /* the next read is the first (headers) */
 };
 
 #define SIM_MIS_PING_FLOOD 0x01u
@@ -164,30 +164,30 @@ struct sim;
 struct sim_device {
     struct sim *sim;
     struct mqttc mq;
-    uv_timer_t timer;           /* login timeout / heartbeat / back-off */
+    uv_timer_t timer; /* login timeout / heartbeat / back-off */
     struct http_uv_req *http;
-    double t_start;             /* when this connection attempt began (ms) */
-    double t_log;               /* next 0x0012 due (ms) */
+    double t_start; /* when this connection attempt began (ms) */
+    double t_log;   /* next 0x0012 due (ms) */
     uint32_t idx;
-    uint32_t failures;          /* consecutive failed attempts */
+    uint32_t failures; /* consecutive failed attempts */
     uint32_t ota_checks, ota_pushes, app_count_msgs, attempts;
     uint32_t log_seq, mis_seq;
     uint16_t log_bits;
     uint16_t app_count;
-    uint8_t phase;              /* enum dev_phase */
-    uint8_t http_op;            /* enum dev_http_op */
+    uint8_t phase;   /* enum dev_phase */
+    uint8_t http_op; /* enum dev_http_op */
     uint8_t http_queued;
-    uint8_t sub_step;           /* SUBACKs received in this attempt */
+    uint8_t sub_step; /* SUBACKs received in this attempt */
     uint8_t missed_pongs;
     uint8_t misbehave;
     uint8_t ever_ready;
-    uint8_t ota_after;          /* 1: boot chain (OTA then MQTT), 2: provision then MQTT */
-    uint8_t ota_pending;        /* a push arrived while a request was running */
-    uint8_t ota_v40_next;       /* the next OTA check is v4.0 (after a 0x020E) */
-    uint32_t current_fid;       /* v4.0: fid of the installed firmware, 0 = none */
+    uint8_t ota_after;    /* 1: boot chain (OTA then MQTT), 2: provision then MQTT */
+    uint8_t ota_pending;  /* a push arrived while a request was running */
+    uint8_t ota_v40_next; /* the next OTA check is v4.0 (after a 0x020E) */
+    uint32_t current_fid; /* v4.0: fid of the installed firmware, 0 = none */
     uint32_t downloads_ok, downloads_failed;
     struct sim_download *dl;
-    char soft_version[24];      /* installed; starts at --soft-version, bumped by downloads */
+    char soft_version[24]; /* installed; starts at --soft-version, bumped by downloads */
     char did[24];
     char passcode[17];
     char mac[13];
@@ -207,7 +207,7 @@ struct sim_app {
     uint32_t first_dev, ndevs, next_dev;
     uint32_t subs_pending;
     uint32_t sn;
-    uint32_t inflight;          /* commands awaiting their answer */
+    uint32_t inflight; /* commands awaiting their answer */
     uint32_t ring_sn[SIM_APP_RING];
     double ring_t[SIM_APP_RING];
     uint8_t phase, http_op;
@@ -231,13 +231,13 @@ struct sim {
     bool mqtt_addr_set;
     struct sockaddr_storage mqtts_addr;
     bool mqtts_addr_set;
-    SSL_CTX *tls;               /* client context for MQTTS, NULL when unused */
+    SSL_CTX *tls; /* client context for MQTTS, NULL when unused */
     char m2m_host[256];
     uint16_t m2m_port;
     uv_timer_t ramp_timer, tick_timer, progress_timer, stop_timer;
     uv_signal_t sig_int, sig_term, sig_usr1;
-    uint32_t started;           /* devices started by the ramp */
-    uint32_t *http_queue;       /* FIFO of device indices waiting for an HTTP slot */
+    uint32_t started;     /* devices started by the ramp */
+    uint32_t *http_queue; /* FIFO of device indices waiting for an HTTP slot */
     uint32_t hq_head, hq_len;
     unsigned http_inflight;
     uint32_t report_cursor;
@@ -249,7 +249,7 @@ struct sim {
     double peak_in_rate, peak_out_rate, in_rate, out_rate;
     uint32_t ticks;
     uint64_t rng;
-    uint8_t run_tag[8];         /* distinguishes users / MACs of this run */
+    uint8_t run_tag[8]; /* distinguishes users / MACs of this run */
     char run_hex[17];
 };
 
@@ -284,7 +284,8 @@ void sim__app_init(struct sim *s, struct sim_app *a, uint32_t idx);
 void sim__app_start(struct sim_app *a);
 void sim__app_stop(struct sim_app *a);
 
-/* ---- sim_report.c ----------------------------------------------------------------------------- */
+/* ---- sim_report.c -----------------------------------------------------------------------------
+ */
 const char *sim__err_name(enum sim_err kind);
 const char *sim__dl_fail_name(enum sim_dl_fail kind);
 /* Updates the current and peak publish rates (called once a second). */

@@ -46,8 +46,7 @@ static struct sim_device *app_dev(const struct sim_app *a, uint32_t k)
 static void on_retry(uv_timer_t *t)
 {
     struct sim_app *a = t->data;
-    if (a->sim->stopping)
-        return;
+    if (a->sim->stopping) return;
     if (a->token[0] != '\0' && a->phase == APP_BACKOFF) {
         a->phase = APP_HTTP;
         a->http_op = AOP_BIND; /* rebinding is harmless; then MQTT */
@@ -61,8 +60,7 @@ static void on_retry(uv_timer_t *t)
 static void app_backoff(struct sim_app *a)
 {
     double ms = 2000.0 * a->sim->o.backoff_scale;
-    if (a->sim->stopping || a->phase == APP_STOPPED)
-        return;
+    if (a->sim->stopping || a->phase == APP_STOPPED) return;
     a->phase = APP_BACKOFF;
     uv_timer_stop(&a->timer);
     uv_timer_start(&a->timer, on_retry, ms < 1 ? 1 : (uint64_t)ms, 0);
@@ -80,15 +78,11 @@ static bool send_one(struct sim_app *a)
     size_t plen = s->o.app_payload, len = 0, slot;
     char topic[96];
 
-    if (a->phase != APP_READY || a->ndevs == 0 || mqttc__queued(&a->mq) > 65536)
-        return false;
-    if (s->o.app_window > 0 && a->inflight >= s->o.app_window)
-        return false;
+    if (a->phase != APP_READY || a->ndevs == 0 || mqttc__queued(&a->mq) > 65536) return false;
+    if (s->o.app_window > 0 && a->inflight >= s->o.app_window) return false;
     d = app_dev(a, a->next_dev++ % a->ndevs);
-    if (plen < 4)
-        plen = 4;
-    if (plen > sizeof payload)
-        plen = sizeof payload;
+    if (plen < 4) plen = 4;
+    if (plen > sizeof payload) plen = sizeof payload;
     a->sn++;
     payload[0] = (uint8_t)(a->sn >> 24);
     payload[1] = (uint8_t)(a->sn >> 16);
@@ -107,8 +101,7 @@ static bool send_one(struct sim_app *a)
         m.u.biz_sn.data.ptr = payload;
         m.u.biz_sn.data.len = plen;
     }
-    if (giz_msg_encode(&m, buf, sizeof buf, &len) != GIZ_OK)
-        return false;
+    if (giz_msg_encode(&m, buf, sizeof buf, &len) != GIZ_OK) return false;
     slot = a->sn % SIM_APP_RING;
     if (a->ring_sn[slot] != 0 && a->ring_t[slot] >= 0) {
         sim__error(s, SIM_ERR_APP_ACK_LOST);
@@ -154,14 +147,12 @@ static void settle(struct sim_app *a, uint32_t sn, bool ack)
 {
     struct sim *s = a->sim;
     size_t slot = sn % SIM_APP_RING;
-    if (a->ring_sn[slot] != sn || a->ring_t[slot] < 0)
-        return;
+    if (a->ring_sn[slot] != sn || a->ring_t[slot] < 0) return;
     util__samples_add(&s->rtt, util__now_ms() - a->ring_t[slot]);
     a->ring_t[slot] = -1;
     a->inflight--;
     /* Closed loop: answer with the next command at once. */
-    if (s->o.app_window > 0)
-        (void)send_one(a);
+    if (s->o.app_window > 0) (void)send_one(a);
     if (ack)
         s->st.app_acks++;
     else
@@ -238,11 +229,9 @@ static void app_packet_cb(struct mqttc *c, const uint8_t *pkt, size_t len)
         for (uint32_t k = 0; k < a->ndevs; k++) {
             struct sim_device *d = app_dev(a, k);
             snprintf(topic, sizeof topic, "dev2app/%s/%s", d->did, a->client_id);
-            if (mqttc__subscribe(c, (uint16_t)(2 * k + 1), topic) == 0)
-                a->subs_pending++;
+            if (mqttc__subscribe(c, (uint16_t)(2 * k + 1), topic) == 0) a->subs_pending++;
             snprintf(topic, sizeof topic, "dev2app/%s", d->did);
-            if (mqttc__subscribe(c, (uint16_t)(2 * k + 2), topic) == 0)
-                a->subs_pending++;
+            if (mqttc__subscribe(c, (uint16_t)(2 * k + 2), topic) == 0) a->subs_pending++;
         }
     } else if (type == GIZ_MQTT_SUBACK) {
         uint16_t id = 0;
@@ -256,16 +245,14 @@ static void app_packet_cb(struct mqttc *c, const uint8_t *pkt, size_t len)
             uint64_t ms = (uint64_t)(s->o.app_interval_s * 1000.0);
             a->phase = APP_READY;
             s->st.app_ready_now++;
-            if (ms == 0)
-                ms = 1;
+            if (ms == 0) ms = 1;
             uv_timer_stop(&a->timer);
             uv_timer_start(&a->timer, on_send_tick, ms, ms);
             sim__check_ready(s);
         }
     } else if (type == GIZ_MQTT_PUBLISH) {
         struct giz_mqtt_publish p;
-        if (giz_mqtt_publish_parse(pkt, len, &p, NULL) == GIZ_OK)
-            handle_publish(a, &p);
+        if (giz_mqtt_publish_parse(pkt, len, &p, NULL) == GIZ_OK) handle_publish(a, &p);
     }
 }
 
@@ -274,8 +261,7 @@ static void app_closed_cb(struct mqttc *c, int reason)
     struct sim_app *a = c->ud;
     struct sim *s = a->sim;
     (void)reason;
-    if (a->phase == APP_READY)
-        s->st.app_ready_now--;
+    if (a->phase == APP_READY) s->st.app_ready_now--;
     if (s->stopping || a->phase == APP_STOPPED) {
         a->phase = APP_STOPPED;
         return;
@@ -294,8 +280,7 @@ static void app_http_done(int rc, const struct httpc_resp *r, void *ud)
     const cJSON *v;
 
     a->http = NULL;
-    if (s->stopping || a->phase == APP_STOPPED)
-        return;
+    if (s->stopping || a->phase == APP_STOPPED) return;
     if (rc != HTTPC_OK) {
         sim__error(s, SIM_ERR_APP_HTTP);
         app_backoff(a);
@@ -304,8 +289,7 @@ static void app_http_done(int rc, const struct httpc_resp *r, void *ud)
     j = cJSON_ParseWithLength(r->body, r->body_len);
     switch (a->http_op) {
     case AOP_CREATE:
-        if (r->status == 201)
-            s->st.app_users++;
+        if (r->status == 201) s->st.app_users++;
         /* anything else (e.g. the user exists): try to log in anyway */
         a->http_op = AOP_LOGIN;
         app_http(a);
@@ -322,11 +306,9 @@ static void app_http_done(int rc, const struct httpc_resp *r, void *ud)
         else if (cJSON_IsNumber(v))
             snprintf(a->uid, sizeof a->uid, "%.0f", v->valuedouble);
         v = cJSON_GetObjectItemCaseSensitive(j, "token");
-        if (cJSON_IsString(v))
-            (void)util__copy(a->token, sizeof a->token, v->valuestring);
+        if (cJSON_IsString(v)) (void)util__copy(a->token, sizeof a->token, v->valuestring);
         v = cJSON_GetObjectItemCaseSensitive(j, "mqtt_client_id");
-        if (cJSON_IsString(v))
-            (void)util__copy(a->client_id, sizeof a->client_id, v->valuestring);
+        if (cJSON_IsString(v)) (void)util__copy(a->client_id, sizeof a->client_id, v->valuestring);
         if (!a->uid[0] || !a->token[0] || !a->client_id[0]) {
             sim__error(s, SIM_ERR_APP_HTTP);
             app_backoff(a);
@@ -384,10 +366,9 @@ static void app_http(struct sim_app *a)
     }
     text = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
-    a->http = text ? http_uv__start(s->loop, (const struct sockaddr *)&s->http_addr,
-                                    s->o.http_host, s->o.http_port, method, path,
-                                    "application/json", headers, text, strlen(text),
-                                    s->o.http_timeout_ms, app_http_done, a)
+    a->http = text ? http_uv__start(s->loop, (const struct sockaddr *)&s->http_addr, s->o.http_host,
+                                    s->o.http_port, method, path, "application/json", headers, text,
+                                    strlen(text), s->o.http_timeout_ms, app_http_done, a)
                    : NULL;
     free(text);
     if (a->http == NULL) {
@@ -398,8 +379,7 @@ static void app_http(struct sim_app *a)
 
 void sim__app_start(struct sim_app *a)
 {
-    if (a->sim->stopping || a->sim->o.no_http)
-        return;
+    if (a->sim->stopping || a->sim->o.no_http) return;
     a->phase = APP_HTTP;
     a->http_op = AOP_CREATE;
     app_http(a);
@@ -409,16 +389,13 @@ void sim__app_stop(struct sim_app *a)
 {
     uint8_t was = a->phase;
     a->phase = APP_STOPPED;
-    if (was == APP_READY)
-        a->sim->st.app_ready_now--;
+    if (was == APP_READY) a->sim->st.app_ready_now--;
     if (a->http != NULL) {
         http_uv__cancel(a->http);
         a->http = NULL;
     }
     uv_timer_stop(&a->timer);
-    if (!uv_is_closing((uv_handle_t *)&a->timer))
-        uv_close((uv_handle_t *)&a->timer, NULL);
-    if (a->mq.state == MQTTC_OPEN)
-        (void)mqttc__disconnect(&a->mq);
+    if (!uv_is_closing((uv_handle_t *)&a->timer)) uv_close((uv_handle_t *)&a->timer, NULL);
+    if (a->mq.state == MQTTC_OPEN) (void)mqttc__disconnect(&a->mq);
     mqttc__close(&a->mq);
 }

@@ -62,18 +62,15 @@ void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
         d->passcode[i] = alphabet[util__rand(&s->rng) % (sizeof alphabet - 1)];
     d->passcode[10] = '\0';
     memcpy(d->did, did, sizeof did);
-    if (passcode[0] != '\0')
-        memcpy(d->passcode, passcode, sizeof passcode);
-    if (mac[0] != '\0')
-        memcpy(d->mac, mac, sizeof mac);
+    if (passcode[0] != '\0') memcpy(d->passcode, passcode, sizeof passcode);
+    if (mac[0] != '\0') memcpy(d->mac, mac, sizeof mac);
 }
 
 /* ---- sending -------------------------------------------------------------------- */
 
 static void dev_publish_raw(struct sim_device *d, const char *topic, const uint8_t *p, size_t n)
 {
-    if (mqttc__publish(&d->mq, topic, p, n) == 0)
-        d->sim->st.pub_out++;
+    if (mqttc__publish(&d->mq, topic, p, n) == 0) d->sim->st.pub_out++;
 }
 
 static void dev_publish_msg(struct sim_device *d, const char *topic, const struct giz_msg *m)
@@ -95,8 +92,7 @@ static void emit_logs(struct sim_device *d)
 
     snprintf(topic, sizeof topic, "dev2app/%s", d->did);
     for (uint8_t lvl = 1; lvl <= 3; lvl++) {
-        if (!(d->log_bits & bits[lvl]))
-            continue;
+        if (!(d->log_bits & bits[lvl])) continue;
         int n = snprintf(content, sizeof content, "gizsim device %u %s log #%u", (unsigned)d->idx,
                          names[lvl], (unsigned)++d->log_seq);
         memset(&m, 0, sizeof m);
@@ -121,8 +117,7 @@ bool sim__dev_report(struct sim_device *d)
     struct giz_msg m;
     size_t n = s->o.report_size < sizeof data ? s->o.report_size : sizeof data;
 
-    if (d->phase != DEV_READY || mqttc__queued(&d->mq) > 65536)
-        return false;
+    if (d->phase != DEV_READY || mqttc__queued(&d->mq) > 65536) return false;
     for (size_t i = 0; i < n; i++)
         data[i] = (uint8_t)(i + d->idx);
     memset(&m, 0, sizeof m);
@@ -144,16 +139,28 @@ static void send_malformed(struct sim_device *d)
     static const uint8_t bad_flags[] = {0x00, 0x00, 0x00, 0x03, 0x04, 0x01, 0x00, 0x91, 0x01};
     static const uint8_t unknown_cmd[] = {0x00, 0x00, 0x00, 0x03, 0x03, 0x00, 0x77, 0x77};
     static const uint8_t bad_utf8_log[] = {0x00, 0x00, 0x00, 0x03, 0x0c, 0x00, 0x00, 0x12, 0x01,
-                                           0x00, 0x01, 'x', 0x00, 0x01, 'y', 0x00, 0x01, 0xff};
+                                           0x00, 0x01, 'x',  0x00, 0x01, 'y',  0x00, 0x01, 0xff};
     char topic[64];
     snprintf(topic, sizeof topic, "dev2app/%s", d->did);
     switch (d->mis_seq++ % 7) {
-    case 0: dev_publish_raw(d, topic, bad_header, sizeof bad_header); break;
-    case 1: dev_publish_raw(d, topic, truncated, sizeof truncated); break;
-    case 2: dev_publish_raw(d, topic, long_varint, sizeof long_varint); break;
-    case 3: dev_publish_raw(d, topic, bad_flags, sizeof bad_flags); break;
-    case 4: dev_publish_raw(d, topic, unknown_cmd, sizeof unknown_cmd); break;
-    case 5: dev_publish_raw(d, topic, bad_utf8_log, sizeof bad_utf8_log); break;
+    case 0:
+        dev_publish_raw(d, topic, bad_header, sizeof bad_header);
+        break;
+    case 1:
+        dev_publish_raw(d, topic, truncated, sizeof truncated);
+        break;
+    case 2:
+        dev_publish_raw(d, topic, long_varint, sizeof long_varint);
+        break;
+    case 3:
+        dev_publish_raw(d, topic, bad_flags, sizeof bad_flags);
+        break;
+    case 4:
+        dev_publish_raw(d, topic, unknown_cmd, sizeof unknown_cmd);
+        break;
+    case 5:
+        dev_publish_raw(d, topic, bad_utf8_log, sizeof bad_utf8_log);
+        break;
     default: {
         /* oversize: a 0x0091 whose business message is 66 000 bytes (> 65535) */
         size_t n = 66000;
@@ -177,11 +184,22 @@ static void send_wrong_topic(struct sim_device *d)
     const struct sim_device *other = &s->devs[(d->idx + 1) % s->o.devices];
 
     switch (d->mis_seq++ % 5) {
-    case 0: snprintf(topic, sizeof topic, "dev2app/%s", other->did[0] ? other->did : "XXXXXXXXXXXXXXXXXXXXXX"); break;
-    case 1: snprintf(topic, sizeof topic, "app2dev/%s/usrSPOOFED", d->did); break;
-    case 2: snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did); break;
-    case 3: snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key); break;
-    default: snprintf(topic, sizeof topic, "gizsim/wrong/%s", d->did); break;
+    case 0:
+        snprintf(topic, sizeof topic, "dev2app/%s",
+                 other->did[0] ? other->did : "XXXXXXXXXXXXXXXXXXXXXX");
+        break;
+    case 1:
+        snprintf(topic, sizeof topic, "app2dev/%s/usrSPOOFED", d->did);
+        break;
+    case 2:
+        snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did);
+        break;
+    case 3:
+        snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key);
+        break;
+    default:
+        snprintf(topic, sizeof topic, "gizsim/wrong/%s", d->did);
+        break;
     }
     dev_publish_raw(d, topic, biz, sizeof biz);
     s->st.wrong_topic_sent++;
@@ -190,8 +208,7 @@ static void send_wrong_topic(struct sim_device *d)
 void sim__dev_tick(struct sim_device *d, double now)
 {
     struct sim *s = d->sim;
-    if (d->phase != DEV_READY)
-        return;
+    if (d->phase != DEV_READY) return;
     if (d->log_bits & (GIZ_LOGBIT_ERROR | GIZ_LOGBIT_WARN | GIZ_LOGBIT_INFO) && now >= d->t_log &&
         s->o.log_interval_s > 0) {
         emit_logs(d);
@@ -199,13 +216,10 @@ void sim__dev_tick(struct sim_device *d, double now)
     }
     if (d->misbehave & SIM_MIS_PING_FLOOD) {
         for (int i = 0; i < 10 && d->mq.state == MQTTC_OPEN; i++)
-            if (mqttc__ping(&d->mq) == 0)
-                s->st.flood_pings++;
+            if (mqttc__ping(&d->mq) == 0) s->st.flood_pings++;
     }
-    if ((d->misbehave & SIM_MIS_MALFORMED) && d->mq.state == MQTTC_OPEN)
-        send_malformed(d);
-    if ((d->misbehave & SIM_MIS_WRONG_TOPIC) && d->mq.state == MQTTC_OPEN)
-        send_wrong_topic(d);
+    if ((d->misbehave & SIM_MIS_MALFORMED) && d->mq.state == MQTTC_OPEN) send_malformed(d);
+    if ((d->misbehave & SIM_MIS_WRONG_TOPIC) && d->mq.state == MQTTC_OPEN) send_wrong_topic(d);
 }
 
 /* ---- HTTP: register, provision, OTA check, firmware download ------------------------- */
@@ -232,8 +246,7 @@ static bool is_ota_op(uint8_t op)
 void sim__dev_start(struct sim_device *d)
 {
     struct sim *s = d->sim;
-    if (s->stopping)
-        return;
+    if (s->stopping) return;
     if (s->o.no_http) {
         if (!s->mqtt_addr_set) {
             sim__error(s, SIM_ERR_MQTT_CONNECT);
@@ -252,8 +265,7 @@ void sim__dev_start(struct sim_device *d)
 static void ota_recheck(struct sim_device *d)
 {
     struct sim *s = d->sim;
-    if (s->o.no_http)
-        return;
+    if (s->o.no_http) return;
     if (d->http != NULL || d->http_queued || d->phase == DEV_HTTP) {
         d->ota_pending = 1; /* check again once the running request is done */
         return;
@@ -303,8 +315,8 @@ void sim__dev_http_go(struct sim_device *d)
         method = "POST";
         ctype = "application/x-www-form-urlencoded";
         snprintf(path, sizeof path, "%s/dev/devices", s->o.http_prefix);
-        blen = (size_t)snprintf(body, sizeof body, "passcode=%s&mac=%s&product_key=%s",
-                                d->passcode, d->mac, s->o.product_key);
+        blen = (size_t)snprintf(body, sizeof body, "passcode=%s&mac=%s&product_key=%s", d->passcode,
+                                d->mac, s->o.product_key);
         break;
     case HOP_PROVISION:
         snprintf(path, sizeof path, "%s/dev/devices/%s", s->o.http_prefix, d->did);
@@ -341,8 +353,7 @@ void sim__dev_http_go(struct sim_device *d)
     if (d->http == NULL) {
         sim__http_release(s);
         sim__error(s, SIM_ERR_HTTP_CONNECT);
-        if (!is_ota_op(d->http_op) || d->ota_after)
-            schedule_backoff(d);
+        if (!is_ota_op(d->http_op) || d->ota_after) schedule_backoff(d);
     }
 }
 
@@ -357,12 +368,10 @@ static int fw_status(const char *buf)
     long v;
     char *end = NULL;
 
-    if (a == NULL)
-        return 0;
+    if (a == NULL) return 0;
     a++;
     b = strchr(a, ' ');
-    if (b == NULL || b - a > 10 || b == a)
-        return 0;
+    if (b == NULL || b - a > 10 || b == a) return 0;
     memcpy(code, a, (size_t)(b - a));
     code[b - a] = '\0';
     v = strtol(code, &end, 10);
@@ -376,15 +385,12 @@ static bool fw_field(const char *buf, const char *key, const char *stop, char *o
     const char *p = strstr(buf, key), *e;
     size_t n;
 
-    if (p == NULL)
-        return false;
+    if (p == NULL) return false;
     p += strlen(key);
     e = stop ? strstr(p, stop) : p + strlen(p);
-    if (e == NULL)
-        return false;
+    if (e == NULL) return false;
     n = (size_t)(e - p);
-    if (n >= cap)
-        return false;
+    if (n >= cap) return false;
     memcpy(out, p, n);
     out[n] = '\0';
     return true;
@@ -423,27 +429,21 @@ static bool dl_resolve(struct sim_device *d, const char *url, struct sim_downloa
     struct addrinfo hints, *res = NULL;
     size_t hl;
 
-    if (p == NULL)
-        return false;
+    if (p == NULL) return false;
     p += 7;
     slash = strchr(p, '/');
-    if (slash == NULL || slash == p)
-        return false;
+    if (slash == NULL || slash == p) return false;
     hl = (size_t)(slash - p);
-    if (hl >= sizeof dl->host || strlen(slash) >= sizeof dl->path)
-        return false;
+    if (hl >= sizeof dl->host || strlen(slash) >= sizeof dl->path) return false;
     memcpy(dl->host, p, hl);
     dl->host[hl] = '\0';
     memcpy(dl->path, slash, strlen(slash) + 1);
-    if (strchr(dl->host, ':') != NULL)
-        return false; /* "127.0.0.1:80" is not a host name */
-    if (uv_ip4_addr(dl->host, s->o.http_port, (struct sockaddr_in *)&dl->addr) == 0)
-        return true;
+    if (strchr(dl->host, ':') != NULL) return false; /* "127.0.0.1:80" is not a host name */
+    if (uv_ip4_addr(dl->host, s->o.http_port, (struct sockaddr_in *)&dl->addr) == 0) return true;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(dl->host, NULL, &hints, &res) != 0 || res == NULL)
-        return false;
+    if (getaddrinfo(dl->host, NULL, &hints, &res) != 0 || res == NULL) return false;
     memcpy(&dl->addr, res->ai_addr, res->ai_addrlen);
     ((struct sockaddr_in *)&dl->addr)->sin_port = htons(s->o.http_port);
     freeaddrinfo(res);
@@ -476,10 +476,10 @@ static bool dl_start(struct sim_device *d, const char *url, const char *version,
     }
     d->http_op = HOP_DOWNLOAD;
     d->t_start = util__now_ms();
-    d->http = http_uv__start_raw(s->loop, (const struct sockaddr *)&dl->addr, dl->host, 80, "GET",
-                                 dl->path, NULL, "Content-Type: application/text\r\n", NULL, 0,
-                                 s->o.http_timeout_ms, FW_DOWNLOAD_RECV, dev_dl_recv, dev_dl_end,
-                                 d);
+    d->http =
+        http_uv__start_raw(s->loop, (const struct sockaddr *)&dl->addr, dl->host, 80, "GET",
+                           dl->path, NULL, "Content-Type: application/text\r\n", NULL, 0,
+                           s->o.http_timeout_ms, FW_DOWNLOAD_RECV, dev_dl_recv, dev_dl_end, d);
     if (d->http == NULL) {
         dl_free(d);
         dl_failed(d, SIM_DLF_CONNECT);
@@ -499,8 +499,7 @@ static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud)
     size_t write_len = n;
     const char *from = data;
 
-    if (dl == NULL)
-        return HTTPC_ERR_IO;
+    if (dl == NULL) return HTTPC_ERR_IO;
     if (dl->first) {
         char v[40];
         const char *end;
@@ -514,8 +513,7 @@ static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud)
         }
         end = strstr(data, "\r\n\r\n");
         head_len = end ? (size_t)(end + 4 - data) : 0; /* firmware: 0 when not found */
-        if (fw_field(data, "Content-Length: ", "\r\n", v, sizeof v))
-            len = strtoull(v, NULL, 10);
+        if (fw_field(data, "Content-Length: ", "\r\n", v, sizeof v)) len = strtoull(v, NULL, 10);
         dl->filelen = len;
         if (!fw_field(data, "Firmware-MD5: ", "\r\n", dl->want_md5, sizeof dl->want_md5) ||
             strlen(dl->want_md5) != 32)
@@ -528,8 +526,7 @@ static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud)
     }
     (void)giz_md5_update(dl->md5, from, write_len);
     dl->offset += write_len;
-    if (dl->offset >= dl->filelen)
-        return 0;
+    if (dl->offset >= dl->filelen) return 0;
     *next_cap = dl->filelen - dl->offset < FW_DOWNLOAD_RECV ? (size_t)(dl->filelen - dl->offset)
                                                             : FW_DOWNLOAD_RECV;
     return 1;
@@ -558,13 +555,12 @@ static void dev_dl_end(int rc, void *ud)
             d->downloads_ok++;
             if (dl->new_version[0] != '\0')
                 (void)util__copy(d->soft_version, sizeof d->soft_version, dl->new_version);
-            if (dl->new_fid != 0)
-                d->current_fid = dl->new_fid;
+            if (dl->new_fid != 0) d->current_fid = dl->new_fid;
         } else {
             dl_failed(d, SIM_DLF_MD5);
         }
     } else {
-        dl_failed(d, dl->fail >= 0                ? (enum sim_dl_fail)dl->fail
+        dl_failed(d, dl->fail >= 0             ? (enum sim_dl_fail)dl->fail
                      : rc == HTTPC_ERR_CONNECT ? SIM_DLF_CONNECT
                                                : SIM_DLF_SHORT);
     }
@@ -580,8 +576,7 @@ static bool is_did(const char *p)
 {
     char did[GIZ_ID_DID_LEN + 1];
 
-    if (strnlen(p, GIZ_ID_DID_LEN) < GIZ_ID_DID_LEN)
-        return false;
+    if (strnlen(p, GIZ_ID_DID_LEN) < GIZ_ID_DID_LEN) return false;
     memcpy(did, p, GIZ_ID_DID_LEN);
     did[GIZ_ID_DID_LEN] = '\0';
     return giz_did_valid(did);
@@ -649,7 +644,8 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
         p = strstr(text, "host=");
         if (!fw_field(text, "host=", "&", host, sizeof host) || p == NULL ||
             !fw_field(p, "port=", "&", port, sizeof port) ||
-            giz_parse_uint(port, 10, 1, 65535, &pv) != GIZ_OK || sim__set_m2m(s, host, (uint16_t)pv) != 0) {
+            giz_parse_uint(port, 10, 1, 65535, &pv) != GIZ_OK ||
+            sim__set_m2m(s, host, (uint16_t)pv) != 0) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_PROVISION_BAD);
             schedule_backoff(d);
@@ -719,8 +715,7 @@ static int dev_strict_recv(const char *data, size_t n, size_t *next_cap, void *u
 {
     (void)next_cap;
     (void)ud;
-    if (n > FW_ANSWER_RECV)
-        n = FW_ANSWER_RECV;
+    if (n > FW_ANSWER_RECV) n = FW_ANSWER_RECV;
     memcpy(strict_answer, data, n);
     strict_answer[n] = '\0';
     return 0; /* firmware reads once */
@@ -744,24 +739,21 @@ static void on_heartbeat(uv_timer_t *t)
 {
     struct sim_device *d = t->data;
     struct sim *s = d->sim;
-    if (d->phase != DEV_READY)
-        return;
+    if (d->phase != DEV_READY) return;
     if (d->missed_pongs >= 3) {
         sim__error(s, SIM_ERR_PING_TIMEOUT);
         mqttc__close(&d->mq);
         return;
     }
     d->missed_pongs++;
-    if (mqttc__ping(&d->mq) == 0)
-        s->st.pings_sent++;
+    if (mqttc__ping(&d->mq) == 0) s->st.pings_sent++;
 }
 
 static void on_backoff_done(uv_timer_t *t)
 {
     struct sim_device *d = t->data;
     struct sim *s = d->sim;
-    if (s->stopping || d->phase == DEV_STOPPED)
-        return;
+    if (s->stopping || d->phase == DEV_STOPPED) return;
     if (!s->o.no_http && (!d->did[0] || !s->mqtt_addr_set || !d->ever_ready)) {
         sim__dev_start(d); /* the boot chain never completed: start over */
     } else if (!s->o.no_http && d->failures % 10 == 0 && d->http == NULL && !d->http_queued) {
@@ -779,13 +771,11 @@ static void schedule_backoff(struct sim_device *d)
     struct sim *s = d->sim;
     double secs, ms;
 
-    if (s->stopping || d->phase == DEV_STOPPED)
-        return;
+    if (s->stopping || d->phase == DEV_STOPPED) return;
     d->failures++;
     secs = 5.0 + 10.0 * (double)(d->failures - 1);
     ms = secs * 1000.0 * s->o.backoff_scale;
-    if (ms < 1)
-        ms = 1;
+    if (ms < 1) ms = 1;
     d->phase = DEV_BACKOFF;
     uv_timer_stop(&d->timer);
     uv_timer_start(&d->timer, on_backoff_done, (uint64_t)ms, 0);
@@ -797,8 +787,7 @@ static void mqtt_connect(struct sim_device *d)
     struct giz_mqtt_connect_opts o;
     int rc;
 
-    if (s->stopping)
-        return;
+    if (s->stopping) return;
     memset(&o, 0, sizeof o);
     o.client_id = d->did;
     o.username = d->did;
@@ -811,8 +800,7 @@ static void mqtt_connect(struct sim_device *d)
     d->missed_pongs = 0;
     d->t_start = util__now_ms();
     s->st.mqtt_attempts++;
-    if (d->attempts++ > 0)
-        s->st.reconnects++;
+    if (d->attempts++ > 0) s->st.reconnects++;
     {
         const struct sockaddr *to = sim__mqtt_target(s, &d->mq, s->o.device_tls);
         rc = to ? mqttc__connect(&d->mq, s->loop, to, &o) : -1;
@@ -836,9 +824,15 @@ static void subscribe_step(struct sim_device *d)
     char topic[96];
     struct sim *s = d->sim;
     switch (d->sub_step) {
-    case 0: snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key); break;
-    case 1: snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did); break;
-    default: snprintf(topic, sizeof topic, "app2dev/%s/#", d->did); break;
+    case 0:
+        snprintf(topic, sizeof topic, "ser2cli_noti/%s", s->o.product_key);
+        break;
+    case 1:
+        snprintf(topic, sizeof topic, "ser2cli_res/%s", d->did);
+        break;
+    default:
+        snprintf(topic, sizeof topic, "app2dev/%s/#", d->did);
+        break;
     }
     (void)mqttc__subscribe(&d->mq, (uint16_t)(d->sub_step + 1), topic);
 }
@@ -863,8 +857,7 @@ static void become_ready(struct sim_device *d)
         dev_publish_raw(d, "cli2ser_req", req, sizeof req);
         s->st.app_count_req++;
     }
-    if (d->log_bits)
-        d->t_log = 0;
+    if (d->log_bits) d->t_log = 0;
     sim__check_ready(s);
 }
 
@@ -1038,11 +1031,20 @@ static void dev_closed_cb(struct mqttc *c, int reason)
         s->st.disconnects++;
     }
     switch (reason) {
-    case MQTTC_CONNECT_FAILED: sim__error(s, SIM_ERR_MQTT_CONNECT); break;
-    case MQTTC_PEER_CLOSED: sim__error(s, SIM_ERR_PEER_CLOSED); break;
-    case MQTTC_IO_ERROR: sim__error(s, SIM_ERR_IO_ERROR); break;
-    case MQTTC_BAD_STREAM: sim__error(s, SIM_ERR_BAD_STREAM); break;
-    default: break;
+    case MQTTC_CONNECT_FAILED:
+        sim__error(s, SIM_ERR_MQTT_CONNECT);
+        break;
+    case MQTTC_PEER_CLOSED:
+        sim__error(s, SIM_ERR_PEER_CLOSED);
+        break;
+    case MQTTC_IO_ERROR:
+        sim__error(s, SIM_ERR_IO_ERROR);
+        break;
+    case MQTTC_BAD_STREAM:
+        sim__error(s, SIM_ERR_BAD_STREAM);
+        break;
+    default:
+        break;
     }
     if (s->stopping || d->phase == DEV_STOPPED) {
         d->phase = DEV_STOPPED;
@@ -1056,17 +1058,14 @@ void sim__dev_stop(struct sim_device *d)
 {
     uint8_t was = d->phase;
     d->phase = DEV_STOPPED;
-    if (was == DEV_READY)
-        d->sim->st.ready_now--;
+    if (was == DEV_READY) d->sim->st.ready_now--;
     if (d->http != NULL) {
         http_uv__cancel(d->http);
         d->http = NULL;
     }
     dl_free(d);
     uv_timer_stop(&d->timer);
-    if (!uv_is_closing((uv_handle_t *)&d->timer))
-        uv_close((uv_handle_t *)&d->timer, NULL);
-    if (d->mq.state == MQTTC_OPEN)
-        (void)mqttc__disconnect(&d->mq);
+    if (!uv_is_closing((uv_handle_t *)&d->timer)) uv_close((uv_handle_t *)&d->timer, NULL);
+    if (d->mq.state == MQTTC_OPEN) (void)mqttc__disconnect(&d->mq);
     mqttc__close(&d->mq);
 }

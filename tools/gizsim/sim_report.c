@@ -52,14 +52,11 @@ static double elapsed_s(const struct sim *s)
 void sim__rates(struct sim *s, double now)
 {
     double dt = (now - s->last_progress) / 1000.0;
-    if (dt < 0.05)
-        return;
+    if (dt < 0.05) return;
     s->in_rate = (double)(s->st.pub_in - s->last_in) / dt;
     s->out_rate = (double)(s->st.pub_out - s->last_out) / dt;
-    if (s->in_rate > s->peak_in_rate)
-        s->peak_in_rate = s->in_rate;
-    if (s->out_rate > s->peak_out_rate)
-        s->peak_out_rate = s->out_rate;
+    if (s->in_rate > s->peak_in_rate) s->peak_in_rate = s->in_rate;
+    if (s->out_rate > s->peak_out_rate) s->peak_out_rate = s->out_rate;
     s->last_in = s->st.pub_in;
     s->last_out = s->st.pub_out;
     s->last_progress = now;
@@ -85,8 +82,7 @@ void sim__summary(struct sim *s)
     double el = elapsed_s(s);
     uint64_t et = errors_total(s);
 
-    if (isatty(STDERR_FILENO))
-        fputc('\n', stderr);
+    if (isatty(STDERR_FILENO)) fputc('\n', stderr);
     fprintf(stderr, "gizsim summary after %.1f s\n", el);
     fprintf(stderr,
             "  devices  %u requested, %llu registered, %llu reused, %llu provisioned, "
@@ -288,8 +284,7 @@ int sim__write_json(struct sim *s, const char *path)
 
     text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (text == NULL)
-        return -1;
+    if (text == NULL) return -1;
     if (strcmp(path, "-") == 0) {
         puts(text);
         fflush(stdout);
@@ -301,8 +296,7 @@ int sim__write_json(struct sim *s, const char *path)
         if (f != NULL) {
             fputs(text, f);
             fputc('\n', f);
-            if (fclose(f) == 0 && rename(tmp, path) == 0)
-                rc = 0;
+            if (fclose(f) == 0 && rename(tmp, path) == 0) rc = 0;
         }
     }
     cJSON_free(text);
