@@ -255,6 +255,9 @@ static int parse_point(const cJSON *a, struct point *p, size_t idx, struct giz_e
             return fail(e, GIZ_ERR_BAD_VALUE, idx,
                         "uint_spec min/max must be wire values with min <= max");
     }
+    if (p->dtype == DT_UINT &&
+        !(fabs((double)p->max * p->ratio + p->addition) <= 1e15 && fabs(p->addition) <= 1e15))
+        return fail(e, GIZ_ERR_BAD_VALUE, idx, "uint_spec values beyond 1e15");
     p->decimals = ratio_decimals(p->ratio);
     if (p->dtype == DT_ENUM) {
         size_t n;
@@ -284,6 +287,7 @@ static int parse_point(const cJSON *a, struct point *p, size_t idx, struct giz_e
 static int layout(struct giz_p0_schema *s, struct giz_error *e)
 {
     uint8_t *used = NULL;
+    uint32_t *owner = NULL;
     int rc = GIZ_OK;
 
     for (size_t i = 0; i < s->n; i++) {
@@ -321,29 +325,40 @@ static int layout(struct giz_p0_schema *s, struct giz_error *e)
     }
     if (s->status_len + 1 > GIZ_P0_MAX || s->write_len + 1 + flag_bytes(s->n_writable) > GIZ_P0_MAX)
         return fail(e, GIZ_ERR_OVERSIZE, 0, "status area exceeds 65535 bytes");
+    /* used: the bits taken; owner: per byte 0 = free, 1 = a byte field,
+     * 2 + the group's byte_offset = a bit group (a byte field may not sit
+     * inside a group's bytes, nor two groups share bytes). */
     used = calloc(s->status_len ? s->status_len : 1, 1);
-    if (!used) return fail(e, GIZ_ERR_NOMEM, 0, "out of memory");
+    owner = calloc(s->status_len ? s->status_len : 1, sizeof *owner);
+    if (!used || !owner) {
+        rc = fail(e, GIZ_ERR_NOMEM, 0, "out of memory");
+        goto cleanup;
+    }
     for (size_t i = 0; i < s->n && rc == GIZ_OK; i++) {
         const struct point *p = &s->pts[i];
+        size_t nb = p->bit_unit ? p->group_bytes : p->len;
+        uint32_t me = p->bit_unit ? 2u + p->byte_offset : 1u;
 
-        if (p->bit_unit) {
-            for (uint32_t b = p->bit_offset; b < p->bit_offset + p->len; b++) {
-                if (bit_get(used + p->byte_offset, p->group_bytes, b)) {
-                    rc = fail(e, GIZ_ERR_BAD_VALUE, i, "data point shares bits with another");
-                    break;
-                }
-                bit_put(used + p->byte_offset, p->group_bytes, b, true);
+        for (size_t k = 0; k < nb; k++) {
+            uint32_t *o = &owner[p->byte_offset + k];
+
+            if (*o != 0 && (*o != me || me == 1u)) {
+                rc = fail(e, GIZ_ERR_BAD_VALUE, i, "data point shares bytes with another");
+                goto cleanup;
             }
-        } else {
-            for (uint32_t k = 0; k < p->len; k++) {
-                if (used[p->byte_offset + k]) {
-                    rc = fail(e, GIZ_ERR_BAD_VALUE, i, "data point shares bytes with another");
-                    break;
-                }
-                used[p->byte_offset + k] = 0xff;
+            *o = me;
+        }
+        if (!p->bit_unit) continue;
+        for (uint32_t b = p->bit_offset; b < p->bit_offset + p->len; b++) {
+            if (bit_get(used + p->byte_offset, p->group_bytes, b)) {
+                rc = fail(e, GIZ_ERR_BAD_VALUE, i, "data point shares bits with another");
+                goto cleanup;
             }
+            bit_put(used + p->byte_offset, p->group_bytes, b, true);
         }
     }
+cleanup:
+    free(owner);
     free(used);
     return rc;
 }
