@@ -186,6 +186,11 @@ enum gs_route_id {
     GS_ROUTE_APP_BINDINGS,
     GS_ROUTE_ADMIN_DEVICE_EVENTS, /* GET /admin/devices/<did>/events */
     GS_ROUTE_ADMIN_EVENT_STREAM,  /* GET /admin/events/stream */
+    GS_ROUTE_APP_BINDING,         /* PUT /app/bindings/<did> */
+    GS_ROUTE_APP_BIND_MAC,        /* POST /app/bind_mac */
+    GS_ROUTE_APP_DEVICE,          /* GET /app/devices/<did> */
+    GS_ROUTE_APP_RAW_DATA,        /* GET /app/devices/<did>/raw_data */
+    GS_ROUTE_APP_CONTROL,         /* POST /app/control/<did> */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -378,6 +383,34 @@ void gs_route_admin_ota_push(struct gs_request *rq);
 void gs_route_app_users(struct gs_request *rq);
 void gs_route_app_login(struct gs_request *rq);
 void gs_route_app_bindings(struct gs_request *rq);
+/* The app Open API beyond users and bindings (route_app.c, route_app_device.c). */
+void gs_route_app_binding(struct gs_request *rq);
+void gs_route_app_bind_mac(struct gs_request *rq);
+void gs_route_app_device(struct gs_request *rq);
+void gs_route_app_raw_data(struct gs_request *rq);
+void gs_route_app_control(struct gs_request *rq);
+/* Shared by the app routes (route_app.c): a borrowed store and the session
+ * of X-Gizwits-User-token, or false after answering (500 / 401 9004 / 9006;
+ * the store, if borrowed, is in *st for the caller to release). */
+bool gs_app_begin(struct gs_request *rq, struct giz_store **st, struct giz_session *s);
+/* The user's bound device `did` (rq->param[0] style input): true with *d
+ * (and *b if not NULL) filled, or false after answering 401 9017 (not bound
+ * or no such device: the same answer, so DIDs cannot be probed) / 500. */
+bool gs_app_bound_device(struct gs_request *rq, struct giz_store *st, const struct giz_session *s,
+                         const char *did, struct giz_device *d, struct giz_binding *b);
+/* The Open API device object of bindings, bind_mac and device detail: did,
+ * product_key, mac, passcode (always "": only hashes are kept), host, port,
+ * port_s (TLS on), ws_port / wss_port (this GService's HTTP / HTTPS port, 0 =
+ * none), is_online (and the broker alive), is_disabled, type, remark,
+ * dev_alias, dev_label, role, proto_ver, is_sandbox, versions. b may be NULL.
+ * The caller owns the object. */
+struct cJSON *gs_app_device_json(struct gs_request *rq, struct giz_store *st,
+                                 const struct giz_device *d, const struct giz_binding *b,
+                                 bool broker_alive);
+/* A store failure of an app route: logged, answered 500 9008. */
+void gs_app_store_error(struct gs_request *rq, int rc);
+/* true for paths under /app (respond.c): their errors use the Open API shape. */
+bool gs_is_app_path(const struct gs_request *rq);
 void gs_route_admin_device_events(struct gs_request *rq);
 void gs_route_admin_event_stream(struct gs_request *rq);
 void gs_route_healthz(struct gs_request *rq);
@@ -580,6 +613,14 @@ enum gs_giz_code {
     GS_E_USERNAME_UNAVAILABLE = 9019,
     GS_E_USERNAME_PASSWORD_ERROR = 9020,
     GS_E_DEVICE_DISABLED = 9023,
+    GS_E_SEND_COMMAND_FAILED = 9021,
+    GS_E_EMAIL_UNAVAILABLE = 9022,
+    GS_E_ATTR_INVALID = 9025,
+    GS_E_DATAPOINT_NOT_FOUND = 9029,
+    GS_E_DEVICE_OFFLINE = 9042,
+    GS_E_TIMESTAMP_INVALID = 9043,
+    GS_E_SIGNATURE_INVALID = 9044,
+    GS_E_NO_SUCH_API = 9999, /* unknown /app path (the table's "reserved" code) */
     GS_E_OTA_NO_RULE = 9500,
     GS_E_OTA_NOT_IN_EFFECT = 9502
 };

@@ -69,20 +69,20 @@ struct cJSON *gs_body_json(struct gs_request *rq)
 {
     cJSON *j = NULL;
     if (rq->body_len > 0 && !gs_utf8_valid((const unsigned char *)rq->body, rq->body_len)) {
-        gs_respond_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
-                         "the body is not valid UTF-8 (JSON text must be UTF-8)");
+        gs_respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                                 "the body is not valid UTF-8 (JSON text must be UTF-8)");
         return NULL;
     }
     if (rq->body_len > 0) j = cJSON_ParseWithLength(rq->body, rq->body_len);
     if (j == NULL) {
-        gs_respond_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
-                         "the body must be a JSON object");
+        gs_respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                                 "the body must be a JSON object");
         return NULL;
     }
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        gs_respond_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
-                         "the body must be a JSON object");
+        gs_respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                                 "the body must be a JSON object");
         return NULL;
     }
     return j;

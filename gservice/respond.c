@@ -4,7 +4,8 @@
  * gs_respond_mhd (first answer wins, status and bytes recorded for the access
  * log and the metrics), in the three formats the clients expect: form-encoded
  * for the device API (/dev/..., firmware strstr()s it), JSON for the admin
- * API and Gizwits open-API JSON for the app API; plus the generic 400/404,
+ * API and Gizwits open-API JSON ({error_code, error_message, detail}) for
+ * every /app answer, unknown /app paths included; plus the generic 400/404,
  * 405 with Allow and 429 with Retry-After answers of the request life cycle.
  */
 #include <stdarg.h>
@@ -22,6 +23,54 @@
 static bool is_device_path(const struct gs_request *rq)
 {
     return rq->path_len >= 5 && memcmp(rq->raw_uri, "/dev/", 5) == 0;
+}
+
+bool gs_is_app_path(const struct gs_request *rq)
+{
+    return (rq->path_len >= 5 && memcmp(rq->raw_uri, "/app/", 5) == 0) ||
+           (rq->path_len == 4 && memcmp(rq->raw_uri, "/app", 4) == 0);
+}
+
+/* The Open API's error_message of a code (its error table), NULL if we
+ * have none. */
+static const char *app_code_text(int code)
+{
+    static const struct {
+        int code;
+        const char *text;
+    } t[] = {{9002, "product_key invalid!"},
+             {9003, "appid invalid!"},
+             {9004, "token invalid!"},
+             {9005, "user not exist!"},
+             {9006, "token expired!"},
+             {9008, "server error!"},
+             {9014, "device not found!"},
+             {9015, "form invalid!"},
+             {9016, "did or passcode invalid!"},
+             {9017, "device not bound!"},
+             {9019, "username unavailable!"},
+             {9020, "username or password error!"},
+             {9021, "send command failed!"},
+             {9022, "email unavailable!"},
+             {9023, "device is disabled!"},
+             {9025, "attr invalid!"},
+             {9029, "datapoint data not found!"},
+             {9041, "request was throttled"},
+             {9042, "device offline!"},
+             {9043, "X-Gizwits-Timestamp invalid!"},
+             {9044, "X-Gizwits-Signature invalid!"},
+             {GS_E_NO_SUCH_API, "api not found!"}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i].code == code) return t[i].text;
+    return NULL;
+}
+
+/* The Gizwits error_code of a generic answer of the request life cycle. */
+static int app_code_for_status(unsigned status)
+{
+    if (status == 404) return GS_E_NO_SUCH_API;
+    if (status >= 500) return GS_E_SERVER_ERROR;
+    return GS_E_FORM_INVALID;
 }
 
 void gs_respond_mhd(struct gs_request *rq, unsigned status, struct MHD_Response *resp,
@@ -108,19 +157,28 @@ void gs_respond_error(struct gs_request *rq, unsigned status, const char *code, 
     gs_respond_json(rq, status, j);
 }
 
-void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message)
+/* The Open API error object (also "error" / "message", the admin API's
+ * names, which gizctl reads). */
+static cJSON *app_error_json(int code, const char *message)
 {
     char code_text[16];
-    if (!rq->responded) rq->giz_code = code; /* metrics label, access log */
+    const char *text = app_code_text(code);
     snprintf(code_text, sizeof code_text, "%d", code);
     cJSON *j = cJSON_CreateObject();
     if (j != NULL) {
         cJSON_AddStringToObject(j, "error", code_text);
         cJSON_AddStringToObject(j, "message", message);
         cJSON_AddNumberToObject(j, "error_code", code);
-        cJSON_AddStringToObject(j, "error_message", message);
+        cJSON_AddStringToObject(j, "error_message", text != NULL ? text : message);
+        cJSON_AddStringToObject(j, "detail", message);
     }
-    gs_respond_json(rq, status, j);
+    return j;
+}
+
+void gs_respond_app_error(struct gs_request *rq, unsigned status, int code, const char *message)
+{
+    if (!rq->responded) rq->giz_code = code; /* metrics label, access log */
+    gs_respond_json(rq, status, app_error_json(code, message));
 }
 
 void gs_respond_generic_error(struct gs_request *rq, unsigned status, const char *code,
@@ -128,6 +186,8 @@ void gs_respond_generic_error(struct gs_request *rq, unsigned status, const char
 {
     if (is_device_path(rq))
         gs_respond_form_error(rq, status, GS_E_FORM_INVALID, message);
+    else if (gs_is_app_path(rq))
+        gs_respond_app_error(rq, status, app_code_for_status(status), message);
     else
         gs_respond_error(rq, status, code, message);
 }
@@ -142,6 +202,16 @@ void gs_respond_405(struct gs_request *rq, const char *allow)
                      GS_E_FORM_INVALID, allow);
         rq->giz_code = GS_E_FORM_INVALID;
         ct = FORM_CT;
+    } else if (gs_is_app_path(rq)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "method not allowed; use %s", allow);
+        cJSON *j = app_error_json(GS_E_FORM_INVALID, msg);
+        char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+        cJSON_Delete(j);
+        n = snprintf(body, sizeof body, "%s", text ? text : "{}");
+        cJSON_free(text);
+        rq->giz_code = GS_E_FORM_INVALID;
+        ct = JSON_CT;
     } else {
         n = snprintf(body, sizeof body, "{\"error\":\"method_not_allowed\",\"message\":\"use %s\"}",
                      allow);

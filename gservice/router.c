@@ -34,6 +34,11 @@ static const struct gs_route routes[] = {
     {"/app/login", GS_ROUTE_APP_LOGIN, GS_M_POST, gs_route_app_login},
     {"/app/bindings", GS_ROUTE_APP_BINDINGS, M_READ | GS_M_POST | GS_M_DELETE,
      gs_route_app_bindings},
+    {"/app/bindings/*", GS_ROUTE_APP_BINDING, GS_M_PUT, gs_route_app_binding},
+    {"/app/bind_mac", GS_ROUTE_APP_BIND_MAC, GS_M_POST, gs_route_app_bind_mac},
+    {"/app/devices/*", GS_ROUTE_APP_DEVICE, M_READ, gs_route_app_device},
+    {"/app/devices/*/raw_data", GS_ROUTE_APP_RAW_DATA, M_READ, gs_route_app_raw_data},
+    {"/app/control/*", GS_ROUTE_APP_CONTROL, GS_M_POST, gs_route_app_control},
 };
 
 static const char *const route_names[GS_ROUTE_COUNT] = {
@@ -56,6 +61,11 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_APP_USERS] = "app_users",
     [GS_ROUTE_APP_LOGIN] = "app_login",
     [GS_ROUTE_APP_BINDINGS] = "app_bindings",
+    [GS_ROUTE_APP_BINDING] = "app_binding",
+    [GS_ROUTE_APP_BIND_MAC] = "app_bind_mac",
+    [GS_ROUTE_APP_DEVICE] = "app_device",
+    [GS_ROUTE_APP_RAW_DATA] = "app_raw_data",
+    [GS_ROUTE_APP_CONTROL] = "app_control",
     [GS_ROUTE_ADMIN_DEVICE_EVENTS] = "admin_device_events",
     [GS_ROUTE_ADMIN_EVENT_STREAM] = "admin_event_stream",
 };

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
- * App users, sessions and bindings: user rows, session rows by token
- * digest, binding rows with their outbox events. Password checks and
- * session minting are rules and live in store_rules.c.
+ * App users, sessions and bindings: user rows (password, email and
+ * anonymous phone_id accounts), session rows by token digest and their
+ * minting, binding rows (remark, dev_alias, binding by MAC) with their
+ * outbox events. The password check of a login is a rule and lives in
+ * store_rules.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* explicit_bzero */
@@ -176,6 +178,8 @@ int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *d
     return store__txn_close(s, kind, rc);
 }
 
+static void binding_row(sqlite3_stmt *st, struct giz_binding *b);
+
 static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
                         giz_store_binding_cb cb, void *ud)
 {
@@ -185,12 +189,7 @@ static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
     if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
     store__bind_text(s, st, 1, key);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
-        memset(&b, 0, sizeof b);
-        store__col_text(st, 0, b.uid, sizeof b.uid);
-        store__col_text(st, 1, b.did, sizeof b.did);
-        store__col_text(st, 2, b.product_key, sizeof b.product_key);
-        b.online = sqlite3_column_int(st, 3) != 0;
-        b.created_at = sqlite3_column_int64(st, 4);
+        binding_row(st, &b);
         if (cb(&b, ud)) break;
     }
     return store__list_end(s, st, src, "listing bindings");
@@ -218,4 +217,240 @@ int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *d
     store__bind_text(s, st, 1, uid);
     store__bind_text(s, st, 2, did);
     return store__row_exists(s, st, "reading binding");
+}
+
+/* ---- sessions minted outside a password login, app Open API (schema 009) --- */
+
+int store__session_mint(struct giz_store *s, const char *uid, const char *appid, int64_t ttl_s,
+                        int64_t now, struct giz_session *out)
+{
+    struct giz_session sess;
+    char digest[65];
+    int rc, kind;
+
+    if (!s || !uid || !out || ttl_s <= 0 || now > INT64_MAX - ttl_s) return GIZ_ERR_INVAL;
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE) return GIZ_ERR_INVAL;
+    if (appid && strnlen(appid, GIZ_PK_SIZE) >= GIZ_PK_SIZE) return GIZ_ERR_INVAL;
+    memset(&sess, 0, sizeof sess);
+    memcpy(sess.uid, uid, strlen(uid) + 1);
+    memcpy(sess.mqtt_client_id, "usr", 3);
+    rc = giz_random_hex(sess.token, sizeof sess.token, 16);
+    if (rc == GIZ_OK)
+        rc = giz_random_base62(sess.mqtt_client_id + 3, sizeof sess.mqtt_client_id - 3, 20);
+    if (rc == GIZ_OK)
+        rc = giz_token_digest(s->token_key, sizeof s->token_key, sess.token, digest, sizeof digest);
+    if (rc) goto out;
+    if (appid) memcpy(sess.appid, appid, strlen(appid) + 1);
+    sess.expire_at = now + ttl_s;
+    rc = store__txn_open(s, &kind);
+    if (rc) goto out;
+    rc = store__session_insert(s, &sess, digest, now);
+    rc = store__txn_close(s, kind, rc);
+    if (rc == GIZ_OK) *out = sess;
+out:
+    explicit_bzero(&sess, sizeof sess);
+    explicit_bzero(digest, sizeof digest);
+    return rc;
+}
+
+int giz_store_session_create(struct giz_store *s, const char *uid, const char *appid, int64_t ttl_s,
+                             int64_t now, struct giz_session *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !uid || !out) return GIZ_ERR_INVAL;
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE) return GIZ_ERR_NOT_FOUND;
+    st = s->st[ST_USER_EXISTS];
+    store__bind_text(s, st, 1, uid);
+    rc = store__row_exists(s, st, "reading user");
+    if (rc) return rc;
+    return store__session_mint(s, uid, appid, ttl_s, now, out);
+}
+
+static bool printable(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= 0x20 || (unsigned char)v[i] >= 0x7f) return false;
+    return true;
+}
+
+int giz_store_user_create_email(struct giz_store *s, const char *email, const char *password,
+                                char uid_out[GIZ_UID_SIZE])
+{
+    char uid[GIZ_UID_SIZE], hash[GIZ_HASH_STR_MAX];
+    sqlite3_stmt *st;
+    int rc, src;
+    size_t n;
+    const char *at;
+
+    if (!s || !uid_out || !email || !text_ok(password, MAX_PASSWORD)) return GIZ_ERR_INVAL;
+    n = strnlen(email, 129);
+    at = memchr(email, '@', n);
+    if (n < 3 || n > 128 || !printable(email, n) || at == NULL || at == email ||
+        at == email + n - 1 || memchr(at + 1, '@', (size_t)(email + n - at - 1)) != NULL)
+        return GIZ_ERR_INVAL;
+    rc = giz_random_hex(uid, sizeof uid, 16);
+    if (rc == GIZ_OK) rc = giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
+    if (rc) return rc;
+    st = s->st[ST_USER_INSERT_EMAIL];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, email);
+    store__bind_text(s, st, 3, hash);
+    store__bind_int(s, st, 4, store__now_s());
+    src = store__step(s, st);
+    if (src == SQLITE_DONE) {
+        memcpy(uid_out, uid, sizeof uid);
+        rc = GIZ_OK;
+    } else if (src == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = GIZ_ERR_EXISTS;
+    } else {
+        rc = store__db_err(s, src, "inserting user");
+    }
+    store__reset(s, st);
+    return rc;
+}
+
+int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const char *appid,
+                             int64_t ttl_s, int64_t now, struct giz_session *out, bool *created)
+{
+    char uid[GIZ_UID_SIZE];
+    sqlite3_stmt *st;
+    int rc, src, kind;
+    size_t n;
+
+    if (created) *created = false;
+    if (!s || !out || !phone_id) return GIZ_ERR_INVAL;
+    n = strnlen(phone_id, GIZ_PHONE_ID_MAX + 1);
+    if (n == 0 || n > GIZ_PHONE_ID_MAX || !printable(phone_id, n)) return GIZ_ERR_INVAL;
+    rc = giz_random_hex(uid, sizeof uid, 16);
+    if (rc) return rc;
+    rc = store__txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_USER_INSERT_ANON];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, phone_id);
+    store__bind_int(s, st, 3, now);
+    src = store__step(s, st);
+    if (src == SQLITE_DONE) {
+        if (created) *created = sqlite3_changes(s->db) > 0;
+    } else {
+        /* '$' + phone_id taken by a row of another phone_id cannot happen:
+         * password accounts may not start with '$' (the GService refuses). */
+        rc = store__db_err(s, src, "inserting anonymous user");
+    }
+    store__reset(s, st);
+    if (rc == GIZ_OK) {
+        st = s->st[ST_USER_BY_PHONE_ID];
+        store__bind_text(s, st, 1, phone_id);
+        src = store__step(s, st);
+        if (src == SQLITE_ROW) store__col_text(st, 0, uid, sizeof uid);
+        rc = store__row_end(s, st, src, "reading anonymous user");
+    }
+    if (rc == GIZ_OK) rc = store__session_mint(s, uid, appid, ttl_s, now, out);
+    return store__txn_close(s, kind, rc);
+}
+
+static void binding_row(sqlite3_stmt *st, struct giz_binding *b)
+{
+    memset(b, 0, sizeof *b);
+    store__col_text(st, 0, b->uid, sizeof b->uid);
+    store__col_text(st, 1, b->did, sizeof b->did);
+    store__col_text(st, 2, b->product_key, sizeof b->product_key);
+    b->online = sqlite3_column_int(st, 3) != 0;
+    b->created_at = sqlite3_column_int64(st, 4);
+    store__col_text(st, 5, b->remark, sizeof b->remark);
+    store__col_text(st, 6, b->dev_alias, sizeof b->dev_alias);
+    b->special = sqlite3_column_int(st, 7) != 0;
+}
+
+int giz_store_binding_get(struct giz_store *s, const char *uid, const char *did,
+                          struct giz_binding *out)
+{
+    sqlite3_stmt *st;
+    int src;
+
+    if (!s || !uid || !did || !out) return GIZ_ERR_INVAL;
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE || strnlen(did, GIZ_DID_SIZE) >= GIZ_DID_SIZE)
+        return GIZ_ERR_NOT_FOUND;
+    st = s->st[ST_BINDING_GET];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, did);
+    src = store__step(s, st);
+    if (src == SQLITE_ROW) binding_row(st, out);
+    return store__row_end(s, st, src, "reading binding");
+}
+
+int giz_store_binding_update(struct giz_store *s, const char *uid, const char *did,
+                             const char *remark, const char *dev_alias, struct giz_binding *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !uid || !did) return GIZ_ERR_INVAL;
+    if ((remark && strnlen(remark, GIZ_BIND_TEXT_SIZE) >= GIZ_BIND_TEXT_SIZE) ||
+        (dev_alias && strnlen(dev_alias, GIZ_BIND_TEXT_SIZE) >= GIZ_BIND_TEXT_SIZE))
+        return GIZ_ERR_INVAL;
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE || strnlen(did, GIZ_DID_SIZE) >= GIZ_DID_SIZE)
+        return GIZ_ERR_NOT_FOUND;
+    st = s->st[ST_BINDING_UPDATE];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, did);
+    store__bind_text(s, st, 3, remark);
+    store__bind_text(s, st, 4, dev_alias);
+    rc = store__exec(s, st, "updating binding");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && out) rc = giz_store_binding_get(s, uid, did, out);
+    return rc;
+}
+
+int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *product_key,
+                              const char *mac, const char *remark, const char *dev_alias,
+                              struct giz_device *dev)
+{
+    char did[GIZ_DID_SIZE] = "", umac[GIZ_MAC_SIZE];
+    sqlite3_stmt *st;
+    int rc, src, kind;
+    int64_t now = store__now_s();
+
+    if (!s || !uid || !product_key || !mac || !dev) return GIZ_ERR_INVAL;
+    if (strnlen(mac, GIZ_MAC_SIZE) != GIZ_MAC_SIZE - 1) return GIZ_ERR_INVAL;
+    for (size_t i = 0; i < GIZ_MAC_SIZE - 1; i++) {
+        char c = mac[i];
+        if (c >= 'a' && c <= 'f') c = (char)(c - 'a' + 'A');
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return GIZ_ERR_INVAL;
+        umac[i] = c;
+    }
+    umac[GIZ_MAC_SIZE - 1] = '\0';
+    if ((remark && strnlen(remark, GIZ_BIND_TEXT_SIZE) >= GIZ_BIND_TEXT_SIZE) ||
+        (dev_alias && strnlen(dev_alias, GIZ_BIND_TEXT_SIZE) >= GIZ_BIND_TEXT_SIZE))
+        return GIZ_ERR_INVAL;
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE ||
+        strnlen(product_key, GIZ_PK_SIZE) >= GIZ_PK_SIZE)
+        return GIZ_ERR_NOT_FOUND;
+    rc = store__txn_open(s, &kind);
+    if (rc) return rc;
+    st = s->st[ST_DEVICE_BY_MAC];
+    store__bind_text(s, st, 1, product_key);
+    store__bind_text(s, st, 2, umac);
+    src = store__step(s, st);
+    if (src == SQLITE_ROW) store__col_text(st, 0, did, sizeof did);
+    rc = store__row_end(s, st, src, "reading device by MAC");
+    if (rc == GIZ_OK) rc = store__device_read(s, did, dev, NULL, 0);
+    if (rc == GIZ_OK) {
+        st = s->st[ST_USER_EXISTS];
+        store__bind_text(s, st, 1, uid);
+        rc = store__row_exists(s, st, "reading user");
+    }
+    if (rc == GIZ_OK) {
+        st = s->st[ST_BINDING_INSERT];
+        store__bind_text(s, st, 1, uid);
+        store__bind_text(s, st, 2, did);
+        store__bind_int(s, st, 3, now);
+        rc = store__exec(s, st, "inserting binding");
+    }
+    if (rc == GIZ_OK && (remark || dev_alias))
+        rc = giz_store_binding_update(s, uid, did, remark, dev_alias, NULL);
+    if (rc == GIZ_OK) rc = binding_event(s, uid, dev, now);
+    return store__txn_close(s, kind, rc);
 }

@@ -150,6 +150,21 @@
                    "AND stopped_at IS NULL")                                                       \
     X(BROKER_STOP, "UPDATE broker SET stopped_at = ?2, heartbeat_at = ?2 WHERE id = 1 "            \
                    "AND pid = ?1")                                                                 \
+    /* data points (helper "datapoints", schema 007; lib/store_datapoint.c) */                      \
+    X(DP_PUT, "INSERT INTO product_datapoints(product_key, schema_json, updated_at) "              \
+              "VALUES (?1, ?2, ?3) ON CONFLICT(product_key) DO UPDATE SET schema_json = ?2, "      \
+              "updated_at = ?3")                                                                   \
+    X(DP_GET, "SELECT schema_json, updated_at FROM product_datapoints WHERE product_key = ?1")     \
+    X(DSTATE_REPORT, "INSERT INTO device_state(did, attrs, updated_at, reports) "                  \
+                     "VALUES (?1, json(?2), ?3, 1) ON CONFLICT(did) DO UPDATE SET "                \
+                     "attrs = iif(?4, json(?2), json_patch(attrs, ?2)), "                          \
+                     "updated_at = max(updated_at, ?3), reports = reports + 1")                    \
+    X(DSTATE_MALFORMED, "INSERT INTO device_state(did, malformed_at, malformed_error, "            \
+                        "malformed_hex, malformed_count) VALUES (?1, ?2, ?3, ?4, 1) "              \
+                        "ON CONFLICT(did) DO UPDATE SET malformed_at = ?2, malformed_error = ?3, " \
+                        "malformed_hex = ?4, malformed_count = malformed_count + 1")               \
+    X(DSTATE_GET, "SELECT did, attrs, updated_at, reports, malformed_at, malformed_error, "        \
+                  "malformed_hex, malformed_count FROM device_state WHERE did = ?1")               \
     X(BROKER_GET, "SELECT pid, started_at, heartbeat_at, stopped_at FROM broker WHERE id = 1")
 
 enum store_stmt_id {

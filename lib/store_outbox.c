@@ -24,6 +24,9 @@ int store__outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, 
     store__bind_int(s, st, 7, it->fid);
     store__bind_text(s, st, 8, it->url);
     store__bind_int(s, st, 9, now);
+    store__bind_text(s, st, 10, it->client_id);
+    store__bind_note(s,
+                     sqlite3_bind_blob(st, 11, it->payload, (int)it->payload_len, SQLITE_STATIC));
     rc = store__exec(s, st, "inserting outbox item");
     if (rc == GIZ_OK && id_out) *id_out = sqlite3_last_insert_rowid(s->db);
     return rc;
@@ -33,7 +36,10 @@ int store__outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, 
 
 int giz_store_outbox_push(struct giz_store *s, const struct giz_outbox_item *it, int64_t *id_out)
 {
-    if (!s || !it || it->kind < GIZ_OUTBOX_OTA_PUSH || it->kind > GIZ_OUTBOX_BINDING)
+    if (!s || !it || it->kind < GIZ_OUTBOX_OTA_PUSH || it->kind > GIZ_OUTBOX_APP_PUBLISH)
+        return GIZ_ERR_INVAL;
+    if (it->payload_len > GIZ_OUTBOX_PAYLOAD_MAX ||
+        !store__fits(it->client_id, sizeof it->client_id))
         return GIZ_ERR_INVAL;
     if (!store__fits(it->did, sizeof it->did) ||
         !store__fits(it->product_key, sizeof it->product_key) ||
@@ -66,6 +72,13 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
         it.fid = sqlite3_column_int64(st, 7);
         store__col_text(st, 8, it.url, sizeof it.url);
         it.created_at = sqlite3_column_int64(st, 9);
+        store__col_text(st, 10, it.client_id, sizeof it.client_id);
+        int plen = sqlite3_column_bytes(st, 11);
+        const void *p = sqlite3_column_blob(st, 11);
+        if (p != NULL && plen > 0 && (unsigned)plen <= GIZ_OUTBOX_PAYLOAD_MAX) {
+            memcpy(it.payload, p, (size_t)plen);
+            it.payload_len = (uint32_t)plen;
+        }
         if (cb(&it, ud)) break;
     }
     return store__list_end(s, st, src, "fetching outbox");

@@ -125,8 +125,8 @@ int giz_store_user_login(struct giz_store *s, const char *username, const char *
                          const char *appid, int64_t ttl_s, int64_t now, struct giz_session *out)
 {
     struct giz_session sess;
-    char hash[GIZ_HASH_STR_MAX], digest[65];
-    int rc, kind;
+    char hash[GIZ_HASH_STR_MAX];
+    int rc;
     bool found = false;
 
     if (!s || !out || !username || !password || ttl_s <= 0 || now > INT64_MAX - ttl_s)
@@ -145,22 +145,5 @@ int giz_store_user_login(struct giz_store *s, const char *username, const char *
         return GIZ_ERR_AUTH;
     }
     if (giz_secret_verify(password, hash) != GIZ_OK) return GIZ_ERR_AUTH;
-
-    memcpy(sess.mqtt_client_id, "usr", 3);
-    rc = giz_random_hex(sess.token, sizeof sess.token, 16);
-    if (rc == GIZ_OK)
-        rc = giz_random_base62(sess.mqtt_client_id + 3, sizeof sess.mqtt_client_id - 3, 20);
-    if (rc == GIZ_OK)
-        rc = giz_token_digest(s->token_key, sizeof s->token_key, sess.token, digest, sizeof digest);
-    if (rc) return rc;
-    if (appid) memcpy(sess.appid, appid, strlen(appid) + 1);
-    sess.expire_at = now + ttl_s;
-
-    rc = store__txn_open(s, &kind);
-    if (rc) return rc;
-    rc = store__session_insert(s, &sess, digest, now);
-    rc = store__txn_close(s, kind, rc);
-    if (rc == GIZ_OK) *out = sess;
-    memset(&sess, 0, sizeof sess);
-    return rc;
+    return store__session_mint(s, sess.uid, appid, ttl_s, now, out);
 }

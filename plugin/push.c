@@ -24,7 +24,9 @@
  * The GService asks through the store's outbox table, polled every poll_ms
  * on TICK from the last id seen (items older than the plugin's start are
  * stale and skipped): OTA_PUSH (one DID or a product), DEVICE_DISABLED
- * (forget cached credentials, kick the session), BINDING (recount).
+ * (forget cached credentials, kick the session), BINDING (recount),
+ * APP_PUBLISH (a control of the app Open API: its framed 0x0090 on
+ * app2dev/<DID>/<the user's client id>, paced like app messages).
  *
  * Liveness: a heartbeat row in the store (giz_store_broker_*) written about
  * every 5 s inside the DB batch, marked stopped at a clean stop.
@@ -269,16 +271,14 @@ static void log_dropped(struct gizp *g, struct push_state *ps, const char *did, 
     (void)g;
 }
 
-/* A cloud-initiated message for an online device: now if the device is
- * ready and the gap has passed, else queued. */
-static void send_to_device(struct gizp *g, const char *did, const uint8_t *buf, size_t len,
-                           enum msg_kind kind)
+/* A cloud-initiated message for an online device on `topic`: now if the
+ * device is ready and the gap has passed, else queued. */
+static void send_to_device_on(struct gizp *g, const char *did, const char *topic,
+                              const uint8_t *buf, size_t len, enum msg_kind kind)
 {
-    char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
     struct push_state *ps = ps_get(g);
     struct devq *q;
     int64_t now = (int64_t)giz_mono_ms();
-    snprintf(topic, sizeof(topic), "ser2cli_res/%s", did);
     q = ps != NULL ? giz_map_sget(&ps->q, did) : NULL;
     if (ps == NULL) {
         publish_to(did, topic, buf, len, 0);
@@ -300,7 +300,45 @@ static void send_to_device(struct gizp *g, const char *did, const uint8_t *buf, 
     }
     if (!q->ready) ps->held_for_sub++;
     if (!devq_push(ps, q, topic, buf, len, 0, kind))
-        log_dropped(g, ps, did, kind == MSG_COUNT ? "0x0210" : "OTA push");
+        log_dropped(g, ps, did,
+                    kind == MSG_COUNT ? "0x0210"
+                    : kind == MSG_APP ? "app control"
+                                      : "OTA push");
+}
+
+/* The same on ser2cli_res/<DID>, the topic of the cloud's own messages. */
+static void send_to_device(struct gizp *g, const char *did, const uint8_t *buf, size_t len,
+                           enum msg_kind kind)
+{
+    char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
+    snprintf(topic, sizeof(topic), "ser2cli_res/%s", did);
+    send_to_device_on(g, did, topic, buf, len, kind);
+}
+
+/* APP_PUBLISH (the app Open API's POST /app/control): the framed business
+ * message on app2dev/<DID>/<client id>, paced like an app's own publish;
+ * dropped (logged) when the device is not connected. */
+static void handle_app_publish(struct gizp *g, const struct giz_outbox_item *it)
+{
+    char topic[sizeof("app2dev//") + GIZ_DID_SIZE + GIZ_CLIENTID_SIZE];
+    struct did_state *ds = presence__did(g, it->did);
+    size_t n = strlen(it->client_id);
+    bool id_ok = n > 0 && n < GIZ_CLIENTID_SIZE;
+    for (size_t i = 0; id_ok && i < n; i++)
+        if (!giz_char_is_base62(it->client_id[i])) id_ok = false;
+    if (!giz_did_valid(it->did) || !id_ok || it->payload_len == 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox item #%lld: malformed app publish",
+                             (long long)it->id);
+        return;
+    }
+    if (ds == NULL || ds->device_conns == 0) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                             "giz: app control #%lld for %s dropped: the device is offline",
+                             (long long)it->id, it->did);
+        return;
+    }
+    snprintf(topic, sizeof(topic), "app2dev/%s/%s", it->did, it->client_id);
+    send_to_device_on(g, it->did, topic, it->payload, it->payload_len, MSG_APP);
 }
 
 void push__device_login(struct gizp *g, const struct mosquitto *ctx, const char *did)
@@ -674,6 +712,9 @@ void push__poll_outbox(struct gizp *g)
         case GIZ_OUTBOX_BINDING:
             if (it->did[0] != '\0' && it->uid[0] != '\0')
                 presence__binding_changed(g, it->uid, it->did);
+            break;
+        case GIZ_OUTBOX_APP_PUBLISH:
+            handle_app_publish(g, it);
             break;
         default:
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox item #%lld of unknown kind %d",
