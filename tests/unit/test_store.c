@@ -124,6 +124,14 @@ TEST_CASE(upgrade)
                                        "DROP TABLE events"
                        : latest >= 5 ? "DROP TABLE broker"
                                      : "DROP INDEX outbox_created";
+    if (latest == 9) { /* 009_app_api.sql: columns and indexes (the outbox rebuild re-runs) */
+        newest = "users_phone_id";
+        undo =
+            "DROP INDEX users_phone_id; DROP INDEX users_email; "
+            "ALTER TABLE users DROP COLUMN phone_id; ALTER TABLE users DROP COLUMN email; "
+            "ALTER TABLE bindings DROP COLUMN remark; ALTER TABLE bindings DROP COLUMN dev_alias; "
+            "ALTER TABLE outbox DROP COLUMN client_id; ALTER TABLE outbox DROP COLUMN payload";
+    }
     char probe[160];
     snprintf(probe, sizeof probe, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", newest);
     snprintf(path, sizeof path, "%s/upgrade.db", dir);
