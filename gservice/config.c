@@ -77,6 +77,7 @@ static void usage(FILE *out)
         "  --events-queue N    GIZ_EVENTS_QUEUE   events waiting to be written; more are\n"
         "                                         dropped and counted [65536]\n"
         "  --event-streams N   GIZ_EVENT_STREAMS  concurrent /admin/events/stream [32]\n"
+        "  --routes                               print the route table (pattern, methods, name)\n"
         "  --help                                 this text\n",
         out);
 }
@@ -291,6 +292,10 @@ static int config_args(struct gs_config *cfg, int argc, char **argv)
     for (int a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
             usage(stdout);
+            return 1;
+        }
+        if (strcmp(argv[a], "--routes") == 0) { /* the route table, for tests and docs */
+            gs_route_print(stdout);
             return 1;
         }
         const struct opt *o = NULL;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 
 #include <microhttpd.h>
@@ -184,13 +185,18 @@ enum gs_route_id {
     GS_ROUTE_APP_USERS,
     GS_ROUTE_APP_LOGIN,
     GS_ROUTE_APP_BINDINGS,
-    GS_ROUTE_ADMIN_DEVICE_EVENTS, /* GET /admin/devices/<did>/events */
-    GS_ROUTE_ADMIN_EVENT_STREAM,  /* GET /admin/events/stream */
-    GS_ROUTE_APP_BINDING,         /* PUT /app/bindings/<did> */
-    GS_ROUTE_APP_BIND_MAC,        /* POST /app/bind_mac */
-    GS_ROUTE_APP_DEVICE,          /* GET /app/devices/<did> */
-    GS_ROUTE_APP_RAW_DATA,        /* GET /app/devices/<did>/raw_data */
-    GS_ROUTE_APP_CONTROL,         /* POST /app/control/<did> */
+    GS_ROUTE_ADMIN_DEVICE_EVENTS,  /* GET /admin/devices/<did>/events */
+    GS_ROUTE_ADMIN_EVENT_STREAM,   /* GET /admin/events/stream */
+    GS_ROUTE_ADMIN_DEVICE_DISABLE, /* POST /admin/devices/<did>/disable */
+    GS_ROUTE_ADMIN_DEVICE_ENABLE,  /* POST /admin/devices/<did>/enable */
+    GS_ROUTE_ADMIN_DEVICE_KICK,    /* POST /admin/devices/<did>/kick */
+    GS_ROUTE_ADMIN_FIRMWARE_ITEM,  /* GET/DELETE /admin/firmware/<id> */
+    GS_ROUTE_OPENAPI,              /* GET /openapi.json */
+    GS_ROUTE_APP_BINDING,          /* PUT /app/bindings/<did> */
+    GS_ROUTE_APP_BIND_MAC,         /* POST /app/bind_mac */
+    GS_ROUTE_APP_DEVICE,           /* GET /app/devices/<did> */
+    GS_ROUTE_APP_RAW_DATA,         /* GET /app/devices/<did>/raw_data */
+    GS_ROUTE_APP_CONTROL,          /* POST /app/control/<did> */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -356,6 +362,9 @@ int gs_method_parse(const char *m);
 void gs_route_allow(int methods, char *out, size_t cap);
 /* true for the /admin/... routes (bearer token, wrong-token throttle). */
 bool gs_route_is_admin(enum gs_route_id id);
+/* Writes the route table to f, one route a line: "<pattern>\t<METHODS,...>\t<name>"
+ * (giz-gservice --routes; tests compare it with the OpenAPI document). */
+void gs_route_print(FILE *f);
 
 /* libmicrohttpd callbacks of the request life cycle (request.c; cls = the
  * server), installed by daemon.c. */
@@ -413,6 +422,15 @@ void gs_app_store_error(struct gs_request *rq, int rc);
 bool gs_is_app_path(const struct gs_request *rq);
 void gs_route_admin_device_events(struct gs_request *rq);
 void gs_route_admin_event_stream(struct gs_request *rq);
+void gs_route_admin_device_control(struct gs_request *rq); /* disable, enable, kick */
+void gs_route_admin_firmware_item(struct gs_request *rq);
+void gs_route_openapi(struct gs_request *rq);
+/* Paging of the admin lists (route_admin.c): reads ?limit= (def_limit when
+ * absent, 1..max_limit) and ?offset=; false after answering
+ * 400. gs_admin_page_add puts "total", "limit", "offset" into an answer. */
+bool gs_admin_page(struct gs_request *rq, unsigned def_limit, unsigned max_limit, unsigned *limit,
+                   unsigned *offset);
+void gs_admin_page_add(struct cJSON *j, int64_t total, unsigned limit, unsigned offset);
 void gs_route_healthz(struct gs_request *rq);
 void gs_route_metrics(struct gs_request *rq);
 

@@ -34,6 +34,29 @@ static bool query_uint(struct gs_request *rq, const char *key, unsigned max, uns
     return false;
 }
 
+bool gs_admin_page(struct gs_request *rq, unsigned def_limit, unsigned max_limit, unsigned *limit,
+                   unsigned *offset)
+{
+    *limit = def_limit;
+    *offset = 0;
+    if (!query_uint(rq, "limit", max_limit, limit) || !query_uint(rq, "offset", UINT32_MAX, offset))
+        return false;
+    if (*limit == 0) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "limit must be 1 to %u", max_limit);
+        gs_respond_error(rq, 400, "bad_request", msg);
+        return false;
+    }
+    return true;
+}
+
+void gs_admin_page_add(cJSON *j, int64_t total, unsigned limit, unsigned offset)
+{
+    cJSON_AddNumberToObject(j, "total", (double)total);
+    cJSON_AddNumberToObject(j, "limit", limit);
+    cJSON_AddNumberToObject(j, "offset", offset);
+}
+
 /* Prologue of the /admin/devices/<did> routes: a malformed DID is no such
  * device (404); then a store connection. NULL after answering. */
 static struct giz_store *device_route_store(struct gs_request *rq)
@@ -113,6 +136,8 @@ void gs_route_admin_products(struct gs_request *rq)
         gs_respond_json(rq, 201, product_json(&p));
         goto out;
     }
+    unsigned limit, offset;
+    if (!gs_admin_page(rq, 1000, 10000, &limit, &offset)) goto out;
     st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
@@ -120,12 +145,15 @@ void gs_route_admin_products(struct gs_request *rq)
     }
     cJSON *j = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(j, "products");
-    int rc = arr ? giz_store_product_list(st, product_list_cb, arr) : GIZ_ERR_NOMEM;
+    int64_t total = 0;
+    int rc = arr ? giz_store_product_page(st, limit, offset, product_list_cb, arr) : GIZ_ERR_NOMEM;
+    if (rc == GIZ_OK) rc = giz_store_product_count(st, &total);
     if (rc != GIZ_OK) {
         cJSON_Delete(j);
         store_error(rq, rc);
         goto out;
     }
+    gs_admin_page_add(j, total, limit, offset);
     gs_respond_json(rq, 200, j);
 out:
     gs_store_release(&rq->srv->pool, st);
@@ -186,12 +214,11 @@ static void add_broker(cJSON *j, bool alive, int64_t age_ms)
 void gs_route_admin_devices(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE], online_s[8];
-    unsigned limit = 1000, offset = 0;
+    unsigned limit, offset;
     if (!gs_query_product_key(rq, pk)) return;
     bool online_only = gs_query_get(rq, "online", online_s, sizeof online_s) == GIZ_OK &&
                        (strcmp(online_s, "1") == 0 || strcmp(online_s, "true") == 0);
-    if (!query_uint(rq, "limit", 10000, &limit) || !query_uint(rq, "offset", UINT32_MAX, &offset))
-        return;
+    if (!gs_admin_page(rq, 1000, 10000, &limit, &offset)) return;
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     if (st == NULL) {
         store_error(rq, GIZ_ERR_DB);
@@ -218,20 +245,61 @@ void gs_route_admin_devices(struct gs_request *rq)
         store_error(rq, rc);
         return;
     }
-    cJSON_AddNumberToObject(j, "total", (double)total);
+    gs_admin_page_add(j, total, limit, offset);
     gs_respond_json(rq, 200, j);
+}
+
+/* "disabled_by": "admin" (the operator), "device" (unregistered) or null,
+ * "disabled_at": unix s or null. */
+static void add_disabled(cJSON *j, const struct giz_device *d, bool by_admin, int64_t at)
+{
+    if (d->status == GIZ_DEVICE_ACTIVE) {
+        cJSON_AddNullToObject(j, "disabled_by");
+        cJSON_AddNullToObject(j, "disabled_at");
+    } else {
+        cJSON_AddStringToObject(j, "disabled_by", by_admin ? "admin" : "device");
+        cJSON_AddNumberToObject(j, "disabled_at", (double)at);
+    }
+}
+
+static void device_delete(struct gs_request *rq);
+
+/* The broker's record of the device's current (or last) MQTT connection
+ * (device_conn, schema 008): peer, keepalive granted (and asked), protocol
+ * level, clean session; nulls if it never connected. */
+static void add_conn(cJSON *j, const struct giz_device_conn *c)
+{
+    if (c == NULL) {
+        cJSON_AddNullToObject(j, "peer");
+        cJSON_AddNullToObject(j, "keepalive");
+        cJSON_AddNullToObject(j, "protocol_level");
+        return;
+    }
+    cJSON_AddStringToObject(j, "peer", c->peer);
+    cJSON_AddNumberToObject(j, "keepalive", c->keepalive);
+    if (c->keepalive_asked >= 0) cJSON_AddNumberToObject(j, "keepalive_asked", c->keepalive_asked);
+    cJSON_AddNumberToObject(j, "protocol_level", c->protocol_level);
+    cJSON_AddBoolToObject(j, "clean_session", c->clean_session);
+    cJSON_AddNumberToObject(j, "connected_at_ms", (double)c->connected_at_ms);
 }
 
 void gs_route_admin_device(struct gs_request *rq)
 {
+    if (rq->method == GS_M_DELETE) {
+        device_delete(rq);
+        return;
+    }
     struct giz_store *st = device_route_store(rq);
     if (st == NULL) return;
     struct giz_device d;
     struct giz_device_info info;
-    int64_t age_ms = -1;
-    bool alive = gs_broker_alive(rq->srv, st, &age_ms);
+    int64_t age_ms = -1, disabled_at = 0;
+    bool alive = gs_broker_alive(rq->srv, st, &age_ms), by_admin = false;
     int rc = giz_store_device_get(st, rq->param[0], &d);
     if (rc == GIZ_OK) rc = giz_store_device_info_get(st, rq->param[0], &info);
+    if (rc == GIZ_OK) rc = giz_store_device_admin_state(st, rq->param[0], &by_admin, &disabled_at);
+    struct giz_device_conn conn;
+    bool have_conn = rc == GIZ_OK && giz_store_device_conn_get(st, rq->param[0], &conn) == GIZ_OK;
     gs_store_release(&rq->srv->pool, st);
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_error(rq, 404, "not_found", "no such device");
@@ -241,14 +309,15 @@ void gs_route_admin_device(struct gs_request *rq)
         cJSON *j = device_json(&d, alive);
         if (j != NULL) {
             add_broker(j, alive, age_ms);
+            add_disabled(j, &d, by_admin, disabled_at);
             /* the broker stamps last_seen when presence changes: while
-             * online that is when the current connection began. Peer,
-             * keepalive and protocol level are not stored yet (the
-             * broker's connect events will carry them). */
+             * online that is when the current connection began; its
+             * peer, keepalive and protocol level are in device_conn. */
             if (alive && d.online)
                 cJSON_AddNumberToObject(j, "connected_since", (double)d.last_seen);
             else
                 cJSON_AddNullToObject(j, "connected_since");
+            add_conn(j, have_conn ? &conn : NULL);
         }
         cJSON *o = j ? cJSON_AddObjectToObject(j, "details") : NULL;
         if (o != NULL) {
@@ -282,12 +351,13 @@ static int log_list_cb(const struct giz_device_log *l, void *ud)
 
 void gs_route_admin_device_logs(struct gs_request *rq)
 {
-    unsigned limit = 100, before = 0;
+    unsigned limit, offset, before = 0;
     if (!gs_valid_did(rq->param[0])) {
         gs_respond_error(rq, 404, "not_found", "no such device");
         return;
     }
-    if (!query_uint(rq, "limit", 1000, &limit) || !query_uint(rq, "before", UINT32_MAX, &before))
+    if (!gs_admin_page(rq, 100, 1000, &limit, &offset) ||
+        !query_uint(rq, "before", UINT32_MAX, &before))
         return;
     struct giz_store *st = device_route_store(rq);
     if (st == NULL) return;
@@ -300,19 +370,115 @@ void gs_route_admin_device_logs(struct gs_request *rq)
     }
     j = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(j, "logs");
+    int64_t total = 0;
     if (rc == GIZ_OK)
-        rc = arr ? giz_store_log_list(st, rq->param[0], limit, (int64_t)before, log_list_cb, arr)
+        rc = arr ? giz_store_log_page(st, rq->param[0], limit, offset, (int64_t)before, log_list_cb,
+                                      arr)
                  : GIZ_ERR_NOMEM;
+    if (rc == GIZ_OK) rc = giz_store_log_count(st, rq->param[0], (int64_t)before, &total);
     if (rc != GIZ_OK) {
         store_error(rq, rc);
         goto out;
     }
     cJSON_AddStringToObject(j, "did", rq->param[0]);
+    gs_admin_page_add(j, total, limit, offset);
     gs_respond_json(rq, 200, j);
     j = NULL;
 out:
     cJSON_Delete(j);
     gs_store_release(&rq->srv->pool, st);
+}
+
+/* ---- operator control: disable, enable, kick, delete ----------------------- */
+
+/* The broker acts on these through the outbox (GIZ_OUTBOX_DEVICE_DISABLED:
+ * drop the DID's cached credentials, kick its session). Disable and enable
+ * change the store, which every later login and provision consults, so they
+ * answer 200 whether the broker is up or not ("broker" says which); a kick
+ * does nothing but that, so it answers 503 while the broker is down. */
+void gs_route_admin_device_control(struct gs_request *rq)
+{
+    struct giz_store *st = device_route_store(rq);
+    if (st == NULL) return;
+    struct giz_device d;
+    int64_t age_ms = -1, disabled_at = 0;
+    bool changed = false, by_admin = false;
+    bool alive = gs_broker_alive(rq->srv, st, &age_ms);
+    const char *what = "kicked";
+    int rc;
+    if (rq->route == GS_ROUTE_ADMIN_DEVICE_KICK && !alive) {
+        gs_store_release(&rq->srv->pool, st);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "error", "broker_unavailable");
+        cJSON_AddStringToObject(e, "message",
+                                "no broker is running on this database: nothing to kick");
+        gs_respond_json(rq, 503, e);
+        return;
+    }
+    if (rq->route == GS_ROUTE_ADMIN_DEVICE_DISABLE) {
+        what = "disabled";
+        rc = giz_store_device_admin_disable(st, rq->param[0], &changed);
+    } else if (rq->route == GS_ROUTE_ADMIN_DEVICE_ENABLE) {
+        what = "enabled";
+        rc = giz_store_device_admin_enable(st, rq->param[0], &changed);
+    } else {
+        rc = giz_store_device_get(st, rq->param[0], &d);
+        changed = rc == GIZ_OK && d.online && alive;
+        if (rc == GIZ_OK) rc = giz_store_device_kick(st, rq->param[0]);
+    }
+    if (rc == GIZ_OK) rc = giz_store_device_get(st, rq->param[0], &d);
+    if (rc == GIZ_OK) rc = giz_store_device_admin_state(st, rq->param[0], &by_admin, &disabled_at);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return;
+    }
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        return;
+    }
+    giz_log(GIZ_LOG_INFO, "device %s %s by the operator%s", d.did, what,
+            changed ? "" : " (no change)");
+    cJSON *j = device_json(&d, alive);
+    if (j != NULL) {
+        add_broker(j, alive, age_ms);
+        add_disabled(j, &d, by_admin, disabled_at);
+        /* disable/enable: the status changed; kick: a live session was
+         * there to be closed (as far as the broker's presence knew) */
+        cJSON_AddBoolToObject(j, "changed", changed);
+        cJSON_AddBoolToObject(j, "kick_queued",
+                              rq->route == GS_ROUTE_ADMIN_DEVICE_KICK ||
+                                  (rq->route == GS_ROUTE_ADMIN_DEVICE_DISABLE && changed));
+    }
+    gs_respond_json(rq, rq->route == GS_ROUTE_ADMIN_DEVICE_KICK ? 202 : 200, j);
+}
+
+static void device_delete(struct gs_request *rq)
+{
+    struct giz_store *st = device_route_store(rq);
+    if (st == NULL) return;
+    unsigned unbound = 0;
+    int rc = giz_store_device_delete(st, rq->param[0], &unbound);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such device");
+        return;
+    }
+    if (rc == GIZ_ERR_EXISTS) {
+        gs_respond_error(rq, 409, "in_use", "another table still references this device");
+        return;
+    }
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        return;
+    }
+    giz_log(GIZ_LOG_INFO, "device %s deleted by the operator (%u binding(s) removed)", rq->param[0],
+            unbound);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "did", rq->param[0]);
+    cJSON_AddBoolToObject(j, "deleted", true);
+    cJSON_AddNumberToObject(j, "bindings_removed", unbound);
+    gs_respond_json(rq, 200, j);
 }
 
 /* ---- OTA push -------------------------------------------------------------- */

@@ -502,13 +502,17 @@ out:
 struct list_ctx {
     const struct gs_server *srv;
     cJSON *arr;
+    bool nomem;
 };
 
 static int list_cb(const struct giz_firmware *fw, void *ud)
 {
     struct list_ctx *c = ud;
     cJSON *o = firmware_json(c->srv, fw);
-    if (o == NULL) return 1;
+    if (o == NULL) {
+        c->nomem = true;
+        return 1;
+    }
     cJSON_AddItemToArray(c->arr, o);
     return 0;
 }
@@ -516,16 +520,75 @@ static int list_cb(const struct giz_firmware *fw, void *ud)
 static void list_firmware(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE];
-    if (!gs_query_product_key(rq, pk)) return;
+    unsigned limit, offset;
+    int64_t total = 0;
+    if (!gs_query_product_key(rq, pk) || !gs_admin_page(rq, 1000, 10000, &limit, &offset)) return;
     cJSON *j = cJSON_CreateObject();
-    struct list_ctx c = {rq->srv, cJSON_AddArrayToObject(j, "firmware")};
+    struct list_ctx c = {rq->srv, cJSON_AddArrayToObject(j, "firmware"), false};
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
-    int rc = st ? giz_store_firmware_list(st, pk[0] ? pk : NULL, list_cb, &c) : GIZ_ERR_DB;
+    int rc = st && c.arr
+                 ? giz_store_firmware_page(st, pk[0] ? pk : NULL, limit, offset, list_cb, &c)
+                 : GIZ_ERR_DB;
+    if (rc == GIZ_OK && c.nomem) rc = GIZ_ERR_NOMEM;
+    if (rc == GIZ_OK) rc = giz_store_firmware_count(st, pk[0] ? pk : NULL, &total);
     gs_store_release(&rq->srv->pool, st);
-    if (rc != GIZ_OK || c.arr == NULL) {
+    if (rc != GIZ_OK) {
         cJSON_Delete(j);
         gs_respond_error(rq, 500, "server_error", "store error");
         return;
+    }
+    gs_admin_page_add(j, total, limit, offset);
+    gs_respond_json(rq, 200, j);
+}
+
+/* GET /admin/firmware/<id>: the object the list holds. DELETE: the row goes
+ * (firmware checks and pushes stop offering it at once) and a hosted file is
+ * removed; a download in progress keeps its mapping of the file and ends
+ * normally. Answers the deleted object with "deleted": true and
+ * "file_removed". */
+void gs_route_admin_firmware_item(struct gs_request *rq)
+{
+    uint64_t v = 0;
+    if (giz_parse_uint(rq->param[0], 10, 1, INT64_MAX, &v) != GIZ_OK) {
+        gs_respond_error(rq, 404, "not_found", "no such firmware");
+        return;
+    }
+    long long id = (long long)v;
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    if (st == NULL) {
+        gs_respond_error(rq, 500, "server_error", "store unavailable");
+        return;
+    }
+    struct giz_firmware fw;
+    int rc = rq->method == GS_M_DELETE ? giz_store_firmware_delete(st, id, &fw)
+                                       : giz_store_firmware_get(st, id, &fw);
+    gs_store_release(&rq->srv->pool, st);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_error(rq, 404, "not_found", "no such firmware");
+        return;
+    }
+    if (rc == GIZ_ERR_EXISTS) {
+        gs_respond_error(rq, 409, "in_use", "another table still references this firmware");
+        return;
+    }
+    if (rc != GIZ_OK) {
+        giz_log(GIZ_LOG_ERR, "firmware %lld: store: %s", id, giz_strerror(rc));
+        gs_respond_error(rq, 500, "server_error", giz_strerror(rc));
+        return;
+    }
+    cJSON *j = firmware_json(rq->srv, &fw);
+    if (rq->method == GS_M_DELETE && j != NULL) {
+        bool removed = false;
+        if (fw.file_path[0] != '\0') {
+            removed = unlink(fw.file_path) == 0;
+            if (!removed && errno != ENOENT)
+                giz_log(GIZ_LOG_WARN, "firmware %lld deleted, its file %s stays: %s", id,
+                        fw.file_path, strerror(errno));
+        }
+        giz_log(GIZ_LOG_INFO, "firmware %lld (%s type %d %s) deleted by the operator", id,
+                fw.product_key, fw.type, fw.soft_version);
+        cJSON_AddBoolToObject(j, "deleted", true);
+        cJSON_AddBoolToObject(j, "file_removed", removed);
     }
     gs_respond_json(rq, 200, j);
 }

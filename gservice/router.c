@@ -24,7 +24,7 @@ static const struct gs_route routes[] = {
     {"/dev/*/device", GS_ROUTE_DEV_SAFE, M_READ | GS_M_POST, gs_route_dev_safe},
     {"/admin/products", GS_ROUTE_ADMIN_PRODUCTS, M_READ | GS_M_POST, gs_route_admin_products},
     {"/admin/devices", GS_ROUTE_ADMIN_DEVICES, M_READ, gs_route_admin_devices},
-    {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ, gs_route_admin_device},
+    {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ | GS_M_DELETE, gs_route_admin_device},
     {"/admin/devices/*/logs", GS_ROUTE_ADMIN_DEVICE_LOGS, M_READ, gs_route_admin_device_logs},
     {"/admin/devices/*/events", GS_ROUTE_ADMIN_DEVICE_EVENTS, M_READ, gs_route_admin_device_events},
     {"/admin/events/stream", GS_ROUTE_ADMIN_EVENT_STREAM, GS_M_GET, gs_route_admin_event_stream},
@@ -39,6 +39,14 @@ static const struct gs_route routes[] = {
     {"/app/devices/*", GS_ROUTE_APP_DEVICE, M_READ, gs_route_app_device},
     {"/app/devices/*/raw_data", GS_ROUTE_APP_RAW_DATA, M_READ, gs_route_app_raw_data},
     {"/app/control/*", GS_ROUTE_APP_CONTROL, GS_M_POST, gs_route_app_control},
+    {"/admin/devices/*/disable", GS_ROUTE_ADMIN_DEVICE_DISABLE, GS_M_POST,
+     gs_route_admin_device_control},
+    {"/admin/devices/*/enable", GS_ROUTE_ADMIN_DEVICE_ENABLE, GS_M_POST,
+     gs_route_admin_device_control},
+    {"/admin/devices/*/kick", GS_ROUTE_ADMIN_DEVICE_KICK, GS_M_POST, gs_route_admin_device_control},
+    {"/admin/firmware/*", GS_ROUTE_ADMIN_FIRMWARE_ITEM, M_READ | GS_M_DELETE,
+     gs_route_admin_firmware_item},
+    {"/openapi.json", GS_ROUTE_OPENAPI, M_READ, gs_route_openapi},
 };
 
 static const char *const route_names[GS_ROUTE_COUNT] = {
@@ -68,6 +76,11 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_APP_CONTROL] = "app_control",
     [GS_ROUTE_ADMIN_DEVICE_EVENTS] = "admin_device_events",
     [GS_ROUTE_ADMIN_EVENT_STREAM] = "admin_event_stream",
+    [GS_ROUTE_ADMIN_DEVICE_DISABLE] = "admin_device_disable",
+    [GS_ROUTE_ADMIN_DEVICE_ENABLE] = "admin_device_enable",
+    [GS_ROUTE_ADMIN_DEVICE_KICK] = "admin_device_kick",
+    [GS_ROUTE_ADMIN_FIRMWARE_ITEM] = "admin_firmware_item",
+    [GS_ROUTE_OPENAPI] = "openapi",
 };
 
 const char *gs_route_name(enum gs_route_id id)
@@ -134,10 +147,24 @@ void gs_route_allow(int methods, char *out, size_t cap)
     }
 }
 
+/* Every route under /admin/ needs the token: new admin routes need no list here. */
 bool gs_route_is_admin(enum gs_route_id id)
 {
-    return (id >= GS_ROUTE_ADMIN_PRODUCTS && id <= GS_ROUTE_ADMIN_OTA_PUSH) ||
-           id == GS_ROUTE_ADMIN_DEVICE_EVENTS || id == GS_ROUTE_ADMIN_EVENT_STREAM;
+    if (id == GS_ROUTE_NONE) return false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].id == id) return strncmp(routes[i].pattern, "/admin/", 7) == 0;
+    return false;
+}
+
+void gs_route_print(FILE *f)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        char allow[64];
+        gs_route_allow(routes[i].methods, allow, sizeof allow);
+        for (char *c = allow; *c != '\0'; c++) /* "GET, HEAD" -> "GET,HEAD" */
+            if (*c == ' ') memmove(c, c + 1, strlen(c));
+        fprintf(f, "%s\t%s\t%s\n", routes[i].pattern, allow, gs_route_name(routes[i].id));
+    }
 }
 
 const struct gs_route *gs_route_find(struct gs_request *rq)

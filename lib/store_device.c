@@ -7,8 +7,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* explicit_bzero */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "giz/util.h"
 #include "store_int.h"
 
 void store__read_device_row(sqlite3_stmt *st, struct giz_device *d)
@@ -197,5 +200,179 @@ int store__device_disable(struct giz_store *s, const char *did, int64_t now)
     store__bind_int(s, st, 2, now);
     rc = store__exec(s, st, "disabling device");
     if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_DISABLED;
+    return rc;
+}
+
+/* ---- operator control (helper "admin", schema 010) ------------------------ */
+
+/* The outbox row that makes the plugin drop did's cached credentials and
+ * kick its session (inside the caller's transaction). */
+static int kick_event(struct giz_store *s, const struct giz_device *d, int64_t now)
+{
+    struct giz_outbox_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = GIZ_OUTBOX_DEVICE_DISABLED;
+    memcpy(it.did, d->did, sizeof it.did);
+    memcpy(it.product_key, d->product_key, sizeof it.product_key);
+    return store__outbox_insert(s, &it, now, NULL);
+}
+
+enum kick_when { KICK_NEVER, KICK_ALWAYS, KICK_IF_ACTIVE };
+
+/* Reads did, runs stmt (did = ?1, now = ?2 if it has it), queues the kick.
+ * A disabled device has no session to kick (logins are refused): a kick
+ * queued for it would only hit the session it opens after being enabled. */
+static int admin_change(struct giz_store *s, const char *did, enum store_stmt_id id,
+                        enum kick_when when, bool *was_active)
+{
+    bool kick = false;
+    struct giz_device d;
+    int rc, kind;
+    int64_t now = store__now_s();
+
+    if (!s || !did) return GIZ_ERR_INVAL;
+    rc = store__txn_open(s, &kind);
+    if (rc) return rc;
+    rc = store__device_read(s, did, &d, NULL, 0);
+    if (rc == GIZ_OK && was_active) *was_active = d.status == GIZ_DEVICE_ACTIVE;
+    if (rc == GIZ_OK)
+        kick = when == KICK_ALWAYS || (when == KICK_IF_ACTIVE && d.status == GIZ_DEVICE_ACTIVE);
+    if (rc == GIZ_OK && id != ST__COUNT) {
+        sqlite3_stmt *st = s->st[id];
+        store__bind_text(s, st, 1, did);
+        if (sqlite3_bind_parameter_count(st) >= 2) store__bind_int(s, st, 2, now);
+        rc = store__exec(s, st, "changing device status");
+    }
+    if (rc == GIZ_OK && kick) rc = kick_event(s, &d, now);
+    rc = store__txn_close(s, kind, rc);
+    if (rc == GIZ_OK && kick) giz_pcache_forget(s->pcache, did);
+    return rc;
+}
+
+int giz_store_device_admin_disable(struct giz_store *s, const char *did, bool *changed)
+{
+    return admin_change(s, did, ST_DEVICE_ADMIN_DISABLE, KICK_IF_ACTIVE, changed);
+}
+
+int giz_store_device_admin_enable(struct giz_store *s, const char *did, bool *changed)
+{
+    bool was_active = false;
+    int rc = admin_change(s, did, ST_DEVICE_ADMIN_ENABLE, KICK_NEVER, &was_active);
+    if (rc == GIZ_OK && changed) *changed = !was_active;
+    return rc;
+}
+
+int giz_store_device_kick(struct giz_store *s, const char *did)
+{
+    return admin_change(s, did, ST__COUNT, KICK_ALWAYS, NULL);
+}
+
+int giz_store_device_admin_state(struct giz_store *s, const char *did, bool *admin_disabled,
+                                 int64_t *disabled_at)
+{
+    sqlite3_stmt *st;
+    int src;
+
+    if (!s || !did || !admin_disabled || !disabled_at) return GIZ_ERR_INVAL;
+    st = s->st[ST_DEVICE_ADMIN_STATE];
+    store__bind_text(s, st, 1, did);
+    src = store__step(s, st);
+    *admin_disabled = src == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
+    *disabled_at = src == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    return store__row_end(s, st, src, "reading device state");
+}
+
+struct uid_set {
+    char (*uid)[GIZ_UID_SIZE];
+    size_t n, cap;
+    bool nomem;
+};
+
+static int uid_collect_cb(const struct giz_binding *b, void *ud)
+{
+    struct uid_set *u = ud;
+    void *p = giz_array_reserve(u->uid, &u->cap, u->n + 1, sizeof *u->uid, 16, SIZE_MAX);
+    if (p == NULL) {
+        u->nomem = true;
+        return 1;
+    }
+    u->uid = p;
+    memcpy(u->uid[u->n++], b->uid, GIZ_UID_SIZE);
+    return 0;
+}
+
+/* DELETE FROM <every other table with a did column> WHERE did = ?1. */
+static int delete_did_rows(struct giz_store *s, const char *did)
+{
+    sqlite3_stmt *st = s->st[ST_DEVICE_DID_TABLES];
+    char names[32][64];
+    unsigned n = 0;
+    int src, rc;
+
+    while (n < 32 && (src = store__step(s, st)) == SQLITE_ROW)
+        store__col_text(st, 0, names[n++], sizeof names[0]);
+    rc = store__list_end(s, st, n < 32 ? src : SQLITE_DONE, "listing per-device tables");
+    for (unsigned i = 0; rc == GIZ_OK && i < n; i++) {
+        char *sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE did = ?1", names[i]);
+        sqlite3_stmt *del = NULL;
+        if (sql == NULL) return GIZ_ERR_NOMEM;
+        src = sqlite3_prepare_v2(s->db, sql, -1, &del, NULL);
+        sqlite3_free(sql);
+        if (src != SQLITE_OK) return store__db_err(s, src, "deleting per-device rows");
+        store__bind_text(s, del, 1, did);
+        src = store__step(s, del);
+        if (src != SQLITE_DONE) rc = store__db_err(s, src, "deleting per-device rows");
+        sqlite3_finalize(del);
+    }
+    return rc;
+}
+
+int giz_store_device_delete(struct giz_store *s, const char *did, unsigned *unbound)
+{
+    struct giz_device d;
+    struct uid_set u = {NULL, 0, 0, false};
+    sqlite3_stmt *st;
+    int rc, kind, src;
+    int64_t now = store__now_s();
+
+    if (!s || !did) return GIZ_ERR_INVAL;
+    if (unbound) *unbound = 0;
+    rc = store__txn_open(s, &kind);
+    if (rc) return rc;
+    rc = store__device_read(s, did, &d, NULL, 0);
+    if (rc == GIZ_OK) rc = giz_store_binding_list_by_device(s, did, uid_collect_cb, &u);
+    if (rc == GIZ_OK && u.nomem) rc = GIZ_ERR_NOMEM;
+    for (size_t i = 0; rc == GIZ_OK && i < u.n; i++) {
+        struct giz_outbox_item it;
+        memset(&it, 0, sizeof it);
+        it.kind = GIZ_OUTBOX_BINDING;
+        memcpy(it.did, d.did, sizeof it.did);
+        memcpy(it.product_key, d.product_key, sizeof it.product_key);
+        memcpy(it.uid, u.uid[i], sizeof it.uid);
+        rc = store__outbox_insert(s, &it, now, NULL);
+    }
+    if (rc == GIZ_OK) {
+        st = s->st[ST_BINDING_DELETE_DEVICE];
+        store__bind_text(s, st, 1, did);
+        rc = store__exec(s, st, "deleting the device's bindings");
+    }
+    if (rc == GIZ_OK) rc = delete_did_rows(s, did);
+    if (rc == GIZ_OK) {
+        st = s->st[ST_DEVICE_DELETE];
+        store__bind_text(s, st, 1, did);
+        src = store__step(s, st);
+        if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+            rc = GIZ_ERR_EXISTS;
+        else if (src != SQLITE_DONE)
+            rc = store__db_err(s, src, "deleting device");
+        store__reset(s, st);
+    }
+    if (rc == GIZ_OK) rc = kick_event(s, &d, now);
+    rc = store__txn_close(s, kind, rc);
+    if (rc == GIZ_OK) {
+        giz_pcache_forget(s->pcache, did);
+        if (unbound) *unbound = (unsigned)u.n;
+    }
+    free(u.uid);
     return rc;
 }

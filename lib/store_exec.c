@@ -196,3 +196,10 @@ int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what)
 {
     return store__row_end(s, st, store__step(s, st), what);
 }
+
+int store__count(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *out)
+{
+    int src = store__step(s, st);
+    *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    return store__row_end(s, st, src, what);
+}

@@ -125,3 +125,57 @@ int giz_store_firmware_find(struct giz_store *s, const char *product_key, int ty
     store__bind_text(s, st, 4, hard_version ? hard_version : "");
     return firmware_one(s, st, out);
 }
+
+int giz_store_firmware_page(struct giz_store *s, const char *product_key, unsigned limit,
+                            unsigned offset, giz_store_firmware_cb cb, void *ud)
+{
+    struct giz_firmware f;
+    sqlite3_stmt *st;
+    int src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_PAGE];
+    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
+    store__bind_text(s, st, 1, product_key);
+    store__bind_int(s, st, 2, limit ? (int64_t)limit : -1);
+    store__bind_int(s, st, 3, offset);
+    while ((src = store__step(s, st)) == SQLITE_ROW) {
+        read_firmware(st, &f);
+        if (cb(&f, ud)) break;
+    }
+    return store__list_end(s, st, src, "listing firmware");
+}
+
+int giz_store_firmware_count(struct giz_store *s, const char *product_key, int64_t *count)
+{
+    sqlite3_stmt *st;
+    if (!s || !count) return GIZ_ERR_INVAL;
+    st = s->st[ST_FW_COUNT];
+    store__bind_text(s, st, 1, product_key);
+    return store__count(s, st, "counting firmware", count);
+}
+
+int giz_store_firmware_delete(struct giz_store *s, int64_t id, struct giz_firmware *out)
+{
+    struct giz_firmware f;
+    sqlite3_stmt *st;
+    int rc, kind, src;
+
+    if (!s) return GIZ_ERR_INVAL;
+    rc = store__txn_open(s, &kind);
+    if (rc) return rc;
+    rc = giz_store_firmware_get(s, id, &f);
+    if (rc == GIZ_OK) {
+        st = s->st[ST_FW_DELETE];
+        store__bind_int(s, st, 1, id);
+        src = store__step(s, st);
+        if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+            rc = GIZ_ERR_EXISTS;
+        else if (src != SQLITE_DONE)
+            rc = store__db_err(s, src, "deleting firmware");
+        store__reset(s, st);
+    }
+    rc = store__txn_close(s, kind, rc);
+    if (rc == GIZ_OK && out) *out = f;
+    return rc;
+}

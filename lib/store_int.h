@@ -65,7 +65,8 @@
     X(PRODUCT_LIST, "SELECT product_key, product_secret, name, created_at FROM products "          \
                     "ORDER BY rowid")                                                              \
     X(DEVICE_CANDIDATES, "SELECT did, passcode_hash, passcode_mac FROM devices "                   \
-                         "WHERE product_key = ?1 AND mac = ?2 AND status = 1 ORDER BY rowid")      \
+                         "WHERE product_key = ?1 AND mac = ?2 AND (status = 1 OR "                 \
+                         "admin_disabled = 1) ORDER BY rowid")                                     \
     X(DEVICE_INSERT, "INSERT INTO devices(did, product_key, mac, passcode_hash, status, "          \
                      "created_at, passcode_mac) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)")               \
     X(DEVICE_GET, "SELECT " DEVICE_COLS ", passcode_hash, passcode_mac FROM devices "              \
@@ -165,7 +166,31 @@
                         "malformed_hex = ?4, malformed_count = malformed_count + 1")               \
     X(DSTATE_GET, "SELECT did, attrs, updated_at, reports, malformed_at, malformed_error, "        \
                   "malformed_hex, malformed_count FROM device_state WHERE did = ?1")               \
-    X(BROKER_GET, "SELECT pid, started_at, heartbeat_at, stopped_at FROM broker WHERE id = 1")
+    X(BROKER_GET, "SELECT pid, started_at, heartbeat_at, stopped_at FROM broker WHERE id = 1")     \
+    /* operator device control, admin list pages (helper "admin", schema 010) */                   \
+    X(DEVICE_ADMIN_DISABLE, "UPDATE devices SET status = 0, online = 0, admin_disabled = 1, "      \
+                            "disabled_at = coalesce(disabled_at, ?2) WHERE did = ?1")              \
+    X(DEVICE_ADMIN_ENABLE,                                                                         \
+      "UPDATE devices SET status = 1, admin_disabled = 0, disabled_at = NULL "                     \
+      "WHERE did = ?1")                                                                            \
+    X(DEVICE_ADMIN_STATE, "SELECT admin_disabled, coalesce(disabled_at, 0) FROM devices "          \
+                          "WHERE did = ?1")                                                        \
+    X(DEVICE_DELETE, "DELETE FROM devices WHERE did = ?1")                                         \
+    X(DEVICE_DID_TABLES, "SELECT m.name FROM sqlite_schema m, pragma_table_info(m.name) p "        \
+                         "WHERE m.type = 'table' AND p.name = 'did' AND m.name NOT IN "            \
+                         "('devices', 'bindings', 'outbox', 'events', 'event_drops', "             \
+                         "'event_prune') ORDER BY m.name")                                         \
+    X(BINDING_DELETE_DEVICE, "DELETE FROM bindings WHERE did = ?1")                                \
+    X(PRODUCT_PAGE, "SELECT product_key, product_secret, name, created_at FROM products "          \
+                    "ORDER BY rowid LIMIT ?1 OFFSET ?2")                                           \
+    X(PRODUCT_COUNT, "SELECT count(*) FROM products")                                              \
+    X(FW_PAGE, "SELECT " FW_COLS " FROM firmware WHERE ?1 IS NULL OR product_key = ?1 "            \
+               "ORDER BY id LIMIT ?2 OFFSET ?3")                                                   \
+    X(FW_COUNT, "SELECT count(*) FROM firmware WHERE ?1 IS NULL OR product_key = ?1")              \
+    X(FW_DELETE, "DELETE FROM firmware WHERE id = ?1")                                             \
+    X(LOG_PAGE, "SELECT id, did, level, tags, source, content, ts FROM device_logs "               \
+                "WHERE did = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3 OFFSET ?4")                  \
+    X(LOG_COUNT, "SELECT count(*) FROM device_logs WHERE did = ?1 AND id < ?2")
 
 enum store_stmt_id {
 #define STORE__STMT_ENUM(name, sql) ST_##name,
@@ -241,6 +266,8 @@ int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *
 int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what);
 /* Steps a SELECT 1 and resets: GIZ_OK (a row), GIZ_ERR_NOT_FOUND or an error. */
 int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what);
+/* Steps a SELECT count(*) (binds done) into *out and resets: GIZ_OK or an error. */
+int store__count(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *out);
 /* Write transaction: BEGIN IMMEDIATE, or a savepoint when the caller opened
  * one with giz_store_begin(); *kind says which. store__txn_close commits
  * (rc == GIZ_OK) or rolls back and returns rc or the commit error. */

@@ -33,19 +33,12 @@ int giz_store_log_insert(struct giz_store *s, const char *did, int level, const 
     return store__exec(s, st, "inserting device log");
 }
 
-int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
-                       giz_store_log_cb cb, void *ud)
+/* Calls cb for each row of a LOG_LIST / LOG_PAGE statement (binds done). */
+static int log_rows(struct giz_store *s, sqlite3_stmt *st, giz_store_log_cb cb, void *ud)
 {
     struct giz_device_log l;
-    sqlite3_stmt *st;
     int src;
 
-    if (!s || !did || !cb) return GIZ_ERR_INVAL;
-    st = s->st[ST_LOG_LIST];
-    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
-    store__bind_text(s, st, 1, did);
-    store__bind_int(s, st, 2, before_id > 0 ? before_id : INT64_MAX);
-    store__bind_int(s, st, 3, limit ? limit : 100);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&l, 0, sizeof l);
         l.id = sqlite3_column_int64(st, 0);
@@ -62,6 +55,46 @@ int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int
         if (cb(&l, ud)) break;
     }
     return store__list_end(s, st, src, "listing device logs");
+}
+
+int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
+                       giz_store_log_cb cb, void *ud)
+{
+    sqlite3_stmt *st;
+
+    if (!s || !did || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_LOG_LIST];
+    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
+    store__bind_text(s, st, 1, did);
+    store__bind_int(s, st, 2, before_id > 0 ? before_id : INT64_MAX);
+    store__bind_int(s, st, 3, limit ? limit : 100);
+    return log_rows(s, st, cb, ud);
+}
+
+int giz_store_log_page(struct giz_store *s, const char *did, unsigned limit, unsigned offset,
+                       int64_t before_id, giz_store_log_cb cb, void *ud)
+{
+    sqlite3_stmt *st;
+
+    if (!s || !did || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_LOG_PAGE];
+    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
+    store__bind_text(s, st, 1, did);
+    store__bind_int(s, st, 2, before_id > 0 ? before_id : INT64_MAX);
+    store__bind_int(s, st, 3, limit ? (int64_t)limit : -1);
+    store__bind_int(s, st, 4, offset);
+    return log_rows(s, st, cb, ud);
+}
+
+int giz_store_log_count(struct giz_store *s, const char *did, int64_t before_id, int64_t *count)
+{
+    sqlite3_stmt *st;
+
+    if (!s || !did || !count) return GIZ_ERR_INVAL;
+    st = s->st[ST_LOG_COUNT];
+    store__bind_text(s, st, 1, did);
+    store__bind_int(s, st, 2, before_id > 0 ? before_id : INT64_MAX);
+    return store__count(s, st, "counting device logs", count);
 }
 
 int giz_store_log_prune(struct giz_store *s, unsigned keep)

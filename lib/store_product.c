@@ -115,3 +115,28 @@ int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *u
     }
     return store__list_end(s, st, src, "listing products");
 }
+
+int giz_store_product_page(struct giz_store *s, unsigned limit, unsigned offset,
+                           giz_store_product_cb cb, void *ud)
+{
+    struct giz_product p;
+    sqlite3_stmt *st;
+    int src;
+
+    if (!s || !cb) return GIZ_ERR_INVAL;
+    st = s->st[ST_PRODUCT_PAGE];
+    if (store__list_guard(s, st)) return GIZ_ERR_INVAL;
+    store__bind_int(s, st, 1, limit ? (int64_t)limit : -1);
+    store__bind_int(s, st, 2, offset);
+    while ((src = store__step(s, st)) == SQLITE_ROW) {
+        read_product(st, &p);
+        if (cb(&p, ud)) break;
+    }
+    return store__list_end(s, st, src, "listing products");
+}
+
+int giz_store_product_count(struct giz_store *s, int64_t *count)
+{
+    if (!s || !count) return GIZ_ERR_INVAL;
+    return store__count(s, s->st[ST_PRODUCT_COUNT], "counting products", count);
+}

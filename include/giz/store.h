@@ -522,4 +522,51 @@ int giz_store_device_state_get(struct giz_store *s, const char *did, giz_store_d
                                void *ud);
 /* ==== end of data points =================================================== */
 
+/* ==== operator control and list pages (helper "admin", issue 15) ==========
+ * Device disable/enable/kick/delete for the admin API (schema/010_admin.sql:
+ * devices.admin_disabled), and the paged lists with their totals. Every
+ * change that must reach the broker queues a GIZ_OUTBOX_DEVICE_DISABLED row
+ * in the same transaction (the plugin drops the DID's cached credentials and
+ * kicks its session; an active device may log in again at once). */
+/* Disables did as the operator: status 0, offline, admin_disabled (it keeps
+ * the DID, disabled, if it registers again with the same MAC + passcode).
+ * *changed (optional): it was active; then the kick is queued (a disabled
+ * device has no session: logins are refused).
+ * GIZ_ERR_NOT_FOUND. */
+int giz_store_device_admin_disable(struct giz_store *s, const char *did, bool *changed);
+/* Makes did active again (whether the operator disabled it or the firmware
+ * unregistered it). *changed (optional): it was disabled. GIZ_ERR_NOT_FOUND. */
+int giz_store_device_admin_enable(struct giz_store *s, const char *did, bool *changed);
+/* Queues a kick of did's MQTT session (nothing else changes). GIZ_ERR_NOT_FOUND. */
+int giz_store_device_kick(struct giz_store *s, const char *did);
+/* Who disabled did: *admin_disabled (the operator), *disabled_at (unix s,
+ * 0 = active). GIZ_ERR_NOT_FOUND. */
+int giz_store_device_admin_state(struct giz_store *s, const char *did, bool *admin_disabled,
+                                 int64_t *disabled_at);
+/* Deletes did in one transaction: its bindings (a GIZ_OUTBOX_BINDING row per
+ * user, so app sessions lose it), the rows of every other table with a `did`
+ * column (device logs, device_info, later per-device tables), the device
+ * row; queues the kick. The timeline (events, event_drops) and the outbox
+ * stay: history. *unbound (optional) gets the bindings removed.
+ * GIZ_ERR_NOT_FOUND; GIZ_ERR_EXISTS if another table still references it. */
+int giz_store_device_delete(struct giz_store *s, const char *did, unsigned *unbound);
+/* Pages: at most limit rows (0 = no limit) after skipping offset, in the
+ * order of the matching _list function; the _count functions count what
+ * the same filter matches (for "total"). */
+int giz_store_product_page(struct giz_store *s, unsigned limit, unsigned offset,
+                           giz_store_product_cb cb, void *ud);
+int giz_store_product_count(struct giz_store *s, int64_t *count);
+int giz_store_firmware_page(struct giz_store *s, const char *product_key, unsigned limit,
+                            unsigned offset, giz_store_firmware_cb cb, void *ud);
+int giz_store_firmware_count(struct giz_store *s, const char *product_key, int64_t *count);
+/* Device logs newest first, ids < before_id when before_id > 0. */
+int giz_store_log_page(struct giz_store *s, const char *did, unsigned limit, unsigned offset,
+                       int64_t before_id, giz_store_log_cb cb, void *ud);
+int giz_store_log_count(struct giz_store *s, const char *did, int64_t before_id, int64_t *count);
+/* Deletes firmware id; *out (optional) gets the row as it was (the caller
+ * removes a hosted file). GIZ_ERR_NOT_FOUND; GIZ_ERR_EXISTS if another
+ * table still references it. */
+int giz_store_firmware_delete(struct giz_store *s, int64_t id, struct giz_firmware *out);
+/* ==== end of operator control ============================================== */
+
 #endif

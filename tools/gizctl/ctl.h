@@ -136,6 +136,11 @@ int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_logs_tail(struct ctl *ctl, const struct ctl_args *a);
+/* operator control and paging (helper "admin") */
+int ctl__cmd_device_control(struct ctl *ctl, const struct ctl_args *a); /* disable|enable|kick */
+int ctl__cmd_device_delete(struct ctl *ctl, const struct ctl_args *a);
+int ctl__cmd_firmware_show(struct ctl *ctl, const struct ctl_args *a);
+int ctl__cmd_firmware_delete(struct ctl *ctl, const struct ctl_args *a);
 /* ctl_events.c: the device timeline, stored and live. */
 int ctl__cmd_device_events(struct ctl *ctl, const struct ctl_args *a);
 

@@ -2,7 +2,9 @@
 /*
  * gizctl operator commands on the admin API (bearer GIZ_ADMIN_TOKEN):
  * products, devices with online state and last seen time, firmware
- * registration and upload, OTA push, and a device's stored logs.
+ * registration, upload, show and delete, OTA push, a device's stored logs,
+ * and device control (disable, enable, kick, delete); lists take --limit
+ * and --offset and print the GService's total.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -43,6 +45,37 @@ static const char *when(const cJSON *obj, const char *key, char *buf, size_t cap
     return ctl__jtext(obj, key, buf, cap);
 }
 
+/* Appends "<sep>limit=N&offset=N" for --limit / --offset to path. */
+static int page_query(const struct ctl_args *a, char *path, size_t cap)
+{
+    const char *lim = ctl__opt(a, "limit"), *off = ctl__opt(a, "offset");
+    uint64_t v;
+    size_t used = strlen(path);
+    if (lim != NULL && giz_parse_uint(lim, 10, 1, 10000, &v) != GIZ_OK)
+        return ctl__fail(CTL_USAGE, "--limit wants a number 1..10000, not \"%s\"", lim);
+    if (off != NULL && giz_parse_uint(off, 10, 0, UINT32_MAX, &v) != GIZ_OK)
+        return ctl__fail(CTL_USAGE, "--offset wants a number, not \"%s\"", off);
+    if (lim != NULL) {
+        snprintf(path + used, cap - used, "%slimit=%s", strchr(path, '?') ? "&" : "?", lim);
+        used = strlen(path);
+    }
+    if (off != NULL)
+        snprintf(path + used, cap - used, "%soffset=%s", strchr(path, '?') ? "&" : "?", off);
+    return CTL_OK;
+}
+
+/* "N of TOTAL <what>" under a text listing (the answer's total, if it has one). */
+static void page_footer(const cJSON *out, int shown, const char *what)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(out, "total");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(out, "offset");
+    if (cJSON_IsNumber(t))
+        printf("%d of %.0f %s (from offset %.0f)\n", shown, t->valuedouble, what,
+               cJSON_IsNumber(o) ? o->valuedouble : 0.0);
+    else
+        printf("%d %s\n", shown, what);
+}
+
 int ctl__cmd_product_create(struct ctl *ctl, const struct ctl_args *a)
 {
     cJSON *body = cJSON_CreateObject(), *out = NULL;
@@ -65,16 +98,23 @@ int ctl__cmd_product_create(struct ctl *ctl, const struct ctl_args *a)
 static void products_text(const cJSON *out)
 {
     const cJSON *item;
+    int n = 0;
 
     printf("%-32s  %s\n", "PRODUCT KEY", "NAME");
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(out, "products"))
+    {
         printf("%-32s  %s\n", ctl__jstr(item, "product_key"), ctl__jstr(item, "name"));
+        n++;
+    }
+    page_footer(out, n, "product(s)");
 }
 
 int ctl__cmd_product_list(struct ctl *ctl, const struct ctl_args *a)
 {
-    (void)a;
-    return ctl__get_print(ctl, "/admin/products", CTL_AUTH_ADMIN, products_text);
+    char path[256] = "/admin/products";
+    int rc = page_query(a, path, sizeof path);
+    if (rc != CTL_OK) return rc;
+    return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, products_text);
 }
 
 static void devices_text(const cJSON *out)
@@ -93,7 +133,8 @@ static void devices_text(const cJSON *out)
         shown++;
         online += on;
     }
-    printf("%d device(s), %d online\n", shown, online);
+    printf("%d device(s) shown, %d online\n", shown, online);
+    page_footer(out, shown, "device(s)");
 }
 
 int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
@@ -107,6 +148,8 @@ int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a)
         snprintf(path, sizeof path, "/admin/devices?product_key=%s", q(pk, enc, sizeof enc));
     else
         snprintf(path, sizeof path, "/admin/devices");
+    rc = page_query(a, path, sizeof path);
+    if (rc != CTL_OK) return rc;
     rc = ctl__http_json(ctl, "GET", path, NULL, CTL_AUTH_ADMIN, &out);
     if (rc != CTL_OK) return rc;
     if (ctl__flag(a, "online")) {
@@ -130,7 +173,8 @@ static void device_text(const cJSON *out)
     {
         char buf[512];
         if (strcmp(item->string, "last_seen") == 0 || strcmp(item->string, "created_at") == 0 ||
-            strcmp(item->string, "connected_since") == 0)
+            strcmp(item->string, "connected_since") == 0 ||
+            strcmp(item->string, "disabled_at") == 0)
             printf("%-16s %s\n", item->string, when(out, item->string, buf, sizeof buf));
         else
             printf("%-16s %s\n", item->string, ctl__jtext(out, item->string, buf, sizeof buf));
@@ -329,7 +373,7 @@ static void firmware_list_text(const cJSON *out)
                ctl__jtext(item, "size", size, sizeof size));
         n++;
     }
-    printf("%d firmware(s)\n", n);
+    page_footer(out, n, "firmware(s)");
 }
 
 int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a)
@@ -341,7 +385,95 @@ int ctl__cmd_firmware_list(struct ctl *ctl, const struct ctl_args *a)
         snprintf(path, sizeof path, "/admin/firmware?product_key=%s", q(pk, enc, sizeof enc));
     else
         snprintf(path, sizeof path, "/admin/firmware");
+    int rc = page_query(a, path, sizeof path);
+    if (rc != CTL_OK) return rc;
     return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, firmware_list_text);
+}
+
+/* device disable|enable|kick DID: POST /admin/devices/<DID>/<verb>. */
+int ctl__cmd_device_control(struct ctl *ctl, const struct ctl_args *a)
+{
+    const char *verb = a->cmd->verb;
+    char path[256], enc[128];
+    cJSON *out = NULL;
+    int rc;
+
+    snprintf(path, sizeof path, "/admin/devices/%s/%s", q(a->pos[0], enc, sizeof enc), verb);
+    rc = ctl__http_json(ctl, "POST", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK) {
+        if (ctl->json) {
+            ctl__print_json(out);
+        } else {
+            bool changed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "changed"));
+            if (strcmp(verb, "kick") == 0)
+                printf("device %s: %s\n", a->pos[0],
+                       changed ? "session kicked" : "kick sent (it was not online)");
+            else
+                printf("device %s %s%s\n", a->pos[0],
+                       strcmp(verb, "disable") == 0 ? "disabled" : "enabled",
+                       changed ? "" : " (it already was)");
+        }
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+int ctl__cmd_device_delete(struct ctl *ctl, const struct ctl_args *a)
+{
+    char path[256], enc[128], n[32];
+    cJSON *out = NULL;
+    int rc;
+
+    snprintf(path, sizeof path, "/admin/devices/%s", q(a->pos[0], enc, sizeof enc));
+    rc = ctl__http_json(ctl, "DELETE", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK) {
+        if (ctl->json)
+            ctl__print_json(out);
+        else
+            printf("device %s deleted (%s binding(s) removed)\n", a->pos[0],
+                   ctl__jtext(out, "bindings_removed", n, sizeof n));
+    }
+    cJSON_Delete(out);
+    return rc;
+}
+
+/* Checks a firmware id and writes /admin/firmware/<id> into path. */
+static int firmware_path(const struct ctl_args *a, char *path, size_t cap)
+{
+    uint64_t id;
+    if (giz_parse_uint(a->pos[0], 10, 1, INT64_MAX, &id) != GIZ_OK)
+        return ctl__fail(CTL_USAGE, "a firmware id is a number (see `gizctl firmware list`)");
+    snprintf(path, cap, "/admin/firmware/%" PRIu64, id);
+    return CTL_OK;
+}
+
+int ctl__cmd_firmware_show(struct ctl *ctl, const struct ctl_args *a)
+{
+    char path[64];
+    int rc = firmware_path(a, path, sizeof path);
+    if (rc != CTL_OK) return rc;
+    return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, device_text);
+}
+
+int ctl__cmd_firmware_delete(struct ctl *ctl, const struct ctl_args *a)
+{
+    char path[64], sv[64];
+    cJSON *out = NULL;
+    int rc = firmware_path(a, path, sizeof path);
+    if (rc != CTL_OK) return rc;
+    rc = ctl__http_json(ctl, "DELETE", path, NULL, CTL_AUTH_ADMIN, &out);
+    if (rc == CTL_OK) {
+        if (ctl->json)
+            ctl__print_json(out);
+        else
+            printf("firmware %s (%s) deleted%s\n", a->pos[0],
+                   ctl__jtext(out, "soft_version", sv, sizeof sv),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(out, "file_removed"))
+                       ? ", hosted file removed"
+                       : "");
+    }
+    cJSON_Delete(out);
+    return rc;
 }
 
 static void print_log(const struct ctl *ctl, const cJSON *rec)

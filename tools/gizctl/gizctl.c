@@ -20,6 +20,12 @@
 static const struct ctl_opt opts_device_list[] = {
     {"product", 'p', "PK", "only devices of this product key"},
     {"online", 0, NULL, "only devices that are online now"},
+    {"limit", 0, "N", "at most N devices (the GService's default: 1000)"},
+    {"offset", 0, "N", "skip the first N devices"},
+    {0}};
+static const struct ctl_opt opts_page[] = {
+    {"limit", 0, "N", "at most N entries (the GService's default: 1000)"},
+    {"offset", 0, "N", "skip the first N entries"},
     {0}};
 static const struct ctl_opt opts_firmware[] = {
     {"product", 'p', "PK", "product key (required)"},
@@ -37,7 +43,10 @@ static const struct ctl_opt opts_ota_push[] = {
      "40: 0x020E, v4.0 target_fid flow"},
     {0}};
 static const struct ctl_opt opts_firmware_list[] = {
-    {"product", 'p', "PK", "only firmware of this product key"}, {0}};
+    {"product", 'p', "PK", "only firmware of this product key"},
+    {"limit", 0, "N", "at most N entries (the GService's default: 1000)"},
+    {"offset", 0, "N", "skip the first N entries"},
+    {0}};
 static const struct ctl_opt opts_logs[] = {
     {"lines", 'n', "N", "show the last N records (default 100, at most 1000)"},
     {"follow", 'f', NULL, "keep polling and print new records as they are stored"},
@@ -76,10 +85,24 @@ static const struct ctl_cmd commands[] = {
     /* operator side: admin API */
     {"product", "create", "NAME", "create a product; prints its product key and secret", NULL, 1, 1,
      NULL, ctl__cmd_product_create},
-    {"product", "list", "", "list products", NULL, 0, 0, NULL, ctl__cmd_product_list},
+    {"product", "list", "", "list products", NULL, 0, 0, opts_page, ctl__cmd_product_list},
     {"device", "list", "", "list devices with online state and last seen time", NULL, 0, 0,
      opts_device_list, ctl__cmd_device_list},
     {"device", "show", "DID", "show one device", NULL, 1, 1, NULL, ctl__cmd_device_show},
+    {"device", "disable", "DID",
+     "disable a device: its MQTT session is kicked, logins and provision are refused",
+     "It stays disabled when it registers again with the same MAC and passcode,\n"
+     "until `gizctl device enable DID`.",
+     1, 1, NULL, ctl__cmd_device_control},
+    {"device", "enable", "DID", "enable a disabled device again", NULL, 1, 1, NULL,
+     ctl__cmd_device_control},
+    {"device", "kick", "DID", "close the device's MQTT session (it may reconnect at once)", NULL, 1,
+     1, NULL, ctl__cmd_device_control},
+    {"device", "delete", "DID",
+     "delete a device: bindings, logs and details go, its session is kicked",
+     "Its timeline (gizctl device events) stays. The firmware gets 404/9014 for the\n"
+     "DID and registers anew.",
+     1, 1, NULL, ctl__cmd_device_delete},
     {"device", "events", "DID", "print a device's timeline, oldest first (-f: then follow it live)",
      "One line per event: ISO 8601 UTC time, kind, then its fields as key=value\n"
      "(status, error_code, versions, bytes, peer, ...). With --json one JSON\n"
@@ -93,6 +116,10 @@ static const struct ctl_cmd commands[] = {
      ctl__cmd_firmware_upload},
     {"firmware", "list", "", "list firmware (id, product, type, versions, MD5, size)", NULL, 0, 0,
      opts_firmware_list, ctl__cmd_firmware_list},
+    {"firmware", "show", "ID", "show one firmware", NULL, 1, 1, NULL, ctl__cmd_firmware_show},
+    {"firmware", "delete", "ID",
+     "delete a firmware (and the file the GService hosts); devices are no longer offered it", NULL,
+     1, 1, NULL, ctl__cmd_firmware_delete},
     {"ota", "push", "", "tell online devices to check for an update now (0x0211)",
      "Give --did DID, or --product PK [--type 1|2]. When no firmware matches, gizctl\n"
      "says so: devices will re-check and answer 9500 (no update).",
