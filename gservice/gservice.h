@@ -197,6 +197,9 @@ enum gs_route_id {
     GS_ROUTE_APP_DEVICE,           /* GET /app/devices/<did> */
     GS_ROUTE_APP_RAW_DATA,         /* GET /app/devices/<did>/raw_data */
     GS_ROUTE_APP_CONTROL,          /* POST /app/control/<did> */
+    GS_ROUTE_ADMIN_DATAPOINTS,     /* PUT/GET /admin/products/<pk>/datapoints (route_datapoint.c) */
+    GS_ROUTE_APP_DATAPOINT,        /* GET /app/datapoint?product_key= */
+    GS_ROUTE_APP_DEVDATA_LATEST,   /* GET /app/devdata/<did>/latest */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -398,6 +401,10 @@ void gs_route_app_bind_mac(struct gs_request *rq);
 void gs_route_app_device(struct gs_request *rq);
 void gs_route_app_raw_data(struct gs_request *rq);
 void gs_route_app_control(struct gs_request *rq);
+/* Data points (route_datapoint.c). */
+void gs_route_admin_datapoints(struct gs_request *rq);
+void gs_route_app_datapoint(struct gs_request *rq);
+void gs_route_app_devdata_latest(struct gs_request *rq);
 /* Shared by the app routes (route_app.c): a borrowed store and the session
  * of X-Gizwits-User-token, or false after answering (500 / 401 9004 / 9006;
  * the store, if borrowed, is in *st for the caller to release). */
