@@ -211,14 +211,36 @@ static void put_counters(struct text *t, struct gs_server *srv)
         ld(&m->admin_throttled));
 }
 
-/* What the store says: broker liveness, device counts. */
+/* Appends the broker's own series (the plugin's snapshot in the broker
+ * row, schema 008): only lines of gizcloud_broker_* series and their
+ * HELP/TYPE comments pass, each ending in a newline. */
+static void put_broker_series(struct text *t, const char *snap)
+{
+    const char *p = snap;
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        bool ok = (n > 16 && strncmp(p, "gizcloud_broker_", 16) == 0) ||
+                  (n > 23 && (strncmp(p, "# HELP gizcloud_broker_", 23) == 0 ||
+                              strncmp(p, "# TYPE gizcloud_broker_", 23) == 0));
+        if (ok && !t->failed &&
+            (giz_buf_append(&t->b, p, n) != GIZ_OK || giz_buf_append(&t->b, "\n", 1) != GIZ_OK))
+            t->failed = true;
+        p += n;
+        if (*p == '\n') p++;
+    }
+}
+
+/* What the store says: broker liveness, device counts, the broker's series. */
 static void put_store(struct text *t, struct gs_request *rq)
 {
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     int64_t all = -1, online = -1, age_ms = -1;
     bool alive = false;
+    char *snap = NULL;
     if (st != NULL) {
         alive = gs_broker_alive(rq->srv, st, &age_ms);
+        if (alive && giz_store_broker_metrics_get(st, &snap, NULL) != GIZ_OK) snap = NULL;
         if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK) all = -1;
         if (!alive)
             online = 0; /* stale flags of a dead broker are not presence */
@@ -250,6 +272,8 @@ static void put_store(struct text *t, struct gs_request *rq)
             "# TYPE gizcloud_devices_online gauge\n"
             "gizcloud_devices_online %" PRId64 "\n",
             online);
+    if (snap != NULL) put_broker_series(t, snap); /* a dead broker's counters are not shown */
+    free(snap);
 }
 
 void gs_route_metrics(struct gs_request *rq)

@@ -141,6 +141,7 @@ enum giz_guard_verdict giz_guard_scan(struct giz_guard *g, const struct giz_guar
         case ST_TYPE:
             start = i;
             here = true;
+            g->last_type = (uint8_t)(buf[i] >> 4);
             if ((buf[i] >> 4) == GIZ_MQTT_PINGREQ && g->connect_done && !ping_allowed(g, lim)) {
                 *pass = i;
                 return GIZ_GUARD_CLOSE_PING;
@@ -215,6 +216,7 @@ connect_complete(struct giz_guard *g, const struct giz_guard_limits *lim, struct
         if (err != NULL) *err = e;
         return GIZ_GUARD_CLOSE_CONNECT;
     }
+    g->keepalive_asked = cp.keepalive;
     if ((cp.keepalive == 0 || cp.keepalive > lim->keepalive_max) &&
         cp.keepalive_offset + 2u <= g->pkt_len) {
         g->pkt[cp.keepalive_offset] = (uint8_t)(lim->keepalive_max >> 8);

@@ -28,8 +28,9 @@
  * the one that just disconnected, under the same rules as a PUBLISH.
  *
  * The rules themselves are pure functions in acl_rules.c (unit-tested);
- * this file maps mosquitto's check onto them and tells push.c about every
- * device SUBSCRIBE it grants.
+ * this file maps mosquitto's check onto them, tells push.c about every
+ * device SUBSCRIBE it grants and events.c about every answer (the device
+ * timeline's subscribe / publish_in / publish_out / acl_denied, metrics).
  */
 #include "acl_rules.h"
 #include "plugin.h"
@@ -57,6 +58,22 @@ static bool app_bound(const void *ud, const char *did, size_t did_len)
     return presence__app_bound(ud, did, did_len);
 }
 
+/* The rules' answer for ed (c: who the client is, NULL if not ours). */
+static bool check(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const struct client *c,
+                  enum acl_access access)
+{
+    if (c == NULL) return false;
+    if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
+        if (!acl__device_allowed(c->dev->did, c->dev->product_key, access, ed->topic)) return false;
+        /* The push queue waits for the device's subscriptions. */
+        if (access == ACL_SUBSCRIBE) push__subscribed(g, ed->client, c->dev, ed->topic);
+        return true;
+    }
+    if (c->kind == CLIENT_APP && c->app != NULL)
+        return acl__app_allowed(c->app->client_id, app_bound, c->app, access, ed->topic);
+    return false;
+}
+
 int acl__check_cb(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_acl_check *ed = event_data;
@@ -64,25 +81,16 @@ int acl__check_cb(int event, void *event_data, void *userdata)
     struct client cl;
     const struct client *c = &cl;
     enum acl_access access;
+    bool ok;
     (void)event;
     if (ed->access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
     if (ed->topic == NULL || !access_of(ed->access, &access)) return MOSQ_ERR_ACL_DENIED;
-    if (ed->access == MOSQ_ACL_WRITE && ed->retain) return MOSQ_ERR_ACL_DENIED;
     /* A will is checked right after its client's DISCONNECT (2.0.11), when
      * presence has already forgotten the context: use what it was. */
     if (!presence__client(g, ed->client, &cl) &&
         !(ed->access == MOSQ_ACL_WRITE && presence__gone_client(g, ed->client, &cl)))
-        return MOSQ_ERR_ACL_DENIED;
-    if (c->kind == CLIENT_DEVICE && c->dev != NULL) {
-        if (!acl__device_allowed(c->dev->did, c->dev->product_key, access, ed->topic))
-            return MOSQ_ERR_ACL_DENIED;
-        /* The push queue waits for the device's subscriptions. */
-        if (access == ACL_SUBSCRIBE) push__subscribed(g, ed->client, c->dev, ed->topic);
-        return MOSQ_ERR_SUCCESS;
-    }
-    if (c->kind == CLIENT_APP && c->app != NULL)
-        return acl__app_allowed(c->app->client_id, app_bound, c->app, access, ed->topic)
-                   ? MOSQ_ERR_SUCCESS
-                   : MOSQ_ERR_ACL_DENIED;
-    return MOSQ_ERR_ACL_DENIED;
+        c = NULL;
+    ok = !(ed->access == MOSQ_ACL_WRITE && ed->retain) && check(g, ed, c, access);
+    events__acl(g, ed, c, ok); /* timeline events, counters, the denial line */
+    return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }

@@ -109,6 +109,7 @@ static int refuse(struct gizp *g, struct mosquitto *ctx, const char *who, const 
     peer_of(ctx, peer, sizeof(peer));
     g->auth->n.refused++;
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: login refused for %s from %s: %s", who, peer, why);
+    events__refused(g, ctx, why);
     return MOSQ_ERR_AUTH;
 }
 
@@ -426,6 +427,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             g->auth->n.throttled++;
             g->auth->n.refused++;
             fail_refused(g, f, key, now);
+            events__refused(g, ctx, "backed off after wrong passcodes");
             return MOSQ_ERR_AUTH;
         }
         if (giz_pcache_check(g->auth->pcache, did, passcode, NULL, false, product_key)) {
@@ -446,6 +448,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
                                          "giz: login refused for %s from %s: passcode check budget "
                                          "(auth_slow_rate %u/s) spent, retry later",
                                          who, peer, g->cfg.auth_slow_rate);
+                events__refused(g, ctx, "passcode check budget spent");
                 return MOSQ_ERR_AUTH;
             }
             if (rc == GIZ_OK) {
@@ -469,6 +472,7 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
     if (ok && presence__device_online(g, ctx, did, product_key) != 0)
         return refuse(g, ctx, who, "out of memory");
     g->auth->n.ok++;
+    if (!reauth) events__connect(g, ctx, did);
     if (g->cfg.log_level >= (reauth ? GIZ_LOG_DEBUG : GIZ_LOG_INFO)) {
         char peer[GIZP_PEER_SIZE];
         peer_of(ctx, peer, sizeof(peer));

@@ -119,6 +119,17 @@ static const struct opt_def opt_table[] = {
     OPT("sub_wait", OPT_MS, 0, 60000, sub_wait_ms,
         "how long pushes wait for a device's other subscriptions once ser2cli_res is "
         "granted, <n>ms or seconds, 0..60s"),
+    OPT("events", OPT_UINT, 0, 1, events,
+        "1 = record MQTT events in the device timeline (default), 0 = off"),
+    OPT("events_per_device", OPT_UINT, 1, 10000000, events_per_device,
+        "newest timeline events kept per device, 1..10000000 (as GIZ_EVENTS_PER_DEVICE)"),
+    OPT("events_total", OPT_UINT, 1, 1099511627776ull, events_total,
+        "timeline events kept in all, 1..2^40 (as GIZ_EVENTS_TOTAL)"),
+    OPT("events_queue", OPT_UINT, 1, 16777216, events_queue,
+        "MQTT events waiting for the DB batch before new ones are dropped, 1..16777216"),
+    OPT("events_payload", OPT_UINT, 0, 3072, events_payload,
+        "payload bytes recorded (as hex) per publish event, 0..3072 (3072 = full payloads "
+        "up to that size)"),
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 #define OPT_DB_PATH 0u /* opt_table[0] */
@@ -170,6 +181,11 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->pre_connect_per_addr = 1000;
     cfg->device_gap_ms = 30;
     cfg->sub_wait_ms = 1000;
+    cfg->events = 1;
+    cfg->events_per_device = 1000; /* GIZ_EVENTS_PER_DEVICE's default */
+    cfg->events_total = 1000000;   /* GIZ_EVENTS_TOTAL's default */
+    cfg->events_queue = 65536;     /* GIZ_EVENTS_QUEUE's default */
+    cfg->events_payload = 64;
 }
 
 /* Stores v into an unsigned or size_t field of cfg. */

@@ -115,9 +115,11 @@ struct iconn {
     struct giz_guard guard;
     struct peer_addr peer;
     int fd;
-    bool pre;    /* counted as a connection without CONNECT */
-    bool doomed; /* the next read fails (an offender got its last bytes) */
-    bool tls;    /* read through SSL_read */
+    bool pre;           /* counted as a connection without CONNECT */
+    bool doomed;        /* the next read fails (an offender got its last bytes) */
+    bool tls;           /* read through SSL_read */
+    uint8_t end;        /* enum events_end: how its reads ended (for the timeline) */
+    int64_t last_in_ms; /* monotonic ms of the last bytes read (keepalive timeouts) */
 };
 
 typedef ssize_t (*read_t)(int, void *, size_t);
@@ -275,6 +277,7 @@ static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *p
     }
     giz_guard_init(&c->guard);
     c->guard.bucket_t0 = giz_mono_ms(); /* accept time until the CONNECT */
+    c->last_in_ms = (int64_t)c->guard.bucket_t0;
     c->fd = fd;
     c->peer = *peer;
     c->pre = true;
@@ -321,6 +324,11 @@ static void log_close(struct icpt *ic, struct iconn *c, enum giz_guard_verdict v
         ic->closed_ping++;
     else
         ic->closed_other++;
+    c->end = (uint8_t)(v == GIZ_GUARD_CLOSE_PING ? EVENTS_END_PING : EVENTS_END_LIMIT);
+    if (v == GIZ_GUARD_CLOSE_PING && c->guard.client_id != NULL) {
+        peer_format(&c->peer, peer, sizeof(peer));
+        events__ping_limit(ic->g, c->guard.client_id, peer);
+    }
     if (!plugin__rate_ok(&ic->rl_close, 50, "connection-close lines")) return;
     peer_format(&c->peer, peer, sizeof(peer));
     if (v == GIZ_GUARD_CLOSE_PING)
@@ -361,10 +369,24 @@ static ssize_t conn_read(struct icpt *ic, struct iconn *c, void *buf, size_t cou
         errno = ECONNRESET;
         return -1;
     }
+    bool had_connect = c->guard.connect_done;
     err.text[0] = '\0';
     err.offset = 0;
     r = giz_guard_read(&c->guard, &ic->lim, buf, count, ssl != NULL ? tls_cb : plain_cb, &x, &v,
                        &err);
+    if (r > 0) {
+        c->last_in_ms = (int64_t)giz_mono_ms();
+    } else if (c->end == EVENTS_END_NONE) {
+        if (r == 0)
+            c->end = EVENTS_END_EOF;
+        else if (ssl == NULL && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            c->end = EVENTS_END_ERROR;
+    }
+    if (!had_connect && c->guard.connect_done && c->guard.client_id != NULL) {
+        char peer[PEER_SIZE];
+        peer_format(&c->peer, peer, sizeof(peer));
+        events__connect_seen(ic->g, c->guard.client_id, c->guard.keepalive_asked, peer);
+    }
     if (c->pre && !c->guard.gathering) pre_leave(ic, c);
     if (v != GIZ_GUARD_PASS) {
         log_close(ic, c, v, &err);
@@ -410,7 +432,11 @@ static int w_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int
 static int w_close(int fd)
 {
     struct icpt *ic = icpt;
-    if (conn_of(ic, fd) != NULL) conn_free(ic, fd);
+    struct iconn *c = conn_of(ic, fd);
+    if (c != NULL && c->guard.client_id != NULL)
+        events__socket_closed(ic->g, c->guard.client_id, (enum events_end)c->end,
+                              c->guard.last_type, (int64_t)giz_mono_ms() - c->last_in_ms);
+    if (c != NULL) conn_free(ic, fd);
     return ic->real_close(fd);
 }
 

@@ -101,17 +101,25 @@ static void db_flush(struct gizp *g)
     int64_t now = (int64_t)giz_mono_ms();
     bool beat = push__beat_due(g, now);
     bool logs = devlog__pending(g);
+    bool events = events__pending(g);
     int rc;
     if (g->store == NULL) return;
-    if (!presence__pending(g) && !logs) {
-        if (beat) push__beat(g, now);
+    if (!presence__pending(g) && !logs && !events) {
+        if (beat) {
+            push__beat(g, now);
+            events__metrics_write(g, now);
+        }
         return;
     }
     rc = giz_store_begin(g->store);
     if (rc != GIZ_OK) goto fail;
-    if (beat) push__beat(g, now); /* a failure is logged; the batch goes on */
+    if (beat) { /* a failure is logged; the batch goes on */
+        push__beat(g, now);
+        events__metrics_write(g, now);
+    }
     rc = presence__write(g);
     if (rc == GIZ_OK) rc = devlog__write(g);
+    if (rc == GIZ_OK) rc = events__write(g);
     if (rc == GIZ_OK) rc = giz_store_commit(g->store);
     if (rc != GIZ_OK) {
         giz_store_rollback(g->store);
@@ -119,12 +127,14 @@ static void db_flush(struct gizp *g)
     }
     presence__written(g);
     devlog__written(g);
+    events__written(g);
     return;
 fail:
     if (plugin__rate_ok(&g->tick.rl_batch, 5, "DB batch errors"))
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: DB batch failed (%s), will retry: %s",
                              giz_strerror(rc), giz_store_errmsg(g->store));
     devlog__failed(g);
+    events__failed(g);
 }
 
 /* MOSQ_EVT_TICK: fires once per broker loop iteration (about 10/s idle, more
@@ -145,6 +155,7 @@ static int tick_cb(int event, void *event_data, void *userdata)
     }
     push__tick(g, now); /* paced messages, fallback timers */
     devlog__prune(g, now);
+    events__tick(g, now); /* timeline retention prune, queue drops */
     auth__fails_sweep(g, now);
     if (g->cfg.stats_interval > 0 &&
         now - g->tick.last_stats_ms >= (int64_t)g->cfg.stats_interval * 1000)
@@ -192,6 +203,7 @@ static void context_free(struct gizp *g)
     push__free(g); /* records the clean stop: needs the store, still open here */
     presence__free(g);
     devlog__free(g);
+    events__free(g);
     auth__free(g); /* detaches the passcode cache from the store */
     if (g->store != NULL) {
         giz_store_device_all_offline(g->store);
@@ -233,7 +245,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (presence__init(g) != 0 || devlog__init(g) != 0) {
+    if (presence__init(g) != 0 || devlog__init(g) != 0 || events__init(g) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;

@@ -82,6 +82,12 @@ struct gizp_config {
     /* push.c */
     unsigned device_gap_ms; /* least gap between two cloud->device packets; 0 = no pacing */
     unsigned sub_wait_ms;   /* pushes wait this long after ser2cli_res for the others */
+    /* events.c (the device timeline, MQTT side) */
+    unsigned events;            /* 1 = record MQTT events (default), 0 = off */
+    unsigned events_per_device; /* newest events kept per device (as GIZ_EVENTS_PER_DEVICE) */
+    size_t events_total;        /* events kept in all (as GIZ_EVENTS_TOTAL) */
+    unsigned events_queue;      /* events waiting for the DB batch; more are dropped */
+    unsigned events_payload;    /* payload bytes recorded as hex (events_payload) */
 };
 
 /* Fills cfg from the broker's option array. Returns 0, or -1 after logging
@@ -306,6 +312,64 @@ void push__stats(const struct gizp *g, struct push_stats *out);
 bool push__beat_due(struct gizp *g, int64_t now_ms);
 void push__beat(struct gizp *g, int64_t now_ms);
 
+/* ==== events.c: the device timeline (MQTT side), broker metrics ========== */
+struct events; /* events.c */
+
+/* How intercept.c saw a client socket end (events__socket_closed). */
+enum events_end {
+    EVENTS_END_NONE = 0, /* closed by the broker without a read failing */
+    EVENTS_END_EOF,      /* the client closed the connection */
+    EVENTS_END_ERROR,    /* a read failed (reset, TLS error) */
+    EVENTS_END_PING,     /* the PINGREQ limit */
+    EVENTS_END_LIMIT,    /* another guard limit (packet size, bad framing) */
+};
+
+/* Creates g->events. 0 or -1 (ENOMEM). */
+int events__init(struct gizp *g);
+/* Frees queued events and the state (g->events may be NULL). */
+void events__free(struct gizp *g);
+/* BASIC_AUTH accepted device ctx as did (connect event, device_conn row). */
+void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *did);
+/* BASIC_AUTH refused ctx (a connack_refused event if its username is a DID). */
+void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *why);
+/* ACL checks of device / app contexts (subscribe, publish_in, publish_out,
+ * acl_denied events; counters). c may be NULL (unknown context). */
+void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const struct client *c,
+                 bool allowed);
+/* A message the cloud sends a device with mosquitto_broker_publish (push.c). */
+void events__cloud_publish(struct gizp *g, const char *did, const char *topic, const void *payload,
+                           size_t len);
+/* intercept.c: the PINGREQ limit closes client_id's connection from peer. */
+void events__ping_limit(struct gizp *g, const char *client_id, const char *peer);
+/* intercept.c: the client's CONNECT was gathered (keepalive as asked, peer). */
+void events__connect_seen(struct gizp *g, const char *client_id, unsigned keepalive_asked,
+                          const char *peer);
+/* MOSQ_EVT_DISCONNECT of ctx (before presence forgets it); the event is
+ * completed by the socket's close (events__socket_closed) right after. */
+void events__disconnect(struct gizp *g, const struct mosquitto *ctx);
+/* intercept.c: a client socket with a CONNECT is closed. idle_ms: since
+ * its last bytes arrived; last_type: the type nibble of its last packet. */
+void events__socket_closed(struct gizp *g, const char *client_id, enum events_end end,
+                           unsigned last_type, int64_t idle_ms);
+/* push.c: the plugin is about to kick did (why goes into its disconnect). */
+void events__kicked(struct gizp *g, const char *did, const char *why);
+/* push.c: an outbox item created at created_at (unix s) is being acted on. */
+void events__outbox_seen(struct gizp *g, int64_t created_at);
+/* DB batch (plugin.c): events__pending true if events or connection rows
+ * are queued; events__write appends them inside the caller's transaction;
+ * events__written forgets them after the commit, events__failed keeps
+ * them for the next batch. */
+bool events__pending(const struct gizp *g);
+int events__write(struct gizp *g);
+void events__written(struct gizp *g);
+void events__failed(struct gizp *g);
+/* TICK: retention prune (every second or 4096 events), queue drops into
+ * the store's counters, a disconnect whose close never came. */
+void events__tick(struct gizp *g, int64_t now_ms);
+/* With the heartbeat (plugin.c's DB batch): the counters as Prometheus
+ * text into the broker row. */
+void events__metrics_write(struct gizp *g, int64_t now_ms);
+
 /* ==== the context (plugin.c) ============================================== */
 struct gizp {
     mosquitto_plugin_id_t *pid;
@@ -324,6 +388,7 @@ struct gizp {
     struct devlog *devlog;     /* devlog.c: queued records, pruning */
     struct push_state *push;   /* push.c: per-device queues, pacing, outbox, heartbeat */
     struct auth *auth;         /* auth.c: passcode cache, back-off records, PBKDF2 budget */
+    struct events *events;     /* events.c: timeline queue, connection records, metrics */
 
     struct {                          /* message.c */
         struct rate_limit rl_payload; /* malformed / unexpected payload lines */

@@ -395,6 +395,7 @@ int presence__disconnect_cb(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_disconnect *ed = event_data;
     (void)event;
+    events__disconnect(userdata, ed->client); /* completed by the socket's close */
     gone_remember(userdata, ed->client);
     client_offline(userdata, ed->client);
     return MOSQ_ERR_SUCCESS;

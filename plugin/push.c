@@ -196,9 +196,11 @@ static void devq_sent(struct push_state *ps, struct devq *q, int64_t now)
     if (q->ready) list_add_tail(&ps->ready, q);
 }
 
-static void publish_to(const char *did, const char *topic, const uint8_t *buf, size_t len, int qos)
+static void publish_to(struct gizp *g, const char *did, const char *topic, const uint8_t *buf,
+                       size_t len, int qos)
 {
     int rc = mosquitto_broker_publish_copy(did, topic, (int)len, buf, qos, false, NULL);
+    if (rc == MOSQ_ERR_SUCCESS) events__cloud_publish(g, did, topic, buf, len);
     if (rc != MOSQ_ERR_SUCCESS)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: publish to %s failed: mosquitto error %d", did,
                              rc); /* mosquitto_strerror is not exported by the 2.0.21 broker */
@@ -245,7 +247,7 @@ static bool devq_push(struct push_state *ps, struct devq *q, const char *topic, 
 }
 
 /* Sends the oldest queued message of q. */
-static void devq_send_one(struct push_state *ps, struct devq *q, int64_t now)
+static void devq_send_one(struct gizp *g, struct push_state *ps, struct devq *q, int64_t now)
 {
     struct devq_msg *m = q->head;
     if (m == NULL) return;
@@ -254,7 +256,7 @@ static void devq_send_one(struct push_state *ps, struct devq *q, int64_t now)
     q->n--;
     q->bytes -= m->len;
     ps->bytes -= m->len;
-    publish_to(q->did, (const char *)m->data + m->len, m->data, m->len, m->qos);
+    publish_to(g, q->did, (const char *)m->data + m->len, m->data, m->len, m->qos);
     free(m);
     devq_sent(ps, q, now);
 }
@@ -281,20 +283,20 @@ static void send_to_device_on(struct gizp *g, const char *did, const char *topic
     int64_t now = (int64_t)giz_mono_ms();
     q = ps != NULL ? giz_map_sget(&ps->q, did) : NULL;
     if (ps == NULL) {
-        publish_to(did, topic, buf, len, 0);
+        publish_to(g, did, topic, buf, len, 0);
         return;
     }
     if (q == NULL && g->cfg.device_gap_ms == 0) {
-        publish_to(did, topic, buf, len, 0);
+        publish_to(g, did, topic, buf, len, 0);
         return;
     }
     if (q == NULL) q = devq_create(ps, did);
     if (q == NULL) {
-        publish_to(did, topic, buf, len, 0);
+        publish_to(g, did, topic, buf, len, 0);
         return;
     }
     if (q->ready && q->n == 0 && now - q->last_tx_ms >= (int64_t)g->cfg.device_gap_ms) {
-        publish_to(did, topic, buf, len, 0);
+        publish_to(g, did, topic, buf, len, 0);
         devq_sent(ps, q, now);
         return;
     }
@@ -428,7 +430,7 @@ void push__tick(struct gizp *g, int64_t now)
         struct devq *q = ps->ready.next;
         if (now - q->last_tx_ms < gap) break;
         if (q->n > 0) {
-            devq_send_one(ps, q, now);
+            devq_send_one(g, ps, q, now);
             ps->paced++;
         } else {
             devq_free(ps, q);
@@ -588,7 +590,7 @@ void push__answer_app_count(struct gizp *g, struct did_state *ds)
     if (q != NULL && !q->ready) {
         char topic[sizeof("ser2cli_res/") + GIZ_DID_SIZE];
         snprintf(topic, sizeof(topic), "ser2cli_res/%s", ds->did);
-        publish_to(ds->did, topic, buf, len, 0);
+        publish_to(g, ds->did, topic, buf, len, 0);
         q->last_tx_ms = (int64_t)giz_mono_ms();
         return;
     }
@@ -697,6 +699,7 @@ void push__poll_outbox(struct gizp *g)
     for (size_t i = 0; i < b.n; i++) {
         const struct giz_outbox_item *it = &b.items[i];
         if (it->id > ps->outbox_last_id) ps->outbox_last_id = it->id;
+        events__outbox_seen(g, it->created_at);
         switch (it->kind) {
         case GIZ_OUTBOX_OTA_PUSH:
             handle_ota(g, it);
@@ -704,6 +707,7 @@ void push__poll_outbox(struct gizp *g)
         case GIZ_OUTBOX_DEVICE_DISABLED:
             if (it->did[0] != '\0') {
                 auth__forget(g, it->did);
+                events__kicked(g, it->did, "device disabled");
                 int krc = mosquitto_kick_client_by_clientid(it->did, false);
                 mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s disabled%s", it->did,
                                      krc == MOSQ_ERR_SUCCESS ? ", live session closed" : "");

@@ -68,7 +68,9 @@ struct giz_guard {
     uint8_t hdr[5];     /* gathering: type byte + remaining length */
     uint8_t cur_bucket;
     uint8_t client_id_len;
-    uint8_t *pkt; /* gathered packet (whole CONNECT), freed once taken */
+    uint8_t last_type;        /* streaming: type nibble of the last packet begun (timeline) */
+    uint16_t keepalive_asked; /* the CONNECT's keepalive before the clamp (timeline) */
+    uint8_t *pkt;             /* gathered packet (whole CONNECT), freed once taken */
     uint32_t pkt_len, pkt_have, ready_off, ready_len; /* ready_*: bytes to hand over */
     char *client_id;                                  /* NUL-terminated printable copy, or NULL */
     struct giz_guard_exact *pex;

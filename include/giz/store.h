@@ -569,4 +569,30 @@ int giz_store_log_count(struct giz_store *s, const char *did, int64_t before_id,
 int giz_store_firmware_delete(struct giz_store *s, int64_t id, struct giz_firmware *out);
 /* ==== end of operator control ============================================== */
 
+/* ==== broker metrics and device connections (helper "timeline", schema 008) =
+ * The plugin's counters as Prometheus text (only gizcloud_broker_* lines),
+ * written with its heartbeat; the GService's GET /metrics appends them. */
+#define GIZ_BROKER_METRICS_MAX 65536
+/* GIZ_ERR_NOT_FOUND if no broker row exists yet (start not recorded). */
+int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t now_ms);
+/* *text: malloc'd copy (the caller frees); *at_ms (may be NULL): when taken.
+ * GIZ_ERR_NOT_FOUND if no broker row or no snapshot. */
+int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_ms);
+
+/* A device's current (or last) MQTT connection, kept beside devices.online. */
+#define GIZ_CONN_PEER_SIZE 72 /* "[v6]:port" */
+struct giz_device_conn {
+    char peer[GIZ_CONN_PEER_SIZE];
+    int keepalive;       /* granted (after the plugin's clamp), seconds */
+    int keepalive_asked; /* what the CONNECT asked; -1 unknown */
+    int protocol_level;  /* 3 (3.1), 4 (3.1.1), 5 */
+    bool clean_session;
+    int64_t connected_at_ms; /* unix ms */
+};
+int giz_store_device_conn_set(struct giz_store *s, const char *did,
+                              const struct giz_device_conn *c);
+/* GIZ_ERR_NOT_FOUND if the device never connected. */
+int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out);
+/* ==== end of broker metrics and device connections ========================= */
+
 #endif

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The broker's side of the timeline in the store (schema/008): the plugin's
+ * metrics snapshot in the broker row (Prometheus text the GService appends
+ * to its /metrics) and each device's current MQTT connection (device_conn:
+ * peer, keepalive asked and granted, protocol level, clean session, since
+ * when). Statements are prepared per call (a few a second at most).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+static int tl_prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        *st = NULL;
+        return store__db_err(s, rc, what);
+    }
+    return GIZ_OK;
+}
+
+static void tl_finalize(struct giz_store *s, sqlite3_stmt *st)
+{
+    if (st == NULL) return;
+    s->bind_rc = SQLITE_OK;
+    sqlite3_finalize(st);
+}
+
+int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!s || !text || strnlen(text, GIZ_BROKER_METRICS_MAX + 1) > GIZ_BROKER_METRICS_MAX)
+        return GIZ_ERR_INVAL;
+    rc = tl_prepare(s, "UPDATE broker SET metrics = ?1, metrics_at = ?2 WHERE id = 1", &st,
+                    "preparing broker metrics");
+    if (rc) return rc;
+    store__bind_text(s, st, 1, text);
+    store__bind_int(s, st, 2, now_ms);
+    rc = store__exec(s, st, "writing broker metrics");
+    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    tl_finalize(s, st);
+    return rc;
+}
+
+int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if (!s || !text) return GIZ_ERR_INVAL;
+    *text = NULL;
+    if (at_ms) *at_ms = 0;
+    rc = tl_prepare(s, "SELECT metrics, coalesce(metrics_at, 0) FROM broker WHERE id = 1", &st,
+                    "preparing broker metrics read");
+    if (rc) return rc;
+    src = store__step(s, st);
+    if (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        int n = sqlite3_column_bytes(st, 0);
+        *text = t ? malloc((size_t)n + 1u) : NULL;
+        if (*text == NULL) {
+            rc = GIZ_ERR_NOMEM;
+        } else {
+            memcpy(*text, t, (size_t)n);
+            (*text)[n] = '\0';
+            if (at_ms) *at_ms = sqlite3_column_int64(st, 1);
+        }
+    } else if (src == SQLITE_ROW || src == SQLITE_DONE) {
+        rc = GIZ_ERR_NOT_FOUND;
+    } else {
+        rc = store__db_err(s, src, "reading broker metrics");
+    }
+    tl_finalize(s, st);
+    return rc;
+}
+
+int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct giz_device_conn *c)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!s || !c || !store__fits(did, GIZ_DID_SIZE) || !did[0] ||
+        !store__fits(c->peer, GIZ_CONN_PEER_SIZE))
+        return GIZ_ERR_INVAL;
+    rc = tl_prepare(s,
+                    "INSERT INTO device_conn(did, peer, keepalive, keepalive_asked, "
+                    "protocol_level, clean_session, connected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                    "?7) ON CONFLICT(did) DO UPDATE SET peer = excluded.peer, keepalive = "
+                    "excluded.keepalive, keepalive_asked = excluded.keepalive_asked, "
+                    "protocol_level = excluded.protocol_level, clean_session = "
+                    "excluded.clean_session, connected_at = excluded.connected_at",
+                    &st, "preparing device connection");
+    if (rc) return rc;
+    store__bind_text(s, st, 1, did);
+    store__bind_text(s, st, 2, c->peer);
+    store__bind_int(s, st, 3, c->keepalive);
+    if (c->keepalive_asked >= 0)
+        store__bind_int(s, st, 4, c->keepalive_asked);
+    else
+        store__bind_text(s, st, 4, NULL);
+    store__bind_int(s, st, 5, c->protocol_level);
+    store__bind_int(s, st, 6, c->clean_session ? 1 : 0);
+    store__bind_int(s, st, 7, c->connected_at_ms);
+    rc = store__exec(s, st, "writing device connection");
+    tl_finalize(s, st);
+    return rc;
+}
+
+int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if (!s || !out || !store__fits(did, GIZ_DID_SIZE)) return GIZ_ERR_INVAL;
+    memset(out, 0, sizeof(*out));
+    out->keepalive_asked = -1;
+    rc = tl_prepare(s,
+                    "SELECT peer, keepalive, coalesce(keepalive_asked, -1), protocol_level, "
+                    "clean_session, connected_at FROM device_conn WHERE did = ?1",
+                    &st, "preparing device connection read");
+    if (rc) return rc;
+    store__bind_text(s, st, 1, did);
+    src = store__step(s, st);
+    if (src == SQLITE_ROW) {
+        store__col_text(st, 0, out->peer, sizeof(out->peer));
+        out->keepalive = sqlite3_column_int(st, 1);
+        out->keepalive_asked = sqlite3_column_int(st, 2);
+        out->protocol_level = sqlite3_column_int(st, 3);
+        out->clean_session = sqlite3_column_int(st, 4) != 0;
+        out->connected_at_ms = sqlite3_column_int64(st, 5);
+    } else if (src == SQLITE_DONE) {
+        rc = GIZ_ERR_NOT_FOUND;
+    } else {
+        rc = store__db_err(s, src, "reading device connection");
+    }
+    tl_finalize(s, st);
+    return rc;
+}

@@ -1,0 +1,965 @@
+/* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
+/*
+ * The broker's half of the device timeline (issue 14) and its metrics.
+ *
+ * Events (source "mqtt", schema/006_events.sql): connect, connack_refused,
+ * subscribe, publish_in, publish_out, acl_denied, ping_limit,
+ * keepalive_timeout and disconnect, each with its own JSON fields (see
+ * DESIGN.md "Device timeline"). The hooks (auth.c, acl.c, push.c,
+ * presence.c, intercept.c) only format the fields and append one heap
+ * record to a bounded queue (events_queue; a full queue drops the event and
+ * counts it); no SQLite on the hot path. plugin.c's DB batch appends the
+ * queue with giz_store_event_append inside its one transaction, and
+ * events__tick prunes to the GService's bounds (events_per_device,
+ * events_total) about once a second or every 4096 events, and records the
+ * queue's drops with giz_store_event_count_dropped.
+ *
+ * Why a connection ended: mosquitto 2.0.11 gives MOSQ_EVT_DISCONNECT no
+ * reason (always -1), but fires it right before it closes the socket
+ * (src/context.c, context__disconnect), so the DISCONNECT is parked here and
+ * completed by intercept.c's close wrapper, which knows how the socket's
+ * reads ended (EOF, error, a guard limit), the type of the last packet (a
+ * DISCONNECT packet) and how long the client had been silent (keepalive
+ * timeout when that exceeds 1.5 x keepalive, mosquitto's own rule).
+ *
+ * Metrics: counters kept here (messages in/out by command code, ACL
+ * denials, disconnect reasons, events written/dropped/pruned, outbox lag)
+ * plus other modules' stats (logins, ping-limit closes, clients) are
+ * rendered as Prometheus text into the broker row with every heartbeat;
+ * the GService's GET /metrics appends them (one scrape, both processes).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "giz/mqtt.h"
+#include "plugin.h"
+
+#define EV_APPEND_CHUNK 1024u /* events per giz_store_event_append call */
+#define EV_PRUNE_EVERY_MS 1000
+#define EV_PRUNE_EVERY_N 4096u
+#define EV_TOPIC_MAX 200 /* topic bytes recorded */
+#define EV_CONN_PENDING_MAX 100000u
+#define EV_FIELDS_CAP (GIZ_EVENT_FIELDS_MAX + 1)
+#define EV_REFUSED_PER_S 100u
+
+/* One queued event: its fields text follows the record. */
+struct ev_rec {
+    char did[GIZ_DID_SIZE];
+    char kind[GIZ_EVENT_KIND_SIZE];
+    int64_t ts;
+    char fields[];
+};
+
+/* A live device context (from its BASIC_AUTH to its DISCONNECT). */
+struct ev_conn {
+    const struct mosquitto *ctx;
+    char did[GIZ_DID_SIZE];
+    int64_t since_ms; /* unix ms */
+    int keepalive;
+    char why[48]; /* set by the plugin before it closes the session ("" = none) */
+};
+
+/* A queued device_conn row. */
+struct ev_conn_row {
+    char did[GIZ_DID_SIZE];
+    struct giz_device_conn c;
+};
+
+/* Command codes with their own message counters; slot 0 = another code,
+ * the last = not a Gizwits frame. */
+static const uint16_t cmd_codes[] = {0,      0x0010, 0x0011, 0x0012, 0x0090, 0x0091, 0x0093, 0x0094,
+                                     0x020E, 0x020F, 0x0210, 0x0211, 0x021C, 0x021E, 0x022C};
+#define CMD_SLOTS (sizeof(cmd_codes) / sizeof(cmd_codes[0]) + 1u)
+#define CMD_SLOT_NONE (CMD_SLOTS - 1u)
+
+enum { DEN_SUBSCRIBE, DEN_PUBLISH, DEN_READ, DEN__COUNT };
+static const char *const den_names[DEN__COUNT] = {"subscribe", "publish", "read"};
+
+enum {
+    BYE_DISCONNECT,
+    BYE_EOF,
+    BYE_ERROR,
+    BYE_PING,
+    BYE_LIMIT,
+    BYE_KEEPALIVE,
+    BYE_TAKEOVER,
+    BYE_KICKED,
+    BYE_BROKER,
+    BYE__COUNT
+};
+static const char *const bye_names[BYE__COUNT] = {
+    "disconnect", "closed_by_client", "error",  "ping_limit", "limit",
+    "keepalive",  "taken_over",       "plugin", "broker"};
+
+struct events {
+    struct ev_rec **q; /* queued for the DB batch */
+    size_t n, cap;
+    size_t in_flight; /* q[0..in_flight) are being written by the batch */
+    struct ev_conn_row *rows;
+    size_t nrows, rows_cap, rows_in_flight;
+    struct giz_map conns;     /* ctx -> struct ev_conn (owned) */
+    struct giz_map conns_did; /* DID -> the newest struct ev_conn of that DID */
+    struct ev_conn *closing;  /* DISCONNECT seen, waiting for the socket's close */
+    /* the last CONNECT intercept.c gathered (BASIC_AUTH follows at once) */
+    char seen_cid[GIZ_CLIENTID_SIZE > GIZ_DID_SIZE ? GIZ_CLIENTID_SIZE : GIZ_DID_SIZE];
+    char seen_peer[GIZP_PEER_SIZE];
+    int seen_keepalive;
+    /* the store side */
+    uint64_t unrecorded_drops;
+    uint64_t since_prune;
+    int64_t last_prune_ms;
+    bool dirty;
+    /* counters (metrics) */
+    uint64_t msgs_in[CMD_SLOTS], msgs_out[CMD_SLOTS];
+    uint64_t denied[DEN__COUNT];
+    uint64_t bye[BYE__COUNT];
+    uint64_t written, dropped, pruned;
+    int64_t refused_window_ms; /* connack_refused events: at most EV_REFUSED_PER_S a second */
+    unsigned refused_in_window;
+    int64_t outbox_lag_s, outbox_lag_max_s; /* -1 = no item yet */
+    struct rate_limit rl_acl, rl_store;
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned cmd_slot(uint16_t cmd)
+{
+    for (unsigned i = 1; i < CMD_SLOTS - 1u; i++)
+        if (cmd_codes[i] == cmd) return i;
+    return 0;
+}
+
+/* The command code of a Gizwits frame (00 00 00 03 | varint | flag | cmd,
+ * or the bare 00 00 00 03 | cmd of 0x020E..0x0211) and where its body
+ * starts; false if the payload is not one. */
+static bool frame_cmd(const uint8_t *p, size_t len, uint16_t *cmd, size_t *body)
+{
+    uint32_t v = 0;
+    size_t used = 0;
+    if (len < 6 || p[0] != 0 || p[1] != 0 || p[2] != 0 || p[3] != 3) return false;
+    if (p[4] == 0x02) { /* the bare form (0x020E..0x0211): a framed Len is >= 3 */
+        *cmd = (uint16_t)((p[4] << 8) | p[5]);
+        *body = 6;
+        return true;
+    }
+    if (len < 8) return false;
+    if (giz_varint_decode(p + 4, len - 4, &v, &used) != GIZ_OK) return false;
+    if (4 + used + 3 > len) return false;
+    *cmd = (uint16_t)((p[4 + used + 1] << 8) | p[4 + used + 2]);
+    *body = 4 + used + 3;
+    return true;
+}
+
+/* A JSON object built into a fixed buffer; on overflow the event is
+ * dropped (over is set). */
+struct jb {
+    char *p;
+    size_t n, cap;
+    bool over, first;
+};
+
+static void jb_raw(struct jb *j, const char *s, size_t n)
+{
+    if (j->over || n >= j->cap - j->n) {
+        j->over = true;
+        return;
+    }
+    memcpy(j->p + j->n, s, n);
+    j->n += n;
+    j->p[j->n] = '\0';
+}
+
+static void jb_fmt(struct jb *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jb_fmt(struct jb *j, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+    if (j->over) return;
+    va_start(ap, fmt);
+    r = vsnprintf(j->p + j->n, j->cap - j->n, fmt, ap);
+    va_end(ap);
+    if (r < 0 || (size_t)r >= j->cap - j->n) {
+        j->over = true;
+        return;
+    }
+    j->n += (size_t)r;
+}
+
+static void jb_open(struct jb *j, char *buf, size_t cap)
+{
+    j->p = buf;
+    j->n = 0;
+    j->cap = cap;
+    j->over = false;
+    j->first = true;
+    jb_raw(j, "{", 1);
+}
+
+static void jb_key(struct jb *j, const char *key)
+{
+    jb_fmt(j, "%s\"%s\":", j->first ? "" : ",", key);
+    j->first = false;
+}
+
+/* A JSON string of at most max bytes of s: valid UTF-8 passes, control
+ * characters are escaped, invalid bytes become '?'. */
+static void jb_strn(struct jb *j, const char *key, const char *s, size_t len, size_t max)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i = 0;
+    if (len > max) len = max;
+    jb_key(j, key);
+    jb_raw(j, "\"", 1);
+    while (i < len && !j->over) {
+        uint8_t c = u[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            jb_raw(j, e, 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            jb_fmt(j, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            jb_raw(j, (const char *)&u[i], 1);
+            i++;
+        } else {
+            size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+            if (k > 1 && i + k <= len && giz_utf8_valid(&u[i], k)) {
+                jb_raw(j, (const char *)&u[i], k);
+                i += k;
+            } else {
+                jb_raw(j, "?", 1);
+                i++;
+            }
+        }
+    }
+    jb_raw(j, "\"", 1);
+}
+
+static void jb_str(struct jb *j, const char *key, const char *s)
+{
+    if (s != NULL) jb_strn(j, key, s, strlen(s), EV_TOPIC_MAX);
+}
+
+static void jb_int(struct jb *j, const char *key, int64_t v)
+{
+    jb_key(j, key);
+    jb_fmt(j, "%" PRId64, v);
+}
+
+static void jb_bool(struct jb *j, const char *key, bool v)
+{
+    jb_key(j, key);
+    jb_raw(j, v ? "true" : "false", v ? 4 : 5);
+}
+
+static void jb_hex(struct jb *j, const char *key, const uint8_t *p, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    jb_key(j, key);
+    if (j->over || 2 * n + 2 >= j->cap - j->n) {
+        j->over = true;
+        return;
+    }
+    j->p[j->n++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        j->p[j->n++] = hx[p[i] >> 4];
+        j->p[j->n++] = hx[p[i] & 15];
+    }
+    j->p[j->n++] = '"';
+    j->p[j->n] = '\0';
+}
+
+static void jb_close(struct jb *j)
+{
+    jb_raw(j, "}", 1);
+}
+
+/* Queues one event (copies the fields); a full queue or no memory drops
+ * it and counts the drop. */
+static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb *j)
+{
+    struct events *ev = g->events;
+    struct ev_rec *r, **q;
+    if (j->over) {
+        ev->dropped++;
+        ev->unrecorded_drops++;
+        return;
+    }
+    if (ev->n >= g->cfg.events_queue) goto drop;
+    q = giz_array_reserve(ev->q, &ev->cap, ev->n + 1u, sizeof(*q), 256u, g->cfg.events_queue);
+    if (q == NULL) goto drop;
+    ev->q = q;
+    r = malloc(sizeof(*r) + j->n + 1u);
+    if (r == NULL) goto drop;
+    snprintf(r->did, sizeof(r->did), "%s", did);
+    snprintf(r->kind, sizeof(r->kind), "%s", kind);
+    r->ts = unix_ms();
+    memcpy(r->fields, j->p, j->n + 1u);
+    ev->q[ev->n++] = r;
+    return;
+drop:
+    ev->dropped++;
+    ev->unrecorded_drops++;
+}
+
+static bool on(const struct gizp *g)
+{
+    return g->events != NULL && g->cfg.events;
+}
+
+/* The DID a topic names (dev2app/<DID>..., app2dev/<DID>/..., ser2cli_res/<DID>), or "". */
+static void topic_did(const char *topic, char out[GIZ_DID_SIZE])
+{
+    static const char *const pre[] = {"dev2app/", "app2dev/", "ser2cli_res/"};
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
+        size_t pl = strlen(pre[i]);
+        if (strncmp(topic, pre[i], pl) == 0) {
+            const char *d = topic + pl;
+            size_t n = strcspn(d, "/");
+            if (n == GIZ_DID_SIZE - 1) {
+                memcpy(out, d, n);
+                out[n] = '\0';
+                if (!giz_did_valid(out)) out[0] = '\0';
+            }
+            return;
+        }
+    }
+}
+
+/* The fields every publish event has: topic, cmd, length, sn, payload hex. */
+static void publish_fields(struct gizp *g, struct jb *j, const char *topic, const uint8_t *p,
+                           size_t len, uint16_t *cmd_out, bool *framed)
+{
+    uint16_t cmd = 0;
+    size_t body = 0;
+    size_t hex = len < g->cfg.events_payload ? len : g->cfg.events_payload;
+    char c[8];
+    jb_str(j, "topic", topic);
+    *framed = p != NULL && frame_cmd(p, len, &cmd, &body);
+    *cmd_out = cmd;
+    if (*framed) {
+        snprintf(c, sizeof(c), "0x%04X", cmd);
+        jb_str(j, "cmd", c);
+    }
+    jb_int(j, "length", (int64_t)len);
+    if (*framed && (cmd == GIZ_CMD_BIZ_SN || cmd == GIZ_CMD_BIZ_SN_ACK) && body + 4 <= len)
+        jb_int(j, "sn",
+               (int64_t)(((uint32_t)p[body] << 24) | ((uint32_t)p[body + 1] << 16) |
+                         ((uint32_t)p[body + 2] << 8) | p[body + 3]));
+    if (*framed && cmd == GIZ_CMD_APP_COUNT && body + 2 <= len)
+        jb_int(j, "count", (int64_t)((p[body] << 8) | p[body + 1]));
+    if (*framed && cmd == GIZ_CMD_OTA_PUSH_V40) jb_str(j, "ota", "4.0");
+    if (*framed && cmd == GIZ_CMD_OTA_PUSH_V41) jb_str(j, "ota", "4.1");
+    if (*framed && cmd == GIZ_CMD_LOG && body < len) jb_int(j, "log_level", p[body]);
+    if (hex > 0) {
+        jb_hex(j, "payload", p, hex);
+        if (hex < len) jb_bool(j, "payload_truncated", true);
+    }
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+void events__connect_seen(struct gizp *g, const char *client_id, unsigned keepalive_asked,
+                          const char *peer)
+{
+    struct events *ev = g->events;
+    if (ev == NULL) return;
+    snprintf(ev->seen_cid, sizeof(ev->seen_cid), "%s", client_id ? client_id : "");
+    snprintf(ev->seen_peer, sizeof(ev->seen_peer), "%s", peer ? peer : "");
+    ev->seen_keepalive = (int)keepalive_asked;
+}
+
+static void queue_conn_row(struct gizp *g, const char *did, const struct giz_device_conn *c)
+{
+    struct events *ev = g->events;
+    struct ev_conn_row *rows;
+    for (size_t i = ev->rows_in_flight; i < ev->nrows; i++) {
+        if (strcmp(ev->rows[i].did, did) == 0) { /* a newer login of the same DID */
+            ev->rows[i].c = *c;
+            return;
+        }
+    }
+    if (ev->nrows >= EV_CONN_PENDING_MAX) return;
+    rows = giz_array_reserve(ev->rows, &ev->rows_cap, ev->nrows + 1u, sizeof(*rows), 64u,
+                             EV_CONN_PENDING_MAX);
+    if (rows == NULL) return;
+    ev->rows = rows;
+    snprintf(ev->rows[ev->nrows].did, GIZ_DID_SIZE, "%s", did);
+    ev->rows[ev->nrows].c = *c;
+    ev->nrows++;
+}
+
+void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *did)
+{
+    struct events *ev = g->events;
+    struct giz_device_conn dc;
+    struct ev_conn *conn, *prev;
+    void *old = NULL;
+    const char *addr;
+    char buf[512];
+    struct jb j;
+    if (ev == NULL) return;
+    memset(&dc, 0, sizeof(dc));
+    addr = mosquitto_client_address(ctx);
+    if (strcmp(ev->seen_cid, did) == 0 && ev->seen_peer[0]) {
+        snprintf(dc.peer, sizeof(dc.peer), "%s", ev->seen_peer);
+        dc.keepalive_asked = ev->seen_keepalive;
+    } else {
+        snprintf(dc.peer, sizeof(dc.peer), "%s", addr ? addr : "?");
+        dc.keepalive_asked = -1;
+    }
+    dc.keepalive = mosquitto_client_keepalive(ctx);
+    dc.protocol_level = mosquitto_client_protocol_version(ctx);
+    dc.clean_session = mosquitto_client_clean_session(ctx);
+    dc.connected_at_ms = unix_ms();
+    queue_conn_row(g, did, &dc);
+
+    prev = giz_map_sget(&ev->conns_did, did);
+    conn = giz_map_get(&ev->conns, &ctx, sizeof(ctx));
+    if (conn == NULL) {
+        conn = calloc(1, sizeof(*conn));
+        if (conn != NULL && giz_map_put(&ev->conns, &ctx, sizeof(ctx), conn, &old) != 0) {
+            free(conn);
+            conn = NULL;
+        }
+    }
+    if (conn != NULL) {
+        conn->ctx = ctx;
+        snprintf(conn->did, sizeof(conn->did), "%s", did);
+        conn->since_ms = dc.connected_at_ms;
+        conn->keepalive = dc.keepalive;
+        conn->why[0] = '\0';
+        if (prev != NULL && prev != conn) /* the older session is about to be taken over */
+            snprintf(prev->why, sizeof(prev->why), "taken over by a new login");
+        giz_map_put(&ev->conns_did, did, strlen(did), conn, &old);
+    }
+    if (!on(g)) return;
+    jb_open(&j, buf, sizeof(buf));
+    jb_str(&j, "peer", dc.peer);
+    jb_int(&j, "protocol_level", dc.protocol_level);
+    if (dc.keepalive_asked >= 0) jb_int(&j, "keepalive_asked", dc.keepalive_asked);
+    jb_int(&j, "keepalive", dc.keepalive);
+    jb_bool(&j, "clean_session", dc.clean_session);
+    jb_close(&j);
+    ev_push(g, did, "connect", &j);
+}
+
+void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *why)
+{
+    const char *user = mosquitto_client_username(ctx), *cid = mosquitto_client_id(ctx);
+    const char *did = NULL, *addr;
+    char buf[512];
+    struct jb j;
+    if (!on(g)) return;
+    if (user != NULL && giz_did_valid(user))
+        did = user;
+    else if (cid != NULL && giz_did_valid(cid))
+        did = cid;
+    if (did == NULL) return; /* not a device: nothing to put on a timeline */
+    /* a login flood (any DIDs) must not push real history out of the total cap */
+    int64_t now = (int64_t)giz_mono_ms();
+    if (now - g->events->refused_window_ms >= 1000) {
+        g->events->refused_window_ms = now;
+        g->events->refused_in_window = 0;
+    }
+    if (g->events->refused_in_window >= EV_REFUSED_PER_S) {
+        g->events->dropped++;
+        g->events->unrecorded_drops++;
+        return;
+    }
+    g->events->refused_in_window++;
+    addr = mosquitto_client_address(ctx);
+    jb_open(&j, buf, sizeof(buf));
+    if (g->events->seen_peer[0] && cid != NULL && strcmp(g->events->seen_cid, cid) == 0)
+        jb_str(&j, "peer", g->events->seen_peer);
+    else
+        jb_str(&j, "peer", addr ? addr : "?");
+    jb_str(&j, "reason", why);
+    if (cid != NULL && strcmp(cid, did) != 0) jb_str(&j, "client_id", cid);
+    jb_close(&j);
+    ev_push(g, did, "connack_refused", &j);
+}
+
+static void conn_free_rec(struct gizp *g, struct ev_conn *conn)
+{
+    struct events *ev = g->events;
+    if (giz_map_sget(&ev->conns_did, conn->did) == conn)
+        giz_map_remove(&ev->conns_did, conn->did, strlen(conn->did));
+    free(conn);
+}
+
+/* Emits the disconnect (and keepalive_timeout) event of a parked context. */
+static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_end end,
+                              unsigned last_type, int64_t idle_ms, bool closed)
+{
+    struct events *ev = g->events;
+    const char *reason;
+    int bye;
+    char buf[512];
+    struct jb j;
+    if (end == EVENTS_END_PING) {
+        reason = "ping limit", bye = BYE_PING;
+    } else if (end == EVENTS_END_LIMIT) {
+        reason = "guard limit", bye = BYE_LIMIT;
+    } else if (last_type == GIZ_MQTT_DISCONNECT && closed) {
+        reason = "client DISCONNECT", bye = BYE_DISCONNECT;
+    } else if (end == EVENTS_END_EOF) {
+        reason = "connection closed by the client", bye = BYE_EOF;
+    } else if (end == EVENTS_END_ERROR) {
+        reason = "connection error", bye = BYE_ERROR;
+    } else if (conn->why[0]) {
+        reason = conn->why;
+        bye = strncmp(conn->why, "taken over", 10) == 0 ? BYE_TAKEOVER : BYE_KICKED;
+    } else if (closed && conn->keepalive > 0 && idle_ms >= (int64_t)conn->keepalive * 1500 - 1000) {
+        reason = "keepalive timeout", bye = BYE_KEEPALIVE;
+    } else {
+        reason = "closed by the broker", bye = BYE_BROKER;
+    }
+    ev->bye[bye]++;
+    if (on(g) && bye == BYE_KEEPALIVE) {
+        jb_open(&j, buf, sizeof(buf));
+        jb_int(&j, "keepalive", conn->keepalive);
+        jb_int(&j, "idle_ms", idle_ms);
+        jb_close(&j);
+        ev_push(g, conn->did, "keepalive_timeout", &j);
+    }
+    if (on(g)) {
+        jb_open(&j, buf, sizeof(buf));
+        jb_str(&j, "reason", reason);
+        jb_int(&j, "session_ms", unix_ms() - conn->since_ms);
+        jb_close(&j);
+        ev_push(g, conn->did, "disconnect", &j);
+    }
+    conn_free_rec(g, conn);
+}
+
+void events__disconnect(struct gizp *g, const struct mosquitto *ctx)
+{
+    struct events *ev = g->events;
+    struct ev_conn *conn;
+    if (ev == NULL) return;
+    conn = giz_map_remove(&ev->conns, &ctx, sizeof(ctx));
+    if (conn == NULL) return;
+    if (ev->closing != NULL) {
+        struct ev_conn *prev = ev->closing;
+        ev->closing = NULL;
+        finish_disconnect(g, prev, EVENTS_END_NONE, 0, 0, false);
+    }
+    ev->closing = conn;
+}
+
+void events__socket_closed(struct gizp *g, const char *client_id, enum events_end end,
+                           unsigned last_type, int64_t idle_ms)
+{
+    struct events *ev = g->events;
+    struct ev_conn *conn;
+    if (ev == NULL || ev->closing == NULL || client_id == NULL) return;
+    if (strcmp(ev->closing->did, client_id) != 0) return;
+    conn = ev->closing;
+    ev->closing = NULL;
+    finish_disconnect(g, conn, end, last_type, idle_ms, true);
+}
+
+void events__kicked(struct gizp *g, const char *did, const char *why)
+{
+    struct ev_conn *conn = g->events ? giz_map_sget(&g->events->conns_did, did) : NULL;
+    if (conn != NULL) snprintf(conn->why, sizeof(conn->why), "%s", why);
+}
+
+void events__ping_limit(struct gizp *g, const char *client_id, const char *peer)
+{
+    char buf[256];
+    struct jb j;
+    if (!on(g) || client_id == NULL || !giz_did_valid(client_id)) return;
+    jb_open(&j, buf, sizeof(buf));
+    jb_str(&j, "peer", peer);
+    jb_int(&j, "ping_max", g->cfg.ping_max);
+    jb_int(&j, "window_ms", g->cfg.ping_window_ms);
+    jb_close(&j);
+    ev_push(g, client_id, "ping_limit", &j);
+}
+
+/* ---- ACL: subscribe, publishes, denials ---------------------------------------- */
+
+static void count_msg(uint64_t *slots, const void *payload, size_t len)
+{
+    uint16_t cmd;
+    size_t body;
+    if (payload != NULL && frame_cmd(payload, len, &cmd, &body))
+        slots[cmd_slot(cmd)]++;
+    else
+        slots[CMD_SLOT_NONE]++;
+}
+
+static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const struct client *c)
+{
+    struct events *ev = g->events;
+    const char *cid = mosquitto_client_id(ed->client);
+    int which = ed->access == MOSQ_ACL_SUBSCRIBE ? DEN_SUBSCRIBE
+                : ed->access == MOSQ_ACL_WRITE   ? DEN_PUBLISH
+                                                 : DEN_READ;
+    char did[GIZ_DID_SIZE], buf[1024];
+    struct jb j;
+    ev->denied[which]++;
+    if (which == DEN_READ) return; /* a delivery to an app after its unbind: routine */
+    if (plugin__rate_ok(&ev->rl_acl, 20, "ACL denial lines"))
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: ACL denied %s by client %s on \"%.200s\"%s",
+                             den_names[which], cid ? cid : "?", ed->topic ? ed->topic : "",
+                             ed->retain && which == DEN_PUBLISH ? " (retain)" : "");
+    if (!on(g)) return;
+    if (c != NULL && c->kind == CLIENT_DEVICE && which == DEN_SUBSCRIBE)
+        return; /* its subscribe event says granted false */
+    if (c != NULL && c->kind == CLIENT_DEVICE && c->dev != NULL)
+        snprintf(did, sizeof(did), "%s", c->dev->did);
+    else
+        topic_did(ed->topic ? ed->topic : "", did);
+    if (!did[0]) return;
+    jb_open(&j, buf, sizeof(buf));
+    jb_str(&j, "access", den_names[which]);
+    jb_str(&j, "topic", ed->topic ? ed->topic : "");
+    jb_str(&j, "client", c == NULL ? "unknown" : c->kind == CLIENT_DEVICE ? "device" : "app");
+    if (cid != NULL && strcmp(cid, did) != 0) jb_str(&j, "client_id", cid);
+    if (ed->retain && which == DEN_PUBLISH) jb_bool(&j, "retain", true);
+    if (which == DEN_PUBLISH && ed->payload != NULL) {
+        uint16_t cmd;
+        size_t body;
+        char cs[8];
+        if (frame_cmd(ed->payload, ed->payloadlen, &cmd, &body)) {
+            snprintf(cs, sizeof(cs), "0x%04X", cmd);
+            jb_str(&j, "cmd", cs);
+        }
+        jb_int(&j, "length", ed->payloadlen);
+    }
+    jb_close(&j);
+    ev_push(g, did, "acl_denied", &j);
+}
+
+void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const struct client *c,
+                 bool allowed)
+{
+    struct events *ev = g->events;
+    bool device = c != NULL && c->kind == CLIENT_DEVICE && c->dev != NULL;
+    char buf[EV_FIELDS_CAP];
+    struct jb j;
+    uint16_t cmd;
+    bool framed;
+    if (ev == NULL || ed->access == MOSQ_ACL_UNSUBSCRIBE) return;
+    if (!allowed) {
+        denied(g, ed, c);
+        if (!(device && ed->access == MOSQ_ACL_SUBSCRIBE)) return;
+    }
+    if (ed->access == MOSQ_ACL_WRITE && device) count_msg(ev->msgs_in, ed->payload, ed->payloadlen);
+    if (ed->access == MOSQ_ACL_READ && device) count_msg(ev->msgs_out, ed->payload, ed->payloadlen);
+    if (!device || !on(g)) return;
+    jb_open(&j, buf, sizeof(buf));
+    switch (ed->access) {
+    case MOSQ_ACL_SUBSCRIBE:
+        jb_str(&j, "filter", ed->topic);
+        jb_int(&j, "qos", ed->qos);
+        jb_bool(&j, "granted", allowed);
+        jb_close(&j);
+        ev_push(g, c->dev->did, "subscribe", &j);
+        return;
+    case MOSQ_ACL_WRITE:
+        publish_fields(g, &j, ed->topic, ed->payload, ed->payloadlen, &cmd, &framed);
+        jb_int(&j, "qos", ed->qos);
+        jb_close(&j);
+        ev_push(g, c->dev->did, "publish_in", &j);
+        return;
+    case MOSQ_ACL_READ:
+        publish_fields(g, &j, ed->topic, ed->payload, ed->payloadlen, &cmd, &framed);
+        jb_int(&j, "qos", ed->qos);
+        jb_close(&j);
+        ev_push(g, c->dev->did, "publish_out", &j);
+        return;
+    default:
+        return;
+    }
+}
+
+void events__cloud_publish(struct gizp *g, const char *did, const char *topic, const void *payload,
+                           size_t len)
+{
+    struct events *ev = g->events;
+    char buf[EV_FIELDS_CAP];
+    struct jb j;
+    uint16_t cmd;
+    bool framed;
+    if (ev == NULL) return;
+    count_msg(ev->msgs_out, payload, len);
+    if (!on(g) || !giz_did_valid(did)) return;
+    jb_open(&j, buf, sizeof(buf));
+    publish_fields(g, &j, topic, payload, len, &cmd, &framed);
+    jb_str(&j, "from", strncmp(topic, "app2dev/", 8) == 0 ? "app" : "cloud");
+    jb_close(&j);
+    ev_push(g, did, "publish_out", &j);
+}
+
+void events__outbox_seen(struct gizp *g, int64_t created_at)
+{
+    struct events *ev = g->events;
+    int64_t lag;
+    if (ev == NULL || created_at <= 0) return;
+    lag = plugin__unix_now() - created_at;
+    if (lag < 0) lag = 0;
+    ev->outbox_lag_s = lag;
+    if (lag > ev->outbox_lag_max_s) ev->outbox_lag_max_s = lag;
+}
+
+/* ---- the store side ---------------------------------------------------------------- */
+
+bool events__pending(const struct gizp *g)
+{
+    const struct events *ev = g->events;
+    return ev != NULL && (ev->n > 0 || ev->nrows > 0);
+}
+
+int events__write(struct gizp *g)
+{
+    struct events *ev = g->events;
+    struct giz_event batch[EV_APPEND_CHUNK];
+    int rc = GIZ_OK;
+    size_t i = 0;
+    if (ev == NULL) return GIZ_OK;
+    ev->in_flight = ev->n;
+    ev->rows_in_flight = ev->nrows;
+    for (size_t r = 0; r < ev->rows_in_flight && rc == GIZ_OK; r++) {
+        rc = giz_store_device_conn_set(g->store, ev->rows[r].did, &ev->rows[r].c);
+        if (rc == GIZ_ERR_INVAL) rc = GIZ_OK; /* cannot happen (checked DIDs); never retried */
+    }
+    while (i < ev->in_flight && rc == GIZ_OK) {
+        size_t k = 0;
+        for (; k < EV_APPEND_CHUNK && i + k < ev->in_flight; k++) {
+            const struct ev_rec *r = ev->q[i + k];
+            memset(&batch[k], 0, sizeof(batch[k]));
+            memcpy(batch[k].did, r->did, sizeof(batch[k].did));
+            memcpy(batch[k].kind, r->kind, sizeof(batch[k].kind));
+            batch[k].ts = r->ts;
+            batch[k].source = "mqtt";
+            batch[k].fields = r->fields;
+        }
+        rc = giz_store_event_append(g->store, batch, k, NULL);
+        i += k;
+    }
+    return rc;
+}
+
+void events__written(struct gizp *g)
+{
+    struct events *ev = g->events;
+    if (ev == NULL) return;
+    for (size_t i = 0; i < ev->in_flight; i++)
+        free(ev->q[i]);
+    memmove(ev->q, ev->q + ev->in_flight, (ev->n - ev->in_flight) * sizeof(*ev->q));
+    ev->n -= ev->in_flight;
+    ev->written += ev->in_flight;
+    if (ev->in_flight > 0) {
+        ev->dirty = true;
+        ev->since_prune += ev->in_flight;
+    }
+    ev->in_flight = 0;
+    memmove(ev->rows, ev->rows + ev->rows_in_flight,
+            (ev->nrows - ev->rows_in_flight) * sizeof(*ev->rows));
+    ev->nrows -= ev->rows_in_flight;
+    ev->rows_in_flight = 0;
+    if (ev->n == 0 && ev->cap > 65536u) { /* after a flood, give the memory back */
+        free(ev->q);
+        ev->q = NULL;
+        ev->cap = 0;
+    }
+}
+
+void events__failed(struct gizp *g)
+{
+    if (g->events == NULL) return;
+    g->events->in_flight = 0; /* kept for the next batch (bounded by events_queue) */
+    g->events->rows_in_flight = 0;
+}
+
+void events__tick(struct gizp *g, int64_t now_ms)
+{
+    struct events *ev = g->events;
+    if (ev == NULL || g->store == NULL) return;
+    if (ev->closing != NULL) { /* its close never came through our wrapper */
+        struct ev_conn *conn = ev->closing;
+        ev->closing = NULL;
+        finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
+    }
+    if (ev->unrecorded_drops > 0 && now_ms - ev->last_prune_ms >= EV_PRUNE_EVERY_MS) {
+        if (giz_store_event_count_dropped(g->store, "", "mqtt", (int64_t)ev->unrecorded_drops) ==
+            GIZ_OK)
+            ev->unrecorded_drops = 0;
+    }
+    if (!ev->dirty ||
+        (now_ms - ev->last_prune_ms < EV_PRUNE_EVERY_MS && ev->since_prune < EV_PRUNE_EVERY_N))
+        return;
+    int64_t pruned = 0;
+    int rc = giz_store_event_prune(g->store, g->cfg.events_per_device,
+                                   (uint64_t)g->cfg.events_total, &pruned);
+    ev->last_prune_ms = now_ms;
+    if (rc == GIZ_OK) {
+        ev->pruned += (uint64_t)pruned;
+        ev->dirty = false;
+        ev->since_prune = 0;
+    } else if (plugin__rate_ok(&ev->rl_store, 5, "event prune errors")) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: events: prune failed (%s), will retry: %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+    }
+}
+
+/* ---- metrics ----------------------------------------------------------------------- */
+
+static void metric(struct giz_buf *b, const char *name, const char *type, const char *help)
+{
+    giz_buf_printf(b, "# HELP gizcloud_broker_%s %s\n# TYPE gizcloud_broker_%s %s\n", name, help,
+                   name, type);
+}
+
+static void cmd_label(unsigned slot, char out[12])
+{
+    if (slot == 0)
+        snprintf(out, 12, "other");
+    else if (slot == CMD_SLOT_NONE)
+        snprintf(out, 12, "none");
+    else
+        snprintf(out, 12, "0x%04X", cmd_codes[slot]);
+}
+
+void events__metrics_write(struct gizp *g, int64_t now_ms)
+{
+    struct events *ev = g->events;
+    struct giz_buf b;
+    struct auth_stats as;
+    struct intercept_stats is;
+    struct presence_stats pr;
+    struct push_stats ps;
+    char lbl[12];
+    uint64_t other;
+    int rc;
+    (void)now_ms;
+    if (ev == NULL || g->store == NULL) return;
+    auth__stats(g, &as);
+    intercept__stats(g, &is);
+    presence__stats(g, &pr);
+    push__stats(g, &ps);
+    giz_buf_init(&b, GIZ_BROKER_METRICS_MAX);
+    metric(&b, "devices_connected", "gauge", "Device MQTT connections logged in.");
+    giz_buf_printf(&b, "gizcloud_broker_devices_connected %zu\n", ev->conns.count);
+    metric(&b, "apps_connected", "gauge", "App client ids with a live MQTT connection.");
+    giz_buf_printf(&b, "gizcloud_broker_apps_connected %zu\n", pr.apps);
+    metric(&b, "client_sockets", "gauge", "Client sockets open (with or without a CONNECT).");
+    giz_buf_printf(&b, "gizcloud_broker_client_sockets %" PRIu64 "\n", is.conns);
+    metric(&b, "logins_total", "counter", "MQTT logins by result.");
+    other = as.refused >= as.throttled + as.busy ? as.refused - as.throttled - as.busy : 0;
+    giz_buf_printf(&b,
+                   "gizcloud_broker_logins_total{result=\"ok\"} %" PRIu64 "\n"
+                   "gizcloud_broker_logins_total{result=\"refused\"} %" PRIu64 "\n"
+                   "gizcloud_broker_logins_total{result=\"throttled\"} %" PRIu64 "\n"
+                   "gizcloud_broker_logins_total{result=\"busy\"} %" PRIu64 "\n",
+                   as.ok, other, as.throttled, as.busy);
+    metric(&b, "login_cache_hits_total", "counter",
+           "Device logins accepted from the verified-passcode cache.");
+    giz_buf_printf(&b, "gizcloud_broker_login_cache_hits_total %" PRIu64 "\n", as.cache_hits);
+    metric(&b, "ping_limit_closes_total", "counter",
+           "Connections closed for sending too many PINGREQ.");
+    giz_buf_printf(&b, "gizcloud_broker_ping_limit_closes_total %" PRIu64 "\n", is.closed_ping);
+    metric(&b, "limit_closes_total", "counter",
+           "Connections closed by the other guard limits (size, framing, CONNECT).");
+    giz_buf_printf(&b, "gizcloud_broker_limit_closes_total %" PRIu64 "\n", is.closed_other);
+    metric(&b, "acl_denials_total", "counter", "ACL checks denied, by access.");
+    for (unsigned i = 0; i < DEN__COUNT; i++)
+        giz_buf_printf(&b, "gizcloud_broker_acl_denials_total{access=\"%s\"} %" PRIu64 "\n",
+                       den_names[i], ev->denied[i]);
+    metric(&b, "messages_in_total", "counter",
+           "Messages devices published, by Gizwits command code.");
+    for (unsigned i = 0; i < CMD_SLOTS; i++) {
+        cmd_label(i, lbl);
+        giz_buf_printf(&b, "gizcloud_broker_messages_in_total{cmd=\"%s\"} %" PRIu64 "\n", lbl,
+                       ev->msgs_in[i]);
+    }
+    metric(&b, "messages_out_total", "counter",
+           "Messages delivered to devices (apps' and the cloud's), by Gizwits command code.");
+    for (unsigned i = 0; i < CMD_SLOTS; i++) {
+        cmd_label(i, lbl);
+        giz_buf_printf(&b, "gizcloud_broker_messages_out_total{cmd=\"%s\"} %" PRIu64 "\n", lbl,
+                       ev->msgs_out[i]);
+    }
+    metric(&b, "disconnects_total", "counter", "Device connections ended, by reason.");
+    for (unsigned i = 0; i < BYE__COUNT; i++)
+        giz_buf_printf(&b, "gizcloud_broker_disconnects_total{reason=\"%s\"} %" PRIu64 "\n",
+                       bye_names[i], ev->bye[i]);
+    if (ev->outbox_lag_s >= 0) {
+        metric(&b, "outbox_lag_seconds", "gauge",
+               "Age of the last outbox item when the broker acted on it.");
+        giz_buf_printf(&b, "gizcloud_broker_outbox_lag_seconds %" PRId64 "\n", ev->outbox_lag_s);
+        metric(&b, "outbox_lag_max_seconds", "gauge",
+               "Largest outbox item age seen since the broker started.");
+        giz_buf_printf(&b, "gizcloud_broker_outbox_lag_max_seconds %" PRId64 "\n",
+                       ev->outbox_lag_max_s);
+    }
+    metric(&b, "send_queue_dropped_total", "counter",
+           "Cloud/app messages dropped because a device's send queue was full.");
+    giz_buf_printf(&b, "gizcloud_broker_send_queue_dropped_total %" PRIu64 "\n", ps.dropped);
+    metric(&b, "events_written_total", "counter", "MQTT timeline events written to the store.");
+    giz_buf_printf(&b, "gizcloud_broker_events_written_total %" PRIu64 "\n", ev->written);
+    metric(&b, "events_dropped_total", "counter",
+           "MQTT timeline events dropped before the store (queue full, oversize).");
+    giz_buf_printf(&b, "gizcloud_broker_events_dropped_total %" PRIu64 "\n", ev->dropped);
+    metric(&b, "events_pruned_total", "counter",
+           "Timeline events the broker's retention prune removed.");
+    giz_buf_printf(&b, "gizcloud_broker_events_pruned_total %" PRIu64 "\n", ev->pruned);
+    metric(&b, "events_queued", "gauge", "MQTT timeline events waiting for the DB batch.");
+    giz_buf_printf(&b, "gizcloud_broker_events_queued %zu\n", ev->n);
+    metric(&b, "events_enabled", "gauge", "1 if the broker records MQTT timeline events.");
+    giz_buf_printf(&b, "gizcloud_broker_events_enabled %u\n", g->cfg.events ? 1u : 0u);
+    if (b.data == NULL) return;
+    rc = giz_store_broker_metrics_put(g->store, (const char *)b.data, unix_ms());
+    if (rc != GIZ_OK && plugin__rate_ok(&ev->rl_store, 5, "metrics write errors"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: metrics snapshot not written (%s): %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+    giz_buf_free(&b);
+}
+
+/* ---- init / free ---------------------------------------------------------------------- */
+
+int events__init(struct gizp *g)
+{
+    struct events *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL) return -1;
+    g->events = ev;
+    ev->outbox_lag_s = ev->outbox_lag_max_s = -1;
+    ev->last_prune_ms = (int64_t)giz_mono_ms();
+    if (giz_map_init(&ev->conns) != 0 || giz_map_init(&ev->conns_did) != 0) return -1;
+    ev->conns.ptr_keys = true;
+    return 0;
+}
+
+void events__free(struct gizp *g)
+{
+    struct events *ev = g->events;
+    if (ev == NULL) return;
+    for (size_t i = 0; i < ev->n; i++)
+        free(ev->q[i]);
+    free(ev->q);
+    free(ev->rows);
+    free(ev->closing);
+    giz_map_free(&ev->conns_did, NULL);
+    giz_map_free(&ev->conns, free);
+    free(ev);
+    g->events = NULL;
+}
