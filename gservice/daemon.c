@@ -18,6 +18,7 @@
 
 #include "giz/log.h"
 #include "gservice.h"
+#include "ws_app.h"
 
 __attribute__((format(printf, 2, 0))) static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
 {
@@ -55,7 +56,8 @@ static struct MHD_Daemon *start_daemon(struct gs_server *srv, unsigned port, boo
     memset(&ss, 0, sizeof ss);
     /* suspend/resume: idle event streams (route_events.c) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_ALLOW_UPGRADE; /* /ws/app/v1 (ws_route.c) */
     struct sockaddr_in *in4 = (struct sockaddr_in *)(void *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)&ss;
     if (inet_pton(AF_INET, srv->cfg.bind_addr, &in4->sin_addr) == 1) {
@@ -110,7 +112,9 @@ int gs_http_start(struct gs_server *srv)
 {
     gs_store_checkpointer_start(&srv->pool); /* failure: automatic checkpoints */
     if (gs_events_start(srv) != 0 || gs_streams_init(srv) != 0) return -1;
+    if (gs_campaigns_start(srv) != 0) return -1; /* the OTA campaign engine */
     if (srv->cfg.head_timeout > 0 && gs_guard_start(srv) != 0) return -1;
+    if (gs_ws_start(srv) != 0) return -1;
     srv->http = start_daemon(srv, srv->cfg.http_port, false);
     if (srv->http == NULL) return -1;
     giz_log(GIZ_LOG_INFO,
@@ -138,11 +142,14 @@ void gs_http_stop(struct gs_server *srv)
     gs_streams_shutdown(srv); /* open streams end; suspended ones are resumed */
     for (int i = 0; i < 2; i++)
         if (ds[i] != NULL) MHD_quiesce_daemon(ds[i]);
+    gs_ws_stop(srv); /* WebSocket sessions closed before their daemons stop */
     for (int i = 0; i < 2; i++)
         if (ds[i] != NULL) MHD_stop_daemon(ds[i]);
+    gs_ws_free(srv);
     srv->http = srv->https = NULL;
     gs_guard_stop(srv); /* after the daemons: no more connection notifications */
     gs_streams_free(srv);
+    gs_campaigns_stop(srv); /* after the daemons: no route wakes it any more */
     gs_events_stop(srv); /* writes what the last requests queued */
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);

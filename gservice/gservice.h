@@ -200,6 +200,7 @@ enum gs_route_id {
     GS_ROUTE_ADMIN_DATAPOINTS,     /* PUT/GET /admin/products/<pk>/datapoints (route_datapoint.c) */
     GS_ROUTE_APP_DATAPOINT,        /* GET /app/datapoint?product_key= */
     GS_ROUTE_APP_DEVDATA_LATEST,   /* GET /app/devdata/<did>/latest */
+    GS_ROUTE_WS_APP,               /* GET /ws/app/v1 (WebSocket upgrade; ws_route.c) */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -291,6 +292,7 @@ struct gs_server {
     struct MHD_Daemon *http;
     struct MHD_Daemon *https;
     char *tls_cert_pem, *tls_key_pem;
+    struct gs_ws *ws; /* the WebSocket app API's hub (ws_hub.c) */
 };
 
 enum gs_method {
@@ -440,6 +442,7 @@ bool gs_admin_page(struct gs_request *rq, unsigned def_limit, unsigned max_limit
 void gs_admin_page_add(struct cJSON *j, int64_t total, unsigned limit, unsigned offset);
 void gs_route_healthz(struct gs_request *rq);
 void gs_route_metrics(struct gs_request *rq);
+void gs_route_ws_app(struct gs_request *rq); /* ws_route.c */
 
 /* Firmware uploads (route_firmware.c), streamed to a temporary file.
  * gs_firmware_upload_begin is called once the headers are in, for

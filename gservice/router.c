@@ -51,6 +51,7 @@ static const struct gs_route routes[] = {
     {"/admin/firmware/*", GS_ROUTE_ADMIN_FIRMWARE_ITEM, M_READ | GS_M_DELETE,
      gs_route_admin_firmware_item},
     {"/openapi.json", GS_ROUTE_OPENAPI, M_READ, gs_route_openapi},
+    {"/ws/app/v1", GS_ROUTE_WS_APP, GS_M_GET, gs_route_ws_app},
 };
 
 static const char *const route_names[GS_ROUTE_COUNT] = {
@@ -88,6 +89,7 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_ADMIN_DEVICE_KICK] = "admin_device_kick",
     [GS_ROUTE_ADMIN_FIRMWARE_ITEM] = "admin_firmware_item",
     [GS_ROUTE_OPENAPI] = "openapi",
+    [GS_ROUTE_WS_APP] = "ws_app",
 };
 
 const char *gs_route_name(enum gs_route_id id)
