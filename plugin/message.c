@@ -119,6 +119,7 @@ int message__cb(int event, void *event_data, void *userdata)
         }
         return MOSQ_ERR_SUCCESS;
     }
+    if (strncmp(ed->topic, "dev2app/", 8) == 0) devstate__message(g, ds, payload, len);
     if (strncmp(ed->topic, "dev2app/", 8) == 0 && framed_cmd_is(payload, len, GIZ_CMD_LOG)) {
         memset(&err, 0, sizeof(err));
         if (giz_msg_decode(payload, len, &msg, &err) != GIZ_OK) {

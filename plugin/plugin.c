@@ -101,10 +101,11 @@ static void db_flush(struct gizp *g)
     int64_t now = (int64_t)giz_mono_ms();
     bool beat = push__beat_due(g, now);
     bool logs = devlog__pending(g);
+    bool dstate = devstate__pending(g);
     bool events = events__pending(g);
     int rc;
     if (g->store == NULL) return;
-    if (!presence__pending(g) && !logs && !events) {
+    if (!presence__pending(g) && !logs && !dstate && !events) {
         if (beat) {
             push__beat(g, now);
             events__metrics_write(g, now);
@@ -119,6 +120,7 @@ static void db_flush(struct gizp *g)
     }
     rc = presence__write(g);
     if (rc == GIZ_OK) rc = devlog__write(g);
+    if (rc == GIZ_OK) rc = devstate__write(g);
     if (rc == GIZ_OK) rc = events__write(g);
     if (rc == GIZ_OK) rc = giz_store_commit(g->store);
     if (rc != GIZ_OK) {
@@ -127,6 +129,7 @@ static void db_flush(struct gizp *g)
     }
     presence__written(g);
     devlog__written(g);
+    devstate__written(g);
     events__written(g);
     return;
 fail:
@@ -134,6 +137,7 @@ fail:
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: DB batch failed (%s), will retry: %s",
                              giz_strerror(rc), giz_store_errmsg(g->store));
     devlog__failed(g);
+    devstate__failed(g);
     events__failed(g);
 }
 
@@ -203,6 +207,7 @@ static void context_free(struct gizp *g)
     push__free(g); /* records the clean stop: needs the store, still open here */
     presence__free(g);
     devlog__free(g);
+    devstate__free(g);
     events__free(g);
     auth__free(g); /* detaches the passcode cache from the store */
     if (g->store != NULL) {
@@ -245,7 +250,8 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
-    if (presence__init(g) != 0 || devlog__init(g) != 0 || events__init(g) != 0) {
+    if (presence__init(g) != 0 || devlog__init(g) != 0 || devstate__init(g) != 0 ||
+        events__init(g) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: out of memory or no randomness at start-up");
         rc = MOSQ_ERR_NOMEM;
         goto fail;

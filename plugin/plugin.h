@@ -370,6 +370,27 @@ void events__tick(struct gizp *g, int64_t now_ms);
  * text into the broker row. */
 void events__metrics_write(struct gizp *g, int64_t now_ms);
 
+/* ==== devstate.c: devices' latest data points (helper "datapoints") ====== */
+struct devstate; /* devstate.c */
+/* Creates g->devstate. 0 or -1 (ENOMEM). */
+int devstate__init(struct gizp *g);
+/* Frees queued rows and cached schemas (g->devstate may be NULL). */
+void devstate__free(struct gizp *g);
+/* A device publish on dev2app/<DID>...: status reports (p0 0x03/0x04/0x13/
+ * 0x14 in 0x0091/0x0093) of a product with data points are decoded and
+ * queued for the DB batch; malformed ones are queued as such. */
+void devstate__message(struct gizp *g, const struct did_state *ds, const uint8_t *payload,
+                       size_t len);
+/* DB batch (plugin.c), as devlog's: pending / write (in the caller's
+ * transaction) / written (after the commit) / failed (kept for the next). */
+bool devstate__pending(const struct gizp *g);
+int devstate__write(struct gizp *g);
+void devstate__written(struct gizp *g);
+void devstate__failed(struct gizp *g);
+/* Counters since start: reports decoded, malformed, rows dropped. */
+void devstate__stats(const struct gizp *g, uint64_t *reports, uint64_t *malformed,
+                     uint64_t *dropped);
+
 /* ==== the context (plugin.c) ============================================== */
 struct gizp {
     mosquitto_plugin_id_t *pid;
@@ -386,6 +407,7 @@ struct gizp {
     struct icpt *icpt;         /* intercept.c: per-socket records, GOT patches */
     struct presence *presence; /* presence.c: contexts, DIDs, apps, queued online changes */
     struct devlog *devlog;     /* devlog.c: queued records, pruning */
+    struct devstate *devstate; /* devstate.c: cached data-point schemas, queued state rows */
     struct push_state *push;   /* push.c: per-device queues, pacing, outbox, heartbeat */
     struct auth *auth;         /* auth.c: passcode cache, back-off records, PBKDF2 budget */
     struct events *events;     /* events.c: timeline queue, connection records, metrics */

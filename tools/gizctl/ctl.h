@@ -143,6 +143,8 @@ int ctl__cmd_firmware_show(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_delete(struct ctl *ctl, const struct ctl_args *a);
 /* ctl_events.c: the device timeline, stored and live. */
 int ctl__cmd_device_events(struct ctl *ctl, const struct ctl_args *a);
+/* ctl_datapoint.c: product datapoints PK import FILE | export. */
+int ctl__cmd_product_datapoints(struct ctl *ctl, const struct ctl_args *a);
 
 int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a);

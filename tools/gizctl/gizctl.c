@@ -86,6 +86,11 @@ static const struct ctl_cmd commands[] = {
     {"product", "create", "NAME", "create a product; prints its product key and secret", NULL, 1, 1,
      NULL, ctl__cmd_product_create},
     {"product", "list", "", "list products", NULL, 0, 0, opts_page, ctl__cmd_product_list},
+    {"product", "datapoints", "PK import FILE | PK export",
+     "import or export a product's data-point schema (the Gizwits data-point JSON)",
+     "import sends FILE to PUT /admin/products/PK/datapoints (the GService checks it\n"
+     "and names the offending point); export prints the stored JSON (--json: compact).",
+     2, 3, NULL, ctl__cmd_product_datapoints},
     {"device", "list", "", "list devices with online state and last seen time", NULL, 0, 0,
      opts_device_list, ctl__cmd_device_list},
     {"device", "show", "DID", "show one device", NULL, 1, 1, NULL, ctl__cmd_device_show},

@@ -78,6 +78,9 @@ static const char usage_text[] =
     "      --ping-flood N       N devices send 100 PINGREQ/s\n"
     "      --malformed N        N devices send bad payloads (10/s, 7 kinds in turn)\n"
     "      --wrong-topic N      N devices publish to topics they may not use (10/s)\n"
+    "      --datapoints FILE    devices speak data points (p0) of this Gizwits data-point\n"
+    "                           JSON: status report (0x04) after login and after a write,\n"
+    "                           writes (0x01/0x11) applied, reads (0x02/0x12) answered\n"
     "Where:\n"
     "      --http URL           GService (env GIZ_HTTP_URL or GIZ_HOST + GIZ_HTTP_PORT;\n"
     "                           default http://127.0.0.1:8080)\n"
@@ -180,6 +183,7 @@ static const struct opt_spec opt_table[] = {
     {"device-tls", 0, OK_FLAG, F(device_tls), 0, 0, NULL},
     {"mqtts-port", 0, OK_U16, F(mqtts_port), 1, 65535, "--mqtts-port wants 1..65535, not"},
     {"cacert", 0, OK_PTR, F(cacert), 0, 0, NULL},
+    {"datapoints", 0, OK_PTR, F(datapoints), 0, 0, NULL},
 };
 #undef F
 #undef NOF
@@ -665,6 +669,7 @@ static int setup(struct sim *s)
     }
     if (s->o.create_product != NULL && (rc = create_product(s, s->o.create_product)) != 0)
         return rc;
+    if (s->o.datapoints != NULL && (rc = sim__p0_load(s, s->o.datapoints)) != 0) return rc;
     if (s->o.mqtt_port != 0) {
         const char *h = s->o.mqtt_host[0] ? s->o.mqtt_host : s->o.http_host;
         if (resolve(h, s->o.mqtt_port, &s->mqtt_addr) != 0) {
@@ -784,6 +789,7 @@ int main(int argc, char **argv)
         rc = 6;
     }
 cleanup:
+    sim__p0_free(s);
     SSL_CTX_free(s->tls);
     free(s->devs);
     free(s->apps);

@@ -17,6 +17,10 @@
 #include "mqttc_uv.h"
 #include "util.h"
 
+struct cJSON;
+struct giz_msg;
+struct giz_p0_schema;
+
 /* ---- options ---------------------------------------------------------------- */
 struct sim_opts {
     unsigned devices;
@@ -61,6 +65,7 @@ struct sim_opts {
     const char *cacert;  /* --cacert: PEM CA for MQTTS (NULL = system store) */
     uint16_t mqtts_port; /* --mqtts-port (default 8883) */
     bool app_tls, device_tls; /* --app-tls / --device-tls: MQTT over TLS */
+    const char *datapoints;   /* --datapoints FILE: devices speak p0 (sim_p0.c) */
 };
 
 /* ---- error kinds -------------------------------------------------------------- */
@@ -118,6 +123,7 @@ struct sim_stats {
     uint64_t app_count_msgs, noti_msgs, app_count_req;
     uint64_t biz_in, biz_replies, acks_sent, log_level_sets, logs_sent;
     uint64_t pings_sent, pongs, reports_sent;
+    uint64_t p0_writes, p0_reads, p0_reports, p0_bad; /* sim_p0.c */
     uint64_t flood_pings, malformed_sent, wrong_topic_sent;
     uint64_t pub_in, pub_out;
     /* strict firmware emulation */
@@ -191,6 +197,7 @@ struct sim_device {
     char did[24];
     char passcode[17];
     char mac[13];
+    struct cJSON *p0_state; /* sim_p0.c: attribute values (NULL until first used) */
 };
 
 /* ---- apps ------------------------------------------------------------------------------ */
@@ -249,7 +256,8 @@ struct sim {
     double peak_in_rate, peak_out_rate, in_rate, out_rate;
     uint32_t ticks;
     uint64_t rng;
-    uint8_t run_tag[8]; /* distinguishes users / MACs of this run */
+    uint8_t run_tag[8];       /* distinguishes users / MACs of this run */
+    struct giz_p0_schema *p0; /* --datapoints, NULL = devices do not speak p0 */
     char run_hex[17];
 };
 
@@ -278,6 +286,17 @@ void sim__dev_tick(struct sim_device *d, double now);
 /* Sends one 0x0091 report on dev2app/<DID>; returns false when not ready. */
 bool sim__dev_report(struct sim_device *d);
 void sim__dev_stop(struct sim_device *d);
+
+/* ---- sim_p0.c: devices that speak data points ------------------------------------------- */
+/* Reads and parses --datapoints FILE into s->p0. 0, or an exit code after a message. */
+int sim__p0_load(struct sim *s, const char *path);
+/* Frees the devices' states and the schema. */
+void sim__p0_free(struct sim *s);
+/* Publishes the device's whole status (0x04 / 0x14) on dev2app/<DID>. */
+void sim__p0_report(struct sim_device *d);
+/* A 0x0090 / 0x0093 from app `cid`: applies a write or answers a read and
+ * returns true; false for anything else (the caller echoes it). */
+bool sim__p0_handle(struct sim_device *d, const char *cid, const struct giz_msg *in);
 
 /* ---- sim_app.c ------------------------------------------------------------------------------ */
 void sim__app_init(struct sim *s, struct sim_app *a, uint32_t idx);

@@ -858,6 +858,7 @@ static void become_ready(struct sim_device *d)
         s->st.app_count_req++;
     }
     if (d->log_bits) d->t_log = 0;
+    if (s->p0) sim__p0_report(d); /* sim_p0.c: status after login */
     sim__check_ready(s);
 }
 
@@ -885,6 +886,7 @@ static void handle_app2dev(struct sim_device *d, const char *cid, const struct g
     switch (in.cmd) {
     case GIZ_CMD_BIZ:
         s->st.biz_in++;
+        if (s->p0 && sim__p0_handle(d, cid, &in)) break;
         out.cmd = GIZ_CMD_BIZ_REPLY;
         out.u.biz.data = in.u.biz.data;
         reply_to_app(d, cid, &out);
@@ -892,6 +894,7 @@ static void handle_app2dev(struct sim_device *d, const char *cid, const struct g
         break;
     case GIZ_CMD_BIZ_SN:
         s->st.biz_in++;
+        if (s->p0 && sim__p0_handle(d, cid, &in)) break;
         out.cmd = GIZ_CMD_BIZ_SN_ACK;
         out.u.biz_sn.sn = in.u.biz_sn.sn;
         out.u.biz_sn.data = in.u.biz_sn.data;

@@ -193,6 +193,10 @@ int sim__write_json(struct sim *s, const char *path)
     add_u64(c, "noti_msgs", st->noti_msgs);
     add_u64(c, "biz_received", st->biz_in);
     add_u64(c, "biz_replies", st->biz_replies);
+    add_u64(c, "p0_writes", st->p0_writes);
+    add_u64(c, "p0_reads", st->p0_reads);
+    add_u64(c, "p0_reports", st->p0_reports);
+    add_u64(c, "p0_bad", st->p0_bad);
     add_u64(c, "acks", st->acks_sent);
     add_u64(c, "log_level_sets", st->log_level_sets);
     add_u64(c, "logs_sent", st->logs_sent);
