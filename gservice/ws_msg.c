@@ -332,9 +332,25 @@ static const struct giz_p0_schema *schema_of(struct ws_sess *s, const char *did)
 {
     struct ws_dev *d = sub_find(s, did);
     if (d == NULL) return NULL;
-    if (!d->schema_tried) {
+    if (!d->schema_tried) { /* read once, at the first use after subscribing */
         d->schema_tried = true;
-        d->schema = NULL; /* the store keeps no data-point schema yet */
+        struct giz_store *st = gs_store_acquire(&s->hub->srv->pool);
+        char *json = NULL;
+        size_t len = 0;
+        int rc = st != NULL ? giz_store_datapoints_get(st, d->product_key, &json, &len, NULL)
+                            : GIZ_ERR_DB;
+        gs_store_release(&s->hub->srv->pool, st);
+        struct giz_error err = {0};
+        if (rc == GIZ_OK && giz_p0_schema_parse(json, len, &d->schema, &err) != GIZ_OK) {
+            giz_log(GIZ_LOG_WARN, "ws: data points of product %s do not parse: %s", d->product_key,
+                    err.text);
+            d->schema = NULL;
+        } else if (rc != GIZ_OK && rc != GIZ_ERR_NOT_FOUND) {
+            giz_log(GIZ_LOG_WARN, "ws: data points of product %s: %s", d->product_key,
+                    giz_strerror(rc));
+            d->schema_tried = false; /* a store error: try again next time */
+        }
+        free(json);
     }
     return d->schema;
 }

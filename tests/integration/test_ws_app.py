@@ -405,6 +405,82 @@ def check_session(c, cloud):
     return pk
 
 
+SCHEMA = {"name": "lamp", "packetVersion": "0x00000004", "protocolType": "standard",
+          "entities": [{"id": 0, "name": "entity0", "display_name": "lamp", "attrs": [
+              {"id": 0, "name": "switch", "display_name": "switch", "type": "status_writable",
+               "data_type": "bool", "position": {"byte_offset": 0, "bit_offset": 0, "len": 1,
+                                                 "unit": "bit"}, "desc": ""},
+              {"id": 1, "name": "level", "display_name": "level", "type": "status_writable",
+               "data_type": "uint8", "position": {"byte_offset": 1, "bit_offset": 0, "len": 1,
+                                                  "unit": "byte"},
+               "uint_spec": {"min": 0, "max": 100, "ratio": 1, "addition": 0}, "desc": ""}]}]}
+
+
+def framed(cmd, body, sn=None):
+    rest = bytes([0, cmd >> 8, cmd & 0xFF]) + (struct.pack(">I", sn) if sn is not None else b"") + bytes(body)
+    return bytes([0, 0, 0, 3]) + pm._varint(len(rest)) + rest
+
+
+def check_attrs(c, cloud):
+    """attrs_v4 with the product's data points: c2s_write/c2s_read encoded as
+    p0 (0x0090, or 0x0093 with req_sn), device reports as s2c_noti (res_sn /
+    req_sn from 0x0094 / 0x0093), a bare 0x0094 as s2c_ack, pass-through as
+    s2c_raw, a report that does not match the schema as s2c_invalid_msg."""
+    pk = cloud.create_product("wsp0")["product_key"]
+    st, _ = cloud.json("PUT", "/admin/products/%s/datapoints" % pk, SCHEMA, admin=True)
+    if not c.ok(st in (200, 201, 204), "data points stored (%s)" % st):
+        return
+    d, pcode = pm.new_device(cloud, pk)
+    u = pm.new_user(cloud, "wsattrs")
+    pm.bind(cloud, u, d, pcode)
+    dev = device_paho(cloud, d, pcode)
+    ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+    c.eq(login(ws, u, p0_type="attrs_v4", auto=True), True, "attrs_v4 login")
+    ws.cmd("s2c_online_status", did=d, timeout=10)
+    ws.send({"cmd": "c2s_write", "data": {"did": d, "attrs": {"switch": True, "level": 42}}})
+    got = pm.wait_for(lambda: dev.drain(0.2), timeout=5)
+    c.ok(got and got[0][1] == framed(0x0090, [0x01, 0x03, 0x01, 42]),
+         "c2s_write -> 0x0090 p0 write 01 03 01 2a: %r" % got)
+    ws.send({"cmd": "c2s_write", "req_sn": 9, "data": {"did": d, "attrs": {"level": 7}}})
+    got = pm.wait_for(lambda: dev.drain(0.2), timeout=5)
+    c.ok(got and got[0][1] == framed(0x0093, [0x01, 0x02, 0x00, 7], sn=9),
+         "c2s_write with req_sn 9 -> 0x0093 SN 9: %r" % got)
+    ws.send({"cmd": "c2s_read", "data": {"did": d}})
+    got = pm.wait_for(lambda: dev.drain(0.2), timeout=5)
+    c.ok(got and got[0][1] == framed(0x0090, [0x02]), "c2s_read -> 0x0090 02: %r" % got)
+    dev.publish("dev2app/%s" % d, framed(0x0091, [0x04, 0x01, 42]))
+    r = ws.cmd("s2c_noti", did=d)
+    c.ok(r is not None and r["data"]["attrs"] == {"switch": True, "level": 42}
+         and "res_sn" not in r and "req_sn" not in r, "report 0x0091 04 -> s2c_noti attrs %r" % r)
+    dev.publish("dev2app/%s/%s" % (d, u["mqtt_client_id"]), framed(0x0094, [0x03, 0x00, 5], sn=9))
+    r = ws.cmd("s2c_noti", did=d)
+    c.ok(r is not None and r.get("res_sn") == 9 and r["data"]["attrs"] == {"switch": False, "level": 5},
+         "0x0094 SN 9 with a read reply -> s2c_noti res_sn 9: %r" % r)
+    dev.publish("dev2app/%s" % d, framed(0x0093, [0x04, 0x01, 1], sn=77))
+    r = ws.cmd("s2c_noti", did=d)
+    c.ok(r is not None and r.get("req_sn") == 77, "device 0x0093 SN 77 -> s2c_noti req_sn 77: %r" % r)
+    dev.publish("dev2app/%s/%s" % (d, u["mqtt_client_id"]), framed(0x0094, [], sn=9))
+    r = ws.cmd("s2c_ack")
+    c.ok(r is not None and r.get("res_sn") == 9 and r.get("did") == d, "bare 0x0094 -> s2c_ack: %r" % r)
+    dev.publish("dev2app/%s" % d, framed(0x0091, [0x06, 0xAA, 0xBB]))
+    r = ws.cmd("s2c_raw", did=d)
+    c.ok(r is not None and bytes(r["data"]["raw"]) == framed(0x0091, [0x06, 0xAA, 0xBB]),
+         "pass-through 0x06 -> s2c_raw")
+    dev.publish("dev2app/%s" % d, framed(0x0091, [0x04, 0x01]))
+    r = ws.cmd("s2c_invalid_msg")
+    c.ok(r is not None, "a truncated report -> s2c_invalid_msg %r" % r)
+    for attrs, what in [({"level": 101}, "out of range"), ({"nope": 1}, "unknown name"),
+                        ({"switch": "yes"}, "wrong type")]:
+        ws.send({"cmd": "c2s_write", "data": {"did": d, "attrs": attrs}})
+        r = ws.cmd("s2c_invalid_msg")
+        c.ok(r is not None, "c2s_write %s -> s2c_invalid_msg" % what)
+    ws.send({"cmd": "c2s_write", "req_sn": -1, "data": {"did": d, "attrs": {"level": 1}}})
+    c.ok(ws.cmd("s2c_invalid_msg") is not None, "req_sn -1 -> s2c_invalid_msg")
+    c.eq(dev.drain(0.5), [], "nothing invalid reached the device")
+    ws.close()
+    dev.close()
+
+
 def check_slow_client(c, cloud, pk):
     """A client that stops reading is cut once its queue passes the cap; the
     device and the GService are unaffected."""
@@ -476,6 +552,7 @@ def main():
         check_handshake(c, cloud)
         check_malformed_frames(c, cloud)
         pk = check_session(c, cloud)
+        check_attrs(c, cloud)
         check_slow_client(c, cloud, pk)
         # open sessions at shutdown: closed cleanly, exit 0 (ASan: no leaks)
         ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
