@@ -150,7 +150,7 @@ void gs_http_stop(struct gs_server *srv)
     gs_guard_stop(srv); /* after the daemons: no more connection notifications */
     gs_streams_free(srv);
     gs_campaigns_stop(srv); /* after the daemons: no route wakes it any more */
-    gs_events_stop(srv); /* writes what the last requests queued */
+    gs_events_stop(srv);    /* writes what the last requests queued */
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     srv->tls_cert_pem = srv->tls_key_pem = NULL;
