@@ -175,8 +175,12 @@ static void queue_report(struct devstate *d, const char *did, cJSON *attrs, bool
                 cJSON *item = cJSON_DetachItemViaPointer(attrs, attrs->child);
                 const char *name = item->string;
 
-                if (cJSON_GetObjectItemCaseSensitive(p->attrs, name))
-                    cJSON_ReplaceItemInObjectCaseSensitive(p->attrs, name, item);
+                cJSON *had = cJSON_GetObjectItemCaseSensitive(p->attrs, name);
+
+                /* via the pointer: item keeps its own key (the by-name call would
+                 * free the key it is given, which is item's) */
+                if (had)
+                    cJSON_ReplaceItemViaPointer(p->attrs, had, item);
                 else
                     cJSON_AddItemToObject(p->attrs, name, item);
             }

@@ -143,8 +143,12 @@ static void apply(struct sim_device *d, cJSON *attrs)
         cJSON *item = cJSON_DetachItemViaPointer(attrs, attrs->child);
         const char *name = item->string;
 
-        if (cJSON_GetObjectItemCaseSensitive(st, name))
-            cJSON_ReplaceItemInObjectCaseSensitive(st, name, item);
+        cJSON *had = cJSON_GetObjectItemCaseSensitive(st, name);
+
+        /* via the pointer: item keeps its own key (the by-name call would
+         * free the key it is given, which is item's) */
+        if (had)
+            cJSON_ReplaceItemViaPointer(st, had, item);
         else
             cJSON_AddItemToObject(st, name, item);
     }
