@@ -393,6 +393,36 @@ def check_session(c, cloud):
     got = pm.wait_for(lambda: dev2.drain(0.2), timeout=5)
     c.ok(got and got[0][1] == bytes(RAW_0090), "attrs_v4 session: c2s_raw still passes")
 
+    # the JS SDK's way in: host + ws_port from GET /app/bindings
+    st, b = cloud.json("GET", "/app/bindings", headers={"X-Gizwits-User-token": alice["token"]})
+    dev_b = [x for x in b.get("devices", []) if x.get("did") == d1] if st == 200 else []
+    c.ok(dev_b and dev_b[0].get("ws_port") == cloud.http_port, "bindings' ws_port is the HTTP port: %r" % dev_b)
+    if dev_b:
+        ws4 = WS("ws://%s:%d/ws/app/v1" % ("127.0.0.1", dev_b[0]["ws_port"]))
+        c.eq(login(ws4, alice2), True, "login on the advertised ws_port")
+        ws4.close()
+
+    # a missed heartbeat ends the session: heartbeat_interval 1 -> silent for > 2 x 1 + 5 s
+    ws5 = WS(url)
+    ws5.send({"cmd": "login_req", "data": {"uid": alice2["uid"], "token": alice2["token"],
+                                           "p0_type": "custom", "heartbeat_interval": 1,
+                                           "auto_subscribe": False}})
+    c.ok(ws5.cmd("login_res") is not None, "heartbeat 1 s login")
+    closed = None
+    deadline = time.monotonic() + 15
+    while closed is None and time.monotonic() < deadline:
+        try:
+            ws5.ws.settimeout(1)
+            op, data = ws5.ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                closed = struct.unpack(">H", data[:2])[0] if len(data) >= 2 else 1005
+        except (websocket.WebSocketTimeoutException, socket.timeout):
+            continue
+        except websocket.WebSocketConnectionClosedException:
+            closed = 0
+    c.eq(closed, 1008, "no message for 2 x heartbeat_interval + 5 s: close 1008")
+    ws5.close()
+
     # the session outlives the HTTP head (2 s) and idle (3 s) timeouts
     time.sleep(5)
     ws.send({"cmd": "ping"})
