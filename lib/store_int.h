@@ -151,7 +151,7 @@
                    "AND stopped_at IS NULL")                                                       \
     X(BROKER_STOP, "UPDATE broker SET stopped_at = ?2, heartbeat_at = ?2 WHERE id = 1 "            \
                    "AND pid = ?1")                                                                 \
-    /* data points (helper "datapoints", schema 007; lib/store_datapoint.c) */                      \
+    /* data points (helper "datapoints", schema 007; lib/store_datapoint.c) */                     \
     X(DP_PUT, "INSERT INTO product_datapoints(product_key, schema_json, updated_at) "              \
               "VALUES (?1, ?2, ?3) ON CONFLICT(product_key) DO UPDATE SET schema_json = ?2, "      \
               "updated_at = ?3")                                                                   \

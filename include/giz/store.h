@@ -490,8 +490,8 @@ int giz_store_datapoints_put(struct giz_store *s, const char *product_key, const
 /* Reads a product's data-point JSON into a new NUL-terminated *json (the
  * caller frees it with free()), its length and when it was stored (unix s,
  * optional). GIZ_ERR_NOT_FOUND: the product has none. */
-int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char **json,
-                             size_t *len, int64_t *updated_at);
+int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char **json, size_t *len,
+                             int64_t *updated_at);
 
 /* A device's latest state; text pointers valid only during the callback. */
 struct giz_device_state {
