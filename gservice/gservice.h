@@ -201,6 +201,13 @@ enum gs_route_id {
     GS_ROUTE_APP_DATAPOINT,        /* GET /app/datapoint?product_key= */
     GS_ROUTE_APP_DEVDATA_LATEST,   /* GET /app/devdata/<did>/latest */
     GS_ROUTE_WS_APP,               /* GET /ws/app/v1 (WebSocket upgrade; ws_route.c) */
+    GS_ROUTE_ROOT,                 /* GET / -> 302 /console/ (route_console.c) */
+    GS_ROUTE_CONSOLE,              /* GET /console/... the web console's files */
+    GS_ROUTE_CONSOLE_STREAM,       /* GET /console/stream?ticket= (the event stream) */
+    GS_ROUTE_ADMIN_STREAM_TICKET,  /* POST /admin/events/ticket */
+    GS_ROUTE_ADMIN_DEVICE_SEND,    /* POST /admin/devices/<did>/send */
+    GS_ROUTE_ADMIN_DEVICE_SEARCH,  /* GET /admin/device_search?q= */
+    GS_ROUTE_ADMIN_DEVICE_LATEST,  /* GET /admin/devices/<did>/latest (data points) */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -443,6 +450,17 @@ void gs_admin_page_add(struct cJSON *j, int64_t total, unsigned limit, unsigned 
 void gs_route_healthz(struct gs_request *rq);
 void gs_route_metrics(struct gs_request *rq);
 void gs_route_ws_app(struct gs_request *rq); /* ws_route.c */
+/* The web console (route_console.c): its files, the redirect of GET /, the
+ * stream tickets (POST /admin/events/ticket mints, GET /console/stream
+ * consumes one and runs gs_route_admin_event_stream), admin sends to a
+ * device and the device search. */
+void gs_route_root(struct gs_request *rq);
+void gs_route_console(struct gs_request *rq);
+void gs_route_console_stream(struct gs_request *rq);
+void gs_route_admin_stream_ticket(struct gs_request *rq);
+void gs_route_admin_device_send(struct gs_request *rq);
+void gs_route_admin_device_search(struct gs_request *rq);
+void gs_route_admin_device_latest(struct gs_request *rq);
 
 /* Firmware uploads (route_firmware.c), streamed to a temporary file.
  * gs_firmware_upload_begin is called once the headers are in, for

@@ -52,6 +52,16 @@ static const struct gs_route routes[] = {
      gs_route_admin_firmware_item},
     {"/openapi.json", GS_ROUTE_OPENAPI, M_READ, gs_route_openapi},
     {"/ws/app/v1", GS_ROUTE_WS_APP, GS_M_GET, gs_route_ws_app},
+    /* the web console (route_console.c); /console/stream before the files */
+    {"/", GS_ROUTE_ROOT, M_READ, gs_route_root},
+    {"/console", GS_ROUTE_CONSOLE, M_READ, gs_route_console},
+    {"/console/", GS_ROUTE_CONSOLE, M_READ, gs_route_console},
+    {"/console/stream", GS_ROUTE_CONSOLE_STREAM, GS_M_GET, gs_route_console_stream},
+    {"/console/*", GS_ROUTE_CONSOLE, M_READ, gs_route_console},
+    {"/admin/events/ticket", GS_ROUTE_ADMIN_STREAM_TICKET, GS_M_POST, gs_route_admin_stream_ticket},
+    {"/admin/devices/*/send", GS_ROUTE_ADMIN_DEVICE_SEND, GS_M_POST, gs_route_admin_device_send},
+    {"/admin/device_search", GS_ROUTE_ADMIN_DEVICE_SEARCH, M_READ, gs_route_admin_device_search},
+    {"/admin/devices/*/latest", GS_ROUTE_ADMIN_DEVICE_LATEST, M_READ, gs_route_admin_device_latest},
 };
 
 static const char *const route_names[GS_ROUTE_COUNT] = {
@@ -90,6 +100,13 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_ADMIN_FIRMWARE_ITEM] = "admin_firmware_item",
     [GS_ROUTE_OPENAPI] = "openapi",
     [GS_ROUTE_WS_APP] = "ws_app",
+    [GS_ROUTE_ROOT] = "root",
+    [GS_ROUTE_CONSOLE] = "console",
+    [GS_ROUTE_CONSOLE_STREAM] = "console_stream",
+    [GS_ROUTE_ADMIN_STREAM_TICKET] = "admin_stream_ticket",
+    [GS_ROUTE_ADMIN_DEVICE_SEND] = "admin_device_send",
+    [GS_ROUTE_ADMIN_DEVICE_SEARCH] = "admin_device_search",
+    [GS_ROUTE_ADMIN_DEVICE_LATEST] = "admin_device_latest",
 };
 
 const char *gs_route_name(enum gs_route_id id)

@@ -595,4 +595,13 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did,
 int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out);
 /* ==== end of broker metrics and device connections ========================= */
 
+/* ==== device search (web console, lib/store_device_search.c) ================ */
+/* Devices whose DID starts with q or whose MAC contains q (any case), of one
+ * product (NULL = all), ordered by creation, at most `limit` (0 = no limit)
+ * after skipping `offset`; *total gets the number of all matches. q is 1..22
+ * characters of [0-9A-Za-z], else GIZ_ERR_INVAL. */
+int giz_store_device_search(struct giz_store *s, const char *product_key, const char *q,
+                            unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud,
+                            int64_t *total);
+
 #endif
