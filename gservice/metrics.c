@@ -16,6 +16,7 @@
 #include "giz/log.h"
 #include "giz/util.h"
 #include "gservice.h"
+#include "ws_app.h"
 
 /* Status codes with their own counter; anything else goes to slot 0. */
 static const unsigned status_slots[16] = {0,   200, 201, 202, 206, 302, 400, 401,
@@ -285,6 +286,9 @@ void gs_route_metrics(struct gs_request *rq)
     put_latency(&t, m);
     put_counters(&t, rq->srv);
     put_store(&t, rq);
+    char *ws = gs_ws_metrics(rq->srv); /* the WebSocket hub (ws_hub.c) */
+    if (ws != NULL) put(&t, "%s", ws);
+    free(ws);
     put(&t,
         "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
         "# TYPE gizcloud_start_time_seconds gauge\n"

@@ -119,6 +119,9 @@ struct gs_ws {
 int gs_ws_start(struct gs_server *srv);
 void gs_ws_stop(struct gs_server *srv);
 void gs_ws_free(struct gs_server *srv);
+/* The hub's series for GET /metrics (gizcloud_ws_*), malloc'd text; NULL
+ * when no hub runs or out of memory. */
+char *gs_ws_metrics(struct gs_server *srv);
 /* From the upgrade callback (a libmicrohttpd thread): gives the socket to
  * the hub; closes it through urh when the hub is stopped or full. */
 void gs_ws_adopt(struct gs_server *srv, int fd, struct MHD_UpgradeResponseHandle *urh,

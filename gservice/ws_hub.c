@@ -557,6 +557,40 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
+char *gs_ws_metrics(struct gs_server *srv)
+{
+    struct gs_ws *h = srv->ws;
+    struct giz_buf b;
+    if (h == NULL) return NULL;
+    giz_buf_init(&b, 4096);
+    giz_buf_printf(&b,
+                   "# HELP gizcloud_ws_sessions Open /ws/app/v1 sessions.\n"
+                   "# TYPE gizcloud_ws_sessions gauge\n"
+                   "gizcloud_ws_sessions %u\n"
+                   "# HELP gizcloud_ws_sessions_total /ws/app/v1 sessions accepted.\n"
+                   "# TYPE gizcloud_ws_sessions_total counter\n"
+                   "gizcloud_ws_sessions_total %" PRIu64 "\n"
+                   "# HELP gizcloud_ws_messages_total WebSocket JSON messages by direction.\n"
+                   "# TYPE gizcloud_ws_messages_total counter\n"
+                   "gizcloud_ws_messages_total{direction=\"in\"} %" PRIu64 "\n"
+                   "gizcloud_ws_messages_total{direction=\"out\"} %" PRIu64 "\n"
+                   "# HELP gizcloud_ws_invalid_total s2c_invalid_msg answers sent.\n"
+                   "# TYPE gizcloud_ws_invalid_total counter\n"
+                   "gizcloud_ws_invalid_total %" PRIu64 "\n"
+                   "# HELP gizcloud_ws_slow_cut_total WebSocket clients cut for not reading.\n"
+                   "# TYPE gizcloud_ws_slow_cut_total counter\n"
+                   "gizcloud_ws_slow_cut_total %" PRIu64 "\n"
+                   "# HELP gizcloud_ws_broker_dropped_total Broker messages dropped for a full "
+                   "session inbox.\n"
+                   "# TYPE gizcloud_ws_broker_dropped_total counter\n"
+                   "gizcloud_ws_broker_dropped_total %" PRIu64 "\n",
+                   atomic_load(&h->live), (uint64_t)atomic_load(&h->n_sessions_total),
+                   (uint64_t)atomic_load(&h->n_msgs_in), (uint64_t)atomic_load(&h->n_msgs_out),
+                   (uint64_t)atomic_load(&h->n_invalid), (uint64_t)atomic_load(&h->n_cut_slow),
+                   (uint64_t)atomic_load(&h->n_dropped));
+    return (char *)giz_buf_take(&b, NULL);
+}
+
 static unsigned env_uint(const char *name, unsigned def, unsigned min, unsigned max)
 {
     const char *v = getenv(name);

@@ -584,6 +584,16 @@ def main():
         pk = check_session(c, cloud)
         check_attrs(c, cloud)
         check_slow_client(c, cloud, pk)
+        st, _, body = cloud.http("GET", "/metrics")
+        text = body.decode()
+        import re
+        def metric(name):
+            m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+            return int(m.group(1)) if m else None
+        c.ok((metric("gizcloud_ws_sessions_total") or 0) >= 10, "metrics: gizcloud_ws_sessions_total")
+        c.ok((metric('gizcloud_ws_messages_total{direction="in"}') or 0) > 20, "metrics: messages in")
+        c.ok((metric("gizcloud_ws_slow_cut_total") or 0) >= 1, "metrics: the slow client is counted")
+        c.ok(metric("gizcloud_ws_sessions") is not None, "metrics: gizcloud_ws_sessions gauge")
         # open sessions at shutdown: closed cleanly, exit 0 (ASan: no leaks)
         ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
         codes = cloud.stop()
