@@ -26,6 +26,7 @@ struct giz_p0_schema;
 #define GS_WS_MAX_OUT (1024u * 1024u)   /* queued toward a client: past it the client is cut */
 #define GS_WS_MAX_INBOX 1024u           /* broker messages waiting for the hub, per session */
 #define GS_WS_MAX_SUBS 1000u            /* subscribed devices per session */
+#define GS_WS_MAX_IN_FLIGHT 512u        /* publishes not yet written to the broker */
 #define GS_WS_LOGIN_WAIT_MS 30000u      /* from the upgrade to login_req */
 #define GS_WS_CONNECT_WAIT_MS 10000u    /* login_req to the broker's CONNACK */
 #define GS_WS_CLOSE_WAIT_MS 2000u       /* our close frame to the socket's end */
@@ -74,7 +75,8 @@ struct ws_sess {
     bool want_out; /* EPOLLOUT registered */
     bool closing;  /* our close frame is queued: flush, then end */
     bool dead;     /* end at the next sweep */
-    uint64_t last_rx_ms, close_at_ms, login_at_ms;
+    uint64_t opened_ms, last_rx_ms, close_at_ms, login_at_ms;
+    atomic_uint in_flight; /* publishes libmosquitto has not written yet */
     enum ws_state state;
     char uid[GIZ_UID_SIZE];
     char client_id[GIZ_CLIENTID_SIZE];

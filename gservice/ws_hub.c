@@ -105,6 +105,14 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
     inbox_push(ud, WS_IT_GONE, rc, NULL, NULL, 0);
 }
 
+static void on_publish(struct mosquitto *m, void *ud, int mid)
+{
+    struct ws_sess *s = ud;
+    (void)m;
+    (void)mid;
+    if (atomic_load(&s->in_flight) > 0) atomic_fetch_sub(&s->in_flight, 1);
+}
+
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
 {
     (void)m;
@@ -121,6 +129,7 @@ int ws_mqtt_connect(struct ws_sess *s, const char *token)
     mosquitto_connect_callback_set(s->mosq, on_connect);
     mosquitto_disconnect_callback_set(s->mosq, on_disconnect);
     mosquitto_message_callback_set(s->mosq, on_message);
+    mosquitto_publish_callback_set(s->mosq, on_publish);
     char user[80];
     if (s->appid[0] != '\0')
         snprintf(user, sizeof user, "2$%s$%s", s->appid, s->uid);
@@ -147,7 +156,11 @@ int ws_mqtt_publish(struct ws_sess *s, const char *did, const uint8_t *p, size_t
     char topic[96];
     snprintf(topic, sizeof topic, "app2dev/%s/%s", did, s->client_id);
     if (s->mosq == NULL) return GIZ_ERR_IO;
+    /* QoS 0 publishes wait in libmosquitto's queue until written: bounded */
+    if (atomic_load(&s->in_flight) >= GS_WS_MAX_IN_FLIGHT) return GIZ_ERR_OVERSIZE;
+    atomic_fetch_add(&s->in_flight, 1);
     int rc = mosquitto_publish(s->mosq, NULL, topic, (int)n, p, 0, false);
+    if (rc != MOSQ_ERR_SUCCESS) atomic_fetch_sub(&s->in_flight, 1);
     return rc == MOSQ_ERR_SUCCESS ? GIZ_OK : GIZ_ERR_IO;
 }
 
@@ -387,7 +400,7 @@ void gs_ws_adopt(struct gs_server *srv, int fd, struct MHD_UpgradeResponseHandle
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     giz_ws_reader_init(&s->rd, GS_WS_MAX_MESSAGE, true);
     giz_buf_init(&s->out, GS_WS_MAX_OUT);
-    s->last_rx_ms = ws_now_ms();
+    s->opened_ms = s->last_rx_ms = ws_now_ms();
     s->heartbeat_s = 180;
     if (extra_len > 0 && giz_ws_reader_push(&s->rd, extra, extra_len) != GIZ_OK) s->dead = true;
     int fl = fcntl(fd, F_GETFL);
@@ -475,7 +488,7 @@ static void timers(struct gs_ws *h, uint64_t now)
             if (now >= s->close_at_ms) s->dead = true;
             continue;
         }
-        if (s->state == WS_WAIT_LOGIN && now - s->last_rx_ms > GS_WS_LOGIN_WAIT_MS) {
+        if (s->state == WS_WAIT_LOGIN && now - s->opened_ms > GS_WS_LOGIN_WAIT_MS) {
             ws_close(s, GIZ_WS_CLOSE_POLICY, "no login_req");
         } else if (s->state == WS_CONNECTING && now - s->login_at_ms > GS_WS_CONNECT_WAIT_MS) {
             giz_log(GIZ_LOG_WARN, "ws %s: broker %s:%u did not answer", s->peer, h->broker_host,

@@ -283,6 +283,15 @@ static const char *target_did(struct ws_sess *s, const cJSON *data)
     return did;
 }
 
+static void publish_or_say(struct ws_sess *s, const char *did, const uint8_t *p, size_t n)
+{
+    int rc = ws_mqtt_publish(s, did, p, n);
+    if (rc == GIZ_ERR_OVERSIZE)
+        ws_send_invalid(s, GS_E_SERVER_ERROR, "too many messages in flight to the broker: dropped");
+    else if (rc != GIZ_OK)
+        ws_send_invalid(s, GS_E_SERVER_ERROR, "broker connection lost");
+}
+
 static void do_raw(struct ws_sess *s, const cJSON *data)
 {
     const char *did = target_did(s, data);
@@ -322,8 +331,7 @@ static void do_raw(struct ws_sess *s, const cJSON *data)
         free(buf);
         return;
     }
-    if (ws_mqtt_publish(s, did, buf, i) != GIZ_OK)
-        ws_send_invalid(s, GS_E_SERVER_ERROR, "broker connection lost");
+    publish_or_say(s, did, buf, i);
     free(buf);
 }
 
@@ -375,8 +383,7 @@ static void send_p0(struct ws_sess *s, const char *did, const uint8_t *p0, size_
         free(buf);
         return;
     }
-    if (ws_mqtt_publish(s, did, buf, len) != GIZ_OK)
-        ws_send_invalid(s, GS_E_SERVER_ERROR, "broker connection lost");
+    publish_or_say(s, did, buf, len);
     free(buf);
 }
 
