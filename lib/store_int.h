@@ -43,10 +43,13 @@
 #define FW_COLS                                                                                    \
     "id, product_key, type, soft_version, hard_version, url, file_path, md5, filename, size, "     \
     "created_at"
-#define OUTBOX_COLS "id, kind, did, product_key, uid, fw_type, ota_version, fid, url, created_at"
+#define OUTBOX_COLS                                                                                \
+    "id, kind, did, product_key, uid, fw_type, ota_version, fid, url, created_at, client_id, "     \
+    "payload"
 #define BINDING_SELECT                                                                             \
-    "SELECT b.uid, b.did, d.product_key, d.online, b.created_at FROM bindings b "                  \
-    "JOIN devices d ON d.did = b.did "
+    "SELECT b.uid, b.did, d.product_key, d.online, b.created_at, b.remark, b.dev_alias, "          \
+    "(SELECT x.uid FROM bindings x WHERE x.did = b.did ORDER BY x.created_at, x.uid LIMIT 1) "     \
+    "= b.uid FROM bindings b JOIN devices d ON d.did = b.did "
 
 /* Every statement the store runs, prepared once at open. */
 #define STORE_STMTS(X)                                                                             \
@@ -128,6 +131,16 @@
     X(BINDING_BY_USER, BINDING_SELECT "WHERE b.uid = ?1 ORDER BY b.created_at, b.did")             \
     X(BINDING_BY_DEVICE, BINDING_SELECT "WHERE b.did = ?1 ORDER BY b.created_at, b.uid")           \
     X(BINDING_EXISTS, "SELECT 1 FROM bindings WHERE uid = ?1 AND did = ?2")                        \
+    X(BINDING_GET, BINDING_SELECT "WHERE b.uid = ?1 AND b.did = ?2")                               \
+    X(BINDING_UPDATE, "UPDATE bindings SET remark = coalesce(?3, remark), "                        \
+                      "dev_alias = coalesce(?4, dev_alias) WHERE uid = ?1 AND did = ?2")           \
+    X(DEVICE_BY_MAC, "SELECT did FROM devices WHERE product_key = ?1 AND mac = ?2 "                \
+                     "AND status = 1 ORDER BY rowid DESC LIMIT 1")                                 \
+    X(USER_INSERT_EMAIL, "INSERT INTO users(uid, username, password_hash, created_at, email) "     \
+                         "VALUES (?1, ?2, ?3, ?4, ?2)")                                            \
+    X(USER_INSERT_ANON, "INSERT OR IGNORE INTO users(uid, username, password_hash, created_at, "   \
+                        "phone_id) VALUES (?1, '$' || ?2, '!', ?3, ?2)")                           \
+    X(USER_BY_PHONE_ID, "SELECT uid FROM users WHERE phone_id = ?1")                               \
     X(LOG_INSERT, "INSERT INTO device_logs(did, level, tags, source, content, ts) "                \
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                               \
     X(LOG_LIST, "SELECT id, did, level, tags, source, content, ts FROM device_logs "               \
@@ -140,7 +153,8 @@
                  "DELETE FROM device_logs WHERE id IN (SELECT l.id FROM cut JOIN device_logs l "   \
                  "ON l.did = cut.did AND l.id <= cut.id)")                                         \
     X(OUTBOX_INSERT, "INSERT INTO outbox(kind, did, product_key, uid, fw_type, ota_version, "      \
-                     "fid, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")          \
+                     "fid, url, created_at, client_id, payload) "                                  \
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")                      \
     X(OUTBOX_FETCH, "SELECT " OUTBOX_COLS " FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")       \
     X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                      \
     X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")                                    \
@@ -323,6 +337,11 @@ int store__user_by_name(struct giz_store *s, const char *username, char uid[GIZ_
  * (inside the caller's transaction). */
 int store__session_insert(struct giz_store *s, const struct giz_session *sess, const char *digest,
                           int64_t now);
+/* Mints a session for uid (new random token and MQTT client id, expiry now
+ * + ttl_s, appid NULL or < GIZ_PK_SIZE bytes) and inserts it in its own
+ * transaction (or the caller's savepoint). *out filled on GIZ_OK. */
+int store__session_mint(struct giz_store *s, const char *uid, const char *appid, int64_t ttl_s,
+                        int64_t now, struct giz_session *out);
 
 /* ---- store_outbox.c ------------------------------------------------------- */
 

@@ -177,12 +177,17 @@ int giz_store_user_login(struct giz_store *s, const char *username, const char *
 int giz_store_session_by_token(struct giz_store *s, const char *token, int64_t now,
                                struct giz_session *out);
 
+#define GIZ_BIND_TEXT_SIZE 257 /* remark / dev_alias: up to 256 bytes of UTF-8 */
 struct giz_binding {
     char uid[GIZ_UID_SIZE];
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE];
     bool online;
     int64_t created_at;
+    /* schema 009 */
+    char remark[GIZ_BIND_TEXT_SIZE];
+    char dev_alias[GIZ_BIND_TEXT_SIZE];
+    bool special; /* the device's first binder (Open API role "special", else "normal") */
 };
 typedef int (*giz_store_binding_cb)(const struct giz_binding *b, void *ud);
 
@@ -225,8 +230,12 @@ int giz_store_log_prune(struct giz_store *s, unsigned keep);
 enum giz_outbox_kind {
     GIZ_OUTBOX_OTA_PUSH = 1,        /* did or product_key (+fw_type); fid/url for v4.0 */
     GIZ_OUTBOX_DEVICE_DISABLED = 2, /* did: drop cached credentials, kick the session */
-    GIZ_OUTBOX_BINDING = 3          /* uid + did: binding added or removed */
+    GIZ_OUTBOX_BINDING = 3,         /* uid + did: binding added or removed */
+    GIZ_OUTBOX_APP_PUBLISH = 4      /* did + client_id + payload: publish the payload to
+                                       app2dev/<did>/<client_id> (the app Open API's
+                                       control; schema 009) */
 };
+#define GIZ_OUTBOX_PAYLOAD_MAX 1024u /* bytes of an APP_PUBLISH payload */
 struct giz_outbox_item {
     int64_t id;
     int kind;                      /* enum giz_outbox_kind */
@@ -238,6 +247,10 @@ struct giz_outbox_item {
     int64_t fid;
     char url[GIZ_URL_SIZE];
     int64_t created_at;
+    /* APP_PUBLISH (schema 009): the last topic level and the bytes */
+    char client_id[GIZ_CLIENTID_SIZE];
+    uint32_t payload_len;
+    uint8_t payload[GIZ_OUTBOX_PAYLOAD_MAX];
 };
 typedef int (*giz_store_outbox_cb)(const struct giz_outbox_item *it, void *ud);
 
@@ -474,6 +487,43 @@ int giz_store_event_count_dropped(struct giz_store *s, const char *did, const ch
 int giz_store_event_prune(struct giz_store *s, unsigned per_device, uint64_t total,
                           int64_t *pruned);
 /* ==== end of events ======================================================== */
+
+/* ==== app Open API accounts and bindings (helper "appapi", schema 009) ======
+ * POST /app/users by email or anonymous phone_id, a session minted at
+ * creation, remark / dev_alias of a binding, binding by product key + MAC. */
+#define GIZ_PHONE_ID_MAX 64 /* bytes of an anonymous phone_id */
+/* Creates a password user whose username is `email` (also stored as its
+ * email; 3..128 printable bytes with one '@' not first or last).
+ * GIZ_ERR_EXISTS if the name or email is taken, GIZ_ERR_INVAL if malformed. */
+int giz_store_user_create_email(struct giz_store *s, const char *email, const char *password,
+                                char uid_out[GIZ_UID_SIZE]);
+/* The anonymous user of `phone_id` (1..GIZ_PHONE_ID_MAX printable bytes), made
+ * on first use (*created = true), and a new session for it as
+ * giz_store_user_login mints (ttl_s, now, appid NULL or base62). GIZ_ERR_INVAL. */
+int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const char *appid,
+                             int64_t ttl_s, int64_t now, struct giz_session *out, bool *created);
+/* A new session for the existing user `uid` (after POST /app/users), as
+ * giz_store_user_login mints it. GIZ_ERR_NOT_FOUND unknown uid. */
+int giz_store_session_create(struct giz_store *s, const char *uid, const char *appid, int64_t ttl_s,
+                             int64_t now, struct giz_session *out);
+/* The binding (uid, did) with its device's product key and presence flag.
+ * GIZ_ERR_NOT_FOUND if not bound. */
+int giz_store_binding_get(struct giz_store *s, const char *uid, const char *did,
+                          struct giz_binding *out);
+/* Sets remark and/or dev_alias (NULL = keep; at most GIZ_BIND_TEXT_SIZE-1
+ * bytes, else GIZ_ERR_INVAL) of the binding and fills *out (may be NULL)
+ * with the result. GIZ_ERR_NOT_FOUND if not bound. */
+int giz_store_binding_update(struct giz_store *s, const char *uid, const char *did,
+                             const char *remark, const char *dev_alias, struct giz_binding *out);
+/* Binds the newest active device of (product_key, mac) to uid without a
+ * passcode (the caller checked the product-secret signature), setting
+ * remark / dev_alias when not NULL; idempotent; queues GIZ_OUTBOX_BINDING.
+ * *dev gets the device. GIZ_ERR_NOT_FOUND (no such active device or user),
+ * GIZ_ERR_INVAL. */
+int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *product_key,
+                              const char *mac, const char *remark, const char *dev_alias,
+                              struct giz_device *dev);
+/* ==== end of app Open API ================================================== */
 
 /* ==== data points (helper "datapoints", schema 007) ==========================
  * A product's data-point schema (the Gizwits data-point JSON, giz/p0.h) and
