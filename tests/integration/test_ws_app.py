@@ -511,6 +511,57 @@ def check_attrs(c, cloud):
     dev.close()
 
 
+def check_gizsim(c, cloud):
+    """A gizsim device speaking p0 (--datapoints) driven over the WebSocket:
+    c2s_write -> the device applies it and reports -> s2c_noti with the new
+    values; c2s_read with req_sn -> its read reply (0x0094) -> s2c_noti
+    res_sn; c2s_write with req_sn -> its empty 0x0094 -> s2c_ack."""
+    from test_tools_cli import Sim, read_state
+    pk = cloud.create_product("wssim")["product_key"]
+    st, _ = cloud.json("PUT", "/admin/products/%s/datapoints" % pk, SCHEMA, admin=True)
+    tmp = tempfile.mkdtemp(prefix="gizws-sim-")
+    schema_file = os.path.join(tmp, "dp.json")
+    state = os.path.join(tmp, "state")
+    with open(schema_file, "w") as f:
+        json.dump(SCHEMA, f)
+    sim = Sim(["--http", "http://127.0.0.1:%d" % cloud.http_port, "-p", pk, "-n", 1, "-s", state,
+               "--datapoints", schema_file, "-d", 120, "--no-ota"])
+    devs = pm.wait_for(lambda: os.path.exists(state) and read_state(state), timeout=30)
+    if not c.ok(devs, "gizsim registered its device"):
+        sim._kill()
+        return
+    did, pcode = devs[0][0], devs[0][1]
+    online = pm.wait_for(lambda: cloud.json("GET", "/admin/devices/%s" % did, admin=True)[1].get("online"),
+                         timeout=30)
+    c.ok(online, "gizsim device online")
+    u = pm.new_user(cloud, "wssim")
+    pm.bind(cloud, u, did, pcode)
+    ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+    c.eq(login(ws, u, p0_type="attrs_v4", auto=True), True, "attrs_v4 login (gizsim device)")
+    ws.cmd("s2c_online_status", did=did, timeout=10)
+    ws.send({"cmd": "c2s_write", "data": {"did": did, "attrs": {"switch": True, "level": 42}}})
+    r = ws.wait(lambda m: m.get("cmd") == "s2c_noti" and m["data"].get("attrs", {}).get("level") == 42,
+                timeout=10)
+    c.ok(r is not None and r["data"]["attrs"].get("switch") is True,
+         "c2s_write -> gizsim applies it and reports -> s2c_noti switch true, level 42: %r" % r)
+    ws.send({"cmd": "c2s_read", "req_sn": 11, "data": {"did": did}})
+    r = ws.wait(lambda m: m.get("cmd") == "s2c_noti" and m.get("res_sn") == 11, timeout=10)
+    c.ok(r is not None and r["data"]["attrs"] == {"switch": True, "level": 42},
+         "c2s_read req_sn 11 -> s2c_noti res_sn 11 with the state: %r" % r)
+    ws.send({"cmd": "c2s_write", "req_sn": 12, "data": {"did": did, "attrs": {"level": 7}}})
+    r = ws.wait(lambda m: m.get("cmd") == "s2c_ack" and m.get("res_sn") == 12, timeout=10)
+    c.ok(r is not None, "c2s_write req_sn 12 -> gizsim's 0x0094 -> s2c_ack res_sn 12")
+    r = ws.wait(lambda m: m.get("cmd") == "s2c_noti" and m["data"].get("attrs", {}).get("level") == 7,
+                timeout=10)
+    c.ok(r is not None, "then its report -> s2c_noti level 7")
+    ws.close()
+    sim.p.send_signal(2)
+    try:
+        sim.p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        sim._kill()
+
+
 def check_slow_client(c, cloud, pk):
     """A client that stops reading is cut once its queue passes the cap; the
     device and the GService are unaffected."""
@@ -583,6 +634,7 @@ def main():
         check_malformed_frames(c, cloud)
         pk = check_session(c, cloud)
         check_attrs(c, cloud)
+        check_gizsim(c, cloud)
         check_slow_client(c, cloud, pk)
         st, _, body = cloud.http("GET", "/metrics")
         text = body.decode()
