@@ -203,6 +203,30 @@ static bool length_ok(struct gs_request *rq, uint64_t cap)
     return false;
 }
 
+/* The route r (found by gs_route_find; NULL = none) takes rq's method and
+ * query: true, or false after answering 404 / 405 with Allow / 400. */
+static bool route_checks(struct gs_request *rq, const struct gs_route *r)
+{
+    if (r == NULL) {
+        gs_respond_generic_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no such path");
+        return false;
+    }
+    rq->route = r->id;
+    if (!(r->methods & rq->method)) {
+        char allow[96];
+        gs_route_allow(r->methods, allow, sizeof allow);
+        gs_respond_405(rq, allow);
+        return false;
+    }
+    struct giz_error qerr = {0};
+    if (rq->query_len > 0 && giz_form_validate(rq->query, rq->query_len, &qerr) != GIZ_OK) {
+        gs_respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                 "malformed query string (bad %-encoding)");
+        return false;
+    }
+    return true;
+}
+
 /* First call for a request: route it, and answer at once when we can. */
 static void request_begin(struct gs_request *rq, const char *method, const char *url,
                           const char *version)
@@ -215,21 +239,13 @@ static void request_begin(struct gs_request *rq, const char *method, const char 
         return;
     }
     const struct gs_route *r = gs_route_find(rq);
-    if (r == NULL) {
-        gs_respond_generic_error(rq, MHD_HTTP_NOT_FOUND, "not_found", "no such path");
-        return;
-    }
-    rq->route = r->id;
-    if (!(r->methods & rq->method)) {
-        char allow[96];
-        gs_route_allow(r->methods, allow, sizeof allow);
-        gs_respond_405(rq, allow);
-        return;
-    }
-    struct giz_error qerr = {0};
-    if (rq->query_len > 0 && giz_form_validate(rq->query, rq->query_len, &qerr) != GIZ_OK) {
-        gs_respond_generic_error(rq, MHD_HTTP_BAD_REQUEST, "bad_request",
-                                 "malformed query string (bad %-encoding)");
+    if (gs_is_app_path(rq)) {
+        /* App clients keep their connection, and libmicrohttpd closes one
+         * answered before the request was read: /app paths are checked
+         * (route_checks) when the request is complete. */
+        if (r == NULL) return;
+        rq->route = r->id;
+    } else if (!route_checks(rq, r)) {
         return;
     }
     if (gs_route_is_admin(r->id) && !admin_gate(rq)) return;
@@ -281,6 +297,7 @@ enum MHD_Result gs_request_access_cb(void *cls, struct MHD_Connection *conn, con
         gs_respond_generic_error(rq, MHD_HTTP_CONTENT_TOO_LARGE, "too_large", msg);
         goto out;
     }
+    if (gs_is_app_path(rq) && !route_checks(rq, gs_route_find(rq))) goto out;
     gs_route_dispatch(rq);
     if (!rq->responded) {
         giz_log(GIZ_LOG_ERR, "bug: %s gave no answer", gs_route_name(rq->route));

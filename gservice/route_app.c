@@ -514,9 +514,11 @@ static bool signature_ok(const char *product_secret, const char *timestamp, cons
     got[32] = '\0';
     struct giz_md5 *md = giz_md5_new();
     bool ok = md != NULL && giz_md5_update(md, product_secret, strlen(product_secret)) == GIZ_OK &&
-              giz_md5_update(md, timestamp, strlen(timestamp)) == GIZ_OK &&
-              giz_md5_final(md, want) == GIZ_OK;
-    giz_md5_free(md);
+              giz_md5_update(md, timestamp, strlen(timestamp)) == GIZ_OK;
+    if (ok)
+        ok = giz_md5_final(md, want) == GIZ_OK; /* frees md */
+    else
+        giz_md5_free(md);
     bool eq = ok && giz_consttime_eq(want, got, 32);
     explicit_bzero(want, sizeof want);
     return eq;

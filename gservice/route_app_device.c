@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "giz/log.h"
+#include "giz/p0.h"
 #include "giz/proto.h"
 #include "giz/util.h"
 #include "gservice.h"
@@ -312,19 +313,52 @@ too_long : {
 }
 
 /* "attrs" as a p0 write with the product's data points into out[0..*n);
- * false after answering (400 9029 no data points, 400 9025 attrs invalid). */
+ * false after answering (400 9029 no data points imported, 400 9025 attrs
+ * invalid naming the problem, 500). */
 static bool attrs_encode(struct gs_request *rq, struct giz_store *st, const struct giz_device *d,
                          const cJSON *attrs, uint8_t *out, size_t cap, size_t *n)
 {
-    (void)st;
-    (void)d;
-    (void)attrs;
-    (void)out;
-    (void)cap;
+    char *json = NULL;
+    size_t len = 0;
+    struct giz_p0_schema *schema = NULL;
+    struct giz_error err;
+    bool ok = false;
     *n = 0;
-    gs_respond_app_error(rq, 400, GS_E_DATAPOINT_NOT_FOUND,
-                         "this product has no data points imported");
-    return false;
+    int rc = giz_store_datapoints_get(st, d->product_key, &json, &len, NULL);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_app_error(rq, 400, GS_E_DATAPOINT_NOT_FOUND,
+                             "this product has no data points imported");
+        goto out;
+    }
+    if (rc != GIZ_OK) {
+        gs_app_store_error(rq, rc);
+        goto out;
+    }
+    memset(&err, 0, sizeof err);
+    if (giz_p0_schema_parse(json, len, &schema, &err) != GIZ_OK) {
+        giz_log(GIZ_LOG_ERR, "product %s: stored data points do not parse: %s", d->product_key,
+                err.text);
+        gs_respond_app_error(rq, 500, GS_E_SERVER_ERROR, "the product's data points are unusable");
+        goto out;
+    }
+    if (!cJSON_IsObject(attrs) || attrs->child == NULL) {
+        gs_respond_app_error(rq, 400, GS_E_ATTR_INVALID,
+                             "attrs must be an object of data point names and values");
+        goto out;
+    }
+    memset(&err, 0, sizeof err);
+    rc = giz_p0_encode_write(schema, attrs, GIZ_P0_FORM_AUTO, out, cap, n, &err);
+    if (rc != GIZ_OK) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "attrs: %s", err.text[0] ? err.text : giz_strerror(rc));
+        gs_respond_app_error(rq, 400, GS_E_ATTR_INVALID, msg);
+        goto out;
+    }
+    ok = true;
+out:
+    giz_p0_schema_free(schema);
+    free(json);
+    return ok;
 }
 
 /* Queues the framed 0x0090 with body[0..n) for the plugin to publish. */

@@ -48,7 +48,8 @@
     "payload"
 #define BINDING_SELECT                                                                             \
     "SELECT b.uid, b.did, d.product_key, d.online, b.created_at, b.remark, b.dev_alias, "          \
-    "(SELECT x.uid FROM bindings x WHERE x.did = b.did ORDER BY x.created_at, x.uid LIMIT 1) "     \
+    "(SELECT x.uid FROM bindings x WHERE x.did = b.did ORDER BY x.created_at, x.bound_seq, "       \
+    "x.uid LIMIT 1) "                                                                              \
     "= b.uid FROM bindings b JOIN devices d ON d.did = b.did "
 
 /* Every statement the store runs, prepared once at open. */
@@ -125,8 +126,9 @@
     X(SESSION_PRUNE_USER, "DELETE FROM sessions WHERE uid = ?1 AND expire_at <= ?2")               \
     X(SESSION_GET, "SELECT uid, mqtt_client_id, appid, expire_at FROM sessions "                   \
                    "WHERE token_digest = ?1")                                                      \
-    X(BINDING_INSERT, "INSERT OR IGNORE INTO bindings(uid, did, created_at) "                      \
-                      "VALUES (?1, ?2, ?3)")                                                       \
+    X(BINDING_INSERT,                                                                              \
+      "INSERT OR IGNORE INTO bindings(uid, did, created_at, bound_seq) "                           \
+      "VALUES (?1, ?2, ?3, (SELECT coalesce(max(bound_seq), 0) + 1 FROM bindings))")               \
     X(BINDING_DELETE, "DELETE FROM bindings WHERE uid = ?1 AND did = ?2")                          \
     X(BINDING_BY_USER, BINDING_SELECT "WHERE b.uid = ?1 ORDER BY b.created_at, b.did")             \
     X(BINDING_BY_DEVICE, BINDING_SELECT "WHERE b.did = ?1 ORDER BY b.created_at, b.uid")           \

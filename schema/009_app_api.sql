@@ -4,7 +4,8 @@
 -- with the email works) and anonymous accounts made by a phone_id (username
 -- '$' + phone_id, a name POST /app/users refuses for password accounts; the
 -- password hash of such a row matches no password).
--- bindings: the user's remark and dev_alias of each bound device.
+-- bindings: the user's remark and dev_alias of each bound device, and the
+-- order in which users bound it (the first one's role is "special").
 -- outbox: rebuilt so the plugin can be asked to publish a payload toward a
 -- device (kind 4: app2dev/<did>/<client_id>, the bytes in payload). The
 -- kind CHECK becomes kind > 0 so later kinds need no rebuild; ids and the
@@ -16,6 +17,10 @@ CREATE UNIQUE INDEX users_phone_id ON users(phone_id) WHERE phone_id IS NOT NULL
 
 ALTER TABLE bindings ADD COLUMN remark TEXT NOT NULL DEFAULT '';
 ALTER TABLE bindings ADD COLUMN dev_alias TEXT NOT NULL DEFAULT '';
+-- the order of binding (created_at is in seconds): the first binder of a
+-- device has the Open API role "special"; rows from before count as 0
+ALTER TABLE bindings ADD COLUMN bound_seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX bindings_seq ON bindings(bound_seq);
 
 CREATE TABLE outbox_new (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,

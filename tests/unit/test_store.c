@@ -130,6 +130,7 @@ TEST_CASE(upgrade)
             "DROP INDEX users_phone_id; DROP INDEX users_email; "
             "ALTER TABLE users DROP COLUMN phone_id; ALTER TABLE users DROP COLUMN email; "
             "ALTER TABLE bindings DROP COLUMN remark; ALTER TABLE bindings DROP COLUMN dev_alias; "
+            "DROP INDEX bindings_seq; ALTER TABLE bindings DROP COLUMN bound_seq; "
             "ALTER TABLE outbox DROP COLUMN client_id; ALTER TABLE outbox DROP COLUMN payload";
     }
     char probe[160];
