@@ -45,6 +45,21 @@ struct giz_p0_schema {
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
+/* Every allocation goes through cJSON's hooks (cJSON_InitHooks), so one
+ * allocator serves the schema and the JSON it hands out; zeroed, NULL on
+ * overflow or failure. */
+static void *zalloc(size_t n, size_t size)
+{
+    size_t bytes;
+    void *p;
+
+    if (size && n > SIZE_MAX / size) return NULL;
+    bytes = n * size > 0 ? n * size : 1;
+    p = cJSON_malloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
 static int fail(struct giz_error *e, int code, size_t offset, const char *text)
 {
     return giz_error_set(e, code, offset, text);
@@ -115,10 +130,10 @@ static size_t var_bytes(const struct point *p)
 
 static void point_free(struct point *p)
 {
-    free(p->name);
+    cJSON_free(p->name);
     for (size_t i = 0; i < p->nlabels; i++)
-        free(p->labels[i]);
-    free(p->labels);
+        cJSON_free(p->labels[i]);
+    cJSON_free(p->labels);
 }
 
 void giz_p0_schema_free(struct giz_p0_schema *s)
@@ -126,8 +141,8 @@ void giz_p0_schema_free(struct giz_p0_schema *s)
     if (!s) return;
     for (size_t i = 0; i < s->n; i++)
         point_free(&s->pts[i]);
-    free(s->pts);
-    free(s);
+    cJSON_free(s->pts);
+    cJSON_free(s);
 }
 
 /* Reads an integer member in [0, max]; absent -> `dflt` (or an error if dflt < 0). */
@@ -150,7 +165,7 @@ static int get_uint(const cJSON *obj, const char *key, long long dflt, uint64_t 
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = cJSON_malloc(n);
 
     if (d) memcpy(d, s, n);
     return d;
@@ -266,7 +281,7 @@ static int parse_point(const cJSON *a, struct point *p, size_t idx, struct giz_e
         if (!cJSON_IsArray(labels) || (n = (size_t)cJSON_GetArraySize(labels)) == 0)
             return fail(e, GIZ_ERR_INVAL, idx, "enum needs a non-empty \"enum\" list");
         if (n - 1 > p->max) return fail(e, GIZ_ERR_BAD_VALUE, idx, "enum list exceeds its bits");
-        p->labels = calloc(n, sizeof *p->labels);
+        p->labels = zalloc(n, sizeof *p->labels);
         if (!p->labels) return fail(e, GIZ_ERR_NOMEM, idx, "out of memory");
         for (const cJSON *l = labels->child; l; l = l->next) {
             if (!cJSON_IsString(l)) return fail(e, GIZ_ERR_INVAL, idx, "enum labels are strings");
@@ -328,8 +343,8 @@ static int layout(struct giz_p0_schema *s, struct giz_error *e)
     /* used: the bits taken; owner: per byte 0 = free, 1 = a byte field,
      * 2 + the group's byte_offset = a bit group (a byte field may not sit
      * inside a group's bytes, nor two groups share bytes). */
-    used = calloc(s->status_len ? s->status_len : 1, 1);
-    owner = calloc(s->status_len ? s->status_len : 1, sizeof *owner);
+    used = zalloc(s->status_len, 1);
+    owner = zalloc(s->status_len, sizeof *owner);
     if (!used || !owner) {
         rc = fail(e, GIZ_ERR_NOMEM, 0, "out of memory");
         goto cleanup;
@@ -358,8 +373,8 @@ static int layout(struct giz_p0_schema *s, struct giz_error *e)
         }
     }
 cleanup:
-    free(owner);
-    free(used);
+    cJSON_free(owner);
+    cJSON_free(used);
     return rc;
 }
 
@@ -380,8 +395,8 @@ int giz_p0_schema_from_json(const cJSON *root, struct giz_p0_schema **out, struc
     if (!cJSON_IsArray(attrs) || (n = (size_t)cJSON_GetArraySize(attrs)) == 0)
         return fail(err, GIZ_ERR_INVAL, 0, "entities[0].attrs must be a non-empty array");
     if (n > GIZ_P0_MAX_POINTS) return fail(err, GIZ_ERR_OVERSIZE, 0, "more than 1024 points");
-    s = calloc(1, sizeof *s);
-    if (!s || !(s->pts = calloc(n, sizeof *s->pts))) {
+    s = zalloc(1, sizeof *s);
+    if (!s || !(s->pts = zalloc(n, sizeof *s->pts))) {
         rc = fail(err, GIZ_ERR_NOMEM, 0, "out of memory");
         goto cleanup;
     }
@@ -475,7 +490,7 @@ static void fixed_put(const struct point *p, uint8_t *area, uint64_t v)
 static cJSON *hex_json(const uint8_t *b, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
-    char *t = malloc(2 * n + 1);
+    char *t = cJSON_malloc(2 * n + 1);
     cJSON *j;
 
     if (!t) return NULL;
@@ -485,7 +500,7 @@ static cJSON *hex_json(const uint8_t *b, size_t n)
     }
     t[2 * n] = 0;
     j = cJSON_CreateString(t);
-    free(t);
+    cJSON_free(t);
     return j;
 }
 
@@ -858,7 +873,7 @@ static int encode_values(const struct giz_p0_schema *s, uint8_t action, const cJ
     bool var = action == GIZ_P0_WRITE_VAR || action == GIZ_P0_READ_REPLY_VAR ||
                action == GIZ_P0_REPORT_VAR;
     size_t count = write ? s->n_writable : s->n, fb = (write || var) ? flag_bytes(count) : 0;
-    const cJSON **vals = calloc(s->n ? s->n : 1, sizeof *vals);
+    const cJSON **vals = (const cJSON **)zalloc(s->n, sizeof *vals);
     size_t need, off, fi = 0;
     const char *why = "";
     int rc;
@@ -897,7 +912,7 @@ static int encode_values(const struct giz_p0_schema *s, uint8_t action, const cJ
     *out_len = need;
     giz_error_set(e, GIZ_OK, 0, "");
 cleanup:
-    free(vals);
+    cJSON_free((void *)vals);
     return rc;
 }
 

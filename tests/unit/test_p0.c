@@ -533,7 +533,63 @@ TEST_CASE(roundtrip)
     giz_p0_schema_free(s);
 }
 
+/* Allocation failure: the Nth allocation fails, for every N until the whole
+ * sequence (parse, decode, encode write and status) runs without a failure;
+ * each step answers GIZ_OK or GIZ_ERR_NOMEM (cJSON's parser reports a failed
+ * allocation as bad JSON: INVAL), and nothing leaks (LeakSanitizer). */
+static long fail_at, allocs;
+
+static void *failing_malloc(size_t n)
+{
+    if (++allocs == fail_at) return NULL;
+    return malloc(n);
+}
+
+TEST_CASE(alloc_failure)
+{
+    static const uint8_t report[] = {0x04, 0x07, 0xc8, 0x00, 0x00, 0x0a,
+                                     0x01, 0x26, 0x3c, 0x02, 0x08};
+    cJSON_Hooks hooks = {failing_malloc, free};
+    cJSON *attrs = cJSON_Parse("{\"LED_OnOff\":true,\"LED_Color\":\"Pink\",\"Motor_Speed\":5}");
+    int clean = 0;
+
+    ASSERT_TRUE(attrs != NULL);
+    cJSON_InitHooks(&hooks);
+    for (fail_at = 1; fail_at < 5000 && !clean; fail_at++) {
+        struct giz_p0_schema *s = NULL;
+        struct giz_p0_msg m;
+        struct giz_error e;
+        uint8_t out[512];
+        size_t n = 0;
+        int rc, bad = 0;
+
+        allocs = 0;
+        rc = giz_p0_schema_parse(pet_schema, strlen(pet_schema), &s, &e);
+        if (rc != GIZ_OK && rc != GIZ_ERR_NOMEM && rc != GIZ_ERR_INVAL) bad = 1;
+        if (rc == GIZ_OK) {
+            rc = giz_p0_decode(s, report, sizeof report, &m, &e);
+            if (rc != GIZ_OK && rc != GIZ_ERR_NOMEM) bad = 1;
+            giz_p0_msg_clear(&m);
+            rc = giz_p0_encode_write(s, attrs, GIZ_P0_FORM_FIXED, out, sizeof out, &n, &e);
+            if (rc != GIZ_OK && rc != GIZ_ERR_NOMEM) bad = 1;
+            rc = giz_p0_encode_status(s, GIZ_P0_REPORT, attrs, out, sizeof out, &n, &e);
+            if (rc != GIZ_OK && rc != GIZ_ERR_NOMEM) bad = 1;
+        }
+        giz_p0_schema_free(s);
+        if (bad) {
+            fprintf(stderr, "allocation %ld failed: rc %d\n", fail_at, rc);
+            ASSERT_TRUE(0);
+            break;
+        }
+        clean = allocs < fail_at; /* no allocation failed this time: all paths done */
+    }
+    cJSON_InitHooks(NULL);
+    ASSERT_TRUE(clean);
+    ASSERT_TRUE(fail_at > 20); /* the sequence does allocate */
+    cJSON_Delete(attrs);
+}
+
 TEST_LIST(TEST_ENTRY(openapi_examples), TEST_ENTRY(pet_house), TEST_ENTRY(bit_groups),
           TEST_ENTRY(ratio_binary), TEST_ENTRY(variable_length), TEST_ENTRY(malformed_reports),
-          TEST_ENTRY(schema_errors), TEST_ENTRY(roundtrip));
+          TEST_ENTRY(schema_errors), TEST_ENTRY(roundtrip), TEST_ENTRY(alloc_failure));
 TEST_MAIN()
