@@ -137,3 +137,25 @@ int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_d
     tl_finalize(s, st);
     return rc;
 }
+
+int giz_store_event_count_pruned(struct giz_store *s, const char *did, const char *source,
+                                 int64_t n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!s || !store__fits(did, GIZ_DID_SIZE) || !source ||
+        (strcmp(source, "http") != 0 && strcmp(source, "mqtt") != 0) || n < 0)
+        return GIZ_ERR_INVAL;
+    if (n == 0) return GIZ_OK;
+    rc = tl_prepare(s,
+                    "INSERT INTO event_drops(did, source, reason, n) VALUES (?1, ?2, 'device', ?3) "
+                    "ON CONFLICT(did, source, reason) DO UPDATE SET n = n + excluded.n",
+                    &st, "preparing pruned-event count");
+    if (rc) return rc;
+    store__bind_text(s, st, 1, did);
+    store__bind_text(s, st, 2, source);
+    store__bind_int(s, st, 3, n);
+    rc = store__exec(s, st, "counting pruned events");
+    tl_finalize(s, st);
+    return rc;
+}

@@ -35,12 +35,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "giz/mqtt.h"
 #include "plugin.h"
 
-#define EV_APPEND_CHUNK 1024u /* events per giz_store_event_append call */
+#define EV_BATCH 4096u  /* events taken per writer pass */
+#define EV_GATHER_MS 50 /* after the first event, the writer waits this long for more */
 #define EV_PRUNE_EVERY_MS 1000
 #define EV_PRUNE_EVERY_N 4096u
 #define EV_TOPIC_MAX 200 /* topic bytes recorded */
@@ -98,9 +100,16 @@ static const char *const bye_names[BYE__COUNT] = {
     "keepalive",  "taken_over",       "plugin", "broker"};
 
 struct events {
-    struct ev_rec **q; /* queued for the DB batch */
-    size_t n, cap;
-    size_t in_flight; /* q[0..in_flight) are being written by the batch */
+    /* the queue, shared with the writer thread (under mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started, stop, failed_start;
+    struct ev_rec **ring; /* events_queue slots */
+    size_t head, n, cap;
+    uint64_t unrecorded_drops; /* not yet added to event_drops (writer) */
+    uint64_t written, pruned;  /* by the writer */
+    /* main thread only */
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
     struct giz_map conns;     /* ctx -> struct ev_conn (owned) */
@@ -110,16 +119,11 @@ struct events {
     char seen_cid[GIZ_CLIENTID_SIZE > GIZ_DID_SIZE ? GIZ_CLIENTID_SIZE : GIZ_DID_SIZE];
     char seen_peer[GIZP_PEER_SIZE];
     int seen_keepalive;
-    /* the store side */
-    uint64_t unrecorded_drops;
-    uint64_t since_prune;
-    int64_t last_prune_ms;
-    bool dirty;
     /* counters (metrics) */
     uint64_t msgs_in[CMD_SLOTS], msgs_out[CMD_SLOTS];
     uint64_t denied[DEN__COUNT];
     uint64_t bye[BYE__COUNT];
-    uint64_t written, dropped, pruned;
+    uint64_t dropped;          /* queue full, oversize, no memory (main thread) */
     int64_t refused_window_ms; /* connack_refused events: at most EV_REFUSED_PER_S a second */
     unsigned refused_in_window;
     int64_t outbox_lag_s, outbox_lag_max_s; /* -1 = no item yet */
@@ -210,7 +214,18 @@ static void jb_open(struct jb *j, char *buf, size_t cap)
 
 static void jb_key(struct jb *j, const char *key)
 {
-    jb_fmt(j, "%s\"%s\":", j->first ? "" : ",", key);
+    size_t kl = strlen(key);
+    if (j->over || kl + 4 >= j->cap - j->n) {
+        j->over = true;
+        return;
+    }
+    if (!j->first) j->p[j->n++] = ',';
+    j->p[j->n++] = '"';
+    memcpy(j->p + j->n, key, kl);
+    j->n += kl;
+    j->p[j->n++] = '"';
+    j->p[j->n++] = ':';
+    j->p[j->n] = '\0';
     j->first = false;
 }
 
@@ -233,8 +248,11 @@ static void jb_strn(struct jb *j, const char *key, const char *s, size_t len, si
             jb_fmt(j, "\\u%04x", c);
             i++;
         } else if (c < 0x80) {
-            jb_raw(j, (const char *)&u[i], 1);
-            i++;
+            size_t k = i + 1;
+            while (k < len && u[k] >= 0x20 && u[k] < 0x7f && u[k] != '"' && u[k] != '\\')
+                k++;
+            jb_raw(j, (const char *)&u[i], k - i);
+            i = k;
         } else {
             size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
             if (k > 1 && i + k <= len && giz_utf8_valid(&u[i], k)) {
@@ -256,8 +274,16 @@ static void jb_str(struct jb *j, const char *key, const char *s)
 
 static void jb_int(struct jb *j, const char *key, int64_t v)
 {
+    char d[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     jb_key(j, key);
-    jb_fmt(j, "%" PRId64, v);
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u > 0);
+    if (v < 0) d[sizeof(d) - 1 - n++] = '-';
+    jb_raw(j, d + sizeof(d) - n, n);
 }
 
 static void jb_bool(struct jb *j, const char *key, bool v)
@@ -293,32 +319,36 @@ static void jb_close(struct jb *j)
 static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb *j)
 {
     struct events *ev = g->events;
-    struct ev_rec *r, **q;
-    if (j->over) {
-        ev->dropped++;
-        ev->unrecorded_drops++;
-        return;
+    struct ev_rec *r = NULL;
+    size_t dl = strnlen(did, GIZ_DID_SIZE - 1), kl = strnlen(kind, GIZ_EVENT_KIND_SIZE - 1);
+    bool queued = false;
+    if (!j->over && ev->started) r = malloc(sizeof(*r) + j->n + 1u);
+    if (r != NULL) {
+        memcpy(r->did, did, dl);
+        r->did[dl] = '\0';
+        memcpy(r->kind, kind, kl);
+        r->kind[kl] = '\0';
+        r->ts = unix_ms();
+        memcpy(r->fields, j->p, j->n + 1u);
     }
-    if (ev->n >= g->cfg.events_queue) goto drop;
-    q = giz_array_reserve(ev->q, &ev->cap, ev->n + 1u, sizeof(*q), 256u, g->cfg.events_queue);
-    if (q == NULL) goto drop;
-    ev->q = q;
-    r = malloc(sizeof(*r) + j->n + 1u);
-    if (r == NULL) goto drop;
-    snprintf(r->did, sizeof(r->did), "%s", did);
-    snprintf(r->kind, sizeof(r->kind), "%s", kind);
-    r->ts = unix_ms();
-    memcpy(r->fields, j->p, j->n + 1u);
-    ev->q[ev->n++] = r;
-    return;
-drop:
-    ev->dropped++;
-    ev->unrecorded_drops++;
+    pthread_mutex_lock(&ev->mu);
+    if (r != NULL && ev->n < ev->cap) {
+        ev->ring[(ev->head + ev->n) % ev->cap] = r;
+        if (++ev->n == 1) pthread_cond_signal(&ev->cv);
+        queued = true;
+    } else if (ev->started) {
+        ev->unrecorded_drops++;
+    }
+    pthread_mutex_unlock(&ev->mu);
+    if (!queued) {
+        free(r);
+        ev->dropped++;
+    }
 }
 
 static bool on(const struct gizp *g)
 {
-    return g->events != NULL && g->cfg.events;
+    return g->events != NULL && g->events->started;
 }
 
 /* The DID a topic names (dev2app/<DID>..., app2dev/<DID>/..., ser2cli_res/<DID>), or "". */
@@ -479,7 +509,9 @@ void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *wh
     }
     if (g->events->refused_in_window >= EV_REFUSED_PER_S) {
         g->events->dropped++;
+        pthread_mutex_lock(&g->events->mu);
         g->events->unrecorded_drops++;
+        pthread_mutex_unlock(&g->events->mu);
         return;
     }
     g->events->refused_in_window++;
@@ -723,38 +755,23 @@ void events__outbox_seen(struct gizp *g, int64_t created_at)
 
 /* ---- the store side ---------------------------------------------------------------- */
 
+/* The DB batch (plugin.c) writes only the device_conn rows (a few per
+ * login); the events go through the writer thread. */
 bool events__pending(const struct gizp *g)
 {
     const struct events *ev = g->events;
-    return ev != NULL && (ev->n > 0 || ev->nrows > 0);
+    return ev != NULL && ev->nrows > 0;
 }
 
 int events__write(struct gizp *g)
 {
     struct events *ev = g->events;
-    struct giz_event batch[EV_APPEND_CHUNK];
     int rc = GIZ_OK;
-    size_t i = 0;
     if (ev == NULL) return GIZ_OK;
-    ev->in_flight = ev->n;
     ev->rows_in_flight = ev->nrows;
     for (size_t r = 0; r < ev->rows_in_flight && rc == GIZ_OK; r++) {
         rc = giz_store_device_conn_set(g->store, ev->rows[r].did, &ev->rows[r].c);
         if (rc == GIZ_ERR_INVAL) rc = GIZ_OK; /* cannot happen (checked DIDs); never retried */
-    }
-    while (i < ev->in_flight && rc == GIZ_OK) {
-        size_t k = 0;
-        for (; k < EV_APPEND_CHUNK && i + k < ev->in_flight; k++) {
-            const struct ev_rec *r = ev->q[i + k];
-            memset(&batch[k], 0, sizeof(batch[k]));
-            memcpy(batch[k].did, r->did, sizeof(batch[k].did));
-            memcpy(batch[k].kind, r->kind, sizeof(batch[k].kind));
-            batch[k].ts = r->ts;
-            batch[k].source = "mqtt";
-            batch[k].fields = r->fields;
-        }
-        rc = giz_store_event_append(g->store, batch, k, NULL);
-        i += k;
     }
     return rc;
 }
@@ -763,62 +780,262 @@ void events__written(struct gizp *g)
 {
     struct events *ev = g->events;
     if (ev == NULL) return;
-    for (size_t i = 0; i < ev->in_flight; i++)
-        free(ev->q[i]);
-    memmove(ev->q, ev->q + ev->in_flight, (ev->n - ev->in_flight) * sizeof(*ev->q));
-    ev->n -= ev->in_flight;
-    ev->written += ev->in_flight;
-    if (ev->in_flight > 0) {
-        ev->dirty = true;
-        ev->since_prune += ev->in_flight;
-    }
-    ev->in_flight = 0;
     memmove(ev->rows, ev->rows + ev->rows_in_flight,
             (ev->nrows - ev->rows_in_flight) * sizeof(*ev->rows));
     ev->nrows -= ev->rows_in_flight;
     ev->rows_in_flight = 0;
-    if (ev->n == 0 && ev->cap > 65536u) { /* after a flood, give the memory back */
-        free(ev->q);
-        ev->q = NULL;
-        ev->cap = 0;
-    }
 }
 
 void events__failed(struct gizp *g)
 {
-    if (g->events == NULL) return;
-    g->events->in_flight = 0; /* kept for the next batch (bounded by events_queue) */
-    g->events->rows_in_flight = 0;
+    if (g->events != NULL) g->events->rows_in_flight = 0; /* kept for the next batch */
+}
+
+/* ---- the writer thread -------------------------------------------------------- */
+/* Its own store connection; it never calls mosquitto (not thread-safe): its
+ * log lines go through giz_log, whose sink writes other threads' lines to
+ * stderr (plugin.c). */
+
+struct writer {
+    struct events *ev;
+    char db_path[GIZ_PATH_SIZE];
+    unsigned per_device;
+    uint64_t total;
+};
+
+static void abs_after_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, t);
+    t->tv_nsec += ms * 1000000L;
+    while (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Per-device budget while writing one pass (the writer's own map). */
+struct budget {
+    unsigned left;    /* more of this device's events this pass may keep */
+    uint64_t skipped; /* older ones the per-device bound would prune at once */
+};
+
+struct budget_walk {
+    struct giz_store *st; /* NULL: only free */
+    uint64_t counted;
+};
+
+static int budget_count_cb(const void *key, size_t klen, void *value, void *ud)
+{
+    struct budget_walk *w = ud;
+    struct budget *b = value;
+    char did[GIZ_DID_SIZE];
+    if (w->st != NULL && b->skipped > 0 && klen < sizeof(did)) {
+        memcpy(did, key, klen);
+        did[klen] = '\0';
+        if (giz_store_event_count_pruned(w->st, did, "mqtt", (int64_t)b->skipped) == GIZ_OK)
+            w->counted += b->skipped;
+    }
+    return 0;
+}
+
+/* Writes items[0..n) (oldest first) in one transaction. Of a device with
+ * more than per_device events in this pass only its newest per_device are
+ * inserted: the older ones would be deleted by the next prune before
+ * anyone could page to them, so they are counted as pruned ('device')
+ * without a write (a flooding device costs at most per_device inserts per
+ * pass; the live stream shows what is kept). */
+static void write_batch(struct giz_store *st, struct events *ev, struct giz_event *batch,
+                        struct ev_rec **items, size_t n, unsigned per_device)
+{
+    struct giz_map budgets;
+    struct budget_walk bw = {NULL, 0};
+    size_t k = 0, skipped = 0;
+    int rc = GIZ_OK;
+    bool have_map = per_device > 0 && giz_map_init(&budgets) == 0;
+    for (size_t i = n; have_map && i-- > 0;) { /* newest first: who keeps what */
+        struct budget *b = giz_map_sget(&budgets, items[i]->did);
+        if (b == NULL) {
+            b = calloc(1, sizeof(*b));
+            if (b == NULL ||
+                giz_map_put(&budgets, items[i]->did, strlen(items[i]->did), b, NULL) != 0) {
+                free(b);
+                continue; /* no memory: this one is kept */
+            }
+            b->left = per_device;
+        }
+        if (b->left > 0) {
+            b->left--;
+        } else {
+            b->skipped++;
+            items[i]->kind[0] = '\0'; /* marks it skipped */
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->kind[0] == '\0') {
+            skipped++;
+            continue;
+        }
+        memset(&batch[k], 0, sizeof(batch[k]));
+        memcpy(batch[k].did, items[i]->did, sizeof(batch[k].did));
+        memcpy(batch[k].kind, items[i]->kind, sizeof(batch[k].kind));
+        batch[k].ts = items[i]->ts;
+        batch[k].source = "mqtt";
+        batch[k].fields = items[i]->fields;
+        k++;
+    }
+    if (st == NULL) rc = GIZ_ERR_DB;
+    if (rc == GIZ_OK) rc = giz_store_begin(st);
+    if (rc == GIZ_OK) rc = giz_store_event_append(st, batch, k, NULL);
+    if (have_map) {
+        bw.st = rc == GIZ_OK ? st : NULL;
+        giz_map_foreach(&budgets, budget_count_cb, &bw);
+        giz_map_free(&budgets, free);
+    }
+    if (rc == GIZ_OK) rc = giz_store_commit(st);
+    if (rc != GIZ_OK && st != NULL) giz_store_rollback(st);
+    pthread_mutex_lock(&ev->mu);
+    if (rc == GIZ_OK) {
+        ev->written += k;
+        ev->pruned += bw.counted;
+        ev->unrecorded_drops += skipped - bw.counted; /* a failed count: still counted, as queue */
+    } else {
+        ev->unrecorded_drops += n;
+    }
+    pthread_mutex_unlock(&ev->mu);
+    if (rc != GIZ_OK)
+        giz_log(GIZ_LOG_WARN, "events: %zu MQTT events not written: %s", n, giz_strerror(rc));
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct events *ev = w->ev;
+    struct giz_store *st = NULL;
+    struct giz_error err;
+    struct ev_rec **items = malloc(EV_BATCH * sizeof(*items));
+    struct giz_event *batch = malloc(EV_BATCH * sizeof(*batch));
+    uint64_t last_prune = giz_mono_ms(), since_prune = 0;
+    bool dirty = false;
+    if (items == NULL || batch == NULL) {
+        giz_log(GIZ_LOG_ERR, "events: the writer is out of memory");
+        free(items);
+        free(batch);
+        items = NULL;
+        batch = NULL;
+    } else if (giz_store_open(w->db_path, &st, &err) != GIZ_OK) {
+        giz_log(GIZ_LOG_ERR, "events: the writer cannot open the store: %s", err.text);
+        st = NULL;
+    }
+    for (;;) {
+        size_t n = 0;
+        uint64_t drops;
+        bool stop;
+        struct timespec until;
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->stop && ev->n == 0 && ev->unrecorded_drops == 0) {
+            /* sleep until something is queued, or until the prune is due */
+            uint64_t since = giz_mono_ms() - last_prune;
+            long wait =
+                dirty ? (since >= EV_PRUNE_EVERY_MS ? 1 : (long)(EV_PRUNE_EVERY_MS - since)) : 1000;
+            abs_after_ms(&until, wait);
+            while (!ev->stop && ev->n == 0 && ev->unrecorded_drops == 0)
+                if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
+        }
+        if (ev->n > 0 && ev->n < EV_BATCH && !ev->stop) { /* gather a batch */
+            abs_after_ms(&until, EV_GATHER_MS);
+            while (!ev->stop && ev->n < EV_BATCH)
+                if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
+        }
+        while (items != NULL && n < EV_BATCH && ev->n > 0) {
+            items[n++] = ev->ring[ev->head];
+            ev->head = (ev->head + 1) % ev->cap;
+            ev->n--;
+        }
+        drops = ev->unrecorded_drops;
+        ev->unrecorded_drops = 0;
+        stop = ev->stop && ev->n == 0;
+        pthread_mutex_unlock(&ev->mu);
+        if (n > 0) {
+            write_batch(st, ev, batch, items, n, w->per_device);
+            dirty = true;
+            since_prune += n;
+        }
+        if (drops > 0 &&
+            (st == NULL || giz_store_event_count_dropped(st, "", "mqtt", (int64_t)drops) != GIZ_OK))
+            giz_log(GIZ_LOG_WARN, "events: %llu dropped MQTT events not counted",
+                    (unsigned long long)drops);
+        uint64_t now = giz_mono_ms();
+        if (st != NULL && dirty &&
+            (now - last_prune >= EV_PRUNE_EVERY_MS || since_prune >= EV_PRUNE_EVERY_N || stop)) {
+            int64_t pruned = 0;
+            int rc = giz_store_event_prune(st, w->per_device, w->total, &pruned);
+            if (rc == GIZ_OK) {
+                pthread_mutex_lock(&ev->mu);
+                ev->pruned += (uint64_t)pruned;
+                pthread_mutex_unlock(&ev->mu);
+                dirty = false;
+                since_prune = 0;
+            } else {
+                giz_log(GIZ_LOG_WARN, "events: prune failed (%s), will retry: %s", giz_strerror(rc),
+                        giz_store_errmsg(st));
+            }
+            last_prune = now;
+        }
+        if (stop) break;
+    }
+    giz_store_close(st);
+    free(items);
+    free(batch);
+    free(w);
+    return NULL;
+}
+
+/* Starts the writer (first TICK: the store exists and is migrated by then). */
+static void writer_start(struct gizp *g)
+{
+    struct events *ev = g->events;
+    struct writer *w;
+    ev->failed_start = true; /* tried once */
+    ev->cap = g->cfg.events_queue;
+    ev->ring = calloc(ev->cap, sizeof(*ev->ring));
+    w = calloc(1, sizeof(*w));
+    if (ev->ring == NULL || w == NULL) goto fail;
+    w->ev = ev;
+    snprintf(w->db_path, sizeof(w->db_path), "%s", g->cfg.db_path);
+    w->per_device = g->cfg.events_per_device;
+    w->total = (uint64_t)g->cfg.events_total;
+    ev->started = true; /* before the thread runs: ev_push may queue at once */
+    if (pthread_create(&ev->thread, NULL, writer_main, w) != 0) {
+        ev->started = false;
+        goto fail;
+    }
+    ev->failed_start = false;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "giz: MQTT timeline events on: newest %u per device, %zu in all, "
+                         "queue %u, payload %u bytes",
+                         g->cfg.events_per_device, g->cfg.events_total, g->cfg.events_queue,
+                         g->cfg.events_payload);
+    return;
+fail:
+    free(w);
+    free(ev->ring);
+    ev->ring = NULL;
+    ev->cap = 0;
+    mosquitto_log_printf(MOSQ_LOG_ERR, "giz: MQTT timeline events off: cannot start the writer");
 }
 
 void events__tick(struct gizp *g, int64_t now_ms)
 {
     struct events *ev = g->events;
+    (void)now_ms;
     if (ev == NULL || g->store == NULL) return;
+    if (!ev->started && !ev->failed_start && g->cfg.events) writer_start(g);
     if (ev->closing != NULL) { /* its close never came through our wrapper */
         struct ev_conn *conn = ev->closing;
         ev->closing = NULL;
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
-    }
-    if (ev->unrecorded_drops > 0 && now_ms - ev->last_prune_ms >= EV_PRUNE_EVERY_MS) {
-        if (giz_store_event_count_dropped(g->store, "", "mqtt", (int64_t)ev->unrecorded_drops) ==
-            GIZ_OK)
-            ev->unrecorded_drops = 0;
-    }
-    if (!ev->dirty ||
-        (now_ms - ev->last_prune_ms < EV_PRUNE_EVERY_MS && ev->since_prune < EV_PRUNE_EVERY_N))
-        return;
-    int64_t pruned = 0;
-    int rc = giz_store_event_prune(g->store, g->cfg.events_per_device,
-                                   (uint64_t)g->cfg.events_total, &pruned);
-    ev->last_prune_ms = now_ms;
-    if (rc == GIZ_OK) {
-        ev->pruned += (uint64_t)pruned;
-        ev->dirty = false;
-        ev->since_prune = 0;
-    } else if (plugin__rate_ok(&ev->rl_store, 5, "event prune errors")) {
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: events: prune failed (%s), will retry: %s",
-                             giz_strerror(rc), giz_store_errmsg(g->store));
     }
 }
 
@@ -916,17 +1133,21 @@ void events__metrics_write(struct gizp *g, int64_t now_ms)
            "Cloud/app messages dropped because a device's send queue was full.");
     giz_buf_printf(&b, "gizcloud_broker_send_queue_dropped_total %" PRIu64 "\n", ps.dropped);
     metric(&b, "events_written_total", "counter", "MQTT timeline events written to the store.");
-    giz_buf_printf(&b, "gizcloud_broker_events_written_total %" PRIu64 "\n", ev->written);
+    pthread_mutex_lock(&ev->mu);
+    uint64_t written = ev->written, pruned = ev->pruned;
+    size_t queued = ev->n;
+    pthread_mutex_unlock(&ev->mu);
+    giz_buf_printf(&b, "gizcloud_broker_events_written_total %" PRIu64 "\n", written);
     metric(&b, "events_dropped_total", "counter",
            "MQTT timeline events dropped before the store (queue full, oversize).");
     giz_buf_printf(&b, "gizcloud_broker_events_dropped_total %" PRIu64 "\n", ev->dropped);
     metric(&b, "events_pruned_total", "counter",
            "Timeline events the broker's retention prune removed.");
-    giz_buf_printf(&b, "gizcloud_broker_events_pruned_total %" PRIu64 "\n", ev->pruned);
-    metric(&b, "events_queued", "gauge", "MQTT timeline events waiting for the DB batch.");
-    giz_buf_printf(&b, "gizcloud_broker_events_queued %zu\n", ev->n);
+    giz_buf_printf(&b, "gizcloud_broker_events_pruned_total %" PRIu64 "\n", pruned);
+    metric(&b, "events_queued", "gauge", "MQTT timeline events waiting for the writer thread.");
+    giz_buf_printf(&b, "gizcloud_broker_events_queued %zu\n", queued);
     metric(&b, "events_enabled", "gauge", "1 if the broker records MQTT timeline events.");
-    giz_buf_printf(&b, "gizcloud_broker_events_enabled %u\n", g->cfg.events ? 1u : 0u);
+    giz_buf_printf(&b, "gizcloud_broker_events_enabled %u\n", ev->started ? 1u : 0u);
     if (b.data == NULL) return;
     rc = giz_store_broker_metrics_put(g->store, (const char *)b.data, unix_ms());
     if (rc != GIZ_OK && plugin__rate_ok(&ev->rl_store, 5, "metrics write errors"))
@@ -943,7 +1164,12 @@ int events__init(struct gizp *g)
     if (ev == NULL) return -1;
     g->events = ev;
     ev->outbox_lag_s = ev->outbox_lag_max_s = -1;
-    ev->last_prune_ms = (int64_t)giz_mono_ms();
+    if (pthread_mutex_init(&ev->mu, NULL) != 0) {
+        free(ev);
+        g->events = NULL;
+        return -1;
+    }
+    pthread_cond_init(&ev->cv, NULL);
     if (giz_map_init(&ev->conns) != 0 || giz_map_init(&ev->conns_did) != 0) return -1;
     ev->conns.ptr_keys = true;
     return 0;
@@ -953,9 +1179,19 @@ void events__free(struct gizp *g)
 {
     struct events *ev = g->events;
     if (ev == NULL) return;
+    if (ev->started) { /* the writer writes what is queued, then stops */
+        pthread_mutex_lock(&ev->mu);
+        ev->stop = true;
+        pthread_cond_signal(&ev->cv);
+        pthread_mutex_unlock(&ev->mu);
+        pthread_join(ev->thread, NULL);
+        ev->started = false;
+    }
     for (size_t i = 0; i < ev->n; i++)
-        free(ev->q[i]);
-    free(ev->q);
+        free(ev->ring[(ev->head + i) % ev->cap]);
+    free(ev->ring);
+    pthread_cond_destroy(&ev->cv);
+    pthread_mutex_destroy(&ev->mu);
     free(ev->rows);
     free(ev->closing);
     giz_map_free(&ev->conns_did, NULL);

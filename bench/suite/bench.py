@@ -10,6 +10,9 @@ with the absolute medians beside them. Figures:
               mosquitto_pub --repeat -> mosquitto_sub -C through the cloud (mosquitto +
               plugin, which reads the client sockets through its interposition) vs bare
               mosquitto (anonymous, plain TCP listener).
+  events      the same QoS 0 64 B workloads through the plugin with its MQTT timeline
+              events on (plugin_opt_events 1) vs the same build with them off; the
+              broker main thread's CPU per message on both sides gives the event cost.
   logins      new TCP + CONNECT + CONNACK + DISCONNECT per second (loginstorm.c, 32 in
               flight; Python fallback), each fleet device once per pass: cloud (pass 1 cold =
               PBKDF2 + SQLite, pass 2 warm = credential cache) vs mosquitto's stock
@@ -299,7 +302,7 @@ class Bench:
             return e.code, e.read()
 
     # -- brokers -------------------------------------------------------------
-    def broker(self, mode, extra=()):
+    def broker(self, mode, extra=(), plugin_extra=()):
         """Starts mosquitto: mode 'bare' (anonymous TCP listener), 'dynsec' (stock
         dynamic-security plugin, TCP listener) or 'cloud' (giz_plugin, mosquitto's TCP
         listener on .port: the production layout). Same common settings for all (the
@@ -323,6 +326,7 @@ class Bench:
                       "plugin " + self.plugin, "plugin_opt_db_path " + self.db,
                       "plugin_opt_ping_max 180", "plugin_opt_ping_window 180",
                       "plugin_opt_keepalive_max 600"]
+            lines += list(plugin_extra)  # more plugin_opt_* lines (after the plugin line)
         else:
             raise ValueError(mode)
         conf = os.path.join(self.dir, "mosquitto-%s.conf" % mode)
@@ -572,6 +576,53 @@ def bench_throughput(b, reps):
             raw[k]["cloud"].append(c)
             raw[k]["bare"].append(bb)
             raw[k]["ratio"].append(c / bb if c and bb else None)
+    return raw
+
+
+def bench_events(b, reps):
+    """QoS 0 throughput of the plugin with its MQTT timeline events on
+    (plugin_opt_events 1, the default: a publish_in per dev2app message, a
+    publish_out per app2dev delivery, written by the DB batch) against the
+    same build with them off (plugin_opt_events 0), and the broker's CPU per
+    message on both sides (main thread, and all threads: the writer thread
+    included): the differences are the event cost per message."""
+    a = b.args
+    did, pc = b.did, b.pc
+    app = b.app
+    dev_auth = ["-i", did, "-u", did, "-P", pc]
+    app_auth = ["-i", app["mqtt_client_id"], "-u", app["uid"], "-P", app["token"]]
+    path = os.path.join(b.dir, "payload-64.bin")
+    with open(path, "wb") as f:
+        f.write(device_payload(64))
+    work = ("app2dev", "dev2app")
+    raw = {w: {"on": [], "off": [], "ratio": [], "cpu_us_per_msg": {"on": [], "off": []}} for w in work}
+    for rep in range(reps):
+        order = ("off", "on") if rep % 2 == 0 else ("on", "off")
+        got = {}
+        for side in order:
+            br = b.broker("cloud", ["max_queued_messages 0"],
+                          ["plugin_opt_events %d" % (1 if side == "on" else 0)])
+            try:
+                for direction in work:
+                    cpu = {}
+                    if direction == "app2dev":
+                        r = throughput_once(br.port, app_auth, dev_auth, "app2dev/%s/%s" % (
+                            did, app["mqtt_client_id"]), "app2dev/%s/#" % did, path, a.messages, br.pid, cpu)
+                    else:
+                        r = throughput_once(br.port, dev_auth, app_auth, "dev2app/" + did,
+                                            "dev2app/" + did, path, a.messages, br.pid, cpu)
+                    got[(side, direction)] = r
+                    raw[direction]["cpu_us_per_msg"][side].append(cpu)
+                    log("  events rep %d %-3s %s 64 B: %s msg/s; broker CPU us/msg: main %.2f, all threads %.2f" % (
+                        rep, side, direction, "%.0f" % r if r else "failed", cpu.get("main") or 0.0,
+                        sum(cpu.values())))
+            finally:
+                b.stop(br)
+        for direction in work:
+            on, off = got.get(("on", direction)), got.get(("off", direction))
+            raw[direction]["on"].append(on)
+            raw[direction]["off"].append(off)
+            raw[direction]["ratio"].append(on / off if on and off else None)
     return raw
 
 
@@ -1005,7 +1056,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--only", default="throughput,logins,idle,parser,latency,ota,gservice")
+    ap.add_argument("--only", default="throughput,events,logins,idle,parser,latency,ota,gservice")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "out", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "out", "RESULTS.md"))
     ap.add_argument("--loginstorm", help="the compiled bench/suite/loginstorm.c (else a Python driver)")
@@ -1072,6 +1123,7 @@ def main():
     try:
         b.fixtures()
         step("throughput", lambda: bench_throughput(b, a.tp_reps))
+        step("events", lambda: bench_events(b, a.tp_reps))
         step("logins", lambda: bench_logins(b, a.reps))
         step("idle", lambda: {"cloud": bench_idle(b, a.reps, a.idle_max)})
         step("parser", lambda: bench_parser(b, a.reps))

@@ -52,6 +52,25 @@ def rows(res):
                             "to the plugin's listener", "baseline": "bare mosquitto", "cloud": stat(r.get("direct")),
                             "base": stat(r.get("bare")), "ratio": ds, "nd": 0, "ratio_text": spread(ds, 3),
                             "target": "(not a target)", "met": None})
+    ev = f.get("events")
+    if ev:
+        for k in ("app2dev", "dev2app"):
+            r = ev.get(k, {})
+            rs = stat(r.get("ratio"))
+            cpu = r.get("cpu_us_per_msg", {})
+
+            def med(side, allthreads):
+                v = [(sum(x.values()) if allthreads else x.get("main")) for x in cpu.get(side, [])
+                     if isinstance(x, dict)]
+                return stat([x for x in v if x is not None])
+            con, coff, aon, aoff = med("on", False), med("off", False), med("on", True), med("off", True)
+            cost = ("; event cost %.2f us/msg on the broker thread, %.2f us/msg all threads" % (
+                con["median"] - coff["median"], aon["median"] - aoff["median"]) if con and coff and aon and aoff
+                else "")
+            out.append({"key": "events_" + k, "figure": "QoS 0 msg/s %s, 64 B, MQTT events on%s" % (k, cost),
+                        "baseline": "same build, plugin_opt_events 0", "cloud": stat(r.get("on")),
+                        "base": stat(r.get("off")), "ratio": rs, "nd": 0, "ratio_text": spread(rs, 3),
+                        "target": "ratio ≥ 0.9", "met": rs and rs["median"] >= 0.9})
     lg = f.get("logins")
     if lg:
         for k, label in (("warm", "device logins/s, warm (credential cache)"),

@@ -643,6 +643,11 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did,
                               const struct giz_device_conn *c);
 /* GIZ_ERR_NOT_FOUND if the device never connected. */
 int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out);
+/* Adds n events of did a writer did not insert because the per-device
+ * bound would have pruned them at once (reason "device", as the prune
+ * counts them). */
+int giz_store_event_count_pruned(struct giz_store *s, const char *did, const char *source,
+                                 int64_t n);
 /* ==== end of broker metrics and device connections ========================= */
 
 /* ==== device search (web console, lib/store_device_search.c) ================ */

