@@ -32,6 +32,7 @@ struct giz_p0_schema;
 #define GS_WS_CLOSE_WAIT_MS 2000u       /* our close frame to the socket's end */
 #define GS_WS_POLL_MS 1000u             /* online status and bindings from the store */
 #define GS_WS_DEFAULT_MAX_SESSIONS 1024u
+#define GS_WS_MAX_LOGIN_FAILURES 5u /* refused tokens per connection, then close 1008 */
 
 /* Broker -> hub items (filled on a libmosquitto thread). */
 enum ws_item_kind { WS_IT_CONNACK = 1, WS_IT_MESSAGE, WS_IT_GONE };
@@ -83,6 +84,7 @@ struct ws_sess {
     char appid[GIZ_PK_SIZE];
     bool custom; /* p0_type "custom" */
     bool auto_subscribe;
+    unsigned login_failures;
     unsigned heartbeat_s;
     int64_t expire_at;
     struct mosquitto *mosq;

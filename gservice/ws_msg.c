@@ -212,6 +212,8 @@ static void do_login(struct ws_sess *s, const cJSON *data)
     if (why != NULL) {
         giz_log(GIZ_LOG_INFO, "ws %s: login refused: %s", s->peer, why);
         login_res(s, false);
+        if (++s->login_failures >= GS_WS_MAX_LOGIN_FAILURES)
+            ws_close(s, GIZ_WS_CLOSE_POLICY, "too many failed logins");
         return;
     }
     snprintf(s->uid, sizeof s->uid, "%s", sess.uid);

@@ -423,6 +423,22 @@ def check_session(c, cloud):
     c.eq(closed, 1008, "no message for 2 x heartbeat_interval + 5 s: close 1008")
     ws5.close()
 
+    # five refused tokens on one connection: close 1008
+    ws6 = WS(url)
+    for _ in range(5):
+        login(ws6, alice, token="1" * 32)
+    closed = None
+    try:
+        ws6.ws.settimeout(5)
+        op, data = ws6.ws.recv_data(control_frame=True)
+        closed = struct.unpack(">H", data[:2])[0] if op == websocket.ABNF.OPCODE_CLOSE else op
+    except websocket.WebSocketConnectionClosedException:
+        closed = 0
+    except (websocket.WebSocketTimeoutException, socket.timeout):
+        pass
+    c.eq(closed, 1008, "five refused tokens: close 1008")
+    ws6.close()
+
     # the session outlives the HTTP head (2 s) and idle (3 s) timeouts
     time.sleep(5)
     ws.send({"cmd": "ping"})
@@ -601,7 +617,8 @@ def check_wss(c):
     if not c.ok(r.returncode == 0, "gen-certs: %r" % r.stderr[-200:]):
         return
     https_port = harness.free_port()
-    env = {"GIZ_HTTPS_PORT": str(https_port), "GIZ_TLS_CERT": os.path.join(tls, "server.crt"),
+    env = {"GIZ_HTTPS_PORT": str(https_port), "GIZ_WS_MAX_SESSIONS": "2",
+           "GIZ_TLS_CERT": os.path.join(tls, "server.crt"),
            "GIZ_TLS_KEY": os.path.join(tls, "server.key")}
     with harness.Cloud(gservice_env=env) as cloud:
         harness.wait_port(https_port, cloud.gservice)
@@ -622,6 +639,29 @@ def check_wss(c):
         c.ok(r is not None and bytes(r["data"]["raw"]) == REPORT_0091, "wss: s2c_raw")
         ws.close()
         dev.close()
+        # GIZ_WS_MAX_SESSIONS=2: a third session is closed at once
+        pm.wait_for(lambda: "\ngizcloud_ws_sessions 0\n" in cloud.http("GET", "/metrics")[2].decode(),
+                    timeout=5)
+        ws2 = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+        ws2b = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+        ws2b.send({"cmd": "ping"})
+        c.ok(ws2b.cmd("pong") is not None, "a second session works")
+        ws3 = websocket.create_connection("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port, timeout=5)
+        ended = False
+        try:
+            ws3.send('{"cmd":"ping"}')
+            op, _ = ws3.recv_data(control_frame=True)
+            ended = op == websocket.ABNF.OPCODE_CLOSE
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            ended = True
+        except websocket.WebSocketTimeoutException:
+            ended = False
+        c.ok(ended, "GIZ_WS_MAX_SESSIONS=2: the third session is closed")
+        ws2.send({"cmd": "ping"})
+        c.ok(ws2.cmd("pong") is not None, "the first session still works")
+        ws2.close()
+        ws2b.close()
+        ws3.close()
         codes = cloud.stop()
         c.eq(codes.get("gservice"), 0, "GService (HTTPS) exits 0")
 
