@@ -5,7 +5,8 @@ kicked, its logins and provision are refused (403/9023), it keeps its DID and
 stays disabled when it registers again; enable lets it back in; kick closes
 the session and nothing else; delete removes the device, its bindings and
 logs (provision 404/9014, MQTT login refused, the app's bindings without it),
-keeps its timeline, and a new registration gets a new DID; firmware show and
+keeps its timeline, and a new registration gets a new DID; without a broker a
+kick is 503 while a disable still takes effect; firmware show and
 delete (the hosted file goes, downloads 404, OTA checks stop offering it);
 limit/offset/total on the products, devices, firmware and device-log lists,
 bad paging values 400; every new route needs the admin token; and the
@@ -311,5 +312,18 @@ with harness.Cloud(broker=True) as cloud:
     codes = cloud.stop()
     ck.eq(codes.get("gservice"), 0, "GService exits 0 (no sanitizer report)")
     ck.eq(codes.get("mosquitto"), 0, "mosquitto exits 0")
+
+# -- without a broker: disable still takes effect in the store, a kick is refused -------------
+with harness.Cloud(broker=False) as cloud:
+    pk = cloud.create_product("nobroker")["product_key"]
+    did = cloud.register_device(pk, new_mac(), "pcNoBroker1")
+    s, e = cloud.json("POST", "/admin/devices/%s/kick" % did, admin=True)
+    ck.ok(s == 503 and e.get("error") == "broker_unavailable", "kick without a broker -> 503 (%s)" % s)
+    s, d = cloud.json("POST", "/admin/devices/%s/disable" % did, admin=True)
+    ck.ok(s == 200 and d.get("status") == "disabled" and d.get("broker", {}).get("alive") is False,
+          "disable without a broker: 200, disabled, broker alive false")
+    ck.eq(provision(cloud, did)[0], 403, "... and provision is refused at once")
+    codes = cloud.stop()
+    ck.eq(codes.get("gservice"), 0, "GService exits 0 (no broker run)")
 
 ck.done()
