@@ -73,9 +73,9 @@ struct ws_sess {
     char peer[64];
     struct giz_ws_reader rd;
     struct giz_buf out;
-    bool want_out; /* EPOLLOUT registered */
-    bool closing;  /* our close frame is queued: flush, then end */
-    bool dead;     /* end at the next sweep */
+    uint32_t ep_mask; /* the epoll events registered */
+    bool closing;     /* our close frame is queued: flush, then end */
+    bool dead;        /* end at the next sweep */
     uint64_t opened_ms, last_rx_ms, close_at_ms, login_at_ms;
     atomic_uint in_flight; /* publishes libmosquitto has not written yet */
     enum ws_state state;

@@ -178,10 +178,15 @@ int ws_mqtt_subscribe(struct ws_sess *s, const char *did, bool on)
 
 /* ---- sessions (hub thread) -------------------------------------------------- */
 
+/* The events the hub waits for: input unless our close frame is queued
+ * (reads are shut then: a level-triggered EPOLLIN would spin), output while
+ * bytes wait. */
 static void epoll_set(struct ws_sess *s, bool out)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0), .data.ptr = s};
-    if (epoll_ctl(s->hub->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0) s->want_out = out;
+    uint32_t mask = (s->closing ? 0 : (EPOLLIN | EPOLLRDHUP)) | (out ? EPOLLOUT : 0);
+    if (mask == s->ep_mask) return;
+    struct epoll_event ev = {.events = mask, .data.ptr = s};
+    if (epoll_ctl(s->hub->epfd, EPOLL_CTL_MOD, s->fd, &ev) == 0) s->ep_mask = mask;
 }
 
 static void flush(struct ws_sess *s)
@@ -201,8 +206,7 @@ static void flush(struct ws_sess *s)
         s->dead = true;
         return;
     }
-    bool need = s->out.len > 0;
-    if (need != s->want_out) epoll_set(s, need);
+    epoll_set(s, s->out.len > 0);
 }
 
 static void queue_frame(struct ws_sess *s, uint8_t op, const void *p, size_t n)
@@ -439,6 +443,7 @@ static void take_incoming(struct gs_ws *h)
         h->n_sessions++;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = s};
         if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, s->fd, &ev) != 0) s->dead = true;
+        s->ep_mask = EPOLLIN | EPOLLRDHUP;
         giz_log(GIZ_LOG_INFO, "ws %s opened", s->peer);
         if (!s->dead && s->rd.in.len > 0) { /* bytes that came with the handshake */
             for (;;) {
