@@ -112,6 +112,7 @@ int gs_http_start(struct gs_server *srv)
 {
     gs_store_checkpointer_start(&srv->pool); /* failure: automatic checkpoints */
     if (gs_events_start(srv) != 0 || gs_streams_init(srv) != 0) return -1;
+    if (gs_campaigns_start(srv) != 0) return -1; /* the OTA campaign engine */
     if (srv->cfg.head_timeout > 0 && gs_guard_start(srv) != 0) return -1;
     if (gs_ws_start(srv) != 0) return -1;
     srv->http = start_daemon(srv, srv->cfg.http_port, false);
@@ -148,7 +149,8 @@ void gs_http_stop(struct gs_server *srv)
     srv->http = srv->https = NULL;
     gs_guard_stop(srv); /* after the daemons: no more connection notifications */
     gs_streams_free(srv);
-    gs_events_stop(srv); /* writes what the last requests queued */
+    gs_campaigns_stop(srv); /* after the daemons: no route wakes it any more */
+    gs_events_stop(srv);    /* writes what the last requests queued */
     free(srv->tls_cert_pem);
     free(srv->tls_key_pem);
     srv->tls_cert_pem = srv->tls_key_pem = NULL;

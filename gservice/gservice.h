@@ -197,10 +197,10 @@ enum gs_route_id {
     GS_ROUTE_APP_DEVICE,           /* GET /app/devices/<did> */
     GS_ROUTE_APP_RAW_DATA,         /* GET /app/devices/<did>/raw_data */
     GS_ROUTE_APP_CONTROL,          /* POST /app/control/<did> */
+    GS_ROUTE_WS_APP,               /* GET /ws/app/v1 (WebSocket upgrade; ws_route.c) */
     GS_ROUTE_ADMIN_DATAPOINTS,     /* PUT/GET /admin/products/<pk>/datapoints (route_datapoint.c) */
     GS_ROUTE_APP_DATAPOINT,        /* GET /app/datapoint?product_key= */
     GS_ROUTE_APP_DEVDATA_LATEST,   /* GET /app/devdata/<did>/latest */
-    GS_ROUTE_WS_APP,               /* GET /ws/app/v1 (WebSocket upgrade; ws_route.c) */
     GS_ROUTE_ROOT,                 /* GET / -> 302 /console/ (route_console.c) */
     GS_ROUTE_CONSOLE,              /* GET /console/... the web console's files */
     GS_ROUTE_CONSOLE_STREAM,       /* GET /console/stream?ticket= (the event stream) */
@@ -208,6 +208,9 @@ enum gs_route_id {
     GS_ROUTE_ADMIN_DEVICE_SEND,    /* POST /admin/devices/<did>/send */
     GS_ROUTE_ADMIN_DEVICE_SEARCH,  /* GET /admin/device_search?q= */
     GS_ROUTE_ADMIN_DEVICE_LATEST,  /* GET /admin/devices/<did>/latest (data points) */
+    GS_ROUTE_ADMIN_CAMPAIGNS,      /* GET/POST /admin/ota/campaigns (route_campaign.c) */
+    GS_ROUTE_ADMIN_CAMPAIGN,       /* GET /admin/ota/campaigns/<id> */
+    GS_ROUTE_ADMIN_CAMPAIGN_ACTION, /* POST /admin/ota/campaigns/<id>/pause|resume|cancel */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -288,6 +291,20 @@ struct gs_guard {
     uint64_t log_last_us, log_held;
 };
 
+/* The OTA campaign engine (campaign.c): its thread and what GET /metrics shows. */
+#define GS_CAMPAIGN_TICK_MS 500
+#define GS_CAMPAIGN_NOTICE_BATCH 2000u /* notices per campaign and tick */
+#define GS_CAMPAIGN_NOTICE_RETRIES 1   /* a notice never acted on is repeated once */
+struct gs_campaigns {
+    bool started, stop, wake;
+    int64_t started_ms; /* unix ms: timeouts only count time the engine watched */
+    pthread_mutex_t mu; /* stop, wake, metrics */
+    pthread_cond_t cv;
+    pthread_t thread;
+    char *metrics; /* Prometheus text of the last tick (heap) */
+    atomic_uint_fast64_t notices, transitions, ticks;
+};
+
 struct gs_server {
     struct gs_config cfg;
     struct gs_guard guard;
@@ -299,7 +316,8 @@ struct gs_server {
     struct MHD_Daemon *http;
     struct MHD_Daemon *https;
     char *tls_cert_pem, *tls_key_pem;
-    struct gs_ws *ws; /* the WebSocket app API's hub (ws_hub.c) */
+    struct gs_ws *ws;              /* the WebSocket app API's hub (ws_hub.c) */
+    struct gs_campaigns campaigns; /* the OTA campaign engine (campaign.c) */
 };
 
 enum gs_method {
@@ -670,5 +688,19 @@ enum gs_giz_code {
     GS_E_OTA_NO_RULE = 9500,
     GS_E_OTA_NOT_IN_EFFECT = 9502
 };
+
+/* OTA campaigns (campaign.c): the engine thread, started after the store
+ * pool and before the daemons (0 / -1 logged), stopped after them (safe
+ * twice / unstarted); a route that changed a campaign wakes it for an
+ * immediate tick. gs_campaigns_metrics: a heap copy of the last tick's
+ * Prometheus lines (NULL: none yet), freed by the caller. */
+int gs_campaigns_start(struct gs_server *srv);
+void gs_campaigns_stop(struct gs_server *srv);
+void gs_campaigns_wake(struct gs_server *srv);
+char *gs_campaigns_metrics(struct gs_server *srv);
+/* Routes (route_campaign.c). */
+void gs_route_admin_campaigns(struct gs_request *rq);
+void gs_route_admin_campaign(struct gs_request *rq);
+void gs_route_admin_campaign_action(struct gs_request *rq);
 
 #endif

@@ -289,6 +289,9 @@ void gs_route_metrics(struct gs_request *rq)
     char *ws = gs_ws_metrics(rq->srv); /* the WebSocket hub (ws_hub.c) */
     if (ws != NULL) put(&t, "%s", ws);
     free(ws);
+    char *campaigns = gs_campaigns_metrics(rq->srv); /* the engine's last tick (campaign.c) */
+    if (campaigns != NULL) put(&t, "%s", campaigns);
+    free(campaigns);
     put(&t,
         "# HELP gizcloud_start_time_seconds Unix time the GService started.\n"
         "# TYPE gizcloud_start_time_seconds gauge\n"

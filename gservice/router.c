@@ -62,6 +62,11 @@ static const struct gs_route routes[] = {
     {"/admin/devices/*/send", GS_ROUTE_ADMIN_DEVICE_SEND, GS_M_POST, gs_route_admin_device_send},
     {"/admin/device_search", GS_ROUTE_ADMIN_DEVICE_SEARCH, M_READ, gs_route_admin_device_search},
     {"/admin/devices/*/latest", GS_ROUTE_ADMIN_DEVICE_LATEST, M_READ, gs_route_admin_device_latest},
+    {"/admin/ota/campaigns", GS_ROUTE_ADMIN_CAMPAIGNS, M_READ | GS_M_POST,
+     gs_route_admin_campaigns},
+    {"/admin/ota/campaigns/*", GS_ROUTE_ADMIN_CAMPAIGN, M_READ, gs_route_admin_campaign},
+    {"/admin/ota/campaigns/*/*", GS_ROUTE_ADMIN_CAMPAIGN_ACTION, GS_M_POST,
+     gs_route_admin_campaign_action},
 };
 
 static const char *const route_names[GS_ROUTE_COUNT] = {
@@ -107,6 +112,9 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_ADMIN_DEVICE_SEND] = "admin_device_send",
     [GS_ROUTE_ADMIN_DEVICE_SEARCH] = "admin_device_search",
     [GS_ROUTE_ADMIN_DEVICE_LATEST] = "admin_device_latest",
+    [GS_ROUTE_ADMIN_CAMPAIGNS] = "admin_campaigns",
+    [GS_ROUTE_ADMIN_CAMPAIGN] = "admin_campaign",
+    [GS_ROUTE_ADMIN_CAMPAIGN_ACTION] = "admin_campaign_action",
 };
 
 const char *gs_route_name(enum gs_route_id id)

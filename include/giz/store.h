@@ -659,4 +659,144 @@ int giz_store_device_search(struct giz_store *s, const char *product_key, const 
                             unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud,
                             int64_t *total);
 
+/* ==== OTA campaigns (helper "campaign", issue 16, schema 011) ===============
+ * A campaign rolls one firmware out to the devices its targets resolved to
+ * at creation; each device's state comes from its timeline, advanced by the
+ * GService's campaign engine (gservice/campaign.c), which reads the events
+ * table from a cursor kept in the store. Times: campaigns in unix s,
+ * device progress in unix ms. */
+enum giz_campaign_state {
+    GIZ_CAMPAIGN_RUNNING = 0,
+    GIZ_CAMPAIGN_PAUSED,
+    GIZ_CAMPAIGN_CANCELLED,
+    GIZ_CAMPAIGN_COMPLETED,
+    GIZ_CAMPAIGN_STOPPED, /* by the failure threshold, a failed canary or the validity end */
+    GIZ_CAMPAIGN_STATE_COUNT
+};
+enum giz_cdev_state {
+    GIZ_CDEV_PENDING = 0,
+    GIZ_CDEV_NOTIFIED,
+    GIZ_CDEV_CHECKED,
+    GIZ_CDEV_OFFERED,
+    GIZ_CDEV_DOWNLOADING,
+    GIZ_CDEV_DOWNLOADED,
+    GIZ_CDEV_UPDATED,
+    GIZ_CDEV_FAILED,
+    GIZ_CDEV_STATE_COUNT
+};
+/* Names as stored and answered ("running", "pending", ...); parse returns
+ * -1 for an unknown name. */
+const char *giz_campaign_state_name(int state);
+int giz_campaign_state_parse(const char *name);
+const char *giz_cdev_state_name(int state);
+int giz_cdev_state_parse(const char *name);
+
+#define GIZ_CAMPAIGN_REASON_SIZE 160
+#define GIZ_CAMPAIGN_KIND_SIZE 12 /* "all", "dids", "macs", "versions", "percent" */
+struct giz_campaign {
+    int64_t id;
+    char name[GIZ_NAME_SIZE];
+    char product_key[GIZ_PK_SIZE];
+    int fw_type; /* 1 WiFi, 2 MCU */
+    int64_t firmware_id;
+    char soft_version[GIZ_VER_SIZE]; /* the firmware's: what "updated" means */
+    char target_kind[GIZ_CAMPAIGN_KIND_SIZE];
+    char version_min[GIZ_VER_SIZE], version_max[GIZ_VER_SIZE]; /* "" = open */
+    unsigned percent;                                           /* 1..100 */
+    unsigned canary;            /* devices notified first; the rest wait until they all update */
+    unsigned failure_threshold; /* failed devices that stop the campaign; 0 = never */
+    int64_t starts_at, ends_at; /* validity, unix s; 0 = open */
+    int window_start, window_end; /* notices only in [start, end) minutes of the UTC day; -1 = any */
+    bool force;                   /* notice on every login, not at most once a UTC day */
+    unsigned timeout_s;           /* no progress this long after a notice: failed */
+    unsigned max_checks;          /* OTA checks still at the old version: failed */
+    int state;                    /* enum giz_campaign_state */
+    char reason[GIZ_CAMPAIGN_REASON_SIZE];
+    int64_t event_from; /* events with a higher id count as evidence */
+    int64_t created_at, updated_at;
+    int64_t devices; /* get / list: number of devices */
+};
+typedef int (*giz_store_campaign_cb)(const struct giz_campaign *c, void *ud);
+
+/* Which devices a new campaign takes: the active devices of c->product_key
+ * whose current version of c->fw_type is below c->soft_version (or
+ * unknown), and further by c->target_kind: "dids" / "macs": only those in
+ * list_json (a JSON array of strings); "versions": current version within
+ * [version_min, version_max] ("" = open); "percent": the first percent %
+ * (rounded up) in DID order. Canaries: the DIDs of canary_json (a JSON
+ * array or NULL) that are targets, then more in DID order up to c->canary. */
+struct giz_campaign_targets {
+    const char *list_json;
+    const char *canary_json;
+};
+/* Creates the campaign (running) and its device rows (pending) in one
+ * transaction; fills c->id, state, event_from, created_at, updated_at,
+ * devices and c->canary (canaries actually marked). *unmatched (may be
+ * NULL): entries of list_json that are no target. GIZ_ERR_NOT_FOUND when no
+ * device matches (nothing written), GIZ_ERR_INVAL (bad fields / JSON). */
+int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
+                              const struct giz_campaign_targets *t, int64_t *unmatched);
+int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign *out);
+/* Newest first; live_only: running, paused or stopped. limit 0 = no limit. */
+int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit, unsigned offset,
+                            giz_store_campaign_cb cb, void *ud);
+int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count);
+/* Sets the state and reason (NULL = "") if the campaign is in one of the
+ * states of from_mask (bits 1 << state); *old (may be NULL) gets the state
+ * it had. GIZ_ERR_NOT_FOUND; GIZ_ERR_EXISTS if its state is not in the mask
+ * (nothing changed). */
+int giz_store_campaign_set_state(struct giz_store *s, int64_t id, unsigned from_mask, int state,
+                                 const char *reason, int *old);
+
+struct giz_cdev {
+    int64_t campaign_id;
+    char did[GIZ_DID_SIZE];
+    char mac[GIZ_MAC_SIZE];
+    bool canary;
+    int state; /* enum giz_cdev_state */
+    char reason[GIZ_CAMPAIGN_REASON_SIZE];
+    char from_version[GIZ_VER_SIZE], version[GIZ_VER_SIZE]; /* at creation, last reported */
+    int64_t notices, checks, downloads, bytes;
+    int percent;        /* last 0x022C percent, -1 = none */
+    int64_t notice_day; /* UTC day of the last notice, -1 = none */
+    int64_t notified_at, checked_at, offered_at, downloading_at, downloaded_at, done_at;
+    int64_t progress_at; /* the last evidence or notice (the timeout runs from it) */
+};
+typedef int (*giz_store_cdev_cb)(const struct giz_cdev *d, void *ud);
+
+/* Device rows of one campaign in DID order: state >= 0 only that state;
+ * stale_before_ms > 0 only rows in notified..downloaded with progress_at
+ * below it; due_online: only pending rows whose device is online (canary
+ * first; canary_only: only canaries). limit 0 = no limit. */
+struct giz_cdev_query {
+    int64_t campaign_id;
+    int state;
+    int64_t stale_before_ms;
+    bool due_online, canary_only;
+    unsigned limit, offset;
+};
+int giz_store_cdev_list(struct giz_store *s, const struct giz_cdev_query *q, giz_store_cdev_cb cb,
+                        void *ud);
+/* Rows per state (counts[GIZ_CDEV_STATE_COUNT]); canary_only counts canaries. */
+int giz_store_cdev_counts(struct giz_store *s, int64_t campaign_id, bool canary_only,
+                          int64_t counts[GIZ_CDEV_STATE_COUNT]);
+/* Writes n rows back (all their mutable fields), one savepoint. */
+int giz_store_cdev_put(struct giz_store *s, const struct giz_cdev *rows, size_t n);
+
+/* Evidence for the engine: events with after < id <= upto of the kinds
+ * ota_check, download, publish_in, subscribe whose device has a row not
+ * updated or failed in a running, paused or stopped campaign created before
+ * the event, at most `limit` events (oldest first); cb is called once per
+ * (event, row) pair with ev (json unset) and a copy of the row as stored.
+ * *last_id gets the id of the last event read (after when none). */
+typedef int (*giz_store_evidence_cb)(const struct giz_event *ev, const struct giz_cdev *row,
+                                     void *ud);
+int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto, unsigned limit,
+                                giz_store_evidence_cb cb, void *ud, int64_t *last_id,
+                                unsigned *events);
+/* The engine's event cursor. */
+int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id);
+int giz_store_campaign_cursor_set(struct giz_store *s, int64_t event_id);
+/* ==== end of OTA campaigns ================================================= */
+
 #endif

@@ -146,6 +146,9 @@ int ctl__cmd_device_events(struct ctl *ctl, const struct ctl_args *a);
 /* ctl_datapoint.c: product datapoints PK import FILE | export. */
 int ctl__cmd_product_datapoints(struct ctl *ctl, const struct ctl_args *a);
 
+/* ctl_campaign.c: ota campaign create|list|show|follow|pause|resume|cancel. */
+int ctl__cmd_ota_campaign(struct ctl *ctl, const struct ctl_args *a);
+
 int ctl__cmd_user_create(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_login(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_logout(struct ctl *ctl, const struct ctl_args *a);

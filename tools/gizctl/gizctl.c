@@ -81,6 +81,24 @@ static const struct ctl_opt opts_watch[] = {
     {"all", 0, NULL, "also print messages of other types (raw hex)"},
     {0}};
 
+static const struct ctl_opt opts_campaign[] = {
+    {"product", 'p', "PK", "create: the product (required)"},
+    {"type", 't', "1|2", "create: firmware type (default 1)"},
+    {"firmware", 'f', "ID", "create: firmware id (default: the product's latest of the type)"},
+    {"name", 0, "TEXT", "create: a name"},
+    {"dids", 0, "DID,...", "create: only these devices"},
+    {"macs", 0, "MAC,...", "create: only the devices with these MACs"},
+    {"versions", 0, "MIN:MAX", "create: only devices whose current version is in the range"},
+    {"percent", 0, "N", "create: only the first N % of the devices (DID order)"},
+    {"canary", 0, "N", "create: N devices first; the rest once they all updated"},
+    {"canary-dids", 0, "DID,...", "create: these devices are the canaries"},
+    {"threshold", 0, "N", "create: stop the campaign once N devices failed"},
+    {"timeout", 0, "SECONDS", "create: no progress this long after a notice: failed (600)"},
+    {"max-checks", 0, "N", "create: OTA checks still at the old version: failed (3)"},
+    {"window", 0, "HH:MM-HH:MM", "create: send notices only in this daily UTC window"},
+    {"force", 0, NULL, "create: notice on every login, not at most once a UTC day"},
+    {0}};
+
 static const struct ctl_cmd commands[] = {
     /* operator side: admin API */
     {"product", "create", "NAME", "create a product; prints its product key and secret", NULL, 1, 1,
@@ -129,6 +147,15 @@ static const struct ctl_cmd commands[] = {
      "Give --did DID, or --product PK [--type 1|2]. When no firmware matches, gizctl\n"
      "says so: devices will re-check and answer 9500 (no update).",
      0, 0, opts_ota_push, ctl__cmd_ota_push},
+    {"ota", "campaign", "ACTION [ID]",
+     "OTA campaigns: create | list | show ID | follow ID | pause ID | resume ID | cancel ID",
+     "A campaign rolls a firmware out to a product's devices (all, --dids, --macs,\n"
+     "--versions, --percent; those already at its version are left out), optionally\n"
+     "canary devices first, and follows each device from its timeline: pending,\n"
+     "notified, checked, offered, downloading, downloaded, updated or failed (with the\n"
+     "reason). follow redraws a progress bar once a second until the campaign is\n"
+     "completed, stopped or cancelled.",
+     1, 2, opts_campaign, ctl__cmd_ota_campaign},
     {"logs", "tail", "DID", "print a device's stored 0x0012 logs", NULL, 1, 1, opts_logs,
      ctl__cmd_logs_tail},
     /* app side: app API + MQTT as an app */

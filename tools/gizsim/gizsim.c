@@ -56,6 +56,10 @@ static const char usage_text[] =
     "      --ota-type 1|2       OTA check type (default 1)\n"
     "      --ota-version 41|40  OTA check flow: 41 = update_and_check (default),\n"
     "                           40 = target_fid (also after every 0x020E push)\n"
+    "      --ota-refuse-ratio R   share of devices (0..1, spread over the indexes) that\n"
+    "                           never download an offered firmware (a declined update)\n"
+    "      --ota-corrupt-ratio R  share of devices whose downloads arrive corrupted (MD5\n"
+    "                           check fails; reported with a 0x022C progress \"md5 fail\")\n"
     "      --lenient            read HTTP and MQTT like a tolerant client instead of like\n"
     "                           firmware (whole answers, several packets per read,\n"
     "                           PUBLISHes before the last SUBACK kept, no downloads)\n"
@@ -184,6 +188,10 @@ static const struct opt_spec opt_table[] = {
     {"mqtts-port", 0, OK_U16, F(mqtts_port), 1, 65535, "--mqtts-port wants 1..65535, not"},
     {"cacert", 0, OK_PTR, F(cacert), 0, 0, NULL},
     {"datapoints", 0, OK_PTR, F(datapoints), 0, 0, NULL},
+    {"ota-refuse-ratio", 0, OK_DBL, F(ota_refuse_ratio), 0, 1,
+     "--ota-refuse-ratio wants a share from 0 to 1, not"},
+    {"ota-corrupt-ratio", 0, OK_DBL, F(ota_corrupt_ratio), 0, 1,
+     "--ota-corrupt-ratio wants a share from 0 to 1, not"},
 };
 #undef F
 #undef NOF

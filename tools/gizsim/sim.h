@@ -66,6 +66,9 @@ struct sim_opts {
     uint16_t mqtts_port; /* --mqtts-port (default 8883) */
     bool app_tls, device_tls; /* --app-tls / --device-tls: MQTT over TLS */
     const char *datapoints;   /* --datapoints FILE: devices speak p0 (sim_p0.c) */
+    /* OTA behaviours of a share of the fleet (campaign tests) */
+    double ota_refuse_ratio;  /* devices that never download what they are offered */
+    double ota_corrupt_ratio; /* devices whose download is corrupted (MD5 failure) */
 };
 
 /* ---- error kinds -------------------------------------------------------------- */
@@ -129,6 +132,7 @@ struct sim_stats {
     /* strict firmware emulation */
     uint64_t pub_before_suback; /* PUBLISHes dropped: arrived before the third SUBACK */
     uint64_t dl_started, dl_ok, dl_failed;
+    uint64_t ota_refused, ota_progress_sent; /* offers declined; 0x022C reports */
     uint64_t dl_fail[SIM_DL_FAIL_COUNT];
     /* apps */
     uint64_t app_users, app_logins, app_bound, app_ready_now, app_ready_at_stop, app_cmds, app_acks,
@@ -164,6 +168,10 @@ struct sim_download {
 #define SIM_MIS_PING_FLOOD 0x01u
 #define SIM_MIS_MALFORMED 0x02u
 #define SIM_MIS_WRONG_TOPIC 0x04u
+#define SIM_OTA_REFUSE 0x01u   /* --ota-refuse-ratio picked this device */
+#define SIM_OTA_CORRUPT 0x02u  /* --ota-corrupt-ratio picked this device */
+#define SIM_REPORT_SUCCESS 1u  /* 0x022C "success" + 0x021C new version */
+#define SIM_REPORT_MD5_FAIL 2u /* 0x022C "md5 fail" */
 
 struct sim;
 
@@ -186,6 +194,8 @@ struct sim_device {
     uint8_t sub_step; /* SUBACKs received in this attempt */
     uint8_t missed_pongs;
     uint8_t misbehave;
+    uint8_t ota_behave; /* SIM_OTA_* */
+    uint8_t ota_report; /* SIM_REPORT_*: OTA reports due once logged in */
     uint8_t ever_ready;
     uint8_t ota_after;    /* 1: boot chain (OTA then MQTT), 2: provision then MQTT */
     uint8_t ota_pending;  /* a push arrived while a request was running */
@@ -279,6 +289,9 @@ const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls
 
 /* ---- sim_device.c ------------------------------------------------------------------------ */
 void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx);
+/* true if device idx belongs to the share `ratio` (0..1) of the fleet:
+ * floor(ratio * n) of the first n devices, spread over the indexes. */
+bool sim__dev_picked(uint32_t idx, double ratio);
 void sim__dev_start(struct sim_device *d);
 void sim__dev_http_go(struct sim_device *d);
 /* Periodic work (logs, floods, malformed traffic), called by the tick timer. */

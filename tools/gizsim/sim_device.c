@@ -64,6 +64,15 @@ void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx)
     memcpy(d->did, did, sizeof did);
     if (passcode[0] != '\0') memcpy(d->passcode, passcode, sizeof passcode);
     if (mac[0] != '\0') memcpy(d->mac, mac, sizeof mac);
+    if (sim__dev_picked(idx, s->o.ota_refuse_ratio)) d->ota_behave |= SIM_OTA_REFUSE;
+    if (sim__dev_picked(idx, s->o.ota_corrupt_ratio)) d->ota_behave |= SIM_OTA_CORRUPT;
+}
+
+bool sim__dev_picked(uint32_t idx, double ratio)
+{
+    /* device idx is picked when floor(ratio * k) steps up at k = idx + 1:
+     * exactly floor(ratio * n) of the first n devices, spread evenly */
+    return ratio > 0 && (uint64_t)((idx + 1) * ratio + 1e-9) > (uint64_t)(idx * ratio + 1e-9);
 }
 
 /* ---- sending -------------------------------------------------------------------- */
@@ -525,11 +534,51 @@ static int dev_dl_recv(const char *data, size_t n, size_t *next_cap, void *ud)
         write_len = FW_DOWNLOAD_RECV - head_len;
     }
     (void)giz_md5_update(dl->md5, from, write_len);
+    if (dl->offset == 0 && (d->ota_behave & SIM_OTA_CORRUPT))
+        (void)giz_md5_update(dl->md5, "!", 1); /* a flipped flash write: the MD5 fails */
     dl->offset += write_len;
     if (dl->offset >= dl->filelen) return 0;
     *next_cap = dl->filelen - dl->offset < FW_DOWNLOAD_RECV ? (size_t)(dl->filelen - dl->offset)
                                                             : FW_DOWNLOAD_RECV;
     return 1;
+}
+
+/* The OTA reports newer firmware sends on cli2ser_req after a download:
+ * 0x022C progress (100 %, "success" or "md5 fail") and, after a success, a
+ * 0x021C version report with the new module / MCU version. Sent once the
+ * device is logged in (become_ready calls this again). */
+static void ota_reports(struct sim_device *d)
+{
+    struct sim *s = d->sim;
+    char ver[64];
+    struct giz_msg m;
+    if (d->ota_report == 0 || d->phase != DEV_READY) return;
+    snprintf(ver, sizeof ver, "%s,%s", s->o.hard_version, d->soft_version);
+    memset(&m, 0, sizeof m);
+    m.cmd = GIZ_CMD_OTA_PROGRESS;
+    m.u.ota_progress.flags = s->o.ota_type == 2 ? GIZ_OTAFLAG_MCU : GIZ_OTAFLAG_MODULE;
+    m.u.ota_progress.percent = 100;
+    m.u.ota_progress.version.ptr = (const uint8_t *)ver;
+    m.u.ota_progress.version.len = strlen(ver);
+    m.u.ota_progress.info.ptr =
+        (const uint8_t *)(d->ota_report == SIM_REPORT_SUCCESS ? "success" : "md5 fail");
+    m.u.ota_progress.info.len = strlen((const char *)m.u.ota_progress.info.ptr);
+    dev_publish_msg(d, "cli2ser_req", &m);
+    s->st.ota_progress_sent++;
+    if (d->ota_report == SIM_REPORT_SUCCESS) {
+        memset(&m, 0, sizeof m);
+        m.cmd = GIZ_CMD_VERSION_REPORT;
+        m.u.version.flags = s->o.ota_type == 2 ? GIZ_VERFLAG_MCU : GIZ_VERFLAG_MODULE;
+        if (s->o.ota_type == 2) {
+            m.u.version.mcu.ptr = (const uint8_t *)ver;
+            m.u.version.mcu.len = strlen(ver);
+        } else {
+            m.u.version.module.ptr = (const uint8_t *)ver;
+            m.u.version.module.len = strlen(ver);
+        }
+        dev_publish_msg(d, "cli2ser_req", &m);
+    }
+    d->ota_report = 0;
 }
 
 static void dev_dl_end(int rc, void *ud)
@@ -556,8 +605,14 @@ static void dev_dl_end(int rc, void *ud)
             if (dl->new_version[0] != '\0')
                 (void)util__copy(d->soft_version, sizeof d->soft_version, dl->new_version);
             if (dl->new_fid != 0) d->current_fid = dl->new_fid;
+            /* newer firmware: 0x022C 100 %, then (after its reboot) a 0x021C
+             * version report; both wait for the MQTT login if not logged in */
+            d->ota_report = SIM_REPORT_SUCCESS;
+            ota_reports(d);
         } else {
             dl_failed(d, SIM_DLF_MD5);
+            d->ota_report = SIM_REPORT_MD5_FAIL;
+            ota_reports(d);
         }
     } else {
         dl_failed(d, dl->fail >= 0             ? (enum sim_dl_fail)dl->fail
@@ -677,7 +732,9 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
                 if (!fw_field(text, "soft_ver=", "&", sv, sizeof sv) &&
                     !fw_field(text, "soft_ver=", "\r\n", sv, sizeof sv))
                     sv[0] = '\0';
-                if (!s->o.lenient && f != d->current_fid && dl_start(d, url, sv, (uint32_t)f))
+                if (d->ota_behave & SIM_OTA_REFUSE)
+                    s->st.ota_refused++;
+                else if (!s->o.lenient && f != d->current_fid && dl_start(d, url, sv, (uint32_t)f))
                     return;
             }
         } else if (!no_update_answer(status, text)) {
@@ -695,7 +752,10 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
                 sim__error(s, SIM_ERR_OTA_STATUS);
             } else {
                 s->st.ota_offered++;
-                if (!s->o.lenient && strcmp(d->soft_version, sv) < 0 && dl_start(d, url, sv, 0))
+                if (d->ota_behave & SIM_OTA_REFUSE)
+                    s->st.ota_refused++; /* the user declined: nothing is downloaded */
+                else if (!s->o.lenient && strcmp(d->soft_version, sv) < 0 &&
+                         dl_start(d, url, sv, 0))
                     return;
             }
         } else if (!no_update_answer(status, text)) {
@@ -859,6 +919,7 @@ static void become_ready(struct sim_device *d)
     }
     if (d->log_bits) d->t_log = 0;
     if (s->p0) sim__p0_report(d); /* sim_p0.c: status after login */
+    ota_reports(d);               /* after a download made before this login */
     sim__check_ready(s);
 }
 

@@ -180,6 +180,8 @@ int sim__write_json(struct sim *s, const char *path)
     add_u64(c, "provisioned", st->provisioned);
     add_u64(c, "ota_checks", st->ota_checks);
     add_u64(c, "ota_offered", st->ota_offered);
+    add_u64(c, "ota_refused", st->ota_refused);
+    add_u64(c, "ota_progress_sent", st->ota_progress_sent);
     add_u64(c, "ota_pushes_seen", st->ota_pushes_seen);
     add_u64(c, "ota_push_v41", st->ota_v41);
     add_u64(c, "ota_push_v40", st->ota_v40);
