@@ -702,11 +702,11 @@ struct giz_campaign {
     char soft_version[GIZ_VER_SIZE]; /* the firmware's: what "updated" means */
     char target_kind[GIZ_CAMPAIGN_KIND_SIZE];
     char version_min[GIZ_VER_SIZE], version_max[GIZ_VER_SIZE]; /* "" = open */
-    unsigned percent;                                           /* 1..100 */
-    unsigned canary;            /* devices notified first; the rest wait until they all update */
-    unsigned failure_threshold; /* failed devices that stop the campaign; 0 = never */
-    int64_t starts_at, ends_at; /* validity, unix s; 0 = open */
-    int window_start, window_end; /* notices only in [start, end) minutes of the UTC day; -1 = any */
+    unsigned percent;                                          /* 1..100 */
+    unsigned canary;              /* devices notified first; the rest wait until they all update */
+    unsigned failure_threshold;   /* failed devices that stop the campaign; 0 = never */
+    int64_t starts_at, ends_at;   /* validity, unix s; 0 = open */
+    int window_start, window_end; /* notices in [start, end) UTC minutes of the day; -1 = any */
     bool force;                   /* notice on every login, not at most once a UTC day */
     unsigned timeout_s;           /* no progress this long after a notice: failed */
     unsigned max_checks;          /* OTA checks still at the old version: failed */
