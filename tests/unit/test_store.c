@@ -133,6 +133,10 @@ TEST_CASE(upgrade)
             "DROP INDEX bindings_seq; ALTER TABLE bindings DROP COLUMN bound_seq; "
             "ALTER TABLE outbox DROP COLUMN client_id; ALTER TABLE outbox DROP COLUMN payload";
     }
+    if (latest == 11) { /* 011_campaigns.sql: three tables */
+        newest = "campaign_cursor";
+        undo = "DROP TABLE campaign_cursor; DROP TABLE campaign_devices; DROP TABLE campaigns";
+    }
     char probe[160];
     snprintf(probe, sizeof probe, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", newest);
     snprintf(path, sizeof path, "%s/upgrade.db", dir);
