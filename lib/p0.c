@@ -4,7 +4,8 @@
  * Gizwits data-point JSON, with each point's place in the fixed-length status
  * area resolved once (bit groups, writable area, status area length), and
  * the decoder / encoders of the fixed (0x01-0x06) and variable-length
- * (0x11-0x14) actions. Layout rules are documented in the header; the byte
+ * (0x11-0x14) actions. Layout rules are documented in the header (the
+ * variable form as the Gizwits MCU code generator packs it); the byte
  * examples of the public docs are golden vectors in tests/unit/test_p0.c.
  * Decoding reads only buf[0..len) and allocates only the cJSON it returns.
  */
@@ -647,17 +648,42 @@ static int add_value(cJSON *attrs, const struct point *p, const uint8_t *src, bo
     else
         j = value_json(p, fixed ? fixed_get(p, src) : be_get(src, var_bytes(p)), &rc);
     if (!j) return rc ? rc : GIZ_ERR_NOMEM;
-    if (!p->bit_unit || fixed || p->dtype == DT_BINARY) {
-        /* nothing more to check */
-    } else if (be_get(src, var_bytes(p)) >> p->len) {
-        cJSON_Delete(j);
-        return GIZ_ERR_BAD_VALUE; /* bits above the field's length */
-    }
     if (!cJSON_AddItemToObject(attrs, p->name, j)) {
         cJSON_Delete(j);
         return GIZ_ERR_NOMEM;
     }
     return GIZ_OK;
+}
+
+/* Adds numeric point p with wire value w (a value of the variable form's bit segment). */
+static int add_wire(cJSON *attrs, const struct point *p, uint64_t w)
+{
+    int rc = GIZ_OK;
+    cJSON *j = value_json(p, w, &rc);
+
+    if (!j) return rc ? rc : GIZ_ERR_NOMEM;
+    if (!cJSON_AddItemToObject(attrs, p->name, j)) {
+        cJSON_Delete(j);
+        return GIZ_ERR_NOMEM;
+    }
+    return GIZ_OK;
+}
+
+/* The variable form's bit segment: the flagged bit-unit points packed from
+ * bit 0 up, in schema order, as one big-endian integer of seg_bytes bytes. */
+static uint64_t seg_get(const uint8_t *seg, size_t seg_bytes, size_t pos, uint32_t len)
+{
+    uint64_t v = 0;
+
+    for (uint32_t b = len; b-- > 0;)
+        v = v << 1 | (bit_get(seg, seg_bytes, pos + b) ? 1u : 0u);
+    return v;
+}
+
+static void seg_put(uint8_t *seg, size_t seg_bytes, size_t pos, uint32_t len, uint64_t v)
+{
+    for (uint32_t b = 0; b < len; b++)
+        bit_put(seg, seg_bytes, pos + b, (v >> b) & 1u);
 }
 
 /* ---- decode ----------------------------------------------------------------------- */
@@ -743,7 +769,8 @@ static int decode_var(const struct giz_p0_schema *s, const uint8_t *buf, size_t 
 {
     bool write = action == GIZ_P0_WRITE_VAR, read = action == GIZ_P0_READ_VAR;
     size_t count = write ? s->n_writable : s->n, fb = flag_bytes(count), off, fi = 0;
-    const uint8_t *flags = buf + 1;
+    size_t bits = 0, seg_bytes, pos = 0;
+    const uint8_t *flags = buf + 1, *seg;
 
     if (len < 1 + fb) return fail(e, GIZ_ERR_TRUNCATED, len, "p0 ends inside attr_flags");
     for (size_t i = count; i < fb * 8; i++)
@@ -763,21 +790,43 @@ static int decode_var(const struct giz_p0_schema *s, const uint8_t *buf, size_t 
         }
         return GIZ_OK;
     }
-    if (!(out->attrs = cJSON_CreateObject())) return fail(e, GIZ_ERR_NOMEM, 0, "out of memory");
-    off = 1 + fb;
+    /* the bit segment: as many bytes as the flagged bit-unit points need */
     for (size_t i = 0; i < s->n; i++) {
         const struct point *p = &s->pts[i];
-        size_t nb = var_bytes(p);
+
+        if (write && !p->writable) continue;
+        if (flag_get(flags, fb, fi++) && p->bit_unit) bits += p->len;
+    }
+    seg_bytes = (bits + 7) / 8;
+    off = 1 + fb;
+    if (len - off < seg_bytes) return fail(e, GIZ_ERR_TRUNCATED, len, "p0 ends inside the bits");
+    seg = buf + off;
+    for (size_t b = bits; b < seg_bytes * 8; b++)
+        if (bit_get(seg, seg_bytes, b))
+            return fail(e, GIZ_ERR_BAD_VALUE, off, "bits set past the flagged points");
+    off += seg_bytes;
+    if (!(out->attrs = cJSON_CreateObject())) return fail(e, GIZ_ERR_NOMEM, 0, "out of memory");
+    fi = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const struct point *p = &s->pts[i];
         int rc;
 
         if (write && !p->writable) continue;
         if (!flag_get(flags, fb, fi++)) continue;
-        if (len - off < nb) return fail(e, GIZ_ERR_TRUNCATED, len, "p0 ends inside a value");
+        if (p->bit_unit) {
+            rc = add_wire(out->attrs, p, seg_get(seg, seg_bytes, pos, p->len));
+            if (rc)
+                return fail(e, rc, 1 + fb,
+                            rc == GIZ_ERR_NOMEM ? "out of memory" : "enum value past its labels");
+            pos += p->len;
+            continue;
+        }
+        if (len - off < p->len) return fail(e, GIZ_ERR_TRUNCATED, len, "p0 ends inside a value");
         rc = add_value(out->attrs, p, buf + off, false);
         if (rc)
             return fail(e, rc, off,
                         rc == GIZ_ERR_NOMEM ? "out of memory" : "value outside its data point");
-        off += nb;
+        off += p->len;
     }
     if (off != len) return fail(e, GIZ_ERR_TRAILING, off, "bytes after the flagged values");
     return GIZ_OK;
@@ -874,7 +923,7 @@ static int encode_values(const struct giz_p0_schema *s, uint8_t action, const cJ
                action == GIZ_P0_REPORT_VAR;
     size_t count = write ? s->n_writable : s->n, fb = (write || var) ? flag_bytes(count) : 0;
     const cJSON **vals = (const cJSON **)zalloc(s->n, sizeof *vals);
-    size_t need, off, fi = 0;
+    size_t need, off, fi = 0, bits = 0, seg_bytes = 0, pos = 0;
     const char *why = "";
     int rc;
 
@@ -882,9 +931,12 @@ static int encode_values(const struct giz_p0_schema *s, uint8_t action, const cJ
     rc = collect(s, attrs, write, write || var, vals, e);
     if (rc) goto cleanup;
     if (var) {
-        need = 1 + fb;
         for (size_t i = 0; i < s->n; i++)
-            if (vals[i]) need += var_bytes(&s->pts[i]);
+            if (vals[i] && s->pts[i].bit_unit) bits += s->pts[i].len;
+        seg_bytes = (bits + 7) / 8;
+        need = 1 + fb + seg_bytes;
+        for (size_t i = 0; i < s->n; i++)
+            if (vals[i] && !s->pts[i].bit_unit) need += s->pts[i].len;
     } else {
         need = 1 + fb + (write ? s->write_len : s->status_len);
     }
@@ -894,20 +946,27 @@ static int encode_values(const struct giz_p0_schema *s, uint8_t action, const cJ
     }
     memset(buf, 0, need);
     buf[0] = action;
-    off = 1 + fb;
+    off = 1 + fb + seg_bytes; /* var: the byte-unit values follow the bit segment */
     for (size_t i = 0; i < s->n; i++) {
         const struct point *p = &s->pts[i];
+        uint64_t w = 0;
 
         if (write && !p->writable) continue;
         fi++;
         if (!vals[i]) continue;
         if (fb) flag_set(buf + 1, fb, fi - 1);
-        rc = put_value(p, vals[i], var ? buf + off : buf + 1 + fb, !var, &why);
+        if (var && p->bit_unit) {
+            rc = value_wire(p, vals[i], &w, &why);
+            if (rc == GIZ_OK) seg_put(buf + 1 + fb, seg_bytes, pos, p->len, w);
+            pos += p->len;
+        } else {
+            rc = put_value(p, vals[i], var ? buf + off : buf + 1 + fb, !var, &why);
+            if (var) off += p->len;
+        }
         if (rc) {
             rc = fail(e, rc, member_index(attrs, vals[i]), why);
             goto cleanup;
         }
-        if (var) off += var_bytes(p);
     }
     *out_len = need;
     giz_error_set(e, GIZ_OK, 0, "");

@@ -22,13 +22,14 @@
  * big-endian integer, bit_offset counted from its least significant bit.
  * attr_flags is a big-endian bitmap too: point i (in schema order, counting
  * only writable points for writes) is bit i from the least significant end.
- * Variable-length form: after attr_flags the flagged points follow in schema
- * order, each in its own ceil(bits/8) bytes (bit-unit) or len bytes (byte-unit),
- * big-endian. Numbers: wire = round((value - addition) / ratio), and the wire
- * value must lie in uint_spec [min, max] (min/max are wire values, as in the
- * Gizwits JSON). JSON values: bool true/false (0/1 accepted on encode), enum
- * the label string (an index accepted on encode), numbers, binary a hex string
- * of exactly 2*len digits.
+ * Variable-length form (as the Gizwits MCU code generator packs it): after
+ * attr_flags a bit segment holds the flagged bit-unit points, packed from bit
+ * 0 up in schema order, as one big-endian integer of ceil(bits/8) bytes (its
+ * unused high bits 0); then the flagged byte-unit points follow in schema
+ * order, len bytes each, big-endian. Numbers: wire = round((value - addition) / ratio), and the
+ * wire value must lie in uint_spec [min, max] (min/max are wire values, as in the Gizwits JSON).
+ * JSON values: bool true/false (0/1 accepted on encode), enum the label string (an index accepted
+ * on encode), numbers, binary a hex string of exactly 2*len digits.
  *
  * Usage:
  *   struct giz_p0_schema *s = NULL; struct giz_error e;

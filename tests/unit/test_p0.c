@@ -303,8 +303,8 @@ TEST_CASE(ratio_binary)
 
 TEST_CASE(variable_length)
 {
-    /* protocolType var_len: flags then only the flagged points, each in its
-     * own bytes (bit-unit: ceil(bits/8)), in schema order. */
+    /* protocolType var_len: flags, then the flagged bit-unit points packed
+     * from bit 0 (one big-endian segment), then the flagged byte-unit ones. */
     static const char js[] = SCHEMA(
         "var_len",
         PT("on", "status_writable", "bool", "bit", 0, 0, 1, "") "," PT(
@@ -317,9 +317,12 @@ TEST_CASE(variable_length)
     static const uint8_t write[] = {0x11, 0x05, 0x01, 0x01, 0x2c}; /* on, level 300 */
     static const uint8_t report[] = {0x14, 0x0a, 0x02, 0x2d};      /* mode c, temp 22.5 */
     static const uint8_t read[] = {0x12, 0x09};                    /* on, temp */
-    static const uint8_t bad_bits[] = {0x14, 0x02, 0x04};          /* mode 4: 3 bits */
-    static const uint8_t bad_flag[] = {0x14, 0x10};                /* point 4 */
-    static const uint8_t short_val[] = {0x14, 0x04, 0x01};         /* level: 1 of 2 */
+    static const uint8_t both[] = {0x11, 0x03, 0x05}; /* on (bit 0), mode c (bits 1-2) */
+    static const uint8_t all[] = {0x14, 0x0f, 0x02,
+                                  0x00, 0x01, 0x14};       /* mode b, level 1, temp 10 */
+    static const uint8_t bad_bits[] = {0x14, 0x02, 0x04};  /* mode: bit 2 past its 2 bits */
+    static const uint8_t bad_flag[] = {0x14, 0x10};        /* point 4 */
+    static const uint8_t short_val[] = {0x14, 0x04, 0x01}; /* level: 1 of 2 */
     static const uint8_t trail[] = {0x14, 0x01, 0x01, 0x00};
     struct giz_p0_schema *s = load(js);
     struct giz_p0_msg m;
@@ -349,6 +352,19 @@ TEST_CASE(variable_length)
     cJSON_free(txt);
     giz_p0_msg_clear(&m);
     cJSON_Delete(names);
+    ASSERT_EQ(write_of(s, "{\"mode\":\"c\",\"on\":true}", GIZ_P0_FORM_AUTO, out, &n, &e), GIZ_OK);
+    ASSERT_EQ(n, sizeof both);
+    ASSERT_MEMEQ(out, both, sizeof both);
+    ASSERT_EQ(decode_eq(s, both, sizeof both, "{\"on\":true,\"mode\":\"c\"}", &e), GIZ_OK);
+    ASSERT_EQ(status_of(s, GIZ_P0_REPORT_VAR,
+                        "{\"on\":false,\"mode\":\"b\",\"level\":1,\"temp\":10}", out, &n),
+              GIZ_OK);
+    ASSERT_EQ(n, sizeof all);
+    ASSERT_MEMEQ(out, all, sizeof all);
+    ASSERT_EQ(
+        decode_eq(s, all, sizeof all, "{\"on\":false,\"mode\":\"b\",\"level\":1,\"temp\":10}", &e),
+        GIZ_OK);
+    ASSERT_EQ(decode_eq(s, all, 2, NULL, &e), GIZ_ERR_TRUNCATED); /* ends before the bits */
     ASSERT_EQ(decode_eq(s, bad_bits, sizeof bad_bits, NULL, &e), GIZ_ERR_BAD_VALUE);
     ASSERT_EQ(decode_eq(s, bad_flag, sizeof bad_flag, NULL, &e), GIZ_ERR_BAD_VALUE);
     ASSERT_EQ(decode_eq(s, short_val, sizeof short_val, NULL, &e), GIZ_ERR_TRUNCATED);
