@@ -33,6 +33,8 @@ struct giz_p0_schema;
 #define GS_WS_POLL_MS 1000u             /* online status and bindings from the store */
 #define GS_WS_DEFAULT_MAX_SESSIONS 1024u
 #define GS_WS_MAX_LOGIN_FAILURES 5u /* refused tokens per connection, then close 1008 */
+/* s2c_invalid_msg error_code for "log in (again)": the Gizwits JS SDK re-sends login_req on it */
+#define GS_WS_E_LOGIN 1009
 
 /* Broker -> hub items (filled on a libmosquitto thread). */
 enum ws_item_kind { WS_IT_CONNACK = 1, WS_IT_MESSAGE, WS_IT_GONE };
@@ -57,16 +59,37 @@ struct ws_dev {
     bool schema_tried;
 };
 
-struct ws_sess {
-    struct ws_sess *next, *prev; /* the hub's list (hub thread) */
+/* One broker connection per app client id (the login's mqtt_client_id),
+ * shared by every WebSocket session logged in with that token: the JS SDK
+ * opens two (attrs_v4 and custom) at once, and the broker keeps one
+ * connection per client id. Device subscriptions are counted per DID. */
+struct ws_link_sub {
+    char did[GIZ_DID_SIZE];
+    unsigned refs;
+};
+struct ws_link {
+    struct ws_link *next, *prev; /* the hub's list of links new logins may join */
     struct gs_ws *hub;
+    char client_id[GIZ_CLIENTID_SIZE];
+    char uid[GIZ_UID_SIZE];
+    struct mosquitto *mosq;
+    bool listed, ready, gone;
+    struct ws_sess **members;
+    size_t n_members, cap_members;
+    struct ws_link_sub *subs;
+    size_t n_subs, cap_subs;
+    atomic_uint in_flight; /* publishes libmosquitto has not written yet */
     /* under hub->mu: */
-    struct ws_sess *ready_next;
-    bool in_ready;
+    struct ws_link *ready_next;
+    bool in_ready, in_closing;
     struct ws_item *in_head, *in_tail;
     unsigned in_n;
     uint64_t in_dropped;
-    bool in_closing; /* the session is ending: nothing waits for room */
+};
+
+struct ws_sess {
+    struct ws_sess *next, *prev; /* the hub's list (hub thread) */
+    struct gs_ws *hub;
     /* hub thread only: */
     int fd;
     struct MHD_UpgradeResponseHandle *urh;
@@ -77,7 +100,6 @@ struct ws_sess {
     bool closing;     /* our close frame is queued: flush, then end */
     bool dead;        /* end at the next sweep */
     uint64_t opened_ms, last_rx_ms, close_at_ms, login_at_ms;
-    atomic_uint in_flight; /* publishes libmosquitto has not written yet */
     enum ws_state state;
     char uid[GIZ_UID_SIZE];
     char client_id[GIZ_CLIENTID_SIZE];
@@ -87,7 +109,7 @@ struct ws_sess {
     unsigned login_failures;
     unsigned heartbeat_s;
     int64_t expire_at;
-    struct mosquitto *mosq;
+    struct ws_link *link;        /* the broker connection of its client id (shared) */
     char (*bound)[GIZ_DID_SIZE]; /* the user's bindings, sorted (store poll) */
     size_t n_bound;
     bool bound_known;
@@ -103,11 +125,12 @@ struct gs_ws {
     pthread_mutex_t mu;     /* incoming, every session's inbox, the ready list, stop */
     pthread_cond_t drained; /* an inbox was emptied (a held libmosquitto thread goes on) */
     struct ws_sess *incoming;
-    struct ws_sess *ready;
+    struct ws_link *ready; /* links with broker items waiting */
     bool stop;
     /* hub thread */
     struct ws_sess *sessions;
     unsigned n_sessions;
+    struct ws_link *links;
     uint64_t next_poll_ms;
     char broker_host[GS_HOST_SIZE];
     unsigned broker_port;
@@ -137,8 +160,13 @@ void ws_send_cmd(struct ws_sess *s, const char *cmd, struct cJSON *data);
 void ws_send_invalid(struct ws_sess *s, int code, const char *msg);
 /* Queues a close frame and ends the session once it is written. */
 void ws_close(struct ws_sess *s, uint16_t code, const char *reason);
-/* Starts the broker connection as the app user (state -> WS_CONNECTING). */
-int ws_mqtt_connect(struct ws_sess *s, const char *token);
+/* Joins the broker link of s->client_id, starting it (as the app user,
+ * password `token`) if there is none; state -> WS_CONNECTING. 1 when the
+ * link is already up (the login is complete now), 0 when its CONNACK is
+ * awaited, -1 on failure. */
+int ws_link_attach(struct ws_sess *s, const char *token);
+/* Leaves the link (its subscriptions counted down; the last session ends it). */
+void ws_link_detach(struct ws_sess *s);
 /* Publishes payload on app2dev/<did>/<client id>. */
 int ws_mqtt_publish(struct ws_sess *s, const char *did, const uint8_t *p, size_t n);
 int ws_mqtt_subscribe(struct ws_sess *s, const char *did, bool on);
@@ -147,6 +175,9 @@ uint64_t ws_now_ms(void);
 /* ws_msg.c (hub thread) */
 void ws_msg_text(struct ws_sess *s, const uint8_t *p, size_t n);
 void ws_msg_broker(struct ws_sess *s, struct ws_item *it);
+/* The login completed (the broker accepted the user): login_res, bindings,
+ * auto_subscribe. */
+void ws_msg_login_done(struct ws_sess *s);
 /* The periodic look at the store: bindings and online flags of one session
  * (st borrowed by the caller; broker_alive as gs_broker_alive said). */
 void ws_msg_poll(struct ws_sess *s, struct giz_store *st, bool broker_alive);

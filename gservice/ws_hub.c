@@ -46,25 +46,25 @@ static void wake(struct gs_ws *h)
     (void)r; /* a full counter already wakes the hub */
 }
 
-/* ---- broker side (libmosquitto's thread) ------------------------------------ */
+/* ---- broker links (callbacks on libmosquitto's thread) -------------------- */
 
-static void inbox_push(struct ws_sess *s, int kind, int rc, const char *topic, const void *p,
+static void inbox_push(struct ws_link *l, int kind, int rc, const char *topic, const void *p,
                        size_t n)
 {
-    struct gs_ws *h = s->hub;
+    struct gs_ws *h = l->hub;
     struct ws_item *it = malloc(sizeof *it + n);
     pthread_mutex_lock(&h->mu);
-    if (kind == WS_IT_MESSAGE && s->in_n >= GS_WS_MAX_INBOX && !s->in_closing) {
+    if (kind == WS_IT_MESSAGE && l->in_n >= GS_WS_MAX_INBOX && !l->in_closing) {
         /* back-pressure: hold libmosquitto's thread (and so the broker's
          * TCP stream) until the hub drains, for a bounded time */
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += 2;
-        while (s->in_n >= GS_WS_MAX_INBOX && !s->in_closing)
+        while (l->in_n >= GS_WS_MAX_INBOX && !l->in_closing)
             if (pthread_cond_timedwait(&h->drained, &h->mu, &until) != 0) break;
     }
-    if (it == NULL || (kind == WS_IT_MESSAGE && s->in_n >= GS_WS_MAX_INBOX)) {
-        s->in_dropped++;
+    if (it == NULL || (kind == WS_IT_MESSAGE && l->in_n >= GS_WS_MAX_INBOX)) {
+        l->in_dropped++;
         atomic_fetch_add(&h->n_dropped, 1);
         pthread_mutex_unlock(&h->mu);
         free(it);
@@ -76,17 +76,17 @@ static void inbox_push(struct ws_sess *s, int kind, int rc, const char *topic, c
     if (topic != NULL) snprintf(it->topic, sizeof it->topic, "%s", topic);
     it->len = n;
     if (n > 0) memcpy(it->data, p, n);
-    if (s->in_tail != NULL)
-        s->in_tail->next = it;
+    if (l->in_tail != NULL)
+        l->in_tail->next = it;
     else
-        s->in_head = it;
-    s->in_tail = it;
-    s->in_n++;
-    bool need_wake = !s->in_ready;
-    if (!s->in_ready) {
-        s->in_ready = true;
-        s->ready_next = h->ready;
-        h->ready = s;
+        l->in_head = it;
+    l->in_tail = it;
+    l->in_n++;
+    bool need_wake = !l->in_ready;
+    if (!l->in_ready) {
+        l->in_ready = true;
+        l->ready_next = h->ready;
+        h->ready = l;
     }
     pthread_mutex_unlock(&h->mu);
     if (need_wake) wake(h);
@@ -100,17 +100,17 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
 
 static void on_disconnect(struct mosquitto *m, void *ud, int rc)
 {
-    /* no reconnect: the hub ends the session and the client reconnects */
+    /* no reconnect: the hub ends the sessions and the clients reconnect */
     mosquitto_disconnect(m);
     inbox_push(ud, WS_IT_GONE, rc, NULL, NULL, 0);
 }
 
 static void on_publish(struct mosquitto *m, void *ud, int mid)
 {
-    struct ws_sess *s = ud;
+    struct ws_link *l = ud;
     (void)m;
     (void)mid;
-    if (atomic_load(&s->in_flight) > 0) atomic_fetch_sub(&s->in_flight, 1);
+    if (atomic_load(&l->in_flight) > 0) atomic_fetch_sub(&l->in_flight, 1);
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
@@ -121,59 +121,177 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     inbox_push(ud, WS_IT_MESSAGE, 0, msg->topic, msg->payload, (size_t)msg->payloadlen);
 }
 
-int ws_mqtt_connect(struct ws_sess *s, const char *token)
+/* ---- broker links (hub thread) ---------------------------------------------- */
+
+static void link_unlist(struct gs_ws *h, struct ws_link *l)
+{
+    if (!l->listed) return;
+    if (l->prev != NULL)
+        l->prev->next = l->next;
+    else
+        h->links = l->next;
+    if (l->next != NULL) l->next->prev = l->prev;
+    l->next = l->prev = NULL;
+    l->listed = false;
+}
+
+static void link_free(struct gs_ws *h, struct ws_link *l)
+{
+    link_unlist(h, l);
+    pthread_mutex_lock(&h->mu);
+    l->in_closing = true; /* a held libmosquitto thread lets go */
+    pthread_cond_broadcast(&h->drained);
+    pthread_mutex_unlock(&h->mu);
+    if (l->mosq != NULL) {
+        mosquitto_disconnect(l->mosq);
+        mosquitto_loop_stop(l->mosq, false);
+        mosquitto_destroy(l->mosq);
+        l->mosq = NULL;
+    }
+    pthread_mutex_lock(&h->mu);
+    struct ws_item *it = l->in_head;
+    l->in_head = l->in_tail = NULL;
+    if (l->in_ready) {
+        for (struct ws_link **pp = &h->ready; *pp != NULL; pp = &(*pp)->ready_next) {
+            if (*pp == l) {
+                *pp = l->ready_next;
+                break;
+            }
+        }
+        l->in_ready = false;
+    }
+    pthread_mutex_unlock(&h->mu);
+    while (it != NULL) {
+        struct ws_item *nx = it->next;
+        free(it);
+        it = nx;
+    }
+    if (l->in_dropped > 0)
+        giz_log(GIZ_LOG_INFO, "ws: broker link %s ended, %" PRIu64 " messages dropped",
+                l->client_id, l->in_dropped);
+    free(l->subs);
+    free(l->members);
+    free(l);
+}
+
+int ws_link_attach(struct ws_sess *s, const char *token)
 {
     struct gs_ws *h = s->hub;
-    s->mosq = mosquitto_new(s->client_id, true, s);
-    if (s->mosq == NULL) return GIZ_ERR_NOMEM;
-    mosquitto_connect_callback_set(s->mosq, on_connect);
-    mosquitto_disconnect_callback_set(s->mosq, on_disconnect);
-    mosquitto_message_callback_set(s->mosq, on_message);
-    mosquitto_publish_callback_set(s->mosq, on_publish);
-    char user[80];
-    if (s->appid[0] != '\0')
-        snprintf(user, sizeof user, "2$%s$%s", s->appid, s->uid);
-    else
-        snprintf(user, sizeof user, "%s", s->uid);
-    int rc = mosquitto_username_pw_set(s->mosq, user, token);
-    if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_connect_async(s->mosq, h->broker_host, (int)h->broker_port, 60);
-    if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_start(s->mosq);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        giz_log(GIZ_LOG_WARN, "ws %s: broker %s:%u: %s", s->peer, h->broker_host, h->broker_port,
-                mosquitto_strerror(rc));
-        mosquitto_destroy(s->mosq);
-        s->mosq = NULL;
-        return GIZ_ERR_IO;
+    struct ws_link *l = h->links;
+    while (l != NULL && (strcmp(l->client_id, s->client_id) != 0 || strcmp(l->uid, s->uid) != 0))
+        l = l->next;
+    bool fresh = l == NULL;
+    if (fresh) {
+        l = calloc(1, sizeof *l);
+        if (l == NULL) return -1;
+        l->hub = h;
+        snprintf(l->client_id, sizeof l->client_id, "%s", s->client_id);
+        snprintf(l->uid, sizeof l->uid, "%s", s->uid);
+        l->mosq = mosquitto_new(l->client_id, true, l);
+        if (l->mosq == NULL) {
+            free(l);
+            return -1;
+        }
+        mosquitto_connect_callback_set(l->mosq, on_connect);
+        mosquitto_disconnect_callback_set(l->mosq, on_disconnect);
+        mosquitto_message_callback_set(l->mosq, on_message);
+        mosquitto_publish_callback_set(l->mosq, on_publish);
+        char user[80];
+        if (s->appid[0] != '\0')
+            snprintf(user, sizeof user, "2$%s$%s", s->appid, s->uid);
+        else
+            snprintf(user, sizeof user, "%s", s->uid);
+        int rc = mosquitto_username_pw_set(l->mosq, user, token);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_connect_async(l->mosq, h->broker_host, (int)h->broker_port, 60);
+        if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_start(l->mosq);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            giz_log(GIZ_LOG_WARN, "ws %s: broker %s:%u: %s", s->peer, h->broker_host,
+                    h->broker_port, mosquitto_strerror(rc));
+            mosquitto_destroy(l->mosq);
+            free(l);
+            return -1;
+        }
+        l->next = h->links;
+        if (h->links != NULL) h->links->prev = l;
+        h->links = l;
+        l->listed = true;
     }
+    void *p = giz_array_reserve(l->members, &l->cap_members, l->n_members + 1, sizeof *l->members,
+                                4, SIZE_MAX);
+    if (p == NULL) {
+        if (fresh) link_free(h, l);
+        return -1;
+    }
+    l->members = p;
+    l->members[l->n_members++] = s;
+    s->link = l;
     s->state = WS_CONNECTING;
     s->login_at_ms = ws_now_ms();
-    return GIZ_OK;
+    return l->ready ? 1 : 0;
+}
+
+void ws_link_detach(struct ws_sess *s)
+{
+    struct ws_link *l = s->link;
+    if (l == NULL) return;
+    for (size_t i = 0; i < s->n_subs; i++)
+        ws_mqtt_subscribe(s, s->subs[i].did, false);
+    for (size_t i = 0; i < l->n_members; i++) {
+        if (l->members[i] == s) {
+            l->members[i] = l->members[--l->n_members];
+            break;
+        }
+    }
+    s->link = NULL;
+    if (l->n_members == 0) link_free(s->hub, l);
 }
 
 int ws_mqtt_publish(struct ws_sess *s, const char *did, const uint8_t *p, size_t n)
 {
+    struct ws_link *l = s->link;
     char topic[96];
-    snprintf(topic, sizeof topic, "app2dev/%s/%s", did, s->client_id);
-    if (s->mosq == NULL) return GIZ_ERR_IO;
+    if (l == NULL || l->mosq == NULL || !l->ready || l->gone) return GIZ_ERR_IO;
+    snprintf(topic, sizeof topic, "app2dev/%s/%s", did, l->client_id);
     /* QoS 0 publishes wait in libmosquitto's queue until written: bounded */
-    if (atomic_load(&s->in_flight) >= GS_WS_MAX_IN_FLIGHT) return GIZ_ERR_OVERSIZE;
-    atomic_fetch_add(&s->in_flight, 1);
-    int rc = mosquitto_publish(s->mosq, NULL, topic, (int)n, p, 0, false);
-    if (rc != MOSQ_ERR_SUCCESS) atomic_fetch_sub(&s->in_flight, 1);
+    if (atomic_load(&l->in_flight) >= GS_WS_MAX_IN_FLIGHT) return GIZ_ERR_OVERSIZE;
+    atomic_fetch_add(&l->in_flight, 1);
+    int rc = mosquitto_publish(l->mosq, NULL, topic, (int)n, p, 0, false);
+    if (rc != MOSQ_ERR_SUCCESS) atomic_fetch_sub(&l->in_flight, 1);
     return rc == MOSQ_ERR_SUCCESS ? GIZ_OK : GIZ_ERR_IO;
 }
 
+/* The broker subscription of a device is shared by the link's sessions:
+ * subscribed with the first, unsubscribed with the last. */
 int ws_mqtt_subscribe(struct ws_sess *s, const char *did, bool on)
 {
+    struct ws_link *l = s->link;
+    if (l == NULL || l->mosq == NULL) return GIZ_ERR_IO;
+    size_t i = 0;
+    while (i < l->n_subs && strcmp(l->subs[i].did, did) != 0)
+        i++;
+    if (on && i < l->n_subs) {
+        l->subs[i].refs++;
+        return GIZ_OK;
+    }
+    if (!on && (i == l->n_subs || --l->subs[i].refs > 0)) return GIZ_OK;
     char t1[96], t2[96];
-    char *const subs[2] = {t1, t2};
+    char *const topics[2] = {t1, t2};
     snprintf(t1, sizeof t1, "dev2app/%s", did);
-    snprintf(t2, sizeof t2, "dev2app/%s/%s", did, s->client_id);
-    if (s->mosq == NULL) return GIZ_ERR_IO;
-    int rc = on ? mosquitto_subscribe_multiple(s->mosq, NULL, 2, subs, 0, 0, NULL)
-                : mosquitto_unsubscribe_multiple(s->mosq, NULL, 2, subs, NULL);
-    return rc == MOSQ_ERR_SUCCESS ? GIZ_OK : GIZ_ERR_IO;
+    snprintf(t2, sizeof t2, "dev2app/%s/%s", did, l->client_id);
+    if (!on) {
+        l->subs[i] = l->subs[--l->n_subs];
+        if (!l->gone) mosquitto_unsubscribe_multiple(l->mosq, NULL, 2, topics, NULL);
+        return GIZ_OK;
+    }
+    void *p = giz_array_reserve(l->subs, &l->cap_subs, l->n_subs + 1, sizeof *l->subs, 8, SIZE_MAX);
+    if (p == NULL) return GIZ_ERR_NOMEM;
+    l->subs = p;
+    int rc = mosquitto_subscribe_multiple(l->mosq, NULL, 2, topics, 0, 0, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) return GIZ_ERR_IO;
+    snprintf(l->subs[l->n_subs].did, GIZ_DID_SIZE, "%s", did);
+    l->subs[l->n_subs++].refs = 1;
+    return GIZ_OK;
 }
 
 /* ---- sessions (hub thread) -------------------------------------------------- */
@@ -339,34 +457,7 @@ static void sess_read(struct ws_sess *s)
 static void sess_free(struct gs_ws *h, struct ws_sess *s)
 {
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-    pthread_mutex_lock(&h->mu);
-    s->in_closing = true; /* a held libmosquitto thread lets go */
-    pthread_cond_broadcast(&h->drained);
-    pthread_mutex_unlock(&h->mu);
-    if (s->mosq != NULL) {
-        mosquitto_disconnect(s->mosq);
-        mosquitto_loop_stop(s->mosq, false);
-        mosquitto_destroy(s->mosq);
-        s->mosq = NULL;
-    }
-    pthread_mutex_lock(&h->mu);
-    struct ws_item *it = s->in_head;
-    s->in_head = s->in_tail = NULL;
-    if (s->in_ready) {
-        for (struct ws_sess **pp = &h->ready; *pp != NULL; pp = &(*pp)->ready_next) {
-            if (*pp == s) {
-                *pp = s->ready_next;
-                break;
-            }
-        }
-        s->in_ready = false;
-    }
-    pthread_mutex_unlock(&h->mu);
-    while (it != NULL) {
-        struct ws_item *nx = it->next;
-        free(it);
-        it = nx;
-    }
+    ws_link_detach(s); /* the last session of a link ends its broker connection */
     if (s->prev != NULL)
         s->prev->next = s->next;
     else if (h->sessions == s)
@@ -374,8 +465,7 @@ static void sess_free(struct gs_ws *h, struct ws_sess *s)
     if (s->next != NULL) s->next->prev = s->prev;
     h->n_sessions--;
     atomic_fetch_sub(&h->live, 1);
-    giz_log(GIZ_LOG_INFO, "ws %s (%s) ended%s", s->peer, s->uid[0] ? s->uid : "not logged in",
-            s->in_dropped ? " (broker messages dropped)" : "");
+    giz_log(GIZ_LOG_INFO, "ws %s (%s) ended", s->peer, s->uid[0] ? s->uid : "not logged in");
     MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
     giz_ws_reader_free(&s->rd);
     giz_buf_free(&s->out);
@@ -462,26 +552,39 @@ static void take_incoming(struct gs_ws *h)
 static void take_ready(struct gs_ws *h)
 {
     pthread_mutex_lock(&h->mu);
-    struct ws_sess *s = h->ready;
+    struct ws_link *l = h->ready;
     h->ready = NULL;
-    for (struct ws_sess *x = s; x != NULL; x = x->ready_next)
+    for (struct ws_link *x = l; x != NULL; x = x->ready_next)
         x->in_ready = false;
     pthread_mutex_unlock(&h->mu);
-    while (s != NULL) {
-        struct ws_sess *nx = s->ready_next;
+    while (l != NULL) {
+        struct ws_link *nx = l->ready_next;
         pthread_mutex_lock(&h->mu);
-        struct ws_item *it = s->in_head;
-        s->in_head = s->in_tail = NULL;
-        s->in_n = 0;
+        struct ws_item *it = l->in_head;
+        l->in_head = l->in_tail = NULL;
+        l->in_n = 0;
         pthread_cond_broadcast(&h->drained);
         pthread_mutex_unlock(&h->mu);
         while (it != NULL) {
             struct ws_item *inx = it->next;
-            if (!s->dead) ws_msg_broker(s, it);
+            if (it->kind == WS_IT_CONNACK) {
+                l->ready = it->rc == 0;
+                if (!l->ready) {
+                    l->gone = true;
+                    link_unlist(h, l); /* refused: the next login makes a new link */
+                }
+            } else if (it->kind == WS_IT_GONE) {
+                l->gone = true;
+                l->ready = false;
+                link_unlist(h, l);
+            }
+            /* a session may end (and the link with it) only at the sweep */
+            for (size_t i = 0; i < l->n_members; i++)
+                if (!l->members[i]->dead) ws_msg_broker(l->members[i], it);
             free(it);
             it = inx;
         }
-        s = nx;
+        l = nx;
     }
 }
 

@@ -223,9 +223,13 @@ static void do_login(struct ws_sess *s, const cJSON *data)
     s->custom = p0 != NULL && strcmp(p0, "custom") == 0;
     s->heartbeat_s = hb != NULL ? (unsigned)hb->valuedouble : 180;
     s->auto_subscribe = as == NULL || cJSON_IsTrue(as);
-    if (ws_mqtt_connect(s, token) != GIZ_OK) {
+    int lk = ws_link_attach(s, token);
+    if (lk < 0) {
         s->uid[0] = '\0';
+        s->state = WS_WAIT_LOGIN;
         login_res(s, false);
+    } else if (lk == 1) {
+        ws_msg_login_done(s);
     }
 }
 
@@ -476,7 +480,7 @@ void ws_msg_text(struct ws_sess *s, const uint8_t *p, size_t n)
                strcmp(cmd, "c2s_write") == 0 || strcmp(cmd, "c2s_read") == 0 ||
                strcmp(cmd, "c2s_ack") == 0) {
         if (s->state != WS_READY)
-            ws_send_invalid(s, GS_E_TOKEN_INVALID, "log in first (login_req)");
+            ws_send_invalid(s, GS_WS_E_LOGIN, "log in first (login_req)");
         else if (strcmp(cmd, "subscribe_req") == 0)
             do_subscribe(s, data);
         else if (strcmp(cmd, "c2s_ack") == 0)
@@ -559,6 +563,29 @@ static void device_attrs(struct ws_sess *s, const char *did, const uint8_t *p, s
     ws_send_json(s, j);
 }
 
+void ws_msg_login_done(struct ws_sess *s)
+{
+    s->state = WS_READY;
+    s->last_rx_ms = ws_now_ms();
+    giz_log(GIZ_LOG_INFO, "ws %s: user %s logged in (client %s, %s)", s->peer, s->uid, s->client_id,
+            s->custom ? "custom" : "attrs_v4");
+    struct giz_store *st = gs_store_acquire(&s->hub->srv->pool);
+    struct bind_list l;
+    if (st != NULL && load_bindings(s, st, &l)) {
+        free(s->bound);
+        s->bound = l.d;
+        s->n_bound = l.n;
+        s->bound_known = true;
+    }
+    login_res(s, true);
+    if (st != NULL && s->auto_subscribe) {
+        bool alive = gs_broker_alive(s->hub->srv, st, NULL);
+        for (size_t i = 0; i < s->n_bound; i++)
+            subscribe_one(s, st, s->bound[i], alive);
+    }
+    gs_store_release(&s->hub->srv->pool, st);
+}
+
 void ws_msg_broker(struct ws_sess *s, struct ws_item *it)
 {
     if (it->kind == WS_IT_CONNACK) {
@@ -570,25 +597,7 @@ void ws_msg_broker(struct ws_sess *s, struct ws_item *it)
             ws_close(s, GIZ_WS_CLOSE_POLICY, "login refused");
             return;
         }
-        s->state = WS_READY;
-        s->last_rx_ms = ws_now_ms();
-        giz_log(GIZ_LOG_INFO, "ws %s: user %s logged in (client %s, %s)", s->peer, s->uid,
-                s->client_id, s->custom ? "custom" : "attrs_v4");
-        struct giz_store *st = gs_store_acquire(&s->hub->srv->pool);
-        struct bind_list l;
-        if (st != NULL && load_bindings(s, st, &l)) {
-            free(s->bound);
-            s->bound = l.d;
-            s->n_bound = l.n;
-            s->bound_known = true;
-        }
-        login_res(s, true);
-        if (st != NULL && s->auto_subscribe) {
-            bool alive = gs_broker_alive(s->hub->srv, st, NULL);
-            for (size_t i = 0; i < s->n_bound; i++)
-                subscribe_one(s, st, s->bound[i], alive);
-        }
-        gs_store_release(&s->hub->srv->pool, st);
+        ws_msg_login_done(s);
         return;
     }
     if (it->kind == WS_IT_GONE) {
@@ -651,7 +660,7 @@ void ws_msg_poll(struct ws_sess *s, struct giz_store *st, bool broker_alive)
         if (d->online != (on ? 1 : 0)) send_online(s, d, on);
     }
     if (s->expire_at > 0 && gs_unix_now() >= s->expire_at) {
-        ws_send_invalid(s, GS_E_TOKEN_EXPIRED, "token expired");
+        ws_send_invalid(s, GS_WS_E_LOGIN, "token expired: log in again");
         ws_close(s, GIZ_WS_CLOSE_POLICY, "token expired");
     }
 }

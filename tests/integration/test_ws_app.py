@@ -523,6 +523,34 @@ def check_attrs(c, cloud):
     ws.send({"cmd": "c2s_write", "req_sn": -1, "data": {"did": d, "attrs": {"level": 1}}})
     c.ok(ws.cmd("s2c_invalid_msg") is not None, "req_sn -1 -> s2c_invalid_msg")
     c.eq(dev.drain(0.5), [], "nothing invalid reached the device")
+    # the JS SDK's pair: a custom session with the same token beside the attrs_v4 one (one
+    # broker connection per client id, shared): both work, either may end alone
+    wsc = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+    c.eq(login(wsc, u, p0_type="custom"), True, "a second session with the same token logs in")
+    wsc.send({"cmd": "subscribe_req", "data": [{"did": d}]})
+    r = wsc.cmd("subscribe_res")
+    c.ok(r is not None and [x["did"] for x in r["data"]["success"]] == [d], "it subscribes too")
+    dev.publish("dev2app/%s" % d, framed(0x0091, [0x04, 0x01, 9]))
+    r1 = ws.cmd("s2c_noti", did=d)
+    r2 = wsc.cmd("s2c_raw", did=d)
+    c.ok(r1 is not None and r1["data"]["attrs"].get("level") == 9, "attrs_v4 session: s2c_noti %r" % r1)
+    c.ok(r2 is not None and bytes(r2["data"]["raw"]) == framed(0x0091, [0x04, 0x01, 9]),
+         "custom session, same token: s2c_raw of the same report")
+    wsc.send({"cmd": "c2s_raw", "data": {"did": d, "raw": RAW_0090}})
+    got = pm.wait_for(lambda: dev.drain(0.2), timeout=5)
+    c.ok(got and got[0] == ("app2dev/%s/%s" % (d, u["mqtt_client_id"]), bytes(RAW_0090)),
+         "custom session's c2s_raw reaches the device: %r" % got)
+    logins = cloud.log_text("mosquitto").count("giz: app %s (uid" % u["mqtt_client_id"])
+    c.eq(logins, 1, "the two sessions share one broker login")
+    wsc.close()
+    time.sleep(0.5)
+    dev.publish("dev2app/%s" % d, framed(0x0091, [0x04, 0x00, 3]))
+    r1 = ws.cmd("s2c_noti", did=d)
+    c.ok(r1 is not None and r1["data"]["attrs"].get("level") == 3,
+         "after the custom session closed, the attrs_v4 one still gets reports")
+    ws.send({"cmd": "c2s_read", "data": {"did": d}})
+    got = pm.wait_for(lambda: dev.drain(0.2), timeout=5)
+    c.ok(got and got[0][1] == framed(0x0090, [0x02]), "and still reaches the device")
     ws.close()
     dev.close()
 
