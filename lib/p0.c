@@ -686,6 +686,101 @@ static void seg_put(uint8_t *seg, size_t seg_bytes, size_t pos, uint32_t len, ui
         bit_put(seg, seg_bytes, pos + b, (v >> b) & 1u);
 }
 
+/* ---- attrs as text ----------------------------------------------------------------- */
+
+struct text {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct text *t, const char *s, size_t n)
+{
+    if (t->failed) return;
+    if (t->cap - t->len < n + 1) {
+        size_t cap = t->cap ? t->cap : 256;
+        char *np;
+
+        while (cap - t->len < n + 1)
+            cap *= 2;
+        if (!(np = cJSON_malloc(cap))) {
+            t->failed = true;
+            return;
+        }
+        if (t->len) memcpy(np, t->p, t->len);
+        cJSON_free(t->p);
+        t->p = np;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = 0;
+}
+
+static void put_string(struct text *t, const char *s)
+{
+    static const char digits[] = "0123456789abcdef";
+    const char *run = s;
+
+    put(t, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
+
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        put(t, run, (size_t)(s - run));
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            put(t, esc, 2);
+        } else {
+            put(t, esc, 6);
+        }
+        run = s + 1;
+    }
+    put(t, run, (size_t)(s - run));
+    put(t, "\"", 1);
+}
+
+char *giz_p0_attrs_text(const cJSON *attrs)
+{
+    struct text t = {NULL, 0, 0, false};
+    char num[40];
+
+    if (!cJSON_IsObject(attrs)) return NULL;
+    put(&t, "{", 1);
+    for (const cJSON *m = attrs->child; m; m = m->next) {
+        if (m != attrs->child) put(&t, ",", 1);
+        put_string(&t, m->string ? m->string : "");
+        put(&t, ":", 1);
+        if (cJSON_IsTrue(m)) {
+            put(&t, "true", 4);
+        } else if (cJSON_IsFalse(m)) {
+            put(&t, "false", 5);
+        } else if (cJSON_IsString(m)) {
+            put_string(&t, m->valuestring);
+        } else if (cJSON_IsNumber(m) && isfinite(m->valuedouble)) {
+            double v = m->valuedouble;
+            int n = v == floor(v) && fabs(v) < 1e15
+                        ? snprintf(num, sizeof num, "%lld", (long long)v)
+                        : snprintf(num, sizeof num, "%.15g", v);
+
+            put(&t, num, n > 0 ? (size_t)n : 0);
+        } else { /* not what the decoder makes: cJSON's own text */
+            char *other = cJSON_PrintUnformatted(m);
+
+            if (!other) t.failed = true;
+            put(&t, other ? other : "", other ? strlen(other) : 0);
+            cJSON_free(other);
+        }
+    }
+    put(&t, "}", 1);
+    if (t.failed) {
+        cJSON_free(t.p);
+        return NULL;
+    }
+    return t.p;
+}
+
 /* ---- decode ----------------------------------------------------------------------- */
 
 void giz_p0_msg_clear(struct giz_p0_msg *m)

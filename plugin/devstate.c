@@ -294,7 +294,7 @@ int devstate__write(struct gizp *g)
         if (p->malformed) {
             rc = giz_store_device_state_malformed(g->store, p->did, p->error, p->hex, p->ts_ms);
         } else {
-            char *text = p->attrs ? cJSON_PrintUnformatted(p->attrs) : NULL;
+            char *text = giz_p0_attrs_text(p->attrs);
 
             if (!text) {
                 d->dropped++;

@@ -144,6 +144,13 @@ int giz_p0_encode_status(const struct giz_p0_schema *s, uint8_t action, const st
 int giz_p0_encode_read(const struct giz_p0_schema *s, const struct cJSON *names, uint8_t *buf,
                        size_t cap, size_t *out_len, struct giz_error *err);
 
+/* The JSON text of a decoded attrs object, as cJSON_PrintUnformatted would
+ * write it but several times faster (Debian's cJSON formats every number
+ * with %1.15g and reads it back): integral numbers as integers, others with
+ * 15 significant digits. Returns a NUL-terminated string the caller frees
+ * with cJSON_free, or NULL (not an object, out of memory). */
+char *giz_p0_attrs_text(const struct cJSON *attrs);
+
 /* True for the device -> cloud status actions 0x03, 0x04, 0x13, 0x14. */
 bool giz_p0_action_is_status(uint8_t action);
 /* Static name of an action ("write", "read", "read_reply", "report",

@@ -87,6 +87,14 @@ static void check_body(const struct giz_p0_schema *s, const uint8_t *b, size_t n
         FUZZ_CHECK(cJSON_GetArraySize(m.names) == 0 ? olen == 1
                                                     : (olen == n && memcmp(out, b, n) == 0));
     }
+    if (m.attrs) { /* the fast printer's text is the same JSON */
+        char *text = giz_p0_attrs_text(m.attrs);
+        cJSON *back = text ? cJSON_Parse(text) : NULL;
+
+        FUZZ_CHECK(text != NULL && back != NULL && cJSON_Compare(back, m.attrs, true));
+        cJSON_Delete(back);
+        cJSON_free(text);
+    }
     if (m.attrs && m.attrs->child) {
         bool write = !giz_p0_action_is_status(m.action);
 

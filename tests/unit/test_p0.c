@@ -605,7 +605,41 @@ TEST_CASE(alloc_failure)
     cJSON_Delete(attrs);
 }
 
+/* giz_p0_attrs_text: the same JSON as cJSON's printer for decoded attrs, and
+ * correct escapes for names and labels with quotes, backslashes and controls. */
+TEST_CASE(attrs_text)
+{
+    static const uint8_t report[] = {0x04, 0x07, 0xc8, 0x00, 0x00, 0x0a,
+                                     0x01, 0x26, 0x3c, 0x02, 0x08};
+    struct giz_p0_schema *s = load(pet_schema);
+    struct giz_p0_msg m;
+    cJSON *odd = cJSON_Parse("{\"a\\\"b\":\"x\\\\y\\n\\u0001\",\"n\":-2.5,\"i\":123456789012,"
+                             "\"z\":0,\"t\":true,\"f\":false,\"u\":\"\u00e9\",\"nul\":null}");
+    char *text, *ref;
+    cJSON *back;
+
+    ASSERT_EQ(giz_p0_decode(s, report, sizeof report, &m, NULL), GIZ_OK);
+    text = giz_p0_attrs_text(m.attrs);
+    ref = cJSON_PrintUnformatted(m.attrs);
+    ASSERT_STREQ(text, ref);
+    cJSON_free(text);
+    cJSON_free(ref);
+    giz_p0_msg_clear(&m);
+    ASSERT_TRUE(odd != NULL);
+    text = giz_p0_attrs_text(odd);
+    ASSERT_STREQ(text, "{\"a\\\"b\":\"x\\\\y\\u000a\\u0001\",\"n\":-2.5,\"i\":123456789012,"
+                       "\"z\":0,\"t\":true,\"f\":false,\"u\":\"\u00e9\",\"nul\":null}");
+    back = text ? cJSON_Parse(text) : NULL;
+    ASSERT_TRUE(back != NULL && cJSON_Compare(back, odd, true));
+    cJSON_Delete(back);
+    cJSON_free(text);
+    cJSON_Delete(odd);
+    ASSERT_TRUE(giz_p0_attrs_text(NULL) == NULL);
+    giz_p0_schema_free(s);
+}
+
 TEST_LIST(TEST_ENTRY(openapi_examples), TEST_ENTRY(pet_house), TEST_ENTRY(bit_groups),
           TEST_ENTRY(ratio_binary), TEST_ENTRY(variable_length), TEST_ENTRY(malformed_reports),
-          TEST_ENTRY(schema_errors), TEST_ENTRY(roundtrip), TEST_ENTRY(alloc_failure));
+          TEST_ENTRY(schema_errors), TEST_ENTRY(roundtrip), TEST_ENTRY(alloc_failure),
+          TEST_ENTRY(attrs_text));
 TEST_MAIN()
