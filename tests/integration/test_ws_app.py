@@ -12,9 +12,13 @@ nothing reaches it); s2c_binding_changed on bind/unbind over HTTP; c2s_ack
 -> 0x0094 with the SN; JSON ping/pong and WebSocket ping/pong frames;
 malformed JSON, unknown commands and bad raw -> s2c_invalid_msg; malformed
 frames (unmasked, bad UTF-8, oversize, reserved bits) -> a close frame with
-the RFC code; a session outlives the HTTP head and idle timeouts; a client
-that stops reading is cut; over HTTPS (wss) too; the GService stays up and
-exits cleanly."""
+the RFC code; a session outlives the HTTP head and idle timeouts; a missed
+heartbeat and five refused tokens close it (1008); a client that stops
+reading is cut; attrs_v4 with the product's data points (c2s_write/c2s_read
+-> p0, reports -> s2c_noti with res_sn/req_sn, s2c_ack), also against a
+gizsim device speaking p0; the JS SDK's attrs_v4 + custom pair on one token
+sharing one broker login; /metrics; GIZ_WS_MAX_SESSIONS; over HTTPS (wss)
+too; the GService stays up and exits cleanly (ASan, leaks checked)."""
 import base64
 import json
 import os
