@@ -121,6 +121,11 @@ def wait_latest(cloud, user, did, pred, timeout=15.0):
 SEEN = {}
 
 
+def granted(g):
+    """True if a SUBACK granted the subscription (not None, not 0x80)."""
+    return g is not None and len(g) == 1 and g[0] in (0, 1, 2)
+
+
 def wait_msg(client, pred, timeout=10.0):
     """The first delivery (topic, payload) with pred true, or None (bounded).
     Deliveries are kept per client, so one wait does not lose what another wants."""
@@ -226,8 +231,8 @@ with harness.Cloud(broker=True) as cloud:
     # -- a real app: p0 write in 0x0093 -------------------------------------------------
     app = Paho(cloud.mqtt_port, alice["mqtt_client_id"], alice["uid"], alice["token"])
     ck.eq(app.rc, 0, "the app logs in over MQTT (client id, uid, token)")
-    ck.ok(app.subscribe("dev2app/%s" % did) not in (None, [128]), "app subscribes dev2app/<did>")
-    ck.ok(app.subscribe("dev2app/%s/%s" % (did, alice["mqtt_client_id"])) not in (None, [128]),
+    ck.ok(granted(app.subscribe("dev2app/%s" % did)), "app subscribes dev2app/<did>")
+    ck.ok(granted(app.subscribe("dev2app/%s/%s" % (did, alice["mqtt_client_id"]))),
           "app subscribes dev2app/<did>/<cid>")
     to_dev = "app2dev/%s/%s" % (did, alice["mqtt_client_id"])
     # LED_OnOff on, LED_Color Pink (3), Motor_Speed 5 (wire 10): flags 0b100011
@@ -311,6 +316,40 @@ with harness.Cloud(broker=True) as cloud:
     dev3.publish("dev2app/" + did3, frame(0x0091, bytes([0x14, 0x02, 0x00])))  # level: 1 of 2 bytes
     v = wait_latest(cloud, alice, did3, lambda b: b.get("malformed_count", 0) >= 1)
     ck.eq(v.get("attr", {}).get("level"), 300, "a short var report changes nothing")
+
+    # -- gizsim with a var_len product: 0x11 write -> 0x14 report, 0x12 read -> 0x13 --------
+    var_file = os.path.join(tmp, "var.json")
+    with open(var_file, "w") as f:
+        json.dump(VAR, f)
+    state2 = os.path.join(tmp, "state2")
+    rc, _, err = run_sim(["--http", http, "-p", pk2, "-n", 1, "-s", state2, "--until-ready",
+                          "--datapoints", var_file, "--no-ota"])
+    ck.eq(rc, 0, "gizsim registers a var_len device (%s)" % err[-300:])
+    did4, pc4 = read_state(state2)[0][0], read_state(state2)[0][1]
+    bind(cloud, alice, did4, pc4)
+    sim2 = Sim(["--http", http, "-p", pk2, "-n", 1, "-s", state2, "-d", 300, "--datapoints", var_file,
+                "--no-ota"])
+    ck.ok(sim2.wait_line("all 1 devices connected", 60), "var_len gizsim device connects")
+    app.close()
+    app = Paho(cloud.mqtt_port, alice["mqtt_client_id"], alice["uid"], alice["token"])
+    ck.eq(app.rc, 0, "the app logs in again (new binding)")
+    ck.ok(granted(app.subscribe("dev2app/%s/%s" % (did4, alice["mqtt_client_id"]))),
+          "app subscribes dev2app/<did4>/<cid>")
+    ck.ok(granted(app.subscribe("dev2app/%s" % did4)), "app subscribes dev2app/<did4>")
+    to4 = "app2dev/%s/%s" % (did4, alice["mqtt_client_id"])
+    # writable points on (bit 0), level (bit 1): bit segment on = 1, then level 0x0007
+    app.publish(to4, frame(0x0090, bytes([0x11, 0x03, 0x01, 0x00, 0x07])))
+    r4 = wait_msg(app, lambda t, p: t == "dev2app/" + did4 and unframe(p)[2][:1] == b"\x14")
+    ck.eq(unframe(r4[1])[2] if r4 else None, bytes([0x14, 0x03, 0x01, 0x00, 0x07]),
+          "the var_len device reports what changed (0x14)")
+    v4 = wait_latest(cloud, alice, did4, lambda b: b.get("attr", {}).get("level") == 7)
+    ck.eq(v4.get("attr"), {"on": True, "level": 7}, "latest of the var_len gizsim device")
+    app.publish(to4, frame(0x0090, bytes([0x12, 0x01])))  # read: on
+    r5 = wait_msg(app, lambda t, p: t.endswith("/" + alice["mqtt_client_id"]) and t.startswith("dev2app/" + did4)
+                  and unframe(p)[2][:1] == b"\x13")
+    ck.eq(unframe(r5[1])[2] if r5 else None, bytes([0x13, 0x01, 0x01]), "a 0x12 read is answered with 0x13")
+    rc2, rep2 = sim2.stop()
+    ck.eq(rc2, 0, "var_len gizsim stops cleanly")
 
     rc, rep = sim.stop()
     ck.eq(rc, 0, "gizsim stops cleanly")
