@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "giz/p0.h"
 #include "plugin.h"
@@ -227,6 +228,15 @@ static void queue_malformed(struct gizp *g, const char *did, const uint8_t *p0, 
     }
 }
 
+/* Wall clock in unix milliseconds (the rows' updated_at / malformed_at). */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Cheap peek: the command of a framed payload, or 0. */
 static uint16_t framed_cmd(const uint8_t *p, size_t len)
 {
@@ -256,7 +266,7 @@ void devstate__message(struct gizp *g, const struct did_state *ds, const uint8_t
     if (!(schema = schema_for(g, ds->product_key, now))) return;
     memset(&e, 0, sizeof e);
     if (giz_msg_decode(payload, len, &msg, &e) != GIZ_OK) {
-        queue_malformed(g, ds->did, payload, len, &e, plugin__unix_now() * 1000);
+        queue_malformed(g, ds->did, payload, len, &e, wall_ms());
         return;
     }
     body = cmd == GIZ_CMD_BIZ_REPLY ? msg.u.biz.data : msg.u.biz_sn.data;
@@ -267,13 +277,12 @@ void devstate__message(struct gizp *g, const struct did_state *ds, const uint8_t
     if (rc == GIZ_OK && m.attrs) {
         d->reports++;
         queue_report(d, ds->did, m.attrs,
-                     m.action == GIZ_P0_READ_REPLY || m.action == GIZ_P0_REPORT,
-                     plugin__unix_now() * 1000);
+                     m.action == GIZ_P0_READ_REPLY || m.action == GIZ_P0_REPORT, wall_ms());
         m.attrs = NULL;
     } else if (rc == GIZ_ERR_NOMEM) {
         d->dropped++;
     } else if (rc != GIZ_OK) {
-        queue_malformed(g, ds->did, body.ptr, body.len, &e, plugin__unix_now() * 1000);
+        queue_malformed(g, ds->did, body.ptr, body.len, &e, wall_ms());
     }
     giz_p0_msg_clear(&m);
 }
