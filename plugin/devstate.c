@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Devices' latest data points. message.c hands every device publish on
- * dev2app/<DID>[/...] to devstate__message: for 0x0091 and 0x0093 whose p0
+ * dev2app/<DID>[/...] to devstate__message: for 0x0091 and 0x0093 (and a
+ * read reply in the 0x0094 that answers an app's 0x0093) whose p0
  * action is a status (0x03/0x04 fixed, 0x13/0x14 variable) and whose product
  * has a data-point schema, the p0 is decoded (giz_p0_decode) and the attrs
  * are queued for plugin.c's DB batch, which writes them with the other
@@ -261,7 +262,8 @@ void devstate__message(struct gizp *g, const struct did_state *ds, const uint8_t
     int64_t now = (int64_t)giz_mono_ms();
     int rc;
 
-    if (!d || (cmd != GIZ_CMD_BIZ_REPLY && cmd != GIZ_CMD_BIZ_SN) || ds->product_key[0] == 0)
+    if (!d || (cmd != GIZ_CMD_BIZ_REPLY && cmd != GIZ_CMD_BIZ_SN && cmd != GIZ_CMD_BIZ_SN_ACK) ||
+        ds->product_key[0] == 0)
         return;
     if (!(schema = schema_for(g, ds->product_key, now))) return;
     memset(&e, 0, sizeof e);

@@ -377,8 +377,8 @@ int devstate__init(struct gizp *g);
 /* Frees queued rows and cached schemas (g->devstate may be NULL). */
 void devstate__free(struct gizp *g);
 /* A device publish on dev2app/<DID>...: status reports (p0 0x03/0x04/0x13/
- * 0x14 in 0x0091/0x0093) of a product with data points are decoded and
- * queued for the DB batch; malformed ones are queued as such. */
+ * 0x14 in 0x0091/0x0093/0x0094) of a product with data points are decoded
+ * and queued for the DB batch; malformed ones are queued as such. */
 void devstate__message(struct gizp *g, const struct did_state *ds, const uint8_t *payload,
                        size_t len);
 /* DB batch (plugin.c), as devlog's: pending / write (in the caller's

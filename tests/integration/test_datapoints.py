@@ -299,6 +299,11 @@ with harness.Cloud(broker=True) as cloud:
     z = wait_latest(cloud, alice, did2, lambda b: b.get("attr", {}).get("Temperature") == -13)
     ck.eq(z.get("malformed_count"), 3, "pass-through 0x06 is not counted as malformed")
     ck.eq(z.get("reports"), 2, "two reports decoded")
+    reply = bytes([0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x27, 0x00, 0x00, 0x00])  # Temperature 26
+    dev2.publish("dev2app/%s/%s" % (did2, alice["mqtt_client_id"]), frame(0x0094, reply, sn=99))
+    z = wait_latest(cloud, alice, did2, lambda b: b.get("attr", {}).get("Temperature") == 26)
+    ck.eq(z.get("attr", {}).get("Temperature"), 26, "a read reply in a 0x0094 updates the state")
+    dev2.publish("dev2app/%s/%s" % (did2, alice["mqtt_client_id"]), frame(0x0094, b"", sn=100))
 
     # -- variable length: partial reports merge -----------------------------------------
     pk2 = cloud.create_product("var lamp")["product_key"]
