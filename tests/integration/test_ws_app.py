@@ -642,6 +642,49 @@ def check_slow_client(c, cloud, pk):
     c.eq(st, 200, "GService fine after cutting a slow client")
 
 
+def close_code_of(ws, timeout=15):
+    """The close code the server sends on a python3-websocket connection (0:
+    the socket ended without one, None: nothing within timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ws.settimeout(1)
+            op, data = ws.recv_data(control_frame=True)
+            if op == websocket.ABNF.OPCODE_CLOSE:
+                return struct.unpack(">H", data[:2])[0] if len(data) >= 2 else 1005
+        except (websocket.WebSocketTimeoutException, socket.timeout):
+            continue
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            return 0
+    return None
+
+
+def check_broker_loss(c):
+    """The broker stops: every WebSocket of its links is closed with 1001 (the
+    clients reconnect); with no broker, login_req gets login_res false (no
+    hang) and the GService stays up."""
+    with harness.Cloud() as cloud:
+        pk = cloud.create_product("wsloss")["product_key"]
+        d, pcode = pm.new_device(cloud, pk)
+        u = pm.new_user(cloud, "wsloss")
+        pm.bind(cloud, u, d, pcode)
+        ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+        c.eq(login(ws, u, auto=True), True, "login with the broker up")
+        cloud.broker.terminate()
+        cloud.broker.wait(timeout=15)
+        c.eq(close_code_of(ws.ws), 1001, "broker stopped: the session is closed with 1001")
+        ws.close()
+        ws = WS("ws://127.0.0.1:%d/ws/app/v1" % cloud.http_port)
+        ws.send({"cmd": "login_req", "data": {"uid": u["uid"], "token": u["token"], "p0_type": "custom"}})
+        r = ws.cmd("login_res", timeout=15)
+        c.ok(r is not None and r["data"]["success"] is False, "no broker: login_res false (%r)" % r)
+        ws.close()
+        st, _, _ = cloud.http("GET", "/healthz")
+        c.ok(st in (200, 503), "GService answers /healthz without a broker (%s)" % st)
+        codes = cloud.stop()
+        c.eq(codes.get("gservice"), 0, "GService exits 0 after losing the broker")
+
+
 def check_wss(c):
     tls = tempfile.mkdtemp(prefix="gizws-tls-")
     r = subprocess.run(["sh", os.path.join(harness.SOURCE, "deploy", "gen-certs"), tls, "localhost",
@@ -723,6 +766,7 @@ def main():
         codes = cloud.stop()
         c.eq(codes.get("gservice"), 0, "GService exits 0 with an open WebSocket")
         ws.close()
+    check_broker_loss(c)
     check_wss(c)
     c.done()
 
