@@ -4,7 +4,10 @@
  * server, configured like the GService (internal epoll thread pool of N
  * threads, same connection limits), answering GETs 200 with a fixed
  * provision-sized form body and POSTs 201 with a register-sized one. bench/gservice/run.sh compares
- * against it. Usage: giz-bench-hello PORT [THREADS]; stops on SIGTERM/SIGINT.
+ * against it. Usage: giz-bench-hello PORT [THREADS [FILE]]; stops on SIGTERM/SIGINT.
+ * With FILE, every GET is answered 200 with that file, sent from its file
+ * descriptor (libmicrohttpd's static-file path, sendfile): the baseline of
+ * the firmware download throughput (bench/campaign.py).
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -12,7 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <microhttpd.h>
+
+static const char *static_file; /* FILE argument, NULL = none */
 
 static const char did_body[] = "did=GdzuSRncfDPGHGo2LxwgM2";
 static const char body[] =
@@ -36,6 +45,23 @@ static enum MHD_Result hello_cb(void *cls, struct MHD_Connection *conn, const ch
         return MHD_YES;
     }
     bool post = strcmp(method, "POST") == 0;
+    if (!post && static_file != NULL) {
+        int fd = open(static_file, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) != 0) {
+            if (fd >= 0) close(fd);
+            return MHD_NO;
+        }
+        struct MHD_Response *fr = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+        if (fr == NULL) {
+            close(fd);
+            return MHD_NO;
+        }
+        MHD_add_response_header(fr, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+        enum MHD_Result fret = MHD_queue_response(conn, MHD_HTTP_OK, fr);
+        MHD_destroy_response(fr);
+        return fret;
+    }
     const char *text = post ? did_body : body;
     size_t len = post ? sizeof did_body - 1 : sizeof body - 1;
     struct MHD_Response *r =
@@ -49,11 +75,12 @@ static enum MHD_Result hello_cb(void *cls, struct MHD_Connection *conn, const ch
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs("usage: giz-bench-hello PORT [THREADS]\n", stderr);
+        fputs("usage: giz-bench-hello PORT [THREADS [FILE]]\n", stderr);
         return 2;
     }
     long port = strtol(argv[1], NULL, 10);
     long threads = argc > 2 ? strtol(argv[2], NULL, 10) : 2;
+    static_file = argc > 3 ? argv[3] : NULL;
     if (port <= 0 || port > 65535 || threads < 1 || threads > 64) {
         fputs("bad port or thread count\n", stderr);
         return 2;
