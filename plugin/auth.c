@@ -427,7 +427,6 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
             g->auth->n.throttled++;
             g->auth->n.refused++;
             fail_refused(g, f, key, now);
-            events__refused(g, ctx, "backed off after wrong passcodes");
             return MOSQ_ERR_AUTH;
         }
         if (giz_pcache_check(g->auth->pcache, did, passcode, NULL, false, product_key)) {
@@ -448,7 +447,6 @@ static int device_login(struct gizp *g, struct mosquitto *ctx, const char *did,
                                          "giz: login refused for %s from %s: passcode check budget "
                                          "(auth_slow_rate %u/s) spent, retry later",
                                          who, peer, g->cfg.auth_slow_rate);
-                events__refused(g, ctx, "passcode check budget spent");
                 return MOSQ_ERR_AUTH;
             }
             if (rc == GIZ_OK) {

@@ -41,8 +41,8 @@
 #include "giz/mqtt.h"
 #include "plugin.h"
 
-#define EV_BATCH 4096u  /* events taken per writer pass */
-#define EV_GATHER_MS 50 /* after the first event, the writer waits this long for more */
+#define EV_BATCH 16384u  /* events taken per writer pass */
+#define EV_GATHER_MS 250 /* after the first event, the writer waits this long for more */
 #define EV_PRUNE_EVERY_MS 1000
 #define EV_PRUNE_EVERY_N 4096u
 #define EV_TOPIC_MAX 200 /* topic bytes recorded */
@@ -55,8 +55,15 @@ struct ev_rec {
     char did[GIZ_DID_SIZE];
     char kind[GIZ_EVENT_KIND_SIZE];
     int64_t ts;
+    uint32_t cap; /* bytes of fields[] */
     char fields[];
 };
+/* Records are recycled: the writer hands written ones back (done) and the
+ * broker thread reuses them, so neither malloc nor a free of another
+ * thread's memory (glibc's arena lock, which every mosquitto malloc takes)
+ * is on the hot path. */
+#define EV_REC_MIN 384u    /* fields bytes of a new record */
+#define EV_SPARE_MAX 4096u /* spare records kept after a burst */
 
 /* A live device context (from its BASIC_AUTH to its DISCONNECT). */
 struct ev_conn {
@@ -108,7 +115,11 @@ struct events {
     struct ev_rec **ring; /* events_queue slots */
     size_t head, n, cap;
     uint64_t unrecorded_drops; /* not yet added to event_drops (writer) */
-    uint64_t written, pruned;  /* by the writer */
+    struct ev_rec **done;      /* written records handed back by the writer */
+    size_t ndone, done_cap;
+    struct ev_rec **spare; /* main thread: records to reuse */
+    size_t nspare, spare_cap;
+    uint64_t written, pruned; /* by the writer */
     /* main thread only */
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
@@ -137,6 +148,17 @@ static int64_t unix_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "0x%04X" of cmd into out[7]. */
+static void cmd_text(uint16_t cmd, char out[7])
+{
+    static const char hx[] = "0123456789ABCDEF";
+    out[0] = '0';
+    out[1] = 'x';
+    for (int i = 0; i < 4; i++)
+        out[2 + i] = hx[(cmd >> (12 - 4 * i)) & 15];
+    out[6] = '\0';
 }
 
 static unsigned cmd_slot(uint16_t cmd)
@@ -322,7 +344,20 @@ static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb
     struct ev_rec *r = NULL;
     size_t dl = strnlen(did, GIZ_DID_SIZE - 1), kl = strnlen(kind, GIZ_EVENT_KIND_SIZE - 1);
     bool queued = false;
-    if (!j->over && ev->started) r = malloc(sizeof(*r) + j->n + 1u);
+    if (!j->over && ev->started) {
+        while (r == NULL && ev->nspare > 0) {
+            r = ev->spare[--ev->nspare];
+            if (r->cap < j->n + 1u) {
+                free(r);
+                r = NULL;
+            }
+        }
+        if (r == NULL) {
+            uint32_t cap = j->n + 1u > EV_REC_MIN ? (uint32_t)(j->n + 1u) : EV_REC_MIN;
+            r = malloc(sizeof(*r) + cap);
+            if (r != NULL) r->cap = cap;
+        }
+    }
     if (r != NULL) {
         memcpy(r->did, did, dl);
         r->did[dl] = '\0';
@@ -339,6 +374,16 @@ static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb
     } else if (ev->started) {
         ev->unrecorded_drops++;
     }
+    if (ev->nspare == 0 && ev->ndone > 0) { /* take the written ones back */
+        struct ev_rec **t = ev->spare;
+        size_t tc = ev->spare_cap;
+        ev->spare = ev->done;
+        ev->spare_cap = ev->done_cap;
+        ev->nspare = ev->ndone;
+        ev->done = t;
+        ev->done_cap = tc;
+        ev->ndone = 0;
+    }
     pthread_mutex_unlock(&ev->mu);
     if (!queued) {
         free(r);
@@ -349,26 +394,6 @@ static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb
 static bool on(const struct gizp *g)
 {
     return g->events != NULL && g->events->started;
-}
-
-/* The DID a topic names (dev2app/<DID>..., app2dev/<DID>/..., ser2cli_res/<DID>), or "". */
-static void topic_did(const char *topic, char out[GIZ_DID_SIZE])
-{
-    static const char *const pre[] = {"dev2app/", "app2dev/", "ser2cli_res/"};
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
-        size_t pl = strlen(pre[i]);
-        if (strncmp(topic, pre[i], pl) == 0) {
-            const char *d = topic + pl;
-            size_t n = strcspn(d, "/");
-            if (n == GIZ_DID_SIZE - 1) {
-                memcpy(out, d, n);
-                out[n] = '\0';
-                if (!giz_did_valid(out)) out[0] = '\0';
-            }
-            return;
-        }
-    }
 }
 
 /* The fields every publish event has: topic, cmd, length, sn, payload hex. */
@@ -383,7 +408,7 @@ static void publish_fields(struct gizp *g, struct jb *j, const char *topic, cons
     *framed = p != NULL && frame_cmd(p, len, &cmd, &body);
     *cmd_out = cmd;
     if (*framed) {
-        snprintf(c, sizeof(c), "0x%04X", cmd);
+        cmd_text(cmd, c);
         jb_str(j, "cmd", c);
     }
     jb_int(j, "length", (int64_t)len);
@@ -638,6 +663,16 @@ static void count_msg(uint64_t *slots, const void *payload, size_t len)
         slots[CMD_SLOT_NONE]++;
 }
 
+/* Copies s into out (cap bytes) with anything but printable ASCII as '?'
+ * (a log line must not carry the client's control characters). */
+static void printable_copy(const char *s, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && i + 1 < cap; i++)
+        out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+    out[i] = '\0';
+}
+
 static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const struct client *c)
 {
     struct events *ev = g->events;
@@ -649,18 +684,23 @@ static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, con
     struct jb j;
     ev->denied[which]++;
     if (which == DEN_READ) return; /* a delivery to an app after its unbind: routine */
-    if (plugin__rate_ok(&ev->rl_acl, 20, "ACL denial lines"))
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: ACL denied %s by client %s on \"%.200s\"%s",
-                             den_names[which], cid ? cid : "?", ed->topic ? ed->topic : "",
+    if (plugin__rate_ok(&ev->rl_acl, 20, "ACL denial lines")) {
+        char t[201], who[GIZ_CLIENTID_SIZE + 8];
+        printable_copy(ed->topic ? ed->topic : "", t, sizeof(t));
+        printable_copy(cid ? cid : "?", who, sizeof(who));
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: ACL denied %s by client %s on \"%s\"%s",
+                             den_names[which], who, t,
                              ed->retain && which == DEN_PUBLISH ? " (retain)" : "");
+    }
     if (!on(g)) return;
     if (c != NULL && c->kind == CLIENT_DEVICE && which == DEN_SUBSCRIBE)
         return; /* its subscribe event says granted false */
-    if (c != NULL && c->kind == CLIENT_DEVICE && c->dev != NULL)
-        snprintf(did, sizeof(did), "%s", c->dev->did);
-    else
-        topic_did(ed->topic ? ed->topic : "", did);
-    if (!did[0]) return;
+    /* Only a device's own denials go on its timeline: an app (or anyone)
+     * publishing to topics naming another device could otherwise push
+     * that device's history out of its per-device bound. Apps' denials are
+     * in the log line and the counters. */
+    if (c == NULL || c->kind != CLIENT_DEVICE || c->dev == NULL) return;
+    snprintf(did, sizeof(did), "%s", c->dev->did);
     jb_open(&j, buf, sizeof(buf));
     jb_str(&j, "access", den_names[which]);
     jb_str(&j, "topic", ed->topic ? ed->topic : "");
@@ -672,7 +712,7 @@ static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, con
         size_t body;
         char cs[8];
         if (frame_cmd(ed->payload, ed->payloadlen, &cmd, &body)) {
-            snprintf(cs, sizeof(cs), "0x%04X", cmd);
+            cmd_text(cmd, cs);
             jb_str(&j, "cmd", cs);
         }
         jb_int(&j, "length", ed->payloadlen);
@@ -901,10 +941,20 @@ static void write_batch(struct giz_store *st, struct events *ev, struct giz_even
     } else {
         ev->unrecorded_drops += n;
     }
+    /* hand the records back for reuse (freed here only if that fails) */
+    size_t kept = 0;
+    struct ev_rec **d = giz_array_reserve(ev->done, &ev->done_cap, ev->ndone + n, sizeof(*d), 256u,
+                                          SIZE_MAX / sizeof(*d));
+    if (d != NULL) {
+        ev->done = d;
+        memcpy(ev->done + ev->ndone, items, n * sizeof(*items));
+        ev->ndone += n;
+        kept = n;
+    }
     pthread_mutex_unlock(&ev->mu);
     if (rc != GIZ_OK)
         giz_log(GIZ_LOG_WARN, "events: %zu MQTT events not written: %s", n, giz_strerror(rc));
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = kept; i < n; i++)
         free(items[i]);
 }
 
@@ -1032,6 +1082,14 @@ void events__tick(struct gizp *g, int64_t now_ms)
     (void)now_ms;
     if (ev == NULL || g->store == NULL) return;
     if (!ev->started && !ev->failed_start && g->cfg.events) writer_start(g);
+    if (ev->started && ev->nspare + ev->ndone > EV_SPARE_MAX) { /* after a burst */
+        pthread_mutex_lock(&ev->mu);
+        while (ev->ndone > 0 && ev->nspare + ev->ndone > EV_SPARE_MAX)
+            free(ev->done[--ev->ndone]);
+        pthread_mutex_unlock(&ev->mu);
+        while (ev->nspare > EV_SPARE_MAX)
+            free(ev->spare[--ev->nspare]);
+    }
     if (ev->closing != NULL) { /* its close never came through our wrapper */
         struct ev_conn *conn = ev->closing;
         ev->closing = NULL;
@@ -1190,6 +1248,12 @@ void events__free(struct gizp *g)
     for (size_t i = 0; i < ev->n; i++)
         free(ev->ring[(ev->head + i) % ev->cap]);
     free(ev->ring);
+    for (size_t i = 0; i < ev->ndone; i++)
+        free(ev->done[i]);
+    free(ev->done);
+    for (size_t i = 0; i < ev->nspare; i++)
+        free(ev->spare[i]);
+    free(ev->spare);
     pthread_cond_destroy(&ev->cv);
     pthread_mutex_destroy(&ev->mu);
     free(ev->rows);

@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from plugin_mqtt import PINGREQ, RawClient, _varint  # noqa: E402
+from plugin_mqtt import PINGREQ, RawClient, _varint, new_user  # noqa: E402
 from test_gservice_events import download, gizctl, ota41, path_of, sse_read  # noqa: E402
 
 PING_MAX = 5
@@ -157,6 +157,20 @@ def check_scenario(c, cloud):
          is not None, "the ACL denial is logged with client and topic")
     # kind filter on the merged timeline
     c.eq([e["kind"] for e in events(cloud, did, "?kind=publish_in")], ["publish_in"] * 3, "kind=publish_in")
+
+    # an app not bound to the device: its denied publish toward it is logged and
+    # counted, but never lands on the device's timeline (nobody may push a
+    # device's history out of its bound)
+    user = new_user(cloud, "tlstranger")
+    app = RawClient(cloud.mqtt_port)
+    c.eq(app.connect(user["mqtt_client_id"], user["uid"], user["token"]), 0, "unbound app logs in")
+    app.publish("app2dev/%s/%s" % (did, user["mqtt_client_id"]), frame(0x0090, b"\x01"))
+    c.ok(poll(lambda: re.search(r"ACL denied publish by client %s on \"app2dev/%s/" % (
+        user["mqtt_client_id"], did), cloud.log_text("mosquitto")), tries=50) is not None,
+        "the app's denial is logged with client and topic")
+    app.close()
+    time.sleep(0.3)  # more than the writer's gather time
+    c.eq(len(events(cloud, did, "?limit=1000")), len(want), "the app's denial is not on the device's timeline")
     return did, pk
 
 
@@ -214,20 +228,24 @@ def check_metrics(c, cloud):
     def ready():
         t = scrape(cloud)
         ok = (value(t, 'gizcloud_broker_ping_limit_closes_total') or 0) >= 1 and \
-             (value(t, 'gizcloud_broker_messages_in_total{cmd="0x0091"}') or 0) >= 3
+             (value(t, 'gizcloud_broker_messages_in_total{cmd="0x0091"}') or 0) >= 3 and \
+             (value(t, 'gizcloud_broker_acl_denials_total{access="publish"}') or 0) >= 2 and \
+             (value(t, 'gizcloud_broker_disconnects_total{reason="keepalive"}') or 0) >= 1 and \
+             value(t, "gizcloud_broker_apps_connected") == 0
         return t if ok else None
     text = poll(ready, tries=150) or scrape(cloud)
     c.ok(value(text, "gizcloud_broker_ping_limit_closes_total") == 1, "one ping-limit close")
     c.ok((value(text, 'gizcloud_broker_logins_total{result="ok"}') or 0) >= 3, "logins ok")
     c.ok((value(text, 'gizcloud_broker_logins_total{result="refused"}') or 0) >= 1, "logins refused")
-    c.eq(value(text, 'gizcloud_broker_acl_denials_total{access="publish"}'), 1.0, "one ACL-denied publish")
+    c.eq(value(text, 'gizcloud_broker_acl_denials_total{access="publish"}'), 2.0,
+         "two ACL-denied publishes (the device's, the app's)")
     c.eq(value(text, 'gizcloud_broker_acl_denials_total{access="subscribe"}'), 1.0, "one ACL-denied subscribe")
     c.ok((value(text, 'gizcloud_broker_messages_in_total{cmd="0x0093"}') or 0) >= 1, "0x0093 in")
     c.ok((value(text, 'gizcloud_broker_messages_out_total{cmd="0x0210"}') or 0) >= 1, "0x0210 out")
     c.ok((value(text, "gizcloud_broker_events_written_total") or 0) >= 20, "events written")
     c.eq(value(text, "gizcloud_broker_events_dropped_total"), 0.0, "no events dropped here")
     c.ok(value(text, "gizcloud_broker_devices_connected") is not None, "devices connected gauge")
-    c.ok(value(text, "gizcloud_broker_apps_connected") == 0, "apps connected gauge")
+    c.ok(value(text, "gizcloud_broker_apps_connected") == 0, "apps connected gauge (the app left)")
     c.ok(value(text, 'gizcloud_broker_disconnects_total{reason="keepalive"}') == 1, "keepalive disconnects")
     c.ok(value(text, "gizcloud_http_requests_total") is None and "gizcloud_http_requests_total{" in text,
          "the GService's own series in the same scrape")
