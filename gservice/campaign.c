@@ -133,194 +133,16 @@ static void note_event(struct tick *t, const struct giz_cdev *d, int from)
     t->event_fields[t->n_events++] = text;
 }
 
-/* Moves d to state (forward only, terminal states stay). */
+/* Moves d to state (campaign_evidence.c), noting the change in the timeline. */
+static void changed_cb(void *ud, const struct giz_cdev *d, int from)
+{
+    note_event(ud, d, from);
+}
+
 static void set_state(struct tick *t, struct giz_cdev *d, int state, int64_t ts, const char *why)
 {
-    int from = d->state;
-    if (from == GIZ_CDEV_UPDATED || from == GIZ_CDEV_FAILED) return;
-    if (state <= from && state != GIZ_CDEV_FAILED) return;
-    d->state = state;
-    d->progress_at = ts;
-    if (why != NULL) snprintf(d->reason, sizeof d->reason, "%s", why);
-    switch (state) {
-    case GIZ_CDEV_NOTIFIED:
-        d->notified_at = ts;
-        break;
-    case GIZ_CDEV_CHECKED:
-        d->checked_at = ts;
-        break;
-    case GIZ_CDEV_OFFERED:
-        d->offered_at = ts;
-        break;
-    case GIZ_CDEV_DOWNLOADING:
-        d->downloading_at = ts;
-        break;
-    case GIZ_CDEV_DOWNLOADED:
-        d->downloaded_at = ts;
-        break;
-    default:
-        d->done_at = ts;
-        break;
-    }
-    note_event(t, d, from);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes the publish event's "payload" hex into buf; its length or 0. */
-static size_t payload_bytes(const cJSON *f, uint8_t *buf, size_t cap)
-{
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "payload");
-    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(f, "payload_truncated");
-    if (!cJSON_IsString(p) || cJSON_IsTrue(tr)) return 0;
-    size_t n = strlen(p->valuestring);
-    if (n % 2 != 0 || n / 2 > cap) return 0;
-    for (size_t i = 0; i < n / 2; i++) {
-        int a = hexval(p->valuestring[2 * i]), b = hexval(p->valuestring[2 * i + 1]);
-        if (a < 0 || b < 0) return 0;
-        buf[i] = (uint8_t)(a << 4 | b);
-    }
-    return n / 2;
-}
-
-/* The soft version of "hw,sw" (or the whole text without a comma) into out. */
-static void version_sw(struct giz_view v, char *out, size_t cap)
-{
-    size_t start = 0, n;
-    for (size_t i = 0; i < v.len; i++)
-        if (v.ptr[i] == ',') start = i + 1;
-    n = v.len - start;
-    if (n >= cap) n = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t ch = v.ptr[start + i];
-        out[i] = ch > 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    out[n] = '\0';
-}
-
-static bool text_says_failed(const char *s)
-{
-    static const char *const words[] = {"fail", "error", "md5", "mismatch", "refuse", "invalid"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (strcasestr(s, words[i]) != NULL) return true;
-    return false;
-}
-
-static const char *fstr(const cJSON *f, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double fnum(const cJSON *f, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(f, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-/* The device reported version v (of the campaign's type). */
-static void reported(struct tick *t, const struct giz_campaign *c, struct giz_cdev *d,
-                     const char *v, int64_t ts)
-{
-    if (v == NULL || v[0] == '\0') return;
-    snprintf(d->version, sizeof d->version, "%s", v);
-    if (strcmp(v, c->soft_version) >= 0) set_state(t, d, GIZ_CDEV_UPDATED, ts, "");
-}
-
-static void on_ota_check(struct tick *t, const struct giz_campaign *c, struct giz_cdev *d,
-                         const cJSON *f, int64_t ts)
-{
-    char why[GIZ_CAMPAIGN_REASON_SIZE];
-    const char *sv = fstr(f, "soft_version"), *offered = fstr(f, "offered");
-    int status = (int)fnum(f, "status", 0), code = (int)fnum(f, "error_code", 0);
-    if ((int)fnum(f, "type", 0) != c->fw_type || sv == NULL) return;
-    reported(t, c, d, sv, ts);
-    if (d->state == GIZ_CDEV_UPDATED) return;
-    d->checks++;
-    d->progress_at = ts;
-    set_state(t, d, GIZ_CDEV_CHECKED, ts, NULL);
-    if (status == 200 && offered != NULL && strcmp(offered, c->soft_version) >= 0)
-        set_state(t, d, GIZ_CDEV_OFFERED, ts, NULL);
-    if (status == 400 && (code == GS_E_OTA_NOT_IN_EFFECT || code == GS_E_OTA_NO_RULE)) {
-        snprintf(why, sizeof why, "refused as up to date at %s (%d)", sv, code);
-        if (code == GS_E_OTA_NO_RULE)
-            snprintf(why, sizeof why, "no firmware applies to the device at %s (%d)", sv, code);
-        set_state(t, d, GIZ_CDEV_FAILED, ts, why);
-        return;
-    }
-    if (c->max_checks > 0 && d->checks >= c->max_checks && d->state != GIZ_CDEV_DOWNLOADING) {
-        snprintf(why, sizeof why, "still %s after %" PRId64 " checks", sv, d->checks);
-        set_state(t, d, GIZ_CDEV_FAILED, ts, why);
-    }
-}
-
-static void on_download(struct tick *t, const struct giz_campaign *c, struct giz_cdev *d,
-                        const cJSON *f, int64_t ts)
-{
-    int status = (int)fnum(f, "status", 0);
-    if ((int64_t)fnum(f, "fid", -1) != c->firmware_id || (status != 200 && status != 206)) return;
-    d->downloads++;
-    d->bytes += (int64_t)fnum(f, "bytes", 0);
-    d->progress_at = ts;
-    set_state(t, d, GIZ_CDEV_DOWNLOADING, ts, NULL);
-    const cJSON *done = cJSON_GetObjectItemCaseSensitive(f, "completed");
-    double size = fnum(f, "size", -1), rs = fnum(f, "range_start", -1),
-           rl = fnum(f, "range_len", -1);
-    bool to_end = status == 200 || (rs >= 0 && rl >= 0 && rs + rl >= size);
-    if (cJSON_IsTrue(done) && to_end) set_state(t, d, GIZ_CDEV_DOWNLOADED, ts, NULL);
-}
-
-static void on_publish(struct tick *t, const struct giz_campaign *c, struct giz_cdev *d,
-                       const cJSON *f, int64_t ts)
-{
-    uint8_t buf[1024];
-    struct giz_msg m;
-    char v[GIZ_VER_SIZE], info[96], why[GIZ_CAMPAIGN_REASON_SIZE];
-    size_t n = payload_bytes(f, buf, sizeof buf);
-    if (n == 0 || giz_msg_decode(buf, n, &m, NULL) != GIZ_OK) return;
-    if (m.cmd == GIZ_CMD_VERSION_REPORT) {
-        struct giz_view vv = c->fw_type == 2 ? m.u.version.mcu : m.u.version.module;
-        if (vv.len == 0) return;
-        version_sw(vv, v, sizeof v);
-        reported(t, c, d, v, ts);
-        return;
-    }
-    if (m.cmd != GIZ_CMD_OTA_PROGRESS) return;
-    if ((m.u.ota_progress.flags & GIZ_OTAFLAG_MCU ? 2 : 1) != c->fw_type) return;
-    {
-        /* the status text as a whole, printable */
-        size_t k = m.u.ota_progress.info.len < sizeof info - 1 ? m.u.ota_progress.info.len
-                                                               : sizeof info - 1;
-        for (size_t i = 0; i < k; i++) {
-            uint8_t ch = m.u.ota_progress.info.ptr[i];
-            info[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-        }
-        info[k] = '\0';
-    }
-    d->percent = m.u.ota_progress.percent;
-    d->progress_at = ts;
-    if (text_says_failed(info)) {
-        snprintf(why, sizeof why, "device reported \"%s\" at %u%%", info,
-                 (unsigned)m.u.ota_progress.percent);
-        set_state(t, d, GIZ_CDEV_FAILED, ts, why);
-        return;
-    }
-    set_state(t, d, GIZ_CDEV_DOWNLOADING, ts, NULL);
-}
-
-/* A granted subscription to ser2cli_res/<did>: the device (re)logged in. */
-static void on_subscribe(struct touched *tc, const cJSON *f)
-{
-    const char *filter = fstr(f, "filter");
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(f, "granted");
-    if (filter == NULL || strncmp(filter, "ser2cli_res/", 12) != 0 || cJSON_IsFalse(g)) return;
-    tc->renotice = true;
+    struct gs_cev_sink sink = {changed_cb, t};
+    gs_cev_set_state(d, state, ts, why, &sink);
 }
 
 static int evidence_cb(const struct giz_event *ev, const struct giz_cdev *row, void *ud)
@@ -332,17 +154,8 @@ static int evidence_cb(const struct giz_event *ev, const struct giz_cdev *row, v
     if (tc == NULL) return 1;
     struct giz_cdev *d = &tc->row;
     if (d->state == GIZ_CDEV_UPDATED || d->state == GIZ_CDEV_FAILED) return 0;
-    cJSON *f = cJSON_Parse(ev->fields ? ev->fields : "{}");
-    if (f == NULL) return 0;
-    if (strcmp(ev->kind, "ota_check") == 0)
-        on_ota_check(t, c, d, f, ev->ts);
-    else if (strcmp(ev->kind, "download") == 0)
-        on_download(t, c, d, f, ev->ts);
-    else if (strcmp(ev->kind, "publish_in") == 0)
-        on_publish(t, c, d, f, ev->ts);
-    else if (strcmp(ev->kind, "subscribe") == 0)
-        on_subscribe(tc, f);
-    cJSON_Delete(f);
+    struct gs_cev_sink sink = {changed_cb, t};
+    if (gs_cev_apply(c, d, ev->kind, ev->fields, ev->ts, &sink)) tc->renotice = true;
     return 0;
 }
 

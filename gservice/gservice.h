@@ -698,6 +698,21 @@ int gs_campaigns_start(struct gs_server *srv);
 void gs_campaigns_stop(struct gs_server *srv);
 void gs_campaigns_wake(struct gs_server *srv);
 char *gs_campaigns_metrics(struct gs_server *srv);
+/* The evidence rules (campaign_evidence.c). gs_cev_set_state moves d to
+ * state at ts (forward only; failed from anywhere; updated and failed are
+ * final), sets the state's timestamp, progress_at and reason (why, NULL =
+ * keep) and tells sink->changed (sink may be NULL). gs_cev_apply applies
+ * one timeline event (kind, fields JSON text) of d's device; returns true
+ * if it shows the device logged in again (a granted ser2cli_res/<did>
+ * subscription). */
+struct gs_cev_sink {
+    void (*changed)(void *ud, const struct giz_cdev *d, int from);
+    void *ud;
+};
+void gs_cev_set_state(struct giz_cdev *d, int state, int64_t ts, const char *why,
+                      const struct gs_cev_sink *sink);
+bool gs_cev_apply(const struct giz_campaign *c, struct giz_cdev *d, const char *kind,
+                  const char *fields, int64_t ts, const struct gs_cev_sink *sink);
 /* Routes (route_campaign.c). */
 void gs_route_admin_campaigns(struct gs_request *rq);
 void gs_route_admin_campaign(struct gs_request *rq);
