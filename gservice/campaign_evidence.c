@@ -115,6 +115,14 @@ static double fnum(const cJSON *f, const char *key, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+/* A whole-number field as int64 (dflt when absent, not a number, or outside
+ * +-2^53: a cast of such a double would be undefined). */
+static int64_t fint(const cJSON *f, const char *key, int64_t dflt)
+{
+    double v = fnum(f, key, (double)dflt);
+    return v >= -9007199254740992.0 && v <= 9007199254740992.0 ? (int64_t)v : dflt;
+}
+
 /* The device reported version v (of the campaign's type). */
 static void reported(const struct giz_campaign *c, struct giz_cdev *d, const char *v, int64_t ts,
                      const struct gs_cev_sink *sink)
@@ -129,8 +137,8 @@ static void on_ota_check(const struct giz_campaign *c, struct giz_cdev *d, const
 {
     char why[GIZ_CAMPAIGN_REASON_SIZE];
     const char *sv = fstr(f, "soft_version"), *offered = fstr(f, "offered");
-    int status = (int)fnum(f, "status", 0), code = (int)fnum(f, "error_code", 0);
-    if ((int)fnum(f, "type", 0) != c->fw_type || sv == NULL) return;
+    int64_t status = fint(f, "status", 0), code = fint(f, "error_code", 0);
+    if (fint(f, "type", 0) != c->fw_type || sv == NULL) return;
     reported(c, d, sv, ts, sink);
     if (d->state == GIZ_CDEV_UPDATED) return;
     d->checks++;
@@ -139,9 +147,10 @@ static void on_ota_check(const struct giz_campaign *c, struct giz_cdev *d, const
     if (status == 200 && offered != NULL && strcmp(offered, c->soft_version) >= 0)
         gs_cev_set_state(d, GIZ_CDEV_OFFERED, ts, NULL, sink);
     if (status == 400 && (code == GS_E_OTA_NOT_IN_EFFECT || code == GS_E_OTA_NO_RULE)) {
-        snprintf(why, sizeof why, "refused as up to date at %s (%d)", sv, code);
+        snprintf(why, sizeof why, "refused as up to date at %s (%" PRId64 ")", sv, code);
         if (code == GS_E_OTA_NO_RULE)
-            snprintf(why, sizeof why, "no firmware applies to the device at %s (%d)", sv, code);
+            snprintf(why, sizeof why, "no firmware applies to the device at %s (%" PRId64 ")", sv,
+                     code);
         gs_cev_set_state(d, GIZ_CDEV_FAILED, ts, why, sink);
         return;
     }
@@ -154,10 +163,11 @@ static void on_ota_check(const struct giz_campaign *c, struct giz_cdev *d, const
 static void on_download(const struct giz_campaign *c, struct giz_cdev *d, const cJSON *f,
                         int64_t ts, const struct gs_cev_sink *sink)
 {
-    int status = (int)fnum(f, "status", 0);
-    if ((int64_t)fnum(f, "fid", -1) != c->firmware_id || (status != 200 && status != 206)) return;
+    int64_t status = fint(f, "status", 0);
+    if (fint(f, "fid", -1) != c->firmware_id || (status != 200 && status != 206)) return;
     d->downloads++;
-    d->bytes += (int64_t)fnum(f, "bytes", 0);
+    int64_t bytes = fint(f, "bytes", 0);
+    if (bytes > 0 && bytes <= INT64_MAX - d->bytes) d->bytes += bytes;
     d->progress_at = ts;
     gs_cev_set_state(d, GIZ_CDEV_DOWNLOADING, ts, NULL, sink);
     const cJSON *done = cJSON_GetObjectItemCaseSensitive(f, "completed");
