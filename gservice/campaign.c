@@ -153,7 +153,6 @@ static int evidence_cb(const struct giz_event *ev, const struct giz_cdev *row, v
     struct touched *tc = touch(t, row);
     if (tc == NULL) return 1;
     struct giz_cdev *d = &tc->row;
-    if (d->state == GIZ_CDEV_UPDATED || d->state == GIZ_CDEV_FAILED) return 0;
     struct gs_cev_sink sink = {changed_cb, t};
     if (gs_cev_apply(c, d, ev->kind, ev->fields, ev->ts, &sink)) tc->renotice = true;
     return 0;
@@ -473,7 +472,8 @@ static int tick_run(struct gs_server *srv, struct giz_store *st)
     for (int round = 0; t.n_live > 0 && cursor < upto && round < EVIDENCE_ROUNDS; round++) {
         int64_t last = cursor;
         unsigned n_ev = 0;
-        rc = giz_store_campaign_evidence(st, cursor, upto, EVIDENCE_BATCH, evidence_cb, &t, &last,
+        rc = giz_store_campaign_evidence(st, cursor, upto, EVIDENCE_BATCH,
+                                         t.now_ms - GS_CAMPAIGN_LATE_MS, evidence_cb, &t, &last,
                                          &n_ev);
         if (rc == GIZ_OK && t.nomem) rc = GIZ_ERR_NOMEM;
         if (rc) goto fail;

@@ -215,15 +215,42 @@ static void on_publish(const struct giz_campaign *c, struct giz_cdev *d, const c
     gs_cev_set_state(d, GIZ_CDEV_DOWNLOADING, ts, NULL, sink);
 }
 
+/* Evidence that arrived after d finished (updated / failed): the counters
+ * and the times not yet set are filled in, the state stays. */
+static void late(const struct giz_campaign *c, struct giz_cdev *d, const char *kind, const cJSON *f,
+                 int64_t ts)
+{
+    int64_t status = fint(f, "status", 0);
+    if (strcmp(kind, "ota_check") == 0 && fint(f, "type", 0) == c->fw_type) {
+        const char *offered = fstr(f, "offered");
+        d->checks++;
+        if (d->checked_at == 0) d->checked_at = ts;
+        if (status == 200 && offered != NULL && strcmp(offered, c->soft_version) >= 0 &&
+            d->offered_at == 0)
+            d->offered_at = ts;
+    } else if (strcmp(kind, "download") == 0 && fint(f, "fid", -1) == c->firmware_id &&
+               (status == 200 || status == 206)) {
+        int64_t bytes = fint(f, "bytes", 0);
+        d->downloads++;
+        if (bytes > 0 && bytes <= INT64_MAX - d->bytes) d->bytes += bytes;
+        if (d->downloading_at == 0) d->downloading_at = ts;
+        if (d->downloaded_at == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "completed")))
+            d->downloaded_at = ts;
+    }
+}
+
 bool gs_cev_apply(const struct giz_campaign *c, struct giz_cdev *d, const char *kind,
                   const char *fields, int64_t ts, const struct gs_cev_sink *sink)
 {
     bool relogin = false;
-    if (c == NULL || d == NULL || kind == NULL || d->state == GIZ_CDEV_UPDATED ||
-        d->state == GIZ_CDEV_FAILED)
-        return false;
+    if (c == NULL || d == NULL || kind == NULL) return false;
     cJSON *f = cJSON_Parse(fields ? fields : "{}");
     if (f == NULL || !cJSON_IsObject(f)) {
+        cJSON_Delete(f);
+        return false;
+    }
+    if (d->state == GIZ_CDEV_UPDATED || d->state == GIZ_CDEV_FAILED) {
+        late(c, d, kind, f, ts);
         cJSON_Delete(f);
         return false;
     }

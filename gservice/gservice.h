@@ -295,6 +295,10 @@ struct gs_guard {
 #define GS_CAMPAIGN_TICK_MS 500
 #define GS_CAMPAIGN_NOTICE_BATCH 2000u /* notices per campaign and tick */
 #define GS_CAMPAIGN_NOTICE_RETRIES 1   /* a notice never acted on is repeated once */
+/* Evidence of a device that finished less than this long ago still fills in
+ * its counters and times: the two processes' event writers commit in their
+ * own batches, so a download event can land after the version report. */
+#define GS_CAMPAIGN_LATE_MS 30000
 struct gs_campaigns {
     bool started, stop, wake;
     int64_t started_ms; /* unix ms: timeouts only count time the engine watched */

@@ -338,6 +338,10 @@ int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign 
 }
 
 #define LIVE_STATES "('running', 'paused', 'stopped')"
+/* live, or completed in the last minute (its devices' late evidence) */
+#define LIVE_OR_RECENT(c)                                                                          \
+    "(" c ".state IN " LIVE_STATES " OR (" c ".state = 'completed' AND " c ".updated_at >= "       \
+    "CAST(strftime('%s', 'now') AS INTEGER) - 60))"
 
 int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit, unsigned offset,
                             giz_store_campaign_cb cb, void *ud)
@@ -347,9 +351,8 @@ int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit,
     int rc, src;
     if (!s || !cb) return GIZ_ERR_INVAL;
     rc = cp_prepare(s,
-                    "SELECT " CAMPAIGN_COLS
-                    " FROM campaigns c WHERE ?1 = 0 OR c.state IN " LIVE_STATES
-                    " ORDER BY c.id DESC LIMIT ?2 OFFSET ?3",
+                    "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE ?1 = 0 OR " LIVE_OR_RECENT(
+                        "c") " ORDER BY c.id DESC LIMIT ?2 OFFSET ?3",
                     &st, "preparing campaign list");
     if (rc) return rc;
     store__bind_int(s, st, 1, live_only ? 1 : 0);
@@ -581,20 +584,24 @@ cleanup:
 /* ---- the engine's evidence and cursor -------------------------------------------- */
 
 int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto, unsigned limit,
-                                giz_store_evidence_cb cb, void *ud, int64_t *last_id,
-                                unsigned *events)
+                                int64_t done_after_ms, giz_store_evidence_cb cb, void *ud,
+                                int64_t *last_id, unsigned *events)
 {
     static const char sql[] =
         "WITH tracked(did) AS (SELECT DISTINCT cd.did FROM campaign_devices cd JOIN campaigns c "
-        "ON c.id = cd.campaign_id WHERE c.state IN " LIVE_STATES
-        " AND cd.state NOT IN ('updated', 'failed')), "
-        "ev AS (SELECT e.id, e.did, e.ts, e.kind, e.source, e.fields FROM events e "
-        "WHERE e.id > ?1 AND e.id <= ?2 AND e.kind IN ('ota_check', 'download', 'publish_in', "
-        "'subscribe') AND e.did IN (SELECT did FROM tracked) ORDER BY e.id LIMIT ?3) "
-        "SELECT ev.id, ev.did, ev.ts, ev.kind, ev.source, ev.fields, " CDEV_COLS " FROM ev "
-        "LEFT JOIN (campaign_devices cd JOIN campaigns c ON c.id = cd.campaign_id AND c.state "
-        "IN " LIVE_STATES ") ON cd.did = ev.did AND cd.state NOT IN ('updated', 'failed') "
-        "AND ev.id > c.event_from ORDER BY ev.id, cd.campaign_id";
+        "ON c.id = cd.campaign_id WHERE " LIVE_OR_RECENT(
+            "c") " AND (cd.state NOT IN ('updated', 'failed') OR cd.done_at > ?4)), "
+                 "ev AS (SELECT e.id, e.did, e.ts, e.kind, e.source, e.fields FROM events e "
+                 "WHERE e.id > ?1 AND e.id <= ?2 AND e.kind IN ('ota_check', 'download', "
+                 "'publish_in', "
+                 "'subscribe') AND e.did IN (SELECT did FROM tracked) ORDER BY e.id LIMIT ?3) "
+                 "SELECT ev.id, ev.did, ev.ts, ev.kind, ev.source, ev.fields, " CDEV_COLS
+                 " FROM ev "
+                 "LEFT JOIN (campaign_devices cd JOIN campaigns c ON c.id = cd.campaign_id "
+                 "AND " LIVE_OR_RECENT(
+                     "c") ") ON cd.did = ev.did AND (cd.state NOT IN ('updated', 'failed') OR "
+                          "cd.done_at > ?4) "
+                          "AND ev.id > c.event_from ORDER BY ev.id, cd.campaign_id";
     sqlite3_stmt *st = NULL;
     struct giz_event ev;
     struct giz_cdev row;
@@ -608,6 +615,7 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
     store__bind_int(s, st, 1, after);
     store__bind_int(s, st, 2, upto);
     store__bind_int(s, st, 3, limit ? limit : 1000);
+    store__bind_int(s, st, 4, done_after_ms);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&ev, 0, sizeof ev);
         ev.id = sqlite3_column_int64(st, 0);

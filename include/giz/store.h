@@ -737,7 +737,9 @@ struct giz_campaign_targets {
 int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
                               const struct giz_campaign_targets *t, int64_t *unmatched);
 int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign *out);
-/* Newest first; live_only: running, paused or stopped. limit 0 = no limit. */
+/* Newest first; live_only: running, paused or stopped, or completed in the
+ * last minute (the engine still takes its devices' late evidence). limit 0
+ * = no limit. giz_store_campaign_count's live_only: the first three only. */
 int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit, unsigned offset,
                             giz_store_campaign_cb cb, void *ud);
 int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count);
@@ -785,15 +787,16 @@ int giz_store_cdev_put(struct giz_store *s, const struct giz_cdev *rows, size_t 
 
 /* Evidence for the engine: events with after < id <= upto of the kinds
  * ota_check, download, publish_in, subscribe whose device has a row not
- * updated or failed in a running, paused or stopped campaign created before
+ * updated or failed (or finished after done_after_ms: the other process's
+ * late evidence) in a running, paused or stopped campaign created before
  * the event, at most `limit` events (oldest first); cb is called once per
  * (event, row) pair with ev (json unset) and a copy of the row as stored.
  * *last_id gets the id of the last event read (after when none). */
 typedef int (*giz_store_evidence_cb)(const struct giz_event *ev, const struct giz_cdev *row,
                                      void *ud);
 int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto, unsigned limit,
-                                giz_store_evidence_cb cb, void *ud, int64_t *last_id,
-                                unsigned *events);
+                                int64_t done_after_ms, giz_store_evidence_cb cb, void *ud,
+                                int64_t *last_id, unsigned *events);
 /* The engine's event cursor. */
 int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id);
 int giz_store_campaign_cursor_set(struct giz_store *s, int64_t event_id);

@@ -194,6 +194,10 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "http://127.0.0.
     ck.ok(offline.wait_line("all 2 devices connected", 90), "offline devices logged in")
     c = wait_campaign(cloud, cid, settled, tries=1200)
     ck.eq(c.get("state"), "completed", "the campaign completed (%s)" % c.get("reason"))
+    # the two processes' events are committed in their own batches: a device's
+    # download event may be read after its version report; it still counts
+    c = wait_campaign(cloud, cid, lambda c: all(
+        d.get("bytes", 0) >= len(image) for d in c["devices"] if d["did"] in good_dids + off_dids))
     counts = c.get("counts", {})
     ck.eq(counts, {"pending": 0, "notified": 0, "checked": 0, "offered": 0, "downloading": 0,
                    "downloaded": 0, "updated": 6, "failed": 3}, "counts as the fleet behaves")
@@ -216,8 +220,14 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "http://127.0.0.
     ck.ok("md5" in d.get("reason", ""), "its reason is the MD5 failure it reported (%r)" % d.get("reason"))
     # its timeline
     ev = timeline(cloud, good_dids[1])
-    ck.eq([e.get("state") for e in ev], ["notified", "checked", "offered", "downloading", "downloaded",
-                                         "updated"], "a device's campaign timeline (%r)" % ev)
+    order = ["notified", "checked", "offered", "downloading", "downloaded", "updated"]
+    states = [e.get("state") for e in ev]
+    ck.ok(states[:1] == ["notified"] and states[-1:] == ["updated"] and
+          [o for o in order if o in states] == states,
+          "a device's campaign timeline: notified ... updated, in order, each once (%r)" % states)
+    d = devs.get(good_dids[1], {})
+    ck.ok(0 < d.get("notified_at", 0) <= d.get("checked_at", 0) <= d.get("downloaded_at", 0),
+          "its row has the times of notice, check and download (%r)" % d)
     ck.ok(all(e.get("campaign") == cid for e in ev), "the events name the campaign")
     # paging and filters
     c2 = campaign(cloud, cid, "?state=failed&limit=2")
