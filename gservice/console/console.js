@@ -4,7 +4,8 @@
 // sent as "Authorization: Bearer"; never in a URL. The live timeline uses
 // EventSource on /console/stream with a single-use ticket minted by
 // POST /admin/events/ticket. Every value from the server is put in the page
-// as text (textContent), never as HTML.
+// as text (textContent), never as HTML. Keep this file ASCII (non-ASCII text
+// as \u escapes): cmake/EmbedFile.cmake compiles it in as a char array.
 "use strict";
 
 const TOKEN_KEY = "gizcloud.admin_token";
@@ -397,7 +398,7 @@ async function viewDevice(did) {
     });
     const lvl = el("select", { id: "log-level" }, [["0", "off"], ["1", "error"], ["3", "error+warn"], ["7", "error+warn+info"]]
       .map(([v, n]) => el("option", { value: v }, n)));
-    const f2 = el("form", { class: "row" }, "log levels ", lvl, el("button", { type: "submit" }, "Set (0x0010)"));
+    const f2 = el("form", { class: "row", id: "log-form" }, "log levels ", lvl, el("button", { type: "submit" }, "Set (0x0010)"));
     f2.addEventListener("submit", (e) => {
       e.preventDefault();
       act("POST", "/admin/devices/" + did + "/send", { log_level: Number(lvl.value) }, () => "Log levels sent");
@@ -410,6 +411,24 @@ async function viewDevice(did) {
       act("POST", "/admin/ota/push", { did, type: Number(otaType.value), ota_version: Number(otaVer.value) },
         (j) => "OTA push: " + j.targets + " online target(s)" + (j.firmware_matched ? "" : " (no matching firmware: " + (j.message || "the device will answer 9500") + ")"));
     });
+    // data points: a write of one writable point (p0 0x01/0x11 in a 0x0090), when the product has a schema
+    const dpName = el("select", { id: "dp-name" });
+    const dpValue = el("input", { id: "dp-value", size: 10, placeholder: "value" });
+    const f4 = el("form", { class: "row", id: "dp-form", hidden: true }, "write ", dpName, dpValue,
+      el("button", { type: "submit", id: "dp-btn" }, "Write"));
+    f4.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = dpValue.value.trim();
+      const value = v === "true" ? true : v === "false" ? false : v !== "" && !isNaN(Number(v)) ? Number(v) : v;
+      act("POST", "/admin/devices/" + did + "/send", { attrs: { [dpName.value]: value } },
+        (j) => "Write of " + dpName.value + " queued (" + j.cmd + ", " + j.length + " bytes)");
+    });
+    api("GET", "/admin/products/" + dev.product_key + "/datapoints").then((j) => {
+      const ents = (j && j.entities) || [];
+      const attrs = ents.length ? (ents[0].attrs || []).filter((a) => a.type === "status_writable") : [];
+      for (const a of attrs) dpName.append(el("option", { value: a.name }, a.name + " (" + a.data_type + ")"));
+      f4.hidden = !attrs.length;
+    }).catch(() => {});
     const kick = el("button", { type: "button", id: "kick-btn" }, "Kick");
     kick.addEventListener("click", () => act("POST", "/admin/devices/" + did + "/kick", {}, () => "Kicked"));
     const dis = el("button", { type: "button", id: "disable-btn" });
@@ -420,7 +439,7 @@ async function viewDevice(did) {
     });
     clear(actions).append(el("h2", { text: "Actions" }),
       el("div", { class: "muted", text: "Send a business message (0x0090, or 0x0093 with an SN) on app2dev/<DID>/console:" }),
-      f1, f2, f3, el("div", { class: "row" }, kick, dis));
+      f1, f4, f2, f3, el("div", { class: "row" }, kick, dis));
   }
 
   async function act(method, path, body, ok, reload) {
@@ -516,7 +535,7 @@ function startLive(did, lastId, onEvent, stateEl) {
 // ---- OTA campaigns ---------------------------------------------------------------
 
 const CDEV_STATES = ["pending", "notified", "checked", "offered", "downloading", "downloaded",
-  "updated", "failed", "skipped", "cancelled"];
+  "updated", "failed"];
 const STATE_COLORS = { pending: "#b6bcc8", notified: "#9ecbff", checked: "#79b8ff", offered: "#54aeff",
   downloading: "#218bff", downloaded: "#0969da", updated: "#1a7f37", failed: "#cf222e",
   skipped: "#9a6700", cancelled: "#6e7781" };
@@ -545,7 +564,7 @@ async function viewCampaigns() {
     const f = fw.find((x) => String(x.id) === fwSel.value);
     if (!f) { flash("Upload firmware first.", true); return; }
     const body = { name: name.value, product_key: f.product_key, type: f.type, firmware_id: f.id };
-    if (Number(pct.value) < 100) { body.target = "percent"; body.percent = Number(pct.value); }
+    if (Number(pct.value) < 100) body.percent = Number(pct.value);
     if (Number(canary.value) > 0) body.canary = Number(canary.value);
     try {
       const c = await api("POST", "/admin/ota/campaigns", body);
@@ -611,10 +630,10 @@ async function viewCampaign(id) {
       c.state === "running" || c.state === "paused" ? btn("cancel") : null),
     c.counts ? bar(c.counts) : null);
     paintBars(head);
-    clear(counts).append(Object.entries(c.counts || {}).map(([s, n]) =>
+    clear(counts).append(...Object.entries(c.counts || {}).map(([s, n]) =>
       el("div", {}, el("b", { "data-state": s, text: n }), s)));
     clear(table).append(el("tr", {}, ["DID", "state", "reason", "from", "version"].map((h) => el("th", { text: h }))),
-      (c.devices || []).map((d) => el("tr", {}, el("td", { class: "mono" }, el("a", { href: "#/device/" + d.did, text: d.did })),
+      ...(c.devices || []).map((d) => el("tr", {}, el("td", { class: "mono" }, el("a", { href: "#/device/" + d.did, text: d.did })),
         el("td", {}, el("span", { class: "badge", "data-did": d.did, text: d.state })), el("td", { text: d.reason || "" }),
         el("td", { class: "mono", text: d.from_version || "" }), el("td", { class: "mono", text: d.version || "" }))));
   }
