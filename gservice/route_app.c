@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -139,7 +140,7 @@ static void create_anonymous(struct gs_request *rq, struct giz_store *st, const 
     session_answer(rq, created ? 201 : 200, &s);
 }
 
-void gs_route_app_users(struct gs_request *rq)
+static void create_user(struct gs_request *rq)
 {
     cJSON *body = gs_body_json(rq);
     const char *user = NULL, *pass = NULL, *appid = NULL;
@@ -220,6 +221,156 @@ void gs_route_app_users(struct gs_request *rq)
 out:
     gs_store_release(&rq->srv->pool, st);
     cJSON_Delete(body);
+}
+
+/* ISO 8601 UTC of now, as the Open API's updatedAt. */
+static void iso_now(char *out, size_t cap)
+{
+    time_t t = (time_t)gs_unix_now();
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* GET /app/users: the token's user. */
+static void show_user(struct gs_request *rq, struct giz_store *st, const struct giz_session *s)
+{
+    struct giz_user u;
+    int rc = giz_store_user_get(st, s->uid, &u);
+    if (rc == GIZ_ERR_NOT_FOUND) {
+        gs_respond_app_error(rq, 401, GS_E_TOKEN_INVALID, "token invalid (no such user)");
+        return;
+    }
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "uid", u.uid);
+    cJSON_AddStringToObject(j, "username", u.username);
+    cJSON_AddStringToObject(j, "email", u.email);
+    cJSON_AddStringToObject(j, "phone", "");
+    cJSON_AddStringToObject(j, "name", "");
+    cJSON_AddStringToObject(j, "gender", "N");
+    cJSON_AddStringToObject(j, "birthday", "");
+    cJSON_AddStringToObject(j, "address", "");
+    cJSON_AddStringToObject(j, "lang", "en");
+    cJSON_AddStringToObject(j, "remark", "");
+    cJSON_AddBoolToObject(j, "is_anonymous", u.anonymous);
+    gs_respond_json(rq, 200, j);
+}
+
+/* PUT /app/users: {old_pwd, new_pwd} changes the password; {username,
+ * password} or {email, password} turns an anonymous user into a password
+ * user. Profile fields (name, gender, ...) and phone numbers are not kept
+ * by gizcloud: 400 saying so. */
+static void update_user(struct gs_request *rq, struct giz_store *st, const struct giz_session *s)
+{
+    cJSON *body = gs_body_json(rq);
+    char when[32];
+    int rc;
+    if (body == NULL) return;
+    const cJSON *old_pwd = cJSON_GetObjectItemCaseSensitive(body, "old_pwd");
+    const cJSON *new_pwd = cJSON_GetObjectItemCaseSensitive(body, "new_pwd");
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(body, "username");
+    const cJSON *email = cJSON_GetObjectItemCaseSensitive(body, "email");
+    const cJSON *pass = cJSON_GetObjectItemCaseSensitive(body, "password");
+    static const char *const profile[] = {"name", "gender", "birthday", "address",
+                                          "lang", "remark", "phone",    "code"};
+    for (size_t i = 0; i < sizeof profile / sizeof profile[0]; i++) {
+        if (cJSON_HasObjectItem(body, profile[i])) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "gizcloud keeps no %s for users", profile[i]);
+            gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, msg);
+            goto out;
+        }
+    }
+    if (old_pwd != NULL || new_pwd != NULL) {
+        if (!cJSON_IsString(old_pwd) || !cJSON_IsString(new_pwd) ||
+            new_pwd->valuestring[0] == '\0' || strlen(new_pwd->valuestring) > MAX_PASSWORD ||
+            strlen(old_pwd->valuestring) > MAX_PASSWORD) {
+            gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
+                                 "old_pwd and new_pwd (1-128 bytes) are required");
+            goto out;
+        }
+        rc = giz_store_user_password_change(st, s->uid, old_pwd->valuestring, new_pwd->valuestring);
+        if (rc == GIZ_ERR_AUTH) {
+            gs_respond_app_error(rq, 401, GS_E_USERNAME_PASSWORD_ERROR, "old password wrong");
+            goto out;
+        }
+    } else if ((user != NULL || email != NULL) && pass != NULL) {
+        const char *u = NULL, *p = NULL;
+        if (email != NULL) {
+            if (!cJSON_IsString(email) || !cJSON_IsString(pass) || pass->valuestring[0] == '\0' ||
+                strlen(pass->valuestring) > MAX_PASSWORD || strlen(email->valuestring) > 128 ||
+                strchr(email->valuestring, '@') == NULL) {
+                gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
+                                     "email and password (1-128 bytes) are required");
+                goto out;
+            }
+            p = pass->valuestring;
+        } else {
+            if (!credentials(rq, body, &u, &p)) goto out;
+            if (u[0] == '$') {
+                gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
+                                     "username must not start with '$'");
+                goto out;
+            }
+        }
+        rc = giz_store_user_claim(st, s->uid, u, email ? email->valuestring : NULL, p);
+        if (rc == GIZ_ERR_EXISTS) {
+            gs_respond_app_error(rq, 409,
+                                 email ? GS_E_EMAIL_UNAVAILABLE : GS_E_USERNAME_UNAVAILABLE,
+                                 email ? "email unavailable" : "username unavailable");
+            goto out;
+        }
+        if (rc == GIZ_ERR_DISABLED) {
+            gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
+                                 "only an anonymous user can be given a username; change a "
+                                 "password with old_pwd and new_pwd");
+            goto out;
+        }
+        if (rc == GIZ_ERR_INVAL) {
+            gs_respond_app_error(rq, 400, GS_E_FORM_INVALID, "username or email invalid");
+            goto out;
+        }
+    } else {
+        gs_respond_app_error(rq, 400, GS_E_FORM_INVALID,
+                             "give old_pwd and new_pwd, or username (or email) and password");
+        goto out;
+    }
+    if (rc != GIZ_OK) {
+        store_error(rq, rc);
+        goto out;
+    }
+    giz_log(GIZ_LOG_INFO, "user %s updated", s->uid);
+    iso_now(when, sizeof when);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "updatedAt", when);
+    gs_respond_json(rq, 200, j);
+out:
+    cJSON_Delete(body);
+}
+
+static bool app_session(struct gs_request *rq, struct giz_store *st, struct giz_session *s);
+
+void gs_route_app_users(struct gs_request *rq)
+{
+    if (rq->method == GS_M_POST) {
+        create_user(rq);
+        return;
+    }
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    struct giz_session s;
+    if (st == NULL)
+        store_error(rq, GIZ_ERR_DB);
+    else if (app_session(rq, st, &s)) {
+        if (rq->method == GS_M_PUT)
+            update_user(rq, st, &s);
+        else
+            show_user(rq, st, &s);
+    }
+    gs_store_release(&rq->srv->pool, st);
 }
 
 static bool appid_ok(const char *a)

@@ -30,7 +30,7 @@ static const struct gs_route routes[] = {
     {"/admin/events/stream", GS_ROUTE_ADMIN_EVENT_STREAM, GS_M_GET, gs_route_admin_event_stream},
     {"/admin/firmware", GS_ROUTE_ADMIN_FIRMWARE, M_READ | GS_M_POST, gs_route_admin_firmware},
     {"/admin/ota/push", GS_ROUTE_ADMIN_OTA_PUSH, GS_M_POST, gs_route_admin_ota_push},
-    {"/app/users", GS_ROUTE_APP_USERS, GS_M_POST, gs_route_app_users},
+    {"/app/users", GS_ROUTE_APP_USERS, M_READ | GS_M_POST | GS_M_PUT, gs_route_app_users},
     {"/app/login", GS_ROUTE_APP_LOGIN, GS_M_POST, gs_route_app_login},
     {"/app/bindings", GS_ROUTE_APP_BINDINGS, M_READ | GS_M_POST | GS_M_DELETE,
      gs_route_app_bindings},

@@ -454,3 +454,87 @@ int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *
     if (rc == GIZ_OK) rc = binding_event(s, uid, dev, now);
     return store__txn_close(s, kind, rc);
 }
+
+/* ---- GET / PUT /app/users ---------------------------------------------------- */
+
+/* Reads uid's row; hash (may be NULL) gets the password hash. */
+static int user_read(struct giz_store *s, const char *uid, struct giz_user *out, char *hash,
+                     size_t hash_cap)
+{
+    sqlite3_stmt *st;
+    int src;
+
+    if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE) return GIZ_ERR_NOT_FOUND;
+    st = s->st[ST_USER_GET];
+    store__bind_text(s, st, 1, uid);
+    src = store__step(s, st);
+    if (src == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        store__col_text(st, 0, out->uid, sizeof out->uid);
+        out->anonymous = sqlite3_column_int(st, 3) != 0;
+        if (!out->anonymous) store__col_text(st, 1, out->username, sizeof out->username);
+        store__col_text(st, 2, out->email, sizeof out->email);
+        if (hash) store__col_text(st, 4, hash, hash_cap);
+        out->created_at = sqlite3_column_int64(st, 5);
+    }
+    return store__row_end(s, st, src, "reading user");
+}
+
+int giz_store_user_get(struct giz_store *s, const char *uid, struct giz_user *out)
+{
+    if (!s || !uid || !out) return GIZ_ERR_INVAL;
+    return user_read(s, uid, out, NULL, 0);
+}
+
+int giz_store_user_password_change(struct giz_store *s, const char *uid, const char *old_password,
+                                   const char *new_password)
+{
+    struct giz_user u;
+    char hash[GIZ_HASH_STR_MAX];
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!s || !uid || !old_password || !text_ok(new_password, MAX_PASSWORD)) return GIZ_ERR_INVAL;
+    rc = user_read(s, uid, &u, hash, sizeof hash);
+    if (rc) return rc;
+    if (u.anonymous || giz_secret_verify(old_password, hash) != GIZ_OK) return GIZ_ERR_AUTH;
+    rc = giz_secret_hash(new_password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
+    if (rc) return rc;
+    st = s->st[ST_USER_SET_PASSWORD];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, hash);
+    return store__exec(s, st, "changing password");
+}
+
+int giz_store_user_claim(struct giz_store *s, const char *uid, const char *username,
+                         const char *email, const char *password)
+{
+    struct giz_user u;
+    char hash[GIZ_HASH_STR_MAX];
+    sqlite3_stmt *st;
+    int rc, src;
+    const char *name = email ? email : username;
+
+    if (!s || !uid || !name || !text_ok(name, MAX_USERNAME) || name[0] == '$' ||
+        !text_ok(password, MAX_PASSWORD))
+        return GIZ_ERR_INVAL;
+    rc = user_read(s, uid, &u, NULL, 0);
+    if (rc) return rc;
+    if (!u.anonymous) return GIZ_ERR_DISABLED;
+    rc = giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
+    if (rc) return rc;
+    st = s->st[ST_USER_CLAIM];
+    store__bind_text(s, st, 1, uid);
+    store__bind_text(s, st, 2, name);
+    store__bind_text(s, st, 3, hash);
+    store__bind_text(s, st, 4, email);
+    src = store__step(s, st);
+    if (src == SQLITE_DONE)
+        rc = sqlite3_changes(s->db) > 0 ? GIZ_OK : GIZ_ERR_DISABLED;
+    else if (src == SQLITE_CONSTRAINT_UNIQUE)
+        rc = GIZ_ERR_EXISTS;
+    else
+        rc = store__db_err(s, src, "claiming anonymous user");
+    store__reset(s, st);
+    return rc;
+}

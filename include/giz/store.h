@@ -523,6 +523,28 @@ int giz_store_binding_update(struct giz_store *s, const char *uid, const char *d
 int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *product_key,
                               const char *mac, const char *remark, const char *dev_alias,
                               struct giz_device *dev);
+/* A user as GET /app/users shows it. */
+struct giz_user {
+    char uid[GIZ_UID_SIZE];
+    char username[129]; /* "" for an anonymous user */
+    char email[129];    /* "" if none */
+    bool anonymous;     /* made by phone_id and not yet given a username */
+    int64_t created_at;
+};
+/* GIZ_OK with *out, GIZ_ERR_NOT_FOUND. */
+int giz_store_user_get(struct giz_store *s, const char *uid, struct giz_user *out);
+/* Checks old_password, then stores new_password (PBKDF2). GIZ_ERR_AUTH wrong
+ * old password (or an anonymous user: it has none), GIZ_ERR_INVAL empty or
+ * oversize, GIZ_ERR_NOT_FOUND. */
+int giz_store_user_password_change(struct giz_store *s, const char *uid, const char *old_password,
+                                   const char *new_password);
+/* Turns the anonymous user uid into a password user named `username` (or,
+ * with email not NULL, named and mailed `email`; then username is ignored);
+ * its phone_id is forgotten (a later {phone_id} login makes a new user).
+ * GIZ_ERR_EXISTS name/email taken, GIZ_ERR_DISABLED not anonymous,
+ * GIZ_ERR_INVAL, GIZ_ERR_NOT_FOUND. */
+int giz_store_user_claim(struct giz_store *s, const char *uid, const char *username,
+                         const char *email, const char *password);
 /* ==== end of app Open API ================================================== */
 
 /* ==== data points (helper "datapoints", schema 007) ==========================

@@ -133,6 +133,26 @@ def main():
              "phone registration refused, saying why: %r" % x)
         st, x = anon.call("POST", "/users", {"username": "alice", "password": "x"})
         c.ok(st == 409 and is_app_error(x, 9019), "duplicate username 409 9019")
+        st, x = alice.call("GET", "/users")
+        c.eq((st, x.get("uid"), x.get("username"), x.get("is_anonymous")), (200, u.get("uid"), "alice", False),
+             "GET /app/users")
+        st, x = alice.call("PUT", "/users", {"old_pwd": "wrong", "new_pwd": "alice-pw-2"})
+        c.ok(st == 401 and is_app_error(x, 9020), "password change with a wrong old password: 401 9020")
+        st, x = alice.call("PUT", "/users", {"old_pwd": "alice-pw-1", "new_pwd": "alice-pw-2"})
+        c.ok(st == 200 and "updatedAt" in x, "password changed (%s %r)" % (st, x))
+        st, _ = anon.call("POST", "/login", {"username": "alice", "password": "alice-pw-2"})
+        c.eq(st, 200, "login with the new password")
+        anon_user = App(cloud, a2.get("token"))
+        st, x = anon_user.call("GET", "/users")
+        c.eq((st, x.get("is_anonymous")), (200, True), "the phone_id user is anonymous")
+        st, x = anon_user.call("PUT", "/users", {"username": "carol", "password": "carol-pw-1"})
+        c.eq(st, 200, "an anonymous user takes a username")
+        st, x = anon.call("POST", "/login", {"username": "carol", "password": "carol-pw-1"})
+        c.eq((st, x.get("uid")), (200, a1.get("uid")), "and logs in with it, same uid")
+        st, x = alice.call("PUT", "/users", {"username": "alice2", "password": "pw"})
+        c.ok(st == 400 and is_app_error(x, 9015), "a password user cannot be renamed that way")
+        st, x = alice.call("PUT", "/users", {"lang": "en"})
+        c.ok(st == 400 and is_app_error(x, 9015), "profile fields are refused, saying why")
 
         # -- bindings with every field ---------------------------------------------------------------------
         st, b = alice.call("POST", "/bindings", {"devices": [{"did": d1, "passcode": "pass000001",
