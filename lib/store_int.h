@@ -143,8 +143,8 @@
     X(USER_INSERT_ANON, "INSERT OR IGNORE INTO users(uid, username, password_hash, created_at, "   \
                         "phone_id) VALUES (?1, '$' || ?2, '!', ?3, ?2)")                           \
     X(USER_BY_PHONE_ID, "SELECT uid FROM users WHERE phone_id = ?1")                               \
-    X(USER_GET, "SELECT uid, username, coalesce(email, ''), phone_id IS NOT NULL, password_hash, "  \
-                "created_at FROM users WHERE uid = ?1")                                            \
+    X(USER_GET, "SELECT uid, username, coalesce(email, ''), phone_id IS NOT NULL, "                \
+                "password_hash, created_at FROM users WHERE uid = ?1")                             \
     X(USER_SET_PASSWORD, "UPDATE users SET password_hash = ?2 WHERE uid = ?1")                     \
     X(USER_CLAIM, "UPDATE users SET username = ?2, password_hash = ?3, email = ?4, "               \
                   "phone_id = NULL WHERE uid = ?1 AND phone_id IS NOT NULL")                       \
