@@ -547,53 +547,6 @@ int giz_store_user_claim(struct giz_store *s, const char *uid, const char *usern
                          const char *email, const char *password);
 /* ==== end of app Open API ================================================== */
 
-/* ==== data points (helper "datapoints", schema 007) ==========================
- * A product's data-point schema (the Gizwits data-point JSON, giz/p0.h) and
- * each device's latest decoded data points. */
-
-/* Most bytes of a stored schema. */
-#define GIZ_DATAPOINTS_MAX_JSON (1024u * 1024u)
-
-/* Stores (replaces) the data-point JSON json[0..len) of a product; the caller
- * has validated it (giz_p0_schema_parse). GIZ_ERR_NOT_FOUND: no such product;
- * GIZ_ERR_OVERSIZE: over GIZ_DATAPOINTS_MAX_JSON. */
-int giz_store_datapoints_put(struct giz_store *s, const char *product_key, const char *json,
-                             size_t len, int64_t now_s);
-/* Reads a product's data-point JSON into a new NUL-terminated *json (the
- * caller frees it with free()), its length and when it was stored (unix s,
- * optional). GIZ_ERR_NOT_FOUND: the product has none. */
-int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char **json, size_t *len,
-                             int64_t *updated_at);
-
-/* A device's latest state; text pointers valid only during the callback. */
-struct giz_device_state {
-    char did[GIZ_DID_SIZE];
-    const char *attrs;           /* JSON object name -> value ("{}" before the first report) */
-    int64_t updated_at;          /* unix ms of the newest report that decoded (0: none) */
-    int64_t reports;             /* reports that decoded */
-    int64_t malformed_at;        /* unix ms of the newest that did not (0: none) */
-    const char *malformed_error; /* its decoder error ("" if none) */
-    const char *malformed_hex;   /* its first p0 bytes as hex ("" if none) */
-    int64_t malformed_count;
-};
-typedef int (*giz_store_device_state_cb)(const struct giz_device_state *st, void *ud);
-
-/* Records a decoded status report: attrs_json (a JSON object) replaces the
- * state when `replace` (a full, fixed-length report), else it is merged in
- * (a variable-length report carries only what changed). ts_ms: when it came.
- * GIZ_ERR_NOT_FOUND: no such device; GIZ_ERR_INVAL: attrs_json not an object. */
-int giz_store_device_state_report(struct giz_store *s, const char *did, const char *attrs_json,
-                                  bool replace, int64_t ts_ms);
-/* Records a report that did not decode (the state's attrs stay as they were):
- * error text and hex are copied (each cut at 512 bytes). */
-int giz_store_device_state_malformed(struct giz_store *s, const char *did, const char *error,
-                                     const char *hex, int64_t ts_ms);
-/* Calls cb once with the device's state: GIZ_OK, GIZ_ERR_NOT_FOUND (nothing
- * recorded yet) or an error. */
-int giz_store_device_state_get(struct giz_store *s, const char *did, giz_store_device_state_cb cb,
-                               void *ud);
-/* ==== end of data points =================================================== */
-
 /* ==== operator control and list pages (helper "admin", issue 15) ==========
  * Device disable/enable/kick/delete for the admin API (schema/010_admin.sql:
  * devices.admin_disabled), and the paged lists with their totals. Every
@@ -672,14 +625,52 @@ int giz_store_event_count_pruned(struct giz_store *s, const char *did, const cha
                                  int64_t n);
 /* ==== end of broker metrics and device connections ========================= */
 
-/* ==== device search (web console, lib/store_device_search.c) ================ */
-/* Devices whose DID starts with q or whose MAC contains q (any case), of one
- * product (NULL = all), ordered by creation, at most `limit` (0 = no limit)
- * after skipping `offset`; *total gets the number of all matches. q is 1..22
- * characters of [0-9A-Za-z], else GIZ_ERR_INVAL. */
-int giz_store_device_search(struct giz_store *s, const char *product_key, const char *q,
-                            unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud,
-                            int64_t *total);
+/* ==== data points (helper "datapoints", schema 007) ==========================
+ * A product's data-point schema (the Gizwits data-point JSON, giz/p0.h) and
+ * each device's latest decoded data points. */
+
+/* Most bytes of a stored schema. */
+#define GIZ_DATAPOINTS_MAX_JSON (1024u * 1024u)
+
+/* Stores (replaces) the data-point JSON json[0..len) of a product; the caller
+ * has validated it (giz_p0_schema_parse). GIZ_ERR_NOT_FOUND: no such product;
+ * GIZ_ERR_OVERSIZE: over GIZ_DATAPOINTS_MAX_JSON. */
+int giz_store_datapoints_put(struct giz_store *s, const char *product_key, const char *json,
+                             size_t len, int64_t now_s);
+/* Reads a product's data-point JSON into a new NUL-terminated *json (the
+ * caller frees it with free()), its length and when it was stored (unix s,
+ * optional). GIZ_ERR_NOT_FOUND: the product has none. */
+int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char **json, size_t *len,
+                             int64_t *updated_at);
+
+/* A device's latest state; text pointers valid only during the callback. */
+struct giz_device_state {
+    char did[GIZ_DID_SIZE];
+    const char *attrs;           /* JSON object name -> value ("{}" before the first report) */
+    int64_t updated_at;          /* unix ms of the newest report that decoded (0: none) */
+    int64_t reports;             /* reports that decoded */
+    int64_t malformed_at;        /* unix ms of the newest that did not (0: none) */
+    const char *malformed_error; /* its decoder error ("" if none) */
+    const char *malformed_hex;   /* its first p0 bytes as hex ("" if none) */
+    int64_t malformed_count;
+};
+typedef int (*giz_store_device_state_cb)(const struct giz_device_state *st, void *ud);
+
+/* Records a decoded status report: attrs_json (a JSON object) replaces the
+ * state when `replace` (a full, fixed-length report), else it is merged in
+ * (a variable-length report carries only what changed). ts_ms: when it came.
+ * GIZ_ERR_NOT_FOUND: no such device; GIZ_ERR_INVAL: attrs_json not an object. */
+int giz_store_device_state_report(struct giz_store *s, const char *did, const char *attrs_json,
+                                  bool replace, int64_t ts_ms);
+/* Records a report that did not decode (the state's attrs stay as they were):
+ * error text and hex are copied (each cut at 512 bytes). */
+int giz_store_device_state_malformed(struct giz_store *s, const char *did, const char *error,
+                                     const char *hex, int64_t ts_ms);
+/* Calls cb once with the device's state: GIZ_OK, GIZ_ERR_NOT_FOUND (nothing
+ * recorded yet) or an error. */
+int giz_store_device_state_get(struct giz_store *s, const char *did, giz_store_device_state_cb cb,
+                               void *ud);
+/* ==== end of data points =================================================== */
 
 /* ==== OTA campaigns (helper "campaign", issue 16, schema 011) ===============
  * A campaign rolls one firmware out to the devices its targets resolved to
@@ -823,5 +814,14 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
 int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id);
 int giz_store_campaign_cursor_set(struct giz_store *s, int64_t event_id);
 /* ==== end of OTA campaigns ================================================= */
+
+/* ==== device search (web console, lib/store_device_search.c) ================ */
+/* Devices whose DID starts with q or whose MAC contains q (any case), of one
+ * product (NULL = all), ordered by creation, at most `limit` (0 = no limit)
+ * after skipping `offset`; *total gets the number of all matches. q is 1..22
+ * characters of [0-9A-Za-z], else GIZ_ERR_INVAL. */
+int giz_store_device_search(struct giz_store *s, const char *product_key, const char *q,
+                            unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud,
+                            int64_t *total);
 
 #endif
