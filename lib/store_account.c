@@ -20,21 +20,21 @@ static bool text_ok(const char *v, size_t max)
     return v && v[0] != '\0' && strnlen(v, max + 1) <= max;
 }
 
-int giz_store_user_create(struct giz_store *s, const char *username, const char *password,
-                          char uid_out[GIZ_UID_SIZE])
+/* Inserts a new user under a fresh uid with the (checked) login name in the
+ * column statement `which` writes: username or email. */
+static int user_insert(struct giz_store *s, int which, const char *name, const char *password,
+                       char uid_out[GIZ_UID_SIZE])
 {
     char uid[GIZ_UID_SIZE], hash[GIZ_HASH_STR_MAX];
     sqlite3_stmt *st;
     int rc, src;
 
-    if (!s || !uid_out || !text_ok(username, MAX_USERNAME) || !text_ok(password, MAX_PASSWORD))
-        return GIZ_ERR_INVAL;
     rc = giz_random_hex(uid, sizeof uid, 16);
     if (rc == GIZ_OK) rc = giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
     if (rc) return rc;
-    st = s->st[ST_USER_INSERT];
+    st = s->st[which];
     store__bind_text(s, st, 1, uid);
-    store__bind_text(s, st, 2, username);
+    store__bind_text(s, st, 2, name);
     store__bind_text(s, st, 3, hash);
     store__bind_int(s, st, 4, store__now_s());
     src = store__step(s, st);
@@ -48,6 +48,14 @@ int giz_store_user_create(struct giz_store *s, const char *username, const char 
     }
     store__reset(s, st);
     return rc;
+}
+
+int giz_store_user_create(struct giz_store *s, const char *username, const char *password,
+                          char uid_out[GIZ_UID_SIZE])
+{
+    if (!s || !uid_out || !text_ok(username, MAX_USERNAME) || !text_ok(password, MAX_PASSWORD))
+        return GIZ_ERR_INVAL;
+    return user_insert(s, ST_USER_INSERT, username, password, uid_out);
 }
 
 int store__user_by_name(struct giz_store *s, const char *username, char uid[GIZ_UID_SIZE],
@@ -278,9 +286,6 @@ static bool printable(const char *v, size_t n)
 int giz_store_user_create_email(struct giz_store *s, const char *email, const char *password,
                                 char uid_out[GIZ_UID_SIZE])
 {
-    char uid[GIZ_UID_SIZE], hash[GIZ_HASH_STR_MAX];
-    sqlite3_stmt *st;
-    int rc, src;
     size_t n;
     const char *at;
 
@@ -290,25 +295,7 @@ int giz_store_user_create_email(struct giz_store *s, const char *email, const ch
     if (n < 3 || n > 128 || !printable(email, n) || at == NULL || at == email ||
         at == email + n - 1 || memchr(at + 1, '@', (size_t)(email + n - at - 1)) != NULL)
         return GIZ_ERR_INVAL;
-    rc = giz_random_hex(uid, sizeof uid, 16);
-    if (rc == GIZ_OK) rc = giz_secret_hash(password, GIZ_PASSWORD_ITERATIONS, hash, sizeof hash);
-    if (rc) return rc;
-    st = s->st[ST_USER_INSERT_EMAIL];
-    store__bind_text(s, st, 1, uid);
-    store__bind_text(s, st, 2, email);
-    store__bind_text(s, st, 3, hash);
-    store__bind_int(s, st, 4, store__now_s());
-    src = store__step(s, st);
-    if (src == SQLITE_DONE) {
-        memcpy(uid_out, uid, sizeof uid);
-        rc = GIZ_OK;
-    } else if (src == SQLITE_CONSTRAINT_UNIQUE) {
-        rc = GIZ_ERR_EXISTS;
-    } else {
-        rc = store__db_err(s, src, "inserting user");
-    }
-    store__reset(s, st);
-    return rc;
+    return user_insert(s, ST_USER_INSERT_EMAIL, email, password, uid_out);
 }
 
 int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const char *appid,

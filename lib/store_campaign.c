@@ -44,23 +44,6 @@ int giz_cdev_state_parse(const char *name)
     return -1;
 }
 
-static int cp_prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        *st = NULL;
-        return store__db_err(s, rc, what);
-    }
-    return GIZ_OK;
-}
-
-static void cp_finalize(struct giz_store *s, sqlite3_stmt *st)
-{
-    if (!st) return;
-    s->bind_rc = SQLITE_OK;
-    sqlite3_finalize(st);
-}
-
 /* Runs a one-shot statement; *changes (may be NULL) gets the rows changed. */
 static int cp_exec(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *changes)
 {
@@ -157,7 +140,7 @@ static int target_scalar(struct giz_store *s, const char *sql, const struct giz_
                          const char *what)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cp_prepare(s, sql, &st, what), src;
+    int rc = store__prepare(s, sql, &st, what), src;
     if (rc) return rc;
     bind_targets(s, st, c, t);
     if (sqlite3_bind_parameter_count(st) >= 8) store__bind_int(s, st, 8, extra);
@@ -166,7 +149,7 @@ static int target_scalar(struct giz_store *s, const char *sql, const struct giz_
         *out = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -174,17 +157,17 @@ static int target_scalar(struct giz_store *s, const char *sql, const struct giz_
 static int json_array_len(struct giz_store *s, const char *text, int64_t *n)
 {
     sqlite3_stmt *st = NULL;
-    int rc = cp_prepare(s,
-                        "SELECT CASE WHEN json_valid(?1) AND json_type(?1) = 'array' THEN "
-                        "json_array_length(?1) ELSE -1 END",
-                        &st, "preparing a JSON check");
+    int rc = store__prepare(s,
+                            "SELECT CASE WHEN json_valid(?1) AND json_type(?1) = 'array' THEN "
+                            "json_array_length(?1) ELSE -1 END",
+                            &st, "preparing a JSON check");
     if (rc) return rc;
     store__bind_text(s, st, 1, text);
     if (store__step(s, st) == SQLITE_ROW)
         *n = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, SQLITE_ERROR, "checking a JSON list");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc == GIZ_OK && *n < 0 ? GIZ_ERR_INVAL : rc;
 }
 
@@ -217,14 +200,15 @@ int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
     }
     rc = giz_store_event_last_id(s, &last_event);
     if (rc) goto cleanup;
-    rc = cp_prepare(s,
-                    "INSERT INTO campaigns(name, product_key, fw_type, firmware_id, soft_version, "
-                    "target_kind, version_min, version_max, percent, canary, failure_threshold, "
-                    "starts_at, ends_at, window_start, window_end, force, timeout_s, max_checks, "
-                    "state, reason, event_from, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, "
-                    "?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'running', "
-                    "'', ?18, ?19, ?19)",
-                    &st, "preparing campaign insert");
+    rc = store__prepare(
+        s,
+        "INSERT INTO campaigns(name, product_key, fw_type, firmware_id, soft_version, "
+        "target_kind, version_min, version_max, percent, canary, failure_threshold, "
+        "starts_at, ends_at, window_start, window_end, force, timeout_s, max_checks, "
+        "state, reason, event_from, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, "
+        "?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'running', "
+        "'', ?18, ?19, ?19)",
+        &st, "preparing campaign insert");
     if (rc) goto cleanup;
     store__bind_text(s, st, 1, c->name);
     store__bind_text(s, st, 2, c->product_key);
@@ -246,60 +230,62 @@ int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
     store__bind_int(s, st, 18, last_event);
     store__bind_int(s, st, 19, now);
     rc = cp_exec(s, st, "inserting campaign", NULL);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     st = NULL;
     if (rc) goto cleanup;
     c->id = sqlite3_last_insert_rowid(s->db);
-    rc = cp_prepare(s,
-                    "INSERT INTO campaign_devices(campaign_id, did, mac, state, from_version, "
-                    "version) SELECT ?8, d.did, d.mac, 'pending', " TARGET_VER ", " TARGET_VER
-                    " FROM devices d WHERE " TARGET_WHERE " ORDER BY d.did LIMIT ?9",
-                    &st, "preparing campaign devices");
+    rc = store__prepare(s,
+                        "INSERT INTO campaign_devices(campaign_id, did, mac, state, from_version, "
+                        "version) SELECT ?8, d.did, d.mac, 'pending', " TARGET_VER ", " TARGET_VER
+                        " FROM devices d WHERE " TARGET_WHERE " ORDER BY d.did LIMIT ?9",
+                        &st, "preparing campaign devices");
     if (rc) goto cleanup;
     bind_targets(s, st, c, t);
     store__bind_int(s, st, 8, c->id);
     store__bind_int(s, st, 9, take);
     rc = cp_exec(s, st, "inserting campaign devices", &inserted);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     st = NULL;
     if (rc) goto cleanup;
     if (t && t->canary_json) {
-        rc = cp_prepare(s,
-                        "UPDATE campaign_devices SET canary = 1 WHERE campaign_id = ?1 AND did IN "
-                        "(SELECT value FROM json_each(?2) LIMIT ?3)",
-                        &st, "preparing canary marks");
+        rc = store__prepare(
+            s,
+            "UPDATE campaign_devices SET canary = 1 WHERE campaign_id = ?1 AND did IN "
+            "(SELECT value FROM json_each(?2) LIMIT ?3)",
+            &st, "preparing canary marks");
         if (rc) goto cleanup;
         store__bind_int(s, st, 1, c->id);
         store__bind_text(s, st, 2, t->canary_json);
         store__bind_int(s, st, 3, c->canary > 0 ? (int64_t)c->canary : INT64_MAX);
         rc = cp_exec(s, st, "marking canaries", &marked);
-        cp_finalize(s, st);
+        store__finalize(s, st);
         st = NULL;
         if (rc) goto cleanup;
     }
     if ((int64_t)c->canary > marked) {
         int64_t more = 0;
-        rc = cp_prepare(s,
-                        "UPDATE campaign_devices SET canary = 1 WHERE campaign_id = ?1 AND did IN "
-                        "(SELECT did FROM campaign_devices WHERE campaign_id = ?1 AND canary = 0 "
-                        "ORDER BY did LIMIT ?2)",
-                        &st, "preparing canary marks");
+        rc = store__prepare(
+            s,
+            "UPDATE campaign_devices SET canary = 1 WHERE campaign_id = ?1 AND did IN "
+            "(SELECT did FROM campaign_devices WHERE campaign_id = ?1 AND canary = 0 "
+            "ORDER BY did LIMIT ?2)",
+            &st, "preparing canary marks");
         if (rc) goto cleanup;
         store__bind_int(s, st, 1, c->id);
         store__bind_int(s, st, 2, (int64_t)c->canary - marked);
         rc = cp_exec(s, st, "marking canaries", &more);
-        cp_finalize(s, st);
+        store__finalize(s, st);
         st = NULL;
         if (rc) goto cleanup;
         marked += more;
     }
-    rc = cp_prepare(s, "UPDATE campaigns SET canary = ?2 WHERE id = ?1", &st,
-                    "preparing canary count");
+    rc = store__prepare(s, "UPDATE campaigns SET canary = ?2 WHERE id = ?1", &st,
+                        "preparing canary count");
     if (rc) goto cleanup;
     store__bind_int(s, st, 1, c->id);
     store__bind_int(s, st, 2, marked);
     rc = cp_exec(s, st, "writing canary count", NULL);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     st = NULL;
     if (rc) goto cleanup;
     c->canary = (unsigned)marked;
@@ -312,7 +298,7 @@ int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
     rc = store__txn_close(s, kind, GIZ_OK);
     open = false;
 cleanup:
-    cp_finalize(s, st);
+    store__finalize(s, st);
     if (open) store__txn_abort(s, kind);
     return rc;
 }
@@ -322,8 +308,8 @@ int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign 
     sqlite3_stmt *st = NULL;
     int rc, src;
     if (!s || !out) return GIZ_ERR_INVAL;
-    rc = cp_prepare(s, "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE c.id = ?1", &st,
-                    "preparing campaign get");
+    rc = store__prepare(s, "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE c.id = ?1", &st,
+                        "preparing campaign get");
     if (rc) return rc;
     store__bind_int(s, st, 1, id);
     src = store__step(s, st);
@@ -333,7 +319,7 @@ int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign 
         rc = GIZ_ERR_NOT_FOUND;
     else
         rc = store__db_err(s, src, "reading campaign");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -350,10 +336,10 @@ int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit,
     struct giz_campaign c;
     int rc, src;
     if (!s || !cb) return GIZ_ERR_INVAL;
-    rc = cp_prepare(s,
-                    "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE ?1 = 0 OR " LIVE_OR_RECENT(
-                        "c") " ORDER BY c.id DESC LIMIT ?2 OFFSET ?3",
-                    &st, "preparing campaign list");
+    rc = store__prepare(s,
+                        "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE ?1 = 0 OR " LIVE_OR_RECENT(
+                            "c") " ORDER BY c.id DESC LIMIT ?2 OFFSET ?3",
+                        &st, "preparing campaign list");
     if (rc) return rc;
     store__bind_int(s, st, 1, live_only ? 1 : 0);
     store__bind_int(s, st, 2, limit ? (int64_t)limit : -1);
@@ -366,7 +352,7 @@ int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit,
         }
     }
     rc = src == SQLITE_DONE ? GIZ_OK : store__db_err(s, src, "listing campaigns");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -375,8 +361,8 @@ int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count
     sqlite3_stmt *st = NULL;
     int rc, src;
     if (!s || !count) return GIZ_ERR_INVAL;
-    rc = cp_prepare(s, "SELECT count(*) FROM campaigns WHERE ?1 = 0 OR state IN " LIVE_STATES, &st,
-                    "preparing campaign count");
+    rc = store__prepare(s, "SELECT count(*) FROM campaigns WHERE ?1 = 0 OR state IN " LIVE_STATES,
+                        &st, "preparing campaign count");
     if (rc) return rc;
     store__bind_int(s, st, 1, live_only ? 1 : 0);
     src = store__step(s, st);
@@ -384,7 +370,7 @@ int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count
         *count = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "counting campaigns");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -408,9 +394,9 @@ int giz_store_campaign_set_state(struct giz_store *s, int64_t id, unsigned from_
         rc = GIZ_ERR_EXISTS;
         goto cleanup;
     }
-    rc =
-        cp_prepare(s, "UPDATE campaigns SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1",
-                   &st, "preparing campaign state");
+    rc = store__prepare(
+        s, "UPDATE campaigns SET state = ?2, reason = ?3, updated_at = ?4 WHERE id = ?1", &st,
+        "preparing campaign state");
     if (rc) goto cleanup;
     store__bind_int(s, st, 1, id);
     store__bind_text(s, st, 2, giz_campaign_state_name(state));
@@ -421,7 +407,7 @@ int giz_store_campaign_set_state(struct giz_store *s, int64_t id, unsigned from_
     rc = store__txn_close(s, kind, GIZ_OK);
     open = false;
 cleanup:
-    cp_finalize(s, st);
+    store__finalize(s, st);
     if (open) store__txn_abort(s, kind);
     return rc;
 }
@@ -470,7 +456,7 @@ int giz_store_cdev_list(struct giz_store *s, const struct giz_cdev_query *q, giz
     struct giz_cdev d;
     int rc, src;
     if (!s || !q || !cb || q->state >= GIZ_CDEV_STATE_COUNT) return GIZ_ERR_INVAL;
-    rc = cp_prepare(
+    rc = store__prepare(
         s,
         "SELECT " CDEV_COLS " FROM campaign_devices cd WHERE cd.campaign_id = ?1 "
         "AND (?2 IS NULL OR cd.state = ?2) "
@@ -496,7 +482,7 @@ int giz_store_cdev_list(struct giz_store *s, const struct giz_cdev_query *q, giz
         }
     }
     rc = src == SQLITE_DONE ? GIZ_OK : store__db_err(s, src, "listing campaign devices");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -508,10 +494,10 @@ int giz_store_cdev_counts(struct giz_store *s, int64_t campaign_id, bool canary_
     if (!s || !counts) return GIZ_ERR_INVAL;
     for (int i = 0; i < GIZ_CDEV_STATE_COUNT; i++)
         counts[i] = 0;
-    rc = cp_prepare(s,
-                    "SELECT state, count(*) FROM campaign_devices WHERE campaign_id = ?1 "
-                    "AND (?2 = 0 OR canary = 1) GROUP BY state",
-                    &st, "preparing campaign counts");
+    rc = store__prepare(s,
+                        "SELECT state, count(*) FROM campaign_devices WHERE campaign_id = ?1 "
+                        "AND (?2 = 0 OR canary = 1) GROUP BY state",
+                        &st, "preparing campaign counts");
     if (rc) return rc;
     store__bind_int(s, st, 1, campaign_id);
     store__bind_int(s, st, 2, canary_only ? 1 : 0);
@@ -520,7 +506,7 @@ int giz_store_cdev_counts(struct giz_store *s, int64_t campaign_id, bool canary_
         if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
     }
     rc = src == SQLITE_DONE ? GIZ_OK : store__db_err(s, src, "counting campaign devices");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -540,13 +526,14 @@ int giz_store_cdev_put(struct giz_store *s, const struct giz_cdev *rows, size_t 
     for (size_t i = 0; i < n; i++)
         if (!cdev_ok(&rows[i])) return GIZ_ERR_INVAL;
     if (n == 0) return GIZ_OK;
-    rc = cp_prepare(s,
-                    "UPDATE campaign_devices SET state = ?3, reason = ?4, version = ?5, "
-                    "notices = ?6, checks = ?7, downloads = ?8, bytes = ?9, percent = ?10, "
-                    "notice_day = ?11, notified_at = ?12, checked_at = ?13, offered_at = ?14, "
-                    "downloading_at = ?15, downloaded_at = ?16, done_at = ?17, progress_at = ?18 "
-                    "WHERE campaign_id = ?1 AND did = ?2",
-                    &st, "preparing campaign device update");
+    rc = store__prepare(
+        s,
+        "UPDATE campaign_devices SET state = ?3, reason = ?4, version = ?5, "
+        "notices = ?6, checks = ?7, downloads = ?8, bytes = ?9, percent = ?10, "
+        "notice_day = ?11, notified_at = ?12, checked_at = ?13, offered_at = ?14, "
+        "downloading_at = ?15, downloaded_at = ?16, done_at = ?17, progress_at = ?18 "
+        "WHERE campaign_id = ?1 AND did = ?2",
+        &st, "preparing campaign device update");
     if (rc) return rc;
     rc = store__txn_open(s, &kind);
     if (rc) goto cleanup;
@@ -577,7 +564,7 @@ int giz_store_cdev_put(struct giz_store *s, const struct giz_cdev *rows, size_t 
     open = false;
 cleanup:
     if (open) store__txn_abort(s, kind);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -610,7 +597,7 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
     int rc, src;
     if (!s || !cb || !last_id) return GIZ_ERR_INVAL;
     *last_id = after;
-    rc = cp_prepare(s, sql, &st, "preparing campaign evidence");
+    rc = store__prepare(s, sql, &st, "preparing campaign evidence");
     if (rc) return rc;
     store__bind_int(s, st, 1, after);
     store__bind_int(s, st, 2, upto);
@@ -635,7 +622,7 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
         }
     }
     rc = src == SQLITE_DONE ? GIZ_OK : store__db_err(s, src, "reading campaign evidence");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     if (events) *events = n;
     return rc;
 }
@@ -645,15 +632,15 @@ int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id)
     sqlite3_stmt *st = NULL;
     int rc, src;
     if (!s || !event_id) return GIZ_ERR_INVAL;
-    rc = cp_prepare(s, "SELECT event_id FROM campaign_cursor WHERE id = 1", &st,
-                    "preparing campaign cursor");
+    rc = store__prepare(s, "SELECT event_id FROM campaign_cursor WHERE id = 1", &st,
+                        "preparing campaign cursor");
     if (rc) return rc;
     src = store__step(s, st);
     if (src == SQLITE_ROW)
         *event_id = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, "reading campaign cursor");
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -662,11 +649,11 @@ int giz_store_campaign_cursor_set(struct giz_store *s, int64_t event_id)
     sqlite3_stmt *st = NULL;
     int rc;
     if (!s || event_id < 0) return GIZ_ERR_INVAL;
-    rc = cp_prepare(s, "UPDATE campaign_cursor SET event_id = ?1 WHERE id = 1", &st,
-                    "preparing campaign cursor");
+    rc = store__prepare(s, "UPDATE campaign_cursor SET event_id = ?1 WHERE id = 1", &st,
+                        "preparing campaign cursor");
     if (rc) return rc;
     store__bind_int(s, st, 1, event_id);
     rc = cp_exec(s, st, "writing campaign cursor", NULL);
-    cp_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }

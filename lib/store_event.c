@@ -18,23 +18,6 @@
 #define EVENT_LIST_DEFAULT 100u
 #define EVENT_LIST_MAX 10000u
 
-static int ev_prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        *st = NULL;
-        return store__db_err(s, rc, what);
-    }
-    return GIZ_OK;
-}
-
-static void ev_finalize(struct giz_store *s, sqlite3_stmt *st)
-{
-    if (!st) return;
-    s->bind_rc = SQLITE_OK;
-    sqlite3_finalize(st);
-}
-
 static bool source_ok(const char *src)
 {
     return src && (strcmp(src, "http") == 0 || strcmp(src, "mqtt") == 0);
@@ -65,9 +48,9 @@ int giz_store_event_append(struct giz_store *s, const struct giz_event *ev, size
     for (i = 0; i < n; i++)
         if ((rc = event_check(&ev[i])) != GIZ_OK) return rc;
     if (n == 0) return GIZ_OK;
-    rc = ev_prepare(s,
-                    "INSERT INTO events(did, ts, kind, source, fields) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    &st, "preparing event insert");
+    rc = store__prepare(
+        s, "INSERT INTO events(did, ts, kind, source, fields) VALUES (?1, ?2, ?3, ?4, ?5)", &st,
+        "preparing event insert");
     if (rc) goto cleanup;
     rc = store__txn_open(s, &kind);
     if (rc) goto cleanup;
@@ -85,7 +68,7 @@ int giz_store_event_append(struct giz_store *s, const struct giz_event *ev, size
     open = false;
 cleanup:
     if (open) store__txn_abort(s, kind);
-    ev_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -107,7 +90,7 @@ int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
     if (q->kind && !store__fits(q->kind, GIZ_EVENT_KIND_SIZE)) return GIZ_ERR_INVAL;
     limit = q->limit ? q->limit : EVENT_LIST_DEFAULT;
     if (limit > EVENT_LIST_MAX) limit = EVENT_LIST_MAX;
-    rc = ev_prepare(s, sql, &st, "preparing event list");
+    rc = store__prepare(s, sql, &st, "preparing event list");
     if (rc) return rc;
     store__bind_int(s, st, 1, q->after_id);
     store__bind_text(s, st, 2, q->did);
@@ -133,7 +116,7 @@ int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
         }
     }
     rc = (src == SQLITE_DONE) ? GIZ_OK : store__db_err(s, src, "listing events");
-    ev_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -142,7 +125,7 @@ static int ev_scalar(struct giz_store *s, const char *sql, int64_t a, int64_t *o
                      const char *what)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ev_prepare(s, sql, &st, what), src;
+    int rc = store__prepare(s, sql, &st, what), src;
     if (rc) return rc;
     if (sqlite3_bind_parameter_count(st) >= 1) store__bind_int(s, st, 1, a);
     src = store__step(s, st);
@@ -150,7 +133,7 @@ static int ev_scalar(struct giz_store *s, const char *sql, int64_t a, int64_t *o
         *out = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
-    ev_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -171,10 +154,11 @@ int giz_store_event_dropped(struct giz_store *s, const char *did, const char *so
     if (!s || !n || (did && !store__fits(did, GIZ_DID_SIZE)) || (source && !source_ok(source)))
         return GIZ_ERR_INVAL;
     *n = 0;
-    rc = ev_prepare(s,
-                    "SELECT coalesce(sum(n), 0) FROM event_drops WHERE (?1 IS NULL OR did = ?1) "
-                    "AND (?2 IS NULL OR source = ?2)",
-                    &st, "preparing event drop count");
+    rc =
+        store__prepare(s,
+                       "SELECT coalesce(sum(n), 0) FROM event_drops WHERE (?1 IS NULL OR did = ?1) "
+                       "AND (?2 IS NULL OR source = ?2)",
+                       &st, "preparing event drop count");
     if (rc) return rc;
     store__bind_text(s, st, 1, did);
     store__bind_text(s, st, 2, source);
@@ -183,7 +167,7 @@ int giz_store_event_dropped(struct giz_store *s, const char *did, const char *so
         *n = sqlite3_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "counting dropped events");
-    ev_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -193,7 +177,7 @@ static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t 
                        const char *t2, const char *what, int64_t *changes)
 {
     sqlite3_stmt *st = NULL;
-    int rc = ev_prepare(s, sql, &st, what);
+    int rc = store__prepare(s, sql, &st, what);
     int np;
     if (rc) return rc;
     np = sqlite3_bind_parameter_count(st);
@@ -203,7 +187,7 @@ static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t 
     if (np >= 4) store__bind_text(s, st, 4, t2);
     rc = store__exec(s, st, what);
     if (rc == GIZ_OK && changes) *changes += sqlite3_changes64(s->db);
-    ev_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 

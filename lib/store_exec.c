@@ -203,3 +203,20 @@ int store__count(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_
     *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     return store__row_end(s, st, src, what);
 }
+
+int store__prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        *st = NULL;
+        return store__db_err(s, rc, what);
+    }
+    return GIZ_OK;
+}
+
+void store__finalize(struct giz_store *s, sqlite3_stmt *st)
+{
+    if (st == NULL) return;
+    s->bind_rc = SQLITE_OK;
+    sqlite3_finalize(st);
+}

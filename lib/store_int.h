@@ -268,6 +268,11 @@ void store__bind_note(struct giz_store *s, int rc);
 void store__bind_text(struct giz_store *s, sqlite3_stmt *st, int i, const char *v);
 void store__bind_textn(struct giz_store *s, sqlite3_stmt *st, int i, const char *v, size_t n);
 void store__bind_int(struct giz_store *s, sqlite3_stmt *st, int i, int64_t v);
+/* A one-off statement (not in the statement table): prepares sql into *st
+ * (NULL on failure) and returns GIZ_OK or the store__db_err code;
+ * store__finalize (NULL allowed) clears the remembered bind failure. */
+int store__prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what);
+void store__finalize(struct giz_store *s, sqlite3_stmt *st);
 /* Steps st after checking the binds; returns the SQLite code. */
 int store__step(struct giz_store *s, sqlite3_stmt *st);
 /* Runs a statement expected to produce no rows, then resets it. GIZ_OK or

@@ -12,37 +12,20 @@
 
 #include "store_int.h"
 
-static int tl_prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        *st = NULL;
-        return store__db_err(s, rc, what);
-    }
-    return GIZ_OK;
-}
-
-static void tl_finalize(struct giz_store *s, sqlite3_stmt *st)
-{
-    if (st == NULL) return;
-    s->bind_rc = SQLITE_OK;
-    sqlite3_finalize(st);
-}
-
 int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t now_ms)
 {
     sqlite3_stmt *st = NULL;
     int rc;
     if (!s || !text || strnlen(text, GIZ_BROKER_METRICS_MAX + 1) > GIZ_BROKER_METRICS_MAX)
         return GIZ_ERR_INVAL;
-    rc = tl_prepare(s, "UPDATE broker SET metrics = ?1, metrics_at = ?2 WHERE id = 1", &st,
-                    "preparing broker metrics");
+    rc = store__prepare(s, "UPDATE broker SET metrics = ?1, metrics_at = ?2 WHERE id = 1", &st,
+                        "preparing broker metrics");
     if (rc) return rc;
     store__bind_text(s, st, 1, text);
     store__bind_int(s, st, 2, now_ms);
     rc = store__exec(s, st, "writing broker metrics");
     if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
-    tl_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -53,8 +36,8 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
     if (!s || !text) return GIZ_ERR_INVAL;
     *text = NULL;
     if (at_ms) *at_ms = 0;
-    rc = tl_prepare(s, "SELECT metrics, coalesce(metrics_at, 0) FROM broker WHERE id = 1", &st,
-                    "preparing broker metrics read");
+    rc = store__prepare(s, "SELECT metrics, coalesce(metrics_at, 0) FROM broker WHERE id = 1", &st,
+                        "preparing broker metrics read");
     if (rc) return rc;
     src = store__step(s, st);
     if (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
@@ -73,7 +56,7 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
     } else {
         rc = store__db_err(s, src, "reading broker metrics");
     }
-    tl_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -84,14 +67,15 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct
     if (!s || !c || !store__fits(did, GIZ_DID_SIZE) || !did[0] ||
         !store__fits(c->peer, GIZ_CONN_PEER_SIZE))
         return GIZ_ERR_INVAL;
-    rc = tl_prepare(s,
-                    "INSERT INTO device_conn(did, peer, keepalive, keepalive_asked, "
-                    "protocol_level, clean_session, connected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-                    "?7) ON CONFLICT(did) DO UPDATE SET peer = excluded.peer, keepalive = "
-                    "excluded.keepalive, keepalive_asked = excluded.keepalive_asked, "
-                    "protocol_level = excluded.protocol_level, clean_session = "
-                    "excluded.clean_session, connected_at = excluded.connected_at",
-                    &st, "preparing device connection");
+    rc = store__prepare(
+        s,
+        "INSERT INTO device_conn(did, peer, keepalive, keepalive_asked, "
+        "protocol_level, clean_session, connected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+        "?7) ON CONFLICT(did) DO UPDATE SET peer = excluded.peer, keepalive = "
+        "excluded.keepalive, keepalive_asked = excluded.keepalive_asked, "
+        "protocol_level = excluded.protocol_level, clean_session = "
+        "excluded.clean_session, connected_at = excluded.connected_at",
+        &st, "preparing device connection");
     if (rc) return rc;
     store__bind_text(s, st, 1, did);
     store__bind_text(s, st, 2, c->peer);
@@ -104,7 +88,7 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct
     store__bind_int(s, st, 6, c->clean_session ? 1 : 0);
     store__bind_int(s, st, 7, c->connected_at_ms);
     rc = store__exec(s, st, "writing device connection");
-    tl_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -115,10 +99,10 @@ int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_d
     if (!s || !out || !store__fits(did, GIZ_DID_SIZE)) return GIZ_ERR_INVAL;
     memset(out, 0, sizeof(*out));
     out->keepalive_asked = -1;
-    rc = tl_prepare(s,
-                    "SELECT peer, keepalive, coalesce(keepalive_asked, -1), protocol_level, "
-                    "clean_session, connected_at FROM device_conn WHERE did = ?1",
-                    &st, "preparing device connection read");
+    rc = store__prepare(s,
+                        "SELECT peer, keepalive, coalesce(keepalive_asked, -1), protocol_level, "
+                        "clean_session, connected_at FROM device_conn WHERE did = ?1",
+                        &st, "preparing device connection read");
     if (rc) return rc;
     store__bind_text(s, st, 1, did);
     src = store__step(s, st);
@@ -134,7 +118,7 @@ int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_d
     } else {
         rc = store__db_err(s, src, "reading device connection");
     }
-    tl_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
 
@@ -147,15 +131,16 @@ int giz_store_event_count_pruned(struct giz_store *s, const char *did, const cha
         (strcmp(source, "http") != 0 && strcmp(source, "mqtt") != 0) || n < 0)
         return GIZ_ERR_INVAL;
     if (n == 0) return GIZ_OK;
-    rc = tl_prepare(s,
-                    "INSERT INTO event_drops(did, source, reason, n) VALUES (?1, ?2, 'device', ?3) "
-                    "ON CONFLICT(did, source, reason) DO UPDATE SET n = n + excluded.n",
-                    &st, "preparing pruned-event count");
+    rc = store__prepare(
+        s,
+        "INSERT INTO event_drops(did, source, reason, n) VALUES (?1, ?2, 'device', ?3) "
+        "ON CONFLICT(did, source, reason) DO UPDATE SET n = n + excluded.n",
+        &st, "preparing pruned-event count");
     if (rc) return rc;
     store__bind_text(s, st, 1, did);
     store__bind_text(s, st, 2, source);
     store__bind_int(s, st, 3, n);
     rc = store__exec(s, st, "counting pruned events");
-    tl_finalize(s, st);
+    store__finalize(s, st);
     return rc;
 }
