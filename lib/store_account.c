@@ -26,7 +26,7 @@ static int user_insert(struct giz_store *s, int which, const char *name, const c
                        char uid_out[GIZ_UID_SIZE])
 {
     char uid[GIZ_UID_SIZE], hash[GIZ_HASH_STR_MAX];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src;
 
     rc = giz_random_hex(uid, sizeof uid, 16);
@@ -61,7 +61,7 @@ int giz_store_user_create(struct giz_store *s, const char *username, const char 
 int store__user_by_name(struct giz_store *s, const char *username, char uid[GIZ_UID_SIZE],
                         char *hash, size_t hash_cap)
 {
-    sqlite3_stmt *st = s->st[ST_USER_BY_NAME];
+    sq_stmt *st = s->st[ST_USER_BY_NAME];
     int rc = GIZ_OK, src;
 
     if (strnlen(username, MAX_USERNAME + 1) > MAX_USERNAME) return GIZ_ERR_NOT_FOUND;
@@ -80,7 +80,7 @@ int store__user_by_name(struct giz_store *s, const char *username, char uid[GIZ_
 int store__session_insert(struct giz_store *s, const struct giz_session *sess, const char *digest,
                           int64_t now)
 {
-    sqlite3_stmt *st = s->st[ST_SESSION_PRUNE_USER];
+    sq_stmt *st = s->st[ST_SESSION_PRUNE_USER];
     int rc;
 
     store__bind_text(s, st, 1, sess->uid);
@@ -101,7 +101,7 @@ int giz_store_session_by_token(struct giz_store *s, const char *token, int64_t n
                                struct giz_session *out)
 {
     char digest[65];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src;
 
     if (!s || !token || !out) return GIZ_ERR_INVAL;
@@ -116,7 +116,7 @@ int giz_store_session_by_token(struct giz_store *s, const char *token, int64_t n
         store__col_text(st, 0, out->uid, sizeof out->uid);
         store__col_text(st, 1, out->mqtt_client_id, sizeof out->mqtt_client_id);
         store__col_text(st, 2, out->appid, sizeof out->appid);
-        out->expire_at = sqlite3_column_int64(st, 3);
+        out->expire_at = sq_column_int64(st, 3);
         rc = now >= out->expire_at ? GIZ_ERR_EXPIRED : GIZ_OK;
     } else {
         rc = src == SQLITE_DONE ? GIZ_ERR_AUTH : store__db_err(s, src, "reading session");
@@ -141,7 +141,7 @@ int giz_store_binding_add(struct giz_store *s, const char *uid, const char *did,
                           const char *passcode)
 {
     struct giz_device dev;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, kind;
     int64_t now = store__now_s();
 
@@ -168,7 +168,7 @@ int giz_store_binding_add(struct giz_store *s, const char *uid, const char *did,
 int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *did)
 {
     struct giz_device dev;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, kind;
     int64_t now = store__now_s();
 
@@ -180,15 +180,15 @@ int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *d
     store__bind_text(s, st, 1, uid);
     store__bind_text(s, st, 2, did);
     rc = store__exec(s, st, "deleting binding");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     if (rc == GIZ_OK) rc = store__device_read(s, did, &dev, NULL, 0);
     if (rc == GIZ_OK) rc = binding_event(s, uid, &dev, now);
     return store__txn_close(s, kind, rc);
 }
 
-static void binding_row(sqlite3_stmt *st, struct giz_binding *b);
+static void binding_row(sq_stmt *st, struct giz_binding *b);
 
-static int binding_list(struct giz_store *s, sqlite3_stmt *st, const char *key,
+static int binding_list(struct giz_store *s, sq_stmt *st, const char *key,
                         giz_store_binding_cb cb, void *ud)
 {
     struct giz_binding b;
@@ -219,7 +219,7 @@ int giz_store_binding_list_by_device(struct giz_store *s, const char *did, giz_s
 
 int giz_store_binding_exists(struct giz_store *s, const char *uid, const char *did)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s || !uid || !did) return GIZ_ERR_INVAL;
     st = s->st[ST_BINDING_EXISTS];
     store__bind_text(s, st, 1, uid);
@@ -264,7 +264,7 @@ out:
 int giz_store_session_create(struct giz_store *s, const char *uid, const char *appid, int64_t ttl_s,
                              int64_t now, struct giz_session *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
 
     if (!s || !uid || !out) return GIZ_ERR_INVAL;
@@ -302,7 +302,7 @@ int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const ch
                              int64_t ttl_s, int64_t now, struct giz_session *out, bool *created)
 {
     char uid[GIZ_UID_SIZE];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src, kind;
     size_t n;
 
@@ -320,7 +320,7 @@ int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const ch
     store__bind_int(s, st, 3, now);
     src = store__step(s, st);
     if (src == SQLITE_DONE) {
-        if (created) *created = sqlite3_changes(s->db) > 0;
+        if (created) *created = sq_changes(s) > 0;
     } else {
         /* '$' + phone_id taken by a row of another phone_id cannot happen:
          * password accounts may not start with '$' (the GService refuses). */
@@ -338,23 +338,23 @@ int giz_store_user_anonymous(struct giz_store *s, const char *phone_id, const ch
     return store__txn_close(s, kind, rc);
 }
 
-static void binding_row(sqlite3_stmt *st, struct giz_binding *b)
+static void binding_row(sq_stmt *st, struct giz_binding *b)
 {
     memset(b, 0, sizeof *b);
     store__col_text(st, 0, b->uid, sizeof b->uid);
     store__col_text(st, 1, b->did, sizeof b->did);
     store__col_text(st, 2, b->product_key, sizeof b->product_key);
-    b->online = sqlite3_column_int(st, 3) != 0;
-    b->created_at = sqlite3_column_int64(st, 4);
+    b->online = sq_column_int(st, 3) != 0;
+    b->created_at = sq_column_int64(st, 4);
     store__col_text(st, 5, b->remark, sizeof b->remark);
     store__col_text(st, 6, b->dev_alias, sizeof b->dev_alias);
-    b->special = sqlite3_column_int(st, 7) != 0;
+    b->special = sq_column_int(st, 7) != 0;
 }
 
 int giz_store_binding_get(struct giz_store *s, const char *uid, const char *did,
                           struct giz_binding *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !uid || !did || !out) return GIZ_ERR_INVAL;
@@ -371,7 +371,7 @@ int giz_store_binding_get(struct giz_store *s, const char *uid, const char *did,
 int giz_store_binding_update(struct giz_store *s, const char *uid, const char *did,
                              const char *remark, const char *dev_alias, struct giz_binding *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
 
     if (!s || !uid || !did) return GIZ_ERR_INVAL;
@@ -386,7 +386,7 @@ int giz_store_binding_update(struct giz_store *s, const char *uid, const char *d
     store__bind_text(s, st, 3, remark);
     store__bind_text(s, st, 4, dev_alias);
     rc = store__exec(s, st, "updating binding");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     if (rc == GIZ_OK && out) rc = giz_store_binding_get(s, uid, did, out);
     return rc;
 }
@@ -396,7 +396,7 @@ int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *
                               struct giz_device *dev)
 {
     char did[GIZ_DID_SIZE] = "", umac[GIZ_MAC_SIZE];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src, kind;
     int64_t now = store__now_s();
 
@@ -448,7 +448,7 @@ int giz_store_binding_add_mac(struct giz_store *s, const char *uid, const char *
 static int user_read(struct giz_store *s, const char *uid, struct giz_user *out, char *hash,
                      size_t hash_cap)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (strnlen(uid, GIZ_UID_SIZE) >= GIZ_UID_SIZE) return GIZ_ERR_NOT_FOUND;
@@ -458,11 +458,11 @@ static int user_read(struct giz_store *s, const char *uid, struct giz_user *out,
     if (src == SQLITE_ROW) {
         memset(out, 0, sizeof *out);
         store__col_text(st, 0, out->uid, sizeof out->uid);
-        out->anonymous = sqlite3_column_int(st, 3) != 0;
+        out->anonymous = sq_column_int(st, 3) != 0;
         if (!out->anonymous) store__col_text(st, 1, out->username, sizeof out->username);
         store__col_text(st, 2, out->email, sizeof out->email);
         if (hash) store__col_text(st, 4, hash, hash_cap);
-        out->created_at = sqlite3_column_int64(st, 5);
+        out->created_at = sq_column_int64(st, 5);
     }
     return store__row_end(s, st, src, "reading user");
 }
@@ -478,7 +478,7 @@ int giz_store_user_password_change(struct giz_store *s, const char *uid, const c
 {
     struct giz_user u;
     char hash[GIZ_HASH_STR_MAX];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
 
     if (!s || !uid || !old_password || !text_ok(new_password, MAX_PASSWORD)) return GIZ_ERR_INVAL;
@@ -498,7 +498,7 @@ int giz_store_user_claim(struct giz_store *s, const char *uid, const char *usern
 {
     struct giz_user u;
     char hash[GIZ_HASH_STR_MAX];
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src;
     const char *name = email ? email : username;
 
@@ -517,7 +517,7 @@ int giz_store_user_claim(struct giz_store *s, const char *uid, const char *usern
     store__bind_text(s, st, 4, email);
     src = store__step(s, st);
     if (src == SQLITE_DONE)
-        rc = sqlite3_changes(s->db) > 0 ? GIZ_OK : GIZ_ERR_DISABLED;
+        rc = sq_changes(s) > 0 ? GIZ_OK : GIZ_ERR_DISABLED;
     else if (src == SQLITE_CONSTRAINT_UNIQUE)
         rc = GIZ_ERR_EXISTS;
     else

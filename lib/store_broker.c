@@ -23,14 +23,14 @@ static int64_t wall_ms(void)
 static int broker_write(struct giz_store *s, enum store_stmt_id id, int64_t pid, int64_t now_ms,
                         const char *what)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
     if (!s || pid <= 0) return GIZ_ERR_INVAL;
     st = s->st[id];
     store__bind_int(s, st, 1, pid);
     store__bind_int(s, st, 2, now_ms > 0 ? now_ms : wall_ms());
     rc = store__exec(s, st, what);
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     return rc;
 }
 
@@ -51,7 +51,7 @@ int giz_store_broker_stop(struct giz_store *s, int64_t pid, int64_t now_ms)
 
 int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc = GIZ_OK, src;
 
     if (!s || !out) return GIZ_ERR_INVAL;
@@ -59,11 +59,11 @@ int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out)
     st = s->st[ST_BROKER_GET];
     src = store__step(s, st);
     if (src == SQLITE_ROW) {
-        out->pid = sqlite3_column_int64(st, 0);
-        out->started_at_ms = sqlite3_column_int64(st, 1);
-        out->heartbeat_at_ms = sqlite3_column_int64(st, 2);
-        out->stopped = sqlite3_column_type(st, 3) != SQLITE_NULL;
-        out->stopped_at_ms = out->stopped ? sqlite3_column_int64(st, 3) : 0;
+        out->pid = sq_column_int64(st, 0);
+        out->started_at_ms = sq_column_int64(st, 1);
+        out->heartbeat_at_ms = sq_column_int64(st, 2);
+        out->stopped = sq_column_type(st, 3) != SQLITE_NULL;
+        out->stopped_at_ms = out->stopped ? sq_column_int64(st, 3) : 0;
     } else if (src == SQLITE_DONE) {
         rc = GIZ_ERR_NOT_FOUND;
     } else {

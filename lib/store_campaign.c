@@ -45,10 +45,10 @@ int giz_cdev_state_parse(const char *name)
 }
 
 /* Runs a one-shot statement; *changes (may be NULL) gets the rows changed. */
-static int cp_exec(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *changes)
+static int cp_exec(struct giz_store *s, sq_stmt *st, const char *what, int64_t *changes)
 {
     int rc = store__exec(s, st, what);
-    if (rc == GIZ_OK && changes) *changes = sqlite3_changes64(s->db);
+    if (rc == GIZ_OK && changes) *changes = sq_changes(s);
     return rc;
 }
 
@@ -59,36 +59,36 @@ static int cp_exec(struct giz_store *s, sqlite3_stmt *st, const char *what, int6
     "c.reason, c.event_from, c.created_at, c.updated_at, "                                         \
     "(SELECT count(*) FROM campaign_devices d WHERE d.campaign_id = c.id)"
 
-static void read_campaign(sqlite3_stmt *st, struct giz_campaign *c)
+static void read_campaign(sq_stmt *st, struct giz_campaign *c)
 {
     char state[16];
     memset(c, 0, sizeof *c);
-    c->id = sqlite3_column_int64(st, 0);
+    c->id = sq_column_int64(st, 0);
     store__col_text(st, 1, c->name, sizeof c->name);
     store__col_text(st, 2, c->product_key, sizeof c->product_key);
-    c->fw_type = sqlite3_column_int(st, 3);
-    c->firmware_id = sqlite3_column_int64(st, 4);
+    c->fw_type = sq_column_int(st, 3);
+    c->firmware_id = sq_column_int64(st, 4);
     store__col_text(st, 5, c->soft_version, sizeof c->soft_version);
     store__col_text(st, 6, c->target_kind, sizeof c->target_kind);
     store__col_text(st, 7, c->version_min, sizeof c->version_min);
     store__col_text(st, 8, c->version_max, sizeof c->version_max);
-    c->percent = (unsigned)sqlite3_column_int(st, 9);
-    c->canary = (unsigned)sqlite3_column_int(st, 10);
-    c->failure_threshold = (unsigned)sqlite3_column_int(st, 11);
-    c->starts_at = sqlite3_column_int64(st, 12);
-    c->ends_at = sqlite3_column_int64(st, 13);
-    c->window_start = sqlite3_column_int(st, 14);
-    c->window_end = sqlite3_column_int(st, 15);
-    c->force = sqlite3_column_int(st, 16) != 0;
-    c->timeout_s = (unsigned)sqlite3_column_int(st, 17);
-    c->max_checks = (unsigned)sqlite3_column_int(st, 18);
+    c->percent = (unsigned)sq_column_int(st, 9);
+    c->canary = (unsigned)sq_column_int(st, 10);
+    c->failure_threshold = (unsigned)sq_column_int(st, 11);
+    c->starts_at = sq_column_int64(st, 12);
+    c->ends_at = sq_column_int64(st, 13);
+    c->window_start = sq_column_int(st, 14);
+    c->window_end = sq_column_int(st, 15);
+    c->force = sq_column_int(st, 16) != 0;
+    c->timeout_s = (unsigned)sq_column_int(st, 17);
+    c->max_checks = (unsigned)sq_column_int(st, 18);
     store__col_text(st, 19, state, sizeof state);
     c->state = giz_campaign_state_parse(state);
     store__col_text(st, 20, c->reason, sizeof c->reason);
-    c->event_from = sqlite3_column_int64(st, 21);
-    c->created_at = sqlite3_column_int64(st, 22);
-    c->updated_at = sqlite3_column_int64(st, 23);
-    c->devices = sqlite3_column_int64(st, 24);
+    c->event_from = sq_column_int64(st, 21);
+    c->created_at = sq_column_int64(st, 22);
+    c->updated_at = sq_column_int64(st, 23);
+    c->devices = sq_column_int64(st, 24);
 }
 
 static bool kind_ok(const char *k)
@@ -122,7 +122,7 @@ static bool campaign_fields_ok(const struct giz_campaign *c, const struct giz_ca
     "AND (?4 <> 'versions' OR ((?6 = '' OR " TARGET_VER " >= ?6) AND (?7 = '' OR " TARGET_VER      \
     " <= ?7)))"
 
-static void bind_targets(struct giz_store *s, sqlite3_stmt *st, const struct giz_campaign *c,
+static void bind_targets(struct giz_store *s, sq_stmt *st, const struct giz_campaign *c,
                          const struct giz_campaign_targets *t)
 {
     store__bind_text(s, st, 1, c->product_key);
@@ -139,14 +139,14 @@ static int target_scalar(struct giz_store *s, const char *sql, const struct giz_
                          const struct giz_campaign_targets *t, int64_t extra, int64_t *out,
                          const char *what)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = store__prepare(s, sql, &st, what), src;
     if (rc) return rc;
     bind_targets(s, st, c, t);
-    if (sqlite3_bind_parameter_count(st) >= 8) store__bind_int(s, st, 8, extra);
+    if (sq_bind_parameter_count(st) >= 8) store__bind_int(s, st, 8, extra);
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
+        *out = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
     store__finalize(s, st);
@@ -156,7 +156,7 @@ static int target_scalar(struct giz_store *s, const char *sql, const struct giz_
 /* *n = the length of JSON array text; GIZ_ERR_INVAL if text is no array. */
 static int json_array_len(struct giz_store *s, const char *text, int64_t *n)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = store__prepare(s,
                             "SELECT CASE WHEN json_valid(?1) AND json_type(?1) = 'array' THEN "
                             "json_array_length(?1) ELSE -1 END",
@@ -164,7 +164,7 @@ static int json_array_len(struct giz_store *s, const char *text, int64_t *n)
     if (rc) return rc;
     store__bind_text(s, st, 1, text);
     if (store__step(s, st) == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
+        *n = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, SQLITE_ERROR, "checking a JSON list");
     store__finalize(s, st);
@@ -174,7 +174,7 @@ static int json_array_len(struct giz_store *s, const char *text, int64_t *n)
 int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
                               const struct giz_campaign_targets *t, int64_t *unmatched)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, kind = 0;
     bool open = false;
     int64_t matched = 0, take = 0, inserted = 0, listed = 0, marked = 0, last_event = 0;
@@ -233,7 +233,7 @@ int giz_store_campaign_create(struct giz_store *s, struct giz_campaign *c,
     store__finalize(s, st);
     st = NULL;
     if (rc) goto cleanup;
-    c->id = sqlite3_last_insert_rowid(s->db);
+    c->id = sq_last_insert_rowid(s);
     rc = store__prepare(s,
                         "INSERT INTO campaign_devices(campaign_id, did, mac, state, from_version, "
                         "version) SELECT ?8, d.did, d.mac, 'pending', " TARGET_VER ", " TARGET_VER
@@ -305,7 +305,7 @@ cleanup:
 
 int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign *out)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !out) return GIZ_ERR_INVAL;
     rc = store__prepare(s, "SELECT " CAMPAIGN_COLS " FROM campaigns c WHERE c.id = ?1", &st,
@@ -332,7 +332,7 @@ int giz_store_campaign_get(struct giz_store *s, int64_t id, struct giz_campaign 
 int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit, unsigned offset,
                             giz_store_campaign_cb cb, void *ud)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     struct giz_campaign c;
     int rc, src;
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -358,7 +358,7 @@ int giz_store_campaign_list(struct giz_store *s, bool live_only, unsigned limit,
 
 int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !count) return GIZ_ERR_INVAL;
     rc = store__prepare(s, "SELECT count(*) FROM campaigns WHERE ?1 = 0 OR state IN " LIVE_STATES,
@@ -367,7 +367,7 @@ int giz_store_campaign_count(struct giz_store *s, bool live_only, int64_t *count
     store__bind_int(s, st, 1, live_only ? 1 : 0);
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
+        *count = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "counting campaigns");
     store__finalize(s, st);
@@ -378,7 +378,7 @@ int giz_store_campaign_set_state(struct giz_store *s, int64_t id, unsigned from_
                                  const char *reason, int *old)
 {
     struct giz_campaign c;
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, kind = 0;
     bool open = false;
     if (!s || state < 0 || state >= GIZ_CAMPAIGN_STATE_COUNT ||
@@ -421,38 +421,38 @@ cleanup:
     "cd.done_at, cd.progress_at"
 #define CDEV_NCOLS 21
 
-static void read_cdev(sqlite3_stmt *st, int base, struct giz_cdev *d)
+static void read_cdev(sq_stmt *st, int base, struct giz_cdev *d)
 {
     char state[16];
     memset(d, 0, sizeof *d);
-    d->campaign_id = sqlite3_column_int64(st, base + 0);
+    d->campaign_id = sq_column_int64(st, base + 0);
     store__col_text(st, base + 1, d->did, sizeof d->did);
     store__col_text(st, base + 2, d->mac, sizeof d->mac);
-    d->canary = sqlite3_column_int(st, base + 3) != 0;
+    d->canary = sq_column_int(st, base + 3) != 0;
     store__col_text(st, base + 4, state, sizeof state);
     d->state = giz_cdev_state_parse(state);
     store__col_text(st, base + 5, d->reason, sizeof d->reason);
     store__col_text(st, base + 6, d->from_version, sizeof d->from_version);
     store__col_text(st, base + 7, d->version, sizeof d->version);
-    d->notices = sqlite3_column_int64(st, base + 8);
-    d->checks = sqlite3_column_int64(st, base + 9);
-    d->downloads = sqlite3_column_int64(st, base + 10);
-    d->bytes = sqlite3_column_int64(st, base + 11);
-    d->percent = sqlite3_column_int(st, base + 12);
-    d->notice_day = sqlite3_column_int64(st, base + 13);
-    d->notified_at = sqlite3_column_int64(st, base + 14);
-    d->checked_at = sqlite3_column_int64(st, base + 15);
-    d->offered_at = sqlite3_column_int64(st, base + 16);
-    d->downloading_at = sqlite3_column_int64(st, base + 17);
-    d->downloaded_at = sqlite3_column_int64(st, base + 18);
-    d->done_at = sqlite3_column_int64(st, base + 19);
-    d->progress_at = sqlite3_column_int64(st, base + 20);
+    d->notices = sq_column_int64(st, base + 8);
+    d->checks = sq_column_int64(st, base + 9);
+    d->downloads = sq_column_int64(st, base + 10);
+    d->bytes = sq_column_int64(st, base + 11);
+    d->percent = sq_column_int(st, base + 12);
+    d->notice_day = sq_column_int64(st, base + 13);
+    d->notified_at = sq_column_int64(st, base + 14);
+    d->checked_at = sq_column_int64(st, base + 15);
+    d->offered_at = sq_column_int64(st, base + 16);
+    d->downloading_at = sq_column_int64(st, base + 17);
+    d->downloaded_at = sq_column_int64(st, base + 18);
+    d->done_at = sq_column_int64(st, base + 19);
+    d->progress_at = sq_column_int64(st, base + 20);
 }
 
 int giz_store_cdev_list(struct giz_store *s, const struct giz_cdev_query *q, giz_store_cdev_cb cb,
                         void *ud)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     struct giz_cdev d;
     int rc, src;
     if (!s || !q || !cb || q->state >= GIZ_CDEV_STATE_COUNT) return GIZ_ERR_INVAL;
@@ -489,7 +489,7 @@ int giz_store_cdev_list(struct giz_store *s, const struct giz_cdev_query *q, giz
 int giz_store_cdev_counts(struct giz_store *s, int64_t campaign_id, bool canary_only,
                           int64_t counts[GIZ_CDEV_STATE_COUNT])
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !counts) return GIZ_ERR_INVAL;
     for (int i = 0; i < GIZ_CDEV_STATE_COUNT; i++)
@@ -502,8 +502,8 @@ int giz_store_cdev_counts(struct giz_store *s, int64_t campaign_id, bool canary_
     store__bind_int(s, st, 1, campaign_id);
     store__bind_int(s, st, 2, canary_only ? 1 : 0);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
-        int i = giz_cdev_state_parse((const char *)sqlite3_column_text(st, 0));
-        if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
+        int i = giz_cdev_state_parse((const char *)sq_column_text(st, 0));
+        if (i >= 0) counts[i] = sq_column_int64(st, 1);
     }
     rc = src == SQLITE_DONE ? GIZ_OK : store__db_err(s, src, "counting campaign devices");
     store__finalize(s, st);
@@ -519,7 +519,7 @@ static bool cdev_ok(const struct giz_cdev *d)
 
 int giz_store_cdev_put(struct giz_store *s, const struct giz_cdev *rows, size_t n)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = GIZ_OK, kind = 0;
     bool open = false;
     if (!s || (!rows && n)) return GIZ_ERR_INVAL;
@@ -589,7 +589,7 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
                      "c") ") ON cd.did = ev.did AND (cd.state NOT IN ('updated', 'failed') OR "
                           "cd.done_at > ?4) "
                           "AND ev.id > c.event_from ORDER BY ev.id, cd.campaign_id";
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     struct giz_event ev;
     struct giz_cdev row;
     int64_t prev = -1;
@@ -605,16 +605,16 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
     store__bind_int(s, st, 4, done_after_ms);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&ev, 0, sizeof ev);
-        ev.id = sqlite3_column_int64(st, 0);
+        ev.id = sq_column_int64(st, 0);
         store__col_text(st, 1, ev.did, sizeof ev.did);
-        ev.ts = sqlite3_column_int64(st, 2);
+        ev.ts = sq_column_int64(st, 2);
         store__col_text(st, 3, ev.kind, sizeof ev.kind);
-        ev.source = (const char *)sqlite3_column_text(st, 4);
-        ev.fields = (const char *)sqlite3_column_text(st, 5);
+        ev.source = (const char *)sq_column_text(st, 4);
+        ev.fields = (const char *)sq_column_text(st, 5);
         if (ev.id != prev) n++;
         prev = ev.id;
         *last_id = ev.id;
-        if (sqlite3_column_type(st, 6) == SQLITE_NULL) continue; /* an older campaign's */
+        if (sq_column_type(st, 6) == SQLITE_NULL) continue; /* an older campaign's */
         read_cdev(st, 6, &row);
         if (cb(&ev, &row, ud)) {
             src = SQLITE_DONE;
@@ -629,7 +629,7 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
 
 int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !event_id) return GIZ_ERR_INVAL;
     rc = store__prepare(s, "SELECT event_id FROM campaign_cursor WHERE id = 1", &st,
@@ -637,7 +637,7 @@ int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id)
     if (rc) return rc;
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *event_id = sqlite3_column_int64(st, 0);
+        *event_id = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, "reading campaign cursor");
     store__finalize(s, st);
@@ -646,7 +646,7 @@ int giz_store_campaign_cursor_get(struct giz_store *s, int64_t *event_id)
 
 int giz_store_campaign_cursor_set(struct giz_store *s, int64_t event_id)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc;
     if (!s || event_id < 0) return GIZ_ERR_INVAL;
     rc = store__prepare(s, "UPDATE campaign_cursor SET event_id = ?1 WHERE id = 1", &st,

@@ -18,7 +18,7 @@
 /* Runs a write whose only possible constraint failure is its foreign key:
  * GIZ_ERR_NOT_FOUND for that (no log line: an unknown key is the caller's
  * answer, not a store failure), GIZ_OK, or the store__db_err code. */
-static int exec_fk(struct giz_store *s, sqlite3_stmt *st, const char *what)
+static int exec_fk(struct giz_store *s, sq_stmt *st, const char *what)
 {
     int rc = store__step(s, st), ret = GIZ_OK;
 
@@ -33,7 +33,7 @@ static int exec_fk(struct giz_store *s, sqlite3_stmt *st, const char *what)
 int giz_store_datapoints_put(struct giz_store *s, const char *product_key, const char *json,
                              size_t len, int64_t now_s)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !store__fits(product_key, GIZ_PK_SIZE) || !json || len == 0) return GIZ_ERR_INVAL;
     if (len > GIZ_DATAPOINTS_MAX_JSON) return GIZ_ERR_OVERSIZE;
@@ -47,7 +47,7 @@ int giz_store_datapoints_put(struct giz_store *s, const char *product_key, const
 int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char **json, size_t *len,
                              int64_t *updated_at)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src, rc;
 
     if (!s || !store__fits(product_key, GIZ_PK_SIZE) || !json) return GIZ_ERR_INVAL;
@@ -56,8 +56,8 @@ int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char 
     store__bind_text(s, st, 1, product_key);
     src = store__step(s, st);
     if (src == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        const unsigned char *t = sq_column_text(st, 0);
+        size_t n = (size_t)sq_column_bytes(st, 0);
 
         if (!t || !(*json = malloc(n + 1))) {
             store__reset(s, st);
@@ -66,7 +66,7 @@ int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char 
         memcpy(*json, t, n);
         (*json)[n] = 0;
         if (len) *len = n;
-        if (updated_at) *updated_at = sqlite3_column_int64(st, 1);
+        if (updated_at) *updated_at = sq_column_int64(st, 1);
     }
     rc = store__row_end(s, st, src, "reading data points");
     return rc;
@@ -75,7 +75,7 @@ int giz_store_datapoints_get(struct giz_store *s, const char *product_key, char 
 int giz_store_device_state_report(struct giz_store *s, const char *did, const char *attrs_json,
                                   bool replace, int64_t ts_ms)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !store__fits(did, GIZ_DID_SIZE) || !attrs_json || attrs_json[0] != '{')
         return GIZ_ERR_INVAL;
@@ -91,7 +91,7 @@ int giz_store_device_state_report(struct giz_store *s, const char *did, const ch
 int giz_store_device_state_malformed(struct giz_store *s, const char *did, const char *error,
                                      const char *hex, int64_t ts_ms)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !store__fits(did, GIZ_DID_SIZE)) return GIZ_ERR_INVAL;
     if (!error) error = "";
@@ -108,7 +108,7 @@ int giz_store_device_state_get(struct giz_store *s, const char *did, giz_store_d
                                void *ud)
 {
     struct giz_device_state ds;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !store__fits(did, GIZ_DID_SIZE) || !cb) return GIZ_ERR_INVAL;
@@ -119,13 +119,13 @@ int giz_store_device_state_get(struct giz_store *s, const char *did, giz_store_d
     if (src == SQLITE_ROW) {
         memset(&ds, 0, sizeof ds);
         store__col_text(st, 0, ds.did, sizeof ds.did);
-        ds.attrs = (const char *)sqlite3_column_text(st, 1);
-        ds.updated_at = sqlite3_column_int64(st, 2);
-        ds.reports = sqlite3_column_int64(st, 3);
-        ds.malformed_at = sqlite3_column_int64(st, 4);
-        ds.malformed_error = (const char *)sqlite3_column_text(st, 5);
-        ds.malformed_hex = (const char *)sqlite3_column_text(st, 6);
-        ds.malformed_count = sqlite3_column_int64(st, 7);
+        ds.attrs = (const char *)sq_column_text(st, 1);
+        ds.updated_at = sq_column_int64(st, 2);
+        ds.reports = sq_column_int64(st, 3);
+        ds.malformed_at = sq_column_int64(st, 4);
+        ds.malformed_error = (const char *)sq_column_text(st, 5);
+        ds.malformed_hex = (const char *)sq_column_text(st, 6);
+        ds.malformed_count = sq_column_int64(st, 7);
         if (!ds.attrs) {
             store__reset(s, st);
             return GIZ_ERR_NOMEM;

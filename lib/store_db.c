@@ -21,6 +21,7 @@
 #include "giz/crypto.h"
 #include "giz/util.h"
 #include "migrations.h"
+#include "store_pg.h"
 
 #ifndef SQLITE_DEFAULT_WAL_AUTOCHECKPOINT
 #define SQLITE_DEFAULT_WAL_AUTOCHECKPOINT 1000
@@ -69,37 +70,36 @@ static int journal_cb(void *ud, int ncol, char **vals, char **names)
 /* Reads the highest applied schema version (0 for a new database). */
 static int read_version(struct giz_store *s, int *version)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, ret = GIZ_OK;
 
     *version = 0;
-    rc = sqlite3_prepare_v2(s->db,
-                            "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                            "AND name = 'schema_version'",
-                            -1, &st, NULL);
+    rc = sq_prepare_v2(s,
+                       "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                       "AND name = 'schema_version'",
+                       -1, &st, NULL);
     if (rc != SQLITE_OK) goto fail;
-    rc = sqlite3_step(st);
+    rc = sq_step(st);
     if (rc != SQLITE_ROW) goto fail;
-    if (sqlite3_column_int(st, 0) == 0) goto cleanup;
-    sqlite3_finalize(st);
+    if (sq_column_int(st, 0) == 0) goto cleanup;
+    sq_finalize(st);
     st = NULL;
-    rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st,
-                            NULL);
+    rc = sq_prepare_v2(s, "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st, NULL);
     if (rc != SQLITE_OK) goto fail;
-    rc = sqlite3_step(st);
+    rc = sq_step(st);
     if (rc != SQLITE_ROW) goto fail;
-    *version = sqlite3_column_int(st, 0);
+    *version = sq_column_int(st, 0);
     goto cleanup;
 fail:
     ret = store__db_err(s, rc, "reading schema_version");
 cleanup:
-    sqlite3_finalize(st);
+    sq_finalize(st);
     return ret;
 }
 
 static int exec_sql(struct giz_store *s, const char *sql, const char *what)
 {
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    int rc = sq_exec(s, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? GIZ_OK : store__db_err(s, rc, what);
 }
 
@@ -119,7 +119,7 @@ static int newer_error(int found, int latest, struct giz_error *err)
 static int apply_migration(struct giz_store *s, const struct giz__migration *m, int latest,
                            struct giz_error *err)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     char what[96];
     int version = 0, rc;
 
@@ -140,24 +140,24 @@ static int apply_migration(struct giz_store *s, const struct giz__migration *m, 
     snprintf(what, sizeof what, "applying migration %s", m->name);
     rc = exec_sql(s, m->sql, what);
     if (rc) goto cleanup;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO schema_version(version, name, applied_at) "
-                           "VALUES (?1, ?2, ?3)",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_bind_int(st, 1, m->version) != SQLITE_OK ||
-        sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC) != SQLITE_OK ||
-        sqlite3_bind_int64(st, 3, store__now_s()) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
-        rc = store__db_err(s, sqlite3_errcode(s->db), "stamping schema_version");
+    if (sq_prepare_v2(s,
+                      "INSERT INTO schema_version(version, name, applied_at) "
+                      "VALUES (?1, ?2, ?3)",
+                      -1, &st, NULL) != SQLITE_OK ||
+        sq_bind_int(st, 1, m->version) != SQLITE_OK ||
+        sq_bind_text(st, 2, m->name, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sq_bind_int64(st, 3, store__now_s()) != SQLITE_OK || sq_step(st) != SQLITE_DONE) {
+        rc = store__db_err(s, sq_errcode(s), "stamping schema_version");
         goto cleanup;
     }
     giz_log(GIZ_LOG_INFO, "store: applied migration %s", m->name);
 cleanup:
-    sqlite3_finalize(st);
+    sq_finalize(st);
     if (rc == GIZ_OK) rc = exec_sql(s, "COMMIT", "COMMIT (migration)");
-    if (rc && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc && !sq_get_autocommit(s)) sq_exec(s, "ROLLBACK", NULL, NULL, NULL);
     if (rc && rc != GIZ_ERR_SCHEMA_NEWER) {
         char text[96];
-        snprintf(text, sizeof text, "migration %s failed: %s", m->name, sqlite3_errmsg(s->db));
+        snprintf(text, sizeof text, "migration %s failed: %s", m->name, sq_errmsg(s));
         store__set_err(err, rc, text);
     }
     return rc;
@@ -186,15 +186,15 @@ static int migrate(struct giz_store *s, struct giz_error *err)
 /* Loads meta('token_key'), creating it with 32 random bytes on first use. */
 static int load_token_key(struct giz_store *s)
 {
-    sqlite3_stmt *get = s->st[ST_META_GET], *ins = s->st[ST_META_INSERT];
+    sq_stmt *get = s->st[ST_META_GET], *ins = s->st[ST_META_INSERT];
     uint8_t fresh[TOKEN_KEY_LEN];
     int rc = GIZ_OK, src, kind;
 
     for (int attempt = 0; attempt < 2; attempt++) {
         store__bind_text(s, get, 1, "token_key");
         src = store__step(s, get);
-        if (src == SQLITE_ROW && sqlite3_column_bytes(get, 0) == TOKEN_KEY_LEN) {
-            memcpy(s->token_key, sqlite3_column_blob(get, 0), TOKEN_KEY_LEN);
+        if (src == SQLITE_ROW && sq_column_bytes(get, 0) == TOKEN_KEY_LEN) {
+            memcpy(s->token_key, sq_column_blob(get, 0), TOKEN_KEY_LEN);
             store__reset(s, get);
             return GIZ_OK;
         }
@@ -216,7 +216,7 @@ static int load_token_key(struct giz_store *s)
         rc = store__txn_open(s, &kind);
         if (rc) return rc;
         store__bind_text(s, ins, 1, "token_key");
-        store__bind_note(s, sqlite3_bind_blob(ins, 2, fresh, (int)sizeof fresh, SQLITE_TRANSIENT));
+        store__bind_note(s, sq_bind_blob(ins, 2, fresh, (int)sizeof fresh, SQLITE_TRANSIENT));
         rc = store__txn_close(s, kind, store__exec(s, ins, "storing token key"));
         if (rc) return rc;
     }
@@ -312,13 +312,18 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
         return GIZ_ERR_NOMEM;
     }
     s->log_pruned_keep = -1;
+    if (store_pg_is_conninfo(path)) {
+        rc = store_pg_open(s, path, err);
+        if (rc) goto cleanup;
+        goto prepare;
+    }
     store_files_private(path);
     src = sqlite3_open_v2(path, &s->db,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
         char text[96];
         snprintf(text, sizeof text, "cannot open %s: %s", path,
-                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+                 s->db ? sq_errmsg(s) : sqlite3_errstr(src));
         giz_log(GIZ_LOG_ERR, "store: %s", text);
         rc = (src & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
         store__set_err(err, rc, text);
@@ -332,7 +337,7 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
      * Retry for up to the busy timeout. */
     for (int waited = 0;; waited += 10) {
         mode[0] = '\0';
-        src = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", journal_cb, mode, NULL);
+        src = sq_exec(s, "PRAGMA journal_mode = WAL", journal_cb, mode, NULL);
         if (src == SQLITE_OK && (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0)) break;
         if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY && (src & 0xff) != SQLITE_LOCKED) break;
         if (waited >= STORE_BUSY_TIMEOUT_MS) break;
@@ -352,9 +357,9 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
     }
     rc = migrate(s, err);
     if (rc) goto cleanup;
+prepare:
     for (int i = 0; i < ST__COUNT; i++) {
-        src = sqlite3_prepare_v3(s->db, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                 NULL);
+        src = sq_prepare_v3(s, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (src != SQLITE_OK) {
             rc = store__db_err(s, src, "preparing statement");
             store__set_err(err, rc, s->errmsg);
@@ -378,11 +383,15 @@ void giz_store_close(struct giz_store *s)
 {
     if (!s) return;
     for (int i = 0; i < ST__COUNT; i++)
-        sqlite3_finalize(s->st[i]);
+        sq_finalize(s->st[i]);
     if (s->db) {
-        if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (!sq_get_autocommit(s)) sq_exec(s, "ROLLBACK", NULL, NULL, NULL);
         if (sqlite3_close(s->db) != SQLITE_OK)
-            giz_log(GIZ_LOG_ERR, "store: close: %s", sqlite3_errmsg(s->db));
+            giz_log(GIZ_LOG_ERR, "store: close: %s", sq_errmsg(s));
+    }
+    if (s->pg) {
+        if (!sq_get_autocommit(s)) sq_exec(s, "ROLLBACK", NULL, NULL, NULL);
+        store_pg_close(s->pg);
     }
     memset(s->token_key, 0, sizeof s->token_key);
     explicit_bzero(&s->pkey, sizeof s->pkey);
@@ -396,6 +405,10 @@ int giz_store_backup(struct giz_store *s, const char *dest_path)
     int src, rc = GIZ_OK;
 
     if (!s || !dest_path) return GIZ_ERR_INVAL;
+    if (s->pg) {
+        snprintf(s->errmsg, sizeof s->errmsg, "backup: the store is PostgreSQL; use pg_dump");
+        return GIZ_ERR_INVAL;
+    }
     store_files_private(dest_path); /* a backup holds the same secrets: 0600 */
     src = sqlite3_open_v2(dest_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (src != SQLITE_OK) {
@@ -444,6 +457,7 @@ int giz_store_set_wal_cb(struct giz_store *s, giz_store_wal_cb cb, void *ud)
     if (!s) return GIZ_ERR_INVAL;
     s->wal_cb = cb;
     s->wal_ud = ud;
+    if (s->pg) return GIZ_OK; /* no WAL to checkpoint: PostgreSQL does its own */
     if (cb)
         sqlite3_wal_hook(s->db, store_wal_hook, s);
     else
@@ -456,6 +470,11 @@ int giz_store_checkpoint(struct giz_store *s, int *wal_frames, int *done)
     int log = 0, ckpt = 0, src;
 
     if (!s) return GIZ_ERR_INVAL;
+    if (s->pg) {
+        if (wal_frames) *wal_frames = 0;
+        if (done) *done = 0;
+        return GIZ_OK;
+    }
     src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &ckpt);
     if (wal_frames) *wal_frames = log;
     if (done) *done = ckpt;

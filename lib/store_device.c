@@ -14,20 +14,20 @@
 #include "giz/util.h"
 #include "store_int.h"
 
-void store__read_device_row(sqlite3_stmt *st, struct giz_device *d)
+void store__read_device_row(sq_stmt *st, struct giz_device *d)
 {
     memset(d, 0, sizeof *d);
     store__col_text(st, 0, d->did, sizeof d->did);
     store__col_text(st, 1, d->product_key, sizeof d->product_key);
     store__col_text(st, 2, d->mac, sizeof d->mac);
-    d->status = sqlite3_column_int(st, 3);
+    d->status = sq_column_int(st, 3);
     store__col_text(st, 4, d->wifi_soft_version, sizeof d->wifi_soft_version);
     store__col_text(st, 5, d->wifi_hard_version, sizeof d->wifi_hard_version);
     store__col_text(st, 6, d->mcu_soft_version, sizeof d->mcu_soft_version);
     store__col_text(st, 7, d->mcu_hard_version, sizeof d->mcu_hard_version);
-    d->online = sqlite3_column_int(st, 8) != 0;
-    d->last_seen = sqlite3_column_int64(st, 9);
-    d->created_at = sqlite3_column_int64(st, 10);
+    d->online = sq_column_int(st, 8) != 0;
+    d->last_seen = sq_column_int64(st, 9);
+    d->created_at = sq_column_int64(st, 10);
 }
 
 int store__device_read(struct giz_store *s, const char *did, struct giz_device *out, char *hash,
@@ -40,7 +40,7 @@ int store__device_read(struct giz_store *s, const char *did, struct giz_device *
 int store__device_read_secret(struct giz_store *s, const char *did, struct giz_device *out,
                               char *hash, size_t hash_cap, char *pcmac)
 {
-    sqlite3_stmt *st = s->st[ST_DEVICE_GET];
+    sq_stmt *st = s->st[ST_DEVICE_GET];
     int src;
 
     if (strlen(did) >= GIZ_DID_SIZE) return GIZ_ERR_NOT_FOUND;
@@ -60,14 +60,14 @@ int store__device_candidates(struct giz_store *s, const char *pk, const char *ma
                              const struct candidate *skip, unsigned nskip, struct candidate *out,
                              unsigned max, unsigned *n)
 {
-    sqlite3_stmt *st = s->st[ST_DEVICE_CANDIDATES];
+    sq_stmt *st = s->st[ST_DEVICE_CANDIDATES];
     int rc = GIZ_OK, src = SQLITE_DONE;
 
     *n = 0;
     store__bind_text(s, st, 1, pk);
     store__bind_text(s, st, 2, mac);
     while (*n < max && (src = store__step(s, st)) == SQLITE_ROW) {
-        const char *did = (const char *)sqlite3_column_text(st, 0);
+        const char *did = (const char *)sq_column_text(st, 0);
         bool seen = false;
         for (unsigned i = 0; did && i < nskip; i++)
             if (strcmp(skip[i].did, did) == 0) seen = true;
@@ -92,7 +92,7 @@ int giz_store_device_list(struct giz_store *s, const char *product_key, bool onl
                           unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud)
 {
     struct giz_device d;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -112,7 +112,7 @@ int giz_store_device_list(struct giz_store *s, const char *product_key, bool onl
 int giz_store_device_count(struct giz_store *s, const char *product_key, bool online_only,
                            int64_t *count)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc = GIZ_OK, src;
 
     if (!s || !count) return GIZ_ERR_INVAL;
@@ -122,7 +122,7 @@ int giz_store_device_count(struct giz_store *s, const char *product_key, bool on
     store__bind_int(s, st, 2, online_only);
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
+        *count = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "counting devices");
     store__reset(s, st);
@@ -132,7 +132,7 @@ int giz_store_device_count(struct giz_store *s, const char *product_key, bool on
 int giz_store_device_set_versions(struct giz_store *s, const char *did, int type,
                                   const char *soft_version, const char *hard_version)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
 
     if (!s || !did || (type != 1 && type != 2)) return GIZ_ERR_INVAL;
@@ -145,13 +145,13 @@ int giz_store_device_set_versions(struct giz_store *s, const char *did, int type
     store__bind_text(s, st, 2, soft_version);
     store__bind_text(s, st, 3, hard_version);
     rc = store__exec(s, st, "updating device versions");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     return rc;
 }
 
 int giz_store_device_set_online(struct giz_store *s, const char *did, bool online, int64_t now)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc;
 
     if (!s || !did) return GIZ_ERR_INVAL;
@@ -160,7 +160,7 @@ int giz_store_device_set_online(struct giz_store *s, const char *did, bool onlin
     store__bind_int(s, st, 2, online ? 1 : 0);
     store__bind_int(s, st, 3, now);
     rc = store__exec(s, st, "updating presence");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     return rc;
 }
 
@@ -173,7 +173,7 @@ int giz_store_device_all_offline(struct giz_store *s)
 int store__device_insert(struct giz_store *s, const char *did, const char *product_key,
                          const char *mac, const char *hash, const char *pcmac, int64_t now)
 {
-    sqlite3_stmt *st = s->st[ST_DEVICE_INSERT];
+    sq_stmt *st = s->st[ST_DEVICE_INSERT];
     int rc = GIZ_OK, src;
 
     store__bind_text(s, st, 1, did);
@@ -193,13 +193,13 @@ int store__device_insert(struct giz_store *s, const char *did, const char *produ
 
 int store__device_disable(struct giz_store *s, const char *did, int64_t now)
 {
-    sqlite3_stmt *st = s->st[ST_DEVICE_DISABLE];
+    sq_stmt *st = s->st[ST_DEVICE_DISABLE];
     int rc;
 
     store__bind_text(s, st, 1, did);
     store__bind_int(s, st, 2, now);
     rc = store__exec(s, st, "disabling device");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_DISABLED;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_DISABLED;
     return rc;
 }
 
@@ -238,9 +238,9 @@ static int admin_change(struct giz_store *s, const char *did, enum store_stmt_id
     if (rc == GIZ_OK)
         kick = when == KICK_ALWAYS || (when == KICK_IF_ACTIVE && d.status == GIZ_DEVICE_ACTIVE);
     if (rc == GIZ_OK && id != ST__COUNT) {
-        sqlite3_stmt *st = s->st[id];
+        sq_stmt *st = s->st[id];
         store__bind_text(s, st, 1, did);
-        if (sqlite3_bind_parameter_count(st) >= 2) store__bind_int(s, st, 2, now);
+        if (sq_bind_parameter_count(st) >= 2) store__bind_int(s, st, 2, now);
         rc = store__exec(s, st, "changing device status");
     }
     if (rc == GIZ_OK && kick) rc = kick_event(s, &d, now);
@@ -270,15 +270,15 @@ int giz_store_device_kick(struct giz_store *s, const char *did)
 int giz_store_device_admin_state(struct giz_store *s, const char *did, bool *admin_disabled,
                                  int64_t *disabled_at)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !did || !admin_disabled || !disabled_at) return GIZ_ERR_INVAL;
     st = s->st[ST_DEVICE_ADMIN_STATE];
     store__bind_text(s, st, 1, did);
     src = store__step(s, st);
-    *admin_disabled = src == SQLITE_ROW && sqlite3_column_int(st, 0) != 0;
-    *disabled_at = src == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    *admin_disabled = src == SQLITE_ROW && sq_column_int(st, 0) != 0;
+    *disabled_at = src == SQLITE_ROW ? sq_column_int64(st, 1) : 0;
     return store__row_end(s, st, src, "reading device state");
 }
 
@@ -304,7 +304,7 @@ static int uid_collect_cb(const struct giz_binding *b, void *ud)
 /* DELETE FROM <every other table with a did column> WHERE did = ?1. */
 static int delete_did_rows(struct giz_store *s, const char *did)
 {
-    sqlite3_stmt *st = s->st[ST_DEVICE_DID_TABLES];
+    sq_stmt *st = s->st[ST_DEVICE_DID_TABLES];
     char names[32][64];
     unsigned n = 0;
     int src, rc;
@@ -314,15 +314,15 @@ static int delete_did_rows(struct giz_store *s, const char *did)
     rc = store__list_end(s, st, n < 32 ? src : SQLITE_DONE, "listing per-device tables");
     for (unsigned i = 0; rc == GIZ_OK && i < n; i++) {
         char *sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE did = ?1", names[i]);
-        sqlite3_stmt *del = NULL;
+        sq_stmt *del = NULL;
         if (sql == NULL) return GIZ_ERR_NOMEM;
-        src = sqlite3_prepare_v2(s->db, sql, -1, &del, NULL);
+        src = sq_prepare_v2(s, sql, -1, &del, NULL);
         sqlite3_free(sql);
         if (src != SQLITE_OK) return store__db_err(s, src, "deleting per-device rows");
         store__bind_text(s, del, 1, did);
         src = store__step(s, del);
         if (src != SQLITE_DONE) rc = store__db_err(s, src, "deleting per-device rows");
-        sqlite3_finalize(del);
+        sq_finalize(del);
     }
     return rc;
 }
@@ -331,7 +331,7 @@ int giz_store_device_delete(struct giz_store *s, const char *did, unsigned *unbo
 {
     struct giz_device d;
     struct uid_set u = {NULL, 0, 0, false};
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, kind, src;
     int64_t now = store__now_s();
 

@@ -33,7 +33,7 @@ int giz_store_device_info_update(struct giz_store *s, const char *did,
                                  const struct giz_device_info *info, const char *auth_key)
 {
     char digest[AUTH_KEY_DIGEST_SIZE] = "";
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src;
 
     if (!s || !did || !info) return GIZ_ERR_INVAL;
@@ -76,7 +76,7 @@ int giz_store_device_info_update(struct giz_store *s, const char *did,
 static int device_info_read(struct giz_store *s, const char *did, struct giz_device_info *out,
                             char *digest, size_t digest_cap)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc = GIZ_OK, src;
 
     memset(out, 0, sizeof *out);
@@ -94,7 +94,7 @@ static int device_info_read(struct giz_store *s, const char *did, struct giz_dev
         store__col_text(st, 6, out->lan_proto_ver, sizeof out->lan_proto_ver);
         store__col_text(st, 7, digest, digest_cap);
         out->auth_key_set = digest[0] != '\0';
-        out->updated_at = sqlite3_column_int64(st, 8);
+        out->updated_at = sq_column_int64(st, 8);
     } else if (src != SQLITE_DONE) {
         rc = store__db_err(s, src, "reading device details");
     }

@@ -26,23 +26,23 @@ static bool search_text_ok(const char *q)
     " FROM devices WHERE (?1 IS NULL OR product_key = ?1) AND "                                    \
     "(substr(did, 1, length(?2)) = ?2 OR instr(mac, upper(?2)) > 0)"
 
-static void search_finalize(struct giz_store *s, sqlite3_stmt *st)
+static void search_finalize(struct giz_store *s, sq_stmt *st)
 {
     if (st == NULL) return;
     s->bind_rc = SQLITE_OK;
-    sqlite3_finalize(st);
+    sq_finalize(st);
 }
 
 int giz_store_device_search(struct giz_store *s, const char *product_key, const char *q,
                             unsigned limit, unsigned offset, giz_store_device_cb cb, void *ud,
                             int64_t *total)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     struct giz_device d;
     int rc, src;
     if (!s || !q || !cb || !total || !search_text_ok(q)) return GIZ_ERR_INVAL;
     *total = 0;
-    src = sqlite3_prepare_v2(s->db, "SELECT count(*)" SEARCH_WHERE, -1, &st, NULL);
+    src = sq_prepare_v2(s, "SELECT count(*)" SEARCH_WHERE, -1, &st, NULL);
     if (src != SQLITE_OK) {
         st = NULL;
         rc = store__db_err(s, src, "preparing the device search count");
@@ -54,8 +54,8 @@ int giz_store_device_search(struct giz_store *s, const char *product_key, const 
     search_finalize(s, st);
     st = NULL;
     if (rc != GIZ_OK) goto out;
-    src = sqlite3_prepare_v2(
-        s->db, "SELECT " DEVICE_COLS SEARCH_WHERE " ORDER BY rowid LIMIT ?3 OFFSET ?4", -1, &st,
+    src = sq_prepare_v2(
+        s, "SELECT " DEVICE_COLS SEARCH_WHERE " ORDER BY rowid LIMIT ?3 OFFSET ?4", -1, &st,
         NULL);
     if (src != SQLITE_OK) {
         st = NULL;

@@ -39,7 +39,7 @@ static int event_check(const struct giz_event *ev)
 int giz_store_event_append(struct giz_store *s, const struct giz_event *ev, size_t n,
                            int64_t *last_id)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = GIZ_OK, kind = 0;
     bool open = false;
     size_t i;
@@ -63,7 +63,7 @@ int giz_store_event_append(struct giz_store *s, const struct giz_event *ev, size
         store__bind_text(s, st, 5, ev[i].fields ? ev[i].fields : "{}");
         rc = store__exec(s, st, "inserting event");
     }
-    if (rc == GIZ_OK && last_id) *last_id = sqlite3_last_insert_rowid(s->db);
+    if (rc == GIZ_OK && last_id) *last_id = sq_last_insert_rowid(s);
     rc = store__txn_close(s, kind, rc);
     open = false;
 cleanup:
@@ -80,7 +80,7 @@ int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
         "'kind', kind, 'did', did, 'source', source), fields) FROM events "
         "WHERE id > ?1 AND (?2 IS NULL OR did = ?2) AND (?3 < 0 OR ts >= ?3) "
         "AND (?4 IS NULL OR kind = ?4) ORDER BY id LIMIT ?5";
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     struct giz_event ev;
     unsigned limit;
     int rc, src;
@@ -99,13 +99,13 @@ int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
     store__bind_int(s, st, 5, limit);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&ev, 0, sizeof ev);
-        ev.id = sqlite3_column_int64(st, 0);
+        ev.id = sq_column_int64(st, 0);
         store__col_text(st, 1, ev.did, sizeof ev.did);
-        ev.ts = sqlite3_column_int64(st, 2);
+        ev.ts = sq_column_int64(st, 2);
         store__col_text(st, 3, ev.kind, sizeof ev.kind);
-        ev.source = (const char *)sqlite3_column_text(st, 4);
-        ev.fields = (const char *)sqlite3_column_text(st, 5);
-        ev.json = (const char *)sqlite3_column_text(st, 6);
+        ev.source = (const char *)sq_column_text(st, 4);
+        ev.fields = (const char *)sq_column_text(st, 5);
+        ev.json = (const char *)sq_column_text(st, 6);
         if (!ev.source || !ev.fields || !ev.json) {
             src = SQLITE_NOMEM;
             break;
@@ -124,13 +124,13 @@ int giz_store_event_list(struct giz_store *s, const struct giz_event_query *q,
 static int ev_scalar(struct giz_store *s, const char *sql, int64_t a, int64_t *out,
                      const char *what)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = store__prepare(s, sql, &st, what), src;
     if (rc) return rc;
-    if (sqlite3_bind_parameter_count(st) >= 1) store__bind_int(s, st, 1, a);
+    if (sq_bind_parameter_count(st) >= 1) store__bind_int(s, st, 1, a);
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *out = sqlite3_column_int64(st, 0);
+        *out = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src == SQLITE_DONE ? SQLITE_ERROR : src, what);
     store__finalize(s, st);
@@ -149,7 +149,7 @@ int giz_store_event_last_id(struct giz_store *s, int64_t *id)
 
 int giz_store_event_dropped(struct giz_store *s, const char *did, const char *source, int64_t *n)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !n || (did && !store__fits(did, GIZ_DID_SIZE)) || (source && !source_ok(source)))
         return GIZ_ERR_INVAL;
@@ -164,7 +164,7 @@ int giz_store_event_dropped(struct giz_store *s, const char *did, const char *so
     store__bind_text(s, st, 2, source);
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
+        *n = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "counting dropped events");
     store__finalize(s, st);
@@ -176,17 +176,17 @@ int giz_store_event_dropped(struct giz_store *s, const char *did, const char *so
 static int ev_exec_sql(struct giz_store *s, const char *sql, int64_t a, int64_t b, const char *t1,
                        const char *t2, const char *what, int64_t *changes)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc = store__prepare(s, sql, &st, what);
     int np;
     if (rc) return rc;
-    np = sqlite3_bind_parameter_count(st);
+    np = sq_bind_parameter_count(st);
     if (np >= 1) store__bind_int(s, st, 1, a);
     if (np >= 2) store__bind_int(s, st, 2, b);
     if (np >= 3) store__bind_text(s, st, 3, t1);
     if (np >= 4) store__bind_text(s, st, 4, t2);
     rc = store__exec(s, st, what);
-    if (rc == GIZ_OK && changes) *changes += sqlite3_changes64(s->db);
+    if (rc == GIZ_OK && changes) *changes += sq_changes(s);
     store__finalize(s, st);
     return rc;
 }

@@ -33,15 +33,15 @@ void store__set_err(struct giz_error *err, int code, const char *text)
 int store__db_err(struct giz_store *s, int rc, const char *what)
 {
     snprintf(s->errmsg, sizeof s->errmsg, "%s: %s (%s)", what, sqlite3_errstr(rc),
-             sqlite3_errmsg(s->db));
+             sq_errmsg(s));
     giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
     return (rc & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
 }
 
-void store__reset(struct giz_store *s, sqlite3_stmt *st)
+void store__reset(struct giz_store *s, sq_stmt *st)
 {
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    sq_reset(st);
+    sq_clear_bindings(st);
     s->bind_rc = SQLITE_OK;
 }
 
@@ -50,32 +50,32 @@ void store__bind_note(struct giz_store *s, int rc)
     if (rc != SQLITE_OK && s->bind_rc == SQLITE_OK) s->bind_rc = rc;
 }
 
-void store__bind_text(struct giz_store *s, sqlite3_stmt *st, int i, const char *v)
+void store__bind_text(struct giz_store *s, sq_stmt *st, int i, const char *v)
 {
     store__bind_note(s,
-                     v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i));
+                     v ? sq_bind_text(st, i, v, -1, SQLITE_STATIC) : sq_bind_null(st, i));
 }
 
-void store__bind_textn(struct giz_store *s, sqlite3_stmt *st, int i, const char *v, size_t n)
+void store__bind_textn(struct giz_store *s, sq_stmt *st, int i, const char *v, size_t n)
 {
-    store__bind_note(s, sqlite3_bind_text(st, i, n ? v : "", (int)n, SQLITE_STATIC));
+    store__bind_note(s, sq_bind_text(st, i, n ? v : "", (int)n, SQLITE_STATIC));
 }
 
-void store__bind_int(struct giz_store *s, sqlite3_stmt *st, int i, int64_t v)
+void store__bind_int(struct giz_store *s, sq_stmt *st, int i, int64_t v)
 {
-    store__bind_note(s, sqlite3_bind_int64(st, i, v));
+    store__bind_note(s, sq_bind_int64(st, i, v));
 }
 
 /* Steps st after checking the binds; returns the SQLite code. */
-int store__step(struct giz_store *s, sqlite3_stmt *st)
+int store__step(struct giz_store *s, sq_stmt *st)
 {
-    int rc = s->bind_rc != SQLITE_OK ? s->bind_rc : sqlite3_step(st);
+    int rc = s->bind_rc != SQLITE_OK ? s->bind_rc : sq_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) s->last_rc = rc;
     return rc;
 }
 
 /* Runs a statement expected to produce no rows, then resets it. */
-int store__exec(struct giz_store *s, sqlite3_stmt *st, const char *what)
+int store__exec(struct giz_store *s, sq_stmt *st, const char *what)
 {
     int rc = store__step(s, st), ret = GIZ_OK;
     if (rc != SQLITE_DONE) ret = store__db_err(s, rc, what);
@@ -83,10 +83,10 @@ int store__exec(struct giz_store *s, sqlite3_stmt *st, const char *what)
     return ret;
 }
 
-void store__col_text(sqlite3_stmt *st, int i, char *buf, size_t cap)
+void store__col_text(sq_stmt *st, int i, char *buf, size_t cap)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    const unsigned char *t = sq_column_text(st, i);
+    size_t n = t ? (size_t)sq_column_bytes(st, i) : 0;
     if (n >= cap) n = cap - 1;
     if (n) memcpy(buf, t, n);
     buf[n] = '\0';
@@ -103,7 +103,7 @@ bool store__fits(const char *v, size_t cap)
  * caller already opened one with giz_store_begin(). */
 int store__txn_open(struct giz_store *s, int *kind)
 {
-    if (sqlite3_get_autocommit(s->db)) {
+    if (sq_get_autocommit(s)) {
         *kind = TXN_TOP;
         return store__exec(s, s->st[ST_BEGIN], "BEGIN IMMEDIATE");
     }
@@ -113,7 +113,7 @@ int store__txn_open(struct giz_store *s, int *kind)
 
 void store__txn_abort(struct giz_store *s, int kind)
 {
-    if (sqlite3_get_autocommit(s->db)) return; /* SQLite already rolled back */
+    if (sq_get_autocommit(s)) return; /* SQLite already rolled back */
     if (kind == TXN_TOP) {
         store__exec(s, s->st[ST_ROLLBACK], "ROLLBACK");
     } else {
@@ -137,7 +137,7 @@ int store__txn_close(struct giz_store *s, int kind, int rc)
 int giz_store_begin(struct giz_store *s)
 {
     if (!s) return GIZ_ERR_INVAL;
-    if (!sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    if (!sq_get_autocommit(s)) return GIZ_ERR_INVAL;
     return store__exec(s, s->st[ST_BEGIN], "BEGIN IMMEDIATE");
 }
 
@@ -145,7 +145,7 @@ int giz_store_commit(struct giz_store *s)
 {
     int rc;
     if (!s) return GIZ_ERR_INVAL;
-    if (sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    if (sq_get_autocommit(s)) return GIZ_ERR_INVAL;
     rc = store__exec(s, s->st[ST_COMMIT], "COMMIT");
     if (rc) store__txn_abort(s, TXN_TOP);
     return rc;
@@ -154,7 +154,7 @@ int giz_store_commit(struct giz_store *s)
 int giz_store_rollback(struct giz_store *s)
 {
     if (!s) return GIZ_ERR_INVAL;
-    if (sqlite3_get_autocommit(s->db)) return GIZ_ERR_INVAL;
+    if (sq_get_autocommit(s)) return GIZ_ERR_INVAL;
     return store__exec(s, s->st[ST_ROLLBACK], "ROLLBACK");
 }
 
@@ -165,15 +165,15 @@ const char *giz_store_errmsg(struct giz_store *s)
 }
 
 /* Refuses re-entrant use of a list statement from inside its own callback. */
-int store__list_guard(struct giz_store *s, sqlite3_stmt *st)
+int store__list_guard(struct giz_store *s, sq_stmt *st)
 {
-    if (!sqlite3_stmt_busy(st)) return GIZ_OK;
+    if (!sq_stmt_busy(st)) return GIZ_OK;
     snprintf(s->errmsg, sizeof s->errmsg, "list function called from its own callback");
     giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
     return GIZ_ERR_INVAL;
 }
 
-int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what)
+int store__list_end(struct giz_store *s, sq_stmt *st, int src, const char *what)
 {
     int rc = GIZ_OK;
     if (src != SQLITE_ROW && src != SQLITE_DONE) rc = store__db_err(s, src, what);
@@ -181,7 +181,7 @@ int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *
     return rc;
 }
 
-int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what)
+int store__row_end(struct giz_store *s, sq_stmt *st, int src, const char *what)
 {
     int rc = GIZ_OK;
     if (src == SQLITE_DONE)
@@ -192,21 +192,21 @@ int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *w
     return rc;
 }
 
-int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what)
+int store__row_exists(struct giz_store *s, sq_stmt *st, const char *what)
 {
     return store__row_end(s, st, store__step(s, st), what);
 }
 
-int store__count(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *out)
+int store__count(struct giz_store *s, sq_stmt *st, const char *what, int64_t *out)
 {
     int src = store__step(s, st);
-    *out = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *out = src == SQLITE_ROW ? sq_column_int64(st, 0) : 0;
     return store__row_end(s, st, src, what);
 }
 
-int store__prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what)
+int store__prepare(struct giz_store *s, const char *sql, sq_stmt **st, const char *what)
 {
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    int rc = sq_prepare_v2(s, sql, -1, st, NULL);
     if (rc != SQLITE_OK) {
         *st = NULL;
         return store__db_err(s, rc, what);
@@ -214,9 +214,9 @@ int store__prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, cons
     return GIZ_OK;
 }
 
-void store__finalize(struct giz_store *s, sqlite3_stmt *st)
+void store__finalize(struct giz_store *s, sq_stmt *st)
 {
     if (st == NULL) return;
     s->bind_rc = SQLITE_OK;
-    sqlite3_finalize(st);
+    sq_finalize(st);
 }

@@ -11,25 +11,25 @@
 
 /* ---- firmware ------------------------------------------------------------ */
 
-static void read_firmware(sqlite3_stmt *st, struct giz_firmware *f)
+static void read_firmware(sq_stmt *st, struct giz_firmware *f)
 {
     memset(f, 0, sizeof *f);
-    f->id = sqlite3_column_int64(st, 0);
+    f->id = sq_column_int64(st, 0);
     store__col_text(st, 1, f->product_key, sizeof f->product_key);
-    f->type = sqlite3_column_int(st, 2);
+    f->type = sq_column_int(st, 2);
     store__col_text(st, 3, f->soft_version, sizeof f->soft_version);
     store__col_text(st, 4, f->hard_version, sizeof f->hard_version);
     store__col_text(st, 5, f->url, sizeof f->url);
     store__col_text(st, 6, f->file_path, sizeof f->file_path);
     store__col_text(st, 7, f->md5, sizeof f->md5);
     store__col_text(st, 8, f->filename, sizeof f->filename);
-    f->size = sqlite3_column_int64(st, 9);
-    f->created_at = sqlite3_column_int64(st, 10);
+    f->size = sq_column_int64(st, 9);
+    f->created_at = sq_column_int64(st, 10);
 }
 
 int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, src;
     int64_t now = store__now_s();
 
@@ -54,7 +54,7 @@ int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
     store__bind_int(s, st, 10, now);
     src = store__step(s, st);
     if (src == SQLITE_DONE) {
-        fw->id = sqlite3_last_insert_rowid(s->db);
+        fw->id = sq_last_insert_rowid(s);
         fw->created_at = now;
         rc = GIZ_OK;
     } else if (src == SQLITE_CONSTRAINT_FOREIGNKEY) {
@@ -66,7 +66,7 @@ int giz_store_firmware_insert(struct giz_store *s, struct giz_firmware *fw)
     return rc;
 }
 
-static int firmware_one(struct giz_store *s, sqlite3_stmt *st, struct giz_firmware *out)
+static int firmware_one(struct giz_store *s, sq_stmt *st, struct giz_firmware *out)
 {
     int src = store__step(s, st);
     if (src == SQLITE_ROW) read_firmware(st, out);
@@ -75,7 +75,7 @@ static int firmware_one(struct giz_store *s, sqlite3_stmt *st, struct giz_firmwa
 
 int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s || !out) return GIZ_ERR_INVAL;
     st = s->st[ST_FW_GET];
     store__bind_int(s, st, 1, id);
@@ -85,7 +85,7 @@ int giz_store_firmware_get(struct giz_store *s, int64_t id, struct giz_firmware 
 int giz_store_firmware_latest(struct giz_store *s, const char *product_key, int type,
                               const char *hard_version, struct giz_firmware *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s || !product_key || !out) return GIZ_ERR_INVAL;
     st = s->st[ST_FW_LATEST];
     store__bind_text(s, st, 1, product_key);
@@ -98,7 +98,7 @@ int giz_store_firmware_list(struct giz_store *s, const char *product_key, giz_st
                             void *ud)
 {
     struct giz_firmware f;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -116,7 +116,7 @@ int giz_store_firmware_find(struct giz_store *s, const char *product_key, int ty
                             const char *soft_version, const char *hard_version,
                             struct giz_firmware *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s || !product_key || !soft_version || !out) return GIZ_ERR_INVAL;
     st = s->st[ST_FW_FIND];
     store__bind_text(s, st, 1, product_key);
@@ -130,7 +130,7 @@ int giz_store_firmware_page(struct giz_store *s, const char *product_key, unsign
                             unsigned offset, giz_store_firmware_cb cb, void *ud)
 {
     struct giz_firmware f;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -148,7 +148,7 @@ int giz_store_firmware_page(struct giz_store *s, const char *product_key, unsign
 
 int giz_store_firmware_count(struct giz_store *s, const char *product_key, int64_t *count)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s || !count) return GIZ_ERR_INVAL;
     st = s->st[ST_FW_COUNT];
     store__bind_text(s, st, 1, product_key);
@@ -158,7 +158,7 @@ int giz_store_firmware_count(struct giz_store *s, const char *product_key, int64
 int giz_store_firmware_delete(struct giz_store *s, int64_t id, struct giz_firmware *out)
 {
     struct giz_firmware f;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc, kind, src;
 
     if (!s) return GIZ_ERR_INVAL;

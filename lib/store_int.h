@@ -26,6 +26,7 @@
 
 #include <sqlite3.h>
 
+#include "store_sq.h"
 #include "giz/crypto.h"
 #include "giz/log.h"
 #include "giz/store.h"
@@ -223,8 +224,9 @@ enum store_stmt_id {
 /* ---- the handle ----------------------------------------------------------- */
 
 struct giz_store {
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
+    sqlite3 *db;         /* the SQLite backend, or NULL */
+    struct store_pg *pg; /* the PostgreSQL backend (store_pg.c), or NULL */
+    sq_stmt *st[ST__COUNT];
     int bind_rc; /* first failed bind since the last reset */
     int last_rc; /* extended code of the last failed step */
     int schema_version;
@@ -260,40 +262,40 @@ void store__set_err(struct giz_error *err, int code, const char *text);
  * GIZ_ERR_NOMEM for SQLITE_NOMEM, GIZ_ERR_DB otherwise. */
 int store__db_err(struct giz_store *s, int rc, const char *what);
 /* Resets st and clears its bindings and the remembered bind failure. */
-void store__reset(struct giz_store *s, sqlite3_stmt *st);
+void store__reset(struct giz_store *s, sq_stmt *st);
 /* Binds; the first failure is remembered and returned by store__step. A
  * NULL text binds NULL; textn binds n bytes (SQLITE_STATIC: v must outlive
  * the step). */
 void store__bind_note(struct giz_store *s, int rc);
-void store__bind_text(struct giz_store *s, sqlite3_stmt *st, int i, const char *v);
-void store__bind_textn(struct giz_store *s, sqlite3_stmt *st, int i, const char *v, size_t n);
-void store__bind_int(struct giz_store *s, sqlite3_stmt *st, int i, int64_t v);
+void store__bind_text(struct giz_store *s, sq_stmt *st, int i, const char *v);
+void store__bind_textn(struct giz_store *s, sq_stmt *st, int i, const char *v, size_t n);
+void store__bind_int(struct giz_store *s, sq_stmt *st, int i, int64_t v);
 /* A one-off statement (not in the statement table): prepares sql into *st
  * (NULL on failure) and returns GIZ_OK or the store__db_err code;
  * store__finalize (NULL allowed) clears the remembered bind failure. */
-int store__prepare(struct giz_store *s, const char *sql, sqlite3_stmt **st, const char *what);
-void store__finalize(struct giz_store *s, sqlite3_stmt *st);
+int store__prepare(struct giz_store *s, const char *sql, sq_stmt **st, const char *what);
+void store__finalize(struct giz_store *s, sq_stmt *st);
 /* Steps st after checking the binds; returns the SQLite code. */
-int store__step(struct giz_store *s, sqlite3_stmt *st);
+int store__step(struct giz_store *s, sq_stmt *st);
 /* Runs a statement expected to produce no rows, then resets it. GIZ_OK or
  * the store__db_err code. */
-int store__exec(struct giz_store *s, sqlite3_stmt *st, const char *what);
+int store__exec(struct giz_store *s, sq_stmt *st, const char *what);
 /* Copies column i as text into buf (truncated to cap - 1, NUL-terminated). */
-void store__col_text(sqlite3_stmt *st, int i, char *buf, size_t cap);
+void store__col_text(sq_stmt *st, int i, char *buf, size_t cap);
 /* true if v is non-NULL and NUL-terminated within cap bytes. */
 bool store__fits(const char *v, size_t cap);
 /* Refuses re-entrant use of a list statement from inside its own callback. */
-int store__list_guard(struct giz_store *s, sqlite3_stmt *st);
+int store__list_guard(struct giz_store *s, sq_stmt *st);
 /* Ends a list loop on the last step's code src: GIZ_OK (SQLITE_ROW: the
  * callback stopped it, or SQLITE_DONE) or the store__db_err code; resets st. */
-int store__list_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what);
+int store__list_end(struct giz_store *s, sq_stmt *st, int src, const char *what);
 /* Ends a one-row read: GIZ_OK (SQLITE_ROW), GIZ_ERR_NOT_FOUND (SQLITE_DONE)
  * or the store__db_err code; resets st. */
-int store__row_end(struct giz_store *s, sqlite3_stmt *st, int src, const char *what);
+int store__row_end(struct giz_store *s, sq_stmt *st, int src, const char *what);
 /* Steps a SELECT 1 and resets: GIZ_OK (a row), GIZ_ERR_NOT_FOUND or an error. */
-int store__row_exists(struct giz_store *s, sqlite3_stmt *st, const char *what);
+int store__row_exists(struct giz_store *s, sq_stmt *st, const char *what);
 /* Steps a SELECT count(*) (binds done) into *out and resets: GIZ_OK or an error. */
-int store__count(struct giz_store *s, sqlite3_stmt *st, const char *what, int64_t *out);
+int store__count(struct giz_store *s, sq_stmt *st, const char *what, int64_t *out);
 /* Write transaction: BEGIN IMMEDIATE, or a savepoint when the caller opened
  * one with giz_store_begin(); *kind says which. store__txn_close commits
  * (rc == GIZ_OK) or rolls back and returns rc or the commit error. */
@@ -304,7 +306,7 @@ int store__txn_close(struct giz_store *s, int kind, int rc);
 /* ---- store_device.c ------------------------------------------------------- */
 
 /* Fills *d from a DEVICE_COLS row. */
-void store__read_device_row(sqlite3_stmt *st, struct giz_device *d);
+void store__read_device_row(sq_stmt *st, struct giz_device *d);
 /* Reads one device: GIZ_OK, GIZ_ERR_NOT_FOUND or an error. _secret also
  * copies its passcode hash (hash_cap bytes) and keyed verifier (pcmac,
  * GIZ_PASSCODE_MAC_STR_MAX bytes; "" if none) when hash != NULL. */

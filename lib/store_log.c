@@ -16,7 +16,7 @@ int giz_store_log_insert(struct giz_store *s, const char *did, int level, const 
                          size_t tags_len, const char *source, size_t source_len,
                          const char *content, size_t content_len, int64_t ts)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !did || strlen(did) >= GIZ_DID_SIZE || level < 1 || level > 3) return GIZ_ERR_INVAL;
     if ((!tags && tags_len) || (!source && source_len) || (!content && content_len))
@@ -34,20 +34,20 @@ int giz_store_log_insert(struct giz_store *s, const char *did, int level, const 
 }
 
 /* Calls cb for each row of a LOG_LIST / LOG_PAGE statement (binds done). */
-static int log_rows(struct giz_store *s, sqlite3_stmt *st, giz_store_log_cb cb, void *ud)
+static int log_rows(struct giz_store *s, sq_stmt *st, giz_store_log_cb cb, void *ud)
 {
     struct giz_device_log l;
     int src;
 
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&l, 0, sizeof l);
-        l.id = sqlite3_column_int64(st, 0);
+        l.id = sq_column_int64(st, 0);
         store__col_text(st, 1, l.did, sizeof l.did);
-        l.level = sqlite3_column_int(st, 2);
-        l.tags = (const char *)sqlite3_column_text(st, 3);
-        l.source = (const char *)sqlite3_column_text(st, 4);
-        l.content = (const char *)sqlite3_column_text(st, 5);
-        l.ts = sqlite3_column_int64(st, 6);
+        l.level = sq_column_int(st, 2);
+        l.tags = (const char *)sq_column_text(st, 3);
+        l.source = (const char *)sq_column_text(st, 4);
+        l.content = (const char *)sq_column_text(st, 5);
+        l.ts = sq_column_int64(st, 6);
         if (!l.tags || !l.source || !l.content) {
             src = SQLITE_NOMEM;
             break;
@@ -60,7 +60,7 @@ static int log_rows(struct giz_store *s, sqlite3_stmt *st, giz_store_log_cb cb, 
 int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int64_t before_id,
                        giz_store_log_cb cb, void *ud)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !did || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_LOG_LIST];
@@ -74,7 +74,7 @@ int giz_store_log_list(struct giz_store *s, const char *did, unsigned limit, int
 int giz_store_log_page(struct giz_store *s, const char *did, unsigned limit, unsigned offset,
                        int64_t before_id, giz_store_log_cb cb, void *ud)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !did || !cb) return GIZ_ERR_INVAL;
     st = s->st[ST_LOG_PAGE];
@@ -88,7 +88,7 @@ int giz_store_log_page(struct giz_store *s, const char *did, unsigned limit, uns
 
 int giz_store_log_count(struct giz_store *s, const char *did, int64_t before_id, int64_t *count)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
 
     if (!s || !did || !count) return GIZ_ERR_INVAL;
     st = s->st[ST_LOG_COUNT];
@@ -99,7 +99,7 @@ int giz_store_log_count(struct giz_store *s, const char *did, int64_t before_id,
 
 int giz_store_log_prune(struct giz_store *s, unsigned keep)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int64_t max_id = 0;
     int rc, src;
     if (!s) return GIZ_ERR_INVAL;
@@ -107,7 +107,7 @@ int giz_store_log_prune(struct giz_store *s, unsigned keep)
      * be over `keep`: one index walk each instead of a scan of every log. */
     st = s->st[ST_LOG_MAX_ID];
     src = store__step(s, st);
-    if (src == SQLITE_ROW) max_id = sqlite3_column_int64(st, 0);
+    if (src == SQLITE_ROW) max_id = sq_column_int64(st, 0);
     rc = src == SQLITE_ROW ? GIZ_OK : store__db_err(s, src, "reading the newest device log");
     store__reset(s, st);
     if (rc != GIZ_OK) return rc;

@@ -12,7 +12,7 @@
 int store__outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, int64_t now,
                          int64_t *id_out)
 {
-    sqlite3_stmt *st = s->st[ST_OUTBOX_INSERT];
+    sq_stmt *st = s->st[ST_OUTBOX_INSERT];
     int rc;
 
     store__bind_int(s, st, 1, it->kind);
@@ -26,9 +26,9 @@ int store__outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, 
     store__bind_int(s, st, 9, now);
     store__bind_text(s, st, 10, it->client_id);
     store__bind_note(s,
-                     sqlite3_bind_blob(st, 11, it->payload, (int)it->payload_len, SQLITE_STATIC));
+                     sq_bind_blob(st, 11, it->payload, (int)it->payload_len, SQLITE_STATIC));
     rc = store__exec(s, st, "inserting outbox item");
-    if (rc == GIZ_OK && id_out) *id_out = sqlite3_last_insert_rowid(s->db);
+    if (rc == GIZ_OK && id_out) *id_out = sq_last_insert_rowid(s);
     return rc;
 }
 
@@ -52,7 +52,7 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
                            giz_store_outbox_cb cb, void *ud)
 {
     struct giz_outbox_item it;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -62,19 +62,19 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
     store__bind_int(s, st, 2, max ? (int64_t)max : -1);
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         memset(&it, 0, sizeof it);
-        it.id = sqlite3_column_int64(st, 0);
-        it.kind = sqlite3_column_int(st, 1);
+        it.id = sq_column_int64(st, 0);
+        it.kind = sq_column_int(st, 1);
         store__col_text(st, 2, it.did, sizeof it.did);
         store__col_text(st, 3, it.product_key, sizeof it.product_key);
         store__col_text(st, 4, it.uid, sizeof it.uid);
-        it.fw_type = sqlite3_column_int(st, 5);
-        it.ota_version = sqlite3_column_int(st, 6);
-        it.fid = sqlite3_column_int64(st, 7);
+        it.fw_type = sq_column_int(st, 5);
+        it.ota_version = sq_column_int(st, 6);
+        it.fid = sq_column_int64(st, 7);
         store__col_text(st, 8, it.url, sizeof it.url);
-        it.created_at = sqlite3_column_int64(st, 9);
+        it.created_at = sq_column_int64(st, 9);
         store__col_text(st, 10, it.client_id, sizeof it.client_id);
-        int plen = sqlite3_column_bytes(st, 11);
-        const void *p = sqlite3_column_blob(st, 11);
+        int plen = sq_column_bytes(st, 11);
+        const void *p = sq_column_blob(st, 11);
         if (p != NULL && plen > 0 && (unsigned)plen <= GIZ_OUTBOX_PAYLOAD_MAX) {
             memcpy(it.payload, p, (size_t)plen);
             it.payload_len = (uint32_t)plen;
@@ -86,7 +86,7 @@ int giz_store_outbox_fetch(struct giz_store *s, int64_t after_id, unsigned max,
 
 int giz_store_outbox_last_id(struct giz_store *s, int64_t *id)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int rc = GIZ_OK, src;
 
     if (!s || !id) return GIZ_ERR_INVAL;
@@ -94,7 +94,7 @@ int giz_store_outbox_last_id(struct giz_store *s, int64_t *id)
     st = s->st[ST_OUTBOX_LAST];
     src = store__step(s, st);
     if (src == SQLITE_ROW)
-        *id = sqlite3_column_int64(st, 0);
+        *id = sq_column_int64(st, 0);
     else
         rc = store__db_err(s, src, "reading outbox last id");
     store__reset(s, st);
@@ -103,7 +103,7 @@ int giz_store_outbox_last_id(struct giz_store *s, int64_t *id)
 
 int giz_store_outbox_prune(struct giz_store *s, int64_t older_than)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     if (!s) return GIZ_ERR_INVAL;
     st = s->st[ST_OUTBOX_PRUNE];
     store__bind_int(s, st, 1, older_than);

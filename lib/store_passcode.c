@@ -37,7 +37,7 @@ static void pcmac_upgrade(struct giz_store *s, const char *did, const char *pass
                           const char *hash)
 {
     char pcmac[GIZ_PASSCODE_MAC_STR_MAX];
-    sqlite3_stmt *st = s->st[ST_DEVICE_SET_PCMAC];
+    sq_stmt *st = s->st[ST_DEVICE_SET_PCMAC];
     int src;
 
     if (giz_passcode_mac(&s->pkey, did, passcode, pcmac, sizeof pcmac) != GIZ_OK) return;
@@ -192,7 +192,7 @@ int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why
     if (why && why_cap) why[0] = '\0';
     if (!s) return GIZ_ERR_INVAL;
     if (!path || !path[0]) {
-        const char *db = sqlite3_db_filename(s->db, "main");
+        const char *db = (s->db ? sqlite3_db_filename(s->db, "main") : NULL);
         rc = giz_store_passcode_key_default(db ? db : "", def, sizeof def);
         if (rc) {
             if (why && why_cap)
@@ -206,7 +206,7 @@ int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why
     {
         /* A new key file is group-readable only if the database is (a group
          * shared by the GService and the broker). */
-        const char *db = sqlite3_db_filename(s->db, "main");
+        const char *db = (s->db ? sqlite3_db_filename(s->db, "main") : NULL);
         struct stat st;
         bool group_read = db && db[0] && stat(db, &st) == 0 && (st.st_mode & S_IRGRP);
         rc = giz_passcode_key_load(path, group_read, &k, why, why_cap);

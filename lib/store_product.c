@@ -13,19 +13,19 @@
 
 /* ---- products ------------------------------------------------------------ */
 
-static void read_product(sqlite3_stmt *st, struct giz_product *p)
+static void read_product(sq_stmt *st, struct giz_product *p)
 {
     memset(p, 0, sizeof *p);
     store__col_text(st, 0, p->product_key, sizeof p->product_key);
     store__col_text(st, 1, p->product_secret, sizeof p->product_secret);
     store__col_text(st, 2, p->name, sizeof p->name);
-    p->created_at = sqlite3_column_int64(st, 3);
+    p->created_at = sq_column_int64(st, 3);
 }
 
 /* Inserts a filled product row; GIZ_ERR_EXISTS if the key is taken. */
 static int product_insert(struct giz_store *s, const struct giz_product *p)
 {
-    sqlite3_stmt *st = s->st[ST_PRODUCT_INSERT];
+    sq_stmt *st = s->st[ST_PRODUCT_INSERT];
     int rc = GIZ_OK, src;
 
     store__bind_text(s, st, 1, p->product_key);
@@ -89,7 +89,7 @@ int giz_store_product_import(struct giz_store *s, const char *name, const char *
 
 int giz_store_product_get(struct giz_store *s, const char *product_key, struct giz_product *out)
 {
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !product_key || !out) return GIZ_ERR_INVAL;
@@ -103,7 +103,7 @@ int giz_store_product_get(struct giz_store *s, const char *product_key, struct g
 int giz_store_product_list(struct giz_store *s, giz_store_product_cb cb, void *ud)
 {
     struct giz_product p;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;
@@ -120,7 +120,7 @@ int giz_store_product_page(struct giz_store *s, unsigned limit, unsigned offset,
                            giz_store_product_cb cb, void *ud)
 {
     struct giz_product p;
-    sqlite3_stmt *st;
+    sq_stmt *st;
     int src;
 
     if (!s || !cb) return GIZ_ERR_INVAL;

@@ -14,7 +14,7 @@
 
 int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t now_ms)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc;
     if (!s || !text || strnlen(text, GIZ_BROKER_METRICS_MAX + 1) > GIZ_BROKER_METRICS_MAX)
         return GIZ_ERR_INVAL;
@@ -24,14 +24,14 @@ int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t 
     store__bind_text(s, st, 1, text);
     store__bind_int(s, st, 2, now_ms);
     rc = store__exec(s, st, "writing broker metrics");
-    if (rc == GIZ_OK && sqlite3_changes(s->db) == 0) rc = GIZ_ERR_NOT_FOUND;
+    if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     store__finalize(s, st);
     return rc;
 }
 
 int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_ms)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !text) return GIZ_ERR_INVAL;
     *text = NULL;
@@ -40,16 +40,16 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
                         "preparing broker metrics read");
     if (rc) return rc;
     src = store__step(s, st);
-    if (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
-        int n = sqlite3_column_bytes(st, 0);
+    if (src == SQLITE_ROW && sq_column_type(st, 0) == SQLITE_TEXT) {
+        const unsigned char *t = sq_column_text(st, 0);
+        int n = sq_column_bytes(st, 0);
         *text = t ? malloc((size_t)n + 1u) : NULL;
         if (*text == NULL) {
             rc = GIZ_ERR_NOMEM;
         } else {
             memcpy(*text, t, (size_t)n);
             (*text)[n] = '\0';
-            if (at_ms) *at_ms = sqlite3_column_int64(st, 1);
+            if (at_ms) *at_ms = sq_column_int64(st, 1);
         }
     } else if (src == SQLITE_ROW || src == SQLITE_DONE) {
         rc = GIZ_ERR_NOT_FOUND;
@@ -62,7 +62,7 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
 
 int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct giz_device_conn *c)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc;
     if (!s || !c || !store__fits(did, GIZ_DID_SIZE) || !did[0] ||
         !store__fits(c->peer, GIZ_CONN_PEER_SIZE))
@@ -94,7 +94,7 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct
 
 int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc, src;
     if (!s || !out || !store__fits(did, GIZ_DID_SIZE)) return GIZ_ERR_INVAL;
     memset(out, 0, sizeof(*out));
@@ -108,11 +108,11 @@ int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_d
     src = store__step(s, st);
     if (src == SQLITE_ROW) {
         store__col_text(st, 0, out->peer, sizeof(out->peer));
-        out->keepalive = sqlite3_column_int(st, 1);
-        out->keepalive_asked = sqlite3_column_int(st, 2);
-        out->protocol_level = sqlite3_column_int(st, 3);
-        out->clean_session = sqlite3_column_int(st, 4) != 0;
-        out->connected_at_ms = sqlite3_column_int64(st, 5);
+        out->keepalive = sq_column_int(st, 1);
+        out->keepalive_asked = sq_column_int(st, 2);
+        out->protocol_level = sq_column_int(st, 3);
+        out->clean_session = sq_column_int(st, 4) != 0;
+        out->connected_at_ms = sq_column_int64(st, 5);
     } else if (src == SQLITE_DONE) {
         rc = GIZ_ERR_NOT_FOUND;
     } else {
@@ -125,7 +125,7 @@ int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_d
 int giz_store_event_count_pruned(struct giz_store *s, const char *did, const char *source,
                                  int64_t n)
 {
-    sqlite3_stmt *st = NULL;
+    sq_stmt *st = NULL;
     int rc;
     if (!s || !store__fits(did, GIZ_DID_SIZE) || !source ||
         (strcmp(source, "http") != 0 && strcmp(source, "mqtt") != 0) || n < 0)
