@@ -9,7 +9,8 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-dev
   mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
   libmicrohttpd-dev libsqlite3-dev sqlite3 libssl-dev openssl libuv1-dev libcjson-dev
   python3 python3-paho-mqtt python3-yaml curl libcurl4-openssl-dev python3-seccomp wrk valgrind ca-certificates procps
-  clang-format prometheus chromium chromium-driver python3-selenium python3-websocket"
+  clang-format prometheus chromium chromium-driver python3-selenium python3-websocket
+  postgresql libpq-dev"
 
 missing=""
 for p in $PKGS; do
