@@ -359,7 +359,8 @@ int giz_store_open(const char *path, struct giz_store **out, struct giz_error *e
     if (rc) goto cleanup;
 prepare:
     for (int i = 0; i < ST__COUNT; i++) {
-        src = sq_prepare_v3(s, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        src = sq_prepare_slot(s, store_stmt_sql[i], SQLITE_PREPARE_PERSISTENT, &s->st_slot[i]);
+        if (src == SQLITE_OK) s->st[i] = &s->st_slot[i];
         if (src != SQLITE_OK) {
             rc = store__db_err(s, src, "preparing statement");
             store__set_err(err, rc, s->errmsg);
@@ -383,7 +384,7 @@ void giz_store_close(struct giz_store *s)
 {
     if (!s) return;
     for (int i = 0; i < ST__COUNT; i++)
-        sq_finalize(s->st[i]);
+        sq_close_slot(&s->st_slot[i]);
     if (s->db) {
         if (!sq_get_autocommit(s)) sq_exec(s, "ROLLBACK", NULL, NULL, NULL);
         if (sqlite3_close(s->db) != SQLITE_OK)

@@ -224,9 +224,10 @@ enum store_stmt_id {
 /* ---- the handle ----------------------------------------------------------- */
 
 struct giz_store {
-    sqlite3 *db;         /* the SQLite backend, or NULL */
-    struct store_pg *pg; /* the PostgreSQL backend (store_pg.c), or NULL */
-    sq_stmt *st[ST__COUNT];
+    sqlite3 *db;            /* the SQLite backend, or NULL */
+    struct store_pg *pg;    /* the PostgreSQL backend (store_pg.c), or NULL */
+    sq_stmt *st[ST__COUNT]; /* points into st_slot once prepared */
+    sq_stmt st_slot[ST__COUNT];
     int bind_rc; /* first failed bind since the last reset */
     int last_rc; /* extended code of the last failed step */
     int schema_version;

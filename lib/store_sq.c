@@ -41,6 +41,22 @@ int sq_prepare_v3(struct giz_store *s, const char *sql, int n, unsigned flags, s
     return sq_wrap(lite, pg, out);
 }
 
+int sq_prepare_slot(struct giz_store *s, const char *sql, unsigned flags, sq_stmt *slot)
+{
+    slot->lite = NULL;
+    slot->pg = NULL;
+    if (s->pg) return store_pg_prepare(s->pg, sql, -1, &slot->pg);
+    return sqlite3_prepare_v3(s->db, sql, -1, flags, &slot->lite, NULL);
+}
+
+void sq_close_slot(sq_stmt *slot)
+{
+    if (slot->pg) store_pg_finalize(slot->pg);
+    if (slot->lite) sqlite3_finalize(slot->lite);
+    slot->lite = NULL;
+    slot->pg = NULL;
+}
+
 int sq_prepare_v2(struct giz_store *s, const char *sql, int n, sq_stmt **out, const char **tail)
 {
     return sq_prepare_v3(s, sql, n, 0, out, tail);

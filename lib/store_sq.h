@@ -30,6 +30,10 @@ typedef struct sq_stmt {
 int sq_prepare_v2(struct giz_store *s, const char *sql, int n, sq_stmt **out, const char **tail);
 int sq_prepare_v3(struct giz_store *s, const char *sql, int n, unsigned flags, sq_stmt **out,
                   const char **tail);
+/* Prepares into a caller-owned slot (the store's statement table: no
+ * allocation of its own); sq_close_slot releases what it holds. */
+int sq_prepare_slot(struct giz_store *s, const char *sql, unsigned flags, sq_stmt *slot);
+void sq_close_slot(sq_stmt *slot);
 int sq_step(sq_stmt *st);
 int sq_reset(sq_stmt *st);
 int sq_clear_bindings(sq_stmt *st);
