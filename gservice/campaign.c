@@ -410,9 +410,9 @@ static void metrics_snapshot(struct tick *t)
     for (size_t i = 0; i < t->n_live; i++)
         if (t->live[i].c.state >= 0) by_state[t->live[i].c.state]++;
     (void)giz_buf_printf(&b,
-                         "# HELP gizcloud_campaigns_total OTA campaigns created.\n"
-                         "# TYPE gizcloud_campaigns_total gauge\n"
-                         "gizcloud_campaigns_total %" PRId64 "\n"
+                         "# HELP gizcloud_campaigns OTA campaigns in the store (any state).\n"
+                         "# TYPE gizcloud_campaigns gauge\n"
+                         "gizcloud_campaigns %" PRId64 "\n"
                          "# HELP gizcloud_campaigns_live Live OTA campaigns by state.\n"
                          "# TYPE gizcloud_campaigns_live gauge\n",
                          all);

@@ -236,7 +236,7 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "http://127.0.0.
     status, _ = cloud.json("GET", "/admin/ota/campaigns/%d?state=bogus" % cid, admin=True)
     ck.eq(status, 400, "unknown state filter -> 400")
     # metrics and gizctl
-    ck.ok(metric(cloud, "gizcloud_campaigns_total") == 1, "metrics count the campaign")
+    ck.ok(metric(cloud, "gizcloud_campaigns") == 1, "metrics count the campaign")
     rc, out, err = ctl(cloud, "ota", "campaign", "show", cid)
     ck.ok(rc == 0 and "completed" in out and "updated 6" in out and "failed 3" in out,
           "gizctl ota campaign show (%s%s)" % (out[-400:], err[-200:]))
