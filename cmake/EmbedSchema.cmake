@@ -1,5 +1,12 @@
 # Writes OUT, a C file holding every migration in FILES (sorted NNN_name.sql)
-# as { version, name, sql } entries of giz__schema_migrations[].
+# as { version, name, sql } entries of the array TABLE[] with its length in
+# COUNT (defaults: giz__schema_migrations, giz__schema_migration_count; the
+# PostgreSQL folder schema/pg/ passes giz__schema_pg_migrations and
+# giz__schema_pg_migration_count).
+if(NOT TABLE)
+  set(TABLE giz__schema_migrations)
+  set(COUNT giz__schema_migration_count)
+endif()
 set(body "/* Generated from the schema folder by cmake/EmbedSchema.cmake; do not edit. */\n#include \"migrations.h\"\n")
 set(entries "")
 set(count 0)
@@ -10,11 +17,11 @@ foreach(f IN LISTS FILES)
   math(EXPR ver "1${ver} - 1000")
   file(READ ${f} sql HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql "${sql}")
-  string(APPEND body "static const char giz__sql_${count}[] = {${sql}0x00};\n")
-  string(APPEND entries "    {${ver}, \"${name}\", giz__sql_${count}},\n")
+  string(APPEND body "static const char ${TABLE}_sql_${count}[] = {${sql}0x00};\n")
+  string(APPEND entries "    {${ver}, \"${name}\", ${TABLE}_sql_${count}},\n")
   math(EXPR count "${count} + 1")
 endforeach()
-string(APPEND body "const struct giz__migration giz__schema_migrations[] = {\n${entries}};\n")
-string(APPEND body "const unsigned giz__schema_migration_count = ${count};\n")
+string(APPEND body "const struct giz__migration ${TABLE}[] = {\n${entries}};\n")
+string(APPEND body "const unsigned ${COUNT} = ${count};\n")
 file(WRITE ${OUT}.tmp "${body}")
 file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "store_int.h"
+#include "store_pg.h"
 #include "giz/crypto.h"
 
 bool store__passcode_ok(const char *passcode)
@@ -151,6 +152,7 @@ int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap)
     if (!db_path || !out || cap == 0) return GIZ_ERR_INVAL;
     out[0] = '\0';
     if (!db_path[0] || strcmp(db_path, ":memory:") == 0) return GIZ_ERR_INVAL;
+    if (store_pg_is_conninfo(db_path)) return GIZ_ERR_INVAL; /* no folder: name the file */
     slash = strrchr(db_path, '/');
     dir_len = slash ? (size_t)(slash - db_path) : 0;
     if (slash && dir_len == 0) dir_len = 1; /* "/x.db" -> "/" */
@@ -191,6 +193,13 @@ int giz_store_passcode_key_load(struct giz_store *s, const char *path, char *why
 
     if (why && why_cap) why[0] = '\0';
     if (!s) return GIZ_ERR_INVAL;
+    if ((!path || !path[0]) && s->pg) {
+        if (why && why_cap)
+            snprintf(why, why_cap,
+                     "the store is PostgreSQL: name the passcode key file (every GService "
+                     "and broker on the database must share the same key)");
+        return GIZ_ERR_INVAL;
+    }
     if (!path || !path[0]) {
         const char *db = (s->db ? sqlite3_db_filename(s->db, "main") : NULL);
         rc = giz_store_passcode_key_default(db ? db : "", def, sizeof def);

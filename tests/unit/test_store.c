@@ -5,6 +5,11 @@
  * every public function's success and error paths, outbox events written in
  * the same transaction as the change that causes them, secrets never stored
  * in clear, and two connections sharing one file.
+ * With GIZ_TEST_PG_URI set (tests/common/pgserver.py run, the CTest entries
+ * unit_store_pg.<case>) the same cases run on PostgreSQL, each database of a
+ * case a fresh one on that server; cases that test SQLite's files (file
+ * modes, WAL contents, backup, integrity_check, a file shared by processes)
+ * say they skip, or check the PostgreSQL equivalent where there is one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -16,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "giz/crypto.h"
@@ -29,7 +35,47 @@
 #include "test.h"
 
 static char dir[256];
-static char dbpath[300];
+static char dbpath[600];
+/* GIZ_TEST_PG_URI: run on PostgreSQL (NULL: SQLite files in dir). */
+static const char *pg_uri;
+
+/* Prints why part of a case is skipped on PostgreSQL. */
+#define PG_SKIP(what) fprintf(stderr, "SKIP on PostgreSQL: %s\n", what)
+
+/* The database `name` of a case: a file in dir, or (PostgreSQL) a fresh
+ * database on the server, created here, whose URI goes to out. */
+static void db_path(char *out, size_t cap, const char *name)
+{
+    static unsigned seq;
+    char db[64], sql[96];
+    const char *slash;
+    PGconn *c;
+    PGresult *res;
+
+    if (!pg_uri) {
+        snprintf(out, cap, "%s/%s.db", dir, name);
+        return;
+    }
+    snprintf(db, sizeof db, "t_%d_%u_%s", (int)getpid(), seq++, name);
+    c = PQconnectdb(pg_uri);
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    res = PQexec(c, sql);
+    ASSERT_EQ(PQresultStatus(res), PGRES_COMMAND_OK);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) fprintf(stderr, "%s", PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    slash = strrchr(pg_uri, '/');
+    snprintf(out, cap, "%.*s/%s", (int)(slash - pg_uri), pg_uri, db);
+}
+
+/* raw_* on PostgreSQL: one libpq connection per call. */
+static PGresult *pg_raw(const char *uri, const char *sql, PGconn **conn)
+{
+    *conn = PQconnectdb(uri);
+    if (PQstatus(*conn) != CONNECTION_OK) return NULL;
+    return PQexec(*conn, sql);
+}
 /* One verified-passcode cache for every connection this test opens, as the
  * GService's pool shares one (created in main, freed after the last close). */
 static struct giz_pcache *pcache;
@@ -47,6 +93,16 @@ static struct giz_store *open_ok(const char *path)
 
 static int raw_exec(const char *path, const char *sql)
 {
+    if (pg_uri) {
+        PGconn *c;
+        PGresult *r = pg_raw(path, sql, &c);
+        int ok =
+            r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+        if (!ok) fprintf(stderr, "raw_exec: %s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+        return ok ? SQLITE_OK : SQLITE_ERROR;
+    }
     sqlite3 *db = NULL;
     int rc = sqlite3_open(path, &db);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
@@ -56,6 +112,18 @@ static int raw_exec(const char *path, const char *sql)
 
 static long long raw_int(const char *path, const char *sql)
 {
+    if (pg_uri) {
+        PGconn *c;
+        PGresult *r = pg_raw(path, sql, &c);
+        long long v = -1;
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        else
+            fprintf(stderr, "raw_int: %s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+        return v;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     long long v = -1;
@@ -95,6 +163,17 @@ TEST_CASE(migrations)
     /* Reopen: nothing applied twice. */
     s = open_ok(dbpath);
     giz_store_close(s);
+    if (pg_uri) { /* one consolidated file, schema/pg/011_init.sql, so far */
+        ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version"),
+                  giz__schema_pg_migration_count);
+        ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version WHERE version = 11 AND "
+                                  "name = '011_init.sql' AND applied_at > 0"),
+                  1);
+        ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM meta WHERE key = 'token_key' AND "
+                                  "length(value) = 32"),
+                  1);
+        return;
+    }
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version"), MIGRATIONS);
     ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM schema_version WHERE version = 1 AND "
                               "name = '001_init.sql' AND applied_at > 0"),
@@ -110,12 +189,17 @@ TEST_CASE(migrations)
  * brought up to date on open; each migration is stamped once. */
 TEST_CASE(upgrade)
 {
-    char path[320], sql[200];
+    char path[600], sql[200];
     const int latest = giz_store_schema_version_latest();
     struct giz_store *s;
 
     if (latest < 2) {
         fprintf(stderr, "only one migration: upgrade path not exercised\n");
+        return;
+    }
+    if (pg_uri && giz__schema_pg_migration_count < 2) {
+        PG_SKIP("upgrade (schema/pg/ has one consolidated migration: no path to exercise)");
+        ASSERT_TRUE(1);
         return;
     }
     /* What the newest migration creates, so it can be undone. */
@@ -139,7 +223,7 @@ TEST_CASE(upgrade)
     }
     char probe[160];
     snprintf(probe, sizeof probe, "SELECT count(*) FROM sqlite_master WHERE name = '%s'", newest);
-    snprintf(path, sizeof path, "%s/upgrade.db", dir);
+    db_path(path, sizeof path, "upgrade");
     s = open_ok(path);
     giz_store_close(s);
     ASSERT_EQ(raw_int(path, probe), 1);
@@ -159,7 +243,7 @@ TEST_CASE(schema_newer)
     char path[320];
     struct giz_store *s = NULL;
     struct giz_error err;
-    snprintf(path, sizeof path, "%s/newer.db", dir);
+    db_path(path, sizeof path, "newer");
     s = open_ok(path);
     giz_store_close(s);
     ASSERT_EQ(raw_exec(path, "INSERT INTO schema_version(version, name, applied_at) "
@@ -183,6 +267,29 @@ TEST_CASE(open_errors)
     char path[320];
     memset(&err, 0, sizeof err);
     ASSERT_EQ(giz_store_open(NULL, &s, &err), GIZ_ERR_INVAL);
+    if (pg_uri) {
+        /* unreachable server, wrong password, bad URI: clear errors, no password in them */
+        ASSERT_EQ(
+            giz_store_open("postgresql://giz:s3cretPW@127.0.0.1:1/giz?connect_timeout=5", &s, &err),
+            GIZ_ERR_DB);
+        ASSERT_TRUE(s == NULL);
+        ASSERT_TRUE(strstr(err.text, "cannot connect to PostgreSQL") != NULL);
+        ASSERT_TRUE(strstr(err.text, "s3cretPW") == NULL);
+        fprintf(stderr, "unreachable: %s\n", err.text);
+        {
+            char bad[600];
+            const char *at = strchr(pg_uri + 13, '@');
+            snprintf(bad, sizeof bad, "postgresql://gizpg:WrongPw9@%s", at ? at + 1 : "");
+            ASSERT_EQ(giz_store_open(bad, &s, &err), GIZ_ERR_DB);
+            ASSERT_TRUE(strstr(err.text, "WrongPw9") == NULL);
+            ASSERT_TRUE(strstr(err.text, "password authentication failed") != NULL);
+            fprintf(stderr, "wrong password: %s\n", err.text);
+        }
+        ASSERT_EQ(giz_store_open("postgresql://u:p%zzW0rd@[::1/x", &s, &err), GIZ_ERR_DB);
+        ASSERT_TRUE(strstr(err.text, "p%zzW0rd") == NULL);
+        fprintf(stderr, "bad URI: %s\n", err.text);
+        return;
+    }
     snprintf(path, sizeof path, "%s/no/such/dir/x.db", dir);
     ASSERT_EQ(giz_store_open(path, &s, &err), GIZ_ERR_DB);
     ASSERT_TRUE(s == NULL);
@@ -991,6 +1098,11 @@ TEST_CASE(no_clear_secrets)
     char uid[GIZ_UID_SIZE];
     bool created;
 
+    if (pg_uri) {
+        PG_SKIP("no_clear_secrets (greps SQLite's database and WAL files)");
+        ASSERT_TRUE(1);
+        return;
+    }
     snprintf(path, sizeof path, "%s/secrets.db", dir);
     snprintf(wal, sizeof wal, "%s-wal", path);
     s = open_ok(path);
@@ -1021,7 +1133,7 @@ TEST_CASE(two_connections)
     bool created;
     int64_t count = -1, last = -1;
 
-    snprintf(path, sizeof path, "%s/shared.db", dir);
+    db_path(path, sizeof path, "shared");
     a = open_ok(path);
     b = open_ok(path);
     if (!a || !b) goto cleanup;
@@ -1053,8 +1165,13 @@ TEST_CASE(two_connections)
         ASSERT_EQ(giz_store_session_by_token(b, sess.token, 100, &sg), GIZ_OK);
         ASSERT_STREQ(sg.uid, uid);
     }
-    /* Backup while both are open. */
-    {
+    /* Backup while both are open (PostgreSQL: refused, pg_dump's job). */
+    if (pg_uri) {
+        char bpath[340];
+        snprintf(bpath, sizeof bpath, "%s/backup.db", dir);
+        ASSERT_EQ(giz_store_backup(a, bpath), GIZ_ERR_INVAL);
+        ASSERT_TRUE(strstr(giz_store_errmsg(a), "pg_dump") != NULL);
+    } else {
         char bpath[340];
         struct giz_store *c;
         snprintf(bpath, sizeof bpath, "%s/backup.db", dir);
@@ -1086,6 +1203,11 @@ TEST_CASE(two_processes)
     int64_t count = -1, last = -1;
     pid_t pid;
 
+    if (pg_uri) {
+        PG_SKIP("two_processes (two processes on one SQLite file; open_race covers PostgreSQL)");
+        ASSERT_TRUE(1);
+        return;
+    }
     snprintf(path, sizeof path, "%s/procs.db", dir);
     fflush(stderr);
     pid = fork();
@@ -1156,7 +1278,11 @@ TEST_CASE(open_race)
         int gate[2];
         pid_t pids[NPROC];
 
-        snprintf(path, sizeof path, "%s/race%d.db", dir, r);
+        {
+            char name[16];
+            snprintf(name, sizeof name, "race%d", r);
+            db_path(path, sizeof path, name);
+        }
         if (pipe(gate) != 0) {
             ASSERT_TRUE(0);
             return;
@@ -1190,7 +1316,9 @@ TEST_CASE(open_race)
                 bad++;
         }
         if (raw_int(path, "SELECT count(*) FROM products") != NPROC * PRODUCTS) bad++;
-        if (raw_int(path, "SELECT count(*) FROM schema_version") != MIGRATIONS) bad++;
+        if (raw_int(path, "SELECT count(*) FROM schema_version") !=
+            (pg_uri ? (long long)giz__schema_pg_migration_count : MIGRATIONS))
+            bad++;
     }
     ASSERT_EQ(bad, 0);
 }
@@ -1216,7 +1344,7 @@ TEST_CASE(db_error_reporting)
     struct giz_store *s;
     struct log_capture lc;
 
-    snprintf(path, sizeof path, "%s/errors.db", dir);
+    db_path(path, sizeof path, "errors");
     s = open_ok(path);
     if (!s) return;
     ASSERT_STREQ(giz_store_errmsg(s), "");
@@ -1226,10 +1354,12 @@ TEST_CASE(db_error_reporting)
     ASSERT_EQ(giz_store_log_insert(s, "ERRDEVICE0000000000001", 1, "t", 1, "s", 1, "c", 1, 1),
               GIZ_ERR_DB);
     giz_log_set_sink(NULL, NULL);
-    ASSERT_TRUE(strstr(giz_store_errmsg(s), "no such table: device_logs") != NULL);
+    /* PostgreSQL: relation "device_logs" does not exist */
+    const char *missing = pg_uri ? "\"device_logs\" does not exist" : "no such table: device_logs";
+    ASSERT_TRUE(strstr(giz_store_errmsg(s), missing) != NULL);
     ASSERT_TRUE(strstr(giz_store_errmsg(s), "inserting device log") != NULL);
     ASSERT_EQ(lc.lines, 1);
-    ASSERT_TRUE(strstr(lc.last, "no such table: device_logs") != NULL);
+    ASSERT_TRUE(strstr(lc.last, missing) != NULL);
     ASSERT_TRUE(strstr(lc.last, "SQL logic error") != NULL || strstr(lc.last, "error") != NULL);
     fprintf(stderr, "logged: %s\n", lc.last);
     /* The connection stays usable for everything else. */
@@ -1257,6 +1387,15 @@ static char *raw_text(const char *path, const char *sql, char *out, size_t cap)
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     out[0] = '\0';
+    if (pg_uri) {
+        PGconn *c;
+        PGresult *r = pg_raw(path, sql, &c);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+            snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(c);
+        return out;
+    }
     if (sqlite3_open(path, &db) == SQLITE_OK &&
         sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
         sqlite3_column_text(st, 0) != NULL)
@@ -1275,16 +1414,25 @@ TEST_CASE(passcode_verifier)
     bool created = false, slow = true;
     struct stat st;
 
-    snprintf(path, sizeof path, "%s/pcmac.db", dir);
+    db_path(path, sizeof path, "pcmac");
     plain = open_ok(path);
     keyed = open_ok(path);
     if (!plain || !keyed) goto cleanup;
-    ASSERT_EQ(giz_store_passcode_key_default(path, keypath, sizeof keypath), GIZ_OK);
-    ASSERT_TRUE(strstr(keypath, "/passcode.key") != NULL);
-    ASSERT_EQ(giz_store_passcode_key_default(":memory:", text, sizeof text), GIZ_ERR_INVAL);
-    ASSERT_EQ(giz_store_passcode_key_default("x.db", text, sizeof text), GIZ_OK);
-    ASSERT_STREQ(text, "passcode.key");
-    ASSERT_EQ(giz_store_passcode_key_load(keyed, NULL, why, sizeof why), GIZ_OK);
+    if (pg_uri) { /* no folder beside the database: the key file must be named */
+        ASSERT_EQ(giz_store_passcode_key_default(path, keypath, sizeof keypath), GIZ_ERR_INVAL);
+        ASSERT_EQ(giz_store_passcode_key_load(keyed, NULL, why, sizeof why), GIZ_ERR_INVAL);
+        ASSERT_TRUE(strstr(why, "PostgreSQL") != NULL);
+        fprintf(stderr, "no key file named: %s\n", why);
+        snprintf(keypath, sizeof keypath, "%s/passcode.key", dir);
+        ASSERT_EQ(giz_store_passcode_key_load(keyed, keypath, why, sizeof why), GIZ_OK);
+    } else {
+        ASSERT_EQ(giz_store_passcode_key_default(path, keypath, sizeof keypath), GIZ_OK);
+        ASSERT_TRUE(strstr(keypath, "/passcode.key") != NULL);
+        ASSERT_EQ(giz_store_passcode_key_default(":memory:", text, sizeof text), GIZ_ERR_INVAL);
+        ASSERT_EQ(giz_store_passcode_key_default("x.db", text, sizeof text), GIZ_OK);
+        ASSERT_STREQ(text, "passcode.key");
+        ASSERT_EQ(giz_store_passcode_key_load(keyed, NULL, why, sizeof why), GIZ_OK);
+    }
     ASSERT_EQ(stat(keypath, &st), 0);
     ASSERT_EQ((int)(st.st_mode & 0077), 0);
     ASSERT_EQ(giz_store_product_create(plain, "pcmac", &p), GIZ_OK);
@@ -1484,9 +1632,12 @@ TEST_CASE(operations)
         test_nested(s);
         test_broker(s);
         giz_store_close(s);
-        ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM pragma_integrity_check "
-                                  "WHERE integrity_check = 'ok'"),
-                  1);
+        if (pg_uri)
+            PG_SKIP("integrity_check (SQLite's file check)");
+        else
+            ASSERT_EQ(raw_int(dbpath, "SELECT count(*) FROM pragma_integrity_check "
+                                      "WHERE integrity_check = 'ok'"),
+                      1);
     }
 }
 
@@ -1502,7 +1653,10 @@ static void store_setup(void)
         perror("mkdtemp");
         exit(1);
     }
-    snprintf(dbpath, sizeof dbpath, "%s/store.db", dir);
+    pg_uri = getenv("GIZ_TEST_PG_URI");
+    if (pg_uri && !pg_uri[0]) pg_uri = NULL;
+    if (pg_uri) fprintf(stderr, "store on PostgreSQL (GIZ_TEST_PG_URI)\n");
+    db_path(dbpath, sizeof dbpath, "store");
     pcache = giz_pcache_new(600, 1024);
     ASSERT_TRUE(pcache != NULL);
 }
