@@ -39,29 +39,43 @@
 #include <unistd.h>
 
 #include "giz/mqtt.h"
+#include "events_format.h"
 #include "plugin.h"
 
-#define EV_BATCH 16384u  /* events taken per writer pass */
+#define EV_BATCH                                                                                   \
+    65536u /* events taken per writer pass (the default events_queue: a device's budget covers a   \
+              whole backlog) */
 #define EV_GATHER_MS 250 /* after the first event, the writer waits this long for more */
+/* ... and this long while a device floods (its last pass was over a
+ * device's budget): fewer passes, so fewer inserts the next prune deletes
+ * (each pass inserts up to events_per_device of the flooding device). */
+#define EV_FLOOD_GATHER_MS 1000
 #define EV_PRUNE_EVERY_MS 1000
 #define EV_PRUNE_EVERY_N 4096u
-#define EV_TOPIC_MAX 200 /* topic bytes recorded */
 #define EV_CONN_PENDING_MAX 100000u
 #define EV_FIELDS_CAP (GIZ_EVENT_FIELDS_MAX + 1)
 #define EV_REFUSED_PER_S 100u
 
-/* One queued event: its fields text follows the record. */
+/* One queued event. Most kinds are formatted on the broker thread (they
+ * are rare: a login, a subscribe, a close) and data[] holds the fields
+ * text. Publishes, one per message, are only copied (form EV_FORM_PUBLISH:
+ * data[] = the topic's topic_len bytes, then the payload's first head_len
+ * bytes) and the writer thread formats them (evfmt__publish), only those
+ * it keeps. */
+enum { EV_FORM_TEXT = 0, EV_FORM_PUBLISH = 1 };
 struct ev_rec {
     char did[GIZ_DID_SIZE];
     char kind[GIZ_EVENT_KIND_SIZE];
     int64_t ts;
-    uint32_t cap; /* bytes of fields[] */
-    char fields[];
+    uint32_t cap; /* bytes of data[] */
+    uint8_t form;
+    int8_t qos;   /* EV_FORM_PUBLISH: -1 = no qos field */
+    uint8_t from; /* EV_FORM_PUBLISH: enum evfmt_from */
+    uint8_t topic_len;
+    uint32_t head_len, hex; /* EV_FORM_PUBLISH: payload bytes copied / as hex */
+    uint64_t length;        /* EV_FORM_PUBLISH: the whole payload's length */
+    char data[];
 };
-/* Records are recycled: the writer hands written ones back (done) and the
- * broker thread reuses them, so neither malloc nor a free of another
- * thread's memory (glibc's arena lock, which every mosquitto malloc takes)
- * is on the hot path. */
 #define EV_REC_MIN 384u    /* fields bytes of a new record */
 #define EV_SPARE_MAX 4096u /* spare records kept after a burst */
 
@@ -71,7 +85,7 @@ struct ev_conn {
     char did[GIZ_DID_SIZE];
     int64_t since_ms; /* unix ms */
     int keepalive;
-    char why[48]; /* set by the plugin before it closes the session ("" = none) */
+    char *why; /* set by the plugin before it closes the session (NULL = none; owned) */
 };
 
 /* A queued device_conn row. */
@@ -100,11 +114,12 @@ enum {
     BYE_TAKEOVER,
     BYE_KICKED,
     BYE_BROKER,
+    BYE_SHUTDOWN,
     BYE__COUNT
 };
 static const char *const bye_names[BYE__COUNT] = {
     "disconnect", "closed_by_client", "error",  "ping_limit", "limit",
-    "keepalive",  "taken_over",       "plugin", "broker"};
+    "keepalive",  "taken_over",       "plugin", "broker",     "shutdown"};
 
 struct events {
     /* the queue, shared with the writer thread (under mu) */
@@ -150,17 +165,6 @@ static int64_t unix_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* "0x%04X" of cmd into out[7]. */
-static void cmd_text(uint16_t cmd, char out[7])
-{
-    static const char hx[] = "0123456789ABCDEF";
-    out[0] = '0';
-    out[1] = 'x';
-    for (int i = 0; i < 4; i++)
-        out[2 + i] = hx[(cmd >> (12 - 4 * i)) & 15];
-    out[6] = '\0';
-}
-
 static unsigned cmd_slot(uint16_t cmd)
 {
     for (unsigned i = 1; i < CMD_SLOTS - 1u; i++)
@@ -168,208 +172,45 @@ static unsigned cmd_slot(uint16_t cmd)
     return 0;
 }
 
-/* The command code of a Gizwits frame (00 00 00 03 | varint | flag | cmd,
- * or the bare 00 00 00 03 | cmd of 0x020E..0x0211) and where its body
- * starts; false if the payload is not one. */
-static bool frame_cmd(const uint8_t *p, size_t len, uint16_t *cmd, size_t *body)
+/* A record with at least need bytes of data (a spare one if it fits), or
+ * NULL (events off, no memory). */
+static struct ev_rec *rec_get(struct events *ev, size_t need)
 {
-    uint32_t v = 0;
-    size_t used = 0;
-    if (len < 6 || p[0] != 0 || p[1] != 0 || p[2] != 0 || p[3] != 3) return false;
-    if (p[4] == 0x02) { /* the bare form (0x020E..0x0211): a framed Len is >= 3 */
-        *cmd = (uint16_t)((p[4] << 8) | p[5]);
-        *body = 6;
-        return true;
-    }
-    if (len < 8) return false;
-    if (giz_varint_decode(p + 4, len - 4, &v, &used) != GIZ_OK) return false;
-    if (4 + used + 3 > len) return false;
-    *cmd = (uint16_t)((p[4 + used + 1] << 8) | p[4 + used + 2]);
-    *body = 4 + used + 3;
-    return true;
-}
-
-/* A JSON object built into a fixed buffer; on overflow the event is
- * dropped (over is set). */
-struct jb {
-    char *p;
-    size_t n, cap;
-    bool over, first;
-};
-
-static void jb_raw(struct jb *j, const char *s, size_t n)
-{
-    if (j->over || n >= j->cap - j->n) {
-        j->over = true;
-        return;
-    }
-    memcpy(j->p + j->n, s, n);
-    j->n += n;
-    j->p[j->n] = '\0';
-}
-
-static void jb_fmt(struct jb *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jb_fmt(struct jb *j, const char *fmt, ...)
-{
-    va_list ap;
-    int r;
-    if (j->over) return;
-    va_start(ap, fmt);
-    r = vsnprintf(j->p + j->n, j->cap - j->n, fmt, ap);
-    va_end(ap);
-    if (r < 0 || (size_t)r >= j->cap - j->n) {
-        j->over = true;
-        return;
-    }
-    j->n += (size_t)r;
-}
-
-static void jb_open(struct jb *j, char *buf, size_t cap)
-{
-    j->p = buf;
-    j->n = 0;
-    j->cap = cap;
-    j->over = false;
-    j->first = true;
-    jb_raw(j, "{", 1);
-}
-
-static void jb_key(struct jb *j, const char *key)
-{
-    size_t kl = strlen(key);
-    if (j->over || kl + 4 >= j->cap - j->n) {
-        j->over = true;
-        return;
-    }
-    if (!j->first) j->p[j->n++] = ',';
-    j->p[j->n++] = '"';
-    memcpy(j->p + j->n, key, kl);
-    j->n += kl;
-    j->p[j->n++] = '"';
-    j->p[j->n++] = ':';
-    j->p[j->n] = '\0';
-    j->first = false;
-}
-
-/* A JSON string of at most max bytes of s: valid UTF-8 passes, control
- * characters are escaped, invalid bytes become '?'. */
-static void jb_strn(struct jb *j, const char *key, const char *s, size_t len, size_t max)
-{
-    const uint8_t *u = (const uint8_t *)s;
-    size_t i = 0;
-    if (len > max) len = max;
-    jb_key(j, key);
-    jb_raw(j, "\"", 1);
-    while (i < len && !j->over) {
-        uint8_t c = u[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            jb_raw(j, e, 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            jb_fmt(j, "\\u%04x", c);
-            i++;
-        } else if (c < 0x80) {
-            size_t k = i + 1;
-            while (k < len && u[k] >= 0x20 && u[k] < 0x7f && u[k] != '"' && u[k] != '\\')
-                k++;
-            jb_raw(j, (const char *)&u[i], k - i);
-            i = k;
-        } else {
-            size_t k = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-            if (k > 1 && i + k <= len && giz_utf8_valid(&u[i], k)) {
-                jb_raw(j, (const char *)&u[i], k);
-                i += k;
-            } else {
-                jb_raw(j, "?", 1);
-                i++;
-            }
-        }
-    }
-    jb_raw(j, "\"", 1);
-}
-
-static void jb_str(struct jb *j, const char *key, const char *s)
-{
-    if (s != NULL) jb_strn(j, key, s, strlen(s), EV_TOPIC_MAX);
-}
-
-static void jb_int(struct jb *j, const char *key, int64_t v)
-{
-    char d[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    jb_key(j, key);
-    do {
-        d[sizeof(d) - 1 - n++] = (char)('0' + u % 10u);
-        u /= 10u;
-    } while (u > 0);
-    if (v < 0) d[sizeof(d) - 1 - n++] = '-';
-    jb_raw(j, d + sizeof(d) - n, n);
-}
-
-static void jb_bool(struct jb *j, const char *key, bool v)
-{
-    jb_key(j, key);
-    jb_raw(j, v ? "true" : "false", v ? 4 : 5);
-}
-
-static void jb_hex(struct jb *j, const char *key, const uint8_t *p, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    jb_key(j, key);
-    if (j->over || 2 * n + 2 >= j->cap - j->n) {
-        j->over = true;
-        return;
-    }
-    j->p[j->n++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        j->p[j->n++] = hx[p[i] >> 4];
-        j->p[j->n++] = hx[p[i] & 15];
-    }
-    j->p[j->n++] = '"';
-    j->p[j->n] = '\0';
-}
-
-static void jb_close(struct jb *j)
-{
-    jb_raw(j, "}", 1);
-}
-
-/* Queues one event (copies the fields); a full queue or no memory drops
- * it and counts the drop. */
-static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb *j)
-{
-    struct events *ev = g->events;
     struct ev_rec *r = NULL;
-    size_t dl = strnlen(did, GIZ_DID_SIZE - 1), kl = strnlen(kind, GIZ_EVENT_KIND_SIZE - 1);
-    bool queued = false;
-    if (!j->over && ev->started) {
-        while (r == NULL && ev->nspare > 0) {
-            r = ev->spare[--ev->nspare];
-            if (r->cap < j->n + 1u) {
-                free(r);
-                r = NULL;
-            }
-        }
-        if (r == NULL) {
-            uint32_t cap = j->n + 1u > EV_REC_MIN ? (uint32_t)(j->n + 1u) : EV_REC_MIN;
-            r = malloc(sizeof(*r) + cap);
-            if (r != NULL) r->cap = cap;
+    if (!ev->started) return NULL;
+    while (r == NULL && ev->nspare > 0) {
+        r = ev->spare[--ev->nspare];
+        if (r->cap < need) {
+            free(r);
+            r = NULL;
         }
     }
+    if (r == NULL && need <= UINT32_MAX) {
+        uint32_t cap = need > EV_REC_MIN ? (uint32_t)need : EV_REC_MIN;
+        r = malloc(sizeof(*r) + cap);
+        if (r != NULL) r->cap = cap;
+    }
+    return r;
+}
+
+/* Stamps r (did, kind, now) and queues it; a full queue drops it (freed)
+ * and counts the drop. r NULL: only counts a drop. Takes the writer's
+ * written records back when the spares ran out (under the same lock). */
+static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, const char *kind)
+{
+    bool queued = false;
     if (r != NULL) {
+        size_t dl = strnlen(did, GIZ_DID_SIZE - 1), kl = strnlen(kind, GIZ_EVENT_KIND_SIZE - 1);
         memcpy(r->did, did, dl);
         r->did[dl] = '\0';
         memcpy(r->kind, kind, kl);
         r->kind[kl] = '\0';
         r->ts = unix_ms();
-        memcpy(r->fields, j->p, j->n + 1u);
     }
     pthread_mutex_lock(&ev->mu);
     if (r != NULL && ev->n < ev->cap) {
         ev->ring[(ev->head + ev->n) % ev->cap] = r;
-        if (++ev->n == 1) pthread_cond_signal(&ev->cv);
+        if (++ev->n == 1) pthread_cond_signal(&ev->cv); /* the writer sleeps only when empty */
         queued = true;
     } else if (ev->started) {
         ev->unrecorded_drops++;
@@ -391,43 +232,71 @@ static void ev_push(struct gizp *g, const char *did, const char *kind, struct jb
     }
 }
 
+/* Queues one event with its fields text (copied); an oversize text, a
+ * full queue or no memory drops it and counts the drop. */
+static void ev_push(struct gizp *g, const char *did, const char *kind, struct evjson *j)
+{
+    struct events *ev = g->events;
+    struct ev_rec *r = j->over ? NULL : rec_get(ev, j->n + 1u);
+    if (r != NULL) {
+        r->form = EV_FORM_TEXT;
+        memcpy(r->data, j->p, j->n + 1u);
+    }
+    if (r != NULL || ev->started) rec_queue(ev, r, did, kind);
+}
+
 static bool on(const struct gizp *g)
 {
     return g->events != NULL && g->events->started;
 }
 
-/* The fields every publish event has: topic, cmd, length, sn, payload hex. */
-static void publish_fields(struct gizp *g, struct jb *j, const char *topic, const uint8_t *p,
-                           size_t len, uint16_t *cmd_out, bool *framed)
+/* Queues a publish event as its raw record (topic, the payload's first
+ * bytes, lengths): the per-message cost on mosquitto's thread is this copy;
+ * the writer formats it. qos -1: none; from: enum evfmt_from. */
+static void ev_push_publish(struct gizp *g, const char *did, const char *kind, const char *topic,
+                            const void *payload, size_t len, int qos, int from)
 {
-    uint16_t cmd = 0;
-    size_t body = 0;
+    struct events *ev = g->events;
+    size_t tl = topic ? strnlen(topic, EVFMT_TOPIC_MAX) : 0;
     size_t hex = len < g->cfg.events_payload ? len : g->cfg.events_payload;
-    char c[8];
-    jb_str(j, "topic", topic);
-    *framed = p != NULL && frame_cmd(p, len, &cmd, &body);
-    *cmd_out = cmd;
-    if (*framed) {
-        cmd_text(cmd, c);
-        jb_str(j, "cmd", c);
+    size_t head = hex > EVFMT_HEAD_MIN ? hex : EVFMT_HEAD_MIN;
+    struct ev_rec *r;
+    if (payload == NULL) len = 0;
+    if (head > len) head = len;
+    if (hex > head) hex = head;
+    r = rec_get(ev, tl + head);
+    if (r != NULL) {
+        r->form = EV_FORM_PUBLISH;
+        r->qos = (int8_t)(qos < 0 ? -1 : qos > 2 ? 2 : qos);
+        r->from = (uint8_t)from;
+        r->topic_len = (uint8_t)tl;
+        r->head_len = (uint32_t)head;
+        r->hex = (uint32_t)hex;
+        r->length = len;
+        if (tl > 0) memcpy(r->data, topic, tl);
+        if (head > 0) memcpy(r->data + tl, payload, head);
     }
-    jb_int(j, "length", (int64_t)len);
-    if (*framed && (cmd == GIZ_CMD_BIZ_SN || cmd == GIZ_CMD_BIZ_SN_ACK) && body + 4 <= len)
-        jb_int(j, "sn",
-               (int64_t)(((uint32_t)p[body] << 24) | ((uint32_t)p[body + 1] << 16) |
-                         ((uint32_t)p[body + 2] << 8) | p[body + 3]));
-    if (*framed && cmd == GIZ_CMD_APP_COUNT && body + 2 <= len)
-        jb_int(j, "count", (int64_t)((p[body] << 8) | p[body + 1]));
-    if (*framed && cmd == GIZ_CMD_OTA_PUSH_V40) jb_str(j, "ota", "4.0");
-    if (*framed && cmd == GIZ_CMD_OTA_PUSH_V41) jb_str(j, "ota", "4.1");
-    if (*framed && cmd == GIZ_CMD_LOG && body < len) jb_int(j, "log_level", p[body]);
-    if (hex > 0) {
-        jb_hex(j, "payload", p, hex);
-        if (hex < len) jb_bool(j, "payload_truncated", true);
-    }
+    rec_queue(ev, r, did, kind);
 }
 
 /* ---- connections ---------------------------------------------------------------- */
+
+/* Records why the plugin ends conn's session (a copy: a few per kick, none
+ * per idle device). Without memory the reason falls back to the default. */
+static void conn_set_why(struct ev_conn *conn, const char *why)
+{
+    char *w = strdup(why);
+    if (w == NULL) return;
+    free(conn->why);
+    conn->why = w;
+}
+
+static void conn_free_cb(void *p)
+{
+    struct ev_conn *conn = p;
+    if (conn != NULL) free(conn->why);
+    free(conn);
+}
 
 void events__connect_seen(struct gizp *g, const char *client_id, unsigned keepalive_asked,
                           const char *peer)
@@ -467,7 +336,7 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
     void *old = NULL;
     const char *addr;
     char buf[512];
-    struct jb j;
+    struct evjson j;
     if (ev == NULL) return;
     memset(&dc, 0, sizeof(dc));
     addr = mosquitto_client_address(ctx);
@@ -498,19 +367,20 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
         snprintf(conn->did, sizeof(conn->did), "%s", did);
         conn->since_ms = dc.connected_at_ms;
         conn->keepalive = dc.keepalive;
-        conn->why[0] = '\0';
+        free(conn->why);
+        conn->why = NULL;
         if (prev != NULL && prev != conn) /* the older session is about to be taken over */
-            snprintf(prev->why, sizeof(prev->why), "taken over by a new login");
+            conn_set_why(prev, "taken over by a new login");
         giz_map_put(&ev->conns_did, did, strlen(did), conn, &old);
     }
     if (!on(g)) return;
-    jb_open(&j, buf, sizeof(buf));
-    jb_str(&j, "peer", dc.peer);
-    jb_int(&j, "protocol_level", dc.protocol_level);
-    if (dc.keepalive_asked >= 0) jb_int(&j, "keepalive_asked", dc.keepalive_asked);
-    jb_int(&j, "keepalive", dc.keepalive);
-    jb_bool(&j, "clean_session", dc.clean_session);
-    jb_close(&j);
+    evjson__open(&j, buf, sizeof(buf));
+    evjson__str(&j, "peer", dc.peer);
+    evjson__int(&j, "protocol_level", dc.protocol_level);
+    if (dc.keepalive_asked >= 0) evjson__int(&j, "keepalive_asked", dc.keepalive_asked);
+    evjson__int(&j, "keepalive", dc.keepalive);
+    evjson__bool(&j, "clean_session", dc.clean_session);
+    evjson__close(&j);
     ev_push(g, did, "connect", &j);
 }
 
@@ -519,7 +389,7 @@ void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *wh
     const char *user = mosquitto_client_username(ctx), *cid = mosquitto_client_id(ctx);
     const char *did = NULL, *addr;
     char buf[512];
-    struct jb j;
+    struct evjson j;
     if (!on(g)) return;
     if (user != NULL && giz_did_valid(user))
         did = user;
@@ -541,14 +411,14 @@ void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *wh
     }
     g->events->refused_in_window++;
     addr = mosquitto_client_address(ctx);
-    jb_open(&j, buf, sizeof(buf));
+    evjson__open(&j, buf, sizeof(buf));
     if (g->events->seen_peer[0] && cid != NULL && strcmp(g->events->seen_cid, cid) == 0)
-        jb_str(&j, "peer", g->events->seen_peer);
+        evjson__str(&j, "peer", g->events->seen_peer);
     else
-        jb_str(&j, "peer", addr ? addr : "?");
-    jb_str(&j, "reason", why);
-    if (cid != NULL && strcmp(cid, did) != 0) jb_str(&j, "client_id", cid);
-    jb_close(&j);
+        evjson__str(&j, "peer", addr ? addr : "?");
+    evjson__str(&j, "reason", why);
+    if (cid != NULL && strcmp(cid, did) != 0) evjson__str(&j, "client_id", cid);
+    evjson__close(&j);
     ev_push(g, did, "connack_refused", &j);
 }
 
@@ -557,7 +427,7 @@ static void conn_free_rec(struct gizp *g, struct ev_conn *conn)
     struct events *ev = g->events;
     if (giz_map_sget(&ev->conns_did, conn->did) == conn)
         giz_map_remove(&ev->conns_did, conn->did, strlen(conn->did));
-    free(conn);
+    conn_free_cb(conn);
 }
 
 /* Emits the disconnect (and keepalive_timeout) event of a parked context. */
@@ -568,7 +438,7 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
     const char *reason;
     int bye;
     char buf[512];
-    struct jb j;
+    struct evjson j;
     if (end == EVENTS_END_PING) {
         reason = "ping limit", bye = BYE_PING;
     } else if (end == EVENTS_END_LIMIT) {
@@ -579,9 +449,11 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
         reason = "connection closed by the client", bye = BYE_EOF;
     } else if (end == EVENTS_END_ERROR) {
         reason = "connection error", bye = BYE_ERROR;
-    } else if (conn->why[0]) {
+    } else if (conn->why != NULL) {
         reason = conn->why;
-        bye = strncmp(conn->why, "taken over", 10) == 0 ? BYE_TAKEOVER : BYE_KICKED;
+        bye = strncmp(conn->why, "taken over", 10) == 0   ? BYE_TAKEOVER
+              : strcmp(conn->why, "broker shutdown") == 0 ? BYE_SHUTDOWN
+                                                          : BYE_KICKED;
     } else if (closed && conn->keepalive > 0 && idle_ms >= (int64_t)conn->keepalive * 1500 - 1000) {
         reason = "keepalive timeout", bye = BYE_KEEPALIVE;
     } else {
@@ -589,17 +461,17 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
     }
     ev->bye[bye]++;
     if (on(g) && bye == BYE_KEEPALIVE) {
-        jb_open(&j, buf, sizeof(buf));
-        jb_int(&j, "keepalive", conn->keepalive);
-        jb_int(&j, "idle_ms", idle_ms);
-        jb_close(&j);
+        evjson__open(&j, buf, sizeof(buf));
+        evjson__int(&j, "keepalive", conn->keepalive);
+        evjson__int(&j, "idle_ms", idle_ms);
+        evjson__close(&j);
         ev_push(g, conn->did, "keepalive_timeout", &j);
     }
     if (on(g)) {
-        jb_open(&j, buf, sizeof(buf));
-        jb_str(&j, "reason", reason);
-        jb_int(&j, "session_ms", unix_ms() - conn->since_ms);
-        jb_close(&j);
+        evjson__open(&j, buf, sizeof(buf));
+        evjson__str(&j, "reason", reason);
+        evjson__int(&j, "session_ms", unix_ms() - conn->since_ms);
+        evjson__close(&j);
         ev_push(g, conn->did, "disconnect", &j);
     }
     conn_free_rec(g, conn);
@@ -635,19 +507,19 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
 void events__kicked(struct gizp *g, const char *did, const char *why)
 {
     struct ev_conn *conn = g->events ? giz_map_sget(&g->events->conns_did, did) : NULL;
-    if (conn != NULL) snprintf(conn->why, sizeof(conn->why), "%s", why);
+    if (conn != NULL) conn_set_why(conn, why);
 }
 
 void events__ping_limit(struct gizp *g, const char *client_id, const char *peer)
 {
     char buf[256];
-    struct jb j;
+    struct evjson j;
     if (!on(g) || client_id == NULL || !giz_did_valid(client_id)) return;
-    jb_open(&j, buf, sizeof(buf));
-    jb_str(&j, "peer", peer);
-    jb_int(&j, "ping_max", g->cfg.ping_max);
-    jb_int(&j, "window_ms", g->cfg.ping_window_ms);
-    jb_close(&j);
+    evjson__open(&j, buf, sizeof(buf));
+    evjson__str(&j, "peer", peer);
+    evjson__int(&j, "ping_max", g->cfg.ping_max);
+    evjson__int(&j, "window_ms", g->cfg.ping_window_ms);
+    evjson__close(&j);
     ev_push(g, client_id, "ping_limit", &j);
 }
 
@@ -657,7 +529,7 @@ static void count_msg(uint64_t *slots, const void *payload, size_t len)
 {
     uint16_t cmd;
     size_t body;
-    if (payload != NULL && frame_cmd(payload, len, &cmd, &body))
+    if (payload != NULL && evfmt__frame_cmd(payload, len, &cmd, &body))
         slots[cmd_slot(cmd)]++;
     else
         slots[CMD_SLOT_NONE]++;
@@ -681,7 +553,7 @@ static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, con
                 : ed->access == MOSQ_ACL_WRITE   ? DEN_PUBLISH
                                                  : DEN_READ;
     char did[GIZ_DID_SIZE], buf[1024];
-    struct jb j;
+    struct evjson j;
     ev->denied[which]++;
     if (which == DEN_READ) return; /* a delivery to an app after its unbind: routine */
     if (plugin__rate_ok(&ev->rl_acl, 20, "ACL denial lines")) {
@@ -701,23 +573,23 @@ static void denied(struct gizp *g, const struct mosquitto_evt_acl_check *ed, con
      * in the log line and the counters. */
     if (c == NULL || c->kind != CLIENT_DEVICE || c->dev == NULL) return;
     snprintf(did, sizeof(did), "%s", c->dev->did);
-    jb_open(&j, buf, sizeof(buf));
-    jb_str(&j, "access", den_names[which]);
-    jb_str(&j, "topic", ed->topic ? ed->topic : "");
-    jb_str(&j, "client", c == NULL ? "unknown" : c->kind == CLIENT_DEVICE ? "device" : "app");
-    if (cid != NULL && strcmp(cid, did) != 0) jb_str(&j, "client_id", cid);
-    if (ed->retain && which == DEN_PUBLISH) jb_bool(&j, "retain", true);
+    evjson__open(&j, buf, sizeof(buf));
+    evjson__str(&j, "access", den_names[which]);
+    evjson__str(&j, "topic", ed->topic ? ed->topic : "");
+    evjson__str(&j, "client", c == NULL ? "unknown" : c->kind == CLIENT_DEVICE ? "device" : "app");
+    if (cid != NULL && strcmp(cid, did) != 0) evjson__str(&j, "client_id", cid);
+    if (ed->retain && which == DEN_PUBLISH) evjson__bool(&j, "retain", true);
     if (which == DEN_PUBLISH && ed->payload != NULL) {
         uint16_t cmd;
         size_t body;
         char cs[8];
-        if (frame_cmd(ed->payload, ed->payloadlen, &cmd, &body)) {
-            cmd_text(cmd, cs);
-            jb_str(&j, "cmd", cs);
+        if (evfmt__frame_cmd(ed->payload, ed->payloadlen, &cmd, &body)) {
+            evfmt__cmd_text(cmd, cs);
+            evjson__str(&j, "cmd", cs);
         }
-        jb_int(&j, "length", ed->payloadlen);
+        evjson__int(&j, "length", ed->payloadlen);
     }
-    jb_close(&j);
+    evjson__close(&j);
     ev_push(g, did, "acl_denied", &j);
 }
 
@@ -726,10 +598,9 @@ void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const
 {
     struct events *ev = g->events;
     bool device = c != NULL && c->kind == CLIENT_DEVICE && c->dev != NULL;
-    char buf[EV_FIELDS_CAP];
-    struct jb j;
-    uint16_t cmd;
-    bool framed;
+    char buf[1536]; /* a 200-byte filter, every byte escaped */
+    ;
+    struct evjson j;
     if (ev == NULL || ed->access == MOSQ_ACL_UNSUBSCRIBE) return;
     if (!allowed) {
         denied(g, ed, c);
@@ -738,26 +609,22 @@ void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const
     if (ed->access == MOSQ_ACL_WRITE && device) count_msg(ev->msgs_in, ed->payload, ed->payloadlen);
     if (ed->access == MOSQ_ACL_READ && device) count_msg(ev->msgs_out, ed->payload, ed->payloadlen);
     if (!device || !on(g)) return;
-    jb_open(&j, buf, sizeof(buf));
     switch (ed->access) {
     case MOSQ_ACL_SUBSCRIBE:
-        jb_str(&j, "filter", ed->topic);
-        jb_int(&j, "qos", ed->qos);
-        jb_bool(&j, "granted", allowed);
-        jb_close(&j);
+        evjson__open(&j, buf, sizeof(buf));
+        evjson__str(&j, "filter", ed->topic);
+        evjson__int(&j, "qos", ed->qos);
+        evjson__bool(&j, "granted", allowed);
+        evjson__close(&j);
         ev_push(g, c->dev->did, "subscribe", &j);
         return;
     case MOSQ_ACL_WRITE:
-        publish_fields(g, &j, ed->topic, ed->payload, ed->payloadlen, &cmd, &framed);
-        jb_int(&j, "qos", ed->qos);
-        jb_close(&j);
-        ev_push(g, c->dev->did, "publish_in", &j);
+        ev_push_publish(g, c->dev->did, "publish_in", ed->topic, ed->payload, ed->payloadlen,
+                        ed->qos, EVFMT_FROM_NONE);
         return;
     case MOSQ_ACL_READ:
-        publish_fields(g, &j, ed->topic, ed->payload, ed->payloadlen, &cmd, &framed);
-        jb_int(&j, "qos", ed->qos);
-        jb_close(&j);
-        ev_push(g, c->dev->did, "publish_out", &j);
+        ev_push_publish(g, c->dev->did, "publish_out", ed->topic, ed->payload, ed->payloadlen,
+                        ed->qos, EVFMT_FROM_NONE);
         return;
     default:
         return;
@@ -768,18 +635,11 @@ void events__cloud_publish(struct gizp *g, const char *did, const char *topic, c
                            size_t len)
 {
     struct events *ev = g->events;
-    char buf[EV_FIELDS_CAP];
-    struct jb j;
-    uint16_t cmd;
-    bool framed;
     if (ev == NULL) return;
     count_msg(ev->msgs_out, payload, len);
     if (!on(g) || !giz_did_valid(did)) return;
-    jb_open(&j, buf, sizeof(buf));
-    publish_fields(g, &j, topic, payload, len, &cmd, &framed);
-    jb_str(&j, "from", strncmp(topic, "app2dev/", 8) == 0 ? "app" : "cloud");
-    jb_close(&j);
-    ev_push(g, did, "publish_out", &j);
+    ev_push_publish(g, did, "publish_out", topic, payload, len, -1,
+                    strncmp(topic, "app2dev/", 8) == 0 ? EVFMT_FROM_APP : EVFMT_FROM_CLOUD);
 }
 
 void events__outbox_seen(struct gizp *g, int64_t created_at)
@@ -841,6 +701,8 @@ struct writer {
     char db_path[GIZ_PATH_SIZE];
     unsigned per_device;
     uint64_t total;
+    char *arena; /* the formatted publish texts of one pass */
+    size_t arena_cap;
 };
 
 static void abs_after_ms(struct timespec *t, long ms)
@@ -878,20 +740,32 @@ static int budget_count_cb(const void *key, size_t klen, void *value, void *ud)
     return 0;
 }
 
+/* The most text evfmt__publish can make of r (every topic byte escaped). */
+static size_t publish_text_max(const struct ev_rec *r)
+{
+    size_t m = 256u + 6u * r->topic_len + 2u * (size_t)r->hex;
+    return m < EV_FIELDS_CAP ? m : EV_FIELDS_CAP;
+}
+
 /* Writes items[0..n) (oldest first) in one transaction. Of a device with
  * more than per_device events in this pass only its newest per_device are
  * inserted: the older ones would be deleted by the next prune before
  * anyone could page to them, so they are counted as pruned ('device')
  * without a write (a flooding device costs at most per_device inserts per
- * pass; the live stream shows what is kept). */
-static void write_batch(struct giz_store *st, struct events *ev, struct giz_event *batch,
-                        struct ev_rec **items, size_t n, unsigned per_device)
+ * pass; the live stream shows what is kept) and never formatted. The kept
+ * publishes are formatted here into the writer's text arena. Returns the
+ * events inserted; *flooded: some device was over its budget. */
+static size_t write_batch(struct writer *w, struct giz_store *st, struct giz_event *batch,
+                          struct ev_rec **items, size_t n, bool *flooded)
 {
+    struct events *ev = w->ev;
+    unsigned per_device = w->per_device;
     struct giz_map budgets;
     struct budget_walk bw = {NULL, 0};
-    size_t k = 0, skipped = 0;
+    size_t k = 0, skipped = 0, need = 0, used = 0;
     int rc = GIZ_OK;
     bool have_map = per_device > 0 && giz_map_init(&budgets) == 0;
+    *flooded = false;
     for (size_t i = n; have_map && i-- > 0;) { /* newest first: who keeps what */
         struct budget *b = giz_map_sget(&budgets, items[i]->did);
         if (b == NULL) {
@@ -907,20 +781,47 @@ static void write_batch(struct giz_store *st, struct events *ev, struct giz_even
             b->left--;
         } else {
             b->skipped++;
+            *flooded = true;
             items[i]->kind[0] = '\0'; /* marks it skipped */
         }
     }
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->kind[0] != '\0' && items[i]->form == EV_FORM_PUBLISH)
+            need += publish_text_max(items[i]);
+    if (need > w->arena_cap) {
+        char *a = realloc(w->arena, need);
+        if (a != NULL) {
+            w->arena = a;
+            w->arena_cap = need;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
-        if (items[i]->kind[0] == '\0') {
+        struct ev_rec *r = items[i];
+        const char *fields = r->data;
+        if (r->kind[0] != '\0' && r->form == EV_FORM_PUBLISH) {
+            size_t cap = publish_text_max(r), len = 0;
+            struct evfmt_publish p = {
+                r->data,     r->topic_len, (const uint8_t *)r->data + r->topic_len,
+                r->head_len, r->length,    r->hex,
+                r->qos,      r->from};
+            if (used + cap <= w->arena_cap) len = evfmt__publish(&p, w->arena + used, cap);
+            if (len == 0) {
+                r->kind[0] = '\0'; /* no memory or too long: counted as a queue drop */
+            } else {
+                fields = w->arena + used;
+                used += len + 1u;
+            }
+        }
+        if (r->kind[0] == '\0') {
             skipped++;
             continue;
         }
         memset(&batch[k], 0, sizeof(batch[k]));
-        memcpy(batch[k].did, items[i]->did, sizeof(batch[k].did));
-        memcpy(batch[k].kind, items[i]->kind, sizeof(batch[k].kind));
-        batch[k].ts = items[i]->ts;
+        memcpy(batch[k].did, r->did, sizeof(batch[k].did));
+        memcpy(batch[k].kind, r->kind, sizeof(batch[k].kind));
+        batch[k].ts = r->ts;
         batch[k].source = "mqtt";
-        batch[k].fields = items[i]->fields;
+        batch[k].fields = fields;
         k++;
     }
     if (st == NULL) rc = GIZ_ERR_DB;
@@ -956,6 +857,7 @@ static void write_batch(struct giz_store *st, struct events *ev, struct giz_even
         giz_log(GIZ_LOG_WARN, "events: %zu MQTT events not written: %s", n, giz_strerror(rc));
     for (size_t i = kept; i < n; i++)
         free(items[i]);
+    return rc == GIZ_OK ? k : 0;
 }
 
 static void *writer_main(void *arg)
@@ -967,7 +869,7 @@ static void *writer_main(void *arg)
     struct ev_rec **items = malloc(EV_BATCH * sizeof(*items));
     struct giz_event *batch = malloc(EV_BATCH * sizeof(*batch));
     uint64_t last_prune = giz_mono_ms(), since_prune = 0;
-    bool dirty = false;
+    bool dirty = false, flooded = false;
     if (items == NULL || batch == NULL) {
         giz_log(GIZ_LOG_ERR, "events: the writer is out of memory");
         free(items);
@@ -994,7 +896,7 @@ static void *writer_main(void *arg)
                 if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
         }
         if (ev->n > 0 && ev->n < EV_BATCH && !ev->stop) { /* gather a batch */
-            abs_after_ms(&until, EV_GATHER_MS);
+            abs_after_ms(&until, flooded ? EV_FLOOD_GATHER_MS : EV_GATHER_MS);
             while (!ev->stop && ev->n < EV_BATCH)
                 if (pthread_cond_timedwait(&ev->cv, &ev->mu, &until) != 0) break;
         }
@@ -1008,9 +910,10 @@ static void *writer_main(void *arg)
         stop = ev->stop && ev->n == 0;
         pthread_mutex_unlock(&ev->mu);
         if (n > 0) {
-            write_batch(st, ev, batch, items, n, w->per_device);
+            since_prune += write_batch(w, st, batch, items, n, &flooded);
             dirty = true;
-            since_prune += n;
+        } else {
+            flooded = false;
         }
         if (drops > 0 &&
             (st == NULL || giz_store_event_count_dropped(st, "", "mqtt", (int64_t)drops) != GIZ_OK))
@@ -1038,6 +941,7 @@ static void *writer_main(void *arg)
     giz_store_close(st);
     free(items);
     free(batch);
+    free(w->arena);
     free(w);
     return NULL;
 }
@@ -1233,10 +1137,49 @@ int events__init(struct gizp *g)
     return 0;
 }
 
+struct conn_list {
+    struct ev_conn **v;
+    size_t n, cap;
+};
+
+static int conn_collect_cb(const void *key, size_t klen, void *value, void *ud)
+{
+    struct conn_list *l = ud;
+    (void)key;
+    (void)klen;
+    if (l->n < l->cap) l->v[l->n++] = value;
+    return 0;
+}
+
+/* The broker is stopping: mosquitto 2.0.11 closes its clients without a
+ * MOSQ_EVT_DISCONNECT, so every session still open ends here, with reason
+ * "broker shutdown" and its length, before the writer's last pass. */
+static void shutdown_sessions(struct gizp *g)
+{
+    struct events *ev = g->events;
+    struct conn_list l = {NULL, 0, ev->conns.count};
+    if (ev->closing != NULL) { /* a DISCONNECT whose close did not come */
+        struct ev_conn *conn = ev->closing;
+        ev->closing = NULL;
+        finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
+    }
+    if (l.cap == 0) return;
+    l.v = malloc(l.cap * sizeof(*l.v));
+    if (l.v == NULL) return; /* the records are freed with the map */
+    giz_map_foreach(&ev->conns, conn_collect_cb, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        giz_map_remove(&ev->conns, &l.v[i]->ctx, sizeof(l.v[i]->ctx));
+        conn_set_why(l.v[i], "broker shutdown");
+        finish_disconnect(g, l.v[i], EVENTS_END_NONE, 0, 0, false);
+    }
+    free(l.v);
+}
+
 void events__free(struct gizp *g)
 {
     struct events *ev = g->events;
     if (ev == NULL) return;
+    shutdown_sessions(g);
     if (ev->started) { /* the writer writes what is queued, then stops */
         pthread_mutex_lock(&ev->mu);
         ev->stop = true;
@@ -1257,9 +1200,9 @@ void events__free(struct gizp *g)
     pthread_cond_destroy(&ev->cv);
     pthread_mutex_destroy(&ev->mu);
     free(ev->rows);
-    free(ev->closing);
+    conn_free_cb(ev->closing);
     giz_map_free(&ev->conns_did, NULL);
-    giz_map_free(&ev->conns, free);
+    giz_map_free(&ev->conns, conn_free_cb);
     free(ev);
     g->events = NULL;
 }

@@ -3,12 +3,12 @@
 # Builds the libFuzzer targets with clang (build-fuzz/) and runs each for
 # SECONDS (default 300) on its committed corpus; findings land in
 # tests/fuzz/findings/<target>/ and make the script fail.
-# Usage: scripts/fuzz.sh [SECONDS] [target...]   (targets: proto mqtt form ws p0 campaign)
+# Usage: scripts/fuzz.sh [SECONDS] [target...]   (targets: proto mqtt form ws p0 campaign events)
 set -eu
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 [ $# -gt 0 ] && shift
-targets=${*:-proto mqtt form ws p0 campaign}
+targets=${*:-proto mqtt form ws p0 campaign events}
 BUILD=${GIZ_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang cmake -S . -B "$BUILD" -DGIZ_FUZZ=ON -DGIZ_TESTS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 for t in $targets; do

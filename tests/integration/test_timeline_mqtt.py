@@ -361,6 +361,46 @@ def check_off(c):
         c.eq([e["source"] for e in evs], ["http"], "events off: only the GService's register")
 
 
+def check_shutdown(c):
+    """SIGTERM to the broker with devices connected: mosquitto closes them
+    without a DISCONNECT event of its own; each session still gets its
+    disconnect event (reason "broker shutdown", session length), written
+    before the plugin's writer exits, read back through the GService."""
+    import signal
+    with harness.Cloud() as cloud:
+        pk = cloud.create_product("shutdown")["product_key"]
+        devs = []
+        for i in range(3):
+            did = cloud.register_device(pk, "D1D2D3D4D5%02d" % i, "pcShut%04d" % i)
+            dev, rc = login(cloud, did, "pcShut%04d" % i, 60)
+            c.eq(rc, 0, "device %d logs in" % i)
+            devs.append((did, dev))
+        devs[0][1].publish("dev2app/" + devs[0][0], frame(0x0091, b"\x01"))
+        held = time.monotonic()
+        time.sleep(0.3)
+        cloud.broker.send_signal(signal.SIGTERM)
+        try:
+            code = cloud.broker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = None
+        held_ms = int((time.monotonic() - held) * 1000)
+        c.eq(code, 0, "broker stops on SIGTERM (ASan/UBSan clean)")
+        for did, dev in devs:
+            c.ok(dev.wait_closed(timeout=5), "the broker closed %s" % did)
+            dev.close()
+        for i, (did, _) in enumerate(devs):
+            evs = events(cloud, did, "?limit=1000")  # already written: the writer flushed at exit
+            kinds = [e["kind"] for e in evs if e["source"] == "mqtt"]
+            want = ["connect", "publish_in", "disconnect"] if i == 0 else ["connect", "disconnect"]
+            c.eq(kinds, want, "%s: its session ends with a disconnect at shutdown" % did)
+            bye = evs[-1] if evs else {}
+            c.eq(bye.get("reason"), "broker shutdown", "%s: disconnect reason" % did)
+            c.ok(isinstance(bye.get("session_ms"), int) and bye["session_ms"] >= 250,
+                 "%s: session length %r ms (held >= %d ms)" % (did, bye.get("session_ms"), held_ms))
+        st, _ = cloud.json("GET", "/admin/devices/%s/events" % devs[0][0], admin=True)
+        c.eq(st, 200, "the GService answers after the broker stopped")
+
+
 def main():
     c = harness.Checker("timeline_mqtt")
     with harness.Cloud(plugin_opts={"ping_max": PING_MAX, "ping_window": 600}) as cloud:
@@ -371,6 +411,7 @@ def main():
         codes = cloud.stop()
         c.eq(codes.get("mosquitto"), 0, "broker stops cleanly (ASan/UBSan clean)")
         c.eq(codes.get("gservice"), 0, "gservice stops cleanly")
+    check_shutdown(c)
     check_retention(c)
     check_off(c)
     c.done()
