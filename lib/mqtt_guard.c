@@ -8,8 +8,10 @@
  * supplies the clock.
  *
  * PINGREQ window (unchanged from the relay it replaces): a coarse ring of
- * GIZ_GUARD_RING 16-bit buckets of window/GIZ_GUARD_BUCKETS each covers the last
- * window plus at most one bucket (it can over-count, never under-count).
+ * GIZ_GUARD_RING 8-bit buckets of window/GIZ_GUARD_BUCKETS each covers the last
+ * window plus at most one bucket (it can over-count, never under-count: a
+ * bucket that fills starts the exact ring, so only a failed allocation of
+ * that ring leaves a saturated, low count).
  * Once it holds more than ping_max / 2 pings the connection gets an exact
  * ring of its last ping_max ping times, which alone decides from then on: a
  * ping is refused when the ping_max-th previous one is less than window_ms
@@ -31,6 +33,16 @@ struct giz_guard_exact {
     uint32_t t[]; /* ms, truncated to 32 bits: differences wrap correctly */
 };
 
+/* The first packet (a CONNECT) while it is gathered, then handed over. */
+struct giz_guard_pkt {
+    uint32_t len, have, ready_off; /* ready: [ready_off, len) once complete */
+    uint8_t bytes[];
+};
+
+_Static_assert(sizeof(void *) != 8 || sizeof(struct giz_guard) <= 104,
+               "an idle connection's guard grew (see the header's comment)");
+_Static_assert(GIZ_GUARD_PRE_CONNECT >= GIZ_GUARD_RING, "the buckets share pre_connect");
+
 void giz_guard_init(struct giz_guard *g)
 {
     memset(g, 0, sizeof(*g));
@@ -41,12 +53,18 @@ void giz_guard_free(struct giz_guard *g)
 {
     if (g == NULL) return;
     free(g->pkt);
-    free(g->client_id);
+    if (g->client_id_len > GIZ_GUARD_CLIENT_ID_INLINE) free(g->cid.heap_id);
     free(g->pex);
     g->pkt = NULL;
-    g->client_id = NULL;
+    g->client_id_len = 0;
     g->pex = NULL;
-    g->pkt_len = g->pkt_have = g->ready_off = g->ready_len = 0;
+    g->hdr_off = g->hdr_ready = 0;
+}
+
+const char *giz_guard_client_id(const struct giz_guard *g)
+{
+    if (g->client_id_len == 0) return NULL;
+    return g->client_id_len > GIZ_GUARD_CLIENT_ID_INLINE ? g->cid.heap_id : g->cid.inline_id;
 }
 
 const char *giz_guard_verdict_text(enum giz_guard_verdict v)
@@ -118,11 +136,13 @@ static bool ping_allowed(struct giz_guard *g, const struct giz_guard_limits *lim
         g->buckets[g->cur_bucket] = 0;
         g->bucket_t0 += width;
     }
-    if (g->buckets[g->cur_bucket] < UINT16_MAX) g->buckets[g->cur_bucket]++;
+    if (g->buckets[g->cur_bucket] < UINT8_MAX) g->buckets[g->cur_bucket]++;
     if (g->pex != NULL) return exact_allowed(g->pex, lim, now);
     for (unsigned i = 0; i < GIZ_GUARD_RING; i++)
         total += g->buckets[i];
-    if (total > lim->ping_max / 2u) {
+    /* a full bucket would under-count from now on: the exact ring takes
+     * over (only if it cannot be allocated may the coarse count be low) */
+    if (total > lim->ping_max / 2u || g->buckets[g->cur_bucket] == UINT8_MAX) {
         exact_start(g, lim, width);
         if (g->pex != NULL) return exact_allowed(g->pex, lim, now);
     }
@@ -188,14 +208,14 @@ enum giz_guard_verdict giz_guard_scan(struct giz_guard *g, const struct giz_guar
 
 size_t giz_guard_gather_want(const struct giz_guard *g)
 {
-    if (!g->gathering || g->ready_len > 0) return 0;
-    if (g->pkt != NULL) return g->pkt_len - g->pkt_have;
+    if (!g->gathering) return 0;
+    if (g->pkt != NULL) return g->pkt->len - g->pkt->have;
     return g->hdr_len < 2 ? 2u - g->hdr_len : 1u;
 }
 
 uint8_t *giz_guard_gather_space(struct giz_guard *g)
 {
-    return g->pkt != NULL ? g->pkt + g->pkt_have : g->hdr + g->hdr_len;
+    return g->pkt != NULL ? g->pkt->bytes + g->pkt->have : g->hdr + g->hdr_len;
 }
 
 /* The whole CONNECT is in g->pkt: parse, clamp, remember the client id. */
@@ -209,8 +229,9 @@ connect_complete(struct giz_guard *g, const struct giz_guard_limits *lim, struct
     g->gathering = false;
     g->connect_done = true;
     g->state = ST_TYPE;
-    g->bucket_t0 = lim->now_ms(lim->now_ud); /* the ping window starts here */
-    rc = giz_mqtt_connect_parse(g->pkt, g->pkt_len, &cp, &e);
+    g->bucket_t0 = lim->now_ms(lim->now_ud);           /* the ping window starts here */
+    memset(g->pre_connect, 0, sizeof(g->pre_connect)); /* the caller's until now */
+    rc = giz_mqtt_connect_parse(g->pkt->bytes, g->pkt->len, &cp, &e);
     if (rc == GIZ_ERR_BAD_VALUE) goto ready; /* not 3.1/3.1.1: the broker decides */
     if (rc != GIZ_OK) {
         if (err != NULL) *err = e;
@@ -218,25 +239,25 @@ connect_complete(struct giz_guard *g, const struct giz_guard_limits *lim, struct
     }
     g->keepalive_asked = cp.keepalive;
     if ((cp.keepalive == 0 || cp.keepalive > lim->keepalive_max) &&
-        cp.keepalive_offset + 2u <= g->pkt_len) {
-        g->pkt[cp.keepalive_offset] = (uint8_t)(lim->keepalive_max >> 8);
-        g->pkt[cp.keepalive_offset + 1u] = (uint8_t)(lim->keepalive_max & 0xffu);
+        cp.keepalive_offset + 2u <= g->pkt->len) {
+        g->pkt->bytes[cp.keepalive_offset] = (uint8_t)(lim->keepalive_max >> 8);
+        g->pkt->bytes[cp.keepalive_offset + 1u] = (uint8_t)(lim->keepalive_max & 0xffu);
     }
-    if (cp.client_id.len > 0) {
+    if (cp.client_id.len > 0 && g->client_id_len == 0) {
         size_t len =
             cp.client_id.len < GIZ_GUARD_CLIENT_ID_MAX ? cp.client_id.len : GIZ_GUARD_CLIENT_ID_MAX;
-        g->client_id = malloc(len + 1u);
-        if (g->client_id != NULL) {
+        char *dst = g->cid.inline_id;
+        if (len > GIZ_GUARD_CLIENT_ID_INLINE) dst = g->cid.heap_id = malloc(len + 1u);
+        if (dst != NULL) {
             const uint8_t *src = (const uint8_t *)cp.client_id.ptr;
             for (size_t i = 0; i < len; i++)
-                g->client_id[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? (char)src[i] : '?';
-            g->client_id[len] = '\0';
+                dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? (char)src[i] : '?';
+            dst[len] = '\0';
             g->client_id_len = (uint8_t)len;
         }
     }
 ready:
-    g->ready_off = 0;
-    g->ready_len = g->pkt_len;
+    g->pkt->ready_off = 0;
     return GIZ_GUARD_PASS;
 }
 
@@ -245,8 +266,8 @@ enum giz_guard_verdict giz_guard_gather_commit(struct giz_guard *g,
                                                struct giz_error *err)
 {
     if (g->pkt != NULL) {
-        g->pkt_have += (uint32_t)n;
-        if (g->pkt_have < g->pkt_len) return GIZ_GUARD_PASS;
+        g->pkt->have += (uint32_t)n;
+        if (g->pkt->have < g->pkt->len) return GIZ_GUARD_PASS;
         return connect_complete(g, lim, err);
     }
     g->hdr_len = (uint8_t)(g->hdr_len + n);
@@ -257,8 +278,8 @@ enum giz_guard_verdict giz_guard_gather_commit(struct giz_guard *g,
         enum giz_guard_verdict v;
         g->gathering = false;
         v = giz_guard_scan(g, lim, g->hdr, g->hdr_len, &pass);
-        g->ready_off = 0;
-        g->ready_len = (uint32_t)pass;
+        g->hdr_off = 0;
+        g->hdr_ready = (uint8_t)pass;
         return v;
     }
     if (g->hdr_len < 2) return GIZ_GUARD_PASS;
@@ -270,37 +291,44 @@ enum giz_guard_verdict giz_guard_gather_commit(struct giz_guard *g,
             rem |= (uint32_t)(g->hdr[i] & 0x7fu) << (7u * (i - 1u));
         uint64_t total = (uint64_t)g->hdr_len + rem;
         if (total > lim->max_packet) return GIZ_GUARD_CLOSE_OVERSIZE;
-        g->pkt = malloc((size_t)total);
+        g->pkt = malloc(sizeof(*g->pkt) + (size_t)total);
         if (g->pkt == NULL) {
             if (err != NULL) giz_error_set(err, GIZ_ERR_NOMEM, 0, "out of memory");
             return GIZ_GUARD_CLOSE_CONNECT;
         }
-        memcpy(g->pkt, g->hdr, g->hdr_len);
-        g->pkt_len = (uint32_t)total;
-        g->pkt_have = g->hdr_len;
-        if (g->pkt_have == g->pkt_len) return connect_complete(g, lim, err);
+        memcpy(g->pkt->bytes, g->hdr, g->hdr_len);
+        g->pkt->len = (uint32_t)total;
+        g->pkt->have = g->hdr_len;
+        g->pkt->ready_off = 0;
+        if (g->pkt->have == g->pkt->len) return connect_complete(g, lim, err);
     }
     return GIZ_GUARD_PASS;
 }
 
 size_t giz_guard_ready(const struct giz_guard *g)
 {
-    return g->ready_len - g->ready_off;
+    if (g->pkt != NULL) return g->gathering ? 0u : (size_t)(g->pkt->len - g->pkt->ready_off);
+    return (size_t)(g->hdr_ready - g->hdr_off);
 }
 
 size_t giz_guard_take(struct giz_guard *g, uint8_t *out, size_t cap)
 {
-    size_t n = g->ready_len - g->ready_off;
-    const uint8_t *src = g->pkt != NULL ? g->pkt : g->hdr;
+    size_t n = giz_guard_ready(g);
     if (n > cap) n = cap;
-    memcpy(out, src + g->ready_off, n);
-    g->ready_off += (uint32_t)n;
-    if (g->ready_off == g->ready_len) {
+    if (n == 0) return 0;
+    if (g->pkt != NULL) {
+        memcpy(out, g->pkt->bytes + g->pkt->ready_off, n);
+        g->pkt->ready_off += (uint32_t)n;
+        if (g->pkt->ready_off < g->pkt->len) return n;
         free(g->pkt);
         g->pkt = NULL;
-        g->pkt_len = g->pkt_have = g->ready_off = g->ready_len = 0;
-        g->hdr_len = 0;
+    } else {
+        memcpy(out, g->hdr + g->hdr_off, n);
+        g->hdr_off = (uint8_t)(g->hdr_off + n);
+        if (g->hdr_off < g->hdr_ready) return n;
+        g->hdr_off = g->hdr_ready = 0;
     }
+    g->hdr_len = 0;
     return n;
 }
 

@@ -109,18 +109,23 @@ struct peer_addr {
     uint8_t addr[16]; /* 4 bytes for AF_INET */
 };
 
-/* One accepted client socket (kept small: an idle device costs this and
- * its client id; guard.bucket_t0 holds the accept time until the CONNECT). */
+/* One accepted client socket, kept small: an idle device costs this one
+ * allocation (120 bytes, a 128-byte heap chunk) and nothing else. Until
+ * the CONNECT, guard.bucket_t0 holds the accept time and guard.pre_connect
+ * the peer address (struct peer_addr; it counts against the per-address
+ * cap); after it, log lines ask the socket for its peer (getpeername). */
 struct iconn {
     struct giz_guard guard;
-    struct peer_addr peer;
     int fd;
-    bool pre;           /* counted as a connection without CONNECT */
-    bool doomed;        /* the next read fails (an offender got its last bytes) */
-    bool tls;           /* read through SSL_read */
-    uint8_t end;        /* enum events_end: how its reads ended (for the timeline) */
-    int64_t last_in_ms; /* monotonic ms of the last bytes read (keepalive timeouts) */
+    uint32_t last_in_ms; /* monotonic ms (low 32 bits) of the last bytes read: differences
+                            wrap correctly (keepalive timeouts) */
+    bool pre;            /* counted as a connection without CONNECT */
+    bool doomed;         /* the next read fails (an offender got its last bytes) */
+    bool tls;            /* read through SSL_read */
+    uint8_t end;         /* enum events_end: how its reads ended (for the timeline) */
 };
+_Static_assert(sizeof(struct peer_addr) <= GIZ_GUARD_PRE_CONNECT, "the peer fits pre_connect");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct iconn) <= 120, "an idle connection grew");
 
 typedef ssize_t (*read_t)(int, void *, size_t);
 typedef int (*ssl_read_t)(void *, void *, int);
@@ -236,20 +241,40 @@ static int addr_add(struct icpt *ic, const struct peer_addr *p, int delta)
     return giz_map_put(&ic->per_addr, key, klen, (void *)(uintptr_t)n, NULL);
 }
 
-/* c has its CONNECT (or is being closed): no longer counted as pre-CONNECT. */
-static void pre_leave(struct icpt *ic, struct iconn *c)
+/* c's peer address: kept until the CONNECT, then the socket's (family 0,
+ * "?", if it has none any more). */
+static void conn_peer(const struct iconn *c, struct peer_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (c->pre) {
+        memcpy(out, c->guard.pre_connect, sizeof(*out));
+        return;
+    }
+    memset(&ss, 0, sizeof(ss));
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0) ss.ss_family = AF_UNSPEC;
+    peer_from(&ss, out);
+}
+
+/* c has its CONNECT (or is being closed): no longer counted as pre-CONNECT.
+ * peer: its address as accepted. */
+static void pre_leave(struct icpt *ic, struct iconn *c, const struct peer_addr *peer)
 {
     if (!c->pre) return;
     c->pre = false;
     ic->pre_count--;
-    (void)addr_add(ic, &c->peer, -1);
+    (void)addr_add(ic, peer, -1);
 }
 
 static void conn_free(struct icpt *ic, int fd)
 {
     struct iconn *c = ic->conns[fd];
+    struct peer_addr peer;
     ic->conns[fd] = NULL;
-    pre_leave(ic, c);
+    if (c->pre) {
+        conn_peer(c, &peer);
+        pre_leave(ic, c, &peer);
+    }
     giz_guard_free(&c->guard);
     free(c);
     ic->open_conns--;
@@ -277,9 +302,9 @@ static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *p
     }
     giz_guard_init(&c->guard);
     c->guard.bucket_t0 = giz_mono_ms(); /* accept time until the CONNECT */
-    c->last_in_ms = (int64_t)c->guard.bucket_t0;
+    c->last_in_ms = (uint32_t)c->guard.bucket_t0;
     c->fd = fd;
-    c->peer = *peer;
+    memcpy(c->guard.pre_connect, peer, sizeof(*peer)); /* until the CONNECT */
     c->pre = true;
     ic->pre_count++;
     if ((size_t)fd >= ic->fd_end) ic->fd_end = (size_t)fd + 1u;
@@ -315,22 +340,27 @@ static void tls_fail(void)
     ERR_raise_data(ERR_LIB_USER, 1, "giz: connection closed by the plugin");
 }
 
+/* pre_peer: the peer address if c was before its CONNECT at this read
+ * (else NULL: the socket is asked). */
 static void log_close(struct icpt *ic, struct iconn *c, enum giz_guard_verdict v,
-                      const struct giz_error *err)
+                      const struct giz_error *err, const struct peer_addr *pre_peer)
 {
     char peer[PEER_SIZE];
-    const char *cid = c->guard.client_id != NULL ? c->guard.client_id : "(no CONNECT yet)";
+    struct peer_addr pa;
+    const char *id = giz_guard_client_id(&c->guard);
+    const char *cid = id != NULL ? id : "(no CONNECT yet)";
     if (v == GIZ_GUARD_CLOSE_PING)
         ic->closed_ping++;
     else
         ic->closed_other++;
     c->end = (uint8_t)(v == GIZ_GUARD_CLOSE_PING ? EVENTS_END_PING : EVENTS_END_LIMIT);
-    if (v == GIZ_GUARD_CLOSE_PING && c->guard.client_id != NULL) {
-        peer_format(&c->peer, peer, sizeof(peer));
-        events__ping_limit(ic->g, c->guard.client_id, peer);
-    }
+    if (pre_peer != NULL)
+        pa = *pre_peer;
+    else
+        conn_peer(c, &pa);
+    peer_format(&pa, peer, sizeof(peer));
+    if (v == GIZ_GUARD_CLOSE_PING && id != NULL) events__ping_limit(ic->g, id, peer);
     if (!plugin__rate_ok(&ic->rl_close, 50, "connection-close lines")) return;
-    peer_format(&c->peer, peer, sizeof(peer));
     if (v == GIZ_GUARD_CLOSE_PING)
         mosquitto_log_printf(MOSQ_LOG_WARNING,
                              "giz: closing %s (client %s): more than %u PINGREQ within %u ms", peer,
@@ -369,27 +399,34 @@ static ssize_t conn_read(struct icpt *ic, struct iconn *c, void *buf, size_t cou
         errno = ECONNRESET;
         return -1;
     }
-    bool had_connect = c->guard.connect_done;
+    bool had_connect = c->guard.connect_done, was_pre = c->pre;
+    struct peer_addr pre_peer = {0};
+    if (was_pre) conn_peer(c, &pre_peer); /* the CONNECT's completion reuses pre_connect */
     err.text[0] = '\0';
     err.offset = 0;
     r = giz_guard_read(&c->guard, &ic->lim, buf, count, ssl != NULL ? tls_cb : plain_cb, &x, &v,
                        &err);
     if (r > 0) {
-        c->last_in_ms = (int64_t)giz_mono_ms();
+        c->last_in_ms = (uint32_t)giz_mono_ms();
     } else if (c->end == EVENTS_END_NONE) {
         if (r == 0)
             c->end = EVENTS_END_EOF;
         else if (ssl == NULL && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             c->end = EVENTS_END_ERROR;
     }
-    if (!had_connect && c->guard.connect_done && c->guard.client_id != NULL) {
+    if (!had_connect && c->guard.connect_done && giz_guard_client_id(&c->guard) != NULL) {
         char peer[PEER_SIZE];
-        peer_format(&c->peer, peer, sizeof(peer));
-        events__connect_seen(ic->g, c->guard.client_id, c->guard.keepalive_asked, peer);
+        struct peer_addr pa;
+        if (was_pre)
+            pa = pre_peer;
+        else
+            conn_peer(c, &pa);
+        peer_format(&pa, peer, sizeof(peer));
+        events__connect_seen(ic->g, giz_guard_client_id(&c->guard), c->guard.keepalive_asked, peer);
     }
-    if (c->pre && !c->guard.gathering) pre_leave(ic, c);
+    if (c->pre && !c->guard.gathering) pre_leave(ic, c, &pre_peer);
     if (v != GIZ_GUARD_PASS) {
-        log_close(ic, c, v, &err);
+        log_close(ic, c, v, &err, was_pre ? &pre_peer : NULL);
         if (r > 0) {
             /* mosquitto gets the bytes before the offending packet; make sure
              * it comes back to read (and fail) even if nothing else arrives. */
@@ -433,9 +470,10 @@ static int w_close(int fd)
 {
     struct icpt *ic = icpt;
     struct iconn *c = conn_of(ic, fd);
-    if (c != NULL && c->guard.client_id != NULL)
-        events__socket_closed(ic->g, c->guard.client_id, (enum events_end)c->end,
-                              c->guard.last_type, (int64_t)giz_mono_ms() - c->last_in_ms);
+    if (c != NULL && giz_guard_client_id(&c->guard) != NULL)
+        events__socket_closed(ic->g, giz_guard_client_id(&c->guard), (enum events_end)c->end,
+                              c->guard.last_type,
+                              (int64_t)(uint32_t)((uint32_t)giz_mono_ms() - c->last_in_ms));
     if (c != NULL) conn_free(ic, fd);
     return ic->real_close(fd);
 }
@@ -599,13 +637,15 @@ void intercept__tick(struct gizp *g, int64_t now)
             now - (int64_t)c->guard.bucket_t0 < (int64_t)ic->g->cfg.connect_timeout_ms)
             continue;
         ic->timeouts++;
+        struct peer_addr pa;
+        conn_peer(c, &pa);
         if (plugin__rate_ok(&ic->rl_timeout, 20, "connect-timeout lines")) {
             char peer[PEER_SIZE];
-            peer_format(&c->peer, peer, sizeof(peer));
+            peer_format(&pa, peer, sizeof(peer));
             mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: closing %s: no CONNECT within %u ms", peer,
                                  ic->g->cfg.connect_timeout_ms);
         }
-        pre_leave(ic, c);
+        pre_leave(ic, c, &pa);
         shutdown(c->fd, SHUT_RDWR); /* mosquitto reads EOF and closes it */
     }
     if (now - ic->refuse_window_ms >= REFUSE_LOG_MS) log_refusals(ic, now);

@@ -34,6 +34,8 @@
 #define GIZ_GUARD_EXACT_MAX                                                                        \
     65535u /* largest ping_max (the exact ring decides above ping_max / 2) */
 #define GIZ_GUARD_CLIENT_ID_MAX 64u /* bytes of the client id kept for log lines */
+/* (struct giz_guard below; the byte counts are checked by static asserts in
+ * lib/mqtt_guard.c) */
 
 struct giz_guard_limits {
     uint32_t ping_max;      /* PINGREQs allowed per window; the (ping_max + 1)-th closes */
@@ -54,29 +56,46 @@ enum giz_guard_verdict {
 };
 
 struct giz_guard_exact; /* exact ring of recent PINGREQ times (busy pingers only) */
+struct giz_guard_pkt;   /* the first packet while it is gathered or handed over */
 
-/* One connection's state. Zero heap while idle after CONNECT unless the
- * client pings more than ping_max / 2 per window (then 4 x ping_max bytes). */
+#define GIZ_GUARD_PRE_CONNECT 24u      /* bytes free for the caller until the CONNECT */
+#define GIZ_GUARD_CLIENT_ID_INLINE 23u /* client ids up to this long are kept inline */
+
+/* One connection's state, kept small: an idle device costs this (104 bytes
+ * on LP64) and nothing else on the heap, unless its client id is longer
+ * than GIZ_GUARD_CLIENT_ID_INLINE (then that copy) or it pings more than
+ * ping_max / 2 per window (then 4 x ping_max bytes). The first packet's
+ * bytes live in their own allocation only while they are gathered. */
 struct giz_guard {
-    uint32_t remaining; /* streaming: body bytes left in the current packet */
-    uint32_t len_value; /* streaming: remaining length being decoded */
-    uint8_t state;      /* streaming: expecting type / length / body */
-    uint8_t len_bytes;  /* streaming: remaining-length bytes seen */
-    bool gathering;     /* phase 1 */
-    bool connect_done;  /* a CONNECT was gathered and handed over */
-    uint8_t hdr_len;    /* gathering: bytes in hdr */
-    uint8_t hdr[5];     /* gathering: type byte + remaining length */
+    uint32_t remaining;         /* streaming: body bytes left in the current packet */
+    uint32_t len_value;         /* streaming: remaining length being decoded */
+    uint8_t state;              /* streaming: expecting type / length / body */
+    uint8_t len_bytes;          /* streaming: remaining-length bytes seen */
+    bool gathering;             /* phase 1 */
+    bool connect_done;          /* a CONNECT was gathered and handed over */
+    uint8_t hdr_len;            /* gathering: bytes in hdr */
+    uint8_t hdr[5];             /* gathering: type byte + remaining length */
+    uint8_t hdr_off, hdr_ready; /* a first packet that is not a CONNECT: hdr bytes taken / ready */
     uint8_t cur_bucket;
-    uint8_t client_id_len;
-    uint8_t last_type;        /* streaming: type nibble of the last packet begun (timeline) */
-    uint16_t keepalive_asked; /* the CONNECT's keepalive before the clamp (timeline) */
-    uint8_t *pkt;             /* gathered packet (whole CONNECT), freed once taken */
-    uint32_t pkt_len, pkt_have, ready_off, ready_len; /* ready_*: bytes to hand over */
-    char *client_id;                                  /* NUL-terminated printable copy, or NULL */
+    uint8_t client_id_len;     /* 0: no client id */
+    uint8_t last_type;         /* streaming: type nibble of the last packet begun (timeline) */
+    uint16_t keepalive_asked;  /* the CONNECT's keepalive before the clamp (timeline) */
+    struct giz_guard_pkt *pkt; /* the first packet being gathered / handed over, else NULL */
     struct giz_guard_exact *pex;
-    uint64_t bucket_t0;               /* start of the current ping bucket (before the CONNECT: free
-                                         for the caller, e.g. the accept time) */
-    uint16_t buckets[GIZ_GUARD_RING]; /* saturating; ping_max <= GIZ_GUARD_EXACT_MAX */
+    uint64_t bucket_t0; /* start of the current ping bucket (before the CONNECT: free
+                           for the caller, e.g. the accept time) */
+    union {
+        /* from the CONNECT on: pings per bucket, saturating; a bucket that
+         * fills starts the exact ring (which then decides alone) */
+        uint8_t buckets[GIZ_GUARD_RING];
+        /* before the CONNECT: free for the caller (e.g. the peer address);
+         * zeroed when the CONNECT completes */
+        uint8_t pre_connect[GIZ_GUARD_PRE_CONNECT];
+    };
+    union {
+        char inline_id[GIZ_GUARD_CLIENT_ID_INLINE + 1u]; /* client_id_len <= INLINE */
+        char *heap_id;                                   /* longer (up to CLIENT_ID_MAX) */
+    } cid;
 };
 
 /* Starts a connection in the gathering phase. Nothing to free yet. */
@@ -134,6 +153,11 @@ typedef ssize_t (*giz_guard_read_fn)(void *ud, void *buf, size_t count);
 ssize_t giz_guard_read(struct giz_guard *g, const struct giz_guard_limits *lim, uint8_t *buf,
                        size_t count, giz_guard_read_fn fn, void *ud,
                        enum giz_guard_verdict *verdict, struct giz_error *err);
+
+/* The CONNECT's client id as a NUL-terminated printable copy (other bytes
+ * as '?', at most GIZ_GUARD_CLIENT_ID_MAX), owned by the guard; NULL if
+ * there is none (no CONNECT yet, an empty id, no memory). */
+const char *giz_guard_client_id(const struct giz_guard *g);
 
 /* A static description of a close verdict for log lines. */
 const char *giz_guard_verdict_text(enum giz_guard_verdict v);

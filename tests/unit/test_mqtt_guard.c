@@ -133,7 +133,7 @@ TEST_CASE(connect_splits)
                         ASSERT_TRUE(diff <= 2);
                         ASSERT_MEMEQ(out + n, sub, sizeof(sub));
                         ASSERT_TRUE(s.max_pos_gather <= n);
-                        ASSERT_STREQ(g.client_id, "GdzuSRncfDPGHGo2LxwgM2");
+                        ASSERT_STREQ(giz_guard_client_id(&g), "GdzuSRncfDPGHGo2LxwgM2");
                         ASSERT_TRUE(g.pkt == NULL); /* nothing held after the CONNECT */
                         giz_guard_free(&g);
                     }
@@ -701,7 +701,7 @@ TEST_CASE(guard_misc)
     connected(&g, &l);
     giz_guard_free(&g);
     giz_guard_free(&g);
-    ASSERT_TRUE(g.pkt == NULL && g.client_id == NULL && g.pex == NULL);
+    ASSERT_TRUE(g.pkt == NULL && giz_guard_client_id(&g) == NULL && g.pex == NULL);
 
     uint8_t in[4] = {0x10, 0x00, 0, 0}, out[4];
     struct fake_sock s = {in, 2, 2, 0, 0, &g};
@@ -724,8 +724,45 @@ TEST_CASE(guard_misc)
     ASSERT_STREQ(giz_guard_verdict_text((enum giz_guard_verdict)99), "?");
 }
 
+/* The client id copy: up to GIZ_GUARD_CLIENT_ID_INLINE bytes inline, longer
+ * ones (an app's) on the heap, cut at GIZ_GUARD_CLIENT_ID_MAX; bytes outside
+ * printable ASCII as '?'; the pre-CONNECT scratch is zeroed at the CONNECT. */
+TEST_CASE(client_ids)
+{
+    const size_t lens[] = {1, 22, 23, 24, 40, 64, 65, 200};
+    struct giz_guard_limits l = limits();
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        char id[201];
+        uint8_t in[512], out[512];
+        size_t n = 0, out_len = 0;
+        for (size_t k = 0; k < lens[i]; k++)
+            id[k] = (char)('a' + k % 26);
+        id[lens[i]] = '\0';
+        if (lens[i] > 3) id[2] = '\t';
+        struct giz_mqtt_connect_opts o = {id, "user", "passcode12", 60, 4, true};
+        ASSERT_EQ(giz_mqtt_encode_connect(&o, in, sizeof(in), &n), GIZ_OK);
+        struct giz_guard g;
+        struct fake_sock s = {in, n, n, 0, 0, &g};
+        giz_guard_init(&g);
+        memset(g.pre_connect, 0xab, sizeof(g.pre_connect)); /* the caller's until then */
+        ASSERT_EQ(broker_drain(&s, &l, 4096, out, &out_len, sizeof(out)), GIZ_GUARD_PASS);
+        ASSERT_EQ(out_len, n);
+        const char *got = giz_guard_client_id(&g);
+        size_t want = lens[i] < GIZ_GUARD_CLIENT_ID_MAX ? lens[i] : GIZ_GUARD_CLIENT_ID_MAX;
+        ASSERT_TRUE(got != NULL);
+        ASSERT_EQ(strlen(got), want);
+        if (lens[i] > 3) ASSERT_EQ(got[2], '?');
+        ASSERT_TRUE(strncmp(got + 3, id + 3, want > 3 ? want - 3 : 0) == 0);
+        for (size_t b = 0; b < GIZ_GUARD_RING; b++)
+            ASSERT_EQ(g.buckets[b], 0);
+        giz_guard_free(&g);
+        ASSERT_TRUE(giz_guard_client_id(&g) == NULL);
+    }
+}
+
 TEST_LIST(TEST_ENTRY(connect_splits), TEST_ENTRY(connect_odd), TEST_ENTRY(lengths),
           TEST_ENTRY(coalesced), TEST_ENTRY(ping_limit), TEST_ENTRY(ping_window),
           TEST_ENTRY(ping_extremes), TEST_ENTRY(ping_clock_back), TEST_ENTRY(ping_idle),
-          TEST_ENTRY(ping_wrap32), TEST_ENTRY(ping_model), TEST_ENTRY(guard_misc));
+          TEST_ENTRY(ping_wrap32), TEST_ENTRY(ping_model), TEST_ENTRY(guard_misc),
+          TEST_ENTRY(client_ids));
 TEST_MAIN()
