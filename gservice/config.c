@@ -29,7 +29,8 @@ static void usage(FILE *out)
         "  --port N            GIZ_HTTP_PORT      HTTP port [8080]\n"
         "  --bind ADDR         GIZ_BIND_ADDR      listen address (IPv4) [127.0.0.1]\n"
         "  --data-dir DIR      GIZ_DATA_DIR       data folder [./var]; firmware in DIR/firmware\n"
-        "  --db PATH           GIZ_DB_PATH        SQLite database [$GIZ_DATA_DIR/gizcloud.db]\n"
+        "  --db PATH           GIZ_DB_PATH        SQLite database [$GIZ_DATA_DIR/gizcloud.db],\n"
+        "                                         or a postgresql:// URI\n"
         "                      GIZ_ADMIN_TOKEN    admin API bearer token (required; environment "
         "only)\n"
         "  --m2m-host HOST     GIZ_M2M_HOST       broker host handed to devices [127.0.0.1]\n"
@@ -370,6 +371,7 @@ static int config_finish(struct gs_config *cfg)
             return -1;
         }
     }
+    giz_store_path_display(cfg->db_path, cfg->db_shown, sizeof cfg->db_shown);
     int n = snprintf(cfg->firmware_dir, sizeof cfg->firmware_dir, "%s/firmware", cfg->data_dir);
     if (n < 0 || (size_t)n >= sizeof cfg->firmware_dir) {
         fprintf(stderr, "giz-gservice: GIZ_DATA_DIR: path too long\n");

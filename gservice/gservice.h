@@ -54,6 +54,7 @@ struct gs_config {
     char bind_addr[64];
     char data_dir[GIZ_PATH_SIZE]; /* absolute after gs_config_finish() */
     char db_path[GIZ_PATH_SIZE];
+    char db_shown[GIZ_PATH_SIZE];     /* db_path for log lines (a URI's password hidden) */
     char firmware_dir[GIZ_PATH_SIZE]; /* data_dir + "/firmware" */
     char admin_token[256];            /* never logged; wiped once its digest is made */
     char m2m_host[GS_HOST_SIZE];
@@ -127,6 +128,7 @@ void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct g
 struct gs_store_pool {
     pthread_mutex_t mu;
     char path[GIZ_PATH_SIZE];
+    char shown[GIZ_PATH_SIZE]; /* path for log lines (giz_store_path_display) */
     /* The keyed passcode verifier's key (GIZ_PASSCODE_KEY), loaded once by
      * gs_store_key_load() before the first request; set on every connection
      * the pool or the checkpoint thread opens. Wiped by gs_http_stop(). */

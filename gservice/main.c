@@ -20,12 +20,13 @@
 static int store_prepare(struct gs_server *srv)
 {
     snprintf(srv->pool.path, sizeof srv->pool.path, "%s", srv->cfg.db_path);
+    snprintf(srv->pool.shown, sizeof srv->pool.shown, "%s", srv->cfg.db_shown);
     struct giz_store *st = gs_store_acquire(&srv->pool);
     if (st == NULL) {
-        giz_log(GIZ_LOG_ERR, "cannot open the store at %s; not starting", srv->cfg.db_path);
+        giz_log(GIZ_LOG_ERR, "cannot open the store at %s; not starting", srv->cfg.db_shown);
         return -1;
     }
-    giz_log(GIZ_LOG_INFO, "store %s, schema version %d", srv->cfg.db_path,
+    giz_log(GIZ_LOG_INFO, "store %s, schema version %d", srv->cfg.db_shown,
             giz_store_schema_version(st));
     /* fail closed: without the broker's key, registrations would write no
      * keyed verifier and the first MQTT login of every device would pay

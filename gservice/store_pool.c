@@ -38,7 +38,7 @@ static void *ckpt_main(void *arg)
     int rc = giz_store_open(pool->path, &st, &err);
 
     if (rc != GIZ_OK)
-        giz_log(GIZ_LOG_ERR, "checkpoint thread: store open %s: %s (%s)", pool->path,
+        giz_log(GIZ_LOG_ERR, "checkpoint thread: store open %s: %s (%s)", pool->shown,
                 giz_strerror(rc), err.text);
     else if (pool->pkey_set)
         giz_store_set_passcode_key(st, &pool->pkey);
@@ -104,7 +104,7 @@ struct giz_store *gs_store_acquire(struct gs_store_pool *pool)
     struct giz_error err = {0};
     int rc = giz_store_open(pool->path, &st, &err);
     if (rc != GIZ_OK) {
-        giz_log(GIZ_LOG_ERR, "store open %s: %s (%s)", pool->path, giz_strerror(rc), err.text);
+        giz_log(GIZ_LOG_ERR, "store open %s: %s (%s)", pool->shown, giz_strerror(rc), err.text);
         return NULL;
     }
     if (pool->pkey_set) giz_store_set_passcode_key(st, &pool->pkey);
@@ -123,7 +123,7 @@ int gs_store_key_load(struct gs_store_pool *pool, const char *path, struct giz_s
             giz_log(GIZ_LOG_ERR,
                     "no default passcode key file for database %s: set "
                     "GIZ_PASSCODE_KEY; not starting",
-                    pool->path);
+                    pool->shown);
             return -1;
         }
         path = def;

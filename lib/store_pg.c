@@ -226,6 +226,14 @@ static void pg_connect_error(PGconn *conn, char *out, size_t cap)
     out[j] = '\0';
 }
 
+const char *giz_store_path_display(const char *path, char *out, size_t cap)
+{
+    if (!out || cap == 0) return "";
+    snprintf(out, cap, "%s", path ? path : "");
+    if (path && store_pg_is_conninfo(path)) pg_redact(path, out);
+    return out;
+}
+
 static int pg_scalar(struct store_pg *pg, const char *sql, int64_t *out, const char *what)
 {
     PGresult *res = PQexec(pg->conn, sql);

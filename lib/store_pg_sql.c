@@ -16,7 +16,13 @@
  *     schema's json_patch(json, text) takes), `LIMIT ?N` / `OFFSET ?N` ->
  *     `LIMIT giz_limit($N)` / `OFFSET giz_offset($N)` (SQLite reads a
  *     negative LIMIT as none and a negative OFFSET as 0; PostgreSQL refuses
- *     both).
+ *     both), and in `ON CONFLICT ... DO UPDATE SET` the bare columns of the
+ *     right-hand sides get the table's name (SQLite reads them as the
+ *     existing row's, PostgreSQL calls them ambiguous with excluded's),
+ *     and `name AS (SELECT` (a CTE) -> `name AS MATERIALIZED (SELECT`
+ *     (PostgreSQL inlines a CTE used once, which turned the event prune's
+ *     per-device cut into one correlated subquery per event: 17 s for 12,000
+ *     events instead of 27 ms).
  *  4. BEGIN IMMEDIATE (and BEGIN EXCLUSIVE) become PG_SQL_BEGIN: store_pg.c
  *     runs BEGIN and then takes a transaction-scoped advisory lock, the
  *     store's one write lock shared by every node on the database. That
@@ -178,6 +184,83 @@ static int apply_fragments(const char *sql, size_t len, struct giz_buf *b)
     return rc;
 }
 
+/* Words of an upsert's SET expressions that are not column names. */
+static bool sql_keyword(const char *w, size_t n)
+{
+    static const char *const kw[] = {
+        "NULL", "CASE", "WHEN",  "THEN", "ELSE",    "END",     "AND",      "OR",       "NOT", "IS",
+        "IN",   "TRUE", "FALSE", "LIKE", "BETWEEN", "COLLATE", "excluded", "DISTINCT", "FROM"};
+    for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++)
+        if (strlen(kw[i]) == n && strncasecmp(kw[i], w, n) == 0) return true;
+    return false;
+}
+
+/* INSERT INTO t ... ON CONFLICT ... DO UPDATE SET a = f(a, excluded.a):
+ * PostgreSQL finds a bare column of the SET expressions ambiguous (t's row
+ * or excluded's), SQLite takes t's. Qualifies each bare column name on the
+ * right of an assignment with the table's name (the left stays bare, as
+ * PostgreSQL wants). b holds the translated text; rewritten in place. */
+static int qualify_upsert(struct giz_buf *b)
+{
+    const char *text = (const char *)b->data, *set, *ins, *p, *end;
+    char table[64];
+    size_t tn = 0;
+    struct giz_buf o;
+    int depth = 0, rc = GIZ_OK;
+    bool rhs = false;
+
+    if (!text) return GIZ_OK;
+    ins = strstr(text, "INSERT INTO ");
+    set = strstr(text, " DO UPDATE SET ");
+    if (!ins || !set) return GIZ_OK;
+    for (p = ins + 12; word_char((unsigned char)*p) && tn + 1 < sizeof table; p++)
+        table[tn++] = *p;
+    table[tn] = '\0';
+    if (tn == 0) return GIZ_OK;
+    giz_buf_init(&o, PG_SQL_MAX);
+    set += 15;
+    rc = giz_buf_append(&o, text, (size_t)(set - text));
+    end = text + b->len;
+    for (p = set; p < end && rc == GIZ_OK;) {
+        if (*p == '\'' || *p == '"') {
+            rc = copy_quoted(&o, &p, end);
+        } else if (*p == '$' || isdigit((unsigned char)*p)) {
+            const char *q = p + 1;
+            while (q < end && word_char((unsigned char)*q))
+                q++;
+            rc = giz_buf_append(&o, p, (size_t)(q - p));
+            p = q;
+        } else if (word_char((unsigned char)*p)) {
+            const char *q = p, *after;
+            while (q < end && word_char((unsigned char)*q))
+                q++;
+            after = q;
+            while (after < end && *after == ' ')
+                after++;
+            if (rhs && !(p > set && p[-1] == '.') && !(q < end && *q == '.') &&
+                !(after < end && *after == '(') && !sql_keyword(p, (size_t)(q - p))) {
+                rc = giz_buf_append(&o, table, tn);
+                if (rc == GIZ_OK) rc = giz_buf_append(&o, ".", 1);
+            }
+            if (rc == GIZ_OK) rc = giz_buf_append(&o, p, (size_t)(q - p));
+            p = q;
+        } else {
+            if (*p == '(') depth++;
+            if (*p == ')') depth--;
+            if (*p == '=' && depth == 0) rhs = true;
+            if (*p == ',' && depth == 0) rhs = false;
+            rc = giz_buf_append(&o, p++, 1);
+        }
+    }
+    if (rc == GIZ_OK) {
+        giz_buf_free(b);
+        *b = o;
+    } else {
+        giz_buf_free(&o);
+    }
+    return rc;
+}
+
 static bool is_begin(const char *sql, size_t len)
 {
     while (len && (sql[len - 1] == ';' || isspace((unsigned char)sql[len - 1])))
@@ -271,6 +354,13 @@ int store_pg_sql_translate(const char *sql, long len, char **out, int *nparams, 
             ignore = true;
             continue;
         }
+        if (word_at((const char *)pre.data, p, end, "AS (SELECT")) {
+            /* a CTE: computed once, as SQLite does; PostgreSQL would inline a
+             * CTE used once and rerun its correlated subqueries per row */
+            rc = giz_buf_append(&b, "AS MATERIALIZED (SELECT", 23);
+            p += 10;
+            continue;
+        }
         if (word_at((const char *)pre.data, p, end, "NOT INDEXED")) {
             p += 11;
             if (p < end && *p == ' ') p++;
@@ -291,6 +381,7 @@ int store_pg_sql_translate(const char *sql, long len, char **out, int *nparams, 
         rc = giz_buf_append(&b, p++, 1);
     }
     if (rc == GIZ_OK && ignore) rc = giz_buf_append(&b, " ON CONFLICT DO NOTHING", 23);
+    if (rc == GIZ_OK) rc = qualify_upsert(&b);
     if (rc == GIZ_OK && b.data == NULL) rc = giz_buf_append(&b, "", 0);
     if (rc == GIZ_OK && b.data == NULL) rc = giz_buf_append(&b, " ", 1);
     if (rc) goto fail;

@@ -339,7 +339,7 @@ int auth__init(struct gizp *g)
             mosquitto_log_printf(MOSQ_LOG_ERR,
                                  "giz: no default passcode key file for database %s: set "
                                  "plugin_opt_passcode_key",
-                                 g->cfg.db_path);
+                                 g->cfg.db_shown);
             return -1;
         }
         path = def;

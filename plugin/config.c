@@ -68,7 +68,8 @@ struct opt_def {
     }
 
 static const struct opt_def opt_table[] = {
-    OPT("db_path", OPT_STR, 0, 0, db_path, "path of the gizcloud SQLite database (required)"),
+    OPT("db_path", OPT_STR, 0, 0, db_path,
+        "path of the gizcloud SQLite database, or a postgresql:// URI (required)"),
     OPT("ping_max", OPT_UINT, 1, GIZ_GUARD_EXACT_MAX, ping_max,
         "PINGREQs allowed per window, 1..65535"),
     OPT("ping_window", OPT_MS, 100, 86400000, ping_window_ms,
@@ -265,6 +266,7 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
             errors++;
         }
     }
+    giz_store_path_display(cfg->db_path, cfg->db_shown, sizeof cfg->db_shown);
     if (cfg->db_path[0] == '\0') {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_db_path is required (%s)",
                              opt_table[OPT_DB_PATH].help);

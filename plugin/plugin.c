@@ -258,14 +258,14 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     }
     rc = giz_store_open(g->cfg.db_path, &g->store, &err);
     if (rc != GIZ_OK) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot open database %s: %s (%s)", g->cfg.db_path,
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot open database %s: %s (%s)", g->cfg.db_shown,
                              giz_strerror(rc), err.text);
         g->store = NULL;
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
     if (giz_store_device_all_offline(g->store) != GIZ_OK) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_path,
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_shown,
                              giz_store_errmsg(g->store));
         rc = MOSQ_ERR_INVAL;
         goto fail;
@@ -288,7 +288,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
                          "giz: plugin ready: db %s, ping limit %u per %u ms, keepalive max %u s, "
                          "connections without CONNECT: %u s timeout, at most %u (%u per address), "
                          "pacing %u ms",
-                         g->cfg.db_path, g->cfg.ping_max, g->cfg.ping_window_ms,
+                         g->cfg.db_shown, g->cfg.ping_max, g->cfg.ping_window_ms,
                          g->cfg.keepalive_max, g->cfg.connect_timeout_ms / 1000u,
                          g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr, g->cfg.device_gap_ms);
     *userdata = g;

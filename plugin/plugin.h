@@ -48,9 +48,10 @@ struct rate_limit {
 
 struct gizp_config {
     char db_path[GIZ_PATH_SIZE];
-    int log_level;           /* enum giz_log_lvl */
-    unsigned poll_ms;        /* outbox poll + DB batch period on TICK */
-    unsigned stats_interval; /* seconds between stats log lines; 0 = never */
+    char db_shown[GIZ_PATH_SIZE]; /* db_path for log lines (a URI's password hidden) */
+    int log_level;                /* enum giz_log_lvl */
+    unsigned poll_ms;             /* outbox poll + DB batch period on TICK */
+    unsigned stats_interval;      /* seconds between stats log lines; 0 = never */
     /* intercept.c */
     unsigned ping_max;             /* PINGREQs allowed per window (181st closes) */
     unsigned ping_window_ms;       /* window length */

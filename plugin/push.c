@@ -523,7 +523,7 @@ void push__beat(struct gizp *g, int64_t now_ms)
             mosquitto_log_printf(MOSQ_LOG_WARNING,
                                  "giz: another broker took over the liveness row of %s; "
                                  "recording this one (pid %lld) again",
-                                 g->cfg.db_path, (long long)ps->pid);
+                                 g->cfg.db_shown, (long long)ps->pid);
         rc = giz_store_broker_start(g->store, ps->pid, 0);
         if (rc == GIZ_OK) ps->beat_started = true;
     }
@@ -537,7 +537,7 @@ int push__init(struct gizp *g)
     struct push_state *ps = ps_get(g);
     if (ps == NULL) return -1;
     if (giz_store_outbox_last_id(g->store, &ps->outbox_last_id) != GIZ_OK) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_path,
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_shown,
                              giz_store_errmsg(g->store));
         return -1;
     }

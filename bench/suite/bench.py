@@ -1017,6 +1017,51 @@ def bench_gservice(b, reps):
     return raw
 
 
+def bench_store_pg(b, reps):
+    """Register and provision req/s of the same GService build with the store on
+    PostgreSQL (a throwaway server, tests/common/pgserver.py) vs SQLite (a fresh
+    file), same wrk client and scripts, alternating which goes first; ratio =
+    PostgreSQL / SQLite."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "common"))
+    import pgserver
+    secs = b.args.wrk_secs
+    raw = {k: {"cloud": [], "base": [], "ratio": [], "bad": []} for k in ("provision", "register")}
+    for rep in range(reps):
+        got = {k: {} for k in raw}
+        order = ("sqlite", "pg") if rep % 2 == 0 else ("pg", "sqlite")
+        for store in order:
+            d = tempfile.mkdtemp(prefix="gizbench-pg-", dir=b.dir)
+            pg = pgserver.PgServer() if store == "pg" else None
+            gs = None
+            try:
+                if pg:  # the key file must be named on PostgreSQL
+                    os.environ["GIZ_PASSCODE_KEY"] = os.path.join(d, "passcode.key")
+                gs, gport = b.start_gservice(data_dir=d, db=pg.uri if pg else None)
+                st, body = b.http("POST", "/admin/products", {"name": "wrk"}, admin=True, port=gport)
+                pk = json.loads(body)["product_key"]
+                st, body = b.http("POST", "/dev/devices",
+                                  form="passcode=BENCHPASS0&mac=00163E000000&product_key=" + pk, port=gport)
+                did = body.decode()[4:26]
+                env = dict(os.environ, GIZ_BENCH_PK=pk, GIZ_BENCH_DID=did)
+                for k, script in (("provision", "provision.lua"), ("register", "register.lua")):
+                    got[k][store], bad = wrk(gport, script, secs, env)
+                    if store == "pg":
+                        raw[k]["bad"].append(bad)
+                    log("  store rep %d %-9s %-6s: %s req/s (non-2xx %s)" % (rep, k, store, got[k][store], bad))
+            finally:
+                os.environ.pop("GIZ_PASSCODE_KEY", None)
+                if gs is not None:
+                    b.stop(gs)
+                if pg:
+                    pg.stop()
+        for k in raw:
+            c, bb = got[k].get("pg"), got[k].get("sqlite")
+            raw[k]["cloud"].append(c)
+            raw[k]["base"].append(bb)
+            raw[k]["ratio"].append(c / bb if c and bb else None)
+    return raw
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -1056,7 +1101,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--only", default="throughput,events,logins,idle,parser,latency,ota,gservice")
+    ap.add_argument("--only", default="throughput,events,logins,idle,parser,latency,ota,gservice,store_pg")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "out", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "out", "RESULTS.md"))
     ap.add_argument("--loginstorm", help="the compiled bench/suite/loginstorm.c (else a Python driver)")
@@ -1130,6 +1175,7 @@ def main():
         step("latency", lambda: bench_latency(b, a.reps))
         step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n)})
         step("gservice", lambda: bench_gservice(b, a.reps))
+        step("store_pg", lambda: bench_store_pg(b, a.reps))
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         res["errors"]["fixtures"] = "%s: %s" % (type(e).__name__, e)

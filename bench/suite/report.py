@@ -147,6 +147,16 @@ def rows(res):
             out.append({"key": "gservice_" + k, "figure": label, "baseline": "libmicrohttpd hello-world",
                         "cloud": c, "base": stat(r.get("base")), "ratio": rs, "nd": 0, "ratio_text": spread(rs, 3),
                         "target": target, "met": met})
+    sp = f.get("store_pg")
+    if sp:
+        for k, label in (("provision", "GService provision GET req/s, store on PostgreSQL"),
+                         ("register", "GService register POST req/s, store on PostgreSQL")):
+            r = sp.get(k, {})
+            rs = stat(r.get("ratio"))
+            out.append({"key": "store_pg_" + k, "figure": label,
+                        "baseline": "the same GService with the store on SQLite",
+                        "cloud": stat(r.get("cloud")), "base": stat(r.get("base")), "ratio": rs, "nd": 0,
+                        "ratio_text": spread(rs, 3), "target": "informational", "met": "-"})
     return out
 
 
@@ -230,7 +240,7 @@ def finish(res, json_path, md_path):
                                                                           res.get("loadavg_end")))
     per = res.get("loadavg", {})
     if per:
-        order = ["throughput", "logins", "idle", "parser", "latency", "ota", "gservice"]
+        order = ["throughput", "logins", "idle", "parser", "latency", "ota", "gservice", "store_pg"]
         L.append("| load average before each figure | %s |" % ", ".join(
             "%s %s" % (k, per[k]) for k in sorted(per, key=lambda k: order.index(k) if k in order else 99)))
     L.append("")
@@ -277,6 +287,10 @@ def finish(res, json_path, md_path):
              "(unique MAC per request) against giz-gservice (2 threads, info access log to a file, fresh "
              "SQLite) and `giz-bench-hello` (libmicrohttpd, same thread pool), same run, alternating." %
              s.get("wrk_secs"))
+    L.append("- **Store on PostgreSQL**: the same wrk client and scripts against the same giz-gservice "
+             "build twice per repetition, store on a fresh SQLite file and on a throwaway PostgreSQL 15 "
+             "server on the same machine (tests/common/pgserver.py: loopback TCP, fsync off), "
+             "alternating which goes first; ratio = PostgreSQL ÷ SQLite.")
     L.append("")
     analysis = os.path.join(HERE, "analysis.md")
     if os.path.exists(analysis):

@@ -361,6 +361,10 @@ int giz_store_firmware_find(struct giz_store *s, const char *product_key, int ty
  * of PBKDF2; a miss is final, no PBKDF2 is run), and fills it in for rows
  * that verified through PBKDF2 (older rows, other key): best effort, never
  * waiting for the write lock. Without a key nothing changes. */
+/* Writes path as log lines and error texts may show it into out (cap
+ * bytes, truncated) and returns out: an SQLite path as it is, a
+ * postgresql:// URI with its password replaced by "***". */
+const char *giz_store_path_display(const char *path, char *out, size_t cap);
 /* Writes the default key file path for a database, "<db folder>/passcode.key",
  * into out. GIZ_ERR_INVAL (no file database, e.g. ":memory:"), GIZ_ERR_NOSPACE. */
 int giz_store_passcode_key_default(const char *db_path, char *out, size_t cap);

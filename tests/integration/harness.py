@@ -9,6 +9,10 @@ GIZ_VALGRIND=1 runs the GService under valgrind (slow; for leak hunting);
 GIZ_VALGRIND_BROKER=1 runs mosquitto + plugin under valgrind (non-sanitized builds).
 GIZ_MOSQUITTO chooses the mosquitto binary (default: `mosquitto` on PATH, Debian's
 2.0.11); scripts/test-backports.sh points it at bookworm-backports' 2.0.21.
+GIZ_TEST_STORE=pg puts the store on PostgreSQL: each Cloud starts a throwaway server
+(tests/common/pgserver.py) and hands its postgresql:// URI to the GService (GIZ_DB_PATH)
+and the plugin (plugin_opt_db_path), with a named passcode key file (required there);
+tests reach the database through Cloud.db_exec / Cloud.db_dump, which speak to either.
 """
 import json
 import os
@@ -29,6 +33,10 @@ GSERVICE = os.path.join(BUILD, "gservice", "giz-gservice")
 PLUGIN = os.path.join(BUILD, "plugin", "giz_plugin.so")
 MOSQUITTO = os.environ.get("GIZ_MOSQUITTO", "mosquitto")
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+STORE = os.environ.get("GIZ_TEST_STORE", "sqlite")
+if STORE == "pg":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+    import pgserver  # noqa: E402
 
 
 _used_ports = set()
@@ -164,6 +172,18 @@ class Cloud:
         self.dir = tempfile.mkdtemp(prefix="gizit-")
         os.chmod(self.dir, 0o755)
         self.db_path = os.path.join(self.dir, "gizcloud.db")
+        self.pg = None
+        if STORE == "pg":
+            try:
+                self.pg = pgserver.PgServer()
+            except BaseException:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                raise
+            self.db_path = self.pg.uri
+            key = os.path.join(self.dir, "passcode.key")  # one key for every process
+            self.gservice_env.setdefault("GIZ_PASSCODE_KEY", key)
+            self.plugin_opts.setdefault("passcode_key", key)
+            self.plugin_opts.setdefault("db_path", self.db_path)
         self.http_port = free_port()
         self.mqtt_port = free_port()
         self.mqtts_port = free_port() if tls_dir else None
@@ -320,9 +340,55 @@ class Cloud:
             codes[name] = p.returncode
         self.procs = []
         self.exit_codes = codes
+        if self.pg is not None:
+            self.pg.stop()
         if os.environ.get("GIZ_KEEP_TMP") != "1":
             shutil.rmtree(self.dir, ignore_errors=True)
         return codes
+
+    # -- the database, on either backend -----------------------------------
+    def db_exec(self, sql, params=()):
+        """Runs one statement with ?-parameters on the store's database (SQLite file
+        or PostgreSQL) and returns its rows as lists of text (PostgreSQL) or values
+        (SQLite). Write portable SQL (e.g. INSERT ... ON CONFLICT ... DO UPDATE)."""
+        if self.pg is None:
+            import sqlite3
+            db = sqlite3.connect(self.db_path, timeout=10)
+            try:
+                rows = db.execute(sql, tuple(params)).fetchall()
+                db.commit()
+                return rows
+            finally:
+                db.close()
+        out, it, quote = [], iter(params), None
+        for ch in sql:
+            if quote:
+                quote = None if ch == quote else quote
+                out.append(ch)
+            elif ch in "'\"":
+                quote = ch
+                out.append(ch)
+            elif ch == "?":
+                v = next(it)
+                out.append("NULL" if v is None else str(int(v)) if isinstance(v, (bool, int))
+                           else "'%s'" % str(v).replace("'", "''"))
+            else:
+                out.append(ch)
+        text = self.pg.psql("".join(out))
+        return [line.split("|") for line in text.splitlines() if line]
+
+    def db_dump(self):
+        """The whole database as text (SQLite's iterdump, or every table's rows)."""
+        if self.pg is None:
+            import sqlite3
+            db = sqlite3.connect(self.db_path, timeout=10)
+            try:
+                return "\n".join(db.iterdump())
+            finally:
+                db.close()
+        tables = self.pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                              "ORDER BY tablename").split()
+        return "\n".join("%s\n%s" % (t, self.pg.psql("SELECT * FROM %s" % t)) for t in tables)
 
     def log_text(self, name):
         try:

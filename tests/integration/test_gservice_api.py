@@ -8,7 +8,6 @@ passcodes, host/port per DID, unbinding, and the Gizwits app error codes
 import json
 import os
 import re
-import sqlite3
 import sys
 import time
 
@@ -24,18 +23,15 @@ def is_json_error(body):
     return isinstance(j, dict) and isinstance(j.get("error"), str) and isinstance(j.get("message"), str)
 
 
-def fake_broker_alive(db_path):
+def fake_broker_alive(cloud):
     """This test runs no broker: write the broker's liveness row as a live broker
     would (a heartbeat in the future counts as fresh), so presence flags and pushes
     are trusted (without one the GService answers 503 broker_unavailable)."""
     now_ms = int(time.time() * 1000)
-    db = sqlite3.connect(db_path)
-    try:
-        db.execute("INSERT OR REPLACE INTO broker (id, pid, started_at, heartbeat_at, stopped_at) "
-                   "VALUES (1, 1, ?, ?, NULL)", (now_ms, now_ms + 3600 * 1000))
-        db.commit()
-    finally:
-        db.close()
+    cloud.db_exec("INSERT INTO broker (id, pid, started_at, heartbeat_at, stopped_at) "
+                  "VALUES (1, 1, ?, ?, NULL) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, "
+                  "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+                  "stopped_at = NULL", (now_ms, now_ms + 3600 * 1000))
 
 
 def main():
@@ -121,15 +117,10 @@ def main():
         c.eq(len(d.get("devices", [])), 2, "limit/offset")
         st, d = cloud.json("GET", "/admin/devices", admin=True)
         c.eq(len(d.get("devices", [])), 6, "all devices")
-        fake_broker_alive(cloud.db_path)
-        db = sqlite3.connect(cloud.db_path)
-        try:
-            db.execute("UPDATE devices SET online = 1, last_seen = 1700000000 WHERE did = ?", (dids[2],))
-            db.execute("INSERT INTO device_logs (did, level, tags, source, content, ts) VALUES (?, 3, 't', 's', ?, 5)",
-                       (dids[2], "hello 'log'"))
-            db.commit()
-        finally:
-            db.close()
+        fake_broker_alive(cloud)
+        cloud.db_exec("UPDATE devices SET online = 1, last_seen = 1700000000 WHERE did = ?", (dids[2],))
+        cloud.db_exec("INSERT INTO device_logs (did, level, tags, source, content, ts) VALUES (?, 3, 't', 's', ?, 5)",
+                      (dids[2], "hello 'log'"))
         st, d = cloud.json("GET", "/admin/devices?online=1", admin=True)
         c.eq([x["did"] for x in d.get("devices", [])], [dids[2]], "online filter")
         st, d = cloud.json("GET", "/admin/devices/%s" % dids[2], admin=True)
@@ -215,12 +206,7 @@ def main():
                         ({"X-Gizwits-User-token": "x" * 300}, "oversize token")]:
             st, e = cloud.json("GET", "/app/bindings", headers=h)
             c.eq((st, e.get("error_code"), e.get("error")), (401, 9004, "9004"), "bindings with %s" % what)
-        db = sqlite3.connect(cloud.db_path)
-        try:
-            db.execute("UPDATE sessions SET expire_at = 1")
-            db.commit()
-        finally:
-            db.close()
+        cloud.db_exec("UPDATE sessions SET expire_at = 1")
         st, e = cloud.json("GET", "/app/bindings", headers=tok)
         c.eq((st, e.get("error_code")), (401, 9006), "expired token gives 9006")
         status, h, _ = cloud.http("PUT", "/app/login", body={})
@@ -229,6 +215,9 @@ def main():
         log = cloud.log_text("gservice")
         c.ok(login["token"] not in log and "s3cret-pw" not in log and cloud.admin_token not in log
              and "PASS000000" not in log, "no token, password or passcode in the log")
+        if cloud.pg is not None:
+            c.ok(cloud.pg.password not in log, "no PostgreSQL password in the log")
+            c.ok("postgresql://" in log, "the log names the PostgreSQL store")
     c.eq(cloud.exit_codes.get("gservice"), 0, "gservice exits 0 on SIGTERM")
     c.done()
 

@@ -343,7 +343,6 @@ def check_gizctl(c, cloud, did, n_events):
 def check_total_and_streams(c):
     """The total cap (small GIZ_EVENTS_TOTAL) with every drop counted, the
     bound on concurrent streams, and a clean stop with a stream still open."""
-    import sqlite3
     env = {"GIZ_EVENTS_TOTAL": "25", "GIZ_EVENT_STREAMS": "1"}
     with harness.Cloud(broker=False, gservice_env=env) as cloud:
         held = http.client.HTTPConnection("127.0.0.1", cloud.http_port, timeout=10)
@@ -362,12 +361,8 @@ def check_total_and_streams(c):
                 written += 1
         kept = dropped = -1
         for _ in range(100):
-            db = sqlite3.connect(cloud.db_path, timeout=5)
-            try:
-                kept = db.execute("SELECT count(*) FROM events").fetchone()[0]
-                dropped = db.execute("SELECT coalesce(sum(n), 0) FROM event_drops").fetchone()[0]
-            finally:
-                db.close()
+            kept = int(cloud.db_exec("SELECT count(*) FROM events")[0][0])
+            dropped = int(cloud.db_exec("SELECT coalesce(sum(n), 0) FROM event_drops")[0][0])
             if kept + dropped == written and kept <= 25:
                 break
             time.sleep(0.1)

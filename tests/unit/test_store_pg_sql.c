@@ -57,6 +57,10 @@ TEST_CASE(rewrites)
           "INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, PG_SQL_PLAIN);
     check("SELECT DISTINCT did FROM device_logs NOT INDEXED WHERE id > ?2",
           "SELECT DISTINCT did FROM device_logs WHERE id > $2", 2, PG_SQL_PLAIN);
+    check("WITH t(did) AS (SELECT did FROM e), c AS (SELECT 1) SELECT * FROM t, c",
+          "WITH t(did) AS MATERIALIZED (SELECT did FROM e), c AS MATERIALIZED (SELECT 1) "
+          "SELECT * FROM t, c",
+          0, PG_SQL_PLAIN);
     check("SELECT x FROM t ORDER BY id LIMIT ?3 OFFSET ?4",
           "SELECT x FROM t ORDER BY id LIMIT giz_limit($3) OFFSET giz_offset($4)", 4, PG_SQL_PLAIN);
     check("SELECT x FROM t LIMIT 1 OFFSET ?1", "SELECT x FROM t LIMIT 1 OFFSET giz_offset($1)", 1,
@@ -65,6 +69,17 @@ TEST_CASE(rewrites)
           "SELECT json_patch(json_build_object('id', id), fields) FROM events", 0, PG_SQL_PLAIN);
     check("SELECT 1 WHERE u >= CAST(strftime('%s', 'now') AS INTEGER) - 60",
           "SELECT 1 WHERE u >= CAST(extract(epoch FROM now()) AS BIGINT) - 60", 0, PG_SQL_PLAIN);
+    /* upserts: the right-hand columns are the existing row's */
+    check("INSERT INTO event_drops(did, n) VALUES (?1, ?2) ON CONFLICT(did) DO UPDATE SET "
+          "n = n + excluded.n",
+          "INSERT INTO event_drops(did, n) VALUES ($1, $2) ON CONFLICT(did) DO UPDATE SET "
+          "n = event_drops.n + excluded.n",
+          2, PG_SQL_PLAIN);
+    check("INSERT INTO d(a, b) VALUES (?1, ?2) ON CONFLICT(a) DO UPDATE SET "
+          "b = iif(?2 <> '', ?2, b), c = max(c, ?1), e = 'x''y', f = NULL",
+          "INSERT INTO d(a, b) VALUES ($1, $2) ON CONFLICT(a) DO UPDATE SET "
+          "b = iif($2 <> '', $2, d.b), c = max(d.c, $1), e = 'x''y', f = NULL",
+          2, PG_SQL_PLAIN);
     /* a name merely containing a rewritten word is left alone */
     check("SELECT my_json_object(1)", "SELECT my_json_object(1)", 0, PG_SQL_PLAIN);
 }
