@@ -342,7 +342,23 @@ BEGIN
     END LOOP;
     RETURN t;
 END $$;
+-- jsonb as compact text, as SQLite writes JSON ({"a":1,"b":[2,3]}; jsonb's own
+-- text has ", " and ": "); members in jsonb's order
+CREATE FUNCTION giz_json_text(j jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF j IS NULL THEN RETURN NULL; END IF;
+    IF jsonb_typeof(j) = 'object' THEN
+        RETURN '{' || coalesce((SELECT string_agg(to_jsonb(e.k)::text || ':' || giz_json_text(e.v),
+                                                  ',' ORDER BY e.n)
+                                FROM jsonb_each(j) WITH ORDINALITY AS e(k, v, n)), '') || '}';
+    ELSIF jsonb_typeof(j) = 'array' THEN
+        RETURN '[' || coalesce((SELECT string_agg(giz_json_text(e.v), ',' ORDER BY e.n)
+                                FROM jsonb_array_elements(j) WITH ORDINALITY AS e(v, n)), '') || ']';
+    END IF;
+    RETURN j::text;
+END $$;
 CREATE FUNCTION json_patch(text, text) RETURNS text
-    LANGUAGE sql IMMUTABLE AS 'SELECT giz_merge_patch($1::jsonb, $2::jsonb)::text';
+    LANGUAGE sql IMMUTABLE AS 'SELECT giz_json_text(giz_merge_patch($1::jsonb, $2::jsonb))';
 CREATE FUNCTION json_patch(json, text) RETURNS text
-    LANGUAGE sql IMMUTABLE AS 'SELECT giz_merge_patch($1::jsonb, $2::jsonb)::text';
+    LANGUAGE sql IMMUTABLE AS 'SELECT giz_json_text(giz_merge_patch($1::jsonb, $2::jsonb))';

@@ -15,7 +15,7 @@
 #include "test.h"
 
 static char dir[256];
-static char dbpath[300];
+static char dbpath[600];
 
 struct state_copy {
     int calls;
@@ -130,11 +130,16 @@ static void setup(void)
         exit(1);
     }
     snprintf(dbpath, sizeof dbpath, "%s/dp.db", dir);
+    /* unit_store_datapoint_pg.<case>: one fresh PostgreSQL server per case */
+    if (getenv("GIZ_TEST_PG_URI") && getenv("GIZ_TEST_PG_URI")[0]) {
+        snprintf(dbpath, sizeof dbpath, "%s", getenv("GIZ_TEST_PG_URI"));
+        fprintf(stderr, "store on PostgreSQL (GIZ_TEST_PG_URI)\n");
+    }
 }
 
 static void teardown(void)
 {
-    char p[320];
+    char p[640];
 
     unlink(dbpath);
     snprintf(p, sizeof p, "%s-wal", dbpath);

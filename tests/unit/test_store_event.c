@@ -1,23 +1,28 @@
 /* SPDX-License-Identifier: EPL-2.0 OR BSD-3-Clause */
 /*
  * Unit tests of the events timeline in the store (lib/store_event.c) on a
- * real SQLite file in a fresh temp directory: batched appends (all or
+ * real SQLite file in a fresh temp directory (or, with GIZ_TEST_PG_URI, on
+ * PostgreSQL, the schema dropped before each case): batched appends (all or
  * nothing), lists by device, cursor, time and kind (oldest first) with the
  * merged JSON, ids never reused, the per-device and total retention caps
  * with their drop counters, the prune visiting only touched devices, and
  * two connections (the GService and the broker) writing one table.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "giz/store.h"
 #include "test.h"
 
 static char dir[256];
-static char dbpath[300];
+static char dbpath[600];
+static bool on_pg; /* GIZ_TEST_PG_URI: the store on PostgreSQL (unit_store_event_pg.<case>) */
 
 static struct giz_store *open_db(void)
 {
@@ -67,10 +72,19 @@ static int list(struct giz_store *s, const char *did, int64_t after, int64_t sin
     return giz_store_event_list(s, &q, collect_cb, c);
 }
 
+/* An empty database: the file removed, or (PostgreSQL) the schema dropped. */
 static void fresh(void)
 {
+    if (on_pg) {
+        PGconn *c = PQconnectdb(dbpath);
+        PGresult *r = PQexec(c, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
     unlink(dbpath);
-    char p[320];
+    char p[640];
     snprintf(p, sizeof p, "%s-wal", dbpath);
     unlink(p);
     snprintf(p, sizeof p, "%s-shm", dbpath);
@@ -258,6 +272,11 @@ static void setup(void)
         exit(1);
     }
     snprintf(dbpath, sizeof dbpath, "%s/events.db", dir);
+    if (getenv("GIZ_TEST_PG_URI") && getenv("GIZ_TEST_PG_URI")[0]) {
+        snprintf(dbpath, sizeof dbpath, "%s", getenv("GIZ_TEST_PG_URI"));
+        on_pg = true;
+        fprintf(stderr, "store on PostgreSQL (GIZ_TEST_PG_URI)\n");
+    }
 }
 
 static void teardown(void)
