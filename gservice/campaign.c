@@ -512,6 +512,7 @@ static void *engine_main(void *arg)
     struct gs_server *srv = arg;
     struct gs_campaigns *cp = &srv->campaigns;
     struct giz_store *st = NULL;
+    int64_t last_sweep_ms = 0;
     for (;;) {
         pthread_mutex_lock(&cp->mu);
         if (!cp->stop && !cp->wake) {
@@ -539,6 +540,15 @@ static void *engine_main(void *arg)
         }
         int rc = tick_run(srv, st);
         atomic_fetch_add_explicit(&cp->ticks, 1, memory_order_relaxed);
+        /* This thread also sweeps for dead brokers (schema 012) every 2 s:
+         * their devices marked offline, whichever node gets there first. */
+        int64_t now = unix_ms();
+        if (now - last_sweep_ms >= GIZ_BROKER_BEAT_MS || now < last_sweep_ms) {
+            last_sweep_ms = now;
+            int src = giz_store_broker_sweep(st, gs_broker_max_age_ms(srv), NULL);
+            if (src != GIZ_OK)
+                giz_log(GIZ_LOG_WARN, "dead-broker sweep failed: %s", giz_strerror(src));
+        }
         if (rc != GIZ_OK) giz_log(GIZ_LOG_WARN, "campaigns: tick failed: %s", giz_strerror(rc));
     }
     giz_store_close(st);

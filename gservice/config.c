@@ -445,11 +445,3 @@ void gs_config_warn(const struct gs_config *cfg)
                 "GIZ_ADVERTISED_HTTP_PORT=80)",
                 port);
 }
-
-void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out)
-{
-    (void)did; /* one broker today; shard on the DID here later */
-    out->host = cfg->m2m_host;
-    out->port = cfg->m2m_port;
-    out->port_s = cfg->m2m_tls_port;
-}

@@ -66,6 +66,31 @@ bool gs_device_lookup(struct gs_request *rq, struct giz_store *st, const char *d
     return false;
 }
 
+int64_t gs_broker_max_age_ms(const struct gs_server *srv)
+{
+    return (int64_t)srv->cfg.broker_max_age * 1000;
+}
+
+void gs_m2m_route_for_did(struct gs_server *srv, struct giz_store *st, const char *did, bool assign,
+                          struct gs_m2m_route *out)
+{
+    const struct gs_config *cfg = &srv->cfg;
+    struct giz_broker b;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->host, sizeof(out->host), "%s", cfg->m2m_host);
+    out->port = cfg->m2m_port;
+    out->port_s = cfg->m2m_tls_port;
+    if (st == NULL ||
+        giz_store_device_broker_route(st, did, gs_broker_max_age_ms(srv), assign, &b) != GIZ_OK)
+        return; /* no live broker (or no registry row yet): the configured address */
+    memcpy(out->broker, b.name, sizeof(out->broker));
+    if (b.host[0] != '\0') memcpy(out->host, b.host, sizeof(out->host));
+    if (b.port != 0) {
+        out->port = b.port;
+        out->port_s = b.tls_port; /* a broker that advertises itself says its TLS port too */
+    }
+}
+
 bool gs_broker_alive(struct gs_server *srv, struct giz_store *st, int64_t *age_ms)
 {
     bool alive = false;

@@ -38,7 +38,7 @@ struct cJSON;
 #define GS_DEFAULT_PER_IP_LIMIT 256
 #define GS_DEFAULT_MAX_CONNECTIONS 4000
 #define GS_DEFAULT_ADMIN_FAIL_LIMIT 10
-#define GS_DEFAULT_BROKER_MAX_AGE 15
+#define GS_DEFAULT_BROKER_MAX_AGE 8 /* s: four missed 2 s heartbeats */
 #define GS_DEFAULT_EVENTS_PER_DEVICE 1000
 #define GS_DEFAULT_EVENTS_TOTAL 1000000u
 #define GS_DEFAULT_EVENTS_QUEUE 65536
@@ -101,14 +101,23 @@ void gs_config_warn(const struct gs_config *cfg);
 void gs_url_drop_port80(char *url);
 
 /* Where a device (or an app, for a device) finds its M2M broker. Every
- * answer that hands out a broker address goes through here, so sharding
- * DIDs over several brokers is a change to this one function. */
+ * answer that hands out a broker address goes through here. With brokers in
+ * the store's registry (schema 012): the device's broker while it lives,
+ * else the least-loaded live one (recorded for the device when `assign`:
+ * provision); a broker that advertises no host/port gets the configured
+ * GIZ_M2M_HOST / GIZ_M2M_PORT (/ GIZ_M2M_TLS_PORT). No live broker (or st
+ * NULL, or a store error): the configured address, broker "". */
+struct gs_server;
 struct gs_m2m_route {
-    const char *host; /* static for the process lifetime */
+    char host[GIZ_BROKER_HOST_SIZE];
     unsigned port;
-    unsigned port_s; /* TLS port, 0 = none */
+    unsigned port_s;                   /* TLS port, 0 = none */
+    char broker[GIZ_BROKER_NAME_SIZE]; /* "" = no live broker: the configured address */
 };
-void gs_m2m_route_for_did(const struct gs_config *cfg, const char *did, struct gs_m2m_route *out);
+void gs_m2m_route_for_did(struct gs_server *srv, struct giz_store *st, const char *did, bool assign,
+                          struct gs_m2m_route *out);
+/* GIZ_BROKER_MAX_AGE in ms. */
+int64_t gs_broker_max_age_ms(const struct gs_server *srv);
 
 /* ======================================================================
  * Store pool (store_pool.c): giz_store handles are not thread-safe, so every
@@ -213,6 +222,7 @@ enum gs_route_id {
     GS_ROUTE_ADMIN_CAMPAIGNS,      /* GET/POST /admin/ota/campaigns (route_campaign.c) */
     GS_ROUTE_ADMIN_CAMPAIGN,       /* GET /admin/ota/campaigns/<id> */
     GS_ROUTE_ADMIN_CAMPAIGN_ACTION, /* POST /admin/ota/campaigns/<id>/pause|resume|cancel */
+    GS_ROUTE_ADMIN_BROKERS,         /* GET /admin/brokers (route_admin.c) */
     GS_ROUTE_COUNT
 };
 const char *gs_route_name(enum gs_route_id id);
@@ -421,6 +431,7 @@ void gs_route_ota_latest(struct gs_request *rq);
 void gs_route_ota_download(struct gs_request *rq);
 void gs_route_admin_products(struct gs_request *rq);
 void gs_route_admin_devices(struct gs_request *rq);
+void gs_route_admin_brokers(struct gs_request *rq);
 void gs_route_admin_device(struct gs_request *rq);
 void gs_route_admin_device_logs(struct gs_request *rq);
 void gs_route_admin_firmware(struct gs_request *rq);

@@ -212,24 +212,170 @@ static void put_counters(struct text *t, struct gs_server *srv)
         ld(&m->admin_throttled));
 }
 
-/* Appends the broker's own series (the plugin's snapshot in the broker
- * row, schema 008): only lines of gizcloud_broker_* series and their
- * HELP/TYPE comments pass, each ending in a newline. */
-static void put_broker_series(struct text *t, const char *snap)
+/* The brokers' own series (each live broker's snapshot in the registry,
+ * schema 008/012): only lines of gizcloud_broker_* series and their
+ * HELP/TYPE comments pass; every sample gets a broker="<name>" label (names
+ * are [A-Za-z0-9._:-], nothing to escape), and the samples of one family
+ * from all brokers follow its one HELP/TYPE pair, as the text format wants. */
+#define SNAP_MAX 64     /* brokers shown */
+#define FAMILY_MAX 256  /* families per scrape */
+#define FAMILY_NAME 128 /* longest family name kept */
+
+struct snap {
+    char name[GIZ_BROKER_NAME_SIZE];
+    char *text;
+};
+struct snaps {
+    struct snap s[SNAP_MAX];
+    unsigned n;
+    bool nomem;
+};
+
+static int snap_cb(const char *name, const char *text, void *ud)
 {
-    const char *p = snap;
+    struct snaps *ss = ud;
+    if (ss->n >= SNAP_MAX) return 1;
+    struct snap *x = &ss->s[ss->n];
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    x->text = strdup(text);
+    if (x->text == NULL) {
+        ss->nomem = true;
+        return 1;
+    }
+    ss->n++;
+    return 0;
+}
+
+static bool broker_line(const char *p, size_t n)
+{
+    return (n > 16 && strncmp(p, "gizcloud_broker_", 16) == 0) ||
+           (n > 23 && (strncmp(p, "# HELP gizcloud_broker_", 23) == 0 ||
+                       strncmp(p, "# TYPE gizcloud_broker_", 23) == 0));
+}
+
+/* The metric name a line is about (a sample's or a comment's) into out. */
+static void line_metric(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t i = 0, k = 0;
+    if (p[0] == '#') i = 7; /* "# HELP " / "# TYPE " */
+    while (i < n && p[i] != ' ' && p[i] != '{' && k + 1 < cap)
+        out[k++] = p[i++];
+    out[k] = '\0';
+}
+
+/* Calls fn for each kept line of text with its family name: a comment's
+ * metric, or for a sample the family declared last if the sample's name
+ * starts with it (histogram parts), else its own name. */
+static void
+each_line(const char *text,
+          void (*fn)(void *ud, const char *p, size_t n, const char *family, bool comment), void *ud)
+{
+    char family[FAMILY_NAME] = "", m[FAMILY_NAME];
+    const char *p = text;
     while (*p != '\0') {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        bool ok = (n > 16 && strncmp(p, "gizcloud_broker_", 16) == 0) ||
-                  (n > 23 && (strncmp(p, "# HELP gizcloud_broker_", 23) == 0 ||
-                              strncmp(p, "# TYPE gizcloud_broker_", 23) == 0));
-        if (ok && !t->failed &&
-            (giz_buf_append(&t->b, p, n) != GIZ_OK || giz_buf_append(&t->b, "\n", 1) != GIZ_OK))
-            t->failed = true;
+        if (broker_line(p, n)) {
+            line_metric(p, n, m, sizeof m);
+            if (p[0] == '#') {
+                memcpy(family, m, sizeof family);
+                fn(ud, p, n, family, true);
+            } else {
+                size_t fl = strlen(family);
+                fn(ud, p, n, fl > 0 && strncmp(m, family, fl) == 0 ? family : m, false);
+            }
+        }
         p += n;
         if (*p == '\n') p++;
     }
+}
+
+struct families {
+    char name[FAMILY_MAX][FAMILY_NAME];
+    unsigned n;
+};
+
+static void family_add_cb(void *ud, const char *p, size_t n, const char *family, bool comment)
+{
+    struct families *f = ud;
+    (void)p;
+    (void)n;
+    (void)comment;
+    for (unsigned i = 0; i < f->n; i++)
+        if (strcmp(f->name[i], family) == 0) return;
+    if (f->n < FAMILY_MAX) memcpy(f->name[f->n++], family, FAMILY_NAME);
+}
+
+struct emit {
+    struct text *t;
+    const char *family, *broker;
+    bool comments; /* this pass writes the family's HELP/TYPE, else its samples */
+    bool wrote_comment;
+};
+
+static void append(struct text *t, const char *p, size_t n)
+{
+    if (!t->failed && giz_buf_append(&t->b, p, n) != GIZ_OK) t->failed = true;
+}
+
+static void emit_cb(void *ud, const char *p, size_t n, const char *family, bool comment)
+{
+    struct emit *e = ud;
+    if (strcmp(family, e->family) != 0 || comment != e->comments) return;
+    if (comment) {
+        append(e->t, p, n);
+        append(e->t, "\n", 1);
+        e->wrote_comment = true;
+        return;
+    }
+    size_t k = 0; /* the metric name, then the label */
+    while (k < n && p[k] != ' ' && p[k] != '{')
+        k++;
+    append(e->t, p, k);
+    append(e->t, "{broker=\"", 9);
+    append(e->t, e->broker, strlen(e->broker));
+    if (k < n && p[k] == '{') {
+        bool empty = k + 1 < n && p[k + 1] == '}';
+        append(e->t, empty ? "\"" : "\",", empty ? 1 : 2);
+        append(e->t, p + k + 1, n - k - 1);
+    } else {
+        append(e->t, "\"}", 2);
+        append(e->t, p + k, n - k);
+    }
+    append(e->t, "\n", 1);
+}
+
+static void put_broker_series(struct text *t, const struct snaps *ss)
+{
+    struct families *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        t->failed = true;
+        return;
+    }
+    for (unsigned i = 0; i < ss->n; i++)
+        each_line(ss->s[i].text, family_add_cb, f);
+    for (unsigned k = 0; k < f->n; k++) {
+        struct emit e = {.t = t, .family = f->name[k], .comments = true};
+        for (unsigned i = 0; i < ss->n && !e.wrote_comment; i++) /* one HELP/TYPE pair */
+            each_line(ss->s[i].text, emit_cb, &e);
+        e.comments = false;
+        for (unsigned i = 0; i < ss->n; i++) {
+            e.broker = ss->s[i].name;
+            each_line(ss->s[i].text, emit_cb, &e);
+        }
+    }
+    free(f);
+}
+
+struct up_walk {
+    struct text *t;
+};
+
+static int up_cb(const struct giz_broker *b, void *ud)
+{
+    struct up_walk *w = ud;
+    put(w->t, "gizcloud_broker_up{broker=\"%s\"} %d\n", b->name, b->alive ? 1 : 0);
+    return 0;
 }
 
 /* What the store says: broker liveness, device counts, the broker's series. */
@@ -238,15 +384,26 @@ static void put_store(struct text *t, struct gs_request *rq)
     struct giz_store *st = gs_store_acquire(&rq->srv->pool);
     int64_t all = -1, online = -1, age_ms = -1;
     bool alive = false;
-    char *snap = NULL;
-    if (st != NULL) {
+    struct snaps *ss = calloc(1, sizeof *ss);
+    if (ss == NULL) t->failed = true;
+    if (st != NULL && ss != NULL) {
         alive = gs_broker_alive(rq->srv, st, &age_ms);
-        if (alive && giz_store_broker_metrics_get(st, &snap, NULL) != GIZ_OK) snap = NULL;
+        /* dead brokers' counters are not shown */
+        if (alive && (giz_store_broker_metrics_each(st, gs_broker_max_age_ms(rq->srv), snap_cb,
+                                                    ss) != GIZ_OK ||
+                      ss->nomem))
+            ss->n = 0; /* what was copied is freed below */
         if (giz_store_device_count(st, NULL, false, &all) != GIZ_OK) all = -1;
         if (!alive)
             online = 0; /* stale flags of a dead broker are not presence */
         else if (giz_store_device_count(st, NULL, true, &online) != GIZ_OK)
             online = -1;
+        put(t, "# HELP gizcloud_broker_up 1 while this broker's heartbeat in the store's "
+               "registry is at most GIZ_BROKER_MAX_AGE old.\n"
+               "# TYPE gizcloud_broker_up gauge\n");
+        struct up_walk w = {t};
+        if (giz_store_broker_list(st, gs_broker_max_age_ms(rq->srv), up_cb, &w) != GIZ_OK)
+            giz_log(GIZ_LOG_WARN, "metrics: broker registry not readable");
         gs_store_release(&rq->srv->pool, st);
     }
     put(t,
@@ -273,8 +430,12 @@ static void put_store(struct text *t, struct gs_request *rq)
             "# TYPE gizcloud_devices_online gauge\n"
             "gizcloud_devices_online %" PRId64 "\n",
             online);
-    if (snap != NULL) put_broker_series(t, snap); /* a dead broker's counters are not shown */
-    free(snap);
+    if (ss != NULL) {
+        put_broker_series(t, ss);
+        for (unsigned i = 0; i < SNAP_MAX; i++) /* snap_cb may have copied one past a failure */
+            free(ss->s[i].text);
+        free(ss);
+    }
 }
 
 void gs_route_metrics(struct gs_request *rq)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -211,6 +212,70 @@ static void add_broker(cJSON *j, bool alive, int64_t age_ms)
         cJSON_AddNullToObject(b, "heartbeat_age_ms");
 }
 
+/* GET /admin/brokers: the registry, by name. */
+struct brokers_walk {
+    cJSON *arr;
+    int64_t now_ms;
+    unsigned alive;
+};
+
+static void add_ms_or_null(cJSON *o, const char *key, int64_t v)
+{
+    if (v > 0)
+        cJSON_AddNumberToObject(o, key, (double)v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static int broker_row_cb(const struct giz_broker *b, void *ud)
+{
+    struct brokers_walk *w = ud;
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) return 1;
+    cJSON_AddStringToObject(o, "name", b->name);
+    cJSON_AddStringToObject(o, "host", b->host);
+    cJSON_AddNumberToObject(o, "port", b->port);
+    cJSON_AddNumberToObject(o, "tls_port", b->tls_port);
+    cJSON_AddNumberToObject(o, "pid", (double)b->pid);
+    cJSON_AddNumberToObject(o, "started_at", (double)b->started_at_ms);
+    cJSON_AddNumberToObject(o, "heartbeat_at", (double)b->heartbeat_at_ms);
+    cJSON_AddNumberToObject(
+        o, "heartbeat_age_ms",
+        (double)(w->now_ms > b->heartbeat_at_ms ? w->now_ms - b->heartbeat_at_ms : 0));
+    add_ms_or_null(o, "stopped_at", b->stopped ? b->stopped_at_ms : 0);
+    add_ms_or_null(o, "swept_at", b->swept_at_ms);
+    cJSON_AddBoolToObject(o, "alive", b->alive);
+    cJSON_AddNumberToObject(o, "devices", b->alive ? (double)b->devices : 0);
+    cJSON_AddItemToArray(w->arr, o);
+    if (b->alive) w->alive++;
+    return 0;
+}
+
+void gs_route_admin_brokers(struct gs_request *rq)
+{
+    struct giz_store *st = gs_store_acquire(&rq->srv->pool);
+    struct timespec ts;
+    if (st == NULL) {
+        store_error(rq, GIZ_ERR_DB);
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    cJSON *j = cJSON_CreateObject();
+    struct brokers_walk w = {cJSON_AddArrayToObject(j, "brokers"),
+                             (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, 0};
+    int rc = w.arr ? giz_store_broker_list(st, gs_broker_max_age_ms(rq->srv), broker_row_cb, &w)
+                   : GIZ_ERR_NOMEM;
+    gs_store_release(&rq->srv->pool, st);
+    if (rc != GIZ_OK) {
+        cJSON_Delete(j);
+        store_error(rq, rc);
+        return;
+    }
+    cJSON_AddNumberToObject(j, "alive", w.alive);
+    cJSON_AddNumberToObject(j, "max_age_ms", (double)gs_broker_max_age_ms(rq->srv));
+    gs_respond_json(rq, 200, j);
+}
+
 void gs_route_admin_devices(struct gs_request *rq)
 {
     char pk[GIZ_PK_SIZE], online_s[8];
@@ -300,6 +365,12 @@ void gs_route_admin_device(struct gs_request *rq)
     if (rc == GIZ_OK) rc = giz_store_device_admin_state(st, rq->param[0], &by_admin, &disabled_at);
     struct giz_device_conn conn;
     bool have_conn = rc == GIZ_OK && giz_store_device_conn_get(st, rq->param[0], &conn) == GIZ_OK;
+    char broker[GIZ_BROKER_NAME_SIZE] = "";
+    struct giz_broker own;
+    bool own_known =
+        rc == GIZ_OK && giz_store_device_broker(st, rq->param[0], broker, NULL) == GIZ_OK &&
+        broker[0] != '\0' &&
+        giz_store_broker_find(st, broker, gs_broker_max_age_ms(rq->srv), &own) == GIZ_OK;
     gs_store_release(&rq->srv->pool, st);
     if (rc == GIZ_ERR_NOT_FOUND) {
         gs_respond_error(rq, 404, "not_found", "no such device");
@@ -309,6 +380,14 @@ void gs_route_admin_device(struct gs_request *rq)
         cJSON *j = device_json(&d, alive);
         if (j != NULL) {
             add_broker(j, alive, age_ms);
+            /* its own broker (schema 012): the one provision gave it, then the one holding it */
+            cJSON *bo = cJSON_GetObjectItemCaseSensitive(j, "broker");
+            if (bo != NULL && broker[0] != '\0') {
+                cJSON_AddStringToObject(bo, "name", broker);
+                cJSON_AddBoolToObject(bo, "name_alive", own_known && own.alive);
+            } else if (bo != NULL) {
+                cJSON_AddNullToObject(bo, "name");
+            }
             add_disabled(j, &d, by_admin, disabled_at);
             /* the broker stamps last_seen when presence changes: while
              * online that is when the current connection began; its

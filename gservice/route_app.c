@@ -492,7 +492,7 @@ cJSON *gs_app_device_json(struct gs_request *rq, struct giz_store *st, const str
     const struct gs_config *cfg = &rq->srv->cfg;
     struct gs_m2m_route route;
     struct giz_device_info info;
-    gs_m2m_route_for_did(cfg, d->did, &route);
+    gs_m2m_route_for_did(rq->srv, st, d->did, false, &route);
     if (giz_store_device_info_get(st, d->did, &info) != GIZ_OK) memset(&info, 0, sizeof info);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "did", d->did);

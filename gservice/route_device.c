@@ -180,11 +180,12 @@ static bool provision_body(struct gs_request *rq, const char *did, const char *p
     struct giz_store *st = gs_device_store(rq);
     if (st == NULL) return false;
     struct giz_device dev;
+    struct gs_m2m_route route;
     bool found = gs_device_lookup(rq, st, did, product_key, NULL, "provision", &dev);
+    /* its broker while that one lives, else the least-loaded live one (recorded) */
+    if (found) gs_m2m_route_for_did(rq->srv, st, did, true, &route);
     gs_store_release(&rq->srv->pool, st);
     if (!found) return false;
-    struct gs_m2m_route route;
-    gs_m2m_route_for_did(&rq->srv->cfg, did, &route);
     /* port must not be last: firmware reads it up to the next '&' */
     int n = snprintf(out, cap,
                      "host=%s&port=%u&server_ts=%" PRId64

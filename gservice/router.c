@@ -24,6 +24,7 @@ static const struct gs_route routes[] = {
     {"/dev/*/device", GS_ROUTE_DEV_SAFE, M_READ | GS_M_POST, gs_route_dev_safe},
     {"/admin/products", GS_ROUTE_ADMIN_PRODUCTS, M_READ | GS_M_POST, gs_route_admin_products},
     {"/admin/devices", GS_ROUTE_ADMIN_DEVICES, M_READ, gs_route_admin_devices},
+    {"/admin/brokers", GS_ROUTE_ADMIN_BROKERS, M_READ, gs_route_admin_brokers},
     {"/admin/devices/*", GS_ROUTE_ADMIN_DEVICE, M_READ | GS_M_DELETE, gs_route_admin_device},
     {"/admin/devices/*/logs", GS_ROUTE_ADMIN_DEVICE_LOGS, M_READ, gs_route_admin_device_logs},
     {"/admin/devices/*/events", GS_ROUTE_ADMIN_DEVICE_EVENTS, M_READ, gs_route_admin_device_events},
@@ -115,6 +116,7 @@ static const char *const route_names[GS_ROUTE_COUNT] = {
     [GS_ROUTE_ADMIN_CAMPAIGNS] = "admin_campaigns",
     [GS_ROUTE_ADMIN_CAMPAIGN] = "admin_campaign",
     [GS_ROUTE_ADMIN_CAMPAIGN_ACTION] = "admin_campaign_action",
+    [GS_ROUTE_ADMIN_BROKERS] = "admin_brokers",
 };
 
 const char *gs_route_name(enum gs_route_id id)

@@ -155,10 +155,17 @@ int giz_store_device_set_online(struct giz_store *s, const char *did, bool onlin
     int rc;
 
     if (!s || !did) return GIZ_ERR_INVAL;
-    st = s->st[ST_DEVICE_SET_ONLINE];
-    store__bind_text(s, st, 1, did);
-    store__bind_int(s, st, 2, online ? 1 : 0);
-    store__bind_int(s, st, 3, now);
+    if (s->broker_name[0] != '\0') { /* a named broker: scoped to its devices */
+        st = s->st[online ? ST_DEVICE_SET_ONLINE_AT : ST_DEVICE_SET_OFFLINE_AT];
+        store__bind_text(s, st, 1, did);
+        store__bind_int(s, st, 2, now);
+        store__bind_text(s, st, 3, s->broker_name);
+    } else {
+        st = s->st[ST_DEVICE_SET_ONLINE];
+        store__bind_text(s, st, 1, did);
+        store__bind_int(s, st, 2, online ? 1 : 0);
+        store__bind_int(s, st, 3, now);
+    }
     rc = store__exec(s, st, "updating presence");
     if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     return rc;
@@ -166,8 +173,13 @@ int giz_store_device_set_online(struct giz_store *s, const char *did, bool onlin
 
 int giz_store_device_all_offline(struct giz_store *s)
 {
+    sq_stmt *st;
     if (!s) return GIZ_ERR_INVAL;
-    return store__exec(s, s->st[ST_DEVICE_ALL_OFFLINE], "marking devices offline");
+    if (s->broker_name[0] == '\0')
+        return store__exec(s, s->st[ST_DEVICE_ALL_OFFLINE], "marking devices offline");
+    st = s->st[ST_DEVICE_MINE_OFFLINE];
+    store__bind_text(s, st, 1, s->broker_name);
+    return store__exec(s, st, "marking this broker's devices offline");
 }
 
 int store__device_insert(struct giz_store *s, const char *did, const char *product_key,

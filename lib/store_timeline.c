@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_int.h"
 
@@ -18,11 +19,12 @@ int giz_store_broker_metrics_put(struct giz_store *s, const char *text, int64_t 
     int rc;
     if (!s || !text || strnlen(text, GIZ_BROKER_METRICS_MAX + 1) > GIZ_BROKER_METRICS_MAX)
         return GIZ_ERR_INVAL;
-    rc = store__prepare(s, "UPDATE broker SET metrics = ?1, metrics_at = ?2 WHERE id = 1", &st,
+    rc = store__prepare(s, "UPDATE brokers SET metrics = ?1, metrics_at = ?2 WHERE name = ?3", &st,
                         "preparing broker metrics");
     if (rc) return rc;
     store__bind_text(s, st, 1, text);
     store__bind_int(s, st, 2, now_ms);
+    store__bind_text(s, st, 3, s->broker_name[0] ? s->broker_name : "broker");
     rc = store__exec(s, st, "writing broker metrics");
     if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
     store__finalize(s, st);
@@ -36,8 +38,11 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
     if (!s || !text) return GIZ_ERR_INVAL;
     *text = NULL;
     if (at_ms) *at_ms = 0;
-    rc = store__prepare(s, "SELECT metrics, coalesce(metrics_at, 0) FROM broker WHERE id = 1", &st,
-                        "preparing broker metrics read");
+    /* the freshest broker's (one broker: its own) */
+    rc = store__prepare(s,
+                        "SELECT metrics, coalesce(metrics_at, 0) FROM brokers "
+                        "ORDER BY heartbeat_at DESC, name LIMIT 1",
+                        &st, "preparing broker metrics read");
     if (rc) return rc;
     src = store__step(s, st);
     if (src == SQLITE_ROW && sq_column_type(st, 0) == SQLITE_TEXT) {
@@ -56,6 +61,30 @@ int giz_store_broker_metrics_get(struct giz_store *s, char **text, int64_t *at_m
     } else {
         rc = store__db_err(s, src, "reading broker metrics");
     }
+    store__finalize(s, st);
+    return rc;
+}
+
+int giz_store_broker_metrics_each(struct giz_store *s, int64_t max_age_ms,
+                                  giz_store_broker_metrics_cb cb, void *ud)
+{
+    sq_stmt *st = NULL;
+    struct timespec ts;
+    int rc, src;
+    if (!s || !cb || max_age_ms < 0) return GIZ_ERR_INVAL;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rc = store__prepare(s,
+                        "SELECT name, metrics FROM brokers WHERE stopped_at IS NULL AND "
+                        "heartbeat_at >= ?1 AND metrics IS NOT NULL ORDER BY name",
+                        &st, "preparing broker metrics list");
+    if (rc) return rc;
+    store__bind_int(s, st, 1, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - max_age_ms);
+    while ((src = store__step(s, st)) == SQLITE_ROW) {
+        const unsigned char *name = sq_column_text(st, 0), *text = sq_column_text(st, 1);
+        if (name && text && cb((const char *)name, (const char *)text, ud) != 0) break;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = store__db_err(s, src, "listing broker metrics");
     store__finalize(s, st);
     return rc;
 }

@@ -131,6 +131,19 @@ static const struct opt_def opt_table[] = {
     OPT("events_payload", OPT_UINT, 0, 3072, events_payload,
         "payload bytes recorded (as hex) per publish event, 0..3072 (3072 = full payloads "
         "up to that size)"),
+    OPT("broker_name", OPT_STR, 0, 0, broker_name,
+        "this broker's name in the store's registry, 1..64 of [A-Za-z0-9._:-] (default "
+        "<hostname>:<advertise_port>, or <hostname>)"),
+    OPT("advertise_host", OPT_STR, 0, 0, advertise_host,
+        "the host devices and apps are told for this broker (default: the GService's "
+        "GIZ_M2M_HOST)"),
+    OPT("advertise_port", OPT_UINT, 1, 65535, advertise_port,
+        "the MQTT port devices and apps are told for this broker (default: GIZ_M2M_PORT)"),
+    OPT("advertise_tls_port", OPT_UINT, 1, 65535, advertise_tls_port,
+        "the MQTT-over-TLS port apps are told for this broker (default: none advertised)"),
+    OPT("broker_timeout", OPT_MS, 2000, 600000, broker_timeout_ms,
+        "a broker whose heartbeat is older than this is dead: its devices are marked "
+        "offline, seconds or <n>ms, 2s..600s"),
 };
 #define OPT_COUNT (sizeof(opt_table) / sizeof(opt_table[0]))
 #define OPT_DB_PATH 0u /* opt_table[0] */
@@ -187,6 +200,7 @@ static void set_defaults(struct gizp_config *cfg)
     cfg->events_total = 1000000;   /* GIZ_EVENTS_TOTAL's default */
     cfg->events_queue = 65536;     /* GIZ_EVENTS_QUEUE's default */
     cfg->events_payload = 64;
+    cfg->broker_timeout_ms = GIZ_BROKER_MAX_AGE_MS;
 }
 
 /* Stores v into an unsigned or size_t field of cfg. */
@@ -267,6 +281,11 @@ int config__parse(struct gizp_config *cfg, const struct mosquitto_opt *opts, int
         }
     }
     giz_store_path_display(cfg->db_path, cfg->db_shown, sizeof cfg->db_shown);
+    if (cfg->broker_name[0] != '\0' && !giz_broker_name_valid(cfg->broker_name)) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: bad value for plugin_opt_broker_name: \"%s\" (%s)",
+                             cfg->broker_name, opt_table[find_opt("broker_name")].help);
+        errors++;
+    }
     if (cfg->db_path[0] == '\0') {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: plugin_opt_db_path is required (%s)",
                              opt_table[OPT_DB_PATH].help);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "giz/crypto.h"
 #include "plugin.h"
@@ -218,6 +219,37 @@ static void context_free(struct gizp *g)
     free(g);
 }
 
+/* The registry name (plugin_opt_broker_name, else <hostname>:<advertise_port>,
+ * else <hostname>) given to the store connection, which scopes presence
+ * writes to it. 0 or -1 after logging. */
+static int broker_identity(struct gizp *g)
+{
+    char host[GIZ_BROKER_NAME_SIZE] = "";
+    char *name = g->cfg.broker_name;
+    size_t n;
+    if (name[0] == '\0') {
+        if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+        host[sizeof(host) - 1] = '\0';
+        for (char *p = host; *p; p++) { /* keep the registry's character set */
+            char one[2] = {*p, '\0'};
+            if (!giz_broker_name_valid(one)) *p = '-';
+        }
+        if (host[0] == '\0') memcpy(host, "broker", sizeof("broker"));
+        if (g->cfg.advertise_port != 0) {
+            n = strlen(host);
+            if (n > GIZ_BROKER_NAME_SIZE - 7u) n = GIZ_BROKER_NAME_SIZE - 7u;
+            snprintf(host + n, sizeof(host) - n, ":%u", g->cfg.advertise_port);
+        }
+        memcpy(name, host, strlen(host) + 1);
+    }
+    if (giz_store_set_broker(g->store, name) != GIZ_OK) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "giz: refusing to start: broker name \"%s\" unusable",
+                             name);
+        return -1;
+    }
+    return 0;
+}
+
 GIZP_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
 {
     for (int i = 0; i < supported_version_count; i++) {
@@ -264,6 +296,12 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_INVAL;
         goto fail;
     }
+    if (broker_identity(g) != 0) {
+        rc = MOSQ_ERR_INVAL;
+        goto fail;
+    }
+    /* Only this broker's devices (and those of no broker): others may be
+     * online on other brokers sharing the store. */
     if (giz_store_device_all_offline(g->store) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: database %s not usable: %s", g->cfg.db_shown,
                              giz_store_errmsg(g->store));
@@ -287,10 +325,13 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "giz: plugin ready: db %s, ping limit %u per %u ms, keepalive max %u s, "
                          "connections without CONNECT: %u s timeout, at most %u (%u per address), "
-                         "pacing %u ms",
+                         "pacing %u ms; broker %s (advertised %s:%u, dead after %u ms)",
                          g->cfg.db_shown, g->cfg.ping_max, g->cfg.ping_window_ms,
                          g->cfg.keepalive_max, g->cfg.connect_timeout_ms / 1000u,
-                         g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr, g->cfg.device_gap_ms);
+                         g->cfg.pre_connect_max, g->cfg.pre_connect_per_addr, g->cfg.device_gap_ms,
+                         g->cfg.broker_name,
+                         g->cfg.advertise_host[0] ? g->cfg.advertise_host : "(GIZ_M2M_HOST)",
+                         g->cfg.advertise_port, g->cfg.broker_timeout_ms);
     *userdata = g;
     return MOSQ_ERR_SUCCESS;
 

@@ -89,6 +89,11 @@ struct gizp_config {
     size_t events_total;        /* events kept in all (as GIZ_EVENTS_TOTAL) */
     unsigned events_queue;      /* events waiting for the DB batch; more are dropped */
     unsigned events_payload;    /* payload bytes recorded as hex (events_payload) */
+    /* push.c: the broker registry (schema 012) */
+    char broker_name[GIZ_BROKER_NAME_SIZE];      /* "" until plugin.c sets the default */
+    char advertise_host[GIZ_BROKER_HOST_SIZE];   /* "" = the GService's m2m host */
+    unsigned advertise_port, advertise_tls_port; /* 0 = not advertised */
+    unsigned broker_timeout_ms;                  /* heartbeat age that makes a broker dead */
 };
 
 /* Fills cfg from the broker's option array. Returns 0, or -1 after logging
@@ -157,6 +162,7 @@ struct presence; /* presence.c */
 
 struct presence_stats {
     size_t clients, dids, apps; /* authenticated contexts, DID records, app client ids */
+    size_t devices;             /* DIDs with a live device connection */
 };
 
 /* Creates the (empty) presence state in g->presence. 0 or -1 (ENOMEM/RNG). */
@@ -200,6 +206,9 @@ void presence__tick(struct gizp *g, int64_t now_ms);
 bool presence__pending(const struct gizp *g);
 int presence__write(struct gizp *g);
 void presence__written(struct gizp *g);
+/* Queues an online row for every connected device (after a sweep by another
+ * node marked them offline while this broker was only slow). */
+void presence__requeue_online(struct gizp *g);
 /* MOSQ_EVT_DISCONNECT. */
 int presence__disconnect_cb(int event, void *event_data, void *userdata);
 void presence__stats(const struct gizp *g, struct presence_stats *out);

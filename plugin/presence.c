@@ -49,6 +49,7 @@ struct presence {
     struct giz_map apps;         /* app client id -> struct app_state */
     struct pending_online *pend; /* queued for the DB batch */
     size_t pend_n, pend_cap;
+    size_t online_devs;             /* DIDs with device_conns > 0 */
     char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
     size_t new_devs_n, new_devs_cap;
     struct gone_client gone; /* last DISCONNECT, for its will's ACL check */
@@ -218,7 +219,10 @@ static void client_offline(struct gizp *g, struct mosquitto *ctx)
         struct did_state *ds = c->dev;
         if (ds->device_conns > 0) ds->device_conns--;
         push__device_gone(g, ctx, ds->did, ds->device_conns == 0);
-        if (ds->device_conns == 0) queue_online(g, ds->did, false);
+        if (ds->device_conns == 0) {
+            queue_online(g, ds->did, false);
+            if (g->presence->online_devs > 0) g->presence->online_devs--;
+        }
         did_maybe_free(g, ds);
     } else if (c->kind == CLIENT_APP && c->app != NULL) {
         struct app_state *app = c->app;
@@ -272,7 +276,10 @@ int presence__device_online(struct gizp *g, struct mosquitto *ctx, const char *d
     snprintf(ds->product_key, sizeof(ds->product_key), "%s", product_key);
     ds->device_conns++;
     push__device_login(g, ctx, ds->did);
-    if (ds->device_conns == 1) queue_online(g, did, true);
+    if (ds->device_conns == 1) {
+        queue_online(g, did, true);
+        g->presence->online_devs++;
+    }
     if (ds->app_count > 0) new_dev_add(g, ds->did);
     return 0;
 }
@@ -573,6 +580,18 @@ void presence__stats(const struct gizp *g, struct presence_stats *out)
     out->clients = pr->clients.count;
     out->dids = pr->dids.count;
     out->apps = pr->apps.count;
+    out->devices = pr->online_devs;
+}
+
+static int requeue_cb(struct did_state *ds, void *ud)
+{
+    if (ds->device_conns > 0) queue_online(ud, ds->did, true);
+    return 0;
+}
+
+void presence__requeue_online(struct gizp *g)
+{
+    presence__foreach_did(g, requeue_cb, g);
 }
 
 void presence__free(struct gizp *g)

@@ -28,8 +28,15 @@
  * APP_PUBLISH (a control of the app Open API: its framed 0x0090 on
  * app2dev/<DID>/<the user's client id>, paced like app messages).
  *
- * Liveness: a heartbeat row in the store (giz_store_broker_*) written about
- * every 5 s inside the DB batch, marked stopped at a clean stop.
+ * Several brokers may share the store: the outbox is a broadcast (each
+ * broker reads every item from its own position and acts for the devices
+ * and apps connected to it; the others find no target and skip it).
+ *
+ * Liveness: this broker's row of the registry (giz_store_broker_*, schema
+ * 012: name, advertised address, device count) written every 2 s inside
+ * the DB batch, marked stopped at a clean stop. With each heartbeat the
+ * broker also sweeps: the devices of a broker silent for broker_timeout are
+ * marked offline (whichever live node gets there first does it once).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +52,7 @@
 #define DEVQ_MAX_BYTES (32u * 1024u) /* queued payload bytes per device */
 #define DEVQ_CLOUD_EXTRA 8u          /* more messages allowed for the cloud's own */
 #define PUSHQ_MAX_BYTES (16u << 20)  /* all devices; beyond, app messages pass unpaced */
-#define BEAT_MS 5000                 /* broker heartbeat period */
+#define BEAT_MS GIZ_BROKER_BEAT_MS   /* broker heartbeat period (2 s) */
 
 /* ---- per-device queue -------------------------------------------------------- */
 
@@ -514,21 +521,44 @@ bool push__beat_due(struct gizp *g, int64_t now_ms)
 void push__beat(struct gizp *g, int64_t now_ms)
 {
     struct push_state *ps = ps_get(g);
+    struct presence_stats pr;
+    bool swept = false;
     int rc;
     if (ps == NULL || g->store == NULL) return;
     ps->last_beat_ms = now_ms;
-    rc = ps->beat_started ? giz_store_broker_heartbeat(g->store, ps->pid, 0) : GIZ_ERR_NOT_FOUND;
+    presence__stats(g, &pr);
+    rc = ps->beat_started ? giz_store_broker_beat(g->store, ps->pid, (int64_t)pr.devices, 0, &swept)
+                          : GIZ_ERR_NOT_FOUND;
     if (rc == GIZ_ERR_NOT_FOUND) {
+        struct giz_broker b;
         if (ps->beat_started)
             mosquitto_log_printf(MOSQ_LOG_WARNING,
-                                 "giz: another broker took over the liveness row of %s; "
+                                 "giz: another broker named %s took over its registry row in %s; "
                                  "recording this one (pid %lld) again",
-                                 g->cfg.db_shown, (long long)ps->pid);
-        rc = giz_store_broker_start(g->store, ps->pid, 0);
+                                 g->cfg.broker_name, g->cfg.db_shown, (long long)ps->pid);
+        memset(&b, 0, sizeof(b));
+        b.pid = ps->pid;
+        memcpy(b.host, g->cfg.advertise_host, sizeof(b.host));
+        b.port = g->cfg.advertise_port;
+        b.tls_port = g->cfg.advertise_tls_port;
+        rc = giz_store_broker_register(g->store, &b, 0);
+        if (rc == GIZ_OK && ps->beat_started) swept = true; /* our devices may be marked offline */
         if (rc == GIZ_OK) ps->beat_started = true;
     }
     if (rc != GIZ_OK && plugin__rate_ok(&ps->rl_store, 5, "heartbeat errors"))
         mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: broker heartbeat not written: %s: %s",
+                             giz_strerror(rc), giz_store_errmsg(g->store));
+    if (swept) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: this broker (%s) was taken for dead while it was slow; "
+                             "writing its %zu connected devices online again",
+                             g->cfg.broker_name, pr.devices);
+        presence__requeue_online(g);
+    }
+    /* Other brokers' deaths: a failure is only logged (the next beat retries). */
+    rc = giz_store_broker_sweep(g->store, g->cfg.broker_timeout_ms, NULL);
+    if (rc != GIZ_OK && plugin__rate_ok(&ps->rl_store, 5, "sweep errors"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: dead-broker sweep failed: %s: %s",
                              giz_strerror(rc), giz_store_errmsg(g->store));
 }
 

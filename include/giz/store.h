@@ -312,6 +312,82 @@ int giz_store_broker_get(struct giz_store *s, struct giz_broker_status *out);
  * beats (a busy broker thread, a locked database). */
 int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive);
 
+/* ---- broker registry (schema 012, table brokers; issue 18) ---------------
+ * Several brokers, one row each, keyed by name. The liveness calls above
+ * act on the row of this connection's broker name (giz_store_set_broker;
+ * "broker" when none was set), giz_store_broker_get reads the freshest row
+ * and giz_store_broker_alive says whether any broker is alive, so one broker
+ * behaves as before.
+ * Liveness: not stopped and a heartbeat at most max_age_ms old by the
+ * reader's wall clock (the plugin beats every GIZ_BROKER_BEAT_MS; readers
+ * use GIZ_BROKER_MAX_AGE_MS unless configured). */
+#define GIZ_BROKER_NAME_SIZE 65  /* 1..64 of [A-Za-z0-9._:-] */
+#define GIZ_BROKER_HOST_SIZE 256 /* a DNS name or an address */
+#define GIZ_BROKER_BEAT_MS 2000
+#define GIZ_BROKER_MAX_AGE_MS 8000
+struct giz_broker {
+    char name[GIZ_BROKER_NAME_SIZE];
+    char host[GIZ_BROKER_HOST_SIZE]; /* "" = not advertised (use the GService's m2m host) */
+    unsigned port, tls_port;         /* 0 = not advertised / no TLS listener */
+    int64_t pid, started_at_ms, heartbeat_at_ms, stopped_at_ms; /* stopped_at_ms 0: running */
+    bool stopped;
+    int64_t devices;     /* devices it held at its last heartbeat */
+    int64_t swept_at_ms; /* its devices were marked offline then (0: not swept) */
+    bool alive;          /* filled by the readers that take max_age_ms */
+};
+typedef int (*giz_store_broker_cb)(const struct giz_broker *b, void *ud);
+
+/* true if name is 1..64 characters of [A-Za-z0-9._:-]. */
+bool giz_broker_name_valid(const char *name);
+/* Names the broker this connection speaks for (the plugin's). From then on
+ * presence writes are scoped to it: giz_store_device_set_online(true)
+ * records it as the device's broker, (false) only clears a device still
+ * held by it (or by none), giz_store_device_all_offline only touches its
+ * own devices (and those of no broker). GIZ_ERR_INVAL on a bad name. */
+int giz_store_set_broker(struct giz_store *s, const char *name);
+/* Records this connection's broker (name from giz_store_set_broker) as
+ * started with b's host/port/tls_port and pid (replacing the row of an
+ * earlier run of the same name; clears stopped and swept). */
+int giz_store_broker_register(struct giz_store *s, const struct giz_broker *b, int64_t now_ms);
+/* Heartbeat of this connection's broker with its device count (devices < 0:
+ * keep the last). *was_swept (may be NULL): a sweep had marked its devices
+ * offline since its previous heartbeat (the broker then writes its live
+ * devices online again). GIZ_ERR_NOT_FOUND: not this pid's running row. */
+int giz_store_broker_beat(struct giz_store *s, int64_t pid, int64_t devices, int64_t now_ms,
+                          bool *was_swept);
+/* Every broker, by name, with alive computed for max_age_ms. */
+int giz_store_broker_list(struct giz_store *s, int64_t max_age_ms, giz_store_broker_cb cb,
+                          void *ud);
+/* One broker by name: GIZ_OK, GIZ_ERR_NOT_FOUND. */
+int giz_store_broker_find(struct giz_store *s, const char *name, int64_t max_age_ms,
+                          struct giz_broker *out);
+/* The broker a device should use. Its recorded broker if that one is alive;
+ * otherwise the least-loaded live broker (load: its devices online, plus
+ * those assigned to it in the last 60 s that have not connected yet; ties
+ * by name), which is recorded for the device when `assign` (so every
+ * GService answers the same; a concurrent assignment that won is used
+ * instead). GIZ_OK with *out filled (alive true); GIZ_ERR_NOT_FOUND when no
+ * broker is alive (or no such device), *out zeroed. */
+int giz_store_device_broker_route(struct giz_store *s, const char *did, int64_t max_age_ms,
+                                  bool assign, struct giz_broker *out);
+/* The name of the device's broker into name (GIZ_BROKER_NAME_SIZE; "" if
+ * none); *assigned_at_ms (may be NULL) when provision assigned it.
+ * GIZ_ERR_NOT_FOUND: no such device. */
+int giz_store_device_broker(struct giz_store *s, const char *did, char *name,
+                            int64_t *assigned_at_ms);
+/* Broker death: for every broker neither stopped nor swept whose heartbeat
+ * is older than max_age_ms, marks its online devices offline, with a
+ * `disconnect` event (reason "broker lost", broker <name>) on each one's
+ * timeline, and records the sweep. One transaction per broker; several
+ * processes may race (a broker is swept once: the claim is a conditional
+ * UPDATE). *devices (may be NULL): devices marked offline by this call. */
+int giz_store_broker_sweep(struct giz_store *s, int64_t max_age_ms, int64_t *devices);
+/* Calls cb(name, text, ud) for the metrics snapshot of every live broker,
+ * by name; text is valid during the call. */
+typedef int (*giz_store_broker_metrics_cb)(const char *name, const char *text, void *ud);
+int giz_store_broker_metrics_each(struct giz_store *s, int64_t max_age_ms,
+                                  giz_store_broker_metrics_cb cb, void *ud);
+
 /* ---- device details from newer firmware (appended by gsvc, schema 003) --
  * What newer firmware sends besides MAC and passcode: register and OTA
  * check bodies may carry type (normal | center_control), extra, and the SDK

@@ -65,6 +65,9 @@ def scrape(cloud):
 
 
 def value(text, series):
+    # the broker's series carry broker="<name>" (schema 012's registry); one broker here
+    text = re.sub(r'\{broker="[^"]*"\}', "", text)
+    text = re.sub(r'\{broker="[^"]*",', "{", text)
     m = re.search(r"^%s (\S+)$" % re.escape(series), text, re.M)
     return float(m.group(1)) if m else None
 

@@ -131,6 +131,7 @@ int ctl__cmd_product_create(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_product_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_device_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a);
+int ctl__cmd_broker_list(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_register(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_firmware_upload(struct ctl *ctl, const struct ctl_args *a);
 int ctl__cmd_ota_push(struct ctl *ctl, const struct ctl_args *a);

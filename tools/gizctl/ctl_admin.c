@@ -189,6 +189,39 @@ int ctl__cmd_device_show(struct ctl *ctl, const struct ctl_args *a)
     return ctl__get_print(ctl, path, CTL_AUTH_ADMIN, device_text);
 }
 
+static void brokers_text(const cJSON *out)
+{
+    const cJSON *item, *list = cJSON_GetObjectItemCaseSensitive(out, "brokers");
+    int shown = 0, alive = 0;
+    printf("%-24s  %-28s  %-5s  %-8s  %s\n", "NAME", "ADDRESS", "ALIVE", "DEVICES",
+           "HEARTBEAT AGE");
+    cJSON_ArrayForEach(item, list)
+    {
+        char addr[300], n1[32], n2[32], n3[32];
+        bool on = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "alive"));
+        const char *host = ctl__jstr(item, "host");
+        ctl__jtext(item, "port", n1, sizeof n1);
+        if (host[0] == '\0' || strcmp(n1, "0") == 0)
+            snprintf(addr, sizeof addr, "-");
+        else
+            snprintf(addr, sizeof addr, "%s:%s", host, n1);
+        printf("%-24s  %-28s  %-5s  %-8s  %s ms%s\n", ctl__jstr(item, "name"), addr,
+               on ? "yes" : "no", ctl__jtext(item, "devices", n2, sizeof n2),
+               ctl__jtext(item, "heartbeat_age_ms", n3, sizeof n3),
+               cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(item, "stopped_at")) ? " (stopped)"
+                                                                                    : "");
+        shown++;
+        alive += on;
+    }
+    printf("%d broker(s), %d alive\n", shown, alive);
+}
+
+int ctl__cmd_broker_list(struct ctl *ctl, const struct ctl_args *a)
+{
+    (void)a;
+    return ctl__get_print(ctl, "/admin/brokers", CTL_AUTH_ADMIN, brokers_text);
+}
+
 /* Checks and reads --type (default 1). */
 static int fw_type(const struct ctl_args *a, int *type)
 {

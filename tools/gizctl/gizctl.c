@@ -112,6 +112,11 @@ static const struct ctl_cmd commands[] = {
     {"device", "list", "", "list devices with online state and last seen time", NULL, 0, 0,
      opts_device_list, ctl__cmd_device_list},
     {"device", "show", "DID", "show one device", NULL, 1, 1, NULL, ctl__cmd_device_show},
+    {"broker", "list", "", "list the brokers registered in the store, with liveness and devices",
+     "Every broker (mosquitto with the plugin) that registered in the store: its name,\n"
+     "the address devices are told (\"-\" = the GService's GIZ_M2M_HOST/PORT), alive\n"
+     "(heartbeat at most GIZ_BROKER_MAX_AGE old), devices held and heartbeat age.",
+     0, 0, NULL, ctl__cmd_broker_list},
     {"device", "disable", "DID",
      "disable a device: its MQTT session is kicked, logins and provision are refused",
      "It stays disabled when it registers again with the same MAC and passcode,\n"
