@@ -28,8 +28,8 @@ def fake_broker_alive(cloud):
     would (a heartbeat in the future counts as fresh), so presence flags and pushes
     are trusted (without one the GService answers 503 broker_unavailable)."""
     now_ms = int(time.time() * 1000)
-    cloud.db_exec("INSERT INTO broker (id, pid, started_at, heartbeat_at, stopped_at) "
-                  "VALUES (1, 1, ?, ?, NULL) ON CONFLICT(id) DO UPDATE SET pid = excluded.pid, "
+    cloud.db_exec("INSERT INTO brokers (name, pid, started_at, heartbeat_at, stopped_at) "  # schema 012
+                  "VALUES ('broker', 1, ?, ?, NULL) ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, "
                   "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
                   "stopped_at = NULL", (now_ms, now_ms + 3600 * 1000))
 

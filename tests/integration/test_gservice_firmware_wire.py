@@ -73,8 +73,8 @@ def fake_broker_alive(db_path):
     now_ms = int(time.time() * 1000)
     db = sqlite3.connect(db_path)
     try:
-        db.execute("INSERT OR REPLACE INTO broker (id, pid, started_at, heartbeat_at, stopped_at) "
-                   "VALUES (1, 1, ?, ?, NULL)", (now_ms, now_ms + 3600 * 1000))
+        db.execute("INSERT OR REPLACE INTO brokers (name, pid, started_at, heartbeat_at, stopped_at) "
+                   "VALUES ('broker', 1, ?, ?, NULL)", (now_ms, now_ms + 3600 * 1000))  # schema 012
         db.commit()
     finally:
         db.close()

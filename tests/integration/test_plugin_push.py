@@ -322,7 +322,7 @@ with harness.Cloud(broker=True) as cloud:
     db = sqlite3.connect(cloud.db_path, timeout=10)
 
     def row():
-        return db.execute("SELECT pid, started_at, heartbeat_at, stopped_at FROM broker").fetchall()
+        return db.execute("SELECT pid, started_at, heartbeat_at, stopped_at FROM brokers").fetchall()
     r = row()
     ck.eq(len(r), 1, "one broker row")
     if r:
