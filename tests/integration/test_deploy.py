@@ -49,8 +49,24 @@ DEPLOY = os.path.join(SRC, "deploy")
 with open(os.path.join(DEPLOY, "docker-compose.yml")) as f:
     compose_text = f.read()
 compose = yaml.safe_load(compose_text)
-services = compose.get("services", {})
+all_services = compose.get("services", {})
+# profile `cluster` (issue 18): PostgreSQL, a second GService and broker; the rest is the default
+cluster = {n: s for n, s in all_services.items() if "cluster" in s.get("profiles", [])}
+services = {n: s for n, s in all_services.items() if not s.get("profiles")}
 c.eq(sorted(services), ["broker", "gservice", "init"], "compose services")
+c.eq(sorted(cluster), ["broker2", "gservice2", "postgres"], "compose profile cluster")
+c.eq(cluster.get("postgres", {}).get("build", {}).get("target"), "postgres",
+     "the cluster's PostgreSQL: the Dockerfile's postgres stage (Debian's package)")
+for name in ("broker2", "gservice2"):
+    svc = cluster.get(name, {})
+    envs = svc.get("environment", {})
+    c.ok("gizdata:/var/lib/gizcloud" in svc.get("volumes", []) and str(envs.get("GIZ_GEN_CERTS")) == "0"
+         and str(envs.get("GIZ_M2M_HOST", "")).startswith("${GIZ_M2M_HOST:?"),
+         "%s: the shared volume, no TLS writes, GIZ_M2M_HOST required" % name)
+c.ok(all_services.get("broker", {}).get("environment", {}).get("GIZ_BROKER_NAME")
+     != cluster.get("broker2", {}).get("environment", {}).get("GIZ_BROKER_NAME")
+     and cluster.get("broker2", {}).get("environment", {}).get("GIZ_BROKER_CONF"),
+     "the two brokers have their own registry names and rendered confs")
 servers = ("broker", "gservice")
 for name, svc in services.items():
     c.ok("gizdata:/var/lib/gizcloud" in svc.get("volumes", []), "%s mounts the shared data volume" % name)
