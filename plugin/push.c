@@ -47,6 +47,8 @@
 #include "plugin.h"
 
 #define OUTBOX_BATCH 256u
+#define OUTBOX_GAPS 64u     /* skipped ids looked for again */
+#define OUTBOX_GAP_MS 10000 /* ... for this long */
 #define PUSH_BUF 640u
 #define DEVQ_MAX_MSGS 32u            /* queued messages per device */
 #define DEVQ_MAX_BYTES (32u * 1024u) /* queued payload bytes per device */
@@ -95,7 +97,12 @@ struct push_state {
     int64_t pid;
     bool beat_started; /* the broker row is ours */
     uint64_t paced, dropped, held_for_sub;
-    int64_t outbox_last_id;     /* outbox items up to this id were acted on */
+    int64_t outbox_last_id; /* outbox items up to this id were acted on (or are gaps) */
+    struct {
+        int64_t id, since_ms;
+    } gaps[OUTBOX_GAPS]; /* ids below outbox_last_id not seen yet, ascending */
+    size_t ngaps;
+    uint64_t gaps_dropped;      /* more gaps at once than OUTBOX_GAPS */
     struct rate_limit rl;       /* "send queue full" lines */
     struct rate_limit rl_store; /* outbox / heartbeat errors */
 };
@@ -707,10 +714,87 @@ static int outbox_cb(const struct giz_outbox_item *it, void *ud)
     return 0;
 }
 
+/* Acts on one outbox item (after the fetch statement is done: a kick
+ * re-enters our DISCONNECT callback, and BINDING needs the store again). */
+static void outbox_act(struct gizp *g, const struct giz_outbox_item *it)
+{
+    events__outbox_seen(g, it->created_at);
+    switch (it->kind) {
+    case GIZ_OUTBOX_OTA_PUSH:
+        handle_ota(g, it);
+        break;
+    case GIZ_OUTBOX_DEVICE_DISABLED:
+        if (it->did[0] != '\0') {
+            auth__forget(g, it->did);
+            events__kicked(g, it->did, "device disabled");
+            int krc = mosquitto_kick_client_by_clientid(it->did, false);
+            mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s disabled%s", it->did,
+                                 krc == MOSQ_ERR_SUCCESS ? ", live session closed" : "");
+        }
+        break;
+    case GIZ_OUTBOX_BINDING:
+        if (it->did[0] != '\0' && it->uid[0] != '\0')
+            presence__binding_changed(g, it->uid, it->did);
+        break;
+    case GIZ_OUTBOX_APP_PUBLISH:
+        handle_app_publish(g, it);
+        break;
+    default:
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox item #%lld of unknown kind %d",
+                             (long long)it->id, it->kind);
+        break;
+    }
+}
+
+/* Ids skipped by the position (a gap below a newer item) are looked for again
+ * for OUTBOX_GAP_MS: on PostgreSQL two GServices' inserts may commit out of
+ * id order (SQLite has one writer: no gaps but from rollbacks, which never
+ * fill). A gap older than that is a rolled-back insert. */
+static void gaps_note(struct push_state *ps, int64_t from, int64_t to, int64_t now)
+{
+    int64_t n = to - from, room = (int64_t)(OUTBOX_GAPS - ps->ngaps);
+    for (int64_t i = 0; i < n && i < room; i++) {
+        ps->gaps[ps->ngaps].id = from + i;
+        ps->gaps[ps->ngaps++].since_ms = now;
+    }
+    if (n > room && plugin__rate_ok(&ps->rl_store, 5, "outbox gaps"))
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "giz: outbox ids %lld..%lld skipped; %lld of them are not looked for "
+                             "again (more than %u gaps at once)",
+                             (long long)from, (long long)(to - 1), (long long)(n - room),
+                             OUTBOX_GAPS);
+}
+
+static void gaps_check(struct gizp *g, struct push_state *ps, struct outbox_batch *b, int64_t now)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < ps->ngaps; i++) /* expire, keeping the order (ascending ids) */
+        if (now - ps->gaps[i].since_ms < OUTBOX_GAP_MS) ps->gaps[keep++] = ps->gaps[i];
+    ps->ngaps = keep;
+    if (ps->ngaps == 0) return;
+    b->n = 0;
+    if (giz_store_outbox_fetch(g->store, ps->gaps[0].id - 1, OUTBOX_BATCH, outbox_cb, b) != GIZ_OK)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct giz_outbox_item *it = &b->items[i];
+        for (size_t k = 0; k < ps->ngaps; k++) {
+            if (ps->gaps[k].id != it->id) continue;
+            memmove(&ps->gaps[k], &ps->gaps[k + 1], (ps->ngaps - k - 1) * sizeof(ps->gaps[0]));
+            ps->ngaps--;
+            mosquitto_log_printf(MOSQ_LOG_INFO,
+                                 "giz: outbox item #%lld committed late; acting on it",
+                                 (long long)it->id);
+            outbox_act(g, it);
+            break;
+        }
+    }
+}
+
 void push__poll_outbox(struct gizp *g)
 {
     struct push_state *ps = g->push;
     struct outbox_batch b;
+    int64_t now = (int64_t)giz_mono_ms();
     int rc;
     if (ps == NULL) return;
     b.items = malloc(OUTBOX_BATCH * sizeof(*b.items));
@@ -724,37 +808,13 @@ void push__poll_outbox(struct gizp *g)
         free(b.items);
         return;
     }
-    /* Acted on after the statement is done: a kick re-enters our DISCONNECT
-     * callback, and BINDING needs the store again. */
     for (size_t i = 0; i < b.n; i++) {
         const struct giz_outbox_item *it = &b.items[i];
-        if (it->id > ps->outbox_last_id) ps->outbox_last_id = it->id;
-        events__outbox_seen(g, it->created_at);
-        switch (it->kind) {
-        case GIZ_OUTBOX_OTA_PUSH:
-            handle_ota(g, it);
-            break;
-        case GIZ_OUTBOX_DEVICE_DISABLED:
-            if (it->did[0] != '\0') {
-                auth__forget(g, it->did);
-                events__kicked(g, it->did, "device disabled");
-                int krc = mosquitto_kick_client_by_clientid(it->did, false);
-                mosquitto_log_printf(MOSQ_LOG_NOTICE, "giz: device %s disabled%s", it->did,
-                                     krc == MOSQ_ERR_SUCCESS ? ", live session closed" : "");
-            }
-            break;
-        case GIZ_OUTBOX_BINDING:
-            if (it->did[0] != '\0' && it->uid[0] != '\0')
-                presence__binding_changed(g, it->uid, it->did);
-            break;
-        case GIZ_OUTBOX_APP_PUBLISH:
-            handle_app_publish(g, it);
-            break;
-        default:
-            mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: outbox item #%lld of unknown kind %d",
-                                 (long long)it->id, it->kind);
-            break;
-        }
+        if (it->id <= ps->outbox_last_id) continue;
+        gaps_note(ps, ps->outbox_last_id + 1, it->id, now);
+        ps->outbox_last_id = it->id;
+        outbox_act(g, it);
     }
+    gaps_check(g, ps, &b, now);
     free(b.items);
 }
