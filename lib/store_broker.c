@@ -12,6 +12,33 @@
 
 #include "store_int.h"
 
+/* Statements run rarely (start, stop, an admin list, a sweep every 2 s and
+ * what a dead broker needs once) are prepared per call: only the hot ones
+ * (heartbeat, liveness, provision's assignment) are in the statement table. */
+#define SQL_BROKER_START                                                                           \
+    "INSERT INTO brokers(name, host, port, tls_port, pid, started_at, "                            \
+    "heartbeat_at, stopped_at, devices, swept_at) "                                                \
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, NULL, 0, NULL) "                                          \
+    "ON CONFLICT(name) DO UPDATE SET host = ?2, port = ?3, tls_port = ?4, "                        \
+    "pid = ?5, started_at = ?6, heartbeat_at = ?6, stopped_at = NULL, "                            \
+    "devices = 0, swept_at = NULL"
+#define SQL_BROKER_STOP                                                                            \
+    "UPDATE brokers SET stopped_at = ?3, heartbeat_at = ?3, devices = 0 "                          \
+    "WHERE name = ?1 AND pid = ?2"
+#define SQL_BROKER_LIST "SELECT " BROKER_COLS " FROM brokers b ORDER BY b.name"
+#define SQL_BROKER_STALE                                                                           \
+    "SELECT name FROM brokers WHERE stopped_at IS NULL AND swept_at IS NULL "                      \
+    "AND heartbeat_at < ?1 ORDER BY name"
+#define SQL_BROKER_CLAIM                                                                           \
+    "UPDATE brokers SET swept_at = ?3 WHERE name = ?1 AND stopped_at IS NULL "                     \
+    "AND swept_at IS NULL AND heartbeat_at < ?2"
+#define SQL_BROKER_SWEEP_EVENTS                                                                    \
+    "INSERT INTO events(did, ts, kind, source, fields) "                                           \
+    "SELECT did, ?2, 'disconnect', 'mqtt', "                                                       \
+    "'{\"reason\": \"broker lost\", \"broker\": \"' || ?1 || '\"}' "                               \
+    "FROM devices WHERE broker = ?1 AND online = 1"
+#define SQL_BROKER_SWEEP_DEVICES "UPDATE devices SET online = 0 WHERE broker = ?1 AND online = 1"
+
 #define LEGACY_NAME "broker" /* the row of a connection that named no broker */
 #define PENDING_MS 60000     /* an assigned device counts as load this long before it connects */
 
@@ -72,18 +99,22 @@ static void read_broker(sq_stmt *st, struct giz_broker *b, int64_t cutoff_ms)
 
 int giz_store_broker_register(struct giz_store *s, const struct giz_broker *b, int64_t now_ms)
 {
-    sq_stmt *st;
+    sq_stmt *st = NULL;
+    int rc;
     if (!s || !b || b->pid <= 0 || !store__fits(b->host, GIZ_BROKER_HOST_SIZE) || b->port > 65535 ||
         b->tls_port > 65535)
         return GIZ_ERR_INVAL;
-    st = s->st[ST_BROKER_START];
+    rc = store__prepare(s, SQL_BROKER_START, &st, "preparing broker start");
+    if (rc != GIZ_OK) return rc;
     store__bind_text(s, st, 1, own_name(s));
     store__bind_text(s, st, 2, b->host);
     store__bind_int(s, st, 3, b->port);
     store__bind_int(s, st, 4, b->tls_port);
     store__bind_int(s, st, 5, b->pid);
     store__bind_int(s, st, 6, now_ms > 0 ? now_ms : wall_ms());
-    return store__exec(s, st, "recording broker start");
+    rc = store__exec(s, st, "recording broker start");
+    store__finalize(s, st);
+    return rc;
 }
 
 int giz_store_broker_beat(struct giz_store *s, int64_t pid, int64_t devices, int64_t now_ms,
@@ -131,12 +162,14 @@ int giz_store_broker_stop(struct giz_store *s, int64_t pid, int64_t now_ms)
     sq_stmt *st;
     int rc;
     if (!s || pid <= 0) return GIZ_ERR_INVAL;
-    st = s->st[ST_BROKER_STOP];
+    rc = store__prepare(s, SQL_BROKER_STOP, &st, "preparing broker stop");
+    if (rc != GIZ_OK) return rc;
     store__bind_text(s, st, 1, own_name(s));
     store__bind_int(s, st, 2, pid);
     store__bind_int(s, st, 3, now_ms > 0 ? now_ms : wall_ms());
     rc = store__exec(s, st, "recording broker stop");
     if (rc == GIZ_OK && sq_changes(s) == 0) rc = GIZ_ERR_NOT_FOUND;
+    store__finalize(s, st);
     return rc;
 }
 
@@ -180,20 +213,21 @@ int giz_store_broker_alive(struct giz_store *s, int64_t max_age_ms, bool *alive)
 
 int giz_store_broker_list(struct giz_store *s, int64_t max_age_ms, giz_store_broker_cb cb, void *ud)
 {
-    sq_stmt *st;
+    sq_stmt *st = NULL;
     struct giz_broker b;
     int src, rc;
     int64_t cutoff;
     if (!s || !cb || max_age_ms < 0) return GIZ_ERR_INVAL;
-    st = s->st[ST_BROKER_LIST];
-    rc = store__list_guard(s, st);
+    rc = store__prepare(s, SQL_BROKER_LIST, &st, "preparing the broker list");
     if (rc != GIZ_OK) return rc;
     cutoff = wall_ms() - max_age_ms;
     while ((src = store__step(s, st)) == SQLITE_ROW) {
         read_broker(st, &b, cutoff);
         if (cb(&b, ud) != 0) break;
     }
-    return store__list_end(s, st, src, "listing brokers");
+    rc = store__list_end(s, st, src, "listing brokers");
+    store__finalize(s, st);
+    return rc;
 }
 
 int giz_store_broker_find(struct giz_store *s, const char *name, int64_t max_age_ms,
@@ -282,51 +316,71 @@ int giz_store_device_broker_route(struct giz_store *s, const char *did, int64_t 
 
 #define SWEEP_MAX 32 /* dead brokers handled per call */
 
+/* Sweeps one dead broker in its own transaction: the claim, the events,
+ * the devices. *changed: devices marked offline (0 if another node won). */
+static int sweep_one(struct giz_store *s, const char *name, int64_t now, int64_t max_age_ms,
+                     int *changed)
+{
+    sq_stmt *claim = NULL, *events = NULL, *devs = NULL;
+    int kind = 0, rc;
+    *changed = 0;
+    rc = store__prepare(s, SQL_BROKER_CLAIM, &claim, "preparing a broker sweep");
+    if (rc == GIZ_OK)
+        rc = store__prepare(s, SQL_BROKER_SWEEP_EVENTS, &events, "preparing broker-lost events");
+    if (rc == GIZ_OK)
+        rc = store__prepare(s, SQL_BROKER_SWEEP_DEVICES, &devs, "preparing a broker sweep");
+    if (rc == GIZ_OK) rc = store__txn_open(s, &kind);
+    if (rc == GIZ_OK) {
+        store__bind_text(s, claim, 1, name);
+        store__bind_int(s, claim, 2, now - max_age_ms);
+        store__bind_int(s, claim, 3, now);
+        rc = store__exec(s, claim, "claiming a broker sweep");
+        if (rc == GIZ_OK && sq_changes(s) > 0) { /* ours: no other node won it */
+            store__bind_text(s, events, 1, name);
+            store__bind_int(s, events, 2, now);
+            rc = store__exec(s, events, "recording broker-lost events");
+            if (rc == GIZ_OK) {
+                store__bind_text(s, devs, 1, name);
+                rc = store__exec(s, devs, "marking a dead broker's devices offline");
+                if (rc == GIZ_OK) *changed = sq_changes(s);
+            }
+        }
+        rc = store__txn_close(s, kind, rc);
+    }
+    store__finalize(s, claim);
+    store__finalize(s, events);
+    store__finalize(s, devs);
+    if (rc != GIZ_OK) *changed = 0;
+    return rc;
+}
+
 int giz_store_broker_sweep(struct giz_store *s, int64_t max_age_ms, int64_t *devices)
 {
     char names[SWEEP_MAX][GIZ_BROKER_NAME_SIZE];
     unsigned n = 0;
-    sq_stmt *st;
+    sq_stmt *st = NULL;
     int64_t now = wall_ms(), total = 0;
-    int src, rc;
+    int src = SQLITE_DONE, rc;
 
     if (devices) *devices = 0;
     if (!s || max_age_ms < 0) return GIZ_ERR_INVAL;
-    st = s->st[ST_BROKER_STALE];
+    rc = store__prepare(s, SQL_BROKER_STALE, &st, "preparing the dead-broker check");
+    if (rc != GIZ_OK) return rc;
     store__bind_int(s, st, 1, now - max_age_ms);
     while (n < SWEEP_MAX && (src = store__step(s, st)) == SQLITE_ROW)
         store__col_text(st, 0, names[n++], GIZ_BROKER_NAME_SIZE);
     if (n == SWEEP_MAX) src = SQLITE_DONE;
     rc = store__list_end(s, st, src, "finding dead brokers");
+    store__finalize(s, st);
     for (unsigned i = 0; rc == GIZ_OK && i < n; i++) {
-        int kind = 0, changed = 0;
-        rc = store__txn_open(s, &kind);
+        int changed = 0;
+        rc = sweep_one(s, names[i], now, max_age_ms, &changed);
         if (rc != GIZ_OK) break;
-        st = s->st[ST_BROKER_CLAIM];
-        store__bind_text(s, st, 1, names[i]);
-        store__bind_int(s, st, 2, now - max_age_ms);
-        store__bind_int(s, st, 3, now);
-        rc = store__exec(s, st, "claiming a broker sweep");
-        if (rc == GIZ_OK && sq_changes(s) > 0) { /* ours: another process did not win it */
-            st = s->st[ST_BROKER_SWEEP_EVENTS];
-            store__bind_text(s, st, 1, names[i]);
-            store__bind_int(s, st, 2, now);
-            rc = store__exec(s, st, "recording broker-lost events");
-            if (rc == GIZ_OK) {
-                st = s->st[ST_BROKER_SWEEP_DEVICES];
-                store__bind_text(s, st, 1, names[i]);
-                rc = store__exec(s, st, "marking a dead broker's devices offline");
-                if (rc == GIZ_OK) changed = sq_changes(s);
-            }
-        }
-        rc = store__txn_close(s, kind, rc);
-        if (rc == GIZ_OK) {
-            total += changed;
-            if (changed > 0)
-                giz_log(GIZ_LOG_WARN,
-                        "store: broker %s silent for over %lld ms: %d device(s) marked offline",
-                        names[i], (long long)max_age_ms, changed);
-        }
+        total += changed;
+        if (changed > 0)
+            giz_log(GIZ_LOG_WARN,
+                    "store: broker %s silent for over %lld ms: %d device(s) marked offline",
+                    names[i], (long long)max_age_ms, changed);
     }
     if (devices) *devices = total;
     return rc;

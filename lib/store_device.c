@@ -171,15 +171,24 @@ int giz_store_device_set_online(struct giz_store *s, const char *did, bool onlin
     return rc;
 }
 
+/* A named broker's start-up and clean stop (prepared per call: twice a run). */
+#define SQL_DEVICE_MINE_OFFLINE                                                                    \
+    "UPDATE devices SET online = 0 WHERE online <> 0 "                                             \
+    "AND (broker IS NULL OR broker = ?1)"
+
 int giz_store_device_all_offline(struct giz_store *s)
 {
-    sq_stmt *st;
+    sq_stmt *st = NULL;
+    int rc;
     if (!s) return GIZ_ERR_INVAL;
     if (s->broker_name[0] == '\0')
         return store__exec(s, s->st[ST_DEVICE_ALL_OFFLINE], "marking devices offline");
-    st = s->st[ST_DEVICE_MINE_OFFLINE];
+    rc = store__prepare(s, SQL_DEVICE_MINE_OFFLINE, &st, "preparing the broker's offline marks");
+    if (rc != GIZ_OK) return rc;
     store__bind_text(s, st, 1, s->broker_name);
-    return store__exec(s, st, "marking this broker's devices offline");
+    rc = store__exec(s, st, "marking this broker's devices offline");
+    store__finalize(s, st);
+    return rc;
 }
 
 int store__device_insert(struct giz_store *s, const char *did, const char *product_key,

@@ -170,18 +170,10 @@
     X(OUTBOX_LAST, "SELECT coalesce(max(id), 0) FROM outbox")                                      \
     X(OUTBOX_PRUNE, "DELETE FROM outbox WHERE created_at < ?1")                                    \
     /* broker registry (schema 012, lib/store_broker.c) */                                         \
-    X(BROKER_START, "INSERT INTO brokers(name, host, port, tls_port, pid, started_at, "            \
-                    "heartbeat_at, stopped_at, devices, swept_at) "                                \
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, NULL, 0, NULL) "                          \
-                    "ON CONFLICT(name) DO UPDATE SET host = ?2, port = ?3, tls_port = ?4, "        \
-                    "pid = ?5, started_at = ?6, heartbeat_at = ?6, stopped_at = NULL, "            \
-                    "devices = 0, swept_at = NULL")                                                \
     X(BROKER_SWEPT, "SELECT coalesce(swept_at, 0) FROM brokers WHERE name = ?1 AND pid = ?2 "      \
                     "AND stopped_at IS NULL")                                                      \
     X(BROKER_BEAT, "UPDATE brokers SET heartbeat_at = ?3, devices = coalesce(?4, devices), "       \
                    "swept_at = NULL WHERE name = ?1 AND pid = ?2 AND stopped_at IS NULL")          \
-    X(BROKER_STOP, "UPDATE brokers SET stopped_at = ?3, heartbeat_at = ?3, devices = 0 "           \
-                   "WHERE name = ?1 AND pid = ?2")                                                 \
     X(BROKER_LIVE_COUNT, "SELECT count(*) FROM brokers WHERE stopped_at IS NULL "                  \
                          "AND heartbeat_at >= ?1")                                                 \
     X(BROKER_LEAST, "SELECT " BROKER_COLS ", (SELECT count(*) FROM devices d WHERE "               \
@@ -189,16 +181,6 @@
                     "FROM brokers b WHERE b.stopped_at IS NULL AND b.heartbeat_at >= ?1 "          \
                     "ORDER BY load, b.name LIMIT 1")                                               \
     X(BROKER_FIND, "SELECT " BROKER_COLS " FROM brokers b WHERE b.name = ?1")                      \
-    X(BROKER_LIST, "SELECT " BROKER_COLS " FROM brokers b ORDER BY b.name")                        \
-    X(BROKER_STALE, "SELECT name FROM brokers WHERE stopped_at IS NULL AND swept_at IS NULL "      \
-                    "AND heartbeat_at < ?1 ORDER BY name")                                         \
-    X(BROKER_CLAIM, "UPDATE brokers SET swept_at = ?3 WHERE name = ?1 AND stopped_at IS NULL "     \
-                    "AND swept_at IS NULL AND heartbeat_at < ?2")                                  \
-    X(BROKER_SWEEP_EVENTS, "INSERT INTO events(did, ts, kind, source, fields) "                    \
-                           "SELECT did, ?2, 'disconnect', 'mqtt', "                                \
-                           "'{\"reason\": \"broker lost\", \"broker\": \"' || ?1 || '\"}' "        \
-                           "FROM devices WHERE broker = ?1 AND online = 1")                        \
-    X(BROKER_SWEEP_DEVICES, "UPDATE devices SET online = 0 WHERE broker = ?1 AND online = 1")      \
     X(DEVICE_BROKER_GET, "SELECT coalesce(broker, ''), coalesce(broker_at, 0) FROM devices "       \
                          "WHERE did = ?1")                                                         \
     X(DEVICE_BROKER_SET, "UPDATE devices SET broker = ?2, broker_at = ?3 WHERE did = ?1 "          \
@@ -207,8 +189,6 @@
                             "WHERE did = ?1")                                                      \
     X(DEVICE_SET_OFFLINE_AT, "UPDATE devices SET online = 0, last_seen = ?2 WHERE did = ?1 "       \
                              "AND (broker IS NULL OR broker = ?3)")                                \
-    X(DEVICE_MINE_OFFLINE, "UPDATE devices SET online = 0 WHERE online <> 0 "                      \
-                           "AND (broker IS NULL OR broker = ?1)")                                  \
     /* data points (helper "datapoints", schema 007; lib/store_datapoint.c) */                     \
     X(DP_PUT, "INSERT INTO product_datapoints(product_key, schema_json, updated_at) "              \
               "VALUES (?1, ?2, ?3) ON CONFLICT(product_key) DO UPDATE SET schema_json = ?2, "      \
