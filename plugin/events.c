@@ -76,8 +76,10 @@ struct ev_rec {
     uint64_t length;        /* EV_FORM_PUBLISH: the whole payload's length */
     char data[];
 };
-#define EV_REC_MIN 384u    /* fields bytes of a new record */
-#define EV_SPARE_MAX 4096u /* spare records kept after a burst */
+/* data bytes of a new record (256 in all): a publish's topic and 64 payload
+ * bytes, a connect's fields; larger ones get a record of their size */
+#define EV_REC_MIN 176u
+#define EV_SPARE_MAX 1024u /* spare records kept after a burst */
 
 /* A live device context (from its BASIC_AUTH to its DISCONNECT). */
 struct ev_conn {
@@ -138,9 +140,13 @@ struct events {
     /* main thread only */
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
-    struct giz_map conns;     /* ctx -> struct ev_conn (owned) */
-    struct giz_map conns_did; /* DID -> the newest struct ev_conn of that DID */
-    struct ev_conn *closing;  /* DISCONNECT seen, waiting for the socket's close */
+    /* DID -> its live struct ev_conn (owned; the one map per idle device:
+     * a device's client id is its DID, auth.c refuses anything else) */
+    struct giz_map conns_did;
+    struct ev_conn **old; /* sessions taken over by a newer login of their DID, until
+                             their DISCONNECT (owned; a few at a time) */
+    size_t nold, old_cap;
+    struct ev_conn *closing; /* DISCONNECT seen, waiting for the socket's close */
     /* the last CONNECT intercept.c gathered (BASIC_AUTH follows at once) */
     char seen_cid[GIZ_CLIENTID_SIZE > GIZ_DID_SIZE ? GIZ_CLIENTID_SIZE : GIZ_DID_SIZE];
     char seen_peer[GIZP_PEER_SIZE];
@@ -354,12 +360,24 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
     queue_conn_row(g, did, &dc);
 
     prev = giz_map_sget(&ev->conns_did, did);
-    conn = giz_map_get(&ev->conns, &ctx, sizeof(ctx));
-    if (conn == NULL) {
+    if (prev != NULL && prev->ctx == ctx) {
+        conn = prev; /* the same context again */
+    } else {
+        struct ev_conn **o = NULL;
         conn = calloc(1, sizeof(*conn));
-        if (conn != NULL && giz_map_put(&ev->conns, &ctx, sizeof(ctx), conn, &old) != 0) {
+        if (prev != NULL) /* the older session is about to be taken over */
+            o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
+                                  EV_CONN_PENDING_MAX);
+        if (o != NULL) ev->old = o; /* (realloc'd: the old pointer is gone) */
+        if (conn != NULL && giz_map_put(&ev->conns_did, did, strlen(did), conn, &old) != 0) {
             free(conn);
             conn = NULL;
+        }
+        if (conn != NULL && prev != NULL && o != NULL) {
+            ev->old[ev->nold++] = prev;
+            conn_set_why(prev, "taken over by a new login");
+        } else if (conn != NULL && prev != NULL) { /* no memory: it ends without its event */
+            conn_free_cb(prev);
         }
     }
     if (conn != NULL) {
@@ -369,9 +387,6 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
         conn->keepalive = dc.keepalive;
         free(conn->why);
         conn->why = NULL;
-        if (prev != NULL && prev != conn) /* the older session is about to be taken over */
-            conn_set_why(prev, "taken over by a new login");
-        giz_map_put(&ev->conns_did, did, strlen(did), conn, &old);
     }
     if (!on(g)) return;
     evjson__open(&j, buf, sizeof(buf));
@@ -427,6 +442,12 @@ static void conn_free_rec(struct gizp *g, struct ev_conn *conn)
     struct events *ev = g->events;
     if (giz_map_sget(&ev->conns_did, conn->did) == conn)
         giz_map_remove(&ev->conns_did, conn->did, strlen(conn->did));
+    for (size_t i = 0; i < ev->nold; i++) {
+        if (ev->old[i] == conn) {
+            ev->old[i] = ev->old[--ev->nold];
+            break;
+        }
+    }
     conn_free_cb(conn);
 }
 
@@ -480,9 +501,21 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
 void events__disconnect(struct gizp *g, const struct mosquitto *ctx)
 {
     struct events *ev = g->events;
-    struct ev_conn *conn;
-    if (ev == NULL) return;
-    conn = giz_map_remove(&ev->conns, &ctx, sizeof(ctx));
+    struct ev_conn *conn = NULL;
+    const char *cid;
+    if (ev == NULL || (cid = mosquitto_client_id(ctx)) == NULL) return;
+    conn = giz_map_sget(&ev->conns_did, cid);
+    if (conn != NULL && conn->ctx == ctx) {
+        giz_map_remove(&ev->conns_did, cid, strlen(cid));
+    } else {
+        conn = NULL;
+        for (size_t i = 0; i < ev->nold && conn == NULL; i++) {
+            if (ev->old[i]->ctx == ctx) {
+                conn = ev->old[i];
+                ev->old[i] = ev->old[--ev->nold];
+            }
+        }
+    }
     if (conn == NULL) return;
     if (ev->closing != NULL) {
         struct ev_conn *prev = ev->closing;
@@ -1038,7 +1071,7 @@ void events__metrics_write(struct gizp *g, int64_t now_ms)
     push__stats(g, &ps);
     giz_buf_init(&b, GIZ_BROKER_METRICS_MAX);
     metric(&b, "devices_connected", "gauge", "Device MQTT connections logged in.");
-    giz_buf_printf(&b, "gizcloud_broker_devices_connected %zu\n", ev->conns.count);
+    giz_buf_printf(&b, "gizcloud_broker_devices_connected %zu\n", ev->conns_did.count + ev->nold);
     metric(&b, "apps_connected", "gauge", "App client ids with a live MQTT connection.");
     giz_buf_printf(&b, "gizcloud_broker_apps_connected %zu\n", pr.apps);
     metric(&b, "client_sockets", "gauge", "Client sockets open (with or without a CONNECT).");
@@ -1132,8 +1165,7 @@ int events__init(struct gizp *g)
         return -1;
     }
     pthread_cond_init(&ev->cv, NULL);
-    if (giz_map_init(&ev->conns) != 0 || giz_map_init(&ev->conns_did) != 0) return -1;
-    ev->conns.ptr_keys = true;
+    if (giz_map_init(&ev->conns_did) != 0) return -1;
     return 0;
 }
 
@@ -1157,18 +1189,22 @@ static int conn_collect_cb(const void *key, size_t klen, void *value, void *ud)
 static void shutdown_sessions(struct gizp *g)
 {
     struct events *ev = g->events;
-    struct conn_list l = {NULL, 0, ev->conns.count};
+    struct conn_list l = {NULL, 0, ev->conns_did.count};
     if (ev->closing != NULL) { /* a DISCONNECT whose close did not come */
         struct ev_conn *conn = ev->closing;
         ev->closing = NULL;
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
+    while (ev->nold > 0) { /* taken over, their DISCONNECT not seen */
+        struct ev_conn *conn = ev->old[--ev->nold];
+        finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
+    }
     if (l.cap == 0) return;
     l.v = malloc(l.cap * sizeof(*l.v));
     if (l.v == NULL) return; /* the records are freed with the map */
-    giz_map_foreach(&ev->conns, conn_collect_cb, &l);
+    giz_map_foreach(&ev->conns_did, conn_collect_cb, &l);
     for (size_t i = 0; i < l.n; i++) {
-        giz_map_remove(&ev->conns, &l.v[i]->ctx, sizeof(l.v[i]->ctx));
+        giz_map_remove(&ev->conns_did, l.v[i]->did, strlen(l.v[i]->did));
         conn_set_why(l.v[i], "broker shutdown");
         finish_disconnect(g, l.v[i], EVENTS_END_NONE, 0, 0, false);
     }
@@ -1201,8 +1237,10 @@ void events__free(struct gizp *g)
     pthread_mutex_destroy(&ev->mu);
     free(ev->rows);
     conn_free_cb(ev->closing);
-    giz_map_free(&ev->conns_did, NULL);
-    giz_map_free(&ev->conns, conn_free_cb);
+    for (size_t i = 0; i < ev->nold; i++)
+        conn_free_cb(ev->old[i]);
+    free(ev->old);
+    giz_map_free(&ev->conns_did, conn_free_cb);
     free(ev);
     g->events = NULL;
 }

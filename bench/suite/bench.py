@@ -710,7 +710,10 @@ def bench_logins(b, reps):
 
 
 def idle_once(b, mode, n):
-    br = b.broker(mode)
+    # GIZ_BENCH_IDLE_OPTS: extra plugin_opt_* lines for the cloud side (e.g.
+    # "plugin_opt_events 0" to see what the timeline's state costs per device)
+    extra = [l for l in os.environ.get("GIZ_BENCH_IDLE_OPTS", "").split(";") if l.strip()]
+    br = b.broker(mode, plugin_extra=extra if mode == "cloud" else ())
     try:
         time.sleep(0.5)
         base = rss_kib(br.pid)

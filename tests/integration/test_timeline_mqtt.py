@@ -379,6 +379,12 @@ def check_shutdown(c):
             c.eq(rc, 0, "device %d logs in" % i)
             devs.append((did, dev))
         devs[0][1].publish("dev2app/" + devs[0][0], frame(0x0091, b"\x01"))
+        # the third device logs in again: its first session is taken over
+        again, rc = login(cloud, devs[2][0], "pcShut0002", 60)
+        c.eq(rc, 0, "device 2 logs in again")
+        c.ok(devs[2][1].wait_closed(timeout=10), "the older session is closed")
+        devs[2][1].close()
+        devs[2] = (devs[2][0], again)
         held = time.monotonic()
         time.sleep(0.3)
         cloud.broker.send_signal(signal.SIGTERM)
@@ -395,6 +401,10 @@ def check_shutdown(c):
             evs = events(cloud, did, "?limit=1000")  # already written: the writer flushed at exit
             kinds = [e["kind"] for e in evs if e["source"] == "mqtt"]
             want = ["connect", "publish_in", "disconnect"] if i == 0 else ["connect", "disconnect"]
+            if i == 2:
+                want = ["connect", "connect", "disconnect", "disconnect"]
+                c.eq([e.get("reason") for e in evs if e["kind"] == "disconnect"][:1],
+                     ["taken over by a new login"], "%s: the first session was taken over" % did)
             c.eq(kinds, want, "%s: its session ends with a disconnect at shutdown" % did)
             bye = evs[-1] if evs else {}
             c.eq(bye.get("reason"), "broker shutdown", "%s: disconnect reason" % did)
