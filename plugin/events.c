@@ -51,6 +51,7 @@
  * (each pass inserts up to events_per_device of the flooding device). */
 #define EV_FLOOD_GATHER_MS 1000
 #define EV_PRUNE_EVERY_MS 1000
+#define EV_IDLE_CLOSE_MS 2000 /* the writer closes its store connection after this long idle */
 #define EV_PRUNE_EVERY_N 4096u
 #define EV_CONN_PENDING_MAX 100000u
 #define EV_FIELDS_CAP (GIZ_EVENT_FIELDS_MAX + 1)
@@ -901,8 +902,8 @@ static void *writer_main(void *arg)
     struct giz_error err;
     struct ev_rec **items = malloc(EV_BATCH * sizeof(*items));
     struct giz_event *batch = malloc(EV_BATCH * sizeof(*batch));
-    uint64_t last_prune = giz_mono_ms(), since_prune = 0;
-    bool dirty = false, flooded = false;
+    uint64_t last_prune = giz_mono_ms(), since_prune = 0, last_work = giz_mono_ms();
+    bool dirty = false, flooded = false, parked = false;
     if (items == NULL || batch == NULL) {
         giz_log(GIZ_LOG_ERR, "events: the writer is out of memory");
         free(items);
@@ -942,6 +943,14 @@ static void *writer_main(void *arg)
         ev->unrecorded_drops = 0;
         stop = ev->stop && ev->n == 0;
         pthread_mutex_unlock(&ev->mu);
+        if (parked && (n > 0 || drops > 0)) { /* work again after an idle close */
+            parked = false;
+            if (giz_store_open(w->db_path, &st, &err) != GIZ_OK) {
+                giz_log(GIZ_LOG_ERR, "events: the writer cannot open the store: %s", err.text);
+                st = NULL;
+            }
+        }
+        if (n > 0 || drops > 0) last_work = giz_mono_ms();
         if (n > 0) {
             since_prune += write_batch(w, st, batch, items, n, &flooded);
             dirty = true;
@@ -970,6 +979,14 @@ static void *writer_main(void *arg)
             last_prune = now;
         }
         if (stop) break;
+        if (st != NULL && !dirty && n == 0 && drops == 0 &&
+            giz_mono_ms() - last_work >= EV_IDLE_CLOSE_MS) {
+            /* idle: give the connection's page cache back (up to SQLite's
+             * default 2 MB), reopened with the next event */
+            giz_store_close(st);
+            st = NULL;
+            parked = true;
+        }
     }
     giz_store_close(st);
     free(items);
