@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(p.qos < 0 ? v == NULL : cJSON_IsNumber(v) && v->valueint == p.qos);
     v = cJSON_GetObjectItemCaseSensitive(o, "from");
     FUZZ_CHECK(p.from == EVFMT_FROM_APP || p.from == EVFMT_FROM_CLOUD ? cJSON_IsString(v)
-                                                                       : v == NULL);
+                                                                      : v == NULL);
     cJSON_Delete(o);
     /* a tighter buffer: the whole text or nothing */
     scap = data[5] % (cap + 1);
