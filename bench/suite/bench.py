@@ -1068,6 +1068,127 @@ def bench_store_pg(b, reps):
 # ---------------------------------------------------------------------------
 # report
 
+def bench_cluster(b, reps, n):
+    """Issue 18: one broker vs two on the same store, same run. Devices held: n fleet
+    devices logged in (gizsim, MQTT only) to one broker, then n/2 to each of two
+    (connect time, broker RSS, devices connected). QoS 0: two device->app streams of
+    a.messages 64 B messages each (dev2app/<DID>, two devices bound to the app) on one
+    broker at once, then one stream per broker at once; aggregate msg/s = 2 x count /
+    (first publisher start -> last subscriber done)."""
+    a = b.args
+    raw = {"n": n, "held": {"one": [], "two": []}, "msgs": {"one": [], "two": []}, "ratio_msgs": [],
+           "messages_per_stream": a.messages}
+    (d0, p0), (d1, p1) = b.fleet[0], b.fleet[1]
+    app = b.app
+    st, body = b.http("POST", "/app/bindings", {"devices": [{"did": d1, "passcode": p1}]},
+                      headers={"X-Gizwits-User-token": app["token"]})
+    payload = os.path.join(b.dir, "payload-cluster.bin")
+    with open(payload, "wb") as f:
+        f.write(device_payload(64))
+    app_auth = ["-i", app["mqtt_client_id"], "-u", app["uid"], "-P", app["token"]]
+    # fleet subsets for gizsim: the first n/2 and the next n/2 devices
+    with open(b.state) as f:
+        lines = f.readlines()
+    head = [l for l in lines if l.startswith("#")]
+    devs = [l for l in lines if not l.startswith("#") and len(l.split()) == 4][:n]
+    halves = []
+    for i, part in enumerate((devs[:n // 2], devs[n // 2:])):
+        path = os.path.join(b.dir, "cluster-half-%d.state" % i)
+        with open(path, "w") as f:
+            f.writelines(head + part)
+        halves.append(path)
+    whole = os.path.join(b.dir, "cluster-all.state")
+    with open(whole, "w") as f:
+        f.writelines(head + devs)
+
+    def start(name):
+        return b.broker("cloud", ["max_queued_messages 0"],
+                        ["plugin_opt_broker_name " + name, "plugin_opt_advertise_host 127.0.0.1",
+                         "plugin_opt_stats_interval 0"])
+
+    def fleet(port, state, count):
+        rep = os.path.join(b.dir, "gizsim-c-%d.json" % time.monotonic_ns())
+        p = b.spawn("gizsim", [b.gizsim, "--no-http", "--no-ota", "-p", b.pk, "-s", state, "-n", str(count),
+                               "--mqtt-port", str(port), "--rate", "3000", "--progress", "0", "-q", "--json", rep,
+                               "-d", "3600", "--connect-timeout", "10", "--backoff-scale", "0.2"])
+        return p, rep
+
+    def wait_all(ps, timeout=300):
+        t0 = time.monotonic()
+        left = list(ps)
+        while left and time.monotonic() - t0 < timeout:
+            for p in list(left):
+                with open(p.logpath, "rb") as f:
+                    if b"devices connected after" in f.read():
+                        left.remove(p)
+                if p.poll() is not None and p in left:
+                    raise RuntimeError("gizsim exited early")
+            time.sleep(0.1)
+        if left:
+            raise RuntimeError("not all devices connected within %d s" % timeout)
+        return time.monotonic() - t0
+
+    def streams(pairs):
+        """pairs: [(port, [(did, pc)...])]: one app subscriber per broker for its DIDs,
+        one publisher per DID, all at once."""
+        subs, pubs = [], []
+        for port, dl in pairs:
+            topics = sum((["-t", "dev2app/" + d] for d, _ in dl), [])
+            subs.append(subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-C",
+                                          str(a.messages * len(dl)), "-W", "120", "-q", "0"] + topics + app_auth,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        time.sleep(0.8)
+        t0 = time.monotonic()
+        for port, dl in pairs:
+            for d, pc in dl:
+                pubs.append(subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t",
+                                              "dev2app/" + d, "-f", payload, "--repeat", str(a.messages),
+                                              "-q", "0", "-i", d, "-u", d, "-P", pc],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        ok = True
+        for p in pubs + subs:
+            try:
+                p.wait(130)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            ok = ok and p.returncode == 0
+        dt = time.monotonic() - t0
+        return 2 * a.messages / dt if ok else None
+
+    for rep in range(reps):
+        for mode in (("one", "two") if rep % 2 == 0 else ("two", "one")):
+            brs = [start("bench-a")] + ([start("bench-b")] if mode == "two" else [])
+            try:
+                rss0 = sum(rss_kib(x.pid) for x in brs)
+                if mode == "one":
+                    gs = [fleet(brs[0].port, whole, n)]
+                else:
+                    gs = [fleet(brs[0].port, halves[0], n // 2), fleet(brs[1].port, halves[1], n - n // 2)]
+                secs = wait_all([g for g, _ in gs])
+                time.sleep(2.0)
+                rss = sum(rss_kib(x.pid) for x in brs)
+                held = {"devices": n, "connect_s": secs, "logins_per_s": n / secs if secs else None,
+                        "rss_kib": rss, "rss_per_device_kib": (rss - rss0) / n}
+                for g, _ in gs:
+                    b.stop(g)
+                if mode == "one":
+                    r = streams([(brs[0].port, [(d0, p0), (d1, p1)])])
+                else:
+                    r = streams([(brs[0].port, [(d0, p0)]), (brs[1].port, [(d1, p1)])])
+                raw["held"][mode].append(held)
+                raw["msgs"][mode].append(r)
+                log("  cluster rep %d %s broker(s): %d devices in %.1f s (%.0f logins/s), RSS +%.2f KiB/device; "
+                    "QoS 0 two streams %s msg/s" % (rep, mode, n, secs, held["logins_per_s"] or 0,
+                                                    held["rss_per_device_kib"], "%.0f" % r if r else "failed"))
+            finally:
+                for x in brs:
+                    b.stop(x)
+        one, two = raw["msgs"]["one"][-1], raw["msgs"]["two"][-1]
+        raw["ratio_msgs"].append(two / one if one and two else None)
+    return raw
+
+
 def machine():
     cpu = "?"
     with open("/proc/cpuinfo") as f:
@@ -1104,7 +1225,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int)
-    ap.add_argument("--only", default="throughput,events,logins,idle,parser,latency,ota,gservice,store_pg")
+    ap.add_argument("--only", default="throughput,events,logins,idle,parser,latency,ota,gservice,store_pg,cluster")
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "out", "results.json"))
     ap.add_argument("--md", default=os.path.join(ROOT, "bench", "out", "RESULTS.md"))
     ap.add_argument("--loginstorm", help="the compiled bench/suite/loginstorm.c (else a Python driver)")
@@ -1179,6 +1300,7 @@ def main():
         step("ota", lambda: {"main": bench_ota(b, a.reps, a.ota_n)})
         step("gservice", lambda: bench_gservice(b, a.reps))
         step("store_pg", lambda: bench_store_pg(b, a.reps))
+        step("cluster", lambda: bench_cluster(b, a.reps, min(a.fleet, 2000 if q else 10000)))
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
         res["errors"]["fixtures"] = "%s: %s" % (type(e).__name__, e)

@@ -157,6 +157,23 @@ def rows(res):
                         "baseline": "the same GService with the store on SQLite",
                         "cloud": stat(r.get("cloud")), "base": stat(r.get("base")), "ratio": rs, "nd": 0,
                         "ratio_text": spread(rs, 3), "target": "informational", "met": "-"})
+    cl = f.get("cluster")
+    if cl:
+        def held(mode, key):
+            return [h.get(key) for h in cl.get("held", {}).get(mode, []) if h]
+        one, two = stat(cl.get("msgs", {}).get("one")), stat(cl.get("msgs", {}).get("two"))
+        rs = stat(cl.get("ratio_msgs"))
+        out.append({"key": "cluster_qos0", "figure": "QoS 0 msg/s, two dev2app streams, 64 B: two brokers "
+                    "(one stream each) vs one broker (both)", "baseline": "one broker", "cloud": two,
+                    "base": one, "ratio": rs, "nd": 0, "ratio_text": spread(rs, 3), "target": "(model: "
+                    "bench/RESULTS.md)", "met": None})
+        lo, lt = stat(held("one", "logins_per_s")), stat(held("two", "logins_per_s"))
+        lr = stat([t / o for t, o in zip(held("two", "logins_per_s"), held("one", "logins_per_s"))
+                   if t and o])
+        out.append({"key": "cluster_held", "figure": "%s devices held: logins/s to reach them, two brokers vs one"
+                    % fmt(cl.get("n")), "baseline": "one broker", "cloud": lt, "base": lo, "ratio": lr,
+                    "nd": 0, "ratio_text": spread(lr, 3) if lr else "—", "target": "(all held in both)",
+                    "met": None})
     return out
 
 
