@@ -415,17 +415,42 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out
 int sim__set_m2m(struct sim *s, const char *host, uint16_t port)
 {
     if (s->o.mqtt_port != 0) return 0; /* overridden on the command line */
-    if (s->mqtt_addr_set)
-        return 0; /* the first answer wins; gizcloud gives every device the same */
-    if (resolve(host, port, &s->mqtt_addr) != 0) return -1;
-    (void)util__copy(s->m2m_host, sizeof s->m2m_host, host);
-    s->m2m_port = port;
-    s->mqtt_addr_set = true;
-    return 0;
+    if (!s->mqtt_addr_set) {
+        if (resolve(host, port, &s->mqtt_addr) != 0) return -1;
+        (void)util__copy(s->m2m_host, sizeof s->m2m_host, host);
+        s->m2m_port = port;
+        s->mqtt_addr_set = true;
+        return 0;
+    }
+    if (port == s->m2m_port && strcmp(host, s->m2m_host) == 0) return 0;
+    for (unsigned i = 0; i < s->m2m_more_n; i++)
+        if (port == s->m2m_more[i].port && strcmp(host, s->m2m_more[i].host) == 0)
+            return (int)i + 1;
+    if (s->m2m_more_n >= SIM_M2M_MAX - 1) return 0; /* more brokers than tracked: the first */
+    unsigned n = s->m2m_more_n;
+    if (resolve(host, port, &s->m2m_more[n].addr) != 0) return -1;
+    (void)util__copy(s->m2m_more[n].host, sizeof s->m2m_more[n].host, host);
+    s->m2m_more[n].port = port;
+    s->m2m_more[n].tls_set = false;
+    s->m2m_more_n++;
+    return (int)n + 1;
 }
 
-const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls)
+const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls, unsigned m2m)
 {
+    if (m2m > 0 && m2m <= s->m2m_more_n) {
+        struct sockaddr_storage *a = &s->m2m_more[m2m - 1].addr;
+        c->tls_ctx = tls ? s->tls : NULL;
+        c->tls_host = tls ? s->m2m_more[m2m - 1].host : NULL;
+        if (!tls) return (const struct sockaddr *)a;
+        if (!s->m2m_more[m2m - 1].tls_set) {
+            if (resolve(s->m2m_more[m2m - 1].host, s->o.mqtts_port,
+                        &s->m2m_more[m2m - 1].tls_addr) != 0)
+                return NULL;
+            s->m2m_more[m2m - 1].tls_set = true;
+        }
+        return (const struct sockaddr *)&s->m2m_more[m2m - 1].tls_addr;
+    }
     c->tls_ctx = tls ? s->tls : NULL;
     c->tls_host = tls ? s->m2m_host : NULL;
     if (!tls) return (const struct sockaddr *)&s->mqtt_addr;

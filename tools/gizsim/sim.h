@@ -17,6 +17,8 @@
 #include "mqttc_uv.h"
 #include "util.h"
 
+#define SIM_M2M_MAX 16 /* distinct M2M endpoints (brokers) a run tracks */
+
 struct cJSON;
 struct giz_msg;
 struct giz_p0_schema;
@@ -177,6 +179,7 @@ struct sim;
 
 struct sim_device {
     struct sim *sim;
+    uint8_t m2m; /* the endpoint its last provision answered (sim__set_m2m) */
     struct mqttc mq;
     uv_timer_t timer; /* login timeout / heartbeat / back-off */
     struct http_uv_req *http;
@@ -248,9 +251,18 @@ struct sim {
     bool mqtt_addr_set;
     struct sockaddr_storage mqtts_addr;
     bool mqtts_addr_set;
-    SSL_CTX *tls; /* client context for MQTTS, NULL when unused */
-    char m2m_host[256];
+    SSL_CTX *tls;       /* client context for MQTTS, NULL when unused */
+    char m2m_host[256]; /* the first provisioned M2M endpoint (and --mqtt-host/--mqtt-port) */
     uint16_t m2m_port;
+    /* Further endpoints provision handed out (several brokers, issue 18): device
+     * d connects to endpoint d->m2m (0 = the one above, i = m2m_more[i - 1]). */
+    struct {
+        char host[256];
+        uint16_t port;
+        struct sockaddr_storage addr, tls_addr;
+        bool tls_set;
+    } m2m_more[SIM_M2M_MAX - 1];
+    unsigned m2m_more_n;
     uv_timer_t ramp_timer, tick_timer, progress_timer, stop_timer;
     uv_signal_t sig_int, sig_term, sig_usr1;
     uint32_t started;     /* devices started by the ramp */
@@ -281,11 +293,13 @@ void sim__http_acquire(struct sim *s, struct sim_device *d);
 void sim__http_release(struct sim *s);
 /* Checks whether everything is ready (stops with --until-ready, starts apps). */
 void sim__check_ready(struct sim *s);
-/* Resolves the M2M host/port of a provision answer once. 0 or -1. */
+/* The endpoint index of a provision answer's M2M host/port, resolved once per
+ * distinct endpoint (several brokers answer different ones; beyond
+ * SIM_M2M_MAX the first is used). >= 0, or -1 if it does not resolve. */
 int sim__set_m2m(struct sim *s, const char *host, uint16_t port);
-/* Prepares c for a connection (TLS or not) and returns where it goes, or
- * NULL when the MQTTS address does not resolve. */
-const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls);
+/* Prepares c for a connection (TLS or not) to endpoint `m2m` (0: the first)
+ * and returns where it goes, or NULL when the MQTTS address does not resolve. */
+const struct sockaddr *sim__mqtt_target(struct sim *s, struct mqttc *c, bool tls, unsigned m2m);
 
 /* ---- sim_device.c ------------------------------------------------------------------------ */
 void sim__dev_init(struct sim *s, struct sim_device *d, uint32_t idx);

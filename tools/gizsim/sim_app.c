@@ -199,7 +199,7 @@ static void app_mqtt_connect(struct sim_app *a)
     o.protocol_level = 4;
     o.clean_session = true;
     a->phase = APP_CONNECTING;
-    const struct sockaddr *to = sim__mqtt_target(s, &a->mq, s->o.app_tls);
+    const struct sockaddr *to = sim__mqtt_target(s, &a->mq, s->o.app_tls, 0);
     if (to == NULL || mqttc__connect(&a->mq, s->loop, to, &o) != 0) {
         sim__error(s, SIM_ERR_APP_MQTT);
         app_backoff(a);

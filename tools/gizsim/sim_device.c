@@ -653,6 +653,7 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
     char host[256], port[16], sv[40], url[600], fid[16];
     const char *p;
     uint64_t pv;
+    int m2m = 0;
 
     d->http = NULL;
     util__samples_add(&s->http_ms, util__now_ms() - d->t_start);
@@ -700,12 +701,13 @@ static void dev_http_answer(struct sim_device *d, int rc, int status, const char
         if (!fw_field(text, "host=", "&", host, sizeof host) || p == NULL ||
             !fw_field(p, "port=", "&", port, sizeof port) ||
             giz_parse_uint(port, 10, 1, 65535, &pv) != GIZ_OK ||
-            sim__set_m2m(s, host, (uint16_t)pv) != 0) {
+            (m2m = sim__set_m2m(s, host, (uint16_t)pv)) < 0) {
             sim__http_release(s);
             sim__error(s, SIM_ERR_PROVISION_BAD);
             schedule_backoff(d);
             return;
         }
+        d->m2m = (uint8_t)m2m; /* its broker (several brokers: each device its own) */
         s->st.provisioned++;
         if (!s->o.no_ota && d->ota_after == 1) {
             d->http_op = HOP_OTA;
@@ -862,7 +864,7 @@ static void mqtt_connect(struct sim_device *d)
     s->st.mqtt_attempts++;
     if (d->attempts++ > 0) s->st.reconnects++;
     {
-        const struct sockaddr *to = sim__mqtt_target(s, &d->mq, s->o.device_tls);
+        const struct sockaddr *to = sim__mqtt_target(s, &d->mq, s->o.device_tls, d->m2m);
         rc = to ? mqttc__connect(&d->mq, s->loop, to, &o) : -1;
     }
     if (rc != 0) {
