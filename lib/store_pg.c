@@ -87,14 +87,22 @@ struct store_pg_stmt {
 
 /* ---- errors -------------------------------------------------------------- */
 
+/* Keeps "what: msg" as one line (libpq's messages span several: newlines
+ * and tabs become single spaces). */
 static void pg_copy_msg(struct store_pg *pg, const char *what, const char *msg)
 {
-    size_t n;
-    snprintf(pg->errmsg, sizeof pg->errmsg, "%s%s%s", what ? what : "", what ? ": " : "",
+    char tmp[sizeof pg->errmsg];
+    size_t j = 0;
+    snprintf(tmp, sizeof tmp, "%s%s%s", what ? what : "", what ? ": " : "",
              msg && msg[0] ? msg : "unknown PostgreSQL error");
-    n = strlen(pg->errmsg);
-    while (n && (pg->errmsg[n - 1] == '\n' || pg->errmsg[n - 1] == ' '))
-        pg->errmsg[--n] = '\0';
+    for (size_t i = 0; tmp[i] && j + 1 < sizeof pg->errmsg; i++) {
+        char c = (tmp[i] == '\n' || tmp[i] == '\t' || tmp[i] == '\r') ? ' ' : tmp[i];
+        if (c == ' ' && (j == 0 || pg->errmsg[j - 1] == ' ')) continue;
+        pg->errmsg[j++] = c;
+    }
+    while (j && pg->errmsg[j - 1] == ' ')
+        j--;
+    pg->errmsg[j] = '\0';
 }
 
 /* SQLSTATE (and constraint name) of a failed result to an SQLite code. */

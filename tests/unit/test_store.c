@@ -1649,6 +1649,44 @@ TEST_CASE(operations)
     }
 }
 
+/* PostgreSQL: the server ends the session (pg_terminate_backend, as a
+ * server restart or a failover would). The statement running then fails
+ * with an error carrying libpq's message; the next one outside a transaction
+ * reconnects, prepares its statement again and works, writes included. */
+TEST_CASE(pg_reconnect)
+{
+    char path[600];
+    struct giz_store *s;
+    struct giz_product p, got;
+    int rc;
+
+    if (!pg_uri) {
+        fprintf(stderr, "SKIP on SQLite: pg_reconnect (a PostgreSQL connection)\n");
+        ASSERT_TRUE(1);
+        return;
+    }
+    db_path(path, sizeof path, "reconnect");
+    s = open_ok(path);
+    if (!s) return;
+    ASSERT_EQ(giz_store_product_create(s, "before", &p), GIZ_OK);
+    ASSERT_EQ(raw_exec(path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "datname = current_database() AND pid <> pg_backend_pid()"),
+              SQLITE_OK);
+    rc = giz_store_product_get(s, p.product_key, &got);
+    ASSERT_EQ(rc, GIZ_ERR_DB);
+    fprintf(stderr, "after the session ended: %s\n", giz_store_errmsg(s));
+    ASSERT_TRUE(strstr(giz_store_errmsg(s), "terminat") != NULL ||
+                strstr(giz_store_errmsg(s), "closed") != NULL);
+    ASSERT_EQ(giz_store_product_get(s, p.product_key, &got), GIZ_OK);
+    ASSERT_STREQ(got.product_secret, p.product_secret);
+    ASSERT_EQ(giz_store_product_create(s, "after", &got), GIZ_OK);
+    /* inside a transaction too, once reconnected */
+    ASSERT_EQ(giz_store_begin(s), GIZ_OK);
+    ASSERT_EQ(giz_store_product_get(s, got.product_key, &p), GIZ_OK);
+    ASSERT_EQ(giz_store_commit(s), GIZ_OK);
+    giz_store_close(s);
+}
+
 /* One temporary directory and one verified-passcode cache for all cases
  * (exits 1 if the directory cannot be made). */
 static void store_setup(void)
@@ -1678,5 +1716,6 @@ static void store_teardown(void)
 TEST_LIST(TEST_ENTRY(migrations), TEST_ENTRY(upgrade), TEST_ENTRY(schema_newer),
           TEST_ENTRY(open_errors), TEST_ENTRY(operations), TEST_ENTRY(no_clear_secrets),
           TEST_ENTRY(two_connections), TEST_ENTRY(two_processes), TEST_ENTRY(open_race),
-          TEST_ENTRY(db_error_reporting), TEST_ENTRY(passcode_verifier), TEST_ENTRY(pcache));
+          TEST_ENTRY(db_error_reporting), TEST_ENTRY(passcode_verifier), TEST_ENTRY(pcache),
+          TEST_ENTRY(pg_reconnect));
 TEST_MAIN_WITH(store_setup, store_teardown)
