@@ -156,8 +156,10 @@ struct events {
     uint64_t msgs_in[CMD_SLOTS], msgs_out[CMD_SLOTS];
     uint64_t denied[DEN__COUNT];
     uint64_t bye[BYE__COUNT];
-    uint64_t dropped;          /* queue full, oversize, no memory (main thread) */
-    int64_t refused_window_ms; /* connack_refused events: at most EV_REFUSED_PER_S a second */
+    uint64_t dropped;                /* queue full, oversize, no memory (main thread) */
+    uint64_t pushed, pushed_at_tick; /* events queued (main thread): a burst is over when a
+                                        TICK finds none since the last one */
+    int64_t refused_window_ms;       /* connack_refused events: at most EV_REFUSED_PER_S a second */
     unsigned refused_in_window;
     int64_t outbox_lag_s, outbox_lag_max_s; /* -1 = no item yet */
     struct rate_limit rl_acl, rl_store;
@@ -216,6 +218,7 @@ static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, cons
     }
     pthread_mutex_lock(&ev->mu);
     if (r != NULL && ev->n < ev->cap) {
+        ev->pushed++;
         ev->ring[(ev->head + ev->n) % ev->cap] = r;
         if (++ev->n == 1) pthread_cond_signal(&ev->cv); /* the writer sleeps only when empty */
         queued = true;
@@ -1036,7 +1039,12 @@ void events__tick(struct gizp *g, int64_t now_ms)
     (void)now_ms;
     if (ev == NULL || g->store == NULL) return;
     if (!ev->started && !ev->failed_start && g->cfg.events) writer_start(g);
-    if (ev->started && ev->nspare + ev->ndone > EV_SPARE_MAX) { /* after a burst */
+    bool quiet = ev->pushed == ev->pushed_at_tick;
+    ev->pushed_at_tick = ev->pushed;
+    /* Spares are trimmed only once a burst is over: during one, the records
+     * the writer holds come back and are reused (freeing them here would
+     * put a malloc per event back on this thread). */
+    if (ev->started && quiet && ev->nspare + ev->ndone > EV_SPARE_MAX) {
         pthread_mutex_lock(&ev->mu);
         while (ev->ndone > 0 && ev->nspare + ev->ndone > EV_SPARE_MAX)
             free(ev->done[--ev->ndone]);
