@@ -551,7 +551,10 @@ def bench_throughput(b, reps):
         order = ("bare", "cloud") if rep % 2 == 0 else ("cloud", "bare")
         got = {}
         for mode in order:
-            br = b.broker(mode, ["max_queued_messages 0"])
+            # GIZ_BENCH_TP_OPTS: extra plugin_opt_* lines for the cloud side ("a;b"), e.g.
+            # "plugin_opt_device_gap 0;plugin_opt_events 0" to see what pacing and the timeline cost
+            tp_extra = [l for l in os.environ.get("GIZ_BENCH_TP_OPTS", "").split(";") if l.strip()]
+            br = b.broker(mode, ["max_queued_messages 0"], tp_extra if mode == "cloud" else ())
             port = br.port
             try:
                 for direction, size in work:
