@@ -11,8 +11,9 @@
  * must be the one the SQLite migrations reach.
  * Statements: translated at prepare; the server-side prepare happens at the
  * first step, with the parameter types of that step's binds (text as text,
- * int64 as int8, blobs as bytea, NULL untyped so the server infers it), and
- * again if a later step binds another type. Every value travels in text
+ * int64 as int8, blobs as bytea, NULL untyped so the server infers it, or
+ * as text where nothing implies a type), and again if a later step binds
+ * another type. Every value travels in text
  * format; the whole result is fetched at the first step and stepped row by
  * row. Column reads convert like SQLite: ints with strtoll, booleans t/f as
  * 1/0, bytea decoded, NULL as 0 or NULL text.
@@ -458,20 +459,35 @@ static int stmt_prepare_server(struct store_pg_stmt *st)
         }
     }
     snprintf(st->name, sizeof st->name, "giz%u", ++pg->next_name);
-    if (st->nparams) memcpy(st->prep_types, st->types, (size_t)st->nparams * sizeof(Oid));
+    /* A NULL goes untyped (the server infers it from its use); where
+     * nothing implies a type (`?1 IS NULL OR col = ?1`) the prepare fails and
+     * is retried with NULLs as text. Inside a transaction that first failure
+     * would abort it: a savepoint keeps it out. */
+    bool untyped = false, sp = false;
+    for (int i = 0; i < st->nparams; i++) {
+        st->prep_types[i] = st->types[i];
+        if (!st->types[i]) untyped = true;
+    }
+    if (untyped && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS) {
+        if (pg_command(pg, "SAVEPOINT giz_prepare", "preparing") != SQLITE_OK) return pg->errcode;
+        sp = true;
+    }
     res = PQprepare(pg->conn, st->name, st->sql, st->nparams, st->prep_types);
-    if (res && PQresultStatus(res) != PGRES_COMMAND_OK && st->nparams) {
+    if (res && PQresultStatus(res) != PGRES_COMMAND_OK && untyped) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        /* 42P18 indeterminate, 42P08 ambiguous (`$1 IS NULL OR col = $1`) */
+        /* 42P18 indeterminate, 42P08 ambiguous */
         if (state && (strcmp(state, "42P18") == 0 || strcmp(state, "42P08") == 0) &&
-            PQtransactionStatus(pg->conn) != PQTRANS_INERROR) {
-            /* a NULL whose type nothing implies: prepare NULLs as text */
+            (sp || PQtransactionStatus(pg->conn) == PQTRANS_IDLE)) {
             PQclear(res);
+            res = NULL;
+            if (sp) PQclear(PQexec(pg->conn, "ROLLBACK TO SAVEPOINT giz_prepare"));
             for (int i = 0; i < st->nparams; i++)
                 if (st->prep_types[i] == 0) st->prep_types[i] = OID_TEXT;
             res = PQprepare(pg->conn, st->name, st->sql, st->nparams, st->prep_types);
         }
     }
+    if (sp && PQtransactionStatus(pg->conn) == PQTRANS_INTRANS)
+        PQclear(PQexec(pg->conn, "RELEASE SAVEPOINT giz_prepare"));
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         st->name[0] = '\0';
         return pg_fail(pg, res, "preparing");
