@@ -105,7 +105,7 @@ def broker_env():
         env = sanitizer_env(env)
         env["LD_PRELOAD"] = asan_runtime()
         stub = os.path.join(BUILD, "tests", "integration", "giz_asan_swift_stub.so")
-        if STORE == "pg" and os.path.exists(stub):
+        if (STORE == "pg" or os.environ.get("GIZ_TEST_PG_URI")) and os.path.exists(stub):
             # see tests/integration/asan_swift_stub.c: libpq's first connect would hang
             env["LD_PRELOAD"] += " " + stub
         # mosquitto itself is not ours; its exit-time allocations are not our leaks.
