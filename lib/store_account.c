@@ -188,8 +188,8 @@ int giz_store_binding_remove(struct giz_store *s, const char *uid, const char *d
 
 static void binding_row(sq_stmt *st, struct giz_binding *b);
 
-static int binding_list(struct giz_store *s, sq_stmt *st, const char *key,
-                        giz_store_binding_cb cb, void *ud)
+static int binding_list(struct giz_store *s, sq_stmt *st, const char *key, giz_store_binding_cb cb,
+                        void *ud)
 {
     struct giz_binding b;
     int src;

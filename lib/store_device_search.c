@@ -54,9 +54,8 @@ int giz_store_device_search(struct giz_store *s, const char *product_key, const 
     search_finalize(s, st);
     st = NULL;
     if (rc != GIZ_OK) goto out;
-    src = sq_prepare_v2(
-        s, "SELECT " DEVICE_COLS SEARCH_WHERE " ORDER BY rowid LIMIT ?3 OFFSET ?4", -1, &st,
-        NULL);
+    src = sq_prepare_v2(s, "SELECT " DEVICE_COLS SEARCH_WHERE " ORDER BY rowid LIMIT ?3 OFFSET ?4",
+                        -1, &st, NULL);
     if (src != SQLITE_OK) {
         st = NULL;
         rc = store__db_err(s, src, "preparing the device search");

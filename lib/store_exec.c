@@ -32,8 +32,7 @@ void store__set_err(struct giz_error *err, int code, const char *text)
 
 int store__db_err(struct giz_store *s, int rc, const char *what)
 {
-    snprintf(s->errmsg, sizeof s->errmsg, "%s: %s (%s)", what, sqlite3_errstr(rc),
-             sq_errmsg(s));
+    snprintf(s->errmsg, sizeof s->errmsg, "%s: %s (%s)", what, sqlite3_errstr(rc), sq_errmsg(s));
     giz_log(GIZ_LOG_ERR, "store: %s", s->errmsg);
     return (rc & 0xff) == SQLITE_NOMEM ? GIZ_ERR_NOMEM : GIZ_ERR_DB;
 }
@@ -52,8 +51,7 @@ void store__bind_note(struct giz_store *s, int rc)
 
 void store__bind_text(struct giz_store *s, sq_stmt *st, int i, const char *v)
 {
-    store__bind_note(s,
-                     v ? sq_bind_text(st, i, v, -1, SQLITE_STATIC) : sq_bind_null(st, i));
+    store__bind_note(s, v ? sq_bind_text(st, i, v, -1, SQLITE_STATIC) : sq_bind_null(st, i));
 }
 
 void store__bind_textn(struct giz_store *s, sq_stmt *st, int i, const char *v, size_t n)

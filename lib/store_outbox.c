@@ -25,8 +25,7 @@ int store__outbox_insert(struct giz_store *s, const struct giz_outbox_item *it, 
     store__bind_text(s, st, 8, it->url);
     store__bind_int(s, st, 9, now);
     store__bind_text(s, st, 10, it->client_id);
-    store__bind_note(s,
-                     sq_bind_blob(st, 11, it->payload, (int)it->payload_len, SQLITE_STATIC));
+    store__bind_note(s, sq_bind_blob(st, 11, it->payload, (int)it->payload_len, SQLITE_STATIC));
     rc = store__exec(s, st, "inserting outbox item");
     if (rc == GIZ_OK && id_out) *id_out = sq_last_insert_rowid(s);
     return rc;

@@ -580,14 +580,14 @@ int store_pg_step(struct store_pg_stmt *st)
     if (status == PGRES_COMMAND_OK) {
         const char *cmd = PQcmdStatus(st->res);
         if (cmd_changes_rows(cmd)) {
-            pg->changes = atoi(PQcmdTuples(st->res));
+            pg->changes = (int)strtol(PQcmdTuples(st->res), NULL, 10);
             if (strncmp(cmd, "INSERT", 6) == 0 && pg->changes > 0) pg->inserted = true;
         }
         return SQLITE_DONE;
     }
     if (status == PGRES_TUPLES_OK) {
         const char *cmd = PQcmdStatus(st->res);
-        if (cmd_changes_rows(cmd)) pg->changes = atoi(PQcmdTuples(st->res));
+        if (cmd_changes_rows(cmd)) pg->changes = (int)strtol(PQcmdTuples(st->res), NULL, 10);
         st->ncols = PQnfields(st->res);
         free(st->blob);
         free(st->blob_len);
