@@ -269,7 +269,9 @@ with harness.Cloud(broker=True, gservice_env={"GIZ_PUBLIC_URL": "http://127.0.0.
     ck.ok(late.wait_line("all 1 devices connected", 90), "a device of the stopped campaign logs in")
     ck.ok(wait_online(cloud, pk2, late_dids) and wait_ticks(cloud, 4), "engine passes after its login")
     d = {x["did"]: x for x in campaign(cloud, cid2).get("devices", [])}.get(late_dids[0], {})
-    ck.eq((d.get("state"), d.get("notices")), ("pending", 0), "a stopped campaign tells no one")
+    # its own OTA check may move it to 'checked' (evidence); a notice is what must not happen
+    ck.ok(d.get("notices") == 0 and d.get("state") in ("pending", "checked"),
+          "a stopped campaign tells no one (%r)" % d)
     status, _ = cloud.json("POST", "/admin/ota/campaigns/%d/resume" % cid2, admin=True)
     ck.eq(status, 409, "a stopped campaign cannot be resumed")
     status, c = cloud.json("POST", "/admin/ota/campaigns/%d/cancel" % cid2, admin=True)
