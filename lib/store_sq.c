@@ -10,43 +10,18 @@
 #include "store_int.h"
 #include "store_pg.h"
 
-static int sq_wrap(sqlite3_stmt *lite, struct store_pg_stmt *pg, sq_stmt **out)
+/* Prepares sql into slot on whichever backend s uses. */
+static int prepare_into(struct giz_store *s, const char *sql, int n, unsigned flags, sq_stmt *slot)
 {
-    sq_stmt *st = malloc(sizeof *st);
-    if (!st) {
-        sqlite3_finalize(lite);
-        store_pg_finalize(pg);
-        return SQLITE_NOMEM;
-    }
-    st->lite = lite;
-    st->pg = pg;
-    *out = st;
-    return SQLITE_OK;
-}
-
-int sq_prepare_v3(struct giz_store *s, const char *sql, int n, unsigned flags, sq_stmt **out,
-                  const char **tail)
-{
-    sqlite3_stmt *lite = NULL;
-    struct store_pg_stmt *pg = NULL;
-    int rc;
-
-    *out = NULL;
-    if (tail) *tail = NULL;
-    if (s->pg)
-        rc = store_pg_prepare(s->pg, sql, n, &pg);
-    else
-        rc = sqlite3_prepare_v3(s->db, sql, n, flags, &lite, NULL);
-    if (rc != SQLITE_OK) return rc;
-    return sq_wrap(lite, pg, out);
+    slot->lite = NULL;
+    slot->pg = NULL;
+    if (s->pg) return store_pg_prepare(s->pg, sql, n, &slot->pg);
+    return sqlite3_prepare_v3(s->db, sql, n, flags, &slot->lite, NULL);
 }
 
 int sq_prepare_slot(struct giz_store *s, const char *sql, unsigned flags, sq_stmt *slot)
 {
-    slot->lite = NULL;
-    slot->pg = NULL;
-    if (s->pg) return store_pg_prepare(s->pg, sql, -1, &slot->pg);
-    return sqlite3_prepare_v3(s->db, sql, -1, flags, &slot->lite, NULL);
+    return prepare_into(s, sql, -1, flags, slot);
 }
 
 void sq_close_slot(sq_stmt *slot)
@@ -55,6 +30,25 @@ void sq_close_slot(sq_stmt *slot)
     if (slot->lite) sqlite3_finalize(slot->lite);
     slot->lite = NULL;
     slot->pg = NULL;
+}
+
+int sq_prepare_v3(struct giz_store *s, const char *sql, int n, unsigned flags, sq_stmt **out,
+                  const char **tail)
+{
+    sq_stmt slot;
+    int rc;
+
+    *out = NULL;
+    if (tail) *tail = NULL;
+    rc = prepare_into(s, sql, n, flags, &slot);
+    if (rc != SQLITE_OK) return rc;
+    *out = malloc(sizeof **out);
+    if (!*out) {
+        sq_close_slot(&slot);
+        return SQLITE_NOMEM;
+    }
+    **out = slot;
+    return SQLITE_OK;
 }
 
 int sq_prepare_v2(struct giz_store *s, const char *sql, int n, sq_stmt **out, const char **tail)
@@ -81,10 +75,9 @@ int sq_finalize(sq_stmt *st)
 {
     int rc = SQLITE_OK;
     if (!st) return SQLITE_OK;
-    if (st->pg)
-        store_pg_finalize(st->pg);
-    else
-        rc = sqlite3_finalize(st->lite);
+    if (st->lite) rc = sqlite3_finalize(st->lite);
+    st->lite = NULL;
+    sq_close_slot(st);
     free(st);
     return rc;
 }
