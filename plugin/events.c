@@ -74,7 +74,10 @@ struct ev_rec {
     uint8_t from; /* EV_FORM_PUBLISH: enum evfmt_from */
     uint8_t topic_len;
     uint32_t head_len, hex; /* EV_FORM_PUBLISH: payload bytes copied / as hex */
+    uint32_t superseded;    /* older events of its device this one replaced in the queue */
     uint64_t length;        /* EV_FORM_PUBLISH: the whole payload's length */
+    uint64_t seq;           /* push order (the writer restores it after replacements) */
+    uint64_t prev_pos;      /* queue position of its device's previous publish (flood tracking) */
     char data[];
 };
 /* data bytes of a new record (256 in all): a publish's topic and 64 payload
@@ -89,6 +92,17 @@ struct ev_conn {
     int64_t since_ms; /* unix ms */
     int keepalive;
     char *why; /* set by the plugin before it closes the session (NULL = none; owned) */
+    /* Flood tracking (under the queue's lock): the publishes this device
+     * queued since the writer last took from the queue. Once they reach the
+     * per-device bound, each new one replaces its device's oldest queued
+     * publish in place (the writer would skip that one anyway: newest N
+     * kept), so a flooding device holds at most the bound in the queue and
+     * its records are reused while still warm. */
+    uint64_t flood_epoch; /* the queue's taken count when counting began */
+    uint64_t flood_last;  /* queue position of its newest queued publish */
+    uint32_t flood_count; /* publishes queued in this epoch (stops at the bound) */
+    uint32_t flood_next;  /* index in flood_pos of the oldest */
+    uint64_t *flood_pos;  /* bound entries once flooding (owned), else NULL */
 };
 
 /* A queued device_conn row. */
@@ -132,6 +146,9 @@ struct events {
     bool started, stop, failed_start;
     struct ev_rec **ring; /* events_queue slots */
     size_t head, n, cap;
+    uint64_t taken;            /* records the writer took, ever: position p (the p-th record
+                                  queued, counting from 0) is in ring[p % cap] while p >= taken */
+    unsigned flood_bound;      /* events_per_device (0: no replacement) */
     uint64_t unrecorded_drops; /* not yet added to event_drops (writer) */
     struct ev_rec **done;      /* written records handed back by the writer */
     size_t ndone, done_cap;
@@ -205,7 +222,59 @@ static struct ev_rec *rec_get(struct events *ev, size_t need)
 /* Stamps r (did, kind, now) and queues it; a full queue drops it (freed)
  * and counts the drop. r NULL: only counts a drop. Takes the writer's
  * written records back when the spares ran out (under the same lock). */
-static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, const char *kind)
+static bool spare_put(struct events *ev, struct ev_rec *r)
+{
+    struct ev_rec **s = giz_array_reserve(ev->spare, &ev->spare_cap, ev->nspare + 1u, sizeof(*s),
+                                          256u, SIZE_MAX / sizeof(*s));
+    if (s == NULL) return false;
+    ev->spare = s;
+    ev->spare[ev->nspare++] = r;
+    return true;
+}
+
+/* Under mu: queues r as conn's newest publish, replacing its oldest queued
+ * one once conn has the bound queued in this epoch (see struct ev_conn).
+ * False: r goes through the plain queue. */
+static bool flood_queue(struct events *ev, struct ev_conn *conn, struct ev_rec *r)
+{
+    uint32_t bound = ev->flood_bound;
+    if (conn->flood_epoch != ev->taken) { /* the writer took: all positions are new */
+        conn->flood_epoch = ev->taken;
+        conn->flood_count = 0;
+    }
+    if (conn->flood_count >= bound && conn->flood_pos != NULL) {
+        uint64_t pos = conn->flood_pos[conn->flood_next];
+        struct ev_rec **slot = &ev->ring[pos % ev->cap];
+        struct ev_rec *old = *slot;
+        r->superseded = old->superseded < UINT32_MAX ? old->superseded + 1u : UINT32_MAX;
+        r->seq = ev->pushed++;
+        r->prev_pos = UINT64_MAX;
+        *slot = r;
+        conn->flood_next = (conn->flood_next + 1u) % bound;
+        if (!spare_put(ev, old)) free(old);
+        return true;
+    }
+    if (ev->n >= ev->cap) return false; /* a drop */
+    r->prev_pos = conn->flood_count > 0 ? conn->flood_last : UINT64_MAX;
+    conn->flood_last = ev->taken + ev->n;
+    if (conn->flood_count < bound && ++conn->flood_count == bound) {
+        /* its bound is queued: remember where, oldest first, by the chain */
+        if (conn->flood_pos == NULL) conn->flood_pos = malloc(bound * sizeof(uint64_t));
+        if (conn->flood_pos != NULL) {
+            uint64_t pos = conn->flood_last;
+            ev->ring[pos % ev->cap] = r; /* (its slot; stored again below) */
+            for (uint32_t i = bound; i-- > 0;) {
+                conn->flood_pos[i] = pos;
+                pos = ev->ring[pos % ev->cap]->prev_pos;
+            }
+            conn->flood_next = 0;
+        }
+    }
+    return false;
+}
+
+static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, const char *kind,
+                      struct ev_conn *conn)
 {
     bool queued = false;
     if (r != NULL) {
@@ -217,8 +286,10 @@ static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, cons
         r->ts = unix_ms();
     }
     pthread_mutex_lock(&ev->mu);
-    if (r != NULL && ev->n < ev->cap) {
-        ev->pushed++;
+    if (r != NULL && conn != NULL && ev->flood_bound > 0 && flood_queue(ev, conn, r)) {
+        queued = true;
+    } else if (r != NULL && ev->n < ev->cap) {
+        r->seq = ev->pushed++;
         ev->ring[(ev->head + ev->n) % ev->cap] = r;
         if (++ev->n == 1) pthread_cond_signal(&ev->cv); /* the writer sleeps only when empty */
         queued = true;
@@ -235,6 +306,7 @@ static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, cons
         ev->done_cap = tc;
         ev->ndone = 0;
     }
+    if (!queued && r != NULL && spare_put(ev, r)) r = NULL; /* reused, not freed */
     pthread_mutex_unlock(&ev->mu);
     if (!queued) {
         free(r);
@@ -250,9 +322,10 @@ static void ev_push(struct gizp *g, const char *did, const char *kind, struct ev
     struct ev_rec *r = j->over ? NULL : rec_get(ev, j->n + 1u);
     if (r != NULL) {
         r->form = EV_FORM_TEXT;
+        r->superseded = 0;
         memcpy(r->data, j->p, j->n + 1u);
     }
-    if (r != NULL || ev->started) rec_queue(ev, r, did, kind);
+    if (r != NULL || ev->started) rec_queue(ev, r, did, kind, NULL);
 }
 
 static bool on(const struct gizp *g)
@@ -266,6 +339,7 @@ static bool on(const struct gizp *g)
 static void ev_push_publish(struct gizp *g, const char *did, const char *kind, const char *topic,
                             const void *payload, size_t len, int qos, int from)
 {
+    struct ev_conn *conn = giz_map_sget(&g->events->conns_did, did);
     struct events *ev = g->events;
     size_t tl = topic ? strnlen(topic, EVFMT_TOPIC_MAX) : 0;
     size_t hex = len < g->cfg.events_payload ? len : g->cfg.events_payload;
@@ -283,10 +357,11 @@ static void ev_push_publish(struct gizp *g, const char *did, const char *kind, c
         r->head_len = (uint32_t)head;
         r->hex = (uint32_t)hex;
         r->length = len;
+        r->superseded = 0;
         if (tl > 0) memcpy(r->data, topic, tl);
         if (head > 0) memcpy(r->data + tl, payload, head);
     }
-    rec_queue(ev, r, did, kind);
+    rec_queue(ev, r, did, kind, conn);
 }
 
 /* ---- connections ---------------------------------------------------------------- */
@@ -304,7 +379,10 @@ static void conn_set_why(struct ev_conn *conn, const char *why)
 static void conn_free_cb(void *p)
 {
     struct ev_conn *conn = p;
-    if (conn != NULL) free(conn->why);
+    if (conn != NULL) {
+        free(conn->why);
+        free(conn->flood_pos);
+    }
     free(conn);
 }
 
@@ -777,6 +855,12 @@ static int budget_count_cb(const void *key, size_t klen, void *value, void *ud)
     return 0;
 }
 
+static int rec_seq_cmp(const void *a, const void *b)
+{
+    uint64_t x = (*(struct ev_rec *const *)a)->seq, y = (*(struct ev_rec *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
 /* The most text evfmt__publish can make of r (every topic byte escaped). */
 static size_t publish_text_max(const struct ev_rec *r)
 {
@@ -803,6 +887,12 @@ static size_t write_batch(struct writer *w, struct giz_store *st, struct giz_eve
     int rc = GIZ_OK;
     bool have_map = per_device > 0 && giz_map_init(&budgets) == 0;
     *flooded = false;
+    for (size_t i = 1; i < n; i++) { /* replacements put newer records at older positions */
+        if (items[i]->seq < items[i - 1]->seq) {
+            qsort(items, n, sizeof(*items), rec_seq_cmp);
+            break;
+        }
+    }
     for (size_t i = n; have_map && i-- > 0;) { /* newest first: who keeps what */
         struct budget *b = giz_map_sget(&budgets, items[i]->did);
         if (b == NULL) {
@@ -813,6 +903,10 @@ static size_t write_batch(struct writer *w, struct giz_store *st, struct giz_eve
                 continue; /* no memory: this one is kept */
             }
             b->left = per_device;
+        }
+        if (items[i]->superseded > 0) {
+            b->skipped += items[i]->superseded;
+            *flooded = true;
         }
         if (b->left > 0) {
             b->left--;
@@ -941,6 +1035,7 @@ static void *writer_main(void *arg)
             items[n++] = ev->ring[ev->head];
             ev->head = (ev->head + 1) % ev->cap;
             ev->n--;
+            ev->taken++;
         }
         drops = ev->unrecorded_drops;
         ev->unrecorded_drops = 0;
@@ -1012,6 +1107,7 @@ static void writer_start(struct gizp *g)
     w->ev = ev;
     snprintf(w->db_path, sizeof(w->db_path), "%s", g->cfg.db_path);
     w->per_device = g->cfg.events_per_device;
+    ev->flood_bound = g->cfg.events_per_device;
     w->total = (uint64_t)g->cfg.events_total;
     ev->started = true; /* before the thread runs: ev_push may queue at once */
     if (pthread_create(&ev->thread, NULL, writer_main, w) != 0) {
