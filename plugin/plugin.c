@@ -288,6 +288,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_NOMEM;
         goto fail;
     }
+    events__start(g); /* before the store opens: the writer process must not inherit it */
     rc = giz_store_open(g->cfg.db_path, &g->store, &err);
     if (rc != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: cannot open database %s: %s (%s)", g->cfg.db_shown,

@@ -375,6 +375,9 @@ void events__written(struct gizp *g);
 void events__failed(struct gizp *g);
 /* TICK: retention prune (every second or 4096 events), queue drops into
  * the store's counters, a disconnect whose close never came. */
+/* Plugin start, before the store opens: forks the writer process (if
+ * events are on). */
+int events__start(struct gizp *g);
 void events__tick(struct gizp *g, int64_t now_ms);
 /* With the heartbeat (plugin.c's DB batch): the counters as Prometheus
  * text into the broker row. */

@@ -82,6 +82,14 @@ def rows(res):
                         "cloud": stat(r.get("cloud")), "base": stat(r.get("base")), "ratio": rs, "nd": 0,
                         "ratio_text": spread(rs, 3), "target": "ratio ≥ %.1f" % want,
                         "met": rs and rs["median"] >= want})
+        ce = lg.get("ceiling") or {}
+        if ce.get("bare"):
+            rs = stat(ce.get("dynsec_over_bare"))
+            out.append({"key": "logins_ceiling", "figure": "device logins/s, no authentication at all "
+                        "(the ceiling: dynamic-security ÷ this; a 2 × target needs this ≥ 2)",
+                        "baseline": "bare mosquitto, anonymous", "cloud": stat(lg.get("warm", {}).get("base")),
+                        "base": stat(ce.get("bare")), "ratio": rs, "nd": 0, "ratio_text": spread(rs, 3),
+                        "target": "informational", "met": None})
     idle = f.get("idle")
     if idle:
         r = idle.get("cloud")
@@ -236,7 +244,8 @@ def finish(res, json_path, md_path):
         L.append("")
         L.append("| | mosquitto (all threads) |")
         L.append("|---|---:|")
-        for k, label in (("dynsec_cold", "dynamic-security, pass 1"), ("dynsec_warm", "dynamic-security, pass 2"),
+        for k, label in (("bare_cold", "bare mosquitto, anonymous (no authentication)"),
+                         ("dynsec_cold", "dynamic-security, pass 1"), ("dynsec_warm", "dynamic-security, pass 2"),
                          ("cloud_cold", "plugin, cold (first login after start)"),
                          ("cloud_warm", "plugin, warm (cache)")):
             v = lg["cpu_us_per_login"].get(k) or []
