@@ -189,6 +189,14 @@
                             "WHERE did = ?1")                                                      \
     X(DEVICE_SET_OFFLINE_AT, "UPDATE devices SET online = 0, last_seen = ?2 WHERE did = ?1 "       \
                              "AND (broker IS NULL OR broker = ?3)")                                \
+    /* a login's connection details (the plugin's DB batch: one per login) */                      \
+    X(DEVICE_CONN_SET, "INSERT INTO device_conn(did, peer, keepalive, keepalive_asked, "           \
+                       "protocol_level, clean_session, connected_at) VALUES (?1, ?2, ?3, ?4, "     \
+                       "?5, ?6, ?7) ON CONFLICT(did) DO UPDATE SET peer = excluded.peer, "         \
+                       "keepalive = excluded.keepalive, keepalive_asked = "                        \
+                       "excluded.keepalive_asked, protocol_level = excluded.protocol_level, "      \
+                       "clean_session = excluded.clean_session, connected_at = "                   \
+                       "excluded.connected_at")                                                    \
     /* data points (helper "datapoints", schema 007; lib/store_datapoint.c) */                     \
     X(DP_PUT, "INSERT INTO product_datapoints(product_key, schema_json, updated_at) "              \
               "VALUES (?1, ?2, ?3) ON CONFLICT(product_key) DO UPDATE SET schema_json = ?2, "      \

@@ -91,21 +91,11 @@ int giz_store_broker_metrics_each(struct giz_store *s, int64_t max_age_ms,
 
 int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct giz_device_conn *c)
 {
-    sq_stmt *st = NULL;
-    int rc;
+    sq_stmt *st;
     if (!s || !c || !store__fits(did, GIZ_DID_SIZE) || !did[0] ||
         !store__fits(c->peer, GIZ_CONN_PEER_SIZE))
         return GIZ_ERR_INVAL;
-    rc = store__prepare(
-        s,
-        "INSERT INTO device_conn(did, peer, keepalive, keepalive_asked, "
-        "protocol_level, clean_session, connected_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "?7) ON CONFLICT(did) DO UPDATE SET peer = excluded.peer, keepalive = "
-        "excluded.keepalive, keepalive_asked = excluded.keepalive_asked, "
-        "protocol_level = excluded.protocol_level, clean_session = "
-        "excluded.clean_session, connected_at = excluded.connected_at",
-        &st, "preparing device connection");
-    if (rc) return rc;
+    st = s->st[ST_DEVICE_CONN_SET];
     store__bind_text(s, st, 1, did);
     store__bind_text(s, st, 2, c->peer);
     store__bind_int(s, st, 3, c->keepalive);
@@ -116,9 +106,7 @@ int giz_store_device_conn_set(struct giz_store *s, const char *did, const struct
     store__bind_int(s, st, 5, c->protocol_level);
     store__bind_int(s, st, 6, c->clean_session ? 1 : 0);
     store__bind_int(s, st, 7, c->connected_at_ms);
-    rc = store__exec(s, st, "writing device connection");
-    store__finalize(s, st);
-    return rc;
+    return store__exec(s, st, "writing device connection");
 }
 
 int giz_store_device_conn_get(struct giz_store *s, const char *did, struct giz_device_conn *out)

@@ -137,6 +137,8 @@ typedef int (*epoll_wait_t)(int, struct epoll_event *, int, int);
 
 struct icpt {
     struct gizp *g;
+    uint32_t loop_ms; /* monotonic ms (low 32 bits) when mosquitto's epoll_wait last returned:
+                         a read's time to the loop iteration, without a clock call per read */
     struct hook hooks[H__COUNT];
     ElfW(Addr) relro_start, relro_end; /* PT_GNU_RELRO of the main program, or 0 */
     char version[16];
@@ -407,7 +409,7 @@ static ssize_t conn_read(struct icpt *ic, struct iconn *c, void *buf, size_t cou
     r = giz_guard_read(&c->guard, &ic->lim, buf, count, ssl != NULL ? tls_cb : plain_cb, &x, &v,
                        &err);
     if (r > 0) {
-        c->last_in_ms = (uint32_t)giz_mono_ms();
+        c->last_in_ms = ic->loop_ms != 0 ? ic->loop_ms : (uint32_t)giz_mono_ms();
     } else if (c->end == EVENTS_END_NONE) {
         if (r == 0)
             c->end = EVENTS_END_EOF;
@@ -463,7 +465,9 @@ static int w_ssl_read(void *ssl, void *buf, int num)
 static int w_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
     struct icpt *ic = icpt;
-    return ic->real_epoll_wait(epfd, events, maxevents, push__loop_timeout(ic->g, timeout));
+    int n = ic->real_epoll_wait(epfd, events, maxevents, push__loop_timeout(ic->g, timeout));
+    ic->loop_ms = (uint32_t)giz_mono_ms() | 1u; /* (never 0: 0 = not yet) */
+    return n;
 }
 
 static int w_close(int fd)
