@@ -72,7 +72,7 @@
  * are rare: a login, a subscribe, a close) and data[] holds the fields
  * text. Publishes, one per message, are only copied (form EV_FORM_PUBLISH:
  * data[] = the topic's topic_len bytes, then the payload's first head_len
- * bytes) and the writer thread formats them (evfmt__publish), only those
+ * bytes) and the writer process formats them (evfmt__publish), only those
  * it keeps. */
 enum { EV_FORM_TEXT = 0, EV_FORM_PUBLISH = 1, EV_FORM_DROPS = 2 /* length = a drop count */ };
 struct ev_rec {
@@ -779,7 +779,7 @@ void events__outbox_seen(struct gizp *g, int64_t created_at)
 /* ---- the store side ---------------------------------------------------------------- */
 
 /* The DB batch (plugin.c) writes only the device_conn rows (a few per
- * login); the events go through the writer thread. */
+ * login); the events go through the writer process. */
 bool events__pending(const struct gizp *g)
 {
     const struct events *ev = g->events;
@@ -814,12 +814,9 @@ void events__failed(struct gizp *g)
     if (g->events != NULL) g->events->rows_in_flight = 0; /* kept for the next batch */
 }
 
-/* ---- the writer thread -------------------------------------------------------- */
-/* Its own store connection; it never calls mosquitto (not thread-safe): its
- * log lines go through giz_log, whose sink writes other threads' lines to
- * stderr (plugin.c). */
-
 /* ---- the writer process ------------------------------------------------------ */
+/* Its own store connection; it never calls mosquitto (the broker's state in
+ * it is a stale copy): its log lines go to stderr (child_log_sink). */
 
 struct writer {
     char db_path[GIZ_PATH_SIZE];

@@ -5,7 +5,7 @@
  * instead of truncating it), the Gizwits frame's command code, and the
  * publish event fields from the raw record the broker thread queued. Pure
  * functions: the broker thread (events.c) formats the rare kinds at once,
- * the writer thread formats publishes, the fuzz target drives both.
+ * the writer process formats publishes, the fuzz target drives both.
  */
 #include "events_format.h"
 

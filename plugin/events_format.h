@@ -3,7 +3,7 @@
  * The MQTT timeline's text formatting (events_format.c), without mosquitto
  * or plugin state: a JSON object builder over a fixed buffer, the Gizwits
  * frame's command code, and the fields of a publish event built from its
- * raw record (what the broker thread copies; the writer thread formats).
+ * raw record (what the broker thread copies; the writer process formats).
  * Linked into the plugin and into tests/fuzz/fuzz_events.c.
  */
 #ifndef GIZ_PLUGIN_EVENTS_FORMAT_H
