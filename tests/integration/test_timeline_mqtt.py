@@ -382,6 +382,45 @@ def check_off(c):
         c.eq([e["source"] for e in evs], ["http"], "events off: only the GService's register")
 
 
+def check_writer_killed(c):
+    """The timeline writer is a child process of the broker ("giz-events"):
+    killed, the broker keeps routing messages, says why in its log, turns
+    MQTT events off (its metrics say so) and still stops cleanly."""
+    import signal
+    with harness.Cloud() as cloud:
+        bpid = cloud.broker.pid
+        with open("/proc/%d/task/%d/children" % (bpid, bpid)) as f:
+            kids = [int(k) for k in f.read().split()]
+        names = {}
+        for k in kids:
+            with open("/proc/%d/comm" % k) as f:
+                names[k] = f.read().strip()
+        writer = [k for k, n in names.items() if n == "giz-events"]
+        c.eq(len(writer), 1, "the broker has one writer process: %r" % names)
+        fds = os.listdir("/proc/%d/fd" % writer[0]) if writer else []
+        c.ok(sorted(fds) == ["0", "1", "2", "3"],
+             "the writer holds only stdio and its pipe (no client or listener socket): %r" % fds)
+        if writer:
+            os.kill(writer[0], signal.SIGKILL)
+        pk = cloud.create_product("writerkill")["product_key"]
+        did = cloud.register_device(pk, "C1C2C3C4C5C6", "pcWriterKill")
+        dev, rc = login(cloud, did, "pcWriterKill", 60)
+        c.eq(rc, 0, "a device logs in after the writer died")
+        c.eq(dev.subscribe("app2dev/%s/#" % did), 0, "it subscribes")
+        gone = poll(lambda: "timeline writer" in cloud.log_text("mosquitto") and
+                    "is gone" in cloud.log_text("mosquitto") or None, tries=60)
+        c.ok(gone, "the broker logs that the writer is gone")
+        for _ in range(50):
+            dev.publish("dev2app/" + did, frame(0x0091, b"\x01"))
+        dev.send(PINGREQ)
+        c.ok(dev.read_packet(3.0) is not None, "the broker still answers the device")
+        dev.send(b"\xe0\x00")
+        dev.wait_closed(timeout=5)
+        dev.close()
+        codes = cloud.stop()
+        c.eq(codes.get("mosquitto"), 0, "broker stops cleanly without its writer (ASan/UBSan clean)")
+
+
 def check_shutdown(c):
     """SIGTERM to the broker with devices connected: mosquitto closes them
     without a DISCONNECT event of its own; each session still gets its
@@ -443,6 +482,7 @@ def main():
         c.eq(codes.get("mosquitto"), 0, "broker stops cleanly (ASan/UBSan clean)")
         c.eq(codes.get("gservice"), 0, "gservice stops cleanly")
     check_shutdown(c)
+    check_writer_killed(c)
     check_retention(c)
     check_off(c)
     c.done()
