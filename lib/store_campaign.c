@@ -570,6 +570,9 @@ cleanup:
 
 /* ---- the engine's evidence and cursor -------------------------------------------- */
 
+/* Evidence is what came after the campaign's creation: events stored after
+ * it (ids past event_from) that were also recorded after it (ts; the
+ * broker's timeline writer stores events up to ~0.5 s after they happen). */
 int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto, unsigned limit,
                                 int64_t done_after_ms, giz_store_evidence_cb cb, void *ud,
                                 int64_t *last_id, unsigned *events)
@@ -588,7 +591,8 @@ int giz_store_campaign_evidence(struct giz_store *s, int64_t after, int64_t upto
                  "AND " LIVE_OR_RECENT(
                      "c") ") ON cd.did = ev.did AND (cd.state NOT IN ('updated', 'failed') OR "
                           "cd.done_at > ?4) "
-                          "AND ev.id > c.event_from ORDER BY ev.id, cd.campaign_id";
+                          "AND ev.id > c.event_from AND ev.ts >= c.created_at * 1000 "
+                          "ORDER BY ev.id, cd.campaign_id";
     sq_stmt *st = NULL;
     struct giz_event ev;
     struct giz_cdev row;

@@ -115,7 +115,23 @@ def register_offline(cloud, pk, tmp, name, n):
     # they logged in before gizsim exited: until the broker's offline mark
     # lands, a campaign created now would (rightly) notify them
     ck.ok(wait_online(cloud, pk, dids, online=False), "offline fleet %s is offline" % name)
+    # ... and until their MQTT events are stored (the broker's timeline writer
+    # lags by up to ~0.5 s): a campaign created before that would read this
+    # session's messages as its own evidence
+    ck.ok(wait_disconnects(cloud, dids), "offline fleet %s: its disconnects are on the timelines" % name)
     return state, dids
+
+
+def wait_disconnects(cloud, dids, tries=300):
+    for _ in range(tries):
+        done = 0
+        for did in dids:
+            status, body = cloud.json("GET", "/admin/devices/%s/events?kind=disconnect" % did, admin=True)
+            done += status == 200 and bool(body.get("events"))
+        if done == len(dids):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def later(cloud, state, n, extra=()):
