@@ -127,7 +127,8 @@ static const struct opt_def opt_table[] = {
     OPT("events_total", OPT_UINT, 1, 1099511627776ull, events_total,
         "timeline events kept in all, 1..2^40 (as GIZ_EVENTS_TOTAL)"),
     OPT("events_queue", OPT_UINT, 1, 16777216, events_queue,
-        "MQTT events waiting for the DB batch before new ones are dropped, 1..16777216"),
+        "MQTT events held for the writer process between hand-overs before new ones are "
+        "dropped, 1..16777216"),
     OPT("events_payload", OPT_UINT, 0, 3072, events_payload,
         "payload bytes recorded (as hex) per publish event, 0..3072 (3072 = full payloads "
         "up to that size)"),

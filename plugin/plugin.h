@@ -87,7 +87,7 @@ struct gizp_config {
     unsigned events;            /* 1 = record MQTT events (default), 0 = off */
     unsigned events_per_device; /* newest events kept per device (as GIZ_EVENTS_PER_DEVICE) */
     size_t events_total;        /* events kept in all (as GIZ_EVENTS_TOTAL) */
-    unsigned events_queue;      /* events waiting for the DB batch; more are dropped */
+    unsigned events_queue;      /* events held for the writer process; more are dropped */
     unsigned events_payload;    /* payload bytes recorded as hex (events_payload) */
     /* push.c: the broker registry (schema 012) */
     char broker_name[GIZ_BROKER_NAME_SIZE];      /* "" until plugin.c sets the default */

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from plugin_mqtt import RawClient, Paho, app_count_payload, bind, new_device, new_user  # noqa: E402
+from plugin_mqtt import RawClient, Paho, app_count_payload, bind, new_device, new_user, wait_for  # noqa: E402
 
 PG_URI = os.environ.get("GIZ_TEST_PG_URI", "")
 PROMTOOL = shutil.which("promtool")
@@ -58,14 +58,10 @@ class Node(harness.Cloud):
         self.gservice_env.update({"GIZ_PASSCODE_KEY": keyfile})
 
 
-def poll(pred, timeout, pause=0.25):
-    """Bounded wait: the first truthy pred() value, or the last one after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(pause)
+def poll(pred, timeout):
+    """Bounded wait (plugin_mqtt.wait_for, polling every 0.25 s): the first truthy
+    pred() value, or the last one after timeout."""
+    return wait_for(pred, timeout, step=0.25)
 
 
 def provision(node, did):
