@@ -1160,7 +1160,7 @@ static void writer_lost(struct events *ev, const char *why)
     ev->wfd = -1;
     if (ev->child > 0) waitpid(ev->child, NULL, 0); /* its pipe is closed: it ends */
     ev->child = 0;
-    ev->dropped += ev->out_recs;
+    ev->dropped += ev->out_recs + ev->n; /* as the line says: the queue goes nowhere now */
     ev->out_len = ev->out_recs = 0;
     ev->started = false;
     ev->failed_start = true;
