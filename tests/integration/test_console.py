@@ -195,6 +195,22 @@ def console_errors(d):
         return []
 
 
+def dump_device(cloud, did):
+    """After a failed check: what the store, the broker and the GService saw
+    of the device (CI keeps only this output)."""
+    s, j = cloud.json("GET", "/admin/devices/%s/events?limit=500" % did, admin=True)
+    print("events of %s (%d):" % (did, s), flush=True)
+    for e in (j or {}).get("events", [])[-40:]:
+        print("  %s" % json.dumps(e, sort_keys=True)[:300], flush=True)
+    s, j = cloud.json("GET", "/admin/devices/%s/logs?limit=5" % did, admin=True)
+    print("stored logs (%d): %s" % (s, json.dumps(j)[:600]), flush=True)
+    for name in ("mosquitto", "gservice"):
+        lines = cloud.log_text(name).splitlines()
+        print("%s log, last %d of %d lines:" % (name, min(40, len(lines)), len(lines)), flush=True)
+        for line in lines[-40:]:
+            print("  " + line[:300], flush=True)
+
+
 def check_datapoints(d, cloud, did):
     """The latest data points, and a write of one from the page: the device
     applies it and reports, the value on the page changes."""
@@ -337,10 +353,14 @@ def check_browser(cloud, pk, did, mac):
         # log levels: the device acknowledges (0x0011) and starts sending 0x0012 logs
         Select(d.find_element(By.ID, "log-level")).select_by_value("7")
         d.find_element(By.CSS_SELECTOR, "#log-form button").click()
-        ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#tl-body tr[data-cmd='0x0011']"), tries=100),
-              "log level ACK in the timeline")
-        ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#logs-table tr"), tries=250),
-              "stored logs appear")
+        ck.ok(wait_for(lambda: "Log levels sent" in text_of(d, "#flash")),
+              "log levels queued: %r" % text_of(d, "#flash"))
+        acked = ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#tl-body tr[data-cmd='0x0011']"),
+                               tries=100), "log level ACK in the timeline")
+        logged = ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#logs-table tr"), tries=250),
+                       "stored logs appear")
+        if not (acked and logged):
+            dump_device(cloud, did)
         shot(d, "06-logs")
         # event -> row delay of the live rows (browser clock vs the event's ts; same host)
         delays = d.execute_script(
