@@ -7,6 +7,7 @@
  * per-map random key: a client cannot predict collisions and slow the
  * broker's thread down. Pointer-keyed maps use a cheaper keyed mix.
  */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,6 +220,134 @@ void giz_map_foreach(const struct giz_map *m, giz_map_foreach_cb cb, void *ud)
     for (size_t i = 0; i < m->nbuckets; i++) {
         for (struct giz_map_entry *e = m->buckets[i]; e != NULL; e = e->next) {
             if (cb(e->key, e->klen, e->value, ud) != 0) return;
+        }
+    }
+}
+
+/* ---- intrusive table ------------------------------------------------------ */
+
+static void *imap_rec(const struct giz_imap *m, struct giz_imap_link *l)
+{
+    return (char *)l - m->link_off;
+}
+
+static const char *imap_key(const struct giz_imap *m, const struct giz_imap_link *l)
+{
+    return (const char *)l - m->link_off + m->key_off;
+}
+
+static size_t imap_bucket(const struct giz_imap *m, const char *key, size_t klen)
+{
+    return (size_t)(siphash24(m->k0, m->k1, (const unsigned char *)key, klen) & (m->nbuckets - 1u));
+}
+
+/* The link pointing at key's record (or at the NULL ending its chain). */
+static struct giz_imap_link **imap_slot(const struct giz_imap *m, const char *key, size_t klen)
+{
+    struct giz_imap_link **pl = &m->buckets[imap_bucket(m, key, klen)];
+    while (*pl != NULL) {
+        const char *k = imap_key(m, *pl);
+        /* strnlen first: never reads past the record's key */
+        if (strnlen(k, klen + 1u) == klen && memcmp(k, key, klen) == 0) break;
+        pl = &(*pl)->next;
+    }
+    return pl;
+}
+
+int giz_imap_init(struct giz_imap *m, size_t link_off, size_t key_off)
+{
+    uint64_t key[2];
+    memset(m, 0, sizeof(*m));
+    m->link_off = link_off;
+    m->key_off = key_off;
+    if (giz_random_bytes(key, sizeof(key)) != GIZ_OK) return -1;
+    m->buckets = calloc(MAP_INITIAL_BUCKETS, sizeof(*m->buckets));
+    if (m->buckets == NULL) return -1;
+    m->nbuckets = MAP_INITIAL_BUCKETS;
+    m->k0 = key[0];
+    m->k1 = key[1];
+    return 0;
+}
+
+void giz_imap_free(struct giz_imap *m, void (*free_rec)(void *))
+{
+    if (m == NULL || m->buckets == NULL) return;
+    for (size_t i = 0; i < m->nbuckets && free_rec != NULL; i++) {
+        struct giz_imap_link *l = m->buckets[i];
+        while (l != NULL) {
+            struct giz_imap_link *next = l->next;
+            free_rec(imap_rec(m, l));
+            l = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = NULL;
+    m->nbuckets = 0;
+    m->count = 0;
+}
+
+void *giz_imap_get(const struct giz_imap *m, const char *key, size_t klen)
+{
+    if (m->buckets == NULL) return NULL;
+    struct giz_imap_link **pl = imap_slot(m, key, klen);
+    return *pl != NULL ? imap_rec(m, *pl) : NULL;
+}
+
+/* Doubles the bucket array (rehashing each key); on ENOMEM the table simply
+ * stays denser. */
+static void imap_grow(struct giz_imap *m)
+{
+    size_t n = m->nbuckets * 2u, oldn = m->nbuckets;
+    struct giz_imap_link **b = calloc(n, sizeof(*b)), **old = m->buckets;
+    if (b == NULL) return;
+    m->buckets = b;
+    m->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++) {
+        struct giz_imap_link *l = old[i];
+        while (l != NULL) {
+            struct giz_imap_link *next = l->next;
+            const char *k = imap_key(m, l);
+            size_t at = imap_bucket(m, k, strlen(k));
+            l->next = b[at];
+            b[at] = l;
+            l = next;
+        }
+    }
+    free(old);
+}
+
+int giz_imap_put(struct giz_imap *m, void *rec)
+{
+    if (m->buckets == NULL || rec == NULL) return -1;
+    const char *key = (const char *)rec + m->key_off;
+    size_t klen = strlen(key);
+    struct giz_imap_link **pl = imap_slot(m, key, klen);
+    if (*pl != NULL) return -1;
+    struct giz_imap_link *l = (struct giz_imap_link *)((char *)rec + m->link_off);
+    l->next = NULL;
+    *pl = l;
+    m->count++;
+    /* up to two records per bucket on average, as in giz_map */
+    if (m->count > 2u * m->nbuckets) imap_grow(m);
+    return 0;
+}
+
+void *giz_imap_remove(struct giz_imap *m, const char *key, size_t klen)
+{
+    if (m->buckets == NULL) return NULL;
+    struct giz_imap_link **pl = imap_slot(m, key, klen), *l = *pl;
+    if (l == NULL) return NULL;
+    *pl = l->next;
+    l->next = NULL;
+    m->count--;
+    return imap_rec(m, l);
+}
+
+void giz_imap_foreach(const struct giz_imap *m, int (*cb)(void *rec, void *ud), void *ud)
+{
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        for (struct giz_imap_link *l = m->buckets[i]; l != NULL; l = l->next) {
+            if (cb(imap_rec(m, l), ud) != 0) return;
         }
     }
 }

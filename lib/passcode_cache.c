@@ -19,16 +19,24 @@
 #include "giz/util.h"
 
 #define PCACHE_MAX_BUCKETS (1u << 17)
+/* Tag bytes kept: 128 bits of HMAC-SHA256 under a random per-cache key that
+ * never leaves the process (a forged hit needs 2^128 guesses, each a login
+ * attempt, against the back-off): the entry fits a 112-byte heap chunk
+ * instead of 128, one per device the broker has seen. */
+#define PCACHE_TAG 16u
 
 struct pcache_entry {
     struct pcache_entry *next;
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE];
-    uint8_t tag[32];      /* HMAC-SHA256(key, did \n passcode) */
-    uint8_t hash_tag[16]; /* HMAC-SHA256(key, "hash" \n stored hash), first half */
-    bool has_hash;        /* false: put without a stored hash */
-    uint32_t at_s;        /* monotonic seconds when put */
+    uint8_t tag[PCACHE_TAG]; /* HMAC-SHA256(key, did \n passcode), first half */
+    uint8_t hash_tag[16];    /* HMAC-SHA256(key, "hash" \n stored hash), first half */
+    bool has_hash;           /* false: put without a stored hash */
+    uint32_t at_s;           /* monotonic seconds when put */
 };
+
+_Static_assert(sizeof(void *) != 8 || sizeof(struct pcache_entry) <= 104,
+               "a cache entry fits a 112-byte heap chunk");
 
 struct giz_pcache {
     pthread_mutex_t mu;
@@ -94,7 +102,7 @@ static bool mac(const struct giz_pcache *c, const char *text, uint8_t *out, size
 /* The tags of (did, passcode) and, if hash != NULL, of the stored hash;
  * false if the inputs do not fit or the HMAC fails. */
 static bool make_tags(const struct giz_pcache *c, const char *did, const char *passcode,
-                      const char *hash, uint8_t tag[32], uint8_t hash_tag[16])
+                      const char *hash, uint8_t tag[PCACHE_TAG], uint8_t hash_tag[16])
 {
     char text[GIZ_DID_SIZE + GIZ_MAX_PASSCODE + GIZ_HASH_STR_MAX + 8];
     int n;
@@ -102,7 +110,7 @@ static bool make_tags(const struct giz_pcache *c, const char *did, const char *p
 
     if (!did || !passcode || strlen(did) >= GIZ_DID_SIZE) return false;
     n = snprintf(text, sizeof text, "%s\n%s", did, passcode);
-    ok = n > 0 && (size_t)n < sizeof text && mac(c, text, tag, 32);
+    ok = n > 0 && (size_t)n < sizeof text && mac(c, text, tag, PCACHE_TAG);
     memset(hash_tag, 0, 16);
     if (ok && hash) {
         n = snprintf(text, sizeof text, "hash\n%s", hash);
@@ -134,7 +142,7 @@ static uint32_t now_s(void)
 bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcode,
                       const char *stored_hash, bool any_age, char *product_key)
 {
-    uint8_t tag[32], hash_tag[16];
+    uint8_t tag[PCACHE_TAG], hash_tag[16];
     const struct pcache_entry *e;
     bool hit = false;
 
@@ -206,7 +214,7 @@ static bool table_ready(struct giz_pcache *c)
 void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
                     const char *product_key, const char *stored_hash)
 {
-    uint8_t tag[32], hash_tag[16];
+    uint8_t tag[PCACHE_TAG], hash_tag[16];
     struct pcache_entry *e, **link;
     uint32_t now = now_s();
 

@@ -96,6 +96,7 @@ struct ev_rec {
  * bytes, a connect's fields; larger ones get a record of their size */
 #define EV_REC_MIN 176u
 #define EV_SPARE_MAX 1024u /* spare records kept after a burst */
+#define EV_OUT_KEEP 65536u /* pipe bytes buffer kept after a burst */
 
 /* A live device context (from its BASIC_AUTH to its DISCONNECT). */
 struct ev_conn {
@@ -179,9 +180,10 @@ struct events {
     size_t nspare, spare_cap;
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
-    /* DID -> its live struct ev_conn (owned; the one map per idle device:
-     * a device's client id is its DID, auth.c refuses anything else) */
-    struct giz_map conns_did;
+    /* A DID's live struct ev_conn hangs off presence's did_state (owned
+     * here; a device's client id is its DID, auth.c refuses anything else):
+     * no map of its own per idle device. */
+    size_t nlive;
     struct ev_conn **old; /* sessions taken over by a newer login of their DID, until
                              their DISCONNECT (owned; a few at a time) */
     size_t nold, old_cap;
@@ -346,10 +348,9 @@ static bool on(const struct gizp *g)
 /* Queues a publish event as its raw record (topic, the payload's first
  * bytes, lengths): the per-message cost on mosquitto's thread is this copy;
  * the writer formats it. qos -1: none; from: enum evfmt_from. */
-static void ev_push_publish(struct gizp *g, const char *did, const char *kind, const char *topic,
-                            const void *payload, size_t len, int qos, int from)
+static void ev_push_publish(struct gizp *g, struct ev_conn *conn, const char *did, const char *kind,
+                            const char *topic, const void *payload, size_t len, int qos, int from)
 {
-    struct ev_conn *conn = giz_map_sget(&g->events->conns_did, did);
     struct events *ev = g->events;
     size_t tl = topic ? strnlen(topic, EVFMT_TOPIC_MAX) : 0;
     size_t hex = len < g->cfg.events_payload ? len : g->cfg.events_payload;
@@ -375,6 +376,23 @@ static void ev_push_publish(struct gizp *g, const char *did, const char *kind, c
 }
 
 /* ---- connections ---------------------------------------------------------------- */
+
+/* did's live session, or NULL. */
+static struct ev_conn *live_get(struct gizp *g, const char *did)
+{
+    struct did_state *ds = presence__did(g, did);
+    return ds != NULL ? ds->ev_conn : NULL;
+}
+
+/* Unhooks conn if it is its DID's live session. */
+static void live_unhook(struct gizp *g, struct ev_conn *conn)
+{
+    struct did_state *ds = presence__did(g, conn->did);
+    if (ds != NULL && ds->ev_conn == conn) {
+        ds->ev_conn = NULL;
+        g->events->nlive--;
+    }
+}
 
 /* Records why the plugin ends conn's session (a copy: a few per kick, none
  * per idle device). Without memory the reason falls back to the default. */
@@ -430,8 +448,8 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
 {
     struct events *ev = g->events;
     struct giz_device_conn dc;
-    struct ev_conn *conn, *prev;
-    void *old = NULL;
+    struct ev_conn *conn = NULL, *prev;
+    struct did_state *ds;
     const char *addr;
     char buf[512];
     struct evjson j;
@@ -451,24 +469,28 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
     dc.connected_at_ms = unix_ms();
     queue_conn_row(g, did, &dc);
 
-    prev = giz_map_sget(&ev->conns_did, did);
+    ds = presence__did(g, did); /* presence__device_online made it (NULL: out of memory) */
+    prev = ds != NULL ? ds->ev_conn : NULL;
     if (prev != NULL && prev->ctx == ctx) {
         conn = prev; /* the same context again */
-    } else {
+    } else if (ds != NULL) {
         struct ev_conn **o = NULL;
         conn = calloc(1, sizeof(*conn));
         if (prev != NULL) /* the older session is about to be taken over */
             o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
                                   EV_CONN_PENDING_MAX);
         if (o != NULL) ev->old = o; /* (realloc'd: the old pointer is gone) */
-        if (conn != NULL && giz_map_put(&ev->conns_did, did, strlen(did), conn, &old) != 0) {
-            free(conn);
-            conn = NULL;
+        if (conn != NULL) {
+            ds->ev_conn = conn;
+            if (prev == NULL) ev->nlive++;
+        } else if (prev != NULL) {
+            ds->ev_conn = NULL;
+            ev->nlive--;
         }
         if (conn != NULL && prev != NULL && o != NULL) {
             ev->old[ev->nold++] = prev;
             conn_set_why(prev, "taken over by a new login");
-        } else if (conn != NULL && prev != NULL) { /* no memory: it ends without its event */
+        } else if (prev != NULL) { /* no memory: it ends without its event */
             conn_free_cb(prev);
         }
     }
@@ -530,8 +552,7 @@ void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *wh
 static void conn_free_rec(struct gizp *g, struct ev_conn *conn)
 {
     struct events *ev = g->events;
-    if (giz_map_sget(&ev->conns_did, conn->did) == conn)
-        giz_map_remove(&ev->conns_did, conn->did, strlen(conn->did));
+    live_unhook(g, conn);
     for (size_t i = 0; i < ev->nold; i++) {
         if (ev->old[i] == conn) {
             ev->old[i] = ev->old[--ev->nold];
@@ -594,9 +615,9 @@ void events__disconnect(struct gizp *g, const struct mosquitto *ctx)
     struct ev_conn *conn = NULL;
     const char *cid;
     if (ev == NULL || (cid = mosquitto_client_id(ctx)) == NULL) return;
-    conn = giz_map_sget(&ev->conns_did, cid);
+    conn = live_get(g, cid);
     if (conn != NULL && conn->ctx == ctx) {
-        giz_map_remove(&ev->conns_did, cid, strlen(cid));
+        live_unhook(g, conn);
     } else {
         conn = NULL;
         for (size_t i = 0; i < ev->nold && conn == NULL; i++) {
@@ -629,8 +650,25 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
 
 void events__kicked(struct gizp *g, const char *did, const char *why)
 {
-    struct ev_conn *conn = g->events ? giz_map_sget(&g->events->conns_did, did) : NULL;
+    struct ev_conn *conn = g->events ? live_get(g, did) : NULL;
     if (conn != NULL) conn_set_why(conn, why);
+}
+
+void events__did_gone(struct gizp *g, struct did_state *ds)
+{
+    struct events *ev = g->events;
+    struct ev_conn *conn = ds->ev_conn, **o;
+    if (ev == NULL || conn == NULL) return;
+    ds->ev_conn = NULL;
+    ev->nlive--;
+    o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
+                          EV_CONN_PENDING_MAX);
+    if (o == NULL) {
+        conn_free_cb(conn); /* no memory: it ends without its event */
+        return;
+    }
+    ev->old = o;
+    ev->old[ev->nold++] = conn;
 }
 
 void events__ping_limit(struct gizp *g, const char *client_id, const char *peer)
@@ -742,12 +780,12 @@ void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const
         ev_push(g, c->dev->did, "subscribe", &j);
         return;
     case MOSQ_ACL_WRITE:
-        ev_push_publish(g, c->dev->did, "publish_in", ed->topic, ed->payload, ed->payloadlen,
-                        ed->qos, EVFMT_FROM_NONE);
+        ev_push_publish(g, c->dev->ev_conn, c->dev->did, "publish_in", ed->topic, ed->payload,
+                        ed->payloadlen, ed->qos, EVFMT_FROM_NONE);
         return;
     case MOSQ_ACL_READ:
-        ev_push_publish(g, c->dev->did, "publish_out", ed->topic, ed->payload, ed->payloadlen,
-                        ed->qos, EVFMT_FROM_NONE);
+        ev_push_publish(g, c->dev->ev_conn, c->dev->did, "publish_out", ed->topic, ed->payload,
+                        ed->payloadlen, ed->qos, EVFMT_FROM_NONE);
         return;
     default:
         return;
@@ -761,7 +799,7 @@ void events__cloud_publish(struct gizp *g, const char *did, const char *topic, c
     if (ev == NULL) return;
     count_msg(ev->msgs_out, payload, len);
     if (!on(g) || !giz_did_valid(did)) return;
-    ev_push_publish(g, did, "publish_out", topic, payload, len, -1,
+    ev_push_publish(g, live_get(g, did), did, "publish_out", topic, payload, len, -1,
                     strncmp(topic, "app2dev/", 8) == 0 ? EVFMT_FROM_APP : EVFMT_FROM_CLOUD);
 }
 
@@ -807,6 +845,11 @@ void events__written(struct gizp *g)
             (ev->nrows - ev->rows_in_flight) * sizeof(*ev->rows));
     ev->nrows -= ev->rows_in_flight;
     ev->rows_in_flight = 0;
+    if (ev->nrows == 0 && ev->rows_cap * sizeof(*ev->rows) > GIZ_BURST_KEEP_BYTES) {
+        free(ev->rows); /* after a login storm, give the memory back */
+        ev->rows = NULL;
+        ev->rows_cap = 0;
+    }
 }
 
 void events__failed(struct gizp *g)
@@ -1310,6 +1353,11 @@ void events__tick(struct gizp *g, int64_t now_ms)
     if (quiet)
         while (ev->nspare > EV_SPARE_MAX)
             free(ev->spare[--ev->nspare]);
+    if (quiet && ev->out_len == 0 && ev->out_cap > EV_OUT_KEEP) { /* a burst's (mmap'd) buffer */
+        free(ev->out);
+        ev->out = NULL;
+        ev->out_cap = 0;
+    }
     if (ev->closing != NULL) { /* its close never came through our wrapper */
         struct ev_conn *conn = ev->closing;
         ev->closing = NULL;
@@ -1354,7 +1402,7 @@ void events__metrics_write(struct gizp *g, int64_t now_ms)
     push__stats(g, &ps);
     giz_buf_init(&b, GIZ_BROKER_METRICS_MAX);
     metric(&b, "devices_connected", "gauge", "Device MQTT connections logged in.");
-    giz_buf_printf(&b, "gizcloud_broker_devices_connected %zu\n", ev->conns_did.count + ev->nold);
+    giz_buf_printf(&b, "gizcloud_broker_devices_connected %zu\n", ev->nlive + ev->nold);
     metric(&b, "apps_connected", "gauge", "App client ids with a live MQTT connection.");
     giz_buf_printf(&b, "gizcloud_broker_apps_connected %zu\n", pr.apps);
     metric(&b, "client_sockets", "gauge", "Client sockets open (with or without a CONNECT).");
@@ -1442,21 +1490,19 @@ int events__init(struct gizp *g)
     g->events = ev;
     ev->outbox_lag_s = ev->outbox_lag_max_s = -1;
     ev->wfd = -1;
-    if (giz_map_init(&ev->conns_did) != 0) return -1;
     return 0;
 }
 
-struct conn_list {
-    struct ev_conn **v;
-    size_t n, cap;
-};
-
-static int conn_collect_cb(const void *key, size_t klen, void *value, void *ud)
+static int shutdown_cb(struct did_state *ds, void *ud)
 {
-    struct conn_list *l = ud;
-    (void)key;
-    (void)klen;
-    if (l->n < l->cap) l->v[l->n++] = value;
+    struct gizp *g = ud;
+    struct ev_conn *conn = ds->ev_conn;
+    if (conn != NULL) {
+        ds->ev_conn = NULL;
+        g->events->nlive--;
+        conn_set_why(conn, "broker shutdown");
+        finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
+    }
     return 0;
 }
 
@@ -1466,7 +1512,6 @@ static int conn_collect_cb(const void *key, size_t klen, void *value, void *ud)
 static void shutdown_sessions(struct gizp *g)
 {
     struct events *ev = g->events;
-    struct conn_list l = {NULL, 0, ev->conns_did.count};
     if (ev->closing != NULL) { /* a DISCONNECT whose close did not come */
         struct ev_conn *conn = ev->closing;
         ev->closing = NULL;
@@ -1476,16 +1521,7 @@ static void shutdown_sessions(struct gizp *g)
         struct ev_conn *conn = ev->old[--ev->nold];
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
-    if (l.cap == 0) return;
-    l.v = malloc(l.cap * sizeof(*l.v));
-    if (l.v == NULL) return; /* the records are freed with the map */
-    giz_map_foreach(&ev->conns_did, conn_collect_cb, &l);
-    for (size_t i = 0; i < l.n; i++) {
-        giz_map_remove(&ev->conns_did, l.v[i]->did, strlen(l.v[i]->did));
-        conn_set_why(l.v[i], "broker shutdown");
-        finish_disconnect(g, l.v[i], EVENTS_END_NONE, 0, 0, false);
-    }
-    free(l.v);
+    if (g->presence != NULL) presence__foreach_did(g, shutdown_cb, g);
 }
 
 void events__free(struct gizp *g)
@@ -1513,7 +1549,6 @@ void events__free(struct gizp *g)
     for (size_t i = 0; i < ev->nold; i++)
         conn_free_cb(ev->old[i]);
     free(ev->old);
-    giz_map_free(&ev->conns_did, conn_free_cb);
     free(ev);
     g->events = NULL;
 }

@@ -128,7 +128,15 @@ void intercept__stats(const struct gizp *g, struct intercept_stats *out);
  * bound to it. Read by acl.c (DID, product key), push.c (counts) and
  * devlog.c (its token bucket lives here: the record exists exactly while
  * the device can publish). */
+struct ev_conn;
+
+/* A queue array grown by a burst (logins, presence rows) is freed once it
+ * drains if it holds more than this: idle devices do not pay for a storm. */
+#define GIZ_BURST_KEEP_BYTES 16384u
+
 struct did_state {
+    struct ev_conn *ev_conn;   /* events.c: the DID's live session (owned there), else NULL */
+    struct giz_imap_link link; /* presence.c's table of DIDs (the record is the entry) */
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE]; /* "" until the device itself connects */
     unsigned device_conns;         /* live contexts authenticated as this DID */
@@ -363,6 +371,9 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
                            unsigned last_type, int64_t idle_ms);
 /* push.c: the plugin is about to kick did (why goes into its disconnect). */
 void events__kicked(struct gizp *g, const char *did, const char *why);
+/* presence.c frees ds: its live session (if any) waits for its DISCONNECT
+ * with the taken-over ones. */
+void events__did_gone(struct gizp *g, struct did_state *ds);
 /* push.c: an outbox item created at created_at (unix s) is being acted on. */
 void events__outbox_seen(struct gizp *g, int64_t created_at);
 /* DB batch (plugin.c): events__pending true if events or connection rows
@@ -414,7 +425,9 @@ struct gizp {
     struct { /* plugin.c: TICK dispatcher and the stats line */
         uint64_t ticks, ticks_at_stats;
         int64_t start_ms, last_poll_ms, last_stats_ms;
-        struct rate_limit rl_batch; /* "DB batch failed" lines */
+        struct rate_limit rl_batch;            /* "DB batch failed" lines */
+        int64_t heap_ms, heap_quiet_ms;        /* heap_tick: last look, last login seen */
+        uint64_t heap_logins, heap_trimmed_at; /* logins then, and at the last trim */
     } tick;
 
     struct icpt *icpt;         /* intercept.c: per-socket records, GOT patches */

@@ -45,7 +45,7 @@ struct gone_client {
 
 struct presence {
     struct giz_map clients;      /* struct mosquitto * -> tagged pointer (client_tag) */
-    struct giz_map dids;         /* DID -> struct did_state */
+    struct giz_imap dids;        /* struct did_state by its did */
     struct giz_map apps;         /* app client id -> struct app_state */
     struct pending_online *pend; /* queued for the DB batch */
     size_t pend_n, pend_cap;
@@ -60,21 +60,21 @@ struct presence {
 static void did_maybe_free(struct gizp *g, struct did_state *ds)
 {
     if (ds != NULL && ds->device_conns == 0 && ds->app_count == 0) {
-        giz_map_remove(&g->presence->dids, ds->did, strlen(ds->did));
+        if (ds->ev_conn != NULL) events__did_gone(g, ds); /* (its DISCONNECT comes first) */
+        giz_imap_remove(&g->presence->dids, ds->did, strlen(ds->did));
         free(ds);
     }
 }
 
 static struct did_state *did_get_or_create(struct gizp *g, const char *did, size_t did_len)
 {
-    struct did_state *ds = giz_map_get(&g->presence->dids, did, did_len);
-    void *old = NULL;
+    struct did_state *ds = giz_imap_get(&g->presence->dids, did, did_len);
     if (ds != NULL || did_len >= GIZ_DID_SIZE) return ds;
     ds = calloc(1, sizeof(*ds));
     if (ds == NULL) return NULL;
     memcpy(ds->did, did, did_len);
     ds->did[did_len] = '\0';
-    if (giz_map_put(&g->presence->dids, ds->did, did_len, ds, &old) != 0) {
+    if (giz_imap_put(&g->presence->dids, ds) != 0) {
         free(ds);
         return NULL;
     }
@@ -83,7 +83,7 @@ static struct did_state *did_get_or_create(struct gizp *g, const char *did, size
 
 struct did_state *presence__did(struct gizp *g, const char *did)
 {
-    return giz_map_sget(&g->presence->dids, did);
+    return giz_imap_get(&g->presence->dids, did, strlen(did));
 }
 
 /* The clients map holds one tagged pointer per context: the did_state of a
@@ -291,7 +291,7 @@ static void push_new_devices(struct gizp *g)
         if (ds != NULL && ds->app_count > 0) push__app_count(g, ds);
     }
     g->presence->new_devs_n = 0;
-    if (g->presence->new_devs_cap > 1024u) { /* after a login storm, give the memory back */
+    if (g->presence->new_devs_cap * GIZ_DID_SIZE > GIZ_BURST_KEEP_BYTES) { /* after a storm */
         free(g->presence->new_devs);
         g->presence->new_devs = NULL;
         g->presence->new_devs_cap = 0;
@@ -366,6 +366,8 @@ static void gone_remember(struct gizp *g, const struct mosquitto *ctx)
     if (!presence__client(g, ctx, &cl)) return;
     if (cl.kind == CLIENT_DEVICE && cl.dev != NULL) {
         g->presence->gone.dev = *cl.dev;
+        g->presence->gone.dev.ev_conn = NULL; /* not this copy's to reach: its will goes
+                                                 on the timeline without flood tracking */
     } else if (cl.kind == CLIENT_APP && cl.app != NULL) {
         struct app_state *a = malloc(sizeof(*a));
         if (a == NULL) return;
@@ -514,7 +516,9 @@ int presence__init(struct gizp *g)
     struct presence *pr = calloc(1, sizeof(*pr));
     if (pr == NULL) return -1;
     g->presence = pr;
-    if (giz_map_init(&pr->clients) != 0 || giz_map_init(&pr->dids) != 0 ||
+    if (giz_map_init(&pr->clients) != 0 ||
+        giz_imap_init(&pr->dids, offsetof(struct did_state, link),
+                      offsetof(struct did_state, did)) != 0 ||
         giz_map_init(&pr->apps) != 0)
         return -1;               /* presence__free releases what was made */
     pr->clients.ptr_keys = true; /* keyed by mosquitto context pointers */
@@ -537,18 +541,16 @@ struct did_walk {
     void *ud;
 };
 
-static int did_walk_cb(const void *key, size_t klen, void *value, void *ud)
+static int did_walk_cb(void *rec, void *ud)
 {
     const struct did_walk *w = ud;
-    (void)key;
-    (void)klen;
-    return w->cb(value, w->ud);
+    return w->cb(rec, w->ud);
 }
 
 void presence__foreach_did(struct gizp *g, int (*cb)(struct did_state *ds, void *ud), void *ud)
 {
     struct did_walk w = {cb, ud};
-    giz_map_foreach(&g->presence->dids, did_walk_cb, &w);
+    giz_imap_foreach(&g->presence->dids, did_walk_cb, &w);
 }
 
 bool presence__pending(const struct gizp *g)
@@ -569,7 +571,13 @@ int presence__write(struct gizp *g)
 
 void presence__written(struct gizp *g)
 {
-    g->presence->pend_n = 0;
+    struct presence *pr = g->presence;
+    pr->pend_n = 0;
+    if (pr->pend_cap * sizeof(*pr->pend) > GIZ_BURST_KEEP_BYTES) { /* after a login storm */
+        free(pr->pend);
+        pr->pend = NULL;
+        pr->pend_cap = 0;
+    }
 }
 
 void presence__stats(const struct gizp *g, struct presence_stats *out)
@@ -602,7 +610,7 @@ void presence__free(struct gizp *g)
     free(pr->new_devs);
     giz_map_free(&pr->clients, NULL); /* values are tagged pointers into dids / apps */
     giz_map_free(&pr->apps, app_free);
-    giz_map_free(&pr->dids, free);
+    giz_imap_free(&pr->dids, free);
     free(pr->pend);
     free(pr);
     g->presence = NULL;

@@ -58,4 +58,40 @@ void *giz_map_remove(struct giz_map *m, const void *key, size_t klen);
 /* Calls cb for each entry in unspecified order until cb returns non-zero. */
 void giz_map_foreach(const struct giz_map *m, giz_map_foreach_cb cb, void *ud);
 
+/* ---- intrusive table ------------------------------------------------------
+ * For the tables that hold one record per connected device: the record
+ * carries its own chain link and its key (a NUL-terminated char array), so
+ * an entry costs the record's link and its share of the bucket array (about
+ * 16 bytes) instead of a separate copy of the key (an allocation of 64 bytes
+ * for a DID). Same keyed SipHash-2-4 buckets as giz_map; chains compare keys
+ * (no stored hash), growth rehashes. Not thread-safe. */
+struct giz_imap_link {
+    struct giz_imap_link *next;
+};
+
+struct giz_imap {
+    struct giz_imap_link **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+    size_t link_off, key_off; /* offsetof the record's link and of its key */
+    uint64_t k0, k1;
+};
+
+/* An empty table of records whose struct giz_imap_link is at link_off and
+ * whose key (char array, NUL-terminated) is at key_off. 0, or -1 (out of
+ * memory, no randomness; the table is then empty and safe to free). */
+int giz_imap_init(struct giz_imap *m, size_t link_off, size_t key_off);
+/* Frees the bucket array, calling free_rec on each record if not NULL. */
+void giz_imap_free(struct giz_imap *m, void (*free_rec)(void *));
+/* The record whose key is key[0..klen), or NULL. */
+void *giz_imap_get(const struct giz_imap *m, const char *key, size_t klen);
+/* Links rec in under its key, which must not be in the table yet (-1 if it
+ * is, or the table was never initialised; the table is unchanged). */
+int giz_imap_put(struct giz_imap *m, void *rec);
+/* Unlinks and returns the record under key, or NULL if absent. */
+void *giz_imap_remove(struct giz_imap *m, const char *key, size_t klen);
+/* Calls cb(rec, ud) for each record until it returns non-zero; cb must not
+ * add or remove records. */
+void giz_imap_foreach(const struct giz_imap *m, int (*cb)(void *rec, void *ud), void *ud);
+
 #endif

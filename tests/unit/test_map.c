@@ -6,9 +6,13 @@
  * its early stop, freeing (values freed once, double free and never-
  * initialised maps harmless), pointer-keyed maps, a per-map random hash key,
  * SipHash-2-4 against the reference vectors, and random operations against
- * a plain array.
+ * a plain array; the intrusive table (giz_imap: records with their own link
+ * and key) the same way, plus duplicate keys refused, prefix keys apart,
+ * growth, foreach and freeing each record once.
  */
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -348,7 +352,111 @@ TEST_CASE(random_ops)
     giz_map_free(&m, NULL);
 }
 
+/* A record as the plugin's DID table holds it: payload, key, link apart. */
+struct irec {
+    int value;
+    char key[24];
+    struct giz_imap_link link;
+    int freed;
+};
+
+static int irec_sum_cb(void *rec, void *ud)
+{
+    *(long *)ud += ((struct irec *)rec)->value;
+    return 0;
+}
+
+static int irec_stop_cb(void *rec, void *ud)
+{
+    (void)rec;
+    return ++*(int *)ud == 3;
+}
+
+static void irec_free(void *rec)
+{
+    ((struct irec *)rec)->freed++;
+}
+
+TEST_CASE(imap_basic)
+{
+    static struct irec r[3000];
+    struct giz_imap m;
+    struct irec dup = {0, "k7", {NULL}, 0}, pre = {0, "k", {NULL}, 0};
+    long sum = 0, want = 0;
+    int calls = 0;
+    ASSERT_EQ(giz_imap_init(&m, offsetof(struct irec, link), offsetof(struct irec, key)), 0);
+    ASSERT_TRUE(giz_imap_get(&m, "k1", 2) == NULL);
+    ASSERT_TRUE(giz_imap_remove(&m, "k1", 2) == NULL);
+    for (int i = 0; i < 3000; i++) {
+        r[i].value = i;
+        snprintf(r[i].key, sizeof r[i].key, "k%d", i);
+        ASSERT_EQ(giz_imap_put(&m, &r[i]), 0);
+        want += i;
+    }
+    ASSERT_EQ(m.count, 3000);
+    ASSERT_TRUE(m.nbuckets >= 1024);       /* it grew: about two per bucket */
+    ASSERT_EQ(giz_imap_put(&m, &dup), -1); /* "k7" is there: refused, unchanged */
+    ASSERT_EQ(m.count, 3000);
+    ASSERT_TRUE(giz_imap_get(&m, "k", 1) == NULL); /* a prefix of every key */
+    ASSERT_EQ(giz_imap_put(&m, &pre), 0);
+    ASSERT_TRUE(giz_imap_get(&m, "k", 1) == &pre);
+    ASSERT_TRUE(giz_imap_get(&m, "k12", 2) == &r[1]); /* klen bytes of the argument */
+    ASSERT_TRUE(giz_imap_remove(&m, "k", 1) == &pre);
+    for (int i = 0; i < 3000; i++) {
+        char key[24];
+        int n = snprintf(key, sizeof key, "k%d", i);
+        if (giz_imap_get(&m, key, (size_t)n) != &r[i]) ASSERT_TRUE(0);
+    }
+    giz_imap_foreach(&m, irec_sum_cb, &sum);
+    ASSERT_EQ(sum, want);
+    giz_imap_foreach(&m, irec_stop_cb, &calls);
+    ASSERT_EQ(calls, 3);
+    ASSERT_TRUE(giz_imap_remove(&m, "k42", 3) == &r[42]);
+    ASSERT_TRUE(giz_imap_get(&m, "k42", 3) == NULL);
+    ASSERT_EQ(m.count, 2999);
+    giz_imap_free(&m, irec_free);
+    for (int i = 0; i < 3000; i++)
+        ASSERT_EQ(r[i].freed, i == 42 ? 0 : 1);
+    ASSERT_EQ(m.count, 0);
+    giz_imap_free(&m, irec_free); /* again: harmless */
+    ASSERT_EQ(r[0].freed, 1);
+}
+
+TEST_CASE(imap_random_ops)
+{
+    enum { KEYS = 512, STEPS = 60000 };
+    static struct irec recs[KEYS];
+    static bool in[KEYS];
+    struct giz_imap m;
+    uint32_t s = 4242;
+    size_t live = 0;
+    unsigned bad = 0;
+    ASSERT_EQ(giz_imap_init(&m, offsetof(struct irec, link), offsetof(struct irec, key)), 0);
+    for (unsigned k = 0; k < KEYS; k++)
+        snprintf(recs[k].key, sizeof recs[k].key, "%u", k);
+    for (int step = 0; step < STEPS; step++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        unsigned k = s % KEYS;
+        size_t n = strlen(recs[k].key);
+        if ((s >> 16) % 3u != 0) {
+            if (giz_imap_put(&m, &recs[k]) != (in[k] ? -1 : 0)) bad++;
+            if (!in[k]) live++;
+            in[k] = true;
+        } else {
+            if (giz_imap_remove(&m, recs[k].key, n) != (in[k] ? &recs[k] : NULL)) bad++;
+            if (in[k]) live--;
+            in[k] = false;
+        }
+        if (giz_imap_get(&m, recs[k].key, n) != (in[k] ? &recs[k] : NULL) || m.count != live) bad++;
+    }
+    ASSERT_EQ(bad, 0);
+    ASSERT_TRUE(live > 0);
+    giz_imap_free(&m, NULL);
+}
+
 TEST_LIST(TEST_ENTRY(basic), TEST_ENTRY(byte_keys), TEST_ENTRY(grow), TEST_ENTRY(free_values),
           TEST_ENTRY(ptr_keys), TEST_ENTRY(random_key), TEST_ENTRY(siphash_vectors),
-          TEST_ENTRY(random_ops));
+          TEST_ENTRY(random_ops), TEST_ENTRY(imap_basic), TEST_ENTRY(imap_random_ops));
 TEST_MAIN()
