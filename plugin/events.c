@@ -98,24 +98,19 @@ struct ev_rec {
 #define EV_SPARE_MAX 1024u /* spare records kept after a burst */
 #define EV_OUT_KEEP 65536u /* pipe bytes buffer kept after a burst */
 
-/* A live device context (from its BASIC_AUTH to its DISCONNECT). */
-struct ev_conn {
-    const struct mosquitto *ctx;
+/* Flood tracking (struct ev_live's flood_* fields): the publishes a device
+ * queued since the writer last took from the queue. Once they reach the
+ * per-device bound, each new one replaces its device's oldest queued
+ * publish in place (the writer would skip that one anyway: newest N kept),
+ * so a flooding device holds at most the bound in the queue and its records
+ * are reused while still warm.
+ *
+ * A session leaves its did_state when its DISCONNECT comes or a newer login
+ * of its DID takes over: it is parked (with its DID) until its disconnect
+ * event is queued. */
+struct ev_parked {
+    struct ev_live c;
     char did[GIZ_DID_SIZE];
-    int64_t since_ms; /* unix ms */
-    int keepalive;
-    char *why; /* set by the plugin before it closes the session (NULL = none; owned) */
-    /* Flood tracking: the publishes this device
-     * queued since the writer last took from the queue. Once they reach the
-     * per-device bound, each new one replaces its device's oldest queued
-     * publish in place (the writer would skip that one anyway: newest N
-     * kept), so a flooding device holds at most the bound in the queue and
-     * its records are reused while still warm. */
-    uint64_t flood_epoch; /* the queue's taken count when counting began */
-    uint64_t flood_last;  /* queue position of its newest queued publish */
-    uint32_t flood_count; /* publishes queued in this epoch (stops at the bound) */
-    uint32_t flood_next;  /* index in flood_pos of the oldest */
-    uint64_t *flood_pos;  /* bound entries once flooding (owned), else NULL */
 };
 
 /* A queued device_conn row. */
@@ -180,14 +175,14 @@ struct events {
     size_t nspare, spare_cap;
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
-    /* A DID's live struct ev_conn hangs off presence's did_state (owned
-     * here; a device's client id is its DID, auth.c refuses anything else):
-     * no map of its own per idle device. */
+    /* A DID's live session is in presence's did_state (struct ev_live; a
+     * device's client id is its DID, auth.c refuses anything else): no
+     * record or map of its own per idle device. */
     size_t nlive;
-    struct ev_conn **old; /* sessions taken over by a newer login of their DID, until
+    struct ev_parked **old; /* sessions taken over by a newer login of their DID, until
                              their DISCONNECT (owned; a few at a time) */
     size_t nold, old_cap;
-    struct ev_conn *closing; /* DISCONNECT seen, waiting for the socket's close */
+    struct ev_parked *closing; /* DISCONNECT seen, waiting for the socket's close */
     /* the last CONNECT intercept.c gathered (BASIC_AUTH follows at once) */
     char seen_cid[GIZ_CLIENTID_SIZE > GIZ_DID_SIZE ? GIZ_CLIENTID_SIZE : GIZ_DID_SIZE];
     char seen_peer[GIZP_PEER_SIZE];
@@ -254,9 +249,9 @@ static bool spare_put(struct events *ev, struct ev_rec *r)
 }
 
 /* Queues r as conn's newest publish, replacing its oldest queued
- * one once conn has the bound queued in this epoch (see struct ev_conn).
+ * one once conn has the bound queued in this epoch (see struct ev_parked).
  * False: r goes through the plain queue. */
-static bool flood_queue(struct events *ev, struct ev_conn *conn, struct ev_rec *r)
+static bool flood_queue(struct events *ev, struct ev_live *conn, struct ev_rec *r)
 {
     uint32_t bound = ev->flood_bound;
     if (conn->flood_epoch != ev->taken) { /* the writer took: all positions are new */
@@ -297,7 +292,7 @@ static bool flood_queue(struct events *ev, struct ev_conn *conn, struct ev_rec *
 /* Stamps r (did, kind, now) and queues it; a full queue drops it (back to
  * the spares) and counts the drop. r NULL: only counts a drop. */
 static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, const char *kind,
-                      struct ev_conn *conn)
+                      struct ev_live *conn)
 {
     bool queued = false;
     if (r != NULL) {
@@ -348,7 +343,7 @@ static bool on(const struct gizp *g)
 /* Queues a publish event as its raw record (topic, the payload's first
  * bytes, lengths): the per-message cost on mosquitto's thread is this copy;
  * the writer formats it. qos -1: none; from: enum evfmt_from. */
-static void ev_push_publish(struct gizp *g, struct ev_conn *conn, const char *did, const char *kind,
+static void ev_push_publish(struct gizp *g, struct ev_live *conn, const char *did, const char *kind,
                             const char *topic, const void *payload, size_t len, int qos, int from)
 {
     struct events *ev = g->events;
@@ -377,41 +372,68 @@ static void ev_push_publish(struct gizp *g, struct ev_conn *conn, const char *di
 
 /* ---- connections ---------------------------------------------------------------- */
 
-/* did's live session, or NULL. */
-static struct ev_conn *live_get(struct gizp *g, const char *did)
+/* ds's live session, or NULL. */
+static struct ev_live *live_of(struct did_state *ds)
 {
-    struct did_state *ds = presence__did(g, did);
-    return ds != NULL ? ds->ev_conn : NULL;
+    return ds != NULL && ds->ev.ctx != NULL ? &ds->ev : NULL;
 }
 
-/* Unhooks conn if it is its DID's live session. */
-static void live_unhook(struct gizp *g, struct ev_conn *conn)
+static struct ev_live *live_get(struct gizp *g, const char *did)
 {
-    struct did_state *ds = presence__did(g, conn->did);
-    if (ds != NULL && ds->ev_conn == conn) {
-        ds->ev_conn = NULL;
-        g->events->nlive--;
-    }
+    return live_of(presence__did(g, did));
 }
 
-/* Records why the plugin ends conn's session (a copy: a few per kick, none
- * per idle device). Without memory the reason falls back to the default. */
-static void conn_set_why(struct ev_conn *conn, const char *why)
+/* Records why the plugin ends a session (a copy: a few per kick, none per
+ * idle device). Without memory the reason falls back to the default. */
+static void conn_set_why(struct ev_live *c, const char *why)
 {
     char *w = strdup(why);
     if (w == NULL) return;
-    free(conn->why);
-    conn->why = w;
+    free(c->why);
+    c->why = w;
 }
 
-static void conn_free_cb(void *p)
+static void parked_free(struct ev_parked *p)
 {
-    struct ev_conn *conn = p;
-    if (conn != NULL) {
-        free(conn->why);
-        free(conn->flood_pos);
+    if (p != NULL) {
+        free(p->c.why);
+        free(p->c.flood_pos);
     }
-    free(conn);
+    free(p);
+}
+
+/* Takes ds's live session out of it (NULL without memory: the session
+ * then ends without its event). */
+static struct ev_parked *park(struct gizp *g, struct did_state *ds)
+{
+    struct ev_parked *p = malloc(sizeof(*p));
+    if (p != NULL) {
+        p->c = ds->ev; /* its owned pointers go with it */
+        memcpy(p->did, ds->did, sizeof(p->did));
+    } else {
+        free(ds->ev.why);
+        free(ds->ev.flood_pos);
+    }
+    memset(&ds->ev, 0, sizeof(ds->ev));
+    g->events->nlive--;
+    return p;
+}
+
+/* Parks ds's live session with the taken-over ones until its DISCONNECT. */
+static void park_old(struct gizp *g, struct did_state *ds, const char *why)
+{
+    struct events *ev = g->events;
+    struct ev_parked *p = park(g, ds), **o;
+    if (p == NULL) return;
+    o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
+                          EV_CONN_PENDING_MAX);
+    if (o == NULL) { /* no memory: it ends without its event */
+        parked_free(p);
+        return;
+    }
+    ev->old = o;
+    ev->old[ev->nold++] = p;
+    if (why != NULL) conn_set_why(&p->c, why);
 }
 
 void events__connect_seen(struct gizp *g, const char *client_id, unsigned keepalive_asked,
@@ -448,7 +470,6 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
 {
     struct events *ev = g->events;
     struct giz_device_conn dc;
-    struct ev_conn *conn = NULL, *prev;
     struct did_state *ds;
     const char *addr;
     char buf[512];
@@ -470,37 +491,16 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
     queue_conn_row(g, did, &dc);
 
     ds = presence__did(g, did); /* presence__device_online made it (NULL: out of memory) */
-    prev = ds != NULL ? ds->ev_conn : NULL;
-    if (prev != NULL && prev->ctx == ctx) {
-        conn = prev; /* the same context again */
-    } else if (ds != NULL) {
-        struct ev_conn **o = NULL;
-        conn = calloc(1, sizeof(*conn));
-        if (prev != NULL) /* the older session is about to be taken over */
-            o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
-                                  EV_CONN_PENDING_MAX);
-        if (o != NULL) ev->old = o; /* (realloc'd: the old pointer is gone) */
-        if (conn != NULL) {
-            ds->ev_conn = conn;
-            if (prev == NULL) ev->nlive++;
-        } else if (prev != NULL) {
-            ds->ev_conn = NULL;
-            ev->nlive--;
-        }
-        if (conn != NULL && prev != NULL && o != NULL) {
-            ev->old[ev->nold++] = prev;
-            conn_set_why(prev, "taken over by a new login");
-        } else if (prev != NULL) { /* no memory: it ends without its event */
-            conn_free_cb(prev);
-        }
+    if (ds != NULL && ds->ev.ctx != ctx) {
+        if (ds->ev.ctx != NULL) park_old(g, ds, "taken over by a new login");
+        ds->ev.ctx = ctx;
+        ev->nlive++;
     }
-    if (conn != NULL) {
-        conn->ctx = ctx;
-        snprintf(conn->did, sizeof(conn->did), "%s", did);
-        conn->since_ms = dc.connected_at_ms;
-        conn->keepalive = dc.keepalive;
-        free(conn->why);
-        conn->why = NULL;
+    if (ds != NULL) {
+        ds->ev.since_ms = dc.connected_at_ms;
+        ds->ev.keepalive = dc.keepalive;
+        free(ds->ev.why);
+        ds->ev.why = NULL;
     }
     if (!on(g)) return;
     evjson__open(&j, buf, sizeof(buf));
@@ -549,21 +549,20 @@ void events__refused(struct gizp *g, const struct mosquitto *ctx, const char *wh
     ev_push(g, did, "connack_refused", &j);
 }
 
-static void conn_free_rec(struct gizp *g, struct ev_conn *conn)
+static void conn_free_rec(struct gizp *g, struct ev_parked *conn)
 {
     struct events *ev = g->events;
-    live_unhook(g, conn);
     for (size_t i = 0; i < ev->nold; i++) {
         if (ev->old[i] == conn) {
             ev->old[i] = ev->old[--ev->nold];
             break;
         }
     }
-    conn_free_cb(conn);
+    parked_free(conn);
 }
 
 /* Emits the disconnect (and keepalive_timeout) event of a parked context. */
-static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_end end,
+static void finish_disconnect(struct gizp *g, struct ev_parked *conn, enum events_end end,
                               unsigned last_type, int64_t idle_ms, bool closed)
 {
     struct events *ev = g->events;
@@ -581,12 +580,13 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
         reason = "connection closed by the client", bye = BYE_EOF;
     } else if (end == EVENTS_END_ERROR) {
         reason = "connection error", bye = BYE_ERROR;
-    } else if (conn->why != NULL) {
-        reason = conn->why;
-        bye = strncmp(conn->why, "taken over", 10) == 0   ? BYE_TAKEOVER
-              : strcmp(conn->why, "broker shutdown") == 0 ? BYE_SHUTDOWN
-                                                          : BYE_KICKED;
-    } else if (closed && conn->keepalive > 0 && idle_ms >= (int64_t)conn->keepalive * 1500 - 1000) {
+    } else if (conn->c.why != NULL) {
+        reason = conn->c.why;
+        bye = strncmp(conn->c.why, "taken over", 10) == 0   ? BYE_TAKEOVER
+              : strcmp(conn->c.why, "broker shutdown") == 0 ? BYE_SHUTDOWN
+                                                            : BYE_KICKED;
+    } else if (closed && conn->c.keepalive > 0 &&
+               idle_ms >= (int64_t)conn->c.keepalive * 1500 - 1000) {
         reason = "keepalive timeout", bye = BYE_KEEPALIVE;
     } else {
         reason = "closed by the broker", bye = BYE_BROKER;
@@ -594,7 +594,7 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
     ev->bye[bye]++;
     if (on(g) && bye == BYE_KEEPALIVE) {
         evjson__open(&j, buf, sizeof(buf));
-        evjson__int(&j, "keepalive", conn->keepalive);
+        evjson__int(&j, "keepalive", conn->c.keepalive);
         evjson__int(&j, "idle_ms", idle_ms);
         evjson__close(&j);
         ev_push(g, conn->did, "keepalive_timeout", &j);
@@ -602,7 +602,7 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
     if (on(g)) {
         evjson__open(&j, buf, sizeof(buf));
         evjson__str(&j, "reason", reason);
-        evjson__int(&j, "session_ms", unix_ms() - conn->since_ms);
+        evjson__int(&j, "session_ms", unix_ms() - conn->c.since_ms);
         evjson__close(&j);
         ev_push(g, conn->did, "disconnect", &j);
     }
@@ -612,16 +612,16 @@ static void finish_disconnect(struct gizp *g, struct ev_conn *conn, enum events_
 void events__disconnect(struct gizp *g, const struct mosquitto *ctx)
 {
     struct events *ev = g->events;
-    struct ev_conn *conn = NULL;
+    struct ev_parked *conn = NULL;
+    struct did_state *ds;
     const char *cid;
     if (ev == NULL || (cid = mosquitto_client_id(ctx)) == NULL) return;
-    conn = live_get(g, cid);
-    if (conn != NULL && conn->ctx == ctx) {
-        live_unhook(g, conn);
+    ds = presence__did(g, cid);
+    if (ds != NULL && ds->ev.ctx == ctx) {
+        conn = park(g, ds);
     } else {
-        conn = NULL;
         for (size_t i = 0; i < ev->nold && conn == NULL; i++) {
-            if (ev->old[i]->ctx == ctx) {
+            if (ev->old[i]->c.ctx == ctx) {
                 conn = ev->old[i];
                 ev->old[i] = ev->old[--ev->nold];
             }
@@ -629,7 +629,7 @@ void events__disconnect(struct gizp *g, const struct mosquitto *ctx)
     }
     if (conn == NULL) return;
     if (ev->closing != NULL) {
-        struct ev_conn *prev = ev->closing;
+        struct ev_parked *prev = ev->closing;
         ev->closing = NULL;
         finish_disconnect(g, prev, EVENTS_END_NONE, 0, 0, false);
     }
@@ -640,7 +640,7 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
                            unsigned last_type, int64_t idle_ms)
 {
     struct events *ev = g->events;
-    struct ev_conn *conn;
+    struct ev_parked *conn;
     if (ev == NULL || ev->closing == NULL || client_id == NULL) return;
     if (strcmp(ev->closing->did, client_id) != 0) return;
     conn = ev->closing;
@@ -650,25 +650,13 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
 
 void events__kicked(struct gizp *g, const char *did, const char *why)
 {
-    struct ev_conn *conn = g->events ? live_get(g, did) : NULL;
+    struct ev_live *conn = g->events ? live_get(g, did) : NULL;
     if (conn != NULL) conn_set_why(conn, why);
 }
 
 void events__did_gone(struct gizp *g, struct did_state *ds)
 {
-    struct events *ev = g->events;
-    struct ev_conn *conn = ds->ev_conn, **o;
-    if (ev == NULL || conn == NULL) return;
-    ds->ev_conn = NULL;
-    ev->nlive--;
-    o = giz_array_reserve(ev->old, &ev->old_cap, ev->nold + 1u, sizeof(*o), 4u,
-                          EV_CONN_PENDING_MAX);
-    if (o == NULL) {
-        conn_free_cb(conn); /* no memory: it ends without its event */
-        return;
-    }
-    ev->old = o;
-    ev->old[ev->nold++] = conn;
+    if (g->events != NULL && ds->ev.ctx != NULL) park_old(g, ds, NULL);
 }
 
 void events__ping_limit(struct gizp *g, const char *client_id, const char *peer)
@@ -780,11 +768,11 @@ void events__acl(struct gizp *g, const struct mosquitto_evt_acl_check *ed, const
         ev_push(g, c->dev->did, "subscribe", &j);
         return;
     case MOSQ_ACL_WRITE:
-        ev_push_publish(g, c->dev->ev_conn, c->dev->did, "publish_in", ed->topic, ed->payload,
+        ev_push_publish(g, live_of(c->dev), c->dev->did, "publish_in", ed->topic, ed->payload,
                         ed->payloadlen, ed->qos, EVFMT_FROM_NONE);
         return;
     case MOSQ_ACL_READ:
-        ev_push_publish(g, c->dev->ev_conn, c->dev->did, "publish_out", ed->topic, ed->payload,
+        ev_push_publish(g, live_of(c->dev), c->dev->did, "publish_out", ed->topic, ed->payload,
                         ed->payloadlen, ed->qos, EVFMT_FROM_NONE);
         return;
     default:
@@ -1359,7 +1347,7 @@ void events__tick(struct gizp *g, int64_t now_ms)
         ev->out_cap = 0;
     }
     if (ev->closing != NULL) { /* its close never came through our wrapper */
-        struct ev_conn *conn = ev->closing;
+        struct ev_parked *conn = ev->closing;
         ev->closing = NULL;
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
@@ -1496,11 +1484,9 @@ int events__init(struct gizp *g)
 static int shutdown_cb(struct did_state *ds, void *ud)
 {
     struct gizp *g = ud;
-    struct ev_conn *conn = ds->ev_conn;
+    struct ev_parked *conn = ds->ev.ctx != NULL ? park(g, ds) : NULL;
     if (conn != NULL) {
-        ds->ev_conn = NULL;
-        g->events->nlive--;
-        conn_set_why(conn, "broker shutdown");
+        conn_set_why(&conn->c, "broker shutdown");
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
     return 0;
@@ -1513,12 +1499,12 @@ static void shutdown_sessions(struct gizp *g)
 {
     struct events *ev = g->events;
     if (ev->closing != NULL) { /* a DISCONNECT whose close did not come */
-        struct ev_conn *conn = ev->closing;
+        struct ev_parked *conn = ev->closing;
         ev->closing = NULL;
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
     while (ev->nold > 0) { /* taken over, their DISCONNECT not seen */
-        struct ev_conn *conn = ev->old[--ev->nold];
+        struct ev_parked *conn = ev->old[--ev->nold];
         finish_disconnect(g, conn, EVENTS_END_NONE, 0, 0, false);
     }
     if (g->presence != NULL) presence__foreach_did(g, shutdown_cb, g);
@@ -1545,9 +1531,9 @@ void events__free(struct gizp *g)
     free(ev->out);
     if (ev->sh != NULL) munmap(ev->sh, sizeof(*ev->sh));
     free(ev->rows);
-    conn_free_cb(ev->closing);
+    parked_free(ev->closing);
     for (size_t i = 0; i < ev->nold; i++)
-        conn_free_cb(ev->old[i]);
+        parked_free(ev->old[i]);
     free(ev->old);
     free(ev);
     g->events = NULL;

@@ -128,14 +128,26 @@ void intercept__stats(const struct gizp *g, struct intercept_stats *out);
  * bound to it. Read by acl.c (DID, product key), push.c (counts) and
  * devlog.c (its token bucket lives here: the record exists exactly while
  * the device can publish). */
-struct ev_conn;
+/* events.c's record of a device's live session, from its BASIC_AUTH to its
+ * DISCONNECT, kept inside its did_state (one record per device for
+ * presence and the timeline); ctx NULL = none. Fields are events.c's. */
+struct ev_live {
+    const struct mosquitto *ctx;
+    int64_t since_ms; /* unix ms */
+    char *why;        /* set by the plugin before it closes the session (owned), else NULL */
+    /* flood tracking (events.c, flood_queue) */
+    uint64_t flood_epoch, flood_last;
+    uint64_t *flood_pos; /* owned, else NULL */
+    uint32_t flood_count, flood_next;
+    int keepalive;
+};
 
 /* A queue array grown by a burst (logins, presence rows) is freed once it
  * drains if it holds more than this: idle devices do not pay for a storm. */
 #define GIZ_BURST_KEEP_BYTES 16384u
 
 struct did_state {
-    struct ev_conn *ev_conn;   /* events.c: the DID's live session (owned there), else NULL */
+    struct ev_live ev;         /* events.c: the DID's live session */
     struct giz_imap_link link; /* presence.c's table of DIDs (the record is the entry) */
     char did[GIZ_DID_SIZE];
     char product_key[GIZ_PK_SIZE]; /* "" until the device itself connects */
@@ -145,6 +157,8 @@ struct did_state {
     uint32_t log_refill_ms;        /* devlog.c: monotonic ms (truncated, never 0) of the last
                                       refill; 0 until the first 0x0012 (the bucket starts full) */
 };
+_Static_assert(sizeof(void *) != 8 || sizeof(struct did_state) <= 152,
+               "a DID record (presence + timeline) fits a 160-byte heap chunk");
 
 /* An online app client id (all its live contexts share one record). Read
  * by acl.c (client id, bound DIDs through presence__app_bound). */
@@ -371,8 +385,8 @@ void events__socket_closed(struct gizp *g, const char *client_id, enum events_en
                            unsigned last_type, int64_t idle_ms);
 /* push.c: the plugin is about to kick did (why goes into its disconnect). */
 void events__kicked(struct gizp *g, const char *did, const char *why);
-/* presence.c frees ds: its live session (if any) waits for its DISCONNECT
- * with the taken-over ones. */
+/* presence.c frees ds: its live session (ds->ev.ctx set) waits for its
+ * DISCONNECT with the taken-over ones. */
 void events__did_gone(struct gizp *g, struct did_state *ds);
 /* push.c: an outbox item created at created_at (unix s) is being acted on. */
 void events__outbox_seen(struct gizp *g, int64_t created_at);

@@ -60,7 +60,7 @@ struct presence {
 static void did_maybe_free(struct gizp *g, struct did_state *ds)
 {
     if (ds != NULL && ds->device_conns == 0 && ds->app_count == 0) {
-        if (ds->ev_conn != NULL) events__did_gone(g, ds); /* (its DISCONNECT comes first) */
+        if (ds->ev.ctx != NULL) events__did_gone(g, ds); /* (its DISCONNECT comes first) */
         giz_imap_remove(&g->presence->dids, ds->did, strlen(ds->did));
         free(ds);
     }
@@ -366,8 +366,9 @@ static void gone_remember(struct gizp *g, const struct mosquitto *ctx)
     if (!presence__client(g, ctx, &cl)) return;
     if (cl.kind == CLIENT_DEVICE && cl.dev != NULL) {
         g->presence->gone.dev = *cl.dev;
-        g->presence->gone.dev.ev_conn = NULL; /* not this copy's to reach: its will goes
-                                                 on the timeline without flood tracking */
+        /* not this copy's (the owned pointers stay with the record): its
+         * will goes on the timeline without flood tracking */
+        memset(&g->presence->gone.dev.ev, 0, sizeof(g->presence->gone.dev.ev));
     } else if (cl.kind == CLIENT_APP && cl.app != NULL) {
         struct app_state *a = malloc(sizeof(*a));
         if (a == NULL) return;
