@@ -266,7 +266,7 @@ static bool flood_queue(struct events *ev, struct ev_live *conn, struct ev_rec *
         r->seq = ev->pushed++;
         r->prev_pos = UINT64_MAX;
         *slot = r;
-        conn->flood_next = (conn->flood_next + 1u) % bound;
+        conn->flood_next = (uint16_t)((conn->flood_next + 1u) % bound);
         if (!spare_put(ev, old)) free(old);
         return true;
     }
@@ -498,7 +498,7 @@ void events__connect(struct gizp *g, const struct mosquitto *ctx, const char *di
     }
     if (ds != NULL) {
         ds->ev.since_ms = dc.connected_at_ms;
-        ds->ev.keepalive = dc.keepalive;
+        ds->ev.keepalive = (uint16_t)(dc.keepalive > 0 ? dc.keepalive : 0);
         free(ds->ev.why);
         ds->ev.why = NULL;
     }
@@ -1274,7 +1274,9 @@ static void writer_start(struct gizp *g)
     w.per_device = g->cfg.events_per_device;
     w.total = (uint64_t)g->cfg.events_total;
     w.sh = ev->sh;
-    ev->flood_bound = g->cfg.events_per_device;
+    /* (a bound above 65,535 is above the default queue too: such a device
+     * fills the queue and its excess is dropped, not replaced) */
+    ev->flood_bound = g->cfg.events_per_device <= UINT16_MAX ? g->cfg.events_per_device : 0;
     fflush(NULL);
     pid = fork();
     if (pid < 0) {

@@ -137,9 +137,9 @@ struct ev_live {
     char *why;        /* set by the plugin before it closes the session (owned), else NULL */
     /* flood tracking (events.c, flood_queue) */
     uint64_t flood_epoch, flood_last;
-    uint64_t *flood_pos; /* owned, else NULL */
-    uint32_t flood_count, flood_next;
-    int keepalive;
+    uint64_t *flood_pos;              /* owned, else NULL */
+    uint16_t flood_count, flood_next; /* the bound is at most 65,535 */
+    uint16_t keepalive;               /* seconds, as granted */
 };
 
 /* A queue array grown by a burst (logins, presence rows) is freed once it
@@ -157,8 +157,8 @@ struct did_state {
     uint32_t log_refill_ms;        /* devlog.c: monotonic ms (truncated, never 0) of the last
                                       refill; 0 until the first 0x0012 (the bucket starts full) */
 };
-_Static_assert(sizeof(void *) != 8 || sizeof(struct did_state) <= 152,
-               "a DID record (presence + timeline) fits a 160-byte heap chunk");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct did_state) <= 136,
+               "a DID record (presence + timeline) fits a 144-byte heap chunk");
 
 /* An online app client id (all its live contexts share one record). Read
  * by acl.c (client id, bound DIDs through presence__app_bound). */
