@@ -143,8 +143,6 @@ fail:
     events__failed(g);
 }
 
-/* MOSQ_EVT_TICK: fires once per broker loop iteration (about 10/s idle, more
- * under load), so each module's periodic work checks its own period. */
 #define HEAP_LOOK_MS 500   /* heap_tick looks this often */
 #define HEAP_BURST 1000u   /* logins (accepted or refused) since the last trim */
 #define HEAP_QUIET_MS 2000 /* ... then none for this long: the burst is over */
@@ -177,6 +175,8 @@ static void heap_tick(struct gizp *g, int64_t now)
                          (double)(giz_mono_ns() - t0) / 1e6);
 }
 
+/* MOSQ_EVT_TICK: fires once per broker loop iteration (about 10/s idle, more
+ * under load), so each module's periodic work checks its own period. */
 static int tick_cb(int event, void *event_data, void *userdata)
 {
     struct gizp *g = userdata;
