@@ -357,6 +357,10 @@ def check_browser(cloud, pk, did, mac):
               "log levels queued: %r" % text_of(d, "#flash"))
         acked = ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#tl-body tr[data-cmd='0x0011']"),
                                tries=100), "log level ACK in the timeline")
+        if not acked:  # the page's own view: its stream state and the rows it shows
+            print("timeline state %r, %d rows, flash %r" % (
+                text_of(d, "#tl-state"), len(d.find_elements(By.CSS_SELECTOR, "#tl-body tr")),
+                text_of(d, "#flash")), flush=True)
         logged = ck.ok(wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#logs-table tr"), tries=250),
                        "stored logs appear")
         if not (acked and logged):
