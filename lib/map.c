@@ -98,16 +98,23 @@ static uint64_t map_hash(const struct giz_map *m, const void *key, size_t klen)
     return siphash24(m->k0, m->k1, key, klen);
 }
 
-int giz_map_init(struct giz_map *m)
+/* Both tables' start: a fresh random hash key into *k0, *k1 and the initial
+ * bucket array of MAP_INITIAL_BUCKETS NULL heads (NULL on failure). */
+static void *table_new(uint64_t *k0, uint64_t *k1)
 {
     uint64_t key[2];
+    if (giz_random_bytes(key, sizeof(key)) != GIZ_OK) return NULL;
+    *k0 = key[0];
+    *k1 = key[1];
+    return calloc(MAP_INITIAL_BUCKETS, sizeof(void *));
+}
+
+int giz_map_init(struct giz_map *m)
+{
     memset(m, 0, sizeof(*m));
-    if (giz_random_bytes(key, sizeof(key)) != GIZ_OK) return -1;
-    m->buckets = calloc(MAP_INITIAL_BUCKETS, sizeof(*m->buckets));
+    m->buckets = table_new(&m->k0, &m->k1);
     if (m->buckets == NULL) return -1;
     m->nbuckets = MAP_INITIAL_BUCKETS;
-    m->k0 = key[0];
-    m->k1 = key[1];
     return 0;
 }
 
@@ -256,16 +263,12 @@ static struct giz_imap_link **imap_slot(const struct giz_imap *m, const char *ke
 
 int giz_imap_init(struct giz_imap *m, size_t link_off, size_t key_off)
 {
-    uint64_t key[2];
     memset(m, 0, sizeof(*m));
     m->link_off = link_off;
     m->key_off = key_off;
-    if (giz_random_bytes(key, sizeof(key)) != GIZ_OK) return -1;
-    m->buckets = calloc(MAP_INITIAL_BUCKETS, sizeof(*m->buckets));
+    m->buckets = table_new(&m->k0, &m->k1);
     if (m->buckets == NULL) return -1;
     m->nbuckets = MAP_INITIAL_BUCKETS;
-    m->k0 = key[0];
-    m->k1 = key[1];
     return 0;
 }
 
