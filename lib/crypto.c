@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/rand.h>
 
 #define SALT_LEN 16u
@@ -200,6 +201,46 @@ int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, cha
     rc = giz_hex_encode(mac, mac_len, out, cap);
     OPENSSL_cleanse(mac, sizeof mac);
     return rc;
+}
+
+struct giz_hmac {
+    EVP_MAC *mac;
+    EVP_MAC_CTX *ctx; /* keyed; re-initialized (same key) for each message */
+};
+
+void giz_hmac_free(struct giz_hmac *h)
+{
+    if (!h) return;
+    EVP_MAC_CTX_free(h->ctx); /* cleanses the key and the pads */
+    EVP_MAC_free(h->mac);
+    free(h);
+}
+
+struct giz_hmac *giz_hmac_new(const uint8_t *key, size_t key_len)
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    struct giz_hmac *h = calloc(1, sizeof *h);
+    if (!h || !key || key_len == 0) goto fail;
+    h->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    h->ctx = h->mac ? EVP_MAC_CTX_new(h->mac) : NULL;
+    if (!h->ctx || !EVP_MAC_init(h->ctx, key, key_len, params)) goto fail;
+    return h;
+fail:
+    giz_hmac_free(h);
+    return NULL;
+}
+
+int giz_hmac_sha256(struct giz_hmac *h, const void *data, size_t n, uint8_t out[32])
+{
+    size_t len = 0;
+    if (!h || (!data && n > 0)) return GIZ_ERR_INVAL;
+    /* NULL key: HMAC restarts from the pads giz_hmac_new computed */
+    if (!EVP_MAC_init(h->ctx, NULL, 0, NULL) || !EVP_MAC_update(h->ctx, data, n) ||
+        !EVP_MAC_final(h->ctx, out, &len, 32) || len != 32)
+        return GIZ_ERR_CRYPTO;
+    return GIZ_OK;
 }
 
 bool giz_consttime_eq(const void *a, const void *b, size_t n)

@@ -14,6 +14,7 @@
 #include "giz/crypto.h"
 #include "giz/error.h"
 #include "giz/map.h"
+#include "giz/pool.h"
 
 #define MAP_INITIAL_BUCKETS 64u
 
@@ -118,6 +119,24 @@ int giz_map_init(struct giz_map *m)
     return 0;
 }
 
+static bool pooled(const struct giz_map *m, size_t klen)
+{
+    return m->pool != NULL && GIZ_MAP_ENTRY_SIZE(klen) <= m->pool->size;
+}
+
+static struct giz_map_entry *entry_alloc(struct giz_map *m, size_t klen)
+{
+    return pooled(m, klen) ? giz_pool_alloc(m->pool) : malloc(GIZ_MAP_ENTRY_SIZE(klen));
+}
+
+static void entry_free(struct giz_map *m, struct giz_map_entry *e)
+{
+    if (pooled(m, e->klen))
+        giz_pool_free(m->pool, e);
+    else
+        free(e);
+}
+
 void giz_map_free(struct giz_map *m, void (*free_value)(void *))
 {
     if (m == NULL || m->buckets == NULL) return;
@@ -126,7 +145,7 @@ void giz_map_free(struct giz_map *m, void (*free_value)(void *))
         while (e != NULL) {
             struct giz_map_entry *next = e->next;
             if (free_value != NULL) free_value(e->value);
-            free(e);
+            entry_free(m, e);
             e = next;
         }
     }
@@ -192,7 +211,7 @@ int giz_map_put(struct giz_map *m, const void *key, size_t klen, void *value, vo
         return 0;
     }
     /* The key starts at offsetof(key), inside the struct's tail padding. */
-    struct giz_map_entry *e = malloc(offsetof(struct giz_map_entry, key) + klen + 1u);
+    struct giz_map_entry *e = entry_alloc(m, klen);
     if (e == NULL) return -1;
     e->next = NULL;
     e->hash = hash;
@@ -217,7 +236,7 @@ void *giz_map_remove(struct giz_map *m, const void *key, size_t klen)
     if (e == NULL) return NULL;
     void *value = e->value;
     *pe = e->next;
-    free(e);
+    entry_free(m, e);
     m->count--;
     return value;
 }

@@ -15,14 +15,15 @@
 #include <string.h>
 
 #include "giz/crypto.h"
+#include "giz/pool.h"
 #include "giz/store.h"
 #include "giz/util.h"
 
 #define PCACHE_MAX_BUCKETS (1u << 17)
 /* Tag bytes kept: 128 bits of HMAC-SHA256 under a random per-cache key that
  * never leaves the process (a forged hit needs 2^128 guesses, each a login
- * attempt, against the back-off): the entry fits a 112-byte heap chunk
- * instead of 128, one per device the broker has seen. */
+ * attempt, against the back-off): the entry is 104 bytes instead of 120,
+ * one per device the broker has seen. */
 #define PCACHE_TAG 16u
 
 struct pcache_entry {
@@ -36,11 +37,12 @@ struct pcache_entry {
 };
 
 _Static_assert(sizeof(void *) != 8 || sizeof(struct pcache_entry) <= 104,
-               "a cache entry fits a 112-byte heap chunk");
+               "a cache entry stays within 104 bytes");
 
 struct giz_pcache {
-    pthread_mutex_t mu;
-    uint8_t key[32];
+    pthread_mutex_t mu;   /* also serializes mac */
+    struct giz_hmac *mac; /* under a random key that never leaves the process */
+    struct giz_pool pool; /* the entries (giz/pool.h: one per device, off the heap) */
     unsigned ttl_s, max;
     struct pcache_entry **buckets; /* nbuckets heads; NULL until the first put */
     size_t nbuckets, count;
@@ -48,15 +50,19 @@ struct giz_pcache {
 
 struct giz_pcache *giz_pcache_new(unsigned ttl_s, unsigned max_entries)
 {
+    uint8_t key[32];
     struct giz_pcache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (giz_random_bytes(c->key, sizeof c->key) != GIZ_OK ||
-        pthread_mutex_init(&c->mu, NULL) != 0) {
+    if (giz_random_bytes(key, sizeof key) == GIZ_OK) c->mac = giz_hmac_new(key, sizeof key);
+    explicit_bzero(key, sizeof key);
+    if (!c->mac || pthread_mutex_init(&c->mu, NULL) != 0) {
+        giz_hmac_free(c->mac);
         free(c);
         return NULL;
     }
     c->ttl_s = ttl_s;
     c->max = max_entries;
+    giz_pool_init(&c->pool, sizeof(struct pcache_entry));
     return c;
 }
 
@@ -68,10 +74,12 @@ void giz_pcache_free(struct giz_pcache *c)
         for (; e; e = next) {
             next = e->next;
             explicit_bzero(e, sizeof *e);
-            free(e);
+            giz_pool_free(&c->pool, e);
         }
     }
+    giz_pool_destroy(&c->pool);
     free(c->buckets);
+    giz_hmac_free(c->mac);
     pthread_mutex_destroy(&c->mu);
     explicit_bzero(c, sizeof *c);
     free(c);
@@ -85,16 +93,13 @@ static size_t bucket_of(const struct giz_pcache *c, const char *did)
     return h & (c->nbuckets - 1);
 }
 
-/* HMAC-SHA256 of text under the cache key, n (<= 32) bytes of it. */
-static bool mac(const struct giz_pcache *c, const char *text, uint8_t *out, size_t n)
+/* HMAC-SHA256 of text under the cache key, n (<= 32) bytes of it (the
+ * caller holds c->mu). */
+static bool mac(const struct giz_pcache *c, const char *text, size_t len, uint8_t *out, size_t n)
 {
-    char hex[65];
     uint8_t full[32];
-    size_t len = 0;
-    bool ok = giz_token_digest(c->key, sizeof c->key, text, hex, sizeof hex) == GIZ_OK &&
-              giz_hex_decode(hex, 64, full, sizeof full, &len) == GIZ_OK && len == sizeof full;
+    bool ok = giz_hmac_sha256(c->mac, text, len, full) == GIZ_OK;
     if (ok) memcpy(out, full, n);
-    explicit_bzero(hex, sizeof hex);
     explicit_bzero(full, sizeof full);
     return ok;
 }
@@ -110,11 +115,11 @@ static bool make_tags(const struct giz_pcache *c, const char *did, const char *p
 
     if (!did || !passcode || strlen(did) >= GIZ_DID_SIZE) return false;
     n = snprintf(text, sizeof text, "%s\n%s", did, passcode);
-    ok = n > 0 && (size_t)n < sizeof text && mac(c, text, tag, PCACHE_TAG);
+    ok = n > 0 && (size_t)n < sizeof text && mac(c, text, (size_t)n, tag, PCACHE_TAG);
     memset(hash_tag, 0, 16);
     if (ok && hash) {
         n = snprintf(text, sizeof text, "hash\n%s", hash);
-        ok = n > 0 && (size_t)n < sizeof text && mac(c, text, hash_tag, 16);
+        ok = n > 0 && (size_t)n < sizeof text && mac(c, text, (size_t)n, hash_tag, 16);
     }
     explicit_bzero(text, sizeof text);
     return ok;
@@ -147,8 +152,11 @@ bool giz_pcache_check(struct giz_pcache *c, const char *did, const char *passcod
     bool hit = false;
 
     if (!c || c->ttl_s == 0 || c->max == 0) return false;
-    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return false;
     pthread_mutex_lock(&c->mu);
+    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) {
+        pthread_mutex_unlock(&c->mu);
+        return false;
+    }
     e = c->buckets ? find(c, did, NULL) : NULL;
     if (e && giz_consttime_eq(e->tag, tag, sizeof tag) &&
         (!stored_hash ||
@@ -219,9 +227,8 @@ void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
     uint32_t now = now_s();
 
     if (!c || c->ttl_s == 0 || c->max == 0) return;
-    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag)) return;
     pthread_mutex_lock(&c->mu);
-    if (!table_ready(c)) goto cleanup;
+    if (!make_tags(c, did, passcode, stored_hash, tag, hash_tag) || !table_ready(c)) goto cleanup;
     e = find(c, did, &link);
     if (!e && c->count >= c->max) {
         /* Full: reuse an expired entry of the same bucket, if any. */
@@ -229,7 +236,7 @@ void giz_pcache_put(struct giz_pcache *c, const char *did, const char *passcode,
         }
         if (!e) goto cleanup;
     } else if (!e) {
-        e = calloc(1, sizeof *e);
+        e = giz_pool_alloc(&c->pool);
         if (!e) goto cleanup;
         *link = e;
         c->count++;
@@ -258,7 +265,7 @@ void giz_pcache_forget(struct giz_pcache *c, const char *did)
         *link = e->next;
         c->count--;
         explicit_bzero(e, sizeof *e);
-        free(e);
+        giz_pool_free(&c->pool, e);
     }
     pthread_mutex_unlock(&c->mu);
 }

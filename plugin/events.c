@@ -74,7 +74,13 @@
  * data[] = the topic's topic_len bytes, then the payload's first head_len
  * bytes) and the writer process formats them (evfmt__publish), only those
  * it keeps. */
-enum { EV_FORM_TEXT = 0, EV_FORM_PUBLISH = 1, EV_FORM_DROPS = 2 /* length = a drop count */ };
+enum {
+    EV_FORM_TEXT = 0,
+    EV_FORM_PUBLISH = 1,
+    EV_FORM_DROPS = 2,  /* length = a drop count */
+    EV_FORM_ONLINE = 3, /* a presence change: did, ts = unix s, length = 1 online / 0 offline */
+    EV_FORM_CONN = 4    /* a device_conn row: did, data[] = struct giz_device_conn */
+};
 struct ev_rec {
     char did[GIZ_DID_SIZE];
     char kind[GIZ_EVENT_KIND_SIZE];
@@ -161,9 +167,11 @@ struct events {
     pid_t child; /* the writer process, 0: none */
     int wfd;     /* the pipe's write end (non-blocking), -1: none */
     bool started, failed_start;
-    int64_t first_ms; /* mono ms of the oldest queued record */
-    char *out;        /* serialized records the pipe has not taken yet */
-    size_t out_len, out_cap, out_recs;
+    int64_t first_ms;                  /* mono ms of the oldest queued record */
+    char *out;                         /* serialized records the pipe has not taken yet */
+    size_t out_len, out_cap, out_recs; /* out_recs: events among them (not store state) */
+    int64_t out_since_ms;              /* mono ms out became non-empty */
+    bool state_lost;      /* the writer died with store state in flight: presence re-writes it */
     struct ev_shared *sh; /* the writer's counters */
     struct ev_rec **ring; /* events_queue slots */
     size_t head, n, cap;
@@ -446,10 +454,13 @@ void events__connect_seen(struct gizp *g, const char *client_id, unsigned keepal
     ev->seen_keepalive = (int)keepalive_asked;
 }
 
+static bool state_conn(struct gizp *g, const char *did, const struct giz_device_conn *c);
+
 static void queue_conn_row(struct gizp *g, const char *did, const struct giz_device_conn *c)
 {
     struct events *ev = g->events;
     struct ev_conn_row *rows;
+    if (state_conn(g, did, c)) return;
     for (size_t i = ev->rows_in_flight; i < ev->nrows; i++) {
         if (strcmp(ev->rows[i].did, did) == 0) { /* a newer login of the same DID */
             ev->rows[i].c = *c;
@@ -828,7 +839,7 @@ int events__write(struct gizp *g)
 void events__written(struct gizp *g)
 {
     struct events *ev = g->events;
-    if (ev == NULL) return;
+    if (ev == NULL || ev->rows_in_flight == 0) return;
     memmove(ev->rows, ev->rows + ev->rows_in_flight,
             (ev->nrows - ev->rows_in_flight) * sizeof(*ev->rows));
     ev->nrows -= ev->rows_in_flight;
@@ -849,8 +860,24 @@ void events__failed(struct gizp *g)
 /* Its own store connection; it never calls mosquitto (the broker's state in
  * it is a stale copy): its log lines go to stderr (child_log_sink). */
 
+/* A store-state record the writer has read and not yet written. */
+struct ev_state {
+    char did[GIZ_DID_SIZE];
+    bool conn; /* a device_conn row; else a presence change */
+    bool online;
+    int64_t at;
+    struct giz_device_conn c;
+};
+#define EV_STATE_MAX 200000u /* held by the writer (a store that refuses writes for long) */
+
 struct writer {
     char db_path[GIZ_PATH_SIZE];
+    char broker[GIZ_BROKER_NAME_SIZE]; /* scopes the presence writes, as the broker's store */
+    unsigned state_ms;                 /* poll_ms: store state waits at most this long */
+    struct ev_state *states;
+    size_t nstates, states_cap;
+    uint64_t states0_ms; /* mono ms the oldest of them came */
+    uint64_t states_lost;
     unsigned per_device;
     uint64_t total;
     struct ev_shared *sh;
@@ -1015,6 +1042,59 @@ static void child_log_sink(enum giz_log_lvl lvl, const char *line, void *ud)
     fprintf(stderr, "giz-events: %s\n", line);
 }
 
+/* Keeps one store-state record (h, its data at d) for the next state pass. */
+static void state_take(struct writer *w, const struct ev_rec *h, const char *d)
+{
+    struct ev_state *st;
+    if (h->form == EV_FORM_CONN && h->dlen != sizeof(st->c)) return; /* cannot happen */
+    st = w->nstates < EV_STATE_MAX ? giz_array_reserve(w->states, &w->states_cap, w->nstates + 1u,
+                                                       sizeof(*st), 1024u, EV_STATE_MAX)
+                                   : NULL;
+    if (st == NULL) {
+        w->states_lost++;
+        return;
+    }
+    w->states = st;
+    if (w->nstates == 0) w->states0_ms = giz_mono_ms();
+    st = &w->states[w->nstates++];
+    memcpy(st->did, h->did, sizeof(st->did));
+    st->did[sizeof(st->did) - 1] = '\0';
+    st->conn = h->form == EV_FORM_CONN;
+    st->online = h->length != 0;
+    st->at = h->ts;
+    if (st->conn) memcpy(&st->c, d, sizeof(st->c));
+}
+
+/* Writes the held store state in one transaction, in the order it came
+ * (a DID's offline after its online). GIZ_OK: written and forgotten; on a
+ * failure it is kept for the next pass. */
+static int state_write(struct writer *w, struct giz_store *st)
+{
+    int rc = st != NULL ? giz_store_begin(st) : GIZ_ERR_DB;
+    for (size_t i = 0; rc == GIZ_OK && i < w->nstates; i++) {
+        const struct ev_state *x = &w->states[i];
+        rc = x->conn ? giz_store_device_conn_set(st, x->did, &x->c)
+                     : giz_store_device_set_online(st, x->did, x->online, x->at);
+        if (rc == GIZ_ERR_NOT_FOUND || rc == GIZ_ERR_INVAL) rc = GIZ_OK; /* unregistered since */
+    }
+    if (rc == GIZ_OK) rc = giz_store_commit(st);
+    if (rc != GIZ_OK) {
+        if (st != NULL) giz_store_rollback(st);
+        giz_log(GIZ_LOG_WARN,
+                "events: %zu presence and connection rows not written (%s), will retry", w->nstates,
+                giz_strerror(rc));
+        w->states0_ms = giz_mono_ms(); /* the next try after another state_ms */
+        return rc;
+    }
+    w->nstates = 0;
+    if (w->states_cap * sizeof(*w->states) > GIZ_BURST_KEEP_BYTES) {
+        free(w->states); /* after a login storm */
+        w->states = NULL;
+        w->states_cap = 0;
+    }
+    return GIZ_OK;
+}
+
 /* Takes the whole records in buf[0..*len) into items (up to EV_BATCH) and
  * moves what is left to the front. */
 static void child_parse(struct writer *w, char *buf, size_t *len, struct ev_rec **items, size_t *n)
@@ -1032,6 +1112,8 @@ static void child_parse(struct writer *w, char *buf, size_t *len, struct ev_rec 
         if (*len - off < hdr + h.dlen) break;
         if (h.form == EV_FORM_DROPS) {
             w->drops += h.length;
+        } else if (h.form == EV_FORM_ONLINE || h.form == EV_FORM_CONN) {
+            state_take(w, &h, buf + off + hdr);
         } else if ((r = malloc(sizeof(*r) + h.dlen + 1u)) != NULL) {
             memcpy(r, buf + off, hdr + h.dlen);
             r->cap = h.dlen;
@@ -1064,9 +1146,10 @@ static void child_main(struct writer *w, int rfd)
         giz_log(GIZ_LOG_ERR, "events: the writer is out of memory");
         return;
     }
-    while (!eof || n > 0 || w->drops > 0) {
+    while (!eof || n > 0 || w->drops > 0 || w->nstates > 0) {
         uint64_t now = giz_mono_ms();
         long wait = 1000;
+        bool sdue;
         if (n > 0) {
             uint64_t g = (uint64_t)(flooded ? EV_FLOOD_GATHER_MS : EV_GATHER_MS);
             wait = now - gather0 >= g ? 0 : (long)(g - (now - gather0));
@@ -1074,6 +1157,12 @@ static void child_main(struct writer *w, int rfd)
             wait = now - last_prune >= EV_PRUNE_EVERY_MS
                        ? 0
                        : (long)(EV_PRUNE_EVERY_MS - (now - last_prune));
+        }
+        if (w->nstates > 0) {
+            long sw = now - w->states0_ms >= w->state_ms
+                          ? 0
+                          : (long)(w->state_ms - (now - w->states0_ms));
+            if (sw < wait) wait = sw;
         }
         if (len > 0 && n < EV_BATCH) { /* records read before the last batch was full */
             size_t before = n;
@@ -1102,10 +1191,27 @@ static void child_main(struct writer *w, int rfd)
         bool due =
             n > 0 && (eof || n >= EV_BATCH ||
                       now - gather0 >= (uint64_t)(flooded ? EV_FLOOD_GATHER_MS : EV_GATHER_MS));
-        if ((due || (eof && w->drops > 0) || (n == 0 && dirty)) && st == NULL &&
-            giz_store_open(w->db_path, &st, &err) != GIZ_OK) {
-            giz_log(GIZ_LOG_ERR, "events: the writer cannot open the store: %s", err.text);
-            st = NULL;
+        sdue = w->nstates > 0 && (eof || now - w->states0_ms >= w->state_ms);
+        if ((due || sdue || (eof && w->drops > 0) || (n == 0 && dirty)) && st == NULL) {
+            if (giz_store_open(w->db_path, &st, &err) != GIZ_OK) {
+                giz_log(GIZ_LOG_ERR, "events: the writer cannot open the store: %s", err.text);
+                st = NULL;
+            } else if (w->broker[0] != '\0' && giz_store_set_broker(st, w->broker) != GIZ_OK) {
+                giz_log(GIZ_LOG_ERR, "events: broker name \"%s\" refused", w->broker);
+            }
+        }
+        if (sdue) { /* presence first: the GService waits for it, not for events */
+            if (state_write(w, st) != GIZ_OK && eof) {
+                giz_log(GIZ_LOG_ERR, "events: the broker stopped; %zu presence rows not written",
+                        w->nstates);
+                w->nstates = 0;
+            }
+            last_work = now;
+        }
+        if (w->states_lost > 0) {
+            giz_log(GIZ_LOG_ERR, "events: %llu presence and connection rows lost (%u held)",
+                    (unsigned long long)w->states_lost, EV_STATE_MAX);
+            w->states_lost = 0;
         }
         if (due) {
             since_prune += write_batch(w, st, batch, items, n, &flooded);
@@ -1139,15 +1245,17 @@ static void child_main(struct writer *w, int rfd)
             }
             last_prune = now;
         }
-        if (st != NULL && !dirty && n == 0 && now - last_work >= EV_IDLE_CLOSE_MS) {
+        if (st != NULL && !dirty && n == 0 && w->nstates == 0 &&
+            now - last_work >= EV_IDLE_CLOSE_MS) {
             /* idle: give the connection's page cache back (up to SQLite's
              * default 2 MB), reopened with the next event */
             giz_store_close(st);
             st = NULL;
         }
-        if (eof && n == 0 && !dirty) break;
+        if (eof && n == 0 && !dirty && w->nstates == 0) break;
     }
     giz_store_close(st);
+    free(w->states);
     free(items);
     free(batch);
     free(buf);
@@ -1158,11 +1266,12 @@ static void child_main(struct writer *w, int rfd)
 
 /* Appends one record (or a drop count) to the bytes for the pipe; false
  * when that would pass EV_OUT_MAX (the caller counts a drop). */
-static bool out_add(struct events *ev, struct ev_rec *r)
+static bool out_add(struct events *ev, const struct ev_rec *r)
 {
     const size_t hdr = offsetof(struct ev_rec, data);
     size_t need = hdr + r->dlen;
     if (ev->out_len + need > EV_OUT_MAX) return false;
+    if (ev->out_len == 0) ev->out_since_ms = (int64_t)giz_mono_ms();
     if (ev->out_len + need > ev->out_cap) {
         size_t cap = ev->out_cap ? ev->out_cap : 65536u;
         while (cap < ev->out_len + need)
@@ -1174,8 +1283,48 @@ static bool out_add(struct events *ev, struct ev_rec *r)
     }
     memcpy(ev->out + ev->out_len, r, need);
     ev->out_len += need;
-    ev->out_recs++;
+    if (r->form < EV_FORM_ONLINE) ev->out_recs++;
     return true;
+}
+
+/* ---- store state through the writer -------------------------------------------- */
+/* While the writer runs, the per-login store writes (devices.online and
+ * last_seen, the device_conn row) go down its pipe too and it applies them
+ * in its own transactions, so a login costs mosquitto's thread no SQLite
+ * (measured: a third of the plugin's CPU per warm login, bench/suite/
+ * analysis.md). They are not events: never dropped for a full queue,
+ * never pruned, and handed over within poll_ms (events__tick) so the
+ * GService sees a device online about as soon as with the DB batch. Without
+ * the writer (events off, or it died) presence.c and queue_conn_row keep
+ * them for the DB batch as before. */
+static bool writer_on(const struct gizp *g)
+{
+    return g->events != NULL && g->events->started && g->events->wfd >= 0;
+}
+
+bool events__state_online(struct gizp *g, const char *did, bool online, int64_t at)
+{
+    struct ev_rec r;
+    if (!writer_on(g) || strlen(did) >= sizeof(r.did)) return false;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.did, did, strlen(did) + 1);
+    r.form = EV_FORM_ONLINE;
+    r.ts = at;
+    r.length = online ? 1u : 0u;
+    return out_add(g->events, &r);
+}
+
+static bool state_conn(struct gizp *g, const char *did, const struct giz_device_conn *c)
+{
+    _Alignas(struct ev_rec) unsigned char buf[sizeof(struct ev_rec) + sizeof(*c)];
+    struct ev_rec *r = (struct ev_rec *)buf;
+    if (!writer_on(g) || strlen(did) >= sizeof(r->did)) return false;
+    memset(buf, 0, sizeof(buf));
+    memcpy(r->did, did, strlen(did) + 1);
+    r->form = EV_FORM_CONN;
+    r->dlen = (uint32_t)sizeof(*c);
+    memcpy(r->data, c, sizeof(*c));
+    return out_add(g->events, r);
 }
 
 /* The writer died (or its pipe broke): MQTT events are off until the
@@ -1195,6 +1344,7 @@ static void writer_lost(struct events *ev, const char *why)
     ev->out_len = ev->out_recs = 0;
     ev->started = false;
     ev->failed_start = true;
+    ev->state_lost = true;
 }
 
 /* Writes what the pipe takes (all of it when block: the broker stops). */
@@ -1271,6 +1421,8 @@ static void writer_start(struct gizp *g)
     if (ev->ring == NULL || ev->sh == NULL || pipe2(fds, O_CLOEXEC) != 0) goto fail;
     memset(&w, 0, sizeof(w));
     snprintf(w.db_path, sizeof(w.db_path), "%s", g->cfg.db_path);
+    snprintf(w.broker, sizeof(w.broker), "%s", g->cfg.broker_name); /* plugin__broker_name set it */
+    w.state_ms = g->cfg.poll_ms;
     w.per_device = g->cfg.events_per_device;
     w.total = (uint64_t)g->cfg.events_total;
     w.sh = ev->sh;
@@ -1332,10 +1484,21 @@ void events__tick(struct gizp *g, int64_t now_ms)
     mono = (int64_t)giz_mono_ms();
     /* every EV_FLUSH_MS, or sooner when a large queue is half full (a small
      * one, as tests configure, holds what comes within the period) */
+    bool flushed = false;
     if (ev->started && ev->n > 0 &&
-        (mono - ev->first_ms >= EV_FLUSH_MS || (ev->cap >= 1024u && ev->n >= ev->cap / 2u)))
+        (mono - ev->first_ms >= EV_FLUSH_MS || (ev->cap >= 1024u && ev->n >= ev->cap / 2u))) {
         ring_flush(ev);
-    if (ev->started && ev->out_len > 0) out_push(ev, false);
+        flushed = true;
+    }
+    /* store state alone waits up to poll_ms (one write for a login storm's
+     * worth of rows, not one per broker loop) */
+    if (ev->started && ev->out_len > 0 &&
+        (flushed || mono - ev->out_since_ms >= (int64_t)g->cfg.poll_ms))
+        out_push(ev, false);
+    if (ev->state_lost) { /* online marks the dead writer never wrote: the DB batch re-writes */
+        ev->state_lost = false;
+        presence__resync(g);
+    }
     bool quiet = ev->pushed == ev->pushed_at_tick;
     ev->pushed_at_tick = ev->pushed;
     /* Spares are trimmed only once a burst is over (freeing them during one

@@ -152,7 +152,8 @@ struct icpt {
     epoll_wait_t real_epoll_wait;
 
     struct giz_guard_limits lim;
-    struct iconn **conns; /* indexed by fd */
+    struct iconn **conns;      /* indexed by fd */
+    struct giz_pool conn_pool; /* the struct iconn records (giz/pool.h: one per idle device) */
     size_t nconns_cap;
     size_t fd_end; /* no record at or above this fd */
     unsigned pre_count;
@@ -278,7 +279,7 @@ static void conn_free(struct icpt *ic, int fd)
         pre_leave(ic, c, &peer);
     }
     giz_guard_free(&c->guard);
-    free(c);
+    giz_pool_free(&ic->conn_pool, c);
     ic->open_conns--;
 }
 
@@ -296,10 +297,10 @@ static struct iconn *conn_new(struct icpt *ic, int fd, const struct peer_addr *p
     if (t == NULL) return NULL;
     ic->conns = t;                                /* slots past the old end are zeroed */
     if (ic->conns[fd] != NULL) conn_free(ic, fd); /* closed behind our back */
-    c = calloc(1, sizeof(*c));
+    c = giz_pool_alloc(&ic->conn_pool);
     if (c == NULL) return NULL;
     if (addr_add(ic, peer, +1) != 0) {
-        free(c);
+        giz_pool_free(&ic->conn_pool, c);
         return NULL;
     }
     giz_guard_init(&c->guard);
@@ -923,6 +924,7 @@ static void state_free(struct icpt *ic)
         if (ic->conns[fd] != NULL) conn_free(ic, (int)fd);
     }
     free(ic->conns);
+    giz_pool_destroy(&ic->conn_pool); /* every record was freed just above */
     giz_map_free(&ic->per_addr, NULL);
     if (ic->reserve_fd >= 0) close(ic->reserve_fd);
     free(ic);
@@ -941,6 +943,7 @@ int intercept__start(struct gizp *g)
     ic = calloc(1, sizeof(*ic));
     if (ic == NULL) return -1;
     ic->g = g;
+    giz_pool_init(&ic->conn_pool, sizeof(struct iconn));
     ic->reserve_fd = -1;
     ic->hooks[H_READ] = (struct hook){"read", true, (void *)w_read, {{0}}, 0};
     ic->hooks[H_SSL_READ] = (struct hook){"SSL_read", true, (void *)w_ssl_read, {{0}}, 0};

@@ -253,10 +253,10 @@ static void context_free(struct gizp *g)
     free(g);
 }
 
-/* The registry name (plugin_opt_broker_name, else <hostname>:<advertise_port>,
- * else <hostname>) given to the store connection, which scopes presence
- * writes to it. 0 or -1 after logging. */
-static int broker_identity(struct gizp *g)
+/* The registry name: plugin_opt_broker_name, else <hostname>:<advertise_port>,
+ * else <hostname> (set before the writer process is forked: its store
+ * connection scopes presence writes to it too). */
+static void broker_name_default(struct gizp *g)
 {
     char host[GIZ_BROKER_NAME_SIZE] = "";
     char *name = g->cfg.broker_name;
@@ -276,6 +276,13 @@ static int broker_identity(struct gizp *g)
         }
         memcpy(name, host, strlen(host) + 1);
     }
+}
+
+/* Gives the registry name to the store connection, which scopes presence
+ * writes to it. 0 or -1 after logging. */
+static int broker_identity(struct gizp *g)
+{
+    const char *name = g->cfg.broker_name;
     if (giz_store_set_broker(g->store, name) != GIZ_OK) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "giz: refusing to start: broker name \"%s\" unusable",
                              name);
@@ -322,6 +329,7 @@ GIZP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **
         rc = MOSQ_ERR_NOMEM;
         goto fail;
     }
+    broker_name_default(g);
     events__start(g); /* before the store opens: the writer process must not inherit it */
     rc = giz_store_open(g->cfg.db_path, &g->store, &err);
     if (rc != GIZ_OK) {

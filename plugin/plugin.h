@@ -28,6 +28,7 @@
 
 #include "giz/log.h"
 #include "giz/map.h"
+#include "giz/pool.h"
 #include "giz/proto.h"
 #include "giz/store.h"
 #include "giz/util.h"
@@ -158,7 +159,7 @@ struct did_state {
                                       refill; 0 until the first 0x0012 (the bucket starts full) */
 };
 _Static_assert(sizeof(void *) != 8 || sizeof(struct did_state) <= 136,
-               "a DID record (presence + timeline) fits a 144-byte heap chunk");
+               "a DID record (presence + timeline) stays within 136 bytes (one per device)");
 
 /* An online app client id (all its live contexts share one record). Read
  * by acl.c (client id, bound DIDs through presence__app_bound). */
@@ -231,6 +232,10 @@ void presence__written(struct gizp *g);
 /* Queues an online row for every connected device (after a sweep by another
  * node marked them offline while this broker was only slow). */
 void presence__requeue_online(struct gizp *g);
+/* The store may have missed changes (the writer process died with some in
+ * flight): the next DB batch marks this broker's devices offline, then the
+ * connected ones online. */
+void presence__resync(struct gizp *g);
 /* MOSQ_EVT_DISCONNECT. */
 int presence__disconnect_cb(int event, void *event_data, void *userdata);
 void presence__stats(const struct gizp *g, struct presence_stats *out);
@@ -394,6 +399,9 @@ void events__outbox_seen(struct gizp *g, int64_t created_at);
  * are queued; events__write appends them inside the caller's transaction;
  * events__written forgets them after the commit, events__failed keeps
  * them for the next batch. */
+/* Hands a presence change to the writer process; false when it is not
+ * running (the caller queues it for the DB batch). */
+bool events__state_online(struct gizp *g, const char *did, bool online, int64_t at);
 bool events__pending(const struct gizp *g);
 int events__write(struct gizp *g);
 void events__written(struct gizp *g);

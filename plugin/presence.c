@@ -12,9 +12,13 @@
  * online or goes offline, and on bind/unbind (outbox BINDING events); each
  * change pushes 0x0210 to the device if it is online.
  *
- * Online/offline changes (devices.online/last_seen) are queued here and
+ * Online/offline changes (devices.online/last_seen) go to the timeline's
+ * writer process while it runs (events__state_online: no SQLite on
+ * mosquitto's thread for a login); without it they are queued here and
  * written by plugin.c's DB batch (presence__write) once per poll period,
- * in the same transaction as devlog.c's records.
+ * in the same transaction as devlog.c's records. If the writer dies with
+ * changes in flight, the next batch marks this broker's devices offline and
+ * writes the connected ones online again (presence__resync).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +48,16 @@ struct gone_client {
 };
 
 struct presence {
-    struct giz_map clients;      /* struct mosquitto * -> tagged pointer (client_tag) */
-    struct giz_imap dids;        /* struct did_state by its did */
+    struct giz_map clients; /* struct mosquitto * -> tagged pointer (client_tag) */
+    struct giz_imap dids;   /* struct did_state by its did */
+    /* one of each per idle device, off malloc's heap (giz/pool.h) */
+    struct giz_pool client_pool; /* the clients map's entries */
+    struct giz_pool did_pool;    /* struct did_state */
     struct giz_map apps;         /* app client id -> struct app_state */
     struct pending_online *pend; /* queued for the DB batch */
     size_t pend_n, pend_cap;
-    size_t online_devs;             /* DIDs with device_conns > 0 */
+    bool resync;        /* the batch starts with "all of this broker's devices offline" */
+    size_t online_devs; /* DIDs with device_conns > 0 */
     char (*new_devs)[GIZ_DID_SIZE]; /* logged in since the last TICK (0x0210 push) */
     size_t new_devs_n, new_devs_cap;
     struct gone_client gone; /* last DISCONNECT, for its will's ACL check */
@@ -62,7 +70,7 @@ static void did_maybe_free(struct gizp *g, struct did_state *ds)
     if (ds != NULL && ds->device_conns == 0 && ds->app_count == 0) {
         if (ds->ev.ctx != NULL) events__did_gone(g, ds); /* (its DISCONNECT comes first) */
         giz_imap_remove(&g->presence->dids, ds->did, strlen(ds->did));
-        free(ds);
+        giz_pool_free(&g->presence->did_pool, ds);
     }
 }
 
@@ -70,12 +78,12 @@ static struct did_state *did_get_or_create(struct gizp *g, const char *did, size
 {
     struct did_state *ds = giz_imap_get(&g->presence->dids, did, did_len);
     if (ds != NULL || did_len >= GIZ_DID_SIZE) return ds;
-    ds = calloc(1, sizeof(*ds));
+    ds = giz_pool_alloc(&g->presence->did_pool);
     if (ds == NULL) return NULL;
     memcpy(ds->did, did, did_len);
     ds->did[did_len] = '\0';
     if (giz_imap_put(&g->presence->dids, ds) != 0) {
-        free(ds);
+        giz_pool_free(&g->presence->did_pool, ds);
         return NULL;
     }
     return ds;
@@ -119,6 +127,8 @@ static void queue_online(struct gizp *g, const char *did, bool online)
 {
     struct presence *pr = g->presence;
     struct pending_online *p;
+    int64_t at = plugin__unix_now();
+    if (events__state_online(g, did, online, at)) return;
     if (pr->pend_n >= PRESENCE_MAX_PENDING_ONLINE) {
         if (plugin__rate_ok(&pr->rl, 5, "presence updates dropped"))
             mosquitto_log_printf(MOSQ_LOG_WARNING, "giz: presence queue full, dropping update");
@@ -131,7 +141,7 @@ static void queue_online(struct gizp *g, const char *did, bool online)
     struct pending_online *e = &pr->pend[pr->pend_n++];
     snprintf(e->did, sizeof(e->did), "%s", did);
     e->online = online;
-    e->at = plugin__unix_now();
+    e->at = at;
 }
 
 /* ---- apps' bound DIDs (sorted array) ------------------------------------ */
@@ -517,12 +527,15 @@ int presence__init(struct gizp *g)
     struct presence *pr = calloc(1, sizeof(*pr));
     if (pr == NULL) return -1;
     g->presence = pr;
+    giz_pool_init(&pr->client_pool, GIZ_MAP_ENTRY_SIZE(sizeof(void *)));
+    giz_pool_init(&pr->did_pool, sizeof(struct did_state));
     if (giz_map_init(&pr->clients) != 0 ||
         giz_imap_init(&pr->dids, offsetof(struct did_state, link),
                       offsetof(struct did_state, did)) != 0 ||
         giz_map_init(&pr->apps) != 0)
         return -1;               /* presence__free releases what was made */
     pr->clients.ptr_keys = true; /* keyed by mosquitto context pointers */
+    pr->clients.pool = &pr->client_pool;
     return 0;
 }
 
@@ -556,12 +569,16 @@ void presence__foreach_did(struct gizp *g, int (*cb)(struct did_state *ds, void 
 
 bool presence__pending(const struct gizp *g)
 {
-    return g->presence->pend_n > 0;
+    return g->presence->pend_n > 0 || g->presence->resync;
 }
 
 int presence__write(struct gizp *g)
 {
     const struct presence *pr = g->presence;
+    if (pr->resync) {
+        int rc = giz_store_device_all_offline(g->store);
+        if (rc != GIZ_OK) return rc;
+    }
     for (size_t i = 0; i < pr->pend_n; i++) {
         const struct pending_online *p = &pr->pend[i];
         int rc = giz_store_device_set_online(g->store, p->did, p->online, p->at);
@@ -574,6 +591,7 @@ void presence__written(struct gizp *g)
 {
     struct presence *pr = g->presence;
     pr->pend_n = 0;
+    pr->resync = false;
     if (pr->pend_cap * sizeof(*pr->pend) > GIZ_BURST_KEEP_BYTES) { /* after a login storm */
         free(pr->pend);
         pr->pend = NULL;
@@ -603,6 +621,13 @@ void presence__requeue_online(struct gizp *g)
     presence__foreach_did(g, requeue_cb, g);
 }
 
+void presence__resync(struct gizp *g)
+{
+    g->presence->pend_n = 0; /* all superseded by the offline marks */
+    g->presence->resync = true;
+    presence__requeue_online(g);
+}
+
 void presence__free(struct gizp *g)
 {
     struct presence *pr = g->presence;
@@ -611,7 +636,9 @@ void presence__free(struct gizp *g)
     free(pr->new_devs);
     giz_map_free(&pr->clients, NULL); /* values are tagged pointers into dids / apps */
     giz_map_free(&pr->apps, app_free);
-    giz_imap_free(&pr->dids, free);
+    giz_imap_free(&pr->dids, NULL); /* the records go with their pool */
+    giz_pool_destroy(&pr->did_pool);
+    giz_pool_destroy(&pr->client_pool); /* after the map: its entries came from it */
     free(pr->pend);
     free(pr);
     g->presence = NULL;

@@ -47,6 +47,18 @@ int giz_secret_verify(const char *secret, const char *stored);
  * lowercase hex HMAC-SHA256(key, secret) into out (cap >= 65). */
 int giz_token_digest(const uint8_t *key, size_t key_len, const char *secret, char *out, size_t cap);
 
+/* HMAC-SHA256 under one key, set once: the key schedule (the inner and
+ * outer pads) is computed by giz_hmac_new, so each giz_hmac_sha256 costs
+ * the hash of the message alone (about 0.5 us against 3 us for a one-shot
+ * HMAC on OpenSSL 3, which fetches the digest every call). Not for two
+ * threads at once: the owner serializes. The key is copied into OpenSSL's
+ * context and cleansed with it by giz_hmac_free. */
+struct giz_hmac;
+struct giz_hmac *giz_hmac_new(const uint8_t *key, size_t key_len);
+/* The 32-byte MAC of data[0..n). GIZ_OK or GIZ_ERR_CRYPTO. */
+int giz_hmac_sha256(struct giz_hmac *h, const void *data, size_t n, uint8_t out[32]);
+void giz_hmac_free(struct giz_hmac *h);
+
 /* Constant-time equality of two buffers of the same length. */
 bool giz_consttime_eq(const void *a, const void *b, size_t n);
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct giz_pool;
+
 struct giz_map_entry {
     struct giz_map_entry *next;
     uint64_t hash;
@@ -32,7 +34,13 @@ struct giz_map {
     size_t count;
     uint64_t k0, k1; /* SipHash key */
     bool ptr_keys;   /* set after init: 8-byte keys get the cheap keyed mix instead of SipHash */
+    /* Set after init (optional, the owner's): entries of at most its object
+     * size (GIZ_MAP_ENTRY_SIZE of the key length) come from it, not malloc. */
+    struct giz_pool *pool;
 };
+
+/* The bytes of an entry with a key of klen bytes. */
+#define GIZ_MAP_ENTRY_SIZE(klen) (offsetof(struct giz_map_entry, key) + (size_t)(klen) + 1u)
 
 /* Called for each entry; returns 0 to continue, non-zero to stop. It must
  * not change the map it iterates. */

@@ -126,6 +126,47 @@ TEST_CASE(hmac_vectors)
     ASSERT_EQ(giz_token_digest(key, 20, "x", small, sizeof small), GIZ_ERR_NOSPACE);
 }
 
+/* The keyed HMAC object gives the RFC 4231 answers, again and again from
+ * the same key schedule, and agrees with the one-shot digest. */
+TEST_CASE(hmac_keyed)
+{
+    uint8_t key[131], mac[32], want[32];
+    char hex[65];
+    size_t n = 0;
+    struct giz_hmac *h;
+
+    memset(key, 0x0b, 20);
+    h = giz_hmac_new(key, 20);
+    ASSERT_TRUE(h != NULL);
+    unhex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", want, sizeof want,
+          &n);
+    for (int i = 0; i < 3; i++) {
+        memset(mac, 0, sizeof mac);
+        ASSERT_EQ(giz_hmac_sha256(h, "Hi There", 8, mac), GIZ_OK);
+        ASSERT_MEMEQ(mac, want, 32);
+    }
+    ASSERT_EQ(giz_hmac_sha256(h, "Hi Therf", 8, mac), GIZ_OK);
+    ASSERT_TRUE(memcmp(mac, want, 32) != 0);
+    ASSERT_EQ(giz_hmac_sha256(h, NULL, 0, mac), GIZ_OK); /* the empty message */
+    ASSERT_EQ(giz_token_digest(key, 20, "", hex, sizeof hex), GIZ_OK);
+    unhex(hex, want, sizeof want, &n);
+    ASSERT_MEMEQ(mac, want, 32);
+    ASSERT_EQ(giz_hmac_sha256(h, NULL, 3, mac), GIZ_ERR_INVAL);
+    giz_hmac_free(h);
+
+    memset(key, 0xaa, sizeof key); /* longer than a block: hashed first */
+    h = giz_hmac_new(key, sizeof key);
+    ASSERT_TRUE(h != NULL);
+    ASSERT_EQ(giz_hmac_sha256(h, "Test Using Larger Than Block-Size Key - Hash Key First", 54, mac),
+              GIZ_OK);
+    unhex("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54", want, sizeof want,
+          &n);
+    ASSERT_MEMEQ(mac, want, 32);
+    giz_hmac_free(h);
+    ASSERT_TRUE(giz_hmac_new(key, 0) == NULL);
+    giz_hmac_free(NULL);
+}
+
 TEST_CASE(aes)
 {
     uint8_t key[16], pt[64], ct[64], back[64], want[64];
@@ -401,6 +442,6 @@ TEST_CASE(passcode_key_file)
 }
 
 TEST_LIST(TEST_ENTRY(pbkdf2_vectors), TEST_ENTRY(secret_hash), TEST_ENTRY(hmac_vectors),
-          TEST_ENTRY(aes), TEST_ENTRY(md5), TEST_ENTRY(hex_random), TEST_ENTRY(passcode_mac),
-          TEST_ENTRY(passcode_key_file));
+          TEST_ENTRY(hmac_keyed), TEST_ENTRY(aes), TEST_ENTRY(md5), TEST_ENTRY(hex_random),
+          TEST_ENTRY(passcode_mac), TEST_ENTRY(passcode_key_file));
 TEST_MAIN()
