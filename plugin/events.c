@@ -101,7 +101,6 @@ struct ev_rec {
 /* data bytes of a new record (256 in all): a publish's topic and 64 payload
  * bytes, a connect's fields; larger ones get a record of their size */
 #define EV_REC_MIN 176u
-#define EV_SPARE_MAX 1024u /* spare records kept after a burst */
 #define EV_OUT_KEEP 65536u /* pipe bytes buffer kept after a burst */
 
 /* Flood tracking (struct ev_live's flood_* fields): the publishes a device
@@ -179,8 +178,11 @@ struct events {
                                   queued, counting from 0) is in ring[p % cap] while p >= taken */
     unsigned flood_bound;      /* events_per_device (0: no replacement) */
     uint64_t unrecorded_drops; /* not yet sent to the writer (event_drops) */
-    struct ev_rec **spare;     /* records to reuse */
-    size_t nspare, spare_cap;
+    /* records of EV_REC_MIN data bytes (nearly all) come from this pool, off
+     * malloc's heap: a login storm's thousands of short-lived records do not
+     * leave holes between the broker's long-lived allocations, and the
+     * slabs go back to the kernel once the writer has taken them */
+    struct giz_pool rec_pool;
     struct ev_conn_row *rows;
     size_t nrows, rows_cap, rows_in_flight;
     /* A DID's live session is in presence's did_state (struct ev_live; a
@@ -224,36 +226,28 @@ static unsigned cmd_slot(uint16_t cmd)
     return 0;
 }
 
-/* A record with at least need bytes of data (a spare one if it fits), or
- * NULL (events off, no memory). */
+/* A record with at least need bytes of data (from the pool when
+ * EV_REC_MIN do), or NULL (events off, no memory). */
 static struct ev_rec *rec_get(struct events *ev, size_t need)
 {
-    struct ev_rec *r = NULL;
-    if (!ev->started) return NULL;
-    while (r == NULL && ev->nspare > 0) {
-        r = ev->spare[--ev->nspare];
-        if (r->cap < need) {
-            free(r);
-            r = NULL;
-        }
+    struct ev_rec *r;
+    if (!ev->started || need > UINT32_MAX) return NULL;
+    if (need <= EV_REC_MIN) {
+        r = giz_pool_alloc(&ev->rec_pool);
+        if (r != NULL) r->cap = EV_REC_MIN;
+        return r;
     }
-    if (r == NULL && need <= UINT32_MAX) {
-        uint32_t cap = need > EV_REC_MIN ? (uint32_t)need : EV_REC_MIN;
-        r = malloc(sizeof(*r) + cap);
-        if (r != NULL) r->cap = cap;
-    }
+    r = malloc(sizeof(*r) + need);
+    if (r != NULL) r->cap = (uint32_t)need;
     return r;
 }
 
-/* Keeps r for reuse; false without memory (the caller frees it). */
-static bool spare_put(struct events *ev, struct ev_rec *r)
+static void rec_free(struct events *ev, struct ev_rec *r)
 {
-    struct ev_rec **s = giz_array_reserve(ev->spare, &ev->spare_cap, ev->nspare + 1u, sizeof(*s),
-                                          256u, SIZE_MAX / sizeof(*s));
-    if (s == NULL) return false;
-    ev->spare = s;
-    ev->spare[ev->nspare++] = r;
-    return true;
+    if (r != NULL && r->cap == EV_REC_MIN)
+        giz_pool_free(&ev->rec_pool, r);
+    else
+        free(r);
 }
 
 /* Queues r as conn's newest publish, replacing its oldest queued
@@ -275,7 +269,7 @@ static bool flood_queue(struct events *ev, struct ev_live *conn, struct ev_rec *
         r->prev_pos = UINT64_MAX;
         *slot = r;
         conn->flood_next = (uint16_t)((conn->flood_next + 1u) % bound);
-        if (!spare_put(ev, old)) free(old);
+        rec_free(ev, old);
         return true;
     }
     if (ev->n >= ev->cap) return false; /* a drop */
@@ -297,8 +291,8 @@ static bool flood_queue(struct events *ev, struct ev_live *conn, struct ev_rec *
     return false;
 }
 
-/* Stamps r (did, kind, now) and queues it; a full queue drops it (back to
- * the spares) and counts the drop. r NULL: only counts a drop. */
+/* Stamps r (did, kind, now) and queues it; a full queue drops it (freed)
+ * and counts the drop. r NULL: only counts a drop. */
 static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, const char *kind,
                       struct ev_live *conn)
 {
@@ -322,9 +316,8 @@ static void rec_queue(struct events *ev, struct ev_rec *r, const char *did, cons
     } else if (ev->started) {
         ev->unrecorded_drops++;
     }
-    if (!queued && r != NULL && spare_put(ev, r)) r = NULL; /* reused, not freed */
     if (!queued) {
-        free(r);
+        rec_free(ev, r);
         ev->dropped++;
     }
 }
@@ -1383,7 +1376,7 @@ static void ring_flush(struct events *ev)
             ev->dropped++;
             ev->unrecorded_drops++;
         }
-        if (!spare_put(ev, r)) free(r);
+        rec_free(ev, r);
     }
     ev->head = (ev->head + ev->n) % ev->cap;
     ev->taken += ev->n;
@@ -1501,11 +1494,6 @@ void events__tick(struct gizp *g, int64_t now_ms)
     }
     bool quiet = ev->pushed == ev->pushed_at_tick;
     ev->pushed_at_tick = ev->pushed;
-    /* Spares are trimmed only once a burst is over (freeing them during one
-     * would put a malloc per event back on this thread). */
-    if (quiet)
-        while (ev->nspare > EV_SPARE_MAX)
-            free(ev->spare[--ev->nspare]);
     if (quiet && ev->out_len == 0 && ev->out_cap > EV_OUT_KEEP) { /* a burst's (mmap'd) buffer */
         free(ev->out);
         ev->out = NULL;
@@ -1641,6 +1629,7 @@ int events__init(struct gizp *g)
     struct events *ev = calloc(1, sizeof(*ev));
     if (ev == NULL) return -1;
     g->events = ev;
+    giz_pool_init(&ev->rec_pool, sizeof(struct ev_rec) + EV_REC_MIN);
     ev->outbox_lag_s = ev->outbox_lag_max_s = -1;
     ev->wfd = -1;
     return 0;
@@ -1688,11 +1677,9 @@ void events__free(struct gizp *g)
     if (ev->child > 0) waitpid(ev->child, NULL, 0);
     ev->started = false;
     for (size_t i = 0; i < ev->n; i++)
-        free(ev->ring[(ev->head + i) % ev->cap]);
+        rec_free(ev, ev->ring[(ev->head + i) % ev->cap]);
     free(ev->ring);
-    for (size_t i = 0; i < ev->nspare; i++)
-        free(ev->spare[i]);
-    free(ev->spare);
+    giz_pool_destroy(&ev->rec_pool);
     free(ev->out);
     if (ev->sh != NULL) munmap(ev->sh, sizeof(*ev->sh));
     free(ev->rows);
